@@ -1,0 +1,519 @@
+"""Frozen result objects of every analysis, each with ``to_dict()`` at full precision.
+
+``theta``/``se`` are on the analysis scale (log for RR and OR); ``estimate``/``ci_low``/``ci_high``
+on the reported scale; ``i2`` and weights in percent. ``None`` means "not applicable" (for example
+heterogeneity with a single study) and becomes JSON ``null``. Nothing here rounds or prints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+from ivigmeta.data import Study
+
+RATIO_MEASURES = ("RR", "OR")
+
+
+def back_transform(theta: float | None, measure: str) -> float | None:
+    """Analysis scale -> reported scale (exp for ratio measures, identity otherwise)."""
+    if theta is None:
+        return None
+    if measure in RATIO_MEASURES:
+        try:
+            return math.exp(theta)
+        except OverflowError:
+            return math.inf
+    return theta
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """A study left out of an analysis, and why."""
+
+    study: str
+    reason: str
+    row: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"study": self.study, "reason": self.reason, "row": self.row}
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How a model is fitted; every method that refits (leave-one-out, subgroups) reuses them."""
+
+    tau2_method: str = "DL"
+    ci_method: str = "z"
+    level: float = 0.95
+    common_method: str = "IV"
+
+
+@dataclass(frozen=True)
+class EffectSizes:
+    """Per-study effect sizes ``yi`` and sampling variances ``vi`` (metafor's ``escalc``)."""
+
+    measure: str
+    studies: tuple[Study, ...]
+    yi: tuple[float, ...]
+    vi: tuple[float, ...]
+    cc_added: tuple[float, ...]
+    cc: float = 0.5
+    cc_policy: str = "only0"
+    excluded: tuple[Exclusion, ...] = ()
+
+    @property
+    def k(self) -> int:
+        return len(self.yi)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(s.study for s in self.studies)
+
+    def subset(self, indices: Sequence[int], excluded: Sequence[Exclusion] = ()) -> "EffectSizes":
+        """The studies at ``indices`` (in that order); ``excluded`` is added to the exclusions."""
+        return replace(
+            self,
+            studies=tuple(self.studies[i] for i in indices),
+            yi=tuple(self.yi[i] for i in indices),
+            vi=tuple(self.vi[i] for i in indices),
+            cc_added=tuple(self.cc_added[i] for i in indices),
+            excluded=self.excluded + tuple(excluded),
+        )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A (pooled or single-study) estimate with its Wald-type or t-based test and interval."""
+
+    measure: str
+    theta: float
+    se: float
+    statistic: float
+    p_value: float
+    ci_low_theta: float
+    ci_high_theta: float
+
+    @property
+    def estimate(self) -> float:
+        return back_transform(self.theta, self.measure)  # type: ignore[return-value]
+
+    @property
+    def ci_low(self) -> float:
+        return back_transform(self.ci_low_theta, self.measure)  # type: ignore[return-value]
+
+    @property
+    def ci_high(self) -> float:
+        return back_transform(self.ci_high_theta, self.measure)  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "theta": self.theta,
+            "se": self.se,
+            "statistic": self.statistic,
+            "estimate": self.estimate,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+        }
+
+
+@dataclass(frozen=True)
+class CommonFit(Estimate):
+    """Common-effect (fixed-effect) pooled estimate."""
+
+    method: str = "IV"
+    weights: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, **super().to_dict()}
+
+
+@dataclass(frozen=True)
+class RandomFit(Estimate):
+    """Random-effects pooled estimate with its tau² and prediction interval."""
+
+    tau2_method: str = "DL"
+    ci_method: str = "z"
+    tau2: float = 0.0
+    df: float | None = None
+    pi_low_theta: float | None = None
+    pi_high_theta: float | None = None
+    weights: tuple[float, ...] = ()
+
+    @property
+    def pi_low(self) -> float | None:
+        return back_transform(self.pi_low_theta, self.measure)
+
+    @property
+    def pi_high(self) -> float | None:
+        return back_transform(self.pi_high_theta, self.measure)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"tau2_method": self.tau2_method, "ci_method": self.ci_method, **super().to_dict()}
+        out["tau2"] = self.tau2
+        out["df"] = self.df
+        out["pi_low"] = self.pi_low
+        out["pi_high"] = self.pi_high
+        return out
+
+
+@dataclass(frozen=True)
+class Heterogeneity:
+    """Cochran's Q with its test, I² (percent), H², tau² and tau.
+
+    ``i2`` and ``h2`` follow metafor (from tau² and the typical within-study variance); ``i2_q``
+    is the Q-based (Q - df) / Q of meta and RevMan. They are equal under DerSimonian-Laird.
+    ``None`` where not applicable (k = 1).
+    """
+
+    q: float | None
+    df: int
+    p_value: float | None
+    i2: float | None
+    h2: float | None
+    tau2: float | None
+    tau: float | None
+    i2_q: float | None
+    tau2_method: str = "DL"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "q": self.q,
+            "df": self.df,
+            "p_value": self.p_value,
+            "i2": self.i2,
+            "h2": self.h2,
+            "tau2": self.tau2,
+            "tau": self.tau,
+            "i2_q": self.i2_q,
+            "tau2_method": self.tau2_method,
+        }
+
+
+@dataclass(frozen=True)
+class MetaAnalysis:
+    """One fitted meta-analysis: the inputs, the per-study estimates and both pooled models.
+
+    With a single study ``common``, ``random`` and ``heterogeneity`` are ``None``: nothing is pooled.
+    """
+
+    effects: EffectSizes
+    options: FitOptions
+    study_estimates: tuple[Estimate, ...]
+    common: CommonFit | None
+    random: RandomFit | None
+    heterogeneity: Heterogeneity | None
+
+    @property
+    def k(self) -> int:
+        return self.effects.k
+
+    @property
+    def measure(self) -> str:
+        return self.effects.measure
+
+    @property
+    def pooled(self) -> bool:
+        return self.random is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        studies = []
+        for i, (study, est) in enumerate(zip(self.effects.studies, self.study_estimates)):
+            studies.append(
+                {
+                    "study": study.study,
+                    "year": study.year,
+                    "row": study.row,
+                    "treat_events": study.treat_events,
+                    "treat_total": study.treat_total,
+                    "control_events": study.control_events,
+                    "control_total": study.control_total,
+                    "yi": self.effects.yi[i],
+                    "vi": self.effects.vi[i],
+                    "cc_added": self.effects.cc_added[i],
+                    **est.to_dict(),
+                    "weight_common": self.common.weights[i] if self.common else None,
+                    "weight_random": self.random.weights[i] if self.random else None,
+                }
+            )
+        return {
+            "measure": self.measure,
+            "k": self.k,
+            "level": self.options.level,
+            "studies": studies,
+            "common": self.common.to_dict() if self.common else None,
+            "random": self.random.to_dict() if self.random else None,
+            "heterogeneity": self.heterogeneity.to_dict() if self.heterogeneity else None,
+            "excluded": [e.to_dict() for e in self.effects.excluded],
+        }
+
+
+@dataclass(frozen=True)
+class LeaveOneOutRow:
+    """The random-effects fit with one study omitted."""
+
+    omitted: Study
+    analysis: MetaAnalysis
+
+    def to_dict(self) -> dict[str, Any]:
+        fit, het = self.analysis.random, self.analysis.heterogeneity
+        out: dict[str, Any] = {"study": self.omitted.study, "k": self.analysis.k}
+        if fit is None:  # only one study left: nothing is pooled
+            est = self.analysis.study_estimates[0]
+            out.update(est.to_dict())
+            out.update({"q": None, "q_p_value": None, "i2": None, "tau2": None})
+            return out
+        out.update(fit.to_dict())
+        out.update(
+            {
+                "q": het.q if het else None,
+                "q_p_value": het.p_value if het else None,
+                "i2": het.i2 if het else None,
+                "h2": het.h2 if het else None,
+                "tau2": het.tau2 if het else None,
+            }
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class LeaveOneOut:
+    """Leave-one-out sensitivity analysis of a fitted meta-analysis."""
+
+    full: MetaAnalysis
+    rows: tuple[LeaveOneOutRow, ...]
+
+    def _pooled(self) -> list[tuple[float, LeaveOneOutRow]]:
+        out = []
+        for row in self.rows:
+            fit = row.analysis.random or row.analysis.study_estimates[0]
+            out.append((fit.theta, row))
+        return out
+
+    @property
+    def smallest(self) -> LeaveOneOutRow:
+        return min(self._pooled(), key=lambda item: item[0])[1]
+
+    @property
+    def largest(self) -> LeaveOneOutRow:
+        return max(self._pooled(), key=lambda item: item[0])[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measure": self.full.measure,
+            "k": self.full.k,
+            "tau2_method": self.full.options.tau2_method,
+            "ci_method": self.full.options.ci_method,
+            "omitted": [row.to_dict() for row in self.rows],
+            "range": {
+                "smallest": self.smallest.to_dict(),
+                "largest": self.largest.to_dict(),
+            },
+            "excluded": [e.to_dict() for e in self.full.effects.excluded],
+        }
+
+
+@dataclass(frozen=True)
+class BetweenTest:
+    """Test of a difference between subgroups (meta-regression QM or Q-between)."""
+
+    method: str
+    statistic: float | None
+    df: int
+    p_value: float | None
+    tau2: float | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "qm": self.statistic,
+            "statistic": self.statistic,
+            "df": self.df,
+            "p_value": self.p_value,
+            "tau2": self.tau2,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class SubgroupLevel:
+    """The meta-analysis of the studies sharing one label."""
+
+    level: str
+    analysis: MetaAnalysis
+
+    def to_dict(self) -> dict[str, Any]:
+        a = self.analysis
+        fit = a.random or a.study_estimates[0]
+        het = a.heterogeneity
+        return {
+            "level": self.level,
+            "k": a.k,
+            "studies": list(a.effects.labels),
+            "theta": fit.theta,
+            "se": fit.se,
+            "estimate": fit.estimate,
+            "ci_low": fit.ci_low,
+            "ci_high": fit.ci_high,
+            "p_value": fit.p_value,
+            "q": het.q if het else None,
+            "df": het.df if het else 0,
+            "q_p_value": het.p_value if het else None,
+            "i2": het.i2 if het else None,
+            "tau2": het.tau2 if het else None,
+        }
+
+
+@dataclass(frozen=True)
+class SubgroupResult:
+    """Subgroup analysis by one label column."""
+
+    column: str
+    levels: tuple[SubgroupLevel, ...]
+    test: BetweenTest
+    excluded: tuple[Exclusion, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "column": self.column,
+            "levels": [lv.to_dict() for lv in self.levels],
+            "test": self.test.to_dict(),
+            "excluded": [e.to_dict() for e in self.excluded],
+        }
+
+
+@dataclass(frozen=True)
+class SubgroupAnalysis:
+    """Subgroup analyses by one or more columns, with the overall fit they came from."""
+
+    full: MetaAnalysis
+    by: tuple[SubgroupResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measure": self.full.measure,
+            "tau2_method": self.full.options.tau2_method,
+            "by": [b.to_dict() for b in self.by],
+        }
+
+
+@dataclass(frozen=True)
+class Coefficient:
+    """One meta-regression coefficient with its test and interval (analysis scale)."""
+
+    name: str
+    estimate: float
+    se: float
+    statistic: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "estimate": self.estimate,
+            "se": self.se,
+            "statistic": self.statistic,
+            "p_value": self.p_value,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+        }
+
+
+@dataclass(frozen=True)
+class MetaRegression:
+    """A mixed-effects meta-regression (metafor's ``rma(yi, vi, mods = ...)``)."""
+
+    coefficients: tuple[Coefficient, ...]
+    qm: float | None
+    qm_df: int
+    qm_p_value: float | None
+    qe: float
+    qe_df: int
+    qe_p_value: float | None
+    tau2: float
+    i2: float | None
+    h2: float | None
+    r2: float | None
+    k: int
+    tau2_method: str = "DL"
+    ci_method: str = "z"
+    qm_df2: int | None = None
+    excluded: tuple[Exclusion, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "tau2_method": self.tau2_method,
+            "ci_method": self.ci_method,
+            "coefficients": [c.to_dict() for c in self.coefficients],
+            "qm": self.qm,
+            "qm_df": self.qm_df,
+            "qm_df2": self.qm_df2,
+            "qm_p_value": self.qm_p_value,
+            "qe": self.qe,
+            "qe_df": self.qe_df,
+            "qe_p_value": self.qe_p_value,
+            "tau2": self.tau2,
+            "i2": self.i2,
+            "h2": self.h2,
+            "r2": self.r2,
+            "excluded": [e.to_dict() for e in self.excluded],
+        }
+
+
+@dataclass(frozen=True)
+class EggerTest:
+    """Egger's regression test: standardized effect regressed on precision (Egger et al. 1997)."""
+
+    intercept: float
+    se: float
+    t: float
+    df: int
+    p_value: float
+    slope: float
+    slope_se: float
+    k: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "intercept": self.intercept,
+            "se": self.se,
+            "t": self.t,
+            "df": self.df,
+            "p_value": self.p_value,
+            "slope": self.slope,
+            "slope_se": self.slope_se,
+            "k": self.k,
+        }
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """A method that does not apply to these data, with the reason (reported, not an error)."""
+
+    method: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"applicable": False, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class BiasAnalysis:
+    """Small-study-effect tests of one set of effect sizes."""
+
+    full: MetaAnalysis
+    egger: EggerTest | NotApplicable
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measure": self.full.measure,
+            "k": self.full.k,
+            "egger": self.egger.to_dict(),
+            "excluded": [e.to_dict() for e in self.full.effects.excluded],
+        }
