@@ -64,6 +64,13 @@ class StudyTable:
     def has_column(self, name: str) -> bool:
         return name in self.columns
 
+    def require_label_column(self, name: str) -> None:
+        """Raise a :class:`DataError` naming the file and the columns found if ``name`` is absent."""
+        if name not in self.columns:
+            raise DataError(
+                f"{self.source}: no column '{name}' (columns found: {', '.join(self.columns)})"
+            )
+
     def label_columns(self) -> tuple[str, ...]:
         """Columns other than the label, year and counts (candidates for subgrouping)."""
         fixed = {LABEL_COLUMN, YEAR_COLUMN, *COUNT_COLUMNS}

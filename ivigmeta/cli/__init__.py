@@ -1,0 +1,44 @@
+"""The ``ivigmeta`` command line: click lives here and nowhere else.
+
+Commands load a table, call one core function, and hand the result to ``render``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ivigmeta import __version__
+from ivigmeta.cli.commands import COMMANDS
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="ivigmeta")
+def cli() -> None:
+    """Recompute binary-outcome meta-analyses from a CSV of study event counts.
+
+    FILE is a CSV with the columns study, year, treat_events, treat_total, control_events,
+    control_total and any label columns; it defaults to ./studies.csv, and - reads standard input.
+    """
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """Console-script entry point: bugs become one line on stderr, never a traceback."""
+    from ivigmeta.cli.common import debug_enabled, internal_error
+
+    try:
+        cli.main(prog_name="ivigmeta", standalone_mode=True)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+        if debug_enabled():
+            raise
+        internal_error(exc)
+    sys.exit(0)

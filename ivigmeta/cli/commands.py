@@ -1,0 +1,118 @@
+"""The analysis subcommands: pool, heterogeneity, loo, subgroup, bias.
+
+Each command loads the table, calls one core function and renders the result; no arithmetic here.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ivigmeta.cli.common import analysis_command, handle_errors, note, write_output
+from ivigmeta.data import load_table
+from ivigmeta.effects import compute_effects
+from ivigmeta.errors import DataError
+from ivigmeta.results import FitOptions, MetaAnalysis
+
+
+def load_and_fit(file: str, measure: str, cc: float, cc_policy: str, tau2_method: str,
+                 ci_method: str, common_method: str, level: float):
+    """Read the table and fit the models with the command-line options; returns (table, fit)."""
+    from ivigmeta.pooling import fit
+
+    table = load_table(file)
+    es = compute_effects(table.studies, measure=measure, cc=cc, cc_policy=cc_policy)
+    options = FitOptions(
+        tau2_method=tau2_method.upper(),
+        ci_method=ci_method.lower(),
+        level=level / 100.0,
+        common_method=common_method.upper(),
+    )
+    ma = fit(es, options)
+    for e in es.excluded:
+        note(f"{table.source}, row {e.row}: {e.study} excluded: {e.reason}")
+    return table, ma
+
+
+def show(result, view: str, fmt: str, ascii_only: bool) -> None:
+    from ivigmeta.render import render
+
+    write_output(render(result, view, fmt, ascii_only=ascii_only))
+
+
+def _require_pooled(ma: MetaAnalysis, what: str) -> None:
+    if not ma.pooled:
+        raise DataError(f"{what} needs at least 2 usable studies (have {ma.k})")
+
+
+@click.command()
+@analysis_command
+@handle_errors
+def pool(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level):
+    """Pool the studies: per-study effects, common and random-effects estimates (Table 2)."""
+    _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    if not ma.pooled:
+        note("a single study: no pooling was done")
+    show(ma, "pool", fmt, ascii_only)
+
+
+@click.command()
+@analysis_command
+@handle_errors
+def heterogeneity(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level):
+    """Heterogeneity: Cochran's Q, df, p, I², H², tau² and tau."""
+    _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    if not ma.pooled:
+        note("a single study: heterogeneity is not applicable")
+    show(ma, "heterogeneity", fmt, ascii_only)
+
+
+@click.command()
+@analysis_command
+@handle_errors
+def loo(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level):
+    """Leave-one-out sensitivity analysis: the random-effects fit without each study in turn."""
+    from ivigmeta.sensitivity import leave_one_out
+
+    _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    _require_pooled(ma, "leave-one-out")
+    show(leave_one_out(ma), "loo", fmt, ascii_only)
+
+
+@click.command()
+@analysis_command
+@click.option(
+    "--by",
+    "columns",
+    multiple=True,
+    required=True,
+    metavar="COL",
+    help="Label column to subgroup by (repeat for several analyses).",
+)
+@handle_errors
+def subgroup(file, columns, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level):
+    """Subgroup analysis by label columns, with the between-subgroup meta-regression test (Table 3)."""
+    from ivigmeta.subgroup import subgroup_analysis
+
+    table, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    for col in columns:
+        table.require_label_column(col)
+    result = subgroup_analysis(ma, columns)
+    for res in result.by:
+        for e in res.excluded:
+            if e.reason.startswith("no '"):
+                note(f"--by {res.column}: {e.study} (row {e.row}) left out: {e.reason}")
+    show(result, "subgroup", fmt, ascii_only)
+
+
+@click.command()
+@analysis_command
+@handle_errors
+def bias(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level):
+    """Small-study effects: Egger's regression test."""
+    from ivigmeta.bias import bias_analysis
+
+    _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    show(bias_analysis(ma), "bias", fmt, ascii_only)
+
+
+COMMANDS = [pool, heterogeneity, loo, subgroup, bias]

@@ -1,0 +1,142 @@
+"""Options shared by the subcommands, defined once and stacked as decorators (sqlite-utils style),
+and the load -> compute -> render plumbing every command uses."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Any, Callable
+
+import click
+
+from ivigmeta.errors import IvigmetaError
+
+DEFAULT_FILE = "studies.csv"
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def file_argument(func: Callable) -> Callable:
+    return click.argument("file", required=False, default=DEFAULT_FILE, metavar="[FILE]")(func)
+
+
+def output_options(func: Callable) -> Callable:
+    func = click.option(
+        "--ascii",
+        "ascii_only",
+        is_flag=True,
+        help="Draw tables with plain ASCII characters.",
+    )(func)
+    func = click.option(
+        "-f",
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Output format; json, csv and markdown carry full precision except markdown (rounded).",
+    )(func)
+    return func
+
+
+def effect_options(func: Callable) -> Callable:
+    """--measure, --cc, --cc-policy: how effect sizes are computed from the counts."""
+    func = click.option(
+        "--cc-policy",
+        default="only0",
+        show_default=True,
+        metavar="only0|all|none",
+        help="Which studies get the continuity correction: those with a zero cell, all, or none.",
+    )(func)
+    func = click.option(
+        "--cc",
+        type=float,
+        default=0.5,
+        show_default=True,
+        help="Continuity correction added to all four cells.",
+    )(func)
+    func = click.option(
+        "--measure",
+        default="RR",
+        show_default=True,
+        metavar="RR|OR|RD",
+        help="Effect measure: risk ratio, odds ratio or risk difference.",
+    )(func)
+    return func
+
+
+def model_options(func: Callable) -> Callable:
+    """--tau2, --ci, --common, --level: how the models are fitted."""
+    func = click.option(
+        "--level",
+        type=float,
+        default=95.0,
+        show_default=True,
+        help="Confidence level in percent.",
+    )(func)
+    func = click.option(
+        "--common",
+        "common_method",
+        default="IV",
+        show_default=True,
+        metavar="IV",
+        help="Common-effect method: inverse variance.",
+    )(func)
+    func = click.option(
+        "--ci",
+        "ci_method",
+        default="z",
+        show_default=True,
+        metavar="z|hk",
+        help="Random-effects intervals: Wald z or Hartung-Knapp-Sidik-Jonkman.",
+    )(func)
+    func = click.option(
+        "--tau2",
+        "tau2_method",
+        default="DL",
+        show_default=True,
+        metavar="DL",
+        help="Between-study variance estimator (DL = DerSimonian-Laird).",
+    )(func)
+    return func
+
+
+def analysis_command(func: Callable) -> Callable:
+    """FILE plus every effect, model and output option."""
+    return file_argument(effect_options(model_options(output_options(func))))
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn library errors into click's one-line ``Error: ...`` with exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except IvigmetaError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def note(message: str) -> None:
+    """Notes and warnings go to stderr so stdout stays machine-readable."""
+    click.echo(f"note: {message}", err=True)
+
+
+def write_output(text: str) -> None:
+    click.echo(text, nl=False)
+
+
+def debug_enabled() -> bool:
+    return bool(os.environ.get("IVIGMETA_DEBUG"))
+
+
+def internal_error(exc: BaseException) -> None:
+    """A bug, not bad input: one line on stderr (the traceback with IVIGMETA_DEBUG=1), exit 1."""
+    click.echo(
+        f"Error: internal error ({type(exc).__name__}: {exc}); please report it. "
+        "Set IVIGMETA_DEBUG=1 to see the traceback.",
+        err=True,
+    )
+    sys.exit(1)

@@ -1,0 +1,54 @@
+"""Rounding for display. Only tables and Markdown round; JSON and CSV carry full precision."""
+
+from __future__ import annotations
+
+import math
+
+NA = "n/a"
+
+
+def decimals_for(measure: str) -> int:
+    """Ratio measures print with 2 decimals (as the paper), risk differences with 3."""
+    return 3 if measure == "RD" else 2
+
+
+def num(x: float | None, decimals: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return NA
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    text = f"{x:.{decimals}f}"
+    return "0." + "0" * decimals if text == "-0." + "0" * decimals else text
+
+
+def ci(low: float | None, high: float | None, decimals: int = 2) -> str:
+    return f"[{num(low, decimals)}, {num(high, decimals)}]"
+
+
+def est_ci(est: float | None, low: float | None, high: float | None, decimals: int = 2) -> str:
+    return f"{num(est, decimals)} {ci(low, high, decimals)}"
+
+
+def pval(p: float | None) -> str:
+    """p-values as the paper prints them: 3 decimals, '< 0.001' and '< 0.0001' below those."""
+    if p is None or math.isnan(p):
+        return NA
+    if p < 0.0001:
+        return "< 0.0001"
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}"
+
+
+def p_eq(p: float | None) -> str:
+    """'p = 0.007' or 'p < 0.0001', for running text."""
+    text = pval(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def pct(x: float | None, decimals: int = 1) -> str:
+    return NA if x is None else f"{num(x, decimals)}%"
+
+
+def tau2(x: float | None) -> str:
+    return num(x, 4)

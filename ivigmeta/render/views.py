@@ -1,0 +1,367 @@
+"""What each result looks like as a table: sections of formatted cells, and flat CSV records.
+
+A view turns a result object into :class:`Section` objects (already rounded text, for the rich
+table and Markdown writers) and into CSV records (raw values at full precision). No arithmetic
+beyond picking fields, no rich, no statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ivigmeta.render import formatting as f
+from ivigmeta.results import (
+    BiasAnalysis,
+    EggerTest,
+    Heterogeneity,
+    LeaveOneOut,
+    MetaAnalysis,
+    MetaRegression,
+    NotApplicable,
+    SubgroupAnalysis,
+)
+
+DURATION_COLUMNS = (
+    "treat_duration_mean",
+    "treat_duration_sd",
+    "control_duration_mean",
+    "control_duration_sd",
+)
+
+
+@dataclass
+class Section:
+    """One printed table: a title, column headers, rows of text cells and footnotes."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    # Indices of rows drawn as summary rows (pooled estimates): a rule above them, in bold.
+    summary_from: int | None = None
+    right_align_from: int = 1
+
+
+def _label(study) -> str:
+    return study.label()
+
+
+def _duration(study, arm: str) -> str:
+    mean = study.fields.get(f"{arm}_duration_mean", "")
+    sd = study.fields.get(f"{arm}_duration_sd", "")
+    if not mean:
+        return "Not reported"
+    return f"{mean} ({sd})" if sd else mean
+
+
+def _has_durations(ma: MetaAnalysis) -> bool:
+    return any(
+        s.fields.get("treat_duration_mean") or s.fields.get("control_duration_mean")
+        for s in ma.effects.studies
+    )
+
+
+def _measure_header(measure: str, level: float) -> str:
+    return f"{measure} [{level * 100:g}% CI]"
+
+
+def excluded_notes(excluded) -> list[str]:
+    return [f"Excluded: {e.study}" + (f" (row {e.row})" if e.row else "") + f": {e.reason}" for e in excluded]
+
+
+def heterogeneity_line(het: Heterogeneity | None) -> str:
+    if het is None:
+        return "Heterogeneity: not applicable (a single study)"
+    return (
+        f"Heterogeneity: Q = {f.num(het.q)}, df = {het.df} ({f.p_eq(het.p_value)}); "
+        f"I² = {f.pct(het.i2)}; tau² = {f.tau2(het.tau2)}"
+    )
+
+
+def pool_sections(ma: MetaAnalysis) -> list[Section]:
+    d = f.decimals_for(ma.measure)
+    durations = _has_durations(ma)
+    cols = ["Study", "N"]
+    if durations:
+        cols += ["Duration, intervention", "Duration, control"]
+    cols += ["Events, intervention", "Events, control", _measure_header(ma.measure, ma.options.level), "p-value"]
+    if ma.pooled:
+        cols += ["Weight (common)", "Weight (random)"]
+    rows = []
+    for i, (s, est) in enumerate(zip(ma.effects.studies, ma.study_estimates)):
+        row = [_label(s), str(s.n)]
+        if durations:
+            row += [_duration(s, "treat"), _duration(s, "control")]
+        row += [
+            f"{s.treat_events} ({s.treat_total})",
+            f"{s.control_events} ({s.control_total})",
+            f.est_ci(est.estimate, est.ci_low, est.ci_high, d),
+            f.pval(est.p_value),
+        ]
+        if ma.pooled:
+            row += [f.pct(ma.common.weights[i]), f.pct(ma.random.weights[i])]
+        rows.append(row)
+    notes = []
+    summary_from = None
+    if ma.pooled:
+        studies = ma.effects.studies
+        n = sum(s.n for s in studies)
+        te = sum(s.treat_events for s in studies)
+        tt = sum(s.treat_total for s in studies)
+        ce = sum(s.control_events for s in studies)
+        ct = sum(s.control_total for s in studies)
+        summary_from = len(rows)
+        for name, fit in (
+            (f"Common effect ({ma.common.method})", ma.common),
+            (f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})", ma.random),
+        ):
+            row = [name, str(n)]
+            if durations:
+                row += ["", ""]
+            row += [
+                f"{te} ({tt})",
+                f"{ce} ({ct})",
+                f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
+                f.pval(fit.p_value),
+                "100.0%" if fit is ma.common else "",
+                "100.0%" if fit is ma.random else "",
+            ]
+            rows.append(row)
+        r = ma.random
+        notes.append(heterogeneity_line(ma.heterogeneity))
+        stat = "t" if r.ci_method == "hk" else "z"
+        notes.append(
+            f"Test for overall effect (random effects): {stat} = {f.num(r.statistic)}, "
+            f"{f.p_eq(r.p_value)}"
+        )
+        notes.append(
+            f"Prediction interval (random effects): {f.ci(r.pi_low, r.pi_high, d)}"
+        )
+    else:
+        notes.append("A single study: no pooling was done.")
+    notes.append(_cc_note(ma))
+    notes += excluded_notes(ma.effects.excluded)
+    title = f"Outcomes of the included studies ({ma.measure}, k = {ma.k})"
+    return [Section(title, cols, rows, [n for n in notes if n], summary_from)]
+
+
+def _cc_note(ma: MetaAnalysis) -> str:
+    corrected = [s.study for s, a in zip(ma.effects.studies, ma.effects.cc_added) if a]
+    if not corrected:
+        return ""
+    return f"Continuity correction {ma.effects.cc:g} added to all cells of: {', '.join(corrected)}"
+
+
+def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
+    het = ma.heterogeneity
+    if het is None:
+        return [Section("Heterogeneity", ["Statistic", "Value"], [["k", "1"]], ["Not applicable: a single study."])]
+    rows = [
+        ["k", str(ma.k)],
+        ["Q", f.num(het.q)],
+        ["df", str(het.df)],
+        ["p-value", f.pval(het.p_value)],
+        ["I²", f.pct(het.i2)],
+        ["I² (Q-based)", f.pct(het.i2_q)],
+        ["H²", f.num(het.h2)],
+        [f"tau² ({het.tau2_method})", f.tau2(het.tau2)],
+        ["tau", f.tau2(het.tau)],
+    ]
+    return [Section("Heterogeneity", ["Statistic", "Value"], rows, excluded_notes(ma.effects.excluded))]
+
+
+def loo_sections(loo: LeaveOneOut) -> list[Section]:
+    d = f.decimals_for(loo.full.measure)
+    cols = ["Omitted study", "k", _measure_header(loo.full.measure, loo.full.options.level), "p-value", "Q", "I²", "tau²"]
+    rows = []
+    for row in loo.rows:
+        out = row.to_dict()
+        rows.append(
+            [
+                _label(row.omitted),
+                str(out["k"]),
+                f.est_ci(out["estimate"], out["ci_low"], out["ci_high"], d),
+                f.pval(out["p_value"]),
+                f.num(out["q"]),
+                f.pct(out["i2"]),
+                f.tau2(out["tau2"]),
+            ]
+        )
+    full = loo.full.random
+    summary_from = len(rows)
+    rows.append(
+        [
+            "None (all studies)",
+            str(loo.full.k),
+            f.est_ci(full.estimate, full.ci_low, full.ci_high, d),
+            f.pval(full.p_value),
+            f.num(loo.full.heterogeneity.q),
+            f.pct(loo.full.heterogeneity.i2),
+            f.tau2(loo.full.heterogeneity.tau2),
+        ]
+    )
+    lo, hi = loo.smallest.to_dict(), loo.largest.to_dict()
+    notes = [
+        f"Pooled {loo.full.measure} ranged from {f.est_ci(lo['estimate'], lo['ci_low'], lo['ci_high'], d)} "
+        f"without {loo.smallest.omitted.study} to {f.est_ci(hi['estimate'], hi['ci_low'], hi['ci_high'], d)} "
+        f"without {loo.largest.omitted.study}."
+    ]
+    notes += excluded_notes(loo.full.effects.excluded)
+    title = f"Leave-one-out sensitivity analysis (random effects, {loo.full.options.tau2_method})"
+    return [Section(title, cols, rows, notes, summary_from)]
+
+
+def subgroup_sections(sg: SubgroupAnalysis) -> list[Section]:
+    d = f.decimals_for(sg.full.measure)
+    cols = [
+        "Subgroup",
+        "No. of studies",
+        "Studies",
+        _measure_header(sg.full.measure, sg.full.options.level),
+        "p-value",
+        "I²",
+        "Heterogeneity p",
+    ]
+    sections = []
+    for res in sg.by:
+        rows = []
+        for lv in res.levels:
+            out = lv.to_dict()
+            names = ", ".join(s.label() for s in lv.analysis.effects.studies)
+            rows.append(
+                [
+                    f"{res.column} = {lv.level}",
+                    str(out["k"]),
+                    names,
+                    f.est_ci(out["estimate"], out["ci_low"], out["ci_high"], d),
+                    f.pval(out["p_value"]),
+                    f.pct(out["i2"]) if out["i2"] is not None else f.NA,
+                    f.pval(out["q_p_value"]),
+                ]
+            )
+        t = res.test
+        if t.statistic is None:
+            notes = [f"Test for subgroup differences: not applicable ({t.note})"]
+        else:
+            notes = [
+                f"Test for subgroup differences ({_between_name(t.method)}): "
+                f"QM = {f.num(t.statistic)}, df = {t.df}, {f.p_eq(t.p_value)}"
+            ]
+        notes += excluded_notes(res.excluded)
+        sections.append(Section(f"Subgroup analysis by {res.column}", cols, rows, notes))
+    return sections
+
+
+def _between_name(method: str) -> str:
+    if method.startswith("metareg-"):
+        return f"mixed-effects meta-regression, {method.split('-', 1)[1]}"
+    return method
+
+
+def metareg_sections(reg: MetaRegression) -> list[Section]:
+    stat = "t" if reg.ci_method == "hk" else "z"
+    cols = ["Coefficient", "Estimate", "SE", stat, "p-value", "95% CI"]
+    rows = [
+        [c.name, f.num(c.estimate, 4), f.num(c.se, 4), f.num(c.statistic), f.pval(c.p_value), f.ci(c.ci_low, c.ci_high, 4)]
+        for c in reg.coefficients
+    ]
+    notes = [
+        f"Test of moderators: QM = {f.num(reg.qm)}, df = {reg.qm_df}, {f.p_eq(reg.qm_p_value)}",
+        f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, {f.p_eq(reg.qe_p_value)}; "
+        f"tau² = {f.tau2(reg.tau2)}; I² = {f.pct(reg.i2)}; R² = {f.pct(reg.r2)}",
+    ]
+    return [Section(f"Mixed-effects meta-regression ({reg.tau2_method}, k = {reg.k})", cols, rows, notes)]
+
+
+def bias_sections(ba: BiasAnalysis) -> list[Section]:
+    cols = ["Test", "Statistic", "df", "p-value", "Detail"]
+    rows = []
+    e = ba.egger
+    if isinstance(e, EggerTest):
+        rows.append(["Egger's regression", f"t = {f.num(e.t)}", str(e.df), f.pval(e.p_value), f"intercept {f.num(e.intercept)} (SE {f.num(e.se)})"])
+    elif isinstance(e, NotApplicable):
+        rows.append(["Egger's regression", f.NA, "", f.NA, e.reason])
+    return [Section(f"Small-study effects (k = {ba.full.k})", cols, rows, excluded_notes(ba.full.effects.excluded))]
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV records: one flat dict per row, full precision.
+
+
+def pool_records(ma: MetaAnalysis) -> list[dict[str, Any]]:
+    data = ma.to_dict()
+    records = [{"row_type": "study", **s} for s in data["studies"]]
+    for key in ("common", "random"):
+        if data[key] is not None:
+            records.append({"row_type": key, "study": key, **data[key]})
+    return records
+
+
+def heterogeneity_records(ma: MetaAnalysis) -> list[dict[str, Any]]:
+    het = ma.heterogeneity.to_dict() if ma.heterogeneity else {"q": None}
+    return [{"k": ma.k, **het}]
+
+
+def loo_records(loo: LeaveOneOut) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in loo.rows]
+
+
+def subgroup_records(sg: SubgroupAnalysis) -> list[dict[str, Any]]:
+    records = []
+    for res in sg.by:
+        test = res.test.to_dict()
+        for lv in res.levels:
+            out = lv.to_dict()
+            out["studies"] = "; ".join(out["studies"])
+            records.append(
+                {
+                    "column": res.column,
+                    **out,
+                    "test_method": test["method"],
+                    "test_qm": test["qm"],
+                    "test_df": test["df"],
+                    "test_p_value": test["p_value"],
+                }
+            )
+    return records
+
+
+def metareg_records(reg: MetaRegression) -> list[dict[str, Any]]:
+    return [c.to_dict() for c in reg.coefficients]
+
+
+def bias_records(ba: BiasAnalysis) -> list[dict[str, Any]]:
+    e = ba.egger
+    return [{"test": "egger", **e.to_dict()}]
+
+
+def heterogeneity_payload(ma: MetaAnalysis) -> dict[str, Any]:
+    """``ivigmeta heterogeneity`` JSON: the heterogeneity object at the top level."""
+    het = ma.heterogeneity.to_dict() if ma.heterogeneity else {
+        "q": None, "df": 0, "p_value": None, "i2": None, "h2": None, "tau2": None, "tau": None,
+    }
+    return {**het, "k": ma.k, "measure": ma.measure, "excluded": [e.to_dict() for e in ma.effects.excluded]}
+
+
+def _to_dict(result: Any) -> dict[str, Any]:
+    return result.to_dict()
+
+
+@dataclass(frozen=True)
+class View:
+    """How one command's result is shown: table sections, CSV records and the JSON payload."""
+
+    sections: Callable[[Any], list[Section]]
+    records: Callable[[Any], list[dict[str, Any]]]
+    payload: Callable[[Any], dict[str, Any]] = _to_dict
+
+
+VIEWS: dict[str, View] = {
+    "pool": View(pool_sections, pool_records),
+    "heterogeneity": View(heterogeneity_sections, heterogeneity_records, heterogeneity_payload),
+    "loo": View(loo_sections, loo_records),
+    "subgroup": View(subgroup_sections, subgroup_records),
+    "metareg": View(metareg_sections, metareg_records),
+    "bias": View(bias_sections, bias_records),
+}

@@ -1,0 +1,42 @@
+"""Shared fixtures: the paper's data, and an in-process CLI runner that lets crashes surface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ivigmeta.cli import cli
+from ivigmeta.data import load_table
+from ivigmeta.effects import compute_effects
+from ivigmeta.pooling import fit
+
+ROOT = Path(__file__).resolve().parent.parent
+STUDIES = ROOT / "studies.csv"
+
+
+@pytest.fixture(scope="session")
+def studies_path() -> Path:
+    return STUDIES
+
+
+@pytest.fixture(scope="session")
+def paper_fit():
+    """DerSimonian-Laird fit of the paper's Table 2 counts with the default options."""
+    return fit(compute_effects(load_table(str(STUDIES)).studies))
+
+
+class Invoker:
+    """Run ``ivigmeta ARGS`` in-process; exceptions other than SystemExit propagate."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None):
+        return self.runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def run() -> Invoker:
+    return Invoker()
