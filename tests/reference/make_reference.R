@@ -180,10 +180,12 @@ make_datasets <- function() {
     n2i = as.integer(cpos + cneg), ablat = as.numeric(ablat),
     alloc = as.character(alloc), stringsAsFactors = FALSE))
 
-  two_arm <- function(d, study) with(d, data.frame(
-    study = as.character(study), year = as.integer(year),
-    ai = as.integer(ai), n1i = as.integer(n1i), ci = as.integer(ci),
-    n2i = as.integer(n2i), stringsAsFactors = FALSE))
+  ## 'label' is passed explicitly: the metadat data sets name their study
+  ## label column differently (study / author / trial).
+  two_arm <- function(d, label) data.frame(
+    study = as.character(label), year = as.integer(d$year),
+    ai = as.integer(d$ai), n1i = as.integer(d$n1i), ci = as.integer(d$ci),
+    n2i = as.integer(d$n2i), stringsAsFactors = FALSE)
 
   sets <- list(
     ivig = list(data = ivig,
@@ -547,8 +549,10 @@ block_trimfill <- function(sets) {
              estimator = est, side_requested = side),
         function() {
           fit <- fit_rma(es, meth)
-          tf <- if (side == "default") trimfill(fit, estimator = est)
-                else trimfill(fit, estimator = est, side = side)
+          ## trimfill() does not pass fit$control on to its internal rma()
+          ## calls, so hand CTRL over explicitly (through '...').
+          tf <- if (side == "default") trimfill(fit, estimator = est, control = CTRL)
+                else trimfill(fit, estimator = est, side = side, control = CTRL)
           list(side = tf$side, k0 = tf$k0, se_k0 = num_or_null(tf$se.k0),
                p_k0 = num_or_null(tf$p.k0), k = tf$k, beta = c(tf$beta),
                se = tf$se, zval = tf$zval, pval = tf$pval, ci_lb = tf$ci.lb,
