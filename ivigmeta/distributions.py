@@ -36,6 +36,33 @@ def z_crit(level: float) -> float:
     return norm_ppf(1.0 - (1.0 - level) / 2.0)
 
 
+def _gammainc_series(a: float, x: float) -> float:
+    """Regularized lower incomplete gamma P(a, x) by its power series (for x < a + 1)."""
+    log_prefactor = -x + a * math.log(x) - math.lgamma(a)
+    term = total = 1.0 / a
+    ap = a
+    for _ in range(100_000):
+        ap += 1.0
+        term *= x / ap
+        total += term
+        if abs(term) < abs(total) * 1e-17:
+            break
+    return total * math.exp(log_prefactor)
+
+
+def gammainc(a: float, x: float) -> float:
+    """Regularized lower incomplete gamma function P(a, x) = 1 - Q(a, x).
+
+    Computed directly by the series where it is small (x < a + 1), so that lower-tail
+    probabilities keep their relative accuracy (the Q-profile interval needs 2.5% quantiles).
+    """
+    if x <= 0.0:
+        return 0.0
+    if x < a + 1.0:
+        return min(1.0, _gammainc_series(a, x))
+    return 1.0 - gammaincc(a, x)
+
+
 def gammaincc(a: float, x: float) -> float:
     """Regularized upper incomplete gamma function Q(a, x).
 
@@ -46,15 +73,7 @@ def gammaincc(a: float, x: float) -> float:
         return 1.0
     log_prefactor = -x + a * math.log(x) - math.lgamma(a)
     if x < a + 1.0:
-        term = total = 1.0 / a
-        ap = a
-        for _ in range(100_000):
-            ap += 1.0
-            term *= x / ap
-            total += term
-            if abs(term) < abs(total) * 1e-17:
-                break
-        return max(0.0, 1.0 - total * math.exp(log_prefactor))
+        return max(0.0, 1.0 - _gammainc_series(a, x))
     b = x + 1.0 - a
     c = 1.0 / _TINY
     d = 1.0 / b
@@ -83,6 +102,65 @@ def chi2_sf(x: float, df: float) -> float:
     if math.isinf(x):
         return 0.0
     return gammaincc(df / 2.0, x / 2.0)
+
+
+def chi2_cdf(x: float, df: float) -> float:
+    """Lower tail P(X <= x) of a chi-square variable with ``df`` degrees of freedom."""
+    if df <= 0:
+        raise ValueError("chi-square degrees of freedom must be positive")
+    if math.isinf(x):
+        return 1.0
+    return gammainc(df / 2.0, x / 2.0)
+
+
+def chi2_ppf(p: float, df: float) -> float:
+    """Quantile of the chi-square distribution: the x with P(X <= x) = p, for 0 < p < 1.
+
+    Pure Python (the Q-profile interval is part of the default ``pool`` output, which must not
+    import scipy): Wilson-Hilferty start, then Newton steps on the log of the smaller tail,
+    safeguarded by bisection on a bracket, to full double precision.
+    """
+    if not 0.0 < p < 1.0:
+        raise ValueError("the probability must be strictly between 0 and 1")
+    if df <= 0:
+        raise ValueError("chi-square degrees of freedom must be positive")
+    a = df / 2.0
+    lower = p <= 0.5
+    target = math.log(p if lower else 1.0 - p)
+
+    def g(x: float) -> float:
+        # log of the smaller tail minus its target; increasing in x for the lower tail.
+        tail = chi2_cdf(x, df) if lower else chi2_sf(x, df)
+        return (math.log(tail) if tail > 0 else -math.inf) - target
+
+    def log_density(x: float) -> float:
+        return (a - 1.0) * math.log(x) - x / 2.0 - a * math.log(2.0) - math.lgamma(a)
+
+    z = norm_ppf(p)
+    h = 2.0 / (9.0 * df)
+    x = df * max(1.0 - h + z * math.sqrt(h), 1e-3) ** 3
+    lo, hi = 0.0, math.inf
+    for _ in range(500):
+        gx = g(x)
+        if gx == 0.0:
+            return x
+        # Bracket: for the lower tail g increases with x, for the upper tail it decreases.
+        if (gx < 0) == lower:
+            lo = x
+        else:
+            hi = x
+        tail = chi2_cdf(x, df) if lower else chi2_sf(x, df)
+        slope = math.exp(log_density(x)) / tail if tail > 0 else math.inf
+        if not lower:
+            slope = -slope
+        step = gx / slope if slope not in (0.0, math.inf, -math.inf) else math.nan
+        new = x - step
+        if not (lo < new < hi) or math.isnan(new):
+            new = (lo + hi) / 2.0 if math.isfinite(hi) else 2.0 * max(x, 1.0)
+        if abs(new - x) <= 1e-15 * x:
+            return new
+        x = new
+    return x
 
 
 def t_p_two_sided(t: float, df: float) -> float:
