@@ -4,7 +4,8 @@
 * I² = 100 tau² / (tau² + s²) and H² = (tau² + s²) / s² with the "typical" within-study variance
   s² = (k - 1) sum w / ((sum w)² - sum w²) (Higgins & Thompson 2002, as metafor computes them);
   under DerSimonian-Laird this equals the Q-based I² = 100 max(0, (Q - df) / Q);
-* ``i2_q`` is always the Q-based value that meta and RevMan 5 print.
+* ``i2_q`` is always the Q-based value that meta and RevMan 5 print;
+* the Q-profile confidence intervals for tau², I² and H² come from :mod:`ivigmeta.confint`.
 """
 
 from __future__ import annotations
@@ -57,9 +58,17 @@ def i2_from_q(q: float, df: int) -> float:
 
 
 def heterogeneity(
-    yi: Sequence[float], vi: Sequence[float], tau2: float, tau2_method: str = "DL"
+    yi: Sequence[float],
+    vi: Sequence[float],
+    tau2: float,
+    tau2_method: str = "DL",
+    level: float | None = 0.95,
 ) -> Heterogeneity:
-    """All heterogeneity statistics for effect sizes ``yi``, ``vi`` and an estimated ``tau2``."""
+    """All heterogeneity statistics for effect sizes ``yi``, ``vi`` and an estimated ``tau2``.
+
+    With a ``level`` the Q-profile confidence intervals for tau², I² and H² are attached
+    (:mod:`ivigmeta.confint`); ``level=None`` skips them.
+    """
     k = len(yi)
     if k < 2:
         return Heterogeneity(None, 0, None, None, None, None, None, None, tau2_method)
@@ -80,4 +89,11 @@ def heterogeneity(
         tau=math.sqrt(tau2),
         i2_q=i2_from_q(qs.q, qs.df),
         tau2_method=tau2_method,
+        ci=_ci(yi, vi, tau2, level) if level is not None and s2 is not None else None,
     )
+
+
+def _ci(yi: Sequence[float], vi: Sequence[float], tau2: float, level: float):
+    from ivigmeta.confint import qprofile_ci
+
+    return qprofile_ci(yi, vi, tau2, level)

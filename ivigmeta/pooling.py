@@ -128,5 +128,5 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     random = random_effects(
         es.yi, es.vi, es.measure, t2.tau2, t2.method, options.ci_method, options.level
     )
-    het = heterogeneity(es.yi, es.vi, t2.tau2, t2.method)
+    het = heterogeneity(es.yi, es.vi, t2.tau2, t2.method, options.level)
     return MetaAnalysis(es, options, estimates, common, random, het)

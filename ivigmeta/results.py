@@ -177,9 +177,10 @@ class Heterogeneity:
     tau: float | None
     i2_q: float | None
     tau2_method: str = "DL"
+    ci: "HeterogeneityCI | None" = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "q": self.q,
             "df": self.df,
             "p_value": self.p_value,
@@ -190,6 +191,11 @@ class Heterogeneity:
             "i2_q": self.i2_q,
             "tau2_method": self.tau2_method,
         }
+        if self.ci is not None:
+            out.update(self.ci.to_dict())
+        else:
+            out.update({"tau2_ci": None, "tau_ci": None, "i2_ci": None, "h2_ci": None})
+        return out
 
 
 @dataclass(frozen=True)
@@ -516,4 +522,38 @@ class BiasAnalysis:
             "k": self.full.k,
             "egger": self.egger.to_dict(),
             "excluded": [e.to_dict() for e in self.full.effects.excluded],
+        }
+
+
+@dataclass(frozen=True)
+class HeterogeneityCI:
+    """Q-profile confidence intervals for tau², tau, I² (percent) and H² (Viechtbauer 2007).
+
+    ``lb_sign``/``ub_sign`` are "" or, as metafor prints them, "<" / ">" when a bound is at the
+    limit of the search interval; ``ci_null`` when even tau² = 0 is rejected as too large a value
+    (the interval is the single point 0).
+    """
+
+    level: float
+    tau2_low: float
+    tau2_high: float
+    i2_low: float
+    i2_high: float
+    h2_low: float
+    h2_high: float
+    lb_sign: str = ""
+    ub_sign: str = ""
+    ci_null: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tau2_ci": [self.tau2_low, self.tau2_high],
+            "tau_ci": [math.sqrt(self.tau2_low), math.sqrt(self.tau2_high)],
+            "i2_ci": [self.i2_low, self.i2_high],
+            "h2_ci": [self.h2_low, self.h2_high],
+            "ci_level": self.level,
+            "ci_method": "Q-profile",
+            "ci_lb_sign": self.lb_sign,
+            "ci_ub_sign": self.ub_sign,
+            "ci_null": self.ci_null,
         }

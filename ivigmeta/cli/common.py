@@ -65,39 +65,65 @@ def effect_options(func: Callable) -> Callable:
     return func
 
 
-def model_options(func: Callable) -> Callable:
-    """--tau2, --ci, --common, --level: how the models are fitted."""
-    func = click.option(
+TAU2_CHOICES = ("DL", "REML", "ML", "PM", "HE", "SJ")
+CI_CHOICES = ("z", "hk")
+COMMON_CHOICES = ("IV", "MH", "PETO")
+
+
+def tau2_option(func: Callable) -> Callable:
+    return click.option(
+        "--tau2",
+        "tau2_method",
+        default="DL",
+        show_default=True,
+        metavar="|".join(TAU2_CHOICES),
+        help=(
+            "Between-study variance estimator: DerSimonian-Laird, restricted or full maximum "
+            "likelihood, Paule-Mandel, Hedges, Sidik-Jonkman (metafor's method=)."
+        ),
+    )(func)
+
+
+def ci_option(func: Callable) -> Callable:
+    return click.option(
+        "--ci",
+        "ci_method",
+        default="z",
+        show_default=True,
+        metavar="|".join(CI_CHOICES),
+        help=(
+            "Random-effects tests and intervals: Wald z, or Hartung-Knapp-Sidik-Jonkman "
+            "(t on k - p df; metafor's test=\"knha\")."
+        ),
+    )(func)
+
+
+def level_option(func: Callable) -> Callable:
+    return click.option(
         "--level",
         type=float,
         default=95.0,
         show_default=True,
         help="Confidence level in percent.",
     )(func)
+
+
+def model_options(func: Callable) -> Callable:
+    """--tau2, --ci, --common, --level: how the models are fitted."""
+    func = level_option(func)
     func = click.option(
         "--common",
         "common_method",
         default="IV",
         show_default=True,
-        metavar="IV",
-        help="Common-effect method: inverse variance.",
+        metavar="|".join(COMMON_CHOICES),
+        help=(
+            "Common-effect method: inverse variance, Mantel-Haenszel (RR, OR, RD; raw counts) "
+            "or Peto's odds ratio (OR only)."
+        ),
     )(func)
-    func = click.option(
-        "--ci",
-        "ci_method",
-        default="z",
-        show_default=True,
-        metavar="z|hk",
-        help="Random-effects intervals: Wald z or Hartung-Knapp-Sidik-Jonkman.",
-    )(func)
-    func = click.option(
-        "--tau2",
-        "tau2_method",
-        default="DL",
-        show_default=True,
-        metavar="DL",
-        help="Between-study variance estimator (DL = DerSimonian-Laird).",
-    )(func)
+    func = ci_option(func)
+    func = tau2_option(func)
     return func
 
 

@@ -73,9 +73,13 @@ def excluded_notes(excluded) -> list[str]:
 def heterogeneity_line(het: Heterogeneity | None) -> str:
     if het is None:
         return "Heterogeneity: not applicable (a single study)"
+    i2_q = f" (Q-based {f.pct(het.i2_q)})" if het.i2_q is not None and het.tau2_method != "DL" else ""
+    tau2_ci = ""
+    if het.ci is not None:
+        tau2_ci = " " + _ci_text(het.ci, het.ci.tau2_low, het.ci.tau2_high, f.tau2)
     return (
         f"Heterogeneity: Q = {f.num(het.q)}, df = {het.df} ({f.p_eq(het.p_value)}); "
-        f"I² = {f.pct(het.i2)}; tau² = {f.tau2(het.tau2)}"
+        f"I² = {f.pct(het.i2)}{i2_q}; tau² ({het.tau2_method}) = {f.tau2(het.tau2)}{tau2_ci}"
     )
 
 
@@ -153,22 +157,40 @@ def _cc_note(ma: MetaAnalysis) -> str:
     return f"Continuity correction {ma.effects.cc:g} added to all cells of: {', '.join(corrected)}"
 
 
+def _ci_text(ci, low: float, high: float, fmt, unit: str = "") -> str:
+    if ci is None:
+        return ""
+    lo = ("<" if ci.lb_sign == "<" else ">" if ci.lb_sign == ">" else "") + fmt(low)
+    hi = (">" if ci.ub_sign == ">" else "") + fmt(high)
+    return f"[{lo}{unit}, {hi}{unit}]"
+
+
 def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
     het = ma.heterogeneity
     if het is None:
         return [Section("Heterogeneity", ["Statistic", "Value"], [["k", "1"]], ["Not applicable: a single study."])]
+    ci = het.ci
+    level = f"{ma.options.level * 100:g}% CI (Q-profile)"
     rows = [
-        ["k", str(ma.k)],
-        ["Q", f.num(het.q)],
-        ["df", str(het.df)],
-        ["p-value", f.pval(het.p_value)],
-        ["I²", f.pct(het.i2)],
-        ["I² (Q-based)", f.pct(het.i2_q)],
-        ["H²", f.num(het.h2)],
-        [f"tau² ({het.tau2_method})", f.tau2(het.tau2)],
-        ["tau", f.tau2(het.tau)],
+        ["k", str(ma.k), ""],
+        ["Q", f.num(het.q), ""],
+        ["df", str(het.df), ""],
+        ["p-value", f.pval(het.p_value), ""],
+        [f"I² ({het.tau2_method})", f.pct(het.i2), _ci_text(ci, *(ci.i2_low, ci.i2_high) if ci else (0, 0), lambda x: f.num(x, 1), "%")],
+        ["I² (Q-based)", f.pct(het.i2_q), ""],
+        ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0, 0), f.num)],
+        [f"tau² ({het.tau2_method})", f.tau2(het.tau2), _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0, 0), f.tau2)],
+        ["tau", f.tau2(het.tau), _ci_text(ci, *(ci.tau2_low ** 0.5, ci.tau2_high ** 0.5) if ci else (0, 0), f.tau2)],
     ]
-    return [Section("Heterogeneity", ["Statistic", "Value"], rows, excluded_notes(ma.effects.excluded))]
+    notes = []
+    if ci is not None and ci.ci_null:
+        notes.append("The Q-profile interval is the single point 0 (Q is below its lower quantile).")
+    if ci is not None and ci.ub_sign == ">":
+        notes.append("The upper bound lies beyond the search limit max(100, 10 tau²) (few studies).")
+    if ma.k == 2:
+        notes.append("k = 2: heterogeneity rests on a single degree of freedom.")
+    notes += excluded_notes(ma.effects.excluded)
+    return [Section("Heterogeneity", ["Statistic", "Value", level], rows, notes)]
 
 
 def loo_sections(loo: LeaveOneOut) -> list[Section]:
@@ -298,9 +320,21 @@ def pool_records(ma: MetaAnalysis) -> list[dict[str, Any]]:
     return records
 
 
+def _flatten_intervals(record: dict[str, Any]) -> dict[str, Any]:
+    """CSV cells hold one value: ``x_ci: [low, high]`` becomes ``x_ci_low`` and ``x_ci_high``."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if key.endswith("_ci") and (value is None or isinstance(value, (list, tuple))):
+            low, high = value if value is not None else (None, None)
+            out[f"{key}_low"], out[f"{key}_high"] = low, high
+        else:
+            out[key] = value
+    return out
+
+
 def heterogeneity_records(ma: MetaAnalysis) -> list[dict[str, Any]]:
     het = ma.heterogeneity.to_dict() if ma.heterogeneity else {"q": None}
-    return [{"k": ma.k, **het}]
+    return [_flatten_intervals({"k": ma.k, **het})]
 
 
 def loo_records(loo: LeaveOneOut) -> list[dict[str, Any]]:
@@ -340,6 +374,7 @@ def heterogeneity_payload(ma: MetaAnalysis) -> dict[str, Any]:
     """``ivigmeta heterogeneity`` JSON: the heterogeneity object at the top level."""
     het = ma.heterogeneity.to_dict() if ma.heterogeneity else {
         "q": None, "df": 0, "p_value": None, "i2": None, "h2": None, "tau2": None, "tau": None,
+        "i2_q": None, "tau2_ci": None, "tau_ci": None, "i2_ci": None, "h2_ci": None,
     }
     return {**het, "k": ma.k, "measure": ma.measure, "excluded": [e.to_dict() for e in ma.effects.excluded]}
 

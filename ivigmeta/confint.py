@@ -1,0 +1,80 @@
+"""Q-profile confidence intervals for tau², I² and H² (Viechtbauer 2007), as metafor's ``confint()``.
+
+The generalized Q statistic Q(tau²) = y' P(tau²) y (sum w (y - mu_w)² with w = 1 / (v + tau²)
+without moderators) follows a chi-square distribution on k - p df at the true tau², and decreases
+in tau². The interval collects the tau² values not rejected:
+
+* lower bound: the root of Q(tau²) = chi²_{k-p, 1 - alpha/2}, or 0 when Q(0) is already below it;
+* upper bound: the root of Q(tau²) = chi²_{k-p, alpha/2}, or 0 when Q(0) is below it (then the
+  interval is the single point 0: metafor's "null set" flag, ``ci_null``).
+
+As metafor, the roots are searched on [0, max(100, 10 tau²)]; a bound that lies beyond the upper
+limit is reported as that limit with the sign ">" (bcg, k = 2: [0, >100]). The bounds do not depend
+on the tau² estimator; I² and H² bounds are transformed with the typical within-study variance
+s² = (k - p) / tr P0: I² = 100 tau² / (tau² + s²), H² = 1 + tau² / s².
+
+Pure Python without moderators (chi-square quantiles from :mod:`ivigmeta.distributions`), so the
+default ``pool`` output can carry the intervals without importing numpy or scipy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ivigmeta.distributions import chi2_ppf
+from ivigmeta.errors import ModelError
+from ivigmeta.results import HeterogeneityCI
+from ivigmeta.tau2 import make_design, solve_decreasing
+
+
+def qprofile_ci(
+    yi: Sequence[float],
+    vi: Sequence[float],
+    tau2: float,
+    level: float = 0.95,
+    X: Any = None,
+) -> HeterogeneityCI:
+    """Q-profile interval for tau² (and I², H²) around the estimate ``tau2``."""
+    design = make_design(yi, vi, X)
+    k, p = design.k, design.p
+    df = k - p
+    if df < 1:
+        raise ModelError(f"a confidence interval for tau² needs more studies than coefficients (k = {k})")
+    alpha = 1.0 - level
+    crit_upper = chi2_ppf(1.0 - alpha / 2.0, df)  # Q above this: tau² = 0 is rejected
+    crit_lower = chi2_ppf(alpha / 2.0, df)
+    tau2_max = max(100.0, 10.0 * tau2)
+    q_min = design.rss(0.0)
+    q_max = design.rss(tau2_max)
+    lb_sign = ub_sign = ""
+    ci_null = False
+    if q_min < crit_lower:
+        low = high = 0.0
+        lb_sign = ub_sign = "<"
+        ci_null = True
+    else:
+        if q_max > crit_lower:
+            high, ub_sign = tau2_max, ">"
+        else:
+            high = solve_decreasing(design.rss, design.rss_slope, crit_lower, 0.0, tau2_max)[0]
+        if q_max > crit_upper:
+            low = high = tau2_max
+            lb_sign = ub_sign = ">"
+        elif q_min < crit_upper:
+            low = 0.0
+        else:
+            low = solve_decreasing(design.rss, design.rss_slope, crit_upper, 0.0, tau2_max)[0]
+    tr = design.trace_p(0.0)
+    s2 = df / tr
+    return HeterogeneityCI(
+        level=level,
+        tau2_low=low,
+        tau2_high=high,
+        i2_low=100.0 * low / (s2 + low),
+        i2_high=100.0 * high / (s2 + high),
+        h2_low=1.0 + low / s2,
+        h2_high=1.0 + high / s2,
+        lb_sign=lb_sign,
+        ub_sign=ub_sign,
+        ci_null=ci_null,
+    )
