@@ -331,6 +331,7 @@ class BetweenTest:
     p_value: float | None
     tau2: float | None = None
     note: str = ""
+    df2: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -338,6 +339,7 @@ class BetweenTest:
             "qm": self.statistic,
             "statistic": self.statistic,
             "df": self.df,
+            "df2": self.df2,
             "p_value": self.p_value,
             "tau2": self.tau2,
             "note": self.note,

@@ -1,17 +1,25 @@
 """Subgroup analysis: one meta-analysis per label, and a test of the difference between them.
 
-Each level is pooled on its own, with its own tau² (the fit's estimator). The difference between
-subgroups is tested as the paper did (random-effects, method-of-moments meta-regression in CMA):
-a mixed-effects meta-regression on indicators of the levels (the first level, in file order, is
-the reference), reporting the omnibus QM on (levels - 1) df.
+Each level is pooled on its own, with its own tau² (the fit's estimator and interval method).
+The difference between subgroups is tested in one of two ways (``between``):
+
+* ``metareg`` (default, the paper's method: CMA's random-effects meta-regression): a
+  mixed-effects meta-regression on indicators of the levels (the first level, in file order, is
+  the reference) with one residual tau² from the fit's estimator; the omnibus QM on
+  (levels - 1) df, or F on (levels - 1, k - levels) df under ``--ci hk``;
+* ``separate`` (meta's ``subgroup`` and CMA's "separate tau²"): Cochran's Q between the subgroup
+  estimates, each from its own random-effects fit, weighted by 1 / se², on (levels - 1) df
+  (a subgroup with one study contributes that study's estimate).
 
 Studies with an empty label are left out of that comparison and listed as excluded.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+from ivigmeta.distributions import chi2_sf
 from ivigmeta.errors import ModelError
 from ivigmeta.metareg import dummy_design, meta_regression
 from ivigmeta.pooling import fit
@@ -24,9 +32,15 @@ from ivigmeta.results import (
     SubgroupResult,
 )
 
+BETWEEN_METHODS = ("metareg", "separate")
 
-def subgroup_by(ma: MetaAnalysis, column: str) -> SubgroupResult:
+
+def subgroup_by(ma: MetaAnalysis, column: str, between: str = "metareg") -> SubgroupResult:
     """Subgroup analysis of ``ma`` by the text column ``column``."""
+    if between not in BETWEEN_METHODS:
+        raise ModelError(
+            f"unknown between-subgroup test '{between}' (choose one of {', '.join(BETWEEN_METHODS)})"
+        )
     es = ma.effects
     labels = [s.fields.get(column, "").strip() for s in es.studies]
     keep = [i for i, lab in enumerate(labels) if lab]
@@ -45,7 +59,10 @@ def subgroup_by(ma: MetaAnalysis, column: str) -> SubgroupResult:
     for level in levels:
         idx = [i for i in keep if labels[i] == level]
         groups.append(SubgroupLevel(level=level, analysis=fit(es.subset(idx), ma.options)))
-    test = _between_metareg(ma, keep, [labels[i] for i in keep], levels)
+    if between == "separate":
+        test = _between_separate(ma, groups)
+    else:
+        test = _between_metareg(ma, keep, [labels[i] for i in keep], levels)
     return SubgroupResult(column=column, levels=tuple(groups), test=test, excluded=excluded + es.excluded)
 
 
@@ -71,11 +88,35 @@ def _between_metareg(
         X,
         names,
         tau2_method=ma.options.tau2_method,
+        ci_method=ma.options.ci_method,
         level=ma.options.level,
     )
-    return BetweenTest(method, reg.qm, reg.qm_df, reg.qm_p_value, tau2=reg.tau2)
+    return BetweenTest(method, reg.qm, reg.qm_df, reg.qm_p_value, tau2=reg.tau2, df2=reg.qm_df2)
 
 
-def subgroup_analysis(ma: MetaAnalysis, columns: Sequence[str]) -> SubgroupAnalysis:
+def _between_separate(ma: MetaAnalysis, groups: Sequence[SubgroupLevel]) -> BetweenTest:
+    method = f"separate-{ma.options.tau2_method}"
+    if len(groups) < 2:
+        return BetweenTest(method, None, 0, None, note="only one subgroup: nothing to compare")
+    thetas, weights = [], []
+    for g in groups:
+        est = g.analysis.random or g.analysis.study_estimates[0]
+        if not est.se > 0:
+            return BetweenTest(
+                method, None, len(groups) - 1, None,
+                note=f"subgroup '{g.level}' has a zero standard error: Q-between is undefined",
+            )
+        thetas.append(est.theta)
+        weights.append(1.0 / (est.se * est.se))
+    sw = math.fsum(weights)
+    mean = math.fsum(w * t for w, t in zip(weights, thetas)) / sw
+    q = math.fsum(w * (t - mean) ** 2 for w, t in zip(weights, thetas))
+    df = len(groups) - 1
+    return BetweenTest(method, q, df, chi2_sf(q, df))
+
+
+def subgroup_analysis(
+    ma: MetaAnalysis, columns: Sequence[str], between: str = "metareg"
+) -> SubgroupAnalysis:
     """Subgroup analyses of ``ma`` by each of ``columns``."""
-    return SubgroupAnalysis(full=ma, by=tuple(subgroup_by(ma, c) for c in columns))
+    return SubgroupAnalysis(full=ma, by=tuple(subgroup_by(ma, c, between) for c in columns))

@@ -266,9 +266,15 @@ def subgroup_sections(sg: SubgroupAnalysis) -> list[Section]:
         if t.statistic is None:
             notes = [f"Test for subgroup differences: not applicable ({t.note})"]
         else:
+            if t.df2 is not None:
+                stat = f"F = {f.num(t.statistic)}, df = ({t.df}, {t.df2})"
+            elif t.method.startswith("separate-"):
+                stat = f"Q = {f.num(t.statistic)}, df = {t.df}"
+            else:
+                stat = f"QM = {f.num(t.statistic)}, df = {t.df}"
             notes = [
                 f"Test for subgroup differences ({_between_name(t.method)}): "
-                f"QM = {f.num(t.statistic)}, df = {t.df}, {f.p_eq(t.p_value)}"
+                f"{stat}, {f.p_eq(t.p_value)}"
             ]
         notes += excluded_notes(res.excluded)
         sections.append(Section(f"Subgroup analysis by {res.column}", cols, rows, notes))
@@ -278,6 +284,8 @@ def subgroup_sections(sg: SubgroupAnalysis) -> list[Section]:
 def _between_name(method: str) -> str:
     if method.startswith("metareg-"):
         return f"mixed-effects meta-regression, {method.split('-', 1)[1]}"
+    if method.startswith("separate-"):
+        return f"Q between subgroups, separate {method.split('-', 1)[1]} tau²"
     return method
 
 
@@ -355,6 +363,7 @@ def subgroup_records(sg: SubgroupAnalysis) -> list[dict[str, Any]]:
                     "test_method": test["method"],
                     "test_qm": test["qm"],
                     "test_df": test["df"],
+                    "test_df2": test["df2"],
                     "test_p_value": test["p_value"],
                 }
             )
