@@ -27,7 +27,7 @@ numpy is imported inside the functions: ``pool`` never pays for it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ivigmeta.distributions import (
@@ -139,6 +139,7 @@ def meta_regression(
         ci_method=ci_method,
         qm_df2=df2,
         excluded=tuple(excluded),
+        level=level,
     )
 
 
@@ -277,9 +278,40 @@ def metareg_analysis(
     mods = build_moderators(es, columns, ref, categorical)
     yi = [es.yi[i] for i in mods.keep]
     vi = [es.vi[i] for i in mods.keep]
-    return meta_regression(
+    reg = meta_regression(
         yi, vi, mods.X, mods.names, tau2_method, ci_method, level, mods.excluded + es.excluded
     )
+    return replace(reg, measure=es.measure, references=tuple(mods.references.items()))
 
 
-__all__ = ["meta_regression", "dummy_design", "build_moderators", "metareg_analysis"]
+def resolve_refs(es: EffectSizes, columns: Sequence[str], refs: Sequence[str]) -> dict[str, str]:
+    """Turn ``--ref`` values into {column: level}.
+
+    ``COL=LEVEL`` names the column; a bare ``LEVEL`` applies to the one moderator that has it.
+    """
+    out: dict[str, str] = {}
+    for text in refs:
+        col, sep, level = text.partition("=")
+        if sep and col.strip() in columns:
+            col, level = col.strip(), level.strip()
+        else:
+            level = text.strip()
+            owners = [
+                c for c in columns if any(s.fields.get(c, "").strip() == level for s in es.studies)
+            ]
+            if not owners:
+                raise ModelError(
+                    f"--ref '{level}': no moderator ({', '.join(columns)}) has this level"
+                )
+            if len(owners) > 1:
+                raise ModelError(
+                    f"--ref '{level}' is a level of {', '.join(owners)}: write --ref COL={level}"
+                )
+            col = owners[0]
+        if col in out and out[col] != level:
+            raise ModelError(f"--ref gives two reference levels for '{col}'")
+        out[col] = level
+    return out
+
+
+__all__ = ["meta_regression", "dummy_design", "build_moderators", "metareg_analysis", "resolve_refs"]

@@ -50,7 +50,24 @@ def common_iv(es: EffectSizes, level: float = 0.95) -> CommonFit:
     )
 
 
-COMMON_METHODS: dict[str, Callable[[EffectSizes, float], CommonFit]] = {"IV": common_iv}
+def _common_mh(es: EffectSizes, level: float = 0.95) -> CommonFit:
+    from ivigmeta.mantel_haenszel import common_mh
+
+    return common_mh(es, level)
+
+
+def _common_peto(es: EffectSizes, level: float = 0.95) -> CommonFit:
+    from ivigmeta.mantel_haenszel import common_peto
+
+    return common_peto(es, level)
+
+
+#: ``--common`` choices: inverse variance, Mantel-Haenszel, Peto (ivigmeta.mantel_haenszel).
+COMMON_METHODS: dict[str, Callable[[EffectSizes, float], CommonFit]] = {
+    "IV": common_iv,
+    "MH": _common_mh,
+    "PETO": _common_peto,
+}
 
 
 def random_effects(

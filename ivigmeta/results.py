@@ -125,9 +125,29 @@ class CommonFit(Estimate):
 
     method: str = "IV"
     weights: tuple[float, ...] = ()
+    # Mantel-Haenszel and Peto fits carry their own heterogeneity test (metafor's rma.mh and
+    # rma.peto): Q about the pooled estimate on k_yi - 1 df, with I² = (Q - df) / Q and H² = Q / df.
+    q: float | None = None
+    q_df: int | None = None
+    q_p_value: float | None = None
+    i2: float | None = None
+    h2: float | None = None
+    k_yi: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, **super().to_dict()}
+        out = {"method": self.method, **super().to_dict()}
+        if self.method != "IV":
+            out.update(
+                {
+                    "q": self.q,
+                    "q_df": self.q_df,
+                    "q_p_value": self.q_p_value,
+                    "i2": self.i2,
+                    "h2": self.h2,
+                    "k_yi": self.k_yi,
+                }
+            )
+        return out
 
 
 @dataclass(frozen=True)
@@ -452,9 +472,15 @@ class MetaRegression:
     ci_method: str = "z"
     qm_df2: int | None = None
     excluded: tuple[Exclusion, ...] = field(default_factory=tuple)
+    level: float = 0.95
+    measure: str = ""
+    references: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "measure": self.measure,
+            "level": self.level,
+            "references": dict(self.references),
             "k": self.k,
             "tau2_method": self.tau2_method,
             "ci_method": self.ci_method,

@@ -11,6 +11,7 @@ import click
 
 from ivigmeta import __version__
 from ivigmeta.cli.commands import COMMANDS
+from ivigmeta.cli.metareg import metareg
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -27,6 +28,7 @@ def cli() -> None:
 
 for _command in COMMANDS:
     cli.add_command(_command)
+cli.add_command(metareg)
 
 
 def main() -> None:

@@ -88,15 +88,26 @@ def loo(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, c
     metavar="COL",
     help="Label column to subgroup by (repeat for several analyses).",
 )
+@click.option(
+    "--between",
+    type=click.Choice(["metareg", "separate"]),
+    default="metareg",
+    show_default=True,
+    help=(
+        "Test for subgroup differences: mixed-effects meta-regression with one tau² from --tau2 "
+        "(the paper's, CMA), or Q between subgroup estimates with separate tau² (meta, CMA)."
+    ),
+)
 @handle_errors
-def subgroup(file, columns, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level):
-    """Subgroup analysis by label columns, with the between-subgroup meta-regression test (Table 3)."""
+def subgroup(file, columns, between, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method,
+             common_method, level):
+    """Subgroup analysis by label columns, with the between-subgroup test (Table 3)."""
     from ivigmeta.subgroup import subgroup_analysis
 
     table, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     for col in columns:
         table.require_label_column(col)
-    result = subgroup_analysis(ma, columns)
+    result = subgroup_analysis(ma, columns, between)
     for res in result.by:
         for e in res.excluded:
             if e.reason.startswith("no '"):

@@ -134,6 +134,12 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             rows.append(row)
         r = ma.random
         notes.append(heterogeneity_line(ma.heterogeneity))
+        c = ma.common
+        if c.method != "IV" and c.q is not None:
+            notes.append(
+                f"Heterogeneity ({c.method}, {metafor_fn(c.method)}): Q = {f.num(c.q)}, df = {c.q_df} "
+                f"({f.p_eq(c.q_p_value)}); I² = {f.pct(c.i2)}"
+            )
         stat = "t" if r.ci_method == "hk" else "z"
         notes.append(
             f"Test for overall effect (random effects): {stat} = {f.num(r.statistic)}, "
@@ -148,6 +154,10 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
     notes += excluded_notes(ma.effects.excluded)
     title = f"Outcomes of the included studies ({ma.measure}, k = {ma.k})"
     return [Section(title, cols, rows, [n for n in notes if n], summary_from)]
+
+
+def metafor_fn(method: str) -> str:
+    return {"MH": "as metafor's rma.mh", "PETO": "as metafor's rma.peto"}.get(method, "")
 
 
 def _cc_note(ma: MetaAnalysis) -> str:
@@ -291,17 +301,31 @@ def _between_name(method: str) -> str:
 
 def metareg_sections(reg: MetaRegression) -> list[Section]:
     stat = "t" if reg.ci_method == "hk" else "z"
-    cols = ["Coefficient", "Estimate", "SE", stat, "p-value", "95% CI"]
+    ci_head = f"{reg.level * 100:g}% CI"
+    cols = ["Coefficient", "Estimate", "SE", stat, "p-value", ci_head]
     rows = [
         [c.name, f.num(c.estimate, 4), f.num(c.se, 4), f.num(c.statistic), f.pval(c.p_value), f.ci(c.ci_low, c.ci_high, 4)]
         for c in reg.coefficients
     ]
+    if reg.qm is None:
+        omnibus = "Test of moderators: not applicable (intercept only)"
+    elif reg.qm_df2 is not None:
+        omnibus = f"Test of moderators: F = {f.num(reg.qm)}, df = ({reg.qm_df}, {reg.qm_df2}), {f.p_eq(reg.qm_p_value)}"
+    else:
+        omnibus = f"Test of moderators: QM = {f.num(reg.qm)}, df = {reg.qm_df}, {f.p_eq(reg.qm_p_value)}"
     notes = [
-        f"Test of moderators: QM = {f.num(reg.qm)}, df = {reg.qm_df}, {f.p_eq(reg.qm_p_value)}",
+        omnibus,
         f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, {f.p_eq(reg.qe_p_value)}; "
         f"tau² = {f.tau2(reg.tau2)}; I² = {f.pct(reg.i2)}; R² = {f.pct(reg.r2)}",
     ]
-    return [Section(f"Mixed-effects meta-regression ({reg.tau2_method}, k = {reg.k})", cols, rows, notes)]
+    if reg.measure in ("RR", "OR"):
+        notes.append(f"Coefficients are on the log {reg.measure} scale.")
+    for col, level in reg.references:
+        notes.append(f"Reference level of {col}: {level}")
+    notes += excluded_notes(reg.excluded)
+    ci_name = "Hartung-Knapp" if reg.ci_method == "hk" else "z"
+    title = f"Mixed-effects meta-regression ({reg.measure + ', ' if reg.measure else ''}{reg.tau2_method}, {ci_name}, k = {reg.k})"
+    return [Section(title, cols, rows, notes)]
 
 
 def bias_sections(ba: BiasAnalysis) -> list[Section]:
