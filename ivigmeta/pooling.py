@@ -22,6 +22,7 @@ from ivigmeta.results import CommonFit, EffectSizes, FitOptions, MetaAnalysis, R
 from ivigmeta.tau2 import estimate_tau2
 
 CI_METHODS = ("z", "hk")
+_EPS = 2.220446049250313e-16
 
 
 def _percent(w: Sequence[float]) -> tuple[float, ...]:
@@ -94,7 +95,9 @@ def random_effects(
         if k < 2:
             raise ModelError("Hartung-Knapp intervals need at least 2 studies")
         df = k - 1
-        se = math.sqrt(math.fsum(wi * (y - theta) ** 2 for wi, y in zip(w, yi)) / (df * sw))
+        rss = math.fsum(wi * (y - theta) ** 2 for wi, y in zip(w, yi))
+        # As metafor: a weighted residual sum of squares below machine epsilon is exactly 0.
+        se = 0.0 if rss <= _EPS else math.sqrt(rss / (df * sw))
         crit = t_crit(level, df)
         stat = theta / se if se > 0 else math.copysign(math.inf, theta) if theta else 0.0
         p = t_p_two_sided(stat, df) if se > 0 else (0.0 if theta else 1.0)

@@ -1,0 +1,106 @@
+"""tau² estimators: the registry, degenerate cases with known closed forms, convergence reporting.
+
+Parity with metafor for every data set, measure, estimator and interval method is in
+test_pooling_parity.py (and with moderators in test_metareg.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+from tolerances import CLOSED_FORM, close
+
+import ivigmeta.tau2 as tau2_module
+from ivigmeta.errors import ModelError
+from ivigmeta.pooling import fit, random_effects
+from ivigmeta.results import EffectSizes, FitOptions
+from ivigmeta.tau2 import TAU2_METHODS, estimate_tau2
+
+Y = [0.10, 0.62, -0.25, 0.41, 0.90, 0.05]
+V = [0.04] * 6  # all sampling variances equal
+
+
+def test_registry_offers_the_six_estimators():
+    assert list(TAU2_METHODS) == ["DL", "REML", "ML", "PM", "HE", "SJ"]
+
+
+def test_equal_variances_give_the_textbook_closed_forms():
+    """With v_i = v: DL = HE = PM = REML = SS/(k-1) - v and ML = SS/k - v (SS about the mean)."""
+    k = len(Y)
+    ybar = sum(Y) / k
+    ss = sum((y - ybar) ** 2 for y in Y)
+    moment = ss / (k - 1) - V[0]
+    assert moment > 0
+    for method in ("DL", "HE", "PM", "REML"):
+        assert close(estimate_tau2(Y, V, method).tau2, moment, 1e-12), method
+    assert close(estimate_tau2(Y, V, "ML").tau2, ss / k - V[0], 1e-12)
+    # SJ: one step from tau²_0 = SS/k: tau²_0 * (SS / (v + tau²_0)) / (k - 1).
+    t0 = ss / k
+    assert close(estimate_tau2(Y, V, "SJ").tau2, t0 * ss / (V[0] + t0) / (k - 1), 1e-12)
+
+
+@pytest.mark.parametrize("method", list(TAU2_METHODS))
+def test_identical_effects_give_zero(method):
+    assert estimate_tau2([0.3] * 4, [0.1, 0.2, 0.3, 0.4], method).tau2 == 0.0
+
+
+@pytest.mark.parametrize("method", list(TAU2_METHODS))
+def test_single_study_has_no_tau2(method):
+    assert estimate_tau2([0.3], [0.1], method).tau2 == 0.0
+
+
+def test_unknown_estimator_is_a_clear_error():
+    with pytest.raises(ModelError, match="unknown tau² estimator 'XYZ'.*DL, REML, ML, PM, HE, SJ"):
+        estimate_tau2(Y, V, "XYZ")
+
+
+def test_non_convergence_is_reported(monkeypatch):
+    """An iterative estimator that stops before converging says so (a ModelError, exit 1)."""
+    monkeypatch.setattr(tau2_module, "MAX_ITER", 1)
+    est = tau2_module.TAU2_METHODS["REML"]([0.1, 0.9, -0.4, 0.5], [0.01, 0.2, 0.05, 0.3])
+    assert not est.converged and est.iterations == 1
+    with pytest.raises(ModelError, match="REML estimator of tau² did not converge in 1 iterations"):
+        estimate_tau2([0.1, 0.9, -0.4, 0.5], [0.01, 0.2, 0.05, 0.3], "REML")
+
+
+def test_iterative_estimators_converge_tightly():
+    """REML and ML satisfy their score equations; PM its moment equation, to ~1e-12."""
+    from ivigmeta.tau2 import make_design
+
+    y = [0.1, 0.9, -0.4, 0.5, 1.2]
+    v = [0.01, 0.2, 0.05, 0.3, 0.08]
+    d = make_design(y, v)
+    t = estimate_tau2(y, v, "REML").tau2
+    s = d.score_pieces(t)
+    assert t > 0 and abs(s["yppy"] - s["tr_p"]) <= 1e-10 * s["tr_p"]
+    t = estimate_tau2(y, v, "ML").tau2
+    s = d.score_pieces(t)
+    assert t > 0 and abs(s["yppy"] - s["sum_w"]) <= 1e-10 * s["sum_w"]
+    t = estimate_tau2(y, v, "PM").tau2
+    assert close(d.rss(t), len(y) - 1, 1e-12)
+
+
+def test_hartung_knapp_with_identical_effects_has_zero_se():
+    """metafor sets the HK variance factor to 0 when the weighted residuals vanish."""
+    r = random_effects([0.2, 0.2, 0.2], [0.1, 0.2, 0.3], "RR", 0.0, ci_method="hk")
+    assert r.se == 0.0 and r.ci_low_theta == r.ci_high_theta == r.theta and r.p_value == 0.0
+    assert close(r.theta, 0.2, CLOSED_FORM)
+
+
+def test_k2_with_hartung_knapp_uses_one_df():
+    es = EffectSizes("RR", (), (0.1, 0.8), (0.05, 0.09), (0.0, 0.0))
+    r = fit(es, FitOptions(tau2_method="REML", ci_method="hk")).random
+    assert r.df == 1
+    # t(0.975, 1) = 12.706...: the interval is wide
+    assert close((r.ci_high_theta - r.theta) / r.se, 12.706204736174696, 1e-9)
+
+
+def test_fit_options_travel_to_refits():
+    """leave-one-out and subgroups refit with the same estimator and interval method."""
+    from ivigmeta.sensitivity import leave_one_out
+
+    es = EffectSizes("RR", (), tuple(Y), tuple(V), (0.0,) * 6)
+    ma = fit(es, FitOptions(tau2_method="PM", ci_method="hk"))
+    for row in leave_one_out(ma).rows:
+        r = row.analysis.random
+        assert (r.tau2_method, r.ci_method, r.df) == ("PM", "hk", 4)
+        assert r.pi_low_theta < r.ci_low_theta < r.theta < r.ci_high_theta < r.pi_high_theta
