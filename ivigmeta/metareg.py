@@ -147,7 +147,7 @@ def _check_design(X: "np.ndarray", names: Sequence[str]) -> None:
     """A clear error for a constant or perfectly collinear moderator."""
     import numpy as np
 
-    k, p = X.shape
+    p = X.shape[1]
     for j in range(1, p):
         col = X[:, j]
         if np.all(col == col[0]):
