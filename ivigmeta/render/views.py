@@ -147,7 +147,10 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
         )
         notes.append(
             f"Prediction interval (random effects): {f.ci(r.pi_low, r.pi_high, d)}"
+            + (f" (t on {r.df:g} df)" if r.df is not None else "")
         )
+        if r.ci_method == "hk" and ma.k == 2:
+            notes.append("Hartung-Knapp with k = 2: t on 1 df (critical value 12.7), so the intervals are very wide.")
     else:
         notes.append("A single study: no pooling was done.")
     notes.append(_cc_note(ma))
