@@ -6,6 +6,8 @@ test_pooling_parity.py (and with moderators in test_metareg.py).
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from tolerances import CLOSED_FORM, close
 
@@ -104,3 +106,58 @@ def test_fit_options_travel_to_refits():
         r = row.analysis.random
         assert (r.tau2_method, r.ci_method, r.df) == ("PM", "hk", 4)
         assert r.pi_low_theta < r.ci_low_theta < r.theta < r.ci_high_theta < r.pi_high_theta
+
+
+# Properties on arbitrary data: every estimator solves its own equation (or sits at the boundary
+# for the reason the theory gives), and the Q-profile bounds solve theirs.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from ivigmeta.confint import qprofile_ci  # noqa: E402
+from ivigmeta.distributions import chi2_ppf  # noqa: E402
+from ivigmeta.tau2 import _ll, make_design  # noqa: E402
+
+_studies = st.lists(
+    st.tuples(st.floats(-3, 3), st.floats(1e-3, 2.0)), min_size=2, max_size=25
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_studies)
+def test_estimators_solve_their_equations(data):
+    y = [a for a, _ in data]
+    v = [b for _, b in data]
+    k = len(y)
+    d = make_design(y, v)
+    for method in TAU2_METHODS:
+        t = estimate_tau2(y, v, method).tau2
+        assert t >= 0 and math.isfinite(t)
+    t = estimate_tau2(y, v, "PM").tau2
+    if t == 0:
+        assert d.rss(0.0) <= k - 1 + 1e-9
+    else:
+        assert close(d.rss(t), k - 1, 1e-9)
+    for method, key in (("REML", "tr_p"), ("ML", "sum_w")):
+        t = estimate_tau2(y, v, method).tau2
+        s = d.score_pieces(t)
+        if t == 0:
+            # boundary optimum: the (restricted) likelihood at 0 beats every positive tau²
+            for trial in (1e-4, 1e-3, 1e-2, 0.1, 1.0):
+                assert _ll(d, 0.0, method == "REML") >= _ll(d, trial, method == "REML") - 1e-9
+        else:
+            assert abs(s["yppy"] - s[key]) <= 1e-8 * s[key]
+
+
+@settings(max_examples=60, deadline=None)
+@given(_studies)
+def test_qprofile_bounds_solve_their_equations(data):
+    y = [a for a, _ in data]
+    v = [b for _, b in data]
+    df = len(y) - 1
+    d = make_design(y, v)
+    ci = qprofile_ci(y, v, estimate_tau2(y, v).tau2)
+    assert 0 <= ci.tau2_low <= ci.tau2_high
+    if ci.lb_sign == "" and ci.tau2_low > 0:
+        assert close(d.rss(ci.tau2_low), chi2_ppf(0.975, df), 1e-9)
+    if ci.ub_sign == "" and ci.tau2_high > 0:
+        assert close(d.rss(ci.tau2_high), chi2_ppf(0.025, df), 1e-9)
