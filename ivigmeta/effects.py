@@ -14,6 +14,17 @@ Continuity correction (``cc``, default 0.5) with ``cc_policy``:
 * ``all``: add it to every study; ``none``: never (a study whose effect or variance is then
   undefined is excluded, with the reason).
 
+Double-zero studies (no events in either arm; for OR also events in every participant of both
+arms) carry no information on a ratio scale. With ``keep_double_zero=False`` (the CLI default, as
+meta's ``metabin``, metan and metafor's ``rma.mh``) they are excluded from RR and OR analyses and
+listed with the reason; the library default ``True`` keeps them with the continuity correction, as
+metafor's ``escalc`` (``drop00 = FALSE``). RD always keeps them.
+
+Rows that report an effect instead of counts (:class:`~ivigmeta.data.GivenEffect`) enter on the
+analysis scale: from a 95% CI on the reported scale, yi = log(estimate) and
+se = (log(ci_high) - log(ci_low)) / (2 z_0.975) for RR and OR (identity scale for RD); from
+``theta, se``: vi = se²; from ``yi, vi`` as given. They must use the analysis' measure.
+
 References: Deeks & Higgins, Statistical algorithms in Review Manager 5 (2010); Viechtbauer (2010),
 metafor's ``escalc`` documentation.
 """
@@ -40,6 +51,9 @@ def normalize_measure(measure: str) -> str:
     return m
 
 
+GIVEN_CI_LEVEL = 0.95
+
+
 def _cells(study: Study) -> tuple[int, int, int, int]:
     a, n1, c, n2 = study.counts
     return a, n1 - a, c, n2 - c
@@ -48,9 +62,10 @@ def _cells(study: Study) -> tuple[int, int, int, int]:
 def _effect(a: float, b: float, c: float, d: float, measure: str) -> tuple[float, float]:
     n1, n2 = a + b, c + d
     if measure == "RR":
-        return math.log(a / n1) - math.log(c / n2), 1 / a - 1 / n1 + 1 / c - 1 / n2
+        # b / (a n1) = 1/a - 1/n1 without the cancellation that loses it when a is close to n1.
+        return math.log(a / n1) - math.log(c / n2), b / (a * n1) + d / (c * n2)
     if measure == "OR":
-        return math.log((a * d) / (b * c)), 1 / a + 1 / b + 1 / c + 1 / d
+        return math.log(a) + math.log(d) - math.log(b) - math.log(c), 1 / a + 1 / b + 1 / c + 1 / d
     p1, p2 = a / n1, c / n2
     return p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
 
@@ -60,6 +75,7 @@ def compute_effects(
     measure: str = "RR",
     cc: float = 0.5,
     cc_policy: str = "only0",
+    keep_double_zero: bool = True,
 ) -> EffectSizes:
     """Compute ``yi`` and ``vi`` for every study; studies whose effect is undefined are excluded.
 
@@ -69,6 +85,8 @@ def compute_effects(
     measure : ``RR``, ``OR`` or ``RD``.
     cc : continuity correction added to each cell.
     cc_policy : ``only0`` (studies with a zero cell), ``all`` or ``none``.
+    keep_double_zero : keep double-zero studies in RR and OR analyses (with the correction);
+        ``False`` excludes them with the reason.
     """
     measure = normalize_measure(measure)
     if cc_policy not in CC_POLICIES:
@@ -83,7 +101,19 @@ def compute_effects(
     added: list[float] = []
     excluded: list[Exclusion] = []
     for study in studies:
+        if not study.has_counts:
+            y, v = given_effect(study, measure)
+            kept.append(study)
+            yi.append(y)
+            vi.append(v)
+            added.append(0.0)
+            continue
         cells = _cells(study)
+        if not keep_double_zero:
+            reason = double_zero_reason(study, measure)
+            if reason:
+                excluded.append(Exclusion(study.study, reason, study.row))
+                continue
         has_zero = min(cells) == 0
         add = cc if (cc_policy == "all" or (cc_policy == "only0" and has_zero)) else 0.0
         a, b, c, d = (x + add for x in cells)
@@ -116,6 +146,66 @@ def compute_effects(
         cc_policy=cc_policy,
         excluded=tuple(excluded),
     )
+
+
+def double_zero_reason(study: Study, measure: str) -> str | None:
+    """Why a double-zero study is left out of a ratio analysis; ``None`` if it is not one."""
+    if measure == "RD" or not study.has_counts:
+        return None
+    a, n1, c, n2 = study.counts
+    if a == 0 and c == 0:
+        return (
+            f"no events in either arm (double zero): {measure} is not estimable "
+            "(--keep-double-zero keeps it with the continuity correction)"
+        )
+    if measure == "OR" and a == n1 and c == n2:
+        return (
+            "events in every participant of both arms: OR is not estimable "
+            "(--keep-double-zero keeps it with the continuity correction)"
+        )
+    return None
+
+
+def given_effect(study: Study, measure: str) -> tuple[float, float]:
+    """``(yi, vi)`` on the analysis scale from the effect a row reports instead of counts."""
+    g = study.given
+    if g is None:
+        raise DataError(f"{study.file or 'input'}, row {study.row}: no counts and no effect given")
+    if g.measure is not None and g.measure != measure:
+        raise DataError(
+            f"{study.where(g.measure_column or 'measure')}: '{g.measure}' but the analysis measure is "
+            f"{measure} (expected {measure}: an effect reported as {g.measure} cannot be "
+            f"converted to {measure}; use --measure {g.measure} or give counts)"
+        )
+    if g.kind == "ci":
+        est, lo, hi = g.values
+        if measure in ("RR", "OR"):
+            for value, col in zip(g.values, g.columns):
+                if not value > 0:
+                    raise DataError(
+                        f"{study.where(col)}: '{value:g}' is not positive (expected a ratio {measure} "
+                        f"and its CI bounds > 0; is this effect on the {measure} scale?)"
+                    )
+            y, low, high = math.log(est), math.log(lo), math.log(hi)
+        else:
+            for value, col in zip(g.values, g.columns):
+                if not -1 <= value <= 1:
+                    raise DataError(
+                        f"{study.where(col)}: '{value:g}' is not a risk difference "
+                        "(expected a value between -1 and 1)"
+                    )
+            y, low, high = est, lo, hi
+        se = (high - low) / (2 * z_crit(GIVEN_CI_LEVEL))
+        v = se * se
+        if not v > 0:
+            raise DataError(
+                f"{study.where(g.columns[2])}: the CI is too narrow to derive a variance "
+                "(expected ci_low < ci_high)"
+            )
+        return y, v
+    if g.kind == "se":
+        return g.values[0], g.values[1] ** 2
+    return g.values[0], g.values[1]
 
 
 def study_estimate(y: float, v: float, measure: str, level: float = 0.95) -> Estimate:

@@ -71,6 +71,26 @@ class EffectSizes:
     def labels(self) -> tuple[str, ...]:
         return tuple(s.study for s in self.studies)
 
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """Where each study's yi/vi came from: ``counts``, ``ci``, ``se`` or ``vi``."""
+        return tuple(s.effect_source for s in self.studies)
+
+    @property
+    def has_counts(self) -> bool:
+        """True when every study has 2x2 counts (Mantel-Haenszel and Peto need them)."""
+        return all(s.has_counts for s in self.studies)
+
+    def counts_only(self, method: str) -> "EffectSizes":
+        """The studies with counts; the others are excluded, naming ``method`` in the reason."""
+        keep = [i for i, s in enumerate(self.studies) if s.has_counts]
+        dropped = [
+            Exclusion(s.study, f"{method} needs event counts; this row gives only an effect", s.row)
+            for s in self.studies
+            if not s.has_counts
+        ]
+        return self.subset(keep, dropped)
+
     def subset(self, indices: Sequence[int], excluded: Sequence[Exclusion] = ()) -> "EffectSizes":
         """The studies at ``indices`` (in that order); ``excluded`` is added to the exclusions."""
         return replace(
@@ -259,6 +279,7 @@ class MetaAnalysis:
                     "yi": self.effects.yi[i],
                     "vi": self.effects.vi[i],
                     "cc_added": self.effects.cc_added[i],
+                    "source": study.effect_source,
                     **est.to_dict(),
                     "weight_common": self.common.weights[i] if self.common else None,
                     "weight_random": self.random.weights[i] if self.random else None,
@@ -425,6 +446,7 @@ class SubgroupAnalysis:
             "measure": self.full.measure,
             "tau2_method": self.full.options.tau2_method,
             "by": [b.to_dict() for b in self.by],
+            "excluded": [e.to_dict() for e in self.full.effects.excluded],
         }
 
 

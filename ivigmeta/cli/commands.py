@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from ivigmeta.cli.common import analysis_command, handle_errors, note, write_output
+from ivigmeta.cli.common import analysis_command, handle_errors, input_settings, note, write_output
 from ivigmeta.data import load_table
 from ivigmeta.effects import compute_effects
 from ivigmeta.errors import DataError
@@ -19,8 +19,12 @@ def load_and_fit(file: str, measure: str, cc: float, cc_policy: str, tau2_method
     """Read the table and fit the models with the command-line options; returns (table, fit)."""
     from ivigmeta.pooling import fit
 
-    table = load_table(file)
-    es = compute_effects(table.studies, measure=measure, cc=cc, cc_policy=cc_policy)
+    opts = input_settings()
+    table = load_table(file, sep=opts["sep"], sheet=opts["sheet"], columns=opts["columns"])
+    for message in table.notes:
+        note(message)
+    es = compute_effects(table.studies, measure=measure, cc=cc, cc_policy=cc_policy,
+                         keep_double_zero=opts["keep_double_zero"])
     options = FitOptions(
         tau2_method=tau2_method.upper(),
         ci_method=ci_method.lower(),
@@ -41,7 +45,11 @@ def show(result, view: str, fmt: str, ascii_only: bool) -> None:
 
 def _require_pooled(ma: MetaAnalysis, what: str) -> None:
     if not ma.pooled:
-        raise DataError(f"{what} needs at least 2 usable studies (have {ma.k})")
+        reasons = "; ".join(f"{e.study} (row {e.row}): {e.reason}" for e in ma.effects.excluded)
+        raise DataError(
+            f"{what} needs at least 2 usable studies (have {ma.k})"
+            + (f"; excluded: {reasons}" if reasons else "")
+        )
 
 
 @click.command()

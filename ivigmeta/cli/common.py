@@ -127,9 +127,67 @@ def model_options(func: Callable) -> Callable:
     return func
 
 
+INPUT_KEY = "ivigmeta.input"
+INPUT_DEFAULTS: dict[str, Any] = {"sep": None, "sheet": None, "columns": None, "keep_double_zero": False}
+
+
+def _store_input(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    # Input options are kept on the context rather than passed to each command, so every
+    # command gets them without its signature changing.
+    # Their parameter names carry an ``input_`` prefix so that they never collide with a
+    # command's own options (subgroup's --by is stored as ``columns``).
+    key = (param.name or "").removeprefix("input_")
+    ctx.meta.setdefault(INPUT_KEY, dict(INPUT_DEFAULTS))[key] = value
+    return value
+
+
+def input_settings() -> dict[str, Any]:
+    """The --sep, --sheet, --columns and --keep-double-zero values of the running command."""
+    ctx = click.get_current_context(silent=True)
+    stored = ctx.meta.get(INPUT_KEY, {}) if ctx is not None else {}
+    return {**INPUT_DEFAULTS, **stored}
+
+
+def input_options(func: Callable) -> Callable:
+    """--sep, --sheet, --columns, --keep-double-zero: how the table is read and which rows count."""
+    common = {"expose_value": False, "callback": _store_input, "is_eager": True}
+    func = click.option(
+        "--keep-double-zero",
+        "input_keep_double_zero",
+        is_flag=True,
+        help="Keep studies with no events in either arm (for OR also all events in both arms) "
+        "in RR/OR analyses, with the continuity correction; by default they are excluded.",
+        **common,
+    )(func)
+    func = click.option(
+        "--columns",
+        "input_columns",
+        metavar="ROLE=COL,...",
+        help="Name the columns yourself, e.g. treat_events=EvT,treat_total=NT,control_events=EvC,"
+        "control_total=NC (roles also: study, year, estimate, ci_low, ci_high, theta, se, yi, vi, "
+        "measure, treat_nonevents, control_nonevents).",
+        **common,
+    )(func)
+    func = click.option(
+        "--sheet",
+        "input_sheet",
+        metavar="NAME",
+        help="Worksheet of an .xlsx file (default: the first).",
+        **common,
+    )(func)
+    func = click.option(
+        "--sep",
+        "input_sep",
+        metavar="comma|semicolon|tab",
+        help="Field delimiter (default: sniffed from the header; semicolon files may use decimal commas).",
+        **common,
+    )(func)
+    return func
+
+
 def analysis_command(func: Callable) -> Callable:
-    """FILE plus every effect, model and output option."""
-    return file_argument(effect_options(model_options(output_options(func))))
+    """FILE plus every input, effect, model and output option."""
+    return file_argument(input_options(effect_options(model_options(output_options(func)))))
 
 
 def handle_errors(func: Callable) -> Callable:

@@ -37,14 +37,15 @@ def to_table(sections: list[Section], ascii_only: bool = False) -> str:
     console = make_console(buf, ascii_only)
     style = box.ASCII2 if ascii_only else box.SIMPLE_HEAD
     for n, sec in enumerate(sections):
-        table = Table(title=sec.title, box=style, title_justify="left", show_edge=False, pad_edge=False)
+        # Text() everywhere: labels from the user's file ("Smith [a]") are not rich markup.
+        table = Table(title=Text(sec.title), box=style, title_justify="left", show_edge=False, pad_edge=False)
         for i, col in enumerate(sec.columns):
             left = i < sec.right_align_from
             # Numbers never wrap; long study lists and labels do.
             wrap = left or col == "Studies"
             longest = max([len(col)] + [len(row[i]) for row in sec.rows])
             table.add_column(
-                col,
+                Text(col),
                 justify="left" if left else "right",
                 overflow="fold",
                 no_wrap=not wrap,
@@ -52,7 +53,7 @@ def to_table(sections: list[Section], ascii_only: bool = False) -> str:
             )
         for i, row in enumerate(sec.rows):
             summary = sec.summary_from is not None and i >= sec.summary_from
-            table.add_row(*row, style="bold" if summary else None, end_section=summary is False and sec.summary_from == i + 1)
+            table.add_row(*(Text(c) for c in row), style="bold" if summary else None, end_section=summary is False and sec.summary_from == i + 1)
         console.print(table)
         for note in sec.notes:
             console.print(Text(note))

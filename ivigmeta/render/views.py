@@ -43,8 +43,31 @@ class Section:
     right_align_from: int = 1
 
 
+# Marks on effect-only rows in tables, by where their effect came from (docs/input.md).
+SOURCE_MARKS = {"ci": "from CI", "se": "from SE", "vi": "from yi, vi"}
+NOT_REPORTED = "NR"
+
+
 def _label(study) -> str:
-    return study.label()
+    mark = SOURCE_MARKS.get(study.effect_source)
+    return f"{study.label()} [{mark}]" if mark else study.label()
+
+
+def _events(study, arm: str) -> str:
+    if not study.has_counts:
+        return NOT_REPORTED
+    return f"{getattr(study, arm + '_events')} ({getattr(study, arm + '_total')})"
+
+
+def source_notes(studies) -> list[str]:
+    """Footnote for rows whose effect was given rather than computed from counts."""
+    given = [s for s in studies if not s.has_counts]
+    if not given:
+        return []
+    return [
+        f"{NOT_REPORTED}: events not reported; the effect of {', '.join(s.label() for s in given)} "
+        "was derived from the reported effect (CI, SE or yi/vi) as marked"
+    ]
 
 
 def _duration(study, arm: str) -> str:
@@ -94,12 +117,12 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
         cols += ["Weight (common)", "Weight (random)"]
     rows = []
     for i, (s, est) in enumerate(zip(ma.effects.studies, ma.study_estimates)):
-        row = [_label(s), str(s.n)]
+        row = [_label(s), str(s.n) if s.has_counts else NOT_REPORTED]
         if durations:
             row += [_duration(s, "treat"), _duration(s, "control")]
         row += [
-            f"{s.treat_events} ({s.treat_total})",
-            f"{s.control_events} ({s.control_total})",
+            _events(s, "treat"),
+            _events(s, "control"),
             f.est_ci(est.estimate, est.ci_low, est.ci_high, d),
             f.pval(est.p_value),
         ]
@@ -109,7 +132,8 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
     notes = []
     summary_from = None
     if ma.pooled:
-        studies = ma.effects.studies
+        studies = [s for s in ma.effects.studies if s.has_counts]
+        complete = len(studies) == ma.k  # totals only when every pooled study reports counts
         n = sum(s.n for s in studies)
         te = sum(s.treat_events for s in studies)
         tt = sum(s.treat_total for s in studies)
@@ -120,12 +144,12 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             (f"Common effect ({ma.common.method})", ma.common),
             (f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})", ma.random),
         ):
-            row = [name, str(n)]
+            row = [name, str(n) if complete else ""]
             if durations:
                 row += ["", ""]
             row += [
-                f"{te} ({tt})",
-                f"{ce} ({ct})",
+                f"{te} ({tt})" if complete else "",
+                f"{ce} ({ct})" if complete else "",
                 f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
                 f.pval(fit.p_value),
                 "100.0%" if fit is ma.common else "",
@@ -154,6 +178,7 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
     else:
         notes.append("A single study: no pooling was done.")
     notes.append(_cc_note(ma))
+    notes += source_notes(ma.effects.studies)
     notes += excluded_notes(ma.effects.excluded)
     title = f"Outcomes of the included studies ({ma.measure}, k = {ma.k})"
     return [Section(title, cols, rows, [n for n in notes if n], summary_from)]

@@ -1,0 +1,296 @@
+"""Column conventions: which header names mean event counts, effects, study labels and years.
+
+A table names its columns in one of these conventions, recognised automatically (first complete
+match wins, in this order):
+
+========================  ===================================================================
+ivigmeta                  ``treat_events, treat_total, control_events, control_total``
+metafor ai/n1i/ci/n2i     ``ai, n1i, ci, n2i`` (events and totals)
+metafor ai/bi/ci/di       ``ai, bi, ci, di`` (events and non-events)
+meta                      ``event.e, n.e, event.c, n.c`` (``metabin``)
+RevMan                    ``Experimental events, Experimental total, Control events,
+                          Control total`` (also ``Intervention ...``, ``Events 1``/``Total 1``)
+========================  ===================================================================
+
+Rows may instead give an effect: ``estimate, ci_low, ci_high`` on the reported scale (also
+``lower/upper``, metafor's ``ci.lb/ci.ub``), ``theta, se`` (meta's ``TE, seTE``) or ``yi, vi``
+on the analysis scale, with an optional ``measure`` column (meta's ``sm``). The study label is
+the first of ``study, author, slab, studlab, study id`` present, else the first text column;
+``year`` is used when present. ``--columns ROLE=COLUMN,...`` overrides any of this.
+
+Names match case-insensitively; RevMan names also ignore spaces and punctuation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from ivigmeta.errors import DataError
+
+COUNT_ROLES = ("treat_events", "treat_total", "control_events", "control_total")
+NONEVENT_ROLES = ("treat_nonevents", "control_nonevents")
+EFFECT_SETS: dict[str, tuple[str, ...]] = {
+    "ci": ("estimate", "ci_low", "ci_high"),
+    "se": ("theta", "se"),
+    "vi": ("yi", "vi"),
+}
+EFFECT_ROLES = tuple(r for roles in EFFECT_SETS.values() for r in roles)
+LABEL_ROLES = ("study", "year", "measure")
+ROLES = COUNT_ROLES + NONEVENT_ROLES + EFFECT_ROLES + LABEL_ROLES
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A set of count column names and the roles they play."""
+
+    name: str
+    columns: Mapping[str, str]  # role -> header name (as written in that convention)
+    fuzzy: bool = False  # RevMan exports: compare names without spaces and punctuation
+
+    def describe(self) -> str:
+        return f"{self.name} {'/'.join(self.columns.values())}" if not self.fuzzy else self.name
+
+
+CONVENTIONS = (
+    Convention("ivigmeta's", dict(zip(COUNT_ROLES, COUNT_ROLES))),
+    Convention("metafor's", {"treat_events": "ai", "treat_total": "n1i",
+                             "control_events": "ci", "control_total": "n2i"}),
+    Convention("metafor's", {"treat_events": "ai", "treat_nonevents": "bi",
+                             "control_events": "ci", "control_nonevents": "di"}),
+    Convention("meta's", {"treat_events": "event.e", "treat_total": "n.e",
+                          "control_events": "event.c", "control_total": "n.c"}),
+    Convention("RevMan-style names (experimental/control events and total)", {
+        "treat_events": "Experimental events", "treat_total": "Experimental total",
+        "control_events": "Control events", "control_total": "Control total"}, fuzzy=True),
+)
+
+# RevMan and spreadsheet spellings, compared after removing everything but letters and digits.
+_REVMAN_ALIASES: dict[str, tuple[str, ...]] = {
+    "treat_events": ("experimentalevents", "interventionevents", "eventsexperimental",
+                     "eventsintervention", "events1", "experimentalcases", "treatmentevents"),
+    "treat_total": ("experimentaltotal", "interventiontotal", "totalexperimental",
+                    "totalintervention", "total1", "experimentaln", "interventionn",
+                    "treatmenttotal"),
+    "control_events": ("controlevents", "eventscontrol", "events2", "controlcases"),
+    "control_total": ("controltotal", "totalcontrol", "total2", "controln"),
+}
+
+_EFFECT_ALIASES: dict[str, tuple[str, ...]] = {
+    "estimate": ("estimate", "est"),
+    "ci_low": ("ci_low", "ci_lower", "lower", "ci.lb", "lcl", "lower_ci"),
+    "ci_high": ("ci_high", "ci_upper", "upper", "ci.ub", "ucl", "upper_ci"),
+    "theta": ("theta", "te"),
+    "se": ("se", "sete", "se_theta"),
+    "yi": ("yi",),
+    "vi": ("vi",),
+    "measure": ("measure", "sm"),
+}
+_LABEL_ALIASES = ("study", "author", "authors", "slab", "studlab", "study id", "study_id",
+                  "studyid", "study or subgroup", "trial")
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Where each role is found in a header: role -> header name (as written in the file)."""
+
+    roles: Mapping[str, str]
+    convention: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def get(self, role: str) -> str | None:
+        return self.roles.get(role)
+
+    @property
+    def has_counts(self) -> bool:
+        return "treat_events" in self.roles
+
+    def count_columns(self) -> tuple[str, ...]:
+        """The header names that hold counts (events and totals or non-events)."""
+        keys = COUNT_ROLES + NONEVENT_ROLES
+        return tuple(self.roles[r] for r in keys if r in self.roles)
+
+    def effect_sets(self) -> list[str]:
+        """The effect kinds (``ci``, ``se``, ``vi``) whose columns are all present."""
+        return [k for k, roles in EFFECT_SETS.items() if all(r in self.roles for r in roles)]
+
+    def used(self) -> set[str]:
+        return set(self.roles.values())
+
+
+def parse_columns_option(spec: str | None) -> dict[str, str]:
+    """``treat_events=EvT,treat_total=NT`` -> ``{"treat_events": "EvT", ...}``."""
+    if not spec:
+        return {}
+    out: dict[str, str] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise DataError(f"--columns: '{part.strip()}' is not ROLE=COLUMN (for example treat_events=EvT)")
+        role, column = (x.strip() for x in part.split("=", 1))
+        if role not in ROLES:
+            raise DataError(f"--columns: unknown role '{role}' (roles: {', '.join(ROLES)})")
+        if not column:
+            raise DataError(f"--columns: no column name given for '{role}'")
+        out[role] = column
+    return out
+
+
+def _find(header: Sequence[str], names: Sequence[str], fuzzy: bool = False) -> str | None:
+    """The first header name matching one of ``names`` (case-insensitive, or squashed)."""
+    if fuzzy:
+        wanted = {_squash(n) for n in names}
+        return next((h for h in header if h and _squash(h) in wanted), None)
+    wanted = {n.lower() for n in names}
+    return next((h for h in header if h and h.strip().lower() in wanted), None)
+
+
+def _match(conv: Convention, header: Sequence[str]) -> dict[str, str]:
+    found = {}
+    for role, name in conv.columns.items():
+        names = (_REVMAN_ALIASES[role] if conv.fuzzy else (name,))
+        hit = _find(header, names, fuzzy=conv.fuzzy)
+        if hit is not None:
+            found[role] = hit
+    return found
+
+
+def _is_number(text: str, decimal: str) -> bool:
+    t = text.strip()
+    if decimal == ",":
+        t = t.replace(",", ".")
+    try:
+        float(t)
+    except ValueError:
+        return False
+    return True
+
+
+def resolve(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    source: str,
+    explicit: Mapping[str, str] | None = None,
+    decimal: str = ".",
+) -> ColumnMap:
+    """Decide which column plays which role, from ``explicit`` (``--columns``) and the names.
+
+    Raises a :class:`DataError` (row 1) when a needed column is missing, listing the columns found.
+    """
+    explicit = dict(explicit or {})
+    found_list = ", ".join(h for h in header if h) or "none"
+    for role, column in explicit.items():
+        if column not in header:
+            raise DataError(
+                f"{source}, row 1: --columns {role}={column}: no column '{column}' "
+                f"(columns found: {found_list})"
+            )
+    roles: dict[str, str] = {}
+    notes: list[str] = []
+    convention = None
+    count_given = [r for r in COUNT_ROLES + NONEVENT_ROLES if r in explicit]
+    if count_given:
+        need_a = COUNT_ROLES
+        need_b = ("treat_events", "treat_nonevents", "control_events", "control_nonevents")
+        if not (all(r in explicit for r in need_a) or all(r in explicit for r in need_b)):
+            missing = [r for r in need_a if r not in explicit]
+            raise DataError(
+                f"--columns: {', '.join(missing)} not given (name all of {', '.join(need_a)}, "
+                "or treat_events, treat_nonevents, control_events, control_nonevents)"
+            )
+        roles.update({r: explicit[r] for r in count_given})
+        convention = "--columns"
+    else:
+        best: tuple[Convention, dict[str, str]] | None = None
+        for conv in CONVENTIONS:
+            hit = _match(conv, header)
+            if len(hit) == len(conv.columns):
+                roles.update(hit)
+                convention = conv.describe()
+                break
+            if best is None or len(hit) > len(best[1]):
+                best = (conv, hit)
+        else:
+            roles_effect = _effect_roles(header, explicit)
+            if not any(all(r in roles_effect for r in rs) for rs in EFFECT_SETS.values()):
+                conv, hit = best  # type: ignore[misc]
+                if len(hit) >= 2:
+                    missing = [n for r, n in conv.columns.items() if r not in hit]
+                    raise DataError(
+                        f"{source}, row 1: required column(s) missing: {', '.join(missing)} "
+                        f"(expected {conv.describe()}; columns found: {found_list})"
+                    )
+                raise DataError(
+                    f"{source}, row 1: required columns missing: expected event counts "
+                    f"({', '.join(COUNT_ROLES)}, or metafor's ai/n1i/ci/n2i, ai/bi/ci/di, meta's "
+                    "event.e/n.e/event.c/n.c, RevMan's Experimental/Control events and total) or "
+                    "effects (estimate, ci_low, ci_high; theta, se; or yi, vi); "
+                    f"columns found: {found_list}"
+                )
+    if convention and convention != "ivigmeta's " + "/".join(COUNT_ROLES):
+        notes.append(f"columns recognised as {convention}")
+    effect = _effect_roles(header, explicit)
+    for kind, rs in EFFECT_SETS.items():
+        present = [r for r in rs if r in effect]
+        if present and len(present) < len(rs):
+            # With counts, a lone 'se' or 'lower' column is just another text column.
+            if "treat_events" not in roles or any(r in explicit for r in present):
+                missing = [r for r in rs if r not in effect]
+                raise DataError(
+                    f"{source}, row 1: column '{effect[present[0]]}' is read as {present[0]} but "
+                    f"no column for {', '.join(missing)} was found (an effect is given as "
+                    f"{', '.join(rs)}; columns found: {found_list})"
+                )
+            for r in present:
+                del effect[r]
+    roles.update(effect)
+    if roles.get("treat_events") is None and any(r in roles for r in EFFECT_ROLES):
+        notes.append("no event-count columns: every row gives its effect")
+    # Label and year.
+    taken = set(roles.values())
+    year = explicit.get("year") or _find([h for h in header if h not in taken], ("year",))
+    if year:
+        roles["year"] = year
+        taken.add(year)
+    label = explicit.get("study") or _find([h for h in header if h not in taken], _LABEL_ALIASES)
+    if label is None:
+        label = _first_text_column(header, rows, taken, decimal)
+        if label is not None:
+            notes.append(f"study labels taken from column '{label}' (the first text column)")
+        else:
+            notes.append("no study-label column: studies are named by their row")
+    elif label != "study" and "study" not in explicit:
+        notes.append(f"study labels taken from column '{label}'")
+    if label is not None:
+        roles["study"] = label
+    return ColumnMap(roles=roles, convention=convention, notes=tuple(notes))
+
+
+def _effect_roles(header: Sequence[str], explicit: Mapping[str, str]) -> dict[str, str]:
+    out = {}
+    for role in EFFECT_ROLES + ("measure",):
+        if role in explicit:
+            out[role] = explicit[role]
+            continue
+        hit = _find(header, _EFFECT_ALIASES[role])
+        if hit is not None:
+            out[role] = hit
+    return out
+
+
+def _first_text_column(
+    header: Sequence[str], rows: Sequence[Sequence[str]], taken: set[str], decimal: str
+) -> str | None:
+    for i, name in enumerate(header):
+        if not name or name in taken:
+            continue
+        values = [r[i].strip() for r in rows if i < len(r) and r[i].strip()]
+        if values and not all(_is_number(v, decimal) for v in values):
+            return name
+    return None
