@@ -166,6 +166,11 @@ def double_zero_reason(study: Study, measure: str) -> str | None:
     return None
 
 
+def _raw(study: Study, column: str, value: float) -> str:
+    """The cell as written in the file (messages quote what the user typed)."""
+    return study.fields.get(column) or f"{value:g}"
+
+
 def given_effect(study: Study, measure: str) -> tuple[float, float]:
     """``(yi, vi)`` on the analysis scale from the effect a row reports instead of counts."""
     g = study.given
@@ -183,7 +188,7 @@ def given_effect(study: Study, measure: str) -> tuple[float, float]:
             for value, col in zip(g.values, g.columns):
                 if not value > 0:
                     raise DataError(
-                        f"{study.where(col)}: '{value:g}' is not positive (expected a ratio {measure} "
+                        f"{study.where(col)}: '{_raw(study, col, value)}' is not positive (expected a ratio {measure} "
                         f"and its CI bounds > 0; is this effect on the {measure} scale?)"
                     )
             y, low, high = math.log(est), math.log(lo), math.log(hi)
@@ -191,7 +196,7 @@ def given_effect(study: Study, measure: str) -> tuple[float, float]:
             for value, col in zip(g.values, g.columns):
                 if not -1 <= value <= 1:
                     raise DataError(
-                        f"{study.where(col)}: '{value:g}' is not a risk difference "
+                        f"{study.where(col)}: '{_raw(study, col, value)}' is not a risk difference "
                         "(expected a value between -1 and 1)"
                     )
             y, low, high = est, lo, hi

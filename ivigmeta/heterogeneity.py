@@ -37,17 +37,36 @@ def cochran_q(yi: Sequence[float], vi: Sequence[float]) -> QStatistic:
     return QStatistic(q=q, df=len(yi) - 1, theta_fe=theta, sum_w=sw)
 
 
+def sum_w_minus_sum_w2_over_sum_w(w: Sequence[float]) -> float:
+    """sum w - sum w² / sum w, computed as sum_i w_i (sum of the other weights) / sum w.
+
+    The same quantity (the c of DerSimonian-Laird), without the cancellation that makes the
+    textbook form 0 (or negative) when one weight dominates by many orders of magnitude.
+    """
+    k = len(w)
+    prefix = [0.0] * (k + 1)
+    for i, x in enumerate(w):
+        prefix[i + 1] = prefix[i] + x
+    suffix = 0.0
+    others = [0.0] * k
+    for i in range(k - 1, -1, -1):
+        others[i] = prefix[i] + suffix
+        suffix += w[i]
+    sw = math.fsum(w)
+    return math.fsum(x * o for x, o in zip(w, others)) / sw
+
+
 def typical_variance(vi: Sequence[float]) -> float | None:
     """Higgins & Thompson's typical within-study variance s²; ``None`` for k < 2."""
     k = len(vi)
     if k < 2:
         return None
     w = [1.0 / v for v in vi]
-    sw = math.fsum(w)
-    denom = sw * sw - math.fsum(x * x for x in w)
-    if denom <= 0:
+    # (k - 1) sum w / ((sum w)² - sum w²) = (k - 1) / c with c as in DerSimonian-Laird.
+    c = sum_w_minus_sum_w2_over_sum_w(w)
+    if not c > 0:
         return None
-    return (k - 1) * sw / denom
+    return (k - 1) / c
 
 
 def i2_from_q(q: float, df: int) -> float:

@@ -198,14 +198,19 @@ def handle_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except IvigmetaError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(one_line(str(exc))) from None
 
     return wrapper
 
 
+def one_line(message: str) -> str:
+    """Line breaks quoted inside a cell or label must not split a message over lines."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def note(message: str) -> None:
     """Notes and warnings go to stderr so stdout stays machine-readable."""
-    click.echo(f"note: {message}", err=True)
+    click.echo(f"note: {one_line(message)}", err=True)
 
 
 def write_output(text: str) -> None:

@@ -1,0 +1,266 @@
+"""Property-based tests: random tables and random bytes through every subcommand, in-process.
+
+The only outcomes allowed are exit 0 with valid output (JSON that parses, every input row either
+analysed or listed as excluded, no NaN anywhere in the result) or exit 1 with exactly one
+``Error: ...`` line on stderr (notes aside). Never a traceback (the runner re-raises), never
+"internal error".
+
+Examples per property: 60 by default; IVIGMETA_FUZZ_EXAMPLES=2000 for a longer run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ivigmeta.render as render_module
+from ivigmeta.cli import cli
+
+EXAMPLES = int(os.environ.get("IVIGMETA_FUZZ_EXAMPLES", "60"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+# Extra arguments a command needs to run on a fuzzed table (the table always has a 'grp' column).
+EXTRA_ARGS = {"subgroup": ["--by", "grp"]}
+
+
+def commands() -> list[str]:
+    return sorted(cli.commands)
+
+
+@contextmanager
+def nan_guard():
+    """Fail on NaN anywhere in a JSON payload (JSON writes inf and NaN as null, hiding them)."""
+    found: list[str] = []
+    original = render_module._clean
+
+    def checking(value, path="$"):
+        if isinstance(value, float) and math.isnan(value):
+            found.append(path)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                checking(v, f"{path}.{k}")
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                checking(v, f"{path}[{i}]")
+        return value
+
+    def wrapped(value):
+        checking(value)
+        return original(value)
+
+    with mock.patch.object(render_module, "_clean", wrapped):
+        yield found
+
+
+def invoke(args: list[str]):
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.stderr.split("\n") if line and not line.startswith("note: ")]
+
+
+def accounted(payload: dict, n_rows: int) -> None:
+    """Every input row is analysed or excluded, in any command's JSON."""
+    assert "excluded" in payload, sorted(payload)
+    excluded = payload["excluded"]
+    if "studies" in payload and isinstance(payload["studies"], list):
+        rows = sorted([s["row"] for s in payload["studies"]] + [e["row"] for e in excluded])
+        assert rows == list(range(2, 2 + n_rows)), rows
+    elif "by" in payload:
+        for by in payload["by"]:
+            analysed = sum(level["k"] for level in by["levels"])
+            assert analysed + len(by["excluded"]) == n_rows
+    elif "k" in payload:
+        assert payload["k"] + len(excluded) == n_rows
+
+
+def check(result, n_rows: int | None, fmt: str, nans: list[str]) -> None:
+    assert "Traceback" not in result.output
+    errors = error_lines(result)
+    if result.exit_code == 0:
+        assert errors == []
+        assert not nans, f"NaN in output at {nans}"
+        if fmt == "json":
+            payload = json.loads(result.stdout)
+            if n_rows is not None:
+                accounted(payload, n_rows)
+        else:
+            assert result.stdout.strip()
+    else:
+        assert result.exit_code == 1, (result.exit_code, result.output)
+        assert len(errors) == 1 and errors[0].startswith("Error: "), errors
+        assert "internal error" not in errors[0]
+
+
+def run_all(path: Path, n_rows: int | None, extra: list[str], formats=("json",)) -> None:
+    for command in commands():
+        for fmt in formats:
+            with nan_guard() as nans:
+                result = invoke([command, str(path), *EXTRA_ARGS.get(command, []), *extra, "-f", fmt])
+            check(result, n_rows, fmt, nans)
+
+
+# ---------------------------------------------------------------------------------------------
+# Strategies
+
+labels = st.one_of(st.sampled_from(["Smith", "Jones", "Lee", "", "Müller", "O'Brien, J"]),
+                   st.text(alphabet="abcXYZ é,;\"'", max_size=8))
+groups = st.sampled_from(["a", "b", "", "c"])
+
+
+@st.composite
+def count_row(draw):
+    big = draw(st.booleans())
+    hi = 10**9 if big else 60
+    n1 = draw(st.integers(1, hi))
+    n2 = draw(st.integers(1, hi))
+    a = draw(st.one_of(st.sampled_from([0, n1]), st.integers(0, n1)))
+    c = draw(st.one_of(st.sampled_from([0, n2]), st.integers(0, n2)))
+    return [str(a), str(n1), str(c), str(n2), "", "", ""]
+
+
+@st.composite
+def effect_row(draw):
+    est = draw(st.floats(min_value=1e-6, max_value=1e6))
+    lo_f = draw(st.floats(min_value=1e-3, max_value=1.0))
+    hi_f = draw(st.floats(min_value=1.0, max_value=1e3))
+    return ["", "", "", "", repr(est * lo_f), repr(est), repr(est * hi_f)]
+
+
+@st.composite
+def messy_cell(draw):
+    return draw(st.one_of(
+        st.sampled_from(["", "0", "1", "-1", "1.5", "1,5", "nan", "inf", "-inf", "x", "1e9",
+                         "1e400", "9007199254740993", " 3 ", "0.0", "1e-320", "\"", "2,0"]),
+        st.integers(-5, 10**9).map(str),
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.text(max_size=4),
+    ))
+
+
+HEADER = ["study", "grp", "treat_events", "treat_total", "control_events", "control_total",
+          "ci_low", "estimate", "ci_high"]
+
+
+@st.composite
+def tables(draw):
+    rows = draw(st.lists(st.one_of(count_row(), effect_row()), min_size=1, max_size=7))
+    lines = [HEADER]
+    for cells in rows:
+        lines.append([draw(labels), draw(groups), *cells])
+    return lines
+
+
+def write_csv(path: Path, rows: list[list[str]], delimiter: str = ",", encoding: str = "utf-8") -> None:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    path.write_bytes(buf.getvalue().encode(encoding, errors="replace"))
+
+
+options = st.lists(
+    st.sampled_from([["--measure", "OR"], ["--measure", "RD"], ["--keep-double-zero"],
+                     ["--cc-policy", "none"], ["--cc-policy", "all"], ["--ci", "hk"]]),
+    max_size=3,
+).map(lambda groups_: [x for g in groups_ for x in g])
+
+
+@FUZZ
+@given(table=tables(), extra=options)
+def test_random_tables(table, extra):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.csv"
+        write_csv(path, table)
+        run_all(path, len(table) - 1, extra, formats=("json", "table"))
+
+
+@FUZZ
+@given(
+    cells=st.lists(st.lists(messy_cell(), min_size=9, max_size=9), min_size=1, max_size=5),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]),
+    extra=options,
+)
+def test_messy_cells(cells, delimiter, encoding, extra):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.csv"
+        write_csv(path, [HEADER, *cells], delimiter, encoding)
+        # Rows whose cells are all blank are not studies, so accounting is checked on the rest.
+        n_rows = None if any(not any(c.strip() for c in r) for r in cells) else len(cells)
+        run_all(path, n_rows, extra)
+
+
+@FUZZ
+@given(data=st.one_of(
+    st.binary(max_size=400),
+    st.binary(max_size=200).map(lambda b: b"study,treat_events,treat_total,control_events,control_total\n" + b),
+))
+def test_random_bytes(data):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.csv"
+        path.write_bytes(data)
+        run_all(path, None, [], formats=("json", "table"))
+
+
+@pytest.mark.parametrize("count", ["1000000000", "999999999"])
+def test_counts_up_to_a_billion(tmp_path, count):
+    """Huge arms, events close to the total and extreme risk ratios stay finite."""
+    path = tmp_path / "big.csv"
+    rows = [HEADER,
+            ["A", "a", count, count, "1", count, "", "", ""],
+            ["B", "b", "1", count, count, count, "", "", ""],
+            ["C", "a", "999999998", "1000000000", "3", "1000000000", "", "", ""]]
+    write_csv(path, rows)
+    for measure in ("RR", "OR", "RD"):
+        with nan_guard() as nans:
+            result = invoke(["pool", str(path), "--measure", measure, "-f", "json"])
+        check(result, 3, "json", nans)
+        assert result.exit_code == 0
+        data = json.loads(result.stdout)
+        assert data["k"] == 3 and all(s["vi"] > 0 for s in data["studies"])
+
+
+variances = st.one_of(
+    st.floats(min_value=1e-100, max_value=1e100),
+    st.sampled_from(["1e-100", "1e100", "1e-12", "0.04"]),
+)
+effects = st.one_of(
+    st.floats(min_value=-1e100, max_value=1e100),
+    st.sampled_from(["0", "0.5", "-700", "710", "1e100"]),
+)
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.tuples(effects, variances, groups), min_size=1, max_size=8),
+    equal=st.booleans(),
+    kind=st.sampled_from([("yi", "vi"), ("theta", "se")]),
+    extra=options,
+)
+def test_extreme_effects_on_the_analysis_scale(rows, equal, kind, extra):
+    """Tiny and huge variances, huge and all-equal effects: no overflow, no NaN, no crash."""
+    table = [["study", "grp", *kind]]
+    for i, (y, v, g) in enumerate(rows):
+        y = rows[0][0] if equal else y
+        table.append([f"S{i}", g, str(y), str(v)])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.csv"
+        write_csv(path, table)
+        run_all(path, len(rows), extra, formats=("json", "table"))
