@@ -219,6 +219,7 @@ def resolve(
         else:
             roles_effect = _effect_roles(header, explicit)
             if not any(all(r in roles_effect for r in rs) for rs in EFFECT_SETS.values()):
+                _drop_partial_effects(roles_effect, False, explicit, source, found_list)
                 conv, hit = best  # type: ignore[misc]
                 if len(hit) >= 2:
                     missing = [n for r, n in conv.columns.items() if r not in hit]
@@ -236,19 +237,7 @@ def resolve(
     if convention and convention != "ivigmeta's " + "/".join(COUNT_ROLES):
         notes.append(f"columns recognised as {convention}")
     effect = _effect_roles(header, explicit)
-    for kind, rs in EFFECT_SETS.items():
-        present = [r for r in rs if r in effect]
-        if present and len(present) < len(rs):
-            # With counts, a lone 'se' or 'lower' column is just another text column.
-            if "treat_events" not in roles or any(r in explicit for r in present):
-                missing = [r for r in rs if r not in effect]
-                raise DataError(
-                    f"{source}, row 1: column '{effect[present[0]]}' is read as {present[0]} but "
-                    f"no column for {', '.join(missing)} was found (an effect is given as "
-                    f"{', '.join(rs)}; columns found: {found_list})"
-                )
-            for r in present:
-                del effect[r]
+    _drop_partial_effects(effect, "treat_events" in roles, explicit, source, found_list)
     roles.update(effect)
     if roles.get("treat_events") is None and any(r in roles for r in EFFECT_ROLES):
         notes.append("no event-count columns: every row gives its effect")
@@ -270,6 +259,25 @@ def resolve(
     if label is not None:
         roles["study"] = label
     return ColumnMap(roles=roles, convention=convention, notes=tuple(notes))
+
+
+def _drop_partial_effects(
+    effect: dict[str, str], has_counts: bool, explicit: Mapping[str, str], source: str, found: str
+) -> None:
+    """Incomplete effect column sets: an error without counts, else plain text columns."""
+    for rs in EFFECT_SETS.values():
+        present = [r for r in rs if r in effect]
+        if present and len(present) < len(rs):
+            # With counts, a lone 'se' or 'lower' column is just another text column.
+            if not has_counts or any(r in explicit for r in present):
+                missing = [r for r in rs if r not in effect]
+                raise DataError(
+                    f"{source}, row 1: column '{effect[present[0]]}' is read as {present[0]} but "
+                    f"no column for {', '.join(missing)} was found (an effect is given as "
+                    f"{', '.join(rs)}; columns found: {found})"
+                )
+            for r in present:
+                del effect[r]
 
 
 def _effect_roles(header: Sequence[str], explicit: Mapping[str, str]) -> dict[str, str]:
