@@ -190,6 +190,10 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
                 f"has {len(header)} (value '{extra[0].strip()}' has no column)"
             )
         values = {col: (cells[i].strip() if i < len(cells) else "") for i, col in enumerate(header) if col}
+        if raw.decimal == ",":
+            # Text fields hold numbers with a decimal point whatever the file's locale, so that
+            # numeric moderators and printed fields do not depend on it.
+            values = {col: _decimal_point(v) for col, v in values.items()}
         studies.append(_parse_study(values, row_number, source, cmap, raw.decimal))
     notes = list(raw.notes) + [f"{source}: {n}" for n in cmap.notes]
     notes += _duplicate_notes(studies, source)
@@ -228,6 +232,11 @@ def _duplicate_notes(studies: Sequence[Study], source: str) -> list[str]:
 
 
 _INT = re.compile(r"[+-]?\d+")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+([eE][+-]?\d+)?")
+
+
+def _decimal_point(value: str) -> str:
+    return value.replace(",", ".") if _DECIMAL_COMMA.fullmatch(value) else value
 
 
 def _number(value: str, decimal: str) -> float | int | None:

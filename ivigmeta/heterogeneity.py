@@ -16,6 +16,7 @@ from typing import Sequence
 
 from ivigmeta.distributions import chi2_sf
 from ivigmeta.results import Heterogeneity
+from ivigmeta.tau2 import sum_w_minus_sum_w2_over_sum_w
 
 
 @dataclass(frozen=True)
@@ -35,25 +36,6 @@ def cochran_q(yi: Sequence[float], vi: Sequence[float]) -> QStatistic:
     theta = math.fsum(wi * y for wi, y in zip(w, yi)) / sw
     q = math.fsum(wi * (y - theta) ** 2 for wi, y in zip(w, yi))
     return QStatistic(q=q, df=len(yi) - 1, theta_fe=theta, sum_w=sw)
-
-
-def sum_w_minus_sum_w2_over_sum_w(w: Sequence[float]) -> float:
-    """sum w - sum w² / sum w, computed as sum_i w_i (sum of the other weights) / sum w.
-
-    The same quantity (the c of DerSimonian-Laird), without the cancellation that makes the
-    textbook form 0 (or negative) when one weight dominates by many orders of magnitude.
-    """
-    k = len(w)
-    prefix = [0.0] * (k + 1)
-    for i, x in enumerate(w):
-        prefix[i + 1] = prefix[i] + x
-    suffix = 0.0
-    others = [0.0] * k
-    for i in range(k - 1, -1, -1):
-        others[i] = prefix[i] + suffix
-        suffix += w[i]
-    sw = math.fsum(w)
-    return math.fsum(x * o for x, o in zip(w, others)) / sw
 
 
 def typical_variance(vi: Sequence[float]) -> float | None:

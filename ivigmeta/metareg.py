@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 METAREG_TAU2_METHODS = ("DL", "REML", "ML", "PM", "HE", "SJ")
 
 
+class SingularFit(ModelError):
+    """The weighted design is numerically singular (variances orders of magnitude apart)."""
+
+
 def meta_regression(
     yi: Sequence[float],
     vi: Sequence[float],
@@ -57,7 +61,32 @@ def meta_regression(
     level: float = 0.95,
     excluded: Sequence[Exclusion] = (),
 ) -> MetaRegression:
-    """Fit a mixed-effects meta-regression; ``X`` includes the intercept column first."""
+    """Fit a mixed-effects meta-regression; ``X`` includes the intercept column first.
+
+    A weighted design that is numerically singular (sampling variances many orders of magnitude
+    apart make X' W X not invertible in double precision) is a :class:`SingularFit`.
+    """
+    import numpy as np
+
+    try:
+        return _meta_regression(yi, vi, X, names, tau2_method, ci_method, level, excluded)
+    except np.linalg.LinAlgError:
+        raise SingularFit(
+            "the meta-regression is numerically singular (the studies' sampling variances differ "
+            "by too many orders of magnitude)"
+        ) from None
+
+
+def _meta_regression(
+    yi: Sequence[float],
+    vi: Sequence[float],
+    X: "np.ndarray",
+    names: Sequence[str],
+    tau2_method: str,
+    ci_method: str,
+    level: float,
+    excluded: Sequence[Exclusion],
+) -> MetaRegression:
     import numpy as np
 
     from ivigmeta.tau2 import check_tau2_method, estimate_tau2
@@ -276,6 +305,10 @@ def metareg_analysis(
 ) -> MetaRegression:
     """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies."""
     mods = build_moderators(es, columns, ref, categorical)
+    if not mods.keep:
+        # Every study was excluded (double zeros, missing moderator values): say why.
+        reasons = "; ".join(f"{e.study}: {e.reason}" for e in mods.excluded + es.excluded)
+        raise ModelError("no usable studies for the meta-regression" + (f" (excluded: {reasons})" if reasons else ""))
     yi = [es.yi[i] for i in mods.keep]
     vi = [es.vi[i] for i in mods.keep]
     reg = meta_regression(

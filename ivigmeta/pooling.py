@@ -54,12 +54,14 @@ def common_iv(es: EffectSizes, level: float = 0.95) -> CommonFit:
 def _common_mh(es: EffectSizes, level: float = 0.95) -> CommonFit:
     from ivigmeta.mantel_haenszel import common_mh
 
+    es.require_counts("Mantel-Haenszel")
     return common_mh(es, level)
 
 
 def _common_peto(es: EffectSizes, level: float = 0.95) -> CommonFit:
     from ivigmeta.mantel_haenszel import common_peto
 
+    es.require_counts("Peto's method")
     return common_peto(es, level)
 
 

@@ -81,6 +81,18 @@ class EffectSizes:
         """True when every study has 2x2 counts (Mantel-Haenszel and Peto need them)."""
         return all(s.has_counts for s in self.studies)
 
+    def require_counts(self, method: str) -> None:
+        """Raise a ModelError naming the rows that give only an effect, for a method needing counts."""
+        rows = [s for s in self.studies if not s.has_counts]
+        if rows:
+            from ivigmeta.errors import ModelError
+
+            listed = ", ".join(f"{s.study} (row {s.row})" for s in rows)
+            raise ModelError(
+                f"{method} needs event counts, but {listed} give(s) only an effect "
+                "(use --common IV, or give the counts)"
+            )
+
     def counts_only(self, method: str) -> "EffectSizes":
         """The studies with counts; the others are excluded, naming ``method`` in the reason."""
         keep = [i for i, s in enumerate(self.studies) if s.has_counts]

@@ -21,7 +21,7 @@ from typing import Sequence
 
 from ivigmeta.distributions import chi2_sf
 from ivigmeta.errors import ModelError
-from ivigmeta.metareg import dummy_design, meta_regression
+from ivigmeta.metareg import SingularFit, dummy_design, meta_regression
 from ivigmeta.pooling import fit
 from ivigmeta.results import (
     BetweenTest,
@@ -82,15 +82,19 @@ def _between_metareg(
             note=f"{len(keep)} studies in {len(levels)} subgroups: too few for a meta-regression",
         )
     X, names = dummy_design(labels, levels)
-    reg = meta_regression(
-        [es.yi[i] for i in keep],
-        [es.vi[i] for i in keep],
-        X,
-        names,
-        tau2_method=ma.options.tau2_method,
-        ci_method=ma.options.ci_method,
-        level=ma.options.level,
-    )
+    try:
+        reg = meta_regression(
+            [es.yi[i] for i in keep],
+            [es.vi[i] for i in keep],
+            X,
+            names,
+            tau2_method=ma.options.tau2_method,
+            ci_method=ma.options.ci_method,
+            level=ma.options.level,
+        )
+    except SingularFit as exc:
+        # The subgroups are still reported; only the comparison between them is not.
+        return BetweenTest(method, None, len(levels) - 1, None, note=str(exc))
     return BetweenTest(method, reg.qm, reg.qm_df, reg.qm_p_value, tau2=reg.tau2, df2=reg.qm_df2)
 
 

@@ -64,6 +64,25 @@ class Tau2Estimate:
 # The two designs: intercept only (pure Python) and a moderator matrix (numpy).
 
 
+def sum_w_minus_sum_w2_over_sum_w(w: Sequence[float]) -> float:
+    """sum w - sum w² / sum w, computed as sum_i w_i (sum of the other weights) / sum w.
+
+    The same quantity (the c of DerSimonian-Laird), without the cancellation that makes the
+    textbook form 0 (or negative) when one weight dominates by many orders of magnitude.
+    """
+    k = len(w)
+    prefix = [0.0] * (k + 1)
+    for i, x in enumerate(w):
+        prefix[i + 1] = prefix[i] + x
+    suffix = 0.0
+    others = [0.0] * k
+    for i in range(k - 1, -1, -1):
+        others[i] = prefix[i] + suffix
+        suffix += w[i]
+    sw = math.fsum(w)
+    return math.fsum(x * o for x, o in zip(w, others)) / sw
+
+
 class _InterceptOnly:
     """Quantities of the intercept-only model, in closed form with math.fsum."""
 
@@ -91,8 +110,8 @@ class _InterceptOnly:
         return -math.fsum((wi * ei) ** 2 for wi, ei in zip(w, e))
 
     def trace_p(self, tau2: float) -> float:
-        w, sw, _, _ = self._weights(tau2)
-        return sw - math.fsum(x * x for x in w) / sw
+        w, _, _, _ = self._weights(tau2)
+        return sum_w_minus_sum_w2_over_sum_w(w)
 
     def score_pieces(self, tau2: float) -> dict[str, float]:
         w, sw, _, e = self._weights(tau2)
@@ -101,7 +120,7 @@ class _InterceptOnly:
         return {
             "sum_w": sw,
             "sum_w2": sw2,
-            "tr_p": sw - sw2 / sw,
+            "tr_p": sum_w_minus_sum_w2_over_sum_w(w),
             "tr_pp": sw2 - 2.0 * sw3 / sw + sw2 * sw2 / (sw * sw),
             "yppy": math.fsum((wi * ei) ** 2 for wi, ei in zip(w, e)),
         }

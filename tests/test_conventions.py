@@ -26,6 +26,8 @@ COMMANDS = {
     "loo": [],
     "bias": [],
     "subgroup": ["--by", "nk_criterion", "--by", "timing"],
+    # A numeric moderator written with decimal commas in the semicolon files.
+    "metareg": ["--mod", "treat_duration_mean"],
 }
 
 COUNTS = ("treat_events", "treat_total", "control_events", "control_total")
@@ -61,11 +63,11 @@ def convention_table(name: str) -> list[list[str]]:
     rows = paper_rows()
     renames, _ = CONVENTIONS[name]
     if renames is None:  # events and non-events
-        header = ["study", "year", "ai", "bi", "ci", "di", "nk_criterion", "timing"]
+        header = ["study", "year", "ai", "bi", "ci", "di", "nk_criterion", "timing", "treat_duration_mean"]
         body = [
             [r["study"], r["year"], r["treat_events"], str(int(r["treat_total"]) - int(r["treat_events"])),
              r["control_events"], str(int(r["control_total"]) - int(r["control_events"])),
-             r["nk_criterion"], r["timing"]]
+             r["nk_criterion"], r["timing"], r["treat_duration_mean"]]
             for r in rows
         ]
         return [header, *body]
@@ -164,9 +166,10 @@ def test_xlsx(run, tmp_path, reference):
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])
 def test_effect_only_table_with_decimal_commas(run, tmp_path, paper_fit, delimiter):
     """yi, vi at full precision: decimal commas with semicolons read exactly as decimal points."""
-    table = [["study", "year", "yi", "vi", "nk_criterion", "timing"]]
+    table = [["study", "year", "yi", "vi", "nk_criterion", "timing", "treat_duration_mean"]]
     for s, y, v in zip(paper_fit.effects.studies, paper_fit.effects.yi, paper_fit.effects.vi):
-        table.append([s.study, str(s.year), repr(y), repr(v), s.fields["nk_criterion"], s.fields["timing"]])
+        table.append([s.study, str(s.year), repr(y), repr(v), s.fields["nk_criterion"], s.fields["timing"],
+                      s.fields["treat_duration_mean"]])
     path = tmp_path / "effects.csv"
     path.write_bytes(encode(table, delimiter, "utf-8"))
     if delimiter == ";":

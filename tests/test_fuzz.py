@@ -34,7 +34,7 @@ FUZZ = settings(
 )
 
 # Extra arguments a command needs to run on a fuzzed table (the table always has a 'grp' column).
-EXTRA_ARGS = {"subgroup": ["--by", "grp"]}
+EXTRA_ARGS = {"subgroup": ["--by", "grp"], "metareg": ["--mod", "grp"]}
 
 
 def commands() -> list[str]:
@@ -107,11 +107,18 @@ def check(result, n_rows: int | None, fmt: str, nans: list[str]) -> None:
         assert "internal error" not in errors[0]
 
 
-def run_all(path: Path, n_rows: int | None, extra: list[str], formats=("json",)) -> None:
+def accepted(command: str, extra: list[list[str]]) -> list[str]:
+    """The option groups of ``extra`` that ``command`` accepts (metareg has no --common)."""
+    names = {opt for p in cli.commands[command].params for opt in getattr(p, "opts", [])}
+    return [x for group in extra if group[0] in names for x in group]
+
+
+def run_all(path: Path, n_rows: int | None, extra: list[list[str]], formats=("json",)) -> None:
     for command in commands():
+        args = accepted(command, extra)
         for fmt in formats:
             with nan_guard() as nans:
-                result = invoke([command, str(path), *EXTRA_ARGS.get(command, []), *extra, "-f", fmt])
+                result = invoke([command, str(path), *EXTRA_ARGS.get(command, []), *args, "-f", fmt])
             check(result, n_rows, fmt, nans)
 
 
@@ -177,9 +184,11 @@ def write_csv(path: Path, rows: list[list[str]], delimiter: str = ",", encoding:
 
 options = st.lists(
     st.sampled_from([["--measure", "OR"], ["--measure", "RD"], ["--keep-double-zero"],
-                     ["--cc-policy", "none"], ["--cc-policy", "all"], ["--ci", "hk"]]),
+                     ["--cc-policy", "none"], ["--cc-policy", "all"], ["--ci", "hk"],
+                     ["--tau2", "REML"], ["--tau2", "ML"], ["--tau2", "PM"], ["--tau2", "HE"],
+                     ["--tau2", "SJ"], ["--common", "MH"], ["--common", "PETO"]]),
     max_size=3,
-).map(lambda groups_: [x for g in groups_ for x in g])
+)
 
 
 @FUZZ

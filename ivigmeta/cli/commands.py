@@ -14,17 +14,24 @@ from ivigmeta.errors import DataError
 from ivigmeta.results import FitOptions, MetaAnalysis
 
 
-def load_and_fit(file: str, measure: str, cc: float, cc_policy: str, tau2_method: str,
-                 ci_method: str, common_method: str, level: float):
-    """Read the table and fit the models with the command-line options; returns (table, fit)."""
-    from ivigmeta.pooling import fit
-
+def load_effects(file: str, measure: str, cc: float, cc_policy: str):
+    """Read the table with the input options (--sep, --sheet, --columns, --keep-double-zero),
+    print its notes, and compute the effect sizes; returns (table, effects)."""
     opts = input_settings()
     table = load_table(file, sep=opts["sep"], sheet=opts["sheet"], columns=opts["columns"])
     for message in table.notes:
         note(message)
     es = compute_effects(table.studies, measure=measure, cc=cc, cc_policy=cc_policy,
                          keep_double_zero=opts["keep_double_zero"])
+    return table, es
+
+
+def load_and_fit(file: str, measure: str, cc: float, cc_policy: str, tau2_method: str,
+                 ci_method: str, common_method: str, level: float):
+    """Read the table and fit the models with the command-line options; returns (table, fit)."""
+    from ivigmeta.pooling import fit
+
+    table, es = load_effects(file, measure, cc, cc_policy)
     options = FitOptions(
         tau2_method=tau2_method.upper(),
         ci_method=ci_method.lower(),

@@ -9,6 +9,7 @@ from ivigmeta.cli.common import (
     effect_options,
     file_argument,
     handle_errors,
+    input_options,
     level_option,
     note,
     output_options,
@@ -44,6 +45,7 @@ from ivigmeta.cli.common import (
     metavar="COL",
     help="Treat a numeric moderator column as categorical (dummy-coded).",
 )
+@input_options
 @effect_options
 @tau2_option
 @ci_option
@@ -53,13 +55,12 @@ from ivigmeta.cli.common import (
 def metareg(file, mods, refs, categorical, measure, cc, cc_policy, tau2_method, ci_method, level,
             fmt, ascii_only):
     """Mixed-effects meta-regression: coefficients, QM (F under --ci hk), QE, tau², I², R²."""
-    from ivigmeta.data import load_table
-    from ivigmeta.effects import compute_effects
+    from ivigmeta.cli.commands import load_effects
     from ivigmeta.errors import ModelError
     from ivigmeta.metareg import metareg_analysis, resolve_refs
     from ivigmeta.render import render
 
-    table = load_table(file)
+    table, es = load_effects(file, measure, cc, cc_policy)
     for col in (*mods, *categorical):
         table.require_label_column(col)
     unknown = [c for c in categorical if c not in mods]
@@ -67,7 +68,6 @@ def metareg(file, mods, refs, categorical, measure, cc, cc_policy, tau2_method, 
         raise ModelError(f"--categorical {unknown[0]}: not one of the --mod columns")
     if not 0 < level < 100:
         raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
-    es = compute_effects(table.studies, measure=measure, cc=cc, cc_policy=cc_policy)
     for e in es.excluded:
         note(f"{table.source}, row {e.row}: {e.study} excluded: {e.reason}")
     reg = metareg_analysis(
