@@ -164,3 +164,39 @@ def test_load_table_from_path(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("study,yi,vi\nA,0.1,0.2\n")
     assert load_table(str(path)).studies[0].given.kind == "vi"
+
+
+DZ_ALL = H.rstrip("\n") + ",grp,x\n" + (
+    "A,5,10,3,10,a,1\nB,0,12,0,11,a,2\nC,4,9,2,9,b,3\nD,7,17,9,19,b,4\nE,3,17,9,19,a,5\n"
+)
+
+
+@pytest.mark.parametrize(
+    "command, args",
+    [("pool", []), ("heterogeneity", []), ("loo", []), ("bias", []), ("subgroup", ["--by", "grp"]),
+     ("metareg", ["--mod", "x"])],
+)
+def test_every_command_accounts_for_the_excluded_study(run, tmp_path, command, args):
+    """Table footnote, JSON ``excluded`` and a stderr note for the double-zero study, everywhere."""
+    path = tmp_path / "dz.csv"
+    path.write_text(DZ_ALL)
+    table = run(command, str(path), *args)
+    assert table.exit_code == 0, table.output
+    assert "Excluded: B (row 3): no events in either arm (double zero)" in table.stdout
+    assert f"{path}, row 3: B excluded" in table.stderr
+    data = json.loads(run(command, str(path), *args, "-f", "json").stdout)
+    assert [(e["study"], e["row"]) for e in data["excluded"]] == [("B", 3)]
+
+
+@pytest.mark.parametrize("method", ["MH", "PETO"])
+def test_methods_that_need_counts_refuse_effect_only_rows(run, tmp_path, method):
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "study,treat_events,treat_total,control_events,control_total,estimate,ci_low,ci_high\n"
+        "A,5,10,3,10,,,\nB,,,,,1.5,1.1,2.0\nC,4,9,2,9,,,\n"
+    )
+    result = run("pool", str(path), "--common", method, "--measure", "OR")
+    assert result.exit_code == 1
+    line = result.stderr.strip().split("\n")[-1]
+    assert line.startswith("Error: ") and "needs event counts" in line and "B (row 3)" in line
+    assert run("pool", str(path), "--measure", "OR").exit_code == 0  # IV uses every row

@@ -23,6 +23,8 @@ def cli() -> None:
 
     FILE is a CSV with the columns study, year, treat_events, treat_total, control_events,
     control_total and any label columns; it defaults to ./studies.csv, and - reads standard input.
+    Semicolon- and tab-separated files, .xlsx workbooks, metafor/meta/RevMan column names and rows
+    giving an effect (estimate, ci_low, ci_high) instead of counts are recognised: docs/input.md.
     """
 
 
