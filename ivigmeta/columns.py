@@ -24,8 +24,8 @@ Names match case-insensitively; RevMan names also ignore spaces and punctuation.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from ivigmeta.errors import DataError
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from ivigmeta.columns import COUNT_ROLES, EFFECT_SETS, ColumnMap, parse_columns_option, resolve
 from ivigmeta.errors import DataError
@@ -37,8 +37,15 @@ MIN_VARIANCE = 1e-100
 MAX_VARIANCE = 1e100
 
 __all__ = [
-    "COUNT_COLUMNS", "GivenEffect", "Study", "StudyTable", "load_table", "parse_table",
-    "parse_rows", "read_text", "STDIN_NAME",
+    "COUNT_COLUMNS",
+    "STDIN_NAME",
+    "GivenEffect",
+    "Study",
+    "StudyTable",
+    "load_table",
+    "parse_rows",
+    "parse_table",
+    "read_text",
 ]
 
 

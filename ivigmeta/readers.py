@@ -1,7 +1,7 @@
 """Turning a file (or standard input) into rows of text cells: encodings, delimiters and .xlsx.
 
-* Text files are decoded as UTF-8 (with or without a byte-order mark); bytes that are not UTF-8
-  fall back to Latin-1, with a note.
+* Text files are decoded as UTF-8 (with or without a byte-order mark), or UTF-16 when they start
+  with its byte-order mark; bytes that are not UTF-8 fall back to Latin-1, with a note.
 * The delimiter is sniffed from the header row among comma, semicolon and tab (the one that
   splits the header into the most fields; ties go to the comma); ``sep`` forces it.
 * With a semicolon delimiter numbers may use a decimal comma (``1,93``): :class:`RawTable`
@@ -69,7 +69,13 @@ def read_bytes(path: str) -> tuple[str, bytes]:
 
 
 def decode(data: bytes, source: str) -> tuple[str, list[str]]:
-    """Text of ``data`` and notes: UTF-8 (BOM or not), else Latin-1 with a note."""
+    """Text of ``data`` and notes: UTF-8 (BOM or not), UTF-16 with a BOM (Excel's "Unicode
+    text"), else Latin-1 with a note."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16"), [f"{source}: read as UTF-16"]
+        except UnicodeDecodeError:
+            pass
     try:
         return data.decode("utf-8-sig"), []
     except UnicodeDecodeError as exc:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import STUDIES
 
 COMMANDS = {
@@ -127,6 +126,13 @@ def test_identical_json(run, tmp_path, reference, convention, delimiter, encodin
     path.write_bytes(encode(convention_table(convention), delimiter, encoding))
     result = outputs(run, str(path), CONVENTIONS[convention][1])
     assert result == reference
+
+
+def test_utf16_with_bom(run, tmp_path, reference):
+    """Excel's "Unicode text" export: UTF-16 with a byte-order mark, tab-separated."""
+    path = tmp_path / "studies.txt"
+    path.write_bytes(encode(convention_table("ivigmeta"), "\t", "utf-16"))
+    assert outputs(run, str(path), []) == reference
 
 
 def test_latin1_and_delimiter_notes(run, tmp_path):

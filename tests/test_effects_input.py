@@ -135,7 +135,9 @@ def test_cli_marks_rows_derived_from_a_ci(run, tmp_path):
         "study,year,treat_events,treat_total,control_events,control_total,estimate,ci_low,ci_high\n"
         "A,2001,5,10,3,10,,,\nB,2002,,,,,1.5,1.1,2.0\nC,2003,4,9,2,9,,,\n"
     )
-    data = json.loads(run("pool", str(path), "-f", "json").stdout)
+    result = run("pool", str(path), "-f", "json")
+    assert "the effects given in row(s) 3 are read as RR (--measure)" in result.stderr
+    data = json.loads(result.stdout)
     assert [s["source"] for s in data["studies"]] == ["counts", "ci", "counts"]
     assert data["studies"][1]["treat_events"] is None
     assert data["studies"][1]["estimate"] == pytest.approx(1.5)

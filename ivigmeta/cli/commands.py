@@ -23,6 +23,10 @@ def load_effects(file: str, measure: str, cc: float, cc_policy: str):
         note(message)
     es = compute_effects(table.studies, measure=measure, cc=cc, cc_policy=cc_policy,
                          keep_double_zero=opts["keep_double_zero"])
+    unlabelled = [s.row for s in table.studies if s.given is not None and s.given.measure is None]
+    if unlabelled:
+        note(f"{table.source}: the effects given in row(s) {', '.join(map(str, unlabelled))} are "
+             f"read as {es.measure} (--measure); a 'measure' column would check it")
     return table, es
 
 

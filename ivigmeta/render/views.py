@@ -64,10 +64,12 @@ def source_notes(studies) -> list[str]:
     given = [s for s in studies if not s.has_counts]
     if not given:
         return []
-    return [
-        f"{NOT_REPORTED}: events not reported; the effect of {', '.join(s.label() for s in given)} "
-        "was derived from the reported effect (CI, SE or yi/vi) as marked"
-    ]
+    names = ", ".join(s.label() for s in given)
+    note = (
+        f"{NOT_REPORTED}: events not reported; the effect of {names} was derived from the "
+        "reported effect (CI, SE or yi/vi) as marked"
+    )
+    return [note]
 
 
 def _duration(study, arm: str) -> str:
