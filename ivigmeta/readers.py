@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -104,7 +105,16 @@ def sniff_delimiter(text: str) -> str:
 
 def split_text(text: str, source: str, sep: str | None = None) -> RawTable:
     """Split CSV ``text`` into rows of cells (delimiter sniffed unless ``sep`` is given)."""
-    delim = normalize_sep(sep) or sniff_delimiter(text)
+    notes = []
+    # Excel writes a first line "sep=;" naming the delimiter; it is not a row of the table.
+    hint = re.match(r"sep=(.)\r?\n", text)
+    delim = normalize_sep(sep)
+    if hint:
+        text = text[hint.end():]
+        delim = delim or hint.group(1)
+        notes.append(f"{source}: delimiter {DELIMITERS.get(hint.group(1), repr(hint.group(1)))} "
+                     "from the 'sep=' line (not a row of the table)")
+    delim = delim or sniff_delimiter(text)
     # NUL bytes make the csv module fail; they never belong in a study table.
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
@@ -113,9 +123,8 @@ def split_text(text: str, source: str, sep: str | None = None) -> RawTable:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim))
     except csv.Error as exc:
         raise DataError(f"{source}: not a readable CSV file ({exc})") from None
-    notes = []
-    if delim != "," and sep is None:
-        notes.append(f"{source}: {DELIMITERS[delim]}-separated")
+    if delim != "," and sep is None and not hint:
+        notes.append(f"{source}: {DELIMITERS.get(delim, repr(delim))}-separated")
     decimal = "," if delim == ";" else "."
     return RawTable(source, rows, decimal, tuple(notes))
 

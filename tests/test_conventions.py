@@ -128,6 +128,13 @@ def test_identical_json(run, tmp_path, reference, convention, delimiter, encodin
     assert result == reference
 
 
+def test_excel_sep_line(run, tmp_path, reference):
+    """Excel's "sep=;" first line names the delimiter and is not a row."""
+    path = tmp_path / "studies.csv"
+    path.write_bytes(b"sep=;\r\n" + encode(convention_table("metafor_n"), ";", "latin-1"))
+    assert outputs(run, str(path), []) == reference
+
+
 def test_utf16_with_bom(run, tmp_path, reference):
     """Excel's "Unicode text" export: UTF-16 with a byte-order mark, tab-separated."""
     path = tmp_path / "studies.txt"
