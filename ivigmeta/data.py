@@ -31,10 +31,11 @@ YEAR_COLUMN = "year"
 MEASURE_NAMES = ("RR", "OR", "RD")
 # Counts above 2^53 cannot be held exactly in a double.
 MAX_COUNT = 2**53
-# Effects given directly: beyond these magnitudes sums of weights and squares overflow a double.
-MAX_EFFECT = 1e100
-MIN_VARIANCE = 1e-100
-MAX_VARIANCE = 1e100
+# Effects given directly: within these limits the squares of weighted residuals (w e)² and the
+# cubes of weights that the estimators sum stay far from overflowing a double (about 1e308).
+MAX_EFFECT = 1e10
+MIN_VARIANCE = 1e-40
+MAX_VARIANCE = 1e40
 
 __all__ = [
     "COUNT_COLUMNS",
