@@ -173,6 +173,8 @@ def read_raw(path: str, sep: str | None = None, sheet: str | None = None) -> Raw
     # A workbook is recognised by its name or, on standard input, by its zip signature.
     is_xlsx = path.lower().endswith(XLSX_EXTENSIONS) or data[:4] == _ZIP_MAGIC
     if is_xlsx:
+        if sep is not None:
+            raise DataError(f"{source}: --sep applies to text files only, not to an .xlsx workbook")
         return read_xlsx(data, source, sheet)
     if sheet is not None:
         raise DataError(f"{source}: --sheet applies to .xlsx workbooks only")

@@ -183,6 +183,9 @@ def test_xlsx_errors(run, tmp_path):
     result = run("pool", str(good), "--sheet", "Other")
     assert result.exit_code == 1
     assert f"Error: {good}: no sheet 'Other' (sheets: Counts)" in result.stderr
+    result = run("pool", str(good), "--sep", "tab")
+    assert result.exit_code == 1
+    assert f"Error: {good}: --sep applies to text files only" in result.stderr
 
 
 def test_xlsx_without_openpyxl(run, tmp_path, monkeypatch):
