@@ -199,9 +199,21 @@ def test_random_tables(table, extra):
         run_all(path, len(table) - 1, extra, formats=("json", "table"))
 
 
+@st.composite
+def mostly_valid_row(draw):
+    """A valid count or effect row with one or two cells replaced by messy text."""
+    cells = [draw(labels), draw(groups), *draw(st.one_of(count_row(), effect_row()))]
+    for _ in range(draw(st.integers(0, 2))):
+        cells[draw(st.integers(0, len(cells) - 1))] = draw(messy_cell())
+    return cells
+
+
 @FUZZ
 @given(
-    cells=st.lists(st.lists(messy_cell(), min_size=9, max_size=9), min_size=1, max_size=5),
+    cells=st.lists(
+        st.one_of(st.lists(messy_cell(), min_size=9, max_size=9), mostly_valid_row()),
+        min_size=1, max_size=5,
+    ),
     delimiter=st.sampled_from([",", ";", "\t"]),
     encoding=st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]),
     extra=options,
