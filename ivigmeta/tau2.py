@@ -22,7 +22,9 @@ w = 1 / (v + tau²). Without moderators X is a column of ones and y' P0 y is Coc
   that would make tau² negative; a boundary optimum (score at 0 not positive) gives tau² = 0.
   Convergence: relative change below ``REL_TOL`` (the issue's 1e-10 is reached with margin); after
   convergence the log-likelihood at tau² = 0 is compared with the optimum, as metafor's
-  ``ll0check``.
+  ``ll0check``. When scoring does not converge, or stops at tau² = 0, the likelihood is also
+  searched over a grid of 16 decades and the global maximum is taken (metafor would report
+  non-convergence, or 0, on such multimodal likelihoods; documented in docs/methods.md).
 
 Without moderators everything is pure Python (math only), so ``pool`` never imports numpy. With
 moderators numpy is imported inside the matrix helpers.
@@ -330,8 +332,13 @@ def _fisher_scoring(design: Any, method: str) -> Tau2Estimate:
     last_rel = math.inf
     it = 0
     for it in range(1, MAX_ITER + 1):
-        num, info = score(tau2)
-        adj = num / info
+        try:
+            num, info = score(tau2)
+            adj = num / info
+        except (ArithmeticError, ValueError):
+            break  # extreme variances: the weights under- or overflow; search the range instead
+        if not math.isfinite(adj):
+            break
         if tau2 + adj < 0:
             # The step leaves the parameter space: a boundary optimum if the score at 0 is not
             # positive (metafor halves the step and creeps towards 0 until its absolute threshold).
@@ -351,7 +358,46 @@ def _fisher_scoring(design: Any, method: str) -> Tau2Estimate:
         converged = True
     if converged and tau2 > 0 and _ll(design, 0.0, reml) - _ll(design, tau2, reml) > LL0_TOL:
         tau2 = 0.0  # a local maximum: tau² = 0 has the larger likelihood (metafor's ll0check)
+    if not converged or tau2 == 0.0:
+        # Fisher scoring can oscillate, or stop at the boundary while a positive tau² has the
+        # larger likelihood (a multimodal likelihood). Then search the whole range instead.
+        best = _global_maximum(design, reml, score)
+        if best is not None and (not converged or best > 0.0):
+            return Tau2Estimate(best, method, True, it)
     return Tau2Estimate(tau2, method, converged, it)
+
+
+def _global_maximum(
+    design: Any, reml: bool, score: Callable[[float], tuple[float, float]]
+) -> float | None:
+    """The tau² that maximizes the (restricted) likelihood, by a grid over 16 decades.
+
+    Every sign change of the score from positive to negative between neighbouring grid points is
+    a local maximum, refined by bisection to double precision; the best of those and tau² = 0
+    wins. ``None`` when the likelihood cannot be evaluated (degenerate data).
+    """
+    try:
+        upper = 10.0 * max(1.0, _mad2(list(design.y)), max(list(design.v)))
+        grid = [upper * 10.0 ** (-j / 6.0) for j in range(96, -1, -1)]
+        candidates = [0.0]
+        prev_t, prev_f = 0.0, score(0.0)[0]
+        for t in grid:
+            f = score(t)[0]
+            if prev_f > 0.0 and f <= 0.0:
+                lo, hi = prev_t, t
+                for _ in range(200):
+                    mid = 0.5 * (lo + hi)
+                    if score(mid)[0] > 0.0:
+                        lo = mid
+                    else:
+                        hi = mid
+                    if hi - lo <= 4e-16 * hi:
+                        break
+                candidates.append(0.5 * (lo + hi))
+            prev_t, prev_f = t, f
+        return max(candidates, key=lambda t2: _ll(design, t2, reml))
+    except (ArithmeticError, ValueError):
+        return None
 
 
 def _ll(design: Any, tau2: float, reml: bool) -> float:

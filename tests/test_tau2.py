@@ -55,9 +55,20 @@ def test_unknown_estimator_is_a_clear_error():
         estimate_tau2(Y, V, "XYZ")
 
 
-def test_non_convergence_is_reported(monkeypatch):
-    """An iterative estimator that stops before converging says so (a ModelError, exit 1)."""
+def test_non_convergence_falls_back_to_the_global_search(monkeypatch):
+    """Fisher scoring stopped after one step: the grid search still finds the REML optimum."""
+    y, v = [0.1, 0.9, -0.4, 0.5], [0.01, 0.2, 0.05, 0.3]
+    full = estimate_tau2(y, v, "REML").tau2
     monkeypatch.setattr(tau2_module, "MAX_ITER", 1)
+    est = tau2_module.TAU2_METHODS["REML"](y, v)
+    assert est.converged
+    assert est.tau2 == pytest.approx(full, rel=1e-10)
+
+
+def test_non_convergence_is_reported(monkeypatch):
+    """When neither scoring nor the search succeeds, the estimator says so (ModelError, exit 1)."""
+    monkeypatch.setattr(tau2_module, "MAX_ITER", 1)
+    monkeypatch.setattr(tau2_module, "_global_maximum", lambda *args: None)
     est = tau2_module.TAU2_METHODS["REML"]([0.1, 0.9, -0.4, 0.5], [0.01, 0.2, 0.05, 0.3])
     assert not est.converged and est.iterations == 1
     with pytest.raises(ModelError, match="REML estimator of tau² did not converge in 1 iterations"):
