@@ -3,15 +3,46 @@
 * Egger's regression test (Egger et al. 1997): ordinary least squares of the standardized effect
   y / se on the precision 1 / se; the intercept measures asymmetry, tested with t on k - 2 df.
   It equals metafor's ``regtest(fit, model = "lm")`` and CMA's Egger test.
+* Begg & Mazumdar's (1994) rank correlation test: Kendall's tau between the standardized effects
+  y*_i = (y_i - theta_FE) / sqrt(v_i - 1 / sum w) and the variances v_i, as metafor's
+  ``ranktest()``: the exact null distribution when k < 50 and there are no ties (R's ``cor.test``),
+  otherwise the normal approximation with the tie-corrected variance of Kendall's score.
+* Peters et al. (2006): weighted least squares of the effect on 1 / N (N the study's total
+  sample size), weights (a + c)(b + d) / N from the raw counts (the inverse variance of the
+  average event probability); the slope, t on k - 2 df, tests asymmetry (as meta's
+  ``metabias(method.bias = "Peters")``). For RR and OR.
+* Harbord et al. (2006), the score-based modification of Egger's test for odds ratios: with the
+  efficient score Z = a - (a + c) n1 / N and its (hypergeometric) variance
+  V = n1 n2 (a + c)(b + d) / (N² (N - 1)) from the raw counts, Z / sqrt(V) is regressed on
+  sqrt(V); the intercept, t on k - 2 df, tests asymmetry (meta's ``method.bias = "Harbord"``).
+  Only for OR.
+
+Trim-and-fill and the fail-safe N live in :mod:`ivigmeta.trimfill` and :mod:`ivigmeta.failsafe`;
+:func:`bias_analysis` runs whichever tests are asked for.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Iterable, Sequence
 
-from ivigmeta.distributions import t_p_two_sided
-from ivigmeta.results import BiasAnalysis, EggerTest, MetaAnalysis, NotApplicable
+from ivigmeta.distributions import norm_p_two_sided, t_p_two_sided
+from ivigmeta.results import (
+    BeggTest,
+    BiasAnalysis,
+    EggerTest,
+    Exclusion,
+    MetaAnalysis,
+    NotApplicable,
+    RegressionTest,
+)
+
+TESTS = BiasAnalysis.TESTS
+# Which tests apply to which effect measure (Peters needs event counts of a ratio measure;
+# Harbord's score is that of the log odds ratio).
+MEASURES_FOR = {"peters": ("RR", "OR"), "harbord": ("OR",)}
+# R's cor.test() uses the exact distribution of Kendall's statistic below this many studies.
+KENDALL_EXACT_MAX_N = 50
 
 
 def egger_test(yi: Sequence[float], vi: Sequence[float]) -> EggerTest | NotApplicable:
@@ -26,14 +57,18 @@ def egger_test(yi: Sequence[float], vi: Sequence[float]) -> EggerTest | NotAppli
     zbar = math.fsum(z) / k
     sxx = math.fsum((xi - xbar) ** 2 for xi in x)
     if sxx <= 0:
-        return NotApplicable("egger", "all studies have the same precision: the regression is undefined")
+        return NotApplicable(
+            "egger", "all studies have the same precision: the regression is undefined"
+        )
     slope = math.fsum((xi - xbar) * (zi - zbar) for xi, zi in zip(x, z)) / sxx
     intercept = zbar - slope * xbar
     rss = math.fsum((zi - intercept - slope * xi) ** 2 for xi, zi in zip(x, z))
     df = k - 2
     s2 = rss / df
     if s2 <= 0:
-        return NotApplicable("egger", "the regression fits exactly: no residual variance to test against")
+        return NotApplicable(
+            "egger", "the regression fits exactly: no residual variance to test against"
+        )
     se_int = math.sqrt(s2 * (1.0 / k + xbar * xbar / sxx))
     t = intercept / se_int
     return EggerTest(
@@ -48,6 +83,278 @@ def egger_test(yi: Sequence[float], vi: Sequence[float]) -> EggerTest | NotAppli
     )
 
 
-def bias_analysis(ma: MetaAnalysis) -> BiasAnalysis:
-    """All small-study-effect tests that apply to ``ma``."""
-    return BiasAnalysis(full=ma, egger=egger_test(ma.effects.yi, ma.effects.vi))
+# ---------------------------------------------------------------------------------------------
+# Weighted regression tests (metafor's regtest(model = "lm"), Peters, Harbord)
+
+
+def weighted_regression_test(
+    y: Sequence[float],
+    x: Sequence[float],
+    w: Sequence[float],
+    method: str = "regtest",
+    predictor: str = "x",
+    excluded: Sequence[Exclusion] = (),
+) -> RegressionTest | NotApplicable:
+    """Weighted least squares of ``y`` on ``x`` with weights ``w`` and a multiplicative dispersion
+    (R's ``lm(y ~ x, weights = w)``); the slope is tested with t on k - 2 df.
+
+    With ``w = 1 / v`` and ``x`` = sqrt(v), v, 1/n or 1/sqrt(n) this is metafor's
+    ``regtest(model = "lm", predictor = "sei" | "vi" | "ninv" | "sqrtninv")``.
+    """
+    k = len(y)
+    if k < 3:
+        return NotApplicable(method, f"the regression test needs at least 3 studies (have {k})")
+    if max(x) - min(x) <= 1e-12 * max(abs(v) for v in x):
+        return NotApplicable(
+            method, f"every study has the same {predictor}: the regression is undefined"
+        )
+    sw = math.fsum(w)
+    xbar = math.fsum(wi * xi for wi, xi in zip(w, x)) / sw
+    ybar = math.fsum(wi * yi for wi, yi in zip(w, y)) / sw
+    sxx = math.fsum(wi * (xi - xbar) ** 2 for wi, xi in zip(w, x))
+    if not sxx > 0 or not math.isfinite(sxx):
+        return NotApplicable(
+            method, f"every study has the same {predictor}: the regression is undefined"
+        )
+    slope = math.fsum(wi * (xi - xbar) * (yi - ybar) for wi, xi, yi in zip(w, x, y)) / sxx
+    intercept = ybar - slope * xbar
+    rss = math.fsum(wi * (yi - intercept - slope * xi) ** 2 for wi, xi, yi in zip(w, x, y))
+    df = k - 2
+    s2 = rss / df
+    if not s2 > 0:
+        return NotApplicable(
+            method, "the regression fits exactly: no residual variance to test against"
+        )
+    se = math.sqrt(s2 / sxx)
+    t = slope / se
+    return RegressionTest(
+        method=method,
+        predictor=predictor,
+        bias=slope,
+        se=se,
+        t=t,
+        df=df,
+        p_value=t_p_two_sided(t, df),
+        intercept=intercept,
+        intercept_se=math.sqrt(s2 * (1.0 / sw + xbar * xbar / sxx)),
+        k=k,
+        excluded=tuple(excluded),
+    )
+
+
+def _not_for_measure(name: str, label: str, measure: str) -> NotApplicable | None:
+    allowed = MEASURES_FOR.get(name)
+    if allowed and measure not in allowed:
+        return NotApplicable(
+            name,
+            f"{label} is defined for {' and '.join(allowed)}, not {measure} (use --measure {allowed[-1]})",
+        )
+    return None
+
+
+def peters_test(ma: MetaAnalysis) -> RegressionTest | NotApplicable:
+    """Peters' test: the effect regressed on 1 / N, weights (a + c)(b + d) / N (Peters et al. 2006)."""
+    es = ma.effects
+    na = _not_for_measure("peters", "Peters' test", es.measure)
+    if na:
+        return na
+    y: list[float] = []
+    x: list[float] = []
+    w: list[float] = []
+    excluded = []
+    for study, yi in zip(es.studies, es.yi):
+        a, n1, c, n2 = study.counts
+        events, non_events = a + c, (n1 - a) + (n2 - c)
+        if events == 0 or non_events == 0:
+            excluded.append(
+                Exclusion(
+                    study.study,
+                    "no events (or no non-events) in either arm: no Peters weight",
+                    study.row,
+                )
+            )
+            continue
+        y.append(yi)
+        x.append(1.0 / (n1 + n2))
+        w.append(1.0 / (1.0 / events + 1.0 / non_events))
+    if len(y) < 3:
+        return NotApplicable("peters", f"Peters' test needs at least 3 studies (have {len(y)})")
+    return weighted_regression_test(y, x, w, "peters", "1/N", excluded)
+
+
+def harbord_test(ma: MetaAnalysis) -> RegressionTest | NotApplicable:
+    """Harbord's score test for odds ratios (Harbord, Egger & Sterne 2006)."""
+    es = ma.effects
+    na = _not_for_measure("harbord", "Harbord's test", es.measure)
+    if na:
+        return na
+    y: list[float] = []
+    x: list[float] = []
+    w: list[float] = []
+    excluded = []
+    for study in es.studies:
+        a, n1, c, n2 = study.counts
+        n = n1 + n2
+        events, non_events = a + c, n - a - c
+        v = n1 * n2 * events * non_events / (n * n * (n - 1)) if n > 1 else 0.0
+        if v <= 0:
+            excluded.append(
+                Exclusion(
+                    study.study,
+                    "no events (or no non-events) in either arm: the score has no variance",
+                    study.row,
+                )
+            )
+            continue
+        z = a - events * n1 / n
+        y.append(z / v)
+        x.append(1.0 / math.sqrt(v))
+        w.append(v)
+    if len(y) < 3:
+        return NotApplicable("harbord", f"Harbord's test needs at least 3 studies (have {len(y)})")
+    return weighted_regression_test(y, x, w, "harbord", "1/sqrt(V)", excluded)
+
+
+# ---------------------------------------------------------------------------------------------
+# Begg and Mazumdar's rank correlation test
+
+
+def _kendall_counts(n: int) -> list[int]:
+    """Number of permutations of n items with t inversions, t = 0 .. n(n-1)/2 (Mahonian numbers)."""
+    counts = [1]
+    for m in range(2, n + 1):
+        size = len(counts) + m - 1
+        new = [0] * size
+        running = 0
+        for t in range(size):
+            running += counts[t] if t < len(counts) else 0
+            if t - m >= 0:
+                running -= counts[t - m]
+            new[t] = running
+        counts = new
+    return counts
+
+
+def kendall_exact_cdf(q: int, n: int) -> float:
+    """P(T <= q) for Kendall's statistic T (number of concordant pairs) under independence."""
+    counts = _kendall_counts(n)
+    if q < 0:
+        return 0.0
+    if q >= len(counts) - 1:
+        return 1.0
+    return math.fsum(counts[: q + 1]) / math.factorial(n)
+
+
+def kendall_test(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, bool, float]:
+    """Kendall's tau-b and its two-sided p-value as R's ``cor.test(x, y, method = "kendall")``.
+
+    Returns (tau, p, exact, S) with S = concordant - discordant pairs.
+    """
+    n = len(x)
+    conc = disc = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            s = (x[i] - x[j]) * (y[i] - y[j])
+            if s > 0:
+                conc += 1
+            elif s < 0:
+                disc += 1
+    score = conc - disc
+    t0 = n * (n - 1) / 2
+    xties = _tie_sizes(x)
+    yties = _tie_sizes(y)
+    t1 = sum(t * (t - 1) for t in xties) / 2
+    t2 = sum(t * (t - 1) for t in yties) / 2
+    denom = math.sqrt((t0 - t1) * (t0 - t2))
+    tau = score / denom if denom > 0 else math.nan
+    ties = bool(xties or yties)
+    if n < KENDALL_EXACT_MAX_N and not ties:
+        q = round((tau + 1) * n * (n - 1) / 4)
+        if q > n * (n - 1) / 4:
+            p = 1.0 - kendall_exact_cdf(q - 1, n)
+        else:
+            p = kendall_exact_cdf(q, n)
+        return tau, min(2.0 * p, 1.0), True, float(score)
+    v0 = n * (n - 1) * (2 * n + 5)
+    vt = sum(t * (t - 1) * (2 * t + 5) for t in xties)
+    vu = sum(t * (t - 1) * (2 * t + 5) for t in yties)
+    v1 = sum(t * (t - 1) for t in xties) * sum(t * (t - 1) for t in yties)
+    v2 = sum(t * (t - 1) * (t - 2) for t in xties) * sum(t * (t - 1) * (t - 2) for t in yties)
+    var_s = (v0 - vt - vu) / 18 + v1 / (2 * n * (n - 1)) + v2 / (9 * n * (n - 1) * (n - 2))
+    if not var_s > 0:
+        return tau, math.nan, False, float(score)
+    return tau, norm_p_two_sided(score / math.sqrt(var_s)), False, float(score)
+
+
+def _tie_sizes(values: Iterable[float]) -> list[int]:
+    counts: dict[float, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return [c for c in counts.values() if c > 1]
+
+
+def begg_test(yi: Sequence[float], vi: Sequence[float]) -> BeggTest | NotApplicable:
+    """Begg & Mazumdar's rank correlation test, as metafor's ``ranktest()``."""
+    k = len(yi)
+    if k < 3:
+        return NotApplicable("begg", f"Begg's test needs at least 3 studies (have {k})")
+    w = [1.0 / v for v in vi]
+    sw = math.fsum(w)
+    theta = math.fsum(wi * y for wi, y in zip(w, yi)) / sw
+    vb = 1.0 / sw
+    ystar = [(y - theta) / math.sqrt(v - vb) for y, v in zip(yi, vi)]
+    tau, p, exact, score = kendall_test(ystar, vi)
+    if math.isnan(tau) or math.isnan(p):
+        return NotApplicable(
+            "begg", "all studies have the same variance: Kendall's tau is undefined"
+        )
+    return BeggTest(tau=tau, p_value=p, exact=exact, statistic=score, k=k)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def default_tests(measure: str) -> tuple[str, ...]:
+    """Every test that applies to ``measure``, in the fixed order of ``TESTS``."""
+    return tuple(t for t in TESTS if measure in MEASURES_FOR.get(t, (measure,)))
+
+
+def bias_analysis(
+    ma: MetaAnalysis,
+    tests: Sequence[str] | None = None,
+    side: str | None = None,
+    estimator: str = "L0",
+    failsafe_method: str = "Rosenthal",
+    alpha: float = 0.05,
+    target: float | None = None,
+) -> BiasAnalysis:
+    """The small-study-effect tests in ``tests`` (default: all that apply to the measure).
+
+    ``side``/``estimator`` go to trim-and-fill, ``failsafe_method``/``alpha``/``target`` (Orwin's
+    target on the reported scale) to the fail-safe N.
+    """
+    from ivigmeta.errors import ModelError
+
+    wanted = tuple(dict.fromkeys(t.lower() for t in tests)) if tests else default_tests(ma.measure)
+    unknown = [t for t in wanted if t not in TESTS]
+    if unknown:
+        raise ModelError(f"unknown test '{unknown[0]}' (choose from {', '.join(TESTS)})")
+    es = ma.effects
+    results: dict[str, object] = {"egger": None}
+    if "egger" in wanted:
+        results["egger"] = egger_test(es.yi, es.vi)
+    if "begg" in wanted:
+        results["begg"] = begg_test(es.yi, es.vi)
+    if "peters" in wanted:
+        results["peters"] = peters_test(ma)
+    if "harbord" in wanted:
+        results["harbord"] = harbord_test(ma)
+    if "trimfill" in wanted:
+        from ivigmeta.trimfill import trim_and_fill
+
+        results["trimfill"] = trim_and_fill(ma, side=side, estimator=estimator)
+    if "failsafe" in wanted:
+        from ivigmeta.failsafe import fail_safe_n
+
+        results["failsafe"] = fail_safe_n(ma, failsafe_method, alpha=alpha, target=target)
+    return BiasAnalysis(full=ma, **results)  # type: ignore[arg-type]

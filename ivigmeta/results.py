@@ -573,18 +573,33 @@ class NotApplicable:
 
 @dataclass(frozen=True)
 class BiasAnalysis:
-    """Small-study-effect tests of one set of effect sizes."""
+    """Small-study-effect tests of one set of effect sizes.
+
+    Each test is its result, a :class:`NotApplicable` with the reason, or ``None`` when it was
+    not requested (and then absent from the JSON).
+    """
 
     full: MetaAnalysis
-    egger: EggerTest | NotApplicable
+    egger: EggerTest | NotApplicable | None
+    begg: "BeggTest | NotApplicable | None" = None
+    peters: "RegressionTest | NotApplicable | None" = None
+    harbord: "RegressionTest | NotApplicable | None" = None
+    trimfill: "TrimFill | NotApplicable | None" = None
+    failsafe: "FailSafeN | NotApplicable | None" = None
+
+    TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
+
+    def results(self) -> list[tuple[str, Any]]:
+        """(name, result) of every requested test, in the fixed order of ``TESTS``."""
+        return [(name, getattr(self, name)) for name in self.TESTS if getattr(self, name) is not None]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "measure": self.full.measure,
-            "k": self.full.k,
-            "egger": self.egger.to_dict(),
-            "excluded": [e.to_dict() for e in self.full.effects.excluded],
-        }
+        out: dict[str, Any] = {"measure": self.full.measure, "k": self.full.k}
+        out["tests"] = [name for name, _ in self.results()]
+        for name, res in self.results():
+            out[name] = res.to_dict()
+        out["excluded"] = [e.to_dict() for e in self.full.effects.excluded]
+        return out
 
 
 @dataclass(frozen=True)
@@ -618,4 +633,335 @@ class HeterogeneityCI:
             "ci_lb_sign": self.lb_sign,
             "ci_ub_sign": self.ub_sign,
             "ci_null": self.ci_null,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Sensitivity, influence and small-study effects (cumulative meta-analysis, Viechtbauer & Cheung
+# diagnostics, Begg, Peters, Harbord, trim-and-fill, fail-safe N).
+
+
+def _pooled_fields(analysis: MetaAnalysis) -> dict[str, Any]:
+    """Random-effects estimate and heterogeneity of ``analysis`` (a single study: its own estimate,
+    heterogeneity not applicable)."""
+    fit = analysis.random or analysis.study_estimates[0]
+    het = analysis.heterogeneity
+    return {
+        "k": analysis.k,
+        "theta": fit.theta,
+        "se": fit.se,
+        "statistic": fit.statistic,
+        "estimate": fit.estimate,
+        "ci_low": fit.ci_low,
+        "ci_high": fit.ci_high,
+        "p_value": fit.p_value,
+        "q": het.q if het else None,
+        "q_p_value": het.p_value if het else None,
+        "i2": het.i2 if het else None,
+        "h2": het.h2 if het else None,
+        "tau2": het.tau2 if het else None,
+    }
+
+
+@dataclass(frozen=True)
+class CumulativeStep:
+    """The random-effects fit of the studies up to and including ``added`` (metafor's ``cumul``)."""
+
+    added: Study
+    order_value: str | float | None
+    analysis: MetaAnalysis | None
+    k: int = 0
+    # Why the step has no fit (an iterative tau² estimator that did not converge); metafor's
+    # cumul() likewise reports NA for a step whose fit fails.
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "study": self.added.study,
+            "row": self.added.row,
+            "year": self.added.year,
+            "order_value": self.order_value,
+        }
+        if self.analysis is None:
+            keys = ("theta", "se", "statistic", "estimate", "ci_low", "ci_high", "p_value", "q",
+                    "q_p_value", "i2", "h2", "tau2")
+            out.update({"k": self.k, **dict.fromkeys(keys)})
+        else:
+            out.update(_pooled_fields(self.analysis))
+        out["note"] = self.note
+        return out
+
+
+@dataclass(frozen=True)
+class Cumulative:
+    """Cumulative meta-analysis: studies added one at a time in the order of ``order_by``."""
+
+    full: MetaAnalysis
+    order_by: str
+    descending: bool
+    steps: tuple[CumulativeStep, ...]
+    missing_order: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measure": self.full.measure,
+            "k": self.full.k,
+            "order_by": self.order_by,
+            "descending": self.descending,
+            "tau2_method": self.full.options.tau2_method,
+            "ci_method": self.full.options.ci_method,
+            "level": self.full.options.level,
+            "steps": [s.to_dict() for s in self.steps],
+            "missing_order": list(self.missing_order),
+            "excluded": [e.to_dict() for e in self.full.effects.excluded],
+        }
+
+
+@dataclass(frozen=True)
+class InfluenceRow:
+    """Case-deletion diagnostics of one study (Viechtbauer & Cheung 2010; metafor's ``influence``).
+
+    ``hat`` is a fraction, ``weight`` a percentage; ``dfbetas`` is the DFBETAS of the pooled
+    estimate; ``baujat_x`` is the study's squared Pearson residual under the fitted model (its
+    contribution to Q for a common-effect model) and ``baujat_y`` its influence on the pooled
+    estimate, (theta - theta_(-i))² / Var(theta_(-i)).
+    """
+
+    study: Study
+    rstudent: float | None
+    dffits: float | None
+    cook_d: float | None
+    cov_r: float | None
+    tau2_del: float | None
+    qe_del: float | None
+    hat: float
+    weight: float
+    dfbetas: float | None
+    influential: bool
+    reasons: tuple[str, ...]
+    baujat_x: float
+    baujat_y: float | None
+    # Why the case-deletion values are missing (the refit without the study did not converge;
+    # metafor reports NA there too).
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study.study,
+            "row": self.study.row,
+            "rstudent": self.rstudent,
+            "dffits": self.dffits,
+            "cook_d": self.cook_d,
+            "cov_r": self.cov_r,
+            "tau2_del": self.tau2_del,
+            "qe_del": self.qe_del,
+            "hat": self.hat,
+            "weight": self.weight,
+            "dfbetas": self.dfbetas,
+            "influential": self.influential,
+            "influential_by": list(self.reasons),
+            "baujat_x": self.baujat_x,
+            "baujat_y": self.baujat_y,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class Influence:
+    """Influence diagnostics of every study of a fitted random-effects model, with the cut-offs
+    metafor uses to flag a study as influential."""
+
+    full: MetaAnalysis
+    rows: tuple[InfluenceRow, ...]
+    dffits_cutoff: float
+    cook_d_cutoff: float
+    hat_cutoff: float
+    dfbetas_cutoff: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measure": self.full.measure,
+            "k": self.full.k,
+            "tau2_method": self.full.options.tau2_method,
+            "ci_method": self.full.options.ci_method,
+            "cutoffs": {
+                "dffits": self.dffits_cutoff,
+                "cook_d": self.cook_d_cutoff,
+                "hat": self.hat_cutoff,
+                "dfbetas": self.dfbetas_cutoff,
+            },
+            "studies": [r.to_dict() for r in self.rows],
+            "excluded": [e.to_dict() for e in self.full.effects.excluded],
+        }
+
+
+@dataclass(frozen=True)
+class BeggTest:
+    """Begg & Mazumdar's rank correlation test (Kendall's tau between standardized effects and
+    variances), exact p-value for k < 50 without ties as R's ``cor.test`` and metafor's ``ranktest``."""
+
+    tau: float
+    p_value: float
+    exact: bool
+    statistic: float
+    k: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tau": self.tau,
+            "p_value": self.p_value,
+            "exact": self.exact,
+            "statistic": self.statistic,
+            "k": self.k,
+        }
+
+
+@dataclass(frozen=True)
+class RegressionTest:
+    """A weighted regression test for small-study effects (Peters, Harbord): the slope of the
+    effect on a measure of study size, t test on k - 2 df; ``intercept`` is the limit effect."""
+
+    method: str
+    predictor: str
+    bias: float
+    se: float
+    t: float
+    df: int
+    p_value: float
+    intercept: float
+    intercept_se: float
+    k: int
+    excluded: tuple[Exclusion, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "predictor": self.predictor,
+            "bias": self.bias,
+            "se": self.se,
+            "t": self.t,
+            "df": self.df,
+            "p_value": self.p_value,
+            "intercept": self.intercept,
+            "intercept_se": self.intercept_se,
+            "k": self.k,
+            "excluded": [e.to_dict() for e in self.excluded],
+        }
+
+
+@dataclass(frozen=True)
+class TrimFill:
+    """Duval & Tweedie's trim-and-fill: k0 imputed studies on ``side``, and the model refitted on
+    the observed plus imputed studies (``analysis``; its random-effects fit is the adjusted estimate).
+
+    ``filled_yi``/``filled_vi`` are the imputed studies (analysis scale), ``filled_from`` the label
+    of the observed study each one mirrors.
+    """
+
+    estimator: str
+    side: str
+    side_chosen: str  # "given" or "regression"
+    k0: int
+    se_k0: float | None
+    p_k0: float | None
+    filled_yi: tuple[float, ...]
+    filled_vi: tuple[float, ...]
+    filled_from: tuple[str, ...]
+    analysis: MetaAnalysis
+    iterations: int
+
+    @property
+    def fit(self) -> Estimate:
+        return self.analysis.random or self.analysis.study_estimates[0]
+
+    @property
+    def theta(self) -> float:
+        return self.fit.theta
+
+    @property
+    def se(self) -> float:
+        return self.fit.se
+
+    @property
+    def estimate(self) -> float:
+        return self.fit.estimate
+
+    @property
+    def ci_low(self) -> float:
+        return self.fit.ci_low
+
+    @property
+    def ci_high(self) -> float:
+        return self.fit.ci_high
+
+    @property
+    def p_value(self) -> float:
+        return self.fit.p_value
+
+    def to_dict(self) -> dict[str, Any]:
+        measure = self.analysis.measure
+        pooled = _pooled_fields(self.analysis)
+        return {
+            "estimator": self.estimator,
+            "side": self.side,
+            "side_chosen": self.side_chosen,
+            "k0": self.k0,
+            "se_k0": self.se_k0,
+            "p_k0": self.p_k0,
+            "iterations": self.iterations,
+            "k_total": self.analysis.k,
+            "theta": pooled["theta"],
+            "se": pooled["se"],
+            "estimate": pooled["estimate"],
+            "ci_low": pooled["ci_low"],
+            "ci_high": pooled["ci_high"],
+            "p_value": pooled["p_value"],
+            "q": pooled["q"],
+            "i2": pooled["i2"],
+            "tau2": pooled["tau2"],
+            "filled": [
+                {
+                    "study": f"Filled {j + 1}",
+                    "mirror_of": src,
+                    "yi": y,
+                    "vi": v,
+                    "estimate": back_transform(y, measure),
+                }
+                for j, (y, v, src) in enumerate(zip(self.filled_yi, self.filled_vi, self.filled_from))
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class FailSafeN:
+    """Fail-safe N (Rosenthal 1979, Orwin 1983, Rosenberg 2005) as metafor's ``fsn``.
+
+    ``n`` is rounded up as metafor does; ``n_exact`` is the unrounded value. ``mean_theta`` and
+    ``target_theta`` are on the analysis scale (Orwin: unweighted mean, Rosenberg: common-effect
+    estimate); ``p_value`` is the observed significance the method starts from (Rosenthal:
+    one-sided Stouffer; Rosenberg: two-sided common-effect z; Orwin: none).
+    """
+
+    method: str
+    n: float
+    n_exact: float
+    alpha: float
+    p_value: float | None
+    mean_theta: float | None
+    target_theta: float | None
+    k: int
+    measure: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "n": self.n,
+            "n_exact": self.n_exact,
+            "alpha": self.alpha,
+            "p_value": self.p_value,
+            "mean_theta": self.mean_theta,
+            "mean_estimate": back_transform(self.mean_theta, self.measure),
+            "target_theta": self.target_theta,
+            "target": back_transform(self.target_theta, self.measure),
+            "k": self.k,
         }

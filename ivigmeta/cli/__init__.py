@@ -12,6 +12,8 @@ import click
 from ivigmeta import __version__
 from ivigmeta.cli.commands import COMMANDS
 from ivigmeta.cli.metareg import metareg
+from ivigmeta.cli.cumulative import cumulative
+from ivigmeta.cli.influence import influence
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -31,6 +33,8 @@ def cli() -> None:
 for _command in COMMANDS:
     cli.add_command(_command)
 cli.add_command(metareg)
+cli.add_command(cumulative)
+cli.add_command(influence)
 
 
 def main() -> None:

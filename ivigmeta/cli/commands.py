@@ -1,4 +1,5 @@
-"""The analysis subcommands: pool, heterogeneity, loo, subgroup, bias.
+"""The analysis subcommands: pool, heterogeneity, loo, subgroup, bias (cumulative and influence
+live in their own modules).
 
 Each command loads the table, calls one core function and renders the result; no arithmetic here.
 """
@@ -134,15 +135,75 @@ def subgroup(file, columns, between, fmt, ascii_only, measure, cc, cc_policy, ta
     show(result, "subgroup", fmt, ascii_only)
 
 
+BIAS_TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
+
+
 @click.command()
 @analysis_command
+@click.option(
+    "--test",
+    "tests",
+    multiple=True,
+    type=click.Choice(BIAS_TESTS, case_sensitive=False),
+    help="Test to run (repeat for several); default: every test that applies to the measure "
+    "(Peters: RR and OR; Harbord: OR).",
+)
+@click.option(
+    "--side",
+    type=click.Choice(("left", "right"), case_sensitive=False),
+    default=None,
+    help="Trim-and-fill: side where studies are missing; default chosen as metafor does.",
+)
+@click.option(
+    "--estimator",
+    type=click.Choice(("L0", "R0"), case_sensitive=False),
+    default="L0",
+    show_default=True,
+    help="Trim-and-fill estimator of the number of missing studies.",
+)
+@click.option(
+    "--failsafe",
+    "failsafe_method",
+    type=click.Choice(("rosenthal", "orwin", "rosenberg"), case_sensitive=False),
+    default="rosenthal",
+    show_default=True,
+    help="Fail-safe N method.",
+)
+@click.option(
+    "--target",
+    type=float,
+    default=None,
+    help="Orwin's fail-safe N: the trivial effect on the reported scale (e.g. 1.1 for RR); "
+    "default half the mean effect, as metafor.",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Fail-safe N (Rosenthal, Rosenberg): significance level.",
+)
 @handle_errors
-def bias(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level):
-    """Small-study effects: Egger's regression test."""
+def bias(file, tests, side, estimator, failsafe_method, target, alpha, fmt, ascii_only, measure, cc,
+         cc_policy, tau2_method, ci_method, common_method, level):
+    """Small-study effects: Egger, Begg, Peters and Harbord tests, trim-and-fill, fail-safe N."""
     from ivigmeta.bias import bias_analysis
 
     _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
-    show(bias_analysis(ma), "bias", fmt, ascii_only)
+    result = bias_analysis(
+        ma,
+        tests=[t.lower() for t in tests] or None,
+        side=side.lower() if side else None,
+        estimator=estimator.upper(),
+        failsafe_method=failsafe_method,
+        alpha=alpha,
+        target=target,
+    )
+    for name, res in result.results():
+        reason = getattr(res, "reason", None)
+        if reason:
+            note(f"{name}: not applicable: {reason}")
+    show(result, "bias", fmt, ascii_only)
 
 
 COMMANDS = [pool, heterogeneity, loo, subgroup, bias]

@@ -7,13 +7,21 @@ beyond picking fields, no rich, no statistics.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ivigmeta.render import formatting as f
 from ivigmeta.results import (
+    BeggTest,
     BiasAnalysis,
+    Cumulative,
     EggerTest,
+    FailSafeN,
+    Influence,
+    RegressionTest,
+    TrimFill,
+    back_transform,
     Heterogeneity,
     LeaveOneOut,
     MetaAnalysis,
@@ -360,13 +368,78 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
 
 def bias_sections(ba: BiasAnalysis) -> list[Section]:
     cols = ["Test", "Statistic", "df", "p-value", "Detail"]
+    rows = [_bias_row(name, res, ba) for name, res in ba.results()]
+    notes = []
+    tf = ba.trimfill
+    sections = []
+    if isinstance(tf, TrimFill):
+        notes.append(_trimfill_note(tf))
+    if ba.full.k < 10:
+        notes.append(
+            f"With {ba.full.k} {'study' if ba.full.k == 1 else 'studies'} these tests have low power: a non-significant result does not "
+            "rule out small-study effects (fewer than 10 studies; Cochrane Handbook 13.3.5)."
+        )
+    notes += excluded_notes(ba.full.effects.excluded)
+    sections.append(Section(f"Small-study effects (k = {ba.full.k})", cols, rows, notes))
+    if isinstance(tf, TrimFill) and tf.k0 > 0:
+        sections.append(_filled_section(tf))
+    return sections
+
+
+_BIAS_NAMES = {
+    "egger": "Egger's regression",
+    "begg": "Begg's rank correlation",
+    "peters": "Peters' regression",
+    "harbord": "Harbord's score test",
+    "trimfill": "Trim-and-fill",
+    "failsafe": "Fail-safe N",
+}
+
+
+def _bias_row(name: str, res: Any, ba: BiasAnalysis) -> list[str]:
+    label = _BIAS_NAMES[name]
+    if isinstance(res, NotApplicable):
+        return [label, f.NA, "", f.NA, f"not applicable: {res.reason}"]
+    d = f.decimals_for(ba.full.measure)
+    if isinstance(res, EggerTest):
+        return [label, f"t = {f.num(res.t)}", str(res.df), f.pval(res.p_value),
+                f"intercept {f.num(res.intercept)} (SE {f.num(res.se)})"]
+    if isinstance(res, BeggTest):
+        how = "exact" if res.exact else "normal approximation"
+        return [label, f"tau = {f.num(res.tau, 3)}", "", f.pval(res.p_value), f"Kendall's tau, {how} p"]
+    if isinstance(res, RegressionTest):
+        extra = f"; {len(res.excluded)} studies left out" if res.excluded else ""
+        return [label, f"t = {f.num(res.t)}", str(res.df), f.pval(res.p_value),
+                f"slope on {res.predictor} {f.num(res.bias)} (SE {f.num(res.se)}){extra}"]
+    if isinstance(res, TrimFill):
+        se = f" (SE {f.num(res.se_k0)})" if res.se_k0 is not None else ""
+        return [label, f"k0 = {res.k0}{se}", "", f.pval(res.p_k0) if res.p_k0 is not None else "",
+                f"{res.estimator}, {res.side} side: {ba.full.measure} {f.est_ci(res.estimate, res.ci_low, res.ci_high, d)}"]
+    if isinstance(res, FailSafeN):
+        n = "inf" if math.isinf(res.n) else f"{res.n:.0f}"
+        detail = f"{res.method}, alpha {res.alpha:g}"
+        if res.target_theta is not None:
+            detail += f", target {ba.full.measure} {f.num(back_transform(res.target_theta, ba.full.measure), 3)}"
+        return [label, f"N = {n}", "", f.pval(res.p_value) if res.p_value is not None else "", detail]
+    raise TypeError(f"no table row for {type(res).__name__}")
+
+
+def _trimfill_note(tf: TrimFill) -> str:
+    how = "chosen by the regression of y on sqrt(v)" if tf.side_chosen == "regression" else "as requested"
+    return (
+        f"Trim-and-fill ({tf.estimator}): {tf.k0} studies imputed on the {tf.side} side ({how}); "
+        f"adjusted random-effects estimate from {tf.analysis.k} studies."
+    )
+
+
+def _filled_section(tf: TrimFill) -> Section:
+    measure = tf.analysis.measure
+    d = f.decimals_for(measure)
+    cols = ["Imputed study", "Mirror of", measure, "SE (log scale)" if measure != "RD" else "SE"]
     rows = []
-    e = ba.egger
-    if isinstance(e, EggerTest):
-        rows.append(["Egger's regression", f"t = {f.num(e.t)}", str(e.df), f.pval(e.p_value), f"intercept {f.num(e.intercept)} (SE {f.num(e.se)})"])
-    elif isinstance(e, NotApplicable):
-        rows.append(["Egger's regression", f.NA, "", f.NA, e.reason])
-    return [Section(f"Small-study effects (k = {ba.full.k})", cols, rows, excluded_notes(ba.full.effects.excluded))]
+    for j, (y, v, src) in enumerate(zip(tf.filled_yi, tf.filled_vi, tf.filled_from)):
+        rows.append([f"Filled {j + 1}", src, f.num(back_transform(y, measure), d), f.num(math.sqrt(v), 3)])
+    return Section("Trim-and-fill: imputed studies", cols, rows, right_align_from=2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,8 +502,15 @@ def metareg_records(reg: MetaRegression) -> list[dict[str, Any]]:
 
 
 def bias_records(ba: BiasAnalysis) -> list[dict[str, Any]]:
-    e = ba.egger
-    return [{"test": "egger", **e.to_dict()}]
+    records = []
+    for name, res in ba.results():
+        out = res.to_dict()
+        if name == "trimfill" and "filled" in out:
+            out["filled"] = "; ".join(f"{r['study']} = {r['yi']!r} (vi {r['vi']!r})" for r in out["filled"])
+        if "excluded" in out:
+            out["excluded"] = "; ".join(e["study"] for e in out["excluded"])
+        records.append({"test": name, **out})
+    return records
 
 
 def heterogeneity_payload(ma: MetaAnalysis) -> dict[str, Any]:
@@ -463,3 +543,83 @@ VIEWS: dict[str, View] = {
     "metareg": View(metareg_sections, metareg_records),
     "bias": View(bias_sections, bias_records),
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# Cumulative meta-analysis and influence diagnostics.
+
+
+def cumulative_sections(cu: Cumulative) -> list[Section]:
+    measure = cu.full.measure
+    d = f.decimals_for(measure)
+    cols = ["Study added", cu.order_by, "k", _measure_header(measure, cu.full.options.level), "p-value", "I²", "tau²"]
+    rows = []
+    for step in cu.steps:
+        out = step.to_dict()
+        value = out["order_value"]
+        rows.append(
+            [
+                _label(step.added),
+                "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value)),
+                str(out["k"]),
+                f.est_ci(out["estimate"], out["ci_low"], out["ci_high"], d),
+                f.pval(out["p_value"]),
+                f.pct(out["i2"]),
+                f.tau2(out["tau2"]),
+            ]
+        )
+    direction = "descending" if cu.descending else "ascending"
+    notes = [f"Studies added in {direction} order of '{cu.order_by}' (ties in file order); the first row is a single study."]
+    if cu.missing_order:
+        notes.append(f"No '{cu.order_by}' value, added last: {', '.join(cu.missing_order)}")
+    notes += [f"Step {s.k} (adding {s.added.study}): no fit: {s.note}" for s in cu.steps if s.note]
+    notes += excluded_notes(cu.full.effects.excluded)
+    title = f"Cumulative meta-analysis (random effects, {cu.full.options.tau2_method})"
+    return [Section(title, cols, rows, notes, right_align_from=1)]
+
+
+def cumulative_records(cu: Cumulative) -> list[dict[str, Any]]:
+    return [s.to_dict() for s in cu.steps]
+
+
+def influence_sections(inf: Influence) -> list[Section]:
+    cols = ["Study", "rstudent", "DFFITS", "Cook's D", "COVRATIO", "tau² del", "QE del", "hat", "weight",
+            "DFBETAS", "Influential", "Baujat x", "Baujat y"]
+    rows = []
+    for r in inf.rows:
+        rows.append(
+            [
+                _label(r.study),
+                f.num(r.rstudent, 3),
+                f.num(r.dffits, 3),
+                f.num(r.cook_d, 3),
+                f.num(r.cov_r, 3),
+                f.tau2(r.tau2_del),
+                f.num(r.qe_del),
+                f.num(r.hat, 3),
+                f.pct(r.weight),
+                f.num(r.dfbetas, 3),
+                ("* " + ", ".join(r.reasons)) if r.influential else "",
+                f.num(r.baujat_x, 3),
+                f.num(r.baujat_y, 3),
+            ]
+        )
+    notes = [
+        "Influential (*, as metafor): "
+        f"|DFFITS| > {f.num(inf.dffits_cutoff, 3)}, Cook's D > {f.num(inf.cook_d_cutoff, 3)} "
+        f"(median of chi² on 1 df), hat > {f.num(inf.hat_cutoff, 3)} or |DFBETAS| > {inf.dfbetas_cutoff:g}.",
+        "Baujat x: squared Pearson residual (contribution to heterogeneity); "
+        "y: influence on the pooled estimate.",
+    ]
+    notes += [f"{r.study.study}: no case-deletion values: {r.note}" for r in inf.rows if r.note]
+    notes += excluded_notes(inf.full.effects.excluded)
+    title = f"Influence diagnostics (random effects, {inf.full.options.tau2_method}, k = {inf.full.k})"
+    return [Section(title, cols, rows, notes)]
+
+
+def influence_records(inf: Influence) -> list[dict[str, Any]]:
+    return [r.to_dict() for r in inf.rows]
+
+
+VIEWS["cumulative"] = View(cumulative_sections, cumulative_records)
+VIEWS["influence"] = View(influence_sections, influence_records)

@@ -439,9 +439,9 @@ block_leave1out <- function(sets) {
 }
 
 ## cumul(rma(...), order = year): step j = fit on the first j studies.
-block_cumul <- function(sets) {
+block_cumul <- function(sets, methods = c("DL", "REML")) {
   out <- list()
-  for (nm in names(sets)) for (meth in c("DL", "REML")) {
+  for (nm in names(sets)) for (meth in methods) {
     d <- sets[[nm]]$data
     es <- es_for(d, "RR")
     out[[length(out) + 1]] <- capture(
@@ -461,9 +461,9 @@ block_cumul <- function(sets) {
 }
 
 ## influence(rma(...)) and baujat(rma(...)).
-block_influence <- function(sets) {
+block_influence <- function(sets, methods = c("DL", "REML")) {
   out <- list()
-  for (nm in names(sets)) for (meth in c("DL", "REML")) {
+  for (nm in names(sets)) for (meth in methods) {
     es <- es_for(sets[[nm]]$data, "RR")
     out[[length(out) + 1]] <- capture(
       list(dataset = nm, measure = "RR", method = meth, test = "z"),
@@ -539,9 +539,9 @@ block_regtest <- function(sets) {
 }
 
 ## trimfill(rma(...), estimator, side).
-block_trimfill <- function(sets) {
+block_trimfill <- function(sets, methods = c("DL", "REML")) {
   out <- list()
-  for (nm in names(sets)) for (meth in c("DL", "REML"))
+  for (nm in names(sets)) for (meth in methods)
     for (est in c("L0", "R0")) for (side in c("default", "left", "right")) {
       es <- es_for(sets[[nm]]$data, "RR")
       out[[length(out) + 1]] <- capture(
@@ -630,6 +630,72 @@ block_metareg_tight <- function(sets) with_tight_control(function() {
 })
 
 ## ===========================================================================
+## Added for issue 4: the REML records of cumul, influence and trimfill again
+## with a much tighter Fisher-scoring threshold. With threshold = 1e-10 metafor
+## stops up to a few 1e-10 short of the REML optimum, which shows at 1e-7
+## relative in differences of nearly equal estimates (DFFITS, lau1992), and
+## with maxiter = 1000 some cumulative steps do not converge at all (NA:
+## nielweise2007 steps 8 and 12). Same keys as the blocks they repeat.
+## ===========================================================================
+
+## TIGHT_CTRL and with_tight_control() are defined above (issue 3).
+block_sensitivity_tight <- function(sets) with_tight_control(function() {
+  list(cumul = block_cumul(sets, "REML"),
+       influence = block_influence(sets, "REML"),
+       trimfill = block_trimfill(sets, "REML"))
+})
+
+## ===========================================================================
+## Peters' and Harbord's tests: NOT from a package. Debian has no r-cran-meta,
+## and metafor has neither test (regtest(predictor = "ninv") weights by 1/vi,
+## not Peters' weights). These records implement the published formulas with
+## base R's lm(), the way meta's metabias() does, as an independent check of
+## ivigmeta's arithmetic (not of metafor):
+##  * Peters et al. (2006, JAMA 295:676): lm(yi ~ I(1/N), weights =
+##    1 / (1/(a+c) + 1/(b+d))), raw counts; yi from escalc (only0 + 1/2).
+##  * Harbord et al. (2006, Stat Med 25:3443), odds ratios: efficient score
+##    Z = a - (a+c) n1/N and hypergeometric variance
+##    V = n1 n2 (a+c)(b+d) / (N^2 (N-1)), raw counts; lm(Z/V ~ I(1/sqrt(V)),
+##    weights = V), i.e. Z/sqrt(V) regressed on sqrt(V) (the intercept there
+##    is the slope here).
+## Studies with no events or no non-events in both arms (a+c = 0 or
+## b+d = 0) are dropped; the test of the slope is t on k - 2 df.
+## ===========================================================================
+block_peters_harbord <- function(sets) {
+  out <- list()
+  specs <- list(list(test = "Peters", measure = "RR"),
+                list(test = "Peters", measure = "OR"),
+                list(test = "Harbord", measure = "OR"))
+  for (nm in names(sets)) for (sp in specs) {
+    d <- sets[[nm]]$data
+    out[[length(out) + 1]] <- capture(
+      list(dataset = nm, measure = sp$measure, test = sp$test,
+           source = "published formula with base R lm(); not a package"),
+      function() {
+        es <- es_for(d, sp$measure)
+        ## as.numeric: the products below overflow R's 32-bit integers for bcg.
+        a <- as.numeric(d$ai); c <- as.numeric(d$ci)
+        n1 <- as.numeric(d$n1i); n2 <- as.numeric(d$n2i); N <- n1 + n2
+        ev <- a + c; nev <- N - ev
+        keep <- ev > 0 & nev > 0
+        if (sp$test == "Peters") {
+          y <- es$yi[keep]; x <- 1 / N[keep]; w <- 1 / (1 / ev[keep] + 1 / nev[keep])
+        } else {
+          Z <- a - ev * n1 / N
+          V <- n1 * n2 * ev * nev / (N^2 * (N - 1))
+          y <- (Z / V)[keep]; x <- 1 / sqrt(V[keep]); w <- V[keep]
+        }
+        if (sum(keep) < 3) stop("fewer than 3 studies")
+        cf <- summary(lm(y ~ x, weights = w))$coefficients
+        list(used = arr(d$slab[keep]), k = sum(keep), bias = cf[2, 1],
+             se = cf[2, 2], t = cf[2, 3], df = sum(keep) - 2L, pval = cf[2, 4],
+             intercept = cf[1, 1], intercept_se = cf[1, 2])
+      })
+  }
+  out
+}
+
+## ===========================================================================
 ## Sanity checks against published / expected values
 ## ===========================================================================
 
@@ -702,7 +768,12 @@ main <- function() {
     trimfill = block_trimfill(sets),
     fsn = block_fsn(sets),
     rma_tight = block_rma_tight(sets),
-    metareg_tight = block_metareg_tight(sets))
+    metareg_tight = block_metareg_tight(sets),
+    peters_harbord = block_peters_harbord(sets))
+  tight <- block_sensitivity_tight(sets)
+  res$cumul_tight <- tight$cumul
+  res$influence_tight <- tight$influence
+  res$trimfill_tight <- tight$trimfill
   write_json_file(res, OUT)
   blocks <- names(res)[vapply(res, function(x) is.list(x) && is.null(names(x)), TRUE)]
   for (b in blocks) {

@@ -1,0 +1,50 @@
+"""``ivigmeta cumulative``: cumulative meta-analysis (studies added in order of a column)."""
+
+from __future__ import annotations
+
+import click
+
+from ivigmeta.cli.commands import _require_pooled, load_and_fit, show
+from ivigmeta.cli.common import analysis_command, handle_errors, note
+
+
+@click.command()
+@analysis_command
+@click.option(
+    "--order",
+    "order_by",
+    default="year",
+    show_default=True,
+    metavar="COL",
+    help="Column to add the studies by (numbers if every value is one, else text); ties keep file order.",
+)
+@click.option(
+    "--desc", is_flag=True, help="Add the studies in descending order (newest first for year)."
+)
+@handle_errors
+def cumulative(
+    file,
+    order_by,
+    desc,
+    fmt,
+    ascii_only,
+    measure,
+    cc,
+    cc_policy,
+    tau2_method,
+    ci_method,
+    common_method,
+    level,
+):
+    """Cumulative meta-analysis: the random-effects fit as each study is added in turn."""
+    from ivigmeta.sensitivity import cumulative as cumulative_analysis
+
+    table, ma = load_and_fit(
+        file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level
+    )
+    table.require_label_column(order_by)
+    _require_pooled(ma, "cumulative meta-analysis")
+    result = cumulative_analysis(ma, order_by, descending=desc)
+    if result.missing_order:
+        note(f"no '{order_by}' value for {', '.join(result.missing_order)}: added last")
+    show(result, "cumulative", fmt, ascii_only)
