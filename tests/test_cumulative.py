@@ -3,17 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sensitivity_ref import (
-    P_VALUE,
-    STOPPED_SHORT,
-    block,
-    close,
-    fitted,
-    parity_records,
-    record_id,
-    rel_tol,
-    skip_unless_method,
-)
+from sensitivity_ref import block, fitted, parity_records, record_id, rel_tol
+from tolerances import BOUNDARY_I2_ABS, CUMUL_STOPPED_SHORT_REL, P_VALUE, close
 
 from ivigmeta.data import parse_table
 from ivigmeta.effects import compute_effects
@@ -26,13 +17,12 @@ RECORDS = parity_records("cumul")
 
 @pytest.mark.parametrize("rec", RECORDS, ids=[record_id(r, "dataset", "method") for r in RECORDS])
 def test_cumul_matches_metafor(rec):
-    skip_unless_method(rec["method"])
     cu = cumulative(fitted(rec["dataset"], rec["measure"], rec["method"]), "year")
     # metafor's rows are 1-based dataset rows; our Study.row is the spreadsheet row (header = 1).
     assert [s.added.row - 1 for s in cu.steps] == rec["rows"]
     assert [s.added.study for s in cu.steps] == rec["added"]
     # For REML, rec is the tight-threshold record; where that refit failed, fall back on metafor's
-    # default-threshold record (see STOPPED_SHORT).
+    # default-threshold record (see tolerances.CUMUL_STOPPED_SHORT_REL).
     default = block("cumul", dataset=rec["dataset"], method=rec["method"])[0]
     compared = 0
     for j, step in enumerate(cu.steps):
@@ -40,7 +30,7 @@ def test_cumul_matches_metafor(rec):
         assert out["k"] == j + 1
         ref, rel = rec, rel_tol(rec["method"])
         if ref["estimate"][j] is None:
-            ref, rel = default, STOPPED_SHORT
+            ref, rel = default, CUMUL_STOPPED_SHORT_REL
         if ref["estimate"][j] is None:
             # metafor's fit fails at this step whatever its settings (REML, nielweise2007 steps
             # 8 and 12): nothing to compare; ours may report no fit there too.
@@ -62,7 +52,7 @@ def test_cumul_matches_metafor(rec):
         assert close(out["q"], ref["Q"][j], rel)
         assert close(out["q_p_value"], ref["Qp"][j], max(rel, P_VALUE))
         assert close(out["tau2"], ref["tau2"][j], rel)
-        assert close(out["i2"], ref["I2"][j], rel, 1e-8)
+        assert close(out["i2"], ref["I2"][j], rel, BOUNDARY_I2_ABS)
         assert close(out["h2"], ref["H2"][j], rel)
     assert compared == sum(v is not None for v in default["estimate"]) or rec is default
 
