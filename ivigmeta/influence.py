@@ -20,7 +20,8 @@ model refitted without study i with the same options (theta_(-i), vb_(-i), tau²
   y_i = (theta - theta_(-i))² / vb_(-i), the study's influence on the pooled estimate.
 
 Under ``--ci hk`` the variances vb are the Hartung-Knapp ones and the DFFITS and DFBETAS
-denominators carry the deleted fit's scale factor s²_(-i) = vb_(-i) sum w_(-i), as metafor does.
+denominators carry the deleted fit's scale factor s²_(-i) = vb_(-i) sum w_(-i), as metafor does
+with ``test = "knha"``.
 """
 
 from __future__ import annotations

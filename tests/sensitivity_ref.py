@@ -29,9 +29,11 @@ def block(name: str, **where: Any) -> list[dict[str, Any]]:
 
 
 @functools.cache
-def fitted(dataset: str, measure: str = "RR", method: str = "DL") -> MetaAnalysis:
-    """The fit metafor's record was computed from (escalc defaults, level 95, z)."""
-    return fit(compute_effects(studies(dataset), measure=measure), FitOptions(tau2_method=method))
+def fitted(dataset: str, measure: str = "RR", method: str = "DL", test: str = "z") -> MetaAnalysis:
+    """The fit metafor's record was computed from (escalc defaults, level 95; metafor's test
+    "z" or "knha", our --ci z or hk)."""
+    options = FitOptions(tau2_method=method, ci_method="hk" if test == "knha" else "z")
+    return fit(compute_effects(studies(dataset), measure=measure), options)
 
 
 def parity_records(name: str) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from sensitivity_ref import fitted, parity_records, record_id, rel_tol
+from sensitivity_ref import block, fitted, parity_records, record_id, rel_tol
 from tolerances import close
 
 from ivigmeta.data import parse_table
@@ -16,7 +16,8 @@ from ivigmeta.pooling import fit
 from ivigmeta.results import FitOptions
 from ivigmeta.sensitivity import leave_one_out
 
-RECORDS = parity_records("influence")
+# z (DL; REML from the tight block) and Knapp-Hartung (test = "knha", our --ci hk) fits.
+RECORDS = parity_records("influence") + block("influence_knha")
 FIELDS = {
     "rstudent": "rstudent",
     "dffits": "dffits",
@@ -32,9 +33,11 @@ FIELDS = {
 }
 
 
-@pytest.mark.parametrize("rec", RECORDS, ids=[record_id(r, "dataset", "method") for r in RECORDS])
+@pytest.mark.parametrize(
+    "rec", RECORDS, ids=[record_id(r, "dataset", "method", "test") for r in RECORDS]
+)
 def test_influence_matches_metafor(rec):
-    inf = influence(fitted(rec["dataset"], rec["measure"], rec["method"]))
+    inf = influence(fitted(rec["dataset"], rec["measure"], rec["method"], rec["test"]))
     rel = rel_tol(rec["method"])
     assert len(inf.rows) == len(rec["rstudent"])
     for ref_key, attr in FIELDS.items():

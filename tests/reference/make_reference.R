@@ -461,14 +461,14 @@ block_cumul <- function(sets, methods = c("DL", "REML")) {
 }
 
 ## influence(rma(...)) and baujat(rma(...)).
-block_influence <- function(sets, methods = c("DL", "REML")) {
+block_influence <- function(sets, methods = c("DL", "REML"), test = "z") {
   out <- list()
   for (nm in names(sets)) for (meth in methods) {
     es <- es_for(sets[[nm]]$data, "RR")
     out[[length(out) + 1]] <- capture(
-      list(dataset = nm, measure = "RR", method = meth, test = "z"),
+      list(dataset = nm, measure = "RR", method = meth, test = test),
       function() {
-        fit <- fit_rma(es, meth)
+        fit <- fit_rma(es, meth, test)
         inf <- influence(fit)
         x <- inf$inf
         bj <- baujat(fit)
@@ -636,13 +636,16 @@ block_metareg_tight <- function(sets) with_tight_control(function() {
 ## relative in differences of nearly equal estimates (DFFITS, lau1992), and
 ## with maxiter = 1000 some cumulative steps do not converge at all (NA:
 ## nielweise2007 steps 8 and 12). Same keys as the blocks they repeat.
+## influence_knha: influence() of DL and REML fits with test = "knha" (the
+## Knapp-Hartung scale factor enters DFFITS, DFBETAS, Cook's D and COVRATIO).
 ## ===========================================================================
 
 ## TIGHT_CTRL and with_tight_control() are defined above (issue 3).
 block_sensitivity_tight <- function(sets) with_tight_control(function() {
   list(cumul = block_cumul(sets, "REML"),
        influence = block_influence(sets, "REML"),
-       trimfill = block_trimfill(sets, "REML"))
+       trimfill = block_trimfill(sets, "REML"),
+       influence_knha = block_influence(sets, c("DL", "REML"), test = "knha"))
 })
 
 ## ===========================================================================
@@ -774,6 +777,7 @@ main <- function() {
   res$cumul_tight <- tight$cumul
   res$influence_tight <- tight$influence
   res$trimfill_tight <- tight$trimfill
+  res$influence_knha <- tight$influence_knha
   write_json_file(res, OUT)
   blocks <- names(res)[vapply(res, function(x) is.list(x) && is.null(names(x)), TRUE)]
   for (b in blocks) {
