@@ -5,7 +5,8 @@
   It equals metafor's ``regtest(fit, model = "lm")`` and CMA's Egger test.
 * Begg & Mazumdar's (1994) rank correlation test: Kendall's tau between the standardized effects
   y*_i = (y_i - theta_FE) / sqrt(v_i - 1 / sum w) and the variances v_i, as metafor's
-  ``ranktest()``: the exact null distribution when k < 50 and there are no ties (R's ``cor.test``),
+  ``ranktest()``: the exact null distribution when there are no ties (metafor passes
+  ``exact = TRUE`` to R's ``cor.test``; above 500 studies we use the normal approximation),
   otherwise the normal approximation with the tie-corrected variance of Kendall's score.
 * Peters et al. (2006): weighted least squares of the effect on 1 / N (N the study's total
   sample size), weights (a + c)(b + d) / N from the raw counts (the inverse variance of the
@@ -41,8 +42,12 @@ TESTS = BiasAnalysis.TESTS
 # Which tests apply to which effect measure (Peters needs event counts of a ratio measure;
 # Harbord's score is that of the log odds ratio).
 MEASURES_FOR = {"peters": ("RR", "OR"), "harbord": ("OR",)}
-# R's cor.test() uses the exact distribution of Kendall's statistic below this many studies.
-KENDALL_EXACT_MAX_N = 50
+# metafor's ranktest() asks R's cor.test() for the exact null distribution of Kendall's statistic
+# (exact = TRUE), which R then uses at any k unless there are ties. Above this many studies we use
+# the normal approximation instead: the exact recursion costs O(k³) (0.5 s at k = 500).
+KENDALL_EXACT_MAX_N = 500
+# Exact integer arithmetic up to this many studies, probabilities in floating point beyond.
+KENDALL_INTEGER_MAX_N = 60
 
 
 def egger_test(yi: Sequence[float], vi: Sequence[float]) -> EggerTest | NotApplicable:
@@ -235,18 +240,45 @@ def _kendall_counts(n: int) -> list[int]:
     return counts
 
 
+def _kendall_pmf(n: int) -> "list[float]":
+    """Null distribution of Kendall's statistic as probabilities (float recursion with numpy):
+    p_m(t) = (1/m) sum_{j<m} p_(m-1)(t - j). Used above the exact-integer range."""
+    import numpy as np
+
+    p = np.ones(1)
+    for m in range(2, n + 1):
+        c = np.cumsum(np.concatenate([p, np.zeros(m - 1)]))
+        c[m:] -= c[:-m].copy()
+        p = c / m
+    return p.tolist()
+
+
 def kendall_exact_cdf(q: int, n: int) -> float:
-    """P(T <= q) for Kendall's statistic T (number of concordant pairs) under independence."""
-    counts = _kendall_counts(n)
+    """P(T <= q) for Kendall's statistic T (number of concordant pairs) under independence.
+
+    Exact rational arithmetic up to ``KENDALL_INTEGER_MAX_N`` studies, the float recursion above
+    (relative error ~1e-13) beyond; the lower tail is summed directly, so small p-values keep
+    their relative precision.
+    """
+    total = n * (n - 1) // 2
     if q < 0:
         return 0.0
-    if q >= len(counts) - 1:
+    if q >= total:
         return 1.0
-    return math.fsum(counts[: q + 1]) / math.factorial(n)
+    if n <= KENDALL_INTEGER_MAX_N:
+        counts = _kendall_counts(n)
+        return math.fsum(counts[: q + 1]) / math.factorial(n)
+    # The float recursion is accurate in the lower half only (the upper half cancels): use the
+    # symmetry P(T <= q) = 1 - P(T <= total - q - 1) there.
+    pmf = _kendall_pmf(n)
+    if 2 * q > total:
+        return max(0.0, 1.0 - math.fsum(pmf[: total - q]))
+    return min(1.0, math.fsum(pmf[: q + 1]))
 
 
 def kendall_test(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, bool, float]:
-    """Kendall's tau-b and its two-sided p-value as R's ``cor.test(x, y, method = "kendall")``.
+    """Kendall's tau-b and its two-sided p-value as R's
+    ``cor.test(x, y, method = "kendall", exact = TRUE)`` (metafor's ``ranktest``).
 
     Returns (tau, p, exact, S) with S = concordant - discordant pairs.
     """
@@ -268,12 +300,12 @@ def kendall_test(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, 
     denom = math.sqrt((t0 - t1) * (t0 - t2))
     tau = score / denom if denom > 0 else math.nan
     ties = bool(xties or yties)
-    if n < KENDALL_EXACT_MAX_N and not ties:
+    if n <= KENDALL_EXACT_MAX_N and not ties:
         q = round((tau + 1) * n * (n - 1) / 4)
-        if q > n * (n - 1) / 4:
-            p = 1.0 - kendall_exact_cdf(q - 1, n)
-        else:
-            p = kendall_exact_cdf(q, n)
+        total = n * (n - 1) // 2
+        # R: p = 1 - P(T <= q - 1) above the centre; by symmetry that is P(T <= total - q),
+        # computed here without the cancellation.
+        p = kendall_exact_cdf(total - q, n) if q > total / 2 else kendall_exact_cdf(q, n)
         return tau, min(2.0 * p, 1.0), True, float(score)
     v0 = n * (n - 1) * (2 * n + 5)
     vt = sum(t * (t - 1) * (2 * t + 5) for t in xties)

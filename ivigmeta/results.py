@@ -798,7 +798,7 @@ class Influence:
 @dataclass(frozen=True)
 class BeggTest:
     """Begg & Mazumdar's rank correlation test (Kendall's tau between standardized effects and
-    variances), exact p-value for k < 50 without ties as R's ``cor.test`` and metafor's ``ranktest``."""
+    variances), exact p-value without ties as metafor's ``ranktest`` (R's ``cor.test(exact = TRUE)``)."""
 
     tau: float
     p_value: float

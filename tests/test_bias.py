@@ -12,6 +12,7 @@ import pytest
 from sensitivity_ref import block, fitted, parity_records, record_id, rel_tol
 from tolerances import BOUNDARY_I2_ABS, CLOSED_FORM, P_VALUE, close
 
+import ivigmeta.bias as bias_module
 from ivigmeta.bias import (
     begg_test,
     bias_analysis,
@@ -62,13 +63,31 @@ def test_kendall_exact_distribution_by_enumeration():
             assert kendall_exact_cdf(q, n) == pytest.approx(expected, rel=1e-15)
 
 
-def test_begg_normal_approximation_with_ties():
-    """With tied variances R's cor.test falls back to the normal approximation (no exact p)."""
-    yi = [0.1, 0.5, -0.2, 0.9, 0.3]
-    vi = [0.1, 0.2, 0.1, 0.4, 0.3]
-    res = begg_test(yi, vi)
-    assert not res.exact
-    assert 0 < res.p_value <= 1
+EXTRA = block("ranktest_extra")
+
+
+@pytest.mark.parametrize("rec", EXTRA, ids=[r["case"] for r in EXTRA])
+def test_ranktest_ties_and_large_k_match_metafor(rec):
+    """Ties: the normal approximation with tie-corrected variance; k >= 50 without ties: still
+    exact, because metafor passes exact = TRUE to cor.test()."""
+    res = begg_test(rec["yi"], rec["vi"])
+    ties = any("ties" in w for w in rec["warnings"])
+    assert res.exact == (not ties)
+    assert close(res.tau, rec["tau"], CLOSED_FORM)
+    assert close(res.p_value, rec["pval"], P_VALUE)
+
+
+def test_kendall_float_recursion_matches_integer_counts():
+    """Above KENDALL_INTEGER_MAX_N the null distribution is computed in floating point; its lower
+    tail (all that p-values use) agrees with exact integer counts."""
+    n = bias_module.KENDALL_INTEGER_MAX_N
+    counts = bias_module._kendall_counts(n)
+    pmf = bias_module._kendall_pmf(n)
+    total = n * (n - 1) // 2
+    for q in (0, 5, total // 8, total // 3, total // 2, total - 10):
+        exact = math.fsum(counts[: q + 1]) / math.factorial(n)
+        lower = math.fsum(pmf[: q + 1]) if 2 * q <= total else 1.0 - math.fsum(pmf[: total - q])
+        assert lower == pytest.approx(exact, rel=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -538,6 +538,27 @@ block_regtest <- function(sets) {
   out
 }
 
+## ranktest() on constructed inputs that reach R's normal approximation, which
+## none of the data sets does (all have k < 50 and no ties): tied variances,
+## k >= 50, and both. yi and vi are stored in the records.
+block_ranktest_extra <- function() {
+  cases <- list(
+    ties = list(yi = sin(1:12), vi = 0.05 + (1:12 %% 4) / 10),
+    large = list(yi = cos(1:60) + (1:60) / 100, vi = 0.02 + (1:60) / 200),
+    large_ties = list(yi = sin(1:70) / 2, vi = 0.1 + (1:70 %% 9) / 20))
+  out <- list()
+  for (nm in names(cases)) {
+    cs <- cases[[nm]]
+    out[[length(out) + 1]] <- capture(
+      list(case = nm, yi = arr(cs$yi), vi = arr(cs$vi)),
+      function() {
+        r <- ranktest(cs$yi, cs$vi)
+        list(tau = unname(r$tau), pval = r$pval)
+      })
+  }
+  out
+}
+
 ## trimfill(rma(...), estimator, side).
 block_trimfill <- function(sets, methods = c("DL", "REML")) {
   out <- list()
@@ -778,6 +799,7 @@ main <- function() {
   res$influence_tight <- tight$influence
   res$trimfill_tight <- tight$trimfill
   res$influence_knha <- tight$influence_knha
+  res$ranktest_extra <- block_ranktest_extra()
   write_json_file(res, OUT)
   blocks <- names(res)[vapply(res, function(x) is.list(x) && is.null(names(x)), TRUE)]
   for (b in blocks) {
