@@ -41,7 +41,7 @@ def _order_values(studies: Sequence[Study], column: str) -> list[str | float | N
     if column == YEAR_COLUMN:
         return [float(s.year) if s.year is not None else None for s in studies]
     texts = [s.fields.get(column, "").strip() for s in studies]
-    numbers: list[float | None] = []
+    numbers: list[str | float | None] = []
     for text in texts:
         if not text:
             numbers.append(None)
