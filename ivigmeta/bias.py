@@ -42,6 +42,8 @@ TESTS = BiasAnalysis.TESTS
 # Which tests apply to which effect measure (Peters needs event counts of a ratio measure;
 # Harbord's score is that of the log odds ratio).
 MEASURES_FOR = {"peters": ("RR", "OR"), "harbord": ("OR",)}
+_NO_COUNTS = "an effect-only row (no 2x2 counts): {test} needs the event counts"
+
 # metafor's ranktest() asks R's cor.test() for the exact null distribution of Kendall's statistic
 # (exact = TRUE), which R then uses at any k unless there are ties. Above this many studies we use
 # the normal approximation instead: the exact recursion costs O(k³) (0.5 s at k = 500).
@@ -168,6 +170,11 @@ def peters_test(ma: MetaAnalysis) -> RegressionTest | NotApplicable:
     w: list[float] = []
     excluded = []
     for study, yi in zip(es.studies, es.yi):
+        if not study.has_counts:
+            excluded.append(
+                Exclusion(study.study, _NO_COUNTS.format(test="Peters' test"), study.row)
+            )
+            continue
         a, n1, c, n2 = study.counts
         events, non_events = a + c, (n1 - a) + (n2 - c)
         if events == 0 or non_events == 0:
@@ -198,6 +205,11 @@ def harbord_test(ma: MetaAnalysis) -> RegressionTest | NotApplicable:
     w: list[float] = []
     excluded = []
     for study in es.studies:
+        if not study.has_counts:
+            excluded.append(
+                Exclusion(study.study, _NO_COUNTS.format(test="Harbord's test"), study.row)
+            )
+            continue
         a, n1, c, n2 = study.counts
         n = n1 + n2
         events, non_events = a + c, n - a - c
@@ -240,7 +252,7 @@ def _kendall_counts(n: int) -> list[int]:
     return counts
 
 
-def _kendall_pmf(n: int) -> "list[float]":
+def _kendall_pmf(n: int) -> list[float]:
     """Null distribution of Kendall's statistic as probabilities (float recursion with numpy):
     p_m(t) = (1/m) sum_{j<m} p_(m-1)(t - j). Used above the exact-integer range."""
     import numpy as np
@@ -334,6 +346,11 @@ def begg_test(yi: Sequence[float], vi: Sequence[float]) -> BeggTest | NotApplica
     sw = math.fsum(w)
     theta = math.fsum(wi * y for wi, y in zip(w, yi)) / sw
     vb = 1.0 / sw
+    if not all(v - vb > 0 for v in vi):
+        return NotApplicable(
+            "begg",
+            "one study carries (nearly) all the weight: the standardized effects are undefined",
+        )
     ystar = [(y - theta) / math.sqrt(v - vb) for y, v in zip(yi, vi)]
     tau, p, exact, score = kendall_test(ystar, vi)
     if math.isnan(tau) or math.isnan(p):
@@ -344,6 +361,33 @@ def begg_test(yi: Sequence[float], vi: Sequence[float]) -> BeggTest | NotApplica
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+_OVERFLOW = "not computable: the effects or variances are too extreme for double precision"
+
+
+def _has_nan(value: object) -> bool:
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, dict):
+        return any(_has_nan(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nan(v) for v in value)
+    return False
+
+
+def _computable(name: str, compute):  # type: ignore[no-untyped-def]
+    """Run one test; extreme inputs that overflow (an error, or NaN in the result) make it not
+    applicable with that reason rather than a crash or a meaningless number."""
+    try:
+        res = compute()
+    except (OverflowError, ZeroDivisionError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "math domain" not in str(exc):
+            raise
+        return NotApplicable(name, _OVERFLOW)
+    if not isinstance(res, NotApplicable) and _has_nan(res.to_dict()):
+        return NotApplicable(name, _OVERFLOW)
+    return res
 
 
 def default_tests(measure: str) -> tuple[str, ...]:
@@ -371,22 +415,19 @@ def bias_analysis(
     unknown = [t for t in wanted if t not in TESTS]
     if unknown:
         raise ModelError(f"unknown test '{unknown[0]}' (choose from {', '.join(TESTS)})")
+    from ivigmeta.failsafe import fail_safe_n
+    from ivigmeta.trimfill import trim_and_fill
+
     es = ma.effects
+    run = {
+        "egger": lambda: egger_test(es.yi, es.vi),
+        "begg": lambda: begg_test(es.yi, es.vi),
+        "peters": lambda: peters_test(ma),
+        "harbord": lambda: harbord_test(ma),
+        "trimfill": lambda: trim_and_fill(ma, side=side, estimator=estimator),
+        "failsafe": lambda: fail_safe_n(ma, failsafe_method, alpha=alpha, target=target),
+    }
     results: dict[str, object] = {"egger": None}
-    if "egger" in wanted:
-        results["egger"] = egger_test(es.yi, es.vi)
-    if "begg" in wanted:
-        results["begg"] = begg_test(es.yi, es.vi)
-    if "peters" in wanted:
-        results["peters"] = peters_test(ma)
-    if "harbord" in wanted:
-        results["harbord"] = harbord_test(ma)
-    if "trimfill" in wanted:
-        from ivigmeta.trimfill import trim_and_fill
-
-        results["trimfill"] = trim_and_fill(ma, side=side, estimator=estimator)
-    if "failsafe" in wanted:
-        from ivigmeta.failsafe import fail_safe_n
-
-        results["failsafe"] = fail_safe_n(ma, failsafe_method, alpha=alpha, target=target)
+    for name in wanted:
+        results[name] = _computable(name, run[name])
     return BiasAnalysis(full=ma, **results)  # type: ignore[arg-type]

@@ -52,6 +52,30 @@ def _fitted(ma: MetaAnalysis) -> tuple[float, float, float, float]:
     return r.theta, vb, r.tau2, vb * sw
 
 
+_OVERFLOW = "not computable: the effects or variances are too extreme for double precision"
+
+
+def _empty_row(study, hat: float, baujat_x: float, note: str) -> InfluenceRow:  # type: ignore[no-untyped-def]
+    """A study whose refit failed: no case-deletion values (metafor reports NA)."""
+    return InfluenceRow(
+        study,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        hat,
+        100.0 * hat,
+        None,
+        False,
+        (),
+        baujat_x,
+        None,
+        note=note,
+    )
+
+
 def influence(ma: MetaAnalysis) -> Influence:
     """Influence diagnostics of every study of the random-effects fit ``ma``."""
     es = ma.effects
@@ -62,77 +86,65 @@ def influence(ma: MetaAnalysis) -> Influence:
     theta, vb, tau2, _ = _fitted(ma)
     w = [1.0 / (v + tau2) for v in es.vi]
     sw = math.fsum(w)
+    hats = [wi / sw for wi in w]
+    baujat = [(y - theta) ** 2 / (tau2 + v) for y, v in zip(es.yi, es.vi)]
+    if not all(math.isfinite(x) for x in (theta, vb, sw, *hats)) or any(map(math.isnan, baujat)):
+        raise ModelError(f"influence diagnostics {_OVERFLOW}")
     dffits_cut = 3.0 * math.sqrt(p / (k - p))
     hat_cut = 3.0 * p / k
     rows = []
     for i, study in enumerate(es.studies):
-        others = [j for j in range(k) if j != i]
-        sub = es.subset(others)
-        y, v = es.yi[i], es.vi[i]
-        hat = w[i] / sw
-        baujat_x = (y - theta) ** 2 / (tau2 + v)
+        sub = es.subset([j for j in range(k) if j != i])
+        y, v, hat = es.yi[i], es.vi[i], hats[i]
         try:
             deleted = fit(sub, ma.options)
-        except (
-            ModelError
-        ) as exc:  # the refit did not converge: no case-deletion values (as metafor)
-            rows.append(
-                InfluenceRow(
-                    study,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    hat,
-                    100.0 * hat,
-                    None,
-                    False,
-                    (),
-                    baujat_x,
-                    None,
-                    note=str(exc),
-                )
-            )
+        except ModelError as exc:  # e.g. the refit did not converge (metafor: NA)
+            rows.append(_empty_row(study, hat, baujat[i], str(exc)))
             continue
-        theta_d, vb_d, tau2_d, s2w_d = _fitted(deleted)
-        qe_d = cochran_q(sub.yi, sub.vi).q if sub.k > 1 else 0.0
-        diff = theta - theta_d
-        resid = y - theta_d
-        if abs(resid) < _RESID_ZERO:
-            resid = 0.0
-        rstudent = resid / math.sqrt(v * s2w_d + vb_d + tau2_d * s2w_d)
-        dffits = diff / math.sqrt(s2w_d * hat * (tau2_d + v))
-        vb_del = 1.0 / math.fsum(1.0 / (vj + tau2_d) for vj in es.vi)
-        dfbetas = diff / math.sqrt(s2w_d * vb_del)
-        cook_d = diff * diff / vb
-        cov_r = vb_d / vb
+        except ArithmeticError:
+            rows.append(_empty_row(study, hat, baujat[i], _OVERFLOW))
+            continue
+        try:
+            theta_d, vb_d, tau2_d, s2w_d = _fitted(deleted)
+            qe_d = cochran_q(sub.yi, sub.vi).q if sub.k > 1 else 0.0
+            diff = theta - theta_d
+            resid = y - theta_d
+            if abs(resid) < _RESID_ZERO:
+                resid = 0.0
+            values = {
+                "rstudent": resid / math.sqrt(v * s2w_d + vb_d + tau2_d * s2w_d),
+                "dffits": diff / math.sqrt(s2w_d * hat * (tau2_d + v)),
+                "dfbetas": diff / math.sqrt(s2w_d / math.fsum(1.0 / (vj + tau2_d) for vj in es.vi)),
+                "cook_d": diff * diff / vb,
+                "cov_r": vb_d / vb,
+                "tau2_del": tau2_d,
+                "qe_del": qe_d,
+                "baujat_y": diff * diff / vb_d,
+            }
+        except (ArithmeticError, ValueError):
+            rows.append(_empty_row(study, hat, baujat[i], _OVERFLOW))
+            continue
+        if any(math.isnan(x) for x in values.values()):
+            rows.append(_empty_row(study, hat, baujat[i], _OVERFLOW))
+            continue
         reasons = []
-        if abs(dffits) > dffits_cut:
+        if abs(values["dffits"]) > dffits_cut:
             reasons.append("dffits")
-        if chi2_sf(cook_d, p) < 0.5:
+        if chi2_sf(values["cook_d"], p) < 0.5:
             reasons.append("cook_d")
         if hat > hat_cut:
             reasons.append("hat")
-        if abs(dfbetas) > 1.0:
+        if abs(values["dfbetas"]) > 1.0:
             reasons.append("dfbetas")
         rows.append(
             InfluenceRow(
                 study=study,
-                rstudent=rstudent,
-                dffits=dffits,
-                cook_d=cook_d,
-                cov_r=cov_r,
-                tau2_del=tau2_d,
-                qe_del=qe_d,
                 hat=hat,
                 weight=100.0 * hat,
-                dfbetas=dfbetas,
                 influential=bool(reasons),
                 reasons=tuple(reasons),
-                baujat_x=baujat_x,
-                baujat_y=diff * diff / vb_d,
+                baujat_x=baujat[i],
+                **values,
             )
         )
     return Influence(

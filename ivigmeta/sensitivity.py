@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from ivigmeta.data import YEAR_COLUMN, Study
@@ -22,6 +23,13 @@ from ivigmeta.results import (
     LeaveOneOutRow,
     MetaAnalysis,
 )
+
+_OVERFLOW = "not computable: the effects or variances are too extreme for double precision"
+
+
+def _has_nan(analysis: MetaAnalysis) -> bool:
+    fit_ = analysis.random or analysis.study_estimates[0]
+    return any(isinstance(x, float) and math.isnan(x) for x in (fit_.theta, fit_.se, fit_.p_value))
 
 
 def leave_one_out(ma: MetaAnalysis) -> LeaveOneOut:
@@ -101,6 +109,10 @@ def cumulative(
             note = ""
         except ModelError as exc:  # e.g. REML not converging on this subset: report, go on
             analysis, note = None, str(exc)
+        except ArithmeticError:
+            analysis, note = None, _OVERFLOW
+        if analysis is not None and _has_nan(analysis):
+            analysis, note = None, _OVERFLOW
         steps.append(
             CumulativeStep(
                 added=es.studies[i], order_value=value, analysis=analysis, k=j, note=note

@@ -151,10 +151,10 @@ def trim_and_fill(
                 row=0,
                 study=f"Filled {j + 1}",
                 year=None,
-                treat_events=0,
-                treat_total=0,
-                control_events=0,
-                control_total=0,
+                treat_events=None,
+                treat_total=None,
+                control_events=None,
+                control_total=None,
                 fields={"filled": "yes", "mirror_of": src},
             )
             for j, src in enumerate(filled_from)
