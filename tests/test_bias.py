@@ -329,3 +329,19 @@ def test_identical_studies_are_not_applicable_not_errors():
         assert isinstance(res, NotApplicable), name
     assert "same" in ba.harbord.reason and "--side" in ba.trimfill.reason
     assert not isinstance(ba.failsafe, NotApplicable)
+
+
+def test_effect_only_rows_are_left_out_of_peters_and_harbord():
+    """A row that gives only yi, vi has no counts: Peters and Harbord leave it out, saying why;
+    the other tests use it."""
+    text = (
+        "study,year,treat_events,treat_total,control_events,control_total,yi,vi\n"
+        "A,2000,5,10,3,10,,\nB,2001,8,20,4,20,,\nC,2002,12,30,5,31,,\n"
+        "D,2003,,,,,0.4,0.09\nE,2004,20,40,10,42,,\n"
+    )
+    ma = fit(compute_effects(parse_table(text, "t.csv").studies, measure="OR"))
+    ba = bias_analysis(ma)
+    for res in (ba.peters, ba.harbord):
+        assert res.k == 4 and [e.study for e in res.excluded] == ["D"]
+        assert "effect-only" in res.excluded[0].reason
+    assert ba.egger.k == 5 and ba.begg.k == 5
