@@ -1,0 +1,807 @@
+"""Batch pooling: thousands to millions of meta-analyses at once, vectorized across groups.
+
+The input is a long table, one row per study, with one or more *group* columns naming the
+meta-analysis each study belongs to. :func:`batch_pool` is a pure function from a pandas DataFrame
+(any subset of whole groups) to a results DataFrame with one row per group and the columns
+:data:`OUTPUT_COLUMNS`; :func:`stream_batch` drives it over a table read in chunks with bounded
+memory. The numbers are the ones :func:`ivigmeta.pooling.fit` gives for each group on its own
+(tests/test_batch.py checks it, and checks both against metafor), computed with grouped reductions
+(``np.add.reduceat`` over rows sorted by group) instead of a Python loop per meta-analysis.
+
+Formulas (k studies in a group, w = 1 / v, intercept-only model; the scalar modules cite sources):
+
+* effects as :mod:`ivigmeta.effects` (escalc), Q / I² as :mod:`ivigmeta.heterogeneity`;
+* tau²: DL (DerSimonian & Laird 1986); HE (Hedges 1983), (RSS - (k - 1)/k sum v) / (k - 1) with
+  RSS = sum (y - mean y)²; SJ (Sidik & Jonkman 2005, metafor's single step from
+  tau0² = sum (y - mean y)² / k): tau0² sum w0 (y - theta0)² / (k - 1), w0 = 1 / (v + tau0²);
+  ML and REML by Fisher scoring from max(0, HE) with metafor's step halving at 0 and its check of
+  the likelihood at tau² = 0 (Viechtbauer 2005): ML adj = (sum w² r² - sum w) / sum w², REML
+  adj = (sum w² r² - tr P) / tr P², tr P = sum w - sum w² / sum w,
+  tr P² = sum w² - 2 sum w³ / sum w + (sum w²)² / (sum w)²; PM (Paule & Mandel 1982), the root of
+  sum w (y - theta)² = k - 1 by safeguarded Newton steps (d/dtau² = -sum w² r²), 0 when Q < k - 1.
+  Every iterative estimator iterates all groups at once, each until its own change
+  |delta tau²| <= 1e-10 max(1, tau²), at most 1000 iterations.
+* random effects, Hartung-Knapp (t on k - 1 df) and prediction interval as :mod:`ivigmeta.pooling`;
+* Mantel-Haenszel (raw counts, no correction; Robins-Breslow-Greenland variance for OR, Greenland &
+  Robins 1985 for RR, Sato-Greenland-Robins 1989 for RD, as metafor's ``rma.mh``) and Peto's
+  one-step odds ratio (Yusuf et al. 1985; sum (O - E) / sum V with hypergeometric V).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ivigmeta.data import COUNT_COLUMNS, LABEL_COLUMN, YEAR_COLUMN
+from ivigmeta.distributions import z_crit
+from ivigmeta.errors import DataError, ModelError
+
+if TYPE_CHECKING:  # pandas is imported by the functions that need it
+    import pandas as pd
+
+RESULT_COLUMNS = (
+    "k",
+    "common_theta",
+    "common_se",
+    "common_estimate",
+    "common_ci_low",
+    "common_ci_high",
+    "common_p_value",
+    "random_theta",
+    "random_se",
+    "random_estimate",
+    "random_ci_low",
+    "random_ci_high",
+    "random_p_value",
+    "random_pi_low",
+    "random_pi_high",
+    "q",
+    "df",
+    "q_p_value",
+    "i2",
+    "tau2",
+    "n_excluded",
+    "status",
+    "reason",
+)
+"""Output columns after the group key columns (a public contract: see docs/batch.md)."""
+
+INT_COLUMNS = ("k", "df", "n_excluded")
+TEXT_COLUMNS = ("status", "reason")
+FLOAT_COLUMNS = tuple(c for c in RESULT_COLUMNS if c not in INT_COLUMNS + TEXT_COLUMNS)
+
+STATUS_OK = "ok"
+STATUS_SINGLE = "single"
+STATUS_ERROR = "error"
+
+BATCH_TAU2_METHODS = ("DL", "REML", "ML", "PM", "HE", "SJ")
+BATCH_CI_METHODS = ("z", "hk")
+BATCH_COMMON_METHODS = ("IV", "MH", "PETO")
+
+ROW_COLUMN = "__row__"
+"""Optional input column with the file's row numbers (the header is row 1), used in messages."""
+
+TOL = 1e-10
+MAXITER = 1000
+LL0_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How every group is analysed; the same meanings as the ``pool`` options."""
+
+    measure: str = "RR"
+    cc: float = 0.5
+    cc_policy: str = "only0"
+    tau2_method: str = "DL"
+    ci_method: str = "z"
+    common_method: str = "IV"
+    level: float = 0.95
+
+    def checked(self) -> "BatchOptions":
+        """Normalized options; unknown names are a ModelError/DataError naming the choices."""
+        from ivigmeta.effects import CC_POLICIES, normalize_measure
+
+        measure = normalize_measure(self.measure)
+        if self.cc_policy not in CC_POLICIES:
+            raise DataError(
+                f"unknown continuity-correction policy '{self.cc_policy}' "
+                f"(choose one of {', '.join(CC_POLICIES)})"
+            )
+        if not (self.cc >= 0 and math.isfinite(self.cc)):
+            raise DataError(f"the continuity correction must be a non-negative number, not {self.cc}")
+        tau2 = self.tau2_method.upper()
+        if tau2 not in BATCH_TAU2_METHODS:
+            raise ModelError(
+                f"unknown tau² estimator '{self.tau2_method}' "
+                f"(choose one of {', '.join(BATCH_TAU2_METHODS)})"
+            )
+        ci = self.ci_method.lower()
+        if ci not in BATCH_CI_METHODS:
+            raise ModelError(
+                f"unknown interval method '{self.ci_method}' "
+                f"(choose one of {', '.join(BATCH_CI_METHODS)})"
+            )
+        common = self.common_method.upper()
+        if common not in BATCH_COMMON_METHODS:
+            raise ModelError(
+                f"unknown common-effect method '{self.common_method}' "
+                f"(choose one of {', '.join(BATCH_COMMON_METHODS)})"
+            )
+        if common == "PETO" and measure != "OR":
+            raise ModelError("Peto's method pools odds ratios: use it with --measure OR")
+        if not 0 < self.level < 1:
+            raise ModelError(
+                f"the confidence level must be between 0 and 100 percent, not {self.level * 100:g}"
+            )
+        return BatchOptions(measure, float(self.cc), self.cc_policy, tau2, ci, common, self.level)
+
+
+# ----------------------------------------------------------------------------------------------
+# grouped reductions
+
+
+def _gsum(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per-group sums of ``x`` (rows sorted by group, every group non-empty)."""
+    return np.add.reduceat(x, starts)
+
+
+def _norm_p(z: np.ndarray) -> np.ndarray:
+    from scipy.special import erfc
+
+    return erfc(np.abs(z) / math.sqrt(2.0))
+
+
+def _chi2_sf(x: np.ndarray, df: np.ndarray) -> np.ndarray:
+    from scipy.special import gammaincc
+
+    out = gammaincc(df / 2.0, np.maximum(x, 0.0) / 2.0)
+    return np.where(np.isinf(x), 0.0, out)
+
+
+def _back(theta: np.ndarray, measure: str) -> np.ndarray:
+    if measure in ("RR", "OR"):
+        with np.errstate(over="ignore"):
+            return np.exp(theta)
+    return theta
+
+
+class _Groups:
+    """Rows sorted by group: the start of each group, its size and each row's group index."""
+
+    def __init__(self, sizes: np.ndarray) -> None:
+        self.sizes = sizes
+        self.starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
+        self.index = np.repeat(np.arange(len(sizes)), sizes)
+
+    def sum(self, x: np.ndarray) -> np.ndarray:
+        return _gsum(x, self.starts)
+
+    def take(self, mask: np.ndarray) -> tuple["_Groups", np.ndarray]:
+        """The groups where ``mask`` holds, and the row mask selecting their rows."""
+        rows = mask[self.index]
+        return _Groups(self.sizes[mask]), rows
+
+
+# ----------------------------------------------------------------------------------------------
+# effect sizes
+
+
+def _effects(a, n1, c, n2, measure, cc, cc_policy):
+    """yi, vi and a usable-row mask, as :func:`ivigmeta.effects.compute_effects` row by row."""
+    b, d = n1 - a, n2 - c
+    has_zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
+    if cc_policy == "all":
+        add = np.full(a.shape, cc)
+    elif cc_policy == "only0":
+        add = np.where(has_zero, cc, 0.0)
+    else:
+        add = np.zeros(a.shape)
+    a, b, c, d = a + add, b + add, c + add, d + add
+    n1, n2 = a + b, c + d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "RR":
+            yi = np.log(a / n1) - np.log(c / n2)
+            vi = 1 / a - 1 / n1 + 1 / c - 1 / n2
+        elif measure == "OR":
+            yi = np.log((a * d) / (b * c))
+            vi = 1 / a + 1 / b + 1 / c + 1 / d
+        else:
+            p1, p2 = a / n1, c / n2
+            yi = p1 - p2
+            vi = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+    ok = np.isfinite(yi) & np.isfinite(vi) & (vi > 0)
+    return yi, vi, ok, has_zero, add
+
+
+# ----------------------------------------------------------------------------------------------
+# tau² estimators (vectorized over groups)
+
+
+def _fe_parts(y, v, g: _Groups):
+    w = 1.0 / v
+    sw = g.sum(w)
+    theta = g.sum(w * y) / sw
+    r = y - theta[g.index]
+    q = g.sum(w * r * r)
+    return w, sw, theta, q
+
+
+def _tau2_dl(y, v, g, k):
+    w, sw, _, q = _fe_parts(y, v, g)
+    c = sw - g.sum(w * w) / sw
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.maximum(0.0, (q - (k - 1)) / c)
+    return np.where(c > 0, t, 0.0), np.ones(len(k), bool)
+
+
+def _tau2_he(y, v, g, k):
+    mean = g.sum(y) / k
+    r = y - mean[g.index]
+    rss = g.sum(r * r)
+    t = (rss - (k - 1) / k * g.sum(v)) / (k - 1)
+    return np.maximum(0.0, t), np.ones(len(k), bool)
+
+
+def _tau2_sj(y, v, g, k):
+    mean = g.sum(y) / k
+    r = y - mean[g.index]
+    t0 = g.sum(r * r) / k
+    w = 1.0 / (v + t0[g.index])
+    theta = g.sum(w * y) / g.sum(w)
+    r = y - theta[g.index]
+    return t0 * g.sum(w * r * r) / (k - 1), np.ones(len(k), bool)
+
+
+def _converged(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    return np.abs(new - old) <= TOL * np.maximum(1.0, np.abs(new))
+
+
+def _iterate(y, v, g: _Groups, tau2: np.ndarray, step) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``step`` on the unconverged groups only until each converges (or MAXITER).
+
+    ``step(y, v, g, tau2)`` returns the next tau² of every group it is given. Rows of converged
+    groups are dropped from the working arrays so late iterations cost only what is left.
+    """
+    tau2 = tau2.astype(float).copy()
+    done = np.zeros(len(tau2), bool)
+    active = np.flatnonzero(~done)
+    yy, vv, gg = y, v, g
+    for _ in range(MAXITER):
+        new = step(yy, vv, gg, tau2[active])
+        conv = _converged(tau2[active], new)
+        tau2[active] = new
+        done[active[conv]] = True
+        if conv.all():
+            break
+        keep = ~conv
+        gg, rows = gg.take(keep)
+        yy, vv = yy[rows], vv[rows]
+        active = active[keep]
+    return tau2, done
+
+
+def _halve_into_bounds(tau2: np.ndarray, adj: np.ndarray) -> np.ndarray:
+    """metafor's step halving: halve a step until tau² + step >= 0 (no step at all from 0)."""
+    adj = np.where((tau2 <= 0) & (adj < 0), 0.0, adj)
+    bad = tau2 + adj < 0
+    for _ in range(1100):
+        if not bad.any():
+            break
+        adj[bad] /= 2.0
+        bad = tau2 + adj < 0
+    return adj
+
+
+def _fisher_step(reml: bool):
+    def step(y, v, g, tau2):
+        w = 1.0 / (v + tau2[g.index])
+        sw = g.sum(w)
+        theta = g.sum(w * y) / sw
+        r = y - theta[g.index]
+        w2 = w * w
+        sw2 = g.sum(w2)
+        num = g.sum(w2 * r * r)
+        if reml:
+            tr_p = sw - sw2 / sw
+            tr_pp = sw2 - 2.0 * g.sum(w2 * w) / sw + sw2 * sw2 / (sw * sw)
+            adj = (num - tr_p) / tr_pp
+        else:
+            adj = (num - sw) / sw2
+        adj = np.where(np.isnan(adj), 0.0, adj)
+        return tau2 + _halve_into_bounds(tau2, adj)
+
+    return step
+
+
+def _loglik(y, v, g, k, tau2, reml):
+    w = 1.0 / (v + tau2[g.index])
+    sw = g.sum(w)
+    theta = g.sum(w * y) / sw
+    r = y - theta[g.index]
+    rss = g.sum(w * r * r)
+    slv = g.sum(np.log(v + tau2[g.index]))
+    if reml:
+        return -0.5 * (k - 1) * math.log(2 * math.pi) - 0.5 * slv - 0.5 * np.log(sw) - 0.5 * rss
+    return -0.5 * k * math.log(2 * math.pi) - 0.5 * slv - 0.5 * rss
+
+
+def _tau2_fisher(y, v, g, k, reml):
+    start, _ = _tau2_he(y, v, g, k)
+    tau2, conv = _iterate(y, v, g, start, _fisher_step(reml))
+    # metafor's ll0check: Fisher scoring stuck at a local maximum below the likelihood at 0.
+    ll0 = _loglik(y, v, g, k, np.zeros_like(tau2), reml)
+    ll = _loglik(y, v, g, k, tau2, reml)
+    stuck = conv & (ll0 - ll > LL0_TOL) & (tau2 > TOL)
+    tau2 = np.where(stuck, 0.0, tau2)
+    return np.maximum(0.0, tau2), conv
+
+
+def _q_gen(y, v, g, tau2):
+    w = 1.0 / (v + tau2[g.index])
+    theta = g.sum(w * y) / g.sum(w)
+    r = y - theta[g.index]
+    return g.sum(w * r * r), g.sum(w * w * r * r)
+
+
+def _tau2_pm(y, v, g, k):
+    n = len(k)
+    tau2 = np.zeros(n)
+    conv = np.ones(n, bool)
+    q0, _ = _q_gen(y, v, g, tau2)
+    pos = q0 > k - 1  # else the root is at (or below) zero: tau² = 0
+    if not pos.any():
+        return tau2, conv
+    gp, rows = g.take(pos)
+    yp, vp, kp = y[rows], v[rows], k[pos]
+    # Bracket the root: Q(tau²) decreases to a limit below k - 1 as tau² grows.
+    hi = np.maximum(1.0, 10.0 * (q0[pos] - (kp - 1)) / (gp.sum(1.0 / vp) + 1e-300))
+    for _ in range(200):
+        qh, _ = _q_gen(yp, vp, gp, hi)
+        low = qh > kp - 1
+        if not low.any():
+            break
+        hi = np.where(low, hi * 4.0, hi)
+    lo = np.zeros(len(kp))
+
+    def step(yy, vv, gg, state):
+        t, lo_, hi_, kk = state
+        q, dq = _q_gen(yy, vv, gg, t)
+        f = q - (kk - 1)
+        lo_ = np.where(f > 0, t, lo_)
+        hi_ = np.where(f <= 0, t, hi_)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = t + f / dq
+        inside = np.isfinite(newton) & (newton > lo_) & (newton < hi_)
+        return np.where(inside, newton, 0.5 * (lo_ + hi_)), lo_, hi_
+
+    t = lo.copy()
+    done = np.zeros(len(kp), bool)
+    active = np.arange(len(kp))
+    yy, vv, gg = yp, vp, gp
+    for _ in range(MAXITER):
+        new, lo[active], hi[active] = step(yy, vv, gg, (t[active], lo[active], hi[active], kp[active]))
+        c = _converged(t[active], new) | (hi[active] - lo[active] <= TOL * np.maximum(1.0, new) * 1e-3)
+        t[active] = new
+        done[active[c]] = True
+        if c.all():
+            break
+        keep = ~c
+        gg, r = gg.take(keep)
+        yy, vv = yy[r], vv[r]
+        active = active[keep]
+    tau2[pos] = t
+    conv[pos] = done
+    return tau2, conv
+
+
+def _tau2(method, y, v, g, k):
+    if method == "DL":
+        return _tau2_dl(y, v, g, k)
+    if method == "HE":
+        return _tau2_he(y, v, g, k)
+    if method == "SJ":
+        return _tau2_sj(y, v, g, k)
+    if method == "PM":
+        return _tau2_pm(y, v, g, k)
+    return _tau2_fisher(y, v, g, k, reml=(method == "REML"))
+
+
+# ----------------------------------------------------------------------------------------------
+# common-effect estimators
+
+
+def _common_iv(y, v, g):
+    w = 1.0 / v
+    sw = g.sum(w)
+    return g.sum(w * y) / sw, np.sqrt(1.0 / sw)
+
+
+def _common_mh(a, n1, c, n2, g, measure):
+    """Mantel-Haenszel on raw counts, as metafor's rma.mh (NaN where undefined)."""
+    b, d = n1 - a, n2 - c
+    n = n1 + n2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "OR":
+            p, q = a / n + d / n, b / n + c / n
+            ri, si = (a / n) * d, (b / n) * c
+            r, s = g.sum(ri), g.sum(si)
+            theta = np.log(r / s)
+            se = np.sqrt(
+                0.5
+                * (g.sum(p * ri) / r**2 + g.sum(p * si + q * ri) / (r * s) + g.sum(q * si) / s**2)
+            )
+            bad = (r == 0) | (s == 0)
+        elif measure == "RR":
+            r, s = g.sum(a * (n2 / n)), g.sum(c * (n1 / n))
+            theta = np.log(r / s)
+            se = np.sqrt(g.sum((n1 / n) * (n2 / n) * (a + c) - (a / n) * c) / (r * s))
+            bad = (g.sum(a) == 0) | (g.sum(c) == 0)
+        else:
+            sww = g.sum(n1 * (n2 / n))
+            theta = g.sum(a * (n2 / n) - c * (n1 / n)) / sww
+            se = np.sqrt(
+                (
+                    theta * g.sum(c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2)
+                    + g.sum(a * (n2 - c) / n + c * (n1 - a) / n) / 2
+                )
+                / sww**2
+            )
+            bad = ~np.isfinite(theta)
+    theta = np.where(bad, np.nan, theta)
+    se = np.where(bad, np.nan, se)
+    return theta, se
+
+
+def _common_peto(a, n1, c, n2, g):
+    """Peto's one-step odds ratio on raw counts (as metafor's rma.peto)."""
+    n = n1 + n2
+    m = a + c
+    e = n1 * m / n
+    var = n1 * n2 * m * (n - m) / (n * n * (n - 1))
+    sv = g.sum(var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theta = g.sum(a - e) / sv
+        se = np.sqrt(1.0 / sv)
+    bad = sv <= 0
+    return np.where(bad, np.nan, theta), np.where(bad, np.nan, se)
+
+
+# ----------------------------------------------------------------------------------------------
+# the pure numpy core
+
+
+def pool_arrays(
+    sizes: np.ndarray,
+    a: np.ndarray,
+    n1: np.ndarray,
+    c: np.ndarray,
+    n2: np.ndarray,
+    options: BatchOptions,
+) -> dict[str, np.ndarray]:
+    """Pool groups of valid counts (rows sorted by group, ``sizes`` rows per group).
+
+    Returns arrays, one value per group, for every numeric column of :data:`RESULT_COLUMNS`
+    plus ``converged`` and ``usable`` (a row mask: which studies entered the analysis).
+    Groups with no usable study or a single one get NaN estimates (the caller labels them).
+    """
+    opts = options
+    ngroups = len(sizes)
+    out: dict[str, np.ndarray] = {name: np.full(ngroups, np.nan) for name in FLOAT_COLUMNS}
+    yi, vi, usable, _, _ = _effects(a, n1, c, n2, opts.measure, opts.cc, opts.cc_policy)
+    allg = _Groups(np.asarray(sizes, dtype=np.intp))
+    kept = np.bincount(allg.index[usable], minlength=ngroups) if len(usable) else np.zeros(ngroups, int)
+    out["k"] = kept.astype(np.int64)
+    out["n_excluded"] = (allg.sizes - kept).astype(np.int64)
+    out["converged"] = np.ones(ngroups, bool)
+    out["usable"] = usable
+    pooled = kept >= 2
+    out["df"] = np.where(pooled, kept - 1, 0).astype(np.int64)
+    if not pooled.any():
+        return out
+    # Rows of the pooled groups that enter the analysis, still sorted by group.
+    row_in = usable & pooled[allg.index]
+    g = _Groups(kept[pooled])
+    y, v = yi[row_in], vi[row_in]
+    k = g.sizes.astype(float)
+    idx = np.flatnonzero(pooled)
+
+    crit = z_crit(opts.level)
+    # Common effect.
+    if opts.common_method == "IV":
+        ct, cse = _common_iv(y, v, g)
+    elif opts.common_method == "MH":
+        ct, cse = _common_mh(a[row_in], n1[row_in], c[row_in], n2[row_in], g, opts.measure)
+    else:
+        ct, cse = _common_peto(a[row_in], n1[row_in], c[row_in], n2[row_in], g)
+    out["common_theta"][idx] = ct
+    out["common_se"][idx] = cse
+    out["common_ci_low"][idx] = ct - crit * cse
+    out["common_ci_high"][idx] = ct + crit * cse
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["common_p_value"][idx] = _norm_p(ct / cse)
+
+    # Heterogeneity (inverse variance, about the IV common effect).
+    w, sw, _, q = _fe_parts(y, v, g)
+    df = k - 1
+    out["q"][idx] = q
+    out["q_p_value"][idx] = _chi2_sf(q, df)
+
+    tau2, conv = _tau2(opts.tau2_method, y, v, g, k)
+    out["tau2"][idx] = tau2
+    out["converged"][idx] = conv
+    denom = sw * sw - g.sum(w * w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = df * sw / denom
+        out["i2"][idx] = np.where(denom > 0, 100.0 * tau2 / (tau2 + s2), np.nan)
+
+    # Random effects.
+    ws = 1.0 / (v + tau2[g.index])
+    sws = g.sum(ws)
+    rt = g.sum(ws * y) / sws
+    rse = np.sqrt(1.0 / sws)
+    if opts.ci_method == "hk":
+        from scipy.special import stdtr, stdtrit
+
+        r = y - rt[g.index]
+        rse = np.sqrt(g.sum(ws * r * r) / (df * sws))
+        rcrit = stdtrit(df, 1.0 - (1.0 - opts.level) / 2.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stat = rt / rse
+            p = 2.0 * stdtr(df, -np.abs(stat))
+        # A zero Hartung-Knapp variance (all effects equal): p is 0, or 1 when theta is 0 too.
+        p = np.where(rse > 0, p, np.where(rt != 0, 0.0, 1.0))
+    else:
+        rcrit = crit
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = _norm_p(rt / rse)
+    out["random_theta"][idx] = rt
+    out["random_se"][idx] = rse
+    out["random_ci_low"][idx] = rt - rcrit * rse
+    out["random_ci_high"][idx] = rt + rcrit * rse
+    out["random_p_value"][idx] = p
+    pi_se = np.sqrt(rse * rse + tau2)
+    out["random_pi_low"][idx] = rt - rcrit * pi_se
+    out["random_pi_high"][idx] = rt + rcrit * pi_se
+
+    for prefix in ("common", "random"):
+        out[f"{prefix}_estimate"] = _back(out[f"{prefix}_theta"], opts.measure)
+        for end in ("ci_low", "ci_high"):
+            out[f"{prefix}_{end}"] = _back(out[f"{prefix}_{end}"], opts.measure)
+    for end in ("pi_low", "pi_high"):
+        out[f"random_{end}"] = _back(out[f"random_{end}"], opts.measure)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# DataFrame in, DataFrame out
+
+
+def _parse_counts(df: "pd.DataFrame", col: str) -> tuple[np.ndarray, np.ndarray]:
+    """A count column as float64 and the mask of cells ``pool`` would reject."""
+    import pandas as pd
+
+    raw = df[col]
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        x = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        x = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
+    return x, bad
+
+
+def _row_message(df: "pd.DataFrame", pos: int, rownum: int, source: str) -> str:
+    """The DataError ``pool`` raises for one bad row, through the same validation code."""
+    from ivigmeta.data import _parse_study
+
+    values = {}
+    for col in df.columns:
+        v = df[col].iat[pos]
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            text = ""
+        elif isinstance(v, float) and v.is_integer():
+            text = str(int(v))
+        else:
+            text = str(v).strip()
+        values[str(col)] = text
+    for col in COUNT_COLUMNS:
+        values.setdefault(col, "")
+    try:
+        _parse_study(values, rownum, source)
+    except DataError as exc:
+        return str(exc)
+    return f"{source}, row {rownum}: invalid study row"
+
+
+def _bad_rows(df: "pd.DataFrame", counts: dict[str, np.ndarray], bad: np.ndarray) -> np.ndarray:
+    import pandas as pd
+
+    for arm in ("treat", "control"):
+        ev, tot = counts[f"{arm}_events"], counts[f"{arm}_total"]
+        with np.errstate(invalid="ignore"):
+            bad |= (tot == 0) | (ev > tot)
+    if YEAR_COLUMN in df.columns:
+        year = df[YEAR_COLUMN]
+        if not pd.api.types.is_numeric_dtype(year.dtype):
+            present = year.notna().to_numpy() & (year.astype("string").str.strip() != "").to_numpy(
+                dtype=bool, na_value=False
+            )
+            parsed = pd.to_numeric(year, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            bad |= present & np.isnan(parsed)
+    return bad
+
+
+def batch_pool(
+    df: "pd.DataFrame",
+    groups: Sequence[str],
+    options: BatchOptions | None = None,
+    source: str = "<data>",
+) -> "pd.DataFrame":
+    """Pool every group of ``df`` (one row per study) and return one row per group.
+
+    ``df`` needs the count columns and the ``groups`` columns; ``__row__`` (file row numbers for
+    messages) and ``study`` are used when present. Each group must be whole in ``df``; groups come
+    out in order of first appearance. Bad rows never raise: their group gets ``status`` "error"
+    and the ``reason`` ``pool`` would give. A pure function of its arguments (the Dask recipe in
+    docs/batch.md maps it over partitions).
+    """
+    import pandas as pd
+
+    opts = (options or BatchOptions()).checked()
+    groups = list(groups)
+    _check_columns(df.columns, groups, source)
+    n = len(df)
+    if n == 0:
+        return empty_result(groups)
+    codes = df.groupby(groups, sort=False, dropna=False).ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    if not np.array_equal(order, np.arange(n)):
+        df = df.iloc[order].reset_index(drop=True)
+        codes = codes[order]
+    else:
+        df = df.reset_index(drop=True)
+    ngroups = int(codes[-1]) + 1 if n else 0
+    sizes = np.bincount(codes, minlength=ngroups)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    rownums = (
+        df[ROW_COLUMN].to_numpy(dtype=np.int64)
+        if ROW_COLUMN in df.columns
+        else np.arange(n, dtype=np.int64) + 2
+    )
+
+    counts: dict[str, np.ndarray] = {}
+    bad = np.zeros(n, bool)
+    for col in COUNT_COLUMNS:
+        counts[col], b = _parse_counts(df, col)
+        bad |= b
+    bad = _bad_rows(df, counts, bad)
+    group_bad = np.zeros(ngroups, bool)
+    reason = np.full(ngroups, "", dtype=object)
+    if bad.any():
+        bad_pos = np.flatnonzero(bad)
+        bad_codes = codes[bad_pos]
+        first = np.unique(bad_codes, return_index=True)
+        group_bad[first[0]] = True
+        for gcode, i in zip(first[0], first[1]):
+            pos = int(bad_pos[i])
+            reason[gcode] = _row_message(df, pos, int(rownums[pos]), source)
+
+    good_groups = ~group_bad
+    row_good = good_groups[codes]
+    a = counts["treat_events"][row_good]
+    n1 = counts["treat_total"][row_good]
+    c = counts["control_events"][row_good]
+    n2 = counts["control_total"][row_good]
+    res = pool_arrays(sizes[good_groups], a, n1, c, n2, opts)
+
+    result: dict[str, Any] = {}
+    keys = df.iloc[starts][groups].reset_index(drop=True)
+    for col in groups:
+        result[col] = keys[col]
+    gi = np.flatnonzero(good_groups)
+    for name in FLOAT_COLUMNS:
+        col = np.full(ngroups, np.nan)
+        col[gi] = res[name]
+        result[name] = col
+    for name in INT_COLUMNS:
+        col = pd.array(np.zeros(ngroups, np.int64), dtype="Int64")
+        col[gi] = res[name]
+        col[group_bad] = pd.NA
+        result[name] = col
+    k = np.zeros(ngroups, np.int64)
+    k[gi] = res["k"]
+    result["df"][k < 2] = pd.NA
+    status = np.full(ngroups, STATUS_OK, dtype=object)
+    status[group_bad] = STATUS_ERROR
+    converged = np.ones(ngroups, bool)
+    converged[gi] = res["converged"]
+    not_conv = good_groups & ~converged & (k >= 2)
+    reason[not_conv] = f"the {opts.tau2_method} estimate of tau² did not converge in {MAXITER} iterations"
+    single = good_groups & (k == 1)
+    status[single] = STATUS_SINGLE
+    reason[single] = "a single study: no pooling was done"
+    common_undefined = good_groups & (k >= 2) & np.isnan(result["common_theta"])
+    reason[common_undefined] = (
+        f"the {opts.common_method} common-effect estimate is undefined (no events, or no non-events, "
+        "in one arm of every study)"
+    )
+    empty = good_groups & (k == 0)
+    if empty.any():
+        status[empty] = STATUS_ERROR
+        usable = np.zeros(n, bool)
+        usable[row_good] = res["usable"]
+        reason[empty] = [
+            _no_usable_message(df, codes, usable, gcode, opts) for gcode in np.flatnonzero(empty)
+        ]
+    result["status"] = status
+    result["reason"] = reason
+    out = pd.DataFrame(result, columns=[*groups, *RESULT_COLUMNS])
+    return out
+
+
+def _no_usable_message(df, codes, usable, gcode, opts) -> str:
+    """pool's ModelError for a group whose every study is excluded (rare: built per group)."""
+    from ivigmeta.effects import compute_effects
+    from ivigmeta.data import Study
+
+    rows = np.flatnonzero(codes == gcode)
+    studies = []
+    for pos in rows:
+        r = df.iloc[pos]
+        label = str(r[LABEL_COLUMN]) if LABEL_COLUMN in df.columns and r[LABEL_COLUMN] == r[LABEL_COLUMN] else ""
+        row = int(r[ROW_COLUMN]) if ROW_COLUMN in df.columns else int(pos) + 2
+        studies.append(
+            Study(
+                row=row,
+                study=label or f"row {row}",
+                year=None,
+                treat_events=int(float(r["treat_events"])),
+                treat_total=int(float(r["treat_total"])),
+                control_events=int(float(r["control_events"])),
+                control_total=int(float(r["control_total"])),
+            )
+        )
+    es = compute_effects(studies, opts.measure, opts.cc, opts.cc_policy)
+    reasons = "; ".join(f"{e.study}: {e.reason}" for e in es.excluded)
+    return "no usable studies" + (f" (excluded: {reasons})" if reasons else "")
+
+
+def _check_columns(columns: Iterable[str], groups: Sequence[str], source: str) -> None:
+    cols = list(columns)
+    if not groups:
+        raise DataError("batch needs at least one --group column")
+    missing = [c for c in COUNT_COLUMNS if c not in cols]
+    if missing:
+        raise DataError(
+            f"{source}, row 1: required column(s) missing: {', '.join(missing)} "
+            f"(columns found: {', '.join(str(c) for c in cols if c != ROW_COLUMN)})"
+        )
+    for g in groups:
+        if g not in cols:
+            raise DataError(
+                f"{source}: no group column '{g}' "
+                f"(columns found: {', '.join(str(c) for c in cols if c != ROW_COLUMN)})"
+            )
+        if g in RESULT_COLUMNS:
+            raise DataError(f"group column '{g}' has the name of an output column; rename it")
+        if g in COUNT_COLUMNS:
+            raise DataError(f"'{g}' is a count column and cannot be a group column")
+
+
+def empty_result(groups: Sequence[str]) -> "pd.DataFrame":
+    """A results frame with no rows and the right columns and dtypes."""
+    import pandas as pd
+
+    data: dict[str, Any] = {g: pd.Series([], dtype=object) for g in groups}
+    for name in RESULT_COLUMNS:
+        if name in INT_COLUMNS:
+            data[name] = pd.array([], dtype="Int64")
+        elif name in TEXT_COLUMNS:
+            data[name] = pd.Series([], dtype=object)
+        else:
+            data[name] = np.array([], dtype=float)
+    return pd.DataFrame(data, columns=[*groups, *RESULT_COLUMNS])
