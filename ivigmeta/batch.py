@@ -679,16 +679,23 @@ def batch_pool(
         counts[col], b = _parse_counts(df, col)
         bad |= b
     bad = _bad_rows(df, counts, bad)
+    known = None
+    if ERROR_COLUMN in df.columns:
+        known = df[ERROR_COLUMN].to_numpy(dtype=object)
+        bad |= pd.notna(known)
     group_bad = np.zeros(ngroups, bool)
     reason = np.full(ngroups, "", dtype=object)
     if bad.any():
+        # pool stops at the first bad row of a table: report that one for each group.
         bad_pos = np.flatnonzero(bad)
-        bad_codes = codes[bad_pos]
-        first = np.unique(bad_codes, return_index=True)
+        first = np.unique(codes[bad_pos], return_index=True)
         group_bad[first[0]] = True
         for gcode, i in zip(first[0], first[1]):
             pos = int(bad_pos[i])
-            reason[gcode] = _row_message(df, pos, int(rownums[pos]), source)
+            if known is not None and pd.notna(known[pos]):
+                reason[gcode] = str(known[pos])
+            else:
+                reason[gcode] = _row_message(df, pos, int(rownums[pos]), source)
 
     good_groups = ~group_bad
     row_good = good_groups[codes]
@@ -805,3 +812,295 @@ def empty_result(groups: Sequence[str]) -> "pd.DataFrame":
         else:
             data[name] = np.array([], dtype=float)
     return pd.DataFrame(data, columns=[*groups, *RESULT_COLUMNS])
+
+
+# ----------------------------------------------------------------------------------------------
+# reading a long table in chunks
+
+ERROR_COLUMN = "__error__"
+"""Optional input column: a message for rows the reader already knows are bad."""
+
+EXTRA_FIELDS = 8
+DEFAULT_CHUNK_ROWS = 1_000_000
+"""Rows per chunk: about 0.5 GB of working memory at the peak (see docs/performance.md)."""
+
+
+class NotGrouped(Exception):
+    """The input's groups are not contiguous (raised only when streaming grouped input)."""
+
+    def __init__(self, row: int, key: tuple) -> None:
+        shown = ", ".join(str(k) for k in key)
+        super().__init__(
+            f"row {row}: group ({shown}) appears again after other groups: the input is not "
+            "grouped (use --input-order unsorted or auto)"
+        )
+        self.row = row
+        self.key = key
+
+
+@dataclass
+class ChunkReader:
+    """Read a CSV long table in chunks of ``chunk_rows`` rows with pandas' C parser.
+
+    Adds ``__row__`` (the spreadsheet row number: header = row 1) and ``__error__`` (rows with
+    more fields than the header); skips blank rows as ``load_table`` does; group keys are text,
+    stripped, and an empty key is the group "". ``progress(done_bytes, total_bytes)`` is called
+    after each chunk.
+    """
+
+    path: str
+    groups: Sequence[str]
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    progress: Any = None
+
+    @property
+    def source(self) -> str:
+        from ivigmeta.data import STDIN_NAME
+
+        return STDIN_NAME if self.path == "-" else self.path
+
+    def total_bytes(self) -> int | None:
+        import os
+
+        if self.path == "-":
+            return None
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return None
+
+    def __iter__(self) -> Iterator["pd.DataFrame"]:
+        import os
+        import sys
+
+        if self.chunk_rows < 1:
+            raise DataError(f"--chunk-rows must be at least 1, not {self.chunk_rows}")
+        if self.path == "-":
+            handle = sys.stdin.buffer
+            close = False
+        else:
+            if not os.path.exists(self.path):
+                raise DataError(f"{self.path}: file not found")
+            if os.path.isdir(self.path):
+                raise DataError(f"{self.path}: is a directory, not a CSV file")
+            try:
+                handle = open(self.path, "rb")
+            except OSError as exc:
+                raise DataError(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
+            close = True
+        try:
+            yield from self._chunks(handle)
+        finally:
+            if close:
+                handle.close()
+
+    def _header(self, handle) -> list[str]:
+        import csv
+
+        from ivigmeta.data import _check_header
+
+        first = handle.readline()
+        if not first.strip():
+            raise DataError(f"{self.source}: the file is empty (expected a header row and one row per study)")
+        try:
+            text = first.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = first.decode("latin-1")
+        header = [h.strip() for h in next(csv.reader([text]))]
+        _check_header(header, self.source)
+        _check_columns(header, self.groups, self.source)
+        return header
+
+    def _chunks(self, handle) -> Iterator["pd.DataFrame"]:
+        import pandas as pd
+
+        header = self._header(handle)
+        extras = [f"__extra{i}__" for i in range(EXTRA_FIELDS)]
+        names = header + extras
+        wanted = list(dict.fromkeys([*self.groups, *COUNT_COLUMNS]))
+        for opt in (LABEL_COLUMN, YEAR_COLUMN):
+            if opt in header and opt not in wanted:
+                wanted.append(opt)
+        # No usecols: pandas rejects it when rows are shorter than the names (the extras that
+        # catch rows with too many fields), so every column is read, as text unless a count.
+        text_cols = [c for c in names if c not in COUNT_COLUMNS]
+        total = self.total_bytes()
+        try:
+            reader = pd.read_csv(
+                handle,
+                header=None,
+                names=names,
+                dtype={c: "object" for c in text_cols},
+                skip_blank_lines=False,
+                chunksize=self.chunk_rows,
+                encoding="utf-8",
+                encoding_errors="replace",
+                low_memory=False,
+            )
+            next_row = 2
+            for chunk in reader:
+                n = len(chunk)
+                chunk.index = pd.RangeIndex(next_row, next_row + n)
+                next_row += n
+                yield self._clean(chunk, wanted, extras, len(header))
+                if self.progress is not None:
+                    try:
+                        done = handle.tell()
+                    except (OSError, ValueError):
+                        done = 0
+                    self.progress(done, total)
+        except (pd.errors.ParserError, ValueError) as exc:
+            raise DataError(f"{self.source}: not a readable CSV file ({exc})") from None
+
+    def _clean(self, chunk: "pd.DataFrame", wanted, extras, nfields) -> "pd.DataFrame":
+        import pandas as pd
+
+        data = chunk[wanted]
+        blank = data.isna().all(axis=1).to_numpy() & chunk[extras].isna().all(axis=1).to_numpy()
+        n_extra = chunk[extras].notna().sum(axis=1).to_numpy()
+        out = data.copy()
+        out[ROW_COLUMN] = chunk.index.to_numpy()
+        err = np.full(len(out), None, dtype=object)
+        for pos in np.flatnonzero(n_extra > 0):
+            err[pos] = (
+                f"{self.source}, row {int(out[ROW_COLUMN].iat[pos])}: "
+                f"{nfields + int(n_extra[pos])} fields but the header has {nfields}"
+            )
+        out[ERROR_COLUMN] = err
+        for g in self.groups:
+            out[g] = out[g].fillna("").astype(object).str.strip() if len(out) else out[g]
+        if blank.any():
+            out = out[~blank]
+        return out.reset_index(drop=True) if isinstance(out, pd.DataFrame) else out
+
+
+# ----------------------------------------------------------------------------------------------
+# streaming drivers
+
+
+def _run_starts(df: "pd.DataFrame", groups: Sequence[str]) -> np.ndarray:
+    n = len(df)
+    change = np.zeros(max(n - 1, 0), bool)
+    for g in groups:
+        col = df[g].to_numpy(dtype=object)
+        change |= col[1:] != col[:-1]
+    return np.concatenate(([0], np.flatnonzero(change) + 1)).astype(np.intp)
+
+
+def _key_hash(df: "pd.DataFrame", groups: Sequence[str]) -> np.ndarray:
+    import pandas as pd
+
+    return pd.util.hash_pandas_object(df[list(groups)], index=False).to_numpy(dtype=np.uint64)
+
+
+def stream_batch(
+    chunks: Iterable["pd.DataFrame"],
+    groups: Sequence[str],
+    options: BatchOptions | None = None,
+    source: str = "<data>",
+) -> Iterator["pd.DataFrame"]:
+    """Pool grouped input (each group's rows contiguous) read in chunks, one frame per chunk.
+
+    A group split across chunks is held back and joined with the next chunk. A group that comes
+    back after another group raises :class:`NotGrouped` (found by 64-bit hashes of the finished
+    keys; a hash collision can only cause a false alarm, never a wrong number).
+    """
+    import pandas as pd
+
+    opts = (options or BatchOptions()).checked()
+    groups = list(groups)
+    seen = np.empty(0, np.uint64)
+    carry = None
+    for chunk in chunks:
+        if carry is not None and len(carry):
+            chunk = pd.concat([carry, chunk], ignore_index=True)
+        if not len(chunk):
+            continue
+        starts = _run_starts(chunk, groups)
+        heads = chunk.iloc[starts]
+        h = _key_hash(heads, groups)
+        repeat = pd.Index(h).duplicated() | np.isin(h, seen)
+        if repeat.any():
+            i = int(np.flatnonzero(repeat)[0])
+            head = heads.iloc[i]
+            row = int(head[ROW_COLUMN]) if ROW_COLUMN in heads.columns else int(starts[i]) + 2
+            raise NotGrouped(row, tuple(head[g] for g in groups))
+        last = int(starts[-1])
+        body, carry = chunk.iloc[:last], chunk.iloc[last:]
+        if len(body):
+            yield batch_pool(body, groups, opts, source)
+            seen = np.union1d(seen, h[:-1])
+    if carry is not None and len(carry):
+        yield batch_pool(carry, groups, opts, source)
+
+
+def partition_batch(
+    chunks: Iterable["pd.DataFrame"],
+    groups: Sequence[str],
+    options: BatchOptions | None = None,
+    source: str = "<data>",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    partitions: int = 64,
+    tmpdir: str | None = None,
+) -> Iterator["pd.DataFrame"]:
+    """Pool input in any row order with bounded memory: an external hash partition.
+
+    Pass 1 appends each chunk's rows to one of ``partitions`` spill files chosen by a hash of the
+    group key, so every group lands whole in one file; pass 2 loads one file at a time (about
+    total rows / partitions rows) and pools it. Within a partition groups come out in order of
+    first appearance; partitions come out in turn.
+    """
+    import pickle
+    import tempfile
+
+    import pandas as pd
+
+    opts = (options or BatchOptions()).checked()
+    groups = list(groups)
+    partitions = max(1, int(partitions))
+    with tempfile.TemporaryDirectory(prefix="ivigmeta-batch-", dir=tmpdir) as tmp:
+        files: dict[int, Any] = {}
+        try:
+            for chunk in chunks:
+                if not len(chunk):
+                    continue
+                part = _key_hash(chunk, groups) % np.uint64(partitions)
+                order = np.argsort(part, kind="stable")
+                sorted_part = part[order]
+                bounds = np.flatnonzero(np.diff(sorted_part)) + 1
+                for piece in np.split(order, bounds):
+                    p = int(part[piece[0]])
+                    if p not in files:
+                        files[p] = open(f"{tmp}/part{p:05d}.pkl", "wb")
+                    pickle.dump(chunk.iloc[piece], files[p], protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            for f in files.values():
+                f.close()
+        pending: list[pd.DataFrame] = []
+        pending_rows = 0
+        for p in sorted(files):
+            frames = []
+            with open(f"{tmp}/part{p:05d}.pkl", "rb") as f:
+                while True:
+                    try:
+                        frames.append(pickle.load(f))
+                    except EOFError:
+                        break
+            part_df = pd.concat(frames, ignore_index=True)
+            if ROW_COLUMN in part_df.columns:
+                part_df = part_df.sort_values(ROW_COLUMN, kind="stable", ignore_index=True)
+            pending.append(part_df)
+            pending_rows += len(part_df)
+            if pending_rows >= chunk_rows:
+                yield batch_pool(pd.concat(pending, ignore_index=True), groups, opts, source)
+                pending, pending_rows = [], 0
+        if pending:
+            yield batch_pool(pd.concat(pending, ignore_index=True), groups, opts, source)
+
+
+def suggested_partitions(total_bytes: int | None, chunk_rows: int) -> int:
+    """Spill files for unsorted input: enough that one holds about chunk_rows rows or fewer
+    (assuming at least 24 bytes per CSV row), 256 when the size is unknown (standard input)."""
+    if total_bytes is None:
+        return 256
+    return max(1, min(4096, math.ceil(total_bytes / (24 * max(1, chunk_rows)))))

@@ -10,6 +10,7 @@ import sys
 import click
 
 from ivigmeta import __version__
+from ivigmeta.cli.batch import batch
 from ivigmeta.cli.commands import COMMANDS
 from ivigmeta.cli.metareg import metareg
 from ivigmeta.cli.cumulative import cumulative
@@ -35,6 +36,7 @@ for _command in COMMANDS:
 cli.add_command(metareg)
 cli.add_command(cumulative)
 cli.add_command(influence)
+cli.add_command(batch)
 
 
 def main() -> None:

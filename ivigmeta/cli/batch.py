@@ -1,0 +1,162 @@
+"""``ivigmeta batch``: pool every meta-analysis of a long table in one pass (see docs/batch.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+
+import click
+
+from ivigmeta.cli.common import effect_options, handle_errors, model_options, note
+
+INPUT_ORDERS = ("auto", "grouped", "unsorted")
+
+
+def _spool_stdin(tmpdir: str) -> str:
+    """Copy standard input to a file so that it can be read twice (auto order)."""
+    path = os.path.join(tmpdir, "stdin.csv")
+    with open(path, "wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    return path
+
+
+@click.command()
+@click.argument("file", required=False, default="studies.csv", metavar="[FILE]")
+@click.option(
+    "-g",
+    "--group",
+    "groups",
+    multiple=True,
+    required=True,
+    metavar="COL",
+    help="Column naming the meta-analysis a row belongs to (repeat for a composite key).",
+)
+@effect_options
+@model_options
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="Output format (parquet needs pyarrow: pip install 'ivigmeta[parquet]', and -o FILE).",
+)
+@click.option(
+    "-o", "--output", "output", default=None, metavar="FILE", help="Write the results to FILE instead of stdout."
+)
+@click.option(
+    "--chunk-rows",
+    type=int,
+    default=1_000_000,
+    show_default=True,
+    help="Input rows read at a time (about 0.5 GB of memory per million rows).",
+)
+@click.option(
+    "--input-order",
+    type=click.Choice(INPUT_ORDERS),
+    default="auto",
+    show_default=True,
+    help="grouped: each group's rows are contiguous (streamed; an error otherwise); unsorted: any "
+    "order (two passes through spill files); auto: stream, and redo as unsorted if a group "
+    "comes back.",
+)
+@click.option(
+    "--tmpdir",
+    default=None,
+    metavar="DIR",
+    help="Directory for spill files (unsorted input) and buffered output; default: the system's.",
+)
+@handle_errors
+def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, fmt,
+          output, chunk_rows, input_order, tmpdir):
+    """Pool every meta-analysis in a long table: one row per study, one output row per group.
+
+    Output columns: the group columns, k, common_* and random_* (theta, se, estimate, ci_low,
+    ci_high, p_value), random_pi_low/high, q, df, q_p_value, i2, tau2, n_excluded, status (ok,
+    single or error) and reason. A group with a bad row gets status error; the batch goes on.
+    """
+    from ivigmeta import batch as core
+    from ivigmeta.render.batch import BatchWriter
+    from ivigmeta.render.progress import Progress
+
+    options = core.BatchOptions(
+        measure=measure,
+        cc=cc,
+        cc_policy=cc_policy,
+        tau2_method=tau2_method,
+        ci_method=ci_method,
+        common_method=common_method,
+        level=level / 100.0,
+    ).checked()
+    if fmt == "parquet" and output is None:
+        raise click.UsageError("--format parquet writes a file: give -o FILE")
+    groups = list(dict.fromkeys(groups))
+
+    with tempfile.TemporaryDirectory(prefix="ivigmeta-", dir=tmpdir) as work:
+        path = file
+        if file == "-" and input_order == "auto":
+            path = _spool_stdin(work)
+        source = "<stdin>" if file == "-" else file
+
+        def results(order: str, progress: Progress):
+            reader = core.ChunkReader(path, groups, chunk_rows, progress.update)
+            if order == "grouped":
+                return core.stream_batch(iter(reader), groups, options, source)
+            parts = core.suggested_partitions(reader.total_bytes(), chunk_rows)
+            return core.partition_batch(iter(reader), groups, options, source, chunk_rows, parts, work)
+
+        # Results go to a file in the work directory first (moved into place, or copied to
+        # stdout, at the end): a failed or restarted run never leaves half an output behind.
+        staged = os.path.join(work, "out")
+        stats = {"groups": 0, "error": 0, "single": 0}
+
+        def run(order: str, progress: Progress) -> None:
+            with contextlib.ExitStack() as stack:
+                if fmt == "parquet":
+                    writer = BatchWriter(fmt, path=staged)
+                else:
+                    stream = stack.enter_context(open(staged, "w", encoding="utf-8", newline=""))
+                    writer = BatchWriter(fmt, stream=stream)
+                try:
+                    for frame in results(order, progress):
+                        writer.write(frame)
+                        stats["groups"] += len(frame)
+                        stats["error"] += int((frame["status"] == core.STATUS_ERROR).sum())
+                        stats["single"] += int((frame["status"] == core.STATUS_SINGLE).sum())
+                finally:
+                    writer.close(core.empty_result(groups))
+
+        with Progress(f"batch {source}") as progress:
+            if input_order == "auto":
+                try:
+                    run("grouped", progress)
+                except core.NotGrouped as exc:
+                    note(f"{source}, {exc.args[0].split(': ', 1)[0]}: groups are not contiguous; "
+                         "pooling again through spill files (--input-order unsorted)")
+                    stats.update(groups=0, error=0, single=0)
+                    progress.restart(f"batch {source} (unsorted)")
+                    run("unsorted", progress)
+            else:
+                try:
+                    run(input_order, progress)
+                except core.NotGrouped as exc:
+                    raise click.ClickException(f"{source}, {exc}") from None
+
+        if output is None:
+            with open(staged, "rb") as src:
+                shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
+            sys.stdout.buffer.flush()
+        else:
+            try:
+                shutil.move(staged, output)
+            except OSError as exc:
+                raise click.ClickException(f"{output}: cannot be written ({exc.strerror or exc})") from None
+    note(
+        f"{stats['groups']} meta-analyses pooled"
+        + (f"; {stats['single']} with a single study" if stats["single"] else "")
+        + (f"; {stats['error']} with errors (status error)" if stats["error"] else "")
+    )
