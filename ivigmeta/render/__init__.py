@@ -1,7 +1,8 @@
 """Output: rich tables, JSON, CSV and Markdown from result objects.
 
-``emit(result, view, fmt, stream)`` is the one entry point. Only ``render.table`` imports rich,
-and only when a table is asked for, so machine formats stay fast.
+``emit(result, view, fmt, stream)`` is the one entry point. Only ``render.table`` (and
+``render.progress``, the batch progress bar) import rich, and only when a table or a bar is asked
+for, so machine formats stay fast. ``render.batch`` writes batch results (CSV, JSON lines, Parquet).
 """
 
 from __future__ import annotations

@@ -1,0 +1,156 @@
+"""`ivigmeta batch` plumbing: formats, -o, stdin, input order, chunking, errors and exit codes.
+
+The numbers are tested in test_batch.py; here the CLI must carry them through unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ivigmeta import batch as core
+
+HEADER = "review,analysis,study,treat_events,treat_total,control_events,control_total"
+ROWS = [
+    "R1,A,s1,12,40,6,41",
+    "R1,A,s2,15,44,20,43",
+    "R1,A,s3,3,30,9,31",
+    "R1,B,s1,0,20,4,21",
+    "R1,B,s2,5,25,3,29",
+    "R2,A,s1,7,30,2,28",
+    "R2,B,s1,2,10,x,12",
+    "R2,B,s2,2,10,1,12",
+]
+CSV = HEADER + "\n" + "\n".join(ROWS) + "\n"
+KEYS = ["review", "analysis"]
+
+
+@pytest.fixture
+def table(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text(CSV)
+    return path
+
+
+def expected() -> pd.DataFrame:
+    frame = pd.concat(list(core.ChunkReader("-", KEYS)._chunks(io.BytesIO(CSV.encode()))))
+    return core.batch_pool(frame, KEYS)
+
+
+def assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Same rows: numbers exactly (CSV keeps full precision), NaN where empty; same statuses."""
+    for col in ("k", "random_theta", "random_pi_low", "tau2", "q", "df"):
+        np.testing.assert_array_equal(
+            pd.to_numeric(got[col]).to_numpy(dtype=float, na_value=np.nan),
+            pd.to_numeric(want[col]).to_numpy(dtype=float, na_value=np.nan),
+        )
+    assert got["status"].tolist() == want["status"].tolist()
+
+
+def read_csv_output(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_csv_to_stdout_has_the_contract_columns_and_full_precision(run, table):
+    result = run("batch", str(table), "-g", "review", "-g", "analysis")
+    assert result.exit_code == 0, result.output
+    rows = read_csv_output(result.stdout)
+    assert list(rows[0]) == [*KEYS, *core.RESULT_COLUMNS]
+    want = expected()
+    assert [(r["review"], r["analysis"]) for r in rows] == list(zip(want["review"], want["analysis"]))
+    assert [r["status"] for r in rows] == ["ok", "ok", "single", "error"]
+    assert float(rows[0]["random_estimate"]) == want["random_estimate"].iloc[0]  # repr round-trips
+    assert "row 8, column 'control_events'" in rows[3]["reason"]
+    assert "4 meta-analyses pooled" in result.stderr and "1 with errors" in result.stderr
+
+
+def test_jsonl_output(run, table):
+    result = run("batch", str(table), "-g", "review", "-g", "analysis", "-f", "jsonl")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 4
+    assert list(records[0]) == [*KEYS, *core.RESULT_COLUMNS]
+    assert records[2]["status"] == "single" and records[2]["random_theta"] is None
+    assert records[2]["df"] is None and records[0]["df"] == 2
+    assert records[0]["tau2"] == expected()["tau2"].iloc[0]
+
+
+def test_parquet_output_to_file(run, table, tmp_path):
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "out.parquet"
+    result = run("batch", str(table), "-g", "review", "-g", "analysis", "-f", "parquet", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    got = pd.read_parquet(out)
+    assert list(got.columns) == [*KEYS, *core.RESULT_COLUMNS]
+    assert got["q"].tolist()[:2] == pytest.approx(expected()["q"].tolist()[:2], rel=0, abs=0)
+
+
+def test_parquet_needs_an_output_file(run, table):
+    result = run("batch", str(table), "-g", "review", "-f", "parquet")
+    assert result.exit_code == 2
+    assert "-o FILE" in result.output
+
+
+def test_output_file_and_stdin(run, tmp_path):
+    out = tmp_path / "res.csv"
+    result = run("batch", "-", "-g", "review", "-g", "analysis", "-o", str(out), input=CSV)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    rows = read_csv_output(out.read_text())
+    assert len(rows) == 4 and "<stdin>, row 8" in rows[3]["reason"]
+
+
+@pytest.mark.parametrize("order", ["auto", "grouped", "unsorted"])
+@pytest.mark.parametrize("chunk_rows", ["1", "3", "100"])
+def test_chunking_and_input_orders_give_the_same_rows(run, table, order, chunk_rows):
+    result = run("batch", str(table), "-g", "review", "-g", "analysis", "--chunk-rows", chunk_rows,
+                 "--input-order", order)
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(io.StringIO(result.stdout), dtype={"review": str, "analysis": str})
+    got = got.sort_values(KEYS, ignore_index=True)
+    want = expected().sort_values(KEYS, ignore_index=True)
+    assert_same(got, want)
+
+
+def test_unsorted_input(run, tmp_path):
+    shuffled = HEADER + "\n" + "\n".join(ROWS[i] for i in (0, 3, 1, 5, 4, 2, 7, 6)) + "\n"
+    path = tmp_path / "shuffled.csv"
+    path.write_text(shuffled)
+    grouped = run("batch", str(path), "-g", "review", "-g", "analysis", "--input-order", "grouped")
+    assert grouped.exit_code == 1
+    assert "not grouped" in grouped.stderr and "Traceback" not in grouped.output
+    auto = run("batch", str(path), "-g", "review", "-g", "analysis", "--chunk-rows", "2")
+    assert auto.exit_code == 0, auto.output
+    assert "not contiguous" in auto.stderr
+    got = pd.read_csv(io.StringIO(auto.stdout)).sort_values(KEYS, ignore_index=True)
+    assert_same(got, expected().sort_values(KEYS, ignore_index=True))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.csv", "-g", "review"], "missing.csv: file not found"),
+        (["{table}", "-g", "nope"], "no group column 'nope'"),
+        (["{table}", "-g", "review", "--tau2", "XYZ"], "unknown tau² estimator"),
+        (["{table}", "-g", "review", "--measure", "RR", "--common", "PETO"], "odds ratios"),
+        (["{table}", "-g", "review", "--chunk-rows", "0"], "--chunk-rows must be at least 1"),
+    ],
+)
+def test_bad_requests_are_one_line_errors(run, table, args, message):
+    result = run("batch", *[a.format(table=table) for a in args])
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert result.stderr.startswith("Error: ")
+
+
+def test_a_file_without_count_columns_is_an_error(run, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("review,a,b\nR1,1,2\n")
+    result = run("batch", str(path), "-g", "review")
+    assert result.exit_code == 1
+    assert "required column(s) missing" in result.stderr

@@ -1,0 +1,70 @@
+"""Cold start: what `ivigmeta --help` and `ivigmeta pool studies.csv` import (issue 8).
+
+Each command runs in a fresh interpreter through a small wrapper that calls the console-script
+entry point and then writes the names in sys.modules to a file, so the test sees exactly what the
+command imported (stdout stays the command's own).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+WRAPPER = """
+import json, sys
+out = sys.argv[1]
+sys.argv = ["ivigmeta", *sys.argv[2:]]
+try:
+    from ivigmeta.cli import main
+    main()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+with open(out, "w") as fh:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, fh)
+"""
+
+
+def imported(tmp_path, *args: str) -> set[str]:
+    out = tmp_path / "modules.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAPPER, str(out), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    data = json.loads(out.read_text())
+    assert data["code"] in (0, None), proc.stderr
+    assert proc.stdout.strip(), "the command printed nothing"
+    return set(data["modules"])
+
+
+def loaded(modules: set[str], package: str) -> bool:
+    return any(m == package or m.startswith(package + ".") for m in modules)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["batch", "--help"], ["pool", "--help"]])
+def test_help_imports_no_numeric_stack(tmp_path, args):
+    modules = imported(tmp_path, *args)
+    heavy = [p for p in ("numpy", "pandas", "scipy", "matplotlib") if loaded(modules, p)]
+    assert heavy == []
+
+
+def test_pool_with_defaults_imports_no_pandas_scipy_stats_or_matplotlib(tmp_path):
+    modules = imported(tmp_path, "pool", "studies.csv")
+    assert "ivigmeta.pooling" in modules  # the command really ran
+    for package in ("pandas", "scipy.stats", "matplotlib"):
+        assert not loaded(modules, package), package
+
+
+def test_pool_with_defaults_imports_no_numpy(tmp_path):
+    """Not required by the issue, but true today and worth keeping: pool is pure Python."""
+    modules = imported(tmp_path, "pool", "studies.csv", "--format", "json")
+    assert not loaded(modules, "numpy")
