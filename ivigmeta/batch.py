@@ -843,9 +843,9 @@ class ChunkReader:
     """Read a CSV long table in chunks of ``chunk_rows`` rows with pandas' C parser.
 
     Adds ``__row__`` (the spreadsheet row number: header = row 1) and ``__error__`` (rows with
-    more fields than the header); skips blank rows as ``load_table`` does; group keys are text,
-    stripped, and an empty key is the group "". ``progress(done_bytes, total_bytes)`` is called
-    after each chunk.
+    more fields than the header); skips blank rows as ``load_table`` does; group keys are text
+    (spaces after a comma skipped), and an empty key is the group "".
+    ``progress(done_bytes, total_bytes)`` is called after each chunk.
     """
 
     path: str
@@ -935,6 +935,7 @@ class ChunkReader:
                 chunksize=self.chunk_rows,
                 encoding="utf-8",
                 encoding_errors="replace",
+                skipinitialspace=True,
                 low_memory=False,
             )
             next_row = 2
@@ -955,23 +956,28 @@ class ChunkReader:
     def _clean(self, chunk: "pd.DataFrame", wanted, extras, nfields) -> "pd.DataFrame":
         import pandas as pd
 
-        data = chunk[wanted]
-        blank = data.isna().all(axis=1).to_numpy() & chunk[extras].isna().all(axis=1).to_numpy()
-        n_extra = chunk[extras].notna().sum(axis=1).to_numpy()
-        out = data.copy()
+        out = chunk[wanted].copy()
+        # A row with more fields than the header (a non-empty first surplus field) is bad.
+        extra = chunk[extras[0]].notna().to_numpy()
+        blank = ~extra
+        for col in wanted:
+            blank &= chunk[col].isna().to_numpy()
         out[ROW_COLUMN] = chunk.index.to_numpy()
         err = np.full(len(out), None, dtype=object)
-        for pos in np.flatnonzero(n_extra > 0):
-            err[pos] = (
-                f"{self.source}, row {int(out[ROW_COLUMN].iat[pos])}: "
-                f"{nfields + int(n_extra[pos])} fields but the header has {nfields}"
-            )
+        if extra.any():
+            n_extra = chunk[extras].notna().sum(axis=1).to_numpy()
+            for pos in np.flatnonzero(extra):
+                err[pos] = (
+                    f"{self.source}, row {int(out[ROW_COLUMN].iat[pos])}: "
+                    f"{nfields + int(n_extra[pos])} fields but the header has {nfields}"
+                )
         out[ERROR_COLUMN] = err
         for g in self.groups:
-            out[g] = out[g].fillna("").astype(object).str.strip() if len(out) else out[g]
+            # NaN keys would never compare equal: an empty key is the group "".
+            out[g] = out[g].fillna("")
         if blank.any():
             out = out[~blank]
-        return out.reset_index(drop=True) if isinstance(out, pd.DataFrame) else out
+        return out.reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -108,13 +108,13 @@ def _csv_column(series: Any) -> list[str]:
         if series.hasnans:
             return ["" if v is None else str(v) for v in series.astype(object).where(series.notna(), None)]
         return list(map(str, series.to_numpy().tolist()))
-    out = []
-    for v in series.tolist():
-        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
-            out.append("")
-        else:
-            out.append(_csv_text(str(v)))
-    return out
+    text = series.astype(object).where(series.notna(), "").astype(str)
+    # Quote only the cells that need it (rare): one vectorized test for the whole column.
+    needs = text.str.contains(r'[,"\r\n]|^\s|\s$', regex=True).to_numpy(dtype=bool)
+    cells = text.tolist()
+    for i in np.flatnonzero(needs).tolist():
+        cells[i] = _csv_text(cells[i])
+    return cells
 
 
 def _json_value(value: Any) -> Any:

@@ -1,0 +1,285 @@
+"""Benchmarks for issue 8 (not part of the test suite): cold start, batch at 10k and 1M, vs R.
+
+Run from the repository root with the project's virtual environment:
+
+    .venv/bin/python benchmarks/bench.py            # everything (the 1M run takes minutes)
+    .venv/bin/python benchmarks/bench.py --quick    # skip the 1M run
+    .venv/bin/python benchmarks/bench.py --skip-r   # without Rscript / metafor
+
+What is timed (wall clock, each command a fresh process, median of --repeat runs unless noted):
+
+* ``ivigmeta --help`` and ``ivigmeta pool studies.csv`` cold; ``Rscript -e 'library(metafor)'`` and
+  Rscript + metafor pooling studies.csv (read.csv, escalc, rma DL, print) cold;
+* ``ivigmeta batch`` on 10,000 meta-analyses of 10 studies (DL and REML): the whole command
+  (start, read CSV, pool, write CSV), and the pooling alone in-process (``batch_pool`` on the table
+  already in memory, best of 3);
+* the same 10,000 meta-analyses in R: read.csv + escalc, then ``rma()`` in a loop (one call per
+  meta-analysis, timed inside R), whole Rscript wall time too; R's estimates are compared with
+  ivigmeta's as a check that the work is the same;
+* ``ivigmeta batch`` on 1,000,000 meta-analyses (10 million rows), once, with peak memory
+  (maximum resident set size from /usr/bin/time, or getrusage when it is missing).
+
+Ratios are computed from figures measured in the same run. Synthetic data are seeded: group g has
+10 studies with arm sizes uniform in [20, 200] and event risks drawn around a group-specific log
+risk ratio with between-study heterogeneity, so zero cells occur but are rare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_SCRIPT = Path(sys.executable).parent / "ivigmeta"
+IVIGMETA = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "ivigmeta"]
+TIME = "/usr/bin/time"
+
+R_POOL = """
+suppressMessages(library(metafor))
+d <- read.csv("studies.csv")
+es <- escalc("RR", ai = treat_events, n1i = treat_total, ci = control_events, n2i = control_total, data = d)
+print(rma(yi, vi, data = es, method = "DL"))
+"""
+
+R_LOOP = """
+args <- commandArgs(TRUE)
+suppressMessages(library(metafor))
+d <- read.csv(args[1], colClasses = c(meta = "character"))
+es <- escalc("RR", ai = treat_events, n1i = treat_total, ci = control_events, n2i = control_total, data = d)
+idx <- split(seq_len(nrow(es)), factor(es$meta, levels = unique(es$meta)))
+t0 <- proc.time()[["elapsed"]]
+res <- vapply(idx, function(i) {
+  f <- tryCatch(rma(es$yi[i], es$vi[i], method = args[2]), error = function(e) NULL)
+  if (is.null(f)) return(c(NA_real_, NA_real_, NA_real_))
+  c(f$beta[1], f$se, f$tau2)
+}, numeric(3))
+t1 <- proc.time()[["elapsed"]]
+out <- data.frame(meta = names(idx), theta = res[1, ], se = res[2, ], tau2 = res[3, ])
+write.csv(out, args[3], row.names = FALSE)
+cat(sprintf("LOOP_SECONDS %.6f\\n", t1 - t0))
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def generate(path: Path, n_groups: int, k: int = 10, seed: int = 20260101, block: int = 100_000) -> None:
+    """Write a seeded long table: meta, study, the four counts; n_groups x k rows."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as fh:
+        fh.write("meta,study,treat_events,treat_total,control_events,control_total\n")
+        for start in range(0, n_groups, block):
+            g = np.arange(start, min(start + block, n_groups))
+            n = len(g) * k
+            mu = np.repeat(rng.normal(0.0, 0.4, len(g)), k)
+            tau = np.repeat(rng.uniform(0.0, 0.4, len(g)), k)
+            base = np.repeat(rng.uniform(0.05, 0.5, len(g)), k)
+            n1 = rng.integers(20, 201, n)
+            n2 = rng.integers(20, 201, n)
+            p2 = base
+            p1 = np.clip(base * np.exp(mu + rng.normal(0.0, 1.0, n) * tau), 0.001, 0.999)
+            a = rng.binomial(n1, p1)
+            c = rng.binomial(n2, p2)
+            meta = np.repeat(g, k)
+            study = np.tile(np.arange(k), len(g))
+            lines = [
+                f"MA{m:07d},s{s},{x},{y},{z},{w}"
+                for m, s, x, y, z, w in zip(
+                    meta.tolist(), study.tolist(), a.tolist(), n1.tolist(), c.tolist(), n2.tolist()
+                )
+            ]
+            fh.write("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# running and timing
+
+
+def run_timed(cmd: list[str], cwd: Path = ROOT, stdout=subprocess.DEVNULL) -> tuple[float, int | None, str]:
+    """Wall seconds, peak RSS in KiB (None if unknown) and stderr of one command."""
+    if os.path.exists(TIME):
+        full = [TIME, "-f", "__TIME__ %e %M", *cmd]
+    else:
+        full = cmd
+    t0 = time.perf_counter()
+    proc = subprocess.run(full, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    peak = None
+    m = re.search(r"__TIME__ ([\d.]+) (\d+)", proc.stderr)
+    if m:
+        peak = int(m.group(2))
+    else:
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, peak, proc.stderr
+
+
+def median_wall(cmd: list[str], repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        run_timed(cmd)
+    return statistics.median(run_timed(cmd)[0] for _ in range(repeat))
+
+
+def in_process_seconds(path: Path, method: str) -> float:
+    import pandas as pd
+
+    from ivigmeta.batch import BatchOptions, batch_pool
+
+    df = pd.read_csv(path, dtype={"meta": object, "study": object})
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        batch_pool(df, ["meta"], BatchOptions(tau2_method=method))
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "ram": mem,
+        "python": platform.python_version(),
+        "load average at start": " ".join(f"{x:.2f}" for x in load),
+    }
+
+
+def have_r() -> bool:
+    if not shutil.which("Rscript"):
+        return False
+    proc = subprocess.run(["Rscript", "-e", "library(metafor)"], capture_output=True)
+    return proc.returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="skip the 1,000,000 meta-analyses run")
+    ap.add_argument("--skip-r", action="store_true", help="do not run R")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per cold-start median")
+    ap.add_argument("--groups", type=int, default=10_000, help="meta-analyses in the small batch")
+    ap.add_argument("--large", type=int, default=1_000_000, help="meta-analyses in the large batch")
+    ap.add_argument("--workdir", default=None, help="where to put the synthetic files")
+    args = ap.parse_args()
+
+    use_r = not args.skip_r and have_r()
+    results: dict[str, float] = {}
+    print("machine:", ", ".join(f"{k} {v}" for k, v in machine().items()))
+    with tempfile.TemporaryDirectory(prefix="ivigmeta-bench-", dir=args.workdir) as tmp:
+        work = Path(tmp)
+
+        # Cold start.
+        results["help"] = median_wall([*IVIGMETA, "--help"], args.repeat)
+        results["pool"] = median_wall([*IVIGMETA, "pool", "studies.csv"], args.repeat)
+        print(f"ivigmeta --help                      {results['help']:8.3f} s")
+        print(f"ivigmeta pool studies.csv            {results['pool']:8.3f} s")
+        if use_r:
+            results["r_library"] = median_wall(["Rscript", "-e", "suppressMessages(library(metafor))"], args.repeat)
+            rpool = work / "pool.R"
+            rpool.write_text(R_POOL)
+            results["r_pool"] = median_wall(["Rscript", str(rpool)], args.repeat)
+            print(f"Rscript -e 'library(metafor)'        {results['r_library']:8.3f} s")
+            print(f"Rscript + metafor pool studies.csv   {results['r_pool']:8.3f} s")
+            print(f"  ratio pool / R pool                {results['pool'] / results['r_pool']:8.3f}  (target <= 0.25)")
+            print(f"  ratio pool / R library() alone     {results['pool'] / results['r_library']:8.3f}")
+
+        # 10k meta-analyses.
+        small = work / "batch_small.csv"
+        generate(small, args.groups)
+        for method in ("DL", "REML"):
+            out = work / f"out_{method}.csv"
+            cmd = [*IVIGMETA, "batch", str(small), "-g", "meta", "--tau2", method, "-o", str(out)]
+            run_timed(cmd)  # warm the page cache
+            walls = [run_timed(cmd)[0] for _ in range(3)]
+            results[f"batch_{method}"] = statistics.median(walls)
+            results[f"batch_{method}_core"] = in_process_seconds(small, method)
+            print(
+                f"ivigmeta batch {args.groups} x 10 {method:<5}      {results[f'batch_{method}']:8.3f} s "
+                f"(pooling alone, in-process: {results[f'batch_{method}_core']:.3f} s)"
+            )
+            if use_r:
+                rloop = work / "loop.R"
+                rloop.write_text(R_LOOP)
+                rout = work / f"r_{method}.csv"
+                wall, _, err = run_timed(["Rscript", str(rloop), str(small), method, str(rout)])
+                loop = float(re.search(r"LOOP_SECONDS ([\d.]+)", err).group(1))
+                results[f"r_{method}_loop"] = loop
+                results[f"r_{method}_wall"] = wall
+                diff = compare_with_r(out, rout)
+                print(
+                    f"R rma() loop {args.groups} x 10 {method:<5}       {loop:8.3f} s in the loop, "
+                    f"{wall:.3f} s Rscript in all (max rel. diff of estimates vs ivigmeta {diff:.1e})"
+                )
+                print(
+                    f"  speedup, whole command vs R loop   {loop / results[f'batch_{method}']:8.1f}x   "
+                    f"(whole Rscript vs whole command: {wall / results[f'batch_{method}']:.1f}x; "
+                    f"pooling alone vs R loop: {loop / results[f'batch_{method}_core']:.0f}x)"
+                )
+
+        # 1M meta-analyses.
+        if not args.quick:
+            large = work / "batch_large.csv"
+            t0 = time.perf_counter()
+            generate(large, args.large)
+            print(f"generated {args.large} x 10 rows ({large.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s")
+            out = work / "out_large.csv"
+            for method in ("DL",):
+                wall, peak, err = run_timed(
+                    [*IVIGMETA, "batch", str(large), "-g", "meta", "--tau2", method, "-o", str(out)]
+                )
+                results[f"large_{method}"] = wall
+                results[f"large_{method}_peak_mib"] = (peak or 0) / 1024
+                print(
+                    f"ivigmeta batch {args.large} x 10 {method:<4}   {wall:8.1f} s, peak RSS "
+                    f"{(peak or 0) / 1024:.0f} MiB (target < 2048 MiB); {err.strip().splitlines()[0]}"
+                )
+
+
+def compare_with_r(ours: Path, theirs: Path) -> float:
+    import numpy as np
+    import pandas as pd
+
+    a = pd.read_csv(ours, dtype={"meta": object}).set_index("meta")
+    b = pd.read_csv(theirs, dtype={"meta": object}).set_index("meta")
+    b = b.reindex(a.index)
+    x = a["random_theta"].to_numpy()
+    y = b["theta"].to_numpy()
+    ok = np.isfinite(x) & np.isfinite(y)
+    return float(np.max(np.abs(x[ok] - y[ok]) / np.maximum(np.abs(y[ok]), 1e-8)))
+
+
+if __name__ == "__main__":
+    main()
