@@ -84,9 +84,15 @@ BATCH_COMMON_METHODS = ("IV", "MH", "PETO")
 ROW_COLUMN = "__row__"
 """Optional input column with the file's row numbers (the header is row 1), used in messages."""
 
-TOL = 1e-10
+# Convergence as the scalar estimators (ivigmeta.tau2): relative change below REL_TOL (tighter
+# than the 1e-10 the issue asks), an absolute floor for tau² heading to 0, at most MAXITER steps
+# (a fit whose last relative change was below CONVERGED_TOL still counts as converged).
+REL_TOL = 1e-12
+ABS_TOL = 1e-300
+CONVERGED_TOL = 1e-10
 MAXITER = 1000
 LL0_TOL = 1e-12
+EPS = 2.220446049250313e-16
 
 
 @dataclass(frozen=True)
@@ -256,65 +262,24 @@ def _tau2_sj(y, v, g, k):
     return t0 * g.sum(w * r * r) / (k - 1), np.ones(len(k), bool)
 
 
-def _converged(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    return np.abs(new - old) <= TOL * np.maximum(1.0, np.abs(new))
+def _score_parts(y, v, g: _Groups, tau2: np.ndarray, reml: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Fisher scoring numerator and information per group at ``tau2``.
 
-
-def _iterate(y, v, g: _Groups, tau2: np.ndarray, step) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``step`` on the unconverged groups only until each converges (or MAXITER).
-
-    ``step(y, v, g, tau2)`` returns the next tau² of every group it is given. Rows of converged
-    groups are dropped from the working arrays so late iterations cost only what is left.
+    ML: (sum w² r² - sum w, sum w²); REML: (sum w² r² - tr P, tr P²) with
+    tr P = sum w - sum w² / sum w and tr P² = sum w² - 2 sum w³ / sum w + (sum w²)² / (sum w)².
     """
-    tau2 = tau2.astype(float).copy()
-    done = np.zeros(len(tau2), bool)
-    active = np.flatnonzero(~done)
-    yy, vv, gg = y, v, g
-    for _ in range(MAXITER):
-        new = step(yy, vv, gg, tau2[active])
-        conv = _converged(tau2[active], new)
-        tau2[active] = new
-        done[active[conv]] = True
-        if conv.all():
-            break
-        keep = ~conv
-        gg, rows = gg.take(keep)
-        yy, vv = yy[rows], vv[rows]
-        active = active[keep]
-    return tau2, done
-
-
-def _halve_into_bounds(tau2: np.ndarray, adj: np.ndarray) -> np.ndarray:
-    """metafor's step halving: halve a step until tau² + step >= 0 (no step at all from 0)."""
-    adj = np.where((tau2 <= 0) & (adj < 0), 0.0, adj)
-    bad = tau2 + adj < 0
-    for _ in range(1100):
-        if not bad.any():
-            break
-        adj[bad] /= 2.0
-        bad = tau2 + adj < 0
-    return adj
-
-
-def _fisher_step(reml: bool):
-    def step(y, v, g, tau2):
-        w = 1.0 / (v + tau2[g.index])
-        sw = g.sum(w)
-        theta = g.sum(w * y) / sw
-        r = y - theta[g.index]
-        w2 = w * w
-        sw2 = g.sum(w2)
-        num = g.sum(w2 * r * r)
-        if reml:
-            tr_p = sw - sw2 / sw
-            tr_pp = sw2 - 2.0 * g.sum(w2 * w) / sw + sw2 * sw2 / (sw * sw)
-            adj = (num - tr_p) / tr_pp
-        else:
-            adj = (num - sw) / sw2
-        adj = np.where(np.isnan(adj), 0.0, adj)
-        return tau2 + _halve_into_bounds(tau2, adj)
-
-    return step
+    w = 1.0 / (v + tau2[g.index])
+    sw = g.sum(w)
+    theta = g.sum(w * y) / sw
+    r = y - theta[g.index]
+    w2 = w * w
+    sw2 = g.sum(w2)
+    yppy = g.sum(w2 * r * r)
+    if reml:
+        tr_p = sw - sw2 / sw
+        tr_pp = sw2 - 2.0 * g.sum(w2 * w) / sw + sw2 * sw2 / (sw * sw)
+        return yppy - tr_p, tr_pp
+    return yppy - sw, sw2
 
 
 def _loglik(y, v, g, k, tau2, reml):
@@ -330,71 +295,126 @@ def _loglik(y, v, g, k, tau2, reml):
 
 
 def _tau2_fisher(y, v, g, k, reml):
-    start, _ = _tau2_he(y, v, g, k)
-    tau2, conv = _iterate(y, v, g, start, _fisher_step(reml))
-    # metafor's ll0check: Fisher scoring stuck at a local maximum below the likelihood at 0.
-    ll0 = _loglik(y, v, g, k, np.zeros_like(tau2), reml)
-    ll = _loglik(y, v, g, k, tau2, reml)
-    stuck = conv & (ll0 - ll > LL0_TOL) & (tau2 > TOL)
-    tau2 = np.where(stuck, 0.0, tau2)
-    return np.maximum(0.0, tau2), conv
+    """ML / REML by Fisher scoring, all groups at once, each until its own convergence.
+
+    As the scalar estimator (ivigmeta.tau2): start at max(0, HE); a step that would make tau²
+    negative ends at tau² = 0 when the score at 0 is not positive (a boundary optimum), and is
+    halved otherwise; stop when |change| <= REL_TOL tau² (or <= ABS_TOL); then metafor's
+    ll0check. Converged groups leave the working arrays.
+    """
+    n = len(k)
+    tau2, _ = _tau2_he(y, v, g, k)
+    num0, _ = _score_parts(y, v, g, np.zeros(n), reml)
+    converged = np.zeros(n, bool)
+    last_rel = np.full(n, np.inf)
+    active = np.arange(n)
+    yy, vv, gg = y, v, g
+    for _ in range(MAXITER):
+        t = tau2[active]
+        num, info = _score_parts(yy, vv, gg, t, reml)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            adj = num / info
+        adj = np.where(np.isnan(adj), 0.0, adj)
+        leave = t + adj < 0
+        boundary = leave & (num0[active] <= 0)
+        halve = leave & ~boundary
+        while halve.any():
+            adj[halve] /= 2.0
+            halve &= t + adj < 0
+        new = np.where(boundary, 0.0, t + adj)
+        change = np.abs(new - t)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(new > 0, change / new, np.where(change == 0, 0.0, np.inf))
+        done = boundary | (change <= REL_TOL * new) | (change <= ABS_TOL)
+        tau2[active] = new
+        last_rel[active] = rel
+        converged[active[done]] = True
+        if done.all():
+            break
+        keep = ~done
+        gg, rows = gg.take(keep)
+        yy, vv = yy[rows], vv[rows]
+        active = active[keep]
+    converged |= last_rel <= CONVERGED_TOL
+    # metafor's ll0check: a local maximum below the likelihood at tau² = 0.
+    check = converged & (tau2 > 0)
+    if check.any():
+        ll0 = _loglik(y, v, g, k, np.zeros(n), reml)
+        ll = _loglik(y, v, g, k, tau2, reml)
+        tau2 = np.where(check & (ll0 - ll > LL0_TOL), 0.0, tau2)
+    return tau2, converged
 
 
 def _q_gen(y, v, g, tau2):
+    """Generalized Q, sum w (y - theta)², and its slope -sum w² (y - theta)², w = 1/(v + tau²)."""
     w = 1.0 / (v + tau2[g.index])
     theta = g.sum(w * y) / g.sum(w)
     r = y - theta[g.index]
-    return g.sum(w * r * r), g.sum(w * w * r * r)
+    wr2 = w * r * r
+    return g.sum(wr2), -g.sum(w * wr2)
+
+
+def _mad2(y, g: _Groups) -> np.ndarray:
+    """R's mad(y)² per group (1.4826 x median absolute deviation), metafor's search scale."""
+    # Sort within groups by (group, y) and take middle elements; all vectorized.
+    order = np.lexsort((y, g.index))
+    ys = y[order]
+    lo = g.starts + (g.sizes - 1) // 2
+    hi = g.starts + g.sizes // 2
+    med = 0.5 * (ys[lo] + ys[hi])
+    dev = np.abs(y - med[g.index])
+    ds = dev[np.lexsort((dev, g.index))]
+    return (1.4826 * 0.5 * (ds[lo] + ds[hi])) ** 2
 
 
 def _tau2_pm(y, v, g, k):
+    """Paule-Mandel: the root of Q(tau²) = k - 1, or 0 when Q(0) <= k - 1.
+
+    As the scalar estimator: bracket [0, hi] with hi doubled from max(100, 10 mad²) until
+    Q(hi) <= k - 1; Newton steps kept inside the shrinking bracket, bisection otherwise, to double
+    precision. All groups at once; finished groups leave the working arrays.
+    """
     n = len(k)
     tau2 = np.zeros(n)
     conv = np.ones(n, bool)
     q0, _ = _q_gen(y, v, g, tau2)
-    pos = q0 > k - 1  # else the root is at (or below) zero: tau² = 0
+    pos = q0 > k - 1
     if not pos.any():
         return tau2, conv
     gp, rows = g.take(pos)
-    yp, vp, kp = y[rows], v[rows], k[pos]
-    # Bracket the root: Q(tau²) decreases to a limit below k - 1 as tau² grows.
-    hi = np.maximum(1.0, 10.0 * (q0[pos] - (kp - 1)) / (gp.sum(1.0 / vp) + 1e-300))
+    yp, vp, target = y[rows], v[rows], k[pos] - 1
+    hi = np.maximum(100.0, 10.0 * _mad2(yp, gp))
     for _ in range(200):
         qh, _ = _q_gen(yp, vp, gp, hi)
-        low = qh > kp - 1
+        low = qh > target
         if not low.any():
             break
-        hi = np.where(low, hi * 4.0, hi)
-    lo = np.zeros(len(kp))
-
-    def step(yy, vv, gg, state):
-        t, lo_, hi_, kk = state
-        q, dq = _q_gen(yy, vv, gg, t)
-        f = q - (kk - 1)
-        lo_ = np.where(f > 0, t, lo_)
-        hi_ = np.where(f <= 0, t, hi_)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = t + f / dq
-        inside = np.isfinite(newton) & (newton > lo_) & (newton < hi_)
-        return np.where(inside, newton, 0.5 * (lo_ + hi_)), lo_, hi_
-
-    t = lo.copy()
-    done = np.zeros(len(kp), bool)
-    active = np.arange(len(kp))
+        hi = np.where(low, hi * 2.0, hi)
+    m = len(target)
+    lo = np.zeros(m)
+    x = np.zeros(m)
+    active = np.arange(m)
     yy, vv, gg = yp, vp, gp
-    for _ in range(MAXITER):
-        new, lo[active], hi[active] = step(yy, vv, gg, (t[active], lo[active], hi[active], kp[active]))
-        c = _converged(t[active], new) | (hi[active] - lo[active] <= TOL * np.maximum(1.0, new) * 1e-3)
-        t[active] = new
-        done[active[c]] = True
-        if c.all():
+    for _ in range(MAXITER * 10):
+        xa, la, ha = x[active], lo[active], hi[active]
+        q, slope = _q_gen(yy, vv, gg, xa)
+        fx = q - target[active]
+        la = np.where(fx > 0, xa, la)
+        ha = np.where(fx < 0, xa, ha)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = np.where(slope < 0, xa - fx / slope, np.nan)
+        inside = (la < new) & (new < ha)
+        new = np.where(inside, new, 0.5 * (la + ha))
+        done = (fx == 0) | (np.abs(new - xa) <= 4e-16 * np.abs(new)) | (ha - la <= 4e-16 * np.abs(ha))
+        x[active] = np.where(fx == 0, xa, new)
+        lo[active], hi[active] = la, ha
+        if done.all():
             break
-        keep = ~c
+        keep = ~done
         gg, r = gg.take(keep)
         yy, vv = yy[r], vv[r]
         active = active[keep]
-    tau2[pos] = t
-    conv[pos] = done
+    tau2[pos] = x
     return tau2, conv
 
 
@@ -420,54 +440,63 @@ def _common_iv(y, v, g):
     return g.sum(w * y) / sw, np.sqrt(1.0 / sw)
 
 
+COMMON_ERRORS = (
+    "",
+    "the Mantel-Haenszel odds ratio is undefined: no study has events in the treated arm and "
+    "non-events in the control arm",
+    "the Mantel-Haenszel odds ratio is undefined: no study has non-events in the treated arm and "
+    "events in the control arm",
+    "the Mantel-Haenszel risk ratio is undefined: an arm has no events in any study",
+    "the Mantel-Haenszel standard error is zero: no variation to test",
+    "Peto's odds ratio is undefined: no study has both events and non-events",
+)
+"""Why a Mantel-Haenszel or Peto estimate is undefined (the scalar core's ModelError texts)."""
+
+
 def _common_mh(a, n1, c, n2, g, measure):
-    """Mantel-Haenszel on raw counts, as metafor's rma.mh (NaN where undefined)."""
+    """Mantel-Haenszel on raw counts, as metafor's rma.mh: (theta, se, error code per group)."""
     b, d = n1 - a, n2 - c
     n = n1 + n2
+    code = np.zeros(len(g.sizes), np.int8)
     with np.errstate(divide="ignore", invalid="ignore"):
         if measure == "OR":
-            p, q = a / n + d / n, b / n + c / n
-            ri, si = (a / n) * d, (b / n) * c
+            p, q = (a + d) / n, (b + c) / n
+            ri, si = a * d / n, b * c / n
             r, s = g.sum(ri), g.sum(si)
             theta = np.log(r / s)
             se = np.sqrt(
                 0.5
                 * (g.sum(p * ri) / r**2 + g.sum(p * si + q * ri) / (r * s) + g.sum(q * si) / s**2)
             )
-            bad = (r == 0) | (s == 0)
+            code[s == 0] = 2
+            code[r == 0] = 1
         elif measure == "RR":
-            r, s = g.sum(a * (n2 / n)), g.sum(c * (n1 / n))
+            r, s = g.sum(a * n2 / n), g.sum(c * n1 / n)
             theta = np.log(r / s)
-            se = np.sqrt(g.sum((n1 / n) * (n2 / n) * (a + c) - (a / n) * c) / (r * s))
-            bad = (g.sum(a) == 0) | (g.sum(c) == 0)
+            se = np.sqrt(g.sum(n1 / n * n2 / n * (a + c) - a / n * c) / (r * s))
+            code[(g.sum(a) == 0) | (g.sum(c) == 0)] = 3
         else:
-            sww = g.sum(n1 * (n2 / n))
-            theta = g.sum(a * (n2 / n) - c * (n1 / n)) / sww
-            se = np.sqrt(
-                (
-                    theta * g.sum(c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2)
-                    + g.sum(a * (n2 - c) / n + c * (n1 - a) / n) / 2
-                )
-                / sww**2
-            )
-            bad = ~np.isfinite(theta)
-    theta = np.where(bad, np.nan, theta)
-    se = np.where(bad, np.nan, se)
-    return theta, se
+            sww = g.sum(n1 * n2 / n)
+            theta = g.sum(a * n2 / n - c * n1 / n) / sww
+            part1 = g.sum(c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2)
+            part2 = g.sum(a * (n2 - c) / n + c * (n1 - a) / n)
+            se = np.sqrt((theta * part1 + part2 / 2) / sww**2)
+    code[(code == 0) & ~(se > 0)] = 4
+    return theta, se, code
 
 
 def _common_peto(a, n1, c, n2, g):
-    """Peto's one-step odds ratio on raw counts (as metafor's rma.peto)."""
+    """Peto's one-step odds ratio on raw counts, as metafor's rma.peto: (theta, se, code)."""
     n = n1 + n2
-    m = a + c
-    e = n1 * m / n
-    var = n1 * n2 * m * (n - m) / (n * n * (n - 1))
+    xt, yt = a + c, n - a - c
+    oe = a - xt * n1 / n
+    var = xt * yt * (n1 / n) * (n2 / n) / (n - 1)
     sv = g.sum(var)
     with np.errstate(divide="ignore", invalid="ignore"):
-        theta = g.sum(a - e) / sv
-        se = np.sqrt(1.0 / sv)
-    bad = sv <= 0
-    return np.where(bad, np.nan, theta), np.where(bad, np.nan, se)
+        theta = g.sum(oe) / sv
+        se = 1.0 / np.sqrt(sv)
+    code = np.where(sv <= 0, 5, 0).astype(np.int8)
+    return theta, se, code
 
 
 # ----------------------------------------------------------------------------------------------
@@ -485,7 +514,8 @@ def pool_arrays(
     """Pool groups of valid counts (rows sorted by group, ``sizes`` rows per group).
 
     Returns arrays, one value per group, for every numeric column of :data:`RESULT_COLUMNS`
-    plus ``converged`` and ``usable`` (a row mask: which studies entered the analysis).
+    plus ``converged``, ``common_error`` (an index into :data:`COMMON_ERRORS`, 0 when defined) and
+    ``usable`` (a row mask: which studies entered the analysis).
     Groups with no usable study or a single one get NaN estimates (the caller labels them).
     """
     opts = options
@@ -497,6 +527,7 @@ def pool_arrays(
     out["k"] = kept.astype(np.int64)
     out["n_excluded"] = (allg.sizes - kept).astype(np.int64)
     out["converged"] = np.ones(ngroups, bool)
+    out["common_error"] = np.zeros(ngroups, np.int8)
     out["usable"] = usable
     pooled = kept >= 2
     out["df"] = np.where(pooled, kept - 1, 0).astype(np.int64)
@@ -514,9 +545,11 @@ def pool_arrays(
     if opts.common_method == "IV":
         ct, cse = _common_iv(y, v, g)
     elif opts.common_method == "MH":
-        ct, cse = _common_mh(a[row_in], n1[row_in], c[row_in], n2[row_in], g, opts.measure)
+        ct, cse, code = _common_mh(a[row_in], n1[row_in], c[row_in], n2[row_in], g, opts.measure)
+        out["common_error"][idx] = code
     else:
-        ct, cse = _common_peto(a[row_in], n1[row_in], c[row_in], n2[row_in], g)
+        ct, cse, code = _common_peto(a[row_in], n1[row_in], c[row_in], n2[row_in], g)
+        out["common_error"][idx] = code
     out["common_theta"][idx] = ct
     out["common_se"][idx] = cse
     out["common_ci_low"][idx] = ct - crit * cse
@@ -547,7 +580,9 @@ def pool_arrays(
         from scipy.special import stdtr, stdtrit
 
         r = y - rt[g.index]
-        rse = np.sqrt(g.sum(ws * r * r) / (df * sws))
+        rss = g.sum(ws * r * r)
+        # As metafor (and the scalar core): a weighted RSS below machine epsilon is exactly 0.
+        rse = np.where(rss <= EPS, 0.0, np.sqrt(rss / (df * sws)))
         rcrit = stdtrit(df, 1.0 - (1.0 - opts.level) / 2.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = rt / rse
@@ -731,11 +766,16 @@ def batch_pool(
     single = good_groups & (k == 1)
     status[single] = STATUS_SINGLE
     reason[single] = "a single study: no pooling was done"
-    common_undefined = good_groups & (k >= 2) & np.isnan(result["common_theta"])
-    reason[common_undefined] = (
-        f"the {opts.common_method} common-effect estimate is undefined (no events, or no non-events, "
-        "in one arm of every study)"
-    )
+    # An undefined Mantel-Haenszel / Peto estimate makes pool fail for that group: so here.
+    cerr = np.zeros(ngroups, np.int8)
+    cerr[gi] = res["common_error"]
+    failed = good_groups & (k >= 2) & (cerr > 0)
+    if failed.any():
+        status[failed] = STATUS_ERROR
+        reason[failed] = np.asarray(COMMON_ERRORS, dtype=object)[cerr[failed]]
+        for name in FLOAT_COLUMNS:
+            result[name][failed] = np.nan
+        result["df"][failed] = pd.NA
     empty = good_groups & (k == 0)
     if empty.any():
         status[empty] = STATUS_ERROR

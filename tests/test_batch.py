@@ -74,10 +74,20 @@ def theta_scale(value: float, measure: str) -> float:
 # metafor
 
 
+# metafor stops Fisher scoring when the step in tau² is below `threshold` = 1e-10 (absolute), so
+# near the boundary its ML/REML values can be ~3e-10 from the optimum (up to ~1e-5 relative in the
+# estimates: nielweise2007 RD, lau1992). ivigmeta converges to double precision and is compared
+# with the `rma_tight` block (threshold 1e-15) when the fixture has it, else with `rma` at 1e-4.
+FISHER = {"ML", "REML"}
+HAS_TIGHT = "rma_tight" in REFERENCE
+LOOSE_REL = 1e-4  # p-values amplify the difference (lau1992 RD REML: 4e-5)
+
+
 def _rma_records(measure, method, test):
+    block = "rma_tight" if method in FISHER and HAS_TIGHT else "rma"
     return [
         r
-        for r in REFERENCE["rma"]
+        for r in REFERENCE[block]
         if r["measure"] == measure and r["method"] == method and r["test"] == test
     ]
 
@@ -93,12 +103,15 @@ def test_random_effects_match_metafor_rma(measure, method, test):
         BatchOptions(measure=measure, tau2_method=method, ci_method="hk" if test == "knha" else "z"),
     ).set_index("dataset")
     rel = ITER_REL if method in ITERATIVE else CLOSED_REL
+    if method in FISHER and not HAS_TIGHT:
+        rel = LOOSE_REL
     records = _rma_records(measure, method, test)
     assert len(records) == len(REFERENCE["datasets"])
     for rec in records:
         row = out.loc[rec["dataset"]]
         assert row["status"] == "ok" and row["k"] == rec["k"]
-        assert close(row["tau2"], rec["tau2"], rel, TAU2_ABS), (rec["dataset"], "tau2")
+        tau2_abs = TAU2_ABS if method not in FISHER or HAS_TIGHT else 1e-9
+        assert close(row["tau2"], rec["tau2"], rel, tau2_abs), (rec["dataset"], "tau2")
         assert close(row["random_theta"], rec["beta"], rel, 1e-13), rec["dataset"]
         assert close(row["random_se"], rec["se"], rel), rec["dataset"]
         assert close(row["random_p_value"], rec["pval"], rel), rec["dataset"]
@@ -114,7 +127,8 @@ def test_random_effects_match_metafor_rma(measure, method, test):
             )
         assert close(row["q"], rec["QE"], CLOSED_REL)
         assert close(row["q_p_value"], rec["QEp"], CLOSED_REL)
-        assert close(row["i2"], rec["I2"], rel, 1e-9), (rec["dataset"], "I2")
+        i2_abs = 1e-4 if rel == LOOSE_REL else 1e-9  # percent; metafor stops at tau2 ~ 4e-11
+        assert close(row["i2"], rec["I2"], rel, i2_abs), (rec["dataset"], "I2")
         assert row["df"] == rec["k"] - 1
 
 
