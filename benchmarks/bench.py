@@ -66,7 +66,7 @@ res <- vapply(idx, function(i) {
 t1 <- proc.time()[["elapsed"]]
 out <- data.frame(meta = names(idx), theta = res[1, ], se = res[2, ], tau2 = res[3, ])
 write.csv(out, args[3], row.names = FALSE)
-cat(sprintf("LOOP_SECONDS %.6f\\n", t1 - t0))
+cat(sprintf("LOOP_SECONDS %.6f\\n", t1 - t0), file = stderr())
 """
 
 

@@ -552,9 +552,9 @@ def pool_arrays(
         out["common_error"][idx] = code
     out["common_theta"][idx] = ct
     out["common_se"][idx] = cse
-    out["common_ci_low"][idx] = ct - crit * cse
-    out["common_ci_high"][idx] = ct + crit * cse
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # undefined MH/Peto: flagged above
+        out["common_ci_low"][idx] = ct - crit * cse
+        out["common_ci_high"][idx] = ct + crit * cse
         out["common_p_value"][idx] = _norm_p(ct / cse)
 
     # Heterogeneity (inverse variance, about the IV common effect).
@@ -761,18 +761,23 @@ def batch_pool(
     status[group_bad] = STATUS_ERROR
     converged = np.ones(ngroups, bool)
     converged[gi] = res["converged"]
-    not_conv = good_groups & ~converged & (k >= 2)
-    reason[not_conv] = f"the {opts.tau2_method} estimate of tau² did not converge in {MAXITER} iterations"
     single = good_groups & (k == 1)
     status[single] = STATUS_SINGLE
     reason[single] = "a single study: no pooling was done"
     # An undefined Mantel-Haenszel / Peto estimate makes pool fail for that group: so here.
+    # So does an iterative tau² that does not converge (pool raises a ModelError).
     cerr = np.zeros(ngroups, np.int8)
     cerr[gi] = res["common_error"]
-    failed = good_groups & (k >= 2) & (cerr > 0)
+    not_conv = good_groups & (k >= 2) & ~converged
+    failed = good_groups & (k >= 2) & ((cerr > 0) | not_conv)
     if failed.any():
         status[failed] = STATUS_ERROR
-        reason[failed] = np.asarray(COMMON_ERRORS, dtype=object)[cerr[failed]]
+        reason[not_conv] = (
+            f"the {opts.tau2_method} estimator of tau² did not converge in {MAXITER} iterations "
+            "(try --tau2 DL or PM)"
+        )
+        common_failed = failed & (cerr > 0)
+        reason[common_failed] = np.asarray(COMMON_ERRORS, dtype=object)[cerr[common_failed]]
         for name in FLOAT_COLUMNS:
             result[name][failed] = np.nan
         result["df"][failed] = pd.NA

@@ -360,6 +360,16 @@ def test_bad_rows_are_reported_per_group_with_file_row_numbers():
     assert (out.loc[[g for g in out.index if g not in bad.index], "status"] != "error").all()
 
 
+def test_undefined_mantel_haenszel_is_a_group_error_as_in_pool():
+    """No events in the treated arm of any study: pool raises, batch reports that group only."""
+    out = batch_pool(EDGE_DF, ["group"], BatchOptions(common_method="MH")).set_index("group")
+    row = out.loc["all_zero_one_arm"]
+    assert row["status"] == "error"
+    assert row["reason"] == "the Mantel-Haenszel risk ratio is undefined: an arm has no events in any study"
+    assert math.isnan(row["random_theta"]) and math.isnan(row["common_theta"])
+    assert out.loc["hetero", "status"] == "ok"
+
+
 def test_groups_converge_each_on_its_own():
     """REML iterates all groups together; each result equals the group fitted alone."""
     together = batch_pool(REF_DF, ["dataset"], BatchOptions(tau2_method="REML")).set_index("dataset")
