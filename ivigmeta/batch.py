@@ -106,6 +106,9 @@ class BatchOptions:
     ci_method: str = "z"
     common_method: str = "IV"
     level: float = 0.95
+    keep_double_zero: bool = True
+    """Keep double-zero studies in RR / OR analyses (with the correction), as the library's
+    ``compute_effects``; ``False`` excludes them (the CLI default, ``--keep-double-zero`` keeps)."""
 
     def checked(self) -> "BatchOptions":
         """Normalized options; unknown names are a ModelError/DataError naming the choices."""
@@ -143,7 +146,10 @@ class BatchOptions:
             raise ModelError(
                 f"the confidence level must be between 0 and 100 percent, not {self.level * 100:g}"
             )
-        return BatchOptions(measure, float(self.cc), self.cc_policy, tau2, ci, common, self.level)
+        return BatchOptions(
+            measure, float(self.cc), self.cc_policy, tau2, ci, common, self.level,
+            bool(self.keep_double_zero),
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -196,8 +202,18 @@ class _Groups:
 # effect sizes
 
 
-def _effects(a, n1, c, n2, measure, cc, cc_policy):
-    """yi, vi and a usable-row mask, as :func:`ivigmeta.effects.compute_effects` row by row."""
+def _effects(a, n1, c, n2, measure, cc, cc_policy, keep_double_zero=True):
+    """yi, vi and a usable-row mask, as :func:`ivigmeta.effects.compute_effects` row by row.
+
+    Without ``keep_double_zero`` a ratio analysis leaves out studies with no events in either arm
+    (and, for OR, events in every participant of both arms).
+    """
+    if keep_double_zero or measure == "RD":
+        double_zero = np.zeros(a.shape, bool)
+    else:
+        double_zero = (a == 0) & (c == 0)
+        if measure == "OR":
+            double_zero |= (a == n1) & (c == n2)
     b, d = n1 - a, n2 - c
     has_zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
     if cc_policy == "all":
@@ -219,7 +235,7 @@ def _effects(a, n1, c, n2, measure, cc, cc_policy):
             p1, p2 = a / n1, c / n2
             yi = p1 - p2
             vi = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
-    ok = np.isfinite(yi) & np.isfinite(vi) & (vi > 0)
+    ok = np.isfinite(yi) & np.isfinite(vi) & (vi > 0) & ~double_zero
     return yi, vi, ok, has_zero, add
 
 
@@ -521,7 +537,9 @@ def pool_arrays(
     opts = options
     ngroups = len(sizes)
     out: dict[str, np.ndarray] = {name: np.full(ngroups, np.nan) for name in FLOAT_COLUMNS}
-    yi, vi, usable, _, _ = _effects(a, n1, c, n2, opts.measure, opts.cc, opts.cc_policy)
+    yi, vi, usable, _, _ = _effects(
+        a, n1, c, n2, opts.measure, opts.cc, opts.cc_policy, opts.keep_double_zero
+    )
     allg = _Groups(np.asarray(sizes, dtype=np.intp))
     kept = np.bincount(allg.index[usable], minlength=ngroups) if len(usable) else np.zeros(ngroups, int)
     out["k"] = kept.astype(np.int64)
@@ -817,7 +835,12 @@ def _no_usable_message(df, codes, usable, gcode, opts) -> str:
                 control_total=int(float(r["control_total"])),
             )
         )
-    es = compute_effects(studies, opts.measure, opts.cc, opts.cc_policy)
+    try:
+        es = compute_effects(
+            studies, opts.measure, opts.cc, opts.cc_policy, keep_double_zero=opts.keep_double_zero
+        )
+    except TypeError:  # a compute_effects without double-zero handling keeps them
+        es = compute_effects(studies, opts.measure, opts.cc, opts.cc_policy)
     reasons = "; ".join(f"{e.study}: {e.reason}" for e in es.excluded)
     return "no usable studies" + (f" (excluded: {reasons})" if reasons else "")
 

@@ -12,6 +12,7 @@ absolute floor for tau² at the zero boundary, where both programs stop at a few
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import math
@@ -256,11 +257,15 @@ GROUP_TABLES = groups_as_tables()
 EDGE_DF = edge_frame()
 
 
-def pool_group(text: str, measure, cc_policy, tau2, ci, common):
+POOL_HAS_DOUBLE_ZERO_OPTION = "keep_double_zero" in inspect.signature(compute_effects).parameters
+
+
+def pool_group(text: str, measure, cc_policy, tau2, ci, common, keep_double_zero=True):
     """`pool` on one group: a fit, or the error it raises."""
     try:
         table = parse_table(text, "group.csv")
-        es = compute_effects(table.studies, measure=measure, cc_policy=cc_policy)
+        extra = {"keep_double_zero": keep_double_zero} if POOL_HAS_DOUBLE_ZERO_OPTION else {}
+        es = compute_effects(table.studies, measure=measure, cc_policy=cc_policy, **extra)
         return fit(es, FitOptions(tau2_method=tau2, ci_method=ci, common_method=common))
     except IvigmetaError as exc:
         return exc
@@ -346,6 +351,34 @@ def test_batch_equals_pool_with_other_continuity_policies(cc_policy, measure):
         # zero cells excluded: the group whose every study has a zero cell has no usable study
         row = rows["all_zero_one_arm"]
         assert row["status"] == "error" and row["reason"].startswith("no usable studies")
+
+
+@pytest.mark.skipif(not POOL_HAS_DOUBLE_ZERO_OPTION, reason="compute_effects keeps double zeros")
+@pytest.mark.parametrize("measure", MEASURES)
+def test_batch_equals_pool_excluding_double_zeros(measure):
+    options = BatchOptions(measure=measure, keep_double_zero=False)
+    rows = batch_pool(EDGE_DF, ["group"], options, source="batch.csv").set_index("group").to_dict("index")
+    for group, text in GROUP_TABLES.items():
+        ma = pool_group(text, measure, "only0", "DL", "z", "IV", keep_double_zero=False)
+        assert_matches_pool(rows[group], ma, CLOSED_REL)
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+def test_excluding_double_zeros_equals_leaving_them_out(measure):
+    """keep_double_zero=False: as if the double-zero rows were not there, and counted (RR/OR)."""
+    events = EDGE_DF[["treat_events", "control_events"]].apply(pd.to_numeric, errors="coerce")
+    dz = (events["treat_events"] == 0) & (events["control_events"] == 0)
+    assert dz.sum() == 2  # nielweise2007's Yucel 2004 and the double_zero group's d1
+    dropped = batch_pool(EDGE_DF, ["group"], BatchOptions(measure=measure, keep_double_zero=False))
+    without = batch_pool(EDGE_DF[~dz], ["group"], BatchOptions(measure=measure))
+    kept = batch_pool(EDGE_DF, ["group"], BatchOptions(measure=measure))
+    if measure == "RD":  # a risk difference of 0 is estimable: nothing changes
+        pd.testing.assert_frame_equal(dropped, kept)
+        return
+    cols = [c for c in core.RESULT_COLUMNS if c != "n_excluded"]
+    pd.testing.assert_frame_equal(dropped[cols], without[cols])
+    assert (dropped["n_excluded"] - without["n_excluded"]).sum() == 2
+    assert not kept[cols].equals(dropped[cols])
 
 
 def test_bad_rows_are_reported_per_group_with_file_row_numbers():

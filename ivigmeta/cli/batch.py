@@ -65,6 +65,12 @@ def _spool_stdin(tmpdir: str) -> str:
     "comes back.",
 )
 @click.option(
+    "--keep-double-zero",
+    is_flag=True,
+    help="Keep studies with no events in either arm in RR and OR analyses (with the continuity "
+    "correction); by default they are excluded and counted in n_excluded.",
+)
+@click.option(
     "--tmpdir",
     default=None,
     metavar="DIR",
@@ -72,7 +78,7 @@ def _spool_stdin(tmpdir: str) -> str:
 )
 @handle_errors
 def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, fmt,
-          output, chunk_rows, input_order, tmpdir):
+          output, chunk_rows, input_order, keep_double_zero, tmpdir):
     """Pool every meta-analysis in a long table: one row per study, one output row per group.
 
     Output columns: the group columns, k, common_* and random_* (theta, se, estimate, ci_low,
@@ -91,6 +97,7 @@ def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_m
         ci_method=ci_method,
         common_method=common_method,
         level=level / 100.0,
+        keep_double_zero=keep_double_zero,
     ).checked()
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a file: give -o FILE")
