@@ -920,11 +920,15 @@ class ChunkReader:
     groups: Sequence[str]
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     progress: Any = None
+    name: str | None = None
+    """How messages name the input (default: the path, or <stdin>)."""
 
     @property
     def source(self) -> str:
         from ivigmeta.data import STDIN_NAME
 
+        if self.name is not None:
+            return self.name
         return STDIN_NAME if self.path == "-" else self.path
 
     def total_bytes(self) -> int | None:
@@ -1007,11 +1011,14 @@ class ChunkReader:
                 low_memory=False,
             )
             next_row = 2
+            studies = 0
             for chunk in reader:
                 n = len(chunk)
                 chunk.index = pd.RangeIndex(next_row, next_row + n)
                 next_row += n
-                yield self._clean(chunk, wanted, extras, len(header))
+                clean = self._clean(chunk, wanted, extras, len(header))
+                studies += len(clean)
+                yield clean
                 if self.progress is not None:
                     try:
                         done = handle.tell()
@@ -1020,6 +1027,8 @@ class ChunkReader:
                     self.progress(done, total)
         except (pd.errors.ParserError, ValueError) as exc:
             raise DataError(f"{self.source}: not a readable CSV file ({exc})") from None
+        if studies == 0:
+            raise DataError(f"{self.source}: the file has a header but no study rows")
 
     def _clean(self, chunk: "pd.DataFrame", wanted, extras, nfields) -> "pd.DataFrame":
         import pandas as pd

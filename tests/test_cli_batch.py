@@ -148,6 +148,16 @@ def test_bad_requests_are_one_line_errors(run, table, args, message):
     assert result.stderr.startswith("Error: ")
 
 
+@pytest.mark.parametrize("text, message", [
+    ("", "<stdin>: the file is empty"),
+    (HEADER + "\n\n", "<stdin>: the file has a header but no study rows"),
+])
+def test_empty_input_is_an_error_naming_stdin(run, text, message):
+    result = run("batch", "-", "-g", "review", input=text)
+    assert result.exit_code == 1
+    assert message in result.stderr
+
+
 def test_a_file_without_count_columns_is_an_error(run, tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text("review,a,b\nR1,1,2\n")

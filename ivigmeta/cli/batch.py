@@ -110,7 +110,7 @@ def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_m
         source = "<stdin>" if file == "-" else file
 
         def results(order: str, progress: Progress):
-            reader = core.ChunkReader(path, groups, chunk_rows, progress.update)
+            reader = core.ChunkReader(path, groups, chunk_rows, progress.update, name=source)
             if order == "grouped":
                 return core.stream_batch(iter(reader), groups, options, source)
             parts = core.suggested_partitions(reader.total_bytes(), chunk_rows)
@@ -163,7 +163,7 @@ def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_m
             except OSError as exc:
                 raise click.ClickException(f"{output}: cannot be written ({exc.strerror or exc})") from None
     note(
-        f"{stats['groups']} meta-analyses pooled"
+        f"{stats['groups']} meta-analys{'i' if stats['groups'] == 1 else 'e'}s pooled"
         + (f"; {stats['single']} with a single study" if stats["single"] else "")
         + (f"; {stats['error']} with errors (status error)" if stats["error"] else "")
     )
