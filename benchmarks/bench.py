@@ -57,16 +57,17 @@ suppressMessages(library(metafor))
 d <- read.csv(args[1], colClasses = c(meta = "character"))
 es <- escalc("RR", ai = treat_events, n1i = treat_total, ci = control_events, n2i = control_total, data = d)
 idx <- split(seq_len(nrow(es)), factor(es$meta, levels = unique(es$meta)))
-t0 <- proc.time()[["elapsed"]]
+t0 <- proc.time()
 res <- vapply(idx, function(i) {
   f <- tryCatch(rma(es$yi[i], es$vi[i], method = args[2]), error = function(e) NULL)
   if (is.null(f)) return(c(NA_real_, NA_real_, NA_real_))
   c(f$beta[1], f$se, f$tau2)
 }, numeric(3))
-t1 <- proc.time()[["elapsed"]]
+t1 <- proc.time()
 out <- data.frame(meta = names(idx), theta = res[1, ], se = res[2, ], tau2 = res[3, ])
 write.csv(out, args[3], row.names = FALSE)
-cat(sprintf("LOOP_SECONDS %.6f\\n", t1 - t0), file = stderr())
+d <- t1 - t0
+cat(sprintf("LOOP_SECONDS %.6f %.6f\\n", d[["elapsed"]], d[["user.self"]] + d[["sys.self"]]), file = stderr())
 """
 
 
@@ -108,30 +109,36 @@ def generate(path: Path, n_groups: int, k: int = 10, seed: int = 20260101, block
 # running and timing
 
 
-def run_timed(cmd: list[str], cwd: Path = ROOT, stdout=subprocess.DEVNULL) -> tuple[float, int | None, str]:
-    """Wall seconds, peak RSS in KiB (None if unknown) and stderr of one command."""
-    if os.path.exists(TIME):
-        full = [TIME, "-f", "__TIME__ %e %M", *cmd]
-    else:
-        full = cmd
+class Timing:
+    """One command's wall time, CPU time (user + system) in seconds, peak RSS in KiB, stderr."""
+
+    def __init__(self, wall: float, cpu: float, peak_kib: int | None, stderr: str) -> None:
+        self.wall, self.cpu, self.peak_kib, self.stderr = wall, cpu, peak_kib, stderr
+
+
+def run_timed(cmd: list[str], cwd: Path = ROOT, stdout=subprocess.DEVNULL) -> Timing:
+    """Run one command; CPU time and peak memory from /usr/bin/time (getrusage without it)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    full = [TIME, "-f", "__TIME__ %e %U %S %M", *cmd] if os.path.exists(TIME) else cmd
     t0 = time.perf_counter()
     proc = subprocess.run(full, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
-    peak = None
-    m = re.search(r"__TIME__ ([\d.]+) (\d+)", proc.stderr)
+    m = re.search(r"__TIME__ ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", proc.stderr)
     if m:
-        peak = int(m.group(2))
-    else:
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, peak, proc.stderr
+        return Timing(wall, float(m.group(2)) + float(m.group(3)), int(m.group(4)), proc.stderr)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timing(wall, cpu, after.ru_maxrss, proc.stderr)
 
 
-def median_wall(cmd: list[str], repeat: int, warmup: int = 1) -> float:
+def median_timing(cmd: list[str], repeat: int, warmup: int = 1) -> tuple[float, float]:
+    """Median wall and median CPU seconds over ``repeat`` runs after ``warmup`` runs."""
     for _ in range(warmup):
         run_timed(cmd)
-    return statistics.median(run_timed(cmd)[0] for _ in range(repeat))
+    runs = [run_timed(cmd) for _ in range(repeat)]
+    return statistics.median(r.wall for r in runs), statistics.median(r.cpu for r in runs)
 
 
 def in_process_seconds(path: Path, method: str) -> float:
@@ -185,6 +192,10 @@ def have_r() -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+def line(label: str, wall: float, cpu: float, extra: str = "") -> None:
+    print(f"{label:<44} {wall:9.3f} s wall {cpu:9.3f} s cpu  {extra}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="skip the 1,000,000 meta-analyses run")
@@ -196,25 +207,29 @@ def main() -> None:
     args = ap.parse_args()
 
     use_r = not args.skip_r and have_r()
-    results: dict[str, float] = {}
+    r: dict[str, tuple[float, float]] = {}
     print("machine:", ", ".join(f"{k} {v}" for k, v in machine().items()))
+    print("(wall: elapsed time; cpu: user + system time of the process, less sensitive to other load)")
     with tempfile.TemporaryDirectory(prefix="ivigmeta-bench-", dir=args.workdir) as tmp:
         work = Path(tmp)
 
         # Cold start.
-        results["help"] = median_wall([*IVIGMETA, "--help"], args.repeat)
-        results["pool"] = median_wall([*IVIGMETA, "pool", "studies.csv"], args.repeat)
-        print(f"ivigmeta --help                      {results['help']:8.3f} s")
-        print(f"ivigmeta pool studies.csv            {results['pool']:8.3f} s")
+        r["help"] = median_timing([*IVIGMETA, "--help"], args.repeat)
+        line("ivigmeta --help", *r["help"])
+        r["pool"] = median_timing([*IVIGMETA, "pool", "studies.csv"], args.repeat)
+        line("ivigmeta pool studies.csv", *r["pool"])
         if use_r:
-            results["r_library"] = median_wall(["Rscript", "-e", "suppressMessages(library(metafor))"], args.repeat)
+            r["r_library"] = median_timing(["Rscript", "-e", "suppressMessages(library(metafor))"], args.repeat)
+            line("Rscript -e 'library(metafor)'", *r["r_library"])
             rpool = work / "pool.R"
             rpool.write_text(R_POOL)
-            results["r_pool"] = median_wall(["Rscript", str(rpool)], args.repeat)
-            print(f"Rscript -e 'library(metafor)'        {results['r_library']:8.3f} s")
-            print(f"Rscript + metafor pool studies.csv   {results['r_pool']:8.3f} s")
-            print(f"  ratio pool / R pool                {results['pool'] / results['r_pool']:8.3f}  (target <= 0.25)")
-            print(f"  ratio pool / R library() alone     {results['pool'] / results['r_library']:8.3f}")
+            r["r_pool"] = median_timing(["Rscript", str(rpool)], args.repeat)
+            line("Rscript + metafor pooling studies.csv", *r["r_pool"])
+            print(
+                f"  ratio ivigmeta pool / R pool: wall {r['pool'][0] / r['r_pool'][0]:.3f}, "
+                f"cpu {r['pool'][1] / r['r_pool'][1]:.3f}  (target <= 0.25); "
+                f"vs library(metafor) alone: wall {r['pool'][0] / r['r_library'][0]:.3f}"
+            )
 
         # 10k meta-analyses.
         small = work / "batch_small.csv"
@@ -222,31 +237,25 @@ def main() -> None:
         for method in ("DL", "REML"):
             out = work / f"out_{method}.csv"
             cmd = [*IVIGMETA, "batch", str(small), "-g", "meta", "--tau2", method, "-o", str(out)]
-            run_timed(cmd)  # warm the page cache
-            walls = [run_timed(cmd)[0] for _ in range(3)]
-            results[f"batch_{method}"] = statistics.median(walls)
-            results[f"batch_{method}_core"] = in_process_seconds(small, method)
-            print(
-                f"ivigmeta batch {args.groups} x 10 {method:<5}      {results[f'batch_{method}']:8.3f} s "
-                f"(pooling alone, in-process: {results[f'batch_{method}_core']:.3f} s)"
-            )
+            r[f"batch_{method}"] = median_timing(cmd, 3)
+            core = in_process_seconds(small, method)
+            line(f"ivigmeta batch {args.groups} x 10, {method}", *r[f"batch_{method}"],
+                 f"(pooling alone, in-process: {core:.3f} s)")
             if use_r:
                 rloop = work / "loop.R"
                 rloop.write_text(R_LOOP)
                 rout = work / f"r_{method}.csv"
-                wall, _, err = run_timed(["Rscript", str(rloop), str(small), method, str(rout)])
-                loop = float(re.search(r"LOOP_SECONDS ([\d.]+)", err).group(1))
-                results[f"r_{method}_loop"] = loop
-                results[f"r_{method}_wall"] = wall
-                diff = compare_with_r(out, rout)
+                t = run_timed(["Rscript", str(rloop), str(small), method, str(rout)])
+                m = re.search(r"LOOP_SECONDS ([\d.]+) ([\d.]+)", t.stderr)
+                loop_wall, loop_cpu = float(m.group(1)), float(m.group(2))
+                line(f"R rma() loop {args.groups} x 10, {method} (loop)", loop_wall, loop_cpu,
+                     f"(whole Rscript: {t.wall:.1f} s wall; estimates agree with ivigmeta to "
+                     f"{compare_with_r(out, rout):.1e} relative)")
+                bw, bc = r[f"batch_{method}"]
                 print(
-                    f"R rma() loop {args.groups} x 10 {method:<5}       {loop:8.3f} s in the loop, "
-                    f"{wall:.3f} s Rscript in all (max rel. diff of estimates vs ivigmeta {diff:.1e})"
-                )
-                print(
-                    f"  speedup, whole command vs R loop   {loop / results[f'batch_{method}']:8.1f}x   "
-                    f"(whole Rscript vs whole command: {wall / results[f'batch_{method}']:.1f}x; "
-                    f"pooling alone vs R loop: {loop / results[f'batch_{method}_core']:.0f}x)"
+                    f"  speedup vs the R loop: whole ivigmeta command {loop_wall / bw:.0f}x wall, "
+                    f"{loop_cpu / bc:.0f}x cpu; whole Rscript vs whole command {t.wall / bw:.0f}x wall; "
+                    f"pooling alone {loop_wall / core:.0f}x  (target: >= 100x DL, >= 20x REML)"
                 )
 
         # 1M meta-analyses.
@@ -254,18 +263,13 @@ def main() -> None:
             large = work / "batch_large.csv"
             t0 = time.perf_counter()
             generate(large, args.large)
-            print(f"generated {args.large} x 10 rows ({large.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t0:.0f} s")
+            print(f"generated {args.large} x 10 rows ({large.stat().st_size / 1e6:.0f} MB) "
+                  f"in {time.perf_counter() - t0:.0f} s")
             out = work / "out_large.csv"
-            for method in ("DL",):
-                wall, peak, err = run_timed(
-                    [*IVIGMETA, "batch", str(large), "-g", "meta", "--tau2", method, "-o", str(out)]
-                )
-                results[f"large_{method}"] = wall
-                results[f"large_{method}_peak_mib"] = (peak or 0) / 1024
-                print(
-                    f"ivigmeta batch {args.large} x 10 {method:<4}   {wall:8.1f} s, peak RSS "
-                    f"{(peak or 0) / 1024:.0f} MiB (target < 2048 MiB); {err.strip().splitlines()[0]}"
-                )
+            t = run_timed([*IVIGMETA, "batch", str(large), "-g", "meta", "-o", str(out)])
+            note = [l for l in t.stderr.splitlines() if l.startswith("note:")]
+            line(f"ivigmeta batch {args.large} x 10, DL", t.wall, t.cpu,
+                 f"peak RSS {(t.peak_kib or 0) / 1024:.0f} MiB (target < 2048 MiB); {note[-1] if note else ''}")
 
 
 def compare_with_r(ours: Path, theirs: Path) -> float:

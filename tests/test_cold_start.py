@@ -68,3 +68,15 @@ def test_pool_with_defaults_imports_no_numpy(tmp_path):
     """Not required by the issue, but true today and worth keeping: pool is pure Python."""
     modules = imported(tmp_path, "pool", "studies.csv", "--format", "json")
     assert not loaded(modules, "numpy")
+
+
+def test_batch_with_defaults_imports_no_scipy(tmp_path):
+    """The default batch path (DL, z) needs numpy and pandas only: no scipy import time."""
+    table = tmp_path / "long.csv"
+    table.write_text(
+        "meta,treat_events,treat_total,control_events,control_total\n"
+        "A,3,10,1,12\nA,5,20,4,19\nB,2,15,6,14\nB,7,30,9,31\nB,1,8,2,9\n"
+    )
+    modules = imported(tmp_path, "batch", str(table), "-g", "meta")
+    assert "ivigmeta.batch" in modules
+    assert not loaded(modules, "scipy")
