@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ivigmeta.data import COUNT_COLUMNS, LABEL_COLUMN, YEAR_COLUMN
+from ivigmeta.data import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
 from ivigmeta.distributions import z_crit
 from ivigmeta.errors import DataError, ModelError
 
@@ -280,9 +280,9 @@ def _effects(a, n1, c, n2, measure, cc, cc_policy, keep_double_zero=True):
     with np.errstate(divide="ignore", invalid="ignore"):
         if measure == "RR":
             yi = np.log(a / n1) - np.log(c / n2)
-            vi = 1 / a - 1 / n1 + 1 / c - 1 / n2
+            vi = b / (a * n1) + d / (c * n2)  # = 1/a - 1/n1 + 1/c - 1/n2, without cancellation
         elif measure == "OR":
-            yi = np.log((a * d) / (b * c))
+            yi = np.log(a) + np.log(d) - np.log(b) - np.log(c)
             vi = 1 / a + 1 / b + 1 / c + 1 / d
         else:
             p1, p2 = a / n1, c / n2
@@ -696,14 +696,20 @@ def _parse_counts(df: "pd.DataFrame", col: str) -> tuple[np.ndarray, np.ndarray]
     else:
         x = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(x) | (x < 0) | (x != np.floor(x))
+        bad = ~np.isfinite(x) | (x < 0) | (x != np.floor(x)) | (x > MAX_COUNT)
     return x, bad
 
 
 def _row_message(df: "pd.DataFrame", pos: int, rownum: int, source: str) -> str:
     """The DataError ``pool`` raises for one bad row, through the same validation code."""
+    from ivigmeta.columns import ColumnMap
     from ivigmeta.data import _parse_study
 
+    roles = {c: c for c in COUNT_COLUMNS}
+    for c in (LABEL_COLUMN, YEAR_COLUMN):
+        if c in df.columns:
+            roles[c] = c
+    cmap = ColumnMap(roles=roles, convention="ivigmeta")
     values = {}
     for col in df.columns:
         v = df[col].iat[pos]
@@ -717,7 +723,7 @@ def _row_message(df: "pd.DataFrame", pos: int, rownum: int, source: str) -> str:
     for col in COUNT_COLUMNS:
         values.setdefault(col, "")
     try:
-        _parse_study(values, rownum, source)
+        _parse_study(values, rownum, source, cmap, ".")
     except DataError as exc:
         return str(exc)
     return f"{source}, row {rownum}: invalid study row"
@@ -731,13 +737,16 @@ def _bad_rows(df: "pd.DataFrame", counts: dict[str, np.ndarray], bad: np.ndarray
         with np.errstate(invalid="ignore"):
             bad |= (tot == 0) | (ev > tot)
     if YEAR_COLUMN in df.columns:
+        # As pool: an empty year is fine, anything else must be a whole number within +-9999.
         year = df[YEAR_COLUMN]
+        present = year.notna().to_numpy()
         if not pd.api.types.is_numeric_dtype(year.dtype):
-            present = year.notna().to_numpy() & (year.astype("string").str.strip() != "").to_numpy(
-                dtype=bool, na_value=False
-            )
-            parsed = pd.to_numeric(year, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-            bad |= present & np.isnan(parsed)
+            stripped = year.astype("string").str.strip()
+            present &= (stripped != "").to_numpy(dtype=bool, na_value=False)
+        parsed = pd.to_numeric(year, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            not_year = ~np.isfinite(parsed) | (parsed != np.floor(parsed)) | (np.abs(parsed) > 9999)
+        bad |= present & not_year
     return bad
 
 
@@ -1032,7 +1041,7 @@ class ChunkReader:
         except UnicodeDecodeError:
             text = first.decode("latin-1")
         header = [h.strip() for h in next(csv.reader([text]))]
-        _check_header(header, self.source)
+        _check_header(header, self.source, 1)
         _check_columns(header, self.groups, self.source)
         return header
 
@@ -1061,6 +1070,8 @@ class ChunkReader:
                 encoding="utf-8",
                 encoding_errors="replace",
                 skipinitialspace=True,
+                keep_default_na=False,  # only empty cells are missing: "NA" is text, as in pool
+                na_values=[""],
                 low_memory=False,
             )
             next_row = 2

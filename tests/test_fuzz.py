@@ -34,7 +34,9 @@ FUZZ = settings(
 )
 
 # Extra arguments a command needs to run on a fuzzed table (the table always has a 'grp' column).
-EXTRA_ARGS = {"subgroup": ["--by", "grp"], "metareg": ["--mod", "grp"]}
+EXTRA_ARGS = {"subgroup": ["--by", "grp"], "metareg": ["--mod", "grp"], "batch": ["-g", "grp"]}
+# batch writes rows, not documents: JSON lines for json, CSV for table (its own formats).
+BATCH_FORMATS = {"json": "jsonl", "table": "csv"}
 
 
 def commands() -> list[str]:
@@ -99,6 +101,13 @@ def check(result, n_rows: int | None, fmt: str, nans: list[str]) -> None:
             payload = json.loads(result.stdout)
             if n_rows is not None:
                 accounted(payload, n_rows)
+        elif fmt == "jsonl":  # batch: one object per group; every row analysed, excluded or in error
+            records = [json.loads(line) for line in result.stdout.splitlines()]
+            assert records and all(r["status"] in ("ok", "single", "error") for r in records)
+            if n_rows is not None:
+                pooled = sum(r["k"] + r["n_excluded"] for r in records if r["k"] is not None)
+                assert pooled <= n_rows
+                assert pooled == n_rows or any(r["status"] == "error" for r in records)
         else:
             assert result.stdout.strip()
     else:
@@ -117,6 +126,8 @@ def run_all(path: Path, n_rows: int | None, extra: list[list[str]], formats=("js
     for command in commands():
         args = accepted(command, extra)
         for fmt in formats:
+            if command == "batch":
+                fmt = BATCH_FORMATS[fmt]
             with nan_guard() as nans:
                 result = invoke([command, str(path), *EXTRA_ARGS.get(command, []), *args, "-f", fmt])
             check(result, n_rows, fmt, nans)
