@@ -1040,7 +1040,10 @@ class ChunkReader:
             text = first.decode("utf-8-sig")
         except UnicodeDecodeError:
             text = first.decode("latin-1")
-        header = [h.strip() for h in next(csv.reader([text]))]
+        try:
+            header = [h.strip() for h in next(csv.reader([text.rstrip("\r\n")]))]
+        except (csv.Error, StopIteration) as exc:
+            raise DataError(f"{self.source}: not a readable CSV file ({exc})") from None
         _check_header(header, self.source, 1)
         _check_columns(header, self.groups, self.source)
         return header
