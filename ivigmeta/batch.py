@@ -381,9 +381,11 @@ def _tau2_fisher(y, v, g, k, reml):
     for _ in range(MAXITER):
         t = tau2[active]
         num, info = _score_parts(yy, vv, gg, t, reml)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             adj = num / info
-        adj = np.where(np.isnan(adj), 0.0, adj)
+        # Extreme variances (weights under- or overflow): stop scoring, search the range below.
+        broken = ~np.isfinite(adj)
+        adj = np.where(broken, 0.0, adj)
         leave = t + adj < 0
         boundary = leave & (num0[active] <= 0)
         halve = leave & ~boundary
@@ -394,10 +396,11 @@ def _tau2_fisher(y, v, g, k, reml):
         change = np.abs(new - t)
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = np.where(new > 0, change / new, np.where(change == 0, 0.0, np.inf))
-        done = boundary | (change <= REL_TOL * new) | (change <= ABS_TOL)
-        tau2[active] = new
-        last_rel[active] = rel
+        done = (boundary | (change <= REL_TOL * new) | (change <= ABS_TOL)) & ~broken
+        tau2[active] = np.where(broken, t, new)
+        last_rel[active] = np.where(broken, np.inf, rel)
         converged[active[done]] = True
+        done |= broken
         if done.all():
             break
         keep = ~done
@@ -411,7 +414,82 @@ def _tau2_fisher(y, v, g, k, reml):
         ll0 = _loglik(y, v, g, k, np.zeros(n), reml)
         ll = _loglik(y, v, g, k, tau2, reml)
         tau2 = np.where(check & (ll0 - ll > LL0_TOL), 0.0, tau2)
+    # Scoring that oscillates, or stops at 0 while a positive tau² has the larger likelihood (a
+    # multimodal likelihood): search the whole range, as the scalar estimator does.
+    search = ~converged | (tau2 == 0.0)
+    if search.any():
+        best = _global_maximum(y, v, g, k, reml, search)
+        take = search & (~converged | (best > 0.0))
+        tau2 = np.where(take, best, tau2)
+        converged = converged | take
     return tau2, converged
+
+
+def _global_maximum(y, v, g, k, reml, sel):
+    """Per selected group, the tau² maximizing the (restricted) likelihood over 16 decades.
+
+    As ivigmeta.tau2._global_maximum: the score on the grid upper 10^(-j/6), j = 96..0, with
+    upper = 10 max(1, mad(y)², max v); every change of sign from positive to non-positive between
+    neighbours (starting from tau² = 0) is a local maximum, refined by bisection to double
+    precision; the first candidate (0, then in increasing tau²) with the largest likelihood
+    wins. All groups and all their candidates at once. Returns an array over all groups (0 where
+    not selected).
+    """
+    n = len(k)
+    out = np.zeros(n)
+    gs, rows = g.take(sel)
+    ys, vs, ks = y[rows], v[rows], k[sel]
+    m = len(ks)
+    upper = 10.0 * np.maximum(np.maximum(1.0, _mad2(ys, gs)), np.maximum.reduceat(vs, gs.starts))
+    cand_group, cand_lo, cand_hi = [], [], []
+    prev_t = np.zeros(m)
+    with np.errstate(all="ignore"):
+        prev_f = _score_parts(ys, vs, gs, prev_t, reml)[0]
+        for j in range(96, -1, -1):
+            t = upper * 10.0 ** (-j / 6.0)
+            f = _score_parts(ys, vs, gs, t, reml)[0]
+            hit = np.flatnonzero((prev_f > 0.0) & (f <= 0.0))
+            if hit.size:
+                cand_group.append(hit)
+                cand_lo.append(prev_t[hit])
+                cand_hi.append(t[hit])
+            prev_t, prev_f = t, f
+    best_t = np.zeros(m)
+    with np.errstate(all="ignore"):
+        best_ll = _loglik(ys, vs, gs, ks, np.zeros(m), reml)
+    if cand_group:
+        cg = np.concatenate(cand_group)
+        lo = np.concatenate(cand_lo)
+        hi = np.concatenate(cand_hi)
+        # Candidates in increasing tau² within each group (grid order), then by group.
+        order = np.lexsort((lo, cg))
+        cg, lo, hi = cg[order], lo[order], hi[order]
+        # One virtual group per candidate: the rows of its group, repeated.
+        sizes = gs.sizes[cg]
+        gc = _Groups(sizes)
+        src = np.repeat(gs.starts[cg], sizes) + (np.arange(sizes.sum()) - np.repeat(gc.starts, sizes))
+        yc, vc = ys[src], vs[src]
+        done = np.zeros(len(cg), bool)
+        with np.errstate(all="ignore"):
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                up = _score_parts(yc, vc, gc, mid, reml)[0] > 0.0
+                lo = np.where(~done & up, mid, lo)
+                hi = np.where(~done & ~up, mid, hi)
+                done |= hi - lo <= 4e-16 * hi
+                if done.all():
+                    break
+            root = 0.5 * (lo + hi)
+            ll = _loglik(yc, vc, gc, ks[cg].astype(float), root, reml)
+        rank = np.arange(len(cg)) - np.searchsorted(cg, cg, side="left")
+        for r in range(int(rank.max()) + 1):
+            at = rank == r
+            grp = cg[at]
+            better = ll[at] > best_ll[grp]
+            best_t[grp[better]] = root[at][better]
+            best_ll[grp[better]] = ll[at][better]
+    out[sel] = best_t
+    return out
 
 
 def _q_gen(y, v, g, tau2):
