@@ -15,12 +15,13 @@ Formulas (k studies in a group, w = 1 / v, intercept-only model; the scalar modu
   RSS = sum (y - mean y)²; SJ (Sidik & Jonkman 2005, metafor's single step from
   tau0² = sum (y - mean y)² / k): tau0² sum w0 (y - theta0)² / (k - 1), w0 = 1 / (v + tau0²);
   ML and REML by Fisher scoring from max(0, HE) with metafor's step halving at 0 and its check of
-  the likelihood at tau² = 0 (Viechtbauer 2005): ML adj = (sum w² r² - sum w) / sum w², REML
+  the likelihood at tau² = 0 (Viechtbauer 2005), and the scalar core's search of the likelihood
+  over 16 decades where scoring fails or stops at 0: ML adj = (sum w² r² - sum w) / sum w², REML
   adj = (sum w² r² - tr P) / tr P², tr P = sum w - sum w² / sum w,
   tr P² = sum w² - 2 sum w³ / sum w + (sum w²)² / (sum w)²; PM (Paule & Mandel 1982), the root of
   sum w (y - theta)² = k - 1 by safeguarded Newton steps (d/dtau² = -sum w² r²), 0 when Q < k - 1.
-  Every iterative estimator iterates all groups at once, each until its own change
-  |delta tau²| <= 1e-10 max(1, tau²), at most 1000 iterations.
+  Every iterative estimator iterates all groups at once, each until its own relative change is
+  below 1e-12 (as ivigmeta.tau2), at most 1000 iterations.
 * random effects, Hartung-Knapp (t on k - 1 df) and prediction interval as :mod:`ivigmeta.pooling`;
 * Mantel-Haenszel (raw counts, no correction; Robins-Breslow-Greenland variance for OR, Greenland &
   Robins 1985 for RR, Sato-Greenland-Robins 1989 for RD, as metafor's ``rma.mh``) and Peto's
