@@ -1182,9 +1182,8 @@ class ChunkReader:
         out = chunk[wanted].copy()
         # A row with more fields than the header (a non-empty first surplus field) is bad.
         extra = chunk[extras[0]].notna().to_numpy()
-        blank = ~extra
-        for col in wanted:
-            blank &= chunk[col].isna().to_numpy()
+        # A row is blank when every cell is empty, as load_table decides (not only ours).
+        blank = chunk.isna().all(axis=1).to_numpy()
         out[ROW_COLUMN] = chunk.index.to_numpy()
         err = np.full(len(out), None, dtype=object)
         if extra.any():
