@@ -66,23 +66,40 @@ class Tau2Estimate:
 # The two designs: intercept only (pure Python) and a moderator matrix (numpy).
 
 
-def sum_w_minus_sum_w2_over_sum_w(w: Sequence[float]) -> float:
-    """sum w - sum w² / sum w, computed as sum_i w_i (sum of the other weights) / sum w.
-
-    The same quantity (the c of DerSimonian-Laird), without the cancellation that makes the
-    textbook form 0 (or negative) when one weight dominates by many orders of magnitude.
-    """
-    k = len(w)
+def _others(values: Sequence[float]) -> list[float]:
+    """For each i, the sum of the other values (prefix + suffix sums: no subtraction)."""
+    k = len(values)
     prefix = [0.0] * (k + 1)
-    for i, x in enumerate(w):
+    for i, x in enumerate(values):
         prefix[i + 1] = prefix[i] + x
     suffix = 0.0
     others = [0.0] * k
     for i in range(k - 1, -1, -1):
         others[i] = prefix[i] + suffix
-        suffix += w[i]
+        suffix += values[i]
+    return others
+
+
+def sum_w_minus_sum_w2_over_sum_w(w: Sequence[float]) -> float:
+    """tr(P) = sum w - sum w² / sum w, computed as sum_i w_i (sum of the other weights) / sum w.
+
+    The same quantity (the c of DerSimonian-Laird), without the cancellation that makes the
+    textbook form 0 (or negative) when one weight dominates by many orders of magnitude.
+    """
+    return math.fsum(x * o for x, o in zip(w, _others(w))) / math.fsum(w)
+
+
+def trace_pp(w: Sequence[float]) -> float:
+    """tr(P P) of the intercept-only model, sum w² - 2 sum w³ / sum w + (sum w²)² / (sum w)².
+
+    With P = W - w w' / sum w it equals sum_i w_i² (o_i² + O_i) / (sum w)², o_i the sum of the
+    other weights and O_i the sum of their squares: a sum of positive terms, which stays positive
+    where the textbook form cancels to 0 (one weight many orders of magnitude above the rest).
+    """
     sw = math.fsum(w)
-    return math.fsum(x * o for x, o in zip(w, others)) / sw
+    w2 = [x * x for x in w]
+    terms = (x2 * (o * o + o2) for x2, o, o2 in zip(w2, _others(w), _others(w2)))
+    return math.fsum(terms) / (sw * sw)
 
 
 class _InterceptOnly:
@@ -118,12 +135,11 @@ class _InterceptOnly:
     def score_pieces(self, tau2: float) -> dict[str, float]:
         w, sw, _, e = self._weights(tau2)
         sw2 = math.fsum(x * x for x in w)
-        sw3 = math.fsum(x * x * x for x in w)
         return {
             "sum_w": sw,
             "sum_w2": sw2,
             "tr_p": sum_w_minus_sum_w2_over_sum_w(w),
-            "tr_pp": sw2 - 2.0 * sw3 / sw + sw2 * sw2 / (sw * sw),
+            "tr_pp": trace_pp(w),
             "yppy": math.fsum((wi * ei) ** 2 for wi, ei in zip(w, e)),
         }
 
