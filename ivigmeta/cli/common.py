@@ -163,9 +163,10 @@ def input_options(func: Callable) -> Callable:
         "--columns",
         "input_columns",
         metavar="ROLE=COL,...",
-        help="Name the columns yourself, e.g. treat_events=EvT,treat_total=NT,control_events=EvC,"
-        "control_total=NC (roles also: study, year, estimate, ci_low, ci_high, theta, se, yi, vi, "
-        "measure, treat_nonevents, control_nonevents).",
+        help="Name the columns yourself, as comma-separated ROLE=COLUMN pairs, e.g. "
+        "treat_events=EvT,treat_total=NT (roles: treat_events, treat_total, control_events, "
+        "control_total, treat_nonevents, control_nonevents, study, year, estimate, ci_low, "
+        "ci_high, theta, se, yi, vi, measure).",
         **common,
     )(func)
     func = click.option(
