@@ -1,0 +1,171 @@
+"""Styling, text measurement and atomic, deterministic saving shared by every figure.
+
+Imported only when a figure is drawn. The Agg backend is used throughout (``Figure`` objects
+are created directly, never through pyplot, so no GUI backend and no global figure registry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from typing import Iterator, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.textpath import TextToPath  # noqa: E402
+
+from ivigmeta.errors import DataError  # noqa: E402
+from ivigmeta.plots.paths import check_target  # noqa: E402
+
+DEFAULT_DPI = 300
+FONT_SIZE = 9.0
+ROW_HEIGHT = 0.2  # inches per row of a forest-style figure
+INK = "#000000"
+GREY = "#7f7f7f"
+LIGHT = "#d9d9d9"
+SQUARE = "#4d4d4d"
+DIAMOND = "#1f1f1f"
+ACCENT = "#2b6ca3"
+
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": FONT_SIZE,
+    "axes.linewidth": 0.8,
+    "xtick.labelsize": FONT_SIZE - 1,
+    "ytick.labelsize": FONT_SIZE - 1,
+    "xtick.major.width": 0.8,
+    "ytick.major.width": 0.8,
+    "lines.linewidth": 1.0,
+    # Deterministic output: fixed ids in SVG, text as paths (no font needed to view it).
+    "svg.hashsalt": "ivigmeta",
+    "svg.fonttype": "path",
+    "pdf.fonttype": 42,
+    "path.simplify": False,
+}
+
+METADATA = {
+    "png": {"Software": "ivigmeta"},
+    "svg": {"Date": None, "Creator": "ivigmeta"},
+    "pdf": {"CreationDate": None, "ModDate": None, "Producer": "ivigmeta", "Creator": "ivigmeta"},
+}
+
+_TEXT_TO_PATH = TextToPath()
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """The rcParams every figure is drawn and saved with."""
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def text_width(text: str, size: float = FONT_SIZE, bold: bool = False) -> float:
+    """Width in inches of ``text`` set in the figure font (the widest line for multi-line text)."""
+    prop = FontProperties(family=STYLE["font.family"], size=size, weight="bold" if bold else "normal")
+    widest = 0.0
+    for line in str(text).split("\n"):
+        if line:
+            width, _, _ = _TEXT_TO_PATH.get_text_width_height_descent(line, prop, ismath=False)
+            widest = max(widest, width)
+    return widest / 72.0
+
+
+def column_width(texts: Sequence[str], size: float = FONT_SIZE, bold: bool = False) -> float:
+    return max((text_width(t, size, bold) for t in texts), default=0.0)
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure of ``width`` x ``height`` inches (white background)."""
+    return Figure(figsize=(width, height), facecolor="white")
+
+
+def is_ratio(measure: str) -> bool:
+    return measure in ("RR", "OR")
+
+
+def null_value(measure: str) -> float:
+    return 1.0 if is_ratio(measure) else 0.0
+
+
+MEASURE_NAMES = {"RR": "Risk ratio", "OR": "Odds ratio", "RD": "Risk difference"}
+
+
+def nice_ratio_ticks(low: float, high: float, max_ticks: int = 7) -> list[float]:
+    """Ticks on the ratio scale covering [low, high]: a 1-2-5 series, or decades when too dense.
+
+    The first tick is at or below ``low`` and the last at or above ``high``, so the axis limits
+    can be set to the outer ticks (as RevMan does).
+    """
+    eps = 1e-9
+    series = [m * 10.0**e for e in range(-8, 9) for m in (1, 2, 5)]
+    lo = max([t for t in series if t <= low * (1 + eps)], default=series[0])
+    hi = min([t for t in series if t >= high * (1 - eps)], default=series[-1])
+    ticks = [t for t in series if lo * (1 - eps) <= t <= hi * (1 + eps)]
+    if len(ticks) <= max_ticks:
+        return ticks
+    e_lo = math.floor(math.log10(low) + eps)
+    e_hi = math.ceil(math.log10(high) - eps)
+    step = max(1, math.ceil((e_hi - e_lo) / (max_ticks - 1)))
+    e_lo = step * math.floor(e_lo / step)  # keep 1 (10^0) among the ticks
+    exps = list(range(e_lo, e_hi + 1, step))
+    if exps[-1] < e_hi:
+        exps.append(exps[-1] + step)
+    return [10.0**e for e in exps]
+
+
+def tick_label(value: float) -> str:
+    """A ratio-scale tick label: 0.05, 0.5, 1, 2, 10, 100 (no trailing zeros)."""
+    if value < 1e-3 or value >= 1e5:
+        return f"{value:g}"
+    if value >= 1:
+        return f"{value:.0f}"
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def save_figure(fig: Figure, path: str, dpi: float | None = None) -> str:
+    """Write ``fig`` to ``path`` atomically (a temporary file in the same directory, renamed).
+
+    The format comes from the extension (``.png``, ``.svg``, ``.pdf``); PNG is rendered at
+    ``dpi`` (default 300). Metadata that changes between runs (dates) is left out, so the same
+    figure gives the same bytes. Any failure leaves no file behind and raises a :class:`DataError`.
+    """
+    fmt = check_target(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".ivigmeta-", suffix=f".{fmt}.part", dir=directory)
+    os.close(fd)
+    try:
+        with style():
+            fig.savefig(
+                tmp,
+                format=fmt,
+                dpi=dpi or DEFAULT_DPI,
+                metadata=METADATA[fmt],
+                facecolor=fig.get_facecolor(),
+            )
+        _default_permissions(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise DataError(f"{path}: cannot write the figure ({exc.strerror or exc})") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+    return path
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _default_permissions(path: str) -> None:
+    """mkstemp creates files readable by the owner only; give the figure the usual mode."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)

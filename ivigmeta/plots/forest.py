@@ -1,0 +1,216 @@
+"""Forest plots (the paper's Fig. 1A): one row per study, diamonds for the pooled estimates.
+
+Layout as in RevMan 5 and metafor's ``forest()``: study label, events/total per arm, the plot
+column (squares sized by weight, horizontal CIs with arrows when clipped, line of no effect,
+log axis for ratio measures), the effect [95% CI] and the weights as text; under the studies the
+pooled diamond(s), the prediction interval, the heterogeneity line and the test for the overall
+effect. Drawn from a fitted :class:`~ivigmeta.results.MetaAnalysis`; nothing is refitted.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ivigmeta.errors import ModelError
+from ivigmeta.plots import common as c
+from ivigmeta.plots.layout import Column, Row, axis_limits, draw
+from ivigmeta.render import formatting as f
+from ivigmeta.results import MetaAnalysis, SubgroupAnalysis, SubgroupResult
+
+MODELS = ("random", "common", "both")
+DEFAULT_LABELS = ("Favours control", "Favours IVIG")
+MODEL_NAMES = {"common": "Common effect model", "random": "Random effects model"}
+
+
+def _models(model: str) -> tuple[str, ...]:
+    key = model.lower()
+    if key not in MODELS:
+        raise ModelError(f"unknown model '{model}' (choose one of {', '.join(MODELS)})")
+    return ("common", "random") if key == "both" else (key,)
+
+
+def _columns(ma: MetaAnalysis, models: Sequence[str]) -> tuple[list[Column], list[Column]]:
+    left = [
+        Column("label", "Study", "", "left"),
+        Column("treat", "Intervention", "Events/Total", "center"),
+        Column("control", "Control", "Events/Total", "center"),
+    ]
+    right = [Column("estimate", ma.measure, f"[{ma.options.level * 100:g}% CI]", "right")]
+    if ma.pooled:
+        if len(models) == 1:
+            right.append(Column(f"weight_{models[0]}", "Weight", f"({models[0]})", "right"))
+        else:
+            right += [Column(f"weight_{m}", "Weight", f"({m})", "right") for m in models]
+    return left, right
+
+
+def _heterogeneity_text(ma: MetaAnalysis) -> str:
+    het = ma.heterogeneity
+    if het is None or het.q is None:
+        return "Heterogeneity: not applicable (a single study)"
+    return (
+        f"Heterogeneity: Q = {f.num(het.q)}, df = {het.df} ({f.p_eq(het.p_value)}); "
+        f"I² = {f.pct(het.i2)}; τ² = {f.tau2(het.tau2)} ({het.tau2_method})"
+    )
+
+
+def _overall_text(ma: MetaAnalysis, model: str) -> str:
+    fit = ma.random if model == "random" else ma.common
+    stat = "t" if model == "random" and ma.random.ci_method == "hk" else "z"
+    what = "random effects" if model == "random" else "common effect"
+    return f"Test for overall effect ({what}): {stat} = {f.num(fit.statistic)} ({f.p_eq(fit.p_value)})"
+
+
+def study_rows(ma: MetaAnalysis, models: Sequence[str], first_index: int = 0) -> list[Row]:
+    """One row per study: label, events/total, square sized by weight, CI, estimate text."""
+    d = f.decimals_for(ma.measure)
+    size_model = models[-1]
+    weights = None
+    if ma.pooled:
+        weights = (ma.random if size_model == "random" else ma.common).weights
+    top = max(weights) if weights else 1.0
+    rows = []
+    for i, (s, est) in enumerate(zip(ma.effects.studies, ma.study_estimates)):
+        cells = {
+            "label": s.label(),
+            "treat": f"{s.treat_events}/{s.treat_total}",
+            "control": f"{s.control_events}/{s.control_total}",
+            "estimate": f.est_ci(est.estimate, est.ci_low, est.ci_high, d),
+        }
+        if ma.pooled:
+            for m in models:
+                w = (ma.random if m == "random" else ma.common).weights[i]
+                cells[f"weight_{m}"] = f.pct(w)
+        rows.append(
+            Row("study", cells, est=est.estimate, lo=est.ci_low, hi=est.ci_high,
+                size=(weights[i] / top) if weights else 1.0, gid=str(first_index + i))
+        )
+    return rows
+
+
+def pooled_rows(ma: MetaAnalysis, models: Sequence[str], tag: str = "",
+                subtotal: bool = False) -> list[Row]:
+    """Diamond row(s), prediction interval, heterogeneity and overall-effect lines.
+
+    ``tag`` is appended to the gids (``diamond-random-yes``) when a figure holds several blocks;
+    ``subtotal`` labels the diamonds as a subgroup's ("Subtotal (random)").
+    """
+    d = f.decimals_for(ma.measure)
+    suffix = f"-{tag}" if tag else ""
+    rows: list[Row] = []
+    if not ma.pooled:
+        rows.append(Row("text", text="A single study: no pooling was done"))
+        return rows
+    studies = ma.effects.studies
+    te = sum(s.treat_events for s in studies)
+    tt = sum(s.treat_total for s in studies)
+    ce = sum(s.control_events for s in studies)
+    ct = sum(s.control_total for s in studies)
+    for j, m in enumerate(models):
+        fit = ma.random if m == "random" else ma.common
+        cells = {
+            "label": f"Subtotal ({m})" if subtotal else MODEL_NAMES[m],
+            "estimate": f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
+            f"weight_{m}": "100.0%",
+        }
+        if j == 0:
+            cells["treat"] = f"{te}/{tt}"
+            cells["control"] = f"{ce}/{ct}"
+        rows.append(Row("diamond", cells, bold=True, est=fit.estimate, lo=fit.ci_low,
+                        hi=fit.ci_high, gid=f"diamond-{m}{suffix}"))
+    if "random" in models and ma.random.pi_low is not None and ma.k >= 3:
+        r = ma.random
+        rows.append(Row("interval", {"label": "Prediction interval", "estimate": f.ci(r.pi_low, r.pi_high, d)},
+                        lo=r.pi_low, hi=r.pi_high, gid=f"prediction-interval{suffix}"))
+    rows.append(Row("text", text=_heterogeneity_text(ma), gid=f"heterogeneity{suffix}"))
+    for m in models:
+        rows.append(Row("text", text=_overall_text(ma, m), gid=f"overall-{m}{suffix}"))
+    return rows
+
+
+def _limits(ma_list: Sequence[MetaAnalysis], rows: Sequence[Row]):
+    measure = ma_list[0].measure
+    core = [r.est for r in rows if r.kind == "study"]
+    core += [v for r in rows if r.kind in ("diamond", "interval") for v in (r.lo, r.hi)]
+    full = [v for r in rows if r.kind == "study" for v in (r.lo, r.hi)]
+    return axis_limits(measure, core, full)
+
+
+def _plot_header(ma: MetaAnalysis, models: Sequence[str]) -> tuple[str, str]:
+    name = c.MEASURE_NAMES[ma.measure]
+    scale = " (log scale)" if c.is_ratio(ma.measure) else ""
+    if not ma.pooled:
+        how = ""
+    elif len(models) == 2:
+        how = f"IV common, {ma.options.tau2_method} random, "
+    elif models[0] == "random":
+        how = f"{ma.options.tau2_method} random, "
+    else:
+        how = "IV common, "
+    return f"{name}{scale}", f"{how}{ma.options.level * 100:g}% CI"
+
+
+def forest_plot(ma: MetaAnalysis, model: str = "random",
+                labels: Sequence[str] = DEFAULT_LABELS):
+    """The forest plot of a fitted meta-analysis; ``model`` is ``random``, ``common`` or ``both``."""
+    models = _models(model)
+    left, right = _columns(ma, models)
+    rows = study_rows(ma, models)
+    rows.append(Row("blank"))
+    rows += pooled_rows(ma, models)
+    for e in ma.effects.excluded:
+        rows.append(Row("text", text=f"Excluded: {e.study} ({e.reason})"))
+    with c.style():
+        fig, _ = draw(left, right, rows, ma.measure, _plot_header(ma, models), tuple(labels),
+                      _limits([ma], rows))
+    return fig
+
+
+def subgroup_forest_plot(sg: SubgroupAnalysis | SubgroupResult, model: str = "random",
+                         labels: Sequence[str] = DEFAULT_LABELS, column: str | None = None,
+                         full: MetaAnalysis | None = None):
+    """Forest plot with one block per subgroup level, each with its own diamond(s) and
+    heterogeneity line; the overall estimate and the between-subgroup test at the bottom.
+
+    ``sg`` is a :class:`SubgroupAnalysis` (``column`` picks one of its ``by`` results, default the
+    first) or a single :class:`SubgroupResult` with ``full`` the overall fit.
+    """
+    models = _models(model)
+    if isinstance(sg, SubgroupAnalysis):
+        full = sg.full
+        results = [r for r in sg.by if column is None or r.column == column]
+        if not results:
+            raise ModelError(f"no subgroup analysis by '{column}'")
+        res = results[0]
+    else:
+        res = sg
+        if full is None:
+            raise ModelError("the subgroup forest plot needs the overall fit")
+    left, right = _columns(full, models)
+    rows: list[Row] = []
+    index = 0
+    for lv in res.levels:
+        a = lv.analysis
+        rows.append(Row("group", {"label": f"{res.column} = {lv.level}"}, bold=True))
+        rows += study_rows(a, models, first_index=index)
+        index += a.k
+        if a.pooled:
+            rows += pooled_rows(a, models, tag=lv.level, subtotal=True)
+        else:
+            rows.append(Row("text", text=f"{res.column} = {lv.level}: a single study, not pooled"))
+        rows.append(Row("blank"))
+    rows += pooled_rows(full, models)
+    t = res.test
+    if t.statistic is None:
+        rows.append(Row("text", text=f"Test for subgroup differences: not applicable ({t.note})"))
+    else:
+        rows.append(Row("text", gid="subgroup-test",
+                        text=f"Test for subgroup differences (mixed-effects meta-regression): "
+                             f"QM = {f.num(t.statistic)}, df = {t.df} ({f.p_eq(t.p_value)})"))
+    for e in res.excluded:
+        rows.append(Row("text", text=f"Not in any subgroup: {e.study} ({e.reason})"))
+    # Weights within a block are the subgroup's own; widths come from the overall columns.
+    with c.style():
+        fig, _ = draw(left, right, rows, full.measure, _plot_header(full, models), tuple(labels),
+                      _limits([full], rows))
+    return fig
