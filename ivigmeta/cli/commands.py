@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import click
 
-from ivigmeta.cli.common import analysis_command, handle_errors, input_settings, note, write_output
+from ivigmeta.cli.common import (
+    analysis_command,
+    check_plot_target,
+    forest_options,
+    handle_errors,
+    input_settings,
+    note,
+    plot_option,
+    save_plot,
+    write_output,
+)
 from ivigmeta.data import load_table
 from ivigmeta.effects import compute_effects
 from ivigmeta.errors import DataError
@@ -66,36 +76,59 @@ def _require_pooled(ma: MetaAnalysis, what: str) -> None:
 
 @click.command()
 @analysis_command
+@forest_options
+@plot_option
 @handle_errors
-def pool(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level):
-    """Pool the studies: per-study effects, common and random-effects estimates (Table 2)."""
+def pool(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level,
+         plot, model, labels):
+    """Pool the studies: per-study effects, common and random-effects estimates (Table 2).
+
+    With --plot, also draw the forest plot (Fig. 1A).
+    """
+    check_plot_target(plot)
     _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     if not ma.pooled:
         note("a single study: no pooling was done")
+    save_plot(plot, "forest", ma, model=model, labels=labels)
     show(ma, "pool", fmt, ascii_only)
 
 
 @click.command()
 @analysis_command
+@plot_option
 @handle_errors
-def heterogeneity(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level):
-    """Heterogeneity: Cochran's Q, df, p, I², H², tau² and tau."""
+def heterogeneity(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level,
+                  plot):
+    """Heterogeneity: Cochran's Q, df, p, I², H², tau² and tau.
+
+    With --plot, also draw the radial (Galbraith) plot.
+    """
+    check_plot_target(plot)
     _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     if not ma.pooled:
         note("a single study: heterogeneity is not applicable")
+    save_plot(plot, "radial", ma)
     show(ma, "heterogeneity", fmt, ascii_only)
 
 
 @click.command()
 @analysis_command
+@plot_option
 @handle_errors
-def loo(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level):
-    """Leave-one-out sensitivity analysis: the random-effects fit without each study in turn."""
+def loo(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level,
+        plot):
+    """Leave-one-out sensitivity analysis: the random-effects fit without each study in turn.
+
+    With --plot, also draw the leave-one-out plot (Fig. 1B).
+    """
     from ivigmeta.sensitivity import leave_one_out
 
+    check_plot_target(plot)
     _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     _require_pooled(ma, "leave-one-out")
-    show(leave_one_out(ma), "loo", fmt, ascii_only)
+    result = leave_one_out(ma)
+    save_plot(plot, "loo", result)
+    show(result, "loo", fmt, ascii_only)
 
 
 @click.command()
@@ -118,12 +151,21 @@ def loo(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, c
         "(the paper's, CMA), or Q between subgroup estimates with separate tau² (meta, CMA)."
     ),
 )
+@forest_options
+@plot_option
 @handle_errors
 def subgroup(file, columns, between, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method,
-             common_method, level):
-    """Subgroup analysis by label columns, with the between-subgroup test (Table 3)."""
+             common_method, level, plot, model, labels):
+    """Subgroup analysis by label columns, with the between-subgroup test (Table 3).
+
+    With --plot, also draw a forest plot with one block per subgroup; with several --by, one
+    file per column, named PATH with _COL before the extension.
+    """
     from ivigmeta.subgroup import subgroup_analysis
 
+    targets = _per_column_paths(plot, columns)
+    for target in targets.values():
+        check_plot_target(target)
     table, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     for col in columns:
         table.require_label_column(col)
@@ -132,7 +174,23 @@ def subgroup(file, columns, between, fmt, ascii_only, measure, cc, cc_policy, ta
         for e in res.excluded:
             if e.reason.startswith("no '"):
                 note(f"--by {res.column}: {e.study} (row {e.row}) left out: {e.reason}")
+    for column, target in targets.items():
+        save_plot(target, "subgroup-forest", result, column=column, model=model, labels=labels)
     show(result, "subgroup", fmt, ascii_only)
+
+
+def _per_column_paths(plot: str | None, columns) -> dict[str, str]:
+    """The figure path for each --by column: PATH itself for one column, PATH_COL.ext for several."""
+    import os
+
+    if not plot:
+        return {}
+    unique = list(dict.fromkeys(columns))
+    if len(unique) == 1:
+        return {unique[0]: plot}
+    stem, ext = os.path.splitext(plot)
+    safe = {c: "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in c) for c in unique}
+    return {c: f"{stem}_{safe[c]}{ext}" for c in unique}
 
 
 BIAS_TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
@@ -183,12 +241,23 @@ BIAS_TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
     show_default=True,
     help="Fail-safe N (Rosenthal, Rosenberg): significance level.",
 )
+@plot_option
+@click.option(
+    "--contour",
+    is_flag=True,
+    help="Contour-enhanced funnel plot: shade the p = 0.10, 0.05 and 0.01 significance regions.",
+)
 @handle_errors
 def bias(file, tests, side, estimator, failsafe_method, target, alpha, fmt, ascii_only, measure, cc,
-         cc_policy, tau2_method, ci_method, common_method, level):
-    """Small-study effects: Egger, Begg, Peters and Harbord tests, trim-and-fill, fail-safe N."""
+         cc_policy, tau2_method, ci_method, common_method, level, plot, contour):
+    """Small-study effects: Egger, Begg, Peters and Harbord tests, trim-and-fill, fail-safe N.
+
+    With --plot, also draw the funnel plot (Fig. S3), with the studies trim-and-fill imputes
+    drawn hollow.
+    """
     from ivigmeta.bias import bias_analysis
 
+    check_plot_target(plot)
     _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     result = bias_analysis(
         ma,
@@ -203,6 +272,7 @@ def bias(file, tests, side, estimator, failsafe_method, target, alpha, fmt, asci
         reason = getattr(res, "reason", None)
         if reason:
             note(f"{name}: not applicable: {reason}")
+    save_plot(plot, "funnel", result, contour=contour)
     show(result, "bias", fmt, ascii_only)
 
 

@@ -230,3 +230,67 @@ def internal_error(exc: BaseException) -> None:
         err=True,
     )
     sys.exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures: --plot and the options that only change how a figure looks.
+
+
+def plot_option(func: Callable) -> Callable:
+    """--plot PATH: also write the command's figure (.png, .svg or .pdf, by extension)."""
+    return click.option(
+        "--plot",
+        "plot",
+        default=None,
+        metavar="PATH",
+        help="Also write the figure to PATH (.png at 300 dpi, .svg or .pdf, by extension).",
+    )(func)
+
+
+def _parse_labels(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise click.BadParameter(f"expected two captions separated by one comma, got '{value}'")
+    return parts[0], parts[1]
+
+
+def forest_options(func: Callable) -> Callable:
+    """--model and --labels: which pooled estimates the forest plot shows, and its axis captions."""
+    func = click.option(
+        "--labels",
+        "labels",
+        default=None,
+        metavar='"LEFT,RIGHT"',
+        callback=_parse_labels,
+        help='Forest plot captions under the axis either side of no effect '
+        '[default: "Favours control,Favours IVIG"].',
+    )(func)
+    func = click.option(
+        "--model",
+        "model",
+        type=click.Choice(("random", "common", "both")),
+        default="random",
+        show_default=True,
+        help="Pooled estimate(s) drawn as diamonds in the forest plot.",
+    )(func)
+    return func
+
+
+def check_plot_target(path: str | None) -> None:
+    """Fail before any work when the figure could not be written (no matplotlib import)."""
+    if path:
+        from ivigmeta.plots.paths import check_target
+
+        check_target(path)
+
+
+def save_plot(path: str | None, kind: str, result: Any, **options: Any) -> None:
+    """Draw figure ``kind`` from ``result`` into ``path`` (nothing when ``path`` is None)."""
+    if not path:
+        return
+    from ivigmeta.plots import write_figure
+
+    write_figure(kind, result, path, **{k: v for k, v in options.items() if v is not None})
+    note(f"figure written to {path}")

@@ -96,19 +96,30 @@ def null_value(measure: str) -> float:
 MEASURE_NAMES = {"RR": "Risk ratio", "OR": "Odds ratio", "RD": "Risk difference"}
 
 
+_MANTISSAS = ((1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8))
+
+
 def nice_ratio_ticks(low: float, high: float, max_ticks: int = 7) -> list[float]:
-    """Ticks on the ratio scale covering [low, high]: a 1-2-5 series, or decades when too dense.
+    """Ticks on the ratio scale covering [low, high]: a 1-2-5 series (finer for a narrow range),
+    or powers of ten when the range is wide.
 
     The first tick is at or below ``low`` and the last at or above ``high``, so the axis limits
     can be set to the outer ticks (as RevMan does).
     """
     eps = 1e-9
-    series = [m * 10.0**e for e in range(-8, 9) for m in (1, 2, 5)]
-    lo = max([t for t in series if t <= low * (1 + eps)], default=series[0])
-    hi = min([t for t in series if t >= high * (1 - eps)], default=series[-1])
-    ticks = [t for t in series if lo * (1 - eps) <= t <= hi * (1 + eps)]
-    if len(ticks) <= max_ticks:
-        return ticks
+    candidates = []
+    for mantissas in _MANTISSAS:
+        series = [m * 10.0**e for e in range(-8, 9) for m in mantissas]
+        lo = max([t for t in series if t <= low * (1 + eps)], default=series[0])
+        hi = min([t for t in series if t >= high * (1 - eps)], default=series[-1])
+        ticks = [t for t in series if lo * (1 - eps) <= t <= hi * (1 + eps)]
+        if len(ticks) <= max_ticks:
+            candidates.append(ticks)
+    for ticks in candidates:
+        if len(ticks) >= 4:
+            return ticks
+    if candidates:
+        return candidates[-1]
     e_lo = math.floor(math.log10(low) + eps)
     e_hi = math.ceil(math.log10(high) - eps)
     step = max(1, math.ceil((e_hi - e_lo) / (max_ticks - 1)))
@@ -124,7 +135,7 @@ def tick_label(value: float) -> str:
     if value < 1e-3 or value >= 1e5:
         return f"{value:g}"
     if value >= 1:
-        return f"{value:.0f}"
+        return f"{value:g}"
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 

@@ -208,12 +208,13 @@ def draw(
             ax.add_line(Line2D([row.lo, row.hi], [i, i], color=c.INK, linewidth=1.0,
                                marker="|", markersize=6, gid=row.gid or "prediction-interval"))
 
+    last = max((i for i, r in enumerate(rows) if r.kind != "text"), default=n - 1) + 0.5
     if reference_band is not None:
-        ax.add_patch(Rectangle((reference_band[0], -0.5), reference_band[1] - reference_band[0], n,
+        ax.add_patch(Rectangle((reference_band[0], -0.5), reference_band[1] - reference_band[0], last + 0.5,
                                facecolor=c.ACCENT, alpha=0.12, edgecolor="none", zorder=0,
                                gid="reference-band"))
     if reference is not None:
-        ax.add_line(Line2D([reference, reference], [-0.5, n - 0.5], color=c.ACCENT,
+        ax.add_line(Line2D([reference, reference], [-0.5, last], color=c.ACCENT,
                            linestyle="--", linewidth=0.9, zorder=1, gid="reference-line"))
     _null_line(ax, rows, c.null_value(measure))
     if captions:
