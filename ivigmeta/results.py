@@ -965,3 +965,94 @@ class FailSafeN:
             "target": back_transform(self.target_theta, self.measure),
             "k": self.k,
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# Risk of bias (ROBINS-I): judgements per study and domain, the overall judgement and a summary.
+
+
+@dataclass(frozen=True)
+class RobStudy:
+    """One study's ROBINS-I judgements: one level per domain, the overall judgement by the rules
+    and, when the table gives one, the overall judgement given (``None`` otherwise)."""
+
+    study: str
+    row: int
+    judgements: tuple[str, ...]
+    overall_rule: str
+    overall_given: str | None = None
+    weight: float | None = None
+
+    @property
+    def overall(self) -> str:
+        """The overall judgement shown: the one given, else the one the rules give."""
+        return self.overall_given or self.overall_rule
+
+    @property
+    def contradicts_rules(self) -> bool:
+        return self.overall_given is not None and self.overall_given != self.overall_rule
+
+    def to_dict(self, domains: Sequence[str] = ()) -> dict[str, Any]:
+        out: dict[str, Any] = {"study": self.study, "row": self.row}
+        if domains:
+            out.update(dict(zip(domains, self.judgements)))
+        else:
+            out["judgements"] = list(self.judgements)
+        out.update(
+            {
+                "overall": self.overall,
+                "overall_rule": self.overall_rule,
+                "overall_given": self.overall_given,
+                "contradicts_rules": self.contradicts_rules,
+                "weight": self.weight,
+            }
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class RobDomainSummary:
+    """Share (percent, weighted when the table has weights) of studies at each level in a domain."""
+
+    domain: str
+    label: str
+    percent: tuple[float, ...]  # aligned with RobAssessment.levels
+
+    def to_dict(self, levels: Sequence[str] = ()) -> dict[str, Any]:
+        return {"domain": self.domain, "label": self.label, "percent": dict(zip(levels, self.percent))}
+
+
+@dataclass(frozen=True)
+class RobAssessment:
+    """A ROBINS-I risk-of-bias table: domains, levels, the studies and the per-domain summary.
+
+    ``summary`` has one entry per domain and a last one for the overall judgement.
+    """
+
+    source: str
+    tool: str
+    domains: tuple[str, ...]
+    domain_labels: tuple[str, ...]
+    levels: tuple[str, ...]
+    studies: tuple[RobStudy, ...]
+    summary: tuple[RobDomainSummary, ...]
+    weighted: bool
+
+    @property
+    def contradictions(self) -> tuple[RobStudy, ...]:
+        return tuple(s for s in self.studies if s.contradicts_rules)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tool": self.tool,
+            "source": self.source,
+            "domains": [{"key": k, "label": lab} for k, lab in zip(self.domains, self.domain_labels)],
+            "levels": list(self.levels),
+            "weighted": self.weighted,
+            "studies": [s.to_dict(self.domains) for s in self.studies],
+            "summary": [d.to_dict(self.levels) for d in self.summary],
+            "contradictions": [
+                {"study": s.study, "row": s.row, "given": s.overall_given, "rule": s.overall_rule}
+                for s in self.contradictions
+            ],
+        }

@@ -38,6 +38,10 @@ cli.add_command(cumulative)
 cli.add_command(influence)
 cli.add_command(batch)
 
+from ivigmeta.cli.rob import rob  # noqa: E402
+
+cli.add_command(rob)
+
 
 def main() -> None:
     """Console-script entry point: bugs become one line on stderr, never a traceback."""

@@ -27,6 +27,7 @@ from ivigmeta.results import (
     MetaAnalysis,
     MetaRegression,
     NotApplicable,
+    RobAssessment,
     SubgroupAnalysis,
 )
 
@@ -526,6 +527,49 @@ def _to_dict(result: Any) -> dict[str, Any]:
     return result.to_dict()
 
 
+# ---------------------------------------------------------------------------------------------
+# Risk of bias (ROBINS-I).
+
+
+def _level_text(level: str | None) -> str:
+    return "" if level is None else level[:1].upper() + level[1:]
+
+
+def rob_sections(rob: RobAssessment) -> list[Section]:
+    cols = ["Study", *[f"D{i + 1}" for i in range(len(rob.domains))], "Overall"]
+    if rob.weighted:
+        cols.append("Weight")
+    rows = []
+    for s in rob.studies:
+        overall = _level_text(s.overall)
+        if s.contradicts_rules:
+            overall += f" (rules: {s.overall_rule})"
+        elif s.overall_given is None:
+            overall += " (by the rules)"
+        row = [s.study, *[_level_text(j) for j in s.judgements], overall]
+        if rob.weighted:
+            row.append(f.num(s.weight))
+        rows.append(row)
+    notes = [f"D{i + 1}: {label}" for i, label in enumerate(rob.domain_labels)]
+    for s in rob.contradictions:
+        notes.append(
+            f"{s.study} (row {s.row}): the overall judgement given ({s.overall_given}) "
+            f"contradicts the ROBINS-I rules ({s.overall_rule})"
+        )
+    title = f"Risk of bias ({rob.tool}, {len(rob.studies)} studies)"
+    summary_cols = ["Domain", *[_level_text(lv) for lv in rob.levels]]
+    summary_rows = [[d.label, *[f.pct(p) for p in d.percent]] for d in rob.summary]
+    how = "weighted by the weight column" if rob.weighted else "each study counted once"
+    return [
+        Section(title, cols, rows, notes, right_align_from=len(cols) - 1 if rob.weighted else len(cols)),
+        Section(f"Summary: share of studies at each level ({how})", summary_cols, summary_rows),
+    ]
+
+
+def rob_records(rob: RobAssessment) -> list[dict[str, Any]]:
+    return [s.to_dict(rob.domains) for s in rob.studies]
+
+
 @dataclass(frozen=True)
 class View:
     """How one command's result is shown: table sections, CSV records and the JSON payload."""
@@ -542,6 +586,7 @@ VIEWS: dict[str, View] = {
     "subgroup": View(subgroup_sections, subgroup_records),
     "metareg": View(metareg_sections, metareg_records),
     "bias": View(bias_sections, bias_records),
+    "rob": View(rob_sections, rob_records),
 }
 
 

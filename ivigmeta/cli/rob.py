@@ -1,0 +1,46 @@
+"""``ivigmeta rob``: a ROBINS-I risk-of-bias table, its overall judgements and its figure."""
+
+from __future__ import annotations
+
+import click
+
+from ivigmeta.cli.common import (
+    check_plot_target,
+    handle_errors,
+    note,
+    output_options,
+    plot_option,
+    save_plot,
+    write_output,
+)
+
+DEFAULT_ROB_FILE = "rob.csv"
+
+
+@click.command()
+@click.argument("robfile", required=False, default=DEFAULT_ROB_FILE, metavar="[ROBFILE]")
+@output_options
+@plot_option
+@handle_errors
+def rob(robfile, fmt, ascii_only, plot):
+    """Risk of bias (ROBINS-I): per-domain judgements and the overall judgement by the rules.
+
+    ROBFILE (default ./rob.csv, - for standard input) has a study column, the seven domains
+    confounding, selection, classification, deviations, missing_data, measurement,
+    reported_result (or D1 to D7), and optionally overall and weight. Judgements: low, moderate,
+    serious, critical, no information. A missing overall is computed by the rules; a given one
+    that contradicts them is reported. With --plot, also draw the traffic-light plot and the
+    (weighted) summary bar chart.
+    """
+    from ivigmeta.render import render
+    from ivigmeta.rob import load_rob
+
+    check_plot_target(plot)
+    result = load_rob(robfile)
+    for s in result.contradictions:
+        note(
+            f"{result.source}, row {s.row}: {s.study}: the overall judgement given "
+            f"({s.overall_given}) contradicts the ROBINS-I rules ({s.overall_rule})"
+        )
+    save_plot(plot, "rob", result)
+    write_output(render(result, "rob", fmt, ascii_only=ascii_only))

@@ -1,0 +1,222 @@
+"""ROBINS-I risk-of-bias tables: reading, validation and the overall judgement.
+
+A risk-of-bias table is a CSV with a ``study`` column (and optionally ``year``), one column per
+ROBINS-I domain (Sterne et al. 2016, BMJ 355:i4919), and optionally ``overall`` and ``weight``:
+
+=================== ====================================== ===============================
+column              domain                                 also accepted as
+=================== ====================================== ===============================
+confounding         D1 bias due to confounding             d1
+selection           D2 selection of participants           d2, selection_of_participants
+classification      D3 classification of interventions     d3, classification_of_interventions
+deviations          D4 deviations from intended            d4, deviations_from_intended_interventions
+                    interventions
+missing_data        D5 missing data                        d5, missing
+measurement         D6 measurement of outcomes             d6, measurement_of_outcomes
+reported_result     D7 selection of the reported result    d7, reporting, selection_of_the_reported_result
+=================== ====================================== ===============================
+
+Headers are matched ignoring case, spaces, hyphens and a leading "bias due to"/"bias in".
+Judgements are ``low``, ``moderate``, ``serious``, ``critical`` or ``no information`` (also
+``NI``, ``no info``; a trailing "risk" is ignored).
+
+Overall judgement (the paper's Methods, "Assessment of risk of bias", which are the ROBINS-I
+rules): low if low in all domains; moderate if moderate in at least one domain but serious or
+critical in none; serious if serious in at least one domain but critical in none; critical if
+critical in at least one domain; no information when nothing indicates serious or critical risk
+and information is lacking in one or more key domains. The paper does not say which domains are
+key; every domain is treated as key, so "no information" in any domain (with no serious or
+critical one) gives "no information", ahead of "moderate".
+
+A given ``overall`` is kept (it is the assessors' judgement) and a contradiction with the rules is
+reported. Nothing here prints or draws.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from typing import Sequence
+
+from ivigmeta.data import read_text
+from ivigmeta.errors import DataError
+from ivigmeta.results import RobAssessment, RobDomainSummary, RobStudy
+
+TOOL = "ROBINS-I"
+DOMAINS = (
+    ("confounding", "Bias due to confounding"),
+    ("selection", "Bias in selection of participants"),
+    ("classification", "Bias in classification of interventions"),
+    ("deviations", "Bias due to deviations from intended interventions"),
+    ("missing_data", "Bias due to missing data"),
+    ("measurement", "Bias in measurement of outcomes"),
+    ("reported_result", "Bias in selection of the reported result"),
+)
+LEVELS = ("low", "moderate", "serious", "critical", "no information")
+OVERALL_LABEL = "Overall risk of bias"
+
+_ALIASES = {
+    "confounding": ("d1",),
+    "selection": ("d2", "selection_of_participants", "participant_selection"),
+    "classification": ("d3", "classification_of_interventions", "intervention_classification"),
+    "deviations": ("d4", "deviations_from_intended_interventions", "deviation_from_intended_interventions"),
+    "missing_data": ("d5", "missing", "missing_outcome_data"),
+    "measurement": ("d6", "measurement_of_outcomes", "measurement_of_the_outcome", "outcome_measurement"),
+    "reported_result": ("d7", "reporting", "selection_of_the_reported_result", "selection_of_reported_result"),
+    "overall": ("overall_risk_of_bias", "overall_judgement", "overall_judgment"),
+    "weight": ("weights",),
+    "study": ("author", "study_id"),
+    "year": (),
+}
+_HEADER_MAP = {alias: key for key, aliases in _ALIASES.items() for alias in (key, *aliases)}
+_LEVEL_MAP = {
+    "low": "low",
+    "moderate": "moderate",
+    "serious": "serious",
+    "critical": "critical",
+    "no information": "no information",
+    "no info": "no information",
+    "ni": "no information",
+    "no_information": "no information",
+}
+
+
+def _header_key(name: str) -> str:
+    text = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    text = re.sub(r"^(bias_due_to_|bias_in_|bias_)", "", text)
+    return _HEADER_MAP.get(text, text)
+
+
+def parse_level(value: str) -> str | None:
+    """The canonical level for a cell (``None`` if it is not a ROBINS-I judgement)."""
+    text = re.sub(r"\s+", " ", value.strip().lower().replace("_", " "))
+    text = re.sub(r" (risk|risk of bias)$", "", text)
+    return _LEVEL_MAP.get(text)
+
+
+def overall_judgement(judgements: Sequence[str]) -> str:
+    """The ROBINS-I overall judgement from the domain judgements (see the module docstring)."""
+    levels = set(judgements)
+    if "critical" in levels:
+        return "critical"
+    if "serious" in levels:
+        return "serious"
+    if "no information" in levels:
+        return "no information"
+    if "moderate" in levels:
+        return "moderate"
+    return "low"
+
+
+def load_rob(path: str) -> RobAssessment:
+    """Read and validate the risk-of-bias table at ``path`` (``-`` for standard input)."""
+    name, text = read_text(path)
+    return parse_rob(text, name)
+
+
+def parse_rob(text: str, source: str) -> RobAssessment:
+    """Parse a ROBINS-I CSV ``text``; ``source`` names it in messages (file, row, column)."""
+    if not text.strip():
+        raise DataError(f"{source}: the file is empty (expected a header row and one row per study)")
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise DataError(f"{source}: not a readable CSV file ({exc})") from None
+    header = [h.strip() for h in rows[0]]
+    keys = [_header_key(h) for h in header]
+    seen: dict[str, str] = {}
+    for raw, key in zip(header, keys):
+        if key in seen:
+            raise DataError(f"{source}, row 1: columns '{seen[key]}' and '{raw}' both give '{key}'")
+        seen[key] = raw
+    required = ["study", *(k for k, _ in DOMAINS)]
+    missing = [k for k in required if k not in seen]
+    if missing:
+        raise DataError(
+            f"{source}, row 1: required column(s) missing: {', '.join(missing)} "
+            f"(columns found: {', '.join(h for h in header if h) or 'none'})"
+        )
+    studies = []
+    for offset, raw in enumerate(rows[1:]):
+        row_number = offset + 2
+        if not raw or all(not cell.strip() for cell in raw):
+            continue
+        if len(raw) > len(header):
+            raise DataError(f"{source}, row {row_number}: {len(raw)} fields but the header has {len(header)}")
+        values = {k: (raw[i].strip() if i < len(raw) else "") for i, k in enumerate(keys)}
+        studies.append(_parse_row(values, seen, row_number, source))
+    if not studies:
+        raise DataError(f"{source}: the file has a header but no study rows")
+    weights = [s.weight for s in studies]
+    weighted = any(w is not None for w in weights)
+    if weighted and any(w is None for w in weights):
+        row = next(s.row for s in studies if s.weight is None)
+        raise DataError(f"{source}, row {row}, column '{seen['weight']}': missing weight (give every study one)")
+    if weighted and not math.fsum(w for w in weights if w is not None) > 0:
+        raise DataError(f"{source}, column '{seen['weight']}': the weights add up to 0")
+    return RobAssessment(
+        source=source,
+        tool=TOOL,
+        domains=tuple(k for k, _ in DOMAINS),
+        domain_labels=tuple(lab for _, lab in DOMAINS),
+        levels=LEVELS,
+        studies=tuple(studies),
+        summary=summarize(studies, weighted),
+        weighted=weighted,
+    )
+
+
+def _parse_row(values: dict[str, str], raw_names: dict[str, str], row: int, source: str) -> RobStudy:
+    judgements = []
+    for key, _ in DOMAINS:
+        judgements.append(_level(values[key], source, row, raw_names[key]))
+    given = None
+    if values.get("overall"):
+        given = _level(values["overall"], source, row, raw_names["overall"])
+    weight = None
+    if values.get("weight"):
+        where = f"{source}, row {row}, column '{raw_names['weight']}'"
+        try:
+            weight = float(values["weight"].rstrip("%"))
+        except ValueError:
+            raise DataError(f"{where}: '{values['weight']}' is not a number") from None
+        if not (math.isfinite(weight) and weight >= 0):
+            raise DataError(f"{where}: '{values['weight']}' is not a non-negative number")
+    study = values.get("study") or f"row {row}"
+    year = values.get("year")
+    label = f"{study} ({year})" if year else study
+    return RobStudy(
+        study=label,
+        row=row,
+        judgements=tuple(judgements),
+        overall_rule=overall_judgement(judgements),
+        overall_given=given,
+        weight=weight,
+    )
+
+
+def _level(value: str, source: str, row: int, column: str) -> str:
+    where = f"{source}, row {row}, column '{column}'"
+    if not value:
+        raise DataError(f"{where}: missing judgement (write 'no information' when none was possible)")
+    level = parse_level(value)
+    if level is None:
+        raise DataError(f"{where}: '{value}' is not a ROBINS-I judgement (expected {', '.join(LEVELS)})")
+    return level
+
+
+def summarize(studies: Sequence[RobStudy], weighted: bool) -> tuple[RobDomainSummary, ...]:
+    """Percentage of studies (by weight when ``weighted``) at each level, per domain and overall."""
+    w = [(s.weight or 0.0) if weighted else 1.0 for s in studies]
+    total = math.fsum(w)
+    out = []
+    columns = [(key, label, [s.judgements[j] for s in studies]) for j, (key, label) in enumerate(DOMAINS)]
+    columns.append(("overall", OVERALL_LABEL, [s.overall for s in studies]))
+    for key, label, judged in columns:
+        percent = tuple(
+            100.0 * math.fsum(wi for wi, lev in zip(w, judged) if lev == level) / total for level in LEVELS
+        )
+        out.append(RobDomainSummary(domain=key, label=label, percent=percent))
+    return tuple(out)
