@@ -241,7 +241,8 @@ def _interval(ax, i: int, row: Row, xmin: float, xmax: float) -> None:
             ax.add_line(Line2D([end], [i], marker=marker, markersize=5, color=c.INK,
                                linestyle="none", gid=f"arrow-{idx}", clip_on=False, zorder=2))
     if row.kind == "study":
-        side = MIN_SQUARE + (MAX_SQUARE - MIN_SQUARE) * math.sqrt(max(row.size or 0.0, 0.0))
+        # Area proportional to the weight (RevMan, metafor), with a floor so every study shows.
+        side = max(MIN_SQUARE, MAX_SQUARE * math.sqrt(max(row.size or 0.0, 0.0)))
         ax.add_line(Line2D([row.est], [i], marker="s", markersize=side, color=c.SQUARE,
                            markeredgecolor=c.SQUARE, linestyle="none", gid=f"square-{idx}", zorder=3))
     else:

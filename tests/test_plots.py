@@ -1,0 +1,423 @@
+"""Figures: drawn elements checked on the matplotlib objects, files in every format, determinism,
+errors. Figures are drawn from the result objects of the paper's Table 2 (studies.csv) and never
+refit; each figure is drawn once per module and rendered small to keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+import xml.etree.ElementTree as ET
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Circle, Polygon  # noqa: E402
+
+from ivigmeta.bias import bias_analysis  # noqa: E402
+from ivigmeta.data import parse_table  # noqa: E402
+from ivigmeta.effects import compute_effects  # noqa: E402
+from ivigmeta.errors import DataError, ModelError  # noqa: E402
+from ivigmeta.plots import FIGURES, make_figure, write_figure  # noqa: E402
+from ivigmeta.plots.common import ROW_HEIGHT, nice_ratio_ticks, save_figure  # noqa: E402
+from ivigmeta.pooling import fit  # noqa: E402
+from ivigmeta.rob import load_rob  # noqa: E402
+from ivigmeta.sensitivity import leave_one_out  # noqa: E402
+from ivigmeta.subgroup import subgroup_analysis  # noqa: E402
+from conftest import ROOT  # noqa: E402
+
+ROB_EXAMPLE = ROOT / "docs" / "examples" / "rob_example.csv"
+SMALL_DPI = 40
+
+
+def artists(fig, prefix):
+    """Every artist in ``fig`` whose gid starts with ``prefix``."""
+    return [a for a in fig.findobj(lambda a: (a.get_gid() or "").startswith(prefix))]
+
+
+def texts(fig):
+    return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text") and a.get_text())]
+
+
+def main_axes(fig):
+    return next(ax for ax in fig.axes if any(isinstance(a, Line2D) and a.get_gid() == "null-line"
+                                              for a in ax.lines))
+
+
+@pytest.fixture(scope="module")
+def results(paper_fit):
+    return {
+        "forest": paper_fit,
+        "subgroup-forest": subgroup_analysis(paper_fit, ["nk_criterion"]),
+        "loo": leave_one_out(paper_fit),
+        "funnel": bias_analysis(paper_fit),
+        "radial": paper_fit,
+        "rob": load_rob(str(ROB_EXAMPLE)),
+    }
+
+
+@pytest.fixture(scope="module")
+def figures(results):
+    return {kind: make_figure(kind, result) for kind, result in results.items()}
+
+
+# --- forest plot -------------------------------------------------------------------------------
+
+
+def test_forest_one_square_and_one_ci_per_study(figures, paper_fit):
+    fig = figures["forest"]
+    squares = artists(fig, "square-")
+    cis = artists(fig, "ci-")
+    assert len(squares) == len(cis) == paper_fit.k == 8
+    for i, est in enumerate(paper_fit.study_estimates):
+        (sq,) = artists(fig, f"square-{i}")
+        (ci,) = artists(fig, f"ci-{i}")
+        assert sq.get_marker() == "s"
+        assert sq.get_xdata()[0] == pytest.approx(est.estimate)
+        # No study CI of Table 2 is clipped: the line runs exactly from the lower to the upper limit.
+        assert list(ci.get_xdata()) == pytest.approx([est.ci_low, est.ci_high])
+        assert ci.get_ydata()[0] == sq.get_ydata()[0]
+    assert not artists(fig, "arrow-")
+
+
+def test_forest_squares_sized_by_random_weight(figures, paper_fit):
+    fig = figures["forest"]
+    sizes = [artists(fig, f"square-{i}")[0].get_markersize() for i in range(paper_fit.k)]
+    weights = paper_fit.random.weights
+    order = sorted(range(paper_fit.k), key=lambda i: weights[i])
+    assert [sizes[i] for i in order] == sorted(sizes)
+    big = weights.index(max(weights))
+    for i in range(paper_fit.k):  # area proportional to weight (no square hits the size floor here)
+        assert (sizes[i] / sizes[big]) ** 2 == pytest.approx(weights[i] / weights[big])
+
+
+def test_forest_one_diamond_per_pooled_estimate(figures, paper_fit):
+    fig = figures["forest"]
+    diamonds = [a for a in artists(fig, "diamond-") if isinstance(a, Polygon)]
+    assert [d.get_gid() for d in diamonds] == ["diamond-random"]
+    xy = diamonds[0].get_xy()
+    r = paper_fit.random
+    assert min(xy[:, 0]) == pytest.approx(r.ci_low)
+    assert max(xy[:, 0]) == pytest.approx(r.ci_high)
+    assert any(x == pytest.approx(r.estimate) for x in xy[:, 0])
+    both = make_figure("forest", paper_fit, model="both")
+    assert sorted(d.get_gid() for d in artists(both, "diamond-")) == ["diamond-common", "diamond-random"]
+    common = make_figure("forest", paper_fit, model="common")
+    assert [d.get_gid() for d in artists(common, "diamond-")] == ["diamond-common"]
+    assert not artists(common, "prediction-interval")  # a common-effect model has none
+
+
+def test_forest_log_axis_null_line_and_prediction_interval(figures, paper_fit):
+    fig = figures["forest"]
+    ax = main_axes(fig)
+    assert ax.get_xscale() == "log"
+    (null,) = artists(fig, "null-line")
+    xs = [x for x in null.get_xdata() if not math.isnan(x)]
+    assert xs and set(xs) == {1.0}
+    lo, hi = ax.get_xlim()
+    assert lo < 1.0 < hi
+    assert "1" in [t.get_text() for t in ax.get_xticklabels()]
+    (pi,) = artists(fig, "prediction-interval")
+    assert list(pi.get_xdata()) == pytest.approx([paper_fit.random.pi_low, paper_fit.random.pi_high])
+
+
+def test_forest_labels_and_text_columns(figures, paper_fit):
+    shown = texts(figures["forest"])
+    for s in paper_fit.effects.studies:
+        assert s.label() in shown
+        assert f"{s.treat_events}/{s.treat_total}" in shown
+    assert "Favours control" in shown and "Favours IVIG" in shown
+    assert "1.98 [1.44, 2.73]" in shown and "8.64 [2.31, 32.33]" in shown
+    assert any(t.startswith("Heterogeneity: Q = 19.36, df = 7") for t in shown)
+    assert any(t.startswith("Test for overall effect (random effects): z = ") for t in shown)
+    custom = make_figure("forest", paper_fit, labels=("Favours no IVIG", "Favours treatment"))
+    assert {"Favours no IVIG", "Favours treatment"} <= set(texts(custom))
+
+
+def test_forest_long_labels_and_100_studies_fit():
+    """100 studies, some with very long labels: the long labels stay clear of the events column,
+    the rightmost column and the notes stay inside the figure, and the height grows by one row
+    per study."""
+    long = "Multicentre cohort of the Department of Reproductive Immunology, university hospital"
+    rows = ["study,year,treat_events,treat_total,control_events,control_total"]
+    for i in range(100):
+        name = f"{long} {i}" if i % 10 == 0 else f"Author{i}"
+        rows.append(f'"{name}",{2000 + i % 20},{5 + i % 40},{60 + i},{3 + i % 30},{70 + i % 13}')
+    ma = fit(compute_effects(parse_table("\n".join(rows) + "\n", "big.csv").studies))
+    fig = make_figure("forest", ma)
+    assert len(artists(fig, "square-")) == 100 and len(artists(fig, "ci-")) == 100
+    small = make_figure("forest", fit(compute_effects(parse_table("\n".join(rows[:9]) + "\n", "s").studies)))
+    assert fig.get_figheight() - small.get_figheight() == pytest.approx(92 * ROW_HEIGHT)
+    renderer = fig.canvas.get_renderer()
+    all_texts = fig.findobj(lambda a: hasattr(a, "get_text") and a.get_text())
+    long_rows = [s for s in ma.effects.studies if s.study.startswith(long)]
+    labels = [t for t in all_texts if t.get_text() in {s.label() for s in long_rows}]
+    events = [t for t in all_texts if t.get_text() in {f"{s.treat_events}/{s.treat_total}" for s in long_rows}]
+    assert len(labels) == 10 and events
+    events_left = min(t.get_window_extent(renderer).x0 for t in events)
+    assert max(t.get_window_extent(renderer).x1 for t in labels) < events_left
+    edge = [t for t in all_texts if t.get_text().endswith("%") or t.get_text().startswith(
+        ("Heterogeneity", "Test for", "Weight", "Favours"))]
+    for t in edge:
+        box = t.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, t.get_text()
+        assert 0 <= box.y0 and box.y1 <= fig.bbox.height, t.get_text()
+
+
+def test_forest_clipped_ci_gets_an_arrow():
+    rows = "study,year,treat_events,treat_total,control_events,control_total\n"
+    rows += "".join(f"S{i},2000,{40 + i},100,{38 - i},100\n" for i in range(6))
+    rows += "Tiny,2001,1,2,1,2\n"  # RR 1 with a very wide interval
+    ma = fit(compute_effects(parse_table(rows, "clip.csv").studies))
+    fig = make_figure("forest", ma)
+    (ci,) = artists(fig, "ci-6")
+    ax = main_axes(fig)
+    assert list(ci.get_xdata()) == pytest.approx(list(ax.get_xlim()))
+    est = ma.study_estimates[6]
+    assert est.ci_low < ax.get_xlim()[0] and est.ci_high > ax.get_xlim()[1]
+    assert sorted(a.get_marker() for a in artists(fig, "arrow-6")) == ["<", ">"]
+    assert not artists(fig, "arrow-0")
+
+
+def test_forest_risk_difference_is_linear_around_zero(paper_fit):
+    from ivigmeta.data import load_table
+
+    ma = fit(compute_effects(load_table(str(ROOT / "studies.csv")).studies, measure="RD"))
+    fig = make_figure("forest", ma)
+    ax = main_axes(fig)
+    assert ax.get_xscale() == "linear"
+    (null,) = artists(fig, "null-line")
+    assert {x for x in null.get_xdata() if not math.isnan(x)} == {0.0}
+
+
+def test_forest_unknown_model(paper_fit):
+    with pytest.raises(ModelError, match="unknown model"):
+        make_figure("forest", paper_fit, model="fixed")
+
+
+# --- subgroup forest -----------------------------------------------------------------------------
+
+
+def test_subgroup_forest_blocks(figures, results):
+    fig = figures["subgroup-forest"]
+    res = results["subgroup-forest"].by[0]
+    k = sum(lv.analysis.k for lv in res.levels)
+    assert len(artists(fig, "square-")) == len(artists(fig, "ci-")) == k
+    gids = sorted(a.get_gid() for a in artists(fig, "diamond-"))
+    assert gids == sorted(["diamond-random"] + [f"diamond-random-{lv.level}" for lv in res.levels])
+    shown = texts(fig)
+    for lv in res.levels:
+        assert f"{res.column} = {lv.level}" in shown
+    assert any(t.startswith("Test for subgroup differences") and "QM = 1.24" in t for t in shown)
+    assert sum(t.startswith("Heterogeneity:") for t in shown) == len(res.levels) + 1
+
+
+def test_subgroup_forest_single_study_level_has_no_diamond(paper_fit):
+    sg = subgroup_analysis(paper_fit, ["timing"])
+    fig = make_figure("subgroup-forest", sg, model="both")
+    # after: 5 studies, before: 2, Jafarzadeh has no label: 2 levels + overall, 2 models each.
+    assert len(artists(fig, "diamond-")) == 6
+    assert any("Jafarzadeh" in t for t in texts(fig))
+
+
+# --- leave-one-out ------------------------------------------------------------------------------
+
+
+def test_loo_points_reference_line_and_band(figures, results):
+    fig = figures["loo"]
+    loo = results["loo"]
+    points = artists(fig, "point-")
+    assert len(points) == len(loo.rows) == 8
+    for i, row in enumerate(loo.rows):
+        (ci,) = artists(fig, f"ci-{i}")
+        assert list(ci.get_xdata()) == pytest.approx([row.analysis.random.ci_low, row.analysis.random.ci_high])
+    (ref,) = artists(fig, "reference-line")
+    assert list(ref.get_xdata()) == pytest.approx([loo.full.random.estimate] * 2)
+    (band,) = artists(fig, "reference-band")
+    assert band.get_x() == pytest.approx(loo.full.random.ci_low)
+    assert band.get_x() + band.get_width() == pytest.approx(loo.full.random.ci_high)
+    assert main_axes(fig).get_xscale() == "log"
+    shown = texts(fig)
+    assert "1.81 [1.31, 2.50]" in shown and "2.17 [1.59, 2.96]" in shown
+    assert "Ramos-Medina (2014)" in shown
+
+
+# --- funnel -------------------------------------------------------------------------------------
+
+
+def test_funnel_points_limits_and_inverted_axis(figures, paper_fit):
+    fig = figures["funnel"]
+    (pts,) = artists(fig, "studies")
+    assert list(pts.get_xdata()) == pytest.approx([math.exp(y) for y in paper_fit.effects.yi])
+    assert list(pts.get_ydata()) == pytest.approx([math.sqrt(v) for v in paper_fit.effects.vi])
+    ax = pts.axes
+    assert ax.get_xscale() == "log"
+    top, bottom = ax.get_ylim()
+    assert top > bottom == 0.0  # inverted: SE 0 at the top
+    (limits,) = artists(fig, "funnel-limits")
+    x = limits.get_xdata()
+    assert x[1] == pytest.approx(paper_fit.random.estimate)
+    assert math.log(x[2]) - math.log(x[1]) == pytest.approx(1.959964 * top, rel=1e-6)
+    assert not artists(fig, "contour-") and not artists(fig, "filled-")
+    assert any("Egger's test p = 0.362" in t for t in texts(fig))
+
+
+def test_funnel_contours(results):
+    fig = make_figure("funnel", results["funnel"], contour=True)
+    contours = artists(fig, "contour-")
+    assert len(contours) == 6  # three p-value regions either side of no effect
+    assert {t for t in texts(fig)} >= {"0.05 < p < 0.1", "0.01 < p < 0.05", "p < 0.01"}
+    (null,) = artists(fig, "null-line")
+    assert set(null.get_xdata()) == {1.0}
+
+
+def test_funnel_trimfill_studies_are_hollow(results):
+    """A stand-in for the trim-and-fill result of `ivigmeta bias` (issue 4)."""
+    ba = results["funnel"]
+    trimfill = SimpleNamespace(filled_yi=(-0.4, -0.9), filled_vi=(0.05, 0.3), side="left", k0=2)
+    stand_in = SimpleNamespace(full=ba.full, egger=ba.egger, trimfill=trimfill)
+    fig = make_figure("funnel", stand_in)
+    (filled,) = artists(fig, "filled-studies")
+    assert list(filled.get_xdata()) == pytest.approx([math.exp(-0.4), math.exp(-0.9)])
+    assert filled.get_markerfacecolor() in ("white", (1.0, 1.0, 1.0, 1.0))
+    (studies,) = artists(fig, "studies")
+    assert studies.get_markerfacecolor() not in ("white", (1.0, 1.0, 1.0, 1.0))
+    assert any("k0 = 2" in t for t in texts(fig))
+
+
+# --- radial -------------------------------------------------------------------------------------
+
+
+def test_radial(figures, paper_fit):
+    fig = figures["radial"]
+    (pts,) = artists(fig, "studies")
+    assert list(pts.get_xdata()) == pytest.approx([1 / math.sqrt(v) for v in paper_fit.effects.vi])
+    (line,) = artists(fig, "pooled-line")
+    x, y = line.get_xdata(), line.get_ydata()
+    assert (y[1] - y[0]) / (x[1] - x[0]) == pytest.approx(paper_fit.common.theta)
+    assert len(artists(fig, "band-")) == 2
+
+
+# --- risk of bias -------------------------------------------------------------------------------
+
+
+def test_rob_traffic_light_and_summary(figures, results):
+    from ivigmeta.plots.rob import COLOURS
+
+    fig = figures["rob"]
+    rob = results["rob"]
+    cells = [a for a in artists(fig, "rob-") if isinstance(a, Circle)]
+    assert len(cells) == len(rob.studies) * 8
+    for i, s in enumerate(rob.studies):
+        for j, level in enumerate([*s.judgements, s.overall]):
+            (cell,) = artists(fig, f"rob-{i}-{j}")
+            assert cell.get_facecolor()[:3] == pytest.approx(_rgb(COLOURS[level]))
+    assert len(artists(fig, "contradiction-")) == len(rob.contradictions) == 1
+    shown = texts(fig)
+    assert {"D1", "D7", "Overall"} <= set(shown)
+    assert {s.study for s in rob.studies} <= set(shown)
+    bars = [a for a in artists(fig, "summary-") if a in fig.axes[1].patches]
+    assert len(bars) == 8 * 5
+    critical = [b for b in bars if b.get_gid() == "summary-critical"]
+    assert critical[-1].get_width() == pytest.approx(rob.summary[-1].percent[3])
+
+
+def _rgb(hex_colour):
+    return tuple(int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.mark.parametrize("kind", sorted(FIGURES))
+def test_every_figure_in_every_format(kind, figures, tmp_path):
+    fig = figures[kind]
+    png = tmp_path / f"{kind}.png"
+    save_figure(fig, str(png), dpi=SMALL_DPI)
+    w, h = _png_size(png.read_bytes())
+    assert (w, h) == (int(fig.get_figwidth() * SMALL_DPI), int(fig.get_figheight() * SMALL_DPI))
+    svg = tmp_path / f"{kind}.svg"
+    save_figure(fig, str(svg))
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith("svg")
+    assert float(root.get("width").rstrip("pt")) == pytest.approx(fig.get_figwidth() * 72)
+    pdf = tmp_path / f"{kind}.pdf"
+    save_figure(fig, str(pdf))
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    assert sorted(os.listdir(tmp_path)) == sorted(f"{kind}.{e}" for e in ("pdf", "png", "svg"))
+
+
+def test_default_png_is_300_dpi(figures, tmp_path):
+    path = tmp_path / "radial.png"
+    save_figure(figures["radial"], str(path))
+    assert _png_size(path.read_bytes()) == (int(5.6 * 300), int(4.4 * 300))
+
+
+@pytest.mark.parametrize("kind, ext", [("forest", "svg"), ("radial", "pdf"), ("radial", "png")])
+def test_figures_are_deterministic(results, tmp_path, kind, ext):
+    """Same input, same bytes: two independent drawings of the same figure."""
+    a, b = tmp_path / f"a.{ext}", tmp_path / f"b.{ext}"
+    write_figure(kind, results[kind], str(a), dpi=SMALL_DPI)
+    write_figure(kind, results[kind], str(b), dpi=SMALL_DPI)
+    assert a.read_bytes() == b.read_bytes()
+    if ext == "svg":
+        assert b"<dc:date>" not in a.read_bytes()
+
+
+@pytest.mark.parametrize("name, message", [
+    ("forest.gif", "'.gif'"),
+    ("forest", "no extension"),
+])
+def test_unknown_extension(results, tmp_path, name, message):
+    with pytest.raises(DataError, match=message):
+        write_figure("forest", results["forest"], str(tmp_path / name))
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_targets(results, tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(DataError, match="does not exist"):
+        write_figure("forest", results["forest"], str(tmp_path / "missing" / "f.png"))
+    with pytest.raises(DataError, match="does not exist"):
+        write_figure("forest", results["forest"], str(blocker / "f.png"))
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(DataError, match="is a directory"):
+        write_figure("forest", results["forest"], str(tmp_path / "dir.png"))
+
+
+def test_failed_write_leaves_nothing_behind(figures, tmp_path, monkeypatch):
+    """A failure while saving leaves neither a partial file nor a temporary one, and an existing
+    figure at the target untouched."""
+    target = tmp_path / "forest.png"
+    target.write_bytes(b"old figure")
+    fig = figures["forest"]
+
+    def broken(path, **kwargs):
+        with open(path, "wb") as handle:
+            handle.write(b"\x89PNG partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fig, "savefig", broken)
+    with pytest.raises(DataError, match="No space left on device"):
+        save_figure(fig, str(target))
+    assert os.listdir(tmp_path) == ["forest.png"]
+    assert target.read_bytes() == b"old figure"
+
+
+def test_ratio_ticks():
+    assert nice_ratio_ticks(0.51, 32.3) == [0.5, 1, 2, 5, 10, 20, 50]
+    assert nice_ratio_ticks(1.31, 2.96) == [1, 1.5, 2, 3]
+    wide = nice_ratio_ticks(1e-3, 5e3)
+    assert 1.0 in wide and len(wide) <= 7 and wide[0] <= 1e-3 and wide[-1] >= 5e3
