@@ -15,6 +15,7 @@ from ivigmeta.errors import ModelError
 from ivigmeta.plots import common as c
 from ivigmeta.plots.layout import Column, Row, axis_limits, draw
 from ivigmeta.render import formatting as f
+from ivigmeta.render.views import _between_name as between_name
 from ivigmeta.results import MetaAnalysis, SubgroupAnalysis, SubgroupResult
 
 MODELS = ("random", "common", "both")
@@ -142,11 +143,11 @@ def _plot_header(ma: MetaAnalysis, models: Sequence[str]) -> tuple[str, str]:
     if not ma.pooled:
         how = ""
     elif len(models) == 2:
-        how = f"IV common, {ma.options.tau2_method} random, "
+        how = f"{ma.common.method} common, {ma.random.tau2_method} random, "
     elif models[0] == "random":
-        how = f"{ma.options.tau2_method} random, "
+        how = f"{ma.random.tau2_method} random, "
     else:
-        how = "IV common, "
+        how = f"{ma.common.method} common, "
     return f"{name}{scale}", f"{how}{ma.options.level * 100:g}% CI"
 
 
@@ -204,9 +205,15 @@ def subgroup_forest_plot(sg: SubgroupAnalysis | SubgroupResult, model: str = "ra
     if t.statistic is None:
         rows.append(Row("text", text=f"Test for subgroup differences: not applicable ({t.note})"))
     else:
+        if t.df2 is not None:
+            stat = f"F = {f.num(t.statistic)}, df = ({t.df}, {t.df2})"
+        elif t.method.startswith("separate-"):
+            stat = f"Q = {f.num(t.statistic)}, df = {t.df}"
+        else:
+            stat = f"QM = {f.num(t.statistic)}, df = {t.df}"
         rows.append(Row("text", gid="subgroup-test",
-                        text=f"Test for subgroup differences (mixed-effects meta-regression): "
-                             f"QM = {f.num(t.statistic)}, df = {t.df} ({f.p_eq(t.p_value)})"))
+                        text=f"Test for subgroup differences ({between_name(t.method)}): "
+                             f"{stat} ({f.p_eq(t.p_value)})"))
     for e in res.excluded:
         rows.append(Row("text", text=f"Not in any subgroup: {e.study} ({e.reason})"))
     # Weights within a block are the subgroup's own; widths come from the overall columns.
