@@ -38,7 +38,7 @@ import csv
 import io
 import math
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from ivigmeta.data import read_text
 from ivigmeta.errors import DataError

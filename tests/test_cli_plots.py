@@ -10,7 +10,6 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from conftest import ROOT
 
 ROB_EXAMPLE = ROOT / "docs" / "examples" / "rob_example.csv"

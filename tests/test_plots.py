@@ -15,20 +15,20 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Circle, Polygon  # noqa: E402
+from conftest import ROOT
+from matplotlib.lines import Line2D
+from matplotlib.patches import Circle, Polygon
 
-from ivigmeta.bias import bias_analysis  # noqa: E402
-from ivigmeta.data import parse_table  # noqa: E402
-from ivigmeta.effects import compute_effects  # noqa: E402
-from ivigmeta.errors import DataError, ModelError  # noqa: E402
-from ivigmeta.plots import FIGURES, make_figure, write_figure  # noqa: E402
-from ivigmeta.plots.common import ROW_HEIGHT, nice_ratio_ticks, save_figure  # noqa: E402
-from ivigmeta.pooling import fit  # noqa: E402
-from ivigmeta.rob import load_rob  # noqa: E402
-from ivigmeta.sensitivity import leave_one_out  # noqa: E402
-from ivigmeta.subgroup import subgroup_analysis  # noqa: E402
-from conftest import ROOT  # noqa: E402
+from ivigmeta.bias import bias_analysis
+from ivigmeta.data import parse_table
+from ivigmeta.effects import compute_effects
+from ivigmeta.errors import DataError, ModelError
+from ivigmeta.plots import FIGURES, make_figure, write_figure
+from ivigmeta.plots.common import ROW_HEIGHT, nice_ratio_ticks, save_figure
+from ivigmeta.pooling import fit
+from ivigmeta.rob import load_rob
+from ivigmeta.sensitivity import leave_one_out
+from ivigmeta.subgroup import subgroup_analysis
 
 ROB_EXAMPLE = ROOT / "docs" / "examples" / "rob_example.csv"
 SMALL_DPI = 40
@@ -421,3 +421,16 @@ def test_ratio_ticks():
     assert nice_ratio_ticks(1.31, 2.96) == [1, 1.5, 2, 3]
     wide = nice_ratio_ticks(1e-3, 5e3)
     assert 1.0 in wide and len(wide) <= 7 and wide[0] <= 1e-3 and wide[-1] >= 5e3
+
+
+def test_single_study_is_drawn_without_a_diamond():
+    one = "study,year,treat_events,treat_total,control_events,control_total\nA,2000,5,10,3,10\n"
+    ma = fit(compute_effects(parse_table(one, "one.csv").studies))
+    fig = make_figure("forest", ma)
+    assert len(artists(fig, "square-")) == 1 and not artists(fig, "diamond-")
+    assert "A single study: no pooling was done" in texts(fig)
+    funnel = make_figure("funnel", bias_analysis(ma))
+    (pts,) = artists(funnel, "studies")
+    assert len(pts.get_xdata()) == 1
+    with pytest.raises(ModelError, match="at least 2"):
+        make_figure("radial", ma)

@@ -15,8 +15,8 @@ import itertools
 import json
 
 import pytest
-
 from conftest import ROOT
+
 from ivigmeta.errors import DataError
 from ivigmeta.rob import DOMAINS, LEVELS, overall_judgement, parse_level, parse_rob
 
@@ -192,9 +192,10 @@ def test_rob_command_stdin_and_errors(run, tmp_path):
     bad.write_text(table("A,low,low,low,maybe,low,low,low"))
     result = run("rob", str(bad))
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == [
+    expected = (
         f"Error: {bad}, row 2, column 'deviations': 'maybe' is not a ROBINS-I judgement "
         "(expected low, moderate, serious, critical, no information)"
-    ]
+    )
+    assert result.stderr.strip().splitlines() == [expected]
     missing = run("rob", str(tmp_path / "none.csv"))
     assert missing.exit_code == 1 and "file not found" in missing.stderr

@@ -11,11 +11,12 @@ model: every figure takes a result object (:class:`~ivigmeta.results.MetaAnalysi
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ivigmeta.plots.paths import FIGURE_FORMATS, check_target
 
-__all__ = ["FIGURE_FORMATS", "FIGURES", "check_target", "make_figure", "write_figure"]
+__all__ = ["FIGURES", "FIGURE_FORMATS", "check_target", "make_figure", "write_figure"]
 
 
 def _forest(result: Any, **options: Any) -> Any:

@@ -1,7 +1,8 @@
 """Styling, text measurement and atomic, deterministic saving shared by every figure.
 
-Imported only when a figure is drawn. The Agg backend is used throughout (``Figure`` objects
-are created directly, never through pyplot, so no GUI backend and no global figure registry).
+Imported only when a figure is drawn. Every figure is a ``Figure`` on an explicit Agg canvas,
+never created through pyplot: no GUI backend, no global figure registry, and no change to the
+backend of a session (a notebook) that imports ivigmeta.
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ import functools
 import math
 import os
 import tempfile
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 
-matplotlib.use("Agg")
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.font_manager import FontProperties  # noqa: E402
-
-from ivigmeta.errors import DataError  # noqa: E402
-from ivigmeta.plots.paths import check_target  # noqa: E402
+from ivigmeta.errors import DataError
+from ivigmeta.plots.paths import check_target
 
 DEFAULT_DPI = 300
 FONT_SIZE = 9.0

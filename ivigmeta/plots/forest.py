@@ -9,7 +9,7 @@ effect. Drawn from a fitted :class:`~ivigmeta.results.MetaAnalysis`; nothing is 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ivigmeta.errors import ModelError
 from ivigmeta.plots import common as c

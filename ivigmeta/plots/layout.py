@@ -13,13 +13,13 @@ Drawn artists carry a gid naming what they are (``square-3``, ``ci-3``, ``diamon
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon, Rectangle
-from matplotlib.transforms import blended_transform_factory
 from matplotlib.ticker import FixedLocator, NullLocator
+from matplotlib.transforms import blended_transform_factory
 
 from ivigmeta.plots import common as c
 
