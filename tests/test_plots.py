@@ -434,3 +434,15 @@ def test_single_study_is_drawn_without_a_diamond():
     assert len(pts.get_xdata()) == 1
     with pytest.raises(ModelError, match="at least 2"):
         make_figure("radial", ma)
+
+
+def test_rob_legend_clear_of_summary_with_one_study():
+    from ivigmeta.rob import parse_rob
+
+    rob = parse_rob("study,D1,D2,D3,D4,D5,D6,D7\nSolo,low,low,moderate,low,no information,low,low\n", "r.csv")
+    fig = make_figure("rob", rob)
+    renderer = fig.canvas.get_renderer()
+    legend = fig.axes[0].get_legend().get_window_extent(renderer)
+    (title,) = artists(fig, "summary-title")
+    assert legend.y0 > title.get_window_extent(renderer).y1
+    assert legend.x1 <= fig.bbox.width

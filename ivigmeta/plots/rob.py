@@ -47,7 +47,9 @@ def rob_plot(rob: RobAssessment):
         width = MARGIN + label_w + max(tl_w + 0.3 + legend_w, sum_w) + MARGIN
         tl_h = k * CELL
         sum_h = len(bar_labels) * BAR
-        gap = 0.7
+        # The judgement legend beside the traffic light is about 1.2 in tall: keep the summary
+        # clear of it when there are only a few studies.
+        gap = 0.7 + max(0.0, 1.2 - tl_h)
         notes = [f"{s.study}: overall given as {s.overall_given}, the ROBINS-I rules give {s.overall_rule}"
                  for s in rob.contradictions]
         top, bottom_space = 0.45, 0.62 + 0.17 * (len(notes) + (1 if notes else 0))
