@@ -1037,6 +1037,7 @@ class RobAssessment:
     studies: tuple[RobStudy, ...]
     summary: tuple[RobDomainSummary, ...]
     weighted: bool
+    weight_source: str = ""  # what the weights are ("" when unweighted)
 
     @property
     def contradictions(self) -> tuple[RobStudy, ...]:
@@ -1049,6 +1050,7 @@ class RobAssessment:
             "domains": [{"key": k, "label": lab} for k, lab in zip(self.domains, self.domain_labels)],
             "levels": list(self.levels),
             "weighted": self.weighted,
+            "weight_source": self.weight_source or None,
             "studies": [s.to_dict(self.domains) for s in self.studies],
             "summary": [d.to_dict(self.levels) for d in self.summary],
             "contradictions": [

@@ -39,10 +39,11 @@ import io
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ivigmeta.data import read_text
 from ivigmeta.errors import DataError
-from ivigmeta.results import RobAssessment, RobDomainSummary, RobStudy
+from ivigmeta.results import MetaAnalysis, RobAssessment, RobDomainSummary, RobStudy
 
 TOOL = "ROBINS-I"
 DOMAINS = (
@@ -165,6 +166,7 @@ def parse_rob(text: str, source: str) -> RobAssessment:
         studies=tuple(studies),
         summary=summarize(studies, weighted),
         weighted=weighted,
+        weight_source=f"the '{seen['weight']}' column" if weighted else "",
     )
 
 
@@ -220,3 +222,34 @@ def summarize(studies: Sequence[RobStudy], weighted: bool) -> tuple[RobDomainSum
         )
         out.append(RobDomainSummary(domain=key, label=label, percent=percent))
     return tuple(out)
+
+
+def weight_by_fit(rob: RobAssessment, ma: MetaAnalysis, source: str) -> RobAssessment:
+    """``rob`` with each study weighted by its random-effects weight (percent) in ``ma``.
+
+    Studies are matched on the label (``study (year)``) or, failing that, the study name;
+    ``source`` names the study table in messages. Every study of the risk-of-bias table must be
+    found exactly once; studies of the meta-analysis without a judgement are ignored.
+    """
+    if ma.random is not None:
+        weights = ma.random.weights
+    else:
+        weights = (100.0,) * ma.k
+    by_label: dict[str, list[float]] = {}
+    by_name: dict[str, list[float]] = {}
+    for s, w in zip(ma.effects.studies, weights):
+        by_label.setdefault(s.label(), []).append(w)
+        by_name.setdefault(s.study, []).append(w)
+    studies = []
+    for s in rob.studies:
+        found = by_label.get(s.study) or by_name.get(s.study)
+        if not found:
+            raise DataError(
+                f"{rob.source}, row {s.row}: study '{s.study}' is not in {source} "
+                "(names must match its study column, or 'study (year)')"
+            )
+        if len(found) > 1:
+            raise DataError(f"{rob.source}, row {s.row}: study '{s.study}' matches {len(found)} studies in {source}")
+        studies.append(replace(s, weight=found[0]))
+    return replace(rob, studies=tuple(studies), summary=summarize(studies, True), weighted=True,
+                   weight_source=f"random-effects weights in {source}")

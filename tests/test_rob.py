@@ -199,3 +199,41 @@ def test_rob_command_stdin_and_errors(run, tmp_path):
     assert result.stderr.strip().splitlines() == [expected]
     missing = run("rob", str(tmp_path / "none.csv"))
     assert missing.exit_code == 1 and "file not found" in missing.stderr
+
+
+def test_weights_from_the_meta_analysis(paper_fit):
+    """--weights: each study weighted by its random-effects weight in the fit of the study table."""
+    from ivigmeta.rob import weight_by_fit
+
+    rob = parse_rob(
+        "study,year,D1,D2,D3,D4,D5,D6,D7\n"
+        "Ahmadi,2019,serious,critical,serious,low,low,low,low\n"
+        "Stricker,,serious,serious,serious,low,low,low,low\n",  # no year: matched on the name
+        "r.csv",
+    )
+    weighted = weight_by_fit(rob, paper_fit, "studies.csv")
+    labels = paper_fit.effects.labels
+    w_a = paper_fit.random.weights[labels.index("Ahmadi")]
+    w_s = paper_fit.random.weights[labels.index("Stricker")]
+    assert [s.weight for s in weighted.studies] == [w_a, w_s]
+    assert weighted.weighted and weighted.weight_source == "random-effects weights in studies.csv"
+    d2 = dict(zip(weighted.levels, weighted.summary[1].percent))
+    assert d2["critical"] == pytest.approx(100 * w_a / (w_a + w_s))
+    assert d2["serious"] == pytest.approx(100 * w_s / (w_a + w_s))
+    unknown = parse_rob("study,D1,D2,D3,D4,D5,D6,D7\nNobody,low,low,low,low,low,low,low\n", "r.csv")
+    with pytest.raises(DataError, match="r.csv, row 2: study 'Nobody' is not in studies.csv"):
+        weight_by_fit(unknown, paper_fit, "studies.csv")
+
+
+def test_rob_command_weights_option(run, studies_path, tmp_path):
+    path = tmp_path / "rob.csv"
+    path.write_text("study,D1,D2,D3,D4,D5,D6,D7,weight\nAhmadi,low,low,low,low,low,low,low,1\n"
+                    "Winger,serious,low,low,low,low,low,low,1\n")
+    plain = json.loads(run("rob", str(path), "-f", "json").stdout)
+    assert plain["summary"][0]["percent"]["low"] == 50.0
+    result = run("rob", str(path), "--weights", str(studies_path), "-f", "json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["summary"][0]["percent"]["low"] > 50.0  # Ahmadi weighs more than Winger
+    assert data["weight_source"] == f"random-effects weights in {studies_path}"
+    assert "weight column is replaced" in result.stderr

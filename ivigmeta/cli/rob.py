@@ -19,24 +19,42 @@ DEFAULT_ROB_FILE = "rob.csv"
 
 @click.command()
 @click.argument("robfile", required=False, default=DEFAULT_ROB_FILE, metavar="[ROBFILE]")
+@click.option(
+    "--weights",
+    "weights_file",
+    default=None,
+    metavar="FILE",
+    help="Weight the summary by each study's random-effects weight in the meta-analysis of the "
+    "study table FILE (default options), matched on the study name.",
+)
 @output_options
 @plot_option
 @handle_errors
-def rob(robfile, fmt, ascii_only, plot):
+def rob(robfile, weights_file, fmt, ascii_only, plot):
     """Risk of bias (ROBINS-I): per-domain judgements and the overall judgement by the rules.
 
     ROBFILE (default ./rob.csv, - for standard input) has a study column, the seven domains
     confounding, selection, classification, deviations, missing_data, measurement,
     reported_result (or D1 to D7), and optionally overall and weight. Judgements: low, moderate,
     serious, critical, no information. A missing overall is computed by the rules; a given one
-    that contradicts them is reported. With --plot, also draw the traffic-light plot and the
-    (weighted) summary bar chart.
+    that contradicts them is reported. The summary is weighted by the weight column, or with
+    --weights by the meta-analysis weights. With --plot, also draw the traffic-light plot and
+    the summary bar chart.
     """
     from ivigmeta.render import render
-    from ivigmeta.rob import load_rob
+    from ivigmeta.rob import load_rob, weight_by_fit
 
     check_plot_target(plot)
     result = load_rob(robfile)
+    if weights_file is not None:
+        from ivigmeta.data import load_table
+        from ivigmeta.effects import compute_effects
+        from ivigmeta.pooling import fit
+
+        table = load_table(weights_file)
+        if result.weighted:
+            note(f"{result.source}: the weight column is replaced by the weights from {table.source}")
+        result = weight_by_fit(result, fit(compute_effects(table.studies)), table.source)
     for s in result.contradictions:
         note(
             f"{result.source}, row {s.row}: {s.study}: the overall judgement given "

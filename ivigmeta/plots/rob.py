@@ -110,7 +110,7 @@ def rob_plot(rob: RobAssessment):
         axs.tick_params(axis="y", length=0)
         for side in ("top", "right"):
             axs.spines[side].set_visible(False)
-        how = "weighted by study weight" if rob.weighted else "unweighted: each study counts once"
+        how = f"weighted by {rob.weight_source}" if rob.weighted else "unweighted: each study counts once"
         fig.text(MARGIN / width, (bottom_space + sum_h + 0.15) / height,
                  f"Share of studies at each level ({how})", ha="left", va="bottom",
                  fontweight="bold", gid="summary-title")

@@ -559,7 +559,7 @@ def rob_sections(rob: RobAssessment) -> list[Section]:
     title = f"Risk of bias ({rob.tool}, {len(rob.studies)} studies)"
     summary_cols = ["Domain", *[_level_text(lv) for lv in rob.levels]]
     summary_rows = [[d.label, *[f.pct(p) for p in d.percent]] for d in rob.summary]
-    how = "weighted by the weight column" if rob.weighted else "each study counted once"
+    how = f"weighted by {rob.weight_source}" if rob.weighted else "each study counted once"
     return [
         Section(title, cols, rows, notes, right_align_from=len(cols) - 1 if rob.weighted else len(cols)),
         Section(f"Summary: share of studies at each level ({how})", summary_cols, summary_rows),
