@@ -139,14 +139,14 @@ def parse_rob(text: str, source: str) -> RobAssessment:
             f"{source}, row 1: required column(s) missing: {', '.join(missing)} "
             f"(columns found: {', '.join(h for h in header if h) or 'none'})"
         )
-    studies = []
-    for offset, raw in enumerate(rows[1:]):
+    studies: list[RobStudy] = []
+    for offset, cells in enumerate(rows[1:]):
         row_number = offset + 2
-        if not raw or all(not cell.strip() for cell in raw):
+        if not cells or all(not cell.strip() for cell in cells):
             continue
-        if len(raw) > len(header):
-            raise DataError(f"{source}, row {row_number}: {len(raw)} fields but the header has {len(header)}")
-        values = {k: (raw[i].strip() if i < len(raw) else "") for i, k in enumerate(keys)}
+        if len(cells) > len(header):
+            raise DataError(f"{source}, row {row_number}: {len(cells)} fields but the header has {len(header)}")
+        values = {k: (cells[i].strip() if i < len(cells) else "") for i, k in enumerate(keys)}
         studies.append(_parse_row(values, seen, row_number, source))
     if not studies:
         raise DataError(f"{source}: the file has a header but no study rows")
@@ -237,10 +237,10 @@ def weight_by_fit(rob: RobAssessment, ma: MetaAnalysis, source: str) -> RobAsses
         weights = (100.0,) * ma.k
     by_label: dict[str, list[float]] = {}
     by_name: dict[str, list[float]] = {}
-    for s, w in zip(ma.effects.studies, weights):
-        by_label.setdefault(s.label(), []).append(w)
-        by_name.setdefault(s.study, []).append(w)
-    studies = []
+    for study, w in zip(ma.effects.studies, weights):
+        by_label.setdefault(study.label(), []).append(w)
+        by_name.setdefault(study.study, []).append(w)
+    studies: list[RobStudy] = []
     for s in rob.studies:
         found = by_label.get(s.study) or by_name.get(s.study)
         if not found:

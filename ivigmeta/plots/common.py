@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
@@ -32,7 +33,7 @@ SQUARE = "#4d4d4d"
 DIAMOND = "#1f1f1f"
 ACCENT = "#2b6ca3"
 
-STYLE = {
+STYLE: dict[str, Any] = {
     "font.family": "DejaVu Sans",
     "font.size": FONT_SIZE,
     "axes.linewidth": 0.8,
@@ -60,7 +61,7 @@ _RENDERER = RendererAgg(8, 8, 72)  # 72 dpi: widths come out in points
 @contextlib.contextmanager
 def style() -> Iterator[None]:
     """The rcParams every figure is drawn and saved with."""
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
         yield
 
 

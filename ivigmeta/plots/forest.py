@@ -16,11 +16,17 @@ from ivigmeta.plots import common as c
 from ivigmeta.plots.layout import Column, Row, axis_limits, draw
 from ivigmeta.render import formatting as f
 from ivigmeta.render.views import _between_name as between_name
-from ivigmeta.results import MetaAnalysis, SubgroupAnalysis, SubgroupResult
+from ivigmeta.results import CommonFit, MetaAnalysis, RandomFit, SubgroupAnalysis, SubgroupResult
 
 MODELS = ("random", "common", "both")
 DEFAULT_LABELS = ("Favours control", "Favours IVIG")
 MODEL_NAMES = {"common": "Common effect model", "random": "Random effects model"}
+
+
+def _captions(labels: Sequence[str]) -> tuple[str, str]:
+    if len(labels) != 2:
+        raise ModelError(f"the forest plot takes two captions (left, right), not {len(labels)}")
+    return labels[0], labels[1]
 
 
 def _models(model: str) -> tuple[str, ...]:
@@ -55,9 +61,17 @@ def _heterogeneity_text(ma: MetaAnalysis) -> str:
     )
 
 
-def _overall_text(ma: MetaAnalysis, model: str) -> str:
+def _fit(ma: MetaAnalysis, model: str) -> CommonFit | RandomFit:
+    """The pooled estimate of ``model`` (``common`` or ``random``); only called when pooled."""
     fit = ma.random if model == "random" else ma.common
-    stat = "t" if model == "random" and ma.random.ci_method == "hk" else "z"
+    if fit is None:
+        raise ModelError("a single study: nothing is pooled")
+    return fit
+
+
+def _overall_text(ma: MetaAnalysis, model: str) -> str:
+    fit = _fit(ma, model)
+    stat = "t" if isinstance(fit, RandomFit) and fit.ci_method == "hk" else "z"
     what = "random effects" if model == "random" else "common effect"
     return f"Test for overall effect ({what}): {stat} = {f.num(fit.statistic)} ({f.p_eq(fit.p_value)})"
 
@@ -66,9 +80,7 @@ def study_rows(ma: MetaAnalysis, models: Sequence[str], first_index: int = 0) ->
     """One row per study: label, events/total, square sized by weight, CI, estimate text."""
     d = f.decimals_for(ma.measure)
     size_model = models[-1]
-    weights = None
-    if ma.pooled:
-        weights = (ma.random if size_model == "random" else ma.common).weights
+    weights = _fit(ma, size_model).weights if ma.pooled else None
     top = max(weights) if weights else 1.0
     rows = []
     for i, (s, est) in enumerate(zip(ma.effects.studies, ma.study_estimates)):
@@ -80,8 +92,7 @@ def study_rows(ma: MetaAnalysis, models: Sequence[str], first_index: int = 0) ->
         }
         if ma.pooled:
             for m in models:
-                w = (ma.random if m == "random" else ma.common).weights[i]
-                cells[f"weight_{m}"] = f.pct(w)
+                cells[f"weight_{m}"] = f.pct(_fit(ma, m).weights[i])
         rows.append(
             Row("study", cells, est=est.estimate, lo=est.ci_low, hi=est.ci_high,
                 size=(weights[i] / top) if weights else 1.0, gid=str(first_index + i))
@@ -108,7 +119,7 @@ def pooled_rows(ma: MetaAnalysis, models: Sequence[str], tag: str = "",
     ce = sum(s.control_events for s in studies)
     ct = sum(s.control_total for s in studies)
     for j, m in enumerate(models):
-        fit = ma.random if m == "random" else ma.common
+        fit = _fit(ma, m)
         cells = {
             "label": f"Subtotal ({m})" if subtotal else MODEL_NAMES[m],
             "estimate": f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
@@ -119,8 +130,9 @@ def pooled_rows(ma: MetaAnalysis, models: Sequence[str], tag: str = "",
             cells["control"] = f"{ce}/{ct}"
         rows.append(Row("diamond", cells, bold=True, est=fit.estimate, lo=fit.ci_low,
                         hi=fit.ci_high, gid=f"diamond-{m}{suffix}"))
-    if "random" in models and ma.random.pi_low is not None and ma.k >= 3:
-        r = ma.random
+    r = ma.random
+    if "random" in models and r is not None and r.pi_low is not None and r.pi_high is not None \
+            and ma.k >= 3:
         rows.append(Row("interval", {"label": "Prediction interval", "estimate": f.ci(r.pi_low, r.pi_high, d)},
                         lo=r.pi_low, hi=r.pi_high, gid=f"prediction-interval{suffix}"))
     rows.append(Row("text", text=_heterogeneity_text(ma), gid=f"heterogeneity{suffix}"))
@@ -140,7 +152,7 @@ def _limits(ma_list: Sequence[MetaAnalysis], rows: Sequence[Row]):
 def _plot_header(ma: MetaAnalysis, models: Sequence[str]) -> tuple[str, str]:
     name = c.MEASURE_NAMES[ma.measure]
     scale = " (log scale)" if c.is_ratio(ma.measure) else ""
-    if not ma.pooled:
+    if ma.common is None or ma.random is None:
         how = ""
     elif len(models) == 2:
         how = f"{ma.common.method} common, {ma.random.tau2_method} random, "
@@ -162,7 +174,7 @@ def forest_plot(ma: MetaAnalysis, model: str = "random",
     for e in ma.effects.excluded:
         rows.append(Row("text", text=f"Excluded: {e.study} ({e.reason})"))
     with c.style():
-        fig, _ = draw(left, right, rows, ma.measure, _plot_header(ma, models), tuple(labels),
+        fig, _ = draw(left, right, rows, ma.measure, _plot_header(ma, models), _captions(labels),
                       _limits([ma], rows))
     return fig
 
@@ -218,6 +230,6 @@ def subgroup_forest_plot(sg: SubgroupAnalysis | SubgroupResult, model: str = "ra
         rows.append(Row("text", text=f"Not in any subgroup: {e.study} ({e.reason})"))
     # Weights within a block are the subgroup's own; widths come from the overall columns.
     with c.style():
-        fig, _ = draw(left, right, rows, full.measure, _plot_header(full, models), tuple(labels),
+        fig, _ = draw(left, right, rows, full.measure, _plot_header(full, models), _captions(labels),
                       _limits([full], rows))
     return fig

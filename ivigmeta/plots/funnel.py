@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from matplotlib.artist import Artist
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 from matplotlib.ticker import FixedLocator, NullLocator
@@ -68,7 +69,7 @@ def funnel_plot(ba: BiasAnalysis, contour: bool = False, level: float | None = N
         else:
             ax.set_xlim(lo_t, hi_t)
         ax.set_ylim(se_max, 0.0)
-        handles = []
+        handles: list[Artist] = []
         if contour:
             null_t = 0.0
             xl_t = math.log(ax.get_xlim()[0]) if ratio else ax.get_xlim()[0]

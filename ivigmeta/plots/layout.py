@@ -55,9 +55,9 @@ class Row:
     kind: str
     cells: dict[str, str] = field(default_factory=dict)
     bold: bool = False
-    est: float | None = None
-    lo: float | None = None
-    hi: float | None = None
+    est: float = math.nan
+    lo: float = math.nan
+    hi: float = math.nan
     size: float | None = None  # relative weight in (0, 1] for squares
     gid: str = ""
     text: str = ""

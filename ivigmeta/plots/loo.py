@@ -7,15 +7,26 @@ its CI as a shaded band, and the full estimate as a diamond at the bottom. Drawn
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from ivigmeta.errors import ModelError
 from ivigmeta.plots import common as c
 from ivigmeta.plots.layout import Column, Row, axis_limits, draw
 from ivigmeta.render import formatting as f
-from ivigmeta.results import LeaveOneOut
+from ivigmeta.results import Estimate, LeaveOneOut, LeaveOneOutRow
 
 
-def loo_plot(loo: LeaveOneOut, labels=None):
+def _pooled(row: LeaveOneOutRow) -> Estimate:
+    """The refit without one study (the remaining study itself when only one is left)."""
+    return row.analysis.random or row.analysis.study_estimates[0]
+
+
+def loo_plot(loo: LeaveOneOut, labels: Sequence[str] | None = None):
     """The leave-one-out plot; ``labels`` are optional axis captions (LEFT, RIGHT)."""
     full = loo.full
+    full_fit, full_het = full.random, full.heterogeneity
+    if full_fit is None or full_het is None:
+        raise ModelError(f"leave-one-out needs at least 2 studies (have {full.k})")
     d = f.decimals_for(full.measure)
     left = [Column("label", "Omitted study", "", "left"), Column("k", "k", "", "right")]
     right = [
@@ -23,50 +34,38 @@ def loo_plot(loo: LeaveOneOut, labels=None):
         Column("i2", "I²", "", "right"),
     ]
     rows = []
-    for i, r in enumerate(loo.rows):
-        a = r.analysis
-        fit = a.random or a.study_estimates[0]
-        het = a.heterogeneity
-        rows.append(
-            Row(
-                "point",
-                {
-                    "label": r.omitted.label(),
-                    "k": str(a.k),
-                    "estimate": f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
-                    "i2": f.pct(het.i2) if het else f.NA,
-                },
-                est=fit.estimate, lo=fit.ci_low, hi=fit.ci_high, gid=str(i),
-            )
-        )
+    for i, omitted in enumerate(loo.rows):
+        fit = _pooled(omitted)
+        het = omitted.analysis.heterogeneity
+        cells = {
+            "label": omitted.omitted.label(),
+            "k": str(omitted.analysis.k),
+            "estimate": f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
+            "i2": f.pct(het.i2) if het else f.NA,
+        }
+        rows.append(Row("point", cells, est=fit.estimate, lo=fit.ci_low, hi=fit.ci_high, gid=str(i)))
     rows.append(Row("blank"))
-    r = full.random
-    rows.append(
-        Row(
-            "diamond",
-            {
-                "label": "None omitted (all studies)",
-                "k": str(full.k),
-                "estimate": f.est_ci(r.estimate, r.ci_low, r.ci_high, d),
-                "i2": f.pct(full.heterogeneity.i2),
-            },
-            bold=True, est=r.estimate, lo=r.ci_low, hi=r.ci_high, gid="diamond-random",
-        )
-    )
-    lo, hi = loo.smallest, loo.largest
-    lo_fit = lo.analysis.random or lo.analysis.study_estimates[0]
-    hi_fit = hi.analysis.random or hi.analysis.study_estimates[0]
-    rows.append(Row("text", text=(
-        f"Pooled {full.measure} ranged from {f.num(lo_fit.estimate, d)} (without {lo.omitted.study}) "
-        f"to {f.num(hi_fit.estimate, d)} (without {hi.omitted.study})"), gid="range"))
+    cells = {
+        "label": "None omitted (all studies)",
+        "k": str(full.k),
+        "estimate": f.est_ci(full_fit.estimate, full_fit.ci_low, full_fit.ci_high, d),
+        "i2": f.pct(full_het.i2),
+    }
+    rows.append(Row("diamond", cells, bold=True, est=full_fit.estimate, lo=full_fit.ci_low,
+                    hi=full_fit.ci_high, gid="diamond-random"))
+    low, high = loo.smallest, loo.largest
+    rows.append(Row("text", gid="range", text=(
+        f"Pooled {full.measure} ranged from {f.num(_pooled(low).estimate, d)} (without "
+        f"{low.omitted.study}) to {f.num(_pooled(high).estimate, d)} (without {high.omitted.study})")))
     rows.append(Row("text", text=(
         f"Random effects ({full.options.tau2_method}); dashed line and band: the estimate and "
         f"{full.options.level * 100:g}% CI with all studies")))
     core = [v for row in rows if row.kind in ("point", "diamond") for v in (row.est, row.lo, row.hi)]
     header = (f"{c.MEASURE_NAMES[full.measure]}{' (log scale)' if c.is_ratio(full.measure) else ''}",
               f"{full.options.tau2_method} random, {full.options.level * 100:g}% CI")
+    captions = (labels[0], labels[1]) if labels else None
     with c.style():
-        fig, _ = draw(left, right, rows, full.measure, header, tuple(labels) if labels else None,
+        fig, _ = draw(left, right, rows, full.measure, header, captions,
                       axis_limits(full.measure, core, core),
-                      reference=r.estimate, reference_band=(r.ci_low, r.ci_high))
+                      reference=full_fit.estimate, reference_band=(full_fit.ci_low, full_fit.ci_high))
     return fig

@@ -21,11 +21,12 @@ from ivigmeta.results import MetaAnalysis
 
 def radial_plot(ma: MetaAnalysis):
     """The radial plot of ``ma`` (at least 2 studies)."""
-    if not ma.pooled:
+    common, het = ma.common, ma.heterogeneity
+    if common is None or het is None:
         raise ModelError(f"the radial plot needs at least 2 usable studies (have {ma.k})")
     x = [1.0 / math.sqrt(v) for v in ma.effects.vi]
     y = [yi / math.sqrt(v) for yi, v in zip(ma.effects.yi, ma.effects.vi)]
-    theta = ma.common.theta
+    theta = common.theta
     z = z_crit(ma.options.level)
     x_max = max(x) * 1.1
     with c.style():
@@ -49,10 +50,9 @@ def radial_plot(ma: MetaAnalysis):
         ax.set_ylim(min(ys) - pad, max(ys) + pad)
         ax.set_xlabel("Precision, 1 / SE")
         ax.set_ylabel("Standardized effect, y / SE")
-        het = ma.heterogeneity
         d = f.decimals_for(ma.measure)
         ax.set_title(
-                f"Slope: common-effect {ma.measure} {f.num(ma.common.estimate, d)}; dashed: ±{z:.2f}\n"
+                f"Slope: common-effect {ma.measure} {f.num(common.estimate, d)}; dashed: ±{z:.2f}\n"
                 f"Q = {f.num(het.q)}, df = {het.df} ({f.p_eq(het.p_value)}); I² = {f.pct(het.i2)}",
                 loc="left", fontsize=c.FONT_SIZE - 1, gid="radial-note")
         for side in ("right", "top"):
