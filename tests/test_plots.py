@@ -48,12 +48,36 @@ def main_axes(fig):
                                               for a in ax.lines))
 
 
+def influence_stand_in(ma, loo):
+    """An object shaped like the influence result of `ivigmeta influence` (issue 4): the Baujat
+    coordinates computed from the fit and its leave-one-out refits, diagnostics partly missing."""
+    r = ma.random
+    rows = []
+    for i, (row, y, v) in enumerate(zip(loo.rows, ma.effects.yi, ma.effects.vi)):
+        refit = row.analysis.random
+        rows.append(SimpleNamespace(
+            study=row.omitted,
+            baujat_x=(y - r.theta) ** 2 / (v + r.tau2),
+            baujat_y=(r.theta - refit.theta) ** 2 / refit.se ** 2,
+            rstudent=None if i == 3 else (y - refit.theta) / math.sqrt(v + refit.tau2 + refit.se ** 2),
+            dffits=0.1 * i, cook_d=0.05 * i, cov_r=1.0 + 0.01 * i, tau2_del=refit.tau2,
+            qe_del=row.analysis.heterogeneity.q, hat=r.weights[i] / 100, weight=r.weights[i],
+            influential=(i == 5),
+        ))
+    return SimpleNamespace(full=ma, rows=tuple(rows), dffits_cutoff=0.5, cook_d_cutoff=0.3,
+                           hat_cutoff=0.375, dfbetas_cutoff=1.0)
+
+
 @pytest.fixture(scope="module")
 def results(paper_fit):
+    loo = leave_one_out(paper_fit)
+    influence = influence_stand_in(paper_fit, loo)
     return {
+        "baujat": influence,
+        "influence": influence,
         "forest": paper_fit,
         "subgroup-forest": subgroup_analysis(paper_fit, ["nk_criterion"]),
-        "loo": leave_one_out(paper_fit),
+        "loo": loo,
         "funnel": bias_analysis(paper_fit),
         "radial": paper_fit,
         "rob": load_rob(str(ROB_EXAMPLE)),
@@ -278,7 +302,8 @@ def test_funnel_contours(results):
 def test_funnel_trimfill_studies_are_hollow(results):
     """A stand-in for the trim-and-fill result of `ivigmeta bias` (issue 4)."""
     ba = results["funnel"]
-    trimfill = SimpleNamespace(filled_yi=(-0.4, -0.9), filled_vi=(0.05, 0.3), side="left", k0=2)
+    trimfill = SimpleNamespace(filled_yi=(-0.4, -0.9), filled_vi=(0.05, 0.3), side="left", k0=2,
+                               theta=0.5)
     stand_in = SimpleNamespace(full=ba.full, egger=ba.egger, trimfill=trimfill)
     fig = make_figure("funnel", stand_in)
     (filled,) = artists(fig, "filled-studies")
@@ -287,6 +312,9 @@ def test_funnel_trimfill_studies_are_hollow(results):
     (studies,) = artists(fig, "studies")
     assert studies.get_markerfacecolor() not in ("white", (1.0, 1.0, 1.0, 1.0))
     assert any("k0 = 2" in t for t in texts(fig))
+    (adjusted,) = artists(fig, "trimfill-line")
+    assert list(adjusted.get_xdata()) == pytest.approx([math.exp(0.5)] * 2)
+    assert not artists(make_figure("funnel", ba), "trimfill-line")
 
 
 # --- radial -------------------------------------------------------------------------------------
@@ -300,6 +328,33 @@ def test_radial(figures, paper_fit):
     x, y = line.get_xdata(), line.get_ydata()
     assert (y[1] - y[0]) / (x[1] - x[0]) == pytest.approx(paper_fit.common.theta)
     assert len(artists(fig, "band-")) == 2
+
+
+# --- influence ------------------------------------------------------------------------------
+
+
+def test_baujat(figures, results):
+    fig = figures["baujat"]
+    inf = results["baujat"]
+    (pts,) = artists(fig, "studies")
+    assert list(pts.get_xdata()) == pytest.approx([r.baujat_x for r in inf.rows])
+    assert list(pts.get_ydata()) == pytest.approx([r.baujat_y for r in inf.rows])
+    shown = texts(fig)
+    assert {r.study.study for r in inf.rows} <= set(shown)
+    assert "Contribution to overall heterogeneity" in shown and "Influence on overall result" in shown
+
+
+def test_influence_panels(figures, results):
+    fig = figures["influence"]
+    inf = results["influence"]
+    assert len(fig.axes) == 8
+    # One point per study in every panel, except where a diagnostic is missing (rstudent of study 3).
+    assert len(artists(fig, "weight-")) - len(artists(fig, "weight-line")) == len(inf.rows)
+    assert not artists(fig, "rstudent-3")
+    flagged = artists(fig, "cook_d-5")[0]
+    assert flagged.get_color() == "#c0392b" and artists(fig, "cook_d-0")[0].get_color() != "#c0392b"
+    (cut,) = artists(fig, "cook_d-cutoff")
+    assert list(cut.get_ydata()) == [0.3, 0.3]
 
 
 # --- risk of bias -------------------------------------------------------------------------------

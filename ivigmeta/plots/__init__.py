@@ -1,4 +1,5 @@
-"""Figures drawn from result objects: forest, leave-one-out, funnel, radial and risk-of-bias plots.
+"""Figures drawn from result objects: forest, leave-one-out, funnel, radial, Baujat, influence and
+risk-of-bias plots.
 
 matplotlib is imported only inside the drawing modules, and only when a figure is asked for, so
 ``ivigmeta --help`` and every command without ``--plot`` never pay for it. Nothing here fits a
@@ -49,6 +50,18 @@ def _radial(result: Any, **options: Any) -> Any:
     return radial_plot(result, **options)
 
 
+def _baujat(result: Any, **options: Any) -> Any:
+    from ivigmeta.plots.influence import baujat_plot
+
+    return baujat_plot(result, **options)
+
+
+def _influence(result: Any, **options: Any) -> Any:
+    from ivigmeta.plots.influence import influence_plot
+
+    return influence_plot(result, **options)
+
+
 def _rob(result: Any, **options: Any) -> Any:
     from ivigmeta.plots.rob import rob_plot
 
@@ -61,6 +74,8 @@ FIGURES: dict[str, Callable[..., Any]] = {
     "loo": _loo,
     "funnel": _funnel,
     "radial": _radial,
+    "baujat": _baujat,
+    "influence": _influence,
     "rob": _rob,
 }
 

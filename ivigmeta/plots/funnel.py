@@ -106,6 +106,12 @@ def funnel_plot(ba: BiasAnalysis, contour: bool = False, level: float | None = N
             k0 = getattr(tf, "k0", len(fyi))
             handles.append(Line2D([], [], marker="o", linestyle="none", color=c.INK,
                                   markerfacecolor="white", label=f"Imputed by trim-and-fill (k0 = {k0})"))
+            adjusted = getattr(tf, "theta", None)
+            if isinstance(adjusted, float) and math.isfinite(adjusted):
+                ax.add_line(Line2D([back(adjusted)] * 2, [0, se_max], color=c.INK, linestyle=":",
+                                   linewidth=1.0, zorder=2, gid="trimfill-line"))
+                handles.append(Line2D([], [], color=c.INK, linestyle=":",
+                                      label=f"Trim-and-fill estimate {f.num(back(adjusted), f.decimals_for(measure))}"))
         handles.append(Line2D([], [], color=c.INK, linestyle="--",
                               label=f"Pseudo {level * 100:g}% limits"))
         ax.legend(handles=handles, loc="best", fontsize=c.FONT_SIZE - 1.5, frameon=True,
