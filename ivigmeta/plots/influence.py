@@ -47,6 +47,11 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+def _number(value: Any) -> float | None:
+    """A finite number as float; ``None`` for a missing or non-finite diagnostic."""
+    return float(value) if _finite(value) else None
+
+
 def baujat_plot(inf: Any):
     """The Baujat plot of an influence result; studies are named next to their points."""
     rows = [r for r in inf.rows if _finite(r.baujat_x) and _finite(r.baujat_y)]
@@ -98,21 +103,21 @@ def influence_plot(inf: Any):
             col, row = p % 2, p // 2
             y0 = bottom + (3 - row) * (panel + gap)
             ax = fig.add_axes((0.08 + col * 0.49, y0 / height, 0.41, panel / height))
-            values = [getattr(r, attr, None) for r in rows]
-            xs = [i for i, v in zip(index, values) if _finite(v)]
-            ys = [v for v in values if _finite(v)]
-            ax.add_line(Line2D(xs, ys, color=c.GREY, linewidth=0.8, gid=f"{attr}-line"))
-            flagged = [bool(getattr(r, "influential", False)) for r in rows]
-            for i, v, flag in zip(index, values, flagged):
-                if _finite(v):
-                    ax.add_line(Line2D([i], [v], marker="o", linestyle="none", markersize=4.5,
-                                       color=FLAG if flag else c.INK, gid=f"{attr}-{i - 1}"))
-            for ref in refs(inf):
-                if _finite(ref):
-                    ax.axhline(ref, color=c.INK, linestyle="--", linewidth=0.7, gid=f"{attr}-cutoff")
+            values = [_number(getattr(r, attr, None)) for r in rows]
+            points = [(i, v) for i, v in zip(index, values) if v is not None]
+            ys = [v for _, v in points]
+            ax.add_line(Line2D([i for i, _ in points], ys, color=c.GREY, linewidth=0.8,
+                               gid=f"{attr}-line"))
+            flagged = {i for i, r in zip(index, rows) if getattr(r, "influential", False)}
+            for i, v in points:
+                ax.add_line(Line2D([i], [v], marker="o", linestyle="none", markersize=4.5,
+                                   color=FLAG if i in flagged else c.INK, gid=f"{attr}-{i - 1}"))
+            cutoffs = [v for v in (_number(ref) for ref in refs(inf)) if v is not None]
+            for ref in cutoffs:
+                ax.axhline(ref, color=c.INK, linestyle="--", linewidth=0.7, gid=f"{attr}-cutoff")
             ax.set_xlim(0.5, k + 0.5)
-            lo = min(ys + [r for r in refs(inf) if _finite(r)], default=0.0)
-            hi = max(ys + [r for r in refs(inf) if _finite(r)], default=1.0)
+            lo = min(ys + cutoffs, default=0.0)
+            hi = max(ys + cutoffs, default=1.0)
             pad = 0.12 * (hi - lo or 1.0)
             ax.set_ylim(lo - pad, hi + pad)
             ax.xaxis.set_major_locator(FixedLocator(index))
