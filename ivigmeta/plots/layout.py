@@ -140,7 +140,7 @@ def draw(
     reference: float | None = None,
     reference_band: tuple[float, float] | None = None,
 ):
-    """Draw ``rows`` into a new figure; returns the figure."""
+    """Draw ``rows`` into a new figure; returns the figure and its plot axes."""
     lay = compute_layout(left, right, rows)
     fig = c.new_figure(lay.width, lay.height)
     ax = fig.add_axes(
