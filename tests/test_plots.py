@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 import xml.etree.ElementTree as ET
 from types import SimpleNamespace
@@ -410,6 +411,9 @@ def test_every_figure_in_every_format(kind, figures, tmp_path):
     save_figure(fig, str(pdf))
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    box = re.search(rb"/MediaBox \[ 0 0 ([\d.]+) ([\d.]+) \]", data)
+    assert box and float(box[1]) == pytest.approx(fig.get_figwidth() * 72, abs=0.01)
+    assert float(box[2]) == pytest.approx(fig.get_figheight() * 72, abs=0.01)
     assert sorted(os.listdir(tmp_path)) == sorted(f"{kind}.{e}" for e in ("pdf", "png", "svg"))
 
 
