@@ -505,3 +505,20 @@ def test_rob_legend_clear_of_summary_with_one_study():
     (title,) = artists(fig, "summary-title")
     assert legend.y0 > title.get_window_extent(renderer).y1
     assert legend.x1 <= fig.bbox.width
+
+
+def test_forest_with_effect_rows():
+    """Rows that give an effect instead of counts: NR in the events columns, no totals, and the
+    label marked as the pool table marks it; a table of effects alone has no events columns."""
+    mixed = parse_table("study,treat_events,treat_total,control_events,control_total,yi,vi\n"
+                        "A,5,10,3,10,,\nB,,,,,0.2,0.04\nC,4,9,2,9,,\n", "mix.csv")
+    ma = fit(compute_effects(mixed.studies))
+    fig = make_figure("forest", ma, model="both")
+    shown = texts(fig)
+    assert shown.count("NR") == 2 and "5/10" in shown and "B [from yi, vi]" in shown
+    assert "9/19" not in shown  # no event totals when a study has no counts
+    assert any(t.startswith("NR: events not reported") for t in shown)
+    assert len(artists(fig, "square-")) == 3
+    effects_only = fit(compute_effects(parse_table("study,yi,vi\nA,0.3,0.05\nB,0.1,0.02\n", "yv").studies))
+    fig = make_figure("forest", effects_only)
+    assert "Events/Total" not in texts(fig) and len(artists(fig, "square-")) == 2

@@ -15,7 +15,9 @@ from ivigmeta.errors import ModelError
 from ivigmeta.plots import common as c
 from ivigmeta.plots.layout import Column, Row, axis_limits, draw
 from ivigmeta.render import formatting as f
+from ivigmeta.render.views import NOT_REPORTED, source_notes
 from ivigmeta.render.views import _between_name as between_name
+from ivigmeta.render.views import _label as marked_label
 from ivigmeta.results import CommonFit, MetaAnalysis, RandomFit, SubgroupAnalysis, SubgroupResult
 
 MODELS = ("random", "common", "both")
@@ -37,11 +39,13 @@ def _models(model: str) -> tuple[str, ...]:
 
 
 def _columns(ma: MetaAnalysis, models: Sequence[str]) -> tuple[list[Column], list[Column]]:
-    left = [
-        Column("label", "Study", "", "left"),
-        Column("treat", "Intervention", "Events/Total", "center"),
-        Column("control", "Control", "Events/Total", "center"),
-    ]
+    left = [Column("label", "Study", "", "left")]
+    # Rows may give an effect instead of counts; a table of effects alone has no events columns.
+    if any(s.has_counts for s in ma.effects.studies):
+        left += [
+            Column("treat", "Intervention", "Events/Total", "center"),
+            Column("control", "Control", "Events/Total", "center"),
+        ]
     right = [Column("estimate", ma.measure, f"[{ma.options.level * 100:g}% CI]", "right")]
     if ma.pooled:
         if len(models) == 1:
@@ -85,9 +89,9 @@ def study_rows(ma: MetaAnalysis, models: Sequence[str], first_index: int = 0) ->
     rows = []
     for i, (s, est) in enumerate(zip(ma.effects.studies, ma.study_estimates)):
         cells = {
-            "label": s.label(),
-            "treat": f"{s.treat_events}/{s.treat_total}",
-            "control": f"{s.control_events}/{s.control_total}",
+            "label": marked_label(s),  # "[from CI]" etc. when the effect was given, as the table
+            "treat": f"{s.treat_events}/{s.treat_total}" if s.has_counts else NOT_REPORTED,
+            "control": f"{s.control_events}/{s.control_total}" if s.has_counts else NOT_REPORTED,
             "estimate": f.est_ci(est.estimate, est.ci_low, est.ci_high, d),
         }
         if ma.pooled:
@@ -113,11 +117,13 @@ def pooled_rows(ma: MetaAnalysis, models: Sequence[str], tag: str = "",
     if not ma.pooled:
         rows.append(Row("text", text="A single study: no pooling was done"))
         return rows
-    studies = ma.effects.studies
-    te = sum(s.treat_events for s in studies)
-    tt = sum(s.treat_total for s in studies)
-    ce = sum(s.control_events for s in studies)
-    ct = sum(s.control_total for s in studies)
+    counted = [s for s in ma.effects.studies if s.has_counts]
+    # Totals only when every pooled study reports counts (as the pool table).
+    totals = len(counted) == ma.k
+    te = sum(s.treat_events or 0 for s in counted)
+    tt = sum(s.treat_total or 0 for s in counted)
+    ce = sum(s.control_events or 0 for s in counted)
+    ct = sum(s.control_total or 0 for s in counted)
     for j, m in enumerate(models):
         fit = _fit(ma, m)
         cells = {
@@ -125,7 +131,7 @@ def pooled_rows(ma: MetaAnalysis, models: Sequence[str], tag: str = "",
             "estimate": f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
             f"weight_{m}": "100.0%",
         }
-        if j == 0:
+        if j == 0 and totals:
             cells["treat"] = f"{te}/{tt}"
             cells["control"] = f"{ce}/{ct}"
         rows.append(Row("diamond", cells, bold=True, est=fit.estimate, lo=fit.ci_low,
@@ -171,6 +177,8 @@ def forest_plot(ma: MetaAnalysis, model: str = "random",
     rows = study_rows(ma, models)
     rows.append(Row("blank"))
     rows += pooled_rows(ma, models)
+    for note in source_notes(ma.effects.studies):
+        rows.append(Row("text", text=note))
     for e in ma.effects.excluded:
         rows.append(Row("text", text=f"Excluded: {e.study} ({e.reason})"))
     with c.style():
@@ -226,6 +234,8 @@ def subgroup_forest_plot(sg: SubgroupAnalysis | SubgroupResult, model: str = "ra
         rows.append(Row("text", gid="subgroup-test",
                         text=f"Test for subgroup differences ({between_name(t.method)}): "
                              f"{stat} ({f.p_eq(t.p_value)})"))
+    for note in source_notes(full.effects.studies):
+        rows.append(Row("text", text=note))
     for e in res.excluded:
         rows.append(Row("text", text=f"Not in any subgroup: {e.study} ({e.reason})"))
     # Weights within a block are the subgroup's own; widths come from the overall columns.
