@@ -30,6 +30,9 @@ FIGURES = {
     "funnel_contour.png": ("ivigmeta bias studies.csv --contour --plot funnel_contour.png", "funnel",
                            {"contour": True}),
     "radial.png": ("ivigmeta heterogeneity studies.csv --plot radial.png", "radial", {}),
+    "baujat.png": ("ivigmeta influence studies.csv --plot baujat.png", "baujat", {}),
+    "influence.png": ("ivigmeta influence studies.csv --figure diagnostics --plot influence.png",
+                      "influence", {}),
     "rob.png": ("ivigmeta rob docs/examples/rob_example.csv --plot rob.png", "rob", {}),
 }
 
@@ -39,6 +42,7 @@ def results() -> dict[str, object]:
     from ivigmeta.bias import bias_analysis
     from ivigmeta.data import load_table
     from ivigmeta.effects import compute_effects
+    from ivigmeta.influence import influence
     from ivigmeta.pooling import fit
     from ivigmeta.rob import load_rob
     from ivigmeta.sensitivity import leave_one_out
@@ -51,6 +55,8 @@ def results() -> dict[str, object]:
         "loo": leave_one_out(ma),
         "funnel": bias_analysis(ma),
         "radial": ma,
+        "baujat": influence(ma),
+        "influence": influence(ma),
         "rob": load_rob(str(ROOT / "docs" / "examples" / "rob_example.csv")),
     }
 

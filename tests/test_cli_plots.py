@@ -27,6 +27,9 @@ def svg_ids(path) -> set[str]:
         (["loo"], {"reference-line", "reference-band", "point-7"}),
         (["bias", "--contour"], {"studies", "funnel-limits", "contour-0.01-right"}),
         (["heterogeneity"], {"studies", "pooled-line"}),
+        (["bias"], {"filled-studies", "trimfill-line"}),
+        (["influence"], {"studies"}),
+        (["influence", "--figure", "diagnostics"], {"cook_d-cutoff", "rstudent-0", "weight-7"}),
     ],
 )
 def test_plot_written_and_table_unchanged(run, studies_path, tmp_path, args, ids):

@@ -56,8 +56,11 @@ def funnel_plot(ba: BiasAnalysis, contour: bool = False, level: float | None = N
     lo_t, hi_t = lo_t - pad, hi_t + pad
 
     with c.style():
-        fig = c.new_figure(5.6, 4.4)
-        ax = fig.add_axes((0.13, 0.12, 0.82, 0.8))
+        # Inches: the plot, then the x label, then the legend below it (never over a study).
+        plot_h, below, top = 3.5, 1.35, 0.35
+        height = below + plot_h + top
+        fig = c.new_figure(5.6, height)
+        ax = fig.add_axes((0.13, below / height, 0.82, plot_h / height))
         if ratio:
             ax.set_xscale("log")
             ticks = c.nice_ratio_ticks(back(lo_t), back(hi_t), max_ticks=9)
@@ -114,8 +117,9 @@ def funnel_plot(ba: BiasAnalysis, contour: bool = False, level: float | None = N
                                       label=f"Trim-and-fill estimate {f.num(back(adjusted), f.decimals_for(measure))}"))
         handles.append(Line2D([], [], color=c.INK, linestyle="--",
                               label=f"Pseudo {level * 100:g}% limits"))
-        ax.legend(handles=handles, loc="best", fontsize=c.FONT_SIZE - 1.5, frameon=True,
-                  framealpha=0.9, edgecolor=c.LIGHT)
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.55 / plot_h * 1.0),
+                  bbox_transform=ax.transAxes, ncol=2, fontsize=c.FONT_SIZE - 1.5, frameon=False,
+                  columnspacing=1.5)
         name = c.MEASURE_NAMES[measure]
         ax.set_xlabel(f"{name}{' (log scale)' if ratio else ''}")
         ax.set_ylabel("Standard error")
