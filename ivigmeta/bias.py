@@ -53,39 +53,29 @@ KENDALL_INTEGER_MAX_N = 60
 
 
 def egger_test(yi: Sequence[float], vi: Sequence[float]) -> EggerTest | NotApplicable:
-    """Egger's test of funnel-plot asymmetry; not applicable with fewer than 3 studies."""
+    """Egger's test of funnel-plot asymmetry; not applicable with fewer than 3 studies.
+
+    The classic form regresses y / se on 1 / se by ordinary least squares and tests the
+    intercept. Dividing the weighted regression of y on se (weights 1 / v) by se gives the same
+    model with the roles of intercept and slope swapped, so both come from
+    :func:`weighted_regression_test` (metafor's ``regtest(model = "lm")``): Egger's intercept is its
+    slope, Egger's slope its intercept, with identical t, df and p.
+    """
     k = len(yi)
     if k < 3:
         return NotApplicable("egger", f"Egger's test needs at least 3 studies (have {k})")
     se = [math.sqrt(v) for v in vi]
-    x = [1.0 / s for s in se]
-    z = [y / s for y, s in zip(yi, se)]
-    xbar = math.fsum(x) / k
-    zbar = math.fsum(z) / k
-    sxx = math.fsum((xi - xbar) ** 2 for xi in x)
-    if sxx <= 0:
-        return NotApplicable(
-            "egger", "all studies have the same precision: the regression is undefined"
-        )
-    slope = math.fsum((xi - xbar) * (zi - zbar) for xi, zi in zip(x, z)) / sxx
-    intercept = zbar - slope * xbar
-    rss = math.fsum((zi - intercept - slope * xi) ** 2 for xi, zi in zip(x, z))
-    df = k - 2
-    s2 = rss / df
-    if s2 <= 0:
-        return NotApplicable(
-            "egger", "the regression fits exactly: no residual variance to test against"
-        )
-    se_int = math.sqrt(s2 * (1.0 / k + xbar * xbar / sxx))
-    t = intercept / se_int
+    reg = weighted_regression_test(yi, se, [1.0 / v for v in vi], "egger", "precision")
+    if isinstance(reg, NotApplicable):
+        return reg
     return EggerTest(
-        intercept=intercept,
-        se=se_int,
-        t=t,
-        df=df,
-        p_value=t_p_two_sided(t, df),
-        slope=slope,
-        slope_se=math.sqrt(s2 / sxx),
+        intercept=reg.bias,
+        se=reg.se,
+        t=reg.t,
+        df=reg.df,
+        p_value=reg.p_value,
+        slope=reg.intercept,
+        slope_se=reg.intercept_se,
         k=k,
     )
 

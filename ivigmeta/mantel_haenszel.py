@@ -30,7 +30,7 @@ import math
 from typing import Sequence
 
 from ivigmeta.data import Study
-from ivigmeta.distributions import chi2_sf, norm_p_two_sided, z_crit
+from ivigmeta.distributions import chi2_sf
 from ivigmeta.errors import ModelError
 from ivigmeta.results import CommonFit, EffectSizes
 
@@ -52,13 +52,6 @@ def _add(study: Study, es: EffectSizes) -> float:
     return 0.0
 
 
-def _percent(w: Sequence[float]) -> tuple[float, ...]:
-    total = math.fsum(w)
-    if total <= 0:
-        return tuple(math.nan for _ in w)
-    return tuple(100.0 * x / total for x in w)
-
-
 def _q_summary(q: float, k_yi: int, enough: bool = True) -> tuple[float, int, float, float, float]:
     df = k_yi - 1
     if df < 1 or not enough:
@@ -68,25 +61,12 @@ def _q_summary(q: float, k_yi: int, enough: bool = True) -> tuple[float, int, fl
 
 
 def _fit(es: EffectSizes, method: str, theta: float, se: float, weights, q_parts, level: float) -> CommonFit:
+    from ivigmeta.pooling import wald_common
+
     q, df, qp, i2, h2 = q_parts
-    z = theta / se
-    crit = z_crit(level)
-    return CommonFit(
-        measure=es.measure,
-        theta=theta,
-        se=se,
-        statistic=z,
-        p_value=norm_p_two_sided(z),
-        ci_low_theta=theta - crit * se,
-        ci_high_theta=theta + crit * se,
-        method=method,
-        weights=_percent(weights),
-        q=q,
-        q_df=df,
-        q_p_value=qp,
-        i2=i2,
-        h2=h2,
-        k_yi=df + 1,
+    return wald_common(
+        es.measure, method, theta, se, weights, level,
+        q=q, q_df=df, q_p_value=qp, i2=i2, h2=h2, k_yi=df + 1,
     )
 
 

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from ivigmeta.distributions import norm_p_two_sided, t_crit, t_p_two_sided, z_crit
 from ivigmeta.effects import study_estimate
@@ -26,8 +26,37 @@ _EPS = 2.220446049250313e-16
 
 
 def _percent(w: Sequence[float]) -> tuple[float, ...]:
+    """Weights in percent (NaN when they sum to zero, e.g. Mantel-Haenszel double zeros only)."""
     total = math.fsum(w)
+    if total <= 0:
+        return tuple(math.nan for _ in w)
     return tuple(100.0 * x / total for x in w)
+
+
+def wald_common(
+    measure: str,
+    method: str,
+    theta: float,
+    se: float,
+    weights: Sequence[float],
+    level: float = 0.95,
+    **extra: Any,
+) -> CommonFit:
+    """A common-effect estimate with its Wald z test and interval; ``weights`` become percent."""
+    z = theta / se
+    crit = z_crit(level)
+    return CommonFit(
+        measure=measure,
+        theta=theta,
+        se=se,
+        statistic=z,
+        p_value=norm_p_two_sided(z),
+        ci_low_theta=theta - crit * se,
+        ci_high_theta=theta + crit * se,
+        method=method,
+        weights=_percent(weights),
+        **extra,
+    )
 
 
 def common_iv(es: EffectSizes, level: float = 0.95) -> CommonFit:
@@ -35,20 +64,7 @@ def common_iv(es: EffectSizes, level: float = 0.95) -> CommonFit:
     w = [1.0 / v for v in es.vi]
     sw = math.fsum(w)
     theta = math.fsum(wi * y for wi, y in zip(w, es.yi)) / sw
-    se = math.sqrt(1.0 / sw)
-    z = theta / se
-    crit = z_crit(level)
-    return CommonFit(
-        measure=es.measure,
-        theta=theta,
-        se=se,
-        statistic=z,
-        p_value=norm_p_two_sided(z),
-        ci_low_theta=theta - crit * se,
-        ci_high_theta=theta + crit * se,
-        method="IV",
-        weights=_percent(w),
-    )
+    return wald_common(es.measure, "IV", theta, math.sqrt(1.0 / sw), w, level)
 
 
 def _common_mh(es: EffectSizes, level: float = 0.95) -> CommonFit:
