@@ -1058,3 +1058,162 @@ class RobAssessment:
                 for s in self.contradictions
             ],
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# reproduce: a paper's printed numbers checked against what the commands recompute
+
+
+@dataclass(frozen=True)
+class AlternativeCheck:
+    """One alternative convention tried on a number that differs, and what it gives.
+
+    ``status`` is ``gives_printed``, ``differs``, ``unchanged`` (the convention gives exactly the
+    value the number already has), ``not_available`` (the option does not exist in
+    this version, or the run failed) or ``not_applicable`` (the convention cannot change this
+    number).
+    """
+
+    name: str
+    how: str
+    status: str
+    value: Any = None
+    rounded: str = ""
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "how": self.how,
+            "status": self.status,
+            "value": self.value,
+            "rounded": self.rounded,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class NumberCheck:
+    """A printed number, what the command recomputes for it, and the verdict.
+
+    ``verdict`` is ``reproduced``, ``differs``, ``differs_expected`` or ``error``. ``ok`` says
+    whether the number behaved as its ``expect`` says (``match`` or ``differs``).
+    """
+
+    label: str
+    printed: str
+    expect: str
+    note: str
+    command: str
+    args: tuple[str, ...]
+    path: str
+    verdict: str
+    where: str = ""
+    recomputed: Any = None
+    rounded: str = ""
+    error: str = ""
+    explanation: str = ""
+    alternatives: tuple[AlternativeCheck, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        if self.verdict == "reproduced":
+            return self.expect == "match"
+        return self.verdict == "differs_expected"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "printed": self.printed,
+            "recomputed": self.recomputed,
+            "rounded": self.rounded,
+            "verdict": self.verdict,
+            "expect": self.expect,
+            "ok": self.ok,
+            "note": self.note,
+            "explanation": self.explanation or (self.error if self.verdict == "error" else ""),
+            "error": self.error,
+            "where": self.where,
+            "command": self.command,
+            "args": list(self.args),
+            "path": self.path,
+            "alternatives": [a.to_dict() for a in self.alternatives],
+        }
+
+
+@dataclass(frozen=True)
+class ReproduceSummary:
+    """Counts of the verdicts; ``unexpected`` counts numbers that did not behave as expected."""
+
+    total: int
+    reproduced: int
+    differs: int
+    differs_expected: int
+    errors: int
+    unexpected: int
+
+    @classmethod
+    def of(cls, checks: Sequence[NumberCheck]) -> "ReproduceSummary":
+        count = lambda v: sum(1 for c in checks if c.verdict == v)  # noqa: E731
+        return cls(
+            total=len(checks),
+            reproduced=count("reproduced"),
+            differs=count("differs"),
+            differs_expected=count("differs_expected"),
+            errors=count("error"),
+            unexpected=sum(1 for c in checks if not c.ok),
+        )
+
+    @property
+    def ok(self) -> bool:
+        return self.unexpected == 0
+
+    @property
+    def line(self) -> str:
+        """``69 of 72 reproduce; 3 differ as expected`` (with differences and errors when any)."""
+        verb = "reproduces" if self.reproduced == 1 else "reproduce"
+        parts = [f"{self.reproduced} of {self.total} {verb}"]
+        if self.differs_expected:
+            parts.append(f"{self.differs_expected} differ{'s' if self.differs_expected == 1 else ''} as expected")
+        if self.differs:
+            parts.append(f"{self.differs} differ{'s' if self.differs == 1 else ''} unexpectedly")
+        if self.errors:
+            parts.append(f"{self.errors} error{'s' if self.errors != 1 else ''}")
+        surprising = self.unexpected - self.differs - self.errors
+        if surprising:
+            parts.append(f"{surprising} reproduce{'s' if surprising == 1 else ''} but {'was' if surprising == 1 else 'were'} expected to differ")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "reproduced": self.reproduced,
+            "differs": self.differs,
+            "differs_expected": self.differs_expected,
+            "errors": self.errors,
+            "unexpected": self.unexpected,
+            "ok": self.ok,
+            "line": self.line,
+        }
+
+
+@dataclass(frozen=True)
+class ReproduceResult:
+    """Every printed number of a published-numbers file checked against the data."""
+
+    source: str
+    paper: dict[str, Any]
+    data: str
+    numbers: tuple[NumberCheck, ...]
+    summary: ReproduceSummary
+    runs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "published": self.source,
+            "paper": self.paper,
+            "data": self.data,
+            "numbers": [n.to_dict() for n in self.numbers],
+            "summary": self.summary.to_dict(),
+            "runs": self.runs,
+        }

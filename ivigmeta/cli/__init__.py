@@ -42,6 +42,10 @@ from ivigmeta.cli.rob import rob  # noqa: E402
 
 cli.add_command(rob)
 
+from ivigmeta.cli.reproduce import reproduce as _reproduce  # noqa: E402
+
+cli.add_command(_reproduce)
+
 
 def main() -> None:
     """Console-script entry point: bugs become one line on stderr, never a traceback."""

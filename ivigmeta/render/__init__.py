@@ -66,7 +66,10 @@ def to_markdown(sections: list[Section]) -> str:
     for sec in sections:
         lines = [f"### {sec.title}", ""]
         lines.append("| " + " | ".join(_md_escape(c) for c in sec.columns) + " |")
-        aligns = ["---" if i < sec.right_align_from else "---:" for i in range(len(sec.columns))]
+        aligns = [
+            "---" if i < sec.right_align_from or c in sec.text_columns else "---:"
+            for i, c in enumerate(sec.columns)
+        ]
         lines.append("| " + " | ".join(aligns) + " |")
         for i, row in enumerate(sec.rows):
             cells = [_md_escape(c) for c in row]

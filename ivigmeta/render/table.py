@@ -40,8 +40,8 @@ def to_table(sections: list[Section], ascii_only: bool = False) -> str:
         # Text() everywhere: labels from the user's file ("Smith [a]") are not rich markup.
         table = Table(title=Text(sec.title), box=style, title_justify="left", show_edge=False, pad_edge=False)
         for i, col in enumerate(sec.columns):
-            left = i < sec.right_align_from
-            # Numbers never wrap; long study lists and labels do.
+            left = i < sec.right_align_from or col in sec.text_columns
+            # Numbers never wrap; long study lists, labels and notes do.
             wrap = left or col == "Studies"
             longest = max([len(col)] + [len(row[i]) for row in sec.rows])
             table.add_column(

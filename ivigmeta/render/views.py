@@ -20,6 +20,7 @@ from ivigmeta.results import (
     FailSafeN,
     Influence,
     RegressionTest,
+    ReproduceResult,
     TrimFill,
     back_transform,
     Heterogeneity,
@@ -50,6 +51,8 @@ class Section:
     # Indices of rows drawn as summary rows (pooled estimates): a rule above them, in bold.
     summary_from: int | None = None
     right_align_from: int = 1
+    # Columns of free text drawn left-aligned and wrapped wherever they are (e.g. "Note").
+    text_columns: tuple[str, ...] = ()
 
 
 # Marks on effect-only rows in tables, by where their effect came from (docs/input.md).
@@ -668,3 +671,63 @@ def influence_records(inf: Influence) -> list[dict[str, Any]]:
 
 VIEWS["cumulative"] = View(cumulative_sections, cumulative_records)
 VIEWS["influence"] = View(influence_sections, influence_records)
+
+
+# ---------------------------------------------------------------------------------------------
+# reproduce: the paper's printed numbers against the recomputed ones
+
+VERDICT_TEXT = {
+    "reproduced": "reproduced",
+    "differs": "DIFFERS",
+    "differs_expected": "differs (expected)",
+    "error": "ERROR",
+}
+
+
+def _full(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, dict)):
+        return f"({type(value).__name__})"
+    return str(value)
+
+
+def reproduce_sections(res: ReproduceResult) -> list[Section]:
+    cols = ["#", "Number", "Printed", "Recomputed", "Rounded", "Verdict", "Note"]
+    rows = []
+    notes = []
+    for i, n in enumerate(res.numbers, start=1):
+        verdict = VERDICT_TEXT.get(n.verdict, n.verdict)
+        if n.verdict == "reproduced" and n.expect == "differs":
+            verdict = "reproduced (expected to differ)"
+        note = n.error if n.verdict == "error" else n.note
+        rows.append([str(i), n.label, n.printed, _full(n.recomputed), n.rounded, verdict, note])
+        if n.explanation:
+            notes.append(f"{i}. {n.label}: {n.explanation}")
+    notes.append(res.summary.line)
+    title = str(res.paper.get("title") or res.source)
+    return [
+        Section(
+            f"Printed numbers of: {title}",
+            cols,
+            rows,
+            notes,
+            right_align_from=2,
+            text_columns=("Verdict", "Note"),
+        )
+    ]
+
+
+def reproduce_records(res: ReproduceResult) -> list[dict[str, Any]]:
+    records = []
+    for n in res.numbers:
+        d = n.to_dict()
+        d["args"] = " ".join(d["args"])
+        d.pop("alternatives")
+        records.append(d)
+    return records
+
+
+VIEWS["reproduce"] = View(reproduce_sections, reproduce_records)

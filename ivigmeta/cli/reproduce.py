@@ -1,0 +1,126 @@
+"""``ivigmeta reproduce``: check a paper's printed numbers against what the commands recompute.
+
+The commands are run in-process (``cli.main(..., standalone_mode=False)`` with stdout captured),
+each distinct command + options once; the comparison and the verdicts are in
+:mod:`ivigmeta.reproduce`, the alternatives in :mod:`ivigmeta.explain`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from typing import Any, Sequence
+
+import click
+
+from ivigmeta.cli.common import handle_errors, output_options, write_output
+
+# Commands that do not print an analysis as JSON: never targets of a published number.
+NOT_ANALYSES = ("reproduce", "report", "batch")
+
+
+class InProcessRunner:
+    """Runs ``ivigmeta COMMAND ARGS --format json`` in this process and returns the parsed JSON."""
+
+    def __init__(self) -> None:
+        from ivigmeta.cli import cli
+
+        self.cli = cli
+        self.commands = tuple(sorted(c for c in cli.commands if c not in NOT_ANALYSES))
+
+    def run(self, command: str, args: Sequence[str]) -> Any:
+        from ivigmeta.reproduce import RunError
+
+        if command not in self.commands:
+            raise RunError(f"unknown command '{command}'")
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with redirect_stdout(out), redirect_stderr(err):
+                self.cli.main(
+                    args=[command, *args, "--format", "json"],
+                    prog_name="ivigmeta",
+                    standalone_mode=False,
+                )
+        except click.ClickException as exc:
+            raise RunError(exc.format_message()) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit) as exc:
+            code = getattr(exc, "exit_code", getattr(exc, "code", 1))
+            if code:
+                raise RunError(f"exited with status {code}: {err.getvalue().strip()}") from None
+        except Exception as exc:  # noqa: BLE001 - a bug in a command must not stop the audit
+            raise RunError(f"internal error ({type(exc).__name__}: {exc})") from None
+        try:
+            return json.loads(out.getvalue())
+        except json.JSONDecodeError:
+            raise RunError("the command did not print JSON") from None
+
+    def params(self, command: str, args: Sequence[str]) -> dict[str, Any]:
+        from ivigmeta.reproduce import RunError
+
+        cmd = self.cli.commands.get(command)
+        if cmd is None:
+            raise RunError(f"unknown command '{command}'")
+        try:
+            with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+                ctx = cmd.make_context(command, list(args))
+        except click.ClickException as exc:
+            raise RunError(exc.format_message()) from None
+        return dict(ctx.params)
+
+    def payload(self, result: Any, view: str) -> Any:
+        from ivigmeta.render import render
+
+        return json.loads(render(result, view, "json"))
+
+
+def run_reproduce(published_path: str, data: str | None, explain: bool = True):
+    """Load, validate and check a published-numbers file; returns the ReproduceResult."""
+    from ivigmeta.reproduce import load_published, reproduce, resolve_data
+
+    runner = InProcessRunner()
+    published = load_published(published_path, runner.commands)
+    return reproduce(published, runner, resolve_data(published, data), explain=explain)
+
+
+def report_problems(result) -> None:
+    """One line on stderr for each number that did not behave as expected."""
+    for i, n in enumerate(result.numbers, start=1):
+        if n.ok:
+            continue
+        name = f"number {i} ('{n.label}')"
+        if n.verdict == "error":
+            click.echo(f"Error: {name}: {n.error}", err=True)
+        elif n.verdict == "differs":
+            click.echo(f"differs: {name}: printed {n.printed}, the data give {n.rounded}", err=True)
+        else:
+            click.echo(f"unexpected: {name}: printed {n.printed} reproduces but expect = \"differs\"", err=True)
+
+
+@click.command()
+@click.argument("published", required=False, default="published.toml", metavar="[PUBLISHED]")
+@click.option(
+    "--data",
+    metavar="FILE",
+    help="Study table to recompute from (default: the [paper] data entry, relative to PUBLISHED).",
+)
+@click.option("--no-explain", is_flag=True, help="Do not try alternative conventions on numbers that differ.")
+@output_options
+@handle_errors
+def reproduce(published, data, no_explain, fmt, ascii_only):
+    """Check a paper's printed numbers (a TOML file, default published.toml) against the data.
+
+    Each number names an ivigmeta command, its options and a JSON path into its output, and the
+    value exactly as printed; it is compared at the precision it was printed with ('< x' and
+    '> x' are bounds). Numbers that differ are explained by trying the usual alternative
+    conventions. Exit status 0 when every number behaves as its 'expect' says, 1 otherwise.
+    """
+    from ivigmeta.render import render
+
+    result = run_reproduce(published, data, explain=not no_explain)
+    write_output(render(result, "reproduce", fmt, ascii_only=ascii_only))
+    report_problems(result)
+    if not result.summary.ok:
+        sys.stdout.flush()
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,337 @@
+"""Explain a printed number that differs: try the usual alternative conventions and say which, if
+any, gives the printed value.
+
+Alternatives are of three kinds:
+
+* **options** of the command itself (``--cc 0``, ``--cc-policy all``, ``--tau2 REML``, ``--ci hk``,
+  ``--common MH`` ...), run through the same in-process runner and cache as the number itself.
+  An option or value this version does not offer makes the run fail; the alternative is then
+  reported as *not available* with the command's own message, and starts working as soon as
+  the option exists;
+* **conventions computed here** that no option offers:
+
+  - meta's risk-ratio continuity correction (``metabin(..., RR.Cochrane = FALSE)``, its default):
+    the increment is added to the events and to the totals of each arm of a study with a zero
+    cell, log RR = log((a + cc) / (n1 + cc)) - log((c + cc) / (n2 + cc)), variance
+    1/(a + cc) - 1/(n1 + cc) + 1/(c + cc) - 1/(n2 + cc) (the events' increment is dropped from
+    the variance when both arms have all events), instead of adding ``cc`` to all four cells;
+  - Cochran's Q centred on the Mantel-Haenszel estimate instead of the inverse-variance one, as
+    RevMan 5 and meta (``Q.Cochrane = TRUE``) compute it for Mantel-Haenszel analyses, with the
+    DerSimonian-Laird tau², I² = (Q - df) / Q and the random-effects fit that follow from it
+    (Mantel & Haenszel 1959; Greenland & Robins 1985; Deeks & Higgins 2010);
+
+* **reading conventions**: the common-effect estimate where the random-effects one was expected
+  (the same path with ``random`` replaced by ``common``), and truncation instead of rounding to
+  the printed decimals.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from ivigmeta.errors import IvigmetaError, ModelError
+from ivigmeta.results import AlternativeCheck, EffectSizes, FitOptions, Heterogeneity, MetaAnalysis
+
+if TYPE_CHECKING:
+    from ivigmeta.reproduce import CommandCache, PublishedNumber
+    from ivigmeta.results import NumberCheck
+
+TAU2_ALTERNATIVES = ("REML", "ML", "PM", "EB", "HS", "SJ", "HE")
+
+
+# ---------------------------------------------------------------------------------------------
+# Conventions computed in the core
+
+
+def meta_rr_effects(es: EffectSizes) -> EffectSizes:
+    """The same studies with meta's default risk-ratio correction (events and totals only).
+
+    Studies that received ``cc`` under ivigmeta's rule (all four cells) get it on their events
+    and their totals instead; the others are unchanged. Only for the risk ratio.
+    """
+    if es.measure != "RR":
+        raise ModelError("meta's events-and-totals rule concerns the risk ratio only")
+    if not any(es.cc_added):
+        raise ModelError("no study has a continuity correction: the rule changes nothing")
+    yi, vi = list(es.yi), list(es.vi)
+    for i, (study, add) in enumerate(zip(es.studies, es.cc_added)):
+        if not add:
+            continue
+        a, n1, c, n2 = study.counts
+        all_events = a == n1 and c == n2
+        ev = 0.0 if all_events else add
+        yi[i] = math.log((a + add) / (n1 + add)) - math.log((c + add) / (n2 + add))
+        vi[i] = 1 / (a + ev) - 1 / (n1 + add) + 1 / (c + ev) - 1 / (n2 + add)
+    return replace(es, yi=tuple(yi), vi=tuple(vi))
+
+
+def mantel_haenszel_theta(es: EffectSizes) -> float:
+    """Mantel-Haenszel pooled estimate on the analysis scale (log RR, log OR or RD).
+
+    Cells are corrected as the effect sizes were (``cc_added`` on all four cells), as meta does
+    with ``MH.exact = FALSE`` and RevMan 5 (Greenland & Robins 1985).
+    """
+    num = den = 0.0
+    for study, add in zip(es.studies, es.cc_added):
+        a, n1, c, n2 = study.counts
+        b, d = n1 - a, n2 - c
+        a, b, c, d = (x + add for x in (a, b, c, d))
+        n1, n2 = a + b, c + d
+        n = n1 + n2
+        if es.measure == "RR":
+            num += a * n2 / n
+            den += c * n1 / n
+        elif es.measure == "OR":
+            num += a * d / n
+            den += b * c / n
+        else:
+            num += (a * n2 - c * n1) / n
+            den += n1 * n2 / n
+    if es.measure == "RD":
+        return num / den
+    if num <= 0 or den <= 0:
+        raise ModelError("the Mantel-Haenszel estimate is undefined (no events in one arm)")
+    return math.log(num / den)
+
+
+def fit_q_mh(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
+    """The fit with Cochran's Q centred on the Mantel-Haenszel estimate (RevMan 5's Q).
+
+    Q = sum w_i (y_i - theta_MH)², w_i = 1 / v_i; tau² = max(0, (Q - df) / (sum w - sum w² / sum w))
+    (DerSimonian-Laird); I² = 100 max(0, (Q - df) / Q); the random-effects fit uses that tau².
+    """
+    from ivigmeta.distributions import chi2_sf
+    from ivigmeta.heterogeneity import i2_from_q
+    from ivigmeta.pooling import fit, random_effects
+
+    ma = fit(es, options)
+    if not ma.pooled:
+        return ma
+    theta = mantel_haenszel_theta(es)
+    w = [1.0 / v for v in es.vi]
+    sw = math.fsum(w)
+    q = math.fsum(wi * (y - theta) ** 2 for wi, y in zip(w, es.yi))
+    df = es.k - 1
+    c = sw - math.fsum(x * x for x in w) / sw
+    tau2 = max(0.0, (q - df) / c) if c > 0 else 0.0
+    i2 = i2_from_q(q, df)
+    het = Heterogeneity(
+        q=q,
+        df=df,
+        p_value=chi2_sf(q, df),
+        i2=i2,
+        h2=q / df if df > 0 else None,
+        tau2=tau2,
+        tau=math.sqrt(tau2),
+        i2_q=i2,
+        tau2_method="DL",
+    )
+    random = random_effects(es.yi, es.vi, es.measure, tau2, "DL", options.ci_method, options.level)
+    return replace(ma, random=random, heterogeneity=het)
+
+
+def refit_all(obj: Any, fitter: Callable[[MetaAnalysis], MetaAnalysis]) -> Any:
+    """Replace every :class:`MetaAnalysis` inside a result object by ``fitter(ma)``.
+
+    Subgroup levels and leave-one-out rows hold their own fits; this refits them all with the
+    alternative convention, leaving everything else (such as the between-subgroup test) as is.
+    """
+    if isinstance(obj, MetaAnalysis):
+        return fitter(obj)
+    if isinstance(obj, tuple):
+        return tuple(refit_all(x, fitter) for x in obj)
+    if isinstance(obj, list):
+        return [refit_all(x, fitter) for x in obj]
+    if is_dataclass(obj) and not isinstance(obj, type):
+        changes = {}
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            new = refit_all(value, fitter)
+            if new is not value:
+                changes[f.name] = new
+        return replace(obj, **changes) if changes else obj
+    return obj
+
+
+def _method(command: str, params: dict[str, Any]) -> Callable[[MetaAnalysis], Any]:
+    """The core method behind each analysis command: fit -> result, as the command computes it."""
+    if command in ("pool", "heterogeneity"):
+        return lambda ma: ma
+    if command == "loo":
+        from ivigmeta.sensitivity import leave_one_out
+
+        return leave_one_out
+    if command == "subgroup":
+        from ivigmeta.subgroup import subgroup_analysis
+
+        columns = list(params.get("columns") or ())
+        return lambda ma: subgroup_analysis(ma, columns)
+    if command == "bias":
+        from ivigmeta.bias import bias_analysis
+
+        return bias_analysis
+    raise ModelError(f"not computed for the '{command}' command")
+
+
+def run_core_alternative(
+    command: str,
+    args: Sequence[str],
+    cache: "CommandCache",
+    effects: Callable[[EffectSizes], EffectSizes] | None = None,
+    fitter: Callable[[EffectSizes, FitOptions], MetaAnalysis] | None = None,
+) -> Any:
+    """Recompute ``command`` with the alternative ``effects`` and/or ``fitter``; its JSON payload."""
+    from ivigmeta.data import load_table
+    from ivigmeta.effects import compute_effects
+    from ivigmeta.pooling import fit
+
+    params = cache.runner.params(command, [cache.data, *args])
+    method = _method(command, params)
+    table = load_table(params["file"])
+    es = compute_effects(
+        table.studies, measure=params["measure"], cc=params["cc"], cc_policy=params["cc_policy"]
+    )
+    if effects is not None:
+        es = effects(es)
+    options = FitOptions(
+        tau2_method=str(params["tau2_method"]).upper(),
+        ci_method=str(params["ci_method"]).lower(),
+        level=float(params["level"]) / 100.0,
+        common_method=str(params["common_method"]).upper(),
+    )
+    fitter = fitter or fit
+    result = method(fitter(es, options))
+    if fitter is not fit:
+        result = refit_all(result, lambda ma: fitter(ma.effects, ma.options))
+    return cache.runner.payload(result, command)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trying the alternatives on one number
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One convention to try: extra command options, a core computation, or a reading rule."""
+
+    name: str
+    how: str
+    args: tuple[str, ...] = ()
+    path_map: Callable[[str], str | None] | None = None
+    core: dict[str, Any] | None = None
+    truncate: bool = False
+
+
+def _random_to_common(path: str) -> str | None:
+    from ivigmeta.reproduce import format_path, parse_path
+
+    parsed = parse_path(path)
+    if not any(s.kind == "key" and s.key == "random" for s in parsed.steps):
+        return None
+    steps = tuple(replace(s, key="common") if s.kind == "key" and s.key == "random" else s for s in parsed.steps)
+    return format_path(replace(parsed, steps=steps))
+
+
+def alternatives() -> list[Alternative]:
+    """The conventions tried, in the order they are reported."""
+    alts = [
+        Alternative("no continuity correction", "--cc 0", ("--cc", "0")),
+        Alternative("continuity correction for every study", "--cc-policy all", ("--cc-policy", "all")),
+        Alternative(
+            "correction to events and totals only (meta's RR rule)",
+            "cc added to events and totals of zero-cell studies (meta metabin default)",
+            core={"effects": meta_rr_effects},
+        ),
+        Alternative(
+            "Q centred on the Mantel-Haenszel estimate",
+            "Q about the MH estimate, DL tau² and I² from it (RevMan 5, meta Q.Cochrane)",
+            core={"fitter": fit_q_mh},
+        ),
+        Alternative("common-effect instead of random-effects", "the common (IV) fit", path_map=_random_to_common),
+        Alternative("Mantel-Haenszel common effect", "--common MH", ("--common", "MH"), path_map=_random_to_common),
+        Alternative("Peto common effect", "--common PETO", ("--common", "PETO"), path_map=_random_to_common),
+    ]
+    alts += [Alternative(f"tau² estimator {m}", f"--tau2 {m}", ("--tau2", m)) for m in TAU2_ALTERNATIVES]
+    alts += [
+        Alternative("Hartung-Knapp intervals", "--ci hk", ("--ci", "hk")),
+        Alternative("truncation instead of rounding", "printed decimals truncated", truncate=True),
+    ]
+    return alts
+
+
+@dataclass(frozen=True)
+class Explanation:
+    text: str
+    alternatives: tuple[AlternativeCheck, ...]
+
+
+def _try(alt: Alternative, number: "PublishedNumber", original: Any, cache: "CommandCache") -> AlternativeCheck:
+    from ivigmeta.reproduce import PathError, RunError, compare, parse_printed, resolve
+
+    printed = parse_printed(number.printed)
+    path = number.path
+    if alt.path_map is not None:
+        mapped = alt.path_map(path)
+        if mapped is None:
+            return AlternativeCheck(alt.name, alt.how, "not_applicable", detail="the number is not a random-effects estimate")
+        path = mapped
+    if alt.truncate and printed.kind != "number":
+        return AlternativeCheck(alt.name, alt.how, "not_applicable", detail="the printed value is not a rounded number")
+    try:
+        if alt.core is not None:
+            data = run_core_alternative(number.command, number.args, cache, **alt.core)
+        else:
+            data = cache.get(number.command, [*number.args, *alt.args])
+    except RunError as exc:
+        return AlternativeCheck(alt.name, alt.how, "not_available", detail=str(exc))
+    except IvigmetaError as exc:
+        return AlternativeCheck(alt.name, alt.how, "not_applicable", detail=str(exc))
+    try:
+        value = resolve(data, path)
+        cmp = compare(printed, value, number.scale, truncate=alt.truncate)
+    except (PathError, ValueError) as exc:
+        return AlternativeCheck(alt.name, alt.how, "not_applicable", detail=str(exc))
+    if cmp.matches:
+        status = "gives_printed"
+    elif value == original and not alt.truncate:
+        status = "unchanged"
+    else:
+        status = "differs"
+    return AlternativeCheck(alt.name, alt.how, status, value=value, rounded=cmp.rounded)
+
+
+def explain_number(number: "PublishedNumber", check: "NumberCheck", cache: "CommandCache") -> Explanation:
+    """Try every alternative on a number that differs; say which give the printed value."""
+    tried = tuple(_try(alt, number, check.recomputed, cache) for alt in alternatives())
+    return Explanation(describe(number.printed, check.rounded, tried), tried)
+
+
+def describe(printed: str, rounded: str, tried: Sequence[AlternativeCheck]) -> str:
+    """One paragraph: which conventions give the printed value, which do not, which were not tried."""
+    gives = [a for a in tried if a.status == "gives_printed"]
+    differs = [a for a in tried if a.status == "differs"]
+    missing = [a for a in tried if a.status == "not_available"]
+    unchanged = [a for a in tried if a.status == "unchanged"]
+    parts = []
+    if gives:
+        parts.append(
+            f"Printed {printed} (data give {rounded}) is reproduced by: "
+            + "; ".join(f"{a.name} ({a.rounded})" for a in gives)
+            + "."
+        )
+        if differs:
+            parts.append("Not by: " + "; ".join(f"{a.name} ({a.rounded})" for a in differs) + ".")
+    else:
+        parts.append(
+            f"No standard convention gives the printed {printed} (data give {rounded}): "
+            "not reproduced by any of: "
+            + ("; ".join(f"{a.name} ({a.rounded})" for a in differs) or "none could be tried")
+            + "."
+        )
+    if unchanged:
+        parts.append("Unchanged by: " + ", ".join(a.name for a in unchanged) + ".")
+    if missing:
+        parts.append("Not available in this version: " + ", ".join(a.how for a in missing) + ".")
+    return " ".join(parts)
