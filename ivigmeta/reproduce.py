@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -288,6 +288,8 @@ class Path:
     steps: tuple[Step, ...]
     aggregate: str = ""
     text: str = ""
+    # sum(a, b, ...): the further paths whose sums are added to the first one's.
+    more: tuple["Path", ...] = ()
 
 
 AGGREGATES = ("sum", "count")
@@ -306,6 +308,12 @@ def parse_path(text: str) -> Path:
         aggregate, source = m.group(1), m.group(2).strip()
         if not source:
             raise PathError(f"{aggregate}() needs a path")
+        terms = _split_terms(source)
+        if len(terms) > 1:
+            if aggregate != "sum":
+                raise PathError(f"{aggregate}() takes one path")
+            first, *rest = (parse_path(f"sum({t})") for t in terms)
+            return replace(first, text=text.strip(), more=tuple(rest))
     steps: list[Step] = []
     i, n = 0, len(source)
     expect_key = True
@@ -357,12 +365,33 @@ def parse_path(text: str) -> Path:
     return Path(tuple(steps), aggregate, text.strip())
 
 
+def _split_terms(text: str) -> list[str]:
+    """Split ``a, b[k=v], c`` at the commas outside brackets."""
+    terms, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            terms.append(text[start:i].strip())
+            start = i + 1
+    terms.append(text[start:].strip())
+    if any(not t for t in terms):
+        raise PathError("empty path between commas")
+    return terms
+
+
 def format_path(path: Path) -> str:
     """The text of a parsed path (the inverse of :func:`parse_path`)."""
-    text = ""
-    for step in path.steps:
-        text += f".{step}" if text and step.kind == "key" else str(step)
-    return f"{path.aggregate}({text})" if path.aggregate else text
+    def steps_text(p: Path) -> str:
+        text = ""
+        for step in p.steps:
+            text += f".{step}" if text and step.kind == "key" else str(step)
+        return text
+
+    inner = ", ".join(steps_text(p) for p in (path, *path.more))
+    return f"{path.aggregate}({inner})" if path.aggregate else inner
 
 
 def _describe(value: Any) -> str:
@@ -414,6 +443,8 @@ def _text(value: Any) -> str:
 def resolve(data: Any, path: Path | str) -> Any:
     """The value at ``path`` in ``data`` (parsed JSON); :class:`PathError` when there is none."""
     p = parse_path(path) if isinstance(path, str) else path
+    if p.more:
+        return resolve(data, replace(p, more=())) + sum(resolve(data, m) for m in p.more)
     values: list[Any] = [data]
     fanned = False
     done = ""
@@ -629,8 +660,6 @@ def reproduce(
     for number in published.numbers:
         check, _ = check_number(number, cache)
         if explain and check.verdict in ("differs", "differs_expected"):
-            from dataclasses import replace
-
             from ivigmeta.explain import explain_number
 
             explanation = explain_number(number, check, cache)
