@@ -42,9 +42,11 @@ from ivigmeta.cli.rob import rob  # noqa: E402
 
 cli.add_command(rob)
 
+from ivigmeta.cli.report import report as _report  # noqa: E402
 from ivigmeta.cli.reproduce import reproduce as _reproduce  # noqa: E402
 
 cli.add_command(_reproduce)
+cli.add_command(_report)
 
 
 def main() -> None:

@@ -30,7 +30,8 @@ class InProcessRunner:
         self.cli = cli
         self.commands = tuple(sorted(c for c in cli.commands if c not in NOT_ANALYSES))
 
-    def run(self, command: str, args: Sequence[str]) -> Any:
+    def _invoke(self, command: str, args: Sequence[str], fmt: str) -> str:
+        """``ivigmeta COMMAND ARGS --format FMT`` in this process; its stdout."""
         from ivigmeta.reproduce import RunError
 
         if command not in self.commands:
@@ -39,7 +40,7 @@ class InProcessRunner:
         try:
             with redirect_stdout(out), redirect_stderr(err):
                 self.cli.main(
-                    args=[command, *args, "--format", "json"],
+                    args=[command, *args, "--format", fmt],
                     prog_name="ivigmeta",
                     standalone_mode=False,
                 )
@@ -51,10 +52,29 @@ class InProcessRunner:
                 raise RunError(f"exited with status {code}: {err.getvalue().strip()}") from None
         except Exception as exc:  # noqa: BLE001 - a bug in a command must not stop the audit
             raise RunError(f"internal error ({type(exc).__name__}: {exc})") from None
+        return out.getvalue()
+
+    def run(self, command: str, args: Sequence[str]) -> Any:
+        """The command's ``--format json`` output, parsed."""
+        from ivigmeta.reproduce import RunError
+
+        text = self._invoke(command, args, "json")
         try:
-            return json.loads(out.getvalue())
+            return json.loads(text)
         except json.JSONDecodeError:
             raise RunError("the command did not print JSON") from None
+
+    def markdown(self, command: str, args: Sequence[str]) -> str:
+        """The command's ``--format markdown`` output."""
+        return self._invoke(command, args, "markdown")
+
+    def plot_commands(self) -> tuple[str, ...]:
+        """The commands that can draw a figure (they have a ``--plot`` option)."""
+        return tuple(
+            name
+            for name in self.commands
+            if any("--plot" in getattr(p, "opts", ()) for p in self.cli.commands[name].params)
+        )
 
     def params(self, command: str, args: Sequence[str]) -> dict[str, Any]:
         from ivigmeta.reproduce import RunError

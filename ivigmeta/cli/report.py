@@ -1,0 +1,113 @@
+"""``ivigmeta report``: the whole analysis as one Markdown and one self-contained HTML document."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from typing import Any
+
+import click
+
+from ivigmeta.cli.common import effect_options, file_argument, handle_errors, model_options, note
+from ivigmeta.errors import DataError
+
+OWN_PARAMS = ("file", "out_dir", "published", "columns")
+
+
+def option_args(ctx: click.Context) -> list[str]:
+    """The analysis options of this invocation as command-line arguments for the other commands."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name in OWN_PARAMS:
+            continue
+        value = ctx.params.get(param.name)
+        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        if param.is_flag:
+            if value:
+                args.append(flag)
+        elif param.multiple:
+            for v in value or ():
+                args += [flag, str(v)]
+        elif value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def invoked_command_line(ctx: click.Context) -> str:
+    """The exact command line when run as a program; otherwise rebuilt from the parameters."""
+    if os.path.basename(sys.argv[0]) in ("ivigmeta", "__main__.py") and "report" in sys.argv[1:]:
+        return shlex.join(["ivigmeta", *sys.argv[1:]])
+    p = ctx.params
+    args = ["ivigmeta", "report", p["file"], "-o", p["out_dir"]]
+    if p.get("published"):
+        args += ["--published", p["published"]]
+    for col in p.get("columns") or ():
+        args += ["--by", col]
+    return shlex.join(args + option_args(ctx))
+
+
+@click.command()
+@file_argument
+@click.option("-o", "--output", "out_dir", required=True, metavar="DIR", help="Directory to write report.md, report.html and figures/ into.")
+@click.option(
+    "--published",
+    metavar="PUBLISHED",
+    help="A published-numbers TOML file: add the reproduce table (checked against FILE).",
+)
+@click.option(
+    "--by",
+    "columns",
+    multiple=True,
+    metavar="COL",
+    help="Label column for the subgroup analyses (repeatable; default: every label column found).",
+)
+@effect_options
+@model_options
+@handle_errors
+def report(file, out_dir, published, columns, **options: Any):
+    """Write the whole analysis as DIR/report.md and a self-contained DIR/report.html.
+
+    The report holds the data, Table 2 with the pooled rows, heterogeneity, the subgroup
+    analyses (Table 3), leave-one-out, the small-study tests and, where this version has them,
+    influence diagnostics and figures; a methods paragraph generated from the options used, with
+    citations; the reproduce table when --published is given; and provenance (versions, the
+    command line, the SHA-256 of FILE, the date). Sections this version cannot produce are listed
+    as not available.
+    """
+    from ivigmeta.cli.reproduce import InProcessRunner
+    from ivigmeta.render.report import write_report
+    from ivigmeta.report import build_report
+
+    if file == "-":
+        raise DataError("report runs several commands on the data: give a file, not '-' (stdin)")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise DataError(f"{out_dir}: exists and is not a directory")
+    ctx = click.get_current_context()
+    runner = InProcessRunner()
+    content = build_report(
+        file,
+        runner,
+        option_args(ctx),
+        dict(options),
+        columns,
+        out_dir,
+        invoked_command_line(ctx),
+        plot_commands=runner.plot_commands(),
+        published=published,
+    )
+    try:
+        md_path, html_path = write_report(content, out_dir)
+    except OSError as exc:
+        raise DataError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None
+    for item in content.not_available:
+        note(f"not available: {item}")
+    if content.figures_note:
+        note(content.figures_note)
+    for part in content.parts:
+        if part.error:
+            note(f"{part.title}: {part.error}")
+    if content.reproduce is not None and not content.reproduce.summary.ok:
+        note(f"published numbers: {content.reproduce.summary.line}")
+    click.echo(md_path)
+    click.echo(html_path)

@@ -1,0 +1,162 @@
+"""Write the report as Markdown and as self-contained HTML, from Jinja2 templates.
+
+The templates live in ``ivigmeta/templates`` (package data). Every table of the HTML comes from
+the same :class:`~ivigmeta.render.views.Section` objects as the Markdown: the commands' Markdown
+output is read back into sections (:func:`parse_markdown`, the inverse of
+:func:`ivigmeta.render.to_markdown`). Figures are embedded in the HTML as base64 ``data:`` URIs,
+so the page makes no network request; the Markdown links to the PNG files next to it.
+jinja2 is imported only here, and only when a report is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from typing import Any
+
+from ivigmeta.render import to_markdown
+from ivigmeta.render.views import VIEWS, Section
+
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+
+
+def _cells(line: str) -> list[str]:
+    inner = line.strip()
+    if inner.startswith("|"):
+        inner = inner[1:]
+    if inner.endswith("|") and not inner.endswith("\\|"):
+        inner = inner[:-1]
+    return [c.strip().replace("\\|", "|") for c in _CELL_SPLIT.split(inner)]
+
+
+def parse_markdown(text: str) -> list[Section]:
+    """Read ``to_markdown`` output back into sections (title, columns, rows, notes, alignment)."""
+    sections: list[Section] = []
+    current: Section | None = None
+    table_lines: list[str] = []
+
+    def close_table() -> None:
+        nonlocal table_lines
+        if current is not None and len(table_lines) >= 2:
+            current.columns = _cells(table_lines[0])
+            aligns = _cells(table_lines[1])
+            right = [i for i, a in enumerate(aligns) if a.endswith(":")]
+            current.right_align_from = right[0] if right else len(aligns)
+            current.text_columns = tuple(
+                current.columns[i] for i, a in enumerate(aligns) if i > current.right_align_from and not a.endswith(":")
+            )
+            for line in table_lines[2:]:
+                cells = _cells(line)
+                if cells and cells[0].startswith("**") and cells[0].endswith("**") and len(cells[0]) > 4:
+                    cells[0] = cells[0][2:-2]
+                    if current.summary_from is None:
+                        current.summary_from = len(current.rows)
+                current.rows.append(cells)
+        table_lines = []
+
+    for line in text.splitlines():
+        if line.startswith("### "):
+            close_table()
+            current = Section(line[4:].strip(), [], [], [])
+            sections.append(current)
+        elif line.startswith("|") and current is not None:
+            table_lines.append(line)
+        elif line.startswith("- ") and current is not None:
+            close_table()
+            current.notes.append(line[2:].replace("\\|", "|"))
+        elif not line.strip():
+            close_table()
+    close_table()
+    return sections
+
+
+def data_sections(table: Any) -> list[Section]:
+    """The study table as read (every column), one row per study."""
+    cols = list(table.columns)
+    rows = [[s.fields.get(c, "") for c in cols] for s in table.studies]
+    counts = {"year", "treat_events", "treat_total", "control_events", "control_total"}
+    first_number = next((i for i, c in enumerate(cols) if c in counts), len(cols))
+    text = tuple(c for i, c in enumerate(cols) if i > first_number and c not in counts)
+    return [
+        Section(
+            f"Data: {table.source} ({len(table.studies)} studies)",
+            cols,
+            rows,
+            [],
+            right_align_from=first_number,
+            text_columns=text,
+        )
+    ]
+
+
+def _figure_uri(path: str) -> str:
+    with open(path, "rb") as handle:
+        data = base64.b64encode(handle.read()).decode("ascii")
+    return f"data:image/png;base64,{data}"
+
+
+def _environment():
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("ivigmeta", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def report_context(content: Any, out_dir: str) -> dict[str, Any]:
+    """Plain data for both templates."""
+    parts = []
+    for p in content.parts:
+        figure_uri = _figure_uri(p.figure_path) if p.figure_path else ""
+        figure_rel = os.path.relpath(p.figure_path, out_dir) if p.figure_path else ""
+        parts.append(
+            {
+                "key": p.key,
+                "title": p.title,
+                "command_line": p.command_line,
+                "markdown": p.markdown.strip(),
+                "sections": parse_markdown(p.markdown) if p.markdown else [],
+                "error": p.error,
+                "figure_title": p.figure_title,
+                "figure_uri": figure_uri,
+                "figure_rel": figure_rel.replace(os.sep, "/"),
+                "figure_error": p.figure_error,
+            }
+        )
+    data = data_sections(content.table)
+    repro = content.reproduce
+    repro_sections = VIEWS["reproduce"].sections(repro) if repro is not None else []
+    return {
+        "title": content.title,
+        "prov": content.provenance,
+        "data_sections": data,
+        "data_md": to_markdown(data).strip(),
+        "parts": parts,
+        "not_available": content.not_available,
+        "figures_note": content.figures_note,
+        "methods": content.methods,
+        "references": content.references,
+        "reproduce": repro,
+        "reproduce_sections": repro_sections,
+        "reproduce_md": to_markdown(repro_sections).strip() if repro_sections else "",
+    }
+
+
+def write_report(content: Any, out_dir: str) -> tuple[str, str]:
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; returns their paths."""
+    env = _environment()
+    ctx = report_context(content, out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    md_path = os.path.join(out_dir, "report.md")
+    html_path = os.path.join(out_dir, "report.html")
+    with open(md_path, "w", encoding="utf-8") as handle:
+        handle.write(env.get_template("report.md.j2").render(**ctx))
+    with open(html_path, "w", encoding="utf-8") as handle:
+        handle.write(env.get_template("report.html.j2").render(**ctx))
+    return md_path, html_path

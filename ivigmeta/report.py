@@ -1,0 +1,357 @@
+"""Assemble the whole analysis as one document: what ``ivigmeta report`` writes.
+
+The report runs the analysis commands in-process (through the :class:`~ivigmeta.reproduce.Runner`
+the CLI provides) with the options the user gave, so every table is exactly what that command
+prints; a section is included when its command exists in this version (influence and
+cumulative analyses, figures through ``--plot``), and listed as not available otherwise. This
+module collects the material: the commands' Markdown tables, figure files, the methods
+paragraph generated from the options actually used, the reproduce result, and provenance.
+:mod:`ivigmeta.render.report` turns it into Markdown and HTML with Jinja2.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import platform
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ivigmeta import __version__
+from ivigmeta.data import StudyTable, load_table
+
+DEPENDENCIES = ("click", "numpy", "scipy", "pandas", "rich", "Jinja2", "matplotlib", "tomli")
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """A section of the report: the command that prints it, and the figure its ``--plot`` draws."""
+
+    key: str
+    title: str
+    command: str
+    figure: str = ""  # figure title when the command draws one with --plot
+    needs_by: bool = False
+
+
+PARTS = (
+    PartSpec("pool", "Studies and pooled estimates (Table 2)", "pool", figure="Forest plot"),
+    PartSpec("heterogeneity", "Heterogeneity", "heterogeneity"),
+    PartSpec("subgroup", "Subgroup analyses (Table 3)", "subgroup", figure="Subgroup forest plot", needs_by=True),
+    PartSpec("loo", "Leave-one-out sensitivity analysis", "loo", figure="Leave-one-out plot"),
+    PartSpec("influence", "Influence diagnostics", "influence"),
+    PartSpec("cumulative", "Cumulative meta-analysis", "cumulative"),
+    PartSpec("bias", "Small-study effects", "bias", figure="Funnel plot"),
+)
+
+
+@dataclass
+class Part:
+    """One section as run: its command line, the command's Markdown output, or why it is missing."""
+
+    key: str
+    title: str
+    command_line: str
+    markdown: str = ""
+    unavailable: str = ""
+    error: str = ""
+    figure_title: str = ""
+    figure_path: str = ""
+    figure_error: str = ""
+
+
+@dataclass
+class ReportContent:
+    """Everything the templates need, as plain data."""
+
+    title: str
+    source: str
+    table: StudyTable
+    parts: list[Part]
+    methods: str
+    references: list[str]
+    provenance: dict[str, Any]
+    reproduce: Any = None  # a ReproduceResult when --published was given
+    not_available: list[str] = field(default_factory=list)
+    figures_note: str = ""
+
+
+def label_columns(table: StudyTable) -> list[str]:
+    """Columns worth a subgroup analysis: text labels with 2 or more levels, one shared by 2+ studies.
+
+    Numeric descriptive columns (Table 2's durations) and free text (one value per study) are not.
+    """
+    found = []
+    for col in table.label_columns():
+        values = [s.fields.get(col, "").strip() for s in table.studies]
+        values = [v for v in values if v]
+        if not values:
+            continue
+        if all(_is_number(v) for v in values):
+            continue
+        levels = set(values)
+        if 2 <= len(levels) < len(values):
+            found.append(col)
+    return found
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """ivigmeta, Python and the installed versions of the dependencies (``not installed`` if not)."""
+    from importlib import metadata
+
+    out = {"ivigmeta": __version__, "Python": platform.python_version()}
+    for name in DEPENDENCIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The methods paragraph, generated from the options the pooled fit actually used
+
+CITATIONS = {
+    "RR": "Deeks & Higgins 2010",
+    "Q": "Cochran 1954",
+    "I2": "Higgins & Thompson 2002",
+    "IV": "Fleiss 1993",
+    "MH": "Mantel & Haenszel 1959; Greenland & Robins 1985",
+    "PETO": "Yusuf et al. 1985",
+    "DL": "DerSimonian & Laird 1986",
+    "REML": "Viechtbauer 2005",
+    "ML": "Viechtbauer 2005",
+    "PM": "Paule & Mandel 1982",
+    "EB": "Morris 1983",
+    "HS": "Hunter & Schmidt 2004",
+    "SJ": "Sidik & Jonkman 2005",
+    "HE": "Hedges & Olkin 1985",
+    "hk": "Hartung & Knapp 2001; Sidik & Jonkman 2002",
+    "PI": "Riley et al. 2011",
+    "metareg": "Raudenbush 2009",
+    "egger": "Egger et al. 1997",
+    "loo": "Viechtbauer 2010",
+}
+
+REFERENCES = {
+    "Cochran 1954": "Cochran WG (1954). The combination of estimates from different experiments. Biometrics 10:101-129.",
+    "Deeks & Higgins 2010": "Deeks JJ, Higgins JPT (2010). Statistical algorithms in Review Manager 5. The Cochrane Collaboration.",
+    "DerSimonian & Laird 1986": "DerSimonian R, Laird N (1986). Meta-analysis in clinical trials. Control Clin Trials 7:177-188.",
+    "Egger et al. 1997": "Egger M, Davey Smith G, Schneider M, Minder C (1997). Bias in meta-analysis detected by a simple, graphical test. BMJ 315:629-634.",
+    "Fleiss 1993": "Fleiss JL (1993). The statistical basis of meta-analysis. Stat Methods Med Res 2:121-145.",
+    "Greenland & Robins 1985": "Greenland S, Robins JM (1985). Estimation of a common effect parameter from sparse follow-up data. Biometrics 41:55-68.",
+    "Hartung & Knapp 2001": "Hartung J, Knapp G (2001). A refined method for the meta-analysis of controlled clinical trials with binary outcome. Stat Med 20:3875-3889.",
+    "Hedges & Olkin 1985": "Hedges LV, Olkin I (1985). Statistical methods for meta-analysis. Academic Press.",
+    "Higgins & Thompson 2002": "Higgins JPT, Thompson SG (2002). Quantifying heterogeneity in a meta-analysis. Stat Med 21:1539-1558.",
+    "Hunter & Schmidt 2004": "Hunter JE, Schmidt FL (2004). Methods of meta-analysis, 2nd ed. Sage.",
+    "Mantel & Haenszel 1959": "Mantel N, Haenszel W (1959). Statistical aspects of the analysis of data from retrospective studies of disease. J Natl Cancer Inst 22:719-748.",
+    "Morris 1983": "Morris CN (1983). Parametric empirical Bayes inference: theory and applications. J Am Stat Assoc 78:47-55.",
+    "Paule & Mandel 1982": "Paule RC, Mandel J (1982). Consensus values and weighting factors. J Res Natl Bur Stand 87:377-385.",
+    "Raudenbush 2009": "Raudenbush SW (2009). Analyzing effect sizes: random-effects models. In Cooper, Hedges & Valentine (eds), The Handbook of Research Synthesis and Meta-Analysis, 2nd ed.",
+    "Riley et al. 2011": "Riley RD, Higgins JPT, Deeks JJ (2011). Interpretation of random effects meta-analyses. BMJ 342:d549.",
+    "Sidik & Jonkman 2002": "Sidik K, Jonkman JN (2002). A simple confidence interval for meta-analysis. Stat Med 21:3153-3159.",
+    "Sidik & Jonkman 2005": "Sidik K, Jonkman JN (2005). Simple heterogeneity variance estimation for meta-analysis. J R Stat Soc C 54:367-384.",
+    "Viechtbauer 2005": "Viechtbauer W (2005). Bias and efficiency of meta-analytic variance estimators in the random-effects model. J Educ Behav Stat 30:261-293.",
+    "Viechtbauer 2010": "Viechtbauer W (2010). Conducting meta-analyses in R with the metafor package. J Stat Softw 36(3):1-48.",
+    "Yusuf et al. 1985": "Yusuf S, Peto R, Lewis J, Collins R, Sleight P (1985). Beta blockade during and after myocardial infarction. Prog Cardiovasc Dis 27:335-371.",
+}
+
+MEASURE_NAMES = {"RR": "risk ratio", "OR": "odds ratio", "RD": "risk difference"}
+TAU2_NAMES = {
+    "DL": "DerSimonian-Laird",
+    "REML": "restricted maximum-likelihood",
+    "ML": "maximum-likelihood",
+    "PM": "Paule-Mandel",
+    "EB": "empirical Bayes",
+    "HS": "Hunter-Schmidt",
+    "SJ": "Sidik-Jonkman",
+    "HE": "Hedges",
+}
+COMMON_NAMES = {"IV": "inverse-variance", "MH": "Mantel-Haenszel", "PETO": "Peto"}
+
+
+def methods_paragraph(pool: dict[str, Any], options: dict[str, Any], by: Sequence[str], parts: Sequence[str]) -> tuple[str, list[str]]:
+    """The methods paragraph for the options used, and the references it cites (formatted).
+
+    ``pool`` is the ``pool`` command's JSON (what was actually fitted), ``options`` the options
+    given, ``parts`` the keys of the sections included.
+    """
+    cited: list[str] = []
+
+    def cite(key: str) -> str:
+        keys = CITATIONS.get(key, "")
+        for k in keys.split("; "):
+            if k and k not in cited:
+                cited.append(k)
+        return f" ({keys})" if keys else ""
+
+    measure = pool.get("measure", options.get("measure", "RR"))
+    level = float(pool.get("level") or 0.95) * 100
+    common = (pool.get("common") or {}).get("method", options.get("common_method", "IV"))
+    random = pool.get("random") or {}
+    tau2 = random.get("tau2_method", options.get("tau2_method", "DL"))
+    ci = random.get("ci_method", options.get("ci_method", "z"))
+    cc, policy = options.get("cc", 0.5), options.get("cc_policy", "only0")
+    corrected = [s["study"] for s in pool.get("studies", []) if s.get("cc_added")]
+    s = []
+    s.append(
+        f"Each study's effect was computed as the {MEASURE_NAMES.get(measure, measure)}"
+        f"{cite(measure) if measure == 'RR' else ''} with a {level:g}% Wald confidence interval."
+    )
+    if policy == "none" or not cc:
+        s.append("No continuity correction was applied; studies whose effect was undefined were excluded.")
+    else:
+        which = "every study" if policy == "all" else "all four cells of each study with a zero cell"
+        done = f" (applied to: {', '.join(corrected)})" if corrected else " (no study needed it)"
+        s.append(f"A continuity correction of {cc:g} was added to {which}{done}.")
+    s.append(
+        f"Studies were pooled with a {COMMON_NAMES.get(common, common)} common-effect model{cite(common)} "
+        f"and a random-effects model with the {TAU2_NAMES.get(tau2, tau2)} estimator of the "
+        f"between-study variance tau²{cite(tau2)}"
+        + (f", with Hartung-Knapp-Sidik-Jonkman intervals{cite('hk')}" if ci == "hk" else ", with Wald z intervals")
+        + f" and a prediction interval{cite('PI')}."
+    )
+    s.append(f"Heterogeneity was assessed with Cochran's Q{cite('Q')} and I²{cite('I2')}.")
+    if "subgroup" in parts and by:
+        s.append(
+            f"Subgroups ({', '.join(by)}) were pooled separately and compared by a mixed-effects "
+            f"meta-regression on the subgroup labels with a method-of-moments residual tau²{cite('metareg')}."
+        )
+    if "loo" in parts:
+        s.append(f"Sensitivity was assessed by omitting one study at a time{cite('loo')}.")
+    if "bias" in parts:
+        s.append(f"Small-study effects were tested with Egger's regression test{cite('egger')}.")
+    s.append(f"All computations used ivigmeta {__version__}.")
+    refs = [REFERENCES[k] for k in sorted(cited) if k in REFERENCES]
+    return " ".join(s), refs
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the sections
+
+
+def _command_line(command: str, args: Sequence[str]) -> str:
+    return " ".join(["ivigmeta", command, *(shlex.quote(a) for a in args)])
+
+
+def build_report(
+    file: str,
+    runner: Any,
+    option_args: Sequence[str],
+    options: dict[str, Any],
+    by: Sequence[str],
+    out_dir: str,
+    command_line: str,
+    plot_commands: Sequence[str] = (),
+    published: str | None = None,
+) -> ReportContent:
+    """Run every section's command on ``file`` with ``option_args`` and collect the report.
+
+    ``runner.markdown(command, args)`` returns a command's Markdown output (raising
+    :class:`~ivigmeta.reproduce.RunError`); ``plot_commands`` are the commands that accept
+    ``--plot FILE``. Figures are written under ``out_dir/figures``.
+    """
+    from ivigmeta.reproduce import RunError
+
+    table = load_table(file)
+    columns = list(by) or label_columns(table)
+    for col in columns:
+        table.require_label_column(col)
+    parts: list[Part] = []
+    not_available: list[str] = []
+    fig_dir = os.path.join(out_dir, "figures")
+    for spec in PARTS:
+        args = [file, *option_args]
+        if spec.needs_by:
+            if not columns:
+                not_available.append(f"{spec.title}: the table has no label column to subgroup by")
+                continue
+            for col in columns:
+                args += ["--by", col]
+        if spec.command not in runner.commands:
+            not_available.append(f"{spec.title}: no `{spec.command}` command in ivigmeta {__version__}")
+            continue
+        part = Part(spec.key, spec.title, _command_line(spec.command, args))
+        if spec.figure:
+            part.figure_title = spec.figure
+            if spec.command in plot_commands:
+                os.makedirs(fig_dir, exist_ok=True)
+                path = os.path.join(fig_dir, f"{spec.key}.png")
+                try:
+                    part.markdown = runner.markdown(spec.command, [*args, "--plot", path])
+                    if os.path.exists(path):
+                        part.figure_path = path
+                    else:
+                        part.figure_error = "the command wrote no figure"
+                except RunError as exc:
+                    part.figure_error = str(exc)
+            else:
+                part.figure_error = (
+                    f"`{spec.command}` cannot draw figures in ivigmeta {__version__} (no --plot option)"
+                )
+        if not part.markdown:
+            try:
+                part.markdown = runner.markdown(spec.command, args)
+            except RunError as exc:
+                part.error = str(exc)
+        parts.append(part)
+    pool_json: dict[str, Any] = {}
+    try:
+        pool_json = runner.run("pool", [file, *option_args])
+    except RunError:
+        pass
+    included = [p.key for p in parts if not p.error]
+    methods, refs = methods_paragraph(pool_json, options, columns, included)
+    figures_note = ""
+    if not plot_commands:
+        figures_note = (
+            f"Figures are not available in ivigmeta {__version__}: no command can draw them "
+            "(the --plot option and the plots package are not installed)."
+        )
+    reproduce = None
+    if published:
+        from ivigmeta.reproduce import load_published, reproduce as run_reproduce
+
+        pub = load_published(published, runner.commands)
+        reproduce = run_reproduce(pub, runner, file)
+    prov = {
+        "versions": versions(),
+        "command_line": command_line,
+        "input": os.path.abspath(file),
+        "sha256": sha256_of(file),
+        "published": os.path.abspath(published) if published else "",
+        "published_sha256": sha256_of(published) if published else "",
+        "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "platform": platform.platform(),
+    }
+    title = "Meta-analysis report: " + os.path.basename(file)
+    return ReportContent(
+        title=title,
+        source=file,
+        table=table,
+        parts=parts,
+        methods=methods,
+        references=refs,
+        provenance=prov,
+        reproduce=reproduce,
+        not_available=not_available,
+        figures_note=figures_note,
+    )
