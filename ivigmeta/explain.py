@@ -67,14 +67,17 @@ def meta_rr_effects(es: EffectSizes) -> EffectSizes:
     return replace(es, yi=tuple(yi), vi=tuple(vi))
 
 
-def mantel_haenszel_theta(es: EffectSizes) -> float:
+def mantel_haenszel_theta(es: EffectSizes, exact: bool = False) -> float:
     """Mantel-Haenszel pooled estimate on the analysis scale (log RR, log OR or RD).
 
     Cells are corrected as the effect sizes were (``cc_added`` on all four cells), as meta does
-    with ``MH.exact = FALSE`` and RevMan 5 (Greenland & Robins 1985).
+    with ``MH.exact = FALSE`` and RevMan 5; ``exact=True`` uses the raw counts, as metafor's
+    ``rma.mh`` does (Mantel & Haenszel 1959; Greenland & Robins 1985).
     """
     num = den = 0.0
     for study, add in zip(es.studies, es.cc_added):
+        if exact:
+            add = 0.0
         a, n1, c, n2 = study.counts
         b, d = n1 - a, n2 - c
         a, b, c, d = (x + add for x in (a, b, c, d))
@@ -96,8 +99,10 @@ def mantel_haenszel_theta(es: EffectSizes) -> float:
     return math.log(num / den)
 
 
-def fit_q_mh(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
+def fit_q_mh(es: EffectSizes, options: FitOptions, exact: bool = False) -> MetaAnalysis:
     """The fit with Cochran's Q centred on the Mantel-Haenszel estimate (RevMan 5's Q).
+
+    ``exact`` centres Q on the MH estimate of the uncorrected counts (metafor's ``rma.mh``).
 
     Q = sum w_i (y_i - theta_MH)², w_i = 1 / v_i; tau² = max(0, (Q - df) / (sum w - sum w² / sum w))
     (DerSimonian-Laird); I² = 100 max(0, (Q - df) / Q); the random-effects fit uses that tau².
@@ -109,7 +114,7 @@ def fit_q_mh(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
     ma = fit(es, options)
     if not ma.pooled:
         return ma
-    theta = mantel_haenszel_theta(es)
+    theta = mantel_haenszel_theta(es, exact=exact)
     w = [1.0 / v for v in es.vi]
     sw = math.fsum(w)
     q = math.fsum(wi * (y - theta) ** 2 for wi, y in zip(w, es.yi))
@@ -130,6 +135,10 @@ def fit_q_mh(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
     )
     random = random_effects(es.yi, es.vi, es.measure, tau2, "DL", options.ci_method, options.level)
     return replace(ma, random=random, heterogeneity=het)
+
+
+def _fit_q_mh_exact(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
+    return fit_q_mh(es, options, exact=True)
 
 
 def refit_all(obj: Any, fitter: Callable[[MetaAnalysis], MetaAnalysis]) -> Any:
@@ -248,6 +257,11 @@ def alternatives() -> list[Alternative]:
             "Q centred on the Mantel-Haenszel estimate",
             "Q about the MH estimate, DL tau² and I² from it (RevMan 5, meta Q.Cochrane)",
             core={"fitter": fit_q_mh},
+        ),
+        Alternative(
+            "Q centred on the exact Mantel-Haenszel estimate",
+            "Q about the MH estimate of the uncorrected counts (metafor rma.mh)",
+            core={"fitter": _fit_q_mh_exact},
         ),
         Alternative("common-effect instead of random-effects", "the common (IV) fit", path_map=_random_to_common),
         Alternative("Mantel-Haenszel common effect", "--common MH", ("--common", "MH"), path_map=_random_to_common),
