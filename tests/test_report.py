@@ -1,0 +1,259 @@
+"""ivigmeta report: both files written, the HTML parses, holds every table and figure present and
+makes no network request, the Markdown has the same tables, provenance and methods are right."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from conftest import ROOT, STUDIES
+from ivigmeta import __version__
+
+PUBLISHED = ROOT / "published.toml"
+FIGURE_PARTS = {"pool": "Forest plot", "subgroup": "Subgroup forest plot", "loo": "Leave-one-out plot", "bias": "Funnel plot"}
+
+
+class Page(HTMLParser):
+    """Collects headings, tables (with their h3 title), images and every src/href attribute."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.images: list[dict[str, str]] = []
+        self.ids: list[str] = []
+        self.tables: list[dict] = []
+        self._h3: str | None = None
+        self._text: list[str] | None = None
+        self._last_h3 = ""
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self.stack: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag not in ("meta", "img", "br", "link"):
+            self.stack.append(tag)
+        for key in ("src", "href"):
+            if key in a:
+                self.links.append(a[key] or "")
+        if "id" in a:
+            self.ids.append(a["id"])
+        if tag == "img":
+            self.images.append(a)
+        elif tag == "h3":
+            self._text = []
+        elif tag == "h2":
+            self._last_h3 = ""  # a table right under an h2 (provenance) has no section title
+        elif tag == "table":
+            self.tables.append({"title": self._last_h3, "rows": []})
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if self.stack and self.stack[-1] == tag:
+            self.stack.pop()
+        if tag == "h3" and self._text is not None:
+            self._last_h3 = "".join(self._text).strip()
+            self._text = None
+        elif tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None and self.tables:
+            self.tables[-1]["rows"].append(self._row)
+            self._row = None
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def markdown_tables(text: str) -> list[dict]:
+    """Tables of the Markdown report: the ### title above each, and its rows (header included)."""
+    tables, title, current = [], "", None
+    for line in text.splitlines():
+        if line.startswith("### "):
+            title = line[4:].strip()
+        elif line.startswith("#"):
+            title = ""
+        if line.startswith("|"):
+            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+            if all(re.fullmatch(r"-+:?", c) for c in cells):
+                continue
+            cells = [c[2:-2] if c.startswith("**") and c.endswith("**") else c for c in cells]
+            cells = [c[1:-1] if c.startswith("`") and c.endswith("`") else c for c in cells]
+            if current is None:
+                current = {"title": title, "rows": []}
+                tables.append(current)
+            current["rows"].append(cells)
+        else:
+            current = None
+    return tables
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from click.testing import CliRunner
+
+    from ivigmeta.cli import cli
+
+    out = tmp_path_factory.mktemp("report")
+    result = CliRunner().invoke(
+        cli,
+        ["report", str(STUDIES), "-o", str(out), "--published", str(PUBLISHED)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    page = Page()
+    page.feed(html)
+    page.close()
+    return {"out": out, "result": result, "html": html, "md": md, "page": page}
+
+
+def test_both_files_written_and_named_on_stdout(report):
+    out = report["out"]
+    assert report["result"].stdout.splitlines() == [str(out / "report.md"), str(out / "report.html")]
+    assert report["html"].startswith("<!DOCTYPE html>")
+    assert report["md"].startswith("# Meta-analysis report: studies.csv")
+
+
+def test_html_parses_and_is_balanced(report):
+    page = report["page"]
+    assert page.stack == [], f"unclosed tags: {page.stack}"
+    for section in ("data", "pool", "heterogeneity", "subgroup", "loo", "bias", "methods", "reproduce", "provenance"):
+        assert section in page.ids
+
+
+def test_html_makes_no_network_request(report):
+    page = report["page"]
+    assert page.links, "the page has internal links at least"
+    for link in page.links:
+        assert not re.match(r"\s*(https?:)?//", link, re.I), link
+        assert link.startswith(("#", "data:")), link
+    assert "@import" not in report["html"] and "url(" not in report["html"]
+
+
+def test_markdown_and_html_hold_the_same_tables(report):
+    html_tables = [t for t in report["page"].tables if t["title"]]
+    md_tables = markdown_tables(report["md"])
+    md_named = [t for t in md_tables if t["title"]]
+    assert [t["title"] for t in html_tables] == [t["title"] for t in md_named]
+    for h, m in zip(html_tables, md_named):
+        assert h["rows"] == m["rows"], h["title"]
+    titles = " | ".join(t["title"] for t in html_tables)
+    for expected in ("Data: ", "Outcomes of the included studies", "Heterogeneity", "Subgroup analysis by nk_criterion",
+                     "Subgroup analysis by timing", "Leave-one-out sensitivity analysis", "Small-study effects",
+                     "Printed numbers of: "):
+        assert expected in titles
+
+
+def test_tables_carry_the_commands_output(report, run):
+    """Each section is the command's own Markdown output (run here independently)."""
+    pool_md = run("pool", str(STUDIES), "--format", "markdown").stdout.strip()
+    assert pool_md in report["md"]
+    loo_md = run("loo", str(STUDIES), "--format", "markdown").stdout.strip()
+    assert loo_md in report["md"]
+
+
+def test_subgroups_default_to_every_label_column(report):
+    assert "Subgroup analysis by nk_criterion" in report["md"]
+    assert "Subgroup analysis by timing" in report["md"]
+    assert "Subgroup analysis by treat_duration_mean" not in report["md"]
+
+
+def test_figures_present_or_reported_missing(report):
+    from ivigmeta.cli.reproduce import InProcessRunner
+
+    plotting = set(InProcessRunner().plot_commands())
+    images = {img.get("alt"): img["src"] for img in report["page"].images}
+    for command, title in FIGURE_PARTS.items():
+        if command in plotting:
+            assert images[title].startswith("data:image/png;base64,")
+            assert f"![{title}](figures/{command}.png)" in report["md"]
+            assert (report["out"] / "figures" / f"{command}.png").is_file()
+        else:
+            assert title not in images
+            assert f"{title}: not available" in report["html"]
+            assert f"*{title}: not available" in report["md"]
+    if not plotting:
+        assert "Figures are not available" in report["html"]
+
+
+def test_sections_of_missing_commands_are_listed(report):
+    from ivigmeta.cli import cli
+
+    for command, title in (("influence", "Influence diagnostics"), ("cumulative", "Cumulative meta-analysis")):
+        if command in cli.commands:
+            assert f'id="{command}"' in report["html"]
+        else:
+            assert f"{title}: no `{command}` command" in report["md"]
+            assert f"{title}: no <code>" in report["html"] or f"{title}: no `{command}`" in report["html"]
+
+
+def test_provenance(report):
+    digest = hashlib.sha256(STUDIES.read_bytes()).hexdigest()
+    pub_digest = hashlib.sha256(PUBLISHED.read_bytes()).hexdigest()
+    for text in (report["html"], report["md"]):
+        assert digest in text and pub_digest in text
+        assert f"ivigmeta {__version__}" in text
+        assert re.search(r"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", text)
+        assert "ivigmeta report " in text and str(report["out"]) in text
+        for dep in ("click", "numpy", "Jinja2", "rich"):
+            assert re.search(rf"<th>{dep}</th>|\| {dep} \|", text)
+
+
+def test_reproduce_table_in_the_report(report):
+    for text in (report["html"], report["md"]):
+        assert re.search(r"\d+ of \d+ reproduce; 3 differ as expected", text)
+        assert "Table 2, Ahmadi, RR" in text
+
+
+def test_methods_paragraph_follows_the_options(run, tmp_path):
+    default = (ROOT / "studies.csv")
+    result = run("report", str(default), "-o", str(tmp_path / "a"))
+    md = (tmp_path / "a" / "report.md").read_text()
+    methods = md.split("\n## Methods", 1)[1].split("\n## ", 1)[0]
+    assert "risk ratio" in methods and "DerSimonian-Laird" in methods and "(DerSimonian & Laird 1986)" in methods
+    assert "applied to: Perricone" in methods and "Wald z intervals" in methods
+    assert "Egger" in methods and "DerSimonian R, Laird N (1986)" in methods
+    assert "Reproduction of the published numbers" not in md
+    result = run("report", str(default), "-o", str(tmp_path / "b"), "--ci", "hk", "--cc-policy", "all", "--by", "timing")
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "b" / "report.md").read_text()
+    methods = md.split("\n## Methods", 1)[1].split("\n## ", 1)[0]
+    assert "Hartung-Knapp-Sidik-Jonkman intervals (Hartung & Knapp 2001; Sidik & Jonkman 2002)" in methods
+    assert "added to every study" in methods and "Subgroups (timing)" in methods
+    assert "Subgroup analysis by nk_criterion" not in md
+    assert "`ivigmeta pool " in md and "--ci hk" in md
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["-", "-o", "OUT"], "not '-' (stdin)"),
+        (["STUDIES", "-o", "FILE"], "exists and is not a directory"),
+        (["STUDIES", "-o", "OUT", "--by", "dose"], "no column 'dose'"),
+        (["STUDIES", "-o", "OUT", "--published", "MISSING"], "file not found"),
+        (["nope.csv", "-o", "OUT"], "nope.csv: file not found"),
+    ],
+)
+def test_report_errors(run, tmp_path, args, fragment):
+    (tmp_path / "file.txt").write_text("x")
+    subst = {"OUT": str(tmp_path / "out"), "FILE": str(tmp_path / "file.txt"), "STUDIES": str(STUDIES),
+             "MISSING": str(tmp_path / "missing.toml")}
+    result = run("report", *[subst.get(a, a) for a in args])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0]
+
+
+def test_output_directory_is_required(run):
+    assert run("report", str(STUDIES)).exit_code == 2
