@@ -222,8 +222,10 @@ def methods_paragraph(pool: dict[str, Any], options: dict[str, Any], by: Sequenc
         which = "every study" if policy == "all" else "all four cells of each study with a zero cell"
         done = f" (applied to: {', '.join(corrected)})" if corrected else " (no study needed it)"
         s.append(f"A continuity correction of {cc:g} was added to {which}{done}.")
+    common_name = COMMON_NAMES.get(common, common)
+    article = "an" if common_name[:1].lower() in "aeiou" else "a"
     s.append(
-        f"Studies were pooled with a {COMMON_NAMES.get(common, common)} common-effect model{cite(common)} "
+        f"Studies were pooled with {article} {common_name} common-effect model{cite(common)} "
         f"and a random-effects model with the {TAU2_NAMES.get(tau2, tau2)} estimator of the "
         f"between-study variance tau²{cite(tau2)}"
         + (f", with Hartung-Knapp-Sidik-Jonkman intervals{cite('hk')}" if ci == "hk" else ", with Wald z intervals")

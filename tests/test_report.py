@@ -257,3 +257,17 @@ def test_report_errors(run, tmp_path, args, fragment):
 
 def test_output_directory_is_required(run):
     assert run("report", str(STUDIES)).exit_code == 2
+
+
+def test_html_escapes_the_data(run, tmp_path):
+    rows = (ROOT / "studies.csv").read_text().replace("Ahmadi,", "Ahmadi <script>x</script> & co,", 1)
+    data = tmp_path / "studies.csv"
+    data.write_text(rows)
+    result = run("report", str(data), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "<script>" not in html
+    assert "Ahmadi &lt;script&gt;x&lt;/script&gt; &amp; co" in html
+    page = Page()
+    page.feed(html)
+    assert page.stack == []

@@ -393,3 +393,23 @@ def test_round_to_is_half_up_on_the_exact_value():
     assert str(round_to(2.675, 2)) == "2.67"  # binary 2.67499999...: below the half
     assert str(round_to(-0.004, 2)) == "0.00"
     assert str(round_to(1.999, 2, truncate=True)) == "1.99"
+
+
+def test_help_and_pool_do_not_import_the_heavy_modules():
+    """reproduce and report load TOML, Jinja2 and their modules only when they run."""
+    import subprocess
+    import sys
+
+    code = (
+        "import io, sys, contextlib\n"
+        "from ivigmeta.cli import cli\n"
+        "for args in (['--help'], ['pool', sys.argv[1]]):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        cli.main(args=args, standalone_mode=False)\n"
+        "heavy = ('jinja2', 'tomllib', 'tomli', 'pandas', 'scipy.stats', 'matplotlib',\n"
+        "         'ivigmeta.reproduce', 'ivigmeta.explain', 'ivigmeta.report')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "studies.csv")],
+                          capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == ""

@@ -39,7 +39,7 @@ class InProcessRunner:
         out, err = io.StringIO(), io.StringIO()
         try:
             with redirect_stdout(out), redirect_stderr(err):
-                self.cli.main(
+                status = self.cli.main(
                     args=[command, *args, "--format", fmt],
                     prog_name="ivigmeta",
                     standalone_mode=False,
@@ -52,6 +52,8 @@ class InProcessRunner:
                 raise RunError(f"exited with status {code}: {err.getvalue().strip()}") from None
         except Exception as exc:  # noqa: BLE001 - a bug in a command must not stop the audit
             raise RunError(f"internal error ({type(exc).__name__}: {exc})") from None
+        if isinstance(status, int) and status:  # a command that ended with ctx.exit(status)
+            raise RunError(f"exited with status {status}: {err.getvalue().strip()}")
         return out.getvalue()
 
     def run(self, command: str, args: Sequence[str]) -> Any:

@@ -101,7 +101,7 @@ def _environment():
 
     return jinja2.Environment(
         loader=jinja2.PackageLoader("ivigmeta", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
