@@ -191,29 +191,21 @@ def run_core_alternative(
     effects: Callable[[EffectSizes], EffectSizes] | None = None,
     fitter: Callable[[EffectSizes, FitOptions], MetaAnalysis] | None = None,
 ) -> Any:
-    """Recompute ``command`` with the alternative ``effects`` and/or ``fitter``; its JSON payload."""
-    from ivigmeta.data import load_table
-    from ivigmeta.effects import compute_effects
+    """Recompute ``command`` with the alternative ``effects`` and/or ``fitter``; its JSON payload.
+
+    The command's own fit (data, effect sizes and options exactly as the command builds them)
+    comes from the runner; the alternative is applied to it and the command's method rerun.
+    """
     from ivigmeta.pooling import fit
 
     params = cache.runner.params(command, [cache.data, *args])
     method = _method(command, params)
-    table = load_table(params["file"])
-    es = compute_effects(
-        table.studies, measure=params["measure"], cc=params["cc"], cc_policy=params["cc_policy"]
-    )
-    if effects is not None:
-        es = effects(es)
-    options = FitOptions(
-        tau2_method=str(params["tau2_method"]).upper(),
-        ci_method=str(params["ci_method"]).lower(),
-        level=float(params["level"]) / 100.0,
-        common_method=str(params["common_method"]).upper(),
-    )
+    ma = cache.runner.fit(command, [cache.data, *args])
+    es = effects(ma.effects) if effects is not None else ma.effects
     fitter = fitter or fit
-    result = method(fitter(es, options))
+    result = method(fitter(es, ma.options))
     if fitter is not fit:
-        result = refit_all(result, lambda ma: fitter(ma.effects, ma.options))
+        result = refit_all(result, lambda m: fitter(m.effects, m.options))
     return cache.runner.payload(result, command)
 
 
@@ -302,6 +294,10 @@ def _try(alt: Alternative, number: "PublishedNumber", original: Any, cache: "Com
         return AlternativeCheck(alt.name, alt.how, "not_available", detail=str(exc))
     except IvigmetaError as exc:
         return AlternativeCheck(alt.name, alt.how, "not_applicable", detail=str(exc))
+    except Exception as exc:  # noqa: BLE001 - a failing alternative must not stop the audit
+        return AlternativeCheck(
+            alt.name, alt.how, "not_available", detail=f"internal error ({type(exc).__name__}: {exc})"
+        )
     try:
         value = resolve(data, path)
         cmp = compare(printed, value, number.scale, truncate=alt.truncate)

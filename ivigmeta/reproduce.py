@@ -51,8 +51,9 @@ class RunError(IvigmetaError):
 class Runner(Protocol):
     """What the core needs from the command line: run a command in-process and return its JSON.
 
-    ``run`` raises :class:`RunError` when the command fails. ``params`` parses a command's
-    options into their values (for alternatives computed in the core); ``payload`` renders a
+    ``run`` raises :class:`RunError` when the command fails. For alternatives computed in the
+    core: ``params`` parses a command's options into their values, ``fit`` returns the fitted
+    :class:`~ivigmeta.results.MetaAnalysis` the command starts from, and ``payload`` renders a
     result object as the command's JSON would show it.
     """
 
@@ -61,6 +62,8 @@ class Runner(Protocol):
     def run(self, command: str, args: Sequence[str]) -> Any: ...
 
     def params(self, command: str, args: Sequence[str]) -> dict[str, Any]: ...
+
+    def fit(self, command: str, args: Sequence[str]) -> Any: ...
 
     def payload(self, result: Any, view: str) -> Any: ...
 

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import click
 
 from ivigmeta.cli.common import handle_errors, output_options, write_output
+from ivigmeta.errors import IvigmetaError
 
 # Commands that do not print an analysis as JSON: never targets of a published number.
 NOT_ANALYSES = ("reproduce", "report", "batch")
@@ -90,6 +91,25 @@ class InProcessRunner:
         except click.ClickException as exc:
             raise RunError(exc.format_message()) from None
         return dict(ctx.params)
+
+    def fit(self, command: str, args: Sequence[str]) -> Any:
+        """The fitted MetaAnalysis the command starts from, built as the commands build it."""
+        import inspect
+
+        from ivigmeta.cli.commands import load_and_fit
+        from ivigmeta.reproduce import RunError
+
+        params = self.params(command, args)
+        wanted = inspect.signature(load_and_fit).parameters
+        missing = [name for name in wanted if name not in params]
+        if missing:
+            raise RunError(f"'{command}' has no option for {', '.join(missing)}")
+        try:
+            with redirect_stderr(io.StringIO()):
+                _, ma = load_and_fit(**{name: params[name] for name in wanted})
+        except IvigmetaError as exc:
+            raise RunError(str(exc)) from None
+        return ma
 
     def payload(self, result: Any, view: str) -> Any:
         from ivigmeta.render import render
