@@ -79,7 +79,8 @@ class InProcessRunner:
             if any("--plot" in getattr(p, "opts", ()) for p in self.cli.commands[name].params)
         )
 
-    def params(self, command: str, args: Sequence[str]) -> dict[str, Any]:
+    def _context(self, command: str, args: Sequence[str]) -> click.Context:
+        """The command's context with ``args`` parsed (option callbacks run), not invoked."""
         from ivigmeta.reproduce import RunError
 
         cmd = self.cli.commands.get(command)
@@ -87,26 +88,30 @@ class InProcessRunner:
             raise RunError(f"unknown command '{command}'")
         try:
             with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
-                ctx = cmd.make_context(command, list(args))
+                return cmd.make_context(command, list(args))
         except click.ClickException as exc:
             raise RunError(exc.format_message()) from None
-        return dict(ctx.params)
+
+    def params(self, command: str, args: Sequence[str]) -> dict[str, Any]:
+        """The command's option values for ``args``."""
+        return dict(self._context(command, args).params)
 
     def fit(self, command: str, args: Sequence[str]) -> Any:
-        """The fitted MetaAnalysis the command starts from, built as the commands build it."""
+        """The fitted MetaAnalysis the command starts from, built as the commands build it
+        (inside the command's context, so options stored there apply too)."""
         import inspect
 
         from ivigmeta.cli.commands import load_and_fit
         from ivigmeta.reproduce import RunError
 
-        params = self.params(command, args)
+        ctx = self._context(command, args)
         wanted = inspect.signature(load_and_fit).parameters
-        missing = [name for name in wanted if name not in params]
+        missing = [name for name in wanted if name not in ctx.params]
         if missing:
             raise RunError(f"'{command}' has no option for {', '.join(missing)}")
         try:
-            with redirect_stderr(io.StringIO()):
-                _, ma = load_and_fit(**{name: params[name] for name in wanted})
+            with ctx, redirect_stderr(io.StringIO()):
+                _, ma = load_and_fit(**{name: ctx.params[name] for name in wanted})
         except IvigmetaError as exc:
             raise RunError(str(exc)) from None
         return ma
