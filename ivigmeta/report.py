@@ -58,7 +58,7 @@ class Part:
     unavailable: str = ""
     error: str = ""
     figure_title: str = ""
-    figure_path: str = ""
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, PNG path)
     figure_error: str = ""
 
 
@@ -94,6 +94,20 @@ def label_columns(table: StudyTable) -> list[str]:
         levels = set(values)
         if 2 <= len(levels) < len(values):
             found.append(col)
+    return found
+
+
+def written_figures(fig_dir: str, stem: str, title: str) -> list[tuple[str, str]]:
+    """The figures a ``--plot DIR/STEM.png`` run wrote: STEM.png, or one STEM_<name>.png per panel
+    (a subgroup analysis by several columns draws one figure per column)."""
+    found = []
+    single = os.path.join(fig_dir, f"{stem}.png")
+    if os.path.exists(single):
+        found.append((title, single))
+    prefix = f"{stem}_"
+    for name in sorted(os.listdir(fig_dir)):
+        if name.startswith(prefix) and name.endswith(".png"):
+            found.append((f"{title} ({name[len(prefix):-4]})", os.path.join(fig_dir, name)))
     return found
 
 
@@ -149,9 +163,34 @@ CITATIONS = {
     "metareg": "Raudenbush 2009",
     "egger": "Egger et al. 1997",
     "loo": "Viechtbauer 2010",
+    "begg": "Begg & Mazumdar 1994",
+    "peters": "Peters et al. 2006",
+    "harbord": "Harbord et al. 2006",
+    "trimfill": "Duval & Tweedie 2000",
+    "failsafe": "Rosenthal 1979",
+    "influence": "Viechtbauer & Cheung 2010",
+    "cumulative": "Lau et al. 1992",
+    "qprofile": "Viechtbauer 2007",
+}
+
+BIAS_TEST_NAMES = {
+    "egger": "Egger's regression test",
+    "begg": "Begg's rank correlation test",
+    "peters": "Peters' test",
+    "harbord": "Harbord's test",
+    "trimfill": "trim-and-fill",
+    "failsafe": "the fail-safe N",
 }
 
 REFERENCES = {
+    "Begg & Mazumdar 1994": "Begg CB, Mazumdar M (1994). Operating characteristics of a rank correlation test for publication bias. Biometrics 50:1088-1101.",
+    "Duval & Tweedie 2000": "Duval S, Tweedie R (2000). Trim and fill: a simple funnel-plot-based method of testing and adjusting for publication bias in meta-analysis. Biometrics 56:455-463.",
+    "Harbord et al. 2006": "Harbord RM, Egger M, Sterne JAC (2006). A modified test for small-study effects in meta-analyses of controlled trials with binary endpoints. Stat Med 25:3443-3457.",
+    "Lau et al. 1992": "Lau J, Antman EM, Jimenez-Silva J, Kupelnick B, Mosteller F, Chalmers TC (1992). Cumulative meta-analysis of therapeutic trials for myocardial infarction. N Engl J Med 327:248-254.",
+    "Peters et al. 2006": "Peters JL, Sutton AJ, Jones DR, Abrams KR, Rushton L (2006). Comparison of two methods to detect publication bias in meta-analysis. JAMA 295:676-680.",
+    "Rosenthal 1979": "Rosenthal R (1979). The file drawer problem and tolerance for null results. Psychol Bull 86:638-641.",
+    "Viechtbauer 2007": "Viechtbauer W (2007). Confidence intervals for the amount of heterogeneity in meta-analysis. Stat Med 26:37-52.",
+    "Viechtbauer & Cheung 2010": "Viechtbauer W, Cheung MWL (2010). Outlier and influence diagnostics for meta-analysis. Res Synth Methods 1:112-125.",
     "Cochran 1954": "Cochran WG (1954). The combination of estimates from different experiments. Biometrics 10:101-129.",
     "Deeks & Higgins 2010": "Deeks JJ, Higgins JPT (2010). Statistical algorithms in Review Manager 5. The Cochrane Collaboration.",
     "DerSimonian & Laird 1986": "DerSimonian R, Laird N (1986). Meta-analysis in clinical trials. Control Clin Trials 7:177-188.",
@@ -188,11 +227,18 @@ TAU2_NAMES = {
 COMMON_NAMES = {"IV": "inverse-variance", "MH": "Mantel-Haenszel", "PETO": "Peto"}
 
 
-def methods_paragraph(pool: dict[str, Any], options: dict[str, Any], by: Sequence[str], parts: Sequence[str]) -> tuple[str, list[str]]:
+def methods_paragraph(
+    pool: dict[str, Any],
+    options: dict[str, Any],
+    by: Sequence[str],
+    parts: Sequence[str],
+    heterogeneity: dict[str, Any] | None = None,
+    bias: dict[str, Any] | None = None,
+) -> tuple[str, list[str]]:
     """The methods paragraph for the options used, and the references it cites (formatted).
 
-    ``pool`` is the ``pool`` command's JSON (what was actually fitted), ``options`` the options
-    given, ``parts`` the keys of the sections included.
+    ``pool``, ``heterogeneity`` and ``bias`` are those commands' JSON (what was actually
+    computed), ``options`` the options given, ``parts`` the keys of the sections included.
     """
     cited: list[str] = []
 
@@ -231,7 +277,10 @@ def methods_paragraph(pool: dict[str, Any], options: dict[str, Any], by: Sequenc
         + (f", with Hartung-Knapp-Sidik-Jonkman intervals{cite('hk')}" if ci == "hk" else ", with Wald z intervals")
         + f" and a prediction interval{cite('PI')}."
     )
-    s.append(f"Heterogeneity was assessed with Cochran's Q{cite('Q')} and I²{cite('I2')}.")
+    het_ci = ""
+    if heterogeneity and heterogeneity.get("i2_ci") is not None:
+        het_ci = f", with Q-profile confidence intervals for tau² and I²{cite('qprofile')}"
+    s.append(f"Heterogeneity was assessed with Cochran's Q{cite('Q')} and I²{cite('I2')}{het_ci}.")
     if "subgroup" in parts and by:
         s.append(
             f"Subgroups ({', '.join(by)}) were pooled separately and compared by a mixed-effects "
@@ -239,8 +288,15 @@ def methods_paragraph(pool: dict[str, Any], options: dict[str, Any], by: Sequenc
         )
     if "loo" in parts:
         s.append(f"Sensitivity was assessed by omitting one study at a time{cite('loo')}.")
+    if "influence" in parts:
+        s.append(f"Influential studies were identified with case-deletion diagnostics{cite('influence')}.")
+    if "cumulative" in parts:
+        s.append(f"A cumulative meta-analysis added the studies one at a time{cite('cumulative')}.")
     if "bias" in parts:
-        s.append(f"Small-study effects were tested with Egger's regression test{cite('egger')}.")
+        tests = [t for t in (bias or {}).get("tests", ["egger"]) if t in BIAS_TEST_NAMES] or ["egger"]
+        names = [f"{BIAS_TEST_NAMES[t]}{cite(t)}" for t in tests]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        s.append(f"Small-study effects were assessed with {listed}.")
     s.append(f"All computations used ivigmeta {__version__}.")
     refs = [REFERENCES[k] for k in sorted(cited) if k in REFERENCES]
     return " ".join(s), refs
@@ -299,9 +355,8 @@ def build_report(
                 path = os.path.join(fig_dir, f"{spec.key}.png")
                 try:
                     part.markdown = runner.markdown(spec.command, [*args, "--plot", path])
-                    if os.path.exists(path):
-                        part.figure_path = path
-                    else:
+                    part.figures = written_figures(fig_dir, spec.key, spec.figure)
+                    if not part.figures:
                         part.figure_error = "the command wrote no figure"
                 except RunError as exc:
                     part.figure_error = str(exc)
@@ -315,13 +370,24 @@ def build_report(
             except RunError as exc:
                 part.error = str(exc)
         parts.append(part)
-    pool_json: dict[str, Any] = {}
-    try:
-        pool_json = runner.run("pool", [file, *option_args])
-    except RunError:
-        pass
     included = [p.key for p in parts if not p.error]
-    methods, refs = methods_paragraph(pool_json, options, columns, included)
+
+    def json_of(command: str) -> dict[str, Any]:
+        if command not in runner.commands:
+            return {}
+        try:
+            return runner.run(command, [file, *option_args])
+        except RunError:
+            return {}
+
+    methods, refs = methods_paragraph(
+        json_of("pool"),
+        options,
+        columns,
+        included,
+        heterogeneity=json_of("heterogeneity"),
+        bias=json_of("bias") if "bias" in included else None,
+    )
     figures_note = ""
     if not plot_commands:
         figures_note = (

@@ -113,8 +113,14 @@ def report_context(content: Any, out_dir: str) -> dict[str, Any]:
     """Plain data for both templates."""
     parts = []
     for p in content.parts:
-        figure_uri = _figure_uri(p.figure_path) if p.figure_path else ""
-        figure_rel = os.path.relpath(p.figure_path, out_dir) if p.figure_path else ""
+        figures = [
+            {
+                "caption": caption,
+                "uri": _figure_uri(path),
+                "rel": os.path.relpath(path, out_dir).replace(os.sep, "/"),
+            }
+            for caption, path in p.figures
+        ]
         parts.append(
             {
                 "key": p.key,
@@ -124,8 +130,7 @@ def report_context(content: Any, out_dir: str) -> dict[str, Any]:
                 "sections": parse_markdown(p.markdown) if p.markdown else [],
                 "error": p.error,
                 "figure_title": p.figure_title,
-                "figure_uri": figure_uri,
-                "figure_rel": figure_rel.replace(os.sep, "/"),
+                "figures": figures,
                 "figure_error": p.figure_error,
             }
         )
