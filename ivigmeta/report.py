@@ -320,6 +320,7 @@ def build_report(
     command_line: str,
     plot_commands: Sequence[str] = (),
     published: str | None = None,
+    figures_off: bool = False,
 ) -> ReportContent:
     """Run every section's command on ``file`` with ``option_args`` and collect the report.
 
@@ -360,6 +361,8 @@ def build_report(
                         part.figure_error = "the command wrote no figure"
                 except RunError as exc:
                     part.figure_error = str(exc)
+            elif figures_off:
+                part.figure_error = "--no-figures was given"
             else:
                 part.figure_error = (
                     f"`{spec.command}` cannot draw figures in ivigmeta {__version__} (no --plot option)"
@@ -389,7 +392,9 @@ def build_report(
         bias=json_of("bias") if "bias" in included else None,
     )
     figures_note = ""
-    if not plot_commands:
+    if figures_off:
+        figures_note = "Figures were left out (--no-figures)."
+    elif not plot_commands:
         figures_note = (
             f"Figures are not available in ivigmeta {__version__}: no command can draw them "
             "(the --plot option and the plots package are not installed)."

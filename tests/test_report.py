@@ -222,14 +222,15 @@ def test_reproduce_table_in_the_report(report):
 
 def test_methods_paragraph_follows_the_options(run, tmp_path):
     default = (ROOT / "studies.csv")
-    result = run("report", str(default), "-o", str(tmp_path / "a"))
+    result = run("report", str(default), "-o", str(tmp_path / "a"), "--no-figures")
     md = (tmp_path / "a" / "report.md").read_text()
     methods = md.split("\n## Methods", 1)[1].split("\n## ", 1)[0]
     assert "risk ratio" in methods and "DerSimonian-Laird" in methods and "(DerSimonian & Laird 1986)" in methods
     assert "applied to: Perricone" in methods and "Wald z intervals" in methods
     assert "Egger" in methods and "DerSimonian R, Laird N (1986)" in methods
     assert "Reproduction of the published numbers" not in md
-    result = run("report", str(default), "-o", str(tmp_path / "b"), "--ci", "hk", "--cc-policy", "all", "--by", "timing")
+    result = run("report", str(default), "-o", str(tmp_path / "b"), "--ci", "hk", "--cc-policy", "all", "--by", "timing",
+                 "--no-figures")
     assert result.exit_code == 0, result.output
     md = (tmp_path / "b" / "report.md").read_text()
     methods = md.split("\n## Methods", 1)[1].split("\n## ", 1)[0]
@@ -259,6 +260,14 @@ def test_report_errors(run, tmp_path, args, fragment):
     assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0]
 
 
+def test_no_figures(run, tmp_path):
+    result = run("report", str(STUDIES), "-o", str(tmp_path), "--no-figures")
+    assert result.exit_code == 0
+    html = (tmp_path / "report.html").read_text()
+    assert "<img" not in html and "Forest plot: not available (--no-figures was given)" in html
+    assert not (tmp_path / "figures").exists()
+
+
 def test_output_directory_is_required(run):
     assert run("report", str(STUDIES)).exit_code == 2
 
@@ -267,7 +276,7 @@ def test_html_escapes_the_data(run, tmp_path):
     rows = (ROOT / "studies.csv").read_text().replace("Ahmadi,", "Ahmadi <script>x</script> & co,", 1)
     data = tmp_path / "studies.csv"
     data.write_text(rows)
-    result = run("report", str(data), "-o", str(tmp_path / "out"))
+    result = run("report", str(data), "-o", str(tmp_path / "out"), "--no-figures")
     assert result.exit_code == 0, result.output
     html = (tmp_path / "out" / "report.html").read_text()
     assert "<script>" not in html

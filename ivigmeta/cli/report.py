@@ -12,7 +12,7 @@ import click
 from ivigmeta.cli.common import effect_options, file_argument, handle_errors, model_options, note
 from ivigmeta.errors import DataError
 
-OWN_PARAMS = ("file", "out_dir", "published", "columns")
+OWN_PARAMS = ("file", "out_dir", "published", "columns", "no_figures")
 
 
 def option_args(ctx: click.Context) -> list[str]:
@@ -44,6 +44,8 @@ def invoked_command_line(ctx: click.Context) -> str:
         args += ["--published", p["published"]]
     for col in p.get("columns") or ():
         args += ["--by", col]
+    if p.get("no_figures"):
+        args.append("--no-figures")
     return shlex.join(args + option_args(ctx))
 
 
@@ -62,10 +64,11 @@ def invoked_command_line(ctx: click.Context) -> str:
     metavar="COL",
     help="Label column for the subgroup analyses (repeatable; default: every label column found).",
 )
+@click.option("--no-figures", is_flag=True, help="Leave the figures out (faster; tables only).")
 @effect_options
 @model_options
 @handle_errors
-def report(file, out_dir, published, columns, **options: Any):
+def report(file, out_dir, published, columns, no_figures, **options: Any):
     """Write the whole analysis as DIR/report.md and a self-contained DIR/report.html.
 
     The report holds the data, Table 2 with the pooled rows, heterogeneity, the subgroup
@@ -93,7 +96,8 @@ def report(file, out_dir, published, columns, **options: Any):
         columns,
         out_dir,
         invoked_command_line(ctx),
-        plot_commands=runner.plot_commands(),
+        plot_commands=() if no_figures else runner.plot_commands(),
+        figures_off=no_figures,
         published=published,
     )
     try:
