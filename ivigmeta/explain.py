@@ -235,6 +235,15 @@ def _random_to_common(path: str) -> str | None:
     return format_path(replace(parsed, steps=steps))
 
 
+def tau2_alternatives() -> list[str]:
+    """The usual tau² estimators, plus any other this version offers (its ``--tau2`` registry)."""
+    from ivigmeta.tau2 import TAU2_METHODS
+
+    names = list(TAU2_ALTERNATIVES)
+    names += [m for m in TAU2_METHODS if m not in names and m != "DL"]
+    return names
+
+
 def alternatives() -> list[Alternative]:
     """The conventions tried, in the order they are reported."""
     alts = [
@@ -259,7 +268,7 @@ def alternatives() -> list[Alternative]:
         Alternative("Mantel-Haenszel common effect", "--common MH", ("--common", "MH"), path_map=_random_to_common),
         Alternative("Peto common effect", "--common PETO", ("--common", "PETO"), path_map=_random_to_common),
     ]
-    alts += [Alternative(f"tau² estimator {m}", f"--tau2 {m}", ("--tau2", m)) for m in TAU2_ALTERNATIVES]
+    alts += [Alternative(f"tau² estimator {m}", f"--tau2 {m}", ("--tau2", m)) for m in tau2_alternatives()]
     alts += [
         Alternative("Hartung-Knapp intervals", "--ci hk", ("--ci", "hk")),
         Alternative("truncation instead of rounding", "printed decimals truncated", truncate=True),
