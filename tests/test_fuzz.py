@@ -39,8 +39,13 @@ EXTRA_ARGS = {"subgroup": ["--by", "grp"], "metareg": ["--mod", "grp"], "batch":
 BATCH_FORMATS = {"json": "jsonl", "table": "csv"}
 
 
+# reproduce reads a published-numbers TOML file and report writes a directory: neither takes a
+# study table alone (tests/test_reproduce.py and tests/test_report.py cover their bad input).
+NOT_TABLE_COMMANDS = ("reproduce", "report")
+
+
 def commands() -> list[str]:
-    return sorted(cli.commands)
+    return sorted(c for c in cli.commands if c not in NOT_TABLE_COMMANDS)
 
 
 @contextmanager
