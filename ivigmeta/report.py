@@ -321,6 +321,7 @@ def build_report(
     plot_commands: Sequence[str] = (),
     published: str | None = None,
     figures_off: bool = False,
+    table_options: dict[str, Any] | None = None,
 ) -> ReportContent:
     """Run every section's command on ``file`` with ``option_args`` and collect the report.
 
@@ -330,7 +331,7 @@ def build_report(
     """
     from ivigmeta.reproduce import RunError
 
-    table = load_table(file)
+    table = load_table(file, **(table_options or {}))
     columns = list(by) or label_columns(table)
     for col in columns:
         table.require_label_column(col)

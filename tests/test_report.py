@@ -284,3 +284,17 @@ def test_html_escapes_the_data(run, tmp_path):
     page = Page()
     page.feed(html)
     assert page.stack == []
+
+
+def test_input_options_reach_every_command(run, tmp_path):
+    data = tmp_path / "semi.csv"
+    data.write_text(
+        "study;year;treat_events;treat_total;control_events;control_total;grp\n"
+        "A;2000;10;20;5;20;x\nB;2001;12;20;6;20;x\nC;2002;8;20;7;20;y\nD;2003;9;20;3;20;y\n"
+    )
+    result = run("report", str(data), "--sep", "semicolon", "-o", str(tmp_path / "out"), "--no-figures")
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "Subgroup analysis by grp" in md
+    commands = re.findall(r"^`(ivigmeta \w+ .*)`$", md, re.M)
+    assert len(commands) >= 5 and all("--sep semicolon" in c for c in commands)

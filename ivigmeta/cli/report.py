@@ -9,7 +9,16 @@ from typing import Any
 
 import click
 
-from ivigmeta.cli.common import effect_options, file_argument, handle_errors, model_options, note
+from ivigmeta.cli.common import (
+    INPUT_KEY,
+    effect_options,
+    file_argument,
+    handle_errors,
+    input_options,
+    input_settings,
+    model_options,
+    note,
+)
 from ivigmeta.errors import DataError
 
 OWN_PARAMS = ("file", "out_dir", "published", "columns", "no_figures")
@@ -18,10 +27,14 @@ OWN_PARAMS = ("file", "out_dir", "published", "columns", "no_figures")
 def option_args(ctx: click.Context) -> list[str]:
     """The analysis options of this invocation as command-line arguments for the other commands."""
     args: list[str] = []
+    stored = ctx.meta.get(INPUT_KEY, {})  # input options keep their values on the context
     for param in ctx.command.params:
         if not isinstance(param, click.Option) or param.name in OWN_PARAMS:
             continue
-        value = ctx.params.get(param.name)
+        if param.name in ctx.params:
+            value = ctx.params[param.name]
+        else:
+            value = stored.get((param.name or "").removeprefix("input_"))
         flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
         if param.is_flag:
             if value:
@@ -65,6 +78,7 @@ def invoked_command_line(ctx: click.Context) -> str:
     help="Label column for the subgroup analyses (repeatable; default: every label column found).",
 )
 @click.option("--no-figures", is_flag=True, help="Leave the figures out (faster; tables only).")
+@input_options
 @effect_options
 @model_options
 @handle_errors
@@ -97,6 +111,7 @@ def report(file, out_dir, published, columns, no_figures, **options: Any):
         out_dir,
         invoked_command_line(ctx),
         plot_commands=() if no_figures else runner.plot_commands(),
+        table_options={k: v for k, v in input_settings().items() if k in ("sep", "sheet", "columns")},
         figures_off=no_figures,
         published=published,
     )
