@@ -168,6 +168,8 @@ CITATIONS = {
     "harbord": "Harbord et al. 2006",
     "trimfill": "Duval & Tweedie 2000",
     "failsafe": "Rosenthal 1979",
+    "failsafe-orwin": "Orwin 1983",
+    "failsafe-rosenberg": "Rosenberg 2005",
     "influence": "Viechtbauer & Cheung 2010",
     "cumulative": "Lau et al. 1992",
     "qprofile": "Viechtbauer 2007",
@@ -188,6 +190,8 @@ REFERENCES = {
     "Harbord et al. 2006": "Harbord RM, Egger M, Sterne JAC (2006). A modified test for small-study effects in meta-analyses of controlled trials with binary endpoints. Stat Med 25:3443-3457.",
     "Lau et al. 1992": "Lau J, Antman EM, Jimenez-Silva J, Kupelnick B, Mosteller F, Chalmers TC (1992). Cumulative meta-analysis of therapeutic trials for myocardial infarction. N Engl J Med 327:248-254.",
     "Peters et al. 2006": "Peters JL, Sutton AJ, Jones DR, Abrams KR, Rushton L (2006). Comparison of two methods to detect publication bias in meta-analysis. JAMA 295:676-680.",
+    "Orwin 1983": "Orwin RG (1983). A fail-safe N for effect size in meta-analysis. J Educ Stat 8:157-159.",
+    "Rosenberg 2005": "Rosenberg MS (2005). The file-drawer problem revisited: a general weighted method for calculating fail-safe numbers in meta-analysis. Evolution 59:464-468.",
     "Rosenthal 1979": "Rosenthal R (1979). The file drawer problem and tolerance for null results. Psychol Bull 86:638-641.",
     "Viechtbauer 2007": "Viechtbauer W (2007). Confidence intervals for the amount of heterogeneity in meta-analysis. Stat Med 26:37-52.",
     "Viechtbauer & Cheung 2010": "Viechtbauer W, Cheung MWL (2010). Outlier and influence diagnostics for meta-analysis. Res Synth Methods 1:112-125.",
@@ -293,8 +297,18 @@ def methods_paragraph(
     if "cumulative" in parts:
         s.append(f"A cumulative meta-analysis added the studies one at a time{cite('cumulative')}.")
     if "bias" in parts:
-        tests = [t for t in (bias or {}).get("tests", ["egger"]) if t in BIAS_TEST_NAMES] or ["egger"]
-        names = [f"{BIAS_TEST_NAMES[t]}{cite(t)}" for t in tests]
+        bias = bias or {}
+        tests = [t for t in bias.get("tests", ["egger"]) if t in BIAS_TEST_NAMES] or ["egger"]
+        names = []
+        for t in tests:
+            key = t
+            if t == "failsafe":
+                method = str((bias.get("failsafe") or {}).get("method", "")).lower()
+                key = f"failsafe-{method}" if f"failsafe-{method}" in CITATIONS else t
+                name = f"the fail-safe N ({method.capitalize()})" if method else BIAS_TEST_NAMES[t]
+            else:
+                name = BIAS_TEST_NAMES[t]
+            names.append(f"{name}{cite(key)}")
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         s.append(f"Small-study effects were assessed with {listed}.")
     s.append(f"All computations used ivigmeta {__version__}.")
