@@ -305,7 +305,7 @@ def methods_paragraph(
             if t == "failsafe":
                 method = str((bias.get("failsafe") or {}).get("method", "")).lower()
                 key = f"failsafe-{method}" if f"failsafe-{method}" in CITATIONS else t
-                name = f"the fail-safe N ({method.capitalize()})" if method else BIAS_TEST_NAMES[t]
+                name = f"{method.capitalize()}'s fail-safe N" if method else BIAS_TEST_NAMES[t]
             else:
                 name = BIAS_TEST_NAMES[t]
             names.append(f"{name}{cite(key)}")
