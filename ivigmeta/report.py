@@ -38,10 +38,10 @@ class PartSpec:
 
 PARTS = (
     PartSpec("pool", "Studies and pooled estimates (Table 2)", "pool", figure="Forest plot"),
-    PartSpec("heterogeneity", "Heterogeneity", "heterogeneity"),
+    PartSpec("heterogeneity", "Heterogeneity", "heterogeneity", figure="Radial (Galbraith) plot"),
     PartSpec("subgroup", "Subgroup analyses (Table 3)", "subgroup", figure="Subgroup forest plot", needs_by=True),
     PartSpec("loo", "Leave-one-out sensitivity analysis", "loo", figure="Leave-one-out plot"),
-    PartSpec("influence", "Influence diagnostics", "influence"),
+    PartSpec("influence", "Influence diagnostics", "influence", figure="Baujat plot"),
     PartSpec("cumulative", "Cumulative meta-analysis", "cumulative"),
     PartSpec("bias", "Small-study effects", "bias", figure="Funnel plot"),
 )
