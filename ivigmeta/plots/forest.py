@@ -15,8 +15,7 @@ from ivigmeta.errors import ModelError
 from ivigmeta.plots import common as c
 from ivigmeta.plots.layout import Column, Row, axis_limits, draw
 from ivigmeta.render import formatting as f
-from ivigmeta.render.views import NOT_REPORTED, source_notes
-from ivigmeta.render.views import _between_name as between_name
+from ivigmeta.render.views import NOT_REPORTED, source_notes, subgroup_test_text
 from ivigmeta.render.views import _label as marked_label
 from ivigmeta.results import CommonFit, MetaAnalysis, RandomFit, SubgroupAnalysis, SubgroupResult
 
@@ -222,18 +221,8 @@ def subgroup_forest_plot(sg: SubgroupAnalysis | SubgroupResult, model: str = "ra
         rows.append(Row("blank"))
     rows += pooled_rows(full, models)
     t = res.test
-    if t.statistic is None:
-        rows.append(Row("text", text=f"Test for subgroup differences: not applicable ({t.note})"))
-    else:
-        if t.df2 is not None:
-            stat = f"F = {f.num(t.statistic)}, df = ({t.df}, {t.df2})"
-        elif t.method.startswith("separate-"):
-            stat = f"Q = {f.num(t.statistic)}, df = {t.df}"
-        else:
-            stat = f"QM = {f.num(t.statistic)}, df = {t.df}"
-        rows.append(Row("text", gid="subgroup-test",
-                        text=f"Test for subgroup differences ({between_name(t.method)}): "
-                             f"{stat} ({f.p_eq(t.p_value)})"))
+    rows.append(Row("text", gid="" if t.statistic is None else "subgroup-test",
+                    text=subgroup_test_text(t, p_sep=" (")))
     for note in source_notes(full.effects.studies):
         rows.append(Row("text", text=note))
     for e in res.excluded:

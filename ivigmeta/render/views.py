@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from ivigmeta.render import formatting as f
 from ivigmeta.results import (
+    BetweenTest,
     BeggTest,
     BiasAnalysis,
     Cumulative,
@@ -314,23 +315,28 @@ def subgroup_sections(sg: SubgroupAnalysis) -> list[Section]:
                     f.pval(out["q_p_value"]),
                 ]
             )
-        t = res.test
-        if t.statistic is None:
-            notes = [f"Test for subgroup differences: not applicable ({t.note})"]
-        else:
-            if t.df2 is not None:
-                stat = f"F = {f.num(t.statistic)}, df = ({t.df}, {t.df2})"
-            elif t.method.startswith("separate-"):
-                stat = f"Q = {f.num(t.statistic)}, df = {t.df}"
-            else:
-                stat = f"QM = {f.num(t.statistic)}, df = {t.df}"
-            notes = [
-                f"Test for subgroup differences ({_between_name(t.method)}): "
-                f"{stat}, {f.p_eq(t.p_value)}"
-            ]
+        notes = [subgroup_test_text(res.test)]
         notes += excluded_notes(res.excluded)
         sections.append(Section(f"Subgroup analysis by {res.column}", cols, rows, notes))
     return sections
+
+
+def subgroup_test_statistic(t: BetweenTest) -> str:
+    """'QM = 1.24, df = 1' (meta-regression), 'F = ..., df = (m, n)' (hk) or 'Q = ...' (separate)."""
+    if t.df2 is not None:
+        return f"F = {f.num(t.statistic)}, df = ({t.df}, {t.df2})"
+    if t.method.startswith("separate-"):
+        return f"Q = {f.num(t.statistic)}, df = {t.df}"
+    return f"QM = {f.num(t.statistic)}, df = {t.df}"
+
+
+def subgroup_test_text(t: BetweenTest, p_sep: str = ", ") -> str:
+    """The between-subgroup test line shared by the tables and the subgroup forest plot."""
+    if t.statistic is None:
+        return f"Test for subgroup differences: not applicable ({t.note})"
+    p = f.p_eq(t.p_value)
+    p_text = f" ({p})" if p_sep == " (" else f"{p_sep}{p}"
+    return f"Test for subgroup differences ({_between_name(t.method)}): {subgroup_test_statistic(t)}{p_text}"
 
 
 def _between_name(method: str) -> str:
