@@ -25,8 +25,9 @@ Trim-and-fill and the fail-safe N live in :mod:`ivigmeta.trimfill` and :mod:`ivi
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from ivigmeta.data import Study
 from ivigmeta.distributions import norm_p_two_sided, t_p_two_sided
 from ivigmeta.results import (
     BeggTest,
@@ -149,10 +150,20 @@ def _not_for_measure(name: str, label: str, measure: str) -> NotApplicable | Non
     return None
 
 
-def peters_test(ma: MetaAnalysis) -> RegressionTest | NotApplicable:
-    """Peters' test: the effect regressed on 1 / N, weights (a + c)(b + d) / N (Peters et al. 2006)."""
+def _count_regression(
+    ma: MetaAnalysis,
+    name: str,
+    label: str,
+    predictor: str,
+    point: Callable[[Study, float], tuple[float, float, float] | str],
+) -> RegressionTest | NotApplicable:
+    """A regression test built from each study's 2x2 counts (Peters, Harbord).
+
+    ``point(study, yi)`` gives the study's (response, predictor, weight), or the reason it has
+    none; effect-only rows and such studies are left out and listed with the reason.
+    """
     es = ma.effects
-    na = _not_for_measure("peters", "Peters' test", es.measure)
+    na = _not_for_measure(name, label, es.measure)
     if na:
         return na
     y: list[float] = []
@@ -161,65 +172,48 @@ def peters_test(ma: MetaAnalysis) -> RegressionTest | NotApplicable:
     excluded = []
     for study, yi in zip(es.studies, es.yi):
         if not study.has_counts:
-            excluded.append(
-                Exclusion(study.study, _NO_COUNTS.format(test="Peters' test"), study.row)
-            )
+            excluded.append(Exclusion(study.study, _NO_COUNTS.format(test=label), study.row))
             continue
-        a, n1, c, n2 = study.counts
-        events, non_events = a + c, (n1 - a) + (n2 - c)
-        if events == 0 or non_events == 0:
-            excluded.append(
-                Exclusion(
-                    study.study,
-                    "no events (or no non-events) in either arm: no Peters weight",
-                    study.row,
-                )
-            )
+        pt = point(study, yi)
+        if isinstance(pt, str):
+            excluded.append(Exclusion(study.study, pt, study.row))
             continue
-        y.append(yi)
-        x.append(1.0 / (n1 + n2))
-        w.append(1.0 / (1.0 / events + 1.0 / non_events))
+        y.append(pt[0])
+        x.append(pt[1])
+        w.append(pt[2])
     if len(y) < 3:
-        return NotApplicable("peters", f"Peters' test needs at least 3 studies (have {len(y)})")
-    return weighted_regression_test(y, x, w, "peters", "1/N", excluded)
+        return NotApplicable(name, f"{label} needs at least 3 studies (have {len(y)})")
+    return weighted_regression_test(y, x, w, name, predictor, excluded)
+
+
+def _peters_point(study: Study, yi: float) -> tuple[float, float, float] | str:
+    a, n1, c, n2 = study.counts
+    events, non_events = a + c, (n1 - a) + (n2 - c)
+    if events == 0 or non_events == 0:
+        return "no events (or no non-events) in either arm: no Peters weight"
+    return yi, 1.0 / (n1 + n2), 1.0 / (1.0 / events + 1.0 / non_events)
+
+
+def _harbord_point(study: Study, yi: float) -> tuple[float, float, float] | str:
+    a, n1, c, n2 = study.counts
+    n = n1 + n2
+    events, non_events = a + c, n - a - c
+    v = n1 * n2 * events * non_events / (n * n * (n - 1)) if n > 1 else 0.0
+    if v <= 0:
+        return "no events (or no non-events) in either arm: the score has no variance"
+    z = a - events * n1 / n
+    return z / v, 1.0 / math.sqrt(v), v
+
+
+def peters_test(ma: MetaAnalysis) -> RegressionTest | NotApplicable:
+    """Peters' test: the effect regressed on 1 / N, weights (a + c)(b + d) / N (Peters et al. 2006)."""
+    return _count_regression(ma, "peters", "Peters' test", "1/N", _peters_point)
 
 
 def harbord_test(ma: MetaAnalysis) -> RegressionTest | NotApplicable:
-    """Harbord's score test for odds ratios (Harbord, Egger & Sterne 2006)."""
-    es = ma.effects
-    na = _not_for_measure("harbord", "Harbord's test", es.measure)
-    if na:
-        return na
-    y: list[float] = []
-    x: list[float] = []
-    w: list[float] = []
-    excluded = []
-    for study in es.studies:
-        if not study.has_counts:
-            excluded.append(
-                Exclusion(study.study, _NO_COUNTS.format(test="Harbord's test"), study.row)
-            )
-            continue
-        a, n1, c, n2 = study.counts
-        n = n1 + n2
-        events, non_events = a + c, n - a - c
-        v = n1 * n2 * events * non_events / (n * n * (n - 1)) if n > 1 else 0.0
-        if v <= 0:
-            excluded.append(
-                Exclusion(
-                    study.study,
-                    "no events (or no non-events) in either arm: the score has no variance",
-                    study.row,
-                )
-            )
-            continue
-        z = a - events * n1 / n
-        y.append(z / v)
-        x.append(1.0 / math.sqrt(v))
-        w.append(v)
-    if len(y) < 3:
-        return NotApplicable("harbord", f"Harbord's test needs at least 3 studies (have {len(y)})")
-    return weighted_regression_test(y, x, w, "harbord", "1/sqrt(V)", excluded)
+    """Harbord's score test for odds ratios (Harbord, Egger & Sterne 2006): the efficient score
+    over its variance, Z / V, regressed on 1 / sqrt(V) with weights V."""
+    return _count_regression(ma, "harbord", "Harbord's test", "1/sqrt(V)", _harbord_point)
 
 
 # ---------------------------------------------------------------------------------------------
