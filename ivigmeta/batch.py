@@ -38,6 +38,16 @@ import numpy as np
 
 from ivigmeta.data import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
 from ivigmeta.distributions import z_crit
+from ivigmeta.batch_input import (  # noqa: F401 - ChunkReader and the constants are re-exported
+    DEFAULT_CHUNK_ROWS,
+    ERROR_COLUMN,
+    ROW_COLUMN,
+    ChunkReader,
+    Rows,
+    _row_error,
+    check_columns,
+    suspect_rows,
+)
 from ivigmeta.errors import DataError, ModelError
 
 if TYPE_CHECKING:  # pandas is imported by the functions that need it
@@ -82,8 +92,6 @@ BATCH_TAU2_METHODS = ("DL", "REML", "ML", "PM", "HE", "SJ")
 BATCH_CI_METHODS = ("z", "hk")
 BATCH_COMMON_METHODS = ("IV", "MH", "PETO")
 
-ROW_COLUMN = "__row__"
-"""Optional input column with the file's row numbers (the header is row 1), used in messages."""
 
 # Convergence as the scalar estimators (ivigmeta.tau2): relative change below REL_TOL (tighter
 # than the 1e-10 the issue asks), an absolute floor for tau² heading to 0, at most MAXITER steps
@@ -762,160 +770,144 @@ def pool_arrays(
 
 
 # ----------------------------------------------------------------------------------------------
-# DataFrame in, DataFrame out
+# Rows in, BatchResult out (pandas only at the DataFrame door)
 
 
-def _parse_counts(df: "pd.DataFrame", col: str) -> tuple[np.ndarray, np.ndarray]:
-    """A count column as float64 and the mask of cells ``pool`` would reject."""
-    import pandas as pd
+@dataclass
+class BatchResult:
+    """One row per group, as numpy arrays: the group key columns, then :data:`RESULT_COLUMNS`.
 
-    raw = df[col]
-    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
-        x = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+    ``values`` holds float64 arrays for the numeric columns, int64 arrays for ``k``, ``df`` and
+    ``n_excluded`` (with ``missing`` marking the empty cells: ``df`` of unpooled groups, every
+    count of a group with a bad row) and object arrays for ``status`` and ``reason``. ``first``
+    is the position, in the rows given, of each group's first row.
+    """
+
+    groups: list[str]
+    keys: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    missing: dict[str, np.ndarray]
+    first: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.groups, *RESULT_COLUMNS]
+
+    def status_count(self, status: str) -> int:
+        return int(np.count_nonzero(self.values["status"] == status))
+
+    @staticmethod
+    def empty(groups: Sequence[str]) -> "BatchResult":
+        values: dict[str, np.ndarray] = {}
+        for name in RESULT_COLUMNS:
+            dtype = np.int64 if name in INT_COLUMNS else object if name in TEXT_COLUMNS else float
+            values[name] = np.empty(0, dtype=dtype)
+        return BatchResult(
+            groups=list(groups),
+            keys={g: np.empty(0, dtype=object) for g in groups},
+            values=values,
+            missing={name: np.zeros(0, bool) for name in INT_COLUMNS},
+            first=np.empty(0, np.intp),
+        )
+
+    def to_frame(self, keys: "pd.DataFrame | None" = None) -> "pd.DataFrame":
+        """A pandas DataFrame (nullable Int64 for the count columns); ``keys`` replaces the key
+        columns (one row per group), e.g. to keep the input's dtypes."""
+        import pandas as pd
+
+        data: dict[str, Any] = {}
+        for g in self.groups:
+            if keys is not None:
+                data[g] = keys[g].reset_index(drop=True)
+            else:
+                data[g] = pd.Series(self.keys[g])
+        for name in RESULT_COLUMNS:
+            col = self.values[name]
+            if name in INT_COLUMNS:
+                arr = pd.array(col, dtype="Int64")
+                arr[self.missing[name]] = pd.NA
+                data[name] = arr
+            elif name in TEXT_COLUMNS:
+                data[name] = pd.Series(col, dtype=object)
+            else:
+                data[name] = col
+        return pd.DataFrame(data, columns=self.columns)
+
+
+def _factorize(keys: dict[str, np.ndarray], groups: Sequence[str]) -> np.ndarray:
+    """Group codes 0, 1, ... in order of first appearance (keys compared as Python values)."""
+    seen: dict[Any, int] = {}
+    if len(groups) == 1:
+        values: Iterable[Any] = keys[groups[0]].tolist()
     else:
-        x = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(x) | (x < 0) | (x != np.floor(x)) | (x > MAX_COUNT)
-    return x, bad
+        values = zip(*(keys[g].tolist() for g in groups))
+    n = len(keys[groups[0]])
+    return np.fromiter((seen.setdefault(v, len(seen)) for v in values), np.int64, n)
 
 
-def _row_message(df: "pd.DataFrame", pos: int, rownum: int, source: str) -> str:
-    """The DataError ``pool`` raises for one bad row, through the same validation code."""
-    from ivigmeta.columns import ColumnMap
-    from ivigmeta.data import _parse_study
-
-    roles = {c: c for c in COUNT_COLUMNS}
-    for c in (LABEL_COLUMN, YEAR_COLUMN):
-        if c in df.columns:
-            roles[c] = c
-    cmap = ColumnMap(roles=roles, convention="ivigmeta")
-    values = {}
-    for col in df.columns:
-        v = df[col].iat[pos]
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            text = ""
-        elif isinstance(v, float) and v.is_integer():
-            text = str(int(v))
-        else:
-            text = str(v).strip()
-        values[str(col)] = text
-    for col in COUNT_COLUMNS:
-        values.setdefault(col, "")
-    try:
-        _parse_study(values, rownum, source, cmap, ".")
-    except DataError as exc:
-        return str(exc)
-    return f"{source}, row {rownum}: invalid study row"
-
-
-def _bad_rows(df: "pd.DataFrame", counts: dict[str, np.ndarray], bad: np.ndarray) -> np.ndarray:
-    import pandas as pd
-
-    for arm in ("treat", "control"):
-        ev, tot = counts[f"{arm}_events"], counts[f"{arm}_total"]
-        with np.errstate(invalid="ignore"):
-            bad |= (tot == 0) | (ev > tot)
-    if YEAR_COLUMN in df.columns:
-        # As pool: an empty year is fine, anything else must be a whole number within +-9999.
-        year = df[YEAR_COLUMN]
-        present = year.notna().to_numpy()
-        if not pd.api.types.is_numeric_dtype(year.dtype):
-            stripped = year.astype("string").str.strip()
-            present &= (stripped != "").to_numpy(dtype=bool, na_value=False)
-        parsed = pd.to_numeric(year, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        with np.errstate(invalid="ignore"):
-            not_year = ~np.isfinite(parsed) | (parsed != np.floor(parsed)) | (np.abs(parsed) > 9999)
-        bad |= present & not_year
-    return bad
-
-
-def batch_pool(
-    df: "pd.DataFrame",
+def pool_rows(
+    rows: Rows,
     groups: Sequence[str],
     options: BatchOptions | None = None,
     source: str = "<data>",
-) -> "pd.DataFrame":
-    """Pool every group of ``df`` (one row per study) and return one row per group.
+    codes: np.ndarray | None = None,
+) -> BatchResult:
+    """Pool every group of ``rows`` (each group whole; any row order): one result per group.
 
-    ``df`` needs the count columns and the ``groups`` columns; ``__row__`` (file row numbers for
-    messages) and ``study`` are used when present. Each group must be whole in ``df``; groups come
-    out in order of first appearance. Bad rows never raise: their group gets ``status`` "error"
-    and the ``reason`` ``pool`` would give. A pure function of its arguments (the Dask recipe in
-    docs/batch.md maps it over partitions).
+    Groups come out in order of first appearance (``codes``, when given, are group numbers in
+    that order, e.g. from pandas' grouping). Bad rows never raise: their group gets ``status``
+    "error" and the ``reason`` pool gives for the group's first bad row.
     """
-    import pandas as pd
-
     opts = (options or BatchOptions()).checked()
     groups = list(groups)
-    _check_columns(df.columns, groups, source)
-    n = len(df)
+    n = len(rows)
     if n == 0:
-        return empty_result(groups)
-    codes = df.groupby(groups, sort=False, dropna=False).ngroup().to_numpy()
+        return BatchResult.empty(groups)
+    if codes is None:
+        codes = _factorize(rows.keys, groups)
+    codes = np.asarray(codes, dtype=np.int64)
     order = np.argsort(codes, kind="stable")
     if not np.array_equal(order, np.arange(n)):
-        df = df.iloc[order].reset_index(drop=True)
+        rows = rows.take(order)
         codes = codes[order]
     else:
-        df = df.reset_index(drop=True)
-    ngroups = int(codes[-1]) + 1 if n else 0
+        order = None
+    ngroups = int(codes[-1]) + 1
     sizes = np.bincount(codes, minlength=ngroups)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    rownums = (
-        df[ROW_COLUMN].to_numpy(dtype=np.int64)
-        if ROW_COLUMN in df.columns
-        else np.arange(n, dtype=np.int64) + 2
-    )
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
 
-    counts: dict[str, np.ndarray] = {}
-    bad = np.zeros(n, bool)
-    for col in COUNT_COLUMNS:
-        counts[col], b = _parse_counts(df, col)
-        bad |= b
-    bad = _bad_rows(df, counts, bad)
-    known = None
-    if ERROR_COLUMN in df.columns:
-        known = df[ERROR_COLUMN].to_numpy(dtype=object)
-        bad |= pd.notna(known)
+    bad = rows.bad
     group_bad = np.zeros(ngroups, bool)
     reason = np.full(ngroups, "", dtype=object)
     if bad.any():
         # pool stops at the first bad row of a table: report that one for each group.
         bad_pos = np.flatnonzero(bad)
-        first = np.unique(codes[bad_pos], return_index=True)
-        group_bad[first[0]] = True
-        for gcode, i in zip(first[0], first[1]):
-            pos = int(bad_pos[i])
-            if known is not None and pd.notna(known[pos]):
-                reason[gcode] = str(known[pos])
-            else:
-                reason[gcode] = _row_message(df, pos, int(rownums[pos]), source)
+        gcodes, first_bad = np.unique(codes[bad_pos], return_index=True)
+        group_bad[gcodes] = True
+        reason[gcodes] = rows.error[bad_pos[first_bad]]
 
     good_groups = ~group_bad
     row_good = good_groups[codes]
-    a = counts["treat_events"][row_good]
-    n1 = counts["treat_total"][row_good]
-    c = counts["control_events"][row_good]
-    n2 = counts["control_total"][row_good]
-    res = pool_arrays(sizes[good_groups], a, n1, c, n2, opts)
+    counts = rows.counts[row_good]
+    res = pool_arrays(sizes[good_groups], counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3], opts)
 
-    result: dict[str, Any] = {}
-    keys = df.iloc[starts][groups].reset_index(drop=True)
-    for col in groups:
-        result[col] = keys[col]
     gi = np.flatnonzero(good_groups)
+    values: dict[str, np.ndarray] = {}
     for name in FLOAT_COLUMNS:
         col = np.full(ngroups, np.nan)
         col[gi] = res[name]
-        result[name] = col
+        values[name] = col
+    missing: dict[str, np.ndarray] = {}
     for name in INT_COLUMNS:
-        col = pd.array(np.zeros(ngroups, np.int64), dtype="Int64")
+        col = np.zeros(ngroups, np.int64)
         col[gi] = res[name]
-        col[group_bad] = pd.NA
-        result[name] = col
-    k = np.zeros(ngroups, np.int64)
-    k[gi] = res["k"]
-    result["df"][k < 2] = pd.NA
+        values[name] = col
+        missing[name] = group_bad.copy()
+    k = values["k"]
+    missing["df"] |= k < 2
     status = np.full(ngroups, STATUS_OK, dtype=object)
     status[group_bad] = STATUS_ERROR
     converged = np.ones(ngroups, bool)
@@ -938,100 +930,155 @@ def batch_pool(
         common_failed = failed & (cerr > 0)
         reason[common_failed] = np.asarray(COMMON_ERRORS, dtype=object)[cerr[common_failed]]
         for name in FLOAT_COLUMNS:
-            result[name][failed] = np.nan
-        result["df"][failed] = pd.NA
+            values[name][failed] = np.nan
+        missing["df"] |= failed
     empty = good_groups & (k == 0)
     if empty.any():
         status[empty] = STATUS_ERROR
-        usable = np.zeros(n, bool)
-        usable[row_good] = res["usable"]
         reason[empty] = [
-            _no_usable_message(df, codes, usable, gcode, opts) for gcode in np.flatnonzero(empty)
+            _no_usable_message(rows, codes, gcode, opts) for gcode in np.flatnonzero(empty)
         ]
-    result["status"] = status
-    result["reason"] = reason
-    out = pd.DataFrame(result, columns=[*groups, *RESULT_COLUMNS])
-    return out
+    values["status"] = status
+    values["reason"] = reason
+    first = starts if order is None else order[starts]
+    return BatchResult(
+        groups=groups,
+        keys={g: rows.keys[g][starts] for g in groups},
+        values=values,
+        missing=missing,
+        first=first,
+    )
 
 
-def _no_usable_message(df, codes, usable, gcode, opts) -> str:
+def _no_usable_message(rows: Rows, codes: np.ndarray, gcode: int, opts: BatchOptions) -> str:
     """pool's ModelError for a group whose every study is excluded (rare: built per group)."""
-    from ivigmeta.effects import compute_effects
     from ivigmeta.data import Study
+    from ivigmeta.effects import compute_effects
 
-    rows = np.flatnonzero(codes == gcode)
     studies = []
-    for pos in rows:
-        r = df.iloc[pos]
-        label = str(r[LABEL_COLUMN]) if LABEL_COLUMN in df.columns and r[LABEL_COLUMN] == r[LABEL_COLUMN] else ""
-        row = int(r[ROW_COLUMN]) if ROW_COLUMN in df.columns else int(pos) + 2
+    for pos in np.flatnonzero(codes == gcode).tolist():
+        row = int(rows.row[pos])
+        label = str(rows.label[pos]) if rows.label is not None else ""
+        a, n1, c, n2 = (int(x) for x in rows.counts[pos])
         studies.append(
             Study(
                 row=row,
                 study=label or f"row {row}",
                 year=None,
-                treat_events=int(float(r["treat_events"])),
-                treat_total=int(float(r["treat_total"])),
-                control_events=int(float(r["control_events"])),
-                control_total=int(float(r["control_total"])),
+                treat_events=a,
+                treat_total=n1,
+                control_events=c,
+                control_total=n2,
             )
         )
-    try:
-        es = compute_effects(
-            studies, opts.measure, opts.cc, opts.cc_policy, keep_double_zero=opts.keep_double_zero
-        )
-    except TypeError:  # a compute_effects without double-zero handling keeps them
-        es = compute_effects(studies, opts.measure, opts.cc, opts.cc_policy)
+    es = compute_effects(
+        studies, opts.measure, opts.cc, opts.cc_policy, keep_double_zero=opts.keep_double_zero
+    )
     reasons = "; ".join(f"{e.study}: {e.reason}" for e in es.excluded)
     return "no usable studies" + (f" (excluded: {reasons})" if reasons else "")
 
 
-def _check_columns(columns: Iterable[str], groups: Sequence[str], source: str) -> None:
-    cols = list(columns)
-    if not groups:
-        raise DataError("batch needs at least one --group column")
-    missing = [c for c in COUNT_COLUMNS if c not in cols]
-    if missing:
-        raise DataError(
-            f"{source}, row 1: required column(s) missing: {', '.join(missing)} "
-            f"(columns found: {', '.join(str(c) for c in cols if c != ROW_COLUMN)})"
+# ----------------------------------------------------------------------------------------------
+# the DataFrame door (the Dask recipe, library users)
+
+
+def _frame_counts(df: "pd.DataFrame", col: str) -> np.ndarray:
+    """A count column as float64 (NaN where not a number)."""
+    import pandas as pd
+
+    raw = df[col]
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        return raw.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _cell_text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    try:
+        import pandas as pd
+
+        if v is pd.NA:
+            return ""
+    except ImportError:  # pragma: no cover - pandas is there when a DataFrame is
+        pass
+    return str(v).strip()
+
+
+def rows_from_frame(df: "pd.DataFrame", groups: Sequence[str], source: str = "<data>") -> Rows:
+    """A DataFrame of study rows as :class:`Rows`, every bad row with pool's message.
+
+    Uses ``__row__`` (file row numbers) and ``__error__`` (known messages) when present; rows are
+    otherwise numbered 2, 3, ... (the header is row 1).
+    """
+    import pandas as pd
+
+    n = len(df)
+    counts = np.column_stack([_frame_counts(df, c) for c in COUNT_COLUMNS]) if n else np.empty((0, 4))
+    rownums = (
+        df[ROW_COLUMN].to_numpy(dtype=np.int64) if ROW_COLUMN in df.columns else np.arange(n, dtype=np.int64) + 2
+    )
+    year = None
+    if YEAR_COLUMN in df.columns:
+        year = np.array([_cell_text(v) for v in df[YEAR_COLUMN].tolist()], dtype=object)
+    suspect = suspect_rows(counts, year) if n else np.zeros(0, bool)
+    error = np.full(n, None, dtype=object)
+    if ERROR_COLUMN in df.columns:
+        known = df[ERROR_COLUMN].to_numpy(dtype=object)
+        has = pd.notna(known)
+        error[has] = known[has]
+        suspect &= ~has
+    columns = [str(c) for c in df.columns if c not in (ROW_COLUMN, ERROR_COLUMN)]
+    for pos in np.flatnonzero(suspect).tolist():
+        values = {c: _cell_text(df[c].iat[pos]) for c in columns}
+        error[pos] = _row_error(values, int(rownums[pos]), source) or (
+            f"{source}, row {int(rownums[pos])}: invalid study row"
         )
-    for g in groups:
-        if g not in cols:
-            raise DataError(
-                f"{source}: no group column '{g}' "
-                f"(columns found: {', '.join(str(c) for c in cols if c != ROW_COLUMN)})"
-            )
-        if g in RESULT_COLUMNS:
-            raise DataError(f"group column '{g}' has the name of an output column; rename it")
-        if g in COUNT_COLUMNS:
-            raise DataError(f"'{g}' is a count column and cannot be a group column")
+    label = None
+    if LABEL_COLUMN in df.columns:
+        label = np.array([_cell_text(v) for v in df[LABEL_COLUMN].tolist()], dtype=object)
+    return Rows(
+        keys={g: df[g].to_numpy(dtype=object) for g in groups},
+        counts=counts,
+        row=rownums,
+        error=error,
+        label=label,
+    )
+
+
+def batch_pool(
+    df: "pd.DataFrame",
+    groups: Sequence[str],
+    options: BatchOptions | None = None,
+    source: str = "<data>",
+) -> "pd.DataFrame":
+    """Pool every group of ``df`` (one row per study) and return one row per group.
+
+    ``df`` needs the count columns and the ``groups`` columns; ``__row__`` (file row numbers for
+    messages) and ``study`` are used when present. Each group must be whole in ``df``; groups come
+    out in order of first appearance. Bad rows never raise: their group gets ``status`` "error"
+    and the ``reason`` ``pool`` would give. A pure function of its arguments (the Dask recipe in
+    docs/batch.md maps it over partitions).
+    """
+    opts = (options or BatchOptions()).checked()
+    groups = list(groups)
+    check_columns(df.columns, groups, source)
+    if len(df) == 0:
+        return empty_result(groups)
+    codes = df.groupby(groups, sort=False, dropna=False).ngroup().to_numpy()
+    result = pool_rows(rows_from_frame(df, groups, source), groups, opts, source, codes=codes)
+    return result.to_frame(df[groups].iloc[result.first])
 
 
 def empty_result(groups: Sequence[str]) -> "pd.DataFrame":
-    """A results frame with no rows and the right columns and dtypes."""
-    import pandas as pd
-
-    data: dict[str, Any] = {g: pd.Series([], dtype=object) for g in groups}
-    for name in RESULT_COLUMNS:
-        if name in INT_COLUMNS:
-            data[name] = pd.array([], dtype="Int64")
-        elif name in TEXT_COLUMNS:
-            data[name] = pd.Series([], dtype=object)
-        else:
-            data[name] = np.array([], dtype=float)
-    return pd.DataFrame(data, columns=[*groups, *RESULT_COLUMNS])
+    """A results frame with no rows and the right columns and dtypes (Dask's ``meta``)."""
+    return BatchResult.empty(groups).to_frame()
 
 
 # ----------------------------------------------------------------------------------------------
-# reading a long table in chunks
-
-ERROR_COLUMN = "__error__"
-"""Optional input column: a message for rows the reader already knows are bad."""
-
-EXTRA_FIELDS = 8
-DEFAULT_CHUNK_ROWS = 1_000_000
-"""Rows per chunk: about 0.5 GB of working memory at the peak (see docs/performance.md)."""
+# streaming drivers
 
 
 class NotGrouped(Exception):
@@ -1047,230 +1094,92 @@ class NotGrouped(Exception):
         self.key = key
 
 
-@dataclass
-class ChunkReader:
-    """Read a CSV long table in chunks of ``chunk_rows`` rows with pandas' C parser.
-
-    Adds ``__row__`` (the spreadsheet row number: header = row 1) and ``__error__`` (rows with
-    more fields than the header); skips blank rows as ``load_table`` does; group keys are text
-    (spaces after a comma skipped), and an empty key is the group "".
-    ``progress(done_bytes, total_bytes)`` is called after each chunk.
-    """
-
-    path: str
-    groups: Sequence[str]
-    chunk_rows: int = DEFAULT_CHUNK_ROWS
-    progress: Any = None
-    name: str | None = None
-    """How messages name the input (default: the path, or <stdin>)."""
-
-    @property
-    def source(self) -> str:
-        from ivigmeta.data import STDIN_NAME
-
-        if self.name is not None:
-            return self.name
-        return STDIN_NAME if self.path == "-" else self.path
-
-    def total_bytes(self) -> int | None:
-        import os
-
-        if self.path == "-":
-            return None
-        try:
-            return os.path.getsize(self.path)
-        except OSError:
-            return None
-
-    def __iter__(self) -> Iterator["pd.DataFrame"]:
-        import os
-        import sys
-
-        if self.chunk_rows < 1:
-            raise DataError(f"--chunk-rows must be at least 1, not {self.chunk_rows}")
-        if self.path == "-":
-            handle = sys.stdin.buffer
-            close = False
-        else:
-            if not os.path.exists(self.path):
-                raise DataError(f"{self.path}: file not found")
-            if os.path.isdir(self.path):
-                raise DataError(f"{self.path}: is a directory, not a CSV file")
-            try:
-                handle = open(self.path, "rb")
-            except OSError as exc:
-                raise DataError(f"{self.path}: cannot be read ({exc.strerror or exc})") from None
-            close = True
-        try:
-            yield from self._chunks(handle)
-        finally:
-            if close:
-                handle.close()
-
-    def _header(self, handle) -> list[str]:
-        import csv
-
-        from ivigmeta.data import _check_header
-
-        first = handle.readline()
-        if not first.strip():
-            raise DataError(f"{self.source}: the file is empty (expected a header row and one row per study)")
-        try:
-            text = first.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = first.decode("latin-1")
-        try:
-            header = [h.strip() for h in next(csv.reader([text.rstrip("\r\n")]))]
-        except (csv.Error, StopIteration) as exc:
-            raise DataError(f"{self.source}: not a readable CSV file ({exc})") from None
-        _check_header(header, self.source, 1)
-        _check_columns(header, self.groups, self.source)
-        return header
-
-    def _chunks(self, handle) -> Iterator["pd.DataFrame"]:
-        import pandas as pd
-
-        header = self._header(handle)
-        extras = [f"__extra{i}__" for i in range(EXTRA_FIELDS)]
-        names = header + extras
-        wanted = list(dict.fromkeys([*self.groups, *COUNT_COLUMNS]))
-        for opt in (LABEL_COLUMN, YEAR_COLUMN):
-            if opt in header and opt not in wanted:
-                wanted.append(opt)
-        # No usecols: pandas rejects it when rows are shorter than the names (the extras that
-        # catch rows with too many fields), so every column is read, as text unless a count.
-        text_cols = [c for c in names if c not in COUNT_COLUMNS]
-        total = self.total_bytes()
-        try:
-            reader = pd.read_csv(
-                handle,
-                header=None,
-                names=names,
-                dtype={c: "object" for c in text_cols},
-                skip_blank_lines=False,
-                chunksize=self.chunk_rows,
-                encoding="utf-8",
-                encoding_errors="replace",
-                skipinitialspace=True,
-                keep_default_na=False,  # only empty cells are missing: "NA" is text, as in pool
-                na_values=[""],
-                low_memory=False,
-            )
-            next_row = 2
-            studies = 0
-            for chunk in reader:
-                n = len(chunk)
-                chunk.index = pd.RangeIndex(next_row, next_row + n)
-                next_row += n
-                clean = self._clean(chunk, wanted, extras, len(header))
-                studies += len(clean)
-                yield clean
-                if self.progress is not None:
-                    try:
-                        done = handle.tell()
-                    except (OSError, ValueError):
-                        done = 0
-                    self.progress(done, total)
-        except (pd.errors.ParserError, ValueError) as exc:
-            raise DataError(f"{self.source}: not a readable CSV file ({exc})") from None
-        if studies == 0:
-            raise DataError(f"{self.source}: the file has a header but no study rows")
-
-    def _clean(self, chunk: "pd.DataFrame", wanted, extras, nfields) -> "pd.DataFrame":
-        import pandas as pd
-
-        out = chunk[wanted].copy()
-        # A row with more fields than the header (a non-empty first surplus field) is bad.
-        extra = chunk[extras[0]].notna().to_numpy()
-        # A row is blank when every cell is empty, as load_table decides (not only ours).
-        blank = chunk.isna().all(axis=1).to_numpy()
-        out[ROW_COLUMN] = chunk.index.to_numpy()
-        err = np.full(len(out), None, dtype=object)
-        if extra.any():
-            n_extra = chunk[extras].notna().sum(axis=1).to_numpy()
-            for pos in np.flatnonzero(extra):
-                err[pos] = (
-                    f"{self.source}, row {int(out[ROW_COLUMN].iat[pos])}: "
-                    f"{nfields + int(n_extra[pos])} fields but the header has {nfields}"
-                )
-        out[ERROR_COLUMN] = err
-        for g in self.groups:
-            # NaN keys would never compare equal: an empty key is the group "".
-            out[g] = out[g].fillna("")
-        if blank.any():
-            out = out[~blank]
-        return out.reset_index(drop=True)
+def _as_rows(chunk: "Rows | pd.DataFrame", groups: Sequence[str], source: str) -> Rows:
+    if isinstance(chunk, Rows):
+        return chunk
+    check_columns(chunk.columns, groups, source)
+    return rows_from_frame(chunk, groups, source)
 
 
-# ----------------------------------------------------------------------------------------------
-# streaming drivers
-
-
-def _run_starts(df: "pd.DataFrame", groups: Sequence[str]) -> np.ndarray:
-    n = len(df)
+def _run_starts(rows: Rows, groups: Sequence[str]) -> np.ndarray:
+    n = len(rows)
     change = np.zeros(max(n - 1, 0), bool)
     for g in groups:
-        col = df[g].to_numpy(dtype=object)
+        col = rows.keys[g]
         change |= col[1:] != col[:-1]
     return np.concatenate(([0], np.flatnonzero(change) + 1)).astype(np.intp)
 
 
-def _key_hash(df: "pd.DataFrame", groups: Sequence[str]) -> np.ndarray:
-    import pandas as pd
-
-    return pd.util.hash_pandas_object(df[list(groups)], index=False).to_numpy(dtype=np.uint64)
+def _key_tuples(rows: Rows, groups: Sequence[str], positions: np.ndarray) -> list[tuple]:
+    return list(zip(*(rows.keys[g][positions].tolist() for g in groups)))
 
 
 def stream_batch(
-    chunks: Iterable["pd.DataFrame"],
+    chunks: Iterable["Rows | pd.DataFrame"],
     groups: Sequence[str],
     options: BatchOptions | None = None,
     source: str = "<data>",
-) -> Iterator["pd.DataFrame"]:
-    """Pool grouped input (each group's rows contiguous) read in chunks, one frame per chunk.
+) -> Iterator[BatchResult]:
+    """Pool grouped input (each group's rows contiguous) read in chunks, one result per chunk.
 
     A group split across chunks is held back and joined with the next chunk. A group that comes
     back after another group raises :class:`NotGrouped` (found by 64-bit hashes of the finished
     keys; a hash collision can only cause a false alarm, never a wrong number).
     """
-    import pandas as pd
-
     opts = (options or BatchOptions()).checked()
     groups = list(groups)
-    seen = np.empty(0, np.uint64)
-    carry = None
+    seen = np.empty(0, np.int64)
+    carry: Rows | None = None
     for chunk in chunks:
+        rows = _as_rows(chunk, groups, source)
         if carry is not None and len(carry):
-            chunk = pd.concat([carry, chunk], ignore_index=True)
-        if not len(chunk):
+            rows = Rows.concat([carry, rows])
+        if not len(rows):
             continue
-        starts = _run_starts(chunk, groups)
-        heads = chunk.iloc[starts]
-        h = _key_hash(heads, groups)
-        repeat = pd.Index(h).duplicated() | np.isin(h, seen)
+        starts = _run_starts(rows, groups)
+        heads = _key_tuples(rows, groups, starts)
+        h = np.fromiter((hash(t) for t in heads), np.int64, len(heads))
+        uniq, first_index = np.unique(h, return_index=True)
+        repeat = np.isin(h, seen)
+        dup = np.ones(len(h), bool)
+        dup[first_index] = False
+        repeat |= dup
         if repeat.any():
             i = int(np.flatnonzero(repeat)[0])
-            head = heads.iloc[i]
-            row = int(head[ROW_COLUMN]) if ROW_COLUMN in heads.columns else int(starts[i]) + 2
-            raise NotGrouped(row, tuple(head[g] for g in groups))
+            raise NotGrouped(int(rows.row[starts[i]]), heads[i])
         last = int(starts[-1])
-        body, carry = chunk.iloc[:last], chunk.iloc[last:]
+        body, carry = rows.take(slice(0, last)), rows.take(slice(last, None))
         if len(body):
-            yield batch_pool(body, groups, opts, source)
+            yield pool_rows(body, groups, opts, source, codes=np.repeat(np.arange(len(starts) - 1), np.diff(starts)))
             seen = np.union1d(seen, h[:-1])
     if carry is not None and len(carry):
-        yield batch_pool(carry, groups, opts, source)
+        yield pool_rows(carry, groups, opts, source, codes=np.zeros(len(carry), np.int64))
+
+
+def _partition_of(rows: Rows, groups: Sequence[str], partitions: int) -> np.ndarray:
+    """A spill file for every row, from a CRC-32 of its group key (the same in every run)."""
+    import zlib
+
+    codes = _factorize(rows.keys, groups)
+    starts = np.unique(codes, return_index=True)[1]
+    keys = _key_tuples(rows, groups, starts)
+    part = np.fromiter(
+        (zlib.crc32("\x1f".join(map(str, k)).encode("utf-8", "surrogatepass")) % partitions for k in keys),
+        np.int64,
+        len(keys),
+    )
+    return part[codes]
 
 
 def partition_batch(
-    chunks: Iterable["pd.DataFrame"],
+    chunks: Iterable["Rows | pd.DataFrame"],
     groups: Sequence[str],
     options: BatchOptions | None = None,
     source: str = "<data>",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     partitions: int = 64,
     tmpdir: str | None = None,
-) -> Iterator["pd.DataFrame"]:
+) -> Iterator[BatchResult]:
     """Pool input in any row order with bounded memory: an external hash partition.
 
     Pass 1 appends each chunk's rows to one of ``partitions`` spill files chosen by a hash of the
@@ -1281,8 +1190,6 @@ def partition_batch(
     import pickle
     import tempfile
 
-    import pandas as pd
-
     opts = (options or BatchOptions()).checked()
     groups = list(groups)
     partitions = max(1, int(partitions))
@@ -1290,40 +1197,39 @@ def partition_batch(
         files: dict[int, Any] = {}
         try:
             for chunk in chunks:
-                if not len(chunk):
+                rows = _as_rows(chunk, groups, source)
+                if not len(rows):
                     continue
-                part = _key_hash(chunk, groups) % np.uint64(partitions)
+                part = _partition_of(rows, groups, partitions)
                 order = np.argsort(part, kind="stable")
-                sorted_part = part[order]
-                bounds = np.flatnonzero(np.diff(sorted_part)) + 1
+                bounds = np.flatnonzero(np.diff(part[order])) + 1
                 for piece in np.split(order, bounds):
                     p = int(part[piece[0]])
                     if p not in files:
                         files[p] = open(f"{tmp}/part{p:05d}.pkl", "wb")
-                    pickle.dump(chunk.iloc[piece], files[p], protocol=pickle.HIGHEST_PROTOCOL)
+                    pickle.dump(rows.take(piece), files[p], protocol=pickle.HIGHEST_PROTOCOL)
         finally:
             for f in files.values():
                 f.close()
-        pending: list[pd.DataFrame] = []
+        pending: list[Rows] = []
         pending_rows = 0
         for p in sorted(files):
-            frames = []
+            pieces = []
             with open(f"{tmp}/part{p:05d}.pkl", "rb") as f:
                 while True:
                     try:
-                        frames.append(pickle.load(f))
+                        pieces.append(pickle.load(f))
                     except EOFError:
                         break
-            part_df = pd.concat(frames, ignore_index=True)
-            if ROW_COLUMN in part_df.columns:
-                part_df = part_df.sort_values(ROW_COLUMN, kind="stable", ignore_index=True)
-            pending.append(part_df)
-            pending_rows += len(part_df)
+            part_rows = Rows.concat(pieces)
+            part_rows = part_rows.take(np.argsort(part_rows.row, kind="stable"))
+            pending.append(part_rows)
+            pending_rows += len(part_rows)
             if pending_rows >= chunk_rows:
-                yield batch_pool(pd.concat(pending, ignore_index=True), groups, opts, source)
+                yield pool_rows(Rows.concat(pending), groups, opts, source)
                 pending, pending_rows = [], 0
         if pending:
-            yield batch_pool(pd.concat(pending, ignore_index=True), groups, opts, source)
+            yield pool_rows(Rows.concat(pending), groups, opts, source)
 
 
 def suggested_partitions(total_bytes: int | None, chunk_rows: int) -> int:

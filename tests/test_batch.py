@@ -240,8 +240,8 @@ EDGE_CSV = edge_csv()
 
 def edge_frame() -> pd.DataFrame:
     """The table as the batch reader gives it (row numbers and text kept)."""
-    chunks = core.ChunkReader("-", ["group"])._chunks(io.BytesIO(EDGE_CSV.encode()))
-    return pd.concat(list(chunks), ignore_index=True)
+    chunks = core.ChunkReader("-", ["group"], name="batch.csv")._chunks(io.BytesIO(EDGE_CSV.encode()))
+    return core.Rows.concat(list(chunks)).to_frame()
 
 
 def groups_as_tables() -> dict[str, str]:
@@ -442,6 +442,11 @@ def test_unknown_options_and_missing_columns_are_errors():
 # streaming
 
 
+def frames(results) -> pd.DataFrame:
+    """Streamed results (one BatchResult per chunk) as one DataFrame."""
+    return pd.concat([r.to_frame() for r in results], ignore_index=True)
+
+
 def _sorted(df: pd.DataFrame, keys) -> pd.DataFrame:
     return df.sort_values(keys, kind="stable", ignore_index=True)
 
@@ -450,9 +455,9 @@ def _sorted(df: pd.DataFrame, keys) -> pd.DataFrame:
 def test_streaming_grouped_input_in_chunks_equals_one_pass(chunk_rows):
     """A group split across chunks is joined with the next chunk."""
     whole = batch_pool(EDGE_DF, ["group"], source="batch.csv")
-    reader = core.ChunkReader("-", ["group"], chunk_rows)
+    reader = core.ChunkReader("-", ["group"], chunk_rows, name="batch.csv")
     chunks = reader._chunks(io.BytesIO(EDGE_CSV.encode()))
-    streamed = pd.concat(list(core.stream_batch(chunks, ["group"], source="batch.csv")), ignore_index=True)
+    streamed = frames(core.stream_batch(chunks, ["group"], source="batch.csv"))
     pd.testing.assert_frame_equal(streamed, whole)
 
 
@@ -468,7 +473,7 @@ def test_unsorted_input_through_spill_files_equals_one_pass(tmp_path, partitions
     shuffled = EDGE_DF.sample(frac=1.0, random_state=5).reset_index(drop=True)
     chunks = [shuffled.iloc[i : i + 7] for i in range(0, len(shuffled), 7)]
     parts = core.partition_batch(chunks, ["group"], None, "batch.csv", 20, partitions, str(tmp_path))
-    got = _sorted(pd.concat(list(parts), ignore_index=True), ["group"])
+    got = _sorted(frames(parts), ["group"])
     want = _sorted(batch_pool(EDGE_DF, ["group"], source="batch.csv"), ["group"])
     pd.testing.assert_frame_equal(got, want)
     assert list(tmp_path.iterdir()) == []  # spill files removed
@@ -476,13 +481,12 @@ def test_unsorted_input_through_spill_files_equals_one_pass(tmp_path, partitions
 
 def test_reader_numbers_rows_like_load_table_and_flags_extra_fields():
     text = HEADER + "\nA,s1,1,10,2,10\n\nA,s2,x,10,2,10\nB,s3,1,10,2,10,surplus\nB,s4,1,10,2,10\n"
-    frame = pd.concat(
-        list(core.ChunkReader("-", ["group"], 2)._chunks(io.BytesIO(text.encode()))), ignore_index=True
-    )
+    reader = core.ChunkReader("-", ["group"], 2, name="t.csv")
+    frame = core.Rows.concat(list(reader._chunks(io.BytesIO(text.encode())))).to_frame()
     assert frame[core.ROW_COLUMN].tolist() == [2, 4, 5, 6]  # the blank row 3 is skipped
     out = batch_pool(frame, ["group"], source="t.csv").set_index("group")
     assert out.loc["A", "reason"].startswith("t.csv, row 4, column 'treat_events': 'x'")
-    assert out.loc["B", "reason"] == "<stdin>, row 5: 7 fields but the header has 6"
+    assert out.loc["B", "reason"] == "t.csv, row 5: 7 fields but the header has 6 (value 'surplus' has no column)"
 
 
 def test_chi_square_tail_matches_the_scalar_one():

@@ -38,7 +38,7 @@ def table(tmp_path):
 
 
 def expected() -> pd.DataFrame:
-    frame = pd.concat(list(core.ChunkReader("-", KEYS)._chunks(io.BytesIO(CSV.encode()))))
+    frame = core.Rows.concat(list(core.ChunkReader("-", KEYS)._chunks(io.BytesIO(CSV.encode())))).to_frame()
     return core.batch_pool(frame, KEYS)
 
 

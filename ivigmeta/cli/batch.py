@@ -129,13 +129,13 @@ def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_m
                     stream = stack.enter_context(open(staged, "w", encoding="utf-8", newline=""))
                     writer = BatchWriter(fmt, stream=stream)
                 try:
-                    for frame in results(order, progress):
-                        writer.write(frame)
-                        stats["groups"] += len(frame)
-                        stats["error"] += int((frame["status"] == core.STATUS_ERROR).sum())
-                        stats["single"] += int((frame["status"] == core.STATUS_SINGLE).sum())
+                    for result in results(order, progress):
+                        writer.write(result)
+                        stats["groups"] += len(result)
+                        stats["error"] += result.status_count(core.STATUS_ERROR)
+                        stats["single"] += result.status_count(core.STATUS_SINGLE)
                 finally:
-                    writer.close(core.empty_result(groups))
+                    writer.close(core.BatchResult.empty(groups))
 
         with Progress(f"batch {source}") as progress:
             if input_order == "auto":
