@@ -70,13 +70,16 @@ def test_pool_with_defaults_imports_no_numpy(tmp_path):
     assert not loaded(modules, "numpy")
 
 
-def test_batch_with_defaults_imports_no_scipy(tmp_path):
-    """The default batch path (DL, z) needs numpy and pandas only: no scipy import time."""
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_batch_with_defaults_imports_no_pandas_or_scipy(tmp_path, fmt):
+    """The default batch path (DL, z) needs numpy alone: no pandas or scipy import time (pandas
+    stays the door for DataFrames: batch_pool, the Dask recipe, Parquet output)."""
     table = tmp_path / "long.csv"
     table.write_text(
         "meta,treat_events,treat_total,control_events,control_total\n"
         "A,3,10,1,12\nA,5,20,4,19\nB,2,15,6,14\nB,7,30,9,31\nB,1,8,2,9\n"
     )
-    modules = imported(tmp_path, "batch", str(table), "-g", "meta")
+    modules = imported(tmp_path, "batch", str(table), "-g", "meta", "-f", fmt)
     assert "ivigmeta.batch" in modules
-    assert not loaded(modules, "scipy")
+    for package in ("pandas", "scipy", "matplotlib"):
+        assert not loaded(modules, package), package
