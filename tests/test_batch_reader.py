@@ -216,3 +216,27 @@ def test_a_failed_worker_is_redone_by_the_parent(big_result, monkeypatch):
 
 def test_the_default_worker_count_is_one_for_small_results():
     assert writer._workers(writer.PARALLEL_MIN_ROWS) == 1
+
+
+def test_text_output_carries_every_value_exactly(big_result):
+    """CSV cells parse back to the very floats computed; JSON lines are json.dumps' own layout."""
+    import json
+
+    out = io.StringIO()
+    writer.BatchWriter("csv", stream=out).write(big_result)
+    records = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [r["grp"] for r in records] == big_result.keys["grp"].tolist()
+    for name in core.FLOAT_COLUMNS:
+        got = np.array([float(r[name]) if r[name] else np.nan for r in records])
+        np.testing.assert_array_equal(got, big_result.values[name])
+    for name in core.INT_COLUMNS:
+        want = ["" if m else str(v) for v, m in zip(big_result.values[name].tolist(), big_result.missing[name])]
+        assert [r[name] for r in records] == want
+    out = io.StringIO()
+    writer.BatchWriter("jsonl", stream=out).write(big_result)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(big_result)
+    for line in lines[:50] + lines[-3:]:
+        assert json.dumps(json.loads(line), ensure_ascii=False) == line
+    last = json.loads(lines[-2])
+    assert last["grp"] == "Gbad" and last["status"] == "error" and last["k"] is None
