@@ -11,7 +11,7 @@ What is timed (wall clock, each command a fresh process, median of --repeat runs
 * ``ivigmeta --help`` and ``ivigmeta pool studies.csv`` cold; ``Rscript -e 'library(metafor)'`` and
   Rscript + metafor pooling studies.csv (read.csv, escalc, rma DL, print) cold;
 * ``ivigmeta batch`` on 10,000 meta-analyses of 10 studies (DL and REML): the whole command
-  (start, read CSV, pool, write CSV), and the pooling alone in-process (``batch_pool`` on the table
+  (start, read CSV, pool, write CSV), and the pooling alone in-process (``pool_rows`` on the table
   already in memory, best of 3);
 * the same 10,000 meta-analyses in R: read.csv + escalc, then ``rma()`` in a loop (one call per
   meta-analysis, timed inside R), whole Rscript wall time too; R's estimates are compared with
@@ -116,12 +116,17 @@ class Timing:
         self.wall, self.cpu, self.peak_kib, self.stderr = wall, cpu, peak_kib, stderr
 
 
+# Commands run as on a user's machine: Python may cache compiled modules (a pip install writes
+# them; PYTHONDONTWRITEBYTECODE, set in some sandboxes, would recompile ivigmeta on every run).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_timed(cmd: list[str], cwd: Path = ROOT, stdout=subprocess.DEVNULL) -> Timing:
     """Run one command; CPU time and peak memory from /usr/bin/time (getrusage without it)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     full = [TIME, "-f", "__TIME__ %e %U %S %M", *cmd] if os.path.exists(TIME) else cmd
     t0 = time.perf_counter()
-    proc = subprocess.run(full, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(full, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True, env=ENV)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
@@ -142,17 +147,16 @@ def median_timing(cmd: list[str], repeat: int, warmup: int = 1) -> tuple[float, 
 
 
 def in_process_seconds(path: Path, method: str) -> tuple[float, float]:
-    """Best wall and best CPU seconds of batch_pool on the table already in memory (of 3)."""
-    import pandas as pd
+    """Best wall and best CPU seconds of the pooling alone (of 3): ``pool_rows``, the function
+    the command calls, on the table already read into memory."""
+    from ivigmeta.batch import BatchOptions, ChunkReader, Rows, pool_rows
 
-    from ivigmeta.batch import BatchOptions, batch_pool
-
-    df = pd.read_csv(path, dtype={"meta": object, "study": object})
+    rows = Rows.concat(list(ChunkReader(str(path), ["meta"])))
     options = BatchOptions(tau2_method=method, keep_double_zero=True)
     best_wall = best_cpu = float("inf")
     for _ in range(3):
         w0, c0 = time.perf_counter(), time.process_time()
-        batch_pool(df, ["meta"], options)
+        pool_rows(rows, ["meta"], options)
         best_wall = min(best_wall, time.perf_counter() - w0)
         best_cpu = min(best_cpu, time.process_time() - c0)
     return best_wall, best_cpu
@@ -245,7 +249,7 @@ def main() -> None:
             r[f"batch_{method}"] = median_timing(cmd, 3)
             core_wall, core_cpu = in_process_seconds(small, method)
             line(f"ivigmeta batch {args.groups} x 10, {method}", *r[f"batch_{method}"])
-            line(f"  pooling alone (batch_pool in-process)", core_wall, core_cpu)
+            line("  pooling alone (pool_rows in-process)", core_wall, core_cpu)
             if use_r:
                 rloop = work / "loop.R"
                 rloop.write_text(R_LOOP)

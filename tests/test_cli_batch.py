@@ -174,3 +174,15 @@ def test_a_file_without_count_columns_is_an_error(run, tmp_path):
     result = run("batch", str(path), "-g", "review")
     assert result.exit_code == 1
     assert "required column(s) missing" in result.stderr
+
+
+def test_the_progress_bar_runs_no_thread():
+    """No refresh thread: the CSV writer may then fork workers even in a terminal."""
+    import threading
+
+    from ivigmeta.render.progress import Progress
+
+    before = threading.active_count()
+    with Progress("batch", enabled=True) as progress:
+        progress.update(10, 100)
+        assert threading.active_count() == before

@@ -35,6 +35,9 @@ class Progress:
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
                 transient=True,
+                # Redrawn after each chunk rather than by a refresh thread: with no thread running,
+                # the writer may fork workers to format the output (render/batch.py).
+                auto_refresh=False,
             )
             self._progress.__enter__()
             self._task = self._progress.add_task(self.description, total=None)
@@ -42,11 +45,11 @@ class Progress:
 
     def update(self, done: int, total: int | None) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=done, total=total)
+            self._progress.update(self._task, completed=done, total=total, refresh=True)
 
     def restart(self, description: str) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=0, description=description)
+            self._progress.update(self._task, completed=0, description=description, refresh=True)
 
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
