@@ -142,6 +142,7 @@ def _cells(result: Any, lo: int, hi: int, json_cells: bool) -> list[list[str]]:
     missing = "null" if json_cells else ""
     text_cells = _json_text_cells if json_cells else _text_cells
     cells = [text_cells(result.keys[g][lo:hi]) for g in result.groups]
+    done: list[tuple[Any, list[str]]] = []  # float columns formatted so far
     for name in result.columns[len(result.groups):]:
         values = result.values[name][lo:hi]
         if name in result.missing:
@@ -149,7 +150,9 @@ def _cells(result: Any, lo: int, hi: int, json_cells: bool) -> list[list[str]]:
         elif values.dtype == object:
             cells.append(text_cells(values))
         else:
-            cells.append(_float_cells(values, missing))
+            col = _float_cells(values, missing, done)
+            done.append((values, col))
+            cells.append(col)
     return cells
 
 
@@ -175,11 +178,28 @@ def _csv_text(text: str) -> str:
     return text
 
 
-def _float_cells(values: Any, missing: str = "") -> list[str]:
-    """Floats at full precision (shortest round-trip repr); non-finite as ``missing``."""
+def _float_cells(values: Any, missing: str = "", done: Any = ()) -> list[str]:
+    """Floats at full precision (shortest round-trip repr); non-finite as ``missing``.
+
+    ``done`` lists (values, cells) of columns already formatted: where one of them holds the
+    same doubles (random-effects columns equal the common-effect ones whenever tau² is 0, the
+    prediction interval equals the confidence interval), its text is reused; repr costs about
+    1 us a number, the largest cost of text output.
+    """
     import numpy as np
 
-    cells = list(map(repr, values.tolist()))
+    best, same = None, None
+    for prev_values, prev_cells in done:
+        eq = values == prev_values
+        if same is None or eq.sum() > same.sum():
+            best, same = prev_cells, eq
+    if same is not None and same.sum() * 8 > len(values):
+        out = np.array(best, dtype=object)
+        todo = np.flatnonzero(~same)
+        out[todo] = list(map(repr, values[todo].tolist()))
+        cells = out.tolist()
+    else:
+        cells = list(map(repr, values.tolist()))
     for i in np.flatnonzero(~np.isfinite(values)).tolist():
         cells[i] = missing
     return cells
