@@ -1151,7 +1151,8 @@ def stream_batch(
         body, carry = rows.take(slice(0, last)), rows.take(slice(last, None))
         if len(body):
             yield pool_rows(body, groups, opts, source, codes=np.repeat(np.arange(len(starts) - 1), np.diff(starts)))
-            seen = np.union1d(seen, h[:-1])
+            # No duplicates to drop (a repeat raised above); np.union1d would import numpy.ma.
+            seen = np.sort(np.concatenate((seen, h[:-1])))
     if carry is not None and len(carry):
         yield pool_rows(carry, groups, opts, source, codes=np.zeros(len(carry), np.int64))
 

@@ -412,7 +412,13 @@ def _parse_regular(
     if max(layout.count_idx + text_idx) < layout.nfields - 1:
         text_idx.append(layout.nfields - 1)  # read the last field: a short line is an error
     try:
-        counts = _loadtxt(lines, layout.count_idx, np.float64)
+        try:
+            # Whole numbers, the usual counts, parse about 5x faster as integers; anything else
+            # (1.5, 1e3, an empty cell, beyond int64) is read again as floats. Beyond 2^53 the
+            # conversion may round, but such rows are suspect and go to pool's parser anyway.
+            counts = _loadtxt(lines, layout.count_idx, np.int64).astype(np.float64)
+        except ValueError:
+            counts = _loadtxt(lines, layout.count_idx, np.float64)
         text = _loadtxt(lines, text_idx, object)
     except ValueError:  # a cell that is not a plain number, an empty one, a short line
         return None

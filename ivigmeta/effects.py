@@ -32,12 +32,14 @@ metafor's ``escalc`` documentation.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from ivigmeta.data import Study
 from ivigmeta.distributions import norm_p_two_sided, z_crit
 from ivigmeta.errors import DataError
-from ivigmeta.results import EffectSizes, Estimate, Exclusion
+
+if TYPE_CHECKING:  # the result classes are imported where they are built (batch needs none)
+    from ivigmeta.results import EffectSizes, Estimate, Exclusion
 
 MEASURES = ("RR", "OR", "RD")
 CC_POLICIES = ("only0", "all", "none")
@@ -88,6 +90,8 @@ def compute_effects(
     keep_double_zero : keep double-zero studies in RR and OR analyses (with the correction);
         ``False`` excludes them with the reason.
     """
+    from ivigmeta.results import EffectSizes, Exclusion
+
     measure = normalize_measure(measure)
     if cc_policy not in CC_POLICIES:
         raise DataError(
@@ -215,6 +219,8 @@ def given_effect(study: Study, measure: str) -> tuple[float, float]:
 
 def study_estimate(y: float, v: float, measure: str, level: float = 0.95) -> Estimate:
     """Wald z test and interval for one study's effect."""
+    from ivigmeta.results import Estimate
+
     se = math.sqrt(v)
     z = y / se
     crit = z_crit(level)

@@ -10,16 +10,64 @@ import sys
 import click
 
 from ivigmeta import __version__
-from ivigmeta.cli.batch import batch
-from ivigmeta.cli.commands import COMMANDS
-from ivigmeta.cli.metareg import metareg
-from ivigmeta.cli.cumulative import cumulative
-from ivigmeta.cli.influence import influence
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+# Each command's module, imported only when the command runs (or when a listing such as --help
+# needs every command): `ivigmeta batch` never pays for the result classes of `pool`, nor `pool`
+# for the report's templates.
+COMMAND_MODULES = {
+    "pool": "ivigmeta.cli.commands",
+    "heterogeneity": "ivigmeta.cli.commands",
+    "loo": "ivigmeta.cli.commands",
+    "subgroup": "ivigmeta.cli.commands",
+    "bias": "ivigmeta.cli.commands",
+    "metareg": "ivigmeta.cli.metareg",
+    "cumulative": "ivigmeta.cli.cumulative",
+    "influence": "ivigmeta.cli.influence",
+    "batch": "ivigmeta.cli.batch",
+    "rob": "ivigmeta.cli.rob",
+    "reproduce": "ivigmeta.cli.reproduce",
+    "report": "ivigmeta.cli.report",
+}
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use (``COMMAND_MODULES``).
+
+    ``commands`` (click's name -> command mapping) still lists every command: reading it imports
+    the ones not loaded yet.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMAND_MODULES, *self._loaded})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._loaded and cmd_name in COMMAND_MODULES:
+            import importlib
+
+            module = importlib.import_module(COMMAND_MODULES[cmd_name])
+            self.add_command(getattr(module, cmd_name))
+        return self._loaded.get(cmd_name)
+
+    @property
+    def commands(self) -> dict[str, click.Command]:
+        for name in COMMAND_MODULES:
+            self.get_command(None, name)  # type: ignore[arg-type]
+        return self._loaded
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._loaded = dict(value)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if name is None:
+            raise TypeError("Command has no name.")
+        self._loaded[name] = cmd  # click's own add_command reads self.commands: load nothing
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="ivigmeta")
 def cli() -> None:
     """Recompute binary-outcome meta-analyses from a CSV of study event counts.
@@ -29,24 +77,6 @@ def cli() -> None:
     Semicolon- and tab-separated files, .xlsx workbooks, metafor/meta/RevMan column names and rows
     giving an effect (estimate, ci_low, ci_high) instead of counts are recognised: docs/input.md.
     """
-
-
-for _command in COMMANDS:
-    cli.add_command(_command)
-cli.add_command(metareg)
-cli.add_command(cumulative)
-cli.add_command(influence)
-cli.add_command(batch)
-
-from ivigmeta.cli.rob import rob  # noqa: E402
-
-cli.add_command(rob)
-
-from ivigmeta.cli.report import report as _report  # noqa: E402
-from ivigmeta.cli.reproduce import reproduce as _reproduce  # noqa: E402
-
-cli.add_command(_reproduce)
-cli.add_command(_report)
 
 
 def main() -> None:

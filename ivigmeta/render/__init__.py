@@ -11,9 +11,10 @@ import csv
 import io
 import json
 import math
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from ivigmeta.render.views import VIEWS, Section
+if TYPE_CHECKING:  # views defines every result's layout: imported by render(), not by render.batch
+    from ivigmeta.render.views import Section
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -85,6 +86,8 @@ def to_markdown(sections: list[Section]) -> str:
 
 def render(result: Any, view: str, fmt: str = "table", ascii_only: bool = False) -> str:
     """Render ``result`` through ``view`` as ``fmt``; returns the text for stdout."""
+    from ivigmeta.render.views import VIEWS
+
     v = VIEWS[view]
     if fmt == "json":
         return to_json(v.payload(result))
