@@ -393,9 +393,23 @@ def _parse_records(records: list[list[str]], first_row: int, layout: _Layout, so
 
 def _loadtxt(lines: list[str], columns: list[int], dtype: Any) -> np.ndarray:
     return np.loadtxt(
-        lines, delimiter=",", usecols=columns, dtype=dtype, comments=None, quotechar=None, ndmin=2,
+        lines, delimiter=",", usecols=columns, dtype=dtype, comments=None, quotechar=None, ndmin=1,
         encoding=None,
     )
+
+
+def _read_table(lines: list[str], count_idx: list[int], text_idx: list[int]) -> np.ndarray:
+    """One pass of numpy's reader: a record per line, fields ``c0..c3`` (the counts, float64) and
+    ``t0..`` (the text columns, str). Whole numbers, the usual counts, parse about 5x faster as
+    integers; anything else (1.5, 1e3, an empty cell, beyond int64) is read again as floats.
+    Beyond 2^53 the conversion may round, but such rows are suspect and go to pool's parser."""
+    text_fields = [(f"t{j}", object) for j in range(len(text_idx))]
+    try:
+        dtype = np.dtype([(f"c{j}", np.int64) for j in range(4)] + text_fields)
+        return _loadtxt(lines, count_idx + text_idx, dtype)
+    except ValueError:
+        dtype = np.dtype([(f"c{j}", np.float64) for j in range(4)] + text_fields)
+        return _loadtxt(lines, count_idx + text_idx, dtype)
 
 
 def _strip(values: np.ndarray) -> np.ndarray:
@@ -412,23 +426,17 @@ def _parse_regular(
     if max(layout.count_idx + text_idx) < layout.nfields - 1:
         text_idx.append(layout.nfields - 1)  # read the last field: a short line is an error
     try:
-        try:
-            # Whole numbers, the usual counts, parse about 5x faster as integers; anything else
-            # (1.5, 1e3, an empty cell, beyond int64) is read again as floats. Beyond 2^53 the
-            # conversion may round, but such rows are suspect and go to pool's parser anyway.
-            counts = _loadtxt(lines, layout.count_idx, np.int64).astype(np.float64)
-        except ValueError:
-            counts = _loadtxt(lines, layout.count_idx, np.float64)
-        text = _loadtxt(lines, text_idx, object)
+        table = _read_table(lines, layout.count_idx, text_idx)
     except ValueError:  # a cell that is not a plain number, an empty one, a short line
         return None
-    if counts.shape != (n, 4) or text.shape != (n, len(text_idx)):
+    if table.shape != (n,):
         return None  # numpy's reader skipped blank lines
+    counts = np.column_stack([table[f"c{j}"] for j in range(4)]).astype(np.float64)
 
     def column(i: int | None) -> np.ndarray | None:
         if i is None:
             return None
-        col = text[:, text_idx.index(i)]
+        col = table[f"t{text_idx.index(i)}"]
         return _strip(col) if spaces else col.copy()
 
     keys = {g: column(i) for g, i in zip(layout.groups, layout.key_idx)}
