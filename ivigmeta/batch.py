@@ -44,8 +44,10 @@ from ivigmeta.batch_input import (  # noqa: F401 - ChunkReader and the constants
     ROW_COLUMN,
     ChunkReader,
     Rows,
+    Span,
     _row_error,
     check_columns,
+    split_spans,
     suspect_rows,
 )
 from ivigmeta.errors import DataError, ModelError
@@ -798,6 +800,12 @@ class BatchResult:
 
     def status_count(self, status: str) -> int:
         return int(np.count_nonzero(self.values["status"] == status))
+
+    def key_hashes(self) -> np.ndarray:
+        """A 64-bit hash of each group's key (Python's hash of the key tuple, as
+        :func:`stream_batch` uses to find a group that comes back)."""
+        keys = zip(*(self.keys[g].tolist() for g in self.groups))
+        return np.fromiter((hash(k) for k in keys), np.int64, len(self))
 
     @staticmethod
     def empty(groups: Sequence[str]) -> "BatchResult":

@@ -19,6 +19,7 @@ skips them and still counted.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from itertools import repeat
@@ -226,6 +227,9 @@ class ChunkReader:
     progress: Callable[[int, int | None], None] | None = None
     name: str | None = None
     """How messages name the input (default: the path, or <stdin>)."""
+    span: "Span | None" = None
+    """Read only these lines of the file (:func:`split_spans`); the header is read as usual.
+    ``progress`` then counts the span's bytes."""
 
     @property
     def source(self) -> str:
@@ -279,6 +283,7 @@ class ChunkReader:
         from ivigmeta.data import _check_header
 
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
+        handle_tell = handle.tell
         source = self.source
         first = text.readline()
         if not first.strip():
@@ -293,6 +298,18 @@ class ChunkReader:
         total = self.total_bytes()
 
         next_row = 2
+        if self.span is not None:
+            span = self.span
+            handle = text.detach()
+            handle.seek(span.start)
+            body = io.BufferedReader(_Bounded(handle, span.end - span.start), 1 << 20)
+            text = io.TextIOWrapper(body, encoding="utf-8", errors="replace", newline="")
+            total = span.end - span.start
+            next_row = span.first_row
+
+            def handle_tell() -> int:
+                return handle.tell() - span.start
+
         studies = 0
         records = None  # the csv module's reader, once a quote has been seen
         while True:
@@ -319,12 +336,142 @@ class ChunkReader:
                 yield rows
             if self.progress is not None:
                 try:
-                    done = handle.tell()
+                    done = handle_tell()
                 except (OSError, ValueError):
                     done = 0
                 self.progress(done, total)
         if studies == 0:
             raise DataError(f"{source}: the file has a header but no study rows")
+
+
+@dataclass(frozen=True)
+class Span:
+    """Whole lines of a CSV file: bytes ``start`` to ``end`` (exclusive); its first line is file
+    row ``first_row`` (the header is row 1)."""
+
+    start: int
+    end: int
+    first_row: int
+
+
+class _Bounded(io.RawIOBase):
+    """At most ``length`` bytes of a binary file, from where it stands."""
+
+    def __init__(self, handle: Any, length: int) -> None:
+        self._handle = handle
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = min(len(buffer), self._left)
+        if want <= 0:
+            return 0
+        data = self._handle.read(want)
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+
+SPLIT_BLOCK = 1 << 20
+"""Bytes read at a time when :func:`split_spans` scans a file."""
+
+
+def split_spans(path: str, groups: Sequence[str], pieces: int) -> list[Span]:
+    """Cut a CSV file into at most ``pieces`` spans of whole groups, for separate processes.
+
+    Each cut is at the first line, at or after an even share of the bytes, whose group key
+    differs from the line before it, so a group whose rows are contiguous never straddles two
+    spans (one that is not contiguous is the caller's to find, as for any grouped input). Row
+    numbers come from counting line ends, so a file with a double quote anywhere (a quoted cell
+    may hold a line break) or a bare carriage return is not cut; neither is a file whose header
+    the reader would refuse. An empty list means: read the file whole.
+    """
+    import os
+
+    if pieces < 2:
+        return []
+    try:
+        size = os.path.getsize(path)
+        handle = open(path, "rb")
+    except OSError:
+        return []
+    with handle:
+        first = handle.readline()
+        if b'"' in first or b"\r" in first.rstrip(b"\r\n"):
+            return []
+        try:
+            header = [h.strip() for h in first.decode("utf-8-sig", "replace").rstrip("\r\n").split(",")]
+            from ivigmeta.data import _check_header
+
+            _check_header(header, path, 1)
+            check_columns(header, groups, path)
+            layout = _Layout(header, groups)
+        except (DataError, KeyError):
+            return []
+        body = len(first)
+        targets = [body + (size - body) * j // pieces for j in range(1, pieces)] + [size]
+        cuts = [body]
+        for target, limit in zip(targets[:-1], targets[1:]):
+            cut = _next_group_start(handle, layout, max(target, cuts[-1] + 1), limit, size)
+            if cut is not None:
+                cuts.append(cut)
+        if len(cuts) < 2:
+            return []
+        # Row numbers: line ends counted up to each cut, in a file with no quote and no bare CR
+        # before the last cut (what lies after it is read by its span's reader as by any other).
+        rows = [2]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            handle.seek(a)
+            count, left, last = 0, b - a, b""
+            while left > 0:
+                block = handle.read(min(SPLIT_BLOCK, left))
+                if not block:
+                    return []
+                if b'"' in block or ((b"\r" in block or last == b"\r") and _bare_cr(last + block)):
+                    return []
+                count += block.count(b"\n")
+                left -= len(block)
+                last = block[-1:]
+            rows.append(rows[-1] + count)
+        return [Span(a, b, row) for a, b, row in zip(cuts, [*cuts[1:], size], rows)]
+
+
+def _bare_cr(data: bytes) -> bool:
+    """A carriage return not followed by a line feed (a line end of its own to the reader),
+    except one at the very end (its line feed may begin the next block)."""
+    return data.count(b"\r") - data.count(b"\r\n") - data.endswith(b"\r") > 0
+
+
+def _next_group_start(handle: Any, layout: _Layout, offset: int, limit: int, size: int) -> int | None:
+    """The byte offset of the first line starting at or after ``offset`` whose group key differs
+    from the key of the non-blank line before it; None when no such line starts before
+    ``limit`` (the next cut's share, or the end of the file, ``size``)."""
+    window = 1 << 16
+    while True:
+        start = max(offset - 1, 0)
+        handle.seek(start)
+        data = handle.read(window)
+        at_end = start + len(data) >= size
+        first = data.find(b"\n") + 1  # lines start after a line end (start - 1 may be one)
+        pos = start + first
+        previous = None
+        for line in data[first:].splitlines(keepends=True) if first else ():
+            if pos >= limit:
+                return None
+            if not line.endswith(b"\n") and not at_end:
+                break  # cut off by the window: read a larger one
+            cells = line.decode("utf-8", "replace").rstrip("\r\n").split(",")
+            if any(c.strip() for c in cells):  # blank lines belong to no group
+                key = tuple(cells[i].strip() if i < len(cells) else "" for i in layout.key_idx)
+                if previous is not None and key != previous:
+                    return pos
+                previous = key
+            pos += len(line)
+        if at_end:
+            return None
+        window *= 4
 
 
 def _parse_lines(lines: list[str], first_row: int, layout: _Layout, source: str) -> Rows:

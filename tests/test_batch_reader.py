@@ -185,7 +185,7 @@ def big_result():
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_parallel_formatting_is_byte_for_byte_the_serial_output(big_result, fmt, monkeypatch):
     def write(workers: int) -> str:
-        monkeypatch.setattr(writer, "_workers", lambda n: workers)
+        monkeypatch.setattr(writer, "_workers", lambda n, processes=None: workers)
         out = io.StringIO()
         w = writer.BatchWriter(fmt, stream=out)
         w.write(big_result)
@@ -210,7 +210,7 @@ def test_a_failed_worker_is_redone_by_the_parent(big_result, monkeypatch):
         return f"{lo}-{hi};"
 
     parent = os.getpid()
-    monkeypatch.setattr(writer, "_workers", lambda n: 3)
+    monkeypatch.setattr(writer, "_workers", lambda n, processes=None: 3)
     assert writer._in_parallel(9, text) == "0-3;3-6;6-9;"
 
 

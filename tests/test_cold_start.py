@@ -83,3 +83,23 @@ def test_batch_with_defaults_imports_no_pandas_or_scipy(tmp_path, fmt):
     assert "ivigmeta.batch" in modules
     for package in ("pandas", "scipy", "matplotlib"):
         assert not loaded(modules, package), package
+
+
+def test_commands_are_imported_on_first_use(tmp_path):
+    """A command imports its own module only (ivigmeta.cli.COMMAND_MODULES): batch pays for
+    neither pool's result classes nor the report's templates, pool not for the report."""
+    table = tmp_path / "long.csv"
+    table.write_text("meta,treat_events,treat_total,control_events,control_total\nA,3,10,1,12\nA,5,20,4,19\n")
+    batch = imported(tmp_path, "batch", str(table), "-g", "meta")
+    for module in ("ivigmeta.cli.commands", "ivigmeta.results", "ivigmeta.cli.report", "jinja2"):
+        assert module not in batch, module
+    pool = imported(tmp_path, "pool", "studies.csv")
+    for module in ("ivigmeta.cli.batch", "ivigmeta.cli.report", "ivigmeta.cli.reproduce", "jinja2"):
+        assert not loaded(pool, module), module
+
+
+def test_every_lazy_command_resolves_to_its_name():
+    from ivigmeta.cli import COMMAND_MODULES, cli
+
+    assert sorted(cli.commands) == sorted(COMMAND_MODULES)
+    assert all(cmd.name == name for name, cmd in cli.commands.items())

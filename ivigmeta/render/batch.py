@@ -22,14 +22,24 @@ _SPACES = " \t\x0b\x0c\x1c\x1d\x1e\x1f"
 class BatchWriter:
     """Append results to ``stream`` (text, for csv/jsonl) or to the file ``path`` (parquet)."""
 
-    def __init__(self, fmt: str, stream: IO[str] | None = None, path: str | None = None) -> None:
+    def __init__(
+        self,
+        fmt: str,
+        stream: IO[str] | None = None,
+        path: str | None = None,
+        header: bool = True,
+        processes: int | None = None,
+    ) -> None:
+        """``header=False`` continues an output someone else began (no CSV header row);
+        ``processes`` caps the processes formatting text (None: one per usable core)."""
         if fmt not in BATCH_FORMATS:
             raise ValueError(f"unknown batch format {fmt!r}")
         self.fmt = fmt
         self.stream = stream
         self.path = path
+        self.processes = processes
         self.rows = 0
-        self._header_done = False
+        self._header_done = not header
         self._parquet = None
 
     def write(self, result: Any) -> None:
@@ -46,10 +56,10 @@ class BatchWriter:
     def _write_csv(self, result: Any) -> None:
         if not self._header_done:
             self.stream.write(",".join(_csv_text(str(c)) for c in result.columns) + "\n")
-        self.stream.write(_in_parallel(len(result), lambda lo, hi: _csv_lines(result, lo, hi)))
+        self.stream.write(_in_parallel(len(result), lambda lo, hi: _csv_lines(result, lo, hi), self.processes))
 
     def _write_jsonl(self, result: Any) -> None:
-        self.stream.write(_in_parallel(len(result), lambda lo, hi: _json_lines(result, lo, hi)))
+        self.stream.write(_in_parallel(len(result), lambda lo, hi: _json_lines(result, lo, hi), self.processes))
 
     def _write_parquet(self, result: Any) -> None:
         try:
@@ -79,61 +89,29 @@ class BatchWriter:
 PARALLEL_MIN_ROWS = 2000
 """Results of at least twice this many groups are formatted by several processes."""
 
-MAX_WORKERS = 8
+
+def _workers(n: int, processes: int | None = None) -> int:
+    """Processes to format n result rows with: ``processes`` (None: one per usable core), at
+    most one per PARALLEL_MIN_ROWS rows; 1 where forking is not possible."""
+    from ivigmeta.forking import processes_for
+
+    return processes_for(n // PARALLEL_MIN_ROWS, processes)
 
 
-def _workers(n: int) -> int:
-    """Processes to format n result rows with: one per available core, at most one per
-    PARALLEL_MIN_ROWS rows; 1 where fork is missing or threads run (forking them is unsafe)."""
-    import os
-    import threading
-
-    if not hasattr(os, "fork") or threading.active_count() > 1:
-        return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_WORKERS, n // PARALLEL_MIN_ROWS))
-
-
-def _in_parallel(n: int, text: Callable[[int, int], str]) -> str:
+def _in_parallel(n: int, text: Callable[[int, int], str], processes: int | None = None) -> str:
     """``text(0, n)``, computed in slices by forked processes when it pays.
 
-    Formatting floats at full precision (about 1 us each) is the largest cost of text output;
-    the slices are independent, so child processes format all but the first, each into its own
-    temporary file, while this process formats the first. A child that fails is redone here.
+    Formatting floats at full precision (about 0.5 us each) is the largest cost of text output;
+    the slices are independent, so child processes format all but the first while this process
+    formats the first (:func:`ivigmeta.forking.fork_map`; a child that fails is redone here).
     """
-    workers = _workers(n)
+    workers = _workers(n, processes)
     if workers == 1:
         return text(0, n)
-    import os
-    import tempfile
+    from ivigmeta.forking import fork_map
 
     bounds = [n * w // workers for w in range(workers + 1)]
-    children = []
-    for w in range(1, workers):
-        spool = tempfile.TemporaryFile()
-        pid = os.fork()
-        if pid == 0:  # the child: format one slice, never return into the caller's code
-            code = 1
-            try:
-                spool.write(text(bounds[w], bounds[w + 1]).encode("utf-8", "surrogatepass"))
-                spool.flush()
-                code = 0
-            finally:
-                os._exit(code)
-        children.append((pid, spool, w))
-    parts = [text(bounds[0], bounds[1])]
-    for pid, spool, w in children:
-        _, status = os.waitpid(pid, 0)
-        if status == 0:
-            spool.seek(0)
-            parts.append(spool.read().decode("utf-8", "surrogatepass"))
-        else:
-            parts.append(text(bounds[w], bounds[w + 1]))
-        spool.close()
-    return "".join(parts)
+    return "".join(fork_map(lambda span: text(*span), list(zip(bounds[:-1], bounds[1:]))))
 
 
 def _cells(result: Any, lo: int, hi: int, json_cells: bool) -> list[list[str]]:
