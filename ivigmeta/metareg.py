@@ -122,9 +122,11 @@ def _meta_regression(
     coefs = []
     for j in range(p):
         b, s = float(beta[j]), float(se[j])
-        stat = b / s if s > 0 else (math.copysign(math.inf, b) if b else math.nan)
+        # A zero standard error (Hartung-Knapp with residuals that all vanish) is decided as in
+        # pooling.random_effects: a non-zero coefficient is infinitely significant, zero is not.
+        stat = b / s if s > 0 else (math.copysign(math.inf, b) if b else 0.0)
         if ci_method == "hk":
-            pval = t_p_two_sided(stat, df2) if s > 0 else (0.0 if b else math.nan)
+            pval = t_p_two_sided(stat, df2) if s > 0 else (0.0 if b else 1.0)
         else:
             pval = norm_p_two_sided(stat)
         coefs.append(Coefficient(names[j], b, s, stat, pval, b - crit * s, b + crit * s))
@@ -135,8 +137,8 @@ def _meta_regression(
         bm = beta[1:]
         try:
             qm = float(bm @ np.linalg.solve(vb[1:, 1:], bm))
-        except np.linalg.LinAlgError:
-            qm = math.inf
+        except np.linalg.LinAlgError:  # Var(b) = 0 (as above): QM is 0 when b is, else infinite
+            qm = math.inf if np.any(bm != 0) else 0.0
         if ci_method == "hk":
             qm = qm / m
             qm_p = f_sf(qm, m, df2) if math.isfinite(qm) else 0.0
