@@ -138,6 +138,43 @@ def run_timed(cmd: list[str], cwd: Path = ROOT, stdout=subprocess.DEVNULL) -> Ti
     return Timing(wall, cpu, after.ru_maxrss, proc.stderr)
 
 
+def _tree_rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB (0 once it has gone)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                        break
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                todo.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def run_sampled(cmd: list[str], cwd: Path = ROOT) -> Timing:
+    """Run one command, sampling the resident memory of its whole process tree (batch forks
+    workers: /usr/bin/time's maximum RSS would count the largest process only) every 20 ms."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_kib(proc.pid))
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    stderr = proc.stderr.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{stderr[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timing(wall, cpu, peak, stderr)
+
+
 def median_timing(cmd: list[str], repeat: int, warmup: int = 1) -> tuple[float, float]:
     """Median wall and median CPU seconds over ``repeat`` runs after ``warmup`` runs."""
     for _ in range(warmup):
@@ -246,7 +283,7 @@ def main() -> None:
             # --keep-double-zero: the same studies as R's escalc (drop00 = FALSE) in every group.
             cmd = [*IVIGMETA, "batch", str(small), "-g", "meta", "--tau2", method, "--keep-double-zero",
                    "-o", str(out)]
-            r[f"batch_{method}"] = median_timing(cmd, 3)
+            r[f"batch_{method}"] = median_timing(cmd, args.repeat)
             core_wall, core_cpu = in_process_seconds(small, method)
             line(f"ivigmeta batch {args.groups} x 10, {method}", *r[f"batch_{method}"])
             line("  pooling alone (pool_rows in-process)", core_wall, core_cpu)
@@ -276,10 +313,12 @@ def main() -> None:
             print(f"generated {args.large} x 10 rows ({large.stat().st_size / 1e6:.0f} MB) "
                   f"in {time.perf_counter() - t0:.0f} s")
             out = work / "out_large.csv"
-            t = run_timed([*IVIGMETA, "batch", str(large), "-g", "meta", "-o", str(out)])
-            note = [l for l in t.stderr.splitlines() if l.startswith("note:")]
-            line(f"ivigmeta batch {args.large} x 10, DL", t.wall, t.cpu,
-                 f"peak RSS {(t.peak_kib or 0) / 1024:.0f} MiB (target < 2048 MiB); {note[-1] if note else ''}")
+            for jobs in ("0", "1"):
+                t = run_sampled([*IVIGMETA, "batch", str(large), "-g", "meta", "-j", jobs, "-o", str(out)])
+                note = [l for l in t.stderr.splitlines() if l.startswith("note:")]
+                line(f"ivigmeta batch {args.large} x 10, DL, -j {jobs}", t.wall, t.cpu,
+                     f"peak RSS of all its processes {(t.peak_kib or 0) / 1024:.0f} MiB "
+                     f"(target < 2048 MiB); {note[-1] if note else ''}")
 
 
 def compare_with_r(ours: Path, theirs: Path) -> float:

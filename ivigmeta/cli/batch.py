@@ -102,11 +102,7 @@ def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_m
     # loaded, and those threads spin for a while: on 2 cores that took 0.13 s of CPU from the
     # 0.35 s command, competing with the output formatting. A user's own setting is kept.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    import numpy as np
-
     from ivigmeta import batch as core
-    from ivigmeta.forking import MAX_PROCESSES, fork_map, processes_for
-    from ivigmeta.render.batch import BatchWriter
     from ivigmeta.render.progress import Progress
 
     options = core.BatchOptions(
@@ -128,121 +124,152 @@ def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_m
         if file == "-" and input_order == "auto":
             path = _spool_stdin(work)
         source = "<stdin>" if file == "-" else file
-
-        # Results go to a file in the work directory first (moved into place, or copied to
-        # stdout, at the end): a failed or restarted run never leaves half an output behind.
-        staged = os.path.join(work, "out")
-        stats = {"groups": 0, "error": 0, "single": 0}
-
-        def write_results(results, out: str, header: bool, processes: int | None):
-            """Write a stream of BatchResults to ``out``; the counts and the groups' key hashes."""
-            counts = {"groups": 0, "error": 0, "single": 0}
-            hashes = []
-            with contextlib.ExitStack() as stack:
-                if fmt == "parquet":
-                    writer = BatchWriter(fmt, path=out)
-                else:
-                    stream = stack.enter_context(open(out, "w", encoding="utf-8", newline=""))
-                    writer = BatchWriter(fmt, stream=stream, header=header, processes=processes)
-                try:
-                    for result in results:
-                        writer.write(result)
-                        counts["groups"] += len(result)
-                        counts["error"] += result.status_count(core.STATUS_ERROR)
-                        counts["single"] += result.status_count(core.STATUS_SINGLE)
-                        hashes.append(result.key_hashes())
-                finally:
-                    writer.close(core.BatchResult.empty(groups) if header else None)
-            return counts, hashes
-
-        def run_whole(order: str, progress: Progress) -> None:
-            reader = core.ChunkReader(path, groups, chunk_rows, progress.update, name=source)
-            if order == "grouped":
-                results = core.stream_batch(iter(reader), groups, options, source)
-            else:
-                parts = core.suggested_partitions(reader.total_bytes(), chunk_rows)
-                results = core.partition_batch(iter(reader), groups, options, source, chunk_rows, parts, work)
-            counts, _ = write_results(results, staged, True, jobs or None)
-            stats.update(counts)
-
-        def spans_for(order: str) -> list:
-            """Spans of whole groups for separate processes, or [] to read the file whole."""
-            if order != "grouped" or fmt == "parquet" or path == "-" or jobs == 1:
-                return []
-            try:
-                if os.path.getsize(path) < PARALLEL_MIN_BYTES:
-                    return []
-            except OSError:
-                return []
-            pieces = processes_for(MAX_PROCESSES, jobs or None)
-            return core.split_spans(path, groups, pieces) if pieces > 1 else []
-
-        def run(order: str, progress: Progress) -> None:
-            spans = spans_for(order)
-            if not spans:
-                return run_whole(order, progress)
-            size = spans[-1].end
-            per_job = max(1, chunk_rows // len(spans))  # --chunk-rows bounds all processes together
-
-            def piece(task):
-                i, span = task
-                report = None
-                if i == 0:  # this process draws the progress bar, scaled from its span to the file
-                    length = max(span.end - span.start, 1)
-
-                    def report(done: int, total: int | None) -> None:
-                        progress.update(done * size // length, size)
-
-                reader = core.ChunkReader(path, groups, per_job, report, name=source, span=span)
-                results = core.stream_batch(iter(reader), groups, options, source)
-                return write_results(results, staged if i == 0 else f"{staged}.{i}", i == 0, 1)
-
-            try:
-                done = fork_map(piece, list(enumerate(spans)))
-            except core.NotGrouped:
-                done = None
-            hashes = np.concatenate([h for _, parts in done or () for h in parts] or [np.empty(0, np.int64)])
-            if done is None or len(np.unique(hashes)) < len(hashes):
-                # A group comes back, within a span or in another one (or two keys share a hash):
-                # the whole file in one pass decides, and says where, exactly as without spans.
-                progress.restart(f"batch {source}")
-                return run_whole(order, progress)
-            with open(staged, "ab") as out:
-                for i in range(1, len(spans)):
-                    with open(f"{staged}.{i}", "rb") as part:
-                        shutil.copyfileobj(part, out, 1 << 20)
-                    os.remove(f"{staged}.{i}")
-            for counts, _ in done:
-                for key in stats:
-                    stats[key] += counts[key]
+        job = _BatchRun(path, source, groups, options, fmt, chunk_rows, jobs, work)
 
         with Progress(f"batch {source}") as progress:
             if input_order == "auto":
                 try:
-                    run("grouped", progress)
+                    job.run("grouped", progress)
                 except core.NotGrouped as exc:
                     note(f"{source}, {exc.args[0].split(': ', 1)[0]}: groups are not contiguous; "
                          "pooling again through spill files (--input-order unsorted)")
-                    stats.update(groups=0, error=0, single=0)
                     progress.restart(f"batch {source} (unsorted)")
-                    run("unsorted", progress)
+                    job.run("unsorted", progress)
             else:
                 try:
-                    run(input_order, progress)
+                    job.run(input_order, progress)
                 except core.NotGrouped as exc:
                     raise click.ClickException(f"{source}, {exc}") from None
 
         if output is None:
-            with open(staged, "rb") as src:
+            with open(job.staged, "rb") as src:
                 shutil.copyfileobj(src, sys.stdout.buffer, 1 << 20)
             sys.stdout.buffer.flush()
         else:
             try:
-                shutil.move(staged, output)
+                shutil.move(job.staged, output)
             except OSError as exc:
                 raise click.ClickException(f"{output}: cannot be written ({exc.strerror or exc})") from None
+    stats = job.stats
     note(
         f"{stats['groups']} meta-analys{'i' if stats['groups'] == 1 else 'e'}s pooled"
         + (f"; {stats['single']} with a single study" if stats["single"] else "")
         + (f"; {stats['error']} with errors (status error)" if stats["error"] else "")
     )
+
+
+class _BatchRun:
+    """One batch run: the input read whole or in spans of whole groups by forked processes
+    (``--jobs``), every result written to ``staged`` in the work directory (moved into place, or
+    copied to stdout, at the end: a failed or restarted run never leaves half an output
+    behind)."""
+
+    def __init__(self, path, source, groups, options, fmt, chunk_rows, jobs, work) -> None:
+        self.path, self.source, self.groups, self.options = path, source, groups, options
+        self.fmt, self.chunk_rows, self.jobs, self.work = fmt, chunk_rows, jobs, work
+        self.staged = os.path.join(work, "out")
+        self.stats = {"groups": 0, "error": 0, "single": 0}
+
+    def run(self, order: str, progress) -> None:
+        spans = self._spans(order)
+        if spans:
+            self._run_spans(spans, order, progress)
+        else:
+            self._run_whole(order, progress)
+
+    def _write(self, results, out: str, header: bool, processes: int | None, hashes: bool):
+        """Write a stream of BatchResults to ``out``: the counts, and the groups' key hashes."""
+        from ivigmeta import batch as core
+        from ivigmeta.render.batch import BatchWriter
+
+        counts = {"groups": 0, "error": 0, "single": 0}
+        keys = []
+        with contextlib.ExitStack() as stack:
+            if self.fmt == "parquet":
+                writer = BatchWriter(self.fmt, path=out)
+            else:
+                stream = stack.enter_context(open(out, "w", encoding="utf-8", newline=""))
+                writer = BatchWriter(self.fmt, stream=stream, header=header, processes=processes)
+            try:
+                for result in results:
+                    writer.write(result)
+                    counts["groups"] += len(result)
+                    counts["error"] += result.status_count(core.STATUS_ERROR)
+                    counts["single"] += result.status_count(core.STATUS_SINGLE)
+                    if hashes:
+                        keys.append(result.key_hashes())
+            finally:
+                writer.close(core.BatchResult.empty(self.groups) if header else None)
+        return counts, keys
+
+    def _run_whole(self, order: str, progress) -> None:
+        from ivigmeta import batch as core
+
+        reader = core.ChunkReader(self.path, self.groups, self.chunk_rows, progress.update, name=self.source)
+        if order == "grouped":
+            results = core.stream_batch(iter(reader), self.groups, self.options, self.source)
+        else:
+            parts = core.suggested_partitions(reader.total_bytes(), self.chunk_rows)
+            results = core.partition_batch(
+                iter(reader), self.groups, self.options, self.source, self.chunk_rows, parts, self.work
+            )
+        self.stats, _ = self._write(results, self.staged, True, self.jobs or None, False)
+
+    def _spans(self, order: str) -> list:
+        """Spans of whole groups for separate processes, or [] to read the file whole."""
+        from ivigmeta import batch as core
+        from ivigmeta.forking import MAX_PROCESSES, processes_for
+
+        if order != "grouped" or self.fmt == "parquet" or self.path == "-" or self.jobs == 1:
+            return []
+        try:
+            if os.path.getsize(self.path) < PARALLEL_MIN_BYTES:
+                return []
+        except OSError:
+            return []
+        pieces = processes_for(MAX_PROCESSES, self.jobs or None)
+        return core.split_spans(self.path, self.groups, pieces) if pieces > 1 else []
+
+    def _run_spans(self, spans: list, order: str, progress) -> None:
+        import numpy as np
+
+        from ivigmeta import batch as core
+        from ivigmeta.forking import fork_map
+
+        size = spans[-1].end
+        # --chunk-rows bounds all processes together (below 1 it is the reader's error, as ever)
+        per_job = max(1, self.chunk_rows // len(spans)) if self.chunk_rows >= 1 else self.chunk_rows
+
+        def piece(task):
+            i, span = task
+            report = None
+            if i == 0:  # this process draws the progress bar, scaled from its span to the file
+                length = max(span.end - span.start, 1)
+
+                def report(done: int, total: int | None) -> None:
+                    progress.update(done * size // length, size)
+
+            reader = core.ChunkReader(self.path, self.groups, per_job, report, name=self.source, span=span)
+            results = core.stream_batch(iter(reader), self.groups, self.options, self.source)
+            return self._write(results, self._part(i), i == 0, 1, True)
+
+        try:
+            done = fork_map(piece, list(enumerate(spans)))
+        except core.NotGrouped:
+            done = None
+        hashes = np.sort(np.concatenate([h for _, keys in done or () for h in keys] or [np.empty(0, np.int64)]))
+        if done is None or np.any(hashes[1:] == hashes[:-1]):  # (np.unique would import numpy.ma)
+            # A group comes back, within a span or in another one (or two keys share a hash):
+            # the whole file in one pass decides, and says where, exactly as without spans.
+            progress.restart(f"batch {self.source}")
+            return self._run_whole(order, progress)
+        with open(self.staged, "ab") as out:
+            for i in range(1, len(spans)):
+                with open(self._part(i), "rb") as part:
+                    shutil.copyfileobj(part, out, 1 << 20)
+                os.remove(self._part(i))
+        self.stats = {key: sum(counts[key] for counts, _ in done) for key in self.stats}
+
+    def _part(self, i: int) -> str:
+        """Where span i's results go (span 0 writes the output itself)."""
+        return self.staged if i == 0 else f"{self.staged}.{i}"
