@@ -57,6 +57,9 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     import pickle
     import tempfile
 
+    import gc
+
+    gc.freeze()  # the objects that exist now are never scanned again: no copy-on-write of them
     children: list = []
     try:
         for item in items[1:]:
@@ -96,3 +99,4 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
                 except OSError:
                     pass
             spool.close()
+        gc.unfreeze()
