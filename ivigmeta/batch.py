@@ -1140,6 +1140,7 @@ def stream_batch(
     carry: Rows | None = None
     for chunk in chunks:
         rows = _as_rows(chunk, groups, source)
+        final = rows.last  # nothing follows: the last group is whole, no need to hold it back
         if carry is not None and len(carry):
             rows = Rows.concat([carry, rows])
         if not len(rows):
@@ -1155,12 +1156,13 @@ def stream_batch(
         if repeat.any():
             i = int(np.flatnonzero(repeat)[0])
             raise NotGrouped(int(rows.row[starts[i]]), heads[i])
-        last = int(starts[-1])
+        last = len(rows) if final else int(starts[-1])
         body, carry = rows.take(slice(0, last)), rows.take(slice(last, None))
         if len(body):
-            yield pool_rows(body, groups, opts, source, codes=np.repeat(np.arange(len(starts) - 1), np.diff(starts)))
+            ends = np.append(starts, len(rows)) if final else starts
+            yield pool_rows(body, groups, opts, source, codes=np.repeat(np.arange(len(ends) - 1), np.diff(ends)))
             # No duplicates to drop (a repeat raised above); np.union1d would import numpy.ma.
-            seen = np.sort(np.concatenate((seen, h[:-1])))
+            seen = np.sort(np.concatenate((seen, h if final else h[:-1])))
     if carry is not None and len(carry):
         yield pool_rows(carry, groups, opts, source, codes=np.zeros(len(carry), np.int64))
 

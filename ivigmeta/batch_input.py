@@ -69,6 +69,8 @@ class Rows:
     row: np.ndarray
     error: np.ndarray
     label: np.ndarray | None = None
+    last: bool = False
+    """No rows follow these in their input (the reader met the end): the last group is whole."""
 
     def __len__(self) -> int:
         return len(self.row)
@@ -321,6 +323,7 @@ class ChunkReader:
                     records = csv.reader(chain(lines, text), skipinitialspace=False)
                     continue
                 rows = _parse_lines(lines, next_row, layout, source)
+                rows.last = len(lines) < self.chunk_rows  # islice stops short only at the end
                 next_row += len(lines)
             else:
                 try:
@@ -330,6 +333,7 @@ class ChunkReader:
                 if not cells:
                     break
                 rows = _parse_records(cells, next_row, layout, source)
+                rows.last = len(cells) < self.chunk_rows
                 next_row += len(cells)
             studies += len(rows)
             if len(rows):

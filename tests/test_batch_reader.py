@@ -240,3 +240,19 @@ def test_text_output_carries_every_value_exactly(big_result):
         assert json.dumps(json.loads(line), ensure_ascii=False) == line
     last = json.loads(lines[-2])
     assert last["grp"] == "Gbad" and last["status"] == "error" and last["k"] is None
+
+
+@pytest.mark.parametrize(
+    "chunk_rows, flags", [(2, [False, False, True]), (5, [False]), (6, [True]), (1, [False] * 5)]
+)
+def test_the_reader_marks_the_chunk_that_meets_the_end(chunk_rows, flags):
+    """stream_batch pools the last group of a chunk marked last at once (nothing can follow);
+    a chunk that ends exactly at the end of the file is not marked, and its last group is
+    pooled after the reader finds nothing more: the same results either way."""
+    text = ",".join(HEADER) + "\n" + "".join(f"G{i // 2},s,,1,10,2,10\n" for i in range(5))
+    reader = core.ChunkReader("-", ["grp"], chunk_rows, name="b.csv")
+    chunks = list(reader._chunks(io.BytesIO(text.encode())))
+    assert [c.last for c in chunks] == flags
+    results = list(core.stream_batch(iter(chunks), ["grp"], core.BatchOptions(), "b.csv"))
+    assert [k for r in results for k in r.keys["grp"].tolist()] == ["G0", "G1", "G2"]
+    assert [int(v) for r in results for v in r.values["k"]] == [2, 2, 1]
