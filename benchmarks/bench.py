@@ -165,7 +165,9 @@ def run_sampled(cmd: list[str], cwd: Path = ROOT) -> Timing:
     workers: /usr/bin/time's maximum RSS would count the largest process only) every 20 ms."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV
+    )
     peak = 0
     while proc.poll() is None:
         peak = max(peak, _tree_rss_kib(proc.pid))
@@ -310,7 +312,8 @@ def main() -> None:
                     f"  speedup vs the R loop: whole ivigmeta command {loop_wall / bw:.0f}x wall "
                     f"(target: >= 100x DL, >= 20x REML), {loop_cpu / bc:.0f}x cpu; with -j 1 "
                     f"{loop_wall / jw:.0f}x wall, {loop_cpu / jc:.0f}x cpu; pooling alone "
-                    f"{loop_wall / core_wall:.0f}x wall; whole Rscript vs whole command {t.wall / bw:.0f}x wall"
+                    f"{loop_wall / core_wall:.0f}x wall; whole Rscript vs whole command "
+                    f"{t.wall / bw:.0f}x wall"
                 )
 
         # 1M meta-analyses.
@@ -322,7 +325,8 @@ def main() -> None:
                   f"in {time.perf_counter() - t0:.0f} s")
             out = work / "out_large.csv"
             for jobs in ("0", "1"):
-                t = run_sampled([*IVIGMETA, "batch", str(large), "-g", "meta", "-j", jobs, "-o", str(out)])
+                cmd = [*IVIGMETA, "batch", str(large), "-g", "meta", "-j", jobs, "-o", str(out)]
+                t = run_sampled(cmd)
                 note = [l for l in t.stderr.splitlines() if l.startswith("note:")]
                 line(f"ivigmeta batch {args.large} x 10, DL, -j {jobs}", t.wall, t.cpu,
                      f"peak RSS of all its processes {(t.peak_kib or 0) / 1024:.0f} MiB "

@@ -1160,7 +1160,8 @@ def stream_batch(
         body, carry = rows.take(slice(0, last)), rows.take(slice(last, None))
         if len(body):
             ends = np.append(starts, len(rows)) if final else starts
-            yield pool_rows(body, groups, opts, source, codes=np.repeat(np.arange(len(ends) - 1), np.diff(ends)))
+            codes = np.repeat(np.arange(len(ends) - 1), np.diff(ends))
+            yield pool_rows(body, groups, opts, source, codes=codes)
             # No duplicates to drop (a repeat raised above); np.union1d would import numpy.ma.
             seen = np.sort(np.concatenate((seen, h if final else h[:-1])))
     if carry is not None and len(carry):

@@ -406,7 +406,8 @@ def split_spans(path: str, groups: Sequence[str], pieces: int) -> list[Span]:
         if b'"' in first or b"\r" in first.rstrip(b"\r\n"):
             return []
         try:
-            header = [h.strip() for h in first.decode("utf-8-sig", "replace").rstrip("\r\n").split(",")]
+            text = first.decode("utf-8-sig", "replace").rstrip("\r\n")
+            header = [h.strip() for h in text.split(",")]
             from ivigmeta.data import _check_header
 
             _check_header(header, path, 1)
@@ -448,7 +449,9 @@ def _bare_cr(data: bytes) -> bool:
     return data.count(b"\r") - data.count(b"\r\n") - data.endswith(b"\r") > 0
 
 
-def _next_group_start(handle: Any, layout: _Layout, offset: int, limit: int, size: int) -> int | None:
+def _next_group_start(
+    handle: Any, layout: _Layout, offset: int, limit: int, size: int
+) -> int | None:
     """The byte offset of the first line starting at or after ``offset`` whose group key differs
     from the key of the non-blank line before it; None when no such line starts before
     ``limit`` (the next cut's share, or the end of the file, ``size``)."""

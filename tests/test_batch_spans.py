@@ -73,7 +73,8 @@ def write(tmp_path, text: str, name: str = "long.csv") -> str:
         HEADER + "\n" + "".join(f"G{i},s,1,10,1,10\n" for i in range(40)).replace("G3,", '"G3",'),
         HEADER + "\n" + "".join(f"G{i},s,1,10,1,10\r" for i in range(40)),  # bare CR line ends
         HEADER.replace("meta", "group") + "\n" + "".join(f"G{i},s,1,10,1,10\n" for i in range(40)),
-        HEADER + ",study\n" + "".join(f"G{i},s,1,10,1,10,x\n" for i in range(40)),  # a repeated name
+        # a repeated column name
+        HEADER + ",study\n" + "".join(f"G{i},s,1,10,1,10,x\n" for i in range(40)),
     ],
     ids=["one group", "a quote", "bare CR", "no group column", "duplicate column"],
 )

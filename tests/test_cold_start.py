@@ -89,7 +89,9 @@ def test_commands_are_imported_on_first_use(tmp_path):
     """A command imports its own module only (ivigmeta.cli.COMMAND_MODULES): batch pays for
     neither pool's result classes nor the report's templates, pool not for the report."""
     table = tmp_path / "long.csv"
-    table.write_text("meta,treat_events,treat_total,control_events,control_total\nA,3,10,1,12\nA,5,20,4,19\n")
+    table.write_text(
+        "meta,treat_events,treat_total,control_events,control_total\nA,3,10,1,12\nA,5,20,4,19\n"
+    )
     batch = imported(tmp_path, "batch", str(table), "-g", "meta")
     for module in ("ivigmeta.cli.commands", "ivigmeta.results", "ivigmeta.cli.report", "jinja2"):
         assert module not in batch, module

@@ -205,13 +205,16 @@ class _BatchRun:
     def _run_whole(self, order: str, progress) -> None:
         from ivigmeta import batch as core
 
-        reader = core.ChunkReader(self.path, self.groups, self.chunk_rows, progress.update, name=self.source)
+        reader = core.ChunkReader(
+            self.path, self.groups, self.chunk_rows, progress.update, name=self.source
+        )
         if order == "grouped":
             results = core.stream_batch(iter(reader), self.groups, self.options, self.source)
         else:
             parts = core.suggested_partitions(reader.total_bytes(), self.chunk_rows)
             results = core.partition_batch(
-                iter(reader), self.groups, self.options, self.source, self.chunk_rows, parts, self.work
+                iter(reader), self.groups, self.options, self.source, self.chunk_rows, parts,
+                self.work,
             )
         self.stats, _ = self._write(results, self.staged, True, self.jobs or None, False)
 
@@ -249,7 +252,9 @@ class _BatchRun:
                 def report(done: int, total: int | None) -> None:
                     progress.update(done * size // length, size)
 
-            reader = core.ChunkReader(self.path, self.groups, per_job, report, name=self.source, span=span)
+            reader = core.ChunkReader(
+                self.path, self.groups, per_job, report, name=self.source, span=span
+            )
             results = core.stream_batch(iter(reader), self.groups, self.options, self.source)
             return self._write(results, self._part(i), i == 0, 1, True)
 
@@ -257,7 +262,8 @@ class _BatchRun:
             done = fork_map(piece, list(enumerate(spans)))
         except core.NotGrouped:
             done = None
-        hashes = np.sort(np.concatenate([h for _, keys in done or () for h in keys] or [np.empty(0, np.int64)]))
+        parts = [h for _, keys in done or () for h in keys]
+        hashes = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
         if done is None or np.any(hashes[1:] == hashes[:-1]):  # (np.unique would import numpy.ma)
             # A group comes back, within a span or in another one (or two keys share a hash):
             # the whole file in one pass decides, and says where, exactly as without spans.

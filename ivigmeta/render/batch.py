@@ -56,10 +56,12 @@ class BatchWriter:
     def _write_csv(self, result: Any) -> None:
         if not self._header_done:
             self.stream.write(",".join(_csv_text(str(c)) for c in result.columns) + "\n")
-        self.stream.write(_in_parallel(len(result), lambda lo, hi: _csv_lines(result, lo, hi), self.processes))
+        text = _in_parallel(len(result), lambda lo, hi: _csv_lines(result, lo, hi), self.processes)
+        self.stream.write(text)
 
     def _write_jsonl(self, result: Any) -> None:
-        self.stream.write(_in_parallel(len(result), lambda lo, hi: _json_lines(result, lo, hi), self.processes))
+        text = _in_parallel(len(result), lambda lo, hi: _json_lines(result, lo, hi), self.processes)
+        self.stream.write(text)
 
     def _write_parquet(self, result: Any) -> None:
         try:
