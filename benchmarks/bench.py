@@ -15,7 +15,9 @@ What is timed (wall clock, each command a fresh process, median of --repeat runs
   pooling alone in-process (``pool_rows`` on the table already in memory, best of 3);
 * the same 10,000 meta-analyses in R: read.csv + escalc, then ``rma()`` in a loop (one call per
   meta-analysis, timed inside R), whole Rscript wall time too; R's estimates are compared with
-  ivigmeta's as a check that the work is the same;
+  ivigmeta's as a check that the work is the same. The machine's pace drifts from one minute to
+  the next, so ``--r-repeat`` R loops alternate with rounds of ivigmeta runs (one before, one
+  between and one after, for 2 loops) and the ratios compare the means;
 * ``ivigmeta batch`` on 1,000,000 meta-analyses (10 million rows), once with the default
   ``--jobs`` and once with ``-j 1``, with peak memory: the resident memory of the command and all
   its worker processes together, sampled every 20 ms.
@@ -250,7 +252,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="skip the 1,000,000 meta-analyses run")
     ap.add_argument("--skip-r", action="store_true", help="do not run R")
-    ap.add_argument("--repeat", type=int, default=5, help="runs per cold-start median")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per median")
+    ap.add_argument("--r-repeat", type=int, default=2, help="R loops per method (10k batch)")
     ap.add_argument("--groups", type=int, default=10_000, help="meta-analyses in the small batch")
     ap.add_argument("--large", type=int, default=1_000_000, help="meta-analyses in the large batch")
     ap.add_argument("--workdir", default=None, help="where to put the synthetic files")
@@ -289,39 +292,41 @@ def main() -> None:
             # --keep-double-zero: the same studies as R's escalc (drop00 = FALSE) in every group.
             cmd = [*IVIGMETA, "batch", str(small), "-g", "meta", "--tau2", method, "--keep-double-zero",
                    "-o", str(out)]
-            r[f"batch_{method}"] = median_timing(cmd, args.repeat)
-            r[f"batch_{method}_j1"] = median_timing([*cmd, "-j", "1"], args.repeat)
             core_wall, core_cpu = in_process_seconds(small, method)
-            line(f"ivigmeta batch {args.groups} x 10, {method}", *r[f"batch_{method}"],
-                 "(cpu: all its processes)")
-            line("  the same with -j 1 (one process)", *r[f"batch_{method}_j1"])
+            # The machine's pace changes by tens of percent from one minute to the next, and an R
+            # loop averages over half a minute where ivigmeta's runs take seconds: alternate
+            # rounds of ivigmeta (a median of --repeat runs each) with --r-repeat R loops, and
+            # compare the means.
+            rounds, rounds_j1, loops = [], [], []
+            for i in range(args.r_repeat + 1 if use_r else 1):
+                rounds.append(median_timing(cmd, args.repeat))
+                rounds_j1.append(median_timing([*cmd, "-j", "1"], args.repeat))
+                line(f"ivigmeta batch {args.groups} x 10, {method}, round {i + 1}", *rounds[-1],
+                     "(cpu: all its processes)")
+                line("  the same with -j 1 (one process)", *rounds_j1[-1])
+                if use_r and i < args.r_repeat:
+                    rloop = work / "loop.R"
+                    rloop.write_text(R_LOOP)
+                    rout = work / f"r_{method}.csv"
+                    t = run_timed(["Rscript", str(rloop), str(small), method, str(rout)])
+                    m = re.search(r"LOOP_SECONDS ([\d.]+) ([\d.]+)", t.stderr)
+                    loops.append((float(m.group(1)), float(m.group(2)), t.wall))
+                    line(f"R rma() loop {args.groups} x 10, {method} (loop)", *loops[-1][:2],
+                         f"(whole Rscript: {t.wall:.1f} s wall; estimates differ from ivigmeta's "
+                         f"by at most {compare_with_r(out, rout):.1e} standard errors)")
             line("  pooling alone (pool_rows in-process)", core_wall, core_cpu)
-            if use_r:
-                rloop = work / "loop.R"
-                rloop.write_text(R_LOOP)
-                rout = work / f"r_{method}.csv"
-                t = run_timed(["Rscript", str(rloop), str(small), method, str(rout)])
-                m = re.search(r"LOOP_SECONDS ([\d.]+) ([\d.]+)", t.stderr)
-                loop_wall, loop_cpu = float(m.group(1)), float(m.group(2))
-                line(f"R rma() loop {args.groups} x 10, {method} (loop)", loop_wall, loop_cpu,
-                     f"(whole Rscript: {t.wall:.1f} s wall; estimates differ from ivigmeta's by at "
-                     f"most {compare_with_r(out, rout):.1e} standard errors)")
-                # The R loop runs for half a minute and averages over the machine's changes of
-                # pace; ivigmeta's runs take seconds: time them again after R, and compare R with
-                # the mean of the medians before and after.
-                after = median_timing(cmd, args.repeat)
-                after_j1 = median_timing([*cmd, "-j", "1"], args.repeat)
-                line(f"ivigmeta batch {args.groups} x 10, {method}, again", *after)
-                line("  the same with -j 1, again", *after_j1)
-                bw, bc = ((a + b) / 2 for a, b in zip(r[f"batch_{method}"], after))
-                jw, jc = ((a + b) / 2 for a, b in zip(r[f"batch_{method}_j1"], after_j1))
+            bw, bc = (statistics.mean(x) for x in zip(*rounds))
+            jw, jc = (statistics.mean(x) for x in zip(*rounds_j1))
+            r[f"batch_{method}"] = (bw, bc)
+            if loops:
+                loop_wall, loop_cpu, script_wall = (statistics.mean(x) for x in zip(*loops))
                 print(
-                    f"  speedup vs the R loop (ivigmeta: mean of the medians before and after): "
-                    f"whole ivigmeta command {loop_wall / bw:.0f}x wall "
+                    f"  speedup vs the R loop (means of {len(loops)} loops and {len(rounds)} "
+                    f"rounds): whole ivigmeta command {loop_wall / bw:.0f}x wall "
                     f"(target: >= 100x DL, >= 20x REML), {loop_cpu / bc:.0f}x cpu; with -j 1 "
                     f"{loop_wall / jw:.0f}x wall, {loop_cpu / jc:.0f}x cpu; pooling alone "
                     f"{loop_wall / core_wall:.0f}x wall; whole Rscript vs whole command "
-                    f"{t.wall / bw:.0f}x wall"
+                    f"{script_wall / bw:.0f}x wall"
                 )
 
         # 1M meta-analyses.
