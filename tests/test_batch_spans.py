@@ -150,3 +150,18 @@ def test_a_group_that_comes_back_within_a_later_span_is_reported_as_without_span
     two = run("batch", path, "-g", "meta", "-j", "2", "--input-order", "grouped")
     assert two.exit_code == one.exit_code == 1
     assert two.stderr == one.stderr
+
+
+@needs_fork
+def test_quotes_after_the_last_cut_are_read_by_that_spans_reader(run, tmp_path, small_files_cut):
+    """A quoted cell (here with a comma and a line break) after the last cut does not stop the
+    cutting; the last span's reader takes the csv rules from there, as the whole-file reader."""
+    text = long_table(groups=120) + 'G9998,"s, quoted\nover two lines",3,10,1,10\nG9999,s,x,10,1,10\n'
+    path = write(tmp_path, text)
+    spans = core.split_spans(path, ["meta"], 2)
+    assert len(spans) == 2 and text.index('"') > spans[-1].start
+    one = run("batch", path, "-g", "meta", "-j", "1")
+    two = run("batch", path, "-g", "meta", "-j", "2")
+    assert two.exit_code == one.exit_code == 0
+    assert two.stdout == one.stdout and two.stderr == one.stderr
+    assert "G9999" in two.stdout and "'x' is not a number" in two.stdout
