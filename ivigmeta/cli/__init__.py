@@ -86,9 +86,20 @@ def main() -> None:
     try:
         cli.main(prog_name="ivigmeta", standalone_mode=True)
     except SystemExit:
+        _before_exit()
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence for users
         if debug_enabled():
             raise
         internal_error(exc)
+    _before_exit()
     sys.exit(0)
+
+
+def _before_exit() -> None:
+    """The process is about to end: freeze every object, so that the interpreter's last garbage
+    collections do not walk them all (20-30 ms once numpy is loaded, a tenth of a batch of
+    10,000 meta-analyses); what they would have freed goes with the process anyway."""
+    import gc
+
+    gc.freeze()
