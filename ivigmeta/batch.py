@@ -804,8 +804,7 @@ class BatchResult:
     def key_hashes(self) -> np.ndarray:
         """A 64-bit hash of each group's key (Python's hash of the key tuple, as
         :func:`stream_batch` uses to find a group that comes back)."""
-        keys = zip(*(self.keys[g].tolist() for g in self.groups))
-        return np.fromiter((hash(k) for k in keys), np.int64, len(self))
+        return _key_hashes(list(zip(*(self.keys[g].tolist() for g in self.groups))))
 
     @staticmethod
     def empty(groups: Sequence[str]) -> "BatchResult":
@@ -1122,6 +1121,11 @@ def _key_tuples(rows: Rows, groups: Sequence[str], positions: np.ndarray) -> lis
     return list(zip(*(rows.keys[g][positions].tolist() for g in groups)))
 
 
+def _key_hashes(keys: list[tuple]) -> np.ndarray:
+    """64-bit hashes of group keys (Python's hash of each key tuple, this process's seed)."""
+    return np.fromiter((hash(k) for k in keys), np.int64, len(keys))
+
+
 def stream_batch(
     chunks: Iterable["Rows | pd.DataFrame"],
     groups: Sequence[str],
@@ -1147,7 +1151,7 @@ def stream_batch(
             continue
         starts = _run_starts(rows, groups)
         heads = _key_tuples(rows, groups, starts)
-        h = np.fromiter((hash(t) for t in heads), np.int64, len(heads))
+        h = _key_hashes(heads)
         uniq, first_index = np.unique(h, return_index=True)
         repeat = np.isin(h, seen)
         dup = np.ones(len(h), bool)

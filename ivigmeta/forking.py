@@ -53,11 +53,10 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """
     if len(items) <= 1 or not can_fork():
         return [func(item) for item in items]
+    import gc
     import os
     import pickle
     import tempfile
-
-    import gc
 
     gc.freeze()  # the objects that exist now are never scanned again: no copy-on-write of them
     children: list = []

@@ -205,7 +205,7 @@ class _BatchRun:
         from ivigmeta import batch as core
         from ivigmeta.render.batch import BatchWriter
 
-        counts = {"groups": 0, "error": 0, "single": 0}
+        counts = dict.fromkeys(self.stats, 0)
         keys = []
         with contextlib.ExitStack() as stack:
             if self.fmt == "parquet":
