@@ -194,7 +194,7 @@ def median_timing(cmd: list[str], repeat: int, warmup: int = 1) -> tuple[float, 
 def in_process_seconds(path: Path, method: str) -> tuple[float, float]:
     """Best wall and best CPU seconds of the pooling alone (of 3): ``pool_rows``, the function
     the command calls, on the table already read into memory."""
-    from ivigmeta.batch import BatchOptions, ChunkReader, Rows, pool_rows
+    from ivigmeta.batching.run import BatchOptions, ChunkReader, Rows, pool_rows
 
     rows = Rows.concat(list(ChunkReader(str(path), ["meta"])))
     options = BatchOptions(tau2_method=method, keep_double_zero=True)

@@ -39,14 +39,14 @@ FIGURES = {
 
 def results() -> dict[str, object]:
     """The result object each figure kind is drawn from, fitted once with the default options."""
-    from ivigmeta.bias import bias_analysis
-    from ivigmeta.data import load_table
-    from ivigmeta.effects import compute_effects
-    from ivigmeta.influence import influence
-    from ivigmeta.pooling import fit
-    from ivigmeta.rob import load_rob
-    from ivigmeta.sensitivity import leave_one_out
-    from ivigmeta.subgroup import subgroup_analysis
+    from ivigmeta.methods.bias import bias_analysis
+    from ivigmeta.io.studies import load_table
+    from ivigmeta.core.effects import compute_effects
+    from ivigmeta.methods.influence import influence
+    from ivigmeta.core.pooling import fit
+    from ivigmeta.methods.rob import load_rob
+    from ivigmeta.methods.sensitivity import leave_one_out
+    from ivigmeta.methods.subgroup import subgroup_analysis
 
     ma = fit(compute_effects(load_table(str(ROOT / "studies.csv")).studies))
     return {

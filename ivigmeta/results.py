@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
-from ivigmeta.data import Study
+from ivigmeta.io.studies import Study
 
 RATIO_MEASURES = ("RR", "OR")
 

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ivigmeta.data import Study
-from ivigmeta.effects import compute_effects
+from ivigmeta.io.studies import Study
+from ivigmeta.core.effects import compute_effects
 from ivigmeta.results import EffectSizes
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "metafor.json"

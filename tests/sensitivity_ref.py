@@ -13,8 +13,8 @@ from typing import Any
 from metafor_ref import reference, studies
 from tolerances import CLOSED_FORM, ITERATIVE
 
-from ivigmeta.effects import compute_effects
-from ivigmeta.pooling import fit
+from ivigmeta.core.effects import compute_effects
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import FitOptions, MetaAnalysis
 
 

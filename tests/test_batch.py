@@ -1,4 +1,4 @@
-"""The vectorized batch core (ivigmeta.batch) against metafor and against `pool` group by group.
+"""The vectorized batch core (ivigmeta.batching.run) against metafor and against `pool` group by group.
 
 * metafor: tests/reference/metafor.json (`rma` for every measure x estimator x z/knha, `rma_mh`,
   `rma_peto`), all seven reference datasets pooled in one batch call per option combination.
@@ -22,14 +22,14 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from ivigmeta import batch as core
-from ivigmeta.batch import BatchOptions, batch_pool
-from ivigmeta.data import parse_table
-from ivigmeta.effects import MEASURES, compute_effects
+from ivigmeta.batching import run as core
+from ivigmeta.batching.run import BatchOptions, batch_pool
+from ivigmeta.io.studies import parse_table
+from ivigmeta.core.effects import MEASURES, compute_effects
 from ivigmeta.errors import DataError, IvigmetaError, ModelError
-from ivigmeta.pooling import CI_METHODS, COMMON_METHODS, fit
+from ivigmeta.core.pooling import CI_METHODS, COMMON_METHODS, fit
 from ivigmeta.results import FitOptions
-from ivigmeta.tau2 import TAU2_METHODS
+from ivigmeta.core.tau2 import TAU2_METHODS
 
 REFERENCE = json.loads((ROOT / "tests" / "reference" / "metafor.json").read_text())
 ITERATIVE = {"REML", "ML", "PM"}
@@ -491,7 +491,7 @@ def test_reader_numbers_rows_like_load_table_and_flags_extra_fields():
 
 def test_chi_square_tail_matches_the_scalar_one():
     """The vectorized closed form for whole-number df against distributions.chi2_sf."""
-    from ivigmeta.distributions import chi2_sf
+    from ivigmeta.core.distributions import chi2_sf
 
     xs, dfs = [], []
     for df in [*range(1, 40), 99, 100, 501, 2000]:
@@ -508,8 +508,8 @@ def test_chi_square_tail_matches_the_scalar_one():
 @pytest.mark.parametrize("method", ["REML", "ML"])
 def test_fisher_scoring_with_global_search_matches_the_scalar_estimator(method):
     """Random small groups (boundary optima, oscillating scoring, multimodal likelihoods): the
-    vectorized estimator gives ivigmeta.tau2's value for every group, fitted all at once."""
-    from ivigmeta.tau2 import TAU2_METHODS
+    vectorized estimator gives ivigmeta.core.tau2's value for every group, fitted all at once."""
+    from ivigmeta.core.tau2 import TAU2_METHODS
 
     rng = np.random.default_rng(3)
     sizes = rng.integers(2, 8, 300)

@@ -1,4 +1,4 @@
-"""The pandas-free batch reader (ivigmeta.batch_input) and the parallel CSV/JSON writer.
+"""The pandas-free batch reader (ivigmeta.io.chunks) and the parallel CSV/JSON writer.
 
 The reader takes numpy's fast path for plain lines and the csv module for quoted ones; either
 way each row must be accepted or rejected exactly as `pool` accepts or rejects it, with pool's
@@ -19,11 +19,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivigmeta import batch as core
-from ivigmeta.data import parse_table
-from ivigmeta.effects import compute_effects
+from ivigmeta.batching import run as core
+from ivigmeta.io.studies import parse_table
+from ivigmeta.core.effects import compute_effects
 from ivigmeta.errors import IvigmetaError
-from ivigmeta.pooling import fit
+from ivigmeta.core.pooling import fit
 from ivigmeta.render import batch as writer
 from ivigmeta.results import FitOptions
 

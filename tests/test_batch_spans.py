@@ -1,5 +1,5 @@
 """`ivigmeta batch` across processes: a grouped file cut into spans of whole groups
-(ivigmeta.batch_input.split_spans), each read, pooled and formatted by its own process.
+(ivigmeta.io.chunks.split_spans), each read, pooled and formatted by its own process.
 
 Whatever the cut, the output must be byte for byte the one-process output, with the same row
 numbers in messages; input that is not grouped must be found and reported exactly as without
@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ivigmeta import batch as core
+from ivigmeta.batching import run as core
 from ivigmeta.cli import batch as batch_cli
-from ivigmeta.forking import can_fork
+from ivigmeta.batching.forking import can_fork
 
 HEADER = "meta,study,treat_events,treat_total,control_events,control_total"
 

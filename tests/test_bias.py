@@ -12,8 +12,8 @@ import pytest
 from sensitivity_ref import block, fitted, parity_records, record_id, rel_tol
 from tolerances import BOUNDARY_I2_ABS, CLOSED_FORM, P_VALUE, close
 
-import ivigmeta.bias as bias_module
-from ivigmeta.bias import (
+import ivigmeta.methods.bias as bias_module
+from ivigmeta.methods.bias import (
     begg_test,
     bias_analysis,
     default_tests,
@@ -23,13 +23,13 @@ from ivigmeta.bias import (
     peters_test,
     weighted_regression_test,
 )
-from ivigmeta.data import parse_table
-from ivigmeta.effects import compute_effects
+from ivigmeta.io.studies import parse_table
+from ivigmeta.core.effects import compute_effects
 from ivigmeta.errors import ModelError
-from ivigmeta.failsafe import fail_safe_n
-from ivigmeta.pooling import fit
+from ivigmeta.methods.failsafe import fail_safe_n
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import NotApplicable
-from ivigmeta.trimfill import trim_and_fill
+from ivigmeta.methods.trimfill import trim_and_fill
 
 # ---------------------------------------------------------------------------------------------
 # Begg and Mazumdar (metafor's ranktest)

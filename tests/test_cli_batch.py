@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ivigmeta import batch as core
+from ivigmeta.batching import run as core
 
 HEADER = "review,analysis,study,treat_events,treat_total,control_events,control_total"
 ROWS = [

@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from ivigmeta.data import load_table
-from ivigmeta.effects import compute_effects
-from ivigmeta.pooling import fit
+from ivigmeta.io.studies import load_table
+from ivigmeta.core.effects import compute_effects
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import FitOptions
 
 TAU2 = ["DL", "REML", "ML", "PM", "HE", "SJ"]

@@ -59,7 +59,7 @@ def test_help_imports_no_numeric_stack(tmp_path, args):
 
 def test_pool_with_defaults_imports_no_pandas_scipy_stats_or_matplotlib(tmp_path):
     modules = imported(tmp_path, "pool", "studies.csv")
-    assert "ivigmeta.pooling" in modules  # the command really ran
+    assert "ivigmeta.core.pooling" in modules  # the command really ran
     for package in ("pandas", "scipy.stats", "matplotlib"):
         assert not loaded(modules, package), package
 
@@ -80,7 +80,7 @@ def test_batch_with_defaults_imports_no_pandas_or_scipy(tmp_path, fmt):
         "A,3,10,1,12\nA,5,20,4,19\nB,2,15,6,14\nB,7,30,9,31\nB,1,8,2,9\n"
     )
     modules = imported(tmp_path, "batch", str(table), "-g", "meta", "-f", fmt)
-    assert "ivigmeta.batch" in modules
+    assert "ivigmeta.batching.run" in modules
     for package in ("pandas", "scipy", "matplotlib"):
         assert not loaded(modules, package), package
 

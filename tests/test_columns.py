@@ -1,11 +1,11 @@
-"""Column conventions (ivigmeta.columns): recognised names, labels, years and --columns."""
+"""Column conventions (ivigmeta.io.columns): recognised names, labels, years and --columns."""
 
 from __future__ import annotations
 
 import pytest
 
-from ivigmeta.columns import parse_columns_option
-from ivigmeta.data import parse_table
+from ivigmeta.io.columns import parse_columns_option
+from ivigmeta.io.studies import parse_table
 from ivigmeta.errors import DataError
 
 COUNTS = [(5, 10, 3, 10), (4, 12, 2, 11)]

@@ -14,9 +14,9 @@ import pytest
 from metafor_ref import block, effects, record_id
 from tolerances import ITERATIVE, METAFOR_STOP_REL, close
 
-from ivigmeta.confint import qprofile_ci
-from ivigmeta.distributions import chi2_cdf, chi2_ppf, chi2_sf
-from ivigmeta.pooling import fit
+from ivigmeta.core.confint import qprofile_ci
+from ivigmeta.core.distributions import chi2_cdf, chi2_ppf, chi2_sf
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import FitOptions
 
 CONFINT = block("confint")

@@ -6,11 +6,11 @@ import pytest
 from sensitivity_ref import block, fitted, parity_records, record_id, rel_tol
 from tolerances import BOUNDARY_I2_ABS, CUMUL_STOPPED_SHORT_REL, P_VALUE, close
 
-from ivigmeta.data import parse_table
-from ivigmeta.effects import compute_effects
+from ivigmeta.io.studies import parse_table
+from ivigmeta.core.effects import compute_effects
 from ivigmeta.errors import DataError
-from ivigmeta.pooling import fit
-from ivigmeta.sensitivity import cumulative, cumulative_order
+from ivigmeta.core.pooling import fit
+from ivigmeta.methods.sensitivity import cumulative, cumulative_order
 
 RECORDS = parity_records("cumul")
 
@@ -103,7 +103,7 @@ def test_column_without_values_is_an_error():
 
 def test_a_step_that_fails_is_reported_not_fatal(paper_fit, monkeypatch):
     """As metafor's cumul() (NA for a failed step): the other steps are still computed."""
-    from ivigmeta import sensitivity
+    from ivigmeta.methods import sensitivity
     from ivigmeta.errors import ModelError
 
     real_fit = sensitivity.fit

@@ -12,7 +12,7 @@ import pytest
 dd = pytest.importorskip("dask.dataframe")
 dask = pytest.importorskip("dask")
 
-from ivigmeta.batch import BatchOptions, batch_pool, empty_result  # noqa: E402
+from ivigmeta.batching.run import BatchOptions, batch_pool, empty_result  # noqa: E402
 
 
 def synthetic(n_groups: int = 60, seed: int = 8) -> pd.DataFrame:

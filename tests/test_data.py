@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ivigmeta.data import load_table, parse_table
+from ivigmeta.io.studies import load_table, parse_table
 from ivigmeta.errors import DataError
 
 H = "study,year,treat_events,treat_total,control_events,control_total\n"

@@ -1,4 +1,4 @@
-"""Rows that report only an effect, mixed tables, and the double-zero rule (ivigmeta.effects)."""
+"""Rows that report only an effect, mixed tables, and the double-zero rule (ivigmeta.core.effects)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from ivigmeta.data import load_table, parse_table
-from ivigmeta.distributions import z_crit
-from ivigmeta.effects import compute_effects, study_estimate
+from ivigmeta.io.studies import load_table, parse_table
+from ivigmeta.core.distributions import z_crit
+from ivigmeta.core.effects import compute_effects, study_estimate
 from ivigmeta.errors import DataError
-from ivigmeta.pooling import fit
+from ivigmeta.core.pooling import fit
 
 Z = z_crit(0.95)
 

@@ -1,4 +1,4 @@
-"""The alternative conventions tried on numbers that differ (ivigmeta/explain.py)."""
+"""The alternative conventions tried on numbers that differ (ivigmeta/audit/explain.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, STUDIES
 from ivigmeta.errors import ModelError
-from ivigmeta.explain import (
+from ivigmeta.audit.explain import (
     Alternative,
     _random_to_common,
     _try,
@@ -43,7 +43,7 @@ def test_meta_rr_rule_changes_only_the_corrected_study(paper_fit):
 
 
 def test_meta_rr_rule_applies_to_risk_ratios_with_a_correction_only(paper_fit):
-    from ivigmeta.effects import compute_effects
+    from ivigmeta.core.effects import compute_effects
 
     studies = paper_fit.effects.studies
     with pytest.raises(ModelError, match="risk ratio only"):
@@ -55,8 +55,8 @@ def test_meta_rr_rule_applies_to_risk_ratios_with_a_correction_only(paper_fit):
 @pytest.mark.parametrize("measure", ["RR", "OR", "RD"])
 def test_exact_mantel_haenszel_matches_metafor_rma_mh(measure):
     """metafor 3.8-1 rma.mh(measure = ...) on the paper's counts (tests/reference/metafor.json)."""
-    from ivigmeta.data import load_table
-    from ivigmeta.effects import compute_effects
+    from ivigmeta.io.studies import load_table
+    from ivigmeta.core.effects import compute_effects
 
     es = compute_effects(load_table(str(STUDIES)).studies, measure=measure)
     ref = _rma_mh(measure)
@@ -95,7 +95,7 @@ def test_q_mh_fit_uses_dl_on_its_own_q(paper_fit):
 
 
 def test_refit_all_reaches_subgroup_levels_and_keeps_the_between_test(paper_fit):
-    from ivigmeta.subgroup import subgroup_analysis
+    from ivigmeta.methods.subgroup import subgroup_analysis
 
     sg = subgroup_analysis(paper_fit, ["timing"])
     alt = refit_all(sg, lambda ma: fit_q_mh(ma.effects, ma.options))
@@ -125,13 +125,13 @@ def test_every_convention_the_issue_names_is_tried():
 @pytest.fixture
 def cache():
     from ivigmeta.cli.reproduce import InProcessRunner
-    from ivigmeta.reproduce import CommandCache
+    from ivigmeta.audit.reproduce import CommandCache
 
     return CommandCache(InProcessRunner(), str(STUDIES))
 
 
 def _number(label="n", command="heterogeneity", path="i2", printed="58.9%", args=()):
-    from ivigmeta.reproduce import PublishedNumber
+    from ivigmeta.audit.reproduce import PublishedNumber
 
     return PublishedNumber(1, label, command, tuple(args), path, printed)
 

@@ -1,4 +1,4 @@
-"""ivigmeta.forking.fork_map: the pieces in order, a failed child redone here, a failure here
+"""ivigmeta.batching.forking.fork_map: the pieces in order, a failed child redone here, a failure here
 stopping the children."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from ivigmeta import forking
+from ivigmeta.batching import forking
 
 
 def test_results_come_back_in_order_from_the_children():

@@ -8,13 +8,13 @@ import pytest
 from sensitivity_ref import block, fitted, parity_records, record_id, rel_tol
 from tolerances import close
 
-from ivigmeta.data import parse_table
-from ivigmeta.effects import compute_effects
+from ivigmeta.io.studies import parse_table
+from ivigmeta.core.effects import compute_effects
 from ivigmeta.errors import ModelError
-from ivigmeta.influence import influence
-from ivigmeta.pooling import fit
+from ivigmeta.methods.influence import influence
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import FitOptions
-from ivigmeta.sensitivity import leave_one_out
+from ivigmeta.methods.sensitivity import leave_one_out
 
 # z (DL; REML from the tight block) and Knapp-Hartung (test = "knha", our --ci hk) fits.
 RECORDS = parity_records("influence") + block("influence_knha")
@@ -86,7 +86,7 @@ def test_deleted_fits_are_leave_one_out(paper_fit):
 
 
 def test_hartung_knapp_uses_the_hk_variances(studies_path):
-    from ivigmeta.data import load_table
+    from ivigmeta.io.studies import load_table
 
     es = compute_effects(load_table(str(studies_path)).studies)
     hk = fit(es, FitOptions(ci_method="hk"))
@@ -111,7 +111,7 @@ def test_single_study_is_an_error():
 
 def test_a_refit_that_fails_leaves_that_study_empty(paper_fit, monkeypatch):
     """As metafor (NA for a deleted fit that fails): the other studies are still diagnosed."""
-    import ivigmeta.influence as influence_module
+    import ivigmeta.methods.influence as influence_module
 
     real_fit = influence_module.fit
     first = paper_fit.effects.studies[0]

@@ -15,7 +15,7 @@ from metafor_ref import block, effects, record_id
 from tolerances import CLOSED_FORM, P_VALUE, close
 
 from ivigmeta.errors import ModelError
-from ivigmeta.pooling import fit
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import FitOptions
 
 MH = block("rma_mh")

@@ -16,7 +16,7 @@ from metafor_ref import block, effects, record_id
 from tolerances import CLOSED_FORM, ITERATIVE, METAFOR_STOP_REL, P_VALUE, close
 
 from ivigmeta.errors import ModelError
-from ivigmeta.metareg import build_moderators, meta_regression, metareg_analysis
+from ivigmeta.methods.metareg import build_moderators, meta_regression, metareg_analysis
 from ivigmeta.results import Exclusion
 
 IDS = ("dataset", "mods", "method", "test")

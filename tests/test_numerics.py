@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ivigmeta.effects import _effect
-from ivigmeta.heterogeneity import typical_variance
-from ivigmeta.tau2 import estimate_tau2, sum_w_minus_sum_w2_over_sum_w, trace_pp
+from ivigmeta.core.effects import _effect
+from ivigmeta.core.heterogeneity import typical_variance
+from ivigmeta.core.tau2 import estimate_tau2, sum_w_minus_sum_w2_over_sum_w, trace_pp
 
 weights = st.lists(st.floats(min_value=1e-3, max_value=1e3), min_size=2, max_size=20)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from ivigmeta.bias import egger_test
-from ivigmeta.sensitivity import leave_one_out
-from ivigmeta.subgroup import subgroup_analysis
+from ivigmeta.methods.bias import egger_test
+from ivigmeta.methods.sensitivity import leave_one_out
+from ivigmeta.methods.subgroup import subgroup_analysis
 
 
 def r2(x: float) -> str:

@@ -20,16 +20,16 @@ from conftest import ROOT
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Polygon
 
-from ivigmeta.bias import bias_analysis
-from ivigmeta.data import parse_table
-from ivigmeta.effects import compute_effects
+from ivigmeta.methods.bias import bias_analysis
+from ivigmeta.io.studies import parse_table
+from ivigmeta.core.effects import compute_effects
 from ivigmeta.errors import DataError, ModelError
 from ivigmeta.plots import FIGURES, make_figure, write_figure
 from ivigmeta.plots.common import ROW_HEIGHT, nice_ratio_ticks, save_figure
-from ivigmeta.pooling import fit
-from ivigmeta.rob import load_rob
-from ivigmeta.sensitivity import leave_one_out
-from ivigmeta.subgroup import subgroup_analysis
+from ivigmeta.core.pooling import fit
+from ivigmeta.methods.rob import load_rob
+from ivigmeta.methods.sensitivity import leave_one_out
+from ivigmeta.methods.subgroup import subgroup_analysis
 
 ROB_EXAMPLE = ROOT / "docs" / "examples" / "rob_example.csv"
 SMALL_DPI = 40
@@ -71,7 +71,7 @@ def influence_stand_in(ma, loo):
 
 @pytest.fixture(scope="module")
 def results(paper_fit):
-    from ivigmeta.influence import influence
+    from ivigmeta.methods.influence import influence
 
     loo = leave_one_out(paper_fit)
     diagnostics = influence(paper_fit)
@@ -211,7 +211,7 @@ def test_forest_clipped_ci_gets_an_arrow():
 
 
 def test_forest_risk_difference_is_linear_around_zero(paper_fit):
-    from ivigmeta.data import load_table
+    from ivigmeta.io.studies import load_table
 
     ma = fit(compute_effects(load_table(str(ROOT / "studies.csv")).studies, measure="RD"))
     fig = make_figure("forest", ma)
@@ -531,7 +531,7 @@ def test_single_study_is_drawn_without_a_diamond():
 
 
 def test_rob_legend_clear_of_summary_with_one_study():
-    from ivigmeta.rob import parse_rob
+    from ivigmeta.methods.rob import parse_rob
 
     rob = parse_rob("study,D1,D2,D3,D4,D5,D6,D7\nSolo,low,low,moderate,low,no information,low,low\n", "r.csv")
     fig = make_figure("rob", rob)

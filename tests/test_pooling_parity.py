@@ -31,7 +31,7 @@ from tolerances import (
     close,
 )
 
-from ivigmeta.pooling import fit
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import FitOptions
 
 RMA = block("rma")

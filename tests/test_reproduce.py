@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from conftest import ROOT
-from ivigmeta.reproduce import (
+from ivigmeta.audit.reproduce import (
     PathError,
     PublishedError,
     compare,
@@ -409,7 +409,7 @@ def test_help_and_pool_do_not_import_the_heavy_modules():
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         "        cli.main(args=args, standalone_mode=False)\n"
         "heavy = ('jinja2', 'tomllib', 'tomli', 'pandas', 'scipy.stats', 'matplotlib',\n"
-        "         'ivigmeta.reproduce', 'ivigmeta.explain', 'ivigmeta.report')\n"
+        "         'ivigmeta.audit.reproduce', 'ivigmeta.audit.explain', 'ivigmeta.audit.report')\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "studies.csv")],

@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT
 
 from ivigmeta.errors import DataError
-from ivigmeta.rob import DOMAINS, LEVELS, overall_judgement, parse_level, parse_rob
+from ivigmeta.methods.rob import DOMAINS, LEVELS, overall_judgement, parse_level, parse_rob
 
 EXAMPLE = ROOT / "docs" / "examples" / "rob_example.csv"
 HEADER = "study,confounding,selection,classification,deviations,missing_data,measurement,reported_result"
@@ -151,7 +151,7 @@ def test_bad_tables(text, fragments):
 
 
 def test_example_file():
-    from ivigmeta.rob import load_rob
+    from ivigmeta.methods.rob import load_rob
 
     rob = load_rob(str(EXAMPLE))
     assert len(rob.studies) == 8 and rob.weighted
@@ -203,7 +203,7 @@ def test_rob_command_stdin_and_errors(run, tmp_path):
 
 def test_weights_from_the_meta_analysis(paper_fit):
     """--weights: each study weighted by its random-effects weight in the fit of the study table."""
-    from ivigmeta.rob import weight_by_fit
+    from ivigmeta.methods.rob import weight_by_fit
 
     rob = parse_rob(
         "study,year,D1,D2,D3,D4,D5,D6,D7\n"

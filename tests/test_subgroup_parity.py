@@ -12,9 +12,9 @@ import pytest
 from metafor_ref import block, effects, record_id
 from tolerances import CLOSED_FORM, METAFOR_STOP_REL, P_VALUE, close
 
-from ivigmeta.pooling import fit
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import FitOptions
-from ivigmeta.subgroup import subgroup_by
+from ivigmeta.methods.subgroup import subgroup_by
 
 SEPARATE = block("subgroup_separate")
 

@@ -11,11 +11,11 @@ import math
 import pytest
 from tolerances import CLOSED_FORM, close
 
-import ivigmeta.tau2 as tau2_module
+import ivigmeta.core.tau2 as tau2_module
 from ivigmeta.errors import ModelError
-from ivigmeta.pooling import fit, random_effects
+from ivigmeta.core.pooling import fit, random_effects
 from ivigmeta.results import EffectSizes, FitOptions
-from ivigmeta.tau2 import TAU2_METHODS, estimate_tau2
+from ivigmeta.core.tau2 import TAU2_METHODS, estimate_tau2
 
 Y = [0.10, 0.62, -0.25, 0.41, 0.90, 0.05]
 V = [0.04] * 6  # all sampling variances equal
@@ -77,7 +77,7 @@ def test_non_convergence_is_reported(monkeypatch):
 
 def test_iterative_estimators_converge_tightly():
     """REML and ML satisfy their score equations; PM its moment equation, to ~1e-12."""
-    from ivigmeta.tau2 import make_design
+    from ivigmeta.core.tau2 import make_design
 
     y = [0.1, 0.9, -0.4, 0.5, 1.2]
     v = [0.01, 0.2, 0.05, 0.3, 0.08]
@@ -109,7 +109,7 @@ def test_k2_with_hartung_knapp_uses_one_df():
 
 def test_fit_options_travel_to_refits():
     """leave-one-out and subgroups refit with the same estimator and interval method."""
-    from ivigmeta.sensitivity import leave_one_out
+    from ivigmeta.methods.sensitivity import leave_one_out
 
     es = EffectSizes("RR", (), tuple(Y), tuple(V), (0.0,) * 6)
     ma = fit(es, FitOptions(tau2_method="PM", ci_method="hk"))
@@ -124,9 +124,9 @@ def test_fit_options_travel_to_refits():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from ivigmeta.confint import qprofile_ci  # noqa: E402
-from ivigmeta.distributions import chi2_ppf  # noqa: E402
-from ivigmeta.tau2 import _ll, make_design  # noqa: E402
+from ivigmeta.core.confint import qprofile_ci  # noqa: E402
+from ivigmeta.core.distributions import chi2_ppf  # noqa: E402
+from ivigmeta.core.tau2 import _ll, make_design  # noqa: E402
 
 _studies = st.lists(
     st.tuples(st.floats(-3, 3), st.floats(1e-3, 2.0)), min_size=2, max_size=25

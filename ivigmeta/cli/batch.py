@@ -125,7 +125,7 @@ def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_m
     # loaded, and those threads spin for a while: on 2 cores that took 0.13 s of CPU from the
     # 0.35 s command, competing with the output formatting. A user's own setting is kept.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from ivigmeta import batch as core
+    from ivigmeta.batching import run as core
     from ivigmeta.render.progress import Progress
 
     options = core.BatchOptions(
@@ -202,7 +202,7 @@ class _BatchRun:
 
     def _write(self, results, out: str, header: bool, processes: int | None, hashes: bool):
         """Write a stream of BatchResults to ``out``: the counts, and the groups' key hashes."""
-        from ivigmeta import batch as core
+        from ivigmeta.batching import run as core
         from ivigmeta.render.batch import BatchWriter
 
         counts = dict.fromkeys(self.stats, 0)
@@ -226,7 +226,7 @@ class _BatchRun:
         return counts, keys
 
     def _run_whole(self, order: str, progress) -> None:
-        from ivigmeta import batch as core
+        from ivigmeta.batching import run as core
 
         reader = core.ChunkReader(
             self.path, self.groups, self.chunk_rows, progress.update, name=self.source
@@ -243,8 +243,8 @@ class _BatchRun:
 
     def _spans(self, order: str) -> list:
         """Spans of whole groups for separate processes, or [] to read the file whole."""
-        from ivigmeta import batch as core
-        from ivigmeta.forking import MAX_PROCESSES, processes_for
+        from ivigmeta.batching import run as core
+        from ivigmeta.batching.forking import MAX_PROCESSES, processes_for
 
         if order != "grouped" or self.fmt == "parquet" or self.path == "-" or self.jobs == 1:
             return []
@@ -259,8 +259,8 @@ class _BatchRun:
     def _run_spans(self, spans: list, order: str, progress) -> None:
         import numpy as np
 
-        from ivigmeta import batch as core
-        from ivigmeta.forking import fork_map
+        from ivigmeta.batching import run as core
+        from ivigmeta.batching.forking import fork_map
 
         size = spans[-1].end
         # --chunk-rows bounds all processes together (below 1 it is the reader's error, as ever)

@@ -19,8 +19,8 @@ from ivigmeta.cli.common import (
     save_plot,
     write_output,
 )
-from ivigmeta.data import load_table
-from ivigmeta.effects import compute_effects
+from ivigmeta.io.studies import load_table
+from ivigmeta.core.effects import compute_effects
 from ivigmeta.errors import DataError
 from ivigmeta.results import FitOptions, MetaAnalysis
 
@@ -44,7 +44,7 @@ def load_effects(file: str, measure: str, cc: float, cc_policy: str):
 def load_and_fit(file: str, measure: str, cc: float, cc_policy: str, tau2_method: str,
                  ci_method: str, common_method: str, level: float):
     """Read the table and fit the models with the command-line options; returns (table, fit)."""
-    from ivigmeta.pooling import fit
+    from ivigmeta.core.pooling import fit
 
     table, es = load_effects(file, measure, cc, cc_policy)
     options = FitOptions(
@@ -121,7 +121,7 @@ def loo(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, c
 
     With --plot, also draw the leave-one-out plot (Fig. 1B).
     """
-    from ivigmeta.sensitivity import leave_one_out
+    from ivigmeta.methods.sensitivity import leave_one_out
 
     check_plot_target(plot)
     _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
@@ -161,7 +161,7 @@ def subgroup(file, columns, between, fmt, ascii_only, measure, cc, cc_policy, ta
     With --plot, also draw a forest plot with one block per subgroup; with several --by, one
     file per column, named PATH with _COL before the extension.
     """
-    from ivigmeta.subgroup import subgroup_analysis
+    from ivigmeta.methods.subgroup import subgroup_analysis
 
     targets = _per_column_paths(plot, columns)
     for target in targets.values():
@@ -255,7 +255,7 @@ def bias(file, tests, side, estimator, failsafe_method, target, alpha, fmt, asci
     With --plot, also draw the funnel plot (Fig. S3), with the studies trim-and-fill imputes
     drawn hollow.
     """
-    from ivigmeta.bias import bias_analysis
+    from ivigmeta.methods.bias import bias_analysis
 
     check_plot_target(plot)
     _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)

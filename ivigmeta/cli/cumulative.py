@@ -37,7 +37,7 @@ def cumulative(
     level,
 ):
     """Cumulative meta-analysis: the random-effects fit as each study is added in turn."""
-    from ivigmeta.sensitivity import cumulative as cumulative_analysis
+    from ivigmeta.methods.sensitivity import cumulative as cumulative_analysis
 
     table, ma = load_and_fit(
         file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level

@@ -36,7 +36,7 @@ def influence(
 
     With --plot, also draw the Baujat plot (or, with --figure diagnostics, the diagnostics).
     """
-    from ivigmeta.influence import influence as influence_analysis
+    from ivigmeta.methods.influence import influence as influence_analysis
 
     check_plot_target(plot)
     _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)

@@ -57,7 +57,7 @@ def metareg(file, mods, refs, categorical, measure, cc, cc_policy, tau2_method, 
     """Mixed-effects meta-regression: coefficients, QM (F under --ci hk), QE, tau², I², R²."""
     from ivigmeta.cli.commands import load_effects
     from ivigmeta.errors import ModelError
-    from ivigmeta.metareg import metareg_analysis, resolve_refs
+    from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
     from ivigmeta.render import render
 
     table, es = load_effects(file, measure, cc, cc_policy)

@@ -94,7 +94,7 @@ def report(file, out_dir, published, columns, no_figures, **options: Any):
     """
     from ivigmeta.cli.reproduce import InProcessRunner
     from ivigmeta.render.report import write_report
-    from ivigmeta.report import build_report
+    from ivigmeta.audit.report import build_report
 
     if file == "-":
         raise DataError("report runs several commands on the data: give a file, not '-' (stdin)")

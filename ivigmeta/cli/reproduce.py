@@ -2,7 +2,7 @@
 
 The commands are run in-process (``cli.main(..., standalone_mode=False)`` with stdout captured),
 each distinct command + options once; the comparison and the verdicts are in
-:mod:`ivigmeta.reproduce`, the alternatives in :mod:`ivigmeta.explain`.
+:mod:`ivigmeta.audit.reproduce`, the alternatives in :mod:`ivigmeta.audit.explain`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class InProcessRunner:
 
     def _invoke(self, command: str, args: Sequence[str], fmt: str) -> str:
         """``ivigmeta COMMAND ARGS --format FMT`` in this process; its stdout."""
-        from ivigmeta.reproduce import RunError
+        from ivigmeta.audit.reproduce import RunError
 
         if command not in self.commands:
             raise RunError(f"unknown command '{command}'")
@@ -59,7 +59,7 @@ class InProcessRunner:
 
     def run(self, command: str, args: Sequence[str]) -> Any:
         """The command's ``--format json`` output, parsed."""
-        from ivigmeta.reproduce import RunError
+        from ivigmeta.audit.reproduce import RunError
 
         text = self._invoke(command, args, "json")
         try:
@@ -81,7 +81,7 @@ class InProcessRunner:
 
     def _context(self, command: str, args: Sequence[str]) -> click.Context:
         """The command's context with ``args`` parsed (option callbacks run), not invoked."""
-        from ivigmeta.reproduce import RunError
+        from ivigmeta.audit.reproduce import RunError
 
         cmd = self.cli.commands.get(command)
         if cmd is None:
@@ -102,7 +102,7 @@ class InProcessRunner:
         import inspect
 
         from ivigmeta.cli.commands import load_and_fit
-        from ivigmeta.reproduce import RunError
+        from ivigmeta.audit.reproduce import RunError
 
         ctx = self._context(command, args)
         wanted = inspect.signature(load_and_fit).parameters
@@ -124,7 +124,7 @@ class InProcessRunner:
 
 def run_reproduce(published_path: str, data: str | None, explain: bool = True):
     """Load, validate and check a published-numbers file; returns the ReproduceResult."""
-    from ivigmeta.reproduce import load_published, reproduce, resolve_data
+    from ivigmeta.audit.reproduce import load_published, reproduce, resolve_data
 
     runner = InProcessRunner()
     published = load_published(published_path, runner.commands)

@@ -42,14 +42,14 @@ def rob(robfile, weights_file, fmt, ascii_only, plot):
     the summary bar chart.
     """
     from ivigmeta.render import render
-    from ivigmeta.rob import load_rob, weight_by_fit
+    from ivigmeta.methods.rob import load_rob, weight_by_fit
 
     check_plot_target(plot)
     result = load_rob(robfile)
     if weights_file is not None:
-        from ivigmeta.data import load_table
-        from ivigmeta.effects import compute_effects
-        from ivigmeta.pooling import fit
+        from ivigmeta.io.studies import load_table
+        from ivigmeta.core.effects import compute_effects
+        from ivigmeta.core.pooling import fit
 
         table = load_table(weights_file)
         if result.weighted:

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from ivigmeta.distributions import z_crit
+from ivigmeta.core.distributions import z_crit
 from ivigmeta.plots import common as c
 from ivigmeta.render import formatting as f
 from ivigmeta.results import BiasAnalysis, EggerTest

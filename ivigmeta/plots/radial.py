@@ -12,7 +12,7 @@ import math
 
 from matplotlib.lines import Line2D
 
-from ivigmeta.distributions import z_crit
+from ivigmeta.core.distributions import z_crit
 from ivigmeta.errors import ModelError
 from ivigmeta.plots import common as c
 from ivigmeta.render import formatting as f

@@ -3,7 +3,7 @@ every study's judgement per ROBINS-I domain and overall, and a summary bar chart
 studies (weighted when the table has weights) at each level per domain.
 
 Drawn from a :class:`~ivigmeta.results.RobAssessment`; the overall judgements and the summary
-percentages come from the core (:mod:`ivigmeta.rob`), not from here.
+percentages come from the core (:mod:`ivigmeta.methods.rob`), not from here.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class BatchWriter:
         self._parquet = None
 
     def write(self, result: Any) -> None:
-        """Write a :class:`ivigmeta.batch.BatchResult`."""
+        """Write a :class:`ivigmeta.batching.run.BatchResult`."""
         if self.fmt == "parquet":
             self._write_parquet(result)
         elif self.fmt == "csv":
@@ -95,7 +95,7 @@ PARALLEL_MIN_ROWS = 2000
 def _workers(n: int, processes: int | None = None) -> int:
     """Processes to format n result rows with: ``processes`` (None: one per usable core), at
     most one per PARALLEL_MIN_ROWS rows; 1 where forking is not possible."""
-    from ivigmeta.forking import processes_for
+    from ivigmeta.batching.forking import processes_for
 
     return processes_for(n // PARALLEL_MIN_ROWS, processes)
 
@@ -105,12 +105,12 @@ def _in_parallel(n: int, text: Callable[[int, int], str], processes: int | None 
 
     Formatting floats at full precision (about 0.5 us each) is the largest cost of text output;
     the slices are independent, so child processes format all but the first while this process
-    formats the first (:func:`ivigmeta.forking.fork_map`; a child that fails is redone here).
+    formats the first (:func:`ivigmeta.batching.forking.fork_map`; a child that fails is redone here).
     """
     workers = _workers(n, processes)
     if workers == 1:
         return text(0, n)
-    from ivigmeta.forking import fork_map
+    from ivigmeta.batching.forking import fork_map
 
     bounds = [n * w // workers for w in range(workers + 1)]
     return "".join(fork_map(lambda span: text(*span), list(zip(bounds[:-1], bounds[1:]))))

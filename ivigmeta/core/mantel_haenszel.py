@@ -29,8 +29,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ivigmeta.data import Study
-from ivigmeta.distributions import chi2_sf
+from ivigmeta.io.studies import Study
+from ivigmeta.core.distributions import chi2_sf
 from ivigmeta.errors import ModelError
 from ivigmeta.results import CommonFit, EffectSizes
 
@@ -61,7 +61,7 @@ def _q_summary(q: float, k_yi: int, enough: bool = True) -> tuple[float, int, fl
 
 
 def _fit(es: EffectSizes, method: str, theta: float, se: float, weights, q_parts, level: float) -> CommonFit:
-    from ivigmeta.pooling import wald_common
+    from ivigmeta.core.pooling import wald_common
 
     q, df, qp, i2, h2 = q_parts
     return wald_common(
@@ -72,7 +72,7 @@ def _fit(es: EffectSizes, method: str, theta: float, se: float, weights, q_parts
 
 def _per_study_yi_vi(es: EffectSizes) -> tuple[list[float], list[float]]:
     """escalc values with the analysis's continuity correction, double-zero studies dropped."""
-    from ivigmeta.effects import _effect
+    from ivigmeta.core.effects import _effect
 
     yi, vi = [], []
     for s in es.studies:

@@ -2,7 +2,7 @@
 
 A study table is a CSV file (comma, semicolon or tab separated), an ``.xlsx`` workbook, or ``-``
 for standard input, with one row per study. Its count columns follow one of the conventions in
-:mod:`ivigmeta.columns` (ivigmeta's own ``treat_events, treat_total, control_events,
+:mod:`ivigmeta.io.columns` (ivigmeta's own ``treat_events, treat_total, control_events,
 control_total``, metafor's, meta's, RevMan's); a row may instead give an effect (``estimate,
 ci_low, ci_high``; ``theta, se``; ``yi, vi``). Every column is also kept as a text field
 (subgroup labels, descriptive columns). Rows are numbered as a spreadsheet numbers them: the
@@ -21,9 +21,9 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ivigmeta.columns import COUNT_ROLES, EFFECT_SETS, ColumnMap, parse_columns_option, resolve
+from ivigmeta.io.columns import COUNT_ROLES, EFFECT_SETS, ColumnMap, parse_columns_option, resolve
 from ivigmeta.errors import DataError
-from ivigmeta.readers import STDIN_NAME, RawTable, decode, read_bytes, read_raw, split_text
+from ivigmeta.io.readers import STDIN_NAME, RawTable, decode, read_bytes, read_raw, split_text
 
 COUNT_COLUMNS = COUNT_ROLES
 LABEL_COLUMN = "study"

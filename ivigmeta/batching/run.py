@@ -4,13 +4,13 @@ The input is a long table, one row per study, with one or more *group* columns n
 meta-analysis each study belongs to. :func:`batch_pool` is a pure function from a pandas DataFrame
 (any subset of whole groups) to a results DataFrame with one row per group and the columns
 :data:`OUTPUT_COLUMNS`; :func:`stream_batch` drives it over a table read in chunks with bounded
-memory. The numbers are the ones :func:`ivigmeta.pooling.fit` gives for each group on its own
+memory. The numbers are the ones :func:`ivigmeta.core.pooling.fit` gives for each group on its own
 (tests/test_batch.py checks it, and checks both against metafor), computed with grouped reductions
 (``np.add.reduceat`` over rows sorted by group) instead of a Python loop per meta-analysis.
 
 Formulas (k studies in a group, w = 1 / v, intercept-only model; the scalar modules cite sources):
 
-* effects as :mod:`ivigmeta.effects` (escalc), Q / I² as :mod:`ivigmeta.heterogeneity`;
+* effects as :mod:`ivigmeta.core.effects` (escalc), Q / I² as :mod:`ivigmeta.core.heterogeneity`;
 * tau²: DL (DerSimonian & Laird 1986); HE (Hedges 1983), (RSS - (k - 1)/k sum v) / (k - 1) with
   RSS = sum (y - mean y)²; SJ (Sidik & Jonkman 2005, metafor's single step from
   tau0² = sum (y - mean y)² / k): tau0² sum w0 (y - theta0)² / (k - 1), w0 = 1 / (v + tau0²);
@@ -21,8 +21,8 @@ Formulas (k studies in a group, w = 1 / v, intercept-only model; the scalar modu
   tr P² = sum w² - 2 sum w³ / sum w + (sum w²)² / (sum w)²; PM (Paule & Mandel 1982), the root of
   sum w (y - theta)² = k - 1 by safeguarded Newton steps (d/dtau² = -sum w² r²), 0 when Q < k - 1.
   Every iterative estimator iterates all groups at once, each until its own relative change is
-  below 1e-12 (as ivigmeta.tau2), at most 1000 iterations.
-* random effects, Hartung-Knapp (t on k - 1 df) and prediction interval as :mod:`ivigmeta.pooling`;
+  below 1e-12 (as ivigmeta.core.tau2), at most 1000 iterations.
+* random effects, Hartung-Knapp (t on k - 1 df) and prediction interval as :mod:`ivigmeta.core.pooling`;
 * Mantel-Haenszel (raw counts, no correction; Robins-Breslow-Greenland variance for OR, Greenland &
   Robins 1985 for RR, Sato-Greenland-Robins 1989 for RD, as metafor's ``rma.mh``) and Peto's
   one-step odds ratio (Yusuf et al. 1985; sum (O - E) / sum V with hypergeometric V).
@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ivigmeta.data import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
-from ivigmeta.distributions import z_crit
-from ivigmeta.batch_input import (  # noqa: F401 - ChunkReader and the constants are re-exported
+from ivigmeta.io.studies import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
+from ivigmeta.core.distributions import z_crit
+from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants are re-exported
     DEFAULT_CHUNK_ROWS,
     ERROR_COLUMN,
     ROW_COLUMN,
@@ -95,7 +95,7 @@ BATCH_CI_METHODS = ("z", "hk")
 BATCH_COMMON_METHODS = ("IV", "MH", "PETO")
 
 
-# Convergence as the scalar estimators (ivigmeta.tau2): relative change below REL_TOL (tighter
+# Convergence as the scalar estimators (ivigmeta.core.tau2): relative change below REL_TOL (tighter
 # than the 1e-10 the issue asks), an absolute floor for tau² heading to 0, at most MAXITER steps
 # (a fit whose last relative change was below CONVERGED_TOL still counts as converged).
 REL_TOL = 1e-12
@@ -123,7 +123,7 @@ class BatchOptions:
 
     def checked(self) -> "BatchOptions":
         """Normalized options; unknown names are a ModelError/DataError naming the choices."""
-        from ivigmeta.effects import CC_POLICIES, normalize_measure
+        from ivigmeta.core.effects import CC_POLICIES, normalize_measure
 
         measure = normalize_measure(self.measure)
         if self.cc_policy not in CC_POLICIES:
@@ -267,7 +267,7 @@ class _Groups:
 
 
 def _effects(a, n1, c, n2, measure, cc, cc_policy, keep_double_zero=True):
-    """yi, vi and a usable-row mask, as :func:`ivigmeta.effects.compute_effects` row by row.
+    """yi, vi and a usable-row mask, as :func:`ivigmeta.core.effects.compute_effects` row by row.
 
     Without ``keep_double_zero`` a ratio analysis leaves out studies with no events in either arm
     (and, for OR, events in every participant of both arms).
@@ -377,7 +377,7 @@ def _loglik(y, v, g, k, tau2, reml):
 def _tau2_fisher(y, v, g, k, reml):
     """ML / REML by Fisher scoring, all groups at once, each until its own convergence.
 
-    As the scalar estimator (ivigmeta.tau2): start at max(0, HE); a step that would make tau²
+    As the scalar estimator (ivigmeta.core.tau2): start at max(0, HE); a step that would make tau²
     negative ends at tau² = 0 when the score at 0 is not positive (a boundary optimum), and is
     halved otherwise; stop when |change| <= REL_TOL tau² (or <= ABS_TOL); then metafor's
     ll0check. Converged groups leave the working arrays.
@@ -439,7 +439,7 @@ def _tau2_fisher(y, v, g, k, reml):
 def _global_maximum(y, v, g, k, reml, sel):
     """Per selected group, the tau² maximizing the (restricted) likelihood over 16 decades.
 
-    As ivigmeta.tau2._global_maximum: the score on the grid upper 10^(-j/6), j = 96..0, with
+    As ivigmeta.core.tau2._global_maximum: the score on the grid upper 10^(-j/6), j = 96..0, with
     upper = 10 max(1, mad(y)², max v); every change of sign from positive to non-positive between
     neighbours (starting from tau² = 0) is a local maximum, refined by bisection to double
     precision; the first candidate (0, then in increasing tau²) with the largest likelihood
@@ -959,8 +959,8 @@ def pool_rows(
 
 def _no_usable_message(rows: Rows, codes: np.ndarray, gcode: int, opts: BatchOptions) -> str:
     """pool's ModelError for a group whose every study is excluded (rare: built per group)."""
-    from ivigmeta.data import Study
-    from ivigmeta.effects import compute_effects
+    from ivigmeta.io.studies import Study
+    from ivigmeta.core.effects import compute_effects
 
     studies = []
     for pos in np.flatnonzero(codes == gcode).tolist():

@@ -13,7 +13,7 @@ limit is reported as that limit with the sign ">" (bcg, k = 2: [0, >100]). The b
 on the tau² estimator; I² and H² bounds are transformed with the typical within-study variance
 s² = (k - p) / tr P0: I² = 100 tau² / (tau² + s²), H² = 1 + tau² / s².
 
-Pure Python without moderators (chi-square quantiles from :mod:`ivigmeta.distributions`), so the
+Pure Python without moderators (chi-square quantiles from :mod:`ivigmeta.core.distributions`), so the
 default ``pool`` output can carry the intervals without importing numpy or scipy.
 """
 
@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from ivigmeta.distributions import chi2_ppf
+from ivigmeta.core.distributions import chi2_ppf
 from ivigmeta.errors import ModelError
 from ivigmeta.results import HeterogeneityCI
-from ivigmeta.tau2 import make_design, solve_decreasing
+from ivigmeta.core.tau2 import make_design, solve_decreasing
 
 
 def qprofile_ci(

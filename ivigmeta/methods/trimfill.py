@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from ivigmeta.data import Study
+from ivigmeta.io.studies import Study
 from ivigmeta.errors import ModelError
-from ivigmeta.pooling import fit
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import EffectSizes, MetaAnalysis, NotApplicable, TrimFill
 
 ESTIMATORS = ("L0", "R0")
@@ -37,7 +37,7 @@ def choose_side(ma: MetaAnalysis) -> str:
     """metafor's rule: regress y on sqrt(v) with the fit's tau² estimator; slope < 0 -> right."""
     import numpy as np
 
-    from ivigmeta.metareg import meta_regression
+    from ivigmeta.methods.metareg import meta_regression
 
     es = ma.effects
     if es.k < 3:

@@ -1,6 +1,6 @@
 """Assemble the whole analysis as one document: what ``ivigmeta report`` writes.
 
-The report runs the analysis commands in-process (through the :class:`~ivigmeta.reproduce.Runner`
+The report runs the analysis commands in-process (through the :class:`~ivigmeta.audit.reproduce.Runner`
 the CLI provides) with the options the user gave, so every table is exactly what that command
 prints; a section is included when its command exists in this version (influence and
 cumulative analyses, figures through ``--plot``), and listed as not available otherwise. This
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ivigmeta import __version__
-from ivigmeta.data import StudyTable, load_table
+from ivigmeta.io.studies import StudyTable, load_table
 
 DEPENDENCIES = ("click", "numpy", "scipy", "pandas", "rich", "Jinja2", "matplotlib", "tomli")
 
@@ -340,10 +340,10 @@ def build_report(
     """Run every section's command on ``file`` with ``option_args`` and collect the report.
 
     ``runner.markdown(command, args)`` returns a command's Markdown output (raising
-    :class:`~ivigmeta.reproduce.RunError`); ``plot_commands`` are the commands that accept
+    :class:`~ivigmeta.audit.reproduce.RunError`); ``plot_commands`` are the commands that accept
     ``--plot FILE``. Figures are written under ``out_dir/figures``.
     """
-    from ivigmeta.reproduce import RunError
+    from ivigmeta.audit.reproduce import RunError
 
     table = load_table(file, **(table_options or {}))
     columns = list(by) or label_columns(table)
@@ -416,7 +416,7 @@ def build_report(
         )
     reproduce = None
     if published:
-        from ivigmeta.reproduce import load_published, reproduce as run_reproduce
+        from ivigmeta.audit.reproduce import load_published, reproduce as run_reproduce
 
         pub = load_published(published, runner.commands)
         reproduce = run_reproduce(pub, runner, file)

@@ -5,7 +5,7 @@
   s² = (k - 1) sum w / ((sum w)² - sum w²) (Higgins & Thompson 2002, as metafor computes them);
   under DerSimonian-Laird this equals the Q-based I² = 100 max(0, (Q - df) / Q);
 * ``i2_q`` is always the Q-based value that meta and RevMan 5 print;
-* the Q-profile confidence intervals for tau², I² and H² come from :mod:`ivigmeta.confint`.
+* the Q-profile confidence intervals for tau², I² and H² come from :mod:`ivigmeta.core.confint`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from ivigmeta.distributions import chi2_sf
+from ivigmeta.core.distributions import chi2_sf
 from ivigmeta.results import Heterogeneity
-from ivigmeta.tau2 import sum_w_minus_sum_w2_over_sum_w
+from ivigmeta.core.tau2 import sum_w_minus_sum_w2_over_sum_w
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def heterogeneity(
     """All heterogeneity statistics for effect sizes ``yi``, ``vi`` and an estimated ``tau2``.
 
     With a ``level`` the Q-profile confidence intervals for tau², I² and H² are attached
-    (:mod:`ivigmeta.confint`); ``level=None`` skips them.
+    (:mod:`ivigmeta.core.confint`); ``level=None`` skips them.
     """
     k = len(yi)
     if k < 2:
@@ -95,6 +95,6 @@ def heterogeneity(
 
 
 def _ci(yi: Sequence[float], vi: Sequence[float], tau2: float, level: float):
-    from ivigmeta.confint import qprofile_ci
+    from ivigmeta.core.confint import qprofile_ci
 
     return qprofile_ci(yi, vi, tau2, level)

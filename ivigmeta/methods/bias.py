@@ -18,7 +18,7 @@
   sqrt(V); the intercept, t on k - 2 df, tests asymmetry (meta's ``method.bias = "Harbord"``).
   Only for OR.
 
-Trim-and-fill and the fail-safe N live in :mod:`ivigmeta.trimfill` and :mod:`ivigmeta.failsafe`;
+Trim-and-fill and the fail-safe N live in :mod:`ivigmeta.methods.trimfill` and :mod:`ivigmeta.methods.failsafe`;
 :func:`bias_analysis` runs whichever tests are asked for.
 """
 
@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 
-from ivigmeta.data import Study
-from ivigmeta.distributions import norm_p_two_sided, t_p_two_sided
+from ivigmeta.io.studies import Study
+from ivigmeta.core.distributions import norm_p_two_sided, t_p_two_sided
 from ivigmeta.results import (
     BeggTest,
     BiasAnalysis,
@@ -399,8 +399,8 @@ def bias_analysis(
     unknown = [t for t in wanted if t not in TESTS]
     if unknown:
         raise ModelError(f"unknown test '{unknown[0]}' (choose from {', '.join(TESTS)})")
-    from ivigmeta.failsafe import fail_safe_n
-    from ivigmeta.trimfill import trim_and_fill
+    from ivigmeta.methods.failsafe import fail_safe_n
+    from ivigmeta.methods.trimfill import trim_and_fill
 
     es = ma.effects
     run = {

@@ -20,7 +20,7 @@ meta's ``metabin``, metan and metafor's ``rma.mh``) they are excluded from RR an
 listed with the reason; the library default ``True`` keeps them with the continuity correction, as
 metafor's ``escalc`` (``drop00 = FALSE``). RD always keeps them.
 
-Rows that report an effect instead of counts (:class:`~ivigmeta.data.GivenEffect`) enter on the
+Rows that report an effect instead of counts (:class:`~ivigmeta.io.studies.GivenEffect`) enter on the
 analysis scale: from a 95% CI on the reported scale, yi = log(estimate) and
 se = (log(ci_high) - log(ci_low)) / (2 z_0.975) for RR and OR (identity scale for RD); from
 ``theta, se``: vi = se²; from ``yi, vi`` as given. They must use the analysis' measure.
@@ -34,8 +34,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Sequence
 
-from ivigmeta.data import Study
-from ivigmeta.distributions import norm_p_two_sided, z_crit
+from ivigmeta.io.studies import Study
+from ivigmeta.core.distributions import norm_p_two_sided, z_crit
 from ivigmeta.errors import DataError
 
 if TYPE_CHECKING:  # the result classes are imported where they are built (batch needs none)

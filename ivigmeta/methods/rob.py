@@ -41,7 +41,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ivigmeta.data import read_text
+from ivigmeta.io.studies import read_text
 from ivigmeta.errors import DataError
 from ivigmeta.results import MetaAnalysis, RobAssessment, RobDomainSummary, RobStudy
 

@@ -1,7 +1,7 @@
 """Common-effect and random-effects pooling (inverse variance), intervals and prediction interval.
 
 * Common effect (inverse variance): theta = sum w y / sum w, se = 1 / sqrt(sum w), w = 1 / v.
-* Random effects: w* = 1 / (v + tau²) with tau² from :mod:`ivigmeta.tau2`.
+* Random effects: w* = 1 / (v + tau²) with tau² from :mod:`ivigmeta.core.tau2`.
 * Intervals: Wald z (default), or Hartung-Knapp-Sidik-Jonkman (``hk``: se² = sum w* (y - theta)² /
   ((k - 1) sum w*), t on k - 1 df; Hartung & Knapp 2001, Sidik & Jonkman 2002), as metafor's
   ``test = "knha"`` (no truncation of the variance factor).
@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
-from ivigmeta.distributions import norm_p_two_sided, t_crit, t_p_two_sided, z_crit
-from ivigmeta.effects import study_estimate
+from ivigmeta.core.distributions import norm_p_two_sided, t_crit, t_p_two_sided, z_crit
+from ivigmeta.core.effects import study_estimate
 from ivigmeta.errors import ModelError
-from ivigmeta.heterogeneity import heterogeneity
+from ivigmeta.core.heterogeneity import heterogeneity
 from ivigmeta.results import CommonFit, EffectSizes, FitOptions, MetaAnalysis, RandomFit
-from ivigmeta.tau2 import estimate_tau2
+from ivigmeta.core.tau2 import estimate_tau2
 
 CI_METHODS = ("z", "hk")
 _EPS = 2.220446049250313e-16
@@ -68,20 +68,20 @@ def common_iv(es: EffectSizes, level: float = 0.95) -> CommonFit:
 
 
 def _common_mh(es: EffectSizes, level: float = 0.95) -> CommonFit:
-    from ivigmeta.mantel_haenszel import common_mh
+    from ivigmeta.core.mantel_haenszel import common_mh
 
     es.require_counts("Mantel-Haenszel")
     return common_mh(es, level)
 
 
 def _common_peto(es: EffectSizes, level: float = 0.95) -> CommonFit:
-    from ivigmeta.mantel_haenszel import common_peto
+    from ivigmeta.core.mantel_haenszel import common_peto
 
     es.require_counts("Peto's method")
     return common_peto(es, level)
 
 
-#: ``--common`` choices: inverse variance, Mantel-Haenszel, Peto (ivigmeta.mantel_haenszel).
+#: ``--common`` choices: inverse variance, Mantel-Haenszel, Peto (ivigmeta.core.mantel_haenszel).
 COMMON_METHODS: dict[str, Callable[[EffectSizes, float], CommonFit]] = {
     "IV": common_iv,
     "MH": _common_mh,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from ivigmeta.distributions import norm_p_two_sided, norm_ppf, norm_sf
+from ivigmeta.core.distributions import norm_p_two_sided, norm_ppf, norm_sf
 from ivigmeta.errors import ModelError
 from ivigmeta.results import RATIO_MEASURES, FailSafeN, MetaAnalysis, NotApplicable
 

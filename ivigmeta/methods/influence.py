@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import math
 
-from ivigmeta.distributions import chi2_sf, norm_ppf
+from ivigmeta.core.distributions import chi2_sf, norm_ppf
 from ivigmeta.errors import ModelError
-from ivigmeta.heterogeneity import cochran_q
-from ivigmeta.pooling import fit
+from ivigmeta.core.heterogeneity import cochran_q
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import Influence, InfluenceRow, MetaAnalysis
 
 # metafor zeroes residuals this close to 0 (100 machine epsilons) before standardizing them.

@@ -1,9 +1,9 @@
 """Mixed-effects meta-regression (metafor's ``rma(yi, vi, mods = ...)``).
 
 Model: y = X beta + u + e, u ~ N(0, tau²), e ~ N(0, v); X has the intercept first. With
-W = diag(w) and P(w) = W - W X (X' W X)^-1 X' W (:mod:`ivigmeta.tau2`):
+W = diag(w) and P(w) = W - W X (X' W X)^-1 X' W (:mod:`ivigmeta.core.tau2`):
 
-* residual tau² by any estimator of :data:`ivigmeta.tau2.TAU2_METHODS`, given X;
+* residual tau² by any estimator of :data:`ivigmeta.core.tau2.TAU2_METHODS`, given X;
 * with W* = diag(1 / (v + tau²)): beta = (X' W* X)^-1 X' W* y, Var(beta) = (X' W* X)^-1;
 * ``ci = "z"``: Wald z tests and intervals; the omnibus QM = b' Var(b)^-1 b over the m
   non-intercept coefficients, chi-square on m df;
@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from ivigmeta.distributions import (
+from ivigmeta.core.distributions import (
     chi2_sf,
     f_sf,
     norm_p_two_sided,
@@ -89,7 +89,7 @@ def _meta_regression(
 ) -> MetaRegression:
     import numpy as np
 
-    from ivigmeta.tau2 import check_tau2_method, estimate_tau2
+    from ivigmeta.core.tau2 import check_tau2_method, estimate_tau2
 
     method = check_tau2_method(tau2_method)
     if ci_method not in ("z", "hk"):

@@ -10,7 +10,7 @@ Rows a chunk at a time:
 * a chunk with a double quote anywhere (quoted commas or line breaks) goes through the standard
   library's csv module from there on, record by record, as ``pool``'s reader does;
 * every cell that is not a plain number, and every row that fails a check, is looked at again by
-  ``pool``'s own row parser (:func:`ivigmeta.data._parse_study`), so a row is accepted or rejected,
+  ``pool``'s own row parser (:func:`ivigmeta.io.studies._parse_study`), so a row is accepted or rejected,
   with the same message, exactly as ``pool`` would.
 
 Rows are numbered as in a spreadsheet (the header is row 1); blank rows are skipped as ``pool``
@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ivigmeta.data import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
+from ivigmeta.io.studies import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
 from ivigmeta.errors import DataError
 
 ROW_COLUMN = "__row__"
@@ -47,7 +47,7 @@ OUTPUT_NAMES = frozenset(
         "q_p_value", "i2", "tau2", "n_excluded", "status", "reason",
     )
 )  # fmt: skip
-"""The batch output columns (ivigmeta.batch.RESULT_COLUMNS): a group column may not take one."""
+"""The batch output columns (ivigmeta.batching.run.RESULT_COLUMNS): a group column may not take one."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ class Rows:
     """Study rows for the batch core, as arrays of equal length n.
 
     ``keys`` maps each group column to an object array of its values; ``counts`` is (n, 4) float64
-    in :data:`ivigmeta.data.COUNT_COLUMNS` order (NaN where a cell is not a number); ``row`` the
+    in :data:`ivigmeta.io.studies.COUNT_COLUMNS` order (NaN where a cell is not a number); ``row`` the
     file row numbers; ``error`` the message ``pool`` gives for a bad row (None for good rows);
     ``label`` the study labels ("" when missing) or None when the table has no study column.
     """
@@ -148,8 +148,8 @@ def check_columns(columns: Iterable[str], groups: Sequence[str], source: str) ->
 
 def _row_error(values: dict[str, str], rownum: int, source: str) -> str | None:
     """The DataError ``pool`` raises for one row (None when pool accepts it)."""
-    from ivigmeta.columns import ColumnMap
-    from ivigmeta.data import _parse_study
+    from ivigmeta.io.columns import ColumnMap
+    from ivigmeta.io.studies import _parse_study
 
     roles = {c: c for c in COUNT_COLUMNS}
     for c in (LABEL_COLUMN, YEAR_COLUMN):
@@ -235,7 +235,7 @@ class ChunkReader:
 
     @property
     def source(self) -> str:
-        from ivigmeta.data import STDIN_NAME
+        from ivigmeta.io.studies import STDIN_NAME
 
         if self.name is not None:
             return self.name
@@ -282,7 +282,7 @@ class ChunkReader:
         import io
         from itertools import chain, islice
 
-        from ivigmeta.data import _check_header
+        from ivigmeta.io.studies import _check_header
 
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
         handle_tell = handle.tell
@@ -408,7 +408,7 @@ def split_spans(path: str, groups: Sequence[str], pieces: int) -> list[Span]:
         try:
             text = first.decode("utf-8-sig", "replace").rstrip("\r\n")
             header = [h.strip() for h in text.split(",")]
-            from ivigmeta.data import _check_header
+            from ivigmeta.io.studies import _check_header
 
             _check_header(header, path, 1)
             check_columns(header, groups, path)

@@ -663,7 +663,7 @@ def reproduce(
     for number in published.numbers:
         check, _ = check_number(number, cache)
         if explain and check.verdict in ("differs", "differs_expected"):
-            from ivigmeta.explain import explain_number
+            from ivigmeta.audit.explain import explain_number
 
             explanation = explain_number(number, check, cache)
             check = replace(check, explanation=explanation.text, alternatives=explanation.alternatives)

@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ivigmeta.distributions import chi2_sf
+from ivigmeta.core.distributions import chi2_sf
 from ivigmeta.errors import ModelError
-from ivigmeta.metareg import SingularFit, dummy_design, meta_regression
-from ivigmeta.pooling import fit
+from ivigmeta.methods.metareg import SingularFit, dummy_design, meta_regression
+from ivigmeta.core.pooling import fit
 from ivigmeta.results import (
     BetweenTest,
     Exclusion,

@@ -35,7 +35,7 @@ from ivigmeta.errors import IvigmetaError, ModelError
 from ivigmeta.results import AlternativeCheck, EffectSizes, FitOptions, Heterogeneity, MetaAnalysis
 
 if TYPE_CHECKING:
-    from ivigmeta.reproduce import CommandCache, PublishedNumber
+    from ivigmeta.audit.reproduce import CommandCache, PublishedNumber
     from ivigmeta.results import NumberCheck
 
 TAU2_ALTERNATIVES = ("REML", "ML", "PM", "EB", "HS", "SJ", "HE")
@@ -107,9 +107,9 @@ def fit_q_mh(es: EffectSizes, options: FitOptions, exact: bool = False) -> MetaA
     Q = sum w_i (y_i - theta_MH)², w_i = 1 / v_i; tau² = max(0, (Q - df) / (sum w - sum w² / sum w))
     (DerSimonian-Laird); I² = 100 max(0, (Q - df) / Q); the random-effects fit uses that tau².
     """
-    from ivigmeta.distributions import chi2_sf
-    from ivigmeta.heterogeneity import i2_from_q
-    from ivigmeta.pooling import fit, random_effects
+    from ivigmeta.core.distributions import chi2_sf
+    from ivigmeta.core.heterogeneity import i2_from_q
+    from ivigmeta.core.pooling import fit, random_effects
 
     ma = fit(es, options)
     if not ma.pooled:
@@ -169,16 +169,16 @@ def _method(command: str, params: dict[str, Any]) -> Callable[[MetaAnalysis], An
     if command in ("pool", "heterogeneity"):
         return lambda ma: ma
     if command == "loo":
-        from ivigmeta.sensitivity import leave_one_out
+        from ivigmeta.methods.sensitivity import leave_one_out
 
         return leave_one_out
     if command == "subgroup":
-        from ivigmeta.subgroup import subgroup_analysis
+        from ivigmeta.methods.subgroup import subgroup_analysis
 
         columns = list(params.get("columns") or ())
         return lambda ma: subgroup_analysis(ma, columns)
     if command == "bias":
-        from ivigmeta.bias import bias_analysis
+        from ivigmeta.methods.bias import bias_analysis
 
         return bias_analysis
     raise ModelError(f"not computed for the '{command}' command")
@@ -196,7 +196,7 @@ def run_core_alternative(
     The command's own fit (data, effect sizes and options exactly as the command builds them)
     comes from the runner; the alternative is applied to it and the command's method rerun.
     """
-    from ivigmeta.pooling import fit
+    from ivigmeta.core.pooling import fit
 
     params = cache.runner.params(command, [cache.data, *args])
     method = _method(command, params)
@@ -226,7 +226,7 @@ class Alternative:
 
 
 def _random_to_common(path: str) -> str | None:
-    from ivigmeta.reproduce import format_path, parse_path
+    from ivigmeta.audit.reproduce import format_path, parse_path
 
     parsed = parse_path(path)
     if not any(s.kind == "key" and s.key == "random" for s in parsed.steps):
@@ -237,7 +237,7 @@ def _random_to_common(path: str) -> str | None:
 
 def tau2_alternatives() -> list[str]:
     """The usual tau² estimators, plus any other this version offers (its ``--tau2`` registry)."""
-    from ivigmeta.tau2 import TAU2_METHODS
+    from ivigmeta.core.tau2 import TAU2_METHODS
 
     names = list(TAU2_ALTERNATIVES)
     names += [m for m in TAU2_METHODS if m not in names and m != "DL"]
@@ -283,7 +283,7 @@ class Explanation:
 
 
 def _try(alt: Alternative, number: "PublishedNumber", original: Any, cache: "CommandCache") -> AlternativeCheck:
-    from ivigmeta.reproduce import PathError, RunError, compare, parse_printed, resolve
+    from ivigmeta.audit.reproduce import PathError, RunError, compare, parse_printed, resolve
 
     printed = parse_printed(number.printed)
     path = number.path

@@ -1,0 +1,1 @@
+"""Auditing published numbers: the published-numbers file, comparison, explanations, report."""

@@ -1,0 +1,1 @@
+"""Running the engine over millions of groups: chunks, spans, processes, spill files."""

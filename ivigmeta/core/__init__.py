@@ -1,0 +1,1 @@
+"""The one engine: effect sizes, tau² estimators, pooling, heterogeneity, distributions."""

@@ -1,0 +1,1 @@
+"""Reading and validating study tables: files, encodings, column conventions, row errors."""
