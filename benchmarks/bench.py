@@ -81,7 +81,9 @@ cat(sprintf("LOOP_SECONDS %.6f %.6f\\n", d[["elapsed"]], d[["user.self"]] + d[["
 # data
 
 
-def generate(path: Path, n_groups: int, k: int = 10, seed: int = 20260101, block: int = 100_000) -> None:
+def generate(
+    path: Path, n_groups: int, k: int = 10, seed: int = 20260101, block: int = 100_000
+) -> None:
     """Write a seeded long table: meta, study, the four counts; n_groups x k rows."""
     import numpy as np
 
@@ -135,7 +137,9 @@ def run_timed(cmd: list[str], cwd: Path = ROOT, stdout=subprocess.DEVNULL) -> Ti
     proc = subprocess.run(full, cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True, env=ENV)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+        raise SystemExit(
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}"
+        )
     m = re.search(r"__TIME__ ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", proc.stderr)
     if m:
         return Timing(wall, float(m.group(2)) + float(m.group(3)), int(m.group(4)), proc.stderr)
@@ -262,7 +266,9 @@ def main() -> None:
     use_r = not args.skip_r and have_r()
     r: dict[str, tuple[float, float]] = {}
     print("machine:", ", ".join(f"{k} {v}" for k, v in machine().items()))
-    print("(wall: elapsed time; cpu: user + system time of the process, less sensitive to other load)")
+    print(
+        "(wall: elapsed time; cpu: user + system time of the process, less sensitive to other load)"
+    )
     with tempfile.TemporaryDirectory(prefix="ivigmeta-bench-", dir=args.workdir) as tmp:
         work = Path(tmp)
 
@@ -272,7 +278,9 @@ def main() -> None:
         r["pool"] = median_timing([*IVIGMETA, "pool", "studies.csv"], args.repeat)
         line("ivigmeta pool studies.csv", *r["pool"])
         if use_r:
-            r["r_library"] = median_timing(["Rscript", "-e", "suppressMessages(library(metafor))"], args.repeat)
+            r["r_library"] = median_timing(
+                ["Rscript", "-e", "suppressMessages(library(metafor))"], args.repeat
+            )
             line("Rscript -e 'library(metafor)'", *r["r_library"])
             rpool = work / "pool.R"
             rpool.write_text(R_POOL)
@@ -290,8 +298,18 @@ def main() -> None:
         for method in ("DL", "REML"):
             out = work / f"out_{method}.csv"
             # --keep-double-zero: the same studies as R's escalc (drop00 = FALSE) in every group.
-            cmd = [*IVIGMETA, "batch", str(small), "-g", "meta", "--tau2", method, "--keep-double-zero",
-                   "-o", str(out)]
+            cmd = [
+                *IVIGMETA,
+                "batch",
+                str(small),
+                "-g",
+                "meta",
+                "--tau2",
+                method,
+                "--keep-double-zero",
+                "-o",
+                str(out),
+            ]
             core_wall, core_cpu = in_process_seconds(small, method)
             # The machine's pace changes by tens of percent from one minute to the next, and an R
             # loop averages over half a minute where ivigmeta's runs take seconds: alternate
@@ -301,8 +319,11 @@ def main() -> None:
             for i in range(args.r_repeat + 1 if use_r else 1):
                 rounds.append(median_timing(cmd, args.repeat))
                 rounds_j1.append(median_timing([*cmd, "-j", "1"], args.repeat))
-                line(f"ivigmeta batch {args.groups} x 10, {method}, round {i + 1}", *rounds[-1],
-                     "(cpu: all its processes)")
+                line(
+                    f"ivigmeta batch {args.groups} x 10, {method}, round {i + 1}",
+                    *rounds[-1],
+                    "(cpu: all its processes)",
+                )
                 line("  the same with -j 1 (one process)", *rounds_j1[-1])
                 if use_r and i < args.r_repeat:
                     rloop = work / "loop.R"
@@ -311,9 +332,12 @@ def main() -> None:
                     t = run_timed(["Rscript", str(rloop), str(small), method, str(rout)])
                     m = re.search(r"LOOP_SECONDS ([\d.]+) ([\d.]+)", t.stderr)
                     loops.append((float(m.group(1)), float(m.group(2)), t.wall))
-                    line(f"R rma() loop {args.groups} x 10, {method} (loop)", *loops[-1][:2],
-                         f"(whole Rscript: {t.wall:.1f} s wall; estimates differ from ivigmeta's "
-                         f"by at most {compare_with_r(out, rout):.1e} standard errors)")
+                    line(
+                        f"R rma() loop {args.groups} x 10, {method} (loop)",
+                        *loops[-1][:2],
+                        f"(whole Rscript: {t.wall:.1f} s wall; estimates differ from ivigmeta's "
+                        f"by at most {compare_with_r(out, rout):.1e} standard errors)",
+                    )
             line("  pooling alone (pool_rows in-process)", core_wall, core_cpu)
             bw, bc = (statistics.mean(x) for x in zip(*rounds))
             jw, jc = (statistics.mean(x) for x in zip(*rounds_j1))
@@ -334,16 +358,22 @@ def main() -> None:
             large = work / "batch_large.csv"
             t0 = time.perf_counter()
             generate(large, args.large)
-            print(f"generated {args.large} x 10 rows ({large.stat().st_size / 1e6:.0f} MB) "
-                  f"in {time.perf_counter() - t0:.0f} s")
+            print(
+                f"generated {args.large} x 10 rows ({large.stat().st_size / 1e6:.0f} MB) "
+                f"in {time.perf_counter() - t0:.0f} s"
+            )
             out = work / "out_large.csv"
             for jobs in ("0", "1"):
                 cmd = [*IVIGMETA, "batch", str(large), "-g", "meta", "-j", jobs, "-o", str(out)]
                 t = run_sampled(cmd)
-                note = [l for l in t.stderr.splitlines() if l.startswith("note:")]
-                line(f"ivigmeta batch {args.large} x 10, DL, -j {jobs}", t.wall, t.cpu,
-                     f"peak RSS of all its processes {(t.peak_kib or 0) / 1024:.0f} MiB "
-                     f"(target < 2048 MiB); {note[-1] if note else ''}")
+                note = [ln for ln in t.stderr.splitlines() if ln.startswith("note:")]
+                line(
+                    f"ivigmeta batch {args.large} x 10, DL, -j {jobs}",
+                    t.wall,
+                    t.cpu,
+                    f"peak RSS of all its processes {(t.peak_kib or 0) / 1024:.0f} MiB "
+                    f"(target < 2048 MiB); {note[-1] if note else ''}",
+                )
 
 
 def compare_with_r(ours: Path, theirs: Path) -> float:

@@ -17,33 +17,46 @@ DPI = 110
 # file name -> (command line shown in docs/figures.md, figure kind, options)
 FIGURES = {
     "forest.png": ("ivigmeta pool studies.csv --plot forest.png", "forest", {}),
-    "forest_both.png": ("ivigmeta pool studies.csv --model both --plot forest_both.png", "forest",
-                        {"model": "both"}),
+    "forest_both.png": (
+        "ivigmeta pool studies.csv --model both --plot forest_both.png",
+        "forest",
+        {"model": "both"},
+    ),
     "subgroup_nk_criterion.png": (
         "ivigmeta subgroup studies.csv --by nk_criterion --plot subgroup_nk_criterion.png",
-        "subgroup-forest", {"column": "nk_criterion"}),
+        "subgroup-forest",
+        {"column": "nk_criterion"},
+    ),
     "subgroup_timing.png": (
         "ivigmeta subgroup studies.csv --by timing --plot subgroup_timing.png",
-        "subgroup-forest", {"column": "timing"}),
+        "subgroup-forest",
+        {"column": "timing"},
+    ),
     "loo.png": ("ivigmeta loo studies.csv --plot loo.png", "loo", {}),
     "funnel.png": ("ivigmeta bias studies.csv --plot funnel.png", "funnel", {}),
-    "funnel_contour.png": ("ivigmeta bias studies.csv --contour --plot funnel_contour.png", "funnel",
-                           {"contour": True}),
+    "funnel_contour.png": (
+        "ivigmeta bias studies.csv --contour --plot funnel_contour.png",
+        "funnel",
+        {"contour": True},
+    ),
     "radial.png": ("ivigmeta heterogeneity studies.csv --plot radial.png", "radial", {}),
     "baujat.png": ("ivigmeta influence studies.csv --plot baujat.png", "baujat", {}),
-    "influence.png": ("ivigmeta influence studies.csv --figure diagnostics --plot influence.png",
-                      "influence", {}),
+    "influence.png": (
+        "ivigmeta influence studies.csv --figure diagnostics --plot influence.png",
+        "influence",
+        {},
+    ),
     "rob.png": ("ivigmeta rob docs/examples/rob_example.csv --plot rob.png", "rob", {}),
 }
 
 
 def results() -> dict[str, object]:
     """The result object each figure kind is drawn from, fitted once with the default options."""
-    from ivigmeta.methods.bias import bias_analysis
-    from ivigmeta.io.studies import load_table
     from ivigmeta.core.effects import compute_effects
-    from ivigmeta.methods.influence import influence
     from ivigmeta.core.pooling import fit
+    from ivigmeta.io.studies import load_table
+    from ivigmeta.methods.bias import bias_analysis
+    from ivigmeta.methods.influence import influence
     from ivigmeta.methods.rob import load_rob
     from ivigmeta.methods.sensitivity import leave_one_out
     from ivigmeta.methods.subgroup import subgroup_analysis

@@ -8,8 +8,9 @@ heterogeneity with a single study) and becomes JSON ``null``. Nothing here round
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 from ivigmeta.io.studies import Study
 
@@ -93,7 +94,7 @@ class EffectSizes:
                 "(use --common IV, or give the counts)"
             )
 
-    def counts_only(self, method: str) -> "EffectSizes":
+    def counts_only(self, method: str) -> EffectSizes:
         """The studies with counts; the others are excluded, naming ``method`` in the reason."""
         keep = [i for i, s in enumerate(self.studies) if s.has_counts]
         dropped = [
@@ -103,7 +104,7 @@ class EffectSizes:
         ]
         return self.subset(keep, dropped)
 
-    def subset(self, indices: Sequence[int], excluded: Sequence[Exclusion] = ()) -> "EffectSizes":
+    def subset(self, indices: Sequence[int], excluded: Sequence[Exclusion] = ()) -> EffectSizes:
         """The studies at ``indices`` (in that order); ``excluded`` is added to the exclusions."""
         return replace(
             self,
@@ -229,7 +230,7 @@ class Heterogeneity:
     tau: float | None
     i2_q: float | None
     tau2_method: str = "DL"
-    ci: "HeterogeneityCI | None" = None
+    ci: HeterogeneityCI | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -581,17 +582,19 @@ class BiasAnalysis:
 
     full: MetaAnalysis
     egger: EggerTest | NotApplicable | None
-    begg: "BeggTest | NotApplicable | None" = None
-    peters: "RegressionTest | NotApplicable | None" = None
-    harbord: "RegressionTest | NotApplicable | None" = None
-    trimfill: "TrimFill | NotApplicable | None" = None
-    failsafe: "FailSafeN | NotApplicable | None" = None
+    begg: BeggTest | NotApplicable | None = None
+    peters: RegressionTest | NotApplicable | None = None
+    harbord: RegressionTest | NotApplicable | None = None
+    trimfill: TrimFill | NotApplicable | None = None
+    failsafe: FailSafeN | NotApplicable | None = None
 
     TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
 
     def results(self) -> list[tuple[str, Any]]:
         """(name, result) of every requested test, in the fixed order of ``TESTS``."""
-        return [(name, getattr(self, name)) for name in self.TESTS if getattr(self, name) is not None]
+        return [
+            (name, getattr(self, name)) for name in self.TESTS if getattr(self, name) is not None
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"measure": self.full.measure, "k": self.full.k}
@@ -683,8 +686,20 @@ class CumulativeStep:
             "order_value": self.order_value,
         }
         if self.analysis is None:
-            keys = ("theta", "se", "statistic", "estimate", "ci_low", "ci_high", "p_value", "q",
-                    "q_p_value", "i2", "h2", "tau2")
+            keys = (
+                "theta",
+                "se",
+                "statistic",
+                "estimate",
+                "ci_low",
+                "ci_high",
+                "p_value",
+                "q",
+                "q_p_value",
+                "i2",
+                "h2",
+                "tau2",
+            )
             out.update({"k": self.k, **dict.fromkeys(keys)})
         else:
             out.update(_pooled_fields(self.analysis))
@@ -927,7 +942,9 @@ class TrimFill:
                     "vi": v,
                     "estimate": back_transform(y, measure),
                 }
-                for j, (y, v, src) in enumerate(zip(self.filled_yi, self.filled_vi, self.filled_from))
+                for j, (y, v, src) in enumerate(
+                    zip(self.filled_yi, self.filled_vi, self.filled_from)
+                )
             ],
         }
 
@@ -1019,7 +1036,11 @@ class RobDomainSummary:
     percent: tuple[float, ...]  # aligned with RobAssessment.levels
 
     def to_dict(self, levels: Sequence[str] = ()) -> dict[str, Any]:
-        return {"domain": self.domain, "label": self.label, "percent": dict(zip(levels, self.percent))}
+        return {
+            "domain": self.domain,
+            "label": self.label,
+            "percent": dict(zip(levels, self.percent)),
+        }
 
 
 @dataclass(frozen=True)
@@ -1047,7 +1068,9 @@ class RobAssessment:
         return {
             "tool": self.tool,
             "source": self.source,
-            "domains": [{"key": k, "label": lab} for k, lab in zip(self.domains, self.domain_labels)],
+            "domains": [
+                {"key": k, "label": lab} for k, lab in zip(self.domains, self.domain_labels)
+            ],
             "levels": list(self.levels),
             "weighted": self.weighted,
             "weight_source": self.weight_source or None,
@@ -1153,7 +1176,7 @@ class ReproduceSummary:
     unexpected: int
 
     @classmethod
-    def of(cls, checks: Sequence[NumberCheck]) -> "ReproduceSummary":
+    def of(cls, checks: Sequence[NumberCheck]) -> ReproduceSummary:
         count = lambda v: sum(1 for c in checks if c.verdict == v)  # noqa: E731
         return cls(
             total=len(checks),
@@ -1174,14 +1197,18 @@ class ReproduceSummary:
         verb = "reproduces" if self.reproduced == 1 else "reproduce"
         parts = [f"{self.reproduced} of {self.total} {verb}"]
         if self.differs_expected:
-            parts.append(f"{self.differs_expected} differ{'s' if self.differs_expected == 1 else ''} as expected")
+            parts.append(
+                f"{self.differs_expected} differ{'s' if self.differs_expected == 1 else ''} as expected"
+            )
         if self.differs:
             parts.append(f"{self.differs} differ{'s' if self.differs == 1 else ''} unexpectedly")
         if self.errors:
             parts.append(f"{self.errors} error{'s' if self.errors != 1 else ''}")
         surprising = self.unexpected - self.differs - self.errors
         if surprising:
-            parts.append(f"{surprising} reproduce{'s' if surprising == 1 else ''} but {'was' if surprising == 1 else 'were'} expected to differ")
+            parts.append(
+                f"{surprising} reproduce{'s' if surprising == 1 else ''} but {'was' if surprising == 1 else 'were'} expected to differ"
+            )
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from ivigmeta.cli import cli
-from ivigmeta.io.studies import load_table
 from ivigmeta.core.effects import compute_effects
 from ivigmeta.core.pooling import fit
+from ivigmeta.io.studies import load_table
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = ROOT / "studies.csv"

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ivigmeta.io.studies import Study
 from ivigmeta.core.effects import compute_effects
+from ivigmeta.io.studies import Study
 from ivigmeta.results import EffectSizes
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "metafor.json"
@@ -39,7 +39,11 @@ def studies(dataset: str) -> tuple[Study, ...]:
         fields = {"study": r["slab"], "year": str(r["year"])}
         for key in ("ablat", "alloc", "nk_criterion", "timing"):
             if key in r:
-                fields[key] = "" if r[key] is None else (f"{r[key]:g}" if isinstance(r[key], float) else str(r[key]))
+                fields[key] = (
+                    ""
+                    if r[key] is None
+                    else (f"{r[key]:g}" if isinstance(r[key], float) else str(r[key]))
+                )
         out.append(
             Study(
                 row=r["row"] + 1,
@@ -55,7 +59,7 @@ def studies(dataset: str) -> tuple[Study, ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def effects(dataset: str, measure: str) -> EffectSizes:
     """escalc defaults: 0.5 added to every cell of a study with a zero cell, nothing dropped."""
     return compute_effects(studies(dataset), measure=measure)

@@ -20,16 +20,16 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ROOT
+
 from ivigmeta.batching import run as core
 from ivigmeta.batching.run import BatchOptions, batch_pool
-from ivigmeta.io.studies import parse_table
 from ivigmeta.core.effects import MEASURES, compute_effects
-from ivigmeta.errors import DataError, IvigmetaError, ModelError
 from ivigmeta.core.pooling import CI_METHODS, COMMON_METHODS, fit
-from ivigmeta.results import FitOptions
 from ivigmeta.core.tau2 import TAU2_METHODS
+from ivigmeta.errors import DataError, IvigmetaError, ModelError
+from ivigmeta.io.studies import parse_table
+from ivigmeta.results import FitOptions
 
 REFERENCE = json.loads((ROOT / "tests" / "reference" / "metafor.json").read_text())
 ITERATIVE = {"REML", "ML", "PM"}
@@ -101,7 +101,9 @@ def test_random_effects_match_metafor_rma(measure, method, test):
     out = batch_pool(
         REF_DF,
         ["dataset"],
-        BatchOptions(measure=measure, tau2_method=method, ci_method="hk" if test == "knha" else "z"),
+        BatchOptions(
+            measure=measure, tau2_method=method, ci_method="hk" if test == "knha" else "z"
+        ),
     ).set_index("dataset")
     rel = ITER_REL if method in ITERATIVE else CLOSED_REL
     if method in FISHER and not HAS_TIGHT:
@@ -240,7 +242,9 @@ EDGE_CSV = edge_csv()
 
 def edge_frame() -> pd.DataFrame:
     """The table as the batch reader gives it (row numbers and text kept)."""
-    chunks = core.ChunkReader("-", ["group"], name="batch.csv")._chunks(io.BytesIO(EDGE_CSV.encode()))
+    chunks = core.ChunkReader("-", ["group"], name="batch.csv")._chunks(
+        io.BytesIO(EDGE_CSV.encode())
+    )
     return core.Rows.concat(list(chunks)).to_frame()
 
 
@@ -357,7 +361,11 @@ def test_batch_equals_pool_with_other_continuity_policies(cc_policy, measure):
 @pytest.mark.parametrize("measure", MEASURES)
 def test_batch_equals_pool_excluding_double_zeros(measure):
     options = BatchOptions(measure=measure, keep_double_zero=False)
-    rows = batch_pool(EDGE_DF, ["group"], options, source="batch.csv").set_index("group").to_dict("index")
+    rows = (
+        batch_pool(EDGE_DF, ["group"], options, source="batch.csv")
+        .set_index("group")
+        .to_dict("index")
+    )
     for group, text in GROUP_TABLES.items():
         ma = pool_group(text, measure, "only0", "DL", "z", "IV", keep_double_zero=False)
         assert_matches_pool(rows[group], ma, CLOSED_REL)
@@ -386,7 +394,7 @@ def test_bad_rows_are_reported_per_group_with_file_row_numbers():
     bad = out[out["status"] == "error"]
     assert set(bad.index) == {g for g in GROUP_TABLES if g.startswith("bad_")}
     # The reason names the batch file's own row: header = row 1.
-    line = next(i for i, l in enumerate(EDGE_CSV.splitlines(), start=1) if ",b2," in l)
+    line = next(i for i, ln in enumerate(EDGE_CSV.splitlines(), start=1) if ",b2," in ln)
     assert bad.loc["bad_text", "reason"] == (
         f"batch.csv, row {line}, column 'treat_events': 'x' is not a number (expected a whole number)"
     )
@@ -398,16 +406,23 @@ def test_undefined_mantel_haenszel_is_a_group_error_as_in_pool():
     out = batch_pool(EDGE_DF, ["group"], BatchOptions(common_method="MH")).set_index("group")
     row = out.loc["all_zero_one_arm"]
     assert row["status"] == "error"
-    assert row["reason"] == "the Mantel-Haenszel risk ratio is undefined: an arm has no events in any study"
+    assert (
+        row["reason"]
+        == "the Mantel-Haenszel risk ratio is undefined: an arm has no events in any study"
+    )
     assert math.isnan(row["random_theta"]) and math.isnan(row["common_theta"])
     assert out.loc["hetero", "status"] == "ok"
 
 
 def test_groups_converge_each_on_its_own():
     """REML iterates all groups together; each result equals the group fitted alone."""
-    together = batch_pool(REF_DF, ["dataset"], BatchOptions(tau2_method="REML")).set_index("dataset")
+    together = batch_pool(REF_DF, ["dataset"], BatchOptions(tau2_method="REML")).set_index(
+        "dataset"
+    )
     for name in REFERENCE["datasets"]:
-        alone = batch_pool(REF_DF[REF_DF["dataset"] == name], ["dataset"], BatchOptions(tau2_method="REML"))
+        alone = batch_pool(
+            REF_DF[REF_DF["dataset"] == name], ["dataset"], BatchOptions(tau2_method="REML")
+        )
         for col in ("tau2", "random_theta", "random_se"):
             assert together.loc[name, col] == alone[col].iloc[0]
 
@@ -472,7 +487,9 @@ def test_streaming_detects_groups_that_come_back():
 def test_unsorted_input_through_spill_files_equals_one_pass(tmp_path, partitions):
     shuffled = EDGE_DF.sample(frac=1.0, random_state=5).reset_index(drop=True)
     chunks = [shuffled.iloc[i : i + 7] for i in range(0, len(shuffled), 7)]
-    parts = core.partition_batch(chunks, ["group"], None, "batch.csv", 20, partitions, str(tmp_path))
+    parts = core.partition_batch(
+        chunks, ["group"], None, "batch.csv", 20, partitions, str(tmp_path)
+    )
     got = _sorted(frames(parts), ["group"])
     want = _sorted(batch_pool(EDGE_DF, ["group"], source="batch.csv"), ["group"])
     pd.testing.assert_frame_equal(got, want)
@@ -486,7 +503,10 @@ def test_reader_numbers_rows_like_load_table_and_flags_extra_fields():
     assert frame[core.ROW_COLUMN].tolist() == [2, 4, 5, 6]  # the blank row 3 is skipped
     out = batch_pool(frame, ["group"], source="t.csv").set_index("group")
     assert out.loc["A", "reason"].startswith("t.csv, row 4, column 'treat_events': 'x'")
-    assert out.loc["B", "reason"] == "t.csv, row 5: 7 fields but the header has 6 (value 'surplus' has no column)"
+    assert (
+        out.loc["B", "reason"]
+        == "t.csv, row 5: 7 fields but the header has 6 (value 'surplus' has no column)"
+    )
 
 
 def test_chi_square_tail_matches_the_scalar_one():
@@ -524,6 +544,8 @@ def test_fisher_scoring_with_global_search_matches_the_scalar_estimator(method):
     tau2, converged = core._tau2_fisher(y, v, g, sizes.astype(float), method == "REML")
     assert converged.all()
     for i, (start, size) in enumerate(zip(g.starts, sizes)):
-        est = TAU2_METHODS[method](list(y[start : start + size]), list(v[start : start + size]), None)
+        est = TAU2_METHODS[method](
+            list(y[start : start + size]), list(v[start : start + size]), None
+        )
         assert est.converged
         assert close(tau2[i], est.tau2, ITER_REL, TAU2_ABS), (i, tau2[i], est.tau2)

@@ -18,16 +18,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_fuzz import EXAMPLES
 
 from ivigmeta.batching import run as core
-from ivigmeta.io.studies import parse_table
 from ivigmeta.core.effects import compute_effects
-from ivigmeta.errors import IvigmetaError
 from ivigmeta.core.pooling import fit
+from ivigmeta.errors import IvigmetaError
+from ivigmeta.io.studies import parse_table
 from ivigmeta.render import batch as writer
 from ivigmeta.results import FitOptions
-
-from test_fuzz import EXAMPLES
 
 HEADER = ["grp", "study", "year", "treat_events", "treat_total", "control_events", "control_total"]
 
@@ -74,13 +73,38 @@ def assert_like_pool(row: dict, ma) -> None:
     assert row["n_excluded"] == len(ma.effects.excluded)
     if ma.pooled:
         for name, want in (("random_theta", ma.random.theta), ("q", ma.heterogeneity.q)):
-            assert math.isclose(row[name], want, rel_tol=1e-10, abs_tol=1e-14), (name, row[name], want)
+            assert math.isclose(row[name], want, rel_tol=1e-10, abs_tol=1e-14), (
+                name,
+                row[name],
+                want,
+            )
 
 
 CELLS = st.one_of(
     st.sampled_from(
-        ["", "0", "1", "3", "12", " 7 ", "12.0", "1e1", "1_0", "-1", "2.5", "x", "nan", "inf", "1e400",
-         "9007199254740992", "9007199254740993", "00012", "+4", "１２", "12abc"]
+        [
+            "",
+            "0",
+            "1",
+            "3",
+            "12",
+            " 7 ",
+            "12.0",
+            "1e1",
+            "1_0",
+            "-1",
+            "2.5",
+            "x",
+            "nan",
+            "inf",
+            "1e400",
+            "9007199254740992",
+            "9007199254740993",
+            "00012",
+            "+4",
+            "１２",
+            "12abc",
+        ]
     ),
     st.integers(0, 60).map(str),
 )
@@ -96,7 +120,12 @@ def messy_tables(draw):
         counts = [draw(CELLS) for _ in range(4)]
         if draw(st.booleans()):  # mostly valid counts, so that groups get pooled
             n1, n2 = draw(st.integers(1, 60)), draw(st.integers(1, 60))
-            counts = [str(draw(st.integers(0, n1))), str(n1), str(draw(st.integers(0, n2))), str(n2)]
+            counts = [
+                str(draw(st.integers(0, n1))),
+                str(n1),
+                str(draw(st.integers(0, n2))),
+                str(n2),
+            ]
         rows.append([draw(KEYS), draw(LABELS), draw(YEARS), *counts])
     return rows
 
@@ -128,8 +157,17 @@ def test_fast_and_csv_paths_read_the_same_rows():
     for g in range(300):
         for s in range(int(rng.integers(1, 6))):
             n1, n2 = int(rng.integers(1, 90)), int(rng.integers(1, 90))
-            rows.append([f"G{g}", f"s{s}", "", str(int(rng.integers(0, n1 + 1))), str(n1),
-                         str(int(rng.integers(0, n2 + 1))), str(n2)])
+            rows.append(
+                [
+                    f"G{g}",
+                    f"s{s}",
+                    "",
+                    str(int(rng.integers(0, n1 + 1))),
+                    str(n1),
+                    str(int(rng.integers(0, n2 + 1))),
+                    str(n2),
+                ]
+            )
     rows[5][3] = "x"  # a bad cell: that chunk goes cell by cell
     rows[17] = ["", "", "", "", "", "", ""]  # a blank row: skipped, still counted
     plain, quoted = read(to_csv(rows, False), 97), read(to_csv(rows, True), 97)
@@ -143,11 +181,23 @@ def test_fast_and_csv_paths_read_the_same_rows():
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("a,s,,1,10,2,10,extra", "b.csv, row 2: 8 fields but the header has 7 (value 'extra' has no column)"),
-        ("a,s,,1,10", "b.csv, row 2, column 'control_events': missing value (expected a whole number of participants)"),
+        (
+            "a,s,,1,10,2,10,extra",
+            "b.csv, row 2: 8 fields but the header has 7 (value 'extra' has no column)",
+        ),
+        (
+            "a,s,,1,10",
+            "b.csv, row 2, column 'control_events': missing value (expected a whole number of participants)",
+        ),
         ("a,s,,1,10,2,10,,,", None),  # empty surplus fields are fine, as in pool
-        ("a,s,20x,1,10,2,10", "b.csv, row 2, column 'year': '20x' is not a year (expected a whole number such as 2008, or an empty cell)"),
-        ("a,s,,9007199254740993,9007199254740993,2,10", "b.csv, row 2, column 'treat_events': '9007199254740993' is too large (expected at most 2^53 = 9007199254740992)"),
+        (
+            "a,s,20x,1,10,2,10",
+            "b.csv, row 2, column 'year': '20x' is not a year (expected a whole number such as 2008, or an empty cell)",
+        ),
+        (
+            "a,s,,9007199254740993,9007199254740993,2,10",
+            "b.csv, row 2, column 'treat_events': '9007199254740993' is too large (expected at most 2^53 = 9007199254740992)",
+        ),
     ],
 )
 def test_short_long_and_odd_lines(line, message):
@@ -175,7 +225,9 @@ def big_result():
     for g in range(5000):
         for s in range(3):
             n1, n2 = int(rng.integers(5, 90)), int(rng.integers(5, 90))
-            lines.append(f"G{g},s{s},,{rng.integers(0, n1 + 1)},{n1},{rng.integers(0, n2 + 1)},{n2}")
+            lines.append(
+                f"G{g},s{s},,{rng.integers(0, n1 + 1)},{n1},{rng.integers(0, n2 + 1)},{n2}"
+            )
     lines.append("Gbad,s,,x,10,1,10")
     lines.append('"G,quoted",s,,1,10,1,10')
     rows = read("\n".join(lines) + "\n", 100_000)
@@ -230,7 +282,10 @@ def test_text_output_carries_every_value_exactly(big_result):
         got = np.array([float(r[name]) if r[name] else np.nan for r in records])
         np.testing.assert_array_equal(got, big_result.values[name])
     for name in core.INT_COLUMNS:
-        want = ["" if m else str(v) for v, m in zip(big_result.values[name].tolist(), big_result.missing[name])]
+        want = [
+            "" if m else str(v)
+            for v, m in zip(big_result.values[name].tolist(), big_result.missing[name])
+        ]
         assert [r[name] for r in records] == want
     out = io.StringIO()
     writer.BatchWriter("jsonl", stream=out).write(big_result)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from ivigmeta.batching import run as core
-from ivigmeta.cli import batch as batch_cli
 from ivigmeta.batching.forking import can_fork
+from ivigmeta.cli import batch as batch_cli
 
 HEADER = "meta,study,treat_events,treat_total,control_events,control_total"
 
@@ -156,7 +156,9 @@ def test_a_group_that_comes_back_within_a_later_span_is_reported_as_without_span
 def test_quotes_after_the_last_cut_are_read_by_that_spans_reader(run, tmp_path, small_files_cut):
     """A quoted cell (here with a comma and a line break) after the last cut does not stop the
     cutting; the last span's reader takes the csv rules from there, as the whole-file reader."""
-    text = long_table(groups=120) + 'G9998,"s, quoted\nover two lines",3,10,1,10\nG9999,s,x,10,1,10\n'
+    text = (
+        long_table(groups=120) + 'G9998,"s, quoted\nover two lines",3,10,1,10\nG9999,s,x,10,1,10\n'
+    )
     path = write(tmp_path, text)
     spans = core.split_spans(path, ["meta"], 2)
     assert len(spans) == 2 and text.index('"') > spans[-1].start

@@ -13,6 +13,10 @@ from sensitivity_ref import block, fitted, parity_records, record_id, rel_tol
 from tolerances import BOUNDARY_I2_ABS, CLOSED_FORM, P_VALUE, close
 
 import ivigmeta.methods.bias as bias_module
+from ivigmeta.core.effects import compute_effects
+from ivigmeta.core.pooling import fit
+from ivigmeta.errors import ModelError
+from ivigmeta.io.studies import parse_table
 from ivigmeta.methods.bias import (
     begg_test,
     bias_analysis,
@@ -23,13 +27,9 @@ from ivigmeta.methods.bias import (
     peters_test,
     weighted_regression_test,
 )
-from ivigmeta.io.studies import parse_table
-from ivigmeta.core.effects import compute_effects
-from ivigmeta.errors import ModelError
 from ivigmeta.methods.failsafe import fail_safe_n
-from ivigmeta.core.pooling import fit
-from ivigmeta.results import NotApplicable
 from ivigmeta.methods.trimfill import trim_and_fill
+from ivigmeta.results import NotApplicable
 
 # ---------------------------------------------------------------------------------------------
 # Begg and Mazumdar (metafor's ranktest)

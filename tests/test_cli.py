@@ -43,12 +43,35 @@ def test_every_command_every_format(run, studies_path, command, fmt):
 def test_pool_json_contract(run, studies_path):
     data = json.loads(run("pool", str(studies_path), "--format", "json").stdout)
     assert {"measure", "k", "studies", "common", "random", "heterogeneity", "excluded"} <= set(data)
-    study_keys = {"study", "treat_events", "treat_total", "control_events", "control_total", "theta",
-                  "se", "estimate", "ci_low", "ci_high", "p_value", "weight_common", "weight_random"}
+    study_keys = {
+        "study",
+        "treat_events",
+        "treat_total",
+        "control_events",
+        "control_total",
+        "theta",
+        "se",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "weight_common",
+        "weight_random",
+    }
     assert all(study_keys <= set(s) for s in data["studies"])
-    assert {"method", "theta", "se", "estimate", "ci_low", "ci_high", "p_value"} <= set(data["common"])
-    assert {"tau2_method", "ci_method", "theta", "se", "estimate", "ci_low", "ci_high",
-            "p_value"} <= set(data["random"])
+    assert {"method", "theta", "se", "estimate", "ci_low", "ci_high", "p_value"} <= set(
+        data["common"]
+    )
+    assert {
+        "tau2_method",
+        "ci_method",
+        "theta",
+        "se",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "p_value",
+    } <= set(data["random"])
     assert {"q", "df", "p_value", "i2", "h2", "tau2", "tau"} <= set(data["heterogeneity"])
     assert data["random"]["tau2_method"] == "DL"
     assert f"{data['random']['estimate']:.2f}" == "1.98"
@@ -62,10 +85,27 @@ def test_other_json_contracts(run, studies_path):
     loo = json.loads(run("loo", str(studies_path), "-f", "json").stdout)
     keys = {"study", "theta", "se", "estimate", "ci_low", "ci_high", "p_value", "q", "i2", "tau2"}
     assert len(loo["omitted"]) == 8 and all(keys <= set(r) for r in loo["omitted"])
-    sg = json.loads(run("subgroup", str(studies_path), "--by", "nk_criterion", "--by", "timing", "-f", "json").stdout)
+    sg = json.loads(
+        run(
+            "subgroup", str(studies_path), "--by", "nk_criterion", "--by", "timing", "-f", "json"
+        ).stdout
+    )
     assert [b["column"] for b in sg["by"]] == ["nk_criterion", "timing"]
-    level_keys = {"level", "k", "studies", "theta", "se", "estimate", "ci_low", "ci_high", "p_value",
-                  "q", "q_p_value", "i2", "tau2"}
+    level_keys = {
+        "level",
+        "k",
+        "studies",
+        "theta",
+        "se",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "q",
+        "q_p_value",
+        "i2",
+        "tau2",
+    }
     for b in sg["by"]:
         assert all(level_keys <= set(lv) for lv in b["levels"])
         assert {"method", "qm", "df", "p_value"} <= set(b["test"])
@@ -124,7 +164,10 @@ HEADER = "study,year,treat_events,treat_total,control_events,control_total\n"
     "content, fragments",
     [
         ("", ["empty"]),
-        ("study,year,treat_events,treat_total,control_events\nA,2000,1,2,3\n", ["row 1", "control_total", "missing"]),
+        (
+            "study,year,treat_events,treat_total,control_events\nA,2000,1,2,3\n",
+            ["row 1", "control_total", "missing"],
+        ),
         (HEADER + "A,2000,x,10,3,10\n", ["row 2", "'treat_events'", "'x'", "not a number"]),
         (HEADER + "A,2000,1.5,10,3,10\n", ["row 2", "'treat_events'", "whole number"]),
         (HEADER + "A,2000,1,10,-3,10\n", ["row 2", "'control_events'", "negative"]),
@@ -187,10 +230,14 @@ def test_python_dash_m_and_console_script(studies_path):
     """The installed entry points, in a real subprocess (no traceback, JSON on stdout)."""
     proc = subprocess.run(
         [sys.executable, "-m", "ivigmeta", "pool", str(studies_path), "-f", "json"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(proc.stdout)["random"]["tau2_method"] == "DL"
     bad = subprocess.run(
-        [sys.executable, "-m", "ivigmeta", "pool", "/nonexistent.csv"], capture_output=True, text=True
+        [sys.executable, "-m", "ivigmeta", "pool", "/nonexistent.csv"],
+        capture_output=True,
+        text=True,
     )
     assert bad.returncode == 1 and "Traceback" not in bad.stderr

@@ -38,7 +38,9 @@ def table(tmp_path):
 
 
 def expected() -> pd.DataFrame:
-    frame = core.Rows.concat(list(core.ChunkReader("-", KEYS)._chunks(io.BytesIO(CSV.encode())))).to_frame()
+    frame = core.Rows.concat(
+        list(core.ChunkReader("-", KEYS)._chunks(io.BytesIO(CSV.encode())))
+    ).to_frame()
     return core.batch_pool(frame, KEYS)
 
 
@@ -62,7 +64,9 @@ def test_csv_to_stdout_has_the_contract_columns_and_full_precision(run, table):
     rows = read_csv_output(result.stdout)
     assert list(rows[0]) == [*KEYS, *core.RESULT_COLUMNS]
     want = expected()
-    assert [(r["review"], r["analysis"]) for r in rows] == list(zip(want["review"], want["analysis"]))
+    assert [(r["review"], r["analysis"]) for r in rows] == list(
+        zip(want["review"], want["analysis"])
+    )
     assert [r["status"] for r in rows] == ["ok", "ok", "single", "error"]
     assert float(rows[0]["random_estimate"]) == want["random_estimate"].iloc[0]  # repr round-trips
     assert "row 8, column 'control_events'" in rows[3]["reason"]
@@ -83,7 +87,9 @@ def test_jsonl_output(run, table):
 def test_parquet_output_to_file(run, table, tmp_path):
     pytest.importorskip("pyarrow")
     out = tmp_path / "out.parquet"
-    result = run("batch", str(table), "-g", "review", "-g", "analysis", "-f", "parquet", "-o", str(out))
+    result = run(
+        "batch", str(table), "-g", "review", "-g", "analysis", "-f", "parquet", "-o", str(out)
+    )
     assert result.exit_code == 0, result.output
     got = pd.read_parquet(out)
     assert list(got.columns) == [*KEYS, *core.RESULT_COLUMNS]
@@ -108,8 +114,18 @@ def test_output_file_and_stdin(run, tmp_path):
 @pytest.mark.parametrize("order", ["auto", "grouped", "unsorted"])
 @pytest.mark.parametrize("chunk_rows", ["2", "100"])
 def test_chunking_and_input_orders_give_the_same_rows(run, table, order, chunk_rows):
-    result = run("batch", str(table), "-g", "review", "-g", "analysis", "--chunk-rows", chunk_rows,
-                 "--input-order", order)
+    result = run(
+        "batch",
+        str(table),
+        "-g",
+        "review",
+        "-g",
+        "analysis",
+        "--chunk-rows",
+        chunk_rows,
+        "--input-order",
+        order,
+    )
     assert result.exit_code == 0, result.output
     got = pd.read_csv(io.StringIO(result.stdout), dtype={"review": str, "analysis": str})
     got = got.sort_values(KEYS, ignore_index=True)
@@ -133,7 +149,9 @@ def test_unsorted_input(run, tmp_path):
 
 def test_unsorted_standard_input_is_spooled_and_pooled_again(run):
     shuffled = HEADER + "\n" + "\n".join(ROWS[i] for i in (0, 3, 1, 5, 4, 2, 7, 6)) + "\n"
-    result = run("batch", "-", "-g", "review", "-g", "analysis", "--chunk-rows", "3", input=shuffled)
+    result = run(
+        "batch", "-", "-g", "review", "-g", "analysis", "--chunk-rows", "3", input=shuffled
+    )
     assert result.exit_code == 0, result.output
     assert "not contiguous" in result.stderr
     got = pd.read_csv(io.StringIO(result.stdout)).sort_values(KEYS, ignore_index=True)
@@ -158,10 +176,13 @@ def test_bad_requests_are_one_line_errors(run, table, args, message):
     assert result.stderr.startswith("Error: ")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "<stdin>: the file is empty"),
-    (HEADER + "\n\n", "<stdin>: the file has a header but no study rows"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "<stdin>: the file is empty"),
+        (HEADER + "\n\n", "<stdin>: the file has a header but no study rows"),
+    ],
+)
 def test_empty_input_is_an_error_naming_stdin(run, text, message):
     result = run("batch", "-", "-g", "review", input=text)
     assert result.exit_code == 1

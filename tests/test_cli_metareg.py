@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from ivigmeta.io.studies import load_table
 from ivigmeta.core.effects import compute_effects
 from ivigmeta.core.pooling import fit
+from ivigmeta.io.studies import load_table
 from ivigmeta.results import FitOptions
 
 TAU2 = ["DL", "REML", "ML", "PM", "HE", "SJ"]
@@ -33,8 +33,10 @@ def _json(run, *args):
 def test_pool_carries_estimator_interval_and_prediction(run, studies_path, tau2, ci):
     data = _json(run, "pool", str(studies_path), "--tau2", tau2, "--ci", ci)
     r = data["random"]
-    core = fit(compute_effects(load_table(str(studies_path)).studies),
-               FitOptions(tau2_method=tau2, ci_method=ci)).random
+    core = fit(
+        compute_effects(load_table(str(studies_path)).studies),
+        FitOptions(tau2_method=tau2, ci_method=ci),
+    ).random
     assert (r["tau2_method"], r["ci_method"]) == (tau2, ci)
     assert r["df"] == (7 if ci == "hk" else None)
     assert r["estimate"] == core.estimate and r["tau2"] == core.tau2
@@ -59,7 +61,9 @@ def test_heterogeneity_top_level_intervals_and_table(run, studies_path):
     assert f"{data['i2_ci'][0]:.1f}" == "19.7" and f"{data['i2_ci'][1]:.1f}" == "95.8"
     out = run("heterogeneity", str(studies_path)).stdout
     assert "Q-profile" in out and "[19.7%, 95.8%]" in out and "I² (Q-based)" in out
-    rows = list(csv.DictReader(io.StringIO(run("heterogeneity", str(studies_path), "-f", "csv").stdout)))
+    rows = list(
+        csv.DictReader(io.StringIO(run("heterogeneity", str(studies_path), "-f", "csv").stdout))
+    )
     assert float(rows[0]["tau2_ci_low"]) == data["tau2_ci"][0]
 
 
@@ -69,8 +73,10 @@ def test_pool_table_shows_prediction_interval_and_estimator(run, studies_path):
     assert "t = " in out
 
 
-@pytest.mark.parametrize("command, extra", [("loo", []), ("subgroup", ["--by", "timing"]),
-                                            ("bias", []), ("heterogeneity", [])])
+@pytest.mark.parametrize(
+    "command, extra",
+    [("loo", []), ("subgroup", ["--by", "timing"]), ("bias", []), ("heterogeneity", [])],
+)
 def test_every_fitting_command_accepts_the_options(run, studies_path, command, extra):
     result = run(command, str(studies_path), *extra, "--tau2", "PM", "--ci", "hk", "--common", "MH")
     assert result.exit_code == 0, result.output
@@ -92,16 +98,25 @@ def test_common_mh_and_peto(run, studies_path):
     assert bad.stderr.strip().startswith("Error: Peto's method estimates an odds ratio")
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["pool", "--tau2", "EB"], "unknown tau² estimator 'EB'"),
-    (["pool", "--ci", "t"], "unknown interval method 't'"),
-    (["pool", "--common", "XX"], "unknown common-effect method 'XX'"),
-    (["metareg", "--mod", "dose"], "no column 'dose'"),
-    (["metareg", "--mod", "nk_criterion", "--ref", "maybe"], "no moderator (nk_criterion) has this level"),
-    (["metareg", "--mod", "study"], "more than 8 studies"),
-    (["metareg", "--mod", "year", "--ref", "year=2019"], "continuous moderator"),
-    (["metareg", "--mod", "nk_criterion", "--categorical", "year"], "not one of the --mod columns"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["pool", "--tau2", "EB"], "unknown tau² estimator 'EB'"),
+        (["pool", "--ci", "t"], "unknown interval method 't'"),
+        (["pool", "--common", "XX"], "unknown common-effect method 'XX'"),
+        (["metareg", "--mod", "dose"], "no column 'dose'"),
+        (
+            ["metareg", "--mod", "nk_criterion", "--ref", "maybe"],
+            "no moderator (nk_criterion) has this level",
+        ),
+        (["metareg", "--mod", "study"], "more than 8 studies"),
+        (["metareg", "--mod", "year", "--ref", "year=2019"], "continuous moderator"),
+        (
+            ["metareg", "--mod", "nk_criterion", "--categorical", "year"],
+            "not one of the --mod columns",
+        ),
+    ],
+)
 def test_bad_options_are_one_line_errors(run, studies_path, args, fragment):
     result = run(args[0], str(studies_path), *args[1:])
     assert result.exit_code == 1, result.output
@@ -111,8 +126,10 @@ def test_bad_options_are_one_line_errors(run, studies_path, args, fragment):
 
 def test_constant_moderator_is_an_error(run, tmp_path):
     path = tmp_path / "const.csv"
-    path.write_text("study,year,treat_events,treat_total,control_events,control_total,arm\n"
-                    "A,2000,5,10,3,10,x\nB,2001,6,10,2,10,x\nC,2002,4,10,4,10,x\n")
+    path.write_text(
+        "study,year,treat_events,treat_total,control_events,control_total,arm\n"
+        "A,2000,5,10,3,10,x\nB,2001,6,10,2,10,x\nC,2002,4,10,4,10,x\n"
+    )
     result = run("metareg", str(path), "--mod", "arm")
     assert result.exit_code == 1 and "constant" in result.stderr
 
@@ -128,11 +145,28 @@ def test_metareg_every_format(run, studies_path, fmt):
 
 def test_metareg_json_contract_and_paper_p(run, studies_path):
     data = _json(run, "metareg", str(studies_path), "--mod", "nk_criterion", "--ref", "no")
-    assert {"coefficients", "qm", "qm_df", "qm_p_value", "qe", "qe_df", "qe_p_value", "tau2", "i2",
-            "r2"} <= set(data)
+    assert {
+        "coefficients",
+        "qm",
+        "qm_df",
+        "qm_p_value",
+        "qe",
+        "qe_df",
+        "qe_p_value",
+        "tau2",
+        "i2",
+        "r2",
+    } <= set(data)
     assert [c["name"] for c in data["coefficients"]] == ["intercept", "nk_criterion=yes"]
-    assert set(data["coefficients"][1]) >= {"name", "estimate", "se", "statistic", "p_value",
-                                            "ci_low", "ci_high"}
+    assert set(data["coefficients"][1]) >= {
+        "name",
+        "estimate",
+        "se",
+        "statistic",
+        "p_value",
+        "ci_low",
+        "ci_high",
+    }
     assert f"{data['qm_p_value']:.3f}" == "0.266" and data["references"] == {"nk_criterion": "no"}
 
 
@@ -141,7 +175,9 @@ def test_metareg_hk_reports_f_and_notes_exclusions(run, studies_path):
     assert result.exit_code == 0
     assert "F = " in result.stdout and "df = (1, 5)" in result.stdout
     assert "Jafarzadeh" in result.stderr
-    data = _json(run, "metareg", str(studies_path), "--mod", "timing", "--ci", "hk", "--ref", "timing=before")
+    data = _json(
+        run, "metareg", str(studies_path), "--mod", "timing", "--ci", "hk", "--ref", "timing=before"
+    )
     assert data["qm_df2"] == 5 and data["k"] == 7
     assert [c["name"] for c in data["coefficients"]] == ["intercept", "timing=after"]
 
@@ -153,10 +189,16 @@ def test_metareg_two_moderators(run, studies_path):
 
 
 def test_subgroup_between_separate(run, studies_path):
-    data = _json(run, "subgroup", str(studies_path), "--by", "nk_criterion", "--between", "separate")
+    data = _json(
+        run, "subgroup", str(studies_path), "--by", "nk_criterion", "--between", "separate"
+    )
     test = data["by"][0]["test"]
-    assert test["method"] == "separate-DL" and test["df"] == 1 and f"{test['p_value']:.3f}" == "0.329"
-    hk = _json(run, "subgroup", str(studies_path), "--by", "nk_criterion", "--ci", "hk", "--tau2", "REML")
+    assert (
+        test["method"] == "separate-DL" and test["df"] == 1 and f"{test['p_value']:.3f}" == "0.329"
+    )
+    hk = _json(
+        run, "subgroup", str(studies_path), "--by", "nk_criterion", "--ci", "hk", "--tau2", "REML"
+    )
     assert hk["by"][0]["test"]["df2"] == 6 and hk["by"][0]["test"]["method"] == "metareg-REML"
     assert run("subgroup", str(studies_path), "--by", "timing", "--between", "x").exit_code == 2
 
@@ -175,6 +217,7 @@ def test_default_paths_import_no_numpy_scipy_pandas(studies_path):
         "('numpy', 'scipy', 'pandas', 'matplotlib'))\n"
         "print('HEAVY', heavy)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(studies_path)], capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(studies_path)], capture_output=True, text=True, check=True
+    )
     assert "HEAVY []" in proc.stdout, proc.stdout[-500:]

@@ -45,7 +45,9 @@ def test_plot_written_and_table_unchanged(run, studies_path, tmp_path, args, ids
 
 def test_pool_plot_png_and_labels(run, studies_path, tmp_path):
     target = tmp_path / "forest.png"
-    result = run("pool", str(studies_path), "--plot", str(target), "--labels", "Favours no IVIG,Favours IVIG")
+    result = run(
+        "pool", str(studies_path), "--plot", str(target), "--labels", "Favours no IVIG,Favours IVIG"
+    )
     assert result.exit_code == 0
     data = target.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -58,12 +60,17 @@ def test_subgroup_plot_paths():
 
     assert _per_column_paths(None, ("a",)) == {}
     assert _per_column_paths("out/by.pdf", ("nk_criterion",)) == {"nk_criterion": "out/by.pdf"}
-    assert _per_column_paths("by.png", ("a b", "c", "a b")) == {"a b": "by_a_b.png", "c": "by_c.png"}
+    assert _per_column_paths("by.png", ("a b", "c", "a b")) == {
+        "a b": "by_a_b.png",
+        "c": "by_c.png",
+    }
 
 
 def test_subgroup_plot_one_file_per_column(run, studies_path, tmp_path):
     two = tmp_path / "sg.svg"
-    result = run("subgroup", str(studies_path), "--by", "nk_criterion", "--by", "timing", "--plot", str(two))
+    result = run(
+        "subgroup", str(studies_path), "--by", "nk_criterion", "--by", "timing", "--plot", str(two)
+    )
     assert result.exit_code == 0
     assert {"diamond-random-yes", "diamond-random-no"} <= svg_ids(tmp_path / "sg_nk_criterion.svg")
     assert {"diamond-random-after", "diamond-random-before"} <= svg_ids(tmp_path / "sg_timing.svg")
@@ -86,7 +93,9 @@ def test_rob_plot(run, tmp_path):
         (["rob", str(ROB_EXAMPLE)], "rob", "no extension"),
     ],
 )
-def test_bad_plot_target_fails_before_any_output(run, studies_path, tmp_path, command, name, fragment):
+def test_bad_plot_target_fails_before_any_output(
+    run, studies_path, tmp_path, command, name, fragment
+):
     target = tmp_path / name
     args = [*command] if command[0] == "rob" else [*command, str(studies_path)]
     result = run(*args, "--plot", str(target))
@@ -105,7 +114,9 @@ def test_bad_labels_is_a_usage_error(run, studies_path):
 
 def test_radial_needs_two_studies(run, tmp_path):
     data = tmp_path / "one.csv"
-    data.write_text("study,year,treat_events,treat_total,control_events,control_total\nA,2000,5,10,3,10\n")
+    data.write_text(
+        "study,year,treat_events,treat_total,control_events,control_total\nA,2000,5,10,3,10\n"
+    )
     result = run("heterogeneity", str(data), "--plot", str(tmp_path / "r.svg"))
     assert result.exit_code == 1 and "at least 2" in result.stderr
     assert not (tmp_path / "r.svg").exists()
@@ -123,5 +134,7 @@ def test_no_heavy_imports_without_plot(studies_path):
         f"assert r.invoke(cli, ['rob', {str(ROB_EXAMPLE)!r}, '-f', 'json']).exit_code == 0\n"
         "print(sorted(m for m in ('matplotlib', 'numpy', 'pandas', 'scipy.stats') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

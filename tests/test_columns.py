@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ivigmeta.errors import DataError
 from ivigmeta.io.columns import parse_columns_option
 from ivigmeta.io.studies import parse_table
-from ivigmeta.errors import DataError
 
 COUNTS = [(5, 10, 3, 10), (4, 12, 2, 11)]
 
@@ -18,15 +18,33 @@ def table(header: str, rows: list[str]) -> str:
 @pytest.mark.parametrize(
     "header, row, convention",
     [
-        ("study,treat_events,treat_total,control_events,control_total", "{s},{a},{n1},{c},{n2}", None),
+        (
+            "study,treat_events,treat_total,control_events,control_total",
+            "{s},{a},{n1},{c},{n2}",
+            None,
+        ),
         ("study,ai,n1i,ci,n2i", "{s},{a},{n1},{c},{n2}", "metafor's ai/n1i/ci/n2i"),
         ("study,ai,bi,ci,di", "{s},{a},{b},{c},{d}", "metafor's ai/bi/ci/di"),
-        ("studlab,event.e,n.e,event.c,n.c", "{s},{a},{n1},{c},{n2}", "meta's event.e/n.e/event.c/n.c"),
-        ("Study,Experimental Events,Experimental Total,Control Events,Control Total",
-         "{s},{a},{n1},{c},{n2}", "RevMan-style names"),
-        ("Study or Subgroup,Intervention events,Intervention total,Control events,Control total",
-         "{s},{a},{n1},{c},{n2}", "RevMan-style names"),
-        ("Study ID,Events 1,Total 1,Events 2,Total 2", "{s},{a},{n1},{c},{n2}", "RevMan-style names"),
+        (
+            "studlab,event.e,n.e,event.c,n.c",
+            "{s},{a},{n1},{c},{n2}",
+            "meta's event.e/n.e/event.c/n.c",
+        ),
+        (
+            "Study,Experimental Events,Experimental Total,Control Events,Control Total",
+            "{s},{a},{n1},{c},{n2}",
+            "RevMan-style names",
+        ),
+        (
+            "Study or Subgroup,Intervention events,Intervention total,Control events,Control total",
+            "{s},{a},{n1},{c},{n2}",
+            "RevMan-style names",
+        ),
+        (
+            "Study ID,Events 1,Total 1,Events 2,Total 2",
+            "{s},{a},{n1},{c},{n2}",
+            "RevMan-style names",
+        ),
         ("STUDY,AI,N1I,CI,N2I", "{s},{a},{n1},{c},{n2}", "metafor's ai/n1i/ci/n2i"),
     ],
 )
@@ -54,8 +72,18 @@ def test_first_complete_convention_wins():
 @pytest.mark.parametrize(
     "header, row, label, note",
     [
-        ("study,author,treat_events,treat_total,control_events,control_total", "S,Au,1,5,2,5", "S", None),
-        ("author,treat_events,treat_total,control_events,control_total", "Au,1,5,2,5", "Au", "column 'author'"),
+        (
+            "study,author,treat_events,treat_total,control_events,control_total",
+            "S,Au,1,5,2,5",
+            "S",
+            None,
+        ),
+        (
+            "author,treat_events,treat_total,control_events,control_total",
+            "Au,1,5,2,5",
+            "Au",
+            "column 'author'",
+        ),
         ("slab,ai,n1i,ci,n2i", "Sl,1,5,2,5", "Sl", "column 'slab'"),
         ("id,name,ai,n1i,ci,n2i", "7,Nm,1,5,2,5", "Nm", "column 'name' (the first text column)"),
         ("ai,n1i,ci,n2i", "1,5,2,5", "row 2", "no study-label column"),
@@ -100,7 +128,10 @@ def test_a_lone_se_column_with_counts_is_text():
 
 
 def test_parse_columns_option():
-    assert parse_columns_option("treat_events = EvT, study=Author,") == {"treat_events": "EvT", "study": "Author"}
+    assert parse_columns_option("treat_events = EvT, study=Author,") == {
+        "treat_events": "EvT",
+        "study": "Author",
+    }
     with pytest.raises(DataError, match="unknown role 'foo'"):
         parse_columns_option("foo=bar")
     with pytest.raises(DataError, match="no column name given for 'study'"):

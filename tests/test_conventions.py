@@ -38,13 +38,22 @@ CONVENTIONS = {
     "metafor_bd": (None, []),
     "meta": (dict(zip(COUNTS, ("event.e", "n.e", "event.c", "n.c")), study="studlab"), []),
     "revman": (
-        dict(zip(COUNTS, ("Experimental events", "Experimental total", "Control events", "Control total")),
-             study="Study", year="Year"),
+        dict(
+            zip(
+                COUNTS,
+                ("Experimental events", "Experimental total", "Control events", "Control total"),
+            ),
+            study="Study",
+            year="Year",
+        ),
         [],
     ),
     "custom": (
         dict(zip(COUNTS, ("EvT", "NT", "EvC", "NC")), study="Trial"),
-        ["--columns", "treat_events=EvT,treat_total=NT,control_events=EvC,control_total=NC,study=Trial"],
+        [
+            "--columns",
+            "treat_events=EvT,treat_total=NT,control_events=EvC,control_total=NC,study=Trial",
+        ],
     ),
 }
 
@@ -62,11 +71,29 @@ def convention_table(name: str) -> list[list[str]]:
     rows = paper_rows()
     renames, _ = CONVENTIONS[name]
     if renames is None:  # events and non-events
-        header = ["study", "year", "ai", "bi", "ci", "di", "nk_criterion", "timing", "treat_duration_mean"]
+        header = [
+            "study",
+            "year",
+            "ai",
+            "bi",
+            "ci",
+            "di",
+            "nk_criterion",
+            "timing",
+            "treat_duration_mean",
+        ]
         body = [
-            [r["study"], r["year"], r["treat_events"], str(int(r["treat_total"]) - int(r["treat_events"])),
-             r["control_events"], str(int(r["control_total"]) - int(r["control_events"])),
-             r["nk_criterion"], r["timing"], r["treat_duration_mean"]]
+            [
+                r["study"],
+                r["year"],
+                r["treat_events"],
+                str(int(r["treat_total"]) - int(r["treat_events"])),
+                r["control_events"],
+                str(int(r["control_total"]) - int(r["control_events"])),
+                r["nk_criterion"],
+                r["timing"],
+                r["treat_duration_mean"],
+            ]
             for r in rows
         ]
         return [header, *body]
@@ -76,7 +103,9 @@ def convention_table(name: str) -> list[list[str]]:
 
 def encode(table: list[list[str]], delimiter: str, encoding: str) -> bytes:
     if delimiter == ";":  # decimal commas, as a European spreadsheet writes them
-        table = [table[0]] + [[c.replace(".", ",") if _decimal(c) else c for c in row] for row in table[1:]]
+        table = [table[0]] + [
+            [c.replace(".", ",") if _decimal(c) else c for c in row] for row in table[1:]
+        ]
     buf = io.StringIO()
     csv.writer(buf, delimiter=delimiter, lineterminator="\r\n").writerows(table)
     buf.write("\r\n")  # a blank trailing line
@@ -110,7 +139,9 @@ def reference():
         runner = CliRunner()
         out = {}
         for command, extra in COMMANDS.items():
-            result = runner.invoke(cli, [command, str(path), *extra, "-f", "json"], catch_exceptions=False)
+            result = runner.invoke(
+                cli, [command, str(path), *extra, "-f", "json"], catch_exceptions=False
+            )
             assert result.exit_code == 0
             out[command] = result.stdout
     assert "Ramos-Médina" in out["pool"]
@@ -168,7 +199,9 @@ def test_xlsx(run, tmp_path, reference):
     sheet = book.create_sheet("Table 2")
     for row in convention_table("metafor_n"):
         # Numbers as numbers, as a spreadsheet holds them.
-        sheet.append([float(c) if _decimal(c) else int(c) if c.isdigit() else (c or None) for c in row])
+        sheet.append(
+            [float(c) if _decimal(c) else int(c) if c.isdigit() else (c or None) for c in row]
+        )
     path = tmp_path / "studies.xlsx"
     book.save(path)
     assert outputs(run, str(path), ["--sheet", "Table 2"]) == reference
@@ -181,8 +214,17 @@ def test_effect_only_table_with_decimal_commas(run, tmp_path, paper_fit, delimit
     """yi, vi at full precision: decimal commas with semicolons read exactly as decimal points."""
     table = [["study", "year", "yi", "vi", "nk_criterion", "timing", "treat_duration_mean"]]
     for s, y, v in zip(paper_fit.effects.studies, paper_fit.effects.yi, paper_fit.effects.vi):
-        table.append([s.study, str(s.year), repr(y), repr(v), s.fields["nk_criterion"], s.fields["timing"],
-                      s.fields["treat_duration_mean"]])
+        table.append(
+            [
+                s.study,
+                str(s.year),
+                repr(y),
+                repr(v),
+                s.fields["nk_criterion"],
+                s.fields["timing"],
+                s.fields["treat_duration_mean"],
+            ]
+        )
     path = tmp_path / "effects.csv"
     path.write_bytes(encode(table, delimiter, "utf-8"))
     if delimiter == ";":

@@ -6,10 +6,10 @@ import pytest
 from sensitivity_ref import block, fitted, parity_records, record_id, rel_tol
 from tolerances import BOUNDARY_I2_ABS, CUMUL_STOPPED_SHORT_REL, P_VALUE, close
 
-from ivigmeta.io.studies import parse_table
 from ivigmeta.core.effects import compute_effects
-from ivigmeta.errors import DataError
 from ivigmeta.core.pooling import fit
+from ivigmeta.errors import DataError
+from ivigmeta.io.studies import parse_table
 from ivigmeta.methods.sensitivity import cumulative, cumulative_order
 
 RECORDS = parity_records("cumul")
@@ -103,8 +103,8 @@ def test_column_without_values_is_an_error():
 
 def test_a_step_that_fails_is_reported_not_fatal(paper_fit, monkeypatch):
     """As metafor's cumul() (NA for a failed step): the other steps are still computed."""
-    from ivigmeta.methods import sensitivity
     from ivigmeta.errors import ModelError
+    from ivigmeta.methods import sensitivity
 
     real_fit = sensitivity.fit
 

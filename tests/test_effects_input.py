@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from ivigmeta.io.studies import load_table, parse_table
 from ivigmeta.core.distributions import z_crit
 from ivigmeta.core.effects import compute_effects, study_estimate
-from ivigmeta.errors import DataError
 from ivigmeta.core.pooling import fit
+from ivigmeta.errors import DataError
+from ivigmeta.io.studies import load_table, parse_table
 
 Z = z_crit(0.95)
 
@@ -80,7 +80,9 @@ def test_counts_only_helper_for_methods_that_need_counts():
 def test_measure_column_must_match():
     t = parse_table("study,estimate,ci_low,ci_high,measure\nA,1.5,1.1,2.0,or\n", "f")
     assert compute_effects(t.studies, "OR").k == 1
-    with pytest.raises(DataError, match=r"f, row 2, column 'measure': 'OR' but the analysis measure is RR"):
+    with pytest.raises(
+        DataError, match=r"f, row 2, column 'measure': 'OR' but the analysis measure is RR"
+    ):
         compute_effects(t.studies, "RR")
 
 
@@ -117,14 +119,20 @@ def test_cli_double_zero_default_and_flag(run, tmp_path):
     path.write_text(DZ)
     data = json.loads(run("pool", str(path), "-f", "json").stdout)
     assert data["k"] == 3
-    assert data["excluded"] == [
-        {"study": "B", "row": 3, "reason": data["excluded"][0]["reason"]}
-    ] and "double zero" in data["excluded"][0]["reason"]
+    assert (
+        data["excluded"] == [{"study": "B", "row": 3, "reason": data["excluded"][0]["reason"]}]
+        and "double zero" in data["excluded"][0]["reason"]
+    )
     table = run("pool", str(path)).stdout
     assert "Excluded: B (row 3): no events in either arm (double zero)" in table
     kept = json.loads(run("pool", str(path), "--keep-double-zero", "-f", "json").stdout)
     assert kept["k"] == 4 and kept["excluded"] == []
-    for command, args in (("heterogeneity", []), ("loo", []), ("bias", []), ("subgroup", ["--by", "study"])):
+    for command, args in (
+        ("heterogeneity", []),
+        ("loo", []),
+        ("bias", []),
+        ("subgroup", ["--by", "study"]),
+    ):
         out = json.loads(run(command, str(path), *args, "-f", "json").stdout)
         assert [e["study"] for e in out["excluded"]] == ["B"], command
 
@@ -168,15 +176,23 @@ def test_load_table_from_path(tmp_path):
     assert load_table(str(path)).studies[0].given.kind == "vi"
 
 
-DZ_ALL = H.rstrip("\n") + ",grp,x\n" + (
-    "A,5,10,3,10,a,1\nB,0,12,0,11,a,2\nC,4,9,2,9,b,3\nD,7,17,9,19,b,4\nE,3,17,9,19,a,5\n"
+DZ_ALL = (
+    H.rstrip("\n")
+    + ",grp,x\n"
+    + ("A,5,10,3,10,a,1\nB,0,12,0,11,a,2\nC,4,9,2,9,b,3\nD,7,17,9,19,b,4\nE,3,17,9,19,a,5\n")
 )
 
 
 @pytest.mark.parametrize(
     "command, args",
-    [("pool", []), ("heterogeneity", []), ("loo", []), ("bias", []), ("subgroup", ["--by", "grp"]),
-     ("metareg", ["--mod", "x"])],
+    [
+        ("pool", []),
+        ("heterogeneity", []),
+        ("loo", []),
+        ("bias", []),
+        ("subgroup", ["--by", "grp"]),
+        ("metareg", ["--mod", "x"]),
+    ],
 )
 def test_every_command_accounts_for_the_excluded_study(run, tmp_path, command, args):
     """Table footnote, JSON ``excluded`` and a stderr note for the double-zero study, everywhere."""

@@ -6,9 +6,8 @@ import json
 import math
 
 import pytest
-
 from conftest import ROOT, STUDIES
-from ivigmeta.errors import ModelError
+
 from ivigmeta.audit.explain import (
     Alternative,
     _random_to_common,
@@ -20,7 +19,8 @@ from ivigmeta.audit.explain import (
     meta_rr_effects,
     refit_all,
 )
-from ivigmeta.results import AlternativeCheck, FitOptions
+from ivigmeta.errors import ModelError
+from ivigmeta.results import AlternativeCheck
 
 METAFOR = json.loads((ROOT / "tests" / "reference" / "metafor.json").read_text())
 
@@ -55,8 +55,8 @@ def test_meta_rr_rule_applies_to_risk_ratios_with_a_correction_only(paper_fit):
 @pytest.mark.parametrize("measure", ["RR", "OR", "RD"])
 def test_exact_mantel_haenszel_matches_metafor_rma_mh(measure):
     """metafor 3.8-1 rma.mh(measure = ...) on the paper's counts (tests/reference/metafor.json)."""
-    from ivigmeta.io.studies import load_table
     from ivigmeta.core.effects import compute_effects
+    from ivigmeta.io.studies import load_table
 
     es = compute_effects(load_table(str(STUDIES)).studies, measure=measure)
     ref = _rma_mh(measure)
@@ -104,7 +104,9 @@ def test_refit_all_reaches_subgroup_levels_and_keeps_the_between_test(paper_fit)
         expected = fit_q_mh(old.analysis.effects, old.analysis.options).heterogeneity
         assert new.analysis.heterogeneity == expected
     assert alt.by[0].test == sg.by[0].test
-    assert alt.by[0].levels[0].analysis.heterogeneity.q != sg.by[0].levels[0].analysis.heterogeneity.q
+    assert (
+        alt.by[0].levels[0].analysis.heterogeneity.q != sg.by[0].levels[0].analysis.heterogeneity.q
+    )
 
 
 def test_random_to_common_mapping():
@@ -116,16 +118,22 @@ def test_random_to_common_mapping():
 
 def test_every_convention_the_issue_names_is_tried():
     names = " | ".join(a.name for a in alternatives())
-    for fragment in ("no continuity correction", "events and totals only", "Mantel-Haenszel estimate",
-                     "common-effect instead of random", "tau² estimator REML", "Hartung-Knapp",
-                     "truncation instead of rounding"):
+    for fragment in (
+        "no continuity correction",
+        "events and totals only",
+        "Mantel-Haenszel estimate",
+        "common-effect instead of random",
+        "tau² estimator REML",
+        "Hartung-Knapp",
+        "truncation instead of rounding",
+    ):
         assert fragment in names
 
 
 @pytest.fixture
 def cache():
-    from ivigmeta.cli.reproduce import InProcessRunner
     from ivigmeta.audit.reproduce import CommandCache
+    from ivigmeta.cli.reproduce import InProcessRunner
 
     return CommandCache(InProcessRunner(), str(STUDIES))
 
@@ -176,6 +184,12 @@ def test_describe():
     ]
     text = describe("58.9", "63.8", tried)
     assert text.startswith("No standard convention gives the printed 58.9 (data give 63.8)")
-    assert "a (1.0)" in text and "Not available in this version: --b" in text and "Unchanged by: c" in text
+    assert (
+        "a (1.0)" in text
+        and "Not available in this version: --b" in text
+        and "Unchanged by: c" in text
+    )
     tried.append(AlternativeCheck("d", "--d", "gives_printed", 58.9, "58.9"))
-    assert describe("58.9", "63.8", tried).startswith("Printed 58.9 (data give 63.8) is reproduced by: d (58.9)")
+    assert describe("58.9", "63.8", tried).startswith(
+        "Printed 58.9 (data give 63.8) is reproduced by: d (58.9)"
+    )

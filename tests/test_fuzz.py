@@ -106,7 +106,9 @@ def check(result, n_rows: int | None, fmt: str, nans: list[str]) -> None:
             payload = json.loads(result.stdout)
             if n_rows is not None:
                 accounted(payload, n_rows)
-        elif fmt == "jsonl":  # batch: one object per group; every row analysed, excluded or in error
+        elif (
+            fmt == "jsonl"
+        ):  # batch: one object per group; every row analysed, excluded or in error
             records = [json.loads(line) for line in result.stdout.splitlines()]
             assert records and all(r["status"] in ("ok", "single", "error") for r in records)
             if n_rows is not None:
@@ -134,15 +136,19 @@ def run_all(path: Path, n_rows: int | None, extra: list[list[str]], formats=("js
             if command == "batch":
                 fmt = BATCH_FORMATS[fmt]
             with nan_guard() as nans:
-                result = invoke([command, str(path), *EXTRA_ARGS.get(command, []), *args, "-f", fmt])
+                result = invoke(
+                    [command, str(path), *EXTRA_ARGS.get(command, []), *args, "-f", fmt]
+                )
             check(result, n_rows, fmt, nans)
 
 
 # ---------------------------------------------------------------------------------------------
 # Strategies
 
-labels = st.one_of(st.sampled_from(["Smith", "Jones", "Lee", "", "Müller", "O'Brien, J"]),
-                   st.text(alphabet="abcXYZ é,;\"'", max_size=8))
+labels = st.one_of(
+    st.sampled_from(["Smith", "Jones", "Lee", "", "Müller", "O'Brien, J"]),
+    st.text(alphabet="abcXYZ é,;\"'", max_size=8),
+)
 groups = st.sampled_from(["a", "b", "", "c"])
 
 
@@ -166,17 +172,48 @@ def effect_row(draw):
 
 @st.composite
 def messy_cell(draw):
-    return draw(st.one_of(
-        st.sampled_from(["", "0", "1", "-1", "1.5", "1,5", "nan", "inf", "-inf", "x", "1e9",
-                         "1e400", "9007199254740993", " 3 ", "0.0", "1e-320", "\"", "2,0"]),
-        st.integers(-5, 10**9).map(str),
-        st.floats(allow_nan=True, allow_infinity=True).map(repr),
-        st.text(max_size=4),
-    ))
+    return draw(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "",
+                    "0",
+                    "1",
+                    "-1",
+                    "1.5",
+                    "1,5",
+                    "nan",
+                    "inf",
+                    "-inf",
+                    "x",
+                    "1e9",
+                    "1e400",
+                    "9007199254740993",
+                    " 3 ",
+                    "0.0",
+                    "1e-320",
+                    '"',
+                    "2,0",
+                ]
+            ),
+            st.integers(-5, 10**9).map(str),
+            st.floats(allow_nan=True, allow_infinity=True).map(repr),
+            st.text(max_size=4),
+        )
+    )
 
 
-HEADER = ["study", "grp", "treat_events", "treat_total", "control_events", "control_total",
-          "ci_low", "estimate", "ci_high"]
+HEADER = [
+    "study",
+    "grp",
+    "treat_events",
+    "treat_total",
+    "control_events",
+    "control_total",
+    "ci_low",
+    "estimate",
+    "ci_high",
+]
 
 
 @st.composite
@@ -188,7 +225,9 @@ def tables(draw):
     return lines
 
 
-def write_csv(path: Path, rows: list[list[str]], delimiter: str = ",", encoding: str = "utf-8") -> None:
+def write_csv(
+    path: Path, rows: list[list[str]], delimiter: str = ",", encoding: str = "utf-8"
+) -> None:
     import csv
     import io
 
@@ -198,10 +237,23 @@ def write_csv(path: Path, rows: list[list[str]], delimiter: str = ",", encoding:
 
 
 options = st.lists(
-    st.sampled_from([["--measure", "OR"], ["--measure", "RD"], ["--keep-double-zero"],
-                     ["--cc-policy", "none"], ["--cc-policy", "all"], ["--ci", "hk"],
-                     ["--tau2", "REML"], ["--tau2", "ML"], ["--tau2", "PM"], ["--tau2", "HE"],
-                     ["--tau2", "SJ"], ["--common", "MH"], ["--common", "PETO"]]),
+    st.sampled_from(
+        [
+            ["--measure", "OR"],
+            ["--measure", "RD"],
+            ["--keep-double-zero"],
+            ["--cc-policy", "none"],
+            ["--cc-policy", "all"],
+            ["--ci", "hk"],
+            ["--tau2", "REML"],
+            ["--tau2", "ML"],
+            ["--tau2", "PM"],
+            ["--tau2", "HE"],
+            ["--tau2", "SJ"],
+            ["--common", "MH"],
+            ["--common", "PETO"],
+        ]
+    ),
     max_size=3,
 )
 
@@ -233,7 +285,8 @@ def mostly_valid_row(draw):
 @given(
     cells=st.lists(
         st.one_of(st.lists(messy_cell(), min_size=9, max_size=9), mostly_valid_row()),
-        min_size=1, max_size=5,
+        min_size=1,
+        max_size=5,
     ),
     delimiter=st.sampled_from([",", ";", "\t"]),
     encoding=st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]),
@@ -249,10 +302,14 @@ def test_messy_cells(cells, delimiter, encoding, extra):
 
 
 @FUZZ
-@given(data=st.one_of(
-    st.binary(max_size=400),
-    st.binary(max_size=200).map(lambda b: b"study,treat_events,treat_total,control_events,control_total\n" + b),
-))
+@given(
+    data=st.one_of(
+        st.binary(max_size=400),
+        st.binary(max_size=200).map(
+            lambda b: b"study,treat_events,treat_total,control_events,control_total\n" + b
+        ),
+    )
+)
 def test_random_bytes(data):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "t.csv"
@@ -264,10 +321,12 @@ def test_random_bytes(data):
 def test_counts_up_to_a_billion(tmp_path, count):
     """Huge arms, events close to the total and extreme risk ratios stay finite."""
     path = tmp_path / "big.csv"
-    rows = [HEADER,
-            ["A", "a", count, count, "1", count, "", "", ""],
-            ["B", "b", "1", count, count, count, "", "", ""],
-            ["C", "a", "999999998", "1000000000", "3", "1000000000", "", "", ""]]
+    rows = [
+        HEADER,
+        ["A", "a", count, count, "1", count, "", "", ""],
+        ["B", "b", "1", count, count, count, "", "", ""],
+        ["C", "a", "999999998", "1000000000", "3", "1000000000", "", "", ""],
+    ]
     write_csv(path, rows)
     for measure in ("RR", "OR", "RD"):
         with nan_guard() as nans:

@@ -8,13 +8,13 @@ import pytest
 from sensitivity_ref import block, fitted, parity_records, record_id, rel_tol
 from tolerances import close
 
-from ivigmeta.io.studies import parse_table
 from ivigmeta.core.effects import compute_effects
-from ivigmeta.errors import ModelError
-from ivigmeta.methods.influence import influence
 from ivigmeta.core.pooling import fit
-from ivigmeta.results import FitOptions
+from ivigmeta.errors import ModelError
+from ivigmeta.io.studies import parse_table
+from ivigmeta.methods.influence import influence
 from ivigmeta.methods.sensitivity import leave_one_out
+from ivigmeta.results import FitOptions
 
 # z (DL; REML from the tight block) and Knapp-Hartung (test = "knha", our --ci hk) fits.
 RECORDS = parity_records("influence") + block("influence_knha")

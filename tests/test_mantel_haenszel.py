@@ -14,8 +14,8 @@ import pytest
 from metafor_ref import block, effects, record_id
 from tolerances import CLOSED_FORM, P_VALUE, close
 
-from ivigmeta.errors import ModelError
 from ivigmeta.core.pooling import fit
+from ivigmeta.errors import ModelError
 from ivigmeta.results import FitOptions
 
 MH = block("rma_mh")

@@ -22,8 +22,11 @@ from ivigmeta.results import Exclusion
 IDS = ("dataset", "mods", "method", "test")
 CI = {"z": "z", "knha": "hk"}
 # metafor's reference levels are alphabetical; ivigmeta's default is the first level in file order.
-REFS = {"~factor(alloc)": {"alloc": "alternate"}, "~nk_criterion": {"nk_criterion": "no"},
-        "~timing": {"timing": "after"}}
+REFS = {
+    "~factor(alloc)": {"alloc": "alternate"},
+    "~nk_criterion": {"nk_criterion": "no"},
+    "~timing": {"timing": "after"},
+}
 
 
 def _columns(mods: str) -> list[str]:
@@ -35,14 +38,15 @@ def _name(metafor_name: str) -> str:
         return "intercept"
     for col in ("factor(alloc)", "nk_criterion", "timing"):
         if metafor_name.startswith(col) and metafor_name != col:
-            return f"{col.replace('factor(', '').rstrip(')')}={metafor_name[len(col):]}"
+            return f"{col.replace('factor(', '').rstrip(')')}={metafor_name[len(col) :]}"
     return metafor_name
 
 
 def _fit(rec):
     es = effects(rec["dataset"], rec["measure"])
-    return metareg_analysis(es, _columns(rec["mods"]), rec["method"], CI[rec["test"]],
-                            ref=REFS.get(rec["mods"]))
+    return metareg_analysis(
+        es, _columns(rec["mods"]), rec["method"], CI[rec["test"]], ref=REFS.get(rec["mods"])
+    )
 
 
 def _check(rec, rel, tau2_rel):
@@ -167,7 +171,24 @@ def test_exclusions_are_listed():
     reg = metareg_analysis(effects("ivig", "RR"), ["timing"], "REML", "hk")
     assert isinstance(reg.excluded[0], Exclusion)
     out = reg.to_dict()
-    assert {"coefficients", "qm", "qm_df", "qm_p_value", "qe", "qe_df", "qe_p_value", "tau2", "i2",
-            "r2"} <= set(out)
-    assert set(out["coefficients"][0]) >= {"name", "estimate", "se", "statistic", "p_value",
-                                           "ci_low", "ci_high"}
+    assert {
+        "coefficients",
+        "qm",
+        "qm_df",
+        "qm_p_value",
+        "qe",
+        "qe_df",
+        "qe_p_value",
+        "tau2",
+        "i2",
+        "r2",
+    } <= set(out)
+    assert set(out["coefficients"][0]) >= {
+        "name",
+        "estimate",
+        "se",
+        "statistic",
+        "p_value",
+        "ci_low",
+        "ci_high",
+    }

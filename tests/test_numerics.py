@@ -39,7 +39,10 @@ def test_one_dominant_weight():
     tr_p, tr_pp = exact_traces(w)
     assert (tr_p, tr_pp) == (pytest.approx(4.0), pytest.approx(10.0))
     sw, sw2, sw3 = math.fsum(w), math.fsum(x * x for x in w), math.fsum(x**3 for x in w)
-    assert abs((sw - sw2 / sw) - tr_p) > 1.0 and abs((sw2 - 2 * sw3 / sw + sw2 * sw2 / sw**2) - tr_pp) > 1.0
+    assert (
+        abs((sw - sw2 / sw) - tr_p) > 1.0
+        and abs((sw2 - 2 * sw3 / sw + sw2 * sw2 / sw**2) - tr_pp) > 1.0
+    )
     assert sum_w_minus_sum_w2_over_sum_w(w) == pytest.approx(tr_p, rel=1e-12)
     assert trace_pp(w) == pytest.approx(tr_pp, rel=1e-12)
     assert typical_variance([1.0, 1.0, 1e-40]) == pytest.approx(2 / tr_p, rel=1e-12)

@@ -121,10 +121,42 @@ def _level(res, name):
 
 # Table 3 rows: (column, level) -> k, studies, RR, CI, p, I², heterogeneity p, as printed.
 TABLE_3 = {
-    ("nk_criterion", "yes"): (4, ["Ahmadi", "Moraru", "Ramos-Medina", "Winger"], "2.32", ("1.78", "3.02"), "< 0.0001", "0.0", "0.413"),
-    ("nk_criterion", "no"): (4, ["Jafarzadeh", "Mahmoud", "Perricone", "Stricker"], "1.73", ("1.02", "2.92"), "0.041", "75.5", "0.007"),
-    ("timing", "after"): (5, ["Ahmadi", "Mahmoud", "Moraru", "Perricone", "Ramos-Medina"], "1.71", ("1.16", "2.53"), "0.007", "67.8", "0.015"),
-    ("timing", "before"): (2, ["Stricker", "Winger"], "4.47", ("1.53", "13.05"), "0.006", "45.2", "0.177"),
+    ("nk_criterion", "yes"): (
+        4,
+        ["Ahmadi", "Moraru", "Ramos-Medina", "Winger"],
+        "2.32",
+        ("1.78", "3.02"),
+        "< 0.0001",
+        "0.0",
+        "0.413",
+    ),
+    ("nk_criterion", "no"): (
+        4,
+        ["Jafarzadeh", "Mahmoud", "Perricone", "Stricker"],
+        "1.73",
+        ("1.02", "2.92"),
+        "0.041",
+        "75.5",
+        "0.007",
+    ),
+    ("timing", "after"): (
+        5,
+        ["Ahmadi", "Mahmoud", "Moraru", "Perricone", "Ramos-Medina"],
+        "1.71",
+        ("1.16", "2.53"),
+        "0.007",
+        "67.8",
+        "0.015",
+    ),
+    ("timing", "before"): (
+        2,
+        ["Stricker", "Winger"],
+        "4.47",
+        ("1.53", "13.05"),
+        "0.006",
+        "45.2",
+        "0.177",
+    ),
 }
 
 

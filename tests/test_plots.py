@@ -20,16 +20,16 @@ from conftest import ROOT
 from matplotlib.lines import Line2D
 from matplotlib.patches import Circle, Polygon
 
-from ivigmeta.methods.bias import bias_analysis
-from ivigmeta.io.studies import parse_table
 from ivigmeta.core.effects import compute_effects
-from ivigmeta.errors import DataError, ModelError
-from ivigmeta.plots import FIGURES, make_figure, write_figure
-from ivigmeta.plots.common import ROW_HEIGHT, nice_ratio_ticks, save_figure
 from ivigmeta.core.pooling import fit
+from ivigmeta.errors import DataError, ModelError
+from ivigmeta.io.studies import parse_table
+from ivigmeta.methods.bias import bias_analysis
 from ivigmeta.methods.rob import load_rob
 from ivigmeta.methods.sensitivity import leave_one_out
 from ivigmeta.methods.subgroup import subgroup_analysis
+from ivigmeta.plots import FIGURES, make_figure, write_figure
+from ivigmeta.plots.common import ROW_HEIGHT, nice_ratio_ticks, save_figure
 
 ROB_EXAMPLE = ROOT / "docs" / "examples" / "rob_example.csv"
 SMALL_DPI = 40
@@ -45,8 +45,11 @@ def texts(fig):
 
 
 def main_axes(fig):
-    return next(ax for ax in fig.axes if any(isinstance(a, Line2D) and a.get_gid() == "null-line"
-                                              for a in ax.lines))
+    return next(
+        ax
+        for ax in fig.axes
+        if any(isinstance(a, Line2D) and a.get_gid() == "null-line" for a in ax.lines)
+    )
 
 
 def influence_stand_in(ma, loo):
@@ -56,17 +59,32 @@ def influence_stand_in(ma, loo):
     rows = []
     for i, (row, y, v) in enumerate(zip(loo.rows, ma.effects.yi, ma.effects.vi)):
         refit = row.analysis.random
-        rows.append(SimpleNamespace(
-            study=row.omitted,
-            baujat_x=(y - r.theta) ** 2 / (v + r.tau2),
-            baujat_y=(r.theta - refit.theta) ** 2 / refit.se ** 2,
-            rstudent=None if i == 3 else (y - refit.theta) / math.sqrt(v + refit.tau2 + refit.se ** 2),
-            dffits=0.1 * i, cook_d=0.05 * i, cov_r=1.0 + 0.01 * i, tau2_del=refit.tau2,
-            qe_del=row.analysis.heterogeneity.q, hat=r.weights[i] / 100, weight=r.weights[i],
-            influential=(i == 5),
-        ))
-    return SimpleNamespace(full=ma, rows=tuple(rows), dffits_cutoff=0.5, cook_d_cutoff=0.3,
-                           hat_cutoff=0.375, dfbetas_cutoff=1.0)
+        rows.append(
+            SimpleNamespace(
+                study=row.omitted,
+                baujat_x=(y - r.theta) ** 2 / (v + r.tau2),
+                baujat_y=(r.theta - refit.theta) ** 2 / refit.se**2,
+                rstudent=None
+                if i == 3
+                else (y - refit.theta) / math.sqrt(v + refit.tau2 + refit.se**2),
+                dffits=0.1 * i,
+                cook_d=0.05 * i,
+                cov_r=1.0 + 0.01 * i,
+                tau2_del=refit.tau2,
+                qe_del=row.analysis.heterogeneity.q,
+                hat=r.weights[i] / 100,
+                weight=r.weights[i],
+                influential=(i == 5),
+            )
+        )
+    return SimpleNamespace(
+        full=ma,
+        rows=tuple(rows),
+        dffits_cutoff=0.5,
+        cook_d_cutoff=0.3,
+        hat_cutoff=0.375,
+        dfbetas_cutoff=1.0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +150,10 @@ def test_forest_one_diamond_per_pooled_estimate(figures, paper_fit):
     assert max(xy[:, 0]) == pytest.approx(r.ci_high)
     assert any(x == pytest.approx(r.estimate) for x in xy[:, 0])
     both = make_figure("forest", paper_fit, model="both")
-    assert sorted(d.get_gid() for d in artists(both, "diamond-")) == ["diamond-common", "diamond-random"]
+    assert sorted(d.get_gid() for d in artists(both, "diamond-")) == [
+        "diamond-common",
+        "diamond-random",
+    ]
     common = make_figure("forest", paper_fit, model="common")
     assert [d.get_gid() for d in artists(common, "diamond-")] == ["diamond-common"]
     assert not artists(common, "prediction-interval")  # a common-effect model has none
@@ -149,7 +170,9 @@ def test_forest_log_axis_null_line_and_prediction_interval(figures, paper_fit):
     assert lo < 1.0 < hi
     assert "1" in [t.get_text() for t in ax.get_xticklabels()]
     (pi,) = artists(fig, "prediction-interval")
-    assert list(pi.get_xdata()) == pytest.approx([paper_fit.random.pi_low, paper_fit.random.pi_high])
+    assert list(pi.get_xdata()) == pytest.approx(
+        [paper_fit.random.pi_low, paper_fit.random.pi_high]
+    )
 
 
 def test_forest_labels_and_text_columns(figures, paper_fit):
@@ -177,18 +200,28 @@ def test_forest_long_labels_and_100_studies_fit():
     ma = fit(compute_effects(parse_table("\n".join(rows) + "\n", "big.csv").studies))
     fig = make_figure("forest", ma)
     assert len(artists(fig, "square-")) == 100 and len(artists(fig, "ci-")) == 100
-    small = make_figure("forest", fit(compute_effects(parse_table("\n".join(rows[:9]) + "\n", "s").studies)))
+    small = make_figure(
+        "forest", fit(compute_effects(parse_table("\n".join(rows[:9]) + "\n", "s").studies))
+    )
     assert fig.get_figheight() - small.get_figheight() == pytest.approx(92 * ROW_HEIGHT)
     renderer = fig.canvas.get_renderer()
     all_texts = fig.findobj(lambda a: hasattr(a, "get_text") and a.get_text())
     long_rows = [s for s in ma.effects.studies if s.study.startswith(long)]
     labels = [t for t in all_texts if t.get_text() in {s.label() for s in long_rows}]
-    events = [t for t in all_texts if t.get_text() in {f"{s.treat_events}/{s.treat_total}" for s in long_rows}]
+    events = [
+        t
+        for t in all_texts
+        if t.get_text() in {f"{s.treat_events}/{s.treat_total}" for s in long_rows}
+    ]
     assert len(labels) == 10 and events
     events_left = min(t.get_window_extent(renderer).x0 for t in events)
     assert max(t.get_window_extent(renderer).x1 for t in labels) < events_left
-    edge = [t for t in all_texts if t.get_text().endswith("%") or t.get_text().startswith(
-        ("Heterogeneity", "Test for", "Weight", "Favours"))]
+    edge = [
+        t
+        for t in all_texts
+        if t.get_text().endswith("%")
+        or t.get_text().startswith(("Heterogeneity", "Test for", "Weight", "Favours"))
+    ]
     for t in edge:
         box = t.get_window_extent(renderer)
         assert 0 <= box.x0 and box.x1 <= fig.bbox.width, t.get_text()
@@ -261,7 +294,9 @@ def test_loo_points_reference_line_and_band(figures, results):
     assert len(points) == len(loo.rows) == 8
     for i, row in enumerate(loo.rows):
         (ci,) = artists(fig, f"ci-{i}")
-        assert list(ci.get_xdata()) == pytest.approx([row.analysis.random.ci_low, row.analysis.random.ci_high])
+        assert list(ci.get_xdata()) == pytest.approx(
+            [row.analysis.random.ci_low, row.analysis.random.ci_high]
+        )
     (ref,) = artists(fig, "reference-line")
     assert list(ref.get_xdata()) == pytest.approx([loo.full.random.estimate] * 2)
     (band,) = artists(fig, "reference-band")
@@ -321,8 +356,9 @@ def test_funnel_contours(results):
 def test_funnel_trimfill_studies_are_hollow(results):
     """A stand-in for the trim-and-fill result of `ivigmeta bias` (issue 4)."""
     ba = results["funnel"]
-    trimfill = SimpleNamespace(filled_yi=(-0.4, -0.9), filled_vi=(0.05, 0.3), side="left", k0=2,
-                               theta=0.5)
+    trimfill = SimpleNamespace(
+        filled_yi=(-0.4, -0.9), filled_vi=(0.05, 0.3), side="left", k0=2, theta=0.5
+    )
     stand_in = SimpleNamespace(full=ba.full, egger=ba.egger, trimfill=trimfill)
     fig = make_figure("funnel", stand_in)
     (filled,) = artists(fig, "filled-studies")
@@ -333,7 +369,9 @@ def test_funnel_trimfill_studies_are_hollow(results):
     assert any("k0 = 2" in t for t in texts(fig))
     (adjusted,) = artists(fig, "trimfill-line")
     assert list(adjusted.get_xdata()) == pytest.approx([math.exp(0.5)] * 2)
-    assert not artists(make_figure("funnel", bias_analysis(ba.full, tests=["egger"])), "trimfill-line")
+    assert not artists(
+        make_figure("funnel", bias_analysis(ba.full, tests=["egger"])), "trimfill-line"
+    )
 
 
 # --- radial -------------------------------------------------------------------------------------
@@ -363,7 +401,9 @@ def test_baujat(figures, results):
     assert list(pts.get_ydata()) == pytest.approx([r.baujat_y for r in inf.rows])
     shown = texts(fig)
     assert {r.study.study for r in inf.rows} <= set(shown)
-    assert "Contribution to overall heterogeneity" in shown and "Influence on overall result" in shown
+    assert (
+        "Contribution to overall heterogeneity" in shown and "Influence on overall result" in shown
+    )
 
 
 def test_influence_panels_of_the_paper(figures, results):
@@ -371,8 +411,10 @@ def test_influence_panels_of_the_paper(figures, results):
     inf = results["influence"]
     assert len(fig.axes) == 8
     for attr in ("rstudent", "cook_d", "hat", "weight"):
-        points = [a for a in artists(fig, f"{attr}-") if a.get_gid()[len(attr) + 1:].isdigit()]
-        assert [p.get_ydata()[0] for p in points] == pytest.approx([getattr(r, attr) for r in inf.rows])
+        points = [a for a in artists(fig, f"{attr}-") if a.get_gid()[len(attr) + 1 :].isdigit()]
+        assert [p.get_ydata()[0] for p in points] == pytest.approx(
+            [getattr(r, attr) for r in inf.rows]
+        )
     (cut,) = artists(fig, "cook_d-cutoff")
     assert cut.get_ydata()[0] == pytest.approx(inf.cook_d_cutoff)
 
@@ -417,7 +459,7 @@ def test_rob_traffic_light_and_summary(figures, results):
 
 
 def _rgb(hex_colour):
-    return tuple(int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return tuple(int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
 
 
 # --- files --------------------------------------------------------------------------------------
@@ -436,7 +478,9 @@ def test_every_figure_in_every_format(kind, figures, tmp_path):
     save_figure(fig, str(png), dpi=SMALL_DPI)
     w, h = _png_size(png.read_bytes())
     # Pixels are the size in inches times the dpi, to the pixel (Agg rounds the float product).
-    assert abs(w - fig.get_figwidth() * SMALL_DPI) < 1 and abs(h - fig.get_figheight() * SMALL_DPI) < 1
+    assert (
+        abs(w - fig.get_figwidth() * SMALL_DPI) < 1 and abs(h - fig.get_figheight() * SMALL_DPI) < 1
+    )
     svg = tmp_path / f"{kind}.svg"
     save_figure(fig, str(svg))
     root = ET.parse(svg).getroot()
@@ -469,10 +513,13 @@ def test_figures_are_deterministic(results, tmp_path, kind, ext):
         assert b"<dc:date>" not in a.read_bytes()
 
 
-@pytest.mark.parametrize("name, message", [
-    ("forest.gif", "'.gif'"),
-    ("forest", "no extension"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("forest.gif", "'.gif'"),
+        ("forest", "no extension"),
+    ],
+)
 def test_unknown_extension(results, tmp_path, name, message):
     with pytest.raises(DataError, match=message):
         write_figure("forest", results["forest"], str(tmp_path / name))
@@ -533,7 +580,9 @@ def test_single_study_is_drawn_without_a_diamond():
 def test_rob_legend_clear_of_summary_with_one_study():
     from ivigmeta.methods.rob import parse_rob
 
-    rob = parse_rob("study,D1,D2,D3,D4,D5,D6,D7\nSolo,low,low,moderate,low,no information,low,low\n", "r.csv")
+    rob = parse_rob(
+        "study,D1,D2,D3,D4,D5,D6,D7\nSolo,low,low,moderate,low,no information,low,low\n", "r.csv"
+    )
     fig = make_figure("rob", rob)
     renderer = fig.canvas.get_renderer()
     legend = fig.axes[0].get_legend().get_window_extent(renderer)
@@ -545,8 +594,11 @@ def test_rob_legend_clear_of_summary_with_one_study():
 def test_forest_with_effect_rows():
     """Rows that give an effect instead of counts: NR in the events columns, no totals, and the
     label marked as the pool table marks it; a table of effects alone has no events columns."""
-    mixed = parse_table("study,treat_events,treat_total,control_events,control_total,yi,vi\n"
-                        "A,5,10,3,10,,\nB,,,,,0.2,0.04\nC,4,9,2,9,,\n", "mix.csv")
+    mixed = parse_table(
+        "study,treat_events,treat_total,control_events,control_total,yi,vi\n"
+        "A,5,10,3,10,,\nB,,,,,0.2,0.04\nC,4,9,2,9,,\n",
+        "mix.csv",
+    )
     ma = fit(compute_effects(mixed.studies))
     fig = make_figure("forest", ma, model="both")
     shown = texts(fig)
@@ -554,6 +606,8 @@ def test_forest_with_effect_rows():
     assert "9/19" not in shown  # no event totals when a study has no counts
     assert any(t.startswith("NR: events not reported") for t in shown)
     assert len(artists(fig, "square-")) == 3
-    effects_only = fit(compute_effects(parse_table("study,yi,vi\nA,0.3,0.05\nB,0.1,0.02\n", "yv").studies))
+    effects_only = fit(
+        compute_effects(parse_table("study,yi,vi\nA,0.3,0.05\nB,0.1,0.02\n", "yv").studies)
+    )
     fig = make_figure("forest", effects_only)
     assert "Events/Total" not in texts(fig) and len(artists(fig, "square-")) == 2

@@ -8,14 +8,19 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-
 from conftest import ROOT, STUDIES
+
 from ivigmeta import __version__
 
 PUBLISHED = ROOT / "published.toml"
-FIGURE_PARTS = {"pool": "Forest plot", "heterogeneity": "Radial (Galbraith) plot",
-                "subgroup": "Subgroup forest plot", "loo": "Leave-one-out plot",
-                "influence": "Baujat plot", "bias": "Funnel plot"}
+FIGURE_PARTS = {
+    "pool": "Forest plot",
+    "heterogeneity": "Radial (Galbraith) plot",
+    "subgroup": "Subgroup forest plot",
+    "loo": "Leave-one-out plot",
+    "influence": "Baujat plot",
+    "bias": "Funnel plot",
+}
 
 
 class Page(HTMLParser):
@@ -85,7 +90,9 @@ def markdown_tables(text: str) -> list[dict]:
         elif line.startswith("#"):
             title = ""
         if line.startswith("|"):
-            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+            cells = [
+                c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])
+            ]
             if all(re.fullmatch(r"-+:?", c) for c in cells):
                 continue
             cells = [c[2:-2] if c.startswith("**") and c.endswith("**") else c for c in cells]
@@ -122,7 +129,10 @@ def report(tmp_path_factory):
 
 def test_both_files_written_and_named_on_stdout(report):
     out = report["out"]
-    assert report["result"].stdout.splitlines() == [str(out / "report.md"), str(out / "report.html")]
+    assert report["result"].stdout.splitlines() == [
+        str(out / "report.md"),
+        str(out / "report.html"),
+    ]
     assert report["html"].startswith("<!DOCTYPE html>")
     assert report["md"].startswith("# Meta-analysis report: studies.csv")
 
@@ -130,7 +140,17 @@ def test_both_files_written_and_named_on_stdout(report):
 def test_html_parses_and_is_balanced(report):
     page = report["page"]
     assert page.stack == [], f"unclosed tags: {page.stack}"
-    for section in ("data", "pool", "heterogeneity", "subgroup", "loo", "bias", "methods", "reproduce", "provenance"):
+    for section in (
+        "data",
+        "pool",
+        "heterogeneity",
+        "subgroup",
+        "loo",
+        "bias",
+        "methods",
+        "reproduce",
+        "provenance",
+    ):
         assert section in page.ids
 
 
@@ -151,9 +171,16 @@ def test_markdown_and_html_hold_the_same_tables(report):
     for h, m in zip(html_tables, md_named):
         assert h["rows"] == m["rows"], h["title"]
     titles = " | ".join(t["title"] for t in html_tables)
-    for expected in ("Data: ", "Outcomes of the included studies", "Heterogeneity", "Subgroup analysis by nk_criterion",
-                     "Subgroup analysis by timing", "Leave-one-out sensitivity analysis", "Small-study effects",
-                     "Printed numbers of: "):
+    for expected in (
+        "Data: ",
+        "Outcomes of the included studies",
+        "Heterogeneity",
+        "Subgroup analysis by nk_criterion",
+        "Subgroup analysis by timing",
+        "Leave-one-out sensitivity analysis",
+        "Small-study effects",
+        "Printed numbers of: ",
+    ):
         assert expected in titles
 
 
@@ -182,7 +209,9 @@ def test_figures_present_or_reported_missing(report):
         if command not in cli.commands:
             assert title not in report["html"]
             continue
-        mine = {alt: src for alt, src in images.items() if alt == title or alt.startswith(f"{title} (")}
+        mine = {
+            alt: src for alt, src in images.items() if alt == title or alt.startswith(f"{title} (")
+        }
         if command in plotting:
             assert mine, title
             for alt, src in mine.items():
@@ -201,12 +230,18 @@ def test_figures_present_or_reported_missing(report):
 def test_sections_of_missing_commands_are_listed(report):
     from ivigmeta.cli import cli
 
-    for command, title in (("influence", "Influence diagnostics"), ("cumulative", "Cumulative meta-analysis")):
+    for command, title in (
+        ("influence", "Influence diagnostics"),
+        ("cumulative", "Cumulative meta-analysis"),
+    ):
         if command in cli.commands:
             assert f'id="{command}"' in report["html"]
         else:
             assert f"{title}: no `{command}` command" in report["md"]
-            assert f"{title}: no <code>" in report["html"] or f"{title}: no `{command}`" in report["html"]
+            assert (
+                f"{title}: no <code>" in report["html"]
+                or f"{title}: no `{command}`" in report["html"]
+            )
 
 
 def test_provenance(report):
@@ -228,20 +263,38 @@ def test_reproduce_table_in_the_report(report):
 
 
 def test_methods_paragraph_follows_the_options(run, tmp_path):
-    default = (ROOT / "studies.csv")
+    default = ROOT / "studies.csv"
     result = run("report", str(default), "-o", str(tmp_path / "a"), "--no-figures")
     md = (tmp_path / "a" / "report.md").read_text()
     methods = md.split("\n## Methods", 1)[1].split("\n## ", 1)[0]
-    assert "risk ratio" in methods and "DerSimonian-Laird" in methods and "(DerSimonian & Laird 1986)" in methods
+    assert (
+        "risk ratio" in methods
+        and "DerSimonian-Laird" in methods
+        and "(DerSimonian & Laird 1986)" in methods
+    )
     assert "applied to: Perricone" in methods and "Wald z intervals" in methods
     assert "Egger" in methods and "DerSimonian R, Laird N (1986)" in methods
     assert "Reproduction of the published numbers" not in md
-    result = run("report", str(default), "-o", str(tmp_path / "b"), "--ci", "hk", "--cc-policy", "all", "--by", "timing",
-                 "--no-figures")
+    result = run(
+        "report",
+        str(default),
+        "-o",
+        str(tmp_path / "b"),
+        "--ci",
+        "hk",
+        "--cc-policy",
+        "all",
+        "--by",
+        "timing",
+        "--no-figures",
+    )
     assert result.exit_code == 0, result.output
     md = (tmp_path / "b" / "report.md").read_text()
     methods = md.split("\n## Methods", 1)[1].split("\n## ", 1)[0]
-    assert "Hartung-Knapp-Sidik-Jonkman intervals (Hartung & Knapp 2001; Sidik & Jonkman 2002)" in methods
+    assert (
+        "Hartung-Knapp-Sidik-Jonkman intervals (Hartung & Knapp 2001; Sidik & Jonkman 2002)"
+        in methods
+    )
     assert "added to every study" in methods and "Subgroups (timing)" in methods
     assert "Subgroup analysis by nk_criterion" not in md
     assert "`ivigmeta pool " in md and "--ci hk" in md
@@ -259,8 +312,12 @@ def test_methods_paragraph_follows_the_options(run, tmp_path):
 )
 def test_report_errors(run, tmp_path, args, fragment):
     (tmp_path / "file.txt").write_text("x")
-    subst = {"OUT": str(tmp_path / "out"), "FILE": str(tmp_path / "file.txt"), "STUDIES": str(STUDIES),
-             "MISSING": str(tmp_path / "missing.toml")}
+    subst = {
+        "OUT": str(tmp_path / "out"),
+        "FILE": str(tmp_path / "file.txt"),
+        "STUDIES": str(STUDIES),
+        "MISSING": str(tmp_path / "missing.toml"),
+    }
     result = run("report", *[subst.get(a, a) for a in args])
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
@@ -280,7 +337,9 @@ def test_output_directory_is_required(run):
 
 
 def test_html_escapes_the_data(run, tmp_path):
-    rows = (ROOT / "studies.csv").read_text().replace("Ahmadi,", "Ahmadi <script>x</script> & co,", 1)
+    rows = (
+        (ROOT / "studies.csv").read_text().replace("Ahmadi,", "Ahmadi <script>x</script> & co,", 1)
+    )
     data = tmp_path / "studies.csv"
     data.write_text(rows)
     result = run("report", str(data), "-o", str(tmp_path / "out"), "--no-figures")
@@ -299,7 +358,9 @@ def test_input_options_reach_every_command(run, tmp_path):
         "study;year;treat_events;treat_total;control_events;control_total;grp\n"
         "A;2000;10;20;5;20;x\nB;2001;12;20;6;20;x\nC;2002;8;20;7;20;y\nD;2003;9;20;3;20;y\n"
     )
-    result = run("report", str(data), "--sep", "semicolon", "-o", str(tmp_path / "out"), "--no-figures")
+    result = run(
+        "report", str(data), "--sep", "semicolon", "-o", str(tmp_path / "out"), "--no-figures"
+    )
     assert result.exit_code == 0, result.output
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Subgroup analysis by grp" in md

@@ -10,8 +10,8 @@ import re
 from decimal import Decimal
 
 import pytest
-
 from conftest import ROOT
+
 from ivigmeta.audit.reproduce import (
     PathError,
     PublishedError,
@@ -39,7 +39,9 @@ def shipped():
 
     from ivigmeta.cli import cli
 
-    result = CliRunner().invoke(cli, ["reproduce", str(PUBLISHED), "--format", "json"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["reproduce", str(PUBLISHED), "--format", "json"], catch_exceptions=False
+    )
     return result
 
 
@@ -53,21 +55,39 @@ def test_shipped_file_reproduces_except_the_three_known_discrepancies(shipped):
     assert summary["reproduced"] == summary["total"] - 3
     differing = {n["label"] for n in data["numbers"] if n["verdict"] != "reproduced"}
     assert differing == KNOWN_DISCREPANCIES
-    assert summary["line"] == f"{summary['reproduced']} of {summary['total']} reproduce; 3 differ as expected"
+    assert (
+        summary["line"]
+        == f"{summary['reproduced']} of {summary['total']} reproduce; 3 differ as expected"
+    )
     assert shipped.stderr == ""
 
 
 def test_shipped_file_covers_the_papers_tables(shipped):
     numbers = json.loads(shipped.stdout)["numbers"]
     labels = {n["label"] for n in numbers}
-    studies = ["Ahmadi", "Jafarzadeh", "Mahmoud", "Moraru", "Perricone", "Ramos-Medina", "Stricker", "Winger"]
+    studies = [
+        "Ahmadi",
+        "Jafarzadeh",
+        "Mahmoud",
+        "Moraru",
+        "Perricone",
+        "Ramos-Medina",
+        "Stricker",
+        "Winger",
+    ]
     for study in studies:
         for what in ("RR", "CI low", "CI high", "p"):
             assert f"Table 2, {study}, {what}" in labels
     table3 = [n for n in numbers if n["label"].startswith("Table 3, ")]
     assert len(table3) == 4 * 7
-    for label in ("Pooled RR (random effects)", "Egger's regression test, p", "Overall I²",
-                  "Meta-regression, NK criterion, p", "Meta-regression, timing, p", "Women, total"):
+    for label in (
+        "Pooled RR (random effects)",
+        "Egger's regression test, p",
+        "Overall I²",
+        "Meta-regression, NK criterion, p",
+        "Meta-regression, timing, p",
+        "Women, total",
+    ):
         assert label in labels
     # Every number carries what was printed and what the command gave.
     for n in numbers:
@@ -82,12 +102,19 @@ def test_known_discrepancies_are_explained(shipped):
     tried = {a["name"]: a for a in overall["alternatives"]}
     assert tried["no continuity correction"]["status"] == "differs"
     assert tried["Q centred on the Mantel-Haenszel estimate"]["status"] == "differs"
-    for label in ("Table 3, NK criterion (yes), CI low", "Table 3, Timing (after confirmation), I²"):
-        gives = [a["name"] for a in numbers[label]["alternatives"] if a["status"] == "gives_printed"]
+    for label in (
+        "Table 3, NK criterion (yes), CI low",
+        "Table 3, Timing (after confirmation), I²",
+    ):
+        gives = [
+            a["name"] for a in numbers[label]["alternatives"] if a["status"] == "gives_printed"
+        ]
         # Truncation explains both; another estimator may also land on the printed value.
         assert "truncation instead of rounding" in gives
         assert "is reproduced by: " in numbers[label]["explanation"]
-        assert "truncation instead of rounding (" in numbers[label]["explanation"].split("Not by:")[0]
+        assert (
+            "truncation instead of rounding (" in numbers[label]["explanation"].split("Not by:")[0]
+        )
 
 
 def _write(tmp_path, text, name="pub.toml"):
@@ -101,7 +128,7 @@ def _altered(label: str, new: str) -> str:
     text = PUBLISHED.read_text(encoding="utf-8")
     start = text.index(f'label = "{label}"')
     m = re.compile(r'printed = "[^"]*"').search(text, start)
-    return text[: m.start()] + f'printed = "{new}"' + text[m.end():]
+    return text[: m.start()] + f'printed = "{new}"' + text[m.end() :]
 
 
 def test_one_altered_printed_value_exits_1_and_is_named(run, tmp_path):
@@ -112,7 +139,11 @@ def test_one_altered_printed_value_exits_1_and_is_named(run, tmp_path):
     data = json.loads(result.stdout)
     bad = [n for n in data["numbers"] if not n["ok"]]
     assert [n["label"] for n in bad] == ["Table 2, Winger, RR"]
-    assert bad[0]["verdict"] == "differs" and bad[0]["printed"] == "2.85" and bad[0]["rounded"] == "2.84"
+    assert (
+        bad[0]["verdict"] == "differs"
+        and bad[0]["printed"] == "2.85"
+        and bad[0]["rounded"] == "2.84"
+    )
     assert data["summary"]["differs"] == 1 and data["summary"]["differs_expected"] == 3
     assert "Table 2, Winger, RR" in result.stderr
     table = run("reproduce", str(path), "--no-explain")
@@ -137,7 +168,9 @@ def test_data_option_overrides_the_paper_entry(run, tmp_path):
     rows = [r.replace("Winger,2008,20,37,4,21", "Winger,2008,21,37,4,21") for r in rows]
     data_path = tmp_path / "edited.csv"
     data_path.write_text("\n".join(rows) + "\n")
-    result = run("reproduce", str(PUBLISHED), "--data", str(data_path), "--format", "json", "--no-explain")
+    result = run(
+        "reproduce", str(PUBLISHED), "--data", str(data_path), "--format", "json", "--no-explain"
+    )
     assert result.exit_code == 1
     bad = {n["label"] for n in json.loads(result.stdout)["numbers"] if not n["ok"]}
     assert "Table 2, Winger, events, intervention" in bad
@@ -201,7 +234,9 @@ def test_path_that_resolves_to_nothing_is_an_error_for_that_number(run, tmp_stud
 
 def test_failing_command_is_an_error_for_its_numbers(run, tmp_study):
     extra = 'args = ["--by", "dose"]\n'
-    text = HEAD + _entry("Dose", command="subgroup", path="by[0].test.p_value", printed="0.5", extra=extra)
+    text = HEAD + _entry(
+        "Dose", command="subgroup", path="by[0].test.p_value", printed="0.5", extra=extra
+    )
     result = run("reproduce", str(_write(tmp_study, text)), "--format", "json")
     assert result.exit_code == 1
     n = json.loads(result.stdout)["numbers"][0]
@@ -230,8 +265,12 @@ def test_invalid_entries_name_the_entry(run, tmp_study, extra, fragment):
 
 
 def test_printed_must_be_a_string(tmp_path):
-    text = HEAD + '\n[[number]]\nlabel = "As number"\ncommand = "pool"\npath = "k"\nprinted = 2.50\n'
-    with pytest.raises(PublishedError, match=r"number 1 \('As number'\): 'printed' must be a string"):
+    text = (
+        HEAD + '\n[[number]]\nlabel = "As number"\ncommand = "pool"\npath = "k"\nprinted = 2.50\n'
+    )
+    with pytest.raises(
+        PublishedError, match=r"number 1 \('As number'\): 'printed' must be a string"
+    ):
         parse_published(text, "x.toml")
 
 
@@ -275,7 +314,12 @@ DOC = {
         {"study": "B", "n": 20, "estimate": 2.0},
         {"study": "C.1", "n": 30, "estimate": None},
     ],
-    "by": [{"column": "timing", "levels": [{"level": "after", "i2": 67.7}, {"level": "before", "i2": 45.2}]}],
+    "by": [
+        {
+            "column": "timing",
+            "levels": [{"level": "after", "i2": 67.7}, {"level": "before", "i2": 45.2}],
+        }
+    ],
 }
 
 
@@ -327,7 +371,21 @@ def test_ambiguous_selection():
 
 @pytest.mark.parametrize(
     "path",
-    ["", "a..b", ".a", "a.", "a[", "a[]", "a]b", "a[x]", "a[=1]", "median(a)", "count(a, b)", "sum()", "a[0]b"],
+    [
+        "",
+        "a..b",
+        ".a",
+        "a.",
+        "a[",
+        "a[]",
+        "a]b",
+        "a[x]",
+        "a[=1]",
+        "median(a)",
+        "count(a, b)",
+        "sum()",
+        "a[0]b",
+    ],
 )
 def test_malformed_paths(path):
     with pytest.raises(PathError):
@@ -412,6 +470,10 @@ def test_help_and_pool_do_not_import_the_heavy_modules():
         "         'ivigmeta.audit.reproduce', 'ivigmeta.audit.explain', 'ivigmeta.audit.report')\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "studies.csv")],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "studies.csv")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert proc.stdout.strip() == ""

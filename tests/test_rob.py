@@ -21,7 +21,9 @@ from ivigmeta.errors import DataError
 from ivigmeta.methods.rob import DOMAINS, LEVELS, overall_judgement, parse_level, parse_rob
 
 EXAMPLE = ROOT / "docs" / "examples" / "rob_example.csv"
-HEADER = "study,confounding,selection,classification,deviations,missing_data,measurement,reported_result"
+HEADER = (
+    "study,confounding,selection,classification,deviations,missing_data,measurement,reported_result"
+)
 
 
 def table(*rows: str, header: str = HEADER) -> str:
@@ -68,9 +70,18 @@ def test_overall_judgement_every_combination_of_three_domains():
 
 @pytest.mark.parametrize(
     "text, level",
-    [("Low", "low"), ("moderate risk", "moderate"), ("SERIOUS", "serious"), ("Critical risk of bias", "critical"),
-     ("No information", "no information"), ("NI", "no information"), ("no_information", "no information"),
-     ("unclear", None), ("high", None), ("", None)],
+    [
+        ("Low", "low"),
+        ("moderate risk", "moderate"),
+        ("SERIOUS", "serious"),
+        ("Critical risk of bias", "critical"),
+        ("No information", "no information"),
+        ("NI", "no information"),
+        ("no_information", "no information"),
+        ("unclear", None),
+        ("high", None),
+        ("", None),
+    ],
 )
 def test_parse_level(text, level):
     assert parse_level(text) == level
@@ -94,15 +105,22 @@ def test_overall_computed_or_given_and_contradictions_reported():
     assert not d.contradicts_rules
     assert [s.study for s in rob.contradictions] == ["C"]
     data = rob.to_dict()
-    assert data["contradictions"] == [{"study": "C", "row": 4, "given": "moderate", "rule": "serious"}]
-    assert data["studies"][2]["confounding"] == "serious" and data["studies"][2]["overall_rule"] == "serious"
+    assert data["contradictions"] == [
+        {"study": "C", "row": 4, "given": "moderate", "rule": "serious"}
+    ]
+    assert (
+        data["studies"][2]["confounding"] == "serious"
+        and data["studies"][2]["overall_rule"] == "serious"
+    )
 
 
 def test_headers_d1_to_d7_and_long_names():
     short = "Study,D1,D2,D3,D4,D5,D6,D7,Overall"
-    long = ("study,Bias due to confounding,Bias in selection of participants,"
-            "Bias in classification of interventions,Bias due to deviations from intended interventions,"
-            "Bias due to missing data,Bias in measurement of outcomes,Bias in selection of the reported result")
+    long = (
+        "study,Bias due to confounding,Bias in selection of participants,"
+        "Bias in classification of interventions,Bias due to deviations from intended interventions,"
+        "Bias due to missing data,Bias in measurement of outcomes,Bias in selection of the reported result"
+    )
     for header in (short, long):
         extra = ",critical" if header is short else ""
         rob = parse_rob(table("X,low,critical,low,low,low,low,low" + extra, header=header), "r.csv")
@@ -118,7 +136,12 @@ def test_summary_percentages_unweighted_and_weighted():
     d1 = unweighted.summary[0]
     assert d1.domain == "confounding"
     assert dict(zip(unweighted.levels, d1.percent)) == {
-        "low": 50.0, "moderate": 0.0, "serious": 50.0, "critical": 0.0, "no information": 0.0}
+        "low": 50.0,
+        "moderate": 0.0,
+        "serious": 50.0,
+        "critical": 0.0,
+        "no information": 0.0,
+    }
     weighted = parse_rob(table(*rows, header=HEADER + ",weight"), "w.csv")
     assert weighted.weighted
     assert weighted.summary[0].percent[:3] == pytest.approx((25.0, 0.0, 75.0))
@@ -131,13 +154,31 @@ def test_summary_percentages_unweighted_and_weighted():
     "text, fragments",
     [
         ("", ["empty"]),
-        ("study,D1,D2\nA,low,low\n", ["row 1", "missing", "classification", "columns found: study, D1, D2"]),
-        (table("A,low,low,low,high,low,low,low"), ["row 2", "'deviations'", "'high'", "not a ROBINS-I judgement"]),
+        (
+            "study,D1,D2\nA,low,low\n",
+            ["row 1", "missing", "classification", "columns found: study, D1, D2"],
+        ),
+        (
+            table("A,low,low,low,high,low,low,low"),
+            ["row 2", "'deviations'", "'high'", "not a ROBINS-I judgement"],
+        ),
         (table("A,low,low,low,low,,low,low"), ["row 2", "'missing_data'", "missing judgement"]),
-        (table("A,low,low,low,low,low,low,low,heavy", header=HEADER + ",weight"), ["row 2", "'weight'", "not a number"]),
-        (table("A,low,low,low,low,low,low,low,1", "B,low,low,low,low,low,low,low,", header=HEADER + ",weight"),
-         ["row 3", "missing weight"]),
-        (table("A,low,low,low,low,low,low,low,unsure", header=HEADER + ",overall"), ["row 2", "'overall'", "'unsure'"]),
+        (
+            table("A,low,low,low,low,low,low,low,heavy", header=HEADER + ",weight"),
+            ["row 2", "'weight'", "not a number"],
+        ),
+        (
+            table(
+                "A,low,low,low,low,low,low,low,1",
+                "B,low,low,low,low,low,low,low,",
+                header=HEADER + ",weight",
+            ),
+            ["row 3", "missing weight"],
+        ),
+        (
+            table("A,low,low,low,low,low,low,low,unsure", header=HEADER + ",overall"),
+            ["row 2", "'overall'", "'unsure'"],
+        ),
         ("study,D1,confounding\n", ["row 1", "'D1'", "'confounding'"]),
     ],
 )
@@ -171,12 +212,24 @@ def test_rob_command_every_format(run, fmt):
     if fmt == "json":
         data = json.loads(out)
         assert data["tool"] == "ROBINS-I" and len(data["studies"]) == 8
-        assert {"study", "confounding", "reported_result", "overall", "overall_rule", "overall_given",
-                "contradicts_rules", "weight"} <= set(data["studies"][0])
+        assert {
+            "study",
+            "confounding",
+            "reported_result",
+            "overall",
+            "overall_rule",
+            "overall_given",
+            "contradicts_rules",
+            "weight",
+        } <= set(data["studies"][0])
         assert data["contradictions"][0]["study"] == "Hollins (2020)"
     elif fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(out)))
-        assert len(rows) == 8 and rows[-1]["overall_rule"] == "serious" and rows[-1]["overall"] == "moderate"
+        assert (
+            len(rows) == 8
+            and rows[-1]["overall_rule"] == "serious"
+            and rows[-1]["overall"] == "moderate"
+        )
     elif fmt == "markdown":
         assert out.startswith("### Risk of bias (ROBINS-I, 8 studies)")
     else:
@@ -227,8 +280,10 @@ def test_weights_from_the_meta_analysis(paper_fit):
 
 def test_rob_command_weights_option(run, studies_path, tmp_path):
     path = tmp_path / "rob.csv"
-    path.write_text("study,D1,D2,D3,D4,D5,D6,D7,weight\nAhmadi,low,low,low,low,low,low,low,1\n"
-                    "Winger,serious,low,low,low,low,low,low,1\n")
+    path.write_text(
+        "study,D1,D2,D3,D4,D5,D6,D7,weight\nAhmadi,low,low,low,low,low,low,low,1\n"
+        "Winger,serious,low,low,low,low,low,low,1\n"
+    )
     plain = json.loads(run("rob", str(path), "-f", "json").stdout)
     assert plain["summary"][0]["percent"]["low"] == 50.0
     result = run("rob", str(path), "--weights", str(studies_path), "-f", "json")

@@ -13,13 +13,15 @@ from metafor_ref import block, effects, record_id
 from tolerances import CLOSED_FORM, METAFOR_STOP_REL, P_VALUE, close
 
 from ivigmeta.core.pooling import fit
-from ivigmeta.results import FitOptions
 from ivigmeta.methods.subgroup import subgroup_by
+from ivigmeta.results import FitOptions
 
 SEPARATE = block("subgroup_separate")
 
 
-@pytest.mark.parametrize("rec", SEPARATE, ids=[record_id(r, ("measure", "method", "by")) for r in SEPARATE])
+@pytest.mark.parametrize(
+    "rec", SEPARATE, ids=[record_id(r, ("measure", "method", "by")) for r in SEPARATE]
+)
 def test_separate_tau2_between_test(rec):
     ma = fit(effects("ivig", rec["measure"]), FitOptions(tau2_method=rec["method"]))
     res = subgroup_by(ma, rec["by"], between="separate")
@@ -52,14 +54,22 @@ def test_separate_differs_from_metareg_as_in_metafor():
     assert f"{subgroup_by(ma, 'nk_criterion').test.p_value:.3f}" == "0.266"
 
 
-BETWEEN = [r for r in block("metareg") if r["dataset"] == "ivig" and r["method"] in ("DL", "PM", "HE", "SJ")]
+BETWEEN = [
+    r
+    for r in block("metareg")
+    if r["dataset"] == "ivig" and r["method"] in ("DL", "PM", "HE", "SJ")
+]
 
 
-@pytest.mark.parametrize("rec", BETWEEN, ids=[record_id(r, ("mods", "method", "test")) for r in BETWEEN])
+@pytest.mark.parametrize(
+    "rec", BETWEEN, ids=[record_id(r, ("mods", "method", "test")) for r in BETWEEN]
+)
 def test_metareg_between_uses_the_chosen_estimator_and_interval(rec):
     column = rec["mods"].lstrip("~")
-    ma = fit(effects("ivig", "RR"), FitOptions(tau2_method=rec["method"],
-                                               ci_method={"z": "z", "knha": "hk"}[rec["test"]]))
+    ma = fit(
+        effects("ivig", "RR"),
+        FitOptions(tau2_method=rec["method"], ci_method={"z": "z", "knha": "hk"}[rec["test"]]),
+    )
     t = subgroup_by(ma, column).test
     assert close(t.statistic, rec["QM"], 1e-7)
     assert close(t.p_value, rec["QMp"], 1e-7)

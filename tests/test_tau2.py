@@ -12,10 +12,10 @@ import pytest
 from tolerances import CLOSED_FORM, close
 
 import ivigmeta.core.tau2 as tau2_module
-from ivigmeta.errors import ModelError
 from ivigmeta.core.pooling import fit, random_effects
-from ivigmeta.results import EffectSizes, FitOptions
 from ivigmeta.core.tau2 import TAU2_METHODS, estimate_tau2
+from ivigmeta.errors import ModelError
+from ivigmeta.results import EffectSizes, FitOptions
 
 Y = [0.10, 0.62, -0.25, 0.41, 0.90, 0.05]
 V = [0.04] * 6  # all sampling variances equal
@@ -128,9 +128,7 @@ from ivigmeta.core.confint import qprofile_ci  # noqa: E402
 from ivigmeta.core.distributions import chi2_ppf  # noqa: E402
 from ivigmeta.core.tau2 import _ll, make_design  # noqa: E402
 
-_studies = st.lists(
-    st.tuples(st.floats(-3, 3), st.floats(1e-3, 2.0)), min_size=2, max_size=25
-)
+_studies = st.lists(st.tuples(st.floats(-3, 3), st.floats(1e-3, 2.0)), min_size=2, max_size=25)
 
 
 @settings(max_examples=60, deadline=None)

@@ -28,8 +28,9 @@ Alternatives are of three kinds:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, is_dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ivigmeta.errors import IvigmetaError, ModelError
 from ivigmeta.results import AlternativeCheck, EffectSizes, FitOptions, Heterogeneity, MetaAnalysis
@@ -187,7 +188,7 @@ def _method(command: str, params: dict[str, Any]) -> Callable[[MetaAnalysis], An
 def run_core_alternative(
     command: str,
     args: Sequence[str],
-    cache: "CommandCache",
+    cache: CommandCache,
     effects: Callable[[EffectSizes], EffectSizes] | None = None,
     fitter: Callable[[EffectSizes, FitOptions], MetaAnalysis] | None = None,
 ) -> Any:
@@ -231,7 +232,10 @@ def _random_to_common(path: str) -> str | None:
     parsed = parse_path(path)
     if not any(s.kind == "key" and s.key == "random" for s in parsed.steps):
         return None
-    steps = tuple(replace(s, key="common") if s.kind == "key" and s.key == "random" else s for s in parsed.steps)
+    steps = tuple(
+        replace(s, key="common") if s.kind == "key" and s.key == "random" else s
+        for s in parsed.steps
+    )
     return format_path(replace(parsed, steps=steps))
 
 
@@ -248,7 +252,9 @@ def alternatives() -> list[Alternative]:
     """The conventions tried, in the order they are reported."""
     alts = [
         Alternative("no continuity correction", "--cc 0", ("--cc", "0")),
-        Alternative("continuity correction for every study", "--cc-policy all", ("--cc-policy", "all")),
+        Alternative(
+            "continuity correction for every study", "--cc-policy all", ("--cc-policy", "all")
+        ),
         Alternative(
             "correction to events and totals only (meta's RR rule)",
             "cc added to events and totals of zero-cell studies (meta metabin default)",
@@ -264,11 +270,25 @@ def alternatives() -> list[Alternative]:
             "Q about the MH estimate of the uncorrected counts (metafor rma.mh)",
             core={"fitter": _fit_q_mh_exact},
         ),
-        Alternative("common-effect instead of random-effects", "the common (IV) fit", path_map=_random_to_common),
-        Alternative("Mantel-Haenszel common effect", "--common MH", ("--common", "MH"), path_map=_random_to_common),
-        Alternative("Peto common effect", "--common PETO", ("--common", "PETO"), path_map=_random_to_common),
+        Alternative(
+            "common-effect instead of random-effects",
+            "the common (IV) fit",
+            path_map=_random_to_common,
+        ),
+        Alternative(
+            "Mantel-Haenszel common effect",
+            "--common MH",
+            ("--common", "MH"),
+            path_map=_random_to_common,
+        ),
+        Alternative(
+            "Peto common effect", "--common PETO", ("--common", "PETO"), path_map=_random_to_common
+        ),
     ]
-    alts += [Alternative(f"tau² estimator {m}", f"--tau2 {m}", ("--tau2", m)) for m in tau2_alternatives()]
+    alts += [
+        Alternative(f"tau² estimator {m}", f"--tau2 {m}", ("--tau2", m))
+        for m in tau2_alternatives()
+    ]
     alts += [
         Alternative("Hartung-Knapp intervals", "--ci hk", ("--ci", "hk")),
         Alternative("truncation instead of rounding", "printed decimals truncated", truncate=True),
@@ -282,7 +302,9 @@ class Explanation:
     alternatives: tuple[AlternativeCheck, ...]
 
 
-def _try(alt: Alternative, number: "PublishedNumber", original: Any, cache: "CommandCache") -> AlternativeCheck:
+def _try(
+    alt: Alternative, number: PublishedNumber, original: Any, cache: CommandCache
+) -> AlternativeCheck:
     from ivigmeta.audit.reproduce import PathError, RunError, compare, parse_printed, resolve
 
     printed = parse_printed(number.printed)
@@ -290,10 +312,17 @@ def _try(alt: Alternative, number: "PublishedNumber", original: Any, cache: "Com
     if alt.path_map is not None:
         mapped = alt.path_map(path)
         if mapped is None:
-            return AlternativeCheck(alt.name, alt.how, "not_applicable", detail="the number is not a random-effects estimate")
+            return AlternativeCheck(
+                alt.name,
+                alt.how,
+                "not_applicable",
+                detail="the number is not a random-effects estimate",
+            )
         path = mapped
     if alt.truncate and printed.kind != "number":
-        return AlternativeCheck(alt.name, alt.how, "not_applicable", detail="the printed value is not a rounded number")
+        return AlternativeCheck(
+            alt.name, alt.how, "not_applicable", detail="the printed value is not a rounded number"
+        )
     try:
         if alt.core is not None:
             data = run_core_alternative(number.command, number.args, cache, **alt.core)
@@ -305,7 +334,10 @@ def _try(alt: Alternative, number: "PublishedNumber", original: Any, cache: "Com
         return AlternativeCheck(alt.name, alt.how, "not_applicable", detail=str(exc))
     except Exception as exc:  # noqa: BLE001 - a failing alternative must not stop the audit
         return AlternativeCheck(
-            alt.name, alt.how, "not_available", detail=f"internal error ({type(exc).__name__}: {exc})"
+            alt.name,
+            alt.how,
+            "not_available",
+            detail=f"internal error ({type(exc).__name__}: {exc})",
         )
     try:
         value = resolve(data, path)
@@ -321,7 +353,7 @@ def _try(alt: Alternative, number: "PublishedNumber", original: Any, cache: "Com
     return AlternativeCheck(alt.name, alt.how, status, value=value, rounded=cmp.rounded)
 
 
-def explain_number(number: "PublishedNumber", check: "NumberCheck", cache: "CommandCache") -> Explanation:
+def explain_number(number: PublishedNumber, check: NumberCheck, cache: CommandCache) -> Explanation:
     """Try every alternative on a number that differs; say which give the printed value."""
     tried = tuple(_try(alt, number, check.recomputed, cache) for alt in alternatives())
     return Explanation(describe(number.printed, check.rounded, tried), tried)

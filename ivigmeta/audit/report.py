@@ -16,8 +16,9 @@ import hashlib
 import os
 import platform
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from ivigmeta import __version__
 from ivigmeta.io.studies import StudyTable, load_table
@@ -39,7 +40,13 @@ class PartSpec:
 PARTS = (
     PartSpec("pool", "Studies and pooled estimates (Table 2)", "pool", figure="Forest plot"),
     PartSpec("heterogeneity", "Heterogeneity", "heterogeneity", figure="Radial (Galbraith) plot"),
-    PartSpec("subgroup", "Subgroup analyses (Table 3)", "subgroup", figure="Subgroup forest plot", needs_by=True),
+    PartSpec(
+        "subgroup",
+        "Subgroup analyses (Table 3)",
+        "subgroup",
+        figure="Subgroup forest plot",
+        needs_by=True,
+    ),
     PartSpec("loo", "Leave-one-out sensitivity analysis", "loo", figure="Leave-one-out plot"),
     PartSpec("influence", "Influence diagnostics", "influence", figure="Baujat plot"),
     PartSpec("cumulative", "Cumulative meta-analysis", "cumulative"),
@@ -107,7 +114,7 @@ def written_figures(fig_dir: str, stem: str, title: str) -> list[tuple[str, str]
     prefix = f"{stem}_"
     for name in sorted(os.listdir(fig_dir)):
         if name.startswith(prefix) and name.endswith(".png"):
-            found.append((f"{title} ({name[len(prefix):-4]})", os.path.join(fig_dir, name)))
+            found.append((f"{title} ({name[len(prefix) : -4]})", os.path.join(fig_dir, name)))
     return found
 
 
@@ -267,9 +274,13 @@ def methods_paragraph(
         f"{cite(measure) if measure == 'RR' else ''} with a {level:g}% Wald confidence interval."
     )
     if policy == "none" or not cc:
-        s.append("No continuity correction was applied; studies whose effect was undefined were excluded.")
+        s.append(
+            "No continuity correction was applied; studies whose effect was undefined were excluded."
+        )
     else:
-        which = "every study" if policy == "all" else "all four cells of each study with a zero cell"
+        which = (
+            "every study" if policy == "all" else "all four cells of each study with a zero cell"
+        )
         done = f" (applied to: {', '.join(corrected)})" if corrected else " (no study needed it)"
         s.append(f"A continuity correction of {cc:g} was added to {which}{done}.")
     common_name = COMMON_NAMES.get(common, common)
@@ -278,7 +289,11 @@ def methods_paragraph(
         f"Studies were pooled with {article} {common_name} common-effect model{cite(common)} "
         f"and a random-effects model with the {TAU2_NAMES.get(tau2, tau2)} estimator of the "
         f"between-study variance tau²{cite(tau2)}"
-        + (f", with Hartung-Knapp-Sidik-Jonkman intervals{cite('hk')}" if ci == "hk" else ", with Wald z intervals")
+        + (
+            f", with Hartung-Knapp-Sidik-Jonkman intervals{cite('hk')}"
+            if ci == "hk"
+            else ", with Wald z intervals"
+        )
         + f" and a prediction interval{cite('PI')}."
     )
     het_ci = ""
@@ -293,7 +308,9 @@ def methods_paragraph(
     if "loo" in parts:
         s.append(f"Sensitivity was assessed by omitting one study at a time{cite('loo')}.")
     if "influence" in parts:
-        s.append(f"Influential studies were identified with case-deletion diagnostics{cite('influence')}.")
+        s.append(
+            f"Influential studies were identified with case-deletion diagnostics{cite('influence')}."
+        )
     if "cumulative" in parts:
         s.append(f"A cumulative meta-analysis added the studies one at a time{cite('cumulative')}.")
     if "bias" in parts:
@@ -361,7 +378,9 @@ def build_report(
             for col in columns:
                 args += ["--by", col]
         if spec.command not in runner.commands:
-            not_available.append(f"{spec.title}: no `{spec.command}` command in ivigmeta {__version__}")
+            not_available.append(
+                f"{spec.title}: no `{spec.command}` command in ivigmeta {__version__}"
+            )
             continue
         part = Part(spec.key, spec.title, _command_line(spec.command, args))
         if spec.figure:
@@ -379,9 +398,7 @@ def build_report(
             elif figures_off:
                 part.figure_error = "--no-figures was given"
             else:
-                part.figure_error = (
-                    f"`{spec.command}` cannot draw figures in ivigmeta {__version__} (no --plot option)"
-                )
+                part.figure_error = f"`{spec.command}` cannot draw figures in ivigmeta {__version__} (no --plot option)"
         if not part.markdown:
             try:
                 part.markdown = runner.markdown(spec.command, args)
@@ -416,7 +433,8 @@ def build_report(
         )
     reproduce = None
     if published:
-        from ivigmeta.audit.reproduce import load_published, reproduce as run_reproduce
+        from ivigmeta.audit.reproduce import load_published
+        from ivigmeta.audit.reproduce import reproduce as run_reproduce
 
         pub = load_published(published, runner.commands)
         reproduce = run_reproduce(pub, runner, file)

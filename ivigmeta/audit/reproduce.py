@@ -23,9 +23,10 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Any, Protocol
 
 from ivigmeta.errors import IvigmetaError
 from ivigmeta.results import NumberCheck, ReproduceResult, ReproduceSummary
@@ -194,11 +195,15 @@ def parse_published(text: str, source: str, commands: Sequence[str] | None = Non
             )
         labels[number.label] = i
         numbers.append(number)
-    base = os.path.dirname(os.path.abspath(source)) if source not in ("-", "<stdin>") else os.getcwd()
+    base = (
+        os.path.dirname(os.path.abspath(source)) if source not in ("-", "<stdin>") else os.getcwd()
+    )
     return Published(source=source, paper=paper, numbers=tuple(numbers), base_dir=base)
 
 
-def _parse_number(entry: Any, index: int, source: str, commands: Sequence[str] | None) -> PublishedNumber:
+def _parse_number(
+    entry: Any, index: int, source: str, commands: Sequence[str] | None
+) -> PublishedNumber:
     if not isinstance(entry, dict):
         raise PublishedError(f"{source}, number {index}: must be a table")
     label = entry.get("label")
@@ -218,7 +223,7 @@ def _parse_number(entry: Any, index: int, source: str, commands: Sequence[str] |
     if not isinstance(entry["printed"], str):
         raise PublishedError(
             f"{where}: 'printed' must be a string, exactly as printed "
-            f"(write printed = \"{entry['printed']}\": a TOML number loses trailing zeros)"
+            f'(write printed = "{entry["printed"]}": a TOML number loses trailing zeros)'
         )
     if not label.strip():
         raise PublishedError(f"{where}: 'label' is empty")
@@ -229,15 +234,22 @@ def _parse_number(entry: Any, index: int, source: str, commands: Sequence[str] |
         )
     args = entry.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise PublishedError(f"{where}: 'args' must be a list of strings, e.g. [\"--by\", \"timing\"]")
+        raise PublishedError(
+            f'{where}: \'args\' must be a list of strings, e.g. ["--by", "timing"]'
+        )
     expect = entry.get("expect", "match")
     if expect not in EXPECT_VALUES:
-        raise PublishedError(f"{where}: expect must be \"match\" or \"differs\", not \"{expect}\"")
+        raise PublishedError(f'{where}: expect must be "match" or "differs", not "{expect}"')
     note = entry.get("note", "")
     if expect == "differs" and not note.strip():
-        raise PublishedError(f"{where}: expect = \"differs\" needs a note saying why")
+        raise PublishedError(f'{where}: expect = "differs" needs a note saying why')
     scale = entry.get("scale", 1.0)
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale == 0:
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, (int, float))
+        or not math.isfinite(scale)
+        or scale == 0
+    ):
         raise PublishedError(f"{where}: 'scale' must be a non-zero number")
     try:
         parse_path(entry["path"])
@@ -292,7 +304,7 @@ class Path:
     aggregate: str = ""
     text: str = ""
     # sum(a, b, ...): the further paths whose sums are added to the first one's.
-    more: tuple["Path", ...] = ()
+    more: tuple[Path, ...] = ()
 
 
 AGGREGATES = ("sum", "count")
@@ -387,6 +399,7 @@ def _split_terms(text: str) -> list[str]:
 
 def format_path(path: Path) -> str:
     """The text of a parsed path (the inverse of :func:`parse_path`)."""
+
     def steps_text(p: Path) -> str:
         text = ""
         for step in p.steps:
@@ -422,7 +435,11 @@ def _step(value: Any, step: Step, done: str) -> Any:
         return value[step.index]
     if step.kind == "all":
         return value
-    hits = [el for el in value if isinstance(el, dict) and step.key in el and _text(el[step.key]) == step.value]
+    hits = [
+        el
+        for el in value
+        if isinstance(el, dict) and step.key in el and _text(el[step.key]) == step.value
+    ]
     if not hits:
         seen = [_text(el[step.key]) for el in value if isinstance(el, dict) and step.key in el]
         if not seen:
@@ -498,9 +515,16 @@ def parse_printed(text: str) -> Printed:
         raise ValueError("'printed' is empty")
     s = text.strip().replace("\u2212", "-").replace("\u2009", " ").replace("\u00a0", " ")
     kind = "number"
-    for prefix, k in (("<=", "lt"), (">=", "gt"), ("\u2264", "lt"), ("\u2265", "gt"), ("<", "lt"), (">", "gt")):
+    for prefix, k in (
+        ("<=", "lt"),
+        (">=", "gt"),
+        ("\u2264", "lt"),
+        ("\u2265", "gt"),
+        ("<", "lt"),
+        (">", "gt"),
+    ):
         if s.startswith(prefix):
-            kind, s = k, s[len(prefix):].strip()
+            kind, s = k, s[len(prefix) :].strip()
             break
     percent = s.endswith("%")
     if percent:
@@ -547,7 +571,9 @@ class Comparison:
     detail: str = ""
 
 
-def compare(printed: Printed, recomputed: Any, scale: float = 1.0, truncate: bool = False) -> Comparison:
+def compare(
+    printed: Printed, recomputed: Any, scale: float = 1.0, truncate: bool = False
+) -> Comparison:
     """Does ``recomputed`` give ``printed`` at the precision it was printed with?
 
     Numbers are rounded (or truncated) to the printed decimals; ``< x`` and ``> x`` are strict
@@ -635,7 +661,9 @@ def check_number(number: PublishedNumber, cache: CommandCache) -> tuple[NumberCh
     try:
         data = cache.get(number.command, number.args)
     except RunError as exc:
-        return NumberCheck(**base, verdict="error", error=f"{command_line(number.command, number.args)}: {exc}"), None
+        return NumberCheck(
+            **base, verdict="error", error=f"{command_line(number.command, number.args)}: {exc}"
+        ), None
     try:
         value = resolve(data, number.path)
         cmp = compare(printed, value, number.scale)
@@ -666,7 +694,9 @@ def reproduce(
             from ivigmeta.audit.explain import explain_number
 
             explanation = explain_number(number, check, cache)
-            check = replace(check, explanation=explanation.text, alternatives=explanation.alternatives)
+            check = replace(
+                check, explanation=explanation.text, alternatives=explanation.alternatives
+            )
         checks.append(check)
     return ReproduceResult(
         source=published.source,
@@ -687,7 +717,9 @@ def resolve_data(published: Published, data: str | None) -> str:
     else:
         path, origin = os.path.join(published.base_dir, "studies.csv"), "default"
     if path == "-":
-        raise PublishedError("reproduce runs several commands on the data: give a file, not '-' (stdin)")
+        raise PublishedError(
+            "reproduce runs several commands on the data: give a file, not '-' (stdin)"
+        )
     if not os.path.exists(path):
         raise PublishedError(f"{path}: data file not found ({origin})")
     return path

@@ -31,13 +31,14 @@ Formulas (k studies in a group, w = 1 / v, intercept-only model; the scalar modu
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ivigmeta.io.studies import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
 from ivigmeta.core.distributions import z_crit
+from ivigmeta.errors import DataError, ModelError
 from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants are re-exported
     DEFAULT_CHUNK_ROWS,
     ERROR_COLUMN,
@@ -50,7 +51,7 @@ from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants a
     split_spans,
     suspect_rows,
 )
-from ivigmeta.errors import DataError, ModelError
+from ivigmeta.io.studies import COUNT_COLUMNS, LABEL_COLUMN, YEAR_COLUMN
 
 if TYPE_CHECKING:  # pandas is imported by the functions that need it
     import pandas as pd
@@ -121,7 +122,7 @@ class BatchOptions:
     """Keep double-zero studies in RR / OR analyses (with the correction), as the library's
     ``compute_effects``; ``False`` excludes them (the CLI default, ``--keep-double-zero`` keeps)."""
 
-    def checked(self) -> "BatchOptions":
+    def checked(self) -> BatchOptions:
         """Normalized options; unknown names are a ModelError/DataError naming the choices."""
         from ivigmeta.core.effects import CC_POLICIES, normalize_measure
 
@@ -132,7 +133,9 @@ class BatchOptions:
                 f"(choose one of {', '.join(CC_POLICIES)})"
             )
         if not (self.cc >= 0 and math.isfinite(self.cc)):
-            raise DataError(f"the continuity correction must be a non-negative number, not {self.cc}")
+            raise DataError(
+                f"the continuity correction must be a non-negative number, not {self.cc}"
+            )
         tau2 = self.tau2_method.upper()
         if tau2 not in BATCH_TAU2_METHODS:
             raise ModelError(
@@ -158,7 +161,13 @@ class BatchOptions:
                 f"the confidence level must be between 0 and 100 percent, not {self.level * 100:g}"
             )
         return BatchOptions(
-            measure, float(self.cc), self.cc_policy, tau2, ci, common, self.level,
+            measure,
+            float(self.cc),
+            self.cc_policy,
+            tau2,
+            ci,
+            common,
+            self.level,
             bool(self.keep_double_zero),
         )
 
@@ -216,7 +225,11 @@ def _chi2_sf(x: np.ndarray, df: np.ndarray) -> np.ndarray:
     logh = np.log(h)
     # Largest term: j + off nearest h - ... ; take j* = clip(floor(h - off), 0, m - 1).
     jstar = np.clip(np.floor(h - off), 0, np.maximum(m - 1, 0)).astype(np.int64)
-    lg_star = np.where(odd, lg_odd[np.minimum(jstar, len(lg_odd) - 1)], lg_even[np.minimum(jstar, len(lg_even) - 1)])
+    lg_star = np.where(
+        odd,
+        lg_odd[np.minimum(jstar, len(lg_odd) - 1)],
+        lg_even[np.minimum(jstar, len(lg_even) - 1)],
+    )
     lead = -h + (jstar + off) * logh - lg_star
     # Work on the elements sorted by m, descending: term j only concerns a prefix of them.
     order = np.argsort(-m, kind="stable")
@@ -256,7 +269,7 @@ class _Groups:
     def sum(self, x: np.ndarray) -> np.ndarray:
         return _gsum(x, self.starts)
 
-    def take(self, mask: np.ndarray) -> tuple["_Groups", np.ndarray]:
+    def take(self, mask: np.ndarray) -> tuple[_Groups, np.ndarray]:
         """The groups where ``mask`` holds, and the row mask selecting their rows."""
         rows = mask[self.index]
         return _Groups(self.sizes[mask]), rows
@@ -478,7 +491,9 @@ def _global_maximum(y, v, g, k, reml, sel):
         # One virtual group per candidate: the rows of its group, repeated.
         sizes = gs.sizes[cg]
         gc = _Groups(sizes)
-        src = np.repeat(gs.starts[cg], sizes) + (np.arange(sizes.sum()) - np.repeat(gc.starts, sizes))
+        src = np.repeat(gs.starts[cg], sizes) + (
+            np.arange(sizes.sum()) - np.repeat(gc.starts, sizes)
+        )
         yc, vc = ys[src], vs[src]
         done = np.zeros(len(cg), bool)
         with np.errstate(all="ignore"):
@@ -563,7 +578,9 @@ def _tau2_pm(y, v, g, k):
             new = np.where(slope < 0, xa - fx / slope, np.nan)
         inside = (la < new) & (new < ha)
         new = np.where(inside, new, 0.5 * (la + ha))
-        done = (fx == 0) | (np.abs(new - xa) <= 4e-16 * np.abs(new)) | (ha - la <= 4e-16 * np.abs(ha))
+        done = (
+            (fx == 0) | (np.abs(new - xa) <= 4e-16 * np.abs(new)) | (ha - la <= 4e-16 * np.abs(ha))
+        )
         x[active] = np.where(fx == 0, xa, new)
         lo[active], hi[active] = la, ha
         if done.all():
@@ -636,7 +653,9 @@ def _common_mh(a, n1, c, n2, g, measure):
         else:
             sww = g.sum(n1 * n2 / n)
             theta = g.sum(a * n2 / n - c * n1 / n) / sww
-            part1 = g.sum(c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2)
+            part1 = g.sum(
+                c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2
+            )
             part2 = g.sum(a * (n2 - c) / n + c * (n1 - a) / n)
             se = np.sqrt((theta * part1 + part2 / 2) / sww**2)
     code[(code == 0) & ~(se > 0)] = 4
@@ -683,7 +702,11 @@ def pool_arrays(
         a, n1, c, n2, opts.measure, opts.cc, opts.cc_policy, opts.keep_double_zero
     )
     allg = _Groups(np.asarray(sizes, dtype=np.intp))
-    kept = np.bincount(allg.index[usable], minlength=ngroups) if len(usable) else np.zeros(ngroups, int)
+    kept = (
+        np.bincount(allg.index[usable], minlength=ngroups)
+        if len(usable)
+        else np.zeros(ngroups, int)
+    )
     out["k"] = kept.astype(np.int64)
     out["n_excluded"] = (allg.sizes - kept).astype(np.int64)
     out["converged"] = np.ones(ngroups, bool)
@@ -807,7 +830,7 @@ class BatchResult:
         return _key_hashes(list(zip(*(self.keys[g].tolist() for g in self.groups))))
 
     @staticmethod
-    def empty(groups: Sequence[str]) -> "BatchResult":
+    def empty(groups: Sequence[str]) -> BatchResult:
         values: dict[str, np.ndarray] = {}
         for name in RESULT_COLUMNS:
             dtype = np.int64 if name in INT_COLUMNS else object if name in TEXT_COLUMNS else float
@@ -820,7 +843,7 @@ class BatchResult:
             first=np.empty(0, np.intp),
         )
 
-    def to_frame(self, keys: "pd.DataFrame | None" = None) -> "pd.DataFrame":
+    def to_frame(self, keys: pd.DataFrame | None = None) -> pd.DataFrame:
         """A pandas DataFrame (nullable Int64 for the count columns); ``keys`` replaces the key
         columns (one row per group), e.g. to keep the input's dtypes."""
         import pandas as pd
@@ -899,7 +922,9 @@ def pool_rows(
     good_groups = ~group_bad
     row_good = good_groups[codes]
     counts = rows.counts[row_good]
-    res = pool_arrays(sizes[good_groups], counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3], opts)
+    res = pool_arrays(
+        sizes[good_groups], counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3], opts
+    )
 
     gi = np.flatnonzero(good_groups)
     values: dict[str, np.ndarray] = {}
@@ -959,8 +984,8 @@ def pool_rows(
 
 def _no_usable_message(rows: Rows, codes: np.ndarray, gcode: int, opts: BatchOptions) -> str:
     """pool's ModelError for a group whose every study is excluded (rare: built per group)."""
-    from ivigmeta.io.studies import Study
     from ivigmeta.core.effects import compute_effects
+    from ivigmeta.io.studies import Study
 
     studies = []
     for pos in np.flatnonzero(codes == gcode).tolist():
@@ -989,7 +1014,7 @@ def _no_usable_message(rows: Rows, codes: np.ndarray, gcode: int, opts: BatchOpt
 # the DataFrame door (the Dask recipe, library users)
 
 
-def _frame_counts(df: "pd.DataFrame", col: str) -> np.ndarray:
+def _frame_counts(df: pd.DataFrame, col: str) -> np.ndarray:
     """A count column as float64 (NaN where not a number)."""
     import pandas as pd
 
@@ -1014,7 +1039,7 @@ def _cell_text(v: Any) -> str:
     return str(v).strip()
 
 
-def rows_from_frame(df: "pd.DataFrame", groups: Sequence[str], source: str = "<data>") -> Rows:
+def rows_from_frame(df: pd.DataFrame, groups: Sequence[str], source: str = "<data>") -> Rows:
     """A DataFrame of study rows as :class:`Rows`, every bad row with pool's message.
 
     Uses ``__row__`` (file row numbers) and ``__error__`` (known messages) when present; rows are
@@ -1023,9 +1048,13 @@ def rows_from_frame(df: "pd.DataFrame", groups: Sequence[str], source: str = "<d
     import pandas as pd
 
     n = len(df)
-    counts = np.column_stack([_frame_counts(df, c) for c in COUNT_COLUMNS]) if n else np.empty((0, 4))
+    counts = (
+        np.column_stack([_frame_counts(df, c) for c in COUNT_COLUMNS]) if n else np.empty((0, 4))
+    )
     rownums = (
-        df[ROW_COLUMN].to_numpy(dtype=np.int64) if ROW_COLUMN in df.columns else np.arange(n, dtype=np.int64) + 2
+        df[ROW_COLUMN].to_numpy(dtype=np.int64)
+        if ROW_COLUMN in df.columns
+        else np.arange(n, dtype=np.int64) + 2
     )
     year = None
     if YEAR_COLUMN in df.columns:
@@ -1056,11 +1085,11 @@ def rows_from_frame(df: "pd.DataFrame", groups: Sequence[str], source: str = "<d
 
 
 def batch_pool(
-    df: "pd.DataFrame",
+    df: pd.DataFrame,
     groups: Sequence[str],
     options: BatchOptions | None = None,
     source: str = "<data>",
-) -> "pd.DataFrame":
+) -> pd.DataFrame:
     """Pool every group of ``df`` (one row per study) and return one row per group.
 
     ``df`` needs the count columns and the ``groups`` columns; ``__row__`` (file row numbers for
@@ -1079,7 +1108,7 @@ def batch_pool(
     return result.to_frame(df[groups].iloc[result.first])
 
 
-def empty_result(groups: Sequence[str]) -> "pd.DataFrame":
+def empty_result(groups: Sequence[str]) -> pd.DataFrame:
     """A results frame with no rows and the right columns and dtypes (Dask's ``meta``)."""
     return BatchResult.empty(groups).to_frame()
 
@@ -1101,7 +1130,7 @@ class NotGrouped(Exception):
         self.key = key
 
 
-def _as_rows(chunk: "Rows | pd.DataFrame", groups: Sequence[str], source: str) -> Rows:
+def _as_rows(chunk: Rows | pd.DataFrame, groups: Sequence[str], source: str) -> Rows:
     if isinstance(chunk, Rows):
         return chunk
     check_columns(chunk.columns, groups, source)
@@ -1127,7 +1156,7 @@ def _key_hashes(keys: list[tuple]) -> np.ndarray:
 
 
 def stream_batch(
-    chunks: Iterable["Rows | pd.DataFrame"],
+    chunks: Iterable[Rows | pd.DataFrame],
     groups: Sequence[str],
     options: BatchOptions | None = None,
     source: str = "<data>",
@@ -1180,7 +1209,10 @@ def _partition_of(rows: Rows, groups: Sequence[str], partitions: int) -> np.ndar
     starts = np.unique(codes, return_index=True)[1]
     keys = _key_tuples(rows, groups, starts)
     part = np.fromiter(
-        (zlib.crc32("\x1f".join(map(str, k)).encode("utf-8", "surrogatepass")) % partitions for k in keys),
+        (
+            zlib.crc32("\x1f".join(map(str, k)).encode("utf-8", "surrogatepass")) % partitions
+            for k in keys
+        ),
         np.int64,
         len(keys),
     )
@@ -1188,7 +1220,7 @@ def _partition_of(rows: Rows, groups: Sequence[str], partitions: int) -> np.ndar
 
 
 def partition_batch(
-    chunks: Iterable["Rows | pd.DataFrame"],
+    chunks: Iterable[Rows | pd.DataFrame],
     groups: Sequence[str],
     options: BatchOptions | None = None,
     source: str = "<data>",

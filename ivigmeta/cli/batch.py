@@ -70,7 +70,12 @@ def _spool_stdin(tmpdir: str) -> str:
     help="Output format (parquet needs pyarrow: pip install 'ivigmeta[parquet]', and -o FILE).",
 )
 @click.option(
-    "-o", "--output", "output", default=None, metavar="FILE", help="Write the results to FILE instead of stdout."
+    "-o",
+    "--output",
+    "output",
+    default=None,
+    metavar="FILE",
+    help="Write the results to FILE instead of stdout.",
 )
 @click.option(
     "--chunk-rows",
@@ -113,8 +118,24 @@ def _spool_stdin(tmpdir: str) -> str:
 )
 @handle_errors
 @_gc_paused
-def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, fmt,
-          output, chunk_rows, input_order, keep_double_zero, jobs, tmpdir):
+def batch(
+    file,
+    groups,
+    measure,
+    cc,
+    cc_policy,
+    tau2_method,
+    ci_method,
+    common_method,
+    level,
+    fmt,
+    output,
+    chunk_rows,
+    input_order,
+    keep_double_zero,
+    jobs,
+    tmpdir,
+):
     """Pool every meta-analysis in a long table: one row per study, one output row per group.
 
     Output columns: the group columns, k, common_* and random_* (theta, se, estimate, ci_low,
@@ -154,8 +175,10 @@ def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_m
                 try:
                     job.run("grouped", progress)
                 except core.NotGrouped as exc:
-                    note(f"{source}, {exc.args[0].split(': ', 1)[0]}: groups are not contiguous; "
-                         "pooling again through spill files (--input-order unsorted)")
+                    note(
+                        f"{source}, {exc.args[0].split(': ', 1)[0]}: groups are not contiguous; "
+                        "pooling again through spill files (--input-order unsorted)"
+                    )
                     progress.restart(f"batch {source} (unsorted)")
                     job.run("unsorted", progress)
             else:
@@ -172,7 +195,9 @@ def batch(file, groups, measure, cc, cc_policy, tau2_method, ci_method, common_m
             try:
                 shutil.move(job.staged, output)
             except OSError as exc:
-                raise click.ClickException(f"{output}: cannot be written ({exc.strerror or exc})") from None
+                raise click.ClickException(
+                    f"{output}: cannot be written ({exc.strerror or exc})"
+                ) from None
     stats = job.stats
     note(
         f"{stats['groups']} meta-analys{'i' if stats['groups'] == 1 else 'e'}s pooled"
@@ -236,7 +261,12 @@ class _BatchRun:
         else:
             parts = core.suggested_partitions(reader.total_bytes(), self.chunk_rows)
             results = core.partition_batch(
-                iter(reader), self.groups, self.options, self.source, self.chunk_rows, parts,
+                iter(reader),
+                self.groups,
+                self.options,
+                self.source,
+                self.chunk_rows,
+                parts,
                 self.work,
             )
         self.stats, _ = self._write(results, self.staged, True, self.jobs or None, False)

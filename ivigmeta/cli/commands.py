@@ -19,9 +19,9 @@ from ivigmeta.cli.common import (
     save_plot,
     write_output,
 )
-from ivigmeta.io.studies import load_table
 from ivigmeta.core.effects import compute_effects
 from ivigmeta.errors import DataError
+from ivigmeta.io.studies import load_table
 from ivigmeta.results import FitOptions, MetaAnalysis
 
 
@@ -32,17 +32,32 @@ def load_effects(file: str, measure: str, cc: float, cc_policy: str):
     table = load_table(file, sep=opts["sep"], sheet=opts["sheet"], columns=opts["columns"])
     for message in table.notes:
         note(message)
-    es = compute_effects(table.studies, measure=measure, cc=cc, cc_policy=cc_policy,
-                         keep_double_zero=opts["keep_double_zero"])
+    es = compute_effects(
+        table.studies,
+        measure=measure,
+        cc=cc,
+        cc_policy=cc_policy,
+        keep_double_zero=opts["keep_double_zero"],
+    )
     unlabelled = [s.row for s in table.studies if s.given is not None and s.given.measure is None]
     if unlabelled:
-        note(f"{table.source}: the effects given in row(s) {', '.join(map(str, unlabelled))} are "
-             f"read as {es.measure} (--measure); a 'measure' column would check it")
+        note(
+            f"{table.source}: the effects given in row(s) {', '.join(map(str, unlabelled))} are "
+            f"read as {es.measure} (--measure); a 'measure' column would check it"
+        )
     return table, es
 
 
-def load_and_fit(file: str, measure: str, cc: float, cc_policy: str, tau2_method: str,
-                 ci_method: str, common_method: str, level: float):
+def load_and_fit(
+    file: str,
+    measure: str,
+    cc: float,
+    cc_policy: str,
+    tau2_method: str,
+    ci_method: str,
+    common_method: str,
+    level: float,
+):
     """Read the table and fit the models with the command-line options; returns (table, fit)."""
     from ivigmeta.core.pooling import fit
 
@@ -79,8 +94,21 @@ def _require_pooled(ma: MetaAnalysis, what: str) -> None:
 @forest_options
 @plot_option
 @handle_errors
-def pool(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level,
-         plot, model, labels):
+def pool(
+    file,
+    fmt,
+    ascii_only,
+    measure,
+    cc,
+    cc_policy,
+    tau2_method,
+    ci_method,
+    common_method,
+    level,
+    plot,
+    model,
+    labels,
+):
     """Pool the studies: per-study effects, common and random-effects estimates (Table 2).
 
     With --plot, also draw the forest plot (Fig. 1A).
@@ -97,8 +125,19 @@ def pool(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, 
 @analysis_command
 @plot_option
 @handle_errors
-def heterogeneity(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level,
-                  plot):
+def heterogeneity(
+    file,
+    fmt,
+    ascii_only,
+    measure,
+    cc,
+    cc_policy,
+    tau2_method,
+    ci_method,
+    common_method,
+    level,
+    plot,
+):
     """Heterogeneity: Cochran's Q, df, p, I², H², tau² and tau.
 
     With --plot, also draw the radial (Galbraith) plot.
@@ -115,8 +154,19 @@ def heterogeneity(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci
 @analysis_command
 @plot_option
 @handle_errors
-def loo(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level,
-        plot):
+def loo(
+    file,
+    fmt,
+    ascii_only,
+    measure,
+    cc,
+    cc_policy,
+    tau2_method,
+    ci_method,
+    common_method,
+    level,
+    plot,
+):
     """Leave-one-out sensitivity analysis: the random-effects fit without each study in turn.
 
     With --plot, also draw the leave-one-out plot (Fig. 1B).
@@ -154,8 +204,23 @@ def loo(file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, c
 @forest_options
 @plot_option
 @handle_errors
-def subgroup(file, columns, between, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method,
-             common_method, level, plot, model, labels):
+def subgroup(
+    file,
+    columns,
+    between,
+    fmt,
+    ascii_only,
+    measure,
+    cc,
+    cc_policy,
+    tau2_method,
+    ci_method,
+    common_method,
+    level,
+    plot,
+    model,
+    labels,
+):
     """Subgroup analysis by label columns, with the between-subgroup test (Table 3).
 
     With --plot, also draw a forest plot with one block per subgroup; with several --by, one
@@ -166,7 +231,9 @@ def subgroup(file, columns, between, fmt, ascii_only, measure, cc, cc_policy, ta
     targets = _per_column_paths(plot, columns)
     for target in targets.values():
         check_plot_target(target)
-    table, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    table, ma = load_and_fit(
+        file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level
+    )
     for col in columns:
         table.require_label_column(col)
     result = subgroup_analysis(ma, columns, between)
@@ -248,8 +315,26 @@ BIAS_TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
     help="Contour-enhanced funnel plot: shade the p = 0.10, 0.05 and 0.01 significance regions.",
 )
 @handle_errors
-def bias(file, tests, side, estimator, failsafe_method, target, alpha, fmt, ascii_only, measure, cc,
-         cc_policy, tau2_method, ci_method, common_method, level, plot, contour):
+def bias(
+    file,
+    tests,
+    side,
+    estimator,
+    failsafe_method,
+    target,
+    alpha,
+    fmt,
+    ascii_only,
+    measure,
+    cc,
+    cc_policy,
+    tau2_method,
+    ci_method,
+    common_method,
+    level,
+    plot,
+    contour,
+):
     """Small-study effects: Egger, Begg, Peters and Harbord tests, trim-and-fill, fail-safe N.
 
     With --plot, also draw the funnel plot (Fig. S3), with the studies trim-and-fill imputes

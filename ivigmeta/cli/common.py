@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -93,7 +94,7 @@ def ci_option(func: Callable) -> Callable:
         metavar="|".join(CI_CHOICES),
         help=(
             "Random-effects tests and intervals: Wald z, or Hartung-Knapp-Sidik-Jonkman "
-            "(t on k - p df; metafor's test=\"knha\")."
+            '(t on k - p df; metafor\'s test="knha").'
         ),
     )(func)
 
@@ -128,7 +129,12 @@ def model_options(func: Callable) -> Callable:
 
 
 INPUT_KEY = "ivigmeta.input"
-INPUT_DEFAULTS: dict[str, Any] = {"sep": None, "sheet": None, "columns": None, "keep_double_zero": False}
+INPUT_DEFAULTS: dict[str, Any] = {
+    "sep": None,
+    "sheet": None,
+    "columns": None,
+    "keep_double_zero": False,
+}
 
 
 def _store_input(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -247,7 +253,9 @@ def plot_option(func: Callable) -> Callable:
     )(func)
 
 
-def _parse_labels(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, str] | None:
+def _parse_labels(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, str] | None:
     if value is None:
         return None
     parts = [p.strip() for p in value.split(",")]
@@ -264,7 +272,7 @@ def forest_options(func: Callable) -> Callable:
         default=None,
         metavar='"LEFT,RIGHT"',
         callback=_parse_labels,
-        help='Forest plot captions under the axis either side of no effect '
+        help="Forest plot captions under the axis either side of no effect "
         '[default: "Favours control,Favours IVIG"].',
     )(func)
     func = click.option(

@@ -27,8 +27,18 @@ from ivigmeta.cli.common import (
 )
 @handle_errors
 def influence(
-    file, fmt, ascii_only, measure, cc, cc_policy, tau2_method, ci_method, common_method, level,
-    plot, figure,
+    file,
+    fmt,
+    ascii_only,
+    measure,
+    cc,
+    cc_policy,
+    tau2_method,
+    ci_method,
+    common_method,
+    level,
+    plot,
+    figure,
 ):
     """Influence diagnostics (Viechtbauer & Cheung 2010, as metafor's influence()) and Baujat plot
     coordinates: studentized residuals, DFFITS, Cook's distance, COVRATIO, leave-one-out tau² and Q,

@@ -52,8 +52,20 @@ from ivigmeta.cli.common import (
 @level_option
 @output_options
 @handle_errors
-def metareg(file, mods, refs, categorical, measure, cc, cc_policy, tau2_method, ci_method, level,
-            fmt, ascii_only):
+def metareg(
+    file,
+    mods,
+    refs,
+    categorical,
+    measure,
+    cc,
+    cc_policy,
+    tau2_method,
+    ci_method,
+    level,
+    fmt,
+    ascii_only,
+):
     """Mixed-effects meta-regression: coefficients, QM (F under --ci hk), QE, tau², I², R²."""
     from ivigmeta.cli.commands import load_effects
     from ivigmeta.errors import ModelError

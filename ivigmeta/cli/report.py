@@ -64,7 +64,14 @@ def invoked_command_line(ctx: click.Context) -> str:
 
 @click.command()
 @file_argument
-@click.option("-o", "--output", "out_dir", required=True, metavar="DIR", help="Directory to write report.md, report.html and figures/ into.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    metavar="DIR",
+    help="Directory to write report.md, report.html and figures/ into.",
+)
 @click.option(
     "--published",
     metavar="PUBLISHED",
@@ -92,9 +99,9 @@ def report(file, out_dir, published, columns, no_figures, **options: Any):
     command line, the SHA-256 of FILE, the date). Sections this version cannot produce are listed
     as not available.
     """
+    from ivigmeta.audit.report import build_report
     from ivigmeta.cli.reproduce import InProcessRunner
     from ivigmeta.render.report import write_report
-    from ivigmeta.audit.report import build_report
 
     if file == "-":
         raise DataError("report runs several commands on the data: give a file, not '-' (stdin)")
@@ -111,7 +118,9 @@ def report(file, out_dir, published, columns, no_figures, **options: Any):
         out_dir,
         invoked_command_line(ctx),
         plot_commands=() if no_figures else runner.plot_commands(),
-        table_options={k: v for k, v in input_settings().items() if k in ("sep", "sheet", "columns")},
+        table_options={
+            k: v for k, v in input_settings().items() if k in ("sep", "sheet", "columns")
+        },
         figures_off=no_figures,
         published=published,
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Sequence
 from contextlib import redirect_stderr, redirect_stdout
-from typing import Any, Sequence
+from typing import Any
 
 import click
 
@@ -101,8 +102,8 @@ class InProcessRunner:
         (inside the command's context, so options stored there apply too)."""
         import inspect
 
-        from ivigmeta.cli.commands import load_and_fit
         from ivigmeta.audit.reproduce import RunError
+        from ivigmeta.cli.commands import load_and_fit
 
         ctx = self._context(command, args)
         wanted = inspect.signature(load_and_fit).parameters
@@ -142,7 +143,10 @@ def report_problems(result) -> None:
         elif n.verdict == "differs":
             click.echo(f"differs: {name}: printed {n.printed}, the data give {n.rounded}", err=True)
         else:
-            click.echo(f"unexpected: {name}: printed {n.printed} reproduces but expect = \"differs\"", err=True)
+            click.echo(
+                f'unexpected: {name}: printed {n.printed} reproduces but expect = "differs"',
+                err=True,
+            )
 
 
 @click.command()
@@ -152,7 +156,9 @@ def report_problems(result) -> None:
     metavar="FILE",
     help="Study table to recompute from (default: the [paper] data entry, relative to PUBLISHED).",
 )
-@click.option("--no-explain", is_flag=True, help="Do not try alternative conventions on numbers that differ.")
+@click.option(
+    "--no-explain", is_flag=True, help="Do not try alternative conventions on numbers that differ."
+)
 @output_options
 @handle_errors
 def reproduce(published, data, no_explain, fmt, ascii_only):

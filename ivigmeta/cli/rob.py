@@ -41,19 +41,21 @@ def rob(robfile, weights_file, fmt, ascii_only, plot):
     --weights by the meta-analysis weights. With --plot, also draw the traffic-light plot and
     the summary bar chart.
     """
-    from ivigmeta.render import render
     from ivigmeta.methods.rob import load_rob, weight_by_fit
+    from ivigmeta.render import render
 
     check_plot_target(plot)
     result = load_rob(robfile)
     if weights_file is not None:
-        from ivigmeta.io.studies import load_table
         from ivigmeta.core.effects import compute_effects
         from ivigmeta.core.pooling import fit
+        from ivigmeta.io.studies import load_table
 
         table = load_table(weights_file)
         if result.weighted:
-            note(f"{result.source}: the weight column is replaced by the weights from {table.source}")
+            note(
+                f"{result.source}: the weight column is replaced by the weights from {table.source}"
+            )
         result = weight_by_fit(result, fit(compute_effects(table.studies)), table.source)
     for s in result.contradictions:
         note(

@@ -19,12 +19,13 @@ default ``pool`` output can carry the intervals without importing numpy or scipy
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ivigmeta.core.distributions import chi2_ppf
+from ivigmeta.core.tau2 import make_design, solve_decreasing
 from ivigmeta.errors import ModelError
 from ivigmeta.results import HeterogeneityCI
-from ivigmeta.core.tau2 import make_design, solve_decreasing
 
 
 def qprofile_ci(
@@ -39,7 +40,9 @@ def qprofile_ci(
     k, p = design.k, design.p
     df = k - p
     if df < 1:
-        raise ModelError(f"a confidence interval for tau² needs more studies than coefficients (k = {k})")
+        raise ModelError(
+            f"a confidence interval for tau² needs more studies than coefficients (k = {k})"
+        )
     alpha = 1.0 - level
     crit_upper = chi2_ppf(1.0 - alpha / 2.0, df)  # Q above this: tau² = 0 is rejected
     crit_lower = chi2_ppf(alpha / 2.0, df)

@@ -32,11 +32,12 @@ metafor's ``escalc`` documentation.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ivigmeta.io.studies import Study
 from ivigmeta.core.distributions import norm_p_two_sided, z_crit
 from ivigmeta.errors import DataError
+from ivigmeta.io.studies import Study
 
 if TYPE_CHECKING:  # the result classes are imported where they are built (batch needs none)
     from ivigmeta.results import EffectSizes, Estimate, Exclusion

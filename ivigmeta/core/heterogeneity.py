@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ivigmeta.core.distributions import chi2_sf
-from ivigmeta.results import Heterogeneity
 from ivigmeta.core.tau2 import sum_w_minus_sum_w2_over_sum_w
+from ivigmeta.results import Heterogeneity
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,10 @@ uses Q = sum (O - E)² / V - (sum (O - E))² / sum V. Both on k_yi - 1 df, I² =
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
-from ivigmeta.io.studies import Study
 from ivigmeta.core.distributions import chi2_sf
 from ivigmeta.errors import ModelError
+from ivigmeta.io.studies import Study
 from ivigmeta.results import CommonFit, EffectSizes
 
 
@@ -60,13 +59,25 @@ def _q_summary(q: float, k_yi: int, enough: bool = True) -> tuple[float, int, fl
     return q, df, chi2_sf(q, df), i2, q / df
 
 
-def _fit(es: EffectSizes, method: str, theta: float, se: float, weights, q_parts, level: float) -> CommonFit:
+def _fit(
+    es: EffectSizes, method: str, theta: float, se: float, weights, q_parts, level: float
+) -> CommonFit:
     from ivigmeta.core.pooling import wald_common
 
     q, df, qp, i2, h2 = q_parts
     return wald_common(
-        es.measure, method, theta, se, weights, level,
-        q=q, q_df=df, q_p_value=qp, i2=i2, h2=h2, k_yi=df + 1,
+        es.measure,
+        method,
+        theta,
+        se,
+        weights,
+        level,
+        q=q,
+        q_df=df,
+        q_p_value=qp,
+        i2=i2,
+        h2=h2,
+        k_yi=df + 1,
     )
 
 
@@ -99,22 +110,31 @@ def common_mh(es: EffectSizes, level: float = 0.95) -> CommonFit:
         if R == 0 or S == 0:
             raise ModelError(
                 "the Mantel-Haenszel odds ratio is undefined: "
-                + ("no study has events in the treated arm and non-events in the control arm" if R == 0
-                   else "no study has non-events in the treated arm and events in the control arm")
+                + (
+                    "no study has events in the treated arm and non-events in the control arm"
+                    if R == 0
+                    else "no study has non-events in the treated arm and events in the control arm"
+                )
             )
         pr = math.fsum((a + d) / N * (a * d / N) for a, b, c, d, n1, n2, N in cells)
-        ps_qr = math.fsum((a + d) / N * (b * c / N) + (b + c) / N * (a * d / N) for a, b, c, d, n1, n2, N in cells)
+        ps_qr = math.fsum(
+            (a + d) / N * (b * c / N) + (b + c) / N * (a * d / N) for a, b, c, d, n1, n2, N in cells
+        )
         qs = math.fsum((b + c) / N * (b * c / N) for a, b, c, d, n1, n2, N in cells)
         theta = math.log(R / S)
         se = math.sqrt(0.5 * (pr / R**2 + ps_qr / (R * S) + qs / S**2))
         weights = [b * c / N for a, b, c, d, n1, n2, N in cells]
     elif es.measure == "RR":
         if sum(x[0] for x in cells) == 0 or sum(x[2] for x in cells) == 0:
-            raise ModelError("the Mantel-Haenszel risk ratio is undefined: an arm has no events in any study")
+            raise ModelError(
+                "the Mantel-Haenszel risk ratio is undefined: an arm has no events in any study"
+            )
         R = math.fsum(a * n2 / N for a, b, c, d, n1, n2, N in cells)
         S = math.fsum(c * n1 / N for a, b, c, d, n1, n2, N in cells)
         theta = math.log(R / S)
-        var = math.fsum(n1 / N * n2 / N * (a + c) - a / N * c for a, b, c, d, n1, n2, N in cells) / (R * S)
+        var = math.fsum(
+            n1 / N * n2 / N * (a + c) - a / N * c for a, b, c, d, n1, n2, N in cells
+        ) / (R * S)
         se = math.sqrt(var)
         weights = [c / N * n1 for a, b, c, d, n1, n2, N in cells]
     elif es.measure == "RD":

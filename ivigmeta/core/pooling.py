@@ -12,14 +12,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ivigmeta.core.distributions import norm_p_two_sided, t_crit, t_p_two_sided, z_crit
 from ivigmeta.core.effects import study_estimate
-from ivigmeta.errors import ModelError
 from ivigmeta.core.heterogeneity import heterogeneity
-from ivigmeta.results import CommonFit, EffectSizes, FitOptions, MetaAnalysis, RandomFit
 from ivigmeta.core.tau2 import estimate_tau2
+from ivigmeta.errors import ModelError
+from ivigmeta.results import CommonFit, EffectSizes, FitOptions, MetaAnalysis, RandomFit
 
 CI_METHODS = ("z", "hk")
 _EPS = 2.220446049250313e-16
@@ -120,7 +121,9 @@ def random_effects(
         stat = theta / se if se > 0 else math.copysign(math.inf, theta) if theta else 0.0
         p = t_p_two_sided(stat, df) if se > 0 else (0.0 if theta else 1.0)
     else:
-        raise ModelError(f"unknown interval method '{ci_method}' (choose one of {', '.join(CI_METHODS)})")
+        raise ModelError(
+            f"unknown interval method '{ci_method}' (choose one of {', '.join(CI_METHODS)})"
+        )
     pi_se = math.sqrt(se * se + tau2)
     return RandomFit(
         measure=measure,
@@ -148,7 +151,9 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     """
     options = options or FitOptions()
     if not 0 < options.level < 1:
-        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {options.level * 100:g}")
+        raise ModelError(
+            f"the confidence level must be between 0 and 100 percent, not {options.level * 100:g}"
+        )
     if es.k == 0:
         reasons = "; ".join(f"{e.study}: {e.reason}" for e in es.excluded)
         raise ModelError("no usable studies" + (f" (excluded: {reasons})" if reasons else ""))

@@ -33,8 +33,9 @@ moderators numpy is imported inside the matrix helpers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ivigmeta.errors import ModelError
 
@@ -165,7 +166,7 @@ class _Design:
         self.X = np.asarray(X, dtype=float)
         self.k, self.p = self.X.shape
 
-    def _p_matrix(self, tau2: float) -> "np.ndarray":
+    def _p_matrix(self, tau2: float) -> np.ndarray:
         import numpy as np
 
         w = 1.0 / (self.v + tau2)
@@ -347,7 +348,7 @@ def _fisher_scoring(design: Any, method: str) -> Tau2Estimate:
     converged = False
     last_rel = math.inf
     it = 0
-    for it in range(1, MAX_ITER + 1):
+    for it in range(1, MAX_ITER + 1):  # noqa: B007 - the count is reported
         try:
             num, info = score(tau2)
             adj = num / info
@@ -422,7 +423,12 @@ def _ll(design: Any, tau2: float, reml: bool) -> float:
     logv = math.fsum(math.log(v + tau2) for v in list(design.v))
     rss = design.rss(tau2)
     if reml:
-        return -0.5 * (k - p) * math.log(2 * math.pi) - 0.5 * logv - 0.5 * design.log_det_xwx(tau2) - 0.5 * rss
+        return (
+            -0.5 * (k - p) * math.log(2 * math.pi)
+            - 0.5 * logv
+            - 0.5 * design.log_det_xwx(tau2)
+            - 0.5 * rss
+        )
     return -0.5 * k * math.log(2 * math.pi) - 0.5 * logv - 0.5 * rss
 
 

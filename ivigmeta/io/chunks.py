@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
-from ivigmeta.io.studies import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
 from ivigmeta.errors import DataError
+from ivigmeta.io.studies import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
 
 ROW_COLUMN = "__row__"
 """Optional DataFrame column with the file's row numbers (the header is row 1), used in messages."""
@@ -80,7 +81,7 @@ class Rows:
         """Rows ``pool`` would reject."""
         return np.not_equal(self.error, None)
 
-    def take(self, index: Any) -> "Rows":
+    def take(self, index: Any) -> Rows:
         """The rows at ``index`` (positions, a slice or a mask)."""
         return Rows(
             keys={g: col[index] for g, col in self.keys.items()},
@@ -91,7 +92,7 @@ class Rows:
         )
 
     @staticmethod
-    def concat(parts: Sequence["Rows"]) -> "Rows":
+    def concat(parts: Sequence[Rows]) -> Rows:
         parts = [p for p in parts if len(p)] or list(parts[:1])
         if len(parts) == 1:
             return parts[0]
@@ -184,9 +185,12 @@ def suspect_rows(counts: np.ndarray, year: np.ndarray | None = None) -> np.ndarr
     totals, an unreadable year. Conservative (2^53 itself is looked at again): the row parser
     decides."""
     with np.errstate(invalid="ignore"):
-        bad = (~np.isfinite(counts) | (counts < 0) | (counts != np.floor(counts)) | (counts >= MAX_COUNT)).any(
-            axis=1
-        )
+        bad = (
+            ~np.isfinite(counts)
+            | (counts < 0)
+            | (counts != np.floor(counts))
+            | (counts >= MAX_COUNT)
+        ).any(axis=1)
         bad |= (counts[:, 1] == 0) | (counts[:, 3] == 0)
         bad |= (counts[:, 0] > counts[:, 1]) | (counts[:, 2] > counts[:, 3])
         if year is not None:
@@ -229,7 +233,7 @@ class ChunkReader:
     progress: Callable[[int, int | None], None] | None = None
     name: str | None = None
     """How messages name the input (default: the path, or <stdin>)."""
-    span: "Span | None" = None
+    span: Span | None = None
     """Read only these lines of the file (:func:`split_spans`); the header is read as usual.
     ``progress`` then counts the span's bytes."""
 
@@ -289,7 +293,9 @@ class ChunkReader:
         source = self.source
         first = text.readline()
         if not first.strip():
-            raise DataError(f"{source}: the file is empty (expected a header row and one row per study)")
+            raise DataError(
+                f"{source}: the file is empty (expected a header row and one row per study)"
+            )
         try:
             header = [h.strip() for h in next(csv.reader([first]))]
         except (csv.Error, StopIteration) as exc:
@@ -329,7 +335,9 @@ class ChunkReader:
                 try:
                     cells = list(islice(records, self.chunk_rows))
                 except csv.Error as exc:
-                    raise DataError(f"{source}, row {next_row}: not a readable CSV row ({exc})") from None
+                    raise DataError(
+                        f"{source}, row {next_row}: not a readable CSV row ({exc})"
+                    ) from None
                 if not cells:
                     break
                 rows = _parse_records(cells, next_row, layout, source)
@@ -507,7 +515,9 @@ def _parse_lines(lines: list[str], first_row: int, layout: _Layout, source: str)
     if len(pos):
         some = [lines[i] for i in pos]
         got = _parse_regular(some, rownums[pos], layout, source, spaces)
-        parts.append(got if got is not None else _from_cells(_split(some), rownums[pos], layout, source))
+        parts.append(
+            got if got is not None else _from_cells(_split(some), rownums[pos], layout, source)
+        )
     odd = np.flatnonzero(~regular)
     parts.append(_from_cells(_split([lines[i] for i in odd]), rownums[odd], layout, source))
     merged = Rows.concat(parts)
@@ -547,7 +557,13 @@ def _parse_records(records: list[list[str]], first_row: int, layout: _Layout, so
 
 def _loadtxt(lines: list[str], columns: list[int], dtype: Any) -> np.ndarray:
     return np.loadtxt(
-        lines, delimiter=",", usecols=columns, dtype=dtype, comments=None, quotechar=None, ndmin=1,
+        lines,
+        delimiter=",",
+        usecols=columns,
+        dtype=dtype,
+        comments=None,
+        quotechar=None,
+        ndmin=1,
         encoding=None,
     )
 
@@ -576,7 +592,9 @@ def _parse_regular(
     """Lines without quotes, through numpy's reader: None unless every line has at least the
     header's number of fields, none is blank and every count is a plain number."""
     n = len(lines)
-    text_idx = sorted({*layout.key_idx} | {i for i in (layout.label_idx, layout.year_idx) if i is not None})
+    text_idx = sorted(
+        {*layout.key_idx} | {i for i in (layout.label_idx, layout.year_idx) if i is not None}
+    )
     if max(layout.count_idx + text_idx) < layout.nfields - 1:
         text_idx.append(layout.nfields - 1)  # read the last field: a short line is an error
     try:
@@ -601,7 +619,9 @@ def _parse_regular(
     for i in np.flatnonzero(suspect).tolist():
         cells = lines[i].rstrip("\r\n").split(",")
         error[i] = _row_error(_values(cells, layout), int(rownums[i]), source)
-    return Rows(keys=keys, counts=counts, row=np.asarray(rownums, np.int64), error=error, label=label)
+    return Rows(
+        keys=keys, counts=counts, row=np.asarray(rownums, np.int64), error=error, label=label
+    )
 
 
 def _values(cells: list[str], layout: _Layout) -> dict[str, str]:
@@ -613,7 +633,9 @@ def _values(cells: list[str], layout: _Layout) -> dict[str, str]:
     }
 
 
-def _from_cells(records: list[list[str]], rownums: np.ndarray, layout: _Layout, source: str) -> Rows:
+def _from_cells(
+    records: list[list[str]], rownums: np.ndarray, layout: _Layout, source: str
+) -> Rows:
     """Rows from split records (any number of fields), skipping blank ones as pool does."""
     keep = [i for i, cells in enumerate(records) if any(c.strip() for c in cells)]
     if len(keep) < len(records):

@@ -55,24 +55,66 @@ class Convention:
 
 CONVENTIONS = (
     Convention("ivigmeta's", dict(zip(COUNT_ROLES, COUNT_ROLES))),
-    Convention("metafor's", {"treat_events": "ai", "treat_total": "n1i",
-                             "control_events": "ci", "control_total": "n2i"}),
-    Convention("metafor's", {"treat_events": "ai", "treat_nonevents": "bi",
-                             "control_events": "ci", "control_nonevents": "di"}),
-    Convention("meta's", {"treat_events": "event.e", "treat_total": "n.e",
-                          "control_events": "event.c", "control_total": "n.c"}),
-    Convention("RevMan-style names (experimental/control events and total)", {
-        "treat_events": "Experimental events", "treat_total": "Experimental total",
-        "control_events": "Control events", "control_total": "Control total"}, fuzzy=True),
+    Convention(
+        "metafor's",
+        {
+            "treat_events": "ai",
+            "treat_total": "n1i",
+            "control_events": "ci",
+            "control_total": "n2i",
+        },
+    ),
+    Convention(
+        "metafor's",
+        {
+            "treat_events": "ai",
+            "treat_nonevents": "bi",
+            "control_events": "ci",
+            "control_nonevents": "di",
+        },
+    ),
+    Convention(
+        "meta's",
+        {
+            "treat_events": "event.e",
+            "treat_total": "n.e",
+            "control_events": "event.c",
+            "control_total": "n.c",
+        },
+    ),
+    Convention(
+        "RevMan-style names (experimental/control events and total)",
+        {
+            "treat_events": "Experimental events",
+            "treat_total": "Experimental total",
+            "control_events": "Control events",
+            "control_total": "Control total",
+        },
+        fuzzy=True,
+    ),
 )
 
 # RevMan and spreadsheet spellings, compared after removing everything but letters and digits.
 _REVMAN_ALIASES: dict[str, tuple[str, ...]] = {
-    "treat_events": ("experimentalevents", "interventionevents", "eventsexperimental",
-                     "eventsintervention", "events1", "experimentalcases", "treatmentevents"),
-    "treat_total": ("experimentaltotal", "interventiontotal", "totalexperimental",
-                    "totalintervention", "total1", "experimentaln", "interventionn",
-                    "treatmenttotal"),
+    "treat_events": (
+        "experimentalevents",
+        "interventionevents",
+        "eventsexperimental",
+        "eventsintervention",
+        "events1",
+        "experimentalcases",
+        "treatmentevents",
+    ),
+    "treat_total": (
+        "experimentaltotal",
+        "interventiontotal",
+        "totalexperimental",
+        "totalintervention",
+        "total1",
+        "experimentaln",
+        "interventionn",
+        "treatmenttotal",
+    ),
     "control_events": ("controlevents", "eventscontrol", "events2", "controlcases"),
     "control_total": ("controltotal", "totalcontrol", "total2", "controln"),
 }
@@ -87,8 +129,18 @@ _EFFECT_ALIASES: dict[str, tuple[str, ...]] = {
     "vi": ("vi",),
     "measure": ("measure", "sm"),
 }
-_LABEL_ALIASES = ("study", "author", "authors", "slab", "studlab", "study id", "study_id",
-                  "studyid", "study or subgroup", "trial")
+_LABEL_ALIASES = (
+    "study",
+    "author",
+    "authors",
+    "slab",
+    "studlab",
+    "study id",
+    "study_id",
+    "studyid",
+    "study or subgroup",
+    "trial",
+)
 
 
 def _squash(name: str) -> str:
@@ -132,7 +184,9 @@ def parse_columns_option(spec: str | None) -> dict[str, str]:
         if not part.strip():
             continue
         if "=" not in part:
-            raise DataError(f"--columns: '{part.strip()}' is not ROLE=COLUMN (for example treat_events=EvT)")
+            raise DataError(
+                f"--columns: '{part.strip()}' is not ROLE=COLUMN (for example treat_events=EvT)"
+            )
         role, column = (x.strip() for x in part.split("=", 1))
         if role not in ROLES:
             raise DataError(f"--columns: unknown role '{role}' (roles: {', '.join(ROLES)})")
@@ -154,7 +208,7 @@ def _find(header: Sequence[str], names: Sequence[str], fuzzy: bool = False) -> s
 def _match(conv: Convention, header: Sequence[str]) -> dict[str, str]:
     found = {}
     for role, name in conv.columns.items():
-        names = (_REVMAN_ALIASES[role] if conv.fuzzy else (name,))
+        names = _REVMAN_ALIASES[role] if conv.fuzzy else (name,)
         hit = _find(header, names, fuzzy=conv.fuzzy)
         if hit is not None:
             found[role] = hit

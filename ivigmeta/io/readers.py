@@ -26,7 +26,15 @@ from ivigmeta.errors import DataError
 
 STDIN_NAME = "<stdin>"
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
-SEP_NAMES = {"comma": ",", ",": ",", "semicolon": ";", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t"}
+SEP_NAMES = {
+    "comma": ",",
+    ",": ",",
+    "semicolon": ";",
+    ";": ";",
+    "tab": "\t",
+    "\\t": "\t",
+    "\t": "\t",
+}
 XLSX_EXTENSIONS = (".xlsx", ".xlsm")
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -110,10 +118,12 @@ def split_text(text: str, source: str, sep: str | None = None) -> RawTable:
     hint = re.match(r"sep=(.)\r?\n", text)
     delim = normalize_sep(sep)
     if hint:
-        text = text[hint.end():]
+        text = text[hint.end() :]
         delim = delim or hint.group(1)
-        notes.append(f"{source}: delimiter {DELIMITERS.get(hint.group(1), repr(hint.group(1)))} "
-                     "from the 'sep=' line (not a row of the table)")
+        notes.append(
+            f"{source}: delimiter {DELIMITERS.get(hint.group(1), repr(hint.group(1)))} "
+            "from the 'sep=' line (not a row of the table)"
+        )
     delim = delim or sniff_delimiter(text)
     # NUL bytes make the csv module fail; they never belong in a study table.
     if "\x00" in text:

@@ -21,8 +21,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ivigmeta.io.columns import COUNT_ROLES, EFFECT_SETS, ColumnMap, parse_columns_option, resolve
 from ivigmeta.errors import DataError
+from ivigmeta.io.columns import COUNT_ROLES, EFFECT_SETS, ColumnMap, parse_columns_option, resolve
 from ivigmeta.io.readers import STDIN_NAME, RawTable, decode, read_bytes, read_raw, split_text
 
 COUNT_COLUMNS = COUNT_ROLES
@@ -173,11 +173,17 @@ def parse_table(
 def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) -> StudyTable:
     """Validate the cells of ``raw`` into a :class:`StudyTable`."""
     source = raw.source
-    explicit = parse_columns_option(columns) if isinstance(columns, str) or columns is None else dict(columns)
+    explicit = (
+        parse_columns_option(columns)
+        if isinstance(columns, str) or columns is None
+        else dict(columns)
+    )
     rows = raw.rows
     first = next((i for i, r in enumerate(rows) if any(c.strip() for c in r)), None)
     if first is None:
-        raise DataError(f"{source}: the file is empty (expected a header row and one row per study)")
+        raise DataError(
+            f"{source}: the file is empty (expected a header row and one row per study)"
+        )
     header = [h.strip() for h in rows[first]]
     while header and not header[-1]:
         header.pop()  # trailing empty header cells (spreadsheet exports)
@@ -191,13 +197,15 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
     cmap = resolve(header, [r for _, r in body], source, explicit, raw.decimal)
     studies = []
     for row_number, cells in body:
-        extra = [c for c in cells[len(header):] if c.strip()]
+        extra = [c for c in cells[len(header) :] if c.strip()]
         if extra:
             raise DataError(
                 f"{source}, row {row_number}: {len(header) + len(extra)} fields but the header "
                 f"has {len(header)} (value '{extra[0].strip()}' has no column)"
             )
-        values = {col: (cells[i].strip() if i < len(cells) else "") for i, col in enumerate(header) if col}
+        values = {
+            col: (cells[i].strip() if i < len(cells) else "") for i, col in enumerate(header) if col
+        }
         if raw.decimal == ",":
             # Text fields hold numbers with a decimal point whatever the file's locale, so that
             # numeric moderators and printed fields do not depend on it.
@@ -271,7 +279,9 @@ def _parse_count(value: str, source: str, row: int, column: str, decimal: str) -
         if not math.isfinite(number):
             raise DataError(f"{where}: '{value}' is not a finite number (expected a whole number)")
         if number != int(number):
-            raise DataError(f"{where}: '{value}' is not a whole number (counts are numbers of people)")
+            raise DataError(
+                f"{where}: '{value}' is not a whole number (counts are numbers of people)"
+            )
         number = int(number)
     if number < 0:
         raise DataError(f"{where}: '{value}' is negative (counts cannot be negative)")
@@ -289,11 +299,15 @@ def _parse_real(value: str, source: str, row: int, column: str, decimal: str, wh
     if not math.isfinite(x):
         raise DataError(f"{where}: '{value}' is not a finite number (expected {what})")
     if abs(x) > MAX_EFFECT:
-        raise DataError(f"{where}: '{value}' is too large (expected {what}, at most {MAX_EFFECT:g} in size)")
+        raise DataError(
+            f"{where}: '{value}' is too large (expected {what}, at most {MAX_EFFECT:g} in size)"
+        )
     return x
 
 
-def _parse_counts(values: Mapping[str, str], row: int, source: str, cmap: ColumnMap, decimal: str) -> dict[str, int]:
+def _parse_counts(
+    values: Mapping[str, str], row: int, source: str, cmap: ColumnMap, decimal: str
+) -> dict[str, int]:
     counts: dict[str, int] = {}
     if cmap.get("treat_total") is not None:
         for role in COUNT_ROLES:
@@ -336,10 +350,14 @@ def _effect_hint(cmap: ColumnMap) -> str:
     kinds = cmap.effect_sets()
     if not kinds:
         return ""
-    return " or an effect in " + " / ".join(", ".join(cmap.roles[r] for r in EFFECT_SETS[k]) for k in kinds)
+    return " or an effect in " + " / ".join(
+        ", ".join(cmap.roles[r] for r in EFFECT_SETS[k]) for k in kinds
+    )
 
 
-def _parse_given(values: Mapping[str, str], row: int, source: str, cmap: ColumnMap, decimal: str) -> GivenEffect | None:
+def _parse_given(
+    values: Mapping[str, str], row: int, source: str, cmap: ColumnMap, decimal: str
+) -> GivenEffect | None:
     """The effect a row gives (first complete kind among ci, se, vi); ``None`` if none."""
     for kind in cmap.effect_sets():
         cols = [cmap.roles[r] for r in EFFECT_SETS[kind]]
@@ -401,7 +419,9 @@ def _parse_given(values: Mapping[str, str], row: int, source: str, cmap: ColumnM
     return None
 
 
-def _parse_study(values: dict[str, str], row: int, source: str, cmap: ColumnMap, decimal: str) -> Study:
+def _parse_study(
+    values: dict[str, str], row: int, source: str, cmap: ColumnMap, decimal: str
+) -> Study:
     count_cols = cmap.count_columns()
     given = None
     if count_cols and any(values[c] != "" for c in count_cols):
@@ -409,8 +429,10 @@ def _parse_study(values: dict[str, str], row: int, source: str, cmap: ColumnMap,
     else:
         given = _parse_given(values, row, source, cmap, decimal)
         if given is None:
-            col = count_cols[0] if count_cols else next(
-                cmap.roles[r] for k in cmap.effect_sets() for r in EFFECT_SETS[k]
+            col = (
+                count_cols[0]
+                if count_cols
+                else next(cmap.roles[r] for k in cmap.effect_sets() for r in EFFECT_SETS[k])
             )
             raise DataError(
                 f"{source}, row {row}, column '{col}': missing value (expected event counts"
@@ -422,7 +444,12 @@ def _parse_study(values: dict[str, str], row: int, source: str, cmap: ColumnMap,
     year_text = values.get(ycol, "") if ycol else ""
     if year_text:
         number = _number(year_text, decimal)
-        if number is None or not math.isfinite(number) or number != int(number) or abs(number) > 9999:
+        if (
+            number is None
+            or not math.isfinite(number)
+            or number != int(number)
+            or abs(number) > 9999
+        ):
             raise DataError(
                 f"{source}, row {row}, column '{ycol}': '{year_text}' is not a year "
                 "(expected a whole number such as 2008, or an empty cell)"

@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 
-from ivigmeta.io.studies import Study
 from ivigmeta.core.distributions import norm_p_two_sided, t_p_two_sided
+from ivigmeta.io.studies import Study
 from ivigmeta.results import (
     BeggTest,
     BiasAnalysis,

@@ -29,9 +29,9 @@ from __future__ import annotations
 import math
 
 from ivigmeta.core.distributions import chi2_sf, norm_ppf
-from ivigmeta.errors import ModelError
 from ivigmeta.core.heterogeneity import cochran_q
 from ivigmeta.core.pooling import fit
+from ivigmeta.errors import ModelError
 from ivigmeta.results import Influence, InfluenceRow, MetaAnalysis
 
 # metafor zeroes residuals this close to 0 (100 machine epsilons) before standardizing them.

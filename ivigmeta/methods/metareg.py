@@ -27,8 +27,9 @@ numpy is imported inside the functions: ``pool`` never pays for it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from ivigmeta.core.distributions import (
     chi2_sf,
@@ -54,7 +55,7 @@ class SingularFit(ModelError):
 def meta_regression(
     yi: Sequence[float],
     vi: Sequence[float],
-    X: "np.ndarray",
+    X: np.ndarray,
     names: Sequence[str],
     tau2_method: str = "DL",
     ci_method: str = "z",
@@ -80,7 +81,7 @@ def meta_regression(
 def _meta_regression(
     yi: Sequence[float],
     vi: Sequence[float],
-    X: "np.ndarray",
+    X: np.ndarray,
     names: Sequence[str],
     tau2_method: str,
     ci_method: str,
@@ -174,7 +175,7 @@ def _meta_regression(
     )
 
 
-def _check_design(X: "np.ndarray", names: Sequence[str]) -> None:
+def _check_design(X: np.ndarray, names: Sequence[str]) -> None:
     """A clear error for a constant or perfectly collinear moderator."""
     import numpy as np
 
@@ -191,11 +192,11 @@ def _check_design(X: "np.ndarray", names: Sequence[str]) -> None:
             if np.linalg.matrix_rank(X[:, :j]) < j:
                 raise ModelError(
                     f"moderator '{names[j - 1]}' is perfectly collinear with "
-                    f"{', '.join(repr(n) for n in names[:j - 1])}: drop one of them"
+                    f"{', '.join(repr(n) for n in names[: j - 1])}: drop one of them"
                 )
 
 
-def dummy_design(labels: Sequence[str], levels: Sequence[str]) -> tuple["np.ndarray", list[str]]:
+def dummy_design(labels: Sequence[str], levels: Sequence[str]) -> tuple[np.ndarray, list[str]]:
     """Intercept plus one indicator per level beyond the first (the reference level)."""
     import numpy as np
 
@@ -209,7 +210,7 @@ def dummy_design(labels: Sequence[str], levels: Sequence[str]) -> tuple["np.ndar
 class Moderators:
     """The design matrix built from moderator columns, and which studies it uses."""
 
-    X: "np.ndarray"
+    X: np.ndarray
     names: tuple[str, ...]
     keep: tuple[int, ...]
     excluded: tuple[Exclusion, ...]
@@ -310,7 +311,10 @@ def metareg_analysis(
     if not mods.keep:
         # Every study was excluded (double zeros, missing moderator values): say why.
         reasons = "; ".join(f"{e.study}: {e.reason}" for e in mods.excluded + es.excluded)
-        raise ModelError("no usable studies for the meta-regression" + (f" (excluded: {reasons})" if reasons else ""))
+        raise ModelError(
+            "no usable studies for the meta-regression"
+            + (f" (excluded: {reasons})" if reasons else "")
+        )
     yi = [es.yi[i] for i in mods.keep]
     vi = [es.vi[i] for i in mods.keep]
     reg = meta_regression(
@@ -349,4 +353,10 @@ def resolve_refs(es: EffectSizes, columns: Sequence[str], refs: Sequence[str]) -
     return out
 
 
-__all__ = ["meta_regression", "dummy_design", "build_moderators", "metareg_analysis", "resolve_refs"]
+__all__ = [
+    "meta_regression",
+    "dummy_design",
+    "build_moderators",
+    "metareg_analysis",
+    "resolve_refs",
+]

@@ -41,8 +41,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ivigmeta.io.studies import read_text
 from ivigmeta.errors import DataError
+from ivigmeta.io.studies import read_text
 from ivigmeta.results import MetaAnalysis, RobAssessment, RobDomainSummary, RobStudy
 
 TOOL = "ROBINS-I"
@@ -62,10 +62,24 @@ _ALIASES = {
     "confounding": ("d1",),
     "selection": ("d2", "selection_of_participants", "participant_selection"),
     "classification": ("d3", "classification_of_interventions", "intervention_classification"),
-    "deviations": ("d4", "deviations_from_intended_interventions", "deviation_from_intended_interventions"),
+    "deviations": (
+        "d4",
+        "deviations_from_intended_interventions",
+        "deviation_from_intended_interventions",
+    ),
     "missing_data": ("d5", "missing", "missing_outcome_data"),
-    "measurement": ("d6", "measurement_of_outcomes", "measurement_of_the_outcome", "outcome_measurement"),
-    "reported_result": ("d7", "reporting", "selection_of_the_reported_result", "selection_of_reported_result"),
+    "measurement": (
+        "d6",
+        "measurement_of_outcomes",
+        "measurement_of_the_outcome",
+        "outcome_measurement",
+    ),
+    "reported_result": (
+        "d7",
+        "reporting",
+        "selection_of_the_reported_result",
+        "selection_of_reported_result",
+    ),
     "overall": ("overall_risk_of_bias", "overall_judgement", "overall_judgment"),
     "weight": ("weights",),
     "study": ("author", "study_id"),
@@ -120,7 +134,9 @@ def load_rob(path: str) -> RobAssessment:
 def parse_rob(text: str, source: str) -> RobAssessment:
     """Parse a ROBINS-I CSV ``text``; ``source`` names it in messages (file, row, column)."""
     if not text.strip():
-        raise DataError(f"{source}: the file is empty (expected a header row and one row per study)")
+        raise DataError(
+            f"{source}: the file is empty (expected a header row and one row per study)"
+        )
     try:
         rows = list(csv.reader(io.StringIO(text)))
     except csv.Error as exc:
@@ -145,7 +161,9 @@ def parse_rob(text: str, source: str) -> RobAssessment:
         if not cells or all(not cell.strip() for cell in cells):
             continue
         if len(cells) > len(header):
-            raise DataError(f"{source}, row {row_number}: {len(cells)} fields but the header has {len(header)}")
+            raise DataError(
+                f"{source}, row {row_number}: {len(cells)} fields but the header has {len(header)}"
+            )
         values = {k: (cells[i].strip() if i < len(cells) else "") for i, k in enumerate(keys)}
         studies.append(_parse_row(values, seen, row_number, source))
     if not studies:
@@ -154,7 +172,9 @@ def parse_rob(text: str, source: str) -> RobAssessment:
     weighted = any(w is not None for w in weights)
     if weighted and any(w is None for w in weights):
         row = next(s.row for s in studies if s.weight is None)
-        raise DataError(f"{source}, row {row}, column '{seen['weight']}': missing weight (give every study one)")
+        raise DataError(
+            f"{source}, row {row}, column '{seen['weight']}': missing weight (give every study one)"
+        )
     if weighted and not math.fsum(w for w in weights if w is not None) > 0:
         raise DataError(f"{source}, column '{seen['weight']}': the weights add up to 0")
     return RobAssessment(
@@ -170,7 +190,9 @@ def parse_rob(text: str, source: str) -> RobAssessment:
     )
 
 
-def _parse_row(values: dict[str, str], raw_names: dict[str, str], row: int, source: str) -> RobStudy:
+def _parse_row(
+    values: dict[str, str], raw_names: dict[str, str], row: int, source: str
+) -> RobStudy:
     judgements = []
     for key, _ in DOMAINS:
         judgements.append(_level(values[key], source, row, raw_names[key]))
@@ -202,10 +224,14 @@ def _parse_row(values: dict[str, str], raw_names: dict[str, str], row: int, sour
 def _level(value: str, source: str, row: int, column: str) -> str:
     where = f"{source}, row {row}, column '{column}'"
     if not value:
-        raise DataError(f"{where}: missing judgement (write 'no information' when none was possible)")
+        raise DataError(
+            f"{where}: missing judgement (write 'no information' when none was possible)"
+        )
     level = parse_level(value)
     if level is None:
-        raise DataError(f"{where}: '{value}' is not a ROBINS-I judgement (expected {', '.join(LEVELS)})")
+        raise DataError(
+            f"{where}: '{value}' is not a ROBINS-I judgement (expected {', '.join(LEVELS)})"
+        )
     return level
 
 
@@ -214,11 +240,14 @@ def summarize(studies: Sequence[RobStudy], weighted: bool) -> tuple[RobDomainSum
     w = [(s.weight or 0.0) if weighted else 1.0 for s in studies]
     total = math.fsum(w)
     out = []
-    columns = [(key, label, [s.judgements[j] for s in studies]) for j, (key, label) in enumerate(DOMAINS)]
+    columns = [
+        (key, label, [s.judgements[j] for s in studies]) for j, (key, label) in enumerate(DOMAINS)
+    ]
     columns.append(("overall", OVERALL_LABEL, [s.overall for s in studies]))
     for key, label, judged in columns:
         percent = tuple(
-            100.0 * math.fsum(wi for wi, lev in zip(w, judged) if lev == level) / total for level in LEVELS
+            100.0 * math.fsum(wi for wi, lev in zip(w, judged) if lev == level) / total
+            for level in LEVELS
         )
         out.append(RobDomainSummary(domain=key, label=label, percent=percent))
     return tuple(out)
@@ -249,7 +278,14 @@ def weight_by_fit(rob: RobAssessment, ma: MetaAnalysis, source: str) -> RobAsses
                 "(names must match its study column, or 'study (year)')"
             )
         if len(found) > 1:
-            raise DataError(f"{rob.source}, row {s.row}: study '{s.study}' matches {len(found)} studies in {source}")
+            raise DataError(
+                f"{rob.source}, row {s.row}: study '{s.study}' matches {len(found)} studies in {source}"
+            )
         studies.append(replace(s, weight=found[0]))
-    return replace(rob, studies=tuple(studies), summary=summarize(studies, True), weighted=True,
-                   weight_source=f"random-effects weights in {source}")
+    return replace(
+        rob,
+        studies=tuple(studies),
+        summary=summarize(studies, True),
+        weighted=True,
+        weight_source=f"random-effects weights in {source}",
+    )

@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ivigmeta.io.studies import YEAR_COLUMN, Study
-from ivigmeta.errors import DataError, ModelError
 from ivigmeta.core.pooling import fit
+from ivigmeta.errors import DataError, ModelError
+from ivigmeta.io.studies import YEAR_COLUMN, Study
 from ivigmeta.results import (
     Cumulative,
     CumulativeStep,

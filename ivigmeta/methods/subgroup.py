@@ -17,12 +17,12 @@ Studies with an empty label are left out of that comparison and listed as exclud
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from ivigmeta.core.distributions import chi2_sf
+from ivigmeta.core.pooling import fit
 from ivigmeta.errors import ModelError
 from ivigmeta.methods.metareg import SingularFit, dummy_design, meta_regression
-from ivigmeta.core.pooling import fit
 from ivigmeta.results import (
     BetweenTest,
     Exclusion,
@@ -63,7 +63,9 @@ def subgroup_by(ma: MetaAnalysis, column: str, between: str = "metareg") -> Subg
         test = _between_separate(ma, groups)
     else:
         test = _between_metareg(ma, keep, [labels[i] for i in keep], levels)
-    return SubgroupResult(column=column, levels=tuple(groups), test=test, excluded=excluded + es.excluded)
+    return SubgroupResult(
+        column=column, levels=tuple(groups), test=test, excluded=excluded + es.excluded
+    )
 
 
 def _between_metareg(
@@ -107,7 +109,10 @@ def _between_separate(ma: MetaAnalysis, groups: Sequence[SubgroupLevel]) -> Betw
         est = g.analysis.random or g.analysis.study_estimates[0]
         if not est.se > 0:
             return BetweenTest(
-                method, None, len(groups) - 1, None,
+                method,
+                None,
+                len(groups) - 1,
+                None,
                 note=f"subgroup '{g.level}' has a zero standard error: Q-between is undefined",
             )
         thetas.append(est.theta)

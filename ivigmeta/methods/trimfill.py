@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from ivigmeta.io.studies import Study
-from ivigmeta.errors import ModelError
 from ivigmeta.core.pooling import fit
+from ivigmeta.errors import ModelError
+from ivigmeta.io.studies import Study
 from ivigmeta.results import EffectSizes, MetaAnalysis, NotApplicable, TrimFill
 
 ESTIMATORS = ("L0", "R0")

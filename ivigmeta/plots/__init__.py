@@ -85,7 +85,9 @@ def make_figure(kind: str, result: Any, **options: Any) -> Any:
     return FIGURES[kind](result, **options)
 
 
-def write_figure(kind: str, result: Any, path: str, dpi: float | None = None, **options: Any) -> str:
+def write_figure(
+    kind: str, result: Any, path: str, dpi: float | None = None, **options: Any
+) -> str:
     """Draw figure ``kind`` from ``result`` and write it to ``path`` (format from the extension)."""
     from ivigmeta.plots.common import save_figure
 

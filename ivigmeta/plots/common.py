@@ -72,7 +72,9 @@ def text_width(text: str, size: float = FONT_SIZE, bold: bool = False) -> float:
     Measured as Agg renders it at 72 dpi (the widest of the usual resolutions: hinting makes
     rendered text slightly narrower at higher dpi), plus 4%, so columns never overlap.
     """
-    prop = FontProperties(family=STYLE["font.family"], size=size, weight="bold" if bold else "normal")
+    prop = FontProperties(
+        family=STYLE["font.family"], size=size, weight="bold" if bold else "normal"
+    )
     widest = 0.0
     for line in str(text).split("\n"):
         if line:

@@ -76,7 +76,9 @@ def _overall_text(ma: MetaAnalysis, model: str) -> str:
     fit = _fit(ma, model)
     stat = "t" if isinstance(fit, RandomFit) and fit.ci_method == "hk" else "z"
     what = "random effects" if model == "random" else "common effect"
-    return f"Test for overall effect ({what}): {stat} = {f.num(fit.statistic)} ({f.p_eq(fit.p_value)})"
+    return (
+        f"Test for overall effect ({what}): {stat} = {f.num(fit.statistic)} ({f.p_eq(fit.p_value)})"
+    )
 
 
 def study_rows(ma: MetaAnalysis, models: Sequence[str], first_index: int = 0) -> list[Row]:
@@ -97,14 +99,22 @@ def study_rows(ma: MetaAnalysis, models: Sequence[str], first_index: int = 0) ->
             for m in models:
                 cells[f"weight_{m}"] = f.pct(_fit(ma, m).weights[i])
         rows.append(
-            Row("study", cells, est=est.estimate, lo=est.ci_low, hi=est.ci_high,
-                size=(weights[i] / top) if weights else 1.0, gid=str(first_index + i))
+            Row(
+                "study",
+                cells,
+                est=est.estimate,
+                lo=est.ci_low,
+                hi=est.ci_high,
+                size=(weights[i] / top) if weights else 1.0,
+                gid=str(first_index + i),
+            )
         )
     return rows
 
 
-def pooled_rows(ma: MetaAnalysis, models: Sequence[str], tag: str = "",
-                subtotal: bool = False) -> list[Row]:
+def pooled_rows(
+    ma: MetaAnalysis, models: Sequence[str], tag: str = "", subtotal: bool = False
+) -> list[Row]:
     """Diamond row(s), prediction interval, heterogeneity and overall-effect lines.
 
     ``tag`` is appended to the gids (``diamond-random-yes``) when a figure holds several blocks;
@@ -133,13 +143,34 @@ def pooled_rows(ma: MetaAnalysis, models: Sequence[str], tag: str = "",
         if j == 0 and totals:
             cells["treat"] = f"{te}/{tt}"
             cells["control"] = f"{ce}/{ct}"
-        rows.append(Row("diamond", cells, bold=True, est=fit.estimate, lo=fit.ci_low,
-                        hi=fit.ci_high, gid=f"diamond-{m}{suffix}"))
+        rows.append(
+            Row(
+                "diamond",
+                cells,
+                bold=True,
+                est=fit.estimate,
+                lo=fit.ci_low,
+                hi=fit.ci_high,
+                gid=f"diamond-{m}{suffix}",
+            )
+        )
     r = ma.random
-    if "random" in models and r is not None and r.pi_low is not None and r.pi_high is not None \
-            and ma.k >= 3:
-        rows.append(Row("interval", {"label": "Prediction interval", "estimate": f.ci(r.pi_low, r.pi_high, d)},
-                        lo=r.pi_low, hi=r.pi_high, gid=f"prediction-interval{suffix}"))
+    if (
+        "random" in models
+        and r is not None
+        and r.pi_low is not None
+        and r.pi_high is not None
+        and ma.k >= 3
+    ):
+        rows.append(
+            Row(
+                "interval",
+                {"label": "Prediction interval", "estimate": f.ci(r.pi_low, r.pi_high, d)},
+                lo=r.pi_low,
+                hi=r.pi_high,
+                gid=f"prediction-interval{suffix}",
+            )
+        )
     rows.append(Row("text", text=_heterogeneity_text(ma), gid=f"heterogeneity{suffix}"))
     for m in models:
         rows.append(Row("text", text=_overall_text(ma, m), gid=f"overall-{m}{suffix}"))
@@ -168,8 +199,7 @@ def _plot_header(ma: MetaAnalysis, models: Sequence[str]) -> tuple[str, str]:
     return f"{name}{scale}", f"{how}{ma.options.level * 100:g}% CI"
 
 
-def forest_plot(ma: MetaAnalysis, model: str = "random",
-                labels: Sequence[str] = DEFAULT_LABELS):
+def forest_plot(ma: MetaAnalysis, model: str = "random", labels: Sequence[str] = DEFAULT_LABELS):
     """The forest plot of a fitted meta-analysis; ``model`` is ``random``, ``common`` or ``both``."""
     models = _models(model)
     left, right = _columns(ma, models)
@@ -181,14 +211,25 @@ def forest_plot(ma: MetaAnalysis, model: str = "random",
     for e in ma.effects.excluded:
         rows.append(Row("text", text=f"Excluded: {e.study} ({e.reason})"))
     with c.style():
-        fig, _ = draw(left, right, rows, ma.measure, _plot_header(ma, models), _captions(labels),
-                      _limits([ma], rows))
+        fig, _ = draw(
+            left,
+            right,
+            rows,
+            ma.measure,
+            _plot_header(ma, models),
+            _captions(labels),
+            _limits([ma], rows),
+        )
     return fig
 
 
-def subgroup_forest_plot(sg: SubgroupAnalysis | SubgroupResult, model: str = "random",
-                         labels: Sequence[str] = DEFAULT_LABELS, column: str | None = None,
-                         full: MetaAnalysis | None = None):
+def subgroup_forest_plot(
+    sg: SubgroupAnalysis | SubgroupResult,
+    model: str = "random",
+    labels: Sequence[str] = DEFAULT_LABELS,
+    column: str | None = None,
+    full: MetaAnalysis | None = None,
+):
     """Forest plot with one block per subgroup level, each with its own diamond(s) and
     heterogeneity line; the overall estimate and the between-subgroup test at the bottom.
 
@@ -221,14 +262,26 @@ def subgroup_forest_plot(sg: SubgroupAnalysis | SubgroupResult, model: str = "ra
         rows.append(Row("blank"))
     rows += pooled_rows(full, models)
     t = res.test
-    rows.append(Row("text", gid="" if t.statistic is None else "subgroup-test",
-                    text=subgroup_test_text(t, p_sep=" (")))
+    rows.append(
+        Row(
+            "text",
+            gid="" if t.statistic is None else "subgroup-test",
+            text=subgroup_test_text(t, p_sep=" ("),
+        )
+    )
     for note in source_notes(full.effects.studies):
         rows.append(Row("text", text=note))
     for e in res.excluded:
         rows.append(Row("text", text=f"Not in any subgroup: {e.study} ({e.reason})"))
     # Weights within a block are the subgroup's own; widths come from the overall columns.
     with c.style():
-        fig, _ = draw(left, right, rows, full.measure, _plot_header(full, models), _captions(labels),
-                      _limits([full], rows))
+        fig, _ = draw(
+            left,
+            right,
+            rows,
+            full.measure,
+            _plot_header(full, models),
+            _captions(labels),
+            _limits([full], rows),
+        )
     return fig

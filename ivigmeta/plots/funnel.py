@@ -86,40 +86,125 @@ def funnel_plot(ba: BiasAnalysis, contour: bool = False, level: float | None = N
                         pts = [(null_t, 0.0), (inner, se_max), (outer, se_max)]
                     else:
                         pts = [(null_t, 0.0), (inner, se_max), (edge, se_max), (edge, 0.0)]
-                    ax.add_patch(Polygon([(back(x), y) for x, y in pts], closed=True, facecolor=colour,
-                                         edgecolor="none", zorder=0,
-                                         gid=f"contour-{p_hi:g}-{'right' if sign > 0 else 'left'}"))
+                    ax.add_patch(
+                        Polygon(
+                            [(back(x), y) for x, y in pts],
+                            closed=True,
+                            facecolor=colour,
+                            edgecolor="none",
+                            zorder=0,
+                            gid=f"contour-{p_hi:g}-{'right' if sign > 0 else 'left'}",
+                        )
+                    )
                 label = f"{p_lo:g} < p < {p_hi:g}" if p_lo > 0 else f"p < {p_hi:g}"
                 handles.append(Patch(facecolor=colour, label=label))
-            ax.add_line(Line2D([back(null_t)] * 2, [0, se_max], color=c.GREY, linewidth=0.8,
-                               zorder=1, gid="null-line"))
+            ax.add_line(
+                Line2D(
+                    [back(null_t)] * 2,
+                    [0, se_max],
+                    color=c.GREY,
+                    linewidth=0.8,
+                    zorder=1,
+                    gid="null-line",
+                )
+            )
         # Pseudo confidence limits: centre ± z se, straight lines on the analysis scale.
-        ax.add_line(Line2D([back(centre - z * se_max), back(centre), back(centre + z * se_max)],
-                           [se_max, 0.0, se_max], color=c.INK, linestyle="--", linewidth=0.9,
-                           zorder=2, gid="funnel-limits"))
-        ax.add_line(Line2D([back(centre)] * 2, [0, se_max], color=c.INK, linewidth=0.9, zorder=2,
-                           gid="pooled-line"))
-        ax.add_line(Line2D([back(y) for y in yi], se, marker="o", markersize=5.5, linestyle="none",
-                           color=c.INK, markerfacecolor=c.INK, zorder=4, gid="studies"))
+        ax.add_line(
+            Line2D(
+                [back(centre - z * se_max), back(centre), back(centre + z * se_max)],
+                [se_max, 0.0, se_max],
+                color=c.INK,
+                linestyle="--",
+                linewidth=0.9,
+                zorder=2,
+                gid="funnel-limits",
+            )
+        )
+        ax.add_line(
+            Line2D(
+                [back(centre)] * 2,
+                [0, se_max],
+                color=c.INK,
+                linewidth=0.9,
+                zorder=2,
+                gid="pooled-line",
+            )
+        )
+        ax.add_line(
+            Line2D(
+                [back(y) for y in yi],
+                se,
+                marker="o",
+                markersize=5.5,
+                linestyle="none",
+                color=c.INK,
+                markerfacecolor=c.INK,
+                zorder=4,
+                gid="studies",
+            )
+        )
         handles.append(Line2D([], [], marker="o", linestyle="none", color=c.INK, label="Studies"))
         if fyi:
-            ax.add_line(Line2D([back(y) for y in fyi], fse, marker="o", markersize=5.5,
-                               linestyle="none", color=c.INK, markerfacecolor="white", zorder=4,
-                               gid="filled-studies"))
+            ax.add_line(
+                Line2D(
+                    [back(y) for y in fyi],
+                    fse,
+                    marker="o",
+                    markersize=5.5,
+                    linestyle="none",
+                    color=c.INK,
+                    markerfacecolor="white",
+                    zorder=4,
+                    gid="filled-studies",
+                )
+            )
             k0 = getattr(tf, "k0", len(fyi))
-            handles.append(Line2D([], [], marker="o", linestyle="none", color=c.INK,
-                                  markerfacecolor="white", label=f"Imputed by trim-and-fill (k0 = {k0})"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    linestyle="none",
+                    color=c.INK,
+                    markerfacecolor="white",
+                    label=f"Imputed by trim-and-fill (k0 = {k0})",
+                )
+            )
             adjusted = getattr(tf, "theta", None)
             if isinstance(adjusted, float) and math.isfinite(adjusted):
-                ax.add_line(Line2D([back(adjusted)] * 2, [0, se_max], color=c.INK, linestyle=":",
-                                   linewidth=1.0, zorder=2, gid="trimfill-line"))
-                handles.append(Line2D([], [], color=c.INK, linestyle=":",
-                                      label=f"Trim-and-fill estimate {f.num(back(adjusted), f.decimals_for(measure))}"))
-        handles.append(Line2D([], [], color=c.INK, linestyle="--",
-                              label=f"Pseudo {level * 100:g}% limits"))
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.55 / plot_h * 1.0),
-                  bbox_transform=ax.transAxes, ncol=2, fontsize=c.FONT_SIZE - 1.5, frameon=False,
-                  columnspacing=1.5)
+                ax.add_line(
+                    Line2D(
+                        [back(adjusted)] * 2,
+                        [0, se_max],
+                        color=c.INK,
+                        linestyle=":",
+                        linewidth=1.0,
+                        zorder=2,
+                        gid="trimfill-line",
+                    )
+                )
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        color=c.INK,
+                        linestyle=":",
+                        label=f"Trim-and-fill estimate {f.num(back(adjusted), f.decimals_for(measure))}",
+                    )
+                )
+        handles.append(
+            Line2D([], [], color=c.INK, linestyle="--", label=f"Pseudo {level * 100:g}% limits")
+        )
+        ax.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.55 / plot_h * 1.0),
+            bbox_transform=ax.transAxes,
+            ncol=2,
+            fontsize=c.FONT_SIZE - 1.5,
+            frameon=False,
+            columnspacing=1.5,
+        )
         name = c.MEASURE_NAMES[measure]
         ax.set_xlabel(f"{name}{' (log scale)' if ratio else ''}")
         ax.set_ylabel("Standard error")

@@ -62,11 +62,18 @@ def baujat_plot(inf: Any):
     with c.style():
         fig = c.new_figure(5.6, 4.4)
         ax = fig.add_axes((0.13, 0.12, 0.8, 0.8))
-        ax.add_line(Line2D(x, y, marker="o", linestyle="none", color=c.INK, markersize=5.5,
-                           gid="studies"))
+        ax.add_line(
+            Line2D(x, y, marker="o", linestyle="none", color=c.INK, markersize=5.5, gid="studies")
+        )
         for r in rows:
-            ax.annotate(r.study.study, (r.baujat_x, r.baujat_y), xytext=(4, 3),
-                        textcoords="offset points", fontsize=c.FONT_SIZE - 2, color=c.GREY)
+            ax.annotate(
+                r.study.study,
+                (r.baujat_x, r.baujat_y),
+                xytext=(4, 3),
+                textcoords="offset points",
+                fontsize=c.FONT_SIZE - 2,
+                color=c.GREY,
+            )
         x_pad = 0.08 * (max(x) - min(min(x), 0.0) or 1.0)
         y_pad = 0.08 * (max(y) - min(min(y), 0.0) or 1.0)
         ax.set_xlim(min(min(x), 0.0) - x_pad, max(x) + 3 * x_pad)
@@ -106,12 +113,22 @@ def influence_plot(inf: Any):
             values = [_number(getattr(r, attr, None)) for r in rows]
             points = [(i, v) for i, v in zip(index, values) if v is not None]
             ys = [v for _, v in points]
-            ax.add_line(Line2D([i for i, _ in points], ys, color=c.GREY, linewidth=0.8,
-                               gid=f"{attr}-line"))
+            ax.add_line(
+                Line2D([i for i, _ in points], ys, color=c.GREY, linewidth=0.8, gid=f"{attr}-line")
+            )
             flagged = {i for i, r in zip(index, rows) if getattr(r, "influential", False)}
             for i, v in points:
-                ax.add_line(Line2D([i], [v], marker="o", linestyle="none", markersize=4.5,
-                                   color=FLAG if i in flagged else c.INK, gid=f"{attr}-{i - 1}"))
+                ax.add_line(
+                    Line2D(
+                        [i],
+                        [v],
+                        marker="o",
+                        linestyle="none",
+                        markersize=4.5,
+                        color=FLAG if i in flagged else c.INK,
+                        gid=f"{attr}-{i - 1}",
+                    )
+                )
             cutoffs = [v for v in (_number(ref) for ref in refs(inf)) if v is not None]
             for ref in cutoffs:
                 ax.axhline(ref, color=c.INK, linestyle="--", linewidth=0.7, gid=f"{attr}-cutoff")
@@ -122,13 +139,21 @@ def influence_plot(inf: Any):
             ax.set_ylim(lo - pad, hi + pad)
             ax.xaxis.set_major_locator(FixedLocator(index))
             if named:
-                ax.set_xticklabels(names if row == 3 else [""] * k, rotation=90,
-                                   fontsize=c.FONT_SIZE - 2)
+                ax.set_xticklabels(
+                    names if row == 3 else [""] * k, rotation=90, fontsize=c.FONT_SIZE - 2
+                )
             else:
                 ax.set_xticklabels([str(i) if row == 3 and i % 5 == 0 else "" for i in index])
             ax.set_title(title, loc="left", fontsize=c.FONT_SIZE - 0.5)
             for side in ("right", "top"):
                 ax.spines[side].set_visible(False)
-        fig.text(0.08, 1 - 0.1 / height, "Influence diagnostics (red: flagged as influential)", ha="left",
-                 va="top", fontweight="bold", gid="influence-title")
+        fig.text(
+            0.08,
+            1 - 0.1 / height,
+            "Influence diagnostics (red: flagged as influential)",
+            ha="left",
+            va="top",
+            fontweight="bold",
+            gid="influence-title",
+        )
     return fig

@@ -105,7 +105,9 @@ def compute_layout(left: Sequence[Column], right: Sequence[Column], rows: Sequen
     return Layout(width, height, x, plot_left, AXIS_SPACE + MARGIN, rows_height)
 
 
-def axis_limits(measure: str, core: Sequence[float], full: Sequence[float]) -> tuple[float, float, list[float] | None]:
+def axis_limits(
+    measure: str, core: Sequence[float], full: Sequence[float]
+) -> tuple[float, float, list[float] | None]:
     """x limits (and ratio-scale ticks) covering the point estimates and pooled intervals.
 
     ``core`` must be visible (estimates, pooled intervals, the null); ``full`` (study intervals)
@@ -177,54 +179,156 @@ def draw(
     header_y = (-HEADER_ROWS - 0.3, -1.3)
     for col in [*left, *right]:
         ha = col.align
-        ax.text(lay.x[col.key], header_y[0], col.header, transform=text_tf, ha=ha, va="center",
-                fontweight="bold", clip_on=False, gid=f"header-{col.key}")
+        ax.text(
+            lay.x[col.key],
+            header_y[0],
+            col.header,
+            transform=text_tf,
+            ha=ha,
+            va="center",
+            fontweight="bold",
+            clip_on=False,
+            gid=f"header-{col.key}",
+        )
         if col.subheader:
-            ax.text(lay.x[col.key], header_y[1], col.subheader, transform=text_tf, ha=ha,
-                    va="center", fontweight="bold", clip_on=False)
-    plot_mid = (lay.plot_left + PLOT_WIDTH / 2)
-    ax.text(plot_mid, header_y[0], plot_header[0], transform=text_tf, ha="center", va="center",
-            fontweight="bold", clip_on=False, gid="header-plot")
-    ax.text(plot_mid, header_y[1], plot_header[1], transform=text_tf, ha="center", va="center",
-            fontweight="bold", clip_on=False)
+            ax.text(
+                lay.x[col.key],
+                header_y[1],
+                col.subheader,
+                transform=text_tf,
+                ha=ha,
+                va="center",
+                fontweight="bold",
+                clip_on=False,
+            )
+    plot_mid = lay.plot_left + PLOT_WIDTH / 2
+    ax.text(
+        plot_mid,
+        header_y[0],
+        plot_header[0],
+        transform=text_tf,
+        ha="center",
+        va="center",
+        fontweight="bold",
+        clip_on=False,
+        gid="header-plot",
+    )
+    ax.text(
+        plot_mid,
+        header_y[1],
+        plot_header[1],
+        transform=text_tf,
+        ha="center",
+        va="center",
+        fontweight="bold",
+        clip_on=False,
+    )
     rule_y = -0.75
-    fig.add_artist(Line2D([MARGIN, lay.width - MARGIN], [rule_y, rule_y], transform=text_tf,
-                          color=c.INK, linewidth=0.6, gid="header-rule"))
+    fig.add_artist(
+        Line2D(
+            [MARGIN, lay.width - MARGIN],
+            [rule_y, rule_y],
+            transform=text_tf,
+            color=c.INK,
+            linewidth=0.6,
+            gid="header-rule",
+        )
+    )
 
     for i, row in enumerate(rows):
         for col in [*left, *right]:
             val = row.cells.get(col.key, "")
             if val:
-                ax.text(lay.x[col.key], i, val, transform=text_tf, ha=col.align, va="center",
-                        fontweight="bold" if row.bold else "normal", clip_on=False)
+                ax.text(
+                    lay.x[col.key],
+                    i,
+                    val,
+                    transform=text_tf,
+                    ha=col.align,
+                    va="center",
+                    fontweight="bold" if row.bold else "normal",
+                    clip_on=False,
+                )
         if row.kind == "text":
-            ax.text(MARGIN, i, row.text, transform=text_tf, ha="left", va="center",
-                    fontsize=c.FONT_SIZE - 1, clip_on=False, gid=row.gid or None)
+            ax.text(
+                MARGIN,
+                i,
+                row.text,
+                transform=text_tf,
+                ha="left",
+                va="center",
+                fontsize=c.FONT_SIZE - 1,
+                clip_on=False,
+                gid=row.gid or None,
+            )
         elif row.kind in ("study", "point"):
             _interval(ax, i, row, lo, hi)
         elif row.kind == "diamond":
             _diamond(ax, i, row)
         elif row.kind == "interval":
-            ax.add_line(Line2D([row.lo, row.hi], [i, i], color=c.INK, linewidth=1.0,
-                               marker="|", markersize=6, gid=row.gid or "prediction-interval"))
+            ax.add_line(
+                Line2D(
+                    [row.lo, row.hi],
+                    [i, i],
+                    color=c.INK,
+                    linewidth=1.0,
+                    marker="|",
+                    markersize=6,
+                    gid=row.gid or "prediction-interval",
+                )
+            )
 
     last = max((i for i, r in enumerate(rows) if r.kind != "text"), default=n - 1) + 0.5
     if reference_band is not None:
-        ax.add_patch(Rectangle((reference_band[0], -0.5), reference_band[1] - reference_band[0], last + 0.5,
-                               facecolor=c.ACCENT, alpha=0.12, edgecolor="none", zorder=0,
-                               gid="reference-band"))
+        ax.add_patch(
+            Rectangle(
+                (reference_band[0], -0.5),
+                reference_band[1] - reference_band[0],
+                last + 0.5,
+                facecolor=c.ACCENT,
+                alpha=0.12,
+                edgecolor="none",
+                zorder=0,
+                gid="reference-band",
+            )
+        )
     if reference is not None:
-        ax.add_line(Line2D([reference, reference], [-0.5, last], color=c.ACCENT,
-                           linestyle="--", linewidth=0.9, zorder=1, gid="reference-line"))
+        ax.add_line(
+            Line2D(
+                [reference, reference],
+                [-0.5, last],
+                color=c.ACCENT,
+                linestyle="--",
+                linewidth=0.9,
+                zorder=1,
+                gid="reference-line",
+            )
+        )
     _null_line(ax, rows, c.null_value(measure))
     if captions:
         null = c.null_value(measure)
-        ax.annotate(captions[0], xy=(null, 0), xycoords=("data", "axes fraction"),
-                    xytext=(-4, -17), textcoords="offset points", ha="right", va="top",
-                    fontsize=c.FONT_SIZE - 0.5, gid="caption-left")
-        ax.annotate(captions[1], xy=(null, 0), xycoords=("data", "axes fraction"),
-                    xytext=(4, -17), textcoords="offset points", ha="left", va="top",
-                    fontsize=c.FONT_SIZE - 0.5, gid="caption-right")
+        ax.annotate(
+            captions[0],
+            xy=(null, 0),
+            xycoords=("data", "axes fraction"),
+            xytext=(-4, -17),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            fontsize=c.FONT_SIZE - 0.5,
+            gid="caption-left",
+        )
+        ax.annotate(
+            captions[1],
+            xy=(null, 0),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, -17),
+            textcoords="offset points",
+            ha="left",
+            va="top",
+            fontsize=c.FONT_SIZE - 0.5,
+            gid="caption-right",
+        )
     return fig, ax
 
 
@@ -238,23 +342,63 @@ def _interval(ax, i: int, row: Row, xmin: float, xmax: float) -> None:
     ax.add_line(Line2D([a, b], [i, i], color=c.INK, linewidth=1.0, gid=f"ci-{idx}", zorder=2))
     for end, flag, marker in ((xmin, clipped_lo, "<"), (xmax, clipped_hi, ">")):
         if flag:
-            ax.add_line(Line2D([end], [i], marker=marker, markersize=5, color=c.INK,
-                               linestyle="none", gid=f"arrow-{idx}", clip_on=False, zorder=2))
+            ax.add_line(
+                Line2D(
+                    [end],
+                    [i],
+                    marker=marker,
+                    markersize=5,
+                    color=c.INK,
+                    linestyle="none",
+                    gid=f"arrow-{idx}",
+                    clip_on=False,
+                    zorder=2,
+                )
+            )
     if row.kind == "study":
         # Area proportional to the weight (RevMan, metafor), with a floor so every study shows.
         side = max(MIN_SQUARE, MAX_SQUARE * math.sqrt(max(row.size or 0.0, 0.0)))
-        ax.add_line(Line2D([row.est], [i], marker="s", markersize=side, color=c.SQUARE,
-                           markeredgecolor=c.SQUARE, linestyle="none", gid=f"square-{idx}", zorder=3))
+        ax.add_line(
+            Line2D(
+                [row.est],
+                [i],
+                marker="s",
+                markersize=side,
+                color=c.SQUARE,
+                markeredgecolor=c.SQUARE,
+                linestyle="none",
+                gid=f"square-{idx}",
+                zorder=3,
+            )
+        )
     else:
-        ax.add_line(Line2D([row.est], [i], marker="o", markersize=4.5, color=c.INK,
-                           linestyle="none", gid=f"point-{idx}", zorder=3))
+        ax.add_line(
+            Line2D(
+                [row.est],
+                [i],
+                marker="o",
+                markersize=4.5,
+                color=c.INK,
+                linestyle="none",
+                gid=f"point-{idx}",
+                zorder=3,
+            )
+        )
 
 
 def _diamond(ax, i: int, row: Row) -> None:
     h = DIAMOND_HALF
-    ax.add_patch(Polygon([(row.lo, i), (row.est, i - h), (row.hi, i), (row.est, i + h)],
-                         closed=True, facecolor=c.DIAMOND, edgecolor=c.DIAMOND, linewidth=0.8,
-                         gid=row.gid, zorder=3))
+    ax.add_patch(
+        Polygon(
+            [(row.lo, i), (row.est, i - h), (row.hi, i), (row.est, i + h)],
+            closed=True,
+            facecolor=c.DIAMOND,
+            edgecolor=c.DIAMOND,
+            linewidth=0.8,
+            gid=row.gid,
+            zorder=3,
+        )
+    )
 
 
 def _null_line(ax, rows: Sequence[Row], null: float) -> None:

@@ -43,7 +43,9 @@ def loo_plot(loo: LeaveOneOut, labels: Sequence[str] | None = None):
             "estimate": f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
             "i2": f.pct(het.i2) if het else f.NA,
         }
-        rows.append(Row("point", cells, est=fit.estimate, lo=fit.ci_low, hi=fit.ci_high, gid=str(i)))
+        rows.append(
+            Row("point", cells, est=fit.estimate, lo=fit.ci_low, hi=fit.ci_high, gid=str(i))
+        )
     rows.append(Row("blank"))
     cells = {
         "label": "None omitted (all studies)",
@@ -51,21 +53,55 @@ def loo_plot(loo: LeaveOneOut, labels: Sequence[str] | None = None):
         "estimate": f.est_ci(full_fit.estimate, full_fit.ci_low, full_fit.ci_high, d),
         "i2": f.pct(full_het.i2),
     }
-    rows.append(Row("diamond", cells, bold=True, est=full_fit.estimate, lo=full_fit.ci_low,
-                    hi=full_fit.ci_high, gid="diamond-random"))
+    rows.append(
+        Row(
+            "diamond",
+            cells,
+            bold=True,
+            est=full_fit.estimate,
+            lo=full_fit.ci_low,
+            hi=full_fit.ci_high,
+            gid="diamond-random",
+        )
+    )
     low, high = loo.smallest, loo.largest
-    rows.append(Row("text", gid="range", text=(
-        f"Pooled {full.measure} ranged from {f.num(_pooled(low).estimate, d)} (without "
-        f"{low.omitted.study}) to {f.num(_pooled(high).estimate, d)} (without {high.omitted.study})")))
-    rows.append(Row("text", text=(
-        f"Random effects ({full.options.tau2_method}); dashed line and band: the estimate and "
-        f"{full.options.level * 100:g}% CI with all studies")))
-    core = [v for row in rows if row.kind in ("point", "diamond") for v in (row.est, row.lo, row.hi)]
-    header = (f"{c.MEASURE_NAMES[full.measure]}{' (log scale)' if c.is_ratio(full.measure) else ''}",
-              f"{full.options.tau2_method} random, {full.options.level * 100:g}% CI")
+    rows.append(
+        Row(
+            "text",
+            gid="range",
+            text=(
+                f"Pooled {full.measure} ranged from {f.num(_pooled(low).estimate, d)} (without "
+                f"{low.omitted.study}) to {f.num(_pooled(high).estimate, d)} (without {high.omitted.study})"
+            ),
+        )
+    )
+    rows.append(
+        Row(
+            "text",
+            text=(
+                f"Random effects ({full.options.tau2_method}); dashed line and band: the estimate and "
+                f"{full.options.level * 100:g}% CI with all studies"
+            ),
+        )
+    )
+    core = [
+        v for row in rows if row.kind in ("point", "diamond") for v in (row.est, row.lo, row.hi)
+    ]
+    header = (
+        f"{c.MEASURE_NAMES[full.measure]}{' (log scale)' if c.is_ratio(full.measure) else ''}",
+        f"{full.options.tau2_method} random, {full.options.level * 100:g}% CI",
+    )
     captions = (labels[0], labels[1]) if labels else None
     with c.style():
-        fig, _ = draw(left, right, rows, full.measure, header, captions,
-                      axis_limits(full.measure, core, core),
-                      reference=full_fit.estimate, reference_band=(full_fit.ci_low, full_fit.ci_high))
+        fig, _ = draw(
+            left,
+            right,
+            rows,
+            full.measure,
+            header,
+            captions,
+            axis_limits(full.measure, core, core),
+            reference=full_fit.estimate,
+            reference_band=(full_fit.ci_low, full_fit.ci_high),
+        )
     return fig

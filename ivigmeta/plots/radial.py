@@ -32,18 +32,34 @@ def radial_plot(ma: MetaAnalysis):
     with c.style():
         fig = c.new_figure(5.6, 4.4)
         ax = fig.add_axes((0.13, 0.12, 0.8, 0.77))
-        ax.add_line(Line2D([0, x_max], [0, theta * x_max], color=c.INK, linewidth=1.0,
-                           gid="pooled-line"))
+        ax.add_line(
+            Line2D([0, x_max], [0, theta * x_max], color=c.INK, linewidth=1.0, gid="pooled-line")
+        )
         for sign in (1, -1):
-            ax.add_line(Line2D([0, x_max], [sign * z, theta * x_max + sign * z], color=c.INK,
-                               linestyle="--", linewidth=0.8, gid=f"band-{'upper' if sign > 0 else 'lower'}"))
+            ax.add_line(
+                Line2D(
+                    [0, x_max],
+                    [sign * z, theta * x_max + sign * z],
+                    color=c.INK,
+                    linestyle="--",
+                    linewidth=0.8,
+                    gid=f"band-{'upper' if sign > 0 else 'lower'}",
+                )
+            )
         ax.axhline(0.0, color=c.GREY, linewidth=0.6, zorder=0)
-        ax.add_line(Line2D(x, y, marker="o", linestyle="none", color=c.INK, markersize=5.5,
-                           gid="studies"))
+        ax.add_line(
+            Line2D(x, y, marker="o", linestyle="none", color=c.INK, markersize=5.5, gid="studies")
+        )
         # Name the studies while that stays legible.
         for xi, yi, s in zip(x, y, ma.effects.studies if ma.k <= 30 else ()):
-            ax.annotate(s.study, (xi, yi), xytext=(4, 3), textcoords="offset points",
-                        fontsize=c.FONT_SIZE - 2, color=c.GREY)
+            ax.annotate(
+                s.study,
+                (xi, yi),
+                xytext=(4, 3),
+                textcoords="offset points",
+                fontsize=c.FONT_SIZE - 2,
+                color=c.GREY,
+            )
         ys = y + [theta * x_max + z, theta * x_max - z, z, -z]
         pad = 0.08 * (max(ys) - min(ys))
         ax.set_xlim(0, x_max)
@@ -52,9 +68,12 @@ def radial_plot(ma: MetaAnalysis):
         ax.set_ylabel("Standardized effect, y / SE")
         d = f.decimals_for(ma.measure)
         ax.set_title(
-                f"Slope: common-effect {ma.measure} {f.num(common.estimate, d)}; dashed: ±{z:.2f}\n"
-                f"Q = {f.num(het.q)}, df = {het.df} ({f.p_eq(het.p_value)}); I² = {f.pct(het.i2)}",
-                loc="left", fontsize=c.FONT_SIZE - 1, gid="radial-note")
+            f"Slope: common-effect {ma.measure} {f.num(common.estimate, d)}; dashed: ±{z:.2f}\n"
+            f"Q = {f.num(het.q)}, df = {het.df} ({f.p_eq(het.p_value)}); I² = {f.pct(het.i2)}",
+            loc="left",
+            fontsize=c.FONT_SIZE - 1,
+            gid="radial-note",
+        )
         for side in ("right", "top"):
             ax.spines[side].set_visible(False)
     return fig

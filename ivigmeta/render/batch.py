@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 BATCH_FORMATS = ("csv", "jsonl", "parquet")
 
@@ -70,7 +71,9 @@ class BatchWriter:
         except ImportError:
             from ivigmeta.errors import DataError
 
-            raise DataError("Parquet output needs pyarrow: pip install 'ivigmeta[parquet]'") from None
+            raise DataError(
+                "Parquet output needs pyarrow: pip install 'ivigmeta[parquet]'"
+            ) from None
         table = pa.Table.from_pandas(result.to_frame(), preserve_index=False)
         if self._parquet is None:
             self._schema = table.schema
@@ -123,7 +126,7 @@ def _cells(result: Any, lo: int, hi: int, json_cells: bool) -> list[list[str]]:
     text_cells = _json_text_cells if json_cells else _text_cells
     cells = [text_cells(result.keys[g][lo:hi]) for g in result.groups]
     done: list[tuple[Any, list[str]]] = []  # float columns formatted so far
-    for name in result.columns[len(result.groups):]:
+    for name in result.columns[len(result.groups) :]:
         values = result.values[name][lo:hi]
         if name in result.missing:
             cells.append(_int_cells(values, result.missing[name][lo:hi], missing))
@@ -148,7 +151,13 @@ def _json_lines(result: Any, lo: int, hi: int) -> str:
     layout of ``json.dumps`` (", " and ": "), non-finite numbers and missing counts null."""
     if hi <= lo:
         return ""
-    template = "{" + ", ".join(json.dumps(c, ensure_ascii=False).replace("%", "%%") + ": %s" for c in result.columns) + "}\n"
+    template = (
+        "{"
+        + ", ".join(
+            json.dumps(c, ensure_ascii=False).replace("%", "%%") + ": %s" for c in result.columns
+        )
+        + "}\n"
+    )
     return "".join(template % row for row in zip(*_cells(result, lo, hi, True)))
 
 
@@ -205,7 +214,8 @@ def _text_cells(values: Any) -> list[str]:
         cells = ["" if _is_missing(v) else str(v) for v in cells]
         joined = "\x00".join(cells)
     if _SPECIAL.search(joined) or (
-        (not joined.isascii() or any(c in joined for c in _SPACES)) and any(c != c.strip() for c in cells)
+        (not joined.isascii() or any(c in joined for c in _SPACES))
+        and any(c != c.strip() for c in cells)
     ):
         cells = [_csv_text(c) for c in cells]
     return cells

@@ -44,11 +44,18 @@ def parse_markdown(text: str) -> list[Section]:
             right = [i for i, a in enumerate(aligns) if a.endswith(":")]
             current.right_align_from = right[0] if right else len(aligns)
             current.text_columns = tuple(
-                current.columns[i] for i, a in enumerate(aligns) if i > current.right_align_from and not a.endswith(":")
+                current.columns[i]
+                for i, a in enumerate(aligns)
+                if i > current.right_align_from and not a.endswith(":")
             )
             for line in table_lines[2:]:
                 cells = _cells(line)
-                if cells and cells[0].startswith("**") and cells[0].endswith("**") and len(cells[0]) > 4:
+                if (
+                    cells
+                    and cells[0].startswith("**")
+                    and cells[0].endswith("**")
+                    and len(cells[0]) > 4
+                ):
                     cells[0] = cells[0][2:-2]
                     if current.summary_from is None:
                         current.summary_from = len(current.rows)
@@ -101,7 +108,9 @@ def _environment():
 
     return jinja2.Environment(
         loader=jinja2.PackageLoader("ivigmeta", "templates"),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "html.j2"), default_for_string=False
+        ),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,

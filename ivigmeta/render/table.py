@@ -38,7 +38,9 @@ def to_table(sections: list[Section], ascii_only: bool = False) -> str:
     style = box.ASCII2 if ascii_only else box.SIMPLE_HEAD
     for n, sec in enumerate(sections):
         # Text() everywhere: labels from the user's file ("Smith [a]") are not rich markup.
-        table = Table(title=Text(sec.title), box=style, title_justify="left", show_edge=False, pad_edge=False)
+        table = Table(
+            title=Text(sec.title), box=style, title_justify="left", show_edge=False, pad_edge=False
+        )
         for i, col in enumerate(sec.columns):
             left = i < sec.right_align_from or col in sec.text_columns
             # Numbers never wrap; long study lists, labels and notes do.
@@ -53,7 +55,11 @@ def to_table(sections: list[Section], ascii_only: bool = False) -> str:
             )
         for i, row in enumerate(sec.rows):
             summary = sec.summary_from is not None and i >= sec.summary_from
-            table.add_row(*(Text(c) for c in row), style="bold" if summary else None, end_section=summary is False and sec.summary_from == i + 1)
+            table.add_row(
+                *(Text(c) for c in row),
+                style="bold" if summary else None,
+                end_section=summary is False and sec.summary_from == i + 1,
+            )
         console.print(table)
         for note in sec.notes:
             console.print(Text(note))

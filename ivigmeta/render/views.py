@@ -8,29 +8,30 @@ beyond picking fields, no rich, no statistics.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ivigmeta.render import formatting as f
 from ivigmeta.results import (
-    BetweenTest,
     BeggTest,
+    BetweenTest,
     BiasAnalysis,
     Cumulative,
     EggerTest,
     FailSafeN,
-    Influence,
-    RegressionTest,
-    ReproduceResult,
-    TrimFill,
-    back_transform,
     Heterogeneity,
+    Influence,
     LeaveOneOut,
     MetaAnalysis,
     MetaRegression,
     NotApplicable,
+    RegressionTest,
+    ReproduceResult,
     RobAssessment,
     SubgroupAnalysis,
+    TrimFill,
+    back_transform,
 )
 
 DURATION_COLUMNS = (
@@ -105,13 +106,18 @@ def _measure_header(measure: str, level: float) -> str:
 
 
 def excluded_notes(excluded) -> list[str]:
-    return [f"Excluded: {e.study}" + (f" (row {e.row})" if e.row else "") + f": {e.reason}" for e in excluded]
+    return [
+        f"Excluded: {e.study}" + (f" (row {e.row})" if e.row else "") + f": {e.reason}"
+        for e in excluded
+    ]
 
 
 def heterogeneity_line(het: Heterogeneity | None) -> str:
     if het is None:
         return "Heterogeneity: not applicable (a single study)"
-    i2_q = f" (Q-based {f.pct(het.i2_q)})" if het.i2_q is not None and het.tau2_method != "DL" else ""
+    i2_q = (
+        f" (Q-based {f.pct(het.i2_q)})" if het.i2_q is not None and het.tau2_method != "DL" else ""
+    )
     tau2_ci = ""
     if het.ci is not None:
         tau2_ci = " " + _ci_text(het.ci, het.ci.tau2_low, het.ci.tau2_high, f.tau2)
@@ -127,7 +133,12 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
     cols = ["Study", "N"]
     if durations:
         cols += ["Duration, intervention", "Duration, control"]
-    cols += ["Events, intervention", "Events, control", _measure_header(ma.measure, ma.options.level), "p-value"]
+    cols += [
+        "Events, intervention",
+        "Events, control",
+        _measure_header(ma.measure, ma.options.level),
+        "p-value",
+    ]
     if ma.pooled:
         cols += ["Weight (common)", "Weight (random)"]
     rows = []
@@ -189,7 +200,9 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             + (f" (t on {r.df:g} df)" if r.df is not None else "")
         )
         if r.ci_method == "hk" and ma.k == 2:
-            notes.append("Hartung-Knapp with k = 2: t on 1 df (critical value 12.7), so the intervals are very wide.")
+            notes.append(
+                "Hartung-Knapp with k = 2: t on 1 df (critical value 12.7), so the intervals are very wide."
+            )
     else:
         notes.append("A single study: no pooling was done.")
     notes.append(_cc_note(ma))
@@ -221,7 +234,14 @@ def _ci_text(ci, low: float, high: float, fmt, unit: str = "") -> str:
 def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
     het = ma.heterogeneity
     if het is None:
-        return [Section("Heterogeneity", ["Statistic", "Value"], [["k", "1"]], ["Not applicable: a single study."])]
+        return [
+            Section(
+                "Heterogeneity",
+                ["Statistic", "Value"],
+                [["k", "1"]],
+                ["Not applicable: a single study."],
+            )
+        ]
     ci = het.ci
     level = f"{ma.options.level * 100:g}% CI (Q-profile)"
     rows = [
@@ -229,17 +249,33 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         ["Q", f.num(het.q), ""],
         ["df", str(het.df), ""],
         ["p-value", f.pval(het.p_value), ""],
-        [f"I² ({het.tau2_method})", f.pct(het.i2), _ci_text(ci, *(ci.i2_low, ci.i2_high) if ci else (0, 0), lambda x: f.num(x, 1), "%")],
+        [
+            f"I² ({het.tau2_method})",
+            f.pct(het.i2),
+            _ci_text(ci, *(ci.i2_low, ci.i2_high) if ci else (0, 0), lambda x: f.num(x, 1), "%"),
+        ],
         ["I² (Q-based)", f.pct(het.i2_q), ""],
         ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0, 0), f.num)],
-        [f"tau² ({het.tau2_method})", f.tau2(het.tau2), _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0, 0), f.tau2)],
-        ["tau", f.tau2(het.tau), _ci_text(ci, *(ci.tau2_low ** 0.5, ci.tau2_high ** 0.5) if ci else (0, 0), f.tau2)],
+        [
+            f"tau² ({het.tau2_method})",
+            f.tau2(het.tau2),
+            _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0, 0), f.tau2),
+        ],
+        [
+            "tau",
+            f.tau2(het.tau),
+            _ci_text(ci, *(ci.tau2_low**0.5, ci.tau2_high**0.5) if ci else (0, 0), f.tau2),
+        ],
     ]
     notes = []
     if ci is not None and ci.ci_null:
-        notes.append("The Q-profile interval is the single point 0 (Q is below its lower quantile).")
+        notes.append(
+            "The Q-profile interval is the single point 0 (Q is below its lower quantile)."
+        )
     if ci is not None and ci.ub_sign == ">":
-        notes.append("The upper bound lies beyond the search limit max(100, 10 tau²) (few studies).")
+        notes.append(
+            "The upper bound lies beyond the search limit max(100, 10 tau²) (few studies)."
+        )
     if ma.k == 2:
         notes.append("k = 2: heterogeneity rests on a single degree of freedom.")
     notes += excluded_notes(ma.effects.excluded)
@@ -248,7 +284,15 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
 
 def loo_sections(loo: LeaveOneOut) -> list[Section]:
     d = f.decimals_for(loo.full.measure)
-    cols = ["Omitted study", "k", _measure_header(loo.full.measure, loo.full.options.level), "p-value", "Q", "I²", "tau²"]
+    cols = [
+        "Omitted study",
+        "k",
+        _measure_header(loo.full.measure, loo.full.options.level),
+        "p-value",
+        "Q",
+        "I²",
+        "tau²",
+    ]
     rows = []
     for row in loo.rows:
         out = row.to_dict()
@@ -352,7 +396,14 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
     ci_head = f"{reg.level * 100:g}% CI"
     cols = ["Coefficient", "Estimate", "SE", stat, "p-value", ci_head]
     rows = [
-        [c.name, f.num(c.estimate, 4), f.num(c.se, 4), f.num(c.statistic), f.pval(c.p_value), f.ci(c.ci_low, c.ci_high, 4)]
+        [
+            c.name,
+            f.num(c.estimate, 4),
+            f.num(c.se, 4),
+            f.num(c.statistic),
+            f.pval(c.p_value),
+            f.ci(c.ci_low, c.ci_high, 4),
+        ]
         for c in reg.coefficients
     ]
     if reg.qm is None:
@@ -360,7 +411,9 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
     elif reg.qm_df2 is not None:
         omnibus = f"Test of moderators: F = {f.num(reg.qm)}, df = ({reg.qm_df}, {reg.qm_df2}), {f.p_eq(reg.qm_p_value)}"
     else:
-        omnibus = f"Test of moderators: QM = {f.num(reg.qm)}, df = {reg.qm_df}, {f.p_eq(reg.qm_p_value)}"
+        omnibus = (
+            f"Test of moderators: QM = {f.num(reg.qm)}, df = {reg.qm_df}, {f.p_eq(reg.qm_p_value)}"
+        )
     notes = [
         omnibus,
         f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, {f.p_eq(reg.qe_p_value)}; "
@@ -412,30 +465,61 @@ def _bias_row(name: str, res: Any, ba: BiasAnalysis) -> list[str]:
         return [label, f.NA, "", f.NA, f"not applicable: {res.reason}"]
     d = f.decimals_for(ba.full.measure)
     if isinstance(res, EggerTest):
-        return [label, f"t = {f.num(res.t)}", str(res.df), f.pval(res.p_value),
-                f"intercept {f.num(res.intercept)} (SE {f.num(res.se)})"]
+        return [
+            label,
+            f"t = {f.num(res.t)}",
+            str(res.df),
+            f.pval(res.p_value),
+            f"intercept {f.num(res.intercept)} (SE {f.num(res.se)})",
+        ]
     if isinstance(res, BeggTest):
         how = "exact" if res.exact else "normal approximation"
-        return [label, f"tau = {f.num(res.tau, 3)}", "", f.pval(res.p_value), f"Kendall's tau, {how} p"]
+        return [
+            label,
+            f"tau = {f.num(res.tau, 3)}",
+            "",
+            f.pval(res.p_value),
+            f"Kendall's tau, {how} p",
+        ]
     if isinstance(res, RegressionTest):
         extra = f"; {len(res.excluded)} studies left out" if res.excluded else ""
-        return [label, f"t = {f.num(res.t)}", str(res.df), f.pval(res.p_value),
-                f"slope on {res.predictor} {f.num(res.bias)} (SE {f.num(res.se)}){extra}"]
+        return [
+            label,
+            f"t = {f.num(res.t)}",
+            str(res.df),
+            f.pval(res.p_value),
+            f"slope on {res.predictor} {f.num(res.bias)} (SE {f.num(res.se)}){extra}",
+        ]
     if isinstance(res, TrimFill):
         se = f" (SE {f.num(res.se_k0)})" if res.se_k0 is not None else ""
-        return [label, f"k0 = {res.k0}{se}", "", f.pval(res.p_k0) if res.p_k0 is not None else "",
-                f"{res.estimator}, {res.side} side: {ba.full.measure} {f.est_ci(res.estimate, res.ci_low, res.ci_high, d)}"]
+        return [
+            label,
+            f"k0 = {res.k0}{se}",
+            "",
+            f.pval(res.p_k0) if res.p_k0 is not None else "",
+            f"{res.estimator}, {res.side} side: {ba.full.measure} {f.est_ci(res.estimate, res.ci_low, res.ci_high, d)}",
+        ]
     if isinstance(res, FailSafeN):
         n = "inf" if math.isinf(res.n) else f"{res.n:.0f}"
         detail = f"{res.method}, alpha {res.alpha:g}"
         if res.target_theta is not None:
             detail += f", target {ba.full.measure} {f.num(back_transform(res.target_theta, ba.full.measure), 3)}"
-        return [label, f"N = {n}", "", f.pval(res.p_value) if res.p_value is not None else "", detail]
+        return [
+            label,
+            f"N = {n}",
+            "",
+            f.pval(res.p_value) if res.p_value is not None else "",
+            detail,
+        ]
     raise TypeError(f"no table row for {type(res).__name__}")
 
 
 def _trimfill_note(tf: TrimFill) -> str:
-    how = "chosen by the regression of y on sqrt(v)" if tf.side_chosen == "regression" else "as requested"
+    how = (
+        "chosen by the regression of y on sqrt(v)"
+        if tf.side_chosen == "regression"
+        else "as requested"
+    )
     return (
         f"Trim-and-fill ({tf.estimator}): {tf.k0} studies imputed on the {tf.side} side ({how}); "
         f"adjusted random-effects estimate from {tf.analysis.k} studies."
@@ -448,7 +532,9 @@ def _filled_section(tf: TrimFill) -> Section:
     cols = ["Imputed study", "Mirror of", measure, "SE (log scale)" if measure != "RD" else "SE"]
     rows = []
     for j, (y, v, src) in enumerate(zip(tf.filled_yi, tf.filled_vi, tf.filled_from)):
-        rows.append([f"Filled {j + 1}", src, f.num(back_transform(y, measure), d), f.num(math.sqrt(v), 3)])
+        rows.append(
+            [f"Filled {j + 1}", src, f.num(back_transform(y, measure), d), f.num(math.sqrt(v), 3)]
+        )
     return Section("Trim-and-fill: imputed studies", cols, rows, right_align_from=2)
 
 
@@ -516,7 +602,9 @@ def bias_records(ba: BiasAnalysis) -> list[dict[str, Any]]:
     for name, res in ba.results():
         out = res.to_dict()
         if name == "trimfill" and "filled" in out:
-            out["filled"] = "; ".join(f"{r['study']} = {r['yi']!r} (vi {r['vi']!r})" for r in out["filled"])
+            out["filled"] = "; ".join(
+                f"{r['study']} = {r['yi']!r} (vi {r['vi']!r})" for r in out["filled"]
+            )
         if "excluded" in out:
             out["excluded"] = "; ".join(e["study"] for e in out["excluded"])
         records.append({"test": name, **out})
@@ -525,11 +613,30 @@ def bias_records(ba: BiasAnalysis) -> list[dict[str, Any]]:
 
 def heterogeneity_payload(ma: MetaAnalysis) -> dict[str, Any]:
     """``ivigmeta heterogeneity`` JSON: the heterogeneity object at the top level."""
-    het = ma.heterogeneity.to_dict() if ma.heterogeneity else {
-        "q": None, "df": 0, "p_value": None, "i2": None, "h2": None, "tau2": None, "tau": None,
-        "i2_q": None, "tau2_ci": None, "tau_ci": None, "i2_ci": None, "h2_ci": None,
+    het = (
+        ma.heterogeneity.to_dict()
+        if ma.heterogeneity
+        else {
+            "q": None,
+            "df": 0,
+            "p_value": None,
+            "i2": None,
+            "h2": None,
+            "tau2": None,
+            "tau": None,
+            "i2_q": None,
+            "tau2_ci": None,
+            "tau_ci": None,
+            "i2_ci": None,
+            "h2_ci": None,
+        }
+    )
+    return {
+        **het,
+        "k": ma.k,
+        "measure": ma.measure,
+        "excluded": [e.to_dict() for e in ma.effects.excluded],
     }
-    return {**het, "k": ma.k, "measure": ma.measure, "excluded": [e.to_dict() for e in ma.effects.excluded]}
 
 
 def _to_dict(result: Any) -> dict[str, Any]:
@@ -570,7 +677,9 @@ def rob_sections(rob: RobAssessment) -> list[Section]:
     summary_rows = [[d.label, *[f.pct(p) for p in d.percent]] for d in rob.summary]
     how = f"weighted by {rob.weight_source}" if rob.weighted else "each study counted once"
     return [
-        Section(title, cols, rows, notes, right_align_from=len(cols) - 1 if rob.weighted else len(cols)),
+        Section(
+            title, cols, rows, notes, right_align_from=len(cols) - 1 if rob.weighted else len(cols)
+        ),
         Section(f"Summary: share of studies at each level ({how})", summary_cols, summary_rows),
     ]
 
@@ -606,7 +715,15 @@ VIEWS: dict[str, View] = {
 def cumulative_sections(cu: Cumulative) -> list[Section]:
     measure = cu.full.measure
     d = f.decimals_for(measure)
-    cols = ["Study added", cu.order_by, "k", _measure_header(measure, cu.full.options.level), "p-value", "I²", "tau²"]
+    cols = [
+        "Study added",
+        cu.order_by,
+        "k",
+        _measure_header(measure, cu.full.options.level),
+        "p-value",
+        "I²",
+        "tau²",
+    ]
     rows = []
     for step in cu.steps:
         out = step.to_dict()
@@ -623,7 +740,9 @@ def cumulative_sections(cu: Cumulative) -> list[Section]:
             ]
         )
     direction = "descending" if cu.descending else "ascending"
-    notes = [f"Studies added in {direction} order of '{cu.order_by}' (ties in file order); the first row is a single study."]
+    notes = [
+        f"Studies added in {direction} order of '{cu.order_by}' (ties in file order); the first row is a single study."
+    ]
     if cu.missing_order:
         notes.append(f"No '{cu.order_by}' value, added last: {', '.join(cu.missing_order)}")
     notes += [f"Step {s.k} (adding {s.added.study}): no fit: {s.note}" for s in cu.steps if s.note]
@@ -637,8 +756,21 @@ def cumulative_records(cu: Cumulative) -> list[dict[str, Any]]:
 
 
 def influence_sections(inf: Influence) -> list[Section]:
-    cols = ["Study", "rstudent", "DFFITS", "Cook's D", "COVRATIO", "tau² del", "QE del", "hat", "weight",
-            "DFBETAS", "Influential", "Baujat x", "Baujat y"]
+    cols = [
+        "Study",
+        "rstudent",
+        "DFFITS",
+        "Cook's D",
+        "COVRATIO",
+        "tau² del",
+        "QE del",
+        "hat",
+        "weight",
+        "DFBETAS",
+        "Influential",
+        "Baujat x",
+        "Baujat y",
+    ]
     rows = []
     for r in inf.rows:
         rows.append(
@@ -667,7 +799,9 @@ def influence_sections(inf: Influence) -> list[Section]:
     ]
     notes += [f"{r.study.study}: no case-deletion values: {r.note}" for r in inf.rows if r.note]
     notes += excluded_notes(inf.full.effects.excluded)
-    title = f"Influence diagnostics (random effects, {inf.full.options.tau2_method}, k = {inf.full.k})"
+    title = (
+        f"Influence diagnostics (random effects, {inf.full.options.tau2_method}, k = {inf.full.k})"
+    )
     return [Section(title, cols, rows, notes)]
 
 
