@@ -38,11 +38,11 @@ from typing import TYPE_CHECKING
 
 from ivigmeta.core.distributions import norm_p_two_sided, z_crit
 from ivigmeta.errors import DataError
-from ivigmeta.io.studies import Study
 
 if TYPE_CHECKING:  # imported where used: ``--help`` needs neither numpy nor the result classes
     import numpy as np
 
+    from ivigmeta.io.studies import Study
     from ivigmeta.results import EffectSizes, Estimate, Exclusion
 
 MEASURES = ("RR", "OR", "RD")
