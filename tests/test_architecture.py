@@ -17,7 +17,8 @@ What is checked:
 * **third-party layers**: ``rich`` only in ``ivigmeta/render``; ``click`` only in ``ivigmeta/cli``;
   ``matplotlib`` only in ``ivigmeta/plots``, and lazily: importing any module outside the drawing
   modules, ``ivigmeta.plots`` itself included (the CLI imports it to check ``--plot`` paths), does
-  not load matplotlib, so no command pays for it unless a figure is drawn;
+  not load matplotlib, so no command pays for it unless a figure is drawn; likewise importing
+  ``ivigmeta.render`` does not load rich (JSON and CSV output never pay for it);
 * **the one-way pipeline**: ``ivigmeta/core`` imports nothing of ``ivigmeta`` except
   ``ivigmeta.errors`` and ``ivigmeta.results``.
 
