@@ -56,11 +56,11 @@ def test_pool_plot_png_and_labels(run, studies_path, tmp_path):
 
 
 def test_subgroup_plot_paths():
-    from ivigmeta.cli.commands import _per_column_paths
+    from ivigmeta.cli.commands import per_column_paths
 
-    assert _per_column_paths(None, ("a",)) == {}
-    assert _per_column_paths("out/by.pdf", ("nk_criterion",)) == {"nk_criterion": "out/by.pdf"}
-    assert _per_column_paths("by.png", ("a b", "c", "a b")) == {
+    assert per_column_paths(None, ("a",)) == {}
+    assert per_column_paths("out/by.pdf", ("nk_criterion",)) == {"nk_criterion": "out/by.pdf"}
+    assert per_column_paths("by.png", ("a b", "c", "a b")) == {
         "a b": "by_a_b.png",
         "c": "by_c.png",
     }

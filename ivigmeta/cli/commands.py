@@ -80,7 +80,8 @@ def show(result, view: str, fmt: str, ascii_only: bool) -> None:
     write_output(render(result, view, fmt, ascii_only=ascii_only))
 
 
-def _require_pooled(ma: MetaAnalysis, what: str) -> None:
+def require_pooled(ma: MetaAnalysis, what: str) -> None:
+    """Raise DataError naming ``what`` and the excluded studies when ``ma`` could not be pooled."""
     if not ma.pooled:
         reasons = "; ".join(f"{e.study} (row {e.row}): {e.reason}" for e in ma.effects.excluded)
         raise DataError(
@@ -175,7 +176,7 @@ def loo(
 
     check_plot_target(plot)
     _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
-    _require_pooled(ma, "leave-one-out")
+    require_pooled(ma, "leave-one-out")
     result = leave_one_out(ma)
     save_plot(plot, "loo", result)
     show(result, "loo", fmt, ascii_only)
@@ -228,7 +229,7 @@ def subgroup(
     """
     from ivigmeta.methods.subgroup import subgroup_analysis
 
-    targets = _per_column_paths(plot, columns)
+    targets = per_column_paths(plot, columns)
     for target in targets.values():
         check_plot_target(target)
     table, ma = load_and_fit(
@@ -246,7 +247,7 @@ def subgroup(
     show(result, "subgroup", fmt, ascii_only)
 
 
-def _per_column_paths(plot: str | None, columns) -> dict[str, str]:
+def per_column_paths(plot: str | None, columns) -> dict[str, str]:
     """The figure path for each --by column: PATH itself for one column, PATH_COL.ext for several."""
     import os
 

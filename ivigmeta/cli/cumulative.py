@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ivigmeta.cli.commands import _require_pooled, load_and_fit, show
+from ivigmeta.cli.commands import load_and_fit, require_pooled, show
 from ivigmeta.cli.common import analysis_command, handle_errors, note
 
 
@@ -43,7 +43,7 @@ def cumulative(
         file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level
     )
     table.require_label_column(order_by)
-    _require_pooled(ma, "cumulative meta-analysis")
+    require_pooled(ma, "cumulative meta-analysis")
     result = cumulative_analysis(ma, order_by, descending=desc)
     if result.missing_order:
         note(f"no '{order_by}' value for {', '.join(result.missing_order)}: added last")

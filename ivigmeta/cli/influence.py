@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ivigmeta.cli.commands import _require_pooled, load_and_fit, show
+from ivigmeta.cli.commands import load_and_fit, require_pooled, show
 from ivigmeta.cli.common import (
     analysis_command,
     check_plot_target,
@@ -50,7 +50,7 @@ def influence(
 
     check_plot_target(plot)
     _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
-    _require_pooled(ma, "influence diagnostics")
+    require_pooled(ma, "influence diagnostics")
     result = influence_analysis(ma)
     save_plot(plot, "baujat" if figure == "baujat" else "influence", result)
     show(result, "influence", fmt, ascii_only)

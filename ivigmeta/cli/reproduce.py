@@ -1,8 +1,9 @@
 """``ivigmeta reproduce``: check a paper's printed numbers against what the commands recompute.
 
 The commands are run in-process (``cli.main(..., standalone_mode=False)`` with stdout captured),
-each distinct command + options once; the comparison and the verdicts are in
-:mod:`ivigmeta.audit.reproduce`, the alternatives in :mod:`ivigmeta.audit.explain`.
+each distinct command + options once (:mod:`ivigmeta.audit.runner`); the file is read by
+:mod:`ivigmeta.audit.published`, the verdicts assembled by :mod:`ivigmeta.audit.reproduce`, the
+alternatives tried by :mod:`ivigmeta.audit.explain`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class InProcessRunner:
 
     def _invoke(self, command: str, args: Sequence[str], fmt: str) -> str:
         """``ivigmeta COMMAND ARGS --format FMT`` in this process; its stdout."""
-        from ivigmeta.audit.reproduce import RunError
+        from ivigmeta.audit.runner import RunError
 
         if command not in self.commands:
             raise RunError(f"unknown command '{command}'")
@@ -60,7 +61,7 @@ class InProcessRunner:
 
     def run(self, command: str, args: Sequence[str]) -> Any:
         """The command's ``--format json`` output, parsed."""
-        from ivigmeta.audit.reproduce import RunError
+        from ivigmeta.audit.runner import RunError
 
         text = self._invoke(command, args, "json")
         try:
@@ -82,7 +83,7 @@ class InProcessRunner:
 
     def _context(self, command: str, args: Sequence[str]) -> click.Context:
         """The command's context with ``args`` parsed (option callbacks run), not invoked."""
-        from ivigmeta.audit.reproduce import RunError
+        from ivigmeta.audit.runner import RunError
 
         cmd = self.cli.commands.get(command)
         if cmd is None:
@@ -102,7 +103,7 @@ class InProcessRunner:
         (inside the command's context, so options stored there apply too)."""
         import inspect
 
-        from ivigmeta.audit.reproduce import RunError
+        from ivigmeta.audit.runner import RunError
         from ivigmeta.cli.commands import load_and_fit
 
         ctx = self._context(command, args)
@@ -125,7 +126,8 @@ class InProcessRunner:
 
 def run_reproduce(published_path: str, data: str | None, explain: bool = True):
     """Load, validate and check a published-numbers file; returns the ReproduceResult."""
-    from ivigmeta.audit.reproduce import load_published, reproduce, resolve_data
+    from ivigmeta.audit.published import load_published, resolve_data
+    from ivigmeta.audit.reproduce import reproduce
 
     runner = InProcessRunner()
     published = load_published(published_path, runner.commands)
