@@ -22,15 +22,13 @@ What is checked:
 * **the one-way pipeline**: ``ivigmeta/core`` imports nothing of ``ivigmeta`` except
   ``ivigmeta.errors`` and ``ivigmeta.results``.
 
-``KNOWN_EXCEPTIONS`` lists the violations that lie in ``ivigmeta/core`` and
-``ivigmeta/batching/run.py`` today, which are being rewritten; every other violation fails.
+No violation is tolerated.
 """
 
 from __future__ import annotations
 
 import ast
 import functools
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,19 +37,6 @@ import pytest
 
 PACKAGE = "ivigmeta"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
-
-# Violations in files the engine rewrite replaces (ivigmeta/core/*, ivigmeta/batching/run.py).
-# The rewrite removes them, and this set with them; nothing outside those files may be added.
-KNOWN_EXCEPTIONS: frozenset[str] = frozenset(
-    {
-        "import cycle: ivigmeta.core.mantel_haenszel -> ivigmeta.core.pooling, "
-        "ivigmeta.core.pooling -> ivigmeta.core.mantel_haenszel",
-        "ivigmeta/core/mantel_haenszel.py: imports _effect from ivigmeta.core.effects",
-        "ivigmeta/batching/run.py: imports _row_error from ivigmeta.io.chunks",
-        "ivigmeta/core/effects.py: core imports ivigmeta.io.studies",
-        "ivigmeta/core/mantel_haenszel.py: core imports ivigmeta.io.studies",
-    }
-)
 
 LAYERS = {
     # third-party package -> the ivigmeta packages allowed to import it
@@ -362,43 +347,20 @@ def modules() -> dict[str, Module]:
     return load_modules()
 
 
-def exception_key(violation: str) -> str:
-    """A violation without its line numbers, as ``KNOWN_EXCEPTIONS`` lists it: the lead's edits
-    to those files move lines without changing what is wrong."""
-    return re.sub(r":\d+(?=[ :])", "", violation)
-
-
-def _unexpected(found: list[str]) -> list[str]:
-    return [v for v in found if exception_key(v) not in KNOWN_EXCEPTIONS]
-
-
 def test_no_import_cycle(modules: dict[str, Module]) -> None:
-    assert _unexpected(cycle_violations(modules)) == []
+    assert (cycle_violations(modules)) == []
 
 
 def test_nothing_private_crosses_a_module_line(modules: dict[str, Module]) -> None:
-    assert _unexpected(private_violations(modules)) == []
+    assert (private_violations(modules)) == []
 
 
 def test_layers_and_one_way_pipeline(modules: dict[str, Module]) -> None:
-    assert _unexpected(layer_violations(modules)) == []
+    assert (layer_violations(modules)) == []
 
 
 def test_heavy_packages_load_lazily(modules: dict[str, Module]) -> None:
-    assert _unexpected(laziness_violations(modules)) == []
-
-
-def test_known_exceptions_are_current_and_confined(modules: dict[str, Module]) -> None:
-    """An exception that no longer occurs is removed from the set; none lies outside the files
-    being rewritten."""
-    found = {exception_key(v) for v in all_violations(modules)}
-    assert sorted(KNOWN_EXCEPTIONS - found) == []
-    for exception in KNOWN_EXCEPTIONS:
-        assert (
-            "ivigmeta/core/" in exception
-            or "ivigmeta/batching/run.py" in exception
-            or ("ivigmeta.core" in exception or "ivigmeta.batching.run" in exception)
-        ), exception
+    assert (laziness_violations(modules)) == []
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

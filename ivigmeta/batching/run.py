@@ -41,8 +41,8 @@ from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants a
     ChunkReader,
     Rows,
     Span,
-    _row_error,
     check_columns,
+    row_error,
     split_spans,
     suspect_rows,
 )
@@ -495,7 +495,7 @@ def rows_from_frame(df: pd.DataFrame, groups: Sequence[str], source: str = "<dat
     columns = [str(c) for c in df.columns if c not in (ROW_COLUMN, ERROR_COLUMN)]
     for pos in np.flatnonzero(suspect).tolist():
         values = {c: _cell_text(df[c].iat[pos]) for c in columns}
-        error[pos] = _row_error(values, int(rownums[pos]), source) or (
+        error[pos] = row_error(values, int(rownums[pos]), source) or (
             f"{source}, row {int(rownums[pos])}: invalid study row"
         )
     label = None

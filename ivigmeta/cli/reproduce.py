@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stderr, redirect_stdout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ivigmeta.cli.common import handle_errors, output_options, write_output
 from ivigmeta.errors import IvigmetaError
+
+if TYPE_CHECKING:
+    from ivigmeta.results import ReproduceResult
 
 # Commands that do not print an analysis as JSON: never targets of a published number.
 NOT_ANALYSES = ("reproduce", "report", "batch")
@@ -132,6 +136,37 @@ def run_reproduce(published_path: str, data: str | None, explain: bool = True):
     runner = InProcessRunner()
     published = load_published(published_path, runner.commands)
     return reproduce(published, runner, resolve_data(published, data), explain=explain)
+
+
+def reproduce_paper(
+    published: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None = None,
+    explain: bool = True,
+) -> ReproduceResult:
+    """The public ``ivigmeta.reproduce()``: check a paper's printed numbers (a TOML file, docs/reproduce.md) against the data, as
+    ``ivigmeta reproduce`` does.
+
+    The audit replays the command lines the file records (``ivigmeta pool --tau2 REML ...``) in
+    this process, so it lives with the command line rather than in :mod:`ivigmeta.api`.
+
+    Parameters
+    ----------
+    published : str or os.PathLike
+        The published-numbers file (``published.toml``).
+    data : str or os.PathLike, optional
+        The study table (default: the file's ``[paper] data`` entry, relative to it).
+    explain : bool
+        Try the usual alternative conventions on the numbers that differ.
+
+    Returns
+    -------
+    ReproduceResult
+        One check per number (``numbers``: verdict, printed and recomputed values) and the
+        ``summary`` (``summary.ok`` is the command's exit status 0).
+    """
+    return run_reproduce(
+        os.fspath(published), os.fspath(data) if data is not None else None, explain=explain
+    )
 
 
 def report_problems(result) -> None:

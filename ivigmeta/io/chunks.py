@@ -165,11 +165,6 @@ def row_error(values: dict[str, str], rownum: int, source: str) -> str | None:
     return None
 
 
-# The former private name, still imported by ivigmeta/batching/run.py: it goes when the engine
-# rewrite replaces that file.
-_row_error = row_error
-
-
 def to_float(text: np.ndarray) -> np.ndarray:
     """Stripped text cells as float64 with Python's ``float`` rules; NaN where not a number."""
     try:
