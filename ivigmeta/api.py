@@ -280,7 +280,7 @@ def fit_table(
     that a caller printing them shows those before an error too; they are also kept in
     :attr:`MetaAnalysisFit.notes`.
     """
-    from ivigmeta.core.pooling import fit
+    from ivigmeta.core.pooling import fit, grid_search_note
 
     notes: list[str] = []
 
@@ -299,6 +299,9 @@ def fit_table(
     analysis = fit(es, options)
     for message in exclusion_notes(table, es):
         say(message)
+    searched = grid_search_note(analysis)
+    if searched:
+        say(searched)
     return MetaAnalysisFit(analysis, table, notes)
 
 

@@ -190,3 +190,28 @@ def test_qprofile_bounds_solve_their_equations(data):
         assert close(_rss(d, ci.tau2_low), chi2_ppf(0.975, df), 1e-9)
     if ci.ub_sign == "" and ci.tau2_high > 0:
         assert close(_rss(d, ci.tau2_high), chi2_ppf(0.025, df), 1e-9)
+
+
+def test_a_grid_search_maximum_is_reported(tmp_path):
+    """REML scoring oscillates on these data (metafor reports non-convergence): the likelihood
+    search finds the maximum, and the run says so on stderr and in JSON."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ivigmeta.cli import cli
+
+    path = tmp_path / "osc.csv"
+    path.write_text("study,yi,vi\na,0,1\nb,0,1\nc,0,1\nd,0,1\ne,1,0.125\n")
+    result = CliRunner().invoke(cli, ["pool", str(path), "--tau2", "REML", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert "a search of the likelihood over 16 decades found it" in result.stderr
+    random = json.loads(result.stdout)["random"]
+    assert random["tau2_algorithm"] == "grid search" and random["converged"] is True
+    y, v = [0.0, 0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0, 0.125]
+    d = make_design(y, v)
+    assert random["tau2"] > 0
+    assert abs(_score(d, random["tau2"], True)) <= 1e-10 * _at(d.trace_p, random["tau2"])
+    dl = CliRunner().invoke(cli, ["pool", str(path), "-f", "json"])
+    assert json.loads(dl.stdout)["random"]["tau2_algorithm"] == "closed form"
+    assert "16 decades" not in dl.stderr
