@@ -197,7 +197,9 @@ def test_a_file_without_count_columns_is_an_error(run, tmp_path):
     path.write_text("review,a,b\nR1,1,2\n")
     result = run("batch", str(path), "-g", "review")
     assert result.exit_code == 1
-    assert "required column(s) missing" in result.stderr
+    # batch resolves the header with pool's code, so it refuses it with pool's message
+    assert "row 1: required columns missing: expected event counts" in result.stderr
+    assert result.stderr == run("pool", str(path)).stderr
 
 
 def test_the_progress_bar_runs_no_thread():

@@ -25,7 +25,8 @@ class BatchJob:
     behind).
 
     ``writer`` makes the output writer (``ivigmeta.render.batch.BatchWriter``): formatting is the
-    renderer's business, so the CLI hands it in.
+    renderer's business, so the CLI hands it in. ``table`` says how the input is read (pool's
+    --sep, --sheet, --columns); ``note`` receives the reader's notes about the file.
     """
 
     def __init__(
@@ -39,10 +40,14 @@ class BatchJob:
         jobs: int,
         work: str,
         writer: Callable[..., Any],
+        table: core.TableOptions | None = None,
+        note: Callable[[str], None] | None = None,
     ) -> None:
         self.path, self.source, self.groups, self.options = path, source, groups, options
         self.fmt, self.chunk_rows, self.jobs, self.work = fmt, chunk_rows, jobs, work
         self.writer = writer
+        self.table = table or core.TableOptions()
+        self.note = note
         self.staged = os.path.join(work, "out")
         self.stats = {"groups": 0, "error": 0, "single": 0}
 
@@ -77,7 +82,13 @@ class BatchJob:
 
     def _run_whole(self, order: str, progress) -> None:
         reader = core.ChunkReader(
-            self.path, self.groups, self.chunk_rows, progress.update, name=self.source
+            self.path,
+            self.groups,
+            self.chunk_rows,
+            progress.update,
+            name=self.source,
+            options=self.table,
+            note=self.note,
         )
         if order == "grouped":
             results = core.stream_batch(iter(reader), self.groups, self.options, self.source)
@@ -104,7 +115,9 @@ class BatchJob:
         except OSError:
             return []
         pieces = processes_for(MAX_PROCESSES, self.jobs or None)
-        return core.split_spans(self.path, self.groups, pieces) if pieces > 1 else []
+        if pieces < 2:
+            return []
+        return core.split_spans(self.path, self.groups, pieces, self.table)
 
     def _run_spans(self, spans: list, order: str, progress) -> None:
         size = spans[-1].end
@@ -121,7 +134,14 @@ class BatchJob:
                     progress.update(done * size // length, size)
 
             reader = core.ChunkReader(
-                self.path, self.groups, per_job, report, name=self.source, span=span
+                self.path,
+                self.groups,
+                per_job,
+                report,
+                name=self.source,
+                span=span,
+                options=self.table,
+                note=self.note if i == 0 else None,
             )
             results = core.stream_batch(iter(reader), self.groups, self.options, self.source)
             return self._write(results, self._part(i), i == 0, 1, True)

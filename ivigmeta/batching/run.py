@@ -41,6 +41,7 @@ from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants a
     ChunkReader,
     Rows,
     Span,
+    TableOptions,
     check_columns,
     row_error,
     split_spans,

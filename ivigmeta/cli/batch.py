@@ -9,7 +9,14 @@ import tempfile
 
 import click
 
-from ivigmeta.cli.common import effect_options, handle_errors, model_options, note
+from ivigmeta.cli.common import (
+    effect_options,
+    handle_errors,
+    input_settings,
+    model_options,
+    note,
+    table_options,
+)
 
 INPUT_ORDERS = ("auto", "grouped", "unsorted")
 
@@ -55,6 +62,7 @@ def _spool_stdin(tmpdir: str) -> str:
     metavar="COL",
     help="Column naming the meta-analysis a row belongs to (repeat for a composite key).",
 )
+@table_options
 @effect_options
 @model_options
 @click.option(
@@ -138,6 +146,8 @@ def batch(
     Output columns: the group columns, k, common_* and random_* (theta, se, estimate, ci_low,
     ci_high, p_value), random_pi_low/high, q, df, q_p_value, i2, tau2, n_excluded, status (ok,
     single or error) and reason. A group with a bad row gets status error; the batch goes on.
+    The table is read as pool reads it: the same files, --sep, --sheet, --columns and column
+    names; the group columns are further columns of it.
     """
     # batch does no linear algebra, but numpy's OpenBLAS starts a thread per core when it is
     # loaded, and those threads spin for a while: on 2 cores that took 0.13 s of CPU from the
@@ -161,13 +171,33 @@ def batch(
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a file: give -o FILE")
     groups = list(dict.fromkeys(groups))
+    settings = input_settings()
+    table = core.TableOptions(settings["sep"], settings["sheet"], settings["columns"]).check()
+    seen: set[str] = set()
+
+    def reader_note(message: str) -> None:
+        if message not in seen:  # a run started again (unsorted input) reads the header again
+            seen.add(message)
+            note(message)
 
     with tempfile.TemporaryDirectory(prefix="ivigmeta-", dir=tmpdir) as work:
         path = file
         if file == "-" and input_order == "auto":
             path = _spool_stdin(work)
         source = "<stdin>" if file == "-" else file
-        job = BatchJob(path, source, groups, options, fmt, chunk_rows, jobs, work, BatchWriter)
+        job = BatchJob(
+            path,
+            source,
+            groups,
+            options,
+            fmt,
+            chunk_rows,
+            jobs,
+            work,
+            BatchWriter,
+            table=table,
+            note=reader_note,
+        )
 
         with Progress(f"batch {source}") as progress:
             if input_order == "auto":

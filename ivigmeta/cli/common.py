@@ -154,17 +154,26 @@ def input_settings() -> dict[str, Any]:
     return {**INPUT_DEFAULTS, **stored}
 
 
+_STORED = {"expose_value": False, "callback": _store_input, "is_eager": True}
+
+
 def input_options(func: Callable) -> Callable:
     """--sep, --sheet, --columns, --keep-double-zero: how the table is read and which rows count."""
-    common = {"expose_value": False, "callback": _store_input, "is_eager": True}
     func = click.option(
         "--keep-double-zero",
         "input_keep_double_zero",
         is_flag=True,
         help="Keep studies with no events in either arm (for OR also all events in both arms) "
         "in RR/OR analyses, with the continuity correction; by default they are excluded.",
-        **common,
+        **_STORED,
     )(func)
+    return table_options(func)
+
+
+def table_options(func: Callable) -> Callable:
+    """--sep, --sheet, --columns: how the table is read (``pool`` and ``batch`` alike); the
+    values are read back with :func:`input_settings`."""
+    common = _STORED
     func = click.option(
         "--columns",
         "input_columns",

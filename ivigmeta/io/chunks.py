@@ -1,17 +1,25 @@
-"""Reading the long table of ``ivigmeta batch`` without pandas: CSV text in, :class:`Rows` out.
+"""Reading the long table of ``ivigmeta batch`` without pandas: a table in, :class:`Rows` out.
 
 :class:`Rows` is the batch core's input: one entry per study row, held as numpy arrays (group
 keys, the four counts, file row numbers, study labels) plus, for every row ``pool`` would reject,
-the message ``pool`` gives for it. :class:`ChunkReader` reads a CSV file (or standard input) into
-Rows a chunk at a time:
+the message ``pool`` gives for it. :class:`ChunkReader` reads the files ``pool`` reads, with
+``pool``'s options (:class:`TableOptions`: ``--sep``, ``--sheet``, ``--columns``), into Rows a
+chunk at a time. The header is resolved by ``pool``'s own code (:func:`ivigmeta.io.columns.resolve`:
+every column convention, the same header errors); the group columns are further columns of it.
+
+Delimited text (comma, semicolon with decimal commas, or tab; UTF-8, or Latin-1 where a byte is
+not UTF-8) is read a chunk at a time:
 
 * lines without a double quote, the overwhelming case, are parsed by numpy's C reader
   (``np.loadtxt``) column by column: counts straight to float64, text columns as Python strings;
-* a chunk with a double quote anywhere (quoted commas or line breaks) goes through the standard
-  library's csv module from there on, record by record, as ``pool``'s reader does;
+* a chunk with a double quote anywhere (quoted delimiters or line breaks) goes through the
+  standard library's csv module from there on, record by record, as ``pool``'s reader does;
 * every cell that is not a plain number, and every row that fails a check, is looked at again by
-  ``pool``'s own row parser (:func:`ivigmeta.io.studies.parse_study`), so a row is accepted or rejected,
-  with the same message, exactly as ``pool`` would.
+  ``pool``'s own row parser (:func:`ivigmeta.io.studies.parse_study`), so a row is accepted or
+  rejected, with the same message, exactly as ``pool`` would.
+
+An .xlsx workbook, or a UTF-16 text file, is read whole by ``pool``'s reader
+(:func:`ivigmeta.io.readers.raw_from_bytes`) and its rows then checked as above.
 
 Rows are numbered as in a spreadsheet (the header is row 1); blank rows are skipped as ``pool``
 skips them and still counted.
@@ -19,16 +27,24 @@ skips them and still counted.
 
 from __future__ import annotations
 
+import codecs
 import io
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
 import numpy as np
 
 from ivigmeta.errors import DataError
+from ivigmeta.io.columns import (
+    CONVENTIONS,
+    COUNT_ROLES,
+    ColumnMap,
+    parse_columns_option,
+    resolve,
+)
 from ivigmeta.io.studies import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
 
 ROW_COLUMN = "__row__"
@@ -147,22 +163,48 @@ def check_columns(columns: Iterable[str], groups: Sequence[str], source: str) ->
 # pool's checks, vectorized; pool's messages, row by row
 
 
-def row_error(values: dict[str, str], rownum: int, source: str) -> str | None:
-    """The DataError ``pool`` raises for one row (None when pool accepts it)."""
-    from ivigmeta.io.columns import ColumnMap
-    from ivigmeta.io.studies import parse_study
+def study_check(
+    values: dict[str, str], rownum: int, source: str, cmap: ColumnMap, decimal: str = "."
+) -> tuple[str | None, tuple[int, int, int, int] | None]:
+    """What ``pool`` makes of one row: ``(its DataError message, None)`` for a row pool rejects,
+    else ``(None, the four counts)`` (events and totals, whatever the table's convention).
 
-    roles = {c: c for c in COUNT_COLUMNS}
+    ``values`` maps header names to stripped cells; ``decimal`` is the table's decimal mark (pool
+    reads a semicolon file's text fields with a decimal point, and so words its messages). A row
+    that gives an effect instead of counts is accepted by pool but not by batch, which pools
+    event counts only.
+    """
+    from ivigmeta.io.studies import decimal_point, parse_study
+
+    if decimal == ",":
+        values = {col: decimal_point(v) for col, v in values.items()}
+    for c in cmap.count_columns():
+        values.setdefault(c, "")
+    try:
+        study = parse_study(values, rownum, source, cmap, decimal)
+    except DataError as exc:
+        return str(exc), None
+    if not study.has_counts:
+        given = ", ".join(study.given.columns) if study.given is not None else "an effect"
+        return (
+            f"{source}, row {rownum}: gives an effect ({given}) instead of event counts "
+            "(batch pools event counts only)",
+            None,
+        )
+    return None, study.counts
+
+
+_IVIGMETA_MAP = ColumnMap(roles={c: c for c in COUNT_COLUMNS}, convention="ivigmeta")
+
+
+def row_error(values: dict[str, str], rownum: int, source: str) -> str | None:
+    """The DataError ``pool`` raises for one row with ivigmeta's column names (None when pool
+    accepts it)."""
+    roles = dict(_IVIGMETA_MAP.roles)
     for c in (LABEL_COLUMN, YEAR_COLUMN):
         if c in values:
             roles[c] = c
-    for c in COUNT_COLUMNS:
-        values.setdefault(c, "")
-    try:
-        parse_study(values, rownum, source, ColumnMap(roles=roles, convention="ivigmeta"), ".")
-    except DataError as exc:
-        return str(exc)
-    return None
+    return study_check(values, rownum, source, ColumnMap(roles=roles, convention="ivigmeta"))[0]
 
 
 def to_float(text: np.ndarray) -> np.ndarray:
@@ -180,17 +222,20 @@ def to_float(text: np.ndarray) -> np.ndarray:
     return out
 
 
+def _odd_cells(cells: np.ndarray) -> np.ndarray:
+    """Rows with a cell that is not a whole number in [0, 2^53)."""
+    with np.errstate(invalid="ignore"):
+        return (
+            ~np.isfinite(cells) | (cells < 0) | (cells != np.floor(cells)) | (cells >= MAX_COUNT)
+        ).any(axis=1)
+
+
 def suspect_rows(counts: np.ndarray, year: np.ndarray | None = None) -> np.ndarray:
     """Rows that may fail pool's checks: not whole, negative, too large, zero totals, events >
     totals, an unreadable year. Conservative (2^53 itself is looked at again): the row parser
     decides."""
+    bad = _odd_cells(counts)
     with np.errstate(invalid="ignore"):
-        bad = (
-            ~np.isfinite(counts)
-            | (counts < 0)
-            | (counts != np.floor(counts))
-            | (counts >= MAX_COUNT)
-        ).any(axis=1)
         bad |= (counts[:, 1] == 0) | (counts[:, 3] == 0)
         bad |= (counts[:, 0] > counts[:, 1]) | (counts[:, 2] > counts[:, 3])
         if year is not None:
@@ -203,28 +248,138 @@ def suspect_rows(counts: np.ndarray, year: np.ndarray | None = None) -> np.ndarr
 
 
 # ----------------------------------------------------------------------------------------------
-# the reader
+# the header: pool's column resolution, and the group columns
+
+SAMPLE_ROWS = 1000
+"""Rows after the header that pool's column resolution sees (it looks for the first text column
+when no column is named as a study label; pool sees the whole table)."""
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """How the table is read, with the meanings of ``pool``'s options: ``sep`` the delimiter
+    (``comma``, ``semicolon``, ``tab``; None sniffs it), ``sheet`` an .xlsx worksheet,
+    ``columns`` roles mapped to column names (``--columns ROLE=COL,...`` or a mapping)."""
+
+    sep: str | None = None
+    sheet: str | None = None
+    columns: str | Mapping[str, str] | None = None
+
+    def explicit(self) -> dict[str, str]:
+        """``columns`` as a role -> column mapping (DataError for a malformed ``--columns``)."""
+        if isinstance(self.columns, str) or self.columns is None:
+            return parse_columns_option(self.columns)
+        return dict(self.columns)
+
+    def delimiter(self) -> str | None:
+        from ivigmeta.io.readers import normalize_sep
+
+        return normalize_sep(self.sep)
+
+    def check(self) -> TableOptions:
+        """Raise pool's DataError for an unknown ``sep`` or a malformed ``columns``."""
+        self.delimiter()
+        self.explicit()
+        return self
+
+
+_NONEVENT_ORDER = ("treat_events", "treat_nonevents", "control_events", "control_nonevents")
 
 
 class _Layout:
-    """Where the columns batch needs sit in the header."""
+    """Where the columns batch needs sit in the header, and how its text is split."""
 
-    def __init__(self, header: list[str], groups: Sequence[str]) -> None:
+    def __init__(
+        self,
+        header: list[str],
+        groups: Sequence[str],
+        cmap: ColumnMap,
+        nraw: int,
+        delim: str = ",",
+        decimal: str = ".",
+    ) -> None:
         self.header = header
         self.nfields = len(header)
+        self.nraw = nraw  # fields of the header line (trailing empty names included)
+        self.delim, self.decimal, self.cmap = delim, decimal, cmap
         pos = {name: i for i, name in enumerate(header) if name}
         self.groups = list(groups)
         self.key_idx = [pos[g] for g in self.groups]
-        self.count_idx = [pos[c] for c in COUNT_COLUMNS]
-        self.label_idx = pos.get(LABEL_COLUMN)
-        self.year_idx = pos.get(YEAR_COLUMN)
+        self.nonevents = cmap.get("treat_total") is None
+        roles = _NONEVENT_ORDER if self.nonevents else COUNT_ROLES
+        self.count_idx = [pos[cmap.roles[r]] for r in roles]
+        self.label_idx = pos.get(cmap.get("study") or "")
+        self.year_idx = pos.get(cmap.get("year") or "")
+
+
+def _layout(
+    header: list[str],
+    sample: Sequence[Sequence[str]],
+    groups: Sequence[str],
+    source: str,
+    options: TableOptions,
+    nraw: int,
+    delim: str = ",",
+    decimal: str = ".",
+) -> _Layout:
+    """Resolve the header as ``pool`` resolves it, then check the group columns."""
+    if not groups:
+        raise DataError("batch needs at least one --group column")
+    cmap = resolve(header, sample, source, options.explicit(), decimal, keys=groups)
+    shown = ", ".join(h for h in header if h) or "none"
+    if not cmap.has_counts:
+        names = "; ".join(sorted({c.describe() for c in CONVENTIONS}))
+        raise DataError(
+            f"{source}, row 1: required columns missing: batch pools event counts ({names}), "
+            f"and this table gives effects only; columns found: {shown}"
+        )
+    counts = set(cmap.count_columns())
+    for g in groups:
+        if g not in header:
+            raise DataError(f"{source}: no group column '{g}' (columns found: {shown})")
+        if g in OUTPUT_NAMES:
+            raise DataError(f"group column '{g}' has the name of an output column; rename it")
+        if g in counts or g in COUNT_COLUMNS:
+            raise DataError(f"'{g}' is a count column and cannot be a group column")
+    return _Layout(header, groups, cmap, nraw, delim, decimal)
+
+
+# Bytes that are not UTF-8 are read as Latin-1, as pool reads such a file; the calls are counted
+# so that the reader can say so.
+_LATIN1 = "ivigmeta-latin1"
+_latin1_calls = [0]
+
+
+def _latin1(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    _latin1_calls[0] += 1
+    return exc.object[exc.start : exc.end].decode("latin-1"), exc.end
+
+
+codecs.register_error(_LATIN1, _latin1)
+
+
+def _cells(line: str, delim: str) -> list[str]:
+    import csv
+
+    try:
+        return next(csv.reader([line], delimiter=delim), [])
+    except csv.Error:
+        return line.rstrip("\r\n").split(delim)
+
+
+# ----------------------------------------------------------------------------------------------
+# the reader
 
 
 @dataclass
 class ChunkReader:
-    """Read a CSV long table into :class:`Rows`, ``chunk_rows`` rows at a time.
+    """Read a long table into :class:`Rows`, ``chunk_rows`` rows at a time.
 
-    ``progress(done_bytes, total_bytes)`` is called after each chunk.
+    ``progress(done_bytes, total_bytes)`` is called after each chunk; ``note(message)`` for each
+    note ``pool`` would give about the file (delimiter, encoding, column convention), also kept
+    in ``notes``.
     """
 
     path: str
@@ -236,6 +391,10 @@ class ChunkReader:
     span: Span | None = None
     """Read only these lines of the file (:func:`split_spans`); the header is read as usual.
     ``progress`` then counts the span's bytes."""
+    options: TableOptions = field(default_factory=TableOptions)
+    """``pool``'s --sep, --sheet and --columns."""
+    note: Callable[[str], None] | None = None
+    notes: list[str] = field(default_factory=list, init=False)
 
     @property
     def source(self) -> str:
@@ -255,12 +414,18 @@ class ChunkReader:
         except OSError:
             return None
 
+    def _note(self, message: str) -> None:
+        self.notes.append(message)
+        if self.note is not None:
+            self.note(message)
+
     def __iter__(self) -> Iterator[Rows]:
         import os
         import sys
 
         if self.chunk_rows < 1:
             raise DataError(f"--chunk-rows must be at least 1, not {self.chunk_rows}")
+        self.options.check()
         if self.path == "-":
             handle = sys.stdin.buffer
             close = False
@@ -281,37 +446,129 @@ class ChunkReader:
                 handle.close()
 
     def _chunks(self, handle: Any) -> Iterator[Rows]:
-        """Rows from a binary handle (UTF-8, a byte-order mark skipped, bad bytes replaced)."""
-        import csv
-        import io
-        from itertools import chain, islice
+        """Rows from a binary handle: a workbook or UTF-16 text whole, other text in chunks."""
+        from ivigmeta.io.readers import check_format_options, is_workbook
 
-        from ivigmeta.io.studies import check_header
+        if not hasattr(handle, "peek"):
+            handle = io.BufferedReader(handle)
+        head = handle.peek(4)[:4]
+        workbook = is_workbook(self.path, head)
+        check_format_options(self.source, workbook, self.options.sep, self.options.sheet)
+        if workbook or head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            yield from self._whole(handle.read())
+        else:
+            yield from self._text(handle)
 
-        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
-        handle_tell = handle.tell
+    def _whole(self, data: bytes) -> Iterator[Rows]:
+        """Rows of a table read whole by pool's reader (a workbook, UTF-16 text)."""
+        from ivigmeta.io.readers import raw_from_bytes
+        from ivigmeta.io.studies import find_header
+
         source = self.source
-        first = text.readline()
-        if not first.strip():
+        raw = raw_from_bytes(data, source, self.path, self.options.sep, self.options.sheet)
+        for message in raw.notes:
+            self._note(message)
+        first, header = find_header(raw.rows, source)
+        body = raw.rows[first + 1 :]
+        sample = [r for r in body if any(c.strip() for c in r)]
+        if not sample:
+            raise _no_rows(source, first + 1)
+        delim = "," if raw.decimal == "." else ";"
+        layout = _layout(
+            header, sample, self.groups, source, self.options, len(raw.rows[first]), delim,
+            raw.decimal,
+        )  # fmt: skip
+        self._convention_notes(layout)
+        for start in range(0, len(body), self.chunk_rows):
+            records = [list(r) for r in body[start : start + self.chunk_rows]]
+            rownums = first + 2 + start + np.arange(len(records), dtype=np.int64)
+            rows = _from_cells(records, rownums, layout, source)
+            rows.last = start + self.chunk_rows >= len(body)
+            if len(rows):
+                yield rows
+            if self.progress is not None:
+                self.progress(0, None)
+
+    def _convention_notes(self, layout: _Layout) -> None:
+        for message in layout.cmap.notes:
+            # batch prints no study labels: that they are missing is no news to its user
+            if not message.startswith("no study-label column"):
+                self._note(f"{self.source}: {message}")
+
+    def _header(self, text: Any) -> tuple[list[str], int, int, str]:
+        """Read up to the header line of delimited text: ``(header, its row number, its number
+        of fields, the delimiter)``, as pool's reader finds them."""
+        import re
+
+        from ivigmeta.io.readers import DELIMITERS, sniff_delimiter
+        from ivigmeta.io.studies import find_header
+
+        source = self.source
+        delim = self.options.delimiter()
+        line = text.readline()
+        # Excel's first line "sep=;" names the delimiter; it is not a row of the table.
+        hint = re.fullmatch(r"sep=(.)\r?\n", line)
+        if hint:
+            delim = delim or hint.group(1)
+            self._note(
+                f"{source}: delimiter {DELIMITERS.get(hint.group(1), repr(hint.group(1)))} "
+                "from the 'sep=' line (not a row of the table)"
+            )
+            line = text.readline()
+        skipped = 0
+        while line and not line.strip():
+            line, skipped = text.readline(), skipped + 1
+        if not line:
             raise DataError(
                 f"{source}: the file is empty (expected a header row and one row per study)"
             )
+        if delim is None:
+            delim = sniff_delimiter(line)
+            if delim != ",":
+                self._note(f"{source}: {DELIMITERS[delim]}-separated")
+        cells = _cells(line, delim)
+        while not any(c.strip() for c in cells):  # a row of empty cells is blank too
+            line, skipped = text.readline(), skipped + 1
+            if not line:
+                raise DataError(
+                    f"{source}: the file is empty (expected a header row and one row per study)"
+                )
+            cells = _cells(line, delim)
+        _, header = find_header([[]] * skipped + [cells], source)
+        return header, skipped + 1, len(cells), delim
+
+    def _text(self, handle: Any) -> Iterator[Rows]:
+        """Rows of delimited text, decoded as UTF-8 (a byte-order mark skipped), bytes that are
+        not UTF-8 as Latin-1."""
+        import csv
+        from itertools import chain, islice
+
+        text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors=_LATIN1, newline="")
+        handle_tell = handle.tell
+        source = self.source
+        latin1 = _latin1_calls[0]
+        header, header_row, nraw, delim = self._header(text)
+        sample_lines = list(islice(text, SAMPLE_ROWS))
         try:
-            header = [h.strip() for h in next(csv.reader([first]))]
-        except (csv.Error, StopIteration) as exc:
-            raise DataError(f"{source}: not a readable CSV file ({exc})") from None
-        check_header(header, source, 1)
-        check_columns(header, self.groups, source)
-        layout = _Layout(header, self.groups)
+            sample = list(csv.reader(sample_lines, delimiter=delim))
+        except csv.Error:
+            sample = []
+        if len(sample_lines) < SAMPLE_ROWS and not any(any(c.strip() for c in r) for r in sample):
+            raise _no_rows(source, header_row)
+        decimal = "," if delim == ";" else "."
+        layout = _layout(header, sample, self.groups, source, self.options, nraw, delim, decimal)
+        if self.span is None or self.span.start == 0:
+            self._convention_notes(layout)
         total = self.total_bytes()
 
-        next_row = 2
+        next_row = header_row + 1
+        body: Iterator[str] = chain(sample_lines, text)
         if self.span is not None:
             span = self.span
             handle = text.detach()
             handle.seek(span.start)
-            body = io.BufferedReader(_Bounded(handle, span.end - span.start), 1 << 20)
-            text = io.TextIOWrapper(body, encoding="utf-8", errors="replace", newline="")
+            part = io.BufferedReader(_Bounded(handle, span.end - span.start), 1 << 20)
+            body = io.TextIOWrapper(part, encoding="utf-8", errors=_LATIN1, newline="")
             total = span.end - span.start
             next_row = span.first_row
 
@@ -322,11 +579,11 @@ class ChunkReader:
         records = None  # the csv module's reader, once a quote has been seen
         while True:
             if records is None:
-                lines = list(islice(text, self.chunk_rows))
+                lines = list(islice(body, self.chunk_rows))
                 if not lines:
                     break
                 if '"' in "".join(lines):
-                    records = csv.reader(chain(lines, text), skipinitialspace=False)
+                    records = csv.reader(chain(lines, body), delimiter=delim)
                     continue
                 rows = _parse_lines(lines, next_row, layout, source)
                 rows.last = len(lines) < self.chunk_rows  # islice stops short only at the end
@@ -343,6 +600,9 @@ class ChunkReader:
                 rows = _parse_records(cells, next_row, layout, source)
                 rows.last = len(cells) < self.chunk_rows
                 next_row += len(cells)
+            if latin1 is not None and _latin1_calls[0] != latin1:
+                self._note(f"{source}: not valid UTF-8; read as Latin-1")
+                latin1 = None
             studies += len(rows)
             if len(rows):
                 yield rows
@@ -352,8 +612,15 @@ class ChunkReader:
                 except (OSError, ValueError):
                     done = 0
                 self.progress(done, total)
-        if studies == 0:
-            raise DataError(f"{source}: the file has a header but no study rows")
+        if studies == 0 and self.span is None:
+            raise _no_rows(source, header_row)
+
+
+def _no_rows(source: str, header_row: int) -> DataError:
+    return DataError(
+        f"{source}: the file has a header but no study rows (expected one row per study "
+        f"below the header, row {header_row})"
+    )
 
 
 @dataclass(frozen=True)
@@ -390,15 +657,18 @@ SPLIT_BLOCK = 1 << 20
 """Bytes read at a time when :func:`split_spans` scans a file."""
 
 
-def split_spans(path: str, groups: Sequence[str], pieces: int) -> list[Span]:
-    """Cut a CSV file into at most ``pieces`` spans of whole groups, for separate processes.
+def split_spans(
+    path: str, groups: Sequence[str], pieces: int, options: TableOptions | None = None
+) -> list[Span]:
+    """Cut a delimited text file into at most ``pieces`` spans of whole groups, for separate processes.
 
     Each cut is at the first line, at or after an even share of the bytes, whose group key
     differs from the line before it, so a group whose rows are contiguous never straddles two
     spans (one that is not contiguous is the caller's to find, as for any grouped input). Row
     numbers come from counting line ends, so a file with a double quote anywhere (a quoted cell
-    may hold a line break) or a bare carriage return is not cut; neither is a file whose header
-    the reader would refuse. An empty list means: read the file whole.
+    may hold a line break) or a bare carriage return is not cut; neither is a workbook, a UTF-16
+    file, one whose header is not its first line, or one whose header the reader would refuse.
+    An empty list means: read the file whole.
     """
     import os
 
@@ -411,16 +681,26 @@ def split_spans(path: str, groups: Sequence[str], pieces: int) -> list[Span]:
         return []
     with handle:
         first = handle.readline()
-        if b'"' in first or b"\r" in first.rstrip(b"\r\n"):
+        if (
+            b'"' in first
+            or b"\r" in first.rstrip(b"\r\n")
+            or not first.strip()
+            or first.startswith((b"sep=", b"\xff\xfe", b"\xfe\xff"))
+        ):
             return []
         try:
-            text = first.decode("utf-8-sig", "replace").rstrip("\r\n")
-            header = [h.strip() for h in text.split(",")]
-            from ivigmeta.io.studies import check_header
+            from ivigmeta.io.readers import is_workbook, sniff_delimiter
+            from ivigmeta.io.studies import find_header
 
-            check_header(header, path, 1)
-            check_columns(header, groups, path)
-            layout = _Layout(header, groups)
+            if is_workbook(path, first):
+                return []
+            options = options or TableOptions()
+            text = first.decode("utf-8-sig", _LATIN1).rstrip("\r\n")
+            delim = options.delimiter() or sniff_delimiter(text)
+            cells = text.split(delim)
+            _, header = find_header([cells], path)
+            decimal = "," if delim == ";" else "."
+            layout = _layout(header, [], groups, path, options, len(cells), delim, decimal)
         except (DataError, KeyError):
             return []
         body = len(first)
@@ -477,7 +757,7 @@ def _next_group_start(
                 return None
             if not line.endswith(b"\n") and not at_end:
                 break  # cut off by the window: read a larger one
-            cells = line.decode("utf-8", "replace").rstrip("\r\n").split(",")
+            cells = line.decode("utf-8", "replace").rstrip("\r\n").split(layout.delim)
             if any(c.strip() for c in cells):  # blank lines belong to no group
                 key = tuple(cells[i].strip() if i < len(cells) else "" for i in layout.key_idx)
                 if previous is not None and key != previous:
@@ -494,32 +774,37 @@ def _parse_lines(lines: list[str], first_row: int, layout: _Layout, source: str)
     of fields, else the regular lines through numpy and the others (blank, short or long lines)
     cell by cell."""
     n = len(lines)
-    joined = "".join(lines)
     rownums = first_row + np.arange(n, dtype=np.int64)
-    spaces = _edge_spaces(joined)
+    delim = layout.delim
+    if layout.nraw != layout.nfields:  # trailing unnamed header fields: pool's checks, per row
+        return _from_cells(_split(lines, delim), rownums, layout, source)
+    joined = "".join(lines)
+    spaces = _edge_spaces(joined, delim)
     tried = False
-    if joined.count(",") == n * (layout.nfields - 1):
-        # As many commas as n regular lines: regular unless a short line hides a long one; the
-        # last column is read, so numpy's reader rejects a short line, and a blank one (which
-        # it skips) shows as a row missing.
+    if joined.count(delim) == n * (layout.nfields - 1):
+        # As many delimiters as n regular lines: regular unless a short line hides a long one;
+        # the last column is read, so numpy's reader rejects a short line, and a blank one
+        # (which it skips) shows as a row missing.
         rows = _parse_regular(lines, rownums, layout, source, spaces)
         if rows is not None:
             return rows
         tried = True
-    commas = np.array(list(map(str.count, lines, repeat(","))), dtype=np.int64)
-    regular = commas == layout.nfields - 1
+    found = np.array(list(map(str.count, lines, repeat(delim))), dtype=np.int64)
+    regular = found == layout.nfields - 1
     if regular.all() and tried:  # numpy's reader refused a cell: every line cell by cell
-        return _from_cells(_split(lines), rownums, layout, source)
+        return _from_cells(_split(lines, delim), rownums, layout, source)
     parts = []
     pos = np.flatnonzero(regular)
     if len(pos):
         some = [lines[i] for i in pos]
         got = _parse_regular(some, rownums[pos], layout, source, spaces)
         parts.append(
-            got if got is not None else _from_cells(_split(some), rownums[pos], layout, source)
+            got
+            if got is not None
+            else _from_cells(_split(some, delim), rownums[pos], layout, source)
         )
     odd = np.flatnonzero(~regular)
-    parts.append(_from_cells(_split([lines[i] for i in odd]), rownums[odd], layout, source))
+    parts.append(_from_cells(_split([lines[i] for i in odd], delim), rownums[odd], layout, source))
     merged = Rows.concat(parts)
     return merged.take(np.argsort(merged.row, kind="stable"))
 
@@ -527,16 +812,18 @@ def _parse_lines(lines: list[str], first_row: int, layout: _Layout, source: str)
 _RARE_SPACE = "\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
-def _edge_spaces(joined: str) -> bool:
+def _edge_spaces(joined: str, delim: str = ",") -> bool:
     """Whether some cell of these unquoted lines may start or end with white space (str.strip's
-    white space): a space or tab next to a comma or a line end, or any rarer space at all."""
+    white space): a space or tab next to a delimiter or a line end, or any rarer space at all."""
     if not joined.isascii() or any(c in joined for c in _RARE_SPACE):
         return True
     for c in " \t":
+        if c == delim:
+            continue
         if c in joined and (
             joined[0] == c
-            or f"{c}," in joined
-            or f",{c}" in joined
+            or f"{c}{delim}" in joined
+            or f"{delim}{c}" in joined
             or f"{c}\n" in joined
             or f"{c}\r" in joined
             or f"\n{c}" in joined
@@ -547,18 +834,18 @@ def _edge_spaces(joined: str) -> bool:
     return False
 
 
-def _split(lines: list[str]) -> list[list[str]]:
-    return [line.rstrip("\r\n").split(",") for line in lines]
+def _split(lines: list[str], delim: str = ",") -> list[list[str]]:
+    return [line.rstrip("\r\n").split(delim) for line in lines]
 
 
 def _parse_records(records: list[list[str]], first_row: int, layout: _Layout, source: str) -> Rows:
     return _from_cells(records, first_row + np.arange(len(records), dtype=np.int64), layout, source)
 
 
-def _loadtxt(lines: list[str], columns: list[int], dtype: Any) -> np.ndarray:
+def _loadtxt(lines: list[str], columns: list[int], dtype: Any, delim: str) -> np.ndarray:
     return np.loadtxt(
         lines,
-        delimiter=",",
+        delimiter=delim,
         usecols=columns,
         dtype=dtype,
         comments=None,
@@ -568,22 +855,75 @@ def _loadtxt(lines: list[str], columns: list[int], dtype: Any) -> np.ndarray:
     )
 
 
-def _read_table(lines: list[str], count_idx: list[int], text_idx: list[int]) -> np.ndarray:
+def _read_table(
+    lines: list[str], count_idx: list[int], text_idx: list[int], delim: str = ","
+) -> np.ndarray:
     """One pass of numpy's reader: a record per line, fields ``c0..c3`` (the counts, float64) and
     ``t0..`` (the text columns, str). Whole numbers, the usual counts, parse about 5x faster as
     integers; anything else (1.5, 1e3, an empty cell, beyond int64) is read again as floats.
-    Beyond 2^53 the conversion may round, but such rows are suspect and go to pool's parser."""
+    Beyond 2^53 the conversion may round, but such rows are suspect and go to pool's parser.
+    A decimal comma is no number to numpy: such a line is read cell by cell."""
     text_fields = [(f"t{j}", object) for j in range(len(text_idx))]
     try:
         dtype = np.dtype([(f"c{j}", np.int64) for j in range(4)] + text_fields)
-        return _loadtxt(lines, count_idx + text_idx, dtype)
+        return _loadtxt(lines, count_idx + text_idx, dtype, delim)
     except ValueError:
         dtype = np.dtype([(f"c{j}", np.float64) for j in range(4)] + text_fields)
-        return _loadtxt(lines, count_idx + text_idx, dtype)
+        return _loadtxt(lines, count_idx + text_idx, dtype, delim)
 
 
 def _strip(values: np.ndarray) -> np.ndarray:
     return np.array([v.strip() for v in values.tolist()], dtype=object)
+
+
+def _decimal_points(values: np.ndarray | None) -> np.ndarray | None:
+    """Text cells of a decimal-comma table as pool keeps them (``1,5`` -> ``1.5``)."""
+    if values is None or not any("," in v for v in values.tolist()):
+        return values
+    from ivigmeta.io.studies import decimal_point
+
+    return np.array([decimal_point(v) for v in values.tolist()], dtype=object)
+
+
+def _checked(
+    cells: np.ndarray,
+    keys: dict[str, np.ndarray],
+    label: np.ndarray | None,
+    year: np.ndarray | None,
+    rownums: np.ndarray,
+    row_values: Callable[[int], dict[str, str]],
+    layout: _Layout,
+    source: str,
+    error: np.ndarray | None = None,
+) -> Rows:
+    """Rows from the count cells as numbers (NaN where not a plain number; events and
+    non-events in a table that gives those), every suspect row checked by pool's parser:
+    its message, or the counts pool reads in it (a decimal comma, say)."""
+    n = len(rownums)
+    if error is None:
+        error = np.full(n, None, dtype=object)
+    if layout.nonevents:
+        counts = cells.copy()
+        counts[:, 1] += cells[:, 0]
+        counts[:, 3] += cells[:, 2]
+        suspect = suspect_rows(counts, year) | _odd_cells(cells) if n else np.zeros(0, bool)
+    else:
+        counts = cells
+        suspect = suspect_rows(counts, year) if n else np.zeros(0, bool)
+    for i in np.flatnonzero(suspect).tolist():
+        if error[i] is None:
+            message, found = study_check(
+                row_values(i), int(rownums[i]), source, layout.cmap, layout.decimal
+            )
+            error[i] = message
+            if found is not None:
+                counts[i] = found
+    if layout.decimal == ",":
+        keys = {g: _decimal_points(k) for g, k in keys.items()}  # type: ignore[misc]
+        label = _decimal_points(label)
+    return Rows(
+        keys=keys, counts=counts, row=np.asarray(rownums, np.int64), error=error, label=label
+    )
 
 
 def _parse_regular(
@@ -598,7 +938,7 @@ def _parse_regular(
     if max(layout.count_idx + text_idx) < layout.nfields - 1:
         text_idx.append(layout.nfields - 1)  # read the last field: a short line is an error
     try:
-        table = _read_table(lines, layout.count_idx, text_idx)
+        table = _read_table(lines, layout.count_idx, text_idx, layout.delim)
     except ValueError:  # a cell that is not a plain number, an empty one, a short line
         return None
     if table.shape != (n,):
@@ -612,15 +952,20 @@ def _parse_regular(
         return _strip(col) if spaces else col.copy()
 
     keys = {g: column(i) for g, i in zip(layout.groups, layout.key_idx)}
-    label = column(layout.label_idx)
-    year = column(layout.year_idx)
-    suspect = suspect_rows(counts, year)
-    error = np.full(n, None, dtype=object)
-    for i in np.flatnonzero(suspect).tolist():
-        cells = lines[i].rstrip("\r\n").split(",")
-        error[i] = row_error(_values(cells, layout), int(rownums[i]), source)
-    return Rows(
-        keys=keys, counts=counts, row=np.asarray(rownums, np.int64), error=error, label=label
+    delim = layout.delim
+
+    def row_values(i: int) -> dict[str, str]:
+        return _values(lines[i].rstrip("\r\n").split(delim), layout)
+
+    return _checked(
+        counts,
+        keys,  # type: ignore[arg-type]
+        column(layout.label_idx),
+        column(layout.year_idx),
+        rownums,
+        row_values,
+        layout,
+        source,
     )
 
 
@@ -651,10 +996,7 @@ def _from_cells(
 
     keys = {g: column(i) for g, i in zip(layout.groups, layout.key_idx)}
     text = [column(i) for i in layout.count_idx]
-    counts = np.column_stack([to_float(t) for t in text]) if n else np.empty((0, 4))
-    label = column(layout.label_idx)
-    year = column(layout.year_idx)
-    suspect = suspect_rows(counts, year) if n else np.zeros(0, bool)
+    cells = np.column_stack([to_float(t) for t in text]) if n else np.empty((0, 4))
     # A row with more fields than the header is bad when a surplus cell is not empty.
     long_rows = [i for i, r in enumerate(records) if len(r) > nf and any(c.strip() for c in r[nf:])]
     error = np.full(n, None, dtype=object)
@@ -664,13 +1006,14 @@ def _from_cells(
             f"{source}, row {int(rownums[i])}: {nf + len(extra)} fields but the header has {nf} "
             f"(value '{extra[0]}' has no column)"
         )
-    for i in np.flatnonzero(suspect).tolist():
-        if error[i] is None:
-            error[i] = row_error(_values(records[i], layout), int(rownums[i]), source)
-    return Rows(
-        keys={g: k for g, k in keys.items() if k is not None},
-        counts=counts,
-        row=np.asarray(rownums, np.int64),
-        error=error,
-        label=label,
+    return _checked(
+        cells,
+        keys,  # type: ignore[arg-type]
+        column(layout.label_idx),
+        column(layout.year_idx),
+        rownums,
+        lambda i: _values(records[i], layout),
+        layout,
+        source,
+        error,
     )

@@ -232,8 +232,12 @@ def resolve(
     source: str,
     explicit: Mapping[str, str] | None = None,
     decimal: str = ".",
+    keys: Sequence[str] = (),
 ) -> ColumnMap:
     """Decide which column plays which role, from ``explicit`` (``--columns``) and the names.
+
+    ``keys`` are columns that name groups of studies (batch's ``--group`` columns): never taken
+    as the study label for want of a named one.
 
     Raises a :class:`DataError` (row 1) when a needed column is missing, listing the columns found.
     """
@@ -303,7 +307,7 @@ def resolve(
         taken.add(year)
     label = explicit.get("study") or _find([h for h in header if h not in taken], _LABEL_ALIASES)
     if label is None:
-        label = _first_text_column(header, rows, taken, decimal)
+        label = _first_text_column(header, rows, taken | set(keys), decimal)
         if label is not None:
             notes.append(f"study labels taken from column '{label}' (the first text column)")
         else:

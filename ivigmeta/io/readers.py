@@ -180,14 +180,31 @@ def _xlsx_cell(value: object) -> str:
 def read_raw(path: str, sep: str | None = None, sheet: str | None = None) -> RawTable:
     """Read ``path`` (``-`` for standard input) into a :class:`RawTable`."""
     source, data = read_bytes(path)
-    # A workbook is recognised by its name or, on standard input, by its zip signature.
-    is_xlsx = path.lower().endswith(XLSX_EXTENSIONS) or data[:4] == _ZIP_MAGIC
-    if is_xlsx:
-        if sep is not None:
-            raise DataError(f"{source}: --sep applies to text files only, not to an .xlsx workbook")
-        return read_xlsx(data, source, sheet)
-    if sheet is not None:
+    return raw_from_bytes(data, source, path, sep, sheet)
+
+
+def is_workbook(path: str, head: bytes) -> bool:
+    """Whether a file is an .xlsx workbook: by its name or, on standard input (or under any
+    name), by the zip signature of its first bytes ``head``."""
+    return path.lower().endswith(XLSX_EXTENSIONS) or head[:4] == _ZIP_MAGIC
+
+
+def check_format_options(source: str, workbook: bool, sep: str | None, sheet: str | None) -> None:
+    """--sep is for text files and --sheet for workbooks: a DataError otherwise."""
+    if workbook and sep is not None:
+        raise DataError(f"{source}: --sep applies to text files only, not to an .xlsx workbook")
+    if not workbook and sheet is not None:
         raise DataError(f"{source}: --sheet applies to .xlsx workbooks only")
+
+
+def raw_from_bytes(
+    data: bytes, source: str, path: str, sep: str | None = None, sheet: str | None = None
+) -> RawTable:
+    """The cells of a whole file already read (``path`` tells a workbook by its name)."""
+    is_xlsx = is_workbook(path, data)
+    check_format_options(source, is_xlsx, sep, sheet)
+    if is_xlsx:
+        return read_xlsx(data, source, sheet)
     text, notes = decode(data, source)
     raw = split_text(text, source, sep)
     return RawTable(raw.source, raw.rows, raw.decimal, tuple(notes) + raw.notes)

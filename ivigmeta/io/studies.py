@@ -179,15 +179,7 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
         else dict(columns)
     )
     rows = raw.rows
-    first = next((i for i, r in enumerate(rows) if any(c.strip() for c in r)), None)
-    if first is None:
-        raise DataError(
-            f"{source}: the file is empty (expected a header row and one row per study)"
-        )
-    header = [h.strip() for h in rows[first]]
-    while header and not header[-1]:
-        header.pop()  # trailing empty header cells (spreadsheet exports)
-    check_header(header, source, first + 1)
+    first, header = find_header(rows, source)
     body = [(i + 1, r) for i, r in enumerate(rows) if i > first and any(c.strip() for c in r)]
     if not body:
         raise DataError(
@@ -209,7 +201,7 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
         if raw.decimal == ",":
             # Text fields hold numbers with a decimal point whatever the file's locale, so that
             # numeric moderators and printed fields do not depend on it.
-            values = {col: _decimal_point(v) for col, v in values.items()}
+            values = {col: decimal_point(v) for col, v in values.items()}
         studies.append(parse_study(values, row_number, source, cmap, raw.decimal))
     notes = list(raw.notes) + [f"{source}: {n}" for n in cmap.notes]
     notes += _duplicate_notes(studies, source)
@@ -220,6 +212,25 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
         column_map=cmap,
         notes=tuple(notes),
     )
+
+
+def find_header(rows: Sequence[Sequence[str]], source: str) -> tuple[int, list[str]]:
+    """The header of a table: ``(index of its row in rows, its stripped names)``.
+
+    The first row that is not blank is the header; trailing empty names (spreadsheet exports)
+    are dropped. Raises DataError for an empty table or a name that appears twice. Shared with
+    the batch reader (:mod:`ivigmeta.io.chunks`).
+    """
+    first = next((i for i, r in enumerate(rows) if any(c.strip() for c in r)), None)
+    if first is None:
+        raise DataError(
+            f"{source}: the file is empty (expected a header row and one row per study)"
+        )
+    header = [h.strip() for h in rows[first]]
+    while header and not header[-1]:
+        header.pop()
+    check_header(header, source, first + 1)
+    return first, header
 
 
 def check_header(header: Sequence[str], source: str, row: int) -> None:
@@ -255,7 +266,8 @@ _INT = re.compile(r"[+-]?\d+")
 _DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+([eE][+-]?\d+)?")
 
 
-def _decimal_point(value: str) -> str:
+def decimal_point(value: str) -> str:
+    """A number written with a decimal comma (``1,93``) with a decimal point; other text as is."""
     return value.replace(",", ".") if _DECIMAL_COMMA.fullmatch(value) else value
 
 
