@@ -206,6 +206,11 @@ class RandomFit(Estimate):
     pi_low_theta: float | None = None
     pi_high_theta: float | None = None
     weights: tuple[float, ...] = ()
+    #: whether the tau² estimator converged, and how it got there ("closed form", "Fisher
+    #: scoring", "grid search" when scoring failed and the likelihood search found the maximum,
+    #: "safeguarded Newton")
+    converged: bool = True
+    tau2_algorithm: str = ""
 
     @property
     def pi_low(self) -> float | None:
@@ -223,6 +228,8 @@ class RandomFit(Estimate):
         "df",
         "pi_low",
         "pi_high",
+        "converged",
+        "tau2_algorithm",
     )
 
 

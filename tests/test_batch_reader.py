@@ -237,7 +237,7 @@ def big_result():
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_parallel_formatting_is_byte_for_byte_the_serial_output(big_result, fmt, monkeypatch):
     def write(workers: int) -> str:
-        monkeypatch.setattr(writer, "_workers", lambda n, processes=None: workers)
+        monkeypatch.setattr(writer, "worker_count", lambda n, processes=None: workers)
         out = io.StringIO()
         w = writer.BatchWriter(fmt, stream=out)
         w.write(big_result)
@@ -262,12 +262,12 @@ def test_a_failed_worker_is_redone_by_the_parent(big_result, monkeypatch):
         return f"{lo}-{hi};"
 
     parent = os.getpid()
-    monkeypatch.setattr(writer, "_workers", lambda n, processes=None: 3)
-    assert writer._in_parallel(9, text) == "0-3;3-6;6-9;"
+    monkeypatch.setattr(writer, "worker_count", lambda n, processes=None: 3)
+    assert writer.in_parallel(9, text) == "0-3;3-6;6-9;"
 
 
 def test_the_default_worker_count_is_one_for_small_results():
-    assert writer._workers(writer.PARALLEL_MIN_ROWS) == 1
+    assert writer.worker_count(writer.PARALLEL_MIN_ROWS) == 1
 
 
 def test_text_output_carries_every_value_exactly(big_result):
