@@ -15,8 +15,8 @@ formulas and stop their iterations at the same relative change (1e-12), so anyth
 hide a second copy of a formula drifting from the first. NaN matches only NaN. Where pool raises a
 ModelError, batch reports status "error" with the same text.
 
-Both engines are being merged into one: until then this property has known counterexamples
-(the explicit @example below is one) and is marked xfail.
+Both are the one engine (ivigmeta.core) applied to one group or to many; the explicit examples are
+cases where two separate implementations once disagreed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -255,8 +254,8 @@ def compare(table: list[list[Study]], opts: BatchOptions) -> dict[str, list[Diff
 # the property
 
 #: Three small studies and one of 999,999,999/1e9 vs 999,999,997/1e9 events (RR, DL): pool's
-#: tau² is 0.183 and I² 48.0%; batch says tau² 0, I² NaN, status "ok" (its sum w - sum w² / sum w
-#: cancels to 0 when one weight is 1e17 times the others).
+#: tau² is 0.183 and I² 48.0%; a batch engine of its own once said tau² 0, I² NaN, status "ok" (its
+#: sum w - sum w² / sum w cancelled to 0 when one weight is 1e17 times the others).
 MIXED_SIZES = [
     (3, 10, 1, 12),
     (12, 40, 6, 41),
@@ -265,11 +264,6 @@ MIXED_SIZES = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="batch and pool are two engines that differ (e.g. studies of 1e9 next to small ones); "
-    "the unified engine removes this mark",
-)
 @settings(
     max_examples=200,
     deadline=None,

@@ -167,34 +167,12 @@ def test_chi_square_edges():
             chi2_ppf(p, 3)
 
 
-# The lower-tail quantile for small df and tiny p: chi2_ppf halves its bracket from the
-# Wilson-Hilferty start for its 500 iterations and returns ~1e-160 without converging (df = 1,
-# p = 1e-300: it returns 3.05e-160, whose cdf is 1.4e-80; the answer is 1.6e-600, which underflows
-# to 0). Outside ivigmeta.core's callers' range (the Q-profile interval asks for 0.025 and 0.975)
-# but a wrong number without an error. Reported; these marks come off when it is fixed.
-CHI2_PPF_KNOWN_BAD = {
-    (0.5, 1e-300),
-    (0.5, 1e-200),
-    (0.5, 1e-100),
-    (0.5, 1e-50),
-    (1, 1e-300),
-    (1, 1e-200),
-    (1, 1e-100),
-    (1.5, 1e-300),
-    (1.5, 1e-200),
-    (2, 1e-300),
-    (2, 1e-200),
-    (3, 1e-300),
-}
-
-
 def _ppf_cases():
+    # small df with tiny p is where the lower-tail quantile once failed to converge (df = 1,
+    # p = 1e-300 gave 3e-160; the answer, 1.6e-600, underflows to 0)
     for df in DFS:
         for p in TAILS:
-            marks = []
-            if (df, p) in CHI2_PPF_KNOWN_BAD:
-                marks = [pytest.mark.xfail(strict=True, reason="chi2_ppf does not converge")]
-            yield pytest.param(df, p, marks=marks, id=f"df{df:g}-p{p:g}")
+            yield pytest.param(df, p, id=f"df{df:g}-p{p:g}")
 
 
 @pytest.mark.parametrize("df, p", list(_ppf_cases()))

@@ -76,10 +76,20 @@ class Groups:
         return np.where(big, rest, total - x)
 
 
+def _scaled(w: np.ndarray, g: Groups) -> tuple[np.ndarray, np.ndarray]:
+    """Weights divided by their group's largest: the traces are homogeneous in w, and weights
+    near the overflow threshold (variances of 1e-300) must not overflow their products."""
+    top = g.max(w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where((top > 0) & np.isfinite(top), top, 1.0)
+    return w / g.spread(scale), scale
+
+
 def trace_p(w: np.ndarray, g: Groups) -> np.ndarray:
     """tr P = sum w - sum w² / sum w of the intercept-only model, per group, as
     sum_i w_i o_i / sum w with o_i the sum of the other weights (no cancellation)."""
-    return g.sum(w * g.others(w)) / g.sum(w)
+    u, scale = _scaled(w, g)
+    return scale * (g.sum(u * g.others(u)) / g.sum(u))
 
 
 def trace_pp(w: np.ndarray, g: Groups) -> np.ndarray:
@@ -88,7 +98,9 @@ def trace_pp(w: np.ndarray, g: Groups) -> np.ndarray:
     With P = W - w w' / sum w it equals sum_i w_i² (o_i² + O_i) / (sum w)², o_i the sum of the
     other weights and O_i that of their squares: a sum of positive terms.
     """
-    w2 = w * w
-    o = g.others(w)
-    sw = g.sum(w)
-    return g.sum(w2 * (o * o + g.others(w2))) / (sw * sw)
+    u, scale = _scaled(w, g)
+    u2 = u * u
+    o = g.others(u)
+    su = g.sum(u)
+    with np.errstate(over="ignore"):
+        return (scale * scale) * (g.sum(u2 * (o * o + g.others(u2))) / (su * su))

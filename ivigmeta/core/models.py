@@ -78,7 +78,8 @@ class InterceptModels:
         """y' P y = sum w (y - mu_w)² and its slope in tau², -y' P P y = -sum w² (y - mu_w)²."""
         w, _, r = self._fit(tau2)
         wr2 = w * r * r
-        return self.g.sum(wr2), -self.g.sum(w * wr2)
+        with np.errstate(over="ignore"):  # weights near overflow: the slope is -inf, not an error
+            return self.g.sum(wr2), -self.g.sum(w * wr2)
 
     def trace_p(self, tau2: np.ndarray) -> np.ndarray:
         w = 1.0 / (self.v + self.g.spread(tau2))
