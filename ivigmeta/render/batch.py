@@ -108,7 +108,7 @@ def _in_parallel(n: int, text: Callable[[int, int], str], processes: int | None 
 
     Formatting floats at full precision (about 0.5 us each) is the largest cost of text output;
     the slices are independent, so child processes format all but the first while this process
-    formats the first (:func:`ivigmeta.batching.forking.fork_map`; a child that fails is redone here).
+    formats the first (:func:`ivigmeta.batching.forking.fork_map`; a child's failure fails the call).
     """
     workers = _workers(n, processes)
     if workers == 1:
