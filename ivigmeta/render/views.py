@@ -153,18 +153,18 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             f.pval(est.p_value),
         ]
         if ma.pooled:
+            assert ma.common is not None and ma.random is not None
             row += [f.pct(ma.common.weights[i]), f.pct(ma.random.weights[i])]
         rows.append(row)
     notes = []
     summary_from = None
     if ma.pooled:
+        assert ma.common is not None and ma.random is not None
         studies = [s for s in ma.effects.studies if s.has_counts]
         complete = len(studies) == ma.k  # totals only when every pooled study reports counts
-        n = sum(s.n for s in studies)
-        te = sum(s.treat_events for s in studies)
-        tt = sum(s.treat_total for s in studies)
-        ce = sum(s.control_events for s in studies)
-        ct = sum(s.control_total for s in studies)
+        counts = [s.counts for s in studies]
+        te, tt, ce, ct = (sum(c[j] for c in counts) for j in range(4))
+        n = tt + ct
         summary_from = len(rows)
         for name, fit in (
             (f"Common effect ({ma.common.method})", ma.common),
@@ -252,19 +252,23 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         [
             f"I² ({het.tau2_method})",
             f.pct(het.i2),
-            _ci_text(ci, *(ci.i2_low, ci.i2_high) if ci else (0, 0), lambda x: f.num(x, 1), "%"),
+            _ci_text(
+                ci, *(ci.i2_low, ci.i2_high) if ci else (0.0, 0.0), lambda x: f.num(x, 1), "%"
+            ),
         ],
         ["I² (Q-based)", f.pct(het.i2_q), ""],
-        ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0, 0), f.num)],
+        ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0.0, 0.0), f.num)],
         [
             f"tau² ({het.tau2_method})",
             f.tau2(het.tau2),
-            _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0, 0), f.tau2),
+            _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0.0, 0.0), f.tau2),
         ],
         [
             "tau",
             f.tau2(het.tau),
-            _ci_text(ci, *(ci.tau2_low**0.5, ci.tau2_high**0.5) if ci else (0, 0), f.tau2),
+            # (ignored) mypy takes a float ** float for Any, and a star over a union of
+            # tuples of different types is then taken for any number of arguments
+            _ci_text(ci, *(ci.tau2_low**0.5, ci.tau2_high**0.5) if ci else (0.0, 0.0), f.tau2),  # type: ignore[call-arg]
         ],
     ]
     notes = []
@@ -308,6 +312,7 @@ def loo_sections(loo: LeaveOneOut) -> list[Section]:
             ]
         )
     full = loo.full.random
+    assert full is not None and loo.full.heterogeneity is not None
     summary_from = len(rows)
     rows.append(
         [
