@@ -8,4 +8,4 @@ The package is a one-way pipeline (see docs/architecture in STYLE):
 Importing the package is cheap: no numpy, scipy, pandas or rich at import time.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
