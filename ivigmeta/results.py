@@ -194,6 +194,11 @@ class RandomFit(Estimate):
     pi_low_theta: float | None = None
     pi_high_theta: float | None = None
     weights: tuple[float, ...] = ()
+    #: whether the tau² estimator converged, and how it got there ("closed form", "Fisher
+    #: scoring", "grid search" when scoring failed and the likelihood search found the maximum,
+    #: "safeguarded Newton")
+    converged: bool = True
+    tau2_algorithm: str = ""
 
     @property
     def pi_low(self) -> float | None:
@@ -209,6 +214,8 @@ class RandomFit(Estimate):
         out["df"] = self.df
         out["pi_low"] = self.pi_low
         out["pi_high"] = self.pi_high
+        out["converged"] = self.converged
+        out["tau2_algorithm"] = self.tau2_algorithm
         return out
 
 

@@ -238,7 +238,7 @@ def big_result():
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_parallel_formatting_is_byte_for_byte_the_serial_output(big_result, fmt, monkeypatch):
     def write(workers: int) -> str:
-        monkeypatch.setattr(writer, "_workers", lambda n, processes=None: workers)
+        monkeypatch.setattr(writer, "worker_count", lambda n, processes=None: workers)
         out = io.StringIO()
         w = writer.BatchWriter(fmt, stream=out)
         w.write(big_result)
@@ -262,13 +262,13 @@ def test_a_failed_worker_fails_the_output_with_its_error(monkeypatch):
             raise RuntimeError(f"worker failure at {lo}")
         return f"{lo}-{hi};"
 
-    monkeypatch.setattr(writer, "_workers", lambda n, processes=None: 3)
+    monkeypatch.setattr(writer, "worker_count", lambda n, processes=None: 3)
     with pytest.raises(RuntimeError, match="^worker failure at 3$"):
-        writer._in_parallel(9, text)
+        writer.in_parallel(9, text)
 
 
 def test_the_default_worker_count_is_one_for_small_results():
-    assert writer._workers(writer.PARALLEL_MIN_ROWS) == 1
+    assert writer.worker_count(writer.PARALLEL_MIN_ROWS) == 1
 
 
 def test_text_output_carries_every_value_exactly(big_result):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ivigmeta.batching import job as batch_job
 from ivigmeta.batching import run as core
 from ivigmeta.batching.forking import can_fork
-from ivigmeta.cli import batch as batch_cli
 
 HEADER = "meta,study,treat_events,treat_total,control_events,control_total"
 
@@ -101,7 +101,7 @@ needs_fork = pytest.mark.skipif(not can_fork(), reason="no fork here")
 @pytest.fixture
 def small_files_cut(monkeypatch):
     """Cut files of any size (the CLI otherwise keeps files under 1 MB whole)."""
-    monkeypatch.setattr(batch_cli, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(batch_job, "PARALLEL_MIN_BYTES", 0)
 
 
 @needs_fork

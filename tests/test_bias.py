@@ -81,8 +81,8 @@ def test_kendall_float_recursion_matches_integer_counts():
     """Above KENDALL_INTEGER_MAX_N the null distribution is computed in floating point; its lower
     tail (all that p-values use) agrees with exact integer counts."""
     n = bias_module.KENDALL_INTEGER_MAX_N
-    counts = bias_module._kendall_counts(n)
-    pmf = bias_module._kendall_pmf(n)
+    counts = bias_module.kendall_counts(n)
+    pmf = bias_module.kendall_pmf(n)
     total = n * (n - 1) // 2
     for q in (0, 5, total // 8, total // 3, total // 2, total - 10):
         exact = math.fsum(counts[: q + 1]) / math.factorial(n)

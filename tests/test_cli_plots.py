@@ -56,11 +56,11 @@ def test_pool_plot_png_and_labels(run, studies_path, tmp_path):
 
 
 def test_subgroup_plot_paths():
-    from ivigmeta.cli.commands import _per_column_paths
+    from ivigmeta.cli.commands import per_column_paths
 
-    assert _per_column_paths(None, ("a",)) == {}
-    assert _per_column_paths("out/by.pdf", ("nk_criterion",)) == {"nk_criterion": "out/by.pdf"}
-    assert _per_column_paths("by.png", ("a b", "c", "a b")) == {
+    assert per_column_paths(None, ("a",)) == {}
+    assert per_column_paths("out/by.pdf", ("nk_criterion",)) == {"nk_criterion": "out/by.pdf"}
+    assert per_column_paths("by.png", ("a b", "c", "a b")) == {
         "a b": "by_a_b.png",
         "c": "by_c.png",
     }
@@ -123,7 +123,7 @@ def test_radial_needs_two_studies(run, tmp_path):
 
 
 def test_no_heavy_imports_without_plot(studies_path):
-    """`--help` and `pool` (no --plot) never import matplotlib, numpy, pandas or scipy.stats."""
+    """`--help` and `pool` (no --plot) never import matplotlib, pandas or scipy.stats (numpy is the engine's)."""
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
@@ -132,7 +132,7 @@ def test_no_heavy_imports_without_plot(studies_path):
         "assert r.invoke(cli, ['--help']).exit_code == 0\n"
         f"assert r.invoke(cli, ['pool', {str(studies_path)!r}]).exit_code == 0\n"
         f"assert r.invoke(cli, ['rob', {str(ROB_EXAMPLE)!r}, '-f', 'json']).exit_code == 0\n"
-        "print(sorted(m for m in ('matplotlib', 'numpy', 'pandas', 'scipy.stats') if m in sys.modules))\n"
+        "print(sorted(m for m in ('matplotlib', 'pandas', 'scipy.stats') if m in sys.modules))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -63,10 +63,11 @@ def test_pool_with_defaults_imports_no_pandas_scipy_stats_or_matplotlib(tmp_path
         assert not loaded(modules, package), package
 
 
-def test_pool_with_defaults_imports_no_numpy(tmp_path):
-    """Not required by the issue, but true today and worth keeping: pool is pure Python."""
+def test_pool_runs_on_the_engine_without_scipy(tmp_path):
+    """pool is the vectorized engine on one group: numpy, but no scipy on the default path."""
     modules = imported(tmp_path, "pool", "studies.csv", "--format", "json")
-    assert not loaded(modules, "numpy")
+    assert "ivigmeta.core.groups" in modules
+    assert not loaded(modules, "scipy")
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])

@@ -10,14 +10,14 @@ from conftest import ROOT, STUDIES
 
 from ivigmeta.audit.explain import (
     Alternative,
-    _random_to_common,
-    _try,
     alternatives,
     describe,
     fit_q_mh,
     mantel_haenszel_theta,
     meta_rr_effects,
+    random_to_common,
     refit_all,
+    try_alternative,
 )
 from ivigmeta.errors import ModelError
 from ivigmeta.results import AlternativeCheck
@@ -110,10 +110,10 @@ def test_refit_all_reaches_subgroup_levels_and_keeps_the_between_test(paper_fit)
 
 
 def test_random_to_common_mapping():
-    assert _random_to_common("random.estimate") == "common.estimate"
-    assert _random_to_common("range.smallest.estimate") is None
-    assert _random_to_common("heterogeneity.i2") is None
-    assert _random_to_common("studies[study=random].estimate") is None
+    assert random_to_common("random.estimate") == "common.estimate"
+    assert random_to_common("range.smallest.estimate") is None
+    assert random_to_common("heterogeneity.i2") is None
+    assert random_to_common("studies[study=random].estimate") is None
 
 
 def test_every_convention_the_issue_names_is_tried():
@@ -132,30 +132,30 @@ def test_every_convention_the_issue_names_is_tried():
 
 @pytest.fixture
 def cache():
-    from ivigmeta.audit.reproduce import CommandCache
+    from ivigmeta.audit.runner import CommandCache
     from ivigmeta.cli.reproduce import InProcessRunner
 
     return CommandCache(InProcessRunner(), str(STUDIES))
 
 
 def _number(label="n", command="heterogeneity", path="i2", printed="58.9%", args=()):
-    from ivigmeta.audit.reproduce import PublishedNumber
+    from ivigmeta.audit.published import PublishedNumber
 
     return PublishedNumber(1, label, command, tuple(args), path, printed)
 
 
 def test_an_option_this_version_lacks_is_not_available(cache):
     alt = Alternative("tau² estimator NOPE", "--tau2 NOPE", ("--tau2", "NOPE"))
-    got = _try(alt, _number(), 63.84, cache)
+    got = try_alternative(alt, _number(), 63.84, cache)
     assert got.status == "not_available"
     assert "NOPE" in got.detail
 
 
 def test_an_option_that_exists_is_run(cache):
     original = cache.get("heterogeneity", [])["i2"]
-    hk = _try(Alternative("HK", "--ci hk", ("--ci", "hk")), _number(), original, cache)
+    hk = try_alternative(Alternative("HK", "--ci hk", ("--ci", "hk")), _number(), original, cache)
     assert hk.status == "unchanged"  # intervals do not move I²
-    cc0 = _try(Alternative("cc 0", "--cc 0", ("--cc", "0")), _number(), original, cache)
+    cc0 = try_alternative(Alternative("cc 0", "--cc 0", ("--cc", "0")), _number(), original, cache)
     assert cc0.status == "differs" and cc0.rounded == f"{cc0.value:.1f}" and cc0.value != original
 
 
@@ -168,11 +168,15 @@ def test_core_alternative_on_subgroup_numbers(cache):
     )
     original = cache.get("subgroup", ["--by", "timing"])["by"][0]["levels"][0]["i2"]
     alts = {a.name: a for a in alternatives()}
-    got = _try(alts["Q centred on the Mantel-Haenszel estimate"], number, original, cache)
+    got = try_alternative(
+        alts["Q centred on the Mantel-Haenszel estimate"], number, original, cache
+    )
     assert got.status == "differs" and got.value > original
-    trunc = _try(alts["truncation instead of rounding"], number, original, cache)
+    trunc = try_alternative(alts["truncation instead of rounding"], number, original, cache)
     assert trunc.status == "gives_printed"
-    common = _try(alts["common-effect instead of random-effects"], number, original, cache)
+    common = try_alternative(
+        alts["common-effect instead of random-effects"], number, original, cache
+    )
     assert common.status == "not_applicable"
 
 

@@ -52,7 +52,7 @@ def commands() -> list[str]:
 def nan_guard():
     """Fail on NaN anywhere in a JSON payload (JSON writes inf and NaN as null, hiding them)."""
     found: list[str] = []
-    original = render_module._clean
+    original = render_module.json_safe
 
     def checking(value, path="$"):
         if isinstance(value, float) and math.isnan(value):
@@ -69,7 +69,7 @@ def nan_guard():
         checking(value)
         return original(value)
 
-    with mock.patch.object(render_module, "_clean", wrapped):
+    with mock.patch.object(render_module, "json_safe", wrapped):
         yield found
 
 

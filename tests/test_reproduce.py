@@ -12,17 +12,9 @@ from decimal import Decimal
 import pytest
 from conftest import ROOT
 
-from ivigmeta.audit.reproduce import (
-    PathError,
-    PublishedError,
-    compare,
-    format_path,
-    parse_path,
-    parse_printed,
-    parse_published,
-    resolve,
-    round_to,
-)
+from ivigmeta.audit.compare import compare, parse_printed, round_to
+from ivigmeta.audit.paths import PathError, format_path, parse_path, resolve
+from ivigmeta.audit.published import PublishedError, parse_published
 
 PUBLISHED = ROOT / "published.toml"
 KNOWN_DISCREPANCIES = {
@@ -467,7 +459,9 @@ def test_help_and_pool_do_not_import_the_heavy_modules():
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         "        cli.main(args=args, standalone_mode=False)\n"
         "heavy = ('jinja2', 'tomllib', 'tomli', 'pandas', 'scipy.stats', 'matplotlib',\n"
-        "         'ivigmeta.audit.reproduce', 'ivigmeta.audit.explain', 'ivigmeta.audit.report')\n"
+        "         'ivigmeta.audit.reproduce', 'ivigmeta.audit.explain', 'ivigmeta.audit.report',\n"
+        "         'ivigmeta.audit.published', 'ivigmeta.audit.paths', 'ivigmeta.audit.compare',\n"
+        "         'ivigmeta.audit.runner')\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
     proc = subprocess.run(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from tolerances import CLOSED_FORM, close
 
@@ -68,11 +69,32 @@ def test_non_convergence_falls_back_to_the_global_search(monkeypatch):
 def test_non_convergence_is_reported(monkeypatch):
     """When neither scoring nor the search succeeds, the estimator says so (ModelError, exit 1)."""
     monkeypatch.setattr(tau2_module, "MAX_ITER", 1)
-    monkeypatch.setattr(tau2_module, "_global_maximum", lambda *args: None)
+    monkeypatch.setattr(
+        tau2_module, "global_maximum", lambda m, reml: (np.zeros(len(m)), np.zeros(len(m), bool))
+    )
     est = tau2_module.TAU2_METHODS["REML"]([0.1, 0.9, -0.4, 0.5], [0.01, 0.2, 0.05, 0.3])
     assert not est.converged and est.iterations == 1
     with pytest.raises(ModelError, match="REML estimator of tau² did not converge in 1 iterations"):
         estimate_tau2([0.1, 0.9, -0.4, 0.5], [0.01, 0.2, 0.05, 0.3], "REML")
+
+
+def _at(fn, t):
+    """A one-model quantity at tau² = t as a float."""
+    return float(fn(np.array([t]))[0])
+
+
+def _rss(d, t):
+    """y' P(t) y of a one-model design."""
+    return float(d.q(np.array([t]))[0][0])
+
+
+def _score(d, t, reml):
+    """The (RE)ML score equation's value at t: y'PPy - tr P (REML) or - sum w (ML)."""
+    return float(d.score(np.array([t]), reml)[0][0])
+
+
+def _ll(d, t, reml):
+    return float(d.loglik(np.array([t]), reml)[0])
 
 
 def test_iterative_estimators_converge_tightly():
@@ -83,13 +105,11 @@ def test_iterative_estimators_converge_tightly():
     v = [0.01, 0.2, 0.05, 0.3, 0.08]
     d = make_design(y, v)
     t = estimate_tau2(y, v, "REML").tau2
-    s = d.score_pieces(t)
-    assert t > 0 and abs(s["yppy"] - s["tr_p"]) <= 1e-10 * s["tr_p"]
+    assert t > 0 and abs(_score(d, t, True)) <= 1e-10 * _at(d.trace_p, t)
     t = estimate_tau2(y, v, "ML").tau2
-    s = d.score_pieces(t)
-    assert t > 0 and abs(s["yppy"] - s["sum_w"]) <= 1e-10 * s["sum_w"]
+    assert t > 0 and abs(_score(d, t, False)) <= 1e-10 * sum(1 / (vi + t) for vi in v)
     t = estimate_tau2(y, v, "PM").tau2
-    assert close(d.rss(t), len(y) - 1, 1e-12)
+    assert close(_rss(d, t), len(y) - 1, 1e-12)
 
 
 def test_hartung_knapp_with_identical_effects_has_zero_se():
@@ -126,7 +146,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from ivigmeta.core.confint import qprofile_ci  # noqa: E402
 from ivigmeta.core.distributions import chi2_ppf  # noqa: E402
-from ivigmeta.core.tau2 import _ll, make_design  # noqa: E402
+from ivigmeta.core.tau2 import make_design  # noqa: E402
 
 _studies = st.lists(st.tuples(st.floats(-3, 3), st.floats(1e-3, 2.0)), min_size=2, max_size=25)
 
@@ -143,18 +163,18 @@ def test_estimators_solve_their_equations(data):
         assert t >= 0 and math.isfinite(t)
     t = estimate_tau2(y, v, "PM").tau2
     if t == 0:
-        assert d.rss(0.0) <= k - 1 + 1e-9
+        assert _rss(d, 0.0) <= k - 1 + 1e-9
     else:
-        assert close(d.rss(t), k - 1, 1e-9)
-    for method, key in (("REML", "tr_p"), ("ML", "sum_w")):
+        assert close(_rss(d, t), k - 1, 1e-9)
+    for method in ("REML", "ML"):
         t = estimate_tau2(y, v, method).tau2
-        s = d.score_pieces(t)
+        scale = _at(d.trace_p, t) if method == "REML" else sum(1 / (vi + t) for vi in v)
         if t == 0:
             # boundary optimum: the (restricted) likelihood at 0 beats every positive tau²
             for trial in (1e-4, 1e-3, 1e-2, 0.1, 1.0):
                 assert _ll(d, 0.0, method == "REML") >= _ll(d, trial, method == "REML") - 1e-9
         else:
-            assert abs(s["yppy"] - s[key]) <= 1e-8 * s[key]
+            assert abs(_score(d, t, method == "REML")) <= 1e-8 * scale
 
 
 @settings(max_examples=60, deadline=None)
@@ -167,6 +187,31 @@ def test_qprofile_bounds_solve_their_equations(data):
     ci = qprofile_ci(y, v, estimate_tau2(y, v).tau2)
     assert 0 <= ci.tau2_low <= ci.tau2_high
     if ci.lb_sign == "" and ci.tau2_low > 0:
-        assert close(d.rss(ci.tau2_low), chi2_ppf(0.975, df), 1e-9)
+        assert close(_rss(d, ci.tau2_low), chi2_ppf(0.975, df), 1e-9)
     if ci.ub_sign == "" and ci.tau2_high > 0:
-        assert close(d.rss(ci.tau2_high), chi2_ppf(0.025, df), 1e-9)
+        assert close(_rss(d, ci.tau2_high), chi2_ppf(0.025, df), 1e-9)
+
+
+def test_a_grid_search_maximum_is_reported(tmp_path):
+    """REML scoring oscillates on these data (metafor reports non-convergence): the likelihood
+    search finds the maximum, and the run says so on stderr and in JSON."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ivigmeta.cli import cli
+
+    path = tmp_path / "osc.csv"
+    path.write_text("study,yi,vi\na,0,1\nb,0,1\nc,0,1\nd,0,1\ne,1,0.125\n")
+    result = CliRunner().invoke(cli, ["pool", str(path), "--tau2", "REML", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert "a search of the likelihood over 16 decades found it" in result.stderr
+    random = json.loads(result.stdout)["random"]
+    assert random["tau2_algorithm"] == "grid search" and random["converged"] is True
+    y, v = [0.0, 0.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0, 0.125]
+    d = make_design(y, v)
+    assert random["tau2"] > 0
+    assert abs(_score(d, random["tau2"], True)) <= 1e-10 * _at(d.trace_p, random["tau2"])
+    dl = CliRunner().invoke(cli, ["pool", str(path), "-f", "json"])
+    assert json.loads(dl.stdout)["random"]["tau2_algorithm"] == "closed form"
+    assert "16 decades" not in dl.stderr

@@ -32,11 +32,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ivigmeta.audit.compare import compare, parse_printed
+from ivigmeta.audit.paths import PathError, format_path, parse_path, resolve
+from ivigmeta.audit.runner import CommandCache, RunError
 from ivigmeta.errors import IvigmetaError, ModelError
 from ivigmeta.results import AlternativeCheck, EffectSizes, FitOptions, Heterogeneity, MetaAnalysis
 
 if TYPE_CHECKING:
-    from ivigmeta.audit.reproduce import CommandCache, PublishedNumber
+    from ivigmeta.audit.published import PublishedNumber
     from ivigmeta.results import NumberCheck
 
 TAU2_ALTERNATIVES = ("REML", "ML", "PM", "EB", "HS", "SJ", "HE")
@@ -226,9 +229,9 @@ class Alternative:
     truncate: bool = False
 
 
-def _random_to_common(path: str) -> str | None:
-    from ivigmeta.audit.reproduce import format_path, parse_path
-
+def random_to_common(path: str) -> str | None:
+    """``path`` with its ``random`` key read as ``common`` (the common-effect estimate where the
+    random-effects one was expected); None when the path has no ``random`` key."""
     parsed = parse_path(path)
     if not any(s.kind == "key" and s.key == "random" for s in parsed.steps):
         return None
@@ -273,16 +276,16 @@ def alternatives() -> list[Alternative]:
         Alternative(
             "common-effect instead of random-effects",
             "the common (IV) fit",
-            path_map=_random_to_common,
+            path_map=random_to_common,
         ),
         Alternative(
             "Mantel-Haenszel common effect",
             "--common MH",
             ("--common", "MH"),
-            path_map=_random_to_common,
+            path_map=random_to_common,
         ),
         Alternative(
-            "Peto common effect", "--common PETO", ("--common", "PETO"), path_map=_random_to_common
+            "Peto common effect", "--common PETO", ("--common", "PETO"), path_map=random_to_common
         ),
     ]
     alts += [
@@ -302,11 +305,11 @@ class Explanation:
     alternatives: tuple[AlternativeCheck, ...]
 
 
-def _try(
+def try_alternative(
     alt: Alternative, number: PublishedNumber, original: Any, cache: CommandCache
 ) -> AlternativeCheck:
-    from ivigmeta.audit.reproduce import PathError, RunError, compare, parse_printed, resolve
-
+    """Recompute ``number`` under the alternative ``alt`` and compare it with the printed value;
+    ``original`` is the value ivigmeta's own convention gave."""
     printed = parse_printed(number.printed)
     path = number.path
     if alt.path_map is not None:
@@ -355,7 +358,7 @@ def _try(
 
 def explain_number(number: PublishedNumber, check: NumberCheck, cache: CommandCache) -> Explanation:
     """Try every alternative on a number that differs; say which give the printed value."""
-    tried = tuple(_try(alt, number, check.recomputed, cache) for alt in alternatives())
+    tried = tuple(try_alternative(alt, number, check.recomputed, cache) for alt in alternatives())
     return Explanation(describe(number.printed, check.rounded, tried), tried)
 
 

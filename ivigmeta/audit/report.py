@@ -1,6 +1,6 @@
 """Assemble the whole analysis as one document: what ``ivigmeta report`` writes.
 
-The report runs the analysis commands in-process (through the :class:`~ivigmeta.audit.reproduce.Runner`
+The report runs the analysis commands in-process (through the :class:`~ivigmeta.audit.runner.Runner`
 the CLI provides) with the options the user gave, so every table is exactly what that command
 prints; a section is included when its command exists in this version (influence and
 cumulative analyses, figures through ``--plot``), and listed as not available otherwise. This
@@ -357,10 +357,10 @@ def build_report(
     """Run every section's command on ``file`` with ``option_args`` and collect the report.
 
     ``runner.markdown(command, args)`` returns a command's Markdown output (raising
-    :class:`~ivigmeta.audit.reproduce.RunError`); ``plot_commands`` are the commands that accept
+    :class:`~ivigmeta.audit.runner.RunError`); ``plot_commands`` are the commands that accept
     ``--plot FILE``. Figures are written under ``out_dir/figures``.
     """
-    from ivigmeta.audit.reproduce import RunError
+    from ivigmeta.audit.runner import RunError
 
     table = load_table(file, **(table_options or {}))
     columns = list(by) or label_columns(table)
@@ -433,7 +433,7 @@ def build_report(
         )
     reproduce = None
     if published:
-        from ivigmeta.audit.reproduce import load_published
+        from ivigmeta.audit.published import load_published
         from ivigmeta.audit.reproduce import reproduce as run_reproduce
 
         pub = load_published(published, runner.commands)

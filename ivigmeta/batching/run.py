@@ -3,29 +3,13 @@
 The input is a long table, one row per study, with one or more *group* columns naming the
 meta-analysis each study belongs to. :func:`batch_pool` is a pure function from a pandas DataFrame
 (any subset of whole groups) to a results DataFrame with one row per group and the columns
-:data:`OUTPUT_COLUMNS`; :func:`stream_batch` drives it over a table read in chunks with bounded
-memory. The numbers are the ones :func:`ivigmeta.core.pooling.fit` gives for each group on its own
-(tests/test_batch.py checks it, and checks both against metafor), computed with grouped reductions
-(``np.add.reduceat`` over rows sorted by group) instead of a Python loop per meta-analysis.
+:data:`RESULT_COLUMNS`; :func:`stream_batch` drives it over a table read in chunks with bounded
+memory.
 
-Formulas (k studies in a group, w = 1 / v, intercept-only model; the scalar modules cite sources):
-
-* effects as :mod:`ivigmeta.core.effects` (escalc), Q / I² as :mod:`ivigmeta.core.heterogeneity`;
-* tau²: DL (DerSimonian & Laird 1986); HE (Hedges 1983), (RSS - (k - 1)/k sum v) / (k - 1) with
-  RSS = sum (y - mean y)²; SJ (Sidik & Jonkman 2005, metafor's single step from
-  tau0² = sum (y - mean y)² / k): tau0² sum w0 (y - theta0)² / (k - 1), w0 = 1 / (v + tau0²);
-  ML and REML by Fisher scoring from max(0, HE) with metafor's step halving at 0 and its check of
-  the likelihood at tau² = 0 (Viechtbauer 2005), and the scalar core's search of the likelihood
-  over 16 decades where scoring fails or stops at 0: ML adj = (sum w² r² - sum w) / sum w², REML
-  adj = (sum w² r² - tr P) / tr P², tr P = sum w - sum w² / sum w,
-  tr P² = sum w² - 2 sum w³ / sum w + (sum w²)² / (sum w)²; PM (Paule & Mandel 1982), the root of
-  sum w (y - theta)² = k - 1 by safeguarded Newton steps (d/dtau² = -sum w² r²), 0 when Q < k - 1.
-  Every iterative estimator iterates all groups at once, each until its own relative change is
-  below 1e-12 (as ivigmeta.core.tau2), at most 1000 iterations.
-* random effects, Hartung-Knapp (t on k - 1 df) and prediction interval as :mod:`ivigmeta.core.pooling`;
-* Mantel-Haenszel (raw counts, no correction; Robins-Breslow-Greenland variance for OR, Greenland &
-  Robins 1985 for RR, Sato-Greenland-Robins 1989 for RD, as metafor's ``rma.mh``) and Peto's
-  one-step odds ratio (Yusuf et al. 1985; sum (O - E) / sum V with hypergeometric V).
+No statistics live here: the effect sizes, tau² estimators, pooling, intervals, heterogeneity and
+Mantel-Haenszel / Peto estimates are the engine's kernels (:mod:`ivigmeta.core`), the same ones
+``pool`` calls with one group, so a group gives the numbers :func:`ivigmeta.core.pooling.fit` gives
+for it on its own (tests/test_batch_equals_pool.py holds them equal).
 """
 
 from __future__ import annotations
@@ -37,8 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ivigmeta.core.distributions import z_crit
-from ivigmeta.errors import DataError, ModelError
+from ivigmeta.core.effects import check_effect_options, count_effects
+from ivigmeta.core.groups import Groups
+from ivigmeta.core.mantel_haenszel import COMMON_ERRORS
+from ivigmeta.core.pooling import (
+    CI_METHODS,
+    COMMON_METHODS,
+    Counts,
+    check_ci_method,
+    check_common_method,
+    check_level,
+    pool_groups,
+)
+from ivigmeta.core.tau2 import ESTIMATORS, GRID, check_tau2_method, not_converged_message
 from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants are re-exported
     DEFAULT_CHUNK_ROWS,
     ERROR_COLUMN,
@@ -46,8 +41,8 @@ from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants a
     ChunkReader,
     Rows,
     Span,
-    _row_error,
     check_columns,
+    row_error,
     split_spans,
     suspect_rows,
 )
@@ -91,20 +86,10 @@ STATUS_OK = "ok"
 STATUS_SINGLE = "single"
 STATUS_ERROR = "error"
 
-BATCH_TAU2_METHODS = ("DL", "REML", "ML", "PM", "HE", "SJ")
-BATCH_CI_METHODS = ("z", "hk")
-BATCH_COMMON_METHODS = ("IV", "MH", "PETO")
-
-
-# Convergence as the scalar estimators (ivigmeta.core.tau2): relative change below REL_TOL (tighter
-# than the 1e-10 the issue asks), an absolute floor for tau² heading to 0, at most MAXITER steps
-# (a fit whose last relative change was below CONVERGED_TOL still counts as converged).
-REL_TOL = 1e-12
-ABS_TOL = 1e-300
-CONVERGED_TOL = 1e-10
-MAXITER = 1000
-LL0_TOL = 1e-12
-EPS = 2.220446049250313e-16
+#: The engine's registries (the same choices as ``pool``).
+BATCH_TAU2_METHODS = tuple(ESTIMATORS)
+BATCH_CI_METHODS = CI_METHODS
+BATCH_COMMON_METHODS = COMMON_METHODS
 
 
 @dataclass(frozen=True)
@@ -123,43 +108,12 @@ class BatchOptions:
     ``compute_effects``; ``False`` excludes them (the CLI default, ``--keep-double-zero`` keeps)."""
 
     def checked(self) -> BatchOptions:
-        """Normalized options; unknown names are a ModelError/DataError naming the choices."""
-        from ivigmeta.core.effects import CC_POLICIES, normalize_measure
-
-        measure = normalize_measure(self.measure)
-        if self.cc_policy not in CC_POLICIES:
-            raise DataError(
-                f"unknown continuity-correction policy '{self.cc_policy}' "
-                f"(choose one of {', '.join(CC_POLICIES)})"
-            )
-        if not (self.cc >= 0 and math.isfinite(self.cc)):
-            raise DataError(
-                f"the continuity correction must be a non-negative number, not {self.cc}"
-            )
-        tau2 = self.tau2_method.upper()
-        if tau2 not in BATCH_TAU2_METHODS:
-            raise ModelError(
-                f"unknown tau² estimator '{self.tau2_method}' "
-                f"(choose one of {', '.join(BATCH_TAU2_METHODS)})"
-            )
-        ci = self.ci_method.lower()
-        if ci not in BATCH_CI_METHODS:
-            raise ModelError(
-                f"unknown interval method '{self.ci_method}' "
-                f"(choose one of {', '.join(BATCH_CI_METHODS)})"
-            )
-        common = self.common_method.upper()
-        if common not in BATCH_COMMON_METHODS:
-            raise ModelError(
-                f"unknown common-effect method '{self.common_method}' "
-                f"(choose one of {', '.join(BATCH_COMMON_METHODS)})"
-            )
-        if common == "PETO" and measure != "OR":
-            raise ModelError("Peto's method pools odds ratios: use it with --measure OR")
-        if not 0 < self.level < 1:
-            raise ModelError(
-                f"the confidence level must be between 0 and 100 percent, not {self.level * 100:g}"
-            )
+        """Normalized options; unknown names are pool's ModelError/DataError naming the choices."""
+        measure = check_effect_options(self.measure, self.cc, self.cc_policy)
+        tau2 = check_tau2_method(self.tau2_method)
+        ci = check_ci_method(self.ci_method)
+        common = check_common_method(self.common_method, measure)
+        check_level(self.level)
         return BatchOptions(
             measure,
             float(self.cc),
@@ -172,508 +126,11 @@ class BatchOptions:
         )
 
 
-# ----------------------------------------------------------------------------------------------
-# grouped reductions
-
-
-def _gsum(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Per-group sums of ``x`` (rows sorted by group, every group non-empty)."""
-    return np.add.reduceat(x, starts)
-
-
-_ERFC = np.frompyfunc(math.erfc, 1, 1)
-
-
-def _erfc(x: np.ndarray) -> np.ndarray:
-    """math.erfc element by element: the scalar core's exact normal tails, without scipy."""
-    x = np.asarray(x, dtype=float)
-    return _ERFC(x).astype(float) if x.size else np.empty(0)
-
-
-def _norm_p(z: np.ndarray) -> np.ndarray:
-    """Two-sided normal p-value 2 P(Z > |z|) = erfc(|z| / sqrt 2)."""
-    return _erfc(np.abs(z) / math.sqrt(2.0))
-
-
-def _chi2_sf(x: np.ndarray, df: np.ndarray) -> np.ndarray:
-    """Upper tail of chi-square with whole-number ``df`` (Q's k - 1), closed form, no scipy.
-
-    With h = x / 2 and m = floor(df / 2): for even df, P = exp(-h) sum_{j<m} h^j / j!; for odd df,
-    P = erfc(sqrt h) + exp(-h) sum_{j<m} h^(j + 1/2) / Gamma(j + 3/2) (Abramowitz & Stegun
-    26.4.4-5). The terms are summed relative to the largest one in log space, so large Q and large
-    df neither overflow nor underflow before the end.
-    """
-    x = np.asarray(x, dtype=float)
-    df = np.asarray(df, dtype=float)
-    out = np.full(x.shape, np.nan)
-    ok = np.isfinite(x) & (df >= 1)
-    out[np.isinf(x) & (x > 0)] = 0.0
-    zero = ok & (x <= 0)
-    out[zero] = 1.0
-    ok &= x > 0
-    if not ok.any():
-        return out
-    h = x[ok] / 2.0
-    n = df[ok].astype(np.int64)
-    m = n // 2
-    odd = (n % 2) == 1
-    off = np.where(odd, 0.5, 0.0)  # the sum runs over j + off
-    top = int(m.max())
-    # log Gamma(j + off + 1) for j < top, both parities, from a small table.
-    lg_even = np.array([math.lgamma(j + 1.0) for j in range(max(top, 1))])
-    lg_odd = np.array([math.lgamma(j + 1.5) for j in range(max(top, 1))])
-    logh = np.log(h)
-    # Largest term: j + off nearest h - ... ; take j* = clip(floor(h - off), 0, m - 1).
-    jstar = np.clip(np.floor(h - off), 0, np.maximum(m - 1, 0)).astype(np.int64)
-    lg_star = np.where(
-        odd,
-        lg_odd[np.minimum(jstar, len(lg_odd) - 1)],
-        lg_even[np.minimum(jstar, len(lg_even) - 1)],
-    )
-    lead = -h + (jstar + off) * logh - lg_star
-    # Work on the elements sorted by m, descending: term j only concerns a prefix of them.
-    order = np.argsort(-m, kind="stable")
-    hs, logs, offs, leads, odds = h[order], logh[order], off[order], lead[order], odd[order]
-    live_counts = np.searchsorted(-m[order], -np.arange(top), side="left")  # #{m > j}
-    total_s = np.zeros(h.shape)
-    with np.errstate(under="ignore"):
-        for j in range(top):
-            c = int(live_counts[j])
-            if c == 0:
-                break
-            lg = np.where(odds[:c], lg_odd[j], lg_even[j])
-            total_s[:c] += np.exp(-hs[:c] + (j + offs[:c]) * logs[:c] - lg - leads[:c])
-        total = np.empty_like(total_s)
-        total[order] = total_s
-        series = np.where(m > 0, np.exp(lead) * total, 0.0)
-    tail = np.where(odd, _erfc(np.sqrt(h)), 0.0)
-    out[ok] = tail + series
-    return out
-
-
 def _back(theta: np.ndarray, measure: str) -> np.ndarray:
     if measure in ("RR", "OR"):
         with np.errstate(over="ignore"):
             return np.exp(theta)
     return theta
-
-
-class _Groups:
-    """Rows sorted by group: the start of each group, its size and each row's group index."""
-
-    def __init__(self, sizes: np.ndarray) -> None:
-        self.sizes = sizes
-        self.starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
-        self.index = np.repeat(np.arange(len(sizes)), sizes)
-
-    def sum(self, x: np.ndarray) -> np.ndarray:
-        return _gsum(x, self.starts)
-
-    def take(self, mask: np.ndarray) -> tuple[_Groups, np.ndarray]:
-        """The groups where ``mask`` holds, and the row mask selecting their rows."""
-        rows = mask[self.index]
-        return _Groups(self.sizes[mask]), rows
-
-
-# ----------------------------------------------------------------------------------------------
-# effect sizes
-
-
-def _effects(a, n1, c, n2, measure, cc, cc_policy, keep_double_zero=True):
-    """yi, vi and a usable-row mask, as :func:`ivigmeta.core.effects.compute_effects` row by row.
-
-    Without ``keep_double_zero`` a ratio analysis leaves out studies with no events in either arm
-    (and, for OR, events in every participant of both arms).
-    """
-    if keep_double_zero or measure == "RD":
-        double_zero = np.zeros(a.shape, bool)
-    else:
-        double_zero = (a == 0) & (c == 0)
-        if measure == "OR":
-            double_zero |= (a == n1) & (c == n2)
-    b, d = n1 - a, n2 - c
-    has_zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
-    if cc_policy == "all":
-        add = np.full(a.shape, cc)
-    elif cc_policy == "only0":
-        add = np.where(has_zero, cc, 0.0)
-    else:
-        add = np.zeros(a.shape)
-    a, b, c, d = a + add, b + add, c + add, d + add
-    n1, n2 = a + b, c + d
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if measure == "RR":
-            yi = np.log(a / n1) - np.log(c / n2)
-            vi = b / (a * n1) + d / (c * n2)  # = 1/a - 1/n1 + 1/c - 1/n2, without cancellation
-        elif measure == "OR":
-            yi = np.log(a) + np.log(d) - np.log(b) - np.log(c)
-            vi = 1 / a + 1 / b + 1 / c + 1 / d
-        else:
-            p1, p2 = a / n1, c / n2
-            yi = p1 - p2
-            vi = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
-    ok = np.isfinite(yi) & np.isfinite(vi) & (vi > 0) & ~double_zero
-    return yi, vi, ok, has_zero, add
-
-
-# ----------------------------------------------------------------------------------------------
-# tau² estimators (vectorized over groups)
-
-
-def _fe_parts(y, v, g: _Groups):
-    w = 1.0 / v
-    sw = g.sum(w)
-    theta = g.sum(w * y) / sw
-    r = y - theta[g.index]
-    q = g.sum(w * r * r)
-    return w, sw, theta, q
-
-
-def _tau2_dl(y, v, g, k):
-    w, sw, _, q = _fe_parts(y, v, g)
-    c = sw - g.sum(w * w) / sw
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.maximum(0.0, (q - (k - 1)) / c)
-    return np.where(c > 0, t, 0.0), np.ones(len(k), bool)
-
-
-def _tau2_he(y, v, g, k):
-    mean = g.sum(y) / k
-    r = y - mean[g.index]
-    rss = g.sum(r * r)
-    t = (rss - (k - 1) / k * g.sum(v)) / (k - 1)
-    return np.maximum(0.0, t), np.ones(len(k), bool)
-
-
-def _tau2_sj(y, v, g, k):
-    mean = g.sum(y) / k
-    r = y - mean[g.index]
-    t0 = g.sum(r * r) / k
-    w = 1.0 / (v + t0[g.index])
-    theta = g.sum(w * y) / g.sum(w)
-    r = y - theta[g.index]
-    return t0 * g.sum(w * r * r) / (k - 1), np.ones(len(k), bool)
-
-
-def _score_parts(y, v, g: _Groups, tau2: np.ndarray, reml: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Fisher scoring numerator and information per group at ``tau2``.
-
-    ML: (sum w² r² - sum w, sum w²); REML: (sum w² r² - tr P, tr P²) with
-    tr P = sum w - sum w² / sum w and tr P² = sum w² - 2 sum w³ / sum w + (sum w²)² / (sum w)².
-    """
-    w = 1.0 / (v + tau2[g.index])
-    sw = g.sum(w)
-    theta = g.sum(w * y) / sw
-    r = y - theta[g.index]
-    w2 = w * w
-    sw2 = g.sum(w2)
-    yppy = g.sum(w2 * r * r)
-    if reml:
-        tr_p = sw - sw2 / sw
-        tr_pp = sw2 - 2.0 * g.sum(w2 * w) / sw + sw2 * sw2 / (sw * sw)
-        return yppy - tr_p, tr_pp
-    return yppy - sw, sw2
-
-
-def _loglik(y, v, g, k, tau2, reml):
-    w = 1.0 / (v + tau2[g.index])
-    sw = g.sum(w)
-    theta = g.sum(w * y) / sw
-    r = y - theta[g.index]
-    rss = g.sum(w * r * r)
-    slv = g.sum(np.log(v + tau2[g.index]))
-    if reml:
-        return -0.5 * (k - 1) * math.log(2 * math.pi) - 0.5 * slv - 0.5 * np.log(sw) - 0.5 * rss
-    return -0.5 * k * math.log(2 * math.pi) - 0.5 * slv - 0.5 * rss
-
-
-def _tau2_fisher(y, v, g, k, reml):
-    """ML / REML by Fisher scoring, all groups at once, each until its own convergence.
-
-    As the scalar estimator (ivigmeta.core.tau2): start at max(0, HE); a step that would make tau²
-    negative ends at tau² = 0 when the score at 0 is not positive (a boundary optimum), and is
-    halved otherwise; stop when |change| <= REL_TOL tau² (or <= ABS_TOL); then metafor's
-    ll0check. Converged groups leave the working arrays.
-    """
-    n = len(k)
-    tau2, _ = _tau2_he(y, v, g, k)
-    num0, _ = _score_parts(y, v, g, np.zeros(n), reml)
-    converged = np.zeros(n, bool)
-    last_rel = np.full(n, np.inf)
-    active = np.arange(n)
-    yy, vv, gg = y, v, g
-    for _ in range(MAXITER):
-        t = tau2[active]
-        num, info = _score_parts(yy, vv, gg, t, reml)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            adj = num / info
-        # Extreme variances (weights under- or overflow): stop scoring, search the range below.
-        broken = ~np.isfinite(adj)
-        adj = np.where(broken, 0.0, adj)
-        leave = t + adj < 0
-        boundary = leave & (num0[active] <= 0)
-        halve = leave & ~boundary
-        while halve.any():
-            adj[halve] /= 2.0
-            halve &= t + adj < 0
-        new = np.where(boundary, 0.0, t + adj)
-        change = np.abs(new - t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.where(new > 0, change / new, np.where(change == 0, 0.0, np.inf))
-        done = (boundary | (change <= REL_TOL * new) | (change <= ABS_TOL)) & ~broken
-        tau2[active] = np.where(broken, t, new)
-        last_rel[active] = np.where(broken, np.inf, rel)
-        converged[active[done]] = True
-        done |= broken
-        if done.all():
-            break
-        keep = ~done
-        gg, rows = gg.take(keep)
-        yy, vv = yy[rows], vv[rows]
-        active = active[keep]
-    converged |= last_rel <= CONVERGED_TOL
-    # metafor's ll0check: a local maximum below the likelihood at tau² = 0.
-    check = converged & (tau2 > 0)
-    if check.any():
-        ll0 = _loglik(y, v, g, k, np.zeros(n), reml)
-        ll = _loglik(y, v, g, k, tau2, reml)
-        tau2 = np.where(check & (ll0 - ll > LL0_TOL), 0.0, tau2)
-    # Scoring that oscillates, or stops at 0 while a positive tau² has the larger likelihood (a
-    # multimodal likelihood): search the whole range, as the scalar estimator does.
-    search = ~converged | (tau2 == 0.0)
-    if search.any():
-        best = _global_maximum(y, v, g, k, reml, search)
-        take = search & (~converged | (best > 0.0))
-        tau2 = np.where(take, best, tau2)
-        converged = converged | take
-    return tau2, converged
-
-
-def _global_maximum(y, v, g, k, reml, sel):
-    """Per selected group, the tau² maximizing the (restricted) likelihood over 16 decades.
-
-    As ivigmeta.core.tau2._global_maximum: the score on the grid upper 10^(-j/6), j = 96..0, with
-    upper = 10 max(1, mad(y)², max v); every change of sign from positive to non-positive between
-    neighbours (starting from tau² = 0) is a local maximum, refined by bisection to double
-    precision; the first candidate (0, then in increasing tau²) with the largest likelihood
-    wins. All groups and all their candidates at once. Returns an array over all groups (0 where
-    not selected).
-    """
-    n = len(k)
-    out = np.zeros(n)
-    gs, rows = g.take(sel)
-    ys, vs, ks = y[rows], v[rows], k[sel]
-    m = len(ks)
-    upper = 10.0 * np.maximum(np.maximum(1.0, _mad2(ys, gs)), np.maximum.reduceat(vs, gs.starts))
-    cand_group, cand_lo, cand_hi = [], [], []
-    prev_t = np.zeros(m)
-    with np.errstate(all="ignore"):
-        prev_f = _score_parts(ys, vs, gs, prev_t, reml)[0]
-        for j in range(96, -1, -1):
-            t = upper * 10.0 ** (-j / 6.0)
-            f = _score_parts(ys, vs, gs, t, reml)[0]
-            hit = np.flatnonzero((prev_f > 0.0) & (f <= 0.0))
-            if hit.size:
-                cand_group.append(hit)
-                cand_lo.append(prev_t[hit])
-                cand_hi.append(t[hit])
-            prev_t, prev_f = t, f
-    best_t = np.zeros(m)
-    with np.errstate(all="ignore"):
-        best_ll = _loglik(ys, vs, gs, ks, np.zeros(m), reml)
-    if cand_group:
-        cg = np.concatenate(cand_group)
-        lo = np.concatenate(cand_lo)
-        hi = np.concatenate(cand_hi)
-        # Candidates in increasing tau² within each group (grid order), then by group.
-        order = np.lexsort((lo, cg))
-        cg, lo, hi = cg[order], lo[order], hi[order]
-        # One virtual group per candidate: the rows of its group, repeated.
-        sizes = gs.sizes[cg]
-        gc = _Groups(sizes)
-        src = np.repeat(gs.starts[cg], sizes) + (
-            np.arange(sizes.sum()) - np.repeat(gc.starts, sizes)
-        )
-        yc, vc = ys[src], vs[src]
-        done = np.zeros(len(cg), bool)
-        with np.errstate(all="ignore"):
-            for _ in range(200):
-                mid = 0.5 * (lo + hi)
-                up = _score_parts(yc, vc, gc, mid, reml)[0] > 0.0
-                lo = np.where(~done & up, mid, lo)
-                hi = np.where(~done & ~up, mid, hi)
-                done |= hi - lo <= 4e-16 * hi
-                if done.all():
-                    break
-            root = 0.5 * (lo + hi)
-            ll = _loglik(yc, vc, gc, ks[cg].astype(float), root, reml)
-        rank = np.arange(len(cg)) - np.searchsorted(cg, cg, side="left")
-        for r in range(int(rank.max()) + 1):
-            at = rank == r
-            grp = cg[at]
-            better = ll[at] > best_ll[grp]
-            best_t[grp[better]] = root[at][better]
-            best_ll[grp[better]] = ll[at][better]
-    out[sel] = best_t
-    return out
-
-
-def _q_gen(y, v, g, tau2):
-    """Generalized Q, sum w (y - theta)², and its slope -sum w² (y - theta)², w = 1/(v + tau²)."""
-    w = 1.0 / (v + tau2[g.index])
-    theta = g.sum(w * y) / g.sum(w)
-    r = y - theta[g.index]
-    wr2 = w * r * r
-    return g.sum(wr2), -g.sum(w * wr2)
-
-
-def _mad2(y, g: _Groups) -> np.ndarray:
-    """R's mad(y)² per group (1.4826 x median absolute deviation), metafor's search scale."""
-    # Sort within groups by (group, y) and take middle elements; all vectorized.
-    order = np.lexsort((y, g.index))
-    ys = y[order]
-    lo = g.starts + (g.sizes - 1) // 2
-    hi = g.starts + g.sizes // 2
-    med = 0.5 * (ys[lo] + ys[hi])
-    dev = np.abs(y - med[g.index])
-    ds = dev[np.lexsort((dev, g.index))]
-    return (1.4826 * 0.5 * (ds[lo] + ds[hi])) ** 2
-
-
-def _tau2_pm(y, v, g, k):
-    """Paule-Mandel: the root of Q(tau²) = k - 1, or 0 when Q(0) <= k - 1.
-
-    As the scalar estimator: bracket [0, hi] with hi doubled from max(100, 10 mad²) until
-    Q(hi) <= k - 1; Newton steps kept inside the shrinking bracket, bisection otherwise, to double
-    precision. All groups at once; finished groups leave the working arrays.
-    """
-    n = len(k)
-    tau2 = np.zeros(n)
-    conv = np.ones(n, bool)
-    q0, _ = _q_gen(y, v, g, tau2)
-    pos = q0 > k - 1
-    if not pos.any():
-        return tau2, conv
-    gp, rows = g.take(pos)
-    yp, vp, target = y[rows], v[rows], k[pos] - 1
-    hi = np.maximum(100.0, 10.0 * _mad2(yp, gp))
-    for _ in range(200):
-        qh, _ = _q_gen(yp, vp, gp, hi)
-        low = qh > target
-        if not low.any():
-            break
-        hi = np.where(low, hi * 2.0, hi)
-    m = len(target)
-    lo = np.zeros(m)
-    x = np.zeros(m)
-    active = np.arange(m)
-    yy, vv, gg = yp, vp, gp
-    for _ in range(MAXITER * 10):
-        xa, la, ha = x[active], lo[active], hi[active]
-        q, slope = _q_gen(yy, vv, gg, xa)
-        fx = q - target[active]
-        la = np.where(fx > 0, xa, la)
-        ha = np.where(fx < 0, xa, ha)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = np.where(slope < 0, xa - fx / slope, np.nan)
-        inside = (la < new) & (new < ha)
-        new = np.where(inside, new, 0.5 * (la + ha))
-        done = (
-            (fx == 0) | (np.abs(new - xa) <= 4e-16 * np.abs(new)) | (ha - la <= 4e-16 * np.abs(ha))
-        )
-        x[active] = np.where(fx == 0, xa, new)
-        lo[active], hi[active] = la, ha
-        if done.all():
-            break
-        keep = ~done
-        gg, r = gg.take(keep)
-        yy, vv = yy[r], vv[r]
-        active = active[keep]
-    tau2[pos] = x
-    return tau2, conv
-
-
-def _tau2(method, y, v, g, k):
-    if method == "DL":
-        return _tau2_dl(y, v, g, k)
-    if method == "HE":
-        return _tau2_he(y, v, g, k)
-    if method == "SJ":
-        return _tau2_sj(y, v, g, k)
-    if method == "PM":
-        return _tau2_pm(y, v, g, k)
-    return _tau2_fisher(y, v, g, k, reml=(method == "REML"))
-
-
-# ----------------------------------------------------------------------------------------------
-# common-effect estimators
-
-
-def _common_iv(y, v, g):
-    w = 1.0 / v
-    sw = g.sum(w)
-    return g.sum(w * y) / sw, np.sqrt(1.0 / sw)
-
-
-COMMON_ERRORS = (
-    "",
-    "the Mantel-Haenszel odds ratio is undefined: no study has events in the treated arm and "
-    "non-events in the control arm",
-    "the Mantel-Haenszel odds ratio is undefined: no study has non-events in the treated arm and "
-    "events in the control arm",
-    "the Mantel-Haenszel risk ratio is undefined: an arm has no events in any study",
-    "the Mantel-Haenszel standard error is zero: no variation to test",
-    "Peto's odds ratio is undefined: no study has both events and non-events",
-)
-"""Why a Mantel-Haenszel or Peto estimate is undefined (the scalar core's ModelError texts)."""
-
-
-def _common_mh(a, n1, c, n2, g, measure):
-    """Mantel-Haenszel on raw counts, as metafor's rma.mh: (theta, se, error code per group)."""
-    b, d = n1 - a, n2 - c
-    n = n1 + n2
-    code = np.zeros(len(g.sizes), np.int8)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if measure == "OR":
-            p, q = (a + d) / n, (b + c) / n
-            ri, si = a * d / n, b * c / n
-            r, s = g.sum(ri), g.sum(si)
-            theta = np.log(r / s)
-            se = np.sqrt(
-                0.5
-                * (g.sum(p * ri) / r**2 + g.sum(p * si + q * ri) / (r * s) + g.sum(q * si) / s**2)
-            )
-            code[s == 0] = 2
-            code[r == 0] = 1
-        elif measure == "RR":
-            r, s = g.sum(a * n2 / n), g.sum(c * n1 / n)
-            theta = np.log(r / s)
-            se = np.sqrt(g.sum(n1 / n * n2 / n * (a + c) - a / n * c) / (r * s))
-            code[(g.sum(a) == 0) | (g.sum(c) == 0)] = 3
-        else:
-            sww = g.sum(n1 * n2 / n)
-            theta = g.sum(a * n2 / n - c * n1 / n) / sww
-            part1 = g.sum(
-                c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2
-            )
-            part2 = g.sum(a * (n2 - c) / n + c * (n1 - a) / n)
-            se = np.sqrt((theta * part1 + part2 / 2) / sww**2)
-    code[(code == 0) & ~(se > 0)] = 4
-    return theta, se, code
-
-
-def _common_peto(a, n1, c, n2, g):
-    """Peto's one-step odds ratio on raw counts, as metafor's rma.peto: (theta, se, code)."""
-    n = n1 + n2
-    xt, yt = a + c, n - a - c
-    oe = a - xt * n1 / n
-    var = xt * yt * (n1 / n) * (n2 / n) / (n - 1)
-    sv = g.sum(var)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        theta = g.sum(oe) / sv
-        se = 1.0 / np.sqrt(sv)
-    code = np.where(sv <= 0, 5, 0).astype(np.int8)
-    return theta, se, code
 
 
 # ----------------------------------------------------------------------------------------------
@@ -698,10 +155,9 @@ def pool_arrays(
     opts = options
     ngroups = len(sizes)
     out: dict[str, np.ndarray] = {name: np.full(ngroups, np.nan) for name in FLOAT_COLUMNS}
-    yi, vi, usable, _, _ = _effects(
-        a, n1, c, n2, opts.measure, opts.cc, opts.cc_policy, opts.keep_double_zero
-    )
-    allg = _Groups(np.asarray(sizes, dtype=np.intp))
+    fx = count_effects(a, n1, c, n2, opts.measure, opts.cc, opts.cc_policy, opts.keep_double_zero)
+    usable = fx.ok
+    allg = Groups(np.asarray(sizes, dtype=np.intp))
     kept = (
         np.bincount(allg.index[usable], minlength=ngroups)
         if len(usable)
@@ -710,6 +166,8 @@ def pool_arrays(
     out["k"] = kept.astype(np.int64)
     out["n_excluded"] = (allg.sizes - kept).astype(np.int64)
     out["converged"] = np.ones(ngroups, bool)
+    out["iterations"] = np.zeros(ngroups, np.int64)
+    out["grid_search"] = np.zeros(ngroups, bool)
     out["common_error"] = np.zeros(ngroups, np.int8)
     out["usable"] = usable
     pooled = kept >= 2
@@ -718,72 +176,39 @@ def pool_arrays(
         return out
     # Rows of the pooled groups that enter the analysis, still sorted by group.
     row_in = usable & pooled[allg.index]
-    g = _Groups(kept[pooled])
-    y, v = yi[row_in], vi[row_in]
-    k = g.sizes.astype(float)
+    g = Groups(kept[pooled])
     idx = np.flatnonzero(pooled)
-
-    crit = z_crit(opts.level)
-    # Common effect.
-    if opts.common_method == "IV":
-        ct, cse = _common_iv(y, v, g)
-    elif opts.common_method == "MH":
-        ct, cse, code = _common_mh(a[row_in], n1[row_in], c[row_in], n2[row_in], g, opts.measure)
-        out["common_error"][idx] = code
-    else:
-        ct, cse, code = _common_peto(a[row_in], n1[row_in], c[row_in], n2[row_in], g)
-        out["common_error"][idx] = code
-    out["common_theta"][idx] = ct
-    out["common_se"][idx] = cse
-    with np.errstate(divide="ignore", invalid="ignore"):  # undefined MH/Peto: flagged above
-        out["common_ci_low"][idx] = ct - crit * cse
-        out["common_ci_high"][idx] = ct + crit * cse
-        out["common_p_value"][idx] = _norm_p(ct / cse)
-
-    # Heterogeneity (inverse variance, about the IV common effect).
-    w, sw, _, q = _fe_parts(y, v, g)
-    df = k - 1
-    out["q"][idx] = q
-    out["q_p_value"][idx] = _chi2_sf(q, df)
-
-    tau2, conv = _tau2(opts.tau2_method, y, v, g, k)
-    out["tau2"][idx] = tau2
-    out["converged"][idx] = conv
-    denom = sw * sw - g.sum(w * w)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s2 = df * sw / denom
-        out["i2"][idx] = np.where(denom > 0, 100.0 * tau2 / (tau2 + s2), np.nan)
-
-    # Random effects.
-    ws = 1.0 / (v + tau2[g.index])
-    sws = g.sum(ws)
-    rt = g.sum(ws * y) / sws
-    rse = np.sqrt(1.0 / sws)
-    if opts.ci_method == "hk":
-        from scipy.special import stdtr, stdtrit
-
-        r = y - rt[g.index]
-        rss = g.sum(ws * r * r)
-        # As metafor (and the scalar core): a weighted RSS below machine epsilon is exactly 0.
-        rse = np.where(rss <= EPS, 0.0, np.sqrt(rss / (df * sws)))
-        rcrit = stdtrit(df, 1.0 - (1.0 - opts.level) / 2.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stat = rt / rse
-            p = 2.0 * stdtr(df, -np.abs(stat))
-        # A zero Hartung-Knapp variance (all effects equal): p is 0, or 1 when theta is 0 too.
-        p = np.where(rse > 0, p, np.where(rt != 0, 0.0, 1.0))
-    else:
-        rcrit = crit
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = _norm_p(rt / rse)
-    out["random_theta"][idx] = rt
-    out["random_se"][idx] = rse
-    out["random_ci_low"][idx] = rt - rcrit * rse
-    out["random_ci_high"][idx] = rt + rcrit * rse
-    out["random_p_value"][idx] = p
-    pi_se = np.sqrt(rse * rse + tau2)
-    out["random_pi_low"][idx] = rt - rcrit * pi_se
-    out["random_pi_high"][idx] = rt + rcrit * pi_se
+    counts = None
+    if opts.common_method != "IV":
+        counts = Counts(a[row_in], n1[row_in], c[row_in], n2[row_in], opts.cc, opts.cc_policy)
+    gf = pool_groups(
+        fx.yi[row_in],
+        fx.vi[row_in],
+        g,
+        opts.tau2_method,
+        opts.ci_method,
+        opts.level,
+        opts.common_method,
+        opts.measure,
+        counts,
+    )
+    if gf.counts_fit is not None:
+        out["common_error"][idx] = gf.counts_fit.error
+    for prefix, part in (("common", gf.common), ("random", gf.random)):
+        out[f"{prefix}_theta"][idx] = part.theta
+        out[f"{prefix}_se"][idx] = part.se
+        out[f"{prefix}_ci_low"][idx] = part.ci_low
+        out[f"{prefix}_ci_high"][idx] = part.ci_high
+        out[f"{prefix}_p_value"][idx] = part.p_value
+    out["random_pi_low"][idx] = gf.random.pi_low
+    out["random_pi_high"][idx] = gf.random.pi_high
+    out["q"][idx] = gf.heterogeneity.q
+    out["q_p_value"][idx] = gf.heterogeneity.p_value
+    out["tau2"][idx] = gf.tau2.tau2
+    out["i2"][idx] = gf.i2
+    out["converged"][idx] = gf.tau2.converged
+    out["iterations"][idx] = gf.tau2.iterations
+    out["grid_search"][idx] = gf.tau2.algorithm == GRID
 
     for prefix in ("common", "random"):
         out[f"{prefix}_estimate"] = _back(out[f"{prefix}_theta"], opts.measure)
@@ -955,10 +380,11 @@ def pool_rows(
     failed = good_groups & (k >= 2) & ((cerr > 0) | not_conv)
     if failed.any():
         status[failed] = STATUS_ERROR
-        reason[not_conv] = (
-            f"the {opts.tau2_method} estimator of tau² did not converge in {MAXITER} iterations "
-            "(try --tau2 DL or PM)"
-        )
+        iterations = np.zeros(ngroups, np.int64)
+        iterations[gi] = res["iterations"]
+        reason[not_conv] = [
+            not_converged_message(opts.tau2_method, int(n)) for n in iterations[not_conv]
+        ]
         common_failed = failed & (cerr > 0)
         reason[common_failed] = np.asarray(COMMON_ERRORS, dtype=object)[cerr[common_failed]]
         for name in FLOAT_COLUMNS:
@@ -1069,7 +495,7 @@ def rows_from_frame(df: pd.DataFrame, groups: Sequence[str], source: str = "<dat
     columns = [str(c) for c in df.columns if c not in (ROW_COLUMN, ERROR_COLUMN)]
     for pos in np.flatnonzero(suspect).tolist():
         values = {c: _cell_text(df[c].iat[pos]) for c in columns}
-        error[pos] = _row_error(values, int(rownums[pos]), source) or (
+        error[pos] = row_error(values, int(rownums[pos]), source) or (
             f"{source}, row {int(rownums[pos])}: invalid study row"
         )
     label = None

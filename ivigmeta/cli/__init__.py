@@ -5,6 +5,7 @@ Commands load a table, call one core function, and hand the result to ``render``
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import MutableMapping
 
@@ -84,6 +85,9 @@ def main() -> None:
     """Console-script entry point: bugs become one line on stderr, never a traceback."""
     from ivigmeta.cli.common import debug_enabled, internal_error
 
+    # The engine is numpy on small arrays: OpenBLAS's thread pool (a thread per core, spinning
+    # after start-up) only costs CPU and start-up time here. A user's own setting is kept.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         cli.main(prog_name="ivigmeta", standalone_mode=True)
     except SystemExit:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sys
@@ -13,8 +12,6 @@ import click
 from ivigmeta.cli.common import effect_options, handle_errors, model_options, note
 
 INPUT_ORDERS = ("auto", "grouped", "unsorted")
-PARALLEL_MIN_BYTES = 1 << 20
-"""Smaller files are pooled in one process (forking would cost more than it saves)."""
 
 
 def _gc_paused(func):
@@ -147,6 +144,8 @@ def batch(
     # 0.35 s command, competing with the output formatting. A user's own setting is kept.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from ivigmeta.batching import run as core
+    from ivigmeta.batching.job import BatchJob
+    from ivigmeta.render.batch import BatchWriter
     from ivigmeta.render.progress import Progress
 
     options = core.BatchOptions(
@@ -168,7 +167,7 @@ def batch(
         if file == "-" and input_order == "auto":
             path = _spool_stdin(work)
         source = "<stdin>" if file == "-" else file
-        job = _BatchRun(path, source, groups, options, fmt, chunk_rows, jobs, work)
+        job = BatchJob(path, source, groups, options, fmt, chunk_rows, jobs, work, BatchWriter)
 
         with Progress(f"batch {source}") as progress:
             if input_order == "auto":
@@ -204,131 +203,3 @@ def batch(
         + (f"; {stats['single']} with a single study" if stats["single"] else "")
         + (f"; {stats['error']} with errors (status error)" if stats["error"] else "")
     )
-
-
-class _BatchRun:
-    """One batch run: the input read whole or in spans of whole groups by forked processes
-    (``--jobs``), every result written to ``staged`` in the work directory (moved into place, or
-    copied to stdout, at the end: a failed or restarted run never leaves half an output
-    behind)."""
-
-    def __init__(self, path, source, groups, options, fmt, chunk_rows, jobs, work) -> None:
-        self.path, self.source, self.groups, self.options = path, source, groups, options
-        self.fmt, self.chunk_rows, self.jobs, self.work = fmt, chunk_rows, jobs, work
-        self.staged = os.path.join(work, "out")
-        self.stats = {"groups": 0, "error": 0, "single": 0}
-
-    def run(self, order: str, progress) -> None:
-        spans = self._spans(order)
-        if spans:
-            self._run_spans(spans, order, progress)
-        else:
-            self._run_whole(order, progress)
-
-    def _write(self, results, out: str, header: bool, processes: int | None, hashes: bool):
-        """Write a stream of BatchResults to ``out``: the counts, and the groups' key hashes."""
-        from ivigmeta.batching import run as core
-        from ivigmeta.render.batch import BatchWriter
-
-        counts = dict.fromkeys(self.stats, 0)
-        keys = []
-        with contextlib.ExitStack() as stack:
-            if self.fmt == "parquet":
-                writer = BatchWriter(self.fmt, path=out)
-            else:
-                stream = stack.enter_context(open(out, "w", encoding="utf-8", newline=""))
-                writer = BatchWriter(self.fmt, stream=stream, header=header, processes=processes)
-            try:
-                for result in results:
-                    writer.write(result)
-                    counts["groups"] += len(result)
-                    counts["error"] += result.status_count(core.STATUS_ERROR)
-                    counts["single"] += result.status_count(core.STATUS_SINGLE)
-                    if hashes:
-                        keys.append(result.key_hashes())
-            finally:
-                writer.close(core.BatchResult.empty(self.groups) if header else None)
-        return counts, keys
-
-    def _run_whole(self, order: str, progress) -> None:
-        from ivigmeta.batching import run as core
-
-        reader = core.ChunkReader(
-            self.path, self.groups, self.chunk_rows, progress.update, name=self.source
-        )
-        if order == "grouped":
-            results = core.stream_batch(iter(reader), self.groups, self.options, self.source)
-        else:
-            parts = core.suggested_partitions(reader.total_bytes(), self.chunk_rows)
-            results = core.partition_batch(
-                iter(reader),
-                self.groups,
-                self.options,
-                self.source,
-                self.chunk_rows,
-                parts,
-                self.work,
-            )
-        self.stats, _ = self._write(results, self.staged, True, self.jobs or None, False)
-
-    def _spans(self, order: str) -> list:
-        """Spans of whole groups for separate processes, or [] to read the file whole."""
-        from ivigmeta.batching import run as core
-        from ivigmeta.batching.forking import MAX_PROCESSES, processes_for
-
-        if order != "grouped" or self.fmt == "parquet" or self.path == "-" or self.jobs == 1:
-            return []
-        try:
-            if os.path.getsize(self.path) < PARALLEL_MIN_BYTES:
-                return []
-        except OSError:
-            return []
-        pieces = processes_for(MAX_PROCESSES, self.jobs or None)
-        return core.split_spans(self.path, self.groups, pieces) if pieces > 1 else []
-
-    def _run_spans(self, spans: list, order: str, progress) -> None:
-        import numpy as np
-
-        from ivigmeta.batching import run as core
-        from ivigmeta.batching.forking import fork_map
-
-        size = spans[-1].end
-        # --chunk-rows bounds all processes together (below 1 it is the reader's error, as ever)
-        per_job = max(1, self.chunk_rows // len(spans)) if self.chunk_rows >= 1 else self.chunk_rows
-
-        def piece(task):
-            i, span = task
-            report = None
-            if i == 0:  # this process draws the progress bar, scaled from its span to the file
-                length = max(span.end - span.start, 1)
-
-                def report(done: int, total: int | None) -> None:
-                    progress.update(done * size // length, size)
-
-            reader = core.ChunkReader(
-                self.path, self.groups, per_job, report, name=self.source, span=span
-            )
-            results = core.stream_batch(iter(reader), self.groups, self.options, self.source)
-            return self._write(results, self._part(i), i == 0, 1, True)
-
-        try:
-            done = fork_map(piece, list(enumerate(spans)))
-        except core.NotGrouped:
-            done = None
-        parts = [h for _, keys in done or () for h in keys]
-        hashes = np.sort(np.concatenate(parts)) if parts else np.empty(0, np.int64)
-        if done is None or np.any(hashes[1:] == hashes[:-1]):  # (np.unique would import numpy.ma)
-            # A group comes back, within a span or in another one (or two keys share a hash):
-            # the whole file in one pass decides, and says where, exactly as without spans.
-            progress.restart(f"batch {self.source}")
-            return self._run_whole(order, progress)
-        with open(self.staged, "ab") as out:
-            for i in range(1, len(spans)):
-                with open(self._part(i), "rb") as part:
-                    shutil.copyfileobj(part, out, 1 << 20)
-                os.remove(self._part(i))
-        self.stats = {key: sum(counts[key] for counts, _ in done) for key in self.stats}
-
-    def _part(self, i: int) -> str:
-        """Where span i's results go (span 0 writes the output itself)."""
-        return self.staged if i == 0 else f"{self.staged}.{i}"

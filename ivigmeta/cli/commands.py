@@ -1,10 +1,13 @@
 """The analysis subcommands: pool, heterogeneity, loo, subgroup, bias (cumulative and influence
 live in their own modules).
 
-Each command loads the table, calls one core function and renders the result; no arithmetic here.
+Each command parses its options, calls the public API (:mod:`ivigmeta.api`: read the table, fit,
+ask the fit) and renders the result; no arithmetic here.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,33 +22,60 @@ from ivigmeta.cli.common import (
     save_plot,
     write_output,
 )
-from ivigmeta.core.effects import compute_effects
-from ivigmeta.errors import DataError
-from ivigmeta.io.studies import load_table
-from ivigmeta.results import FitOptions, MetaAnalysis
+from ivigmeta.io.studies import StudyTable
+from ivigmeta.results import EffectSizes, MetaAnalysis
+
+if TYPE_CHECKING:
+    from ivigmeta.api import MetaAnalysisFit
 
 
-def load_effects(file: str, measure: str, cc: float, cc_policy: str):
+def read_input(file: str) -> StudyTable:
+    """Read FILE with the input options (--sep, --sheet, --columns) of the running command."""
+    from ivigmeta.api import read
+
+    opts = input_settings()
+    return read(file, columns=opts["columns"], sep=opts["sep"], sheet=opts["sheet"])
+
+
+def load_effects(
+    file: str, measure: str, cc: float, cc_policy: str
+) -> tuple[StudyTable, EffectSizes]:
     """Read the table with the input options (--sep, --sheet, --columns, --keep-double-zero),
     print its notes, and compute the effect sizes; returns (table, effects)."""
-    opts = input_settings()
-    table = load_table(file, sep=opts["sep"], sheet=opts["sheet"], columns=opts["columns"])
-    for message in table.notes:
-        note(message)
-    es = compute_effects(
-        table.studies,
+    from ivigmeta.api import effect_sizes
+
+    table = read_input(file)
+    keep = input_settings()["keep_double_zero"]
+    return table, effect_sizes(table, measure, cc, cc_policy, keep, on_note=note)
+
+
+def load_fit(
+    file: str,
+    measure: str,
+    cc: float,
+    cc_policy: str,
+    tau2_method: str,
+    ci_method: str,
+    common_method: str,
+    level: float,
+) -> MetaAnalysisFit:
+    """Read the table and fit the models with the command-line options, printing the notes as
+    they arise (before an error too)."""
+    from ivigmeta.api import fit_table
+
+    table = read_input(file)
+    return fit_table(
+        table,
         measure=measure,
+        tau2=tau2_method,
+        ci=ci_method,
+        common=common_method,
+        level=level,
         cc=cc,
         cc_policy=cc_policy,
-        keep_double_zero=opts["keep_double_zero"],
+        keep_double_zero=input_settings()["keep_double_zero"],
+        on_note=note,
     )
-    unlabelled = [s.row for s in table.studies if s.given is not None and s.given.measure is None]
-    if unlabelled:
-        note(
-            f"{table.source}: the effects given in row(s) {', '.join(map(str, unlabelled))} are "
-            f"read as {es.measure} (--measure); a 'measure' column would check it"
-        )
-    return table, es
 
 
 def load_and_fit(
@@ -57,36 +87,16 @@ def load_and_fit(
     ci_method: str,
     common_method: str,
     level: float,
-):
-    """Read the table and fit the models with the command-line options; returns (table, fit)."""
-    from ivigmeta.core.pooling import fit
-
-    table, es = load_effects(file, measure, cc, cc_policy)
-    options = FitOptions(
-        tau2_method=tau2_method.upper(),
-        ci_method=ci_method.lower(),
-        level=level / 100.0,
-        common_method=common_method.upper(),
-    )
-    ma = fit(es, options)
-    for e in es.excluded:
-        note(f"{table.source}, row {e.row}: {e.study} excluded: {e.reason}")
-    return table, ma
+) -> tuple[StudyTable, MetaAnalysis]:
+    """:func:`load_fit` as (table, MetaAnalysis); ``reproduce`` builds its fits through it."""
+    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    return fitted.table, fitted.analysis
 
 
 def show(result, view: str, fmt: str, ascii_only: bool) -> None:
     from ivigmeta.render import render
 
     write_output(render(result, view, fmt, ascii_only=ascii_only))
-
-
-def _require_pooled(ma: MetaAnalysis, what: str) -> None:
-    if not ma.pooled:
-        reasons = "; ".join(f"{e.study} (row {e.row}): {e.reason}" for e in ma.effects.excluded)
-        raise DataError(
-            f"{what} needs at least 2 usable studies (have {ma.k})"
-            + (f"; excluded: {reasons}" if reasons else "")
-        )
 
 
 @click.command()
@@ -114,11 +124,11 @@ def pool(
     With --plot, also draw the forest plot (Fig. 1A).
     """
     check_plot_target(plot)
-    _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
-    if not ma.pooled:
+    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    if not fitted.pooled:
         note("a single study: no pooling was done")
-    save_plot(plot, "forest", ma, model=model, labels=labels)
-    show(ma, "pool", fmt, ascii_only)
+    save_plot(plot, "forest", fitted.analysis, model=model, labels=labels)
+    show(fitted.analysis, "pool", fmt, ascii_only)
 
 
 @click.command()
@@ -143,11 +153,11 @@ def heterogeneity(
     With --plot, also draw the radial (Galbraith) plot.
     """
     check_plot_target(plot)
-    _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
-    if not ma.pooled:
+    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    if not fitted.pooled:
         note("a single study: heterogeneity is not applicable")
-    save_plot(plot, "radial", ma)
-    show(ma, "heterogeneity", fmt, ascii_only)
+    save_plot(plot, "radial", fitted.analysis)
+    show(fitted.analysis, "heterogeneity", fmt, ascii_only)
 
 
 @click.command()
@@ -171,12 +181,9 @@ def loo(
 
     With --plot, also draw the leave-one-out plot (Fig. 1B).
     """
-    from ivigmeta.methods.sensitivity import leave_one_out
-
     check_plot_target(plot)
-    _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
-    _require_pooled(ma, "leave-one-out")
-    result = leave_one_out(ma)
+    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    result = fitted.loo()
     save_plot(plot, "loo", result)
     show(result, "loo", fmt, ascii_only)
 
@@ -226,17 +233,11 @@ def subgroup(
     With --plot, also draw a forest plot with one block per subgroup; with several --by, one
     file per column, named PATH with _COL before the extension.
     """
-    from ivigmeta.methods.subgroup import subgroup_analysis
-
-    targets = _per_column_paths(plot, columns)
+    targets = per_column_paths(plot, columns)
     for target in targets.values():
         check_plot_target(target)
-    table, ma = load_and_fit(
-        file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level
-    )
-    for col in columns:
-        table.require_label_column(col)
-    result = subgroup_analysis(ma, columns, between)
+    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    result = fitted.subgroup(columns, between)
     for res in result.by:
         for e in res.excluded:
             if e.reason.startswith("no '"):
@@ -246,7 +247,7 @@ def subgroup(
     show(result, "subgroup", fmt, ascii_only)
 
 
-def _per_column_paths(plot: str | None, columns) -> dict[str, str]:
+def per_column_paths(plot: str | None, columns) -> dict[str, str]:
     """The figure path for each --by column: PATH itself for one column, PATH_COL.ext for several."""
     import os
 
@@ -340,16 +341,13 @@ def bias(
     With --plot, also draw the funnel plot (Fig. S3), with the studies trim-and-fill imputes
     drawn hollow.
     """
-    from ivigmeta.methods.bias import bias_analysis
-
     check_plot_target(plot)
-    _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
-    result = bias_analysis(
-        ma,
-        tests=[t.lower() for t in tests] or None,
-        side=side.lower() if side else None,
-        estimator=estimator.upper(),
-        failsafe_method=failsafe_method,
+    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    result = fitted.bias(
+        tests=tests,
+        side=side,
+        estimator=estimator,
+        failsafe=failsafe_method,
         alpha=alpha,
         target=target,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ivigmeta.cli.commands import _require_pooled, load_and_fit, show
+from ivigmeta.cli.commands import load_fit, show
 from ivigmeta.cli.common import analysis_command, handle_errors, note
 
 
@@ -37,14 +37,8 @@ def cumulative(
     level,
 ):
     """Cumulative meta-analysis: the random-effects fit as each study is added in turn."""
-    from ivigmeta.methods.sensitivity import cumulative as cumulative_analysis
-
-    table, ma = load_and_fit(
-        file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level
-    )
-    table.require_label_column(order_by)
-    _require_pooled(ma, "cumulative meta-analysis")
-    result = cumulative_analysis(ma, order_by, descending=desc)
+    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    result = fitted.cumulative(order_by, descending=desc)
     if result.missing_order:
         note(f"no '{order_by}' value for {', '.join(result.missing_order)}: added last")
     show(result, "cumulative", fmt, ascii_only)

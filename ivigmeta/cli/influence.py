@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ivigmeta.cli.commands import _require_pooled, load_and_fit, show
+from ivigmeta.cli.commands import load_fit, show
 from ivigmeta.cli.common import (
     analysis_command,
     check_plot_target,
@@ -46,11 +46,8 @@ def influence(
 
     With --plot, also draw the Baujat plot (or, with --figure diagnostics, the diagnostics).
     """
-    from ivigmeta.methods.influence import influence as influence_analysis
-
     check_plot_target(plot)
-    _, ma = load_and_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
-    _require_pooled(ma, "influence diagnostics")
-    result = influence_analysis(ma)
+    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    result = fitted.influence()
     save_plot(plot, "baujat" if figure == "baujat" else "influence", result)
     show(result, "influence", fmt, ascii_only)

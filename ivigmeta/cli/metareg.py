@@ -67,29 +67,21 @@ def metareg(
     ascii_only,
 ):
     """Mixed-effects meta-regression: coefficients, QM (F under --ci hk), QE, tau², I², R²."""
+    from ivigmeta.api import metareg_table
     from ivigmeta.cli.commands import load_effects
-    from ivigmeta.errors import ModelError
-    from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
     from ivigmeta.render import render
 
     table, es = load_effects(file, measure, cc, cc_policy)
-    for col in (*mods, *categorical):
-        table.require_label_column(col)
-    unknown = [c for c in categorical if c not in mods]
-    if unknown:
-        raise ModelError(f"--categorical {unknown[0]}: not one of the --mod columns")
-    if not 0 < level < 100:
-        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
-    for e in es.excluded:
-        note(f"{table.source}, row {e.row}: {e.study} excluded: {e.reason}")
-    reg = metareg_analysis(
+    reg = metareg_table(
+        table,
         es,
-        list(mods),
-        tau2_method=tau2_method,
-        ci_method=ci_method.lower(),
-        level=level / 100.0,
-        ref=resolve_refs(es, list(mods), refs),
-        categorical=list(categorical),
+        mods,
+        refs=refs,
+        categorical=categorical,
+        tau2=tau2_method,
+        ci=ci_method,
+        level=level,
+        on_note=note,
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):

@@ -1,23 +1,28 @@
 """``ivigmeta reproduce``: check a paper's printed numbers against what the commands recompute.
 
 The commands are run in-process (``cli.main(..., standalone_mode=False)`` with stdout captured),
-each distinct command + options once; the comparison and the verdicts are in
-:mod:`ivigmeta.audit.reproduce`, the alternatives in :mod:`ivigmeta.audit.explain`.
+each distinct command + options once (:mod:`ivigmeta.audit.runner`); the file is read by
+:mod:`ivigmeta.audit.published`, the verdicts assembled by :mod:`ivigmeta.audit.reproduce`, the
+alternatives tried by :mod:`ivigmeta.audit.explain`.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import redirect_stderr, redirect_stdout
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ivigmeta.cli.common import handle_errors, output_options, write_output
 from ivigmeta.errors import IvigmetaError
+
+if TYPE_CHECKING:
+    from ivigmeta.results import ReproduceResult
 
 # Commands that do not print an analysis as JSON: never targets of a published number.
 NOT_ANALYSES = ("reproduce", "report", "batch")
@@ -36,7 +41,7 @@ class InProcessRunner:
 
     def _invoke(self, command: str, args: Sequence[str], fmt: str) -> str:
         """``ivigmeta COMMAND ARGS --format FMT`` in this process; its stdout."""
-        from ivigmeta.audit.reproduce import RunError
+        from ivigmeta.audit.runner import RunError
 
         if command not in self.commands:
             raise RunError(f"unknown command '{command}'")
@@ -62,7 +67,7 @@ class InProcessRunner:
 
     def run(self, command: str, args: Sequence[str]) -> Any:
         """The command's ``--format json`` output, parsed."""
-        from ivigmeta.audit.reproduce import RunError
+        from ivigmeta.audit.runner import RunError
 
         text = self._invoke(command, args, "json")
         try:
@@ -84,7 +89,7 @@ class InProcessRunner:
 
     def _context(self, command: str, args: Sequence[str]) -> click.Context:
         """The command's context with ``args`` parsed (option callbacks run), not invoked."""
-        from ivigmeta.audit.reproduce import RunError
+        from ivigmeta.audit.runner import RunError
 
         cmd = self.cli.commands.get(command)
         if cmd is None:
@@ -104,7 +109,7 @@ class InProcessRunner:
         (inside the command's context, so options stored there apply too)."""
         import inspect
 
-        from ivigmeta.audit.reproduce import RunError
+        from ivigmeta.audit.runner import RunError
         from ivigmeta.cli.commands import load_and_fit
 
         ctx = self._context(command, args)
@@ -127,11 +132,43 @@ class InProcessRunner:
 
 def run_reproduce(published_path: str, data: str | None, explain: bool = True):
     """Load, validate and check a published-numbers file; returns the ReproduceResult."""
-    from ivigmeta.audit.reproduce import load_published, reproduce, resolve_data
+    from ivigmeta.audit.published import load_published, resolve_data
+    from ivigmeta.audit.reproduce import reproduce
 
     runner = InProcessRunner()
     published = load_published(published_path, runner.commands)
     return reproduce(published, runner, resolve_data(published, data), explain=explain)
+
+
+def reproduce_paper(
+    published: str | os.PathLike[str],
+    data: str | os.PathLike[str] | None = None,
+    explain: bool = True,
+) -> ReproduceResult:
+    """The public ``ivigmeta.reproduce()``: check a paper's printed numbers (a TOML file, docs/reproduce.md) against the data, as
+    ``ivigmeta reproduce`` does.
+
+    The audit replays the command lines the file records (``ivigmeta pool --tau2 REML ...``) in
+    this process, so it lives with the command line rather than in :mod:`ivigmeta.api`.
+
+    Parameters
+    ----------
+    published : str or os.PathLike
+        The published-numbers file (``published.toml``).
+    data : str or os.PathLike, optional
+        The study table (default: the file's ``[paper] data`` entry, relative to it).
+    explain : bool
+        Try the usual alternative conventions on the numbers that differ.
+
+    Returns
+    -------
+    ReproduceResult
+        One check per number (``numbers``: verdict, printed and recomputed values) and the
+        ``summary`` (``summary.ok`` is the command's exit status 0).
+    """
+    return run_reproduce(
+        os.fspath(published), os.fspath(data) if data is not None else None, explain=explain
+    )
 
 
 def report_problems(result) -> None:

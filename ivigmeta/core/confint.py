@@ -22,8 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ivigmeta.core.distributions import chi2_ppf
-from ivigmeta.core.tau2 import make_design, solve_decreasing
+from ivigmeta.core.tau2 import make_design, solve_q
 from ivigmeta.errors import ModelError
 from ivigmeta.results import HeterogeneityCI
 
@@ -37,7 +39,7 @@ def qprofile_ci(
 ) -> HeterogeneityCI:
     """Q-profile interval for tau² (and I², H²) around the estimate ``tau2``."""
     design = make_design(yi, vi, X)
-    k, p = design.k, design.p
+    k, p = int(design.k[0]), design.p
     df = k - p
     if df < 1:
         raise ModelError(
@@ -47,8 +49,15 @@ def qprofile_ci(
     crit_upper = chi2_ppf(1.0 - alpha / 2.0, df)  # Q above this: tau² = 0 is rejected
     crit_lower = chi2_ppf(alpha / 2.0, df)
     tau2_max = max(100.0, 10.0 * tau2)
-    q_min = design.rss(0.0)
-    q_max = design.rss(tau2_max)
+
+    def q(t: float) -> float:
+        return float(design.q(np.array([t]))[0][0])
+
+    def root(target: float) -> float:
+        return float(solve_q(design, np.array([target]), np.array([tau2_max]))[0][0])
+
+    q_min = q(0.0)
+    q_max = q(tau2_max)
     lb_sign = ub_sign = ""
     ci_null = False
     if q_min < crit_lower:
@@ -59,15 +68,15 @@ def qprofile_ci(
         if q_max > crit_lower:
             high, ub_sign = tau2_max, ">"
         else:
-            high = solve_decreasing(design.rss, design.rss_slope, crit_lower, 0.0, tau2_max)[0]
+            high = root(crit_lower)
         if q_max > crit_upper:
             low = high = tau2_max
             lb_sign = ub_sign = ">"
         elif q_min < crit_upper:
             low = 0.0
         else:
-            low = solve_decreasing(design.rss, design.rss_slope, crit_upper, 0.0, tau2_max)[0]
-    tr = design.trace_p(0.0)
+            low = root(crit_upper)
+    tr = float(design.trace_p(np.zeros(1))[0])
     s2 = df / tr
     return HeterogeneityCI(
         level=level,

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # numpy is imported by the array functions (``--help`` stays light)
+    import numpy as np
 
 _SQRT2 = math.sqrt(2.0)
 _STD_NORMAL = NormalDist()
@@ -182,3 +186,97 @@ def f_sf(x: float, df1: float, df2: float) -> float:
     from scipy.special import fdtrc
 
     return float(fdtrc(df1, df2, x))
+
+
+# ---------------------------------------------------------------------------------------------
+# The same tails over arrays (one value per group of the engine), without scipy.
+
+
+def erfc_array(x: np.ndarray) -> np.ndarray:
+    """math.erfc element by element: the scalar core's exact normal tails, without scipy."""
+    import numpy as np
+
+    _erfc = np.frompyfunc(math.erfc, 1, 1)
+    x = np.asarray(x, dtype=float)
+    return _erfc(x).astype(float) if x.size else np.empty(0)
+
+
+def norm_p_array(z: np.ndarray) -> np.ndarray:
+    """Two-sided normal p-value 2 P(Z > |z|) = erfc(|z| / sqrt 2)."""
+    import numpy as np
+
+    return erfc_array(np.abs(z) / math.sqrt(2.0))
+
+
+def chi2_sf_array(x: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Upper tail of chi-square with whole-number ``df`` (Q's k - 1), closed form, no scipy.
+
+    With h = x / 2 and m = floor(df / 2): for even df, P = exp(-h) sum_{j<m} h^j / j!; for odd df,
+    P = erfc(sqrt h) + exp(-h) sum_{j<m} h^(j + 1/2) / Gamma(j + 3/2) (Abramowitz & Stegun
+    26.4.4-5). The terms are summed relative to the largest one in log space, so large Q and large
+    df neither overflow nor underflow before the end.
+    """
+    import numpy as np
+
+    x = np.asarray(x, dtype=float)
+    df = np.asarray(df, dtype=float)
+    out = np.full(x.shape, np.nan)
+    ok = np.isfinite(x) & (df >= 1)
+    out[np.isinf(x) & (x > 0)] = 0.0
+    zero = ok & (x <= 0)
+    out[zero] = 1.0
+    ok &= x > 0
+    if not ok.any():
+        return out
+    h = x[ok] / 2.0
+    n = df[ok].astype(np.int64)
+    m = n // 2
+    odd = (n % 2) == 1
+    off = np.where(odd, 0.5, 0.0)  # the sum runs over j + off
+    top = int(m.max())
+    # log Gamma(j + off + 1) for j < top, both parities, from a small table.
+    lg_even = np.array([math.lgamma(j + 1.0) for j in range(max(top, 1))])
+    lg_odd = np.array([math.lgamma(j + 1.5) for j in range(max(top, 1))])
+    logh = np.log(h)
+    # Largest term: j + off nearest h - ... ; take j* = clip(floor(h - off), 0, m - 1).
+    jstar = np.clip(np.floor(h - off), 0, np.maximum(m - 1, 0)).astype(np.int64)
+    lg_star = np.where(
+        odd,
+        lg_odd[np.minimum(jstar, len(lg_odd) - 1)],
+        lg_even[np.minimum(jstar, len(lg_even) - 1)],
+    )
+    lead = -h + (jstar + off) * logh - lg_star
+    # Work on the elements sorted by m, descending: term j only concerns a prefix of them.
+    order = np.argsort(-m, kind="stable")
+    hs, logs, offs, leads, odds = h[order], logh[order], off[order], lead[order], odd[order]
+    live_counts = np.searchsorted(-m[order], -np.arange(top), side="left")  # #{m > j}
+    total_s = np.zeros(h.shape)
+    with np.errstate(under="ignore"):
+        for j in range(top):
+            c = int(live_counts[j])
+            if c == 0:
+                break
+            lg = np.where(odds[:c], lg_odd[j], lg_even[j])
+            total_s[:c] += np.exp(-hs[:c] + (j + offs[:c]) * logs[:c] - lg - leads[:c])
+        total = np.empty_like(total_s)
+        total[order] = total_s
+        series = np.where(m > 0, np.exp(lead) * total, 0.0)
+    tail = np.where(odd, erfc_array(np.sqrt(h)), 0.0)
+    out[ok] = tail + series
+    return out
+
+
+def t_p_array(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Two-sided p-values of Student's t (scipy.special, imported on first use)."""
+    import numpy as np
+    from scipy.special import stdtr
+
+    return 2.0 * stdtr(df, -np.abs(t))
+
+
+def t_crit_array(level: float, df: np.ndarray) -> np.ndarray:
+    """Two-sided critical values of Student's t for a confidence ``level`` in (0, 1)."""
+
+    from scipy.special import stdtrit
+
+    return stdtrit(df, 1.0 - (1.0 - level) / 2.0)

@@ -33,13 +33,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ivigmeta.core.distributions import norm_p_two_sided, z_crit
 from ivigmeta.errors import DataError
-from ivigmeta.io.studies import Study
 
-if TYPE_CHECKING:  # the result classes are imported where they are built (batch needs none)
+if TYPE_CHECKING:  # imported where used: ``--help`` needs neither numpy nor the result classes
+    import numpy as np
+
+    from ivigmeta.io.studies import Study
     from ivigmeta.results import EffectSizes, Estimate, Exclusion
 
 MEASURES = ("RR", "OR", "RD")
@@ -57,20 +60,88 @@ def normalize_measure(measure: str) -> str:
 GIVEN_CI_LEVEL = 0.95
 
 
-def _cells(study: Study) -> tuple[int, int, int, int]:
-    a, n1, c, n2 = study.counts
-    return a, n1 - a, c, n2 - c
+@dataclass(frozen=True)
+class CountEffects:
+    """Effect sizes of many 2x2 tables at once (one value per row)."""
+
+    yi: np.ndarray
+    vi: np.ndarray
+    #: the study enters the analysis (finite effect, positive variance, not a dropped double zero)
+    ok: np.ndarray
+    has_zero: np.ndarray
+    added: np.ndarray
+    #: left out as a double zero (only when double zeros are not kept)
+    double_zero: np.ndarray
 
 
-def _effect(a: float, b: float, c: float, d: float, measure: str) -> tuple[float, float]:
+def count_effects(
+    a: np.ndarray,
+    n1: np.ndarray,
+    c: np.ndarray,
+    n2: np.ndarray,
+    measure: str,
+    cc: float = 0.5,
+    cc_policy: str = "only0",
+    keep_double_zero: bool = True,
+) -> CountEffects:
+    """``yi``, ``vi`` of every row of counts (the module docstring gives the formulas).
+
+    Without ``keep_double_zero`` a ratio analysis leaves out studies with no events in either arm
+    (and, for OR, events in every participant of both arms).
+    """
+    import numpy as np
+
+    a, n1, c, n2 = (np.asarray(x, dtype=float) for x in (a, n1, c, n2))
+    if keep_double_zero or measure == "RD":
+        double_zero = np.zeros(a.shape, bool)
+    else:
+        double_zero = (a == 0) & (c == 0)
+        if measure == "OR":
+            double_zero |= (a == n1) & (c == n2)
+    b, d = n1 - a, n2 - c
+    has_zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
+    if cc_policy == "all":
+        add = np.full(a.shape, float(cc))
+    elif cc_policy == "only0":
+        add = np.where(has_zero, float(cc), 0.0)
+    else:
+        add = np.zeros(a.shape)
+    a, b, c, d = a + add, b + add, c + add, d + add
     n1, n2 = a + b, c + d
-    if measure == "RR":
-        # b / (a n1) = 1/a - 1/n1 without the cancellation that loses it when a is close to n1.
-        return math.log(a / n1) - math.log(c / n2), b / (a * n1) + d / (c * n2)
-    if measure == "OR":
-        return math.log(a) + math.log(d) - math.log(b) - math.log(c), 1 / a + 1 / b + 1 / c + 1 / d
-    p1, p2 = a / n1, c / n2
-    return p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "RR":
+            yi = np.log(a / n1) - np.log(c / n2)
+            # b / (a n1) = 1/a - 1/n1 without the cancellation that loses it when a is near n1.
+            vi = b / (a * n1) + d / (c * n2)
+        elif measure == "OR":
+            yi = np.log(a) + np.log(d) - np.log(b) - np.log(c)
+            vi = 1 / a + 1 / b + 1 / c + 1 / d
+        else:
+            p1, p2 = a / n1, c / n2
+            yi = p1 - p2
+            vi = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+    ok = np.isfinite(yi) & np.isfinite(vi) & (vi > 0) & ~double_zero
+    return CountEffects(yi, vi, ok, has_zero, add, double_zero)
+
+
+def undefined_reason(measure: str, has_zero: bool, added: float) -> str:
+    """Why a study's effect is undefined (the same words for pool and batch)."""
+    if has_zero:
+        return f"{measure} undefined: zero cell(s) with continuity correction {added:g}"
+    return f"{measure} has zero sampling variance"
+
+
+def check_effect_options(measure: str, cc: float, cc_policy: str) -> str:
+    """Validate the effect-size options; returns the normalized measure."""
+    measure = normalize_measure(measure)
+    if cc_policy not in CC_POLICIES:
+        raise DataError(
+            f"unknown continuity-correction policy '{cc_policy}' "
+            f"(choose one of {', '.join(CC_POLICIES)})"
+        )
+    if not (cc >= 0 and math.isfinite(cc)):
+        raise DataError(f"the continuity correction must be a non-negative number, not {cc}")
+    return measure
 
 
 def compute_effects(
@@ -91,15 +162,16 @@ def compute_effects(
     keep_double_zero : keep double-zero studies in RR and OR analyses (with the correction);
         ``False`` excludes them with the reason.
     """
+    import numpy as np
+
     from ivigmeta.results import EffectSizes, Exclusion
 
-    measure = normalize_measure(measure)
-    if cc_policy not in CC_POLICIES:
-        raise DataError(
-            f"unknown continuity-correction policy '{cc_policy}' (choose one of {', '.join(CC_POLICIES)})"
-        )
-    if not (cc >= 0 and math.isfinite(cc)):
-        raise DataError(f"the continuity correction must be a non-negative number, not {cc}")
+    measure = check_effect_options(measure, cc, cc_policy)
+    counted = [s for s in studies if s.has_counts]
+    if counted:
+        cols = np.array([s.counts for s in counted], dtype=float).T
+        fx = count_effects(*cols, measure, cc, cc_policy, keep_double_zero)
+    by_id = {id(s): i for i, s in enumerate(counted)}
     kept: list[Study] = []
     yi: list[float] = []
     vi: list[float] = []
@@ -113,34 +185,20 @@ def compute_effects(
             vi.append(v)
             added.append(0.0)
             continue
-        cells = _cells(study)
-        if not keep_double_zero:
-            reason = double_zero_reason(study, measure)
-            if reason:
-                excluded.append(Exclusion(study.study, reason, study.row))
-                continue
-        has_zero = min(cells) == 0
-        add = cc if (cc_policy == "all" or (cc_policy == "only0" and has_zero)) else 0.0
-        a, b, c, d = (x + add for x in cells)
-        try:
-            y, v = _effect(a, b, c, d, measure)
-        except (ZeroDivisionError, ValueError):
-            y = v = math.nan
-        if not (math.isfinite(y) and math.isfinite(v) and v > 0):
+        i = by_id[id(study)]
+        if fx.double_zero[i]:
             excluded.append(
-                Exclusion(
-                    study.study,
-                    f"{measure} undefined: zero cell(s) with continuity correction {add:g}"
-                    if has_zero
-                    else f"{measure} has zero sampling variance",
-                    study.row,
-                )
+                Exclusion(study.study, double_zero_reason(study, measure) or "", study.row)
             )
             continue
+        if not fx.ok[i]:
+            reason = undefined_reason(measure, bool(fx.has_zero[i]), float(fx.added[i]))
+            excluded.append(Exclusion(study.study, reason, study.row))
+            continue
         kept.append(study)
-        yi.append(y)
-        vi.append(v)
-        added.append(add)
+        yi.append(float(fx.yi[i]))
+        vi.append(float(fx.vi[i]))
+        added.append(float(fx.added[i]))
     return EffectSizes(
         measure=measure,
         studies=tuple(kept),

@@ -1,11 +1,14 @@
-"""Cochran's Q and the heterogeneity statistics derived from it.
+"""Cochran's Q and the heterogeneity statistics derived from it, for many groups at once.
 
 * Q = sum w_i (y_i - theta_FE)², w_i = 1 / v_i, on k - 1 df (Cochran 1954);
 * I² = 100 tau² / (tau² + s²) and H² = (tau² + s²) / s² with the "typical" within-study variance
-  s² = (k - 1) sum w / ((sum w)² - sum w²) (Higgins & Thompson 2002, as metafor computes them);
-  under DerSimonian-Laird this equals the Q-based I² = 100 max(0, (Q - df) / Q);
+  s² = (k - 1) sum w / ((sum w)² - sum w²) = (k - 1) / tr P0 (Higgins & Thompson 2002, as
+  metafor computes them); under DerSimonian-Laird this equals the Q-based
+  I² = 100 max(0, (Q - df) / Q);
 * ``i2_q`` is always the Q-based value that meta and RevMan 5 print;
 * the Q-profile confidence intervals for tau², I² and H² come from :mod:`ivigmeta.core.confint`.
+
+tr P0 is computed without cancellation (:func:`ivigmeta.core.groups.trace_p`).
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ivigmeta.core.distributions import chi2_sf
-from ivigmeta.core.tau2 import sum_w_minus_sum_w2_over_sum_w
-from ivigmeta.results import Heterogeneity
+import numpy as np
+
+from ivigmeta.core.distributions import chi2_sf_array
+from ivigmeta.core.groups import Groups, trace_p
+
+if TYPE_CHECKING:
+    from ivigmeta.results import Heterogeneity, HeterogeneityCI
 
 
 @dataclass(frozen=True)
@@ -29,26 +37,63 @@ class QStatistic:
     sum_w: float
 
 
+@dataclass(frozen=True)
+class GroupHeterogeneity:
+    """Q, its p-value and the typical within-study variance per group (k >= 2)."""
+
+    q: np.ndarray
+    df: np.ndarray
+    p_value: np.ndarray
+    theta_fe: np.ndarray
+    sum_w: np.ndarray
+    #: Higgins & Thompson's s² (NaN where tr P0 is not positive)
+    s2: np.ndarray
+
+    def i2(self, tau2: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 100.0 * tau2 / (tau2 + self.s2)
+
+    def h2(self, tau2: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (tau2 + self.s2) / self.s2
+
+    def i2_q(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.q > 0, 100.0 * np.maximum(0.0, (self.q - self.df) / self.q), 0.0)
+
+
+def group_heterogeneity(y: np.ndarray, v: np.ndarray, g: Groups) -> GroupHeterogeneity:
+    """Cochran's Q about the inverse-variance common effect, and s², for every group."""
+    w = 1.0 / v
+    sw = g.sum(w)
+    theta = g.sum(w * y) / sw
+    r = y - g.spread(theta)
+    q = g.sum(w * r * r)
+    df = g.sizes - 1
+    c = trace_p(w, g)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(c > 0, df / c, np.nan)
+    return GroupHeterogeneity(q, df, chi2_sf_array(q, df), theta, sw, s2)
+
+
+def _one(yi: Sequence[float], vi: Sequence[float]) -> GroupHeterogeneity:
+    return group_heterogeneity(
+        np.asarray(yi, dtype=float), np.asarray(vi, dtype=float), Groups.single(len(yi))
+    )
+
+
 def cochran_q(yi: Sequence[float], vi: Sequence[float]) -> QStatistic:
-    """Cochran's Q about the inverse-variance common-effect estimate."""
-    w = [1.0 / v for v in vi]
-    sw = math.fsum(w)
-    theta = math.fsum(wi * y for wi, y in zip(w, yi)) / sw
-    q = math.fsum(wi * (y - theta) ** 2 for wi, y in zip(w, yi))
-    return QStatistic(q=q, df=len(yi) - 1, theta_fe=theta, sum_w=sw)
+    """Cochran's Q about the inverse-variance common-effect estimate (one analysis)."""
+    h = _one(yi, vi)
+    return QStatistic(float(h.q[0]), len(yi) - 1, float(h.theta_fe[0]), float(h.sum_w[0]))
 
 
 def typical_variance(vi: Sequence[float]) -> float | None:
     """Higgins & Thompson's typical within-study variance s²; ``None`` for k < 2."""
-    k = len(vi)
-    if k < 2:
+    if len(vi) < 2:
         return None
-    w = [1.0 / v for v in vi]
-    # (k - 1) sum w / ((sum w)² - sum w²) = (k - 1) / c with c as in DerSimonian-Laird.
-    c = sum_w_minus_sum_w2_over_sum_w(w)
-    if not c > 0:
-        return None
-    return (k - 1) / c
+    s2 = float(_one([0.0] * len(vi), vi).s2[0])
+    return None if math.isnan(s2) else s2
 
 
 def i2_from_q(q: float, df: int) -> float:
@@ -56,6 +101,32 @@ def i2_from_q(q: float, df: int) -> float:
     if q <= 0:
         return 0.0
     return 100.0 * max(0.0, (q - df) / q)
+
+
+def heterogeneity_result(
+    h: GroupHeterogeneity,
+    i: int,
+    tau2: float,
+    tau2_method: str,
+    ci: HeterogeneityCI | None,
+) -> Heterogeneity:
+    """The :class:`~ivigmeta.results.Heterogeneity` of group ``i``."""
+    from ivigmeta.results import Heterogeneity
+
+    s2 = float(h.s2[i])
+    known = not math.isnan(s2)
+    return Heterogeneity(
+        q=float(h.q[i]),
+        df=int(h.df[i]),
+        p_value=float(h.p_value[i]),
+        i2=100.0 * tau2 / (tau2 + s2) if known else None,
+        h2=(tau2 + s2) / s2 if known else None,
+        tau2=tau2,
+        tau=math.sqrt(tau2),
+        i2_q=i2_from_q(float(h.q[i]), int(h.df[i])),
+        tau2_method=tau2_method,
+        ci=ci,
+    )
 
 
 def heterogeneity(
@@ -70,31 +141,14 @@ def heterogeneity(
     With a ``level`` the Q-profile confidence intervals for tau², I² and H² are attached
     (:mod:`ivigmeta.core.confint`); ``level=None`` skips them.
     """
-    k = len(yi)
-    if k < 2:
+    from ivigmeta.results import Heterogeneity
+
+    if len(yi) < 2:
         return Heterogeneity(None, 0, None, None, None, None, None, None, tau2_method)
-    qs = cochran_q(yi, vi)
-    s2 = typical_variance(vi)
-    if s2 is None:
-        i2 = h2 = None
-    else:
-        i2 = 100.0 * tau2 / (tau2 + s2)
-        h2 = (tau2 + s2) / s2
-    return Heterogeneity(
-        q=qs.q,
-        df=qs.df,
-        p_value=chi2_sf(qs.q, qs.df),
-        i2=i2,
-        h2=h2,
-        tau2=tau2,
-        tau=math.sqrt(tau2),
-        i2_q=i2_from_q(qs.q, qs.df),
-        tau2_method=tau2_method,
-        ci=_ci(yi, vi, tau2, level) if level is not None and s2 is not None else None,
-    )
+    h = _one(yi, vi)
+    ci = None
+    if level is not None and not math.isnan(float(h.s2[0])):
+        from ivigmeta.core.confint import qprofile_ci
 
-
-def _ci(yi: Sequence[float], vi: Sequence[float], tau2: float, level: float):
-    from ivigmeta.core.confint import qprofile_ci
-
-    return qprofile_ci(yi, vi, tau2, level)
+        ci = qprofile_ci(yi, vi, tau2, level)
+    return heterogeneity_result(h, 0, tau2, tau2_method, ci)

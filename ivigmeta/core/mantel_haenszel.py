@@ -26,167 +26,166 @@ uses Q = sum (O - E)² / V - (sum (O - E))² / sum V. Both on k_yi - 1 df, I² =
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
-from ivigmeta.core.distributions import chi2_sf
+import numpy as np
+
+from ivigmeta.core.distributions import chi2_sf_array
+from ivigmeta.core.effects import count_effects
+from ivigmeta.core.groups import Groups
 from ivigmeta.errors import ModelError
-from ivigmeta.io.studies import Study
-from ivigmeta.results import CommonFit, EffectSizes
+
+#: Why a Mantel-Haenszel or Peto estimate is undefined, by error code (0: defined).
+COMMON_ERRORS = (
+    "",
+    "the Mantel-Haenszel odds ratio is undefined: no study has events in the treated arm and "
+    "non-events in the control arm",
+    "the Mantel-Haenszel odds ratio is undefined: no study has non-events in the treated arm and "
+    "events in the control arm",
+    "the Mantel-Haenszel risk ratio is undefined: an arm has no events in any study",
+    "the Mantel-Haenszel standard error is zero: no variation to test",
+    "Peto's odds ratio is undefined: no study has both events and non-events",
+)
 
 
-def _raw(study: Study) -> tuple[float, float, float, float, float, float, float]:
-    a, n1, c, n2 = (float(x) for x in study.counts)
-    return a, n1 - a, c, n2 - c, n1, n2, n1 + n2
+def peto_measure_error(measure: str) -> str:
+    """The message for Peto's method asked of another measure than OR (pool and batch)."""
+    return f"Peto's method estimates an odds ratio: use --measure OR (not {measure})"
 
 
-def _double_zero(study: Study) -> bool:
-    a, b, c, d, *_ = _raw(study)
-    return (a == 0 and c == 0) or (b == 0 and d == 0)
+@dataclass(frozen=True)
+class CountPooled:
+    """A Mantel-Haenszel or Peto estimate per group, with its own heterogeneity test."""
+
+    theta: np.ndarray
+    se: np.ndarray
+    #: index into COMMON_ERRORS per group (0 when the estimate is defined)
+    error: np.ndarray
+    #: per row: the method's weight (b c / N, c n1 / N, n1 n2 / N, or Peto's V)
+    weights: np.ndarray
+    q: np.ndarray
+    q_df: np.ndarray
+    q_p_value: np.ndarray
+    i2: np.ndarray
+    h2: np.ndarray
+    k_yi: np.ndarray
 
 
-def _add(study: Study, es: EffectSizes) -> float:
-    a, b, c, d, *_ = _raw(study)
-    if es.cc_policy == "all" or (es.cc_policy == "only0" and min(a, b, c, d) == 0):
-        return es.cc
-    return 0.0
-
-
-def _q_summary(q: float, k_yi: int, enough: bool = True) -> tuple[float, int, float, float, float]:
+def _q_summary(q: np.ndarray, k_yi: np.ndarray, enough: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Q on k_yi - 1 df, with I² = 100 max(0, (Q - df) / Q) and H² = Q / df, as metafor."""
     df = k_yi - 1
-    if df < 1 or not enough:
-        return q, max(df, 0), 1.0, 0.0, 1.0
-    i2 = max(0.0, 100.0 * (q - df) / q) if q > 0 else 0.0
-    return q, df, chi2_sf(q, df), i2, q / df
-
-
-def _fit(
-    es: EffectSizes, method: str, theta: float, se: float, weights, q_parts, level: float
-) -> CommonFit:
-    from ivigmeta.core.pooling import wald_common
-
-    q, df, qp, i2, h2 = q_parts
-    return wald_common(
-        es.measure,
-        method,
-        theta,
-        se,
-        weights,
-        level,
-        q=q,
-        q_df=df,
-        q_p_value=qp,
-        i2=i2,
-        h2=h2,
-        k_yi=df + 1,
+    test = (df >= 1) & enough
+    dff = np.maximum(df, 1).astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        i2 = np.where(q > 0, np.maximum(0.0, 100.0 * (q - df) / q), 0.0)
+        h2 = q / dff
+    p = chi2_sf_array(q, dff)
+    return (
+        np.where(test, df, np.maximum(df, 0)).astype(np.int64),
+        np.where(test, p, 1.0),
+        np.where(test, i2, 0.0),
+        np.where(test, h2, 1.0),
     )
 
 
-def _per_study_yi_vi(es: EffectSizes) -> tuple[list[float], list[float]]:
-    """escalc values with the analysis's continuity correction, double-zero studies dropped."""
-    from ivigmeta.core.effects import _effect
-
-    yi, vi = [], []
-    for s in es.studies:
-        if _double_zero(s):
-            continue
-        a, b, c, d, *_ = _raw(s)
-        add = _add(s, es)
-        try:
-            y, v = _effect(a + add, b + add, c + add, d + add, es.measure)
-        except (ZeroDivisionError, ValueError):
-            continue
-        if math.isfinite(y) and math.isfinite(v) and v > 0:
-            yi.append(y)
-            vi.append(v)
-    return yi, vi
+def _corrected(a, n1, c, n2, measure, cc, cc_policy):
+    """Per-study escalc values with the analysis's correction; double zeros (no events or no
+    non-events in both arms) dropped, as metafor's heterogeneity test for these fits."""
+    b, d = n1 - a, n2 - c
+    double = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
+    fx = count_effects(a, n1, c, n2, measure, cc, cc_policy, keep_double_zero=True)
+    return fx, ~double
 
 
-def common_mh(es: EffectSizes, level: float = 0.95) -> CommonFit:
-    """Mantel-Haenszel common-effect estimate (RR, OR or RD) with metafor's variances."""
-    cells = [_raw(s) for s in es.studies]
-    if es.measure == "OR":
-        R = math.fsum(a * d / N for a, b, c, d, n1, n2, N in cells)
-        S = math.fsum(b * c / N for a, b, c, d, n1, n2, N in cells)
-        if R == 0 or S == 0:
-            raise ModelError(
-                "the Mantel-Haenszel odds ratio is undefined: "
-                + (
-                    "no study has events in the treated arm and non-events in the control arm"
-                    if R == 0
-                    else "no study has non-events in the treated arm and events in the control arm"
-                )
+def pool_mh(
+    a: np.ndarray,
+    n1: np.ndarray,
+    c: np.ndarray,
+    n2: np.ndarray,
+    g: Groups,
+    measure: str,
+    cc: float,
+    cc_policy: str,
+) -> CountPooled:
+    """Mantel-Haenszel on raw counts, as metafor's rma.mh (formulas in the module docstring)."""
+    b, d = n1 - a, n2 - c
+    n = n1 + n2
+    code = np.zeros(len(g), np.int8)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "OR":
+            p, q = (a + d) / n, (b + c) / n
+            ri, si = a * d / n, b * c / n
+            r, s = g.sum(ri), g.sum(si)
+            theta = np.log(r / s)
+            se = np.sqrt(
+                0.5
+                * (g.sum(p * ri) / r**2 + g.sum(p * si + q * ri) / (r * s) + g.sum(q * si) / s**2)
             )
-        pr = math.fsum((a + d) / N * (a * d / N) for a, b, c, d, n1, n2, N in cells)
-        ps_qr = math.fsum(
-            (a + d) / N * (b * c / N) + (b + c) / N * (a * d / N) for a, b, c, d, n1, n2, N in cells
-        )
-        qs = math.fsum((b + c) / N * (b * c / N) for a, b, c, d, n1, n2, N in cells)
-        theta = math.log(R / S)
-        se = math.sqrt(0.5 * (pr / R**2 + ps_qr / (R * S) + qs / S**2))
-        weights = [b * c / N for a, b, c, d, n1, n2, N in cells]
-    elif es.measure == "RR":
-        if sum(x[0] for x in cells) == 0 or sum(x[2] for x in cells) == 0:
-            raise ModelError(
-                "the Mantel-Haenszel risk ratio is undefined: an arm has no events in any study"
+            code[s == 0] = 2
+            code[r == 0] = 1
+            weights = si
+        elif measure == "RR":
+            r, s = g.sum(a * n2 / n), g.sum(c * n1 / n)
+            theta = np.log(r / s)
+            se = np.sqrt(g.sum(n1 / n * n2 / n * (a + c) - a / n * c) / (r * s))
+            code[(g.sum(a) == 0) | (g.sum(c) == 0)] = 3
+            weights = c / n * n1
+        else:
+            sww = g.sum(n1 * n2 / n)
+            theta = g.sum(a * n2 / n - c * n1 / n) / sww
+            part1 = g.sum(
+                c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2
             )
-        R = math.fsum(a * n2 / N for a, b, c, d, n1, n2, N in cells)
-        S = math.fsum(c * n1 / N for a, b, c, d, n1, n2, N in cells)
-        theta = math.log(R / S)
-        var = math.fsum(
-            n1 / N * n2 / N * (a + c) - a / N * c for a, b, c, d, n1, n2, N in cells
-        ) / (R * S)
-        se = math.sqrt(var)
-        weights = [c / N * n1 for a, b, c, d, n1, n2, N in cells]
-    elif es.measure == "RD":
-        sw = math.fsum(n1 * n2 / N for a, b, c, d, n1, n2, N in cells)
-        theta = math.fsum(a * n2 / N - c * n1 / N for a, b, c, d, n1, n2, N in cells) / sw
-        part1 = math.fsum(
-            c * (n1 / N) ** 2 - a * (n2 / N) ** 2 + (n1 / N) * (n2 / N) * (n2 - n1) / 2
-            for a, b, c, d, n1, n2, N in cells
-        )
-        part2 = math.fsum(a * (n2 - c) / N + c * (n1 - a) / N for a, b, c, d, n1, n2, N in cells)
-        se = math.sqrt((theta * part1 + part2 / 2) / sw**2)
-        weights = [n1 / N * n2 for a, b, c, d, n1, n2, N in cells]
-    else:  # pragma: no cover - measures are validated upstream
-        raise ModelError(f"Mantel-Haenszel is not available for {es.measure}")
-    if not se > 0:
-        raise ModelError("the Mantel-Haenszel standard error is zero: no variation to test")
-    yi, vi = _per_study_yi_vi(es)
-    q = max(0.0, math.fsum((y - theta) ** 2 / v for y, v in zip(yi, vi)))
-    return _fit(es, "MH", theta, se, weights, _q_summary(q, len(yi)), level)
+            part2 = g.sum(a * (n2 - c) / n + c * (n1 - a) / n)
+            se = np.sqrt((theta * part1 + part2 / 2) / sww**2)
+            weights = n1 / n * n2
+    code[(code == 0) & ~(se > 0)] = 4
+    fx, keep = _corrected(a, n1, c, n2, measure, cc, cc_policy)
+    use = keep & np.isfinite(fx.yi) & np.isfinite(fx.vi) & (fx.vi > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(use, (fx.yi - g.spread(theta)) ** 2 / fx.vi, 0.0)
+    qv = np.maximum(0.0, g.sum(terms))
+    k_yi = g.sum(use.astype(np.int64))
+    df, qp, i2, h2 = _q_summary(qv, k_yi, np.ones(len(g), bool))
+    return CountPooled(theta, se, code, weights, qv, df, qp, i2, h2, k_yi)
 
 
-def common_peto(es: EffectSizes, level: float = 0.95) -> CommonFit:
-    """Peto's one-step odds ratio (OR only)."""
-    if es.measure != "OR":
-        raise ModelError(
-            f"Peto's method estimates an odds ratio: use --measure OR (not {es.measure})"
-        )
-    cells = [_raw(s) for s in es.studies]
-    oe, var = [], []
-    for a, b, c, d, n1, n2, N in cells:
-        xt, yt = a + c, b + d
-        oe.append(a - xt * n1 / N)
-        var.append(xt * yt * (n1 / N) * (n2 / N) / (N - 1))
-    sv = math.fsum(var)
-    if sv <= 0:
-        raise ModelError("Peto's odds ratio is undefined: no study has both events and non-events")
-    theta = math.fsum(oe) / sv
-    se = 1.0 / math.sqrt(sv)
-    q = max(
-        0.0,
-        math.fsum(o * o / v for o, v in zip(oe, var) if v > 0) - math.fsum(oe) ** 2 / sv,
-    )
-    k_pos = sum(1 for v in var if v > 0)
-    # metafor's df comes from the per-study Peto log ORs (continuity-corrected, double zeros dropped).
-    k_yi = 0
-    for s in es.studies:
-        if _double_zero(s):
-            continue
-        a, b, c, d, *_ = _raw(s)
-        add = _add(s, es)
-        a, b, c, d = a + add, b + add, c + add, d + add
-        n1, n2, N = a + b, c + d, a + b + c + d
-        if (a + c) * (b + d) * n1 * n2 / (N * N * (N - 1)) > 0:
-            k_yi += 1
-    return _fit(es, "PETO", theta, se, var, _q_summary(q, k_yi, k_pos > 1), level)
+def pool_peto(
+    a: np.ndarray,
+    n1: np.ndarray,
+    c: np.ndarray,
+    n2: np.ndarray,
+    g: Groups,
+    cc: float,
+    cc_policy: str,
+) -> CountPooled:
+    """Peto's one-step odds ratio on raw counts, as metafor's rma.peto."""
+    n = n1 + n2
+    xt, yt = a + c, n - a - c
+    oe = a - xt * n1 / n
+    var = xt * yt * (n1 / n) * (n2 / n) / (n - 1)
+    sv = g.sum(var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theta = g.sum(oe) / sv
+        se = 1.0 / np.sqrt(sv)
+        qv = np.maximum(0.0, g.sum(np.where(var > 0, oe * oe / var, 0.0)) - g.sum(oe) ** 2 / sv)
+    code = np.where(sv <= 0, 5, 0).astype(np.int8)
+    k_pos = g.sum((var > 0).astype(np.int64))
+    # metafor's df comes from the per-study Peto log ORs (continuity-corrected, double zeros
+    # dropped).
+    b, d = n1 - a, n2 - c
+    double = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
+    fx = count_effects(a, n1, c, n2, "OR", cc, cc_policy, keep_double_zero=True)
+    ac, bc, cc_, dc = a + fx.added, b + fx.added, c + fx.added, d + fx.added
+    m1, m2, mm = ac + bc, cc_ + dc, ac + bc + cc_ + dc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vpos = (ac + cc_) * (bc + dc) * m1 * m2 / (mm * mm * (mm - 1)) > 0
+    k_yi = g.sum((~double & vpos).astype(np.int64))
+    df, qp, i2, h2 = _q_summary(qv, k_yi, k_pos > 1)
+    return CountPooled(theta, se, code, var, qv, df, qp, i2, h2, k_yi)
+
+
+def raise_common_error(code: int) -> None:
+    """Raise the ModelError of an undefined Mantel-Haenszel / Peto estimate."""
+    if code:
+        raise ModelError(COMMON_ERRORS[code])

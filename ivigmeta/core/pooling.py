@@ -1,93 +1,246 @@
-"""Common-effect and random-effects pooling (inverse variance), intervals and prediction interval.
+"""Common-effect and random-effects pooling, intervals and prediction interval: the one kernel.
 
-* Common effect (inverse variance): theta = sum w y / sum w, se = 1 / sqrt(sum w), w = 1 / v.
+:func:`pool_groups` fits every group of rows (one meta-analysis per group) at once; ``pool``
+calls it with one group (:func:`fit` builds the result objects), ``batch`` with a million.
+
+* Common effect (inverse variance): theta = sum w y / sum w, se = 1 / sqrt(sum w), w = 1 / v; or
+  Mantel-Haenszel / Peto from the counts (:mod:`ivigmeta.core.mantel_haenszel`).
 * Random effects: w* = 1 / (v + tau²) with tau² from :mod:`ivigmeta.core.tau2`.
 * Intervals: Wald z (default), or Hartung-Knapp-Sidik-Jonkman (``hk``: se² = sum w* (y - theta)² /
   ((k - 1) sum w*), t on k - 1 df; Hartung & Knapp 2001, Sidik & Jonkman 2002), as metafor's
-  ``test = "knha"`` (no truncation of the variance factor).
+  ``test = "knha"`` (no truncation of the variance factor); a weighted residual sum of squares
+  below machine epsilon is exactly 0, as metafor.
 * Prediction interval: theta ± crit sqrt(se² + tau²), crit from the normal (z) or t on k - 1 df
   (hk), as metafor's ``predict()`` (Riley et al. 2011).
+* Heterogeneity: :mod:`ivigmeta.core.heterogeneity`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ivigmeta.core.distributions import norm_p_two_sided, t_crit, t_p_two_sided, z_crit
+import numpy as np
+
+from ivigmeta.core.distributions import (
+    norm_p_array,
+    norm_p_two_sided,
+    t_crit_array,
+    t_p_array,
+    z_crit,
+)
 from ivigmeta.core.effects import study_estimate
-from ivigmeta.core.heterogeneity import heterogeneity
-from ivigmeta.core.tau2 import estimate_tau2
+from ivigmeta.core.groups import Groups
+from ivigmeta.core.heterogeneity import GroupHeterogeneity, group_heterogeneity
+from ivigmeta.core.mantel_haenszel import (
+    CountPooled,
+    peto_measure_error,
+    pool_mh,
+    pool_peto,
+    raise_common_error,
+)
+from ivigmeta.core.models import InterceptModels
+from ivigmeta.core.tau2 import GRID, Tau2Fit, fit_tau2, not_converged_message
 from ivigmeta.errors import ModelError
-from ivigmeta.results import CommonFit, EffectSizes, FitOptions, MetaAnalysis, RandomFit
+
+if TYPE_CHECKING:
+    from ivigmeta.results import CommonFit, EffectSizes, FitOptions, MetaAnalysis, RandomFit
 
 CI_METHODS = ("z", "hk")
-_EPS = 2.220446049250313e-16
+COMMON_METHODS = ("IV", "MH", "PETO")
+EPS = 2.220446049250313e-16
 
 
-def _percent(w: Sequence[float]) -> tuple[float, ...]:
-    """Weights in percent (NaN when they sum to zero, e.g. Mantel-Haenszel double zeros only)."""
-    total = math.fsum(w)
-    if total <= 0:
-        return tuple(math.nan for _ in w)
-    return tuple(100.0 * x / total for x in w)
+def check_level(level: float) -> None:
+    if not 0 < level < 1:
+        raise ModelError(
+            f"the confidence level must be between 0 and 100 percent, not {level * 100:g}"
+        )
 
 
-def wald_common(
-    measure: str,
-    method: str,
-    theta: float,
-    se: float,
-    weights: Sequence[float],
+def check_ci_method(ci_method: str) -> str:
+    ci = ci_method.lower()
+    if ci not in CI_METHODS:
+        raise ModelError(
+            f"unknown interval method '{ci_method}' (choose one of {', '.join(CI_METHODS)})"
+        )
+    return ci
+
+
+def check_common_method(common_method: str, measure: str) -> str:
+    common = common_method.upper()
+    if common not in COMMON_METHODS:
+        raise ModelError(
+            f"unknown common-effect method '{common_method}' "
+            f"(choose one of {', '.join(COMMON_METHODS)})"
+        )
+    if common == "PETO" and measure != "OR":
+        raise ModelError(peto_measure_error(measure))
+    return common
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The raw 2x2 counts of the rows (Mantel-Haenszel and Peto pool them)."""
+
+    a: np.ndarray
+    n1: np.ndarray
+    c: np.ndarray
+    n2: np.ndarray
+    cc: float = 0.5
+    cc_policy: str = "only0"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate per group with its test and interval (theta scale)."""
+
+    theta: np.ndarray
+    se: np.ndarray
+    statistic: np.ndarray
+    p_value: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+
+
+@dataclass(frozen=True)
+class RandomPart(Interval):
+    df: np.ndarray  # NaN under z
+    pi_low: np.ndarray
+    pi_high: np.ndarray
+
+
+@dataclass(frozen=True)
+class GroupFit:
+    """Everything the engine computes for a set of groups (k >= 2 each)."""
+
+    common: Interval
+    #: the Mantel-Haenszel / Peto fit, or None for inverse variance
+    counts_fit: CountPooled | None
+    common_weights: np.ndarray  # per row, raw (not percent)
+    random: RandomPart
+    random_weights: np.ndarray  # per row, raw
+    heterogeneity: GroupHeterogeneity
+    tau2: Tau2Fit
+    i2: np.ndarray
+    h2: np.ndarray
+    i2_q: np.ndarray
+
+
+def _wald(theta: np.ndarray, se: np.ndarray, crit: float) -> Interval:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = theta / se
+        p = norm_p_array(stat)
+        return Interval(theta, se, stat, p, theta - crit * se, theta + crit * se)
+
+
+def random_part(
+    y: np.ndarray, v: np.ndarray, g: Groups, tau2: np.ndarray, ci_method: str, level: float
+) -> tuple[RandomPart, np.ndarray]:
+    """Random-effects estimate per group for given tau², with z or Hartung-Knapp inference."""
+    w = 1.0 / (v + g.spread(tau2))
+    sw = g.sum(w)
+    theta = g.sum(w * y) / sw
+    se = np.sqrt(1.0 / sw)
+    if ci_method == "hk":
+        df = (g.sizes - 1).astype(float)
+        r = y - g.spread(theta)
+        rss = g.sum(w * r * r)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se = np.where(rss <= EPS, 0.0, np.sqrt(rss / (df * sw)))
+            crit = t_crit_array(level, df)
+            stat = np.where(
+                se > 0, theta / se, np.where(theta != 0, np.copysign(np.inf, theta), 0.0)
+            )
+            p = np.where(se > 0, t_p_array(stat, df), np.where(theta != 0, 0.0, 1.0))
+    else:
+        df = np.full(len(g), np.nan)
+        crit = np.full(len(g), z_crit(level))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            stat = theta / se
+        p = norm_p_array(stat)
+    pi_se = np.sqrt(se * se + tau2)
+    part = RandomPart(
+        theta,
+        se,
+        stat,
+        p,
+        theta - crit * se,
+        theta + crit * se,
+        df,
+        theta - crit * pi_se,
+        theta + crit * pi_se,
+    )
+    return part, w
+
+
+def pool_groups(
+    y: np.ndarray,
+    v: np.ndarray,
+    g: Groups,
+    tau2_method: str = "DL",
+    ci_method: str = "z",
     level: float = 0.95,
-    **extra: Any,
-) -> CommonFit:
-    """A common-effect estimate with its Wald z test and interval; ``weights`` become percent."""
-    z = theta / se
+    common_method: str = "IV",
+    measure: str = "RR",
+    counts: Counts | None = None,
+) -> GroupFit:
+    """Fit the common-effect and random-effects models to every group (each with k >= 2).
+
+    ``counts`` (the rows' raw counts) are needed for ``common_method`` MH or PETO.
+    """
     crit = z_crit(level)
-    return CommonFit(
-        measure=measure,
-        theta=theta,
-        se=se,
-        statistic=z,
-        p_value=norm_p_two_sided(z),
-        ci_low_theta=theta - crit * se,
-        ci_high_theta=theta + crit * se,
-        method=method,
-        weights=_percent(weights),
-        **extra,
+    counts_fit = None
+    if common_method == "IV":
+        w = 1.0 / v
+        sw = g.sum(w)
+        common = _wald(g.sum(w * y) / sw, np.sqrt(1.0 / sw), crit)
+        common_w = w
+    else:
+        if counts is None:
+            raise ModelError(f"{common_method} needs event counts")
+        if common_method == "MH":
+            counts_fit = pool_mh(
+                counts.a, counts.n1, counts.c, counts.n2, g, measure, counts.cc, counts.cc_policy
+            )
+        else:
+            counts_fit = pool_peto(
+                counts.a, counts.n1, counts.c, counts.n2, g, counts.cc, counts.cc_policy
+            )
+        common = _wald(counts_fit.theta, counts_fit.se, crit)
+        common_w = counts_fit.weights
+    het = group_heterogeneity(y, v, g)
+    tau2 = fit_tau2(InterceptModels(y, v, g), tau2_method)
+    random, random_w = random_part(y, v, g, tau2.tau2, ci_method, level)
+    return GroupFit(
+        common,
+        counts_fit,
+        common_w,
+        random,
+        random_w,
+        het,
+        tau2,
+        het.i2(tau2.tau2),
+        het.h2(tau2.tau2),
+        het.i2_q(),
     )
 
 
-def common_iv(es: EffectSizes, level: float = 0.95) -> CommonFit:
-    """Inverse-variance common-effect estimate with a Wald z test and interval."""
-    w = [1.0 / v for v in es.vi]
-    sw = math.fsum(w)
-    theta = math.fsum(wi * y for wi, y in zip(w, es.yi)) / sw
-    return wald_common(es.measure, "IV", theta, math.sqrt(1.0 / sw), w, level)
+def percent(w: np.ndarray, g: Groups) -> np.ndarray:
+    """Weights in percent of their group's total (NaN where the total is not positive)."""
+    total = g.spread(g.sum(w))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, 100.0 * w / total, np.nan)
 
 
-def _common_mh(es: EffectSizes, level: float = 0.95) -> CommonFit:
-    from ivigmeta.core.mantel_haenszel import common_mh
-
-    es.require_counts("Mantel-Haenszel")
-    return common_mh(es, level)
+# ---------------------------------------------------------------------------------------------
+# One analysis: the result objects.
 
 
-def _common_peto(es: EffectSizes, level: float = 0.95) -> CommonFit:
-    from ivigmeta.core.mantel_haenszel import common_peto
-
-    es.require_counts("Peto's method")
-    return common_peto(es, level)
-
-
-#: ``--common`` choices: inverse variance, Mantel-Haenszel, Peto (ivigmeta.core.mantel_haenszel).
-COMMON_METHODS: dict[str, Callable[[EffectSizes, float], CommonFit]] = {
-    "IV": common_iv,
-    "MH": _common_mh,
-    "PETO": _common_peto,
-}
+def _tuple(x: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(t) for t in x)
 
 
 def random_effects(
@@ -99,77 +252,176 @@ def random_effects(
     ci_method: str = "z",
     level: float = 0.95,
 ) -> RandomFit:
-    """Random-effects estimate for a given tau², with z or Hartung-Knapp inference."""
-    k = len(yi)
-    w = [1.0 / (v + tau2) for v in vi]
-    sw = math.fsum(w)
-    theta = math.fsum(wi * y for wi, y in zip(w, yi)) / sw
-    se = math.sqrt(1.0 / sw)
-    df: float | None = None
-    if ci_method == "z":
-        crit = z_crit(level)
-        stat = theta / se
-        p = norm_p_two_sided(stat)
-    elif ci_method == "hk":
-        if k < 2:
-            raise ModelError("Hartung-Knapp intervals need at least 2 studies")
-        df = k - 1
-        rss = math.fsum(wi * (y - theta) ** 2 for wi, y in zip(w, yi))
-        # As metafor: a weighted residual sum of squares below machine epsilon is exactly 0.
-        se = 0.0 if rss <= _EPS else math.sqrt(rss / (df * sw))
-        crit = t_crit(level, df)
-        stat = theta / se if se > 0 else math.copysign(math.inf, theta) if theta else 0.0
-        p = t_p_two_sided(stat, df) if se > 0 else (0.0 if theta else 1.0)
-    else:
-        raise ModelError(
-            f"unknown interval method '{ci_method}' (choose one of {', '.join(CI_METHODS)})"
-        )
-    pi_se = math.sqrt(se * se + tau2)
+    """Random-effects estimate of one analysis for a given tau², with z or Hartung-Knapp."""
+    ci_method = check_ci_method(ci_method)
+    if ci_method == "hk" and len(yi) < 2:
+        raise ModelError("Hartung-Knapp intervals need at least 2 studies")
+    g = Groups.single(len(yi))
+    part, w = random_part(
+        np.asarray(yi, dtype=float),
+        np.asarray(vi, dtype=float),
+        g,
+        np.array([float(tau2)]),
+        ci_method,
+        level,
+    )
+    return _random_fit(part, 0, percent(w, g), measure, float(tau2), tau2_method, ci_method)
+
+
+def _random_fit(
+    part: RandomPart,
+    i: int,
+    weights: np.ndarray,
+    measure: str,
+    tau2: float,
+    tau2_method: str,
+    ci_method: str,
+    converged: bool = True,
+    algorithm: str = "",
+) -> RandomFit:
+    from ivigmeta.results import RandomFit
+
+    df = float(part.df[i])
     return RandomFit(
         measure=measure,
-        theta=theta,
-        se=se,
-        statistic=stat,
-        p_value=p,
-        ci_low_theta=theta - crit * se,
-        ci_high_theta=theta + crit * se,
+        theta=float(part.theta[i]),
+        se=float(part.se[i]),
+        statistic=float(part.statistic[i]),
+        p_value=float(part.p_value[i]),
+        ci_low_theta=float(part.ci_low[i]),
+        ci_high_theta=float(part.ci_high[i]),
         tau2_method=tau2_method,
         ci_method=ci_method,
         tau2=tau2,
-        df=df,
-        pi_low_theta=theta - crit * pi_se,
-        pi_high_theta=theta + crit * pi_se,
-        weights=_percent(w),
+        df=None if math.isnan(df) else int(df),
+        pi_low_theta=float(part.pi_low[i]),
+        pi_high_theta=float(part.pi_high[i]),
+        weights=_tuple(weights),
+        converged=converged,
+        tau2_algorithm=algorithm,
+    )
+
+
+def wald_common(
+    measure: str,
+    method: str,
+    theta: float,
+    se: float,
+    weights: Sequence[float],
+    level: float = 0.95,
+    **extra: object,
+) -> CommonFit:
+    """A common-effect estimate with its Wald z test and interval; ``weights`` become percent."""
+    from ivigmeta.results import CommonFit
+
+    z = theta / se
+    crit = z_crit(level)
+    w = np.asarray(weights, dtype=float)
+    return CommonFit(
+        measure=measure,
+        theta=theta,
+        se=se,
+        statistic=z,
+        p_value=norm_p_two_sided(z),
+        ci_low_theta=theta - crit * se,
+        ci_high_theta=theta + crit * se,
+        method=method,
+        weights=_tuple(percent(w, Groups.single(len(w)))),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def _common_fit(gf: GroupFit, g: Groups, measure: str, method: str) -> CommonFit:
+    from ivigmeta.results import CommonFit
+
+    c = gf.common
+    extra = {}
+    cf = gf.counts_fit
+    if cf is not None:
+        extra = dict(
+            q=float(cf.q[0]),
+            q_df=int(cf.q_df[0]),
+            q_p_value=float(cf.q_p_value[0]),
+            i2=float(cf.i2[0]),
+            h2=float(cf.h2[0]),
+            k_yi=int(cf.k_yi[0]),
+        )
+    return CommonFit(
+        measure=measure,
+        theta=float(c.theta[0]),
+        se=float(c.se[0]),
+        statistic=float(c.statistic[0]),
+        p_value=float(c.p_value[0]),
+        ci_low_theta=float(c.ci_low[0]),
+        ci_high_theta=float(c.ci_high[0]),
+        method=method,
+        weights=_tuple(percent(gf.common_weights, g)),
+        **extra,  # type: ignore[arg-type]
     )
 
 
 def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
-    """Fit the common-effect and random-effects models to ``es``.
+    """Fit the common-effect and random-effects models to ``es`` (the kernel on one group).
 
     With a single study nothing is pooled: ``common``, ``random`` and ``heterogeneity`` are
     ``None`` and the study's own estimate is reported. No study at all is a :class:`ModelError`.
     """
+    from ivigmeta.core.confint import qprofile_ci
+    from ivigmeta.core.heterogeneity import heterogeneity_result
+    from ivigmeta.results import FitOptions, MetaAnalysis
+
     options = options or FitOptions()
-    if not 0 < options.level < 1:
-        raise ModelError(
-            f"the confidence level must be between 0 and 100 percent, not {options.level * 100:g}"
-        )
+    check_level(options.level)
     if es.k == 0:
         reasons = "; ".join(f"{e.study}: {e.reason}" for e in es.excluded)
         raise ModelError("no usable studies" + (f" (excluded: {reasons})" if reasons else ""))
     estimates = tuple(study_estimate(y, v, es.measure, options.level) for y, v in zip(es.yi, es.vi))
     if es.k == 1:
         return MetaAnalysis(es, options, estimates, None, None, None)
-    common_method = options.common_method.upper()
-    if common_method not in COMMON_METHODS:
-        raise ModelError(
-            f"unknown common-effect method '{options.common_method}' "
-            f"(choose one of {', '.join(COMMON_METHODS)})"
-        )
-    common = COMMON_METHODS[common_method](es, options.level)
-    t2 = estimate_tau2(es.yi, es.vi, options.tau2_method)
-    random = random_effects(
-        es.yi, es.vi, es.measure, t2.tau2, t2.method, options.ci_method, options.level
+    common_method = check_common_method(options.common_method, es.measure)
+    ci_method = check_ci_method(options.ci_method)
+    counts = None
+    if common_method != "IV":
+        es.require_counts("Mantel-Haenszel" if common_method == "MH" else "Peto's method")
+        cols = np.array([s.counts for s in es.studies], dtype=float).T
+        counts = Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    g = Groups.single(es.k)
+    y = np.asarray(es.yi, dtype=float)
+    v = np.asarray(es.vi, dtype=float)
+    gf = pool_groups(
+        y, v, g, options.tau2_method, ci_method, options.level, common_method, es.measure, counts
     )
-    het = heterogeneity(es.yi, es.vi, t2.tau2, t2.method, options.level)
+    if gf.counts_fit is not None:
+        raise_common_error(int(gf.counts_fit.error[0]))
+    t2 = gf.tau2
+    if not t2.converged[0]:
+        raise ModelError(not_converged_message(t2.method, int(t2.iterations[0])))
+    tau2 = float(t2.tau2[0])
+    common = _common_fit(gf, g, es.measure, common_method)
+    random = _random_fit(
+        gf.random,
+        0,
+        percent(gf.random_weights, g),
+        es.measure,
+        tau2,
+        t2.method,
+        ci_method,
+        True,
+        str(t2.algorithm[0]),
+    )
+    ci = None
+    if not math.isnan(float(gf.heterogeneity.s2[0])):
+        ci = qprofile_ci(es.yi, es.vi, tau2, options.level)
+    het = heterogeneity_result(gf.heterogeneity, 0, tau2, t2.method, ci)
     return MetaAnalysis(es, options, estimates, common, random, het)
+
+
+def grid_search_note(ma: MetaAnalysis) -> str | None:
+    """A note when ML/REML scoring failed and the likelihood search found the maximum."""
+    r = ma.random
+    if r is None or r.tau2_algorithm != GRID:
+        return None
+    return (
+        f"Fisher scoring for the {r.tau2_method} estimate of tau² did not reach the maximum; "
+        "a search of the likelihood over 16 decades found it"
+    )

@@ -10,7 +10,7 @@ Rows a chunk at a time:
 * a chunk with a double quote anywhere (quoted commas or line breaks) goes through the standard
   library's csv module from there on, record by record, as ``pool``'s reader does;
 * every cell that is not a plain number, and every row that fails a check, is looked at again by
-  ``pool``'s own row parser (:func:`ivigmeta.io.studies._parse_study`), so a row is accepted or rejected,
+  ``pool``'s own row parser (:func:`ivigmeta.io.studies.parse_study`), so a row is accepted or rejected,
   with the same message, exactly as ``pool`` would.
 
 Rows are numbered as in a spreadsheet (the header is row 1); blank rows are skipped as ``pool``
@@ -144,10 +144,10 @@ def check_columns(columns: Iterable[str], groups: Sequence[str], source: str) ->
 # pool's checks, vectorized; pool's messages, row by row
 
 
-def _row_error(values: dict[str, str], rownum: int, source: str) -> str | None:
+def row_error(values: dict[str, str], rownum: int, source: str) -> str | None:
     """The DataError ``pool`` raises for one row (None when pool accepts it)."""
     from ivigmeta.io.columns import ColumnMap
-    from ivigmeta.io.studies import _parse_study
+    from ivigmeta.io.studies import parse_study
 
     roles = {c: c for c in COUNT_COLUMNS}
     for c in (LABEL_COLUMN, YEAR_COLUMN):
@@ -156,7 +156,7 @@ def _row_error(values: dict[str, str], rownum: int, source: str) -> str | None:
     for c in COUNT_COLUMNS:
         values.setdefault(c, "")
     try:
-        _parse_study(values, rownum, source, ColumnMap(roles=roles, convention="ivigmeta"), ".")
+        parse_study(values, rownum, source, ColumnMap(roles=roles, convention="ivigmeta"), ".")
     except DataError as exc:
         return str(exc)
     return None
@@ -283,7 +283,7 @@ class ChunkReader:
         import io
         from itertools import chain, islice
 
-        from ivigmeta.io.studies import _check_header
+        from ivigmeta.io.studies import check_header
 
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
         handle_tell = handle.tell
@@ -297,7 +297,7 @@ class ChunkReader:
             header = [h.strip() for h in next(csv.reader([first]))]
         except (csv.Error, StopIteration) as exc:
             raise DataError(f"{source}: not a readable CSV file ({exc})") from None
-        _check_header(header, source, 1)
+        check_header(header, source, 1)
         check_columns(header, self.groups, source)
         layout = _Layout(header, self.groups)
         total = self.total_bytes()
@@ -413,9 +413,9 @@ def split_spans(path: str, groups: Sequence[str], pieces: int) -> list[Span]:
         try:
             text = first.decode("utf-8-sig", "replace").rstrip("\r\n")
             header = [h.strip() for h in text.split(",")]
-            from ivigmeta.io.studies import _check_header
+            from ivigmeta.io.studies import check_header
 
-            _check_header(header, path, 1)
+            check_header(header, path, 1)
             check_columns(header, groups, path)
             layout = _Layout(header, groups)
         except (DataError, KeyError):
@@ -613,7 +613,7 @@ def _parse_regular(
     error = np.full(n, None, dtype=object)
     for i in np.flatnonzero(suspect).tolist():
         cells = lines[i].rstrip("\r\n").split(",")
-        error[i] = _row_error(_values(cells, layout), int(rownums[i]), source)
+        error[i] = row_error(_values(cells, layout), int(rownums[i]), source)
     return Rows(
         keys=keys, counts=counts, row=np.asarray(rownums, np.int64), error=error, label=label
     )
@@ -659,7 +659,7 @@ def _from_cells(
         )
     for i in np.flatnonzero(suspect).tolist():
         if error[i] is None:
-            error[i] = _row_error(_values(records[i], layout), int(rownums[i]), source)
+            error[i] = row_error(_values(records[i], layout), int(rownums[i]), source)
     return Rows(
         keys={g: k for g, k in keys.items() if k is not None},
         counts=counts,

@@ -187,7 +187,7 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
     header = [h.strip() for h in rows[first]]
     while header and not header[-1]:
         header.pop()  # trailing empty header cells (spreadsheet exports)
-    _check_header(header, source, first + 1)
+    check_header(header, source, first + 1)
     body = [(i + 1, r) for i, r in enumerate(rows) if i > first and any(c.strip() for c in r)]
     if not body:
         raise DataError(
@@ -210,7 +210,7 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
             # Text fields hold numbers with a decimal point whatever the file's locale, so that
             # numeric moderators and printed fields do not depend on it.
             values = {col: _decimal_point(v) for col, v in values.items()}
-        studies.append(_parse_study(values, row_number, source, cmap, raw.decimal))
+        studies.append(parse_study(values, row_number, source, cmap, raw.decimal))
     notes = list(raw.notes) + [f"{source}: {n}" for n in cmap.notes]
     notes += _duplicate_notes(studies, source)
     return StudyTable(
@@ -222,7 +222,11 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
     )
 
 
-def _check_header(header: Sequence[str], source: str, row: int) -> None:
+def check_header(header: Sequence[str], source: str, row: int) -> None:
+    """Raise DataError when a column name appears twice in ``header`` (row ``row`` of ``source``).
+
+    Shared with the batch reader (:mod:`ivigmeta.io.chunks`), so both reject a header alike.
+    """
     seen: set[str] = set()
     for i, col in enumerate(header):
         if not col:
@@ -419,9 +423,15 @@ def _parse_given(
     return None
 
 
-def _parse_study(
+def parse_study(
     values: dict[str, str], row: int, source: str, cmap: ColumnMap, decimal: str
 ) -> Study:
+    """One table row (``values``, column name -> cell text) as a :class:`Study`.
+
+    ``cmap`` says which columns hold counts, the given effect and labels; ``decimal`` is the
+    decimal mark. Raises DataError naming ``source``, the row and the column. The batch reader
+    calls it to word its own row errors exactly as ``pool`` does.
+    """
     count_cols = cmap.count_columns()
     given = None
     if count_cols and any(values[c] != "" for c in count_cols):

@@ -220,7 +220,7 @@ def harbord_test(ma: MetaAnalysis) -> RegressionTest | NotApplicable:
 # Begg and Mazumdar's rank correlation test
 
 
-def _kendall_counts(n: int) -> list[int]:
+def kendall_counts(n: int) -> list[int]:
     """Number of permutations of n items with t inversions, t = 0 .. n(n-1)/2 (Mahonian numbers)."""
     counts = [1]
     for m in range(2, n + 1):
@@ -236,7 +236,7 @@ def _kendall_counts(n: int) -> list[int]:
     return counts
 
 
-def _kendall_pmf(n: int) -> list[float]:
+def kendall_pmf(n: int) -> list[float]:
     """Null distribution of Kendall's statistic as probabilities (float recursion with numpy):
     p_m(t) = (1/m) sum_{j<m} p_(m-1)(t - j). Used above the exact-integer range."""
     import numpy as np
@@ -262,11 +262,11 @@ def kendall_exact_cdf(q: int, n: int) -> float:
     if q >= total:
         return 1.0
     if n <= KENDALL_INTEGER_MAX_N:
-        counts = _kendall_counts(n)
+        counts = kendall_counts(n)
         return math.fsum(counts[: q + 1]) / math.factorial(n)
     # The float recursion is accurate in the lower half only (the upper half cancels): use the
     # symmetry P(T <= q) = 1 - P(T <= total - q - 1) there.
-    pmf = _kendall_pmf(n)
+    pmf = kendall_pmf(n)
     if 2 * q > total:
         return max(0.0, 1.0 - math.fsum(pmf[: total - q]))
     return min(1.0, math.fsum(pmf[: q + 1]))

@@ -15,8 +15,7 @@ from ivigmeta.errors import ModelError
 from ivigmeta.plots import common as c
 from ivigmeta.plots.layout import Column, Row, axis_limits, draw
 from ivigmeta.render import formatting as f
-from ivigmeta.render.views import NOT_REPORTED, source_notes, subgroup_test_text
-from ivigmeta.render.views import _label as marked_label
+from ivigmeta.render.views import NOT_REPORTED, marked_label, source_notes, subgroup_test_text
 from ivigmeta.results import CommonFit, MetaAnalysis, RandomFit, SubgroupAnalysis, SubgroupResult
 
 MODELS = ("random", "common", "both")

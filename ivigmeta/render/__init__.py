@@ -19,19 +19,19 @@ if TYPE_CHECKING:  # views defines every result's layout: imported by render(), 
 FORMATS = ("table", "json", "csv", "markdown")
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON has no NaN or infinity: write them as null (their meaning is in the docs)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def to_json(payload: dict[str, Any]) -> str:
-    return json.dumps(_clean(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(json_safe(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def to_csv(records: list[dict[str, Any]]) -> str:

@@ -58,12 +58,12 @@ class BatchWriter:
         assert self.stream is not None  # text formats are written to a stream
         if not self._header_done:
             self.stream.write(",".join(_csv_text(str(c)) for c in result.columns) + "\n")
-        text = _in_parallel(len(result), lambda lo, hi: _csv_lines(result, lo, hi), self.processes)
+        text = in_parallel(len(result), lambda lo, hi: _csv_lines(result, lo, hi), self.processes)
         self.stream.write(text)
 
     def _write_jsonl(self, result: Any) -> None:
         assert self.stream is not None
-        text = _in_parallel(len(result), lambda lo, hi: _json_lines(result, lo, hi), self.processes)
+        text = in_parallel(len(result), lambda lo, hi: _json_lines(result, lo, hi), self.processes)
         self.stream.write(text)
 
     def _write_parquet(self, result: Any) -> None:
@@ -97,7 +97,7 @@ PARALLEL_MIN_ROWS = 2000
 """Results of at least twice this many groups are formatted by several processes."""
 
 
-def _workers(n: int, processes: int | None = None) -> int:
+def worker_count(n: int, processes: int | None = None) -> int:
     """Processes to format n result rows with: ``processes`` (None: one per usable core), at
     most one per PARALLEL_MIN_ROWS rows; 1 where forking is not possible."""
     from ivigmeta.batching.forking import processes_for
@@ -105,14 +105,14 @@ def _workers(n: int, processes: int | None = None) -> int:
     return processes_for(n // PARALLEL_MIN_ROWS, processes)
 
 
-def _in_parallel(n: int, text: Callable[[int, int], str], processes: int | None = None) -> str:
+def in_parallel(n: int, text: Callable[[int, int], str], processes: int | None = None) -> str:
     """``text(0, n)``, computed in slices by forked processes when it pays.
 
     Formatting floats at full precision (about 0.5 us each) is the largest cost of text output;
     the slices are independent, so child processes format all but the first while this process
     formats the first (:func:`ivigmeta.batching.forking.fork_map`; a child's failure fails the call).
     """
-    workers = _workers(n, processes)
+    workers = worker_count(n, processes)
     if workers == 1:
         return text(0, n)
     from ivigmeta.batching.forking import fork_map

@@ -62,7 +62,8 @@ SOURCE_MARKS = {"ci": "from CI", "se": "from SE", "vi": "from yi, vi"}
 NOT_REPORTED = "NR"
 
 
-def _label(study) -> str:
+def marked_label(study) -> str:
+    """The study's label, marked (``[from CI]`` ...) when its effect was given, not computed."""
     mark = SOURCE_MARKS.get(study.effect_source)
     return f"{study.label()} [{mark}]" if mark else study.label()
 
@@ -143,7 +144,7 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
         cols += ["Weight (common)", "Weight (random)"]
     rows = []
     for i, (s, est) in enumerate(zip(ma.effects.studies, ma.study_estimates)):
-        row = [_label(s), str(s.n) if s.has_counts else NOT_REPORTED]
+        row = [marked_label(s), str(s.n) if s.has_counts else NOT_REPORTED]
         if durations:
             row += [_duration(s, "treat"), _duration(s, "control")]
         row += [
@@ -302,7 +303,7 @@ def loo_sections(loo: LeaveOneOut) -> list[Section]:
         out = row.to_dict()
         rows.append(
             [
-                _label(row.omitted),
+                marked_label(row.omitted),
                 str(out["k"]),
                 f.est_ci(out["estimate"], out["ci_low"], out["ci_high"], d),
                 f.pval(out["p_value"]),
@@ -735,7 +736,7 @@ def cumulative_sections(cu: Cumulative) -> list[Section]:
         value = out["order_value"]
         rows.append(
             [
-                _label(step.added),
+                marked_label(step.added),
                 "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value)),
                 str(out["k"]),
                 f.est_ci(out["estimate"], out["ci_low"], out["ci_high"], d),
@@ -780,7 +781,7 @@ def influence_sections(inf: Influence) -> list[Section]:
     for r in inf.rows:
         rows.append(
             [
-                _label(r.study),
+                marked_label(r.study),
                 f.num(r.rstudent, 3),
                 f.num(r.dffits, 3),
                 f.num(r.cook_d, 3),

@@ -1,0 +1,776 @@
+"""The public Python API: fit once, then ask the fit (the shape of metafor's ``rma()``).
+
+>>> import ivigmeta
+>>> fit = ivigmeta.pool("studies.csv")              # doctest: +SKIP
+>>> fit.random.estimate, fit.loo().smallest          # doctest: +SKIP
+
+:func:`pool` reads a study table (a path, a pandas DataFrame, a dict of columns or a table
+already read by :func:`read`) with the column conventions of the command line (docs/input.md),
+computes the effect sizes and fits the common-effect and random-effects models. The
+:class:`MetaAnalysisFit` it returns holds the fit and answers the questions the commands answer:
+:meth:`~MetaAnalysisFit.loo`, :meth:`~MetaAnalysisFit.cumulative`,
+:meth:`~MetaAnalysisFit.influence`, :meth:`~MetaAnalysisFit.subgroup`,
+:meth:`~MetaAnalysisFit.metareg`, :meth:`~MetaAnalysisFit.bias` and
+:meth:`~MetaAnalysisFit.plot`; each returns the result object the command renders.
+:func:`batch` pools many meta-analyses of one long table, :func:`reproduce` audits a paper's
+printed numbers.
+
+The command line is a layer over this module: each command parses its options, calls the
+function or method here and renders what it returns, so ``fit.to_dict()`` is exactly what
+``ivigmeta pool --format json`` prints for the same options.
+
+Confidence levels are in percent everywhere, as ``--level``: ``level=95``. A level below 1 is a
+:class:`~ivigmeta.errors.ModelError` naming the percentage meant (``level=0.95`` would otherwise
+ask for a 0.95% interval).
+
+Importing this module is cheap (no numpy, pandas, scipy or matplotlib); pandas is imported only
+for DataFrames (:meth:`MetaAnalysisFit.to_frame`, :func:`batch`), matplotlib only by
+:meth:`MetaAnalysisFit.plot`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import numbers
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Union
+
+from ivigmeta.errors import DataError, ModelError
+from ivigmeta.io.readers import RawTable
+from ivigmeta.io.studies import StudyTable, load_table, parse_rows
+from ivigmeta.results import EffectSizes, FitOptions, MetaAnalysis
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from ivigmeta.results import (
+        BiasAnalysis,
+        CommonFit,
+        Cumulative,
+        Estimate,
+        Exclusion,
+        Heterogeneity,
+        Influence,
+        LeaveOneOut,
+        MetaRegression,
+        RandomFit,
+        SubgroupAnalysis,
+    )
+
+__all__ = [
+    "Data",
+    "MetaAnalysisFit",
+    "batch",
+    "effect_sizes",
+    "fit_table",
+    "metareg_table",
+    "pool",
+    "read",
+]
+
+Data = Union[str, "os.PathLike[str]", "pd.DataFrame", Mapping[str, Sequence[Any]], StudyTable]
+"""What :func:`pool` and :func:`read` accept as ``data``."""
+
+Notify = Callable[[str], None]
+
+# How in-memory tables are named in messages, where a file would be named.
+DATAFRAME_SOURCE = "<DataFrame>"
+DICT_SOURCE = "<dict>"
+
+# Figure kinds of MetaAnalysisFit.plot -> (the method giving the figure's result, the figure).
+PLOT_KINDS = {
+    "forest": (None, "forest"),
+    "radial": (None, "radial"),
+    "loo": ("loo", "loo"),
+    "funnel": ("bias", "funnel"),
+    "baujat": ("influence", "baujat"),
+    "influence": ("influence", "influence"),
+    "subgroup": ("subgroup", "subgroup-forest"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def read(
+    data: Data,
+    columns: str | Mapping[str, str] | None = None,
+    sep: str | None = None,
+    sheet: str | None = None,
+) -> StudyTable:
+    """Read and validate a study table, as every command reads its FILE.
+
+    Parameters
+    ----------
+    data : str, os.PathLike, pandas.DataFrame, dict of columns or StudyTable
+        A path (CSV, semicolon- or tab-separated text, .xlsx; ``"-"`` is standard input), a
+        DataFrame, or a mapping of column name to a sequence of cells (all of one length). Rows
+        of a DataFrame or dict are numbered as in the CSV file ``df.to_csv(index=False)`` writes:
+        the header is row 1, the first study row 2; the index is ignored. Missing cells (None,
+        NaN, pandas.NA) are empty. A :class:`~ivigmeta.io.studies.StudyTable` is returned as is.
+    columns : str or mapping, optional
+        Roles mapped to column names, as ``--columns`` (``"treat_events=EvT,treat_total=NT"``
+        or ``{"treat_events": "EvT", ...}``).
+    sep : str, optional
+        Field delimiter of a text file (``comma``, ``semicolon``, ``tab``); default sniffed.
+    sheet : str, optional
+        Worksheet of an .xlsx file (default the first).
+
+    Returns
+    -------
+    StudyTable
+        The validated studies in file order; ``notes`` holds what the command line prints as
+        ``note:`` lines (the column convention recognised, duplicate labels ...).
+
+    Raises
+    ------
+    DataError
+        The table cannot be read or fails validation; the message names the file (or
+        ``<DataFrame>``/``<dict>``), the row and the column.
+    """
+    if isinstance(data, StudyTable):
+        if columns is not None or sep is not None or sheet is not None:
+            raise DataError(
+                f"{data.source}: columns, sep and sheet apply when reading a table, "
+                "not to one already read"
+            )
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return load_table(os.fspath(data), sep=sep, sheet=sheet, columns=columns)
+    if _is_dataframe(data):
+        source = DATAFRAME_SOURCE
+        frame: Any = data
+        header = [str(c) for c in frame.columns]
+        body = [[_cell(v) for v in row] for row in frame.itertuples(index=False, name=None)]
+    elif isinstance(data, Mapping):
+        source = DICT_SOURCE
+        header, body = _dict_rows(data)
+    else:
+        raise TypeError(
+            "data must be a path, a pandas DataFrame, a dict of columns or a StudyTable, "
+            f"not {type(data).__name__}"
+        )
+    for name, value in (("sep", sep), ("sheet", sheet)):
+        if value is not None:
+            raise DataError(f"{source}: {name} applies to files only")
+    return parse_rows(RawTable(source, [header, *body]), columns)
+
+
+def _is_dataframe(data: object) -> bool:
+    # Checked by name so that reading a path or a dict never imports pandas.
+    return any(
+        cls.__name__ == "DataFrame" and cls.__module__.startswith("pandas")
+        for cls in type(data).__mro__
+    )
+
+
+def _dict_rows(data: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = [str(c) for c in data]
+    cells = []
+    for name, values in data.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+            raise DataError(
+                f"{DICT_SOURCE}: column '{name}' must be a sequence of cells, "
+                f"not {type(values).__name__}"
+            )
+        cells.append([_cell(v) for v in values])
+    lengths = {len(c) for c in cells}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"'{h}' {len(c)}" for h, c in zip(header, cells))
+        raise DataError(f"{DICT_SOURCE}: the columns differ in length ({sizes})")
+    return header, [list(row) for row in zip(*cells)]
+
+
+def _cell(value: Any) -> str:
+    """One cell as the text a CSV file would hold, so that every reader validates alike."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, bool):
+        return str(value).upper()
+    try:
+        if value != value:  # NaN, NaT
+            return ""
+    except (TypeError, ValueError):  # pandas.NA: its comparisons have no truth value
+        return ""
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        x = float(value)
+        if x.is_integer() and abs(x) < 2**53:
+            return str(int(x))
+        return repr(x)
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fitting
+
+
+def check_percent_level(level: float) -> None:
+    """Refuse a confidence level given as a fraction (``0.95`` for 95%).
+
+    Raises
+    ------
+    ModelError
+        ``level`` lies between 0 and 1, naming the percentage meant.
+    """
+    if isinstance(level, numbers.Real) and 0 < level < 1:
+        raise ModelError(
+            f"the confidence level is in percent: level={level:g} asks for a {level:g}% "
+            f"interval; for {level * 100:g}% give level={level * 100:g}"
+        )
+
+
+def effect_sizes(
+    table: StudyTable,
+    measure: str = "RR",
+    cc: float = 0.5,
+    cc_policy: str = "only0",
+    keep_double_zero: bool = False,
+    on_note: Notify | None = None,
+) -> EffectSizes:
+    """Effect sizes of every study of ``table`` (metafor's ``escalc``), as the commands compute
+    them; ``on_note`` receives the table's notes and then the effects' own, as they arise."""
+    from ivigmeta.core.effects import compute_effects
+
+    say = on_note or _ignore
+    for message in table.notes:
+        say(message)
+    es = compute_effects(
+        table.studies,
+        measure=measure,
+        cc=cc,
+        cc_policy=cc_policy,
+        keep_double_zero=keep_double_zero,
+    )
+    unlabelled = [s.row for s in table.studies if s.given is not None and s.given.measure is None]
+    if unlabelled:
+        say(
+            f"{table.source}: the effects given in row(s) {', '.join(map(str, unlabelled))} are "
+            f"read as {es.measure} (--measure); a 'measure' column would check it"
+        )
+    return es
+
+
+def exclusion_notes(table: StudyTable, es: EffectSizes) -> list[str]:
+    """One line per study whose effect is undefined, naming its row."""
+    return [f"{table.source}, row {e.row}: {e.study} excluded: {e.reason}" for e in es.excluded]
+
+
+def fit_table(
+    table: StudyTable,
+    measure: str = "RR",
+    tau2: str = "DL",
+    ci: str = "z",
+    common: str = "IV",
+    level: float = 95.0,
+    cc: float = 0.5,
+    cc_policy: str = "only0",
+    keep_double_zero: bool = False,
+    on_note: Notify | None = None,
+) -> MetaAnalysisFit:
+    """Fit the models to a table already read: :func:`pool` after :func:`read`.
+
+    The options are :func:`pool`'s; ``level`` is taken as given (``--level`` semantics, without
+    :func:`pool`'s check against a fraction). ``on_note`` receives every note as it arises, so
+    that a caller printing them shows those before an error too; they are also kept in
+    :attr:`MetaAnalysisFit.notes`.
+    """
+    from ivigmeta.core.pooling import fit, grid_search_note
+
+    notes: list[str] = []
+
+    def say(message: str) -> None:
+        notes.append(message)
+        if on_note is not None:
+            on_note(message)
+
+    es = effect_sizes(table, measure, cc, cc_policy, keep_double_zero, on_note=say)
+    options = FitOptions(
+        tau2_method=tau2.upper(),
+        ci_method=ci.lower(),
+        level=level / 100.0,
+        common_method=common.upper(),
+    )
+    analysis = fit(es, options)
+    for message in exclusion_notes(table, es):
+        say(message)
+    searched = grid_search_note(analysis)
+    if searched:
+        say(searched)
+    return MetaAnalysisFit(analysis, table, notes)
+
+
+def pool(
+    data: Data,
+    measure: str = "RR",
+    tau2: str = "DL",
+    ci: str = "z",
+    common: str = "IV",
+    level: float = 95,
+    cc: float = 0.5,
+    cc_policy: str = "only0",
+    keep_double_zero: bool = False,
+    columns: str | Mapping[str, str] | None = None,
+    sep: str | None = None,
+    sheet: str | None = None,
+) -> MetaAnalysisFit:
+    """Pool the studies: per-study effects, common-effect and random-effects models.
+
+    The same analysis as ``ivigmeta pool`` with the same options.
+
+    Parameters
+    ----------
+    data : str, os.PathLike, pandas.DataFrame, dict of columns or StudyTable
+        The study table (see :func:`read`).
+    measure : {"RR", "OR", "RD"}
+        Risk ratio, odds ratio or risk difference.
+    tau2 : {"DL", "REML", "ML", "PM", "HE", "SJ"}
+        Between-study variance estimator (DerSimonian & Laird 1986; Viechtbauer 2005 for the
+        likelihood estimators; Paule & Mandel 1982; Hedges 1983; Sidik & Jonkman 2005).
+    ci : {"z", "hk"}
+        Wald z tests and intervals, or Hartung-Knapp-Sidik-Jonkman (t on k - 1 df).
+    common : {"IV", "MH", "PETO"}
+        Common-effect method: inverse variance, Mantel-Haenszel, Peto (OR only).
+    level : float
+        Confidence level in percent (95, not 0.95).
+    cc, cc_policy : float, {"only0", "all", "none"}
+        Continuity correction and which studies get it.
+    keep_double_zero : bool
+        Keep studies with no events in either arm in RR/OR analyses (excluded by default).
+    columns, sep, sheet
+        How the table is read (see :func:`read`).
+
+    Returns
+    -------
+    MetaAnalysisFit
+
+    Raises
+    ------
+    DataError
+        The table cannot be read or fails validation (the message names file, row, column).
+    ModelError
+        An option does not apply (``level=0.95``, Peto with RR, no usable study ...).
+    """
+    check_percent_level(level)
+    table = read(data, columns=columns, sep=sep, sheet=sheet)
+    return fit_table(
+        table,
+        measure=measure,
+        tau2=tau2,
+        ci=ci,
+        common=common,
+        level=level,
+        cc=cc,
+        cc_policy=cc_policy,
+        keep_double_zero=keep_double_zero,
+    )
+
+
+def metareg_table(
+    table: StudyTable,
+    effects: EffectSizes,
+    mods: str | Sequence[str],
+    refs: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    tau2: str = "DL",
+    ci: str = "z",
+    level: float = 95.0,
+    on_note: Notify | None = None,
+) -> MetaRegression:
+    """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
+    ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
+
+    ``refs`` are ``--ref`` values (``COL=LEVEL`` or ``LEVEL``); ``level`` in percent, taken as
+    given. ``on_note`` receives the exclusion notes once the request is checked.
+    """
+    from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
+
+    mods = [mods] if isinstance(mods, str) else list(mods)
+    categorical = [categorical] if isinstance(categorical, str) else list(categorical)
+    refs = [refs] if isinstance(refs, str) else list(refs)
+    for col in (*mods, *categorical):
+        table.require_label_column(col)
+    unknown = [c for c in categorical if c not in mods]
+    if unknown:
+        raise ModelError(f"--categorical {unknown[0]}: not one of the --mod columns")
+    if not 0 < level < 100:
+        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
+    if on_note is not None:
+        for message in exclusion_notes(table, effects):
+            on_note(message)
+    return metareg_analysis(
+        effects,
+        mods,
+        tau2_method=tau2,
+        ci_method=ci.lower(),
+        level=level / 100.0,
+        ref=resolve_refs(effects, mods, refs),
+        categorical=categorical,
+    )
+
+
+def _ignore(message: str) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The fit
+
+
+class MetaAnalysisFit:
+    """A fitted meta-analysis and the questions it answers (what ``rma()`` returns in metafor).
+
+    Made by :func:`pool`. The key numbers are attributes: :attr:`random` and :attr:`common`
+    (pooled estimates: ``estimate``, ``ci_low``, ``ci_high``, ``p_value``, ``theta``, ``se``),
+    :attr:`heterogeneity` (``q``, ``i2``, ``tau2`` ...), :attr:`effects` (``yi``, ``vi`` per
+    study) and :attr:`study_estimates`. With a single study nothing is pooled: ``random``,
+    ``common`` and ``heterogeneity`` are None.
+
+    Parameters
+    ----------
+    analysis : MetaAnalysis
+        The fitted models (:mod:`ivigmeta.results`).
+    table : StudyTable
+        The table the effects were computed from (subgroup and moderator columns).
+    notes : sequence of str
+        What the command line prints as ``note:`` lines for this fit.
+    """
+
+    def __init__(
+        self, analysis: MetaAnalysis, table: StudyTable, notes: Sequence[str] = ()
+    ) -> None:
+        self.analysis = analysis
+        self.table = table
+        self.notes = tuple(notes)
+
+    # -- the numbers --------------------------------------------------------------------------
+
+    @property
+    def effects(self) -> EffectSizes:
+        """Per-study ``yi`` and ``vi`` on the analysis scale, with the excluded studies."""
+        return self.analysis.effects
+
+    @property
+    def random(self) -> RandomFit | None:
+        """The random-effects estimate (None with a single study)."""
+        return self.analysis.random
+
+    @property
+    def common(self) -> CommonFit | None:
+        """The common-effect estimate (None with a single study)."""
+        return self.analysis.common
+
+    @property
+    def heterogeneity(self) -> Heterogeneity | None:
+        """Q, I², H², tau² and tau with their intervals (None with a single study)."""
+        return self.analysis.heterogeneity
+
+    @property
+    def study_estimates(self) -> tuple[Estimate, ...]:
+        """Each study's own estimate and interval, in table order."""
+        return self.analysis.study_estimates
+
+    @property
+    def options(self) -> FitOptions:
+        return self.analysis.options
+
+    @property
+    def k(self) -> int:
+        """Number of studies in the fit."""
+        return self.analysis.k
+
+    @property
+    def measure(self) -> str:
+        return self.analysis.measure
+
+    @property
+    def level(self) -> float:
+        """Confidence level in percent."""
+        return self.analysis.options.level * 100.0
+
+    @property
+    def pooled(self) -> bool:
+        """False when a single study was left: nothing was pooled."""
+        return self.analysis.pooled
+
+    @property
+    def excluded(self) -> tuple[Exclusion, ...]:
+        """Studies left out of the fit, each with its row and reason."""
+        return self.analysis.effects.excluded
+
+    # -- the questions ------------------------------------------------------------------------
+
+    def require_pooled(self, what: str) -> None:
+        """Raise a :class:`DataError` saying why ``what`` cannot run when fewer than 2 studies
+        were pooled."""
+        if not self.pooled:
+            reasons = "; ".join(f"{e.study} (row {e.row}): {e.reason}" for e in self.excluded)
+            raise DataError(
+                f"{what} needs at least 2 usable studies (have {self.k})"
+                + (f"; excluded: {reasons}" if reasons else "")
+            )
+
+    def loo(self) -> LeaveOneOut:
+        """Leave-one-out: the fit without each study in turn (metafor's ``leave1out``)."""
+        from ivigmeta.methods.sensitivity import leave_one_out
+
+        self.require_pooled("leave-one-out")
+        return leave_one_out(self.analysis)
+
+    def cumulative(self, order: str = "year", descending: bool = False) -> Cumulative:
+        """Cumulative meta-analysis: the fit as the studies are added in order of column
+        ``order`` (numeric when every value is a number; ties keep table order; studies with no
+        value are added last, listed in ``missing_order``)."""
+        from ivigmeta.methods.sensitivity import cumulative
+
+        self.table.require_label_column(order)
+        self.require_pooled("cumulative meta-analysis")
+        return cumulative(self.analysis, order, descending=descending)
+
+    def influence(self) -> Influence:
+        """Case-deletion diagnostics (Viechtbauer & Cheung 2010, metafor's ``influence``) and
+        Baujat coordinates."""
+        from ivigmeta.methods.influence import influence
+
+        self.require_pooled("influence diagnostics")
+        return influence(self.analysis)
+
+    def subgroup(self, by: str | Sequence[str], between: str = "metareg") -> SubgroupAnalysis:
+        """Subgroup analyses by one or more label columns, with the test for subgroup
+        differences: ``between="metareg"`` (mixed-effects meta-regression, one tau²) or
+        ``"separate"`` (Q between subgroup estimates with separate tau²)."""
+        from ivigmeta.methods.subgroup import subgroup_analysis
+
+        columns = [by] if isinstance(by, str) else list(by)
+        for col in columns:
+            self.table.require_label_column(col)
+        return subgroup_analysis(self.analysis, columns, between)
+
+    def metareg(
+        self,
+        mods: str | Sequence[str],
+        refs: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        tau2: str | None = None,
+        ci: str | None = None,
+        level: float | None = None,
+    ) -> MetaRegression:
+        """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
+
+        Numeric columns are continuous unless named in ``categorical``; text columns are
+        dummy-coded against the first level in table order, or the one ``refs`` names
+        (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's.
+        """
+        if level is not None:
+            check_percent_level(level)
+        return metareg_table(
+            self.table,
+            self.effects,
+            mods,
+            refs=refs,
+            categorical=categorical,
+            tau2=tau2 or self.options.tau2_method,
+            ci=ci or self.options.ci_method,
+            level=self.level if level is None else level,
+        )
+
+    def bias(
+        self,
+        tests: str | Sequence[str] | None = None,
+        side: str | None = None,
+        estimator: str = "L0",
+        failsafe: str = "rosenthal",
+        alpha: float = 0.05,
+        target: float | None = None,
+    ) -> BiasAnalysis:
+        """Small-study effects: Egger, Begg, Peters, Harbord, trim-and-fill, fail-safe N.
+
+        ``tests`` default to every test that applies to the measure. ``side`` and ``estimator``
+        (``L0``/``R0``) go to trim-and-fill (Duval & Tweedie 2000), ``failsafe``
+        (``rosenthal``, ``orwin``, ``rosenberg``), ``alpha`` and ``target`` (Orwin's trivial
+        effect on the reported scale) to the fail-safe N. A test that does not apply is a
+        ``NotApplicable`` with its reason, not an error.
+        """
+        from ivigmeta.methods.bias import bias_analysis
+
+        wanted = [tests] if isinstance(tests, str) else list(tests or ())
+        return bias_analysis(
+            self.analysis,
+            tests=[t.lower() for t in wanted] or None,
+            side=side.lower() if side else None,
+            estimator=estimator.upper(),
+            failsafe_method=failsafe,
+            alpha=alpha,
+            target=target,
+        )
+
+    def plot(
+        self, kind: str = "forest", path: str | os.PathLike[str] | None = None, **options: Any
+    ) -> Figure:
+        """Draw a figure of the fit; returns the matplotlib Figure (also written to ``path``).
+
+        Parameters
+        ----------
+        kind : {"forest", "radial", "loo", "funnel", "baujat", "influence", "subgroup"}
+            The figure the commands draw with ``--plot``: forest (``pool``), radial
+            (``heterogeneity``), loo, funnel (``bias``), baujat and influence (``influence``),
+            subgroup (a forest plot by subgroup, ``subgroup``).
+        path : str or os.PathLike, optional
+            Also write the figure there (.png at 300 dpi, .svg or .pdf, by extension).
+        **options
+            ``model`` (``random``, ``common``, ``both``) and ``labels`` (two captions) for the
+            forest plots; ``by`` (required) and ``between`` for subgroup; ``contour`` for the
+            funnel plot, whose other options (``tests``, ``side`` ...) go to :meth:`bias`;
+            ``dpi`` for a PNG file.
+        """
+        if kind not in PLOT_KINDS:
+            raise ModelError(f"unknown figure '{kind}' (choose one of {', '.join(PLOT_KINDS)})")
+        from ivigmeta.plots import check_target, make_figure
+
+        target = os.fspath(path) if path is not None else None
+        if target is not None:
+            check_target(target)
+        dpi = options.pop("dpi", None)
+        method, figure = PLOT_KINDS[kind]
+        if method == "subgroup":
+            if "by" not in options:
+                raise ModelError("plot('subgroup') needs by=COLUMN")
+            by = options.pop("by")
+            column = by if isinstance(by, str) else by[0]
+            result: Any = self.subgroup(column, options.pop("between", "metareg"))
+            options["column"] = column
+        elif method == "bias":
+            contour = options.pop("contour", False)
+            result = self.bias(**options)
+            options = {"contour": contour}
+        elif method is not None:
+            result = getattr(self, method)()
+        else:
+            result = self.analysis
+        fig = make_figure(figure, result, **{k: v for k, v in options.items() if v is not None})
+        if target is not None:
+            from ivigmeta.plots.common import save_figure
+
+            save_figure(fig, target, dpi=dpi)
+        return fig
+
+    # -- output -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly what ``ivigmeta pool --format json`` prints (full precision; NaN and
+        infinities are None)."""
+        import json
+
+        return json.loads(self.to_json())
+
+    def to_json(self) -> str:
+        """The text ``ivigmeta pool --format json`` prints."""
+        from ivigmeta.render import render
+
+        return render(self.analysis, "pool", "json")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The study rows of :meth:`to_dict` as a pandas DataFrame, one row per study."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.to_dict()["studies"])
+
+    def summary(self, ascii: bool = False) -> str:
+        """The table ``ivigmeta pool`` prints, as plain text."""
+        from ivigmeta.render import render
+
+        return render(self.analysis, "pool", "table", ascii_only=ascii)
+
+    def _repr_html_(self) -> str:
+        from ivigmeta.render.views import VIEWS
+
+        parts = []
+        for sec in VIEWS["pool"].sections(self.analysis):
+            head = "".join(f"<th>{html.escape(c)}</th>" for c in sec.columns)
+            rows = []
+            for i, row in enumerate(sec.rows):
+                tag = "th" if sec.summary_from is not None and i >= sec.summary_from else "td"
+                cells = "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in row)
+                rows.append(f"<tr>{cells}</tr>")
+            notes = "".join(f"<li>{html.escape(n)}</li>" for n in sec.notes)
+            parts.append(
+                f"<table><caption>{html.escape(sec.title)}</caption>"
+                f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+                + (f"<ul>{notes}</ul>" if notes else "")
+            )
+        return "<div class='ivigmeta'>" + "".join(parts) + "</div>"
+
+    def __repr__(self) -> str:
+        if self.random is None:
+            return f"<MetaAnalysisFit {self.measure}, k={self.k}: a single study, not pooled>"
+        r = self.random
+        return (
+            f"<MetaAnalysisFit {self.measure}, k={self.k}, random effects "
+            f"({r.tau2_method}, {r.ci_method}): {_g(r.estimate)} "
+            f"[{_g(r.ci_low)}, {_g(r.ci_high)}]>"
+        )
+
+
+def _g(x: float) -> str:
+    return f"{x:.4g}" if math.isfinite(x) else str(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Many meta-analyses, and audits
+
+
+def batch(
+    df: pd.DataFrame | Mapping[str, Sequence[Any]],
+    by: str | Sequence[str],
+    measure: str = "RR",
+    tau2: str = "DL",
+    ci: str = "z",
+    common: str = "IV",
+    level: float = 95,
+    cc: float = 0.5,
+    cc_policy: str = "only0",
+    keep_double_zero: bool = False,
+) -> pd.DataFrame:
+    """Pool every group of a long table (one row per study) as ``ivigmeta batch`` does.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or dict of columns
+        The count columns (``treat_events, treat_total, control_events, control_total``) and
+        the ``by`` columns; ``study`` is used in messages when present. Each group must be
+        whole; groups come out in order of first appearance.
+    by : str or sequence of str
+        The column(s) naming each meta-analysis.
+    measure, tau2, ci, common, level, cc, cc_policy, keep_double_zero
+        As :func:`pool` (``level`` in percent).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group: the ``by`` columns, ``status`` (``ok``, ``single``, ``error``),
+        ``reason`` and the pooled numbers; a bad group gets status ``error`` with the reason
+        ``pool`` would give, never an exception.
+    """
+    import pandas as pd
+
+    from ivigmeta.batching.run import BatchOptions, batch_pool
+
+    check_percent_level(level)
+    frame = df if _is_dataframe(df) else pd.DataFrame(dict(df))
+    options = BatchOptions(
+        measure=measure,
+        cc=cc,
+        cc_policy=cc_policy,
+        tau2_method=tau2,
+        ci_method=ci,
+        common_method=common,
+        level=level / 100.0,
+        keep_double_zero=keep_double_zero,
+    )
+    groups = [by] if isinstance(by, str) else list(by)
+    return batch_pool(frame, groups, options, source=DATAFRAME_SOURCE)
