@@ -170,7 +170,9 @@ def compute_effects(
     counted = [s for s in studies if s.has_counts]
     if counted:
         cols = np.array([s.counts for s in counted], dtype=float).T
-        fx = count_effects(*cols, measure, cc, cc_policy, keep_double_zero)
+        fx = count_effects(
+            cols[0], cols[1], cols[2], cols[3], measure, cc, cc_policy, keep_double_zero
+        )
     by_id = {id(s): i for i, s in enumerate(counted)}
     kept: list[Study] = []
     yi: list[float] = []
