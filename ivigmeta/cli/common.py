@@ -156,7 +156,7 @@ def input_settings() -> dict[str, Any]:
 
 def input_options(func: Callable) -> Callable:
     """--sep, --sheet, --columns, --keep-double-zero: how the table is read and which rows count."""
-    common = {"expose_value": False, "callback": _store_input, "is_eager": True}
+    common: dict[str, Any] = {"expose_value": False, "callback": _store_input, "is_eager": True}
     func = click.option(
         "--keep-double-zero",
         "input_keep_double_zero",

@@ -79,7 +79,7 @@ class Rows:
     @property
     def bad(self) -> np.ndarray:
         """Rows ``pool`` would reject."""
-        return np.not_equal(self.error, None)
+        return np.not_equal(self.error, None)  # type: ignore[call-overload]  # numpy's stubs take no None
 
     def take(self, index: Any) -> Rows:
         """The rows at ``index`` (positions, a slice or a mask)."""
@@ -96,11 +96,8 @@ class Rows:
         parts = [p for p in parts if len(p)] or list(parts[:1])
         if len(parts) == 1:
             return parts[0]
-        labels = [p.label for p in parts]
-        if any(lab is None for lab in labels):
-            label = None
-        else:
-            label = np.concatenate(labels)
+        labels = [p.label for p in parts if p.label is not None]
+        label = np.concatenate(labels) if len(labels) == len(parts) else None
         return Rows(
             keys={g: np.concatenate([p.keys[g] for p in parts]) for g in parts[0].keys},
             counts=np.concatenate([p.counts for p in parts]),
@@ -605,15 +602,13 @@ def _parse_regular(
         return None  # numpy's reader skipped blank lines
     counts = np.column_stack([table[f"c{j}"] for j in range(4)]).astype(np.float64)
 
-    def column(i: int | None) -> np.ndarray | None:
-        if i is None:
-            return None
+    def column(i: int) -> np.ndarray:
         col = table[f"t{text_idx.index(i)}"]
         return _strip(col) if spaces else col.copy()
 
     keys = {g: column(i) for g, i in zip(layout.groups, layout.key_idx)}
-    label = column(layout.label_idx)
-    year = column(layout.year_idx)
+    label = None if layout.label_idx is None else column(layout.label_idx)
+    year = None if layout.year_idx is None else column(layout.year_idx)
     suspect = suspect_rows(counts, year)
     error = np.full(n, None, dtype=object)
     for i in np.flatnonzero(suspect).tolist():
@@ -644,16 +639,14 @@ def _from_cells(
     n = len(records)
     nf = layout.nfields
 
-    def column(i: int | None) -> np.ndarray | None:
-        if i is None:
-            return None
+    def column(i: int) -> np.ndarray:
         return np.array([(r[i].strip() if i < len(r) else "") for r in records], dtype=object)
 
     keys = {g: column(i) for g, i in zip(layout.groups, layout.key_idx)}
     text = [column(i) for i in layout.count_idx]
     counts = np.column_stack([to_float(t) for t in text]) if n else np.empty((0, 4))
-    label = column(layout.label_idx)
-    year = column(layout.year_idx)
+    label = None if layout.label_idx is None else column(layout.label_idx)
+    year = None if layout.year_idx is None else column(layout.year_idx)
     suspect = suspect_rows(counts, year) if n else np.zeros(0, bool)
     # A row with more fields than the header is bad when a surplus cell is not empty.
     long_rows = [i for i, r in enumerate(records) if len(r) > nf and any(c.strip() for c in r[nf:])]

@@ -154,11 +154,13 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             f.pval(est.p_value),
         ]
         if ma.pooled:
+            assert ma.common is not None and ma.random is not None
             row += [f.pct(ma.common.weights[i]), f.pct(ma.random.weights[i])]
         rows.append(row)
     notes = []
     summary_from = None
     if ma.pooled:
+        assert ma.common is not None and ma.random is not None
         tot = ma.totals  # None unless every pooled study reports counts
         summary_from = len(rows)
         for name, fit in (
@@ -247,19 +249,21 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         [
             f"I² ({het.tau2_method})",
             f.pct(het.i2),
-            _ci_text(ci, *(ci.i2_low, ci.i2_high) if ci else (0, 0), lambda x: f.num(x, 1), "%"),
+            _ci_text(
+                ci, *(ci.i2_low, ci.i2_high) if ci else (0.0, 0.0), lambda x: f.num(x, 1), "%"
+            ),
         ],
         ["I² (Q-based)", f.pct(het.i2_q), ""],
-        ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0, 0), f.num)],
+        ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0.0, 0.0), f.num)],
         [
             f"tau² ({het.tau2_method})",
             f.tau2(het.tau2),
-            _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0, 0), f.tau2),
+            _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0.0, 0.0), f.tau2),
         ],
         [
             "tau",
             f.tau2(het.tau),
-            _ci_text(ci, *(ci.tau_low, ci.tau_high) if ci else (0, 0), f.tau2),
+            _ci_text(ci, *(ci.tau_low, ci.tau_high) if ci else (0.0, 0.0), f.tau2),
         ],
     ]
     notes = []
@@ -303,6 +307,7 @@ def loo_sections(loo: LeaveOneOut) -> list[Section]:
             ]
         )
     full = loo.full.random
+    assert full is not None and loo.full.heterogeneity is not None
     summary_from = len(rows)
     rows.append(
         [
