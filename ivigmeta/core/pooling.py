@@ -226,8 +226,9 @@ def _pool_groups(
             )
         common = _wald(counts_fit.theta, counts_fit.se, crit)
         common_w = counts_fit.weights
-    het = group_heterogeneity(y, v, g)
-    tau2 = fit_tau2(InterceptModels(y, v, g), tau2_method)
+    models = InterceptModels(y, v, g)
+    het = group_heterogeneity(y, v, g, models)
+    tau2 = fit_tau2(models, tau2_method)
     random, random_w = random_part(y, v, g, tau2.tau2, ci_method, level)
     return GroupFit(
         common,
