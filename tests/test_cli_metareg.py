@@ -1,4 +1,4 @@
-"""CLI plumbing of issue 3: --tau2/--ci/--common on every command, the heterogeneity intervals,
+"""CLI plumbing of the estimator options: --tau2/--ci/--common on every command, the heterogeneity intervals,
 `ivigmeta metareg`, `subgroup --between`, errors and the import budget of the default path.
 
 Numbers are tested against metafor in the core tests; here the CLI must carry them through.

@@ -665,7 +665,7 @@ block_fsn <- function(sets) {
 }
 
 ## ===========================================================================
-## Added for issue 3 (estimators at metafor parity): ML and REML refitted with
+## The estimators at metafor parity: ML and REML refitted with
 ## a much tighter Fisher-scoring threshold. With threshold = 1e-10 metafor stops
 ## when the tau^2 step is below 1e-10 in absolute terms, which near the boundary
 ## (linear convergence) leaves tau^2 up to ~3e-10 short of the optimum
@@ -702,7 +702,7 @@ block_metareg_tight <- function(sets) with_tight_control(function() {
 })
 
 ## ===========================================================================
-## Added for issue 4: the REML records of cumul, influence and trimfill again
+## The REML records of cumul, influence and trimfill again
 ## with a much tighter Fisher-scoring threshold. With threshold = 1e-10 metafor
 ## stops up to a few 1e-10 short of the REML optimum, which shows at 1e-7
 ## relative in differences of nearly equal estimates (DFFITS, lau1992), and
@@ -712,7 +712,7 @@ block_metareg_tight <- function(sets) with_tight_control(function() {
 ## Knapp-Hartung scale factor enters DFFITS, DFBETAS, Cook's D and COVRATIO).
 ## ===========================================================================
 
-## TIGHT_CTRL and with_tight_control() are defined above (issue 3).
+## TIGHT_CTRL and with_tight_control() are defined above.
 block_sensitivity_tight <- function(sets) with_tight_control(function() {
   list(cumul = block_cumul(sets, "REML"),
        influence = block_influence(sets, "REML"),
