@@ -1,4 +1,4 @@
-"""Benchmarks for issue 8 (not part of the test suite): cold start, batch at 10k and 1M, vs R.
+"""Benchmarks (not part of the test suite): cold start, batch at 10k and 1M, vs R.
 
 Run from the repository root with the project's virtual environment:
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivigmeta.errors import DataError, IvigmetaError, ModelError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DataError",

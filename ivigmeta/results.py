@@ -3,6 +3,11 @@
 ``theta``/``se`` are on the analysis scale (log for RR and OR); ``estimate``/``ci_low``/``ci_high``
 on the reported scale; ``i2`` and weights in percent. ``None`` means "not applicable" (for example
 heterogeneity with a single study) and becomes JSON ``null``. Nothing here rounds or prints.
+
+The JSON of every class is declared once, in its ``__json__`` layout, and written by the one
+serializer :func:`ivigmeta.serialize.to_json_dict` (``to_dict()`` calls it); derived values the
+JSON or the tables show (back-transformed estimates, the tau interval, totals) are properties
+here, so a change to the output touches this file alone. docs/json.md documents the keys.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from ivigmeta.io.studies import Study
+from ivigmeta.serialize import Flatten, Group, Key, Layout, keys_of, null_keys, to_json_dict
 
 RATIO_MEASURES = ("RR", "OR")
 
@@ -38,7 +44,7 @@ class Exclusion:
     row: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"study": self.study, "reason": self.reason, "row": self.row}
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,11 @@ class FitOptions:
     ci_method: str = "z"
     level: float = 0.95
     common_method: str = "IV"
+
+    @property
+    def level_percent(self) -> float:
+        """The confidence level in percent (95.0)."""
+        return self.level * 100
 
 
 @dataclass(frozen=True)
@@ -140,16 +151,18 @@ class Estimate:
     def ci_high(self) -> float:
         return back_transform(self.ci_high_theta, self.measure)  # type: ignore[return-value]
 
+    __json__: ClassVar[Layout] = (
+        "theta",
+        "se",
+        "statistic",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "p_value",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "theta": self.theta,
-            "se": self.se,
-            "statistic": self.statistic,
-            "estimate": self.estimate,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "p_value": self.p_value,
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -167,20 +180,19 @@ class CommonFit(Estimate):
     h2: float | None = None
     k_yi: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {"method": self.method, **super().to_dict()}
-        if self.method != "IV":
-            out.update(
-                {
-                    "q": self.q,
-                    "q_df": self.q_df,
-                    "q_p_value": self.q_p_value,
-                    "i2": self.i2,
-                    "h2": self.h2,
-                    "k_yi": self.k_yi,
-                }
-            )
-        return out
+    @property
+    def has_own_heterogeneity(self) -> bool:
+        """True for Mantel-Haenszel and Peto fits, whose heterogeneity test is in their JSON."""
+        return self.method != "IV"
+
+    __json__: ClassVar[Layout] = (
+        "method",
+        *Estimate.__json__,
+        *(
+            Key(name, when="has_own_heterogeneity")
+            for name in ("q", "q_df", "q_p_value", "i2", "h2", "k_yi")
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -208,15 +220,17 @@ class RandomFit(Estimate):
     def pi_high(self) -> float | None:
         return back_transform(self.pi_high_theta, self.measure)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {"tau2_method": self.tau2_method, "ci_method": self.ci_method, **super().to_dict()}
-        out["tau2"] = self.tau2
-        out["df"] = self.df
-        out["pi_low"] = self.pi_low
-        out["pi_high"] = self.pi_high
-        out["converged"] = self.converged
-        out["tau2_algorithm"] = self.tau2_algorithm
-        return out
+    __json__: ClassVar[Layout] = (
+        "tau2_method",
+        "ci_method",
+        *Estimate.__json__,
+        "tau2",
+        "df",
+        "pi_low",
+        "pi_high",
+        "converged",
+        "tau2_algorithm",
+    )
 
 
 @dataclass(frozen=True)
@@ -239,23 +253,69 @@ class Heterogeneity:
     tau2_method: str = "DL"
     ci: HeterogeneityCI | None = None
 
+    __json__: ClassVar[Layout] = (
+        "q",
+        "df",
+        "p_value",
+        "i2",
+        "h2",
+        "tau2",
+        "tau",
+        "i2_q",
+        "tau2_method",
+        # Without the Q-profile intervals the interval keys are still there, as null.
+        Flatten("ci", when_none=dict.fromkeys(("tau2_ci", "tau_ci", "i2_ci", "h2_ci"))),
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        out = {
-            "q": self.q,
-            "df": self.df,
-            "p_value": self.p_value,
-            "i2": self.i2,
-            "h2": self.h2,
-            "tau2": self.tau2,
-            "tau": self.tau,
-            "i2_q": self.i2_q,
-            "tau2_method": self.tau2_method,
-        }
-        if self.ci is not None:
-            out.update(self.ci.to_dict())
-        else:
-            out.update({"tau2_ci": None, "tau_ci": None, "i2_ci": None, "h2_ci": None})
-        return out
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One analysed study as ``pool`` reports it: its data, effect size, estimate and weights."""
+
+    study: Study
+    yi: float
+    vi: float
+    cc_added: float
+    estimate: Estimate
+    weight_common: float | None = None
+    weight_random: float | None = None
+
+    __json__: ClassVar[Layout] = (
+        *keys_of(
+            "study",
+            "study",
+            "year",
+            "row",
+            "treat_events",
+            "treat_total",
+            "control_events",
+            "control_total",
+        ),
+        "yi",
+        "vi",
+        "cc_added",
+        Key("source", "study.effect_source"),
+        Flatten("estimate"),
+        "weight_common",
+        "weight_random",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class CountTotals:
+    """Participants and events summed over the studies of an analysis (every one with counts)."""
+
+    n: int
+    treat_events: int
+    treat_total: int
+    control_events: int
+    control_total: int
 
 
 @dataclass(frozen=True)
@@ -284,37 +344,74 @@ class MetaAnalysis:
     def pooled(self) -> bool:
         return self.random is not None
 
-    def to_dict(self) -> dict[str, Any]:
-        studies = []
-        for i, (study, est) in enumerate(zip(self.effects.studies, self.study_estimates)):
-            studies.append(
-                {
-                    "study": study.study,
-                    "year": study.year,
-                    "row": study.row,
-                    "treat_events": study.treat_events,
-                    "treat_total": study.treat_total,
-                    "control_events": study.control_events,
-                    "control_total": study.control_total,
-                    "yi": self.effects.yi[i],
-                    "vi": self.effects.vi[i],
-                    "cc_added": self.effects.cc_added[i],
-                    "source": study.effect_source,
-                    **est.to_dict(),
-                    "weight_common": self.common.weights[i] if self.common else None,
-                    "weight_random": self.random.weights[i] if self.random else None,
-                }
+    @property
+    def fit(self) -> Estimate:
+        """The random-effects fit, or with a single study that study's own estimate."""
+        return self.random or self.study_estimates[0]
+
+    @property
+    def study_rows(self) -> tuple[StudyRow, ...]:
+        """Every analysed study with its effect size, estimate and weights (``None`` if k = 1)."""
+        es, common, random = self.effects, self.common, self.random
+        return tuple(
+            StudyRow(
+                study=study,
+                yi=es.yi[i],
+                vi=es.vi[i],
+                cc_added=es.cc_added[i],
+                estimate=est,
+                weight_common=common.weights[i] if common else None,
+                weight_random=random.weights[i] if random else None,
             )
-        return {
-            "measure": self.measure,
-            "k": self.k,
-            "level": self.options.level,
-            "studies": studies,
-            "common": self.common.to_dict() if self.common else None,
-            "random": self.random.to_dict() if self.random else None,
-            "heterogeneity": self.heterogeneity.to_dict() if self.heterogeneity else None,
-            "excluded": [e.to_dict() for e in self.effects.excluded],
-        }
+            for i, (study, est) in enumerate(zip(es.studies, self.study_estimates))
+        )
+
+    @property
+    def totals(self) -> CountTotals | None:
+        """Participants and events over all studies; ``None`` unless every study gives counts."""
+        studies = self.effects.studies
+        if not all(s.has_counts for s in studies):
+            return None
+        cells = [s.counts for s in studies]
+        te, tt, ce, ct = (sum(c[j] for c in cells) for j in range(4))
+        return CountTotals(
+            n=tt + ct, treat_events=te, treat_total=tt, control_events=ce, control_total=ct
+        )
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "k",
+        Key("level", "options.level"),
+        Key("studies", "study_rows"),
+        "common",
+        "random",
+        "heterogeneity",
+        Key("excluded", "effects.excluded"),
+    )
+
+    # ``ivigmeta heterogeneity``: the heterogeneity object at the top level. With a single study
+    # it has df 0 and no tau2_method (the JSON this command has always written).
+    HETEROGENEITY_JSON: ClassVar[Layout] = (
+        Flatten(
+            "heterogeneity",
+            when_none={
+                "q": None,
+                "df": 0,
+                **dict.fromkeys(("p_value", "i2", "h2", "tau2", "tau", "i2_q")),
+                **dict.fromkeys(("tau2_ci", "tau_ci", "i2_ci", "h2_ci")),
+            },
+        ),
+        "k",
+        "measure",
+        Key("excluded", "effects.excluded"),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+    def heterogeneity_dict(self) -> dict[str, Any]:
+        """The JSON of ``ivigmeta heterogeneity``: :attr:`heterogeneity` with k, measure, excluded."""
+        return to_json_dict(self, self.HETEROGENEITY_JSON)
 
 
 @dataclass(frozen=True)
@@ -324,25 +421,21 @@ class LeaveOneOutRow:
     omitted: Study
     analysis: MetaAnalysis
 
+    # With one study left nothing is pooled: the row is that study's estimate, heterogeneity null
+    # (and no h2). ``tau2`` keeps the random fit's place but is the heterogeneity's value.
+    __json__: ClassVar[Layout] = (
+        Key("study", "omitted.study"),
+        Key("k", "analysis.k"),
+        Flatten("analysis.fit"),
+        Key("q", "analysis.heterogeneity.q"),
+        Key("q_p_value", "analysis.heterogeneity.p_value"),
+        Key("i2", "analysis.heterogeneity.i2"),
+        Key("h2", "analysis.heterogeneity.h2", when="analysis.pooled"),
+        Key("tau2", "analysis.heterogeneity.tau2"),
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        fit, het = self.analysis.random, self.analysis.heterogeneity
-        out: dict[str, Any] = {"study": self.omitted.study, "k": self.analysis.k}
-        if fit is None:  # only one study left: nothing is pooled
-            est = self.analysis.study_estimates[0]
-            out.update(est.to_dict())
-            out.update({"q": None, "q_p_value": None, "i2": None, "tau2": None})
-            return out
-        out.update(fit.to_dict())
-        out.update(
-            {
-                "q": het.q if het else None,
-                "q_p_value": het.p_value if het else None,
-                "i2": het.i2 if het else None,
-                "h2": het.h2 if het else None,
-                "tau2": het.tau2 if het else None,
-            }
-        )
-        return out
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -352,34 +445,24 @@ class LeaveOneOut:
     full: MetaAnalysis
     rows: tuple[LeaveOneOutRow, ...]
 
-    def _pooled(self) -> list[tuple[float, LeaveOneOutRow]]:
-        out = []
-        for row in self.rows:
-            fit = row.analysis.random or row.analysis.study_estimates[0]
-            out.append((fit.theta, row))
-        return out
-
     @property
     def smallest(self) -> LeaveOneOutRow:
-        return min(self._pooled(), key=lambda item: item[0])[1]
+        return min(self.rows, key=lambda row: row.analysis.fit.theta)
 
     @property
     def largest(self) -> LeaveOneOutRow:
-        return max(self._pooled(), key=lambda item: item[0])[1]
+        return max(self.rows, key=lambda row: row.analysis.fit.theta)
+
+    __json__: ClassVar[Layout] = (
+        *keys_of("full", "measure", "k"),
+        *keys_of("full.options", "tau2_method", "ci_method"),
+        Key("omitted", "rows"),
+        Group("range", ("smallest", "largest")),
+        Key("excluded", "full.effects.excluded"),
+    )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "measure": self.full.measure,
-            "k": self.full.k,
-            "tau2_method": self.full.options.tau2_method,
-            "ci_method": self.full.options.ci_method,
-            "omitted": [row.to_dict() for row in self.rows],
-            "range": {
-                "smallest": self.smallest.to_dict(),
-                "largest": self.largest.to_dict(),
-            },
-            "excluded": [e.to_dict() for e in self.full.effects.excluded],
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -394,17 +477,19 @@ class BetweenTest:
     note: str = ""
     df2: int | None = None
 
+    __json__: ClassVar[Layout] = (
+        "method",
+        Key("qm", "statistic"),
+        "statistic",
+        "df",
+        "df2",
+        "p_value",
+        "tau2",
+        "note",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "qm": self.statistic,
-            "statistic": self.statistic,
-            "df": self.df,
-            "df2": self.df2,
-            "p_value": self.p_value,
-            "tau2": self.tau2,
-            "note": self.note,
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -414,26 +499,20 @@ class SubgroupLevel:
     level: str
     analysis: MetaAnalysis
 
+    # A level with one study: its own estimate, heterogeneity null on df 0.
+    __json__: ClassVar[Layout] = (
+        "level",
+        Key("k", "analysis.k"),
+        Key("studies", "analysis.effects.labels"),
+        *keys_of("analysis.fit", "theta", "se", "estimate", "ci_low", "ci_high", "p_value"),
+        Key("q", "analysis.heterogeneity.q"),
+        Key("df", "analysis.heterogeneity.df", default=0),
+        Key("q_p_value", "analysis.heterogeneity.p_value"),
+        *keys_of("analysis.heterogeneity", "i2", "tau2"),
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        a = self.analysis
-        fit = a.random or a.study_estimates[0]
-        het = a.heterogeneity
-        return {
-            "level": self.level,
-            "k": a.k,
-            "studies": list(a.effects.labels),
-            "theta": fit.theta,
-            "se": fit.se,
-            "estimate": fit.estimate,
-            "ci_low": fit.ci_low,
-            "ci_high": fit.ci_high,
-            "p_value": fit.p_value,
-            "q": het.q if het else None,
-            "df": het.df if het else 0,
-            "q_p_value": het.p_value if het else None,
-            "i2": het.i2 if het else None,
-            "tau2": het.tau2 if het else None,
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -446,12 +525,7 @@ class SubgroupResult:
     excluded: tuple[Exclusion, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "column": self.column,
-            "levels": [lv.to_dict() for lv in self.levels],
-            "test": self.test.to_dict(),
-            "excluded": [e.to_dict() for e in self.excluded],
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -461,13 +535,15 @@ class SubgroupAnalysis:
     full: MetaAnalysis
     by: tuple[SubgroupResult, ...]
 
+    __json__: ClassVar[Layout] = (
+        Key("measure", "full.measure"),
+        Key("tau2_method", "full.options.tau2_method"),
+        "by",
+        Key("excluded", "full.effects.excluded"),
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "measure": self.full.measure,
-            "tau2_method": self.full.options.tau2_method,
-            "by": [b.to_dict() for b in self.by],
-            "excluded": [e.to_dict() for e in self.full.effects.excluded],
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -483,15 +559,7 @@ class Coefficient:
     ci_high: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "estimate": self.estimate,
-            "se": self.se,
-            "statistic": self.statistic,
-            "p_value": self.p_value,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -518,28 +586,40 @@ class MetaRegression:
     measure: str = ""
     references: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def level_percent(self) -> float:
+        """The confidence level in percent (95.0)."""
+        return self.level * 100
+
+    @property
+    def reference_levels(self) -> dict[str, str]:
+        """Reference level of each categorical moderator, by column."""
+        return dict(self.references)
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "level",
+        Key("references", "reference_levels"),
+        "k",
+        "tau2_method",
+        "ci_method",
+        "coefficients",
+        "qm",
+        "qm_df",
+        "qm_df2",
+        "qm_p_value",
+        "qe",
+        "qe_df",
+        "qe_p_value",
+        "tau2",
+        "i2",
+        "h2",
+        "r2",
+        "excluded",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "measure": self.measure,
-            "level": self.level,
-            "references": dict(self.references),
-            "k": self.k,
-            "tau2_method": self.tau2_method,
-            "ci_method": self.ci_method,
-            "coefficients": [c.to_dict() for c in self.coefficients],
-            "qm": self.qm,
-            "qm_df": self.qm_df,
-            "qm_df2": self.qm_df2,
-            "qm_p_value": self.qm_p_value,
-            "qe": self.qe,
-            "qe_df": self.qe_df,
-            "qe_p_value": self.qe_p_value,
-            "tau2": self.tau2,
-            "i2": self.i2,
-            "h2": self.h2,
-            "r2": self.r2,
-            "excluded": [e.to_dict() for e in self.excluded],
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -556,16 +636,7 @@ class EggerTest:
     k: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "intercept": self.intercept,
-            "se": self.se,
-            "t": self.t,
-            "df": self.df,
-            "p_value": self.p_value,
-            "slope": self.slope,
-            "slope_se": self.slope_se,
-            "k": self.k,
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -575,8 +646,12 @@ class NotApplicable:
     method: str
     reason: str
 
+    applicable: ClassVar[bool] = False
+
+    __json__: ClassVar[Layout] = ("applicable", "reason")
+
     def to_dict(self) -> dict[str, Any]:
-        return {"applicable": False, "reason": self.reason}
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -603,13 +678,21 @@ class BiasAnalysis:
             (name, getattr(self, name)) for name in self.TESTS if getattr(self, name) is not None
         ]
 
+    @property
+    def requested(self) -> tuple[str, ...]:
+        """Names of the requested tests, in the order of ``TESTS``."""
+        return tuple(name for name, _ in self.results())
+
+    # A test not requested is absent from the JSON.
+    __json__: ClassVar[Layout] = (
+        *keys_of("full", "measure", "k"),
+        Key("tests", "requested"),
+        *(Key(name, omit_none=True) for name in TESTS),
+        Key("excluded", "full.effects.excluded"),
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"measure": self.full.measure, "k": self.full.k}
-        out["tests"] = [name for name, _ in self.results()]
-        for name, res in self.results():
-            out[name] = res.to_dict()
-        out["excluded"] = [e.to_dict() for e in self.full.effects.excluded]
-        return out
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -632,18 +715,46 @@ class HeterogeneityCI:
     ub_sign: str = ""
     ci_null: bool = False
 
+    method: ClassVar[str] = "Q-profile"
+
+    @property
+    def tau_low(self) -> float:
+        return math.sqrt(self.tau2_low)
+
+    @property
+    def tau_high(self) -> float:
+        return math.sqrt(self.tau2_high)
+
+    @property
+    def tau2_ci(self) -> tuple[float, float]:
+        return (self.tau2_low, self.tau2_high)
+
+    @property
+    def tau_ci(self) -> tuple[float, float]:
+        return (self.tau_low, self.tau_high)
+
+    @property
+    def i2_ci(self) -> tuple[float, float]:
+        return (self.i2_low, self.i2_high)
+
+    @property
+    def h2_ci(self) -> tuple[float, float]:
+        return (self.h2_low, self.h2_high)
+
+    __json__: ClassVar[Layout] = (
+        "tau2_ci",
+        "tau_ci",
+        "i2_ci",
+        "h2_ci",
+        Key("ci_level", "level"),
+        Key("ci_method", "method"),
+        Key("ci_lb_sign", "lb_sign"),
+        Key("ci_ub_sign", "ub_sign"),
+        "ci_null",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "tau2_ci": [self.tau2_low, self.tau2_high],
-            "tau_ci": [math.sqrt(self.tau2_low), math.sqrt(self.tau2_high)],
-            "i2_ci": [self.i2_low, self.i2_high],
-            "h2_ci": [self.h2_low, self.h2_high],
-            "ci_level": self.level,
-            "ci_method": "Q-profile",
-            "ci_lb_sign": self.lb_sign,
-            "ci_ub_sign": self.ub_sign,
-            "ci_null": self.ci_null,
-        }
+        return to_json_dict(self)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,26 +762,15 @@ class HeterogeneityCI:
 # diagnostics, Begg, Peters, Harbord, trim-and-fill, fail-safe N).
 
 
-def _pooled_fields(analysis: MetaAnalysis) -> dict[str, Any]:
-    """Random-effects estimate and heterogeneity of ``analysis`` (a single study: its own estimate,
-    heterogeneity not applicable)."""
-    fit = analysis.random or analysis.study_estimates[0]
-    het = analysis.heterogeneity
-    return {
-        "k": analysis.k,
-        "theta": fit.theta,
-        "se": fit.se,
-        "statistic": fit.statistic,
-        "estimate": fit.estimate,
-        "ci_low": fit.ci_low,
-        "ci_high": fit.ci_high,
-        "p_value": fit.p_value,
-        "q": het.q if het else None,
-        "q_p_value": het.p_value if het else None,
-        "i2": het.i2 if het else None,
-        "h2": het.h2 if het else None,
-        "tau2": het.tau2 if het else None,
-    }
+# A MetaAnalysis as one row of a cumulative analysis: the random-effects estimate and the
+# heterogeneity (a single study: its own estimate, heterogeneity null).
+POOLED_JSON: Layout = (
+    "k",
+    *keys_of("fit", "theta", "se", "statistic", "estimate", "ci_low", "ci_high", "p_value"),
+    Key("q", "heterogeneity.q"),
+    Key("q_p_value", "heterogeneity.p_value"),
+    *keys_of("heterogeneity", "i2", "h2", "tau2"),
+)
 
 
 @dataclass(frozen=True)
@@ -685,33 +785,17 @@ class CumulativeStep:
     # cumul() likewise reports NA for a step whose fit fails.
     note: str = ""
 
+    # A step without a fit keeps its k, every fitted value null.
+    __json__: ClassVar[Layout] = (
+        *keys_of("added", "study", "row", "year"),
+        "order_value",
+        "k",
+        Flatten("analysis", layout=POOLED_JSON, when_none=null_keys(POOLED_JSON[1:])),
+        "note",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "study": self.added.study,
-            "row": self.added.row,
-            "year": self.added.year,
-            "order_value": self.order_value,
-        }
-        if self.analysis is None:
-            keys = (
-                "theta",
-                "se",
-                "statistic",
-                "estimate",
-                "ci_low",
-                "ci_high",
-                "p_value",
-                "q",
-                "q_p_value",
-                "i2",
-                "h2",
-                "tau2",
-            )
-            out.update({"k": self.k, **dict.fromkeys(keys)})
-        else:
-            out.update(_pooled_fields(self.analysis))
-        out["note"] = self.note
-        return out
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -724,19 +808,18 @@ class Cumulative:
     steps: tuple[CumulativeStep, ...]
     missing_order: tuple[str, ...] = ()
 
+    __json__: ClassVar[Layout] = (
+        *keys_of("full", "measure", "k"),
+        "order_by",
+        "descending",
+        *keys_of("full.options", "tau2_method", "ci_method", "level"),
+        "steps",
+        "missing_order",
+        Key("excluded", "full.effects.excluded"),
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "measure": self.full.measure,
-            "k": self.full.k,
-            "order_by": self.order_by,
-            "descending": self.descending,
-            "tau2_method": self.full.options.tau2_method,
-            "ci_method": self.full.options.ci_method,
-            "level": self.full.options.level,
-            "steps": [s.to_dict() for s in self.steps],
-            "missing_order": list(self.missing_order),
-            "excluded": [e.to_dict() for e in self.full.effects.excluded],
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -767,25 +850,26 @@ class InfluenceRow:
     # metafor reports NA there too).
     note: str = ""
 
+    __json__: ClassVar[Layout] = (
+        *keys_of("study", "study", "row"),
+        "rstudent",
+        "dffits",
+        "cook_d",
+        "cov_r",
+        "tau2_del",
+        "qe_del",
+        "hat",
+        "weight",
+        "dfbetas",
+        "influential",
+        Key("influential_by", "reasons"),
+        "baujat_x",
+        "baujat_y",
+        "note",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "study": self.study.study,
-            "row": self.study.row,
-            "rstudent": self.rstudent,
-            "dffits": self.dffits,
-            "cook_d": self.cook_d,
-            "cov_r": self.cov_r,
-            "tau2_del": self.tau2_del,
-            "qe_del": self.qe_del,
-            "hat": self.hat,
-            "weight": self.weight,
-            "dfbetas": self.dfbetas,
-            "influential": self.influential,
-            "influential_by": list(self.reasons),
-            "baujat_x": self.baujat_x,
-            "baujat_y": self.baujat_y,
-            "note": self.note,
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -800,21 +884,19 @@ class Influence:
     hat_cutoff: float
     dfbetas_cutoff: float = 1.0
 
+    __json__: ClassVar[Layout] = (
+        *keys_of("full", "measure", "k"),
+        *keys_of("full.options", "tau2_method", "ci_method"),
+        Group(
+            "cutoffs",
+            tuple(Key(name, f"{name}_cutoff") for name in ("dffits", "cook_d", "hat", "dfbetas")),
+        ),
+        Key("studies", "rows"),
+        Key("excluded", "full.effects.excluded"),
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "measure": self.full.measure,
-            "k": self.full.k,
-            "tau2_method": self.full.options.tau2_method,
-            "ci_method": self.full.options.ci_method,
-            "cutoffs": {
-                "dffits": self.dffits_cutoff,
-                "cook_d": self.cook_d_cutoff,
-                "hat": self.hat_cutoff,
-                "dfbetas": self.dfbetas_cutoff,
-            },
-            "studies": [r.to_dict() for r in self.rows],
-            "excluded": [e.to_dict() for e in self.full.effects.excluded],
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -829,13 +911,7 @@ class BeggTest:
     k: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "tau": self.tau,
-            "p_value": self.p_value,
-            "exact": self.exact,
-            "statistic": self.statistic,
-            "k": self.k,
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -856,19 +932,31 @@ class RegressionTest:
     excluded: tuple[Exclusion, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "predictor": self.predictor,
-            "bias": self.bias,
-            "se": self.se,
-            "t": self.t,
-            "df": self.df,
-            "p_value": self.p_value,
-            "intercept": self.intercept,
-            "intercept_se": self.intercept_se,
-            "k": self.k,
-            "excluded": [e.to_dict() for e in self.excluded],
-        }
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class FilledStudy:
+    """A study imputed by trim-and-fill: ``yi``/``vi`` on the analysis scale, mirroring the
+    observed study ``mirror_of``."""
+
+    study: str
+    mirror_of: str
+    yi: float
+    vi: float
+    measure: str
+
+    @property
+    def estimate(self) -> float:
+        """``yi`` on the reported scale."""
+        return back_transform(self.yi, self.measure)  # type: ignore[return-value]
+
+    @property
+    def se(self) -> float:
+        """Standard error on the analysis scale."""
+        return math.sqrt(self.vi)
+
+    __json__: ClassVar[Layout] = ("study", "mirror_of", "yi", "vi", "estimate")
 
 
 @dataclass(frozen=True)
@@ -920,40 +1008,35 @@ class TrimFill:
     def p_value(self) -> float:
         return self.fit.p_value
 
+    @property
+    def filled(self) -> tuple[FilledStudy, ...]:
+        """The imputed studies, labelled ``Filled 1``, ``Filled 2``, ..."""
+        return tuple(
+            FilledStudy(f"Filled {j + 1}", src, y, v, self.analysis.measure)
+            for j, (y, v, src) in enumerate(zip(self.filled_yi, self.filled_vi, self.filled_from))
+        )
+
+    __json__: ClassVar[Layout] = (
+        "estimator",
+        "side",
+        "side_chosen",
+        "k0",
+        "se_k0",
+        "p_k0",
+        "iterations",
+        Key("k_total", "analysis.k"),
+        "theta",
+        "se",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        *keys_of("analysis.heterogeneity", "q", "i2", "tau2"),
+        "filled",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        measure = self.analysis.measure
-        pooled = _pooled_fields(self.analysis)
-        return {
-            "estimator": self.estimator,
-            "side": self.side,
-            "side_chosen": self.side_chosen,
-            "k0": self.k0,
-            "se_k0": self.se_k0,
-            "p_k0": self.p_k0,
-            "iterations": self.iterations,
-            "k_total": self.analysis.k,
-            "theta": pooled["theta"],
-            "se": pooled["se"],
-            "estimate": pooled["estimate"],
-            "ci_low": pooled["ci_low"],
-            "ci_high": pooled["ci_high"],
-            "p_value": pooled["p_value"],
-            "q": pooled["q"],
-            "i2": pooled["i2"],
-            "tau2": pooled["tau2"],
-            "filled": [
-                {
-                    "study": f"Filled {j + 1}",
-                    "mirror_of": src,
-                    "yi": y,
-                    "vi": v,
-                    "estimate": back_transform(y, measure),
-                }
-                for j, (y, v, src) in enumerate(
-                    zip(self.filled_yi, self.filled_vi, self.filled_from)
-                )
-            ],
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -976,19 +1059,31 @@ class FailSafeN:
     k: int
     measure: str
 
+    @property
+    def mean_estimate(self) -> float | None:
+        """``mean_theta`` on the reported scale."""
+        return back_transform(self.mean_theta, self.measure)
+
+    @property
+    def target(self) -> float | None:
+        """``target_theta`` on the reported scale."""
+        return back_transform(self.target_theta, self.measure)
+
+    __json__: ClassVar[Layout] = (
+        "method",
+        "n",
+        "n_exact",
+        "alpha",
+        "p_value",
+        "mean_theta",
+        "mean_estimate",
+        "target_theta",
+        "target",
+        "k",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "n": self.n,
-            "n_exact": self.n_exact,
-            "alpha": self.alpha,
-            "p_value": self.p_value,
-            "mean_theta": self.mean_theta,
-            "mean_estimate": back_transform(self.mean_theta, self.measure),
-            "target_theta": self.target_theta,
-            "target": back_transform(self.target_theta, self.measure),
-            "k": self.k,
-        }
+        return to_json_dict(self)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1017,21 +1112,29 @@ class RobStudy:
         return self.overall_given is not None and self.overall_given != self.overall_rule
 
     def to_dict(self, domains: Sequence[str] = ()) -> dict[str, Any]:
-        out: dict[str, Any] = {"study": self.study, "row": self.row}
-        if domains:
-            out.update(dict(zip(domains, self.judgements)))
-        else:
-            out["judgements"] = list(self.judgements)
-        out.update(
-            {
-                "overall": self.overall,
-                "overall_rule": self.overall_rule,
-                "overall_given": self.overall_given,
-                "contradicts_rules": self.contradicts_rules,
-                "weight": self.weight,
-            }
-        )
-        return out
+        """The study's JSON; with ``domains``, one key per domain, else a ``judgements`` list."""
+        return to_json_dict(RobStudyRow(self, tuple(domains)))
+
+
+@dataclass(frozen=True)
+class RobStudyRow:
+    """A study's judgements keyed by the assessment's domains (the JSON of ``rob``'s studies)."""
+
+    study: RobStudy
+    domains: tuple[str, ...] = ()
+
+    @property
+    def by_domain(self) -> dict[str, str]:
+        return dict(zip(self.domains, self.study.judgements))
+
+    __json__: ClassVar[Layout] = (
+        *keys_of("study", "study", "row"),
+        Flatten("by_domain", when="domains"),
+        Key("judgements", "study.judgements", unless="domains"),
+        *keys_of(
+            "study", "overall", "overall_rule", "overall_given", "contradicts_rules", "weight"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -1043,11 +1146,33 @@ class RobDomainSummary:
     percent: tuple[float, ...]  # aligned with RobAssessment.levels
 
     def to_dict(self, levels: Sequence[str] = ()) -> dict[str, Any]:
-        return {
-            "domain": self.domain,
-            "label": self.label,
-            "percent": dict(zip(levels, self.percent)),
-        }
+        """The domain's JSON, ``percent`` keyed by ``levels``."""
+        return to_json_dict(RobSummaryRow(self, tuple(levels)))
+
+
+@dataclass(frozen=True)
+class RobSummaryRow:
+    """A domain's shares keyed by the assessment's levels (the JSON of ``rob``'s summary)."""
+
+    summary: RobDomainSummary
+    levels: tuple[str, ...] = ()
+
+    @property
+    def percent_by_level(self) -> dict[str, float]:
+        return dict(zip(self.levels, self.summary.percent))
+
+    __json__: ClassVar[Layout] = (
+        *keys_of("summary", "domain", "label"),
+        Key("percent", "percent_by_level"),
+    )
+
+
+@dataclass(frozen=True)
+class RobDomain:
+    """A ROBINS-I domain: its key (the column) and its label."""
+
+    key: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -1071,23 +1196,40 @@ class RobAssessment:
     def contradictions(self) -> tuple[RobStudy, ...]:
         return tuple(s for s in self.studies if s.contradicts_rules)
 
+    @property
+    def domain_list(self) -> tuple[RobDomain, ...]:
+        return tuple(RobDomain(k, lab) for k, lab in zip(self.domains, self.domain_labels))
+
+    @property
+    def weights_from(self) -> str | None:
+        """What the weights are, ``None`` when unweighted."""
+        return self.weight_source or None
+
+    @property
+    def study_rows(self) -> tuple[RobStudyRow, ...]:
+        return tuple(RobStudyRow(s, self.domains) for s in self.studies)
+
+    @property
+    def summary_rows(self) -> tuple[RobSummaryRow, ...]:
+        return tuple(RobSummaryRow(d, self.levels) for d in self.summary)
+
+    __json__: ClassVar[Layout] = (
+        "tool",
+        "source",
+        Key("domains", "domain_list"),
+        "levels",
+        "weighted",
+        Key("weight_source", "weights_from"),
+        Key("studies", "study_rows"),
+        Key("summary", "summary_rows"),
+        Key(
+            "contradictions",
+            layout=("study", "row", Key("given", "overall_given"), Key("rule", "overall_rule")),
+        ),
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "tool": self.tool,
-            "source": self.source,
-            "domains": [
-                {"key": k, "label": lab} for k, lab in zip(self.domains, self.domain_labels)
-            ],
-            "levels": list(self.levels),
-            "weighted": self.weighted,
-            "weight_source": self.weight_source or None,
-            "studies": [s.to_dict(self.domains) for s in self.studies],
-            "summary": [d.to_dict(self.levels) for d in self.summary],
-            "contradictions": [
-                {"study": s.study, "row": s.row, "given": s.overall_given, "rule": s.overall_rule}
-                for s in self.contradictions
-            ],
-        }
+        return to_json_dict(self)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1112,14 +1254,7 @@ class AlternativeCheck:
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "how": self.how,
-            "status": self.status,
-            "value": self.value,
-            "rounded": self.rounded,
-            "detail": self.detail,
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -1151,24 +1286,31 @@ class NumberCheck:
             return self.expect == "match"
         return self.verdict == "differs_expected"
 
+    @property
+    def explanation_shown(self) -> str:
+        """The explanation, or for an error the error message."""
+        return self.explanation or (self.error if self.verdict == "error" else "")
+
+    __json__: ClassVar[Layout] = (
+        "label",
+        "printed",
+        "recomputed",
+        "rounded",
+        "verdict",
+        "expect",
+        "ok",
+        "note",
+        Key("explanation", "explanation_shown"),
+        "error",
+        "where",
+        "command",
+        "args",
+        "path",
+        "alternatives",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "printed": self.printed,
-            "recomputed": self.recomputed,
-            "rounded": self.rounded,
-            "verdict": self.verdict,
-            "expect": self.expect,
-            "ok": self.ok,
-            "note": self.note,
-            "explanation": self.explanation or (self.error if self.verdict == "error" else ""),
-            "error": self.error,
-            "where": self.where,
-            "command": self.command,
-            "args": list(self.args),
-            "path": self.path,
-            "alternatives": [a.to_dict() for a in self.alternatives],
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -1218,17 +1360,19 @@ class ReproduceSummary:
             )
         return "; ".join(parts)
 
+    __json__: ClassVar[Layout] = (
+        "total",
+        "reproduced",
+        "differs",
+        "differs_expected",
+        "errors",
+        "unexpected",
+        "ok",
+        "line",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "reproduced": self.reproduced,
-            "differs": self.differs,
-            "differs_expected": self.differs_expected,
-            "errors": self.errors,
-            "unexpected": self.unexpected,
-            "ok": self.ok,
-            "line": self.line,
-        }
+        return to_json_dict(self)
 
 
 @dataclass(frozen=True)
@@ -1242,12 +1386,14 @@ class ReproduceResult:
     summary: ReproduceSummary
     runs: int = 0
 
+    __json__: ClassVar[Layout] = (
+        Key("published", "source"),
+        "paper",
+        "data",
+        "numbers",
+        "summary",
+        "runs",
+    )
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "published": self.source,
-            "paper": self.paper,
-            "data": self.data,
-            "numbers": [n.to_dict() for n in self.numbers],
-            "summary": self.summary.to_dict(),
-            "runs": self.runs,
-        }
+        return to_json_dict(self)

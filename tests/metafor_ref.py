@@ -27,6 +27,18 @@ def block(name: str) -> list[dict[str, Any]]:
     return reference()[name]
 
 
+def unit_case(case: str, **keys: Any) -> dict[str, Any]:
+    """The one `unit_cases` record named ``case`` (and matching ``keys``)."""
+    found = [
+        r
+        for r in block("unit_cases")
+        if r["case"] == case and all(r.get(k) == v for k, v in keys.items())
+    ]
+    assert len(found) == 1, (case, keys, len(found))
+    assert "error" not in found[0], found[0]
+    return found[0]
+
+
 def record_id(rec: dict[str, Any], keys: tuple[str, ...]) -> str:
     return "-".join(str(rec.get(k)) for k in keys)
 

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fuzz import EXAMPLES
 
+from ivigmeta.batching import forking
 from ivigmeta.batching import run as core
 from ivigmeta.core.effects import compute_effects
 from ivigmeta.core.pooling import fit
@@ -250,20 +251,20 @@ def test_parallel_formatting_is_byte_for_byte_the_serial_output(big_result, fmt,
     assert serial.count("\n") == len(big_result) + (fmt == "csv")
 
 
-def test_a_failed_worker_is_redone_by_the_parent(big_result, monkeypatch):
+@pytest.mark.skipif(not forking.can_fork(), reason="no fork here")
+def test_a_failed_worker_fails_the_output_with_its_error(monkeypatch):
     import os
 
-    calls = []
+    parent = os.getpid()
 
     def text(lo, hi):
-        calls.append(os.getpid())
         if os.getpid() != parent:
-            raise RuntimeError("worker failure")
+            raise RuntimeError(f"worker failure at {lo}")
         return f"{lo}-{hi};"
 
-    parent = os.getpid()
     monkeypatch.setattr(writer, "worker_count", lambda n, processes=None: 3)
-    assert writer.in_parallel(9, text) == "0-3;3-6;6-9;"
+    with pytest.raises(RuntimeError, match="^worker failure at 3$"):
+        writer.in_parallel(9, text)
 
 
 def test_the_default_worker_count_is_one_for_small_results():

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from metafor_ref import unit_case
 from sensitivity_ref import block, fitted, parity_records, record_id, rel_tol
 from tolerances import BOUNDARY_I2_ABS, CLOSED_FORM, P_VALUE, close
 
@@ -213,7 +214,11 @@ def test_two_studies_not_applicable_not_error():
     # trim-and-fill cannot choose the side from 2 studies (metafor errors too), but can be told.
     assert isinstance(ba.trimfill, NotApplicable) and "--side" in ba.trimfill.reason
     assert not isinstance(trim_and_fill(ma, side="left"), NotApplicable)
-    assert ba.failsafe.n >= 0
+    # metafor: fsn(yi, vi) on these two studies' log odds ratios (`unit_cases`)
+    ref = unit_case("fsn_two_studies")
+    assert (ref["ai"], ref["n1i"], ref["ci"], ref["n2i"]) == ([5, 8], [10, 20], [3, 4], [10, 20])
+    assert ba.failsafe.method == ref["type"] and ba.failsafe.n == ref["fsnum"]
+    assert close(ba.failsafe.p_value, ref["pval"], P_VALUE)
 
 
 def test_peters_leaves_out_studies_without_events():

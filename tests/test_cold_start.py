@@ -1,4 +1,4 @@
-"""Cold start: what `ivigmeta --help` and `ivigmeta pool studies.csv` import (issue 8).
+"""Cold start: what `ivigmeta --help` and `ivigmeta pool studies.csv` import.
 
 Each command runs in a fresh interpreter through a small wrapper that calls the console-script
 entry point and then writes the names in sys.modules to a file, so the test sees exactly what the

@@ -7,7 +7,7 @@ docs/input.md lists these messages; each case here is one of them.
 from __future__ import annotations
 
 import json
-import os
+import socket
 import sys
 from pathlib import Path
 
@@ -330,17 +330,21 @@ def test_directory(run, tmp_path):
     assert result.stderr.strip() == f"Error: {tmp_path}: is a directory, not a CSV file"
 
 
-@pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file(run, tmp_path):
-    path = tmp_path / "locked.csv"
-    path.write_text(H + OK)
-    path.chmod(0)
-    try:
-        result = run("pool", str(path))
-    finally:
-        path.chmod(0o644)
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets here")
+@pytest.mark.parametrize("command", ["pool", "batch"])
+def test_unreadable_file(run, tmp_path, monkeypatch, command):
+    """A path that exists and is not a directory but cannot be opened: a Unix socket (open()
+    fails with ENXIO for every user, root included, unlike a file with mode 000)."""
+    monkeypatch.chdir(tmp_path)  # a short relative path: socket paths are limited to ~100 bytes
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind("socket.csv")
+        args = (
+            ["batch", "socket.csv", "-g", "study"] if command == "batch" else ["pool", "socket.csv"]
+        )
+        result = run(*args)
     assert result.exit_code == 1
-    assert result.stderr.startswith(f"Error: {path}: cannot be read")
+    assert result.stderr.startswith("Error: socket.csv: cannot be read (")
+    assert result.stderr.count("\n") == 1
 
 
 def test_duplicate_labels_are_a_warning(run, tmp_path):

@@ -110,8 +110,14 @@ def test_double_zero_kept_for_rd_and_on_request():
     assert compute_effects(studies, "RD", keep_double_zero=False).k == 4
     kept = compute_effects(studies, "RR", keep_double_zero=True)
     assert kept.k == 4 and kept.cc_added[1] == 0.5
-    # metafor escalc(measure = "RR", ai = 0, n1i = 12, ci = 0, n2i = 11): log(0.5/13) - log(0.5/12)
-    assert kept.yi[1] == pytest.approx(math.log(0.5 / 13) - math.log(0.5 / 12), rel=1e-15)
+    # metafor escalc(measure = "RR", ai = 0, n1i = 12, ci = 0, n2i = 11) (`unit_cases`)
+    from metafor_ref import unit_case
+
+    ref = unit_case("escalc_double_zero")
+    assert (ref["ai"], ref["n1i"], ref["ci"], ref["n2i"]) == (0, 12, 0, 11)
+    assert kept.studies[1].counts == (0, 12, 0, 11)
+    assert kept.yi[1] == pytest.approx(ref["yi"], rel=1e-14)
+    assert kept.vi[1] == pytest.approx(ref["vi"], rel=1e-14)
 
 
 def test_cli_double_zero_default_and_flag(run, tmp_path):

@@ -53,7 +53,7 @@ def main_axes(fig):
 
 
 def influence_stand_in(ma, loo):
-    """An object shaped like the influence result of `ivigmeta influence` (issue 4): the Baujat
+    """An object shaped like the influence result of `ivigmeta influence`: the Baujat
     coordinates computed from the fit and its leave-one-out refits, diagnostics partly missing."""
     r = ma.random
     rows = []
@@ -354,7 +354,7 @@ def test_funnel_contours(results):
 
 
 def test_funnel_trimfill_studies_are_hollow(results):
-    """A stand-in for the trim-and-fill result of `ivigmeta bias` (issue 4)."""
+    """A stand-in for the trim-and-fill result of `ivigmeta bias`."""
     ba = results["funnel"]
     trimfill = SimpleNamespace(
         filled_yi=(-0.4, -0.9), filled_vi=(0.05, 0.3), side="left", k0=2, theta=0.5

@@ -76,6 +76,7 @@ def _check_random(
         assert r.df == rec["dfs"]
     else:
         assert r.df is None and rec["dfs"] is None
+    assert len(r.weights) == len(rec["weights"]) == rec["k"]  # zip() would stop at the shorter
     for i, (ours, ref) in enumerate(zip(r.weights, rec["weights"])):
         cmp(f"weight[{i}]", ours, ref, rel_est)
     assert not bad, "\n".join(bad)
@@ -132,6 +133,7 @@ def test_common_effect_inverse_variance(rec):
     ):
         assert close(ours, ref, CLOSED_FORM), (name, ours, ref)
     assert close(c.p_value, rec["pval"], P_VALUE, 1e-300)
+    assert len(c.weights) == len(rec["weights"]) == rec["k"]
     for ours, ref in zip(c.weights, rec["weights"]):
         assert close(ours, ref, CLOSED_FORM)
     # metafor's FE I² and H² are the Q-based ones: ivigmeta's i2_q, and Q / df.

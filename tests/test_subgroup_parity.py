@@ -48,10 +48,21 @@ def test_separate_tau2_between_test(rec):
 
 
 def test_separate_differs_from_metareg_as_in_metafor():
-    """ivig RR DL by nk_criterion: p = 0.329 (separate tau²) vs 0.266 (meta-regression)."""
+    """ivig RR DL by nk_criterion: p = 0.329 (separate tau²) vs 0.266 (meta-regression; the
+    paper's Results), both metafor's (`subgroup_separate` and `metareg` blocks)."""
     ma = fit(effects("ivig", "RR"))
-    assert f"{subgroup_by(ma, 'nk_criterion', 'separate').test.p_value:.3f}" == "0.329"
-    assert f"{subgroup_by(ma, 'nk_criterion').test.p_value:.3f}" == "0.266"
+    sep = next(
+        r for r in SEPARATE if (r["measure"], r["method"], r["by"]) == ("RR", "DL", "nk_criterion")
+    )
+    reg = next(
+        r
+        for r in block("metareg")
+        if (r["dataset"], r["method"], r["test"], r["mods"]) == ("ivig", "DL", "z", "~nk_criterion")
+    )
+    p_sep = subgroup_by(ma, "nk_criterion", "separate").test.p_value
+    p_reg = subgroup_by(ma, "nk_criterion").test.p_value
+    assert close(p_sep, sep["p_between"], P_VALUE) and close(p_reg, reg["QMp"], P_VALUE)
+    assert f"{p_sep:.3f}" == "0.329" and f"{p_reg:.3f}" == "0.266"
 
 
 BETWEEN = [

@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 import pytest
-from tolerances import CLOSED_FORM, close
+from metafor_ref import unit_case
+from tolerances import CLOSED_FORM, ITERATIVE, close
 
 import ivigmeta.core.tau2 as tau2_module
 from ivigmeta.core.pooling import fit, random_effects
@@ -36,9 +37,16 @@ def test_equal_variances_give_the_textbook_closed_forms():
     for method in ("DL", "HE", "PM", "REML"):
         assert close(estimate_tau2(Y, V, method).tau2, moment, 1e-12), method
     assert close(estimate_tau2(Y, V, "ML").tau2, ss / k - V[0], 1e-12)
-    # SJ: one step from tau²_0 = SS/k: tau²_0 * (SS / (v + tau²_0)) / (k - 1).
-    t0 = ss / k
-    assert close(estimate_tau2(Y, V, "SJ").tau2, t0 * ss / (V[0] + t0) / (k - 1), 1e-12)
+
+
+@pytest.mark.parametrize("method", list(TAU2_METHODS))
+def test_equal_variances_match_metafor(method):
+    """metafor: rma(Y, V, method, control = TIGHT_CTRL) (`unit_cases`, case equal_variances)."""
+    rec = unit_case("equal_variances", method=method)
+    assert (rec["yi"], rec["vi"]) == (Y, V)
+    assert close(estimate_tau2(Y, V, method).tau2, rec["tau2"], ITERATIVE)
+    r = fit(EffectSizes("RR", (), tuple(Y), tuple(V), (0.0,) * 6), FitOptions(method)).random
+    assert close(r.theta, rec["beta"], ITERATIVE) and close(r.se, rec["se"], ITERATIVE)
 
 
 @pytest.mark.parametrize("method", list(TAU2_METHODS))
@@ -113,18 +121,37 @@ def test_iterative_estimators_converge_tightly():
 
 
 def test_hartung_knapp_with_identical_effects_has_zero_se():
-    """metafor sets the HK variance factor to 0 when the weighted residuals vanish."""
-    r = random_effects([0.2, 0.2, 0.2], [0.1, 0.2, 0.3], "RR", 0.0, ci_method="hk")
-    assert r.se == 0.0 and r.ci_low_theta == r.ci_high_theta == r.theta and r.p_value == 0.0
-    assert close(r.theta, 0.2, CLOSED_FORM)
+    """metafor sets the HK variance factor to 0 when the weighted residuals vanish:
+    rma(rep(0.2, 3), c(0.1, 0.2, 0.3), tau2 = 0, test = "knha") (`unit_cases`)."""
+    rec = unit_case("knha_identical_effects")
+    r = random_effects(rec["yi"], rec["vi"], "RR", 0.0, ci_method="hk")
+    assert rec["se"] == 0 and rec["zval"] is None  # metafor: se 0, z = Inf (JSON null), p 0
+    assert r.se == 0.0 and r.p_value == rec["pval"] == 0.0 and math.isinf(r.statistic)
+    assert close(r.theta, rec["beta"], CLOSED_FORM)
+    assert close(r.ci_low_theta, rec["ci_lb"], CLOSED_FORM)
+    assert close(r.ci_high_theta, rec["ci_ub"], CLOSED_FORM)
 
 
 def test_k2_with_hartung_knapp_uses_one_df():
-    es = EffectSizes("RR", (), (0.1, 0.8), (0.05, 0.09), (0.0, 0.0))
+    """metafor: rma(c(0.1, 0.8), c(0.05, 0.09), method = "REML", test = "knha") (`unit_cases`)."""
+    rec = unit_case("k2_knha")
+    es = EffectSizes("RR", (), tuple(rec["yi"]), tuple(rec["vi"]), (0.0, 0.0))
     r = fit(es, FitOptions(tau2_method="REML", ci_method="hk")).random
-    assert r.df == 1
-    # t(0.975, 1) = 12.706...: the interval is wide
-    assert close((r.ci_high_theta - r.theta) / r.se, 12.706204736174696, 1e-9)
+    assert r.df == rec["dfs"] == 1
+    for name, ours in (
+        ("beta", r.theta),
+        ("se", r.se),
+        ("zval", r.statistic),
+        ("pval", r.p_value),
+        ("ci_lb", r.ci_low_theta),
+        ("ci_ub", r.ci_high_theta),
+        ("pi_lb", r.pi_low_theta),
+        ("pi_ub", r.pi_high_theta),
+        ("tau2", r.tau2),
+    ):
+        assert close(ours, rec[name], ITERATIVE), (name, ours, rec[name])
+    # t(0.975, 1) = tan(0.475 pi) = 12.706...: the interval is wide
+    assert close((r.ci_high_theta - r.theta) / r.se, math.tan(0.475 * math.pi), 1e-9)
 
 
 def test_fit_options_travel_to_refits():

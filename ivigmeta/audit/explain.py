@@ -82,7 +82,7 @@ def mantel_haenszel_theta(es: EffectSizes, exact: bool = False) -> float:
     for study, add in zip(es.studies, es.cc_added):
         if exact:
             add = 0.0
-        a, n1, c, n2 = study.counts
+        a, n1, c, n2 = map(float, study.counts)  # (whole numbers below 2^53: exact)
         b, d = n1 - a, n2 - c
         a, b, c, d = (x + add for x in (a, b, c, d))
         n1, n2 = a + b, c + d

@@ -73,10 +73,12 @@ class Published:
 
 
 def _toml_module():
-    try:
-        import tomllib  # Python >= 3.11
-    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     return tomllib
 
 
@@ -185,6 +187,7 @@ def _parse_number(
             f"{where}: 'printed' must be a string, exactly as printed "
             f'(write printed = "{entry["printed"]}": a TOML number loses trailing zeros)'
         )
+    assert isinstance(label, str)  # (checked above with the other strings)
     if not label.strip():
         raise PublishedError(f"{where}: 'label' is empty")
     command = entry["command"].strip()

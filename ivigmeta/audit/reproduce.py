@@ -24,7 +24,7 @@ from ivigmeta.results import NumberCheck, ReproduceResult, ReproduceSummary
 def check_number(number: PublishedNumber, cache: CommandCache) -> tuple[NumberCheck, Any]:
     """Recompute one number and compare it with the printed value (no explanation yet)."""
     printed = parse_printed(number.printed)
-    base = dict(
+    base: dict[str, Any] = dict(
         label=number.label,
         printed=number.printed,
         expect=number.expect,

@@ -325,12 +325,12 @@ def pool_rows(
     if codes is None:
         codes = _factorize(rows.keys, groups)
     codes = np.asarray(codes, dtype=np.int64)
-    order = np.argsort(codes, kind="stable")
-    if not np.array_equal(order, np.arange(n)):
-        rows = rows.take(order)
-        codes = codes[order]
-    else:
-        order = None
+    sort = np.argsort(codes, kind="stable")
+    order: np.ndarray | None = None
+    if not np.array_equal(sort, np.arange(n)):
+        order = sort
+        rows = rows.take(sort)
+        codes = codes[sort]
     ngroups = int(codes[-1]) + 1
     sizes = np.bincount(codes, minlength=ngroups)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
@@ -395,7 +395,7 @@ def pool_rows(
     if empty.any():
         status[empty] = STATUS_ERROR
         reason[empty] = [
-            _no_usable_message(rows, codes, gcode, opts) for gcode in np.flatnonzero(empty)
+            _no_usable_message(rows, codes, int(gcode), opts) for gcode in np.flatnonzero(empty)
         ]
     values["status"] = status
     values["reason"] = reason

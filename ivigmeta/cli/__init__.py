@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import MutableMapping
 
 import click
 
@@ -52,13 +53,13 @@ class LazyGroup(click.Group):
         return self._loaded.get(cmd_name)
 
     @property
-    def commands(self) -> dict[str, click.Command]:
+    def commands(self) -> MutableMapping[str, click.Command]:
         for name in COMMAND_MODULES:
             self.get_command(None, name)  # type: ignore[arg-type]
         return self._loaded
 
     @commands.setter
-    def commands(self, value: dict[str, click.Command]) -> None:
+    def commands(self, value: MutableMapping[str, click.Command]) -> None:
         self._loaded = dict(value)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:

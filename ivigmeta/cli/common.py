@@ -154,7 +154,7 @@ def input_settings() -> dict[str, Any]:
     return {**INPUT_DEFAULTS, **stored}
 
 
-_STORED = {"expose_value": False, "callback": _store_input, "is_eager": True}
+_STORED: dict[str, Any] = {"expose_value": False, "callback": _store_input, "is_eager": True}
 
 
 def input_options(func: Callable) -> Callable:

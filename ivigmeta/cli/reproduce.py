@@ -35,7 +35,9 @@ class InProcessRunner:
         from ivigmeta.cli import cli
 
         self.cli = cli
-        self.commands = tuple(sorted(c for c in cli.commands if c not in NOT_ANALYSES))
+        self.commands: Sequence[str] = tuple(
+            sorted(c for c in cli.commands if c not in NOT_ANALYSES)
+        )
 
     def _invoke(self, command: str, args: Sequence[str], fmt: str) -> str:
         """``ivigmeta COMMAND ARGS --format FMT`` in this process; its stdout."""

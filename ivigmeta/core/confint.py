@@ -77,15 +77,19 @@ def qprofile_ci(
         else:
             low = root(crit_upper)
     tr = float(design.trace_p(np.zeros(1))[0])
-    s2 = df / tr
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # numpy division: degenerate weights (tr P = 0 or inf) give NaN or inf, not an exception
+        s2 = np.float64(df) / np.float64(tr)
+        i2 = 100.0 * np.array([low, high]) / (s2 + np.array([low, high]))
+        h2 = 1.0 + np.array([low, high]) / s2
     return HeterogeneityCI(
         level=level,
         tau2_low=low,
         tau2_high=high,
-        i2_low=100.0 * low / (s2 + low),
-        i2_high=100.0 * high / (s2 + high),
-        h2_low=1.0 + low / s2,
-        h2_high=1.0 + high / s2,
+        i2_low=float(i2[0]),
+        i2_high=float(i2[1]),
+        h2_low=float(h2[0]),
+        h2_high=float(h2[1]),
         lb_sign=lb_sign,
         ub_sign=ub_sign,
         ci_null=ci_null,

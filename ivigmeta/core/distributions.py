@@ -143,6 +143,16 @@ def chi2_ppf(p: float, df: float) -> float:
     z = norm_ppf(p)
     h = 2.0 / (9.0 * df)
     x = df * max(1.0 - h + z * math.sqrt(h), 1e-3) ** 3
+    if lower:
+        # Far in the lower tail P(X <= x) ~ (x / 2)^a / Gamma(a + 1): start there (Wilson-Hilferty
+        # is floored at 1e-3 and the bracket would take hundreds of halvings to get down).
+        small = 2.0 * math.exp((target + math.lgamma(a + 1.0)) / a)
+        if small < 1e-20:
+            # The next term of the series is a relative x a / (2 (a + 1)): below 1e-20 the
+            # leading term is the quantile to double precision (0 when it underflows).
+            return small
+        if small < x:
+            x = small
     lo, hi = 0.0, math.inf
     for _ in range(500):
         gx = g(x)

@@ -108,7 +108,7 @@ def count_effects(
         add = np.zeros(a.shape)
     a, b, c, d = a + add, b + add, c + add, d + add
     n1, n2 = a + b, c + d
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if measure == "RR":
             yi = np.log(a / n1) - np.log(c / n2)
             # b / (a n1) = 1/a - 1/n1 without the cancellation that loses it when a is near n1.
@@ -120,7 +120,10 @@ def count_effects(
             p1, p2 = a / n1, c / n2
             yi = p1 - p2
             vi = p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
-    ok = np.isfinite(yi) & np.isfinite(vi) & (vi > 0) & ~double_zero
+        # A variance so small that its weight 1 / v overflows (a continuity correction of 1e-320)
+        # counts as zero: no analysis can use it.
+        usable_v = np.isfinite(vi) & (vi > 0) & np.isfinite(1.0 / vi)
+    ok = np.isfinite(yi) & usable_v & ~double_zero
     return CountEffects(yi, vi, ok, has_zero, add, double_zero)
 
 
@@ -170,7 +173,9 @@ def compute_effects(
     counted = [s for s in studies if s.has_counts]
     if counted:
         cols = np.array([s.counts for s in counted], dtype=float).T
-        fx = count_effects(*cols, measure, cc, cc_policy, keep_double_zero)
+        fx = count_effects(
+            cols[0], cols[1], cols[2], cols[3], measure, cc, cc_policy, keep_double_zero
+        )
     by_id = {id(s): i for i, s in enumerate(counted)}
     kept: list[Study] = []
     yi: list[float] = []

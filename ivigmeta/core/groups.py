@@ -76,19 +76,90 @@ class Groups:
         return np.where(big, rest, total - x)
 
 
+def _scaled(w: np.ndarray, g: Groups) -> tuple[np.ndarray, np.ndarray]:
+    """Weights divided by their group's largest: the traces are homogeneous in w, and weights
+    near the overflow threshold (variances of 1e-300) must not overflow their products."""
+    top = g.max(w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where((top > 0) & np.isfinite(top), top, 1.0)
+    return w / g.spread(scale), scale
+
+
+#: Weights above this may overflow in w² or w³: such groups take the scaled form.
+_LARGE_WEIGHT = 1e100
+
+
+def _careful(w: np.ndarray, g: Groups, sw: np.ndarray) -> np.ndarray:
+    """Groups whose textbook traces may lose precision or overflow: one weight above half the
+    group's sum (then sum w² / sum w comes close to sum w), or weights near the overflow range.
+
+    Elsewhere sum w² / sum w <= max w <= sum w / 2, so tr P >= sum w / 2 and tr PP >= sum w² / 4:
+    the textbook forms are then exact to a few ulps (and are what metafor computes)."""
+    top = g.max(w)
+    return (top > 0.5 * sw) | ~(top <= _LARGE_WEIGHT)
+
+
+def _trace_p_others(w: np.ndarray, g: Groups) -> np.ndarray:
+    u, scale = _scaled(w, g)
+    return scale * (g.sum(u * g.others(u)) / g.sum(u))
+
+
+def _trace_pp_others(w: np.ndarray, g: Groups) -> np.ndarray:
+    u, scale = _scaled(w, g)
+    u2 = u * u
+    o = g.others(u)
+    su = g.sum(u)
+    with np.errstate(over="ignore"):
+        return (scale * scale) * (g.sum(u2 * (o * o + g.others(u2))) / (su * su))
+
+
 def trace_p(w: np.ndarray, g: Groups) -> np.ndarray:
-    """tr P = sum w - sum w² / sum w of the intercept-only model, per group, as
-    sum_i w_i o_i / sum w with o_i the sum of the other weights (no cancellation)."""
-    return g.sum(w * g.others(w)) / g.sum(w)
+    """tr P = sum w - sum w² / sum w of the intercept-only model, per group.
+
+    Where one weight dominates it is computed as sum_i w_i o_i / sum w, o_i the sum of the other
+    weights (no cancellation; :func:`_careful` says where)."""
+    sw = g.sum(w)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = sw - g.sum(w * w) / sw
+    hard = _careful(w, g, sw)
+    if hard.any():
+        sub, rows = g.take(hard)
+        out[hard] = _trace_p_others(w[rows], sub)
+    return out
 
 
 def trace_pp(w: np.ndarray, g: Groups) -> np.ndarray:
     """tr(P P) = sum w² - 2 sum w³ / sum w + (sum w²)² / (sum w)² of the intercept-only model.
 
-    With P = W - w w' / sum w it equals sum_i w_i² (o_i² + O_i) / (sum w)², o_i the sum of the
-    other weights and O_i that of their squares: a sum of positive terms.
-    """
-    w2 = w * w
-    o = g.others(w)
+    Where one weight dominates it is computed, with P = W - w w' / sum w, as
+    sum_i w_i² (o_i² + O_i) / (sum w)², o_i the sum of the other weights and O_i that of their
+    squares: a sum of positive terms."""
     sw = g.sum(w)
-    return g.sum(w2 * (o * o + g.others(w2))) / (sw * sw)
+    w2 = w * w
+    with np.errstate(over="ignore", invalid="ignore"):
+        sw2 = g.sum(w2)
+        r = sw2 / sw
+        out = sw2 - 2.0 * g.sum(w2 * w) / sw + r * r
+    hard = _careful(w, g, sw)
+    if hard.any():
+        sub, rows = g.take(hard)
+        out[hard] = _trace_pp_others(w[rows], sub)
+    return out
+
+
+def traces(w: np.ndarray, g: Groups, sw: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(tr P, tr PP) together, sharing their sums (REML's score and information)."""
+    if sw is None:
+        sw = g.sum(w)
+    w2 = w * w
+    with np.errstate(over="ignore", invalid="ignore"):
+        sw2 = g.sum(w2)
+        r = sw2 / sw
+        tp = sw - r
+        tpp = sw2 - 2.0 * g.sum(w2 * w) / sw + r * r
+    hard = _careful(w, g, sw)
+    if hard.any():
+        sub, rows = g.take(hard)
+        tp[hard] = _trace_p_others(w[rows], sub)
+        tpp[hard] = _trace_pp_others(w[rows], sub)
+    return tp, tpp

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ivigmeta.core.distributions import chi2_sf_array
-from ivigmeta.core.groups import Groups, trace_p
+from ivigmeta.core.groups import Groups
+from ivigmeta.core.models import InterceptModels
 
 if TYPE_CHECKING:
     from ivigmeta.results import Heterogeneity, HeterogeneityCI
@@ -62,15 +63,21 @@ class GroupHeterogeneity:
             return np.where(self.q > 0, 100.0 * np.maximum(0.0, (self.q - self.df) / self.q), 0.0)
 
 
-def group_heterogeneity(y: np.ndarray, v: np.ndarray, g: Groups) -> GroupHeterogeneity:
-    """Cochran's Q about the inverse-variance common effect, and s², for every group."""
+def group_heterogeneity(
+    y: np.ndarray, v: np.ndarray, g: Groups, models: InterceptModels | None = None
+) -> GroupHeterogeneity:
+    """Cochran's Q about the inverse-variance common effect, and s², for every group.
+
+    Q and tr P0 are the random-effects model's at tau² = 0 (``models``, built here if not given:
+    a fit passes its own, which has them already)."""
+    m = models if models is not None else InterceptModels(y, v, g)
     w = 1.0 / v
     sw = g.sum(w)
     theta = g.sum(w * y) / sw
-    r = y - g.spread(theta)
-    q = g.sum(w * r * r)
+    zero = np.zeros(len(g))
+    q = m.q(zero)[0]
     df = g.sizes - 1
-    c = trace_p(w, g)
+    c = m.trace_p(zero)
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = np.where(c > 0, df / c, np.nan)
     return GroupHeterogeneity(q, df, chi2_sf_array(q, df), theta, sw, s2)

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ivigmeta.core.groups import Groups, trace_p, trace_pp
+from ivigmeta.core.groups import Groups, trace_p, traces
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -58,6 +58,8 @@ class InterceptModels:
         self.v = np.asarray(v, dtype=float)
         self.g = groups
         self.k = groups.sizes.astype(float)
+        # Q and tr P at tau² = 0 serve DL, PM, the I² of every fit and the Q-profile: once.
+        self._at_zero: dict[str, Any] = {}
 
     @classmethod
     def single(cls, y: Sequence[float], v: Sequence[float]) -> InterceptModels:
@@ -76,13 +78,26 @@ class InterceptModels:
 
     def q(self, tau2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """y' P y = sum w (y - mu_w)² and its slope in tau², -y' P P y = -sum w² (y - mu_w)²."""
+        if not np.any(tau2):
+            if "q" not in self._at_zero:
+                self._at_zero["q"] = self._q(tau2)
+            return self._at_zero["q"]
+        return self._q(tau2)
+
+    def _q(self, tau2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w, _, r = self._fit(tau2)
         wr2 = w * r * r
-        return self.g.sum(wr2), -self.g.sum(w * wr2)
+        with np.errstate(over="ignore"):  # weights near overflow: the slope is -inf, not an error
+            return self.g.sum(wr2), -self.g.sum(w * wr2)
 
     def trace_p(self, tau2: np.ndarray) -> np.ndarray:
+        if not np.any(tau2) and "tr" in self._at_zero:
+            return self._at_zero["tr"]
         w = 1.0 / (self.v + self.g.spread(tau2))
-        return trace_p(w, self.g)
+        out = trace_p(w, self.g)
+        if not np.any(tau2):
+            self._at_zero["tr"] = out
+        return out
 
     def score(self, tau2: np.ndarray, reml: bool) -> tuple[np.ndarray, np.ndarray]:
         """Fisher scoring's numerator and information (Viechtbauer 2005).
@@ -91,12 +106,13 @@ class InterceptModels:
         cancellation (:mod:`ivigmeta.core.groups`).
         """
         g = self.g
-        w, _, r = self._fit(tau2)
+        w, sw, r = self._fit(tau2)
         w2 = w * w
         yppy = g.sum(w2 * r * r)
         if reml:
-            return yppy - trace_p(w, g), trace_pp(w, g)
-        return yppy - g.sum(w), g.sum(w2)
+            tp, tpp = traces(w, g, sw)
+            return yppy - tp, tpp
+        return yppy - sw, g.sum(w2)
 
     def loglik(self, tau2: np.ndarray, reml: bool) -> np.ndarray:
         """(Restricted) log-likelihood at ``tau2``."""

@@ -191,6 +191,21 @@ def pool_groups(
 
     ``counts`` (the rows' raw counts) are needed for ``common_method`` MH or PETO.
     """
+    with np.errstate(all="ignore"):  # degenerate groups come out as NaN or inf, decided by callers
+        return _pool_groups(y, v, g, tau2_method, ci_method, level, common_method, measure, counts)
+
+
+def _pool_groups(
+    y: np.ndarray,
+    v: np.ndarray,
+    g: Groups,
+    tau2_method: str,
+    ci_method: str,
+    level: float,
+    common_method: str,
+    measure: str,
+    counts: Counts | None,
+) -> GroupFit:
     crit = z_crit(level)
     counts_fit = None
     if common_method == "IV":
@@ -211,8 +226,9 @@ def pool_groups(
             )
         common = _wald(counts_fit.theta, counts_fit.se, crit)
         common_w = counts_fit.weights
-    het = group_heterogeneity(y, v, g)
-    tau2 = fit_tau2(InterceptModels(y, v, g), tau2_method)
+    models = InterceptModels(y, v, g)
+    het = group_heterogeneity(y, v, g, models)
+    tau2 = fit_tau2(models, tau2_method)
     random, random_w = random_part(y, v, g, tau2.tau2, ci_method, level)
     return GroupFit(
         common,
@@ -314,7 +330,8 @@ def wald_common(
     """A common-effect estimate with its Wald z test and interval; ``weights`` become percent."""
     from ivigmeta.results import CommonFit
 
-    z = theta / se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = float(np.float64(theta) / np.float64(se))
     crit = z_crit(level)
     w = np.asarray(weights, dtype=float)
     return CommonFit(

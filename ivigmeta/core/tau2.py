@@ -160,7 +160,7 @@ def solve_q(m: Models, target: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, 
         la = np.where(fx > 0, xa, la)
         ha = np.where(fx < 0, xa, ha)
         with np.errstate(divide="ignore", invalid="ignore"):
-            new = np.where(slope < 0, xa - fx / slope, np.nan)
+            new = np.where((slope < 0) & np.isfinite(slope), xa - fx / slope, np.nan)
         inside = (la < new) & (new < ha)
         new = np.where(inside, new, 0.5 * (la + ha))
         done = (

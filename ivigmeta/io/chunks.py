@@ -95,7 +95,7 @@ class Rows:
     @property
     def bad(self) -> np.ndarray:
         """Rows ``pool`` would reject."""
-        return np.not_equal(self.error, None)
+        return np.not_equal(self.error, None)  # type: ignore[call-overload]  # numpy's stubs take no None
 
     def take(self, index: Any) -> Rows:
         """The rows at ``index`` (positions, a slice or a mask)."""
@@ -112,11 +112,8 @@ class Rows:
         parts = [p for p in parts if len(p)] or list(parts[:1])
         if len(parts) == 1:
             return parts[0]
-        labels = [p.label for p in parts]
-        if any(lab is None for lab in labels):
-            label = None
-        else:
-            label = np.concatenate(labels)
+        labels = [p.label for p in parts if p.label is not None]
+        label = np.concatenate(labels) if len(labels) == len(parts) else None
         return Rows(
             keys={g: np.concatenate([p.keys[g] for p in parts]) for g in parts[0].keys},
             counts=np.concatenate([p.counts for p in parts]),
@@ -546,7 +543,7 @@ class ChunkReader:
         text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors=_LATIN1, newline="")
         handle_tell = handle.tell
         source = self.source
-        latin1 = _latin1_calls[0]
+        latin1: int | None = _latin1_calls[0]  # None once the note is given
         header, header_row, nraw, delim = self._header(text)
         sample_lines = list(islice(text, SAMPLE_ROWS))
         try:
@@ -876,9 +873,9 @@ def _strip(values: np.ndarray) -> np.ndarray:
     return np.array([v.strip() for v in values.tolist()], dtype=object)
 
 
-def _decimal_points(values: np.ndarray | None) -> np.ndarray | None:
+def _decimal_points(values: np.ndarray) -> np.ndarray:
     """Text cells of a decimal-comma table as pool keeps them (``1,5`` -> ``1.5``)."""
-    if values is None or not any("," in v for v in values.tolist()):
+    if not any("," in v for v in values.tolist()):
         return values
     from ivigmeta.io.studies import decimal_point
 
@@ -919,8 +916,8 @@ def _checked(
             if found is not None:
                 counts[i] = found
     if layout.decimal == ",":
-        keys = {g: _decimal_points(k) for g, k in keys.items()}  # type: ignore[misc]
-        label = _decimal_points(label)
+        keys = {g: _decimal_points(k) for g, k in keys.items()}
+        label = None if label is None else _decimal_points(label)
     return Rows(
         keys=keys, counts=counts, row=np.asarray(rownums, np.int64), error=error, label=label
     )
@@ -945,9 +942,7 @@ def _parse_regular(
         return None  # numpy's reader skipped blank lines
     counts = np.column_stack([table[f"c{j}"] for j in range(4)]).astype(np.float64)
 
-    def column(i: int | None) -> np.ndarray | None:
-        if i is None:
-            return None
+    def column(i: int) -> np.ndarray:
         col = table[f"t{text_idx.index(i)}"]
         return _strip(col) if spaces else col.copy()
 
@@ -959,9 +954,9 @@ def _parse_regular(
 
     return _checked(
         counts,
-        keys,  # type: ignore[arg-type]
-        column(layout.label_idx),
-        column(layout.year_idx),
+        keys,
+        None if layout.label_idx is None else column(layout.label_idx),
+        None if layout.year_idx is None else column(layout.year_idx),
         rownums,
         row_values,
         layout,
@@ -989,9 +984,7 @@ def _from_cells(
     n = len(records)
     nf = layout.nfields
 
-    def column(i: int | None) -> np.ndarray | None:
-        if i is None:
-            return None
+    def column(i: int) -> np.ndarray:
         return np.array([(r[i].strip() if i < len(r) else "") for r in records], dtype=object)
 
     keys = {g: column(i) for g, i in zip(layout.groups, layout.key_idx)}
@@ -1008,9 +1001,9 @@ def _from_cells(
         )
     return _checked(
         cells,
-        keys,  # type: ignore[arg-type]
-        column(layout.label_idx),
-        column(layout.year_idx),
+        keys,
+        None if layout.label_idx is None else column(layout.label_idx),
+        None if layout.year_idx is None else column(layout.year_idx),
         rownums,
         lambda i: _values(records[i], layout),
         layout,

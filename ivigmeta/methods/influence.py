@@ -27,6 +27,7 @@ with ``test = "knha"``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ivigmeta.core.distributions import chi2_sf, norm_ppf
 from ivigmeta.core.heterogeneity import cochran_q
@@ -111,7 +112,7 @@ def influence(ma: MetaAnalysis) -> Influence:
             resid = y - theta_d
             if abs(resid) < _RESID_ZERO:
                 resid = 0.0
-            values = {
+            values: dict[str, Any] = {  # (Any: InfluenceRow's other fields are not floats)
                 "rstudent": resid / math.sqrt(v * s2w_d + vb_d + tau2_d * s2w_d),
                 "dffits": diff / math.sqrt(s2w_d * hat * (tau2_d + v)),
                 "dfbetas": diff / math.sqrt(s2w_d / math.fsum(1.0 / (vj + tau2_d) for vj in es.vi)),

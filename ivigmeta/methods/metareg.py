@@ -127,6 +127,7 @@ def _meta_regression(
         # pooling.random_effects: a non-zero coefficient is infinitely significant, zero is not.
         stat = b / s if s > 0 else (math.copysign(math.inf, b) if b else 0.0)
         if ci_method == "hk":
+            assert df2 is not None
             pval = t_p_two_sided(stat, df2) if s > 0 else (0.0 if b else 1.0)
         else:
             pval = norm_p_two_sided(stat)
@@ -141,6 +142,7 @@ def _meta_regression(
         except np.linalg.LinAlgError:  # Var(b) = 0 (as above): QM is 0 when b is, else infinite
             qm = math.inf if np.any(bm != 0) else 0.0
         if ci_method == "hk":
+            assert df2 is not None
             qm = qm / m
             qm_p = f_sf(qm, m, df2) if math.isfinite(qm) else 0.0
         else:

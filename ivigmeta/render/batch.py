@@ -41,7 +41,7 @@ class BatchWriter:
         self.processes = processes
         self.rows = 0
         self._header_done = not header
-        self._parquet = None
+        self._parquet: Any = None  # a pyarrow.parquet.ParquetWriter once the first rows come
 
     def write(self, result: Any) -> None:
         """Write a :class:`ivigmeta.batching.run.BatchResult`."""
@@ -55,12 +55,14 @@ class BatchWriter:
         self.rows += len(result)
 
     def _write_csv(self, result: Any) -> None:
+        assert self.stream is not None  # text formats are written to a stream
         if not self._header_done:
             self.stream.write(",".join(_csv_text(str(c)) for c in result.columns) + "\n")
         text = in_parallel(len(result), lambda lo, hi: _csv_lines(result, lo, hi), self.processes)
         self.stream.write(text)
 
     def _write_jsonl(self, result: Any) -> None:
+        assert self.stream is not None
         text = in_parallel(len(result), lambda lo, hi: _json_lines(result, lo, hi), self.processes)
         self.stream.write(text)
 
@@ -108,7 +110,7 @@ def in_parallel(n: int, text: Callable[[int, int], str], processes: int | None =
 
     Formatting floats at full precision (about 0.5 us each) is the largest cost of text output;
     the slices are independent, so child processes format all but the first while this process
-    formats the first (:func:`ivigmeta.batching.forking.fork_map`; a child that fails is redone here).
+    formats the first (:func:`ivigmeta.batching.forking.fork_map`; a child's failure fails the call).
     """
     workers = worker_count(n, processes)
     if workers == 1:

@@ -31,7 +31,7 @@ from ivigmeta.results import (
     RobAssessment,
     SubgroupAnalysis,
     TrimFill,
-    back_transform,
+    to_json_dict,
 )
 
 DURATION_COLUMNS = (
@@ -102,8 +102,8 @@ def _has_durations(ma: MetaAnalysis) -> bool:
     )
 
 
-def _measure_header(measure: str, level: float) -> str:
-    return f"{measure} [{level * 100:g}% CI]"
+def _measure_header(measure: str, level_percent: float) -> str:
+    return f"{measure} [{level_percent:g}% CI]"
 
 
 def excluded_notes(excluded) -> list[str]:
@@ -137,7 +137,7 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
     cols += [
         "Events, intervention",
         "Events, control",
-        _measure_header(ma.measure, ma.options.level),
+        _measure_header(ma.measure, ma.options.level_percent),
         "p-value",
     ]
     if ma.pooled:
@@ -154,29 +154,25 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             f.pval(est.p_value),
         ]
         if ma.pooled:
+            assert ma.common is not None and ma.random is not None
             row += [f.pct(ma.common.weights[i]), f.pct(ma.random.weights[i])]
         rows.append(row)
     notes = []
     summary_from = None
     if ma.pooled:
-        studies = [s for s in ma.effects.studies if s.has_counts]
-        complete = len(studies) == ma.k  # totals only when every pooled study reports counts
-        n = sum(s.n for s in studies)
-        te = sum(s.treat_events for s in studies)
-        tt = sum(s.treat_total for s in studies)
-        ce = sum(s.control_events for s in studies)
-        ct = sum(s.control_total for s in studies)
+        assert ma.common is not None and ma.random is not None
+        tot = ma.totals  # None unless every pooled study reports counts
         summary_from = len(rows)
         for name, fit in (
             (f"Common effect ({ma.common.method})", ma.common),
             (f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})", ma.random),
         ):
-            row = [name, str(n) if complete else ""]
+            row = [name, str(tot.n) if tot else ""]
             if durations:
                 row += ["", ""]
             row += [
-                f"{te} ({tt})" if complete else "",
-                f"{ce} ({ct})" if complete else "",
+                f"{tot.treat_events} ({tot.treat_total})" if tot else "",
+                f"{tot.control_events} ({tot.control_total})" if tot else "",
                 f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
                 f.pval(fit.p_value),
                 "100.0%" if fit is ma.common else "",
@@ -244,7 +240,7 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
             )
         ]
     ci = het.ci
-    level = f"{ma.options.level * 100:g}% CI (Q-profile)"
+    level = f"{ma.options.level_percent:g}% CI (Q-profile)"
     rows = [
         ["k", str(ma.k), ""],
         ["Q", f.num(het.q), ""],
@@ -253,19 +249,21 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         [
             f"I² ({het.tau2_method})",
             f.pct(het.i2),
-            _ci_text(ci, *(ci.i2_low, ci.i2_high) if ci else (0, 0), lambda x: f.num(x, 1), "%"),
+            _ci_text(
+                ci, *(ci.i2_low, ci.i2_high) if ci else (0.0, 0.0), lambda x: f.num(x, 1), "%"
+            ),
         ],
         ["I² (Q-based)", f.pct(het.i2_q), ""],
-        ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0, 0), f.num)],
+        ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0.0, 0.0), f.num)],
         [
             f"tau² ({het.tau2_method})",
             f.tau2(het.tau2),
-            _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0, 0), f.tau2),
+            _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0.0, 0.0), f.tau2),
         ],
         [
             "tau",
             f.tau2(het.tau),
-            _ci_text(ci, *(ci.tau2_low**0.5, ci.tau2_high**0.5) if ci else (0, 0), f.tau2),
+            _ci_text(ci, *(ci.tau_low, ci.tau_high) if ci else (0.0, 0.0), f.tau2),
         ],
     ]
     notes = []
@@ -288,7 +286,7 @@ def loo_sections(loo: LeaveOneOut) -> list[Section]:
     cols = [
         "Omitted study",
         "k",
-        _measure_header(loo.full.measure, loo.full.options.level),
+        _measure_header(loo.full.measure, loo.full.options.level_percent),
         "p-value",
         "Q",
         "I²",
@@ -309,6 +307,7 @@ def loo_sections(loo: LeaveOneOut) -> list[Section]:
             ]
         )
     full = loo.full.random
+    assert full is not None and loo.full.heterogeneity is not None
     summary_from = len(rows)
     rows.append(
         [
@@ -338,7 +337,7 @@ def subgroup_sections(sg: SubgroupAnalysis) -> list[Section]:
         "Subgroup",
         "No. of studies",
         "Studies",
-        _measure_header(sg.full.measure, sg.full.options.level),
+        _measure_header(sg.full.measure, sg.full.options.level_percent),
         "p-value",
         "I²",
         "Heterogeneity p",
@@ -394,7 +393,7 @@ def _between_name(method: str) -> str:
 
 def metareg_sections(reg: MetaRegression) -> list[Section]:
     stat = "t" if reg.ci_method == "hk" else "z"
-    ci_head = f"{reg.level * 100:g}% CI"
+    ci_head = f"{reg.level_percent:g}% CI"
     cols = ["Coefficient", "Estimate", "SE", stat, "p-value", ci_head]
     rows = [
         [
@@ -504,7 +503,7 @@ def _bias_row(name: str, res: Any, ba: BiasAnalysis) -> list[str]:
         n = "inf" if math.isinf(res.n) else f"{res.n:.0f}"
         detail = f"{res.method}, alpha {res.alpha:g}"
         if res.target_theta is not None:
-            detail += f", target {ba.full.measure} {f.num(back_transform(res.target_theta, ba.full.measure), 3)}"
+            detail += f", target {ba.full.measure} {f.num(res.target, 3)}"
         return [
             label,
             f"N = {n}",
@@ -531,11 +530,7 @@ def _filled_section(tf: TrimFill) -> Section:
     measure = tf.analysis.measure
     d = f.decimals_for(measure)
     cols = ["Imputed study", "Mirror of", measure, "SE (log scale)" if measure != "RD" else "SE"]
-    rows = []
-    for j, (y, v, src) in enumerate(zip(tf.filled_yi, tf.filled_vi, tf.filled_from)):
-        rows.append(
-            [f"Filled {j + 1}", src, f.num(back_transform(y, measure), d), f.num(math.sqrt(v), 3)]
-        )
+    rows = [[s.study, s.mirror_of, f.num(s.estimate, d), f.num(s.se, 3)] for s in tf.filled]
     return Section("Trim-and-fill: imputed studies", cols, rows, right_align_from=2)
 
 
@@ -612,38 +607,6 @@ def bias_records(ba: BiasAnalysis) -> list[dict[str, Any]]:
     return records
 
 
-def heterogeneity_payload(ma: MetaAnalysis) -> dict[str, Any]:
-    """``ivigmeta heterogeneity`` JSON: the heterogeneity object at the top level."""
-    het = (
-        ma.heterogeneity.to_dict()
-        if ma.heterogeneity
-        else {
-            "q": None,
-            "df": 0,
-            "p_value": None,
-            "i2": None,
-            "h2": None,
-            "tau2": None,
-            "tau": None,
-            "i2_q": None,
-            "tau2_ci": None,
-            "tau_ci": None,
-            "i2_ci": None,
-            "h2_ci": None,
-        }
-    )
-    return {
-        **het,
-        "k": ma.k,
-        "measure": ma.measure,
-        "excluded": [e.to_dict() for e in ma.effects.excluded],
-    }
-
-
-def _to_dict(result: Any) -> dict[str, Any]:
-    return result.to_dict()
-
-
 # ---------------------------------------------------------------------------------------------
 # Risk of bias (ROBINS-I).
 
@@ -695,12 +658,14 @@ class View:
 
     sections: Callable[[Any], list[Section]]
     records: Callable[[Any], list[dict[str, Any]]]
-    payload: Callable[[Any], dict[str, Any]] = _to_dict
+    payload: Callable[[Any], dict[str, Any]] = to_json_dict
 
 
 VIEWS: dict[str, View] = {
     "pool": View(pool_sections, pool_records),
-    "heterogeneity": View(heterogeneity_sections, heterogeneity_records, heterogeneity_payload),
+    "heterogeneity": View(
+        heterogeneity_sections, heterogeneity_records, MetaAnalysis.heterogeneity_dict
+    ),
     "loo": View(loo_sections, loo_records),
     "subgroup": View(subgroup_sections, subgroup_records),
     "metareg": View(metareg_sections, metareg_records),
@@ -720,7 +685,7 @@ def cumulative_sections(cu: Cumulative) -> list[Section]:
         "Study added",
         cu.order_by,
         "k",
-        _measure_header(measure, cu.full.options.level),
+        _measure_header(measure, cu.full.options.level_percent),
         "p-value",
         "I²",
         "tau²",

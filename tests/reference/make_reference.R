@@ -559,6 +559,57 @@ block_ranktest_extra <- function() {
   out
 }
 
+## Small constructed inputs that unit tests used to check against their own
+## arithmetic (tests/test_tau2.py, test_effects_input.py, test_bias.py): each
+## record has a `case` name and the inputs it was computed from.
+block_unit_cases <- function() {
+  out <- list()
+  add <- function(header, compute) out[[length(out) + 1]] <<- capture(header, compute)
+  ## Six effects with equal sampling variances (v = 0.04): the estimators' closed forms.
+  y6 <- c(0.10, 0.62, -0.25, 0.41, 0.90, 0.05); v6 <- rep(0.04, 6)
+  for (meth in RE_METHODS) {
+    add(list(case = "equal_variances", method = meth, yi = arr(y6), vi = arr(v6)),
+        function() {
+          f <- rma(y6, v6, method = meth, control = TIGHT_CTRL)
+          list(tau2 = f$tau2, beta = c(f$beta), se = f$se)
+        })
+  }
+  ## k = 2 with Knapp-Hartung: a t on 1 df.
+  add(list(case = "k2_knha", method = "REML", yi = arr(c(0.1, 0.8)), vi = arr(c(0.05, 0.09))),
+      function() {
+        f <- rma(c(0.1, 0.8), c(0.05, 0.09), method = "REML", test = "knha",
+                 control = TIGHT_CTRL)
+        pr <- predict(f)
+        list(beta = c(f$beta), se = f$se, zval = f$zval, pval = f$pval,
+             ci_lb = f$ci.lb, ci_ub = f$ci.ub, dfs = f$dfs, tau2 = f$tau2,
+             pi_lb = c(pr$pi.lb), pi_ub = c(pr$pi.ub))
+      })
+  ## Identical effects, tau2 fixed at 0, Knapp-Hartung: metafor sets the variance factor to 0.
+  add(list(case = "knha_identical_effects", method = "FIXED_TAU2_0",
+           yi = arr(rep(0.2, 3)), vi = arr(c(0.1, 0.2, 0.3))),
+      function() {
+        f <- rma(rep(0.2, 3), c(0.1, 0.2, 0.3), tau2 = 0, test = "knha")
+        list(beta = c(f$beta), se = f$se, zval = f$zval, pval = f$pval,
+             ci_lb = f$ci.lb, ci_ub = f$ci.ub)
+      })
+  ## A double-zero study kept with the correction (escalc's drop00 = FALSE default).
+  add(list(case = "escalc_double_zero", measure = "RR", ai = 0, n1i = 12, ci = 0, n2i = 11),
+      function() {
+        e <- escalc(measure = "RR", ai = 0, n1i = 12, ci = 0, n2i = 11)
+        list(yi = c(e$yi), vi = c(e$vi))
+      })
+  ## Rosenthal's fail-safe N from two studies (log OR).
+  add(list(case = "fsn_two_studies", measure = "OR", type = "Rosenthal",
+           ai = arr(c(5, 8)), n1i = arr(c(10, 20)), ci = arr(c(3, 4)), n2i = arr(c(10, 20))),
+      function() {
+        e <- escalc(measure = "OR", ai = c(5, 8), n1i = c(10, 20), ci = c(3, 4),
+                    n2i = c(10, 20))
+        f <- fsn(e$yi, e$vi)
+        list(fsnum = f$fsnum, pval = f$pval)
+      })
+  out
+}
+
 ## trimfill(rma(...), estimator, side).
 block_trimfill <- function(sets, methods = c("DL", "REML")) {
   out <- list()
@@ -614,7 +665,7 @@ block_fsn <- function(sets) {
 }
 
 ## ===========================================================================
-## Added for issue 3 (estimators at metafor parity): ML and REML refitted with
+## The estimators at metafor parity: ML and REML refitted with
 ## a much tighter Fisher-scoring threshold. With threshold = 1e-10 metafor stops
 ## when the tau^2 step is below 1e-10 in absolute terms, which near the boundary
 ## (linear convergence) leaves tau^2 up to ~3e-10 short of the optimum
@@ -651,7 +702,7 @@ block_metareg_tight <- function(sets) with_tight_control(function() {
 })
 
 ## ===========================================================================
-## Added for issue 4: the REML records of cumul, influence and trimfill again
+## The REML records of cumul, influence and trimfill again
 ## with a much tighter Fisher-scoring threshold. With threshold = 1e-10 metafor
 ## stops up to a few 1e-10 short of the REML optimum, which shows at 1e-7
 ## relative in differences of nearly equal estimates (DFFITS, lau1992), and
@@ -661,7 +712,7 @@ block_metareg_tight <- function(sets) with_tight_control(function() {
 ## Knapp-Hartung scale factor enters DFFITS, DFBETAS, Cook's D and COVRATIO).
 ## ===========================================================================
 
-## TIGHT_CTRL and with_tight_control() are defined above (issue 3).
+## TIGHT_CTRL and with_tight_control() are defined above.
 block_sensitivity_tight <- function(sets) with_tight_control(function() {
   list(cumul = block_cumul(sets, "REML"),
        influence = block_influence(sets, "REML"),
@@ -800,6 +851,7 @@ main <- function() {
   res$trimfill_tight <- tight$trimfill
   res$influence_knha <- tight$influence_knha
   res$ranktest_extra <- block_ranktest_extra()
+  res$unit_cases <- block_unit_cases()
   write_json_file(res, OUT)
   blocks <- names(res)[vapply(res, function(x) is.list(x) && is.null(names(x)), TRUE)]
   for (b in blocks) {
