@@ -86,17 +86,16 @@ def markdown_tables(text: str) -> list[dict]:
     tables, title, current = [], "", None
     for line in text.splitlines():
         if line.startswith("### "):
-            title = line[4:].strip()
+            title = re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", line[4:].strip())
         elif line.startswith("#"):
             title = ""
         if line.startswith("|"):
-            cells = [
-                c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])
-            ]
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
             if all(re.fullmatch(r"-+:?", c) for c in cells):
                 continue
             cells = [c[2:-2] if c.startswith("**") and c.endswith("**") else c for c in cells]
             cells = [c[1:-1] if c.startswith("`") and c.endswith("`") else c for c in cells]
+            cells = [re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", c) for c in cells]
             if current is None:
                 current = {"title": title, "rows": []}
                 tables.append(current)

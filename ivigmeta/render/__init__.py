@@ -13,6 +13,8 @@ import json
 import math
 from typing import IO, TYPE_CHECKING, Any
 
+from ivigmeta.render.text import csv_guard, md_escape
+
 if TYPE_CHECKING:  # views defines every result's layout: imported by render(), not by render.batch
     from ivigmeta.render.views import Section
 
@@ -35,16 +37,18 @@ def to_json(payload: dict[str, Any]) -> str:
 
 
 def to_csv(records: list[dict[str, Any]]) -> str:
+    """Records as CSV: numbers at full precision, text cells guarded against formula injection."""
     columns: list[str] = []
     for rec in records:
         for key in rec:
             if key not in columns:
                 columns.append(key)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
+    writer = csv.writer(out, lineterminator="\n")
+    # Column names can come from the input too (a ROBINS-I domain, a subgroup column).
+    writer.writerow([_csv_cell(c) for c in columns])
     for rec in records:
-        writer.writerow({k: _csv_cell(v) for k, v in rec.items()})
+        writer.writerow([_csv_cell(rec.get(c)) for c in columns])
     return out.getvalue()
 
 
@@ -54,32 +58,32 @@ def _csv_cell(value: Any) -> Any:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ""
     if isinstance(value, (list, tuple)):
-        return "; ".join(str(v) for v in value)
+        return csv_guard("; ".join(str(v) for v in value))
+    if isinstance(value, str):
+        return csv_guard(value)
     return value
 
 
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
 def to_markdown(sections: list[Section]) -> str:
+    """Sections as Markdown tables; every title, header, cell and note is literal text
+    (:func:`ivigmeta.render.text.md_escape`), read back by ``render.report.parse_markdown``."""
     parts = []
     for sec in sections:
-        lines = [f"### {sec.title}", ""]
-        lines.append("| " + " | ".join(_md_escape(c) for c in sec.columns) + " |")
+        lines = [f"### {md_escape(sec.title)}", ""]
+        lines.append("| " + " | ".join(md_escape(c) for c in sec.columns) + " |")
         aligns = [
             "---" if i < sec.right_align_from or c in sec.text_columns else "---:"
             for i, c in enumerate(sec.columns)
         ]
         lines.append("| " + " | ".join(aligns) + " |")
         for i, row in enumerate(sec.rows):
-            cells = [_md_escape(c) for c in row]
+            cells = [md_escape(c).strip() for c in row]
             if sec.summary_from is not None and i >= sec.summary_from and cells[0]:
                 cells[0] = f"**{cells[0]}**"
             lines.append("| " + " | ".join(cells) + " |")
         if sec.notes:
             lines.append("")
-            lines.extend(f"- {_md_escape(n)}" for n in sec.notes)
+            lines.extend(f"- {md_escape(n)}" for n in sec.notes)
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 

@@ -13,11 +13,17 @@ import re
 from collections.abc import Callable
 from typing import IO, Any
 
+from ivigmeta.render.text import FORMULA_START, csv_guard
+
 BATCH_FORMATS = ("csv", "jsonl", "parquet")
 
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]|^\s|\s$')
 _SPECIAL = re.compile(r'[,"\r\n]')
 _SPACES = " \t\x0b\x0c\x1c\x1d\x1e\x1f"
+# A text cell a spreadsheet would run as a formula (render.text.csv_guard): one search of the
+# joined column finds whether any cell needs a look (about the cost of the join; "^|" in the
+# pattern made it 10x slower, so the first cell is tested apart).
+_FORMULA = re.compile("\x00[" + re.escape("".join(FORMULA_START)) + "]")
 
 
 class BatchWriter:
@@ -57,7 +63,8 @@ class BatchWriter:
     def _write_csv(self, result: Any) -> None:
         assert self.stream is not None  # text formats are written to a stream
         if not self._header_done:
-            self.stream.write(",".join(_csv_text(str(c)) for c in result.columns) + "\n")
+            header = (_csv_text(csv_guard(str(c))) for c in result.columns)
+            self.stream.write(",".join(header) + "\n")
         text = in_parallel(len(result), lambda lo, hi: _csv_lines(result, lo, hi), self.processes)
         self.stream.write(text)
 
@@ -208,13 +215,16 @@ def _is_missing(v: Any) -> bool:
 
 
 def _text_cells(values: Any) -> list[str]:
-    """Text cells; missing values as ''; quoted only where needed (one regex test per column)."""
+    """Text cells; missing values as ''; guarded against formula injection and quoted only
+    where needed (a regex test or two per column)."""
     cells = values.tolist()
     try:
         joined = "\x00".join(cells)
     except TypeError:  # not all text (keys of a DataFrame): missing values as ''
         cells = ["" if _is_missing(v) else str(v) for v in cells]
         joined = "\x00".join(cells)
+    if joined.startswith(FORMULA_START) or _FORMULA.search(joined):
+        cells = [csv_guard(c) for c in cells]
     if _SPECIAL.search(joined) or (
         (not joined.isascii() or any(c in joined for c in _SPACES))
         and any(c != c.strip() for c in cells)

@@ -14,20 +14,32 @@ import base64
 import os
 import re
 from typing import Any
+from urllib.parse import quote
 
 from ivigmeta.render import to_markdown
+from ivigmeta.render.text import md_code, md_escape, md_unescape, plain
 from ivigmeta.render.views import VIEWS, Section
 
-_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+# A cell boundary is a "|" not escaped: escapes are backslash pairs, read as one token each.
+_TOKEN = re.compile(r"\\.|\||[^\\|]+|\\")
+
+
+def _raw_cells(line: str) -> list[str]:
+    cells: list[str] = []
+    current: list[str] = []
+    for token in _TOKEN.findall(line.strip()):
+        if token == "|":
+            cells.append("".join(current))
+            current = []
+        else:
+            current.append(token)
+    cells.append("".join(current))
+    # The row starts and ends with "|": drop the empty text outside them.
+    return [c.strip() for c in cells[1:-1]] if len(cells) > 2 else [c.strip() for c in cells]
 
 
 def _cells(line: str) -> list[str]:
-    inner = line.strip()
-    if inner.startswith("|"):
-        inner = inner[1:]
-    if inner.endswith("|") and not inner.endswith("\\|"):
-        inner = inner[:-1]
-    return [c.strip().replace("\\|", "|") for c in _CELL_SPLIT.split(inner)]
+    return [md_unescape(c) for c in _raw_cells(line)]
 
 
 def parse_markdown(text: str) -> list[Section]:
@@ -49,29 +61,25 @@ def parse_markdown(text: str) -> list[Section]:
                 if i > current.right_align_from and not a.endswith(":")
             )
             for line in table_lines[2:]:
-                cells = _cells(line)
-                if (
-                    cells
-                    and cells[0].startswith("**")
-                    and cells[0].endswith("**")
-                    and len(cells[0]) > 4
-                ):
-                    cells[0] = cells[0][2:-2]
+                raw = _raw_cells(line)
+                # Bold is markup only when unescaped: an escaped "\*\*" is part of the label.
+                if raw and raw[0].startswith("**") and raw[0].endswith("**") and len(raw[0]) > 4:
+                    raw[0] = raw[0][2:-2]
                     if current.summary_from is None:
                         current.summary_from = len(current.rows)
-                current.rows.append(cells)
+                current.rows.append([md_unescape(c) for c in raw])
         table_lines = []
 
     for line in text.splitlines():
         if line.startswith("### "):
             close_table()
-            current = Section(line[4:].strip(), [], [], [])
+            current = Section(md_unescape(line[4:].strip()), [], [], [])
             sections.append(current)
         elif line.startswith("|") and current is not None:
             table_lines.append(line)
         elif line.startswith("- ") and current is not None:
             close_table()
-            current.notes.append(line[2:].replace("\\|", "|"))
+            current.notes.append(md_unescape(line[2:]))
         elif not line.strip():
             close_table()
     close_table()
@@ -79,16 +87,17 @@ def parse_markdown(text: str) -> list[Section]:
 
 
 def data_sections(table: Any) -> list[Section]:
-    """The study table as read (every column), one row per study."""
+    """The study table as read (every column), one row per study, without control characters."""
     cols = list(table.columns)
-    rows = [[s.fields.get(c, "") for c in cols] for s in table.studies]
+    rows = [[plain(s.fields.get(c, "")) for c in cols] for s in table.studies]
+    shown = [plain(c) for c in cols]
     counts = {"year", "treat_events", "treat_total", "control_events", "control_total"}
     first_number = next((i for i, c in enumerate(cols) if c in counts), len(cols))
-    text = tuple(c for i, c in enumerate(cols) if i > first_number and c not in counts)
+    text = tuple(shown[i] for i, c in enumerate(cols) if i > first_number and c not in counts)
     return [
         Section(
-            f"Data: {table.source} ({len(table.studies)} studies)",
-            cols,
+            plain(f"Data: {table.source} ({len(table.studies)} studies)"),
+            shown,
             rows,
             [],
             right_align_from=first_number,
@@ -106,7 +115,7 @@ def _figure_uri(path: str) -> str:
 def _environment():
     import jinja2
 
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("ivigmeta", "templates"),
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html", "html.j2"), default_for_string=False
@@ -116,6 +125,10 @@ def _environment():
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
     )
+    # The Markdown template has no autoescape: its text goes through these (the HTML's does).
+    env.filters["md"] = md_escape
+    env.filters["code"] = md_code
+    return env
 
 
 def report_context(content: Any, out_dir: str) -> dict[str, Any]:
@@ -126,7 +139,8 @@ def report_context(content: Any, out_dir: str) -> dict[str, Any]:
             {
                 "caption": caption,
                 "uri": _figure_uri(path),
-                "rel": os.path.relpath(path, out_dir).replace(os.sep, "/"),
+                # Percent-encoded: a column name with ")" or a space must not end the link.
+                "rel": quote(os.path.relpath(path, out_dir).replace(os.sep, "/")),
             }
             for caption, path in p.figures
         ]

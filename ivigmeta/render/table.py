@@ -12,7 +12,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ivigmeta.render.text import plain
 from ivigmeta.render.views import Section
+
+# A cell longer than this is prose (a reason, a list of studies), never a number: its column
+# wraps, or rich would squeeze the other columns to nothing to keep it on one line.
+PROSE = 30
 
 
 def make_console(file: io.StringIO, ascii_only: bool) -> Console:
@@ -38,22 +43,28 @@ def to_table(sections: list[Section], ascii_only: bool = False) -> str:
     style = box.ASCII2 if ascii_only else box.SIMPLE_HEAD
     for n, sec in enumerate(sections):
         # Text() everywhere: labels from the user's file ("Smith [a]") are not rich markup.
+        # plain(): a label's escape sequences would recolour the terminal or move the cursor.
+        rows = [[plain(c) for c in row] for row in sec.rows]
         table = Table(
-            title=Text(sec.title), box=style, title_justify="left", show_edge=False, pad_edge=False
+            title=Text(plain(sec.title)),
+            box=style,
+            title_justify="left",
+            show_edge=False,
+            pad_edge=False,
         )
         for i, col in enumerate(sec.columns):
             left = i < sec.right_align_from or col in sec.text_columns
-            # Numbers never wrap; long study lists, labels and notes do.
-            wrap = left or col == "Studies"
-            longest = max([len(col)] + [len(row[i]) for row in sec.rows])
+            # Numbers never wrap; long study lists, labels, reasons and notes do.
+            longest = max([len(col)] + [len(row[i]) for row in rows])
+            wrap = left or col == "Studies" or longest > PROSE
             table.add_column(
-                Text(col),
+                Text(plain(col)),
                 justify="left" if left else "right",
                 overflow="fold",
                 no_wrap=not wrap,
                 min_width=min(longest, 24) if wrap else None,
             )
-        for i, row in enumerate(sec.rows):
+        for i, row in enumerate(rows):
             summary = sec.summary_from is not None and i >= sec.summary_from
             table.add_row(
                 *(Text(c) for c in row),
@@ -62,7 +73,7 @@ def to_table(sections: list[Section], ascii_only: bool = False) -> str:
             )
         console.print(table)
         for note in sec.notes:
-            console.print(Text(note))
+            console.print(Text(plain(note)))
         if n < len(sections) - 1:
             console.print()
     return buf.getvalue()

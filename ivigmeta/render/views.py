@@ -443,7 +443,11 @@ def bias_sections(ba: BiasAnalysis) -> list[Section]:
             "rule out small-study effects (fewer than 10 studies; Cochrane Handbook 13.3.5)."
         )
     notes += excluded_notes(ba.full.effects.excluded)
-    sections.append(Section(f"Small-study effects (k = {ba.full.k})", cols, rows, notes))
+    sections.append(
+        Section(
+            f"Small-study effects (k = {ba.full.k})", cols, rows, notes, text_columns=("Detail",)
+        )
+    )
     if isinstance(tf, TrimFill) and tf.k0 > 0:
         sections.append(_filled_section(tf))
     return sections
