@@ -46,8 +46,11 @@ def test_a_child_that_raises_fails_the_run_with_its_error_and_is_not_redone(tmp_
     with pytest.raises(ValueError, match="^bad row in piece 2$") as caught:
         forking.fork_map(piece, [1, 2, 3])
     runs = sorted(p.name for p in tmp_path.iterdir())
-    assert [r.split("-")[0] for r in runs] == ["ran1", "ran2", "ran3"]  # piece 2 ran once
-    assert f"ran2-{parent}" not in runs  # ... in its child, not again here
+    # piece 2 ran once, in its child, not again here; piece 3's child may have been stopped
+    # before it got going (the run had already failed), so it is not counted
+    piece2 = [r for r in runs if r.startswith("ran2-")]
+    assert len(piece2) == 1 and piece2 != [f"ran2-{parent}"]
+    assert f"ran1-{parent}" in runs
     shown = str(caught.value.__cause__)  # the child's traceback, for IVIGMETA_DEBUG=1
     assert shown.count("Traceback (most recent call last)") == 1
     assert "ValueError: bad row in piece 2" in shown
