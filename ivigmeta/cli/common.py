@@ -40,10 +40,29 @@ def output_options(func: Callable) -> Callable:
     return func
 
 
+# Unknown values are usage errors (click's message, exit status 2); upper or lower case is accepted
+# where the library accepts it, and the value passed on is the spelling listed here. The metavars
+# stay the ones the reference documents.
+MEASURE_CHOICES = ("RR", "OR", "RD")
+CC_POLICY_CHOICES = ("only0", "all", "none")
+
+
+class AnyCase(click.Choice):
+    """A choice in upper or lower case, passed on as listed; the error lists the choices as
+    listed too (click's own would list them lower-cased)."""
+
+    def __init__(self, choices: tuple[str, ...]) -> None:
+        super().__init__(choices, case_sensitive=False)
+
+    def get_invalid_choice_message(self, value: Any, ctx: click.Context | None) -> str:
+        return f"{value!r} is not one of {', '.join(map(repr, self.choices))}."
+
+
 def effect_options(func: Callable) -> Callable:
     """--measure, --cc, --cc-policy: how effect sizes are computed from the counts."""
     func = click.option(
         "--cc-policy",
+        type=click.Choice(CC_POLICY_CHOICES),
         default="only0",
         show_default=True,
         metavar="only0|all|none",
@@ -58,6 +77,7 @@ def effect_options(func: Callable) -> Callable:
     )(func)
     func = click.option(
         "--measure",
+        type=AnyCase(MEASURE_CHOICES),
         default="RR",
         show_default=True,
         metavar="RR|OR|RD",
@@ -75,6 +95,7 @@ def tau2_option(func: Callable) -> Callable:
     return click.option(
         "--tau2",
         "tau2_method",
+        type=AnyCase(TAU2_CHOICES),
         default="DL",
         show_default=True,
         metavar="|".join(TAU2_CHOICES),
@@ -89,6 +110,7 @@ def ci_option(func: Callable) -> Callable:
     return click.option(
         "--ci",
         "ci_method",
+        type=AnyCase(CI_CHOICES),
         default="z",
         show_default=True,
         metavar="|".join(CI_CHOICES),
@@ -99,13 +121,46 @@ def ci_option(func: Callable) -> Callable:
     )(func)
 
 
+class PercentLevel(click.ParamType):
+    """A confidence level in percent, strictly between 0 and 100.
+
+    A value between 0 and 1 is almost always a fraction meant as a percentage (0.95 for 95%): it
+    is refused naming the percentage, as :func:`ivigmeta.api.check_percent_level` refuses it.
+    """
+
+    name = "float"  # the metavar FLOAT, as for a plain float option
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            level = value
+        else:
+            try:
+                level = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a valid float.", param, ctx)
+        if 0 < level < 1:
+            self.fail(
+                f"{level:g} is a fraction, but the level is in percent: "
+                f"did you mean --level {level * 100:g}?",
+                param,
+                ctx,
+            )
+        if not 0 < level < 100:  # NaN fails too
+            self.fail(
+                f"{level:g} is not a level in percent strictly between 0 and 100.", param, ctx
+            )
+        return level
+
+
 def level_option(func: Callable) -> Callable:
     return click.option(
         "--level",
-        type=float,
+        type=PercentLevel(),
         default=95.0,
         show_default=True,
-        help="Confidence level in percent.",
+        help="Confidence level in percent, strictly between 0 and 100 (95, not 0.95).",
     )(func)
 
 
@@ -115,6 +170,7 @@ def model_options(func: Callable) -> Callable:
     func = click.option(
         "--common",
         "common_method",
+        type=AnyCase(COMMON_CHOICES),
         default="IV",
         show_default=True,
         metavar="|".join(COMMON_CHOICES),
