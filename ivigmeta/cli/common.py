@@ -3,15 +3,16 @@ and the load -> compute -> render plumbing every command uses."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
 
-from ivigmeta.errors import IvigmetaError
+from ivigmeta.errors import DataError, IvigmetaError
 
 DEFAULT_FILE = "studies.csv"
 FORMATS = ("table", "json", "csv", "markdown")
@@ -342,12 +343,49 @@ def forest_options(func: Callable) -> Callable:
     return func
 
 
-def check_plot_target(path: str | None) -> None:
-    """Fail before any work when the figure could not be written (no matplotlib import)."""
+def check_plot_target(path: str | None, *inputs: str | None) -> None:
+    """Fail before any work when the figure could not be written (no matplotlib import), or would
+    replace one of the ``inputs``."""
     if path:
         from ivigmeta.plots.paths import check_target
 
+        check_not_input(path, inputs, "--plot")
         check_target(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs never replace inputs.
+
+
+def same_file(output: str, source: str) -> bool:
+    """Whether writing ``output`` would replace the existing file ``source`` (the same path, or
+    another name of the same file: a hard or symbolic link)."""
+    try:
+        return os.path.samefile(output, source)
+    except OSError:  # either does not exist (yet): nothing to replace
+        return False
+
+
+def check_not_input(output: str, inputs: Iterable[str | None], option: str) -> None:
+    """Refuse, before any work, an ``output`` that is one of the ``inputs`` (``-`` is stdin)."""
+    for source in inputs:
+        if source and source != "-" and same_file(output, source):
+            same = "the input" if output == source else "the same file as the input"
+            raise DataError(
+                f"{option} {output} is {same} {source}: writing it would destroy the input; "
+                "choose another output"
+            )
+
+
+def check_output_file(output: str, inputs: Iterable[str | None], option: str) -> None:
+    """An output FILE must not be a directory nor one of the ``inputs``: checked before any work."""
+    if os.path.isdir(output):
+        raise DataError(f"{output}: is a directory ({option} names the output file)")
+    check_not_input(output, inputs, option)
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        reason = errno.ENOTDIR if os.path.exists(directory) else errno.ENOENT
+        raise DataError(f"{output}: {os.strerror(reason)}")
 
 
 def save_plot(path: str | None, kind: str, result: Any, **options: Any) -> None:
