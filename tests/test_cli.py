@@ -198,10 +198,12 @@ def test_unknown_by_column(run, studies_path):
     assert "no column 'dose'" in result.stderr and "nk_criterion" in result.stderr
 
 
-def test_unknown_measure(run, studies_path):
+def test_unknown_measure_is_usage_error(run, studies_path):
     result = run("pool", str(studies_path), "--measure", "HR")
-    assert result.exit_code == 1
-    assert result.stderr.strip().startswith("Error: unknown measure 'HR'")
+    assert result.exit_code == 2
+    assert "Error: Invalid value for '--measure': 'HR' is not one of 'RR', 'OR', 'RD'." in (
+        result.stderr
+    )
 
 
 def test_unknown_format_is_usage_error(run, studies_path):

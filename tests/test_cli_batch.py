@@ -164,7 +164,6 @@ def test_unsorted_standard_input_is_spooled_and_pooled_again(run):
     [
         (["missing.csv", "-g", "review"], "missing.csv: file not found"),
         (["{table}", "-g", "nope"], "no group column 'nope'"),
-        (["{table}", "-g", "review", "--tau2", "XYZ"], "unknown tau² estimator"),
         (
             ["{table}", "-g", "review", "--measure", "RR", "--common", "PETO"],
             "estimates an odds ratio",

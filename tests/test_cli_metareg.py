@@ -111,9 +111,6 @@ def test_common_mh_and_peto(run, studies_path):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["pool", "--tau2", "EB"], "unknown tau² estimator 'EB'"),
-        (["pool", "--ci", "t"], "unknown interval method 't'"),
-        (["pool", "--common", "XX"], "unknown common-effect method 'XX'"),
         (["metareg", "--mod", "dose"], "no column 'dose'"),
         (
             ["metareg", "--mod", "nk_criterion", "--ref", "maybe"],

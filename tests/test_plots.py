@@ -531,7 +531,7 @@ def test_unwritable_targets(results, tmp_path):
     blocker.write_text("x")
     with pytest.raises(DataError, match="does not exist"):
         write_figure("forest", results["forest"], str(tmp_path / "missing" / "f.png"))
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="f.png: Not a directory"):
         write_figure("forest", results["forest"], str(blocker / "f.png"))
     (tmp_path / "dir.png").mkdir()
     with pytest.raises(DataError, match="is a directory"):

@@ -28,6 +28,46 @@ EXPECT_VALUES = ("match", "differs")
 NUMBER_KEYS = {"label", "command", "args", "path", "printed", "expect", "note", "where", "scale"}
 TOP_KEYS = {"paper", "number"}
 
+# The options a number's ``args`` may hold: those that choose the analysis. Anything else, above
+# all an option that writes a file (--plot, -o), would let checking a paper's numbers overwrite
+# files the TOML names; reproduce and report refuse it.
+ANALYSIS_OPTIONS = frozenset(
+    {
+        # how the table is read
+        "--sep",
+        "--sheet",
+        "--columns",
+        "--keep-double-zero",
+        # effect sizes and models
+        "--measure",
+        "--cc",
+        "--cc-policy",
+        "--tau2",
+        "--ci",
+        "--common",
+        "--level",
+        # the commands' own
+        "--by",
+        "--between",
+        "--model",
+        "--labels",
+        "--test",
+        "--side",
+        "--estimator",
+        "--failsafe",
+        "--target",
+        "--alpha",
+        "--contour",
+        "--order",
+        "--desc",
+        "--figure",
+        "--mod",
+        "--ref",
+        "--categorical",
+        "--weights",
+    }
+)
+
 
 class PublishedError(IvigmetaError):
     """The published-numbers file cannot be read or fails validation (the message names the entry)."""
@@ -200,6 +240,7 @@ def _parse_number(
         raise PublishedError(
             f'{where}: \'args\' must be a list of strings, e.g. ["--by", "timing"]'
         )
+    _check_args(args, where)
     expect = entry.get("expect", "match")
     if expect not in EXPECT_VALUES:
         raise PublishedError(f'{where}: expect must be "match" or "differs", not "{expect}"')
@@ -234,6 +275,31 @@ def _parse_number(
         where=entry.get("where", ""),
         scale=float(scale),
     )
+
+
+def _check_args(args: Sequence[str], where: str) -> None:
+    """Every option in ``args`` is an analysis option (:data:`ANALYSIS_OPTIONS`).
+
+    Every token that could be read as an option is checked, values included, so that none slips
+    through as the value of another (a value such as ``-0.5`` is a number, not an option).
+    """
+    for token in args:
+        if not token.startswith("-") or token == "-" or _is_number(token):
+            continue
+        name = token.split("=", 1)[0]
+        if name not in ANALYSIS_OPTIONS:
+            raise PublishedError(
+                f"{where}: '{name}' is not allowed in 'args': only options that choose the "
+                f"analysis are ({', '.join(sorted(ANALYSIS_OPTIONS))}); reproduce writes no files"
+            )
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
 
 
 def resolve_data(published: Published, data: str | None) -> str:

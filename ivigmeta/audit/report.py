@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivigmeta import __version__
+from ivigmeta.errors import DataError
 from ivigmeta.io.studies import StudyTable, load_table
 
 DEPENDENCIES = ("click", "numpy", "scipy", "pandas", "rich", "Jinja2", "matplotlib", "tomli")
@@ -386,15 +387,17 @@ def build_report(
         if spec.figure:
             part.figure_title = spec.figure
             if spec.command in plot_commands:
-                os.makedirs(fig_dir, exist_ok=True)
                 path = os.path.join(fig_dir, f"{spec.key}.png")
                 try:
+                    os.makedirs(fig_dir, exist_ok=True)
                     part.markdown = runner.markdown(spec.command, [*args, "--plot", path])
                     part.figures = written_figures(fig_dir, spec.key, spec.figure)
                     if not part.figures:
                         part.figure_error = "the command wrote no figure"
                 except RunError as exc:
                     part.figure_error = str(exc)
+                except OSError as exc:
+                    raise DataError(f"{fig_dir}: {exc.strerror or exc}") from None
             elif figures_off:
                 part.figure_error = "--no-figures was given"
             else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import sys
@@ -10,6 +12,7 @@ import tempfile
 import click
 
 from ivigmeta.cli.common import (
+    check_output_file,
     effect_options,
     handle_errors,
     input_settings,
@@ -49,6 +52,29 @@ def _spool_stdin(tmpdir: str) -> str:
     with open(path, "wb") as out:
         shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
     return path
+
+
+def _move_into_place(staged: str, target: str) -> None:
+    """Rename ``staged`` to ``target``; from another file system (--tmpdir) through a temporary
+    copy beside ``target``, so that a failure (a full disk) leaves no partial output."""
+    try:
+        os.replace(staged, target)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    fd, tmp = tempfile.mkstemp(
+        prefix=".ivigmeta-", suffix=".part", dir=os.path.dirname(os.path.abspath(target))
+    )
+    try:
+        with os.fdopen(fd, "wb") as out, open(staged, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        shutil.copymode(staged, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 @click.command()
@@ -170,6 +196,8 @@ def batch(
     ).checked()
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a file: give -o FILE")
+    if output is not None:
+        check_output_file(output, [file], "-o")
     groups = list(dict.fromkeys(groups))
     settings = input_settings()
     table = core.TableOptions(settings["sep"], settings["sheet"], settings["columns"]).check()
@@ -222,7 +250,7 @@ def batch(
             sys.stdout.buffer.flush()
         else:
             try:
-                shutil.move(job.staged, output)
+                _move_into_place(job.staged, output)
             except OSError as exc:
                 raise click.ClickException(
                     f"{output}: cannot be written ({exc.strerror or exc})"

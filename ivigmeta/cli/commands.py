@@ -123,7 +123,7 @@ def pool(
 
     With --plot, also draw the forest plot (Fig. 1A).
     """
-    check_plot_target(plot)
+    check_plot_target(plot, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     if not fitted.pooled:
         note("a single study: no pooling was done")
@@ -152,7 +152,7 @@ def heterogeneity(
 
     With --plot, also draw the radial (Galbraith) plot.
     """
-    check_plot_target(plot)
+    check_plot_target(plot, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     if not fitted.pooled:
         note("a single study: heterogeneity is not applicable")
@@ -181,7 +181,7 @@ def loo(
 
     With --plot, also draw the leave-one-out plot (Fig. 1B).
     """
-    check_plot_target(plot)
+    check_plot_target(plot, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     result = fitted.loo()
     save_plot(plot, "loo", result)
@@ -235,7 +235,7 @@ def subgroup(
     """
     targets = per_column_paths(plot, columns)
     for target in targets.values():
-        check_plot_target(target)
+        check_plot_target(target, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     result = fitted.subgroup(columns, between)
     for res in result.by:
@@ -341,7 +341,7 @@ def bias(
     With --plot, also draw the funnel plot (Fig. S3), with the studies trim-and-fill imputes
     drawn hollow.
     """
-    check_plot_target(plot)
+    check_plot_target(plot, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     result = fitted.bias(
         tests=tests,

@@ -3,15 +3,16 @@ and the load -> compute -> render plumbing every command uses."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
 
-from ivigmeta.errors import IvigmetaError
+from ivigmeta.errors import DataError, IvigmetaError
 
 DEFAULT_FILE = "studies.csv"
 FORMATS = ("table", "json", "csv", "markdown")
@@ -40,10 +41,29 @@ def output_options(func: Callable) -> Callable:
     return func
 
 
+# Unknown values are usage errors (click's message, exit status 2); upper or lower case is accepted
+# where the library accepts it, and the value passed on is the spelling listed here. The metavars
+# stay the ones the reference documents.
+MEASURE_CHOICES = ("RR", "OR", "RD")
+CC_POLICY_CHOICES = ("only0", "all", "none")
+
+
+class AnyCase(click.Choice):
+    """A choice in upper or lower case, passed on as listed; the error lists the choices as
+    listed too (click's own would list them lower-cased)."""
+
+    def __init__(self, choices: tuple[str, ...]) -> None:
+        super().__init__(choices, case_sensitive=False)
+
+    def get_invalid_choice_message(self, value: Any, ctx: click.Context | None) -> str:
+        return f"{value!r} is not one of {', '.join(map(repr, self.choices))}."
+
+
 def effect_options(func: Callable) -> Callable:
     """--measure, --cc, --cc-policy: how effect sizes are computed from the counts."""
     func = click.option(
         "--cc-policy",
+        type=click.Choice(CC_POLICY_CHOICES),
         default="only0",
         show_default=True,
         metavar="only0|all|none",
@@ -58,6 +78,7 @@ def effect_options(func: Callable) -> Callable:
     )(func)
     func = click.option(
         "--measure",
+        type=AnyCase(MEASURE_CHOICES),
         default="RR",
         show_default=True,
         metavar="RR|OR|RD",
@@ -75,6 +96,7 @@ def tau2_option(func: Callable) -> Callable:
     return click.option(
         "--tau2",
         "tau2_method",
+        type=AnyCase(TAU2_CHOICES),
         default="DL",
         show_default=True,
         metavar="|".join(TAU2_CHOICES),
@@ -89,6 +111,7 @@ def ci_option(func: Callable) -> Callable:
     return click.option(
         "--ci",
         "ci_method",
+        type=AnyCase(CI_CHOICES),
         default="z",
         show_default=True,
         metavar="|".join(CI_CHOICES),
@@ -99,13 +122,46 @@ def ci_option(func: Callable) -> Callable:
     )(func)
 
 
+class PercentLevel(click.ParamType):
+    """A confidence level in percent, strictly between 0 and 100.
+
+    A value between 0 and 1 is almost always a fraction meant as a percentage (0.95 for 95%): it
+    is refused naming the percentage, as :func:`ivigmeta.api.check_percent_level` refuses it.
+    """
+
+    name = "float"  # the metavar FLOAT, as for a plain float option
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            level = value
+        else:
+            try:
+                level = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a valid float.", param, ctx)
+        if 0 < level < 1:
+            self.fail(
+                f"{level:g} is a fraction, but the level is in percent: "
+                f"did you mean --level {level * 100:g}?",
+                param,
+                ctx,
+            )
+        if not 0 < level < 100:  # NaN fails too
+            self.fail(
+                f"{level:g} is not a level in percent strictly between 0 and 100.", param, ctx
+            )
+        return level
+
+
 def level_option(func: Callable) -> Callable:
     return click.option(
         "--level",
-        type=float,
+        type=PercentLevel(),
         default=95.0,
         show_default=True,
-        help="Confidence level in percent.",
+        help="Confidence level in percent, strictly between 0 and 100 (95, not 0.95).",
     )(func)
 
 
@@ -115,6 +171,7 @@ def model_options(func: Callable) -> Callable:
     func = click.option(
         "--common",
         "common_method",
+        type=AnyCase(COMMON_CHOICES),
         default="IV",
         show_default=True,
         metavar="|".join(COMMON_CHOICES),
@@ -295,12 +352,49 @@ def forest_options(func: Callable) -> Callable:
     return func
 
 
-def check_plot_target(path: str | None) -> None:
-    """Fail before any work when the figure could not be written (no matplotlib import)."""
+def check_plot_target(path: str | None, *inputs: str | None) -> None:
+    """Fail before any work when the figure could not be written (no matplotlib import), or would
+    replace one of the ``inputs``."""
     if path:
         from ivigmeta.plots.paths import check_target
 
+        check_not_input(path, inputs, "--plot")
         check_target(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs never replace inputs.
+
+
+def same_file(output: str, source: str) -> bool:
+    """Whether writing ``output`` would replace the existing file ``source`` (the same path, or
+    another name of the same file: a hard or symbolic link)."""
+    try:
+        return os.path.samefile(output, source)
+    except OSError:  # either does not exist (yet): nothing to replace
+        return False
+
+
+def check_not_input(output: str, inputs: Iterable[str | None], option: str) -> None:
+    """Refuse, before any work, an ``output`` that is one of the ``inputs`` (``-`` is stdin)."""
+    for source in inputs:
+        if source and source != "-" and same_file(output, source):
+            same = "the input" if output == source else "the same file as the input"
+            raise DataError(
+                f"{option} {output} is {same} {source}: writing it would destroy the input; "
+                "choose another output"
+            )
+
+
+def check_output_file(output: str, inputs: Iterable[str | None], option: str) -> None:
+    """An output FILE must not be a directory nor one of the ``inputs``: checked before any work."""
+    if os.path.isdir(output):
+        raise DataError(f"{output}: is a directory ({option} names the output file)")
+    check_not_input(output, inputs, option)
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        reason = errno.ENOTDIR if os.path.exists(directory) else errno.ENOENT
+        raise DataError(f"{output}: {os.strerror(reason)}")
 
 
 def save_plot(path: str | None, kind: str, result: Any, **options: Any) -> None:

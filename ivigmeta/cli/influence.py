@@ -46,7 +46,7 @@ def influence(
 
     With --plot, also draw the Baujat plot (or, with --figure diagnostics, the diagnostics).
     """
-    check_plot_target(plot)
+    check_plot_target(plot, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     result = fitted.influence()
     save_plot(plot, "baujat" if figure == "baujat" else "influence", result)

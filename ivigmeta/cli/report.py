@@ -11,6 +11,7 @@ import click
 
 from ivigmeta.cli.common import (
     INPUT_KEY,
+    check_not_input,
     effect_options,
     file_argument,
     handle_errors,
@@ -62,6 +63,26 @@ def invoked_command_line(ctx: click.Context) -> str:
     return shlex.join(args + option_args(ctx))
 
 
+def check_report_targets(out_dir: str, inputs: list[str | None], figures: bool) -> None:
+    """Before any work: DIR can be made, its figures/ is a directory, and no file the report
+    writes is one of the ``inputs``."""
+    fig_dir = os.path.join(out_dir, "figures")
+    targets = [os.path.join(out_dir, "report.md"), os.path.join(out_dir, "report.html")]
+    if figures:
+        if os.path.exists(fig_dir) and not os.path.isdir(fig_dir):
+            raise DataError(
+                f"{fig_dir}: exists and is not a directory (the report's figures go there)"
+            )
+        if os.path.isdir(fig_dir):
+            targets += [os.path.join(fig_dir, name) for name in sorted(os.listdir(fig_dir))]
+    for target in targets:
+        check_not_input(target, inputs, "-o")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{exc.filename or out_dir}: {exc.strerror or exc}") from None
+
+
 @click.command()
 @file_argument
 @click.option(
@@ -107,8 +128,13 @@ def report(file, out_dir, published, columns, no_figures, **options: Any):
         raise DataError("report runs several commands on the data: give a file, not '-' (stdin)")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise DataError(f"{out_dir}: exists and is not a directory")
-    ctx = click.get_current_context()
     runner = InProcessRunner()
+    if published:
+        from ivigmeta.audit.published import load_published
+
+        load_published(published, runner.commands)  # its errors before any work
+    check_report_targets(out_dir, [file, published], figures=not no_figures)
+    ctx = click.get_current_context()
     content = build_report(
         file,
         runner,

@@ -44,7 +44,7 @@ def rob(robfile, weights_file, fmt, ascii_only, plot):
     from ivigmeta.methods.rob import load_rob, weight_by_fit
     from ivigmeta.render import render
 
-    check_plot_target(plot)
+    check_plot_target(plot, robfile, weights_file)
     result = load_rob(robfile)
     if weights_file is not None:
         from ivigmeta.core.effects import compute_effects

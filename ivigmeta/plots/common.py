@@ -157,9 +157,10 @@ def save_figure(fig: Figure, path: str, dpi: float | None = None) -> str:
     """
     fmt = check_target(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ivigmeta-", suffix=f".{fmt}.part", dir=directory)
-    os.close(fd)
+    tmp = ""
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".ivigmeta-", suffix=f".{fmt}.part", dir=directory)
+        os.close(fd)
         with style():
             fig.savefig(
                 tmp,
@@ -180,6 +181,8 @@ def save_figure(fig: Figure, path: str, dpi: float | None = None) -> str:
 
 
 def _remove(path: str) -> None:
+    if not path:
+        return
     with contextlib.suppress(OSError):
         os.unlink(path)
 

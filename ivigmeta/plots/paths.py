@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ivigmeta.errors import DataError
@@ -24,12 +25,15 @@ def figure_format(path: str) -> str:
 def check_target(path: str) -> str:
     """Check that a figure can be written to ``path`` before any work is done; returns the format.
 
-    The directory must exist and be writable, and ``path`` must not be a directory.
+    The directory must exist and be writable, and ``path`` must not be a directory; each problem
+    is a :class:`DataError` naming ``path``.
     """
     fmt = figure_format(path)
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise DataError(f"{path}: is a directory, not a figure file")
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise DataError(f"{path}: {os.strerror(errno.ENOTDIR)} ({directory} is a file)")
     if not os.path.isdir(directory):
         raise DataError(f"{path}: cannot write the figure (directory {directory} does not exist)")
     if not os.access(directory, os.W_OK | os.X_OK):

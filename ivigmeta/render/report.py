@@ -183,8 +183,31 @@ def write_report(content: Any, out_dir: str) -> tuple[str, str]:
     os.makedirs(out_dir, exist_ok=True)
     md_path = os.path.join(out_dir, "report.md")
     html_path = os.path.join(out_dir, "report.html")
-    with open(md_path, "w", encoding="utf-8") as handle:
-        handle.write(env.get_template("report.md.j2").render(**ctx))
-    with open(html_path, "w", encoding="utf-8") as handle:
-        handle.write(env.get_template("report.html.j2").render(**ctx))
+    md_text = env.get_template("report.md.j2").render(**ctx)
+    html_text = env.get_template("report.html.j2").render(**ctx)
+    _replace_with(md_path, md_text)
+    _replace_with(html_path, html_text)
     return md_path, html_path
+
+
+def _replace_with(path: str, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place, so that a
+    failure (a full disk) leaves the previous file or none, never a truncated one."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(
+        prefix=".ivigmeta-", suffix=".part", dir=os.path.dirname(path) or "."
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's files are the owner's only
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
