@@ -53,21 +53,23 @@ def meta_rr_effects(es: EffectSizes) -> EffectSizes:
     """The same studies with meta's default risk-ratio correction (events and totals only).
 
     Studies that received ``cc`` under ivigmeta's rule (all four cells) get it on their events
-    and their totals instead; the others are unchanged. Only for the risk ratio.
+    and their totals instead (:func:`ivigmeta.core.effects.rr_events_totals`); the others are
+    unchanged. Only for the risk ratio.
     """
+    import numpy as np
+
+    from ivigmeta.core.effects import rr_events_totals
+
     if es.measure != "RR":
         raise ModelError("meta's events-and-totals rule concerns the risk ratio only")
     if not any(es.cc_added):
         raise ModelError("no study has a continuity correction: the rule changes nothing")
+    corrected = [i for i, add in enumerate(es.cc_added) if add]
+    a, n1, c, n2 = np.array([es.studies[i].counts for i in corrected], dtype=float).T
+    y, v = rr_events_totals(a, n1, c, n2, np.array([es.cc_added[i] for i in corrected]))
     yi, vi = list(es.yi), list(es.vi)
-    for i, (study, add) in enumerate(zip(es.studies, es.cc_added)):
-        if not add:
-            continue
-        a, n1, c, n2 = study.counts
-        all_events = a == n1 and c == n2
-        ev = 0.0 if all_events else add
-        yi[i] = math.log((a + add) / (n1 + add)) - math.log((c + add) / (n2 + add))
-        vi[i] = 1 / (a + ev) - 1 / (n1 + add) + 1 / (c + ev) - 1 / (n2 + add)
+    for j, i in enumerate(corrected):
+        yi[i], vi[i] = float(y[j]), float(v[j])
     return replace(es, yi=tuple(yi), vi=tuple(vi))
 
 
@@ -76,31 +78,24 @@ def mantel_haenszel_theta(es: EffectSizes, exact: bool = False) -> float:
 
     Cells are corrected as the effect sizes were (``cc_added`` on all four cells), as meta does
     with ``MH.exact = FALSE`` and RevMan 5; ``exact=True`` uses the raw counts, as metafor's
-    ``rma.mh`` does (Mantel & Haenszel 1959; Greenland & Robins 1985).
+    ``rma.mh`` does. The estimate is the engine's (:func:`ivigmeta.core.mantel_haenszel.pool_mh`)
+    on those counts.
     """
-    num = den = 0.0
-    for study, add in zip(es.studies, es.cc_added):
-        if exact:
-            add = 0.0
-        a, n1, c, n2 = map(float, study.counts)  # (whole numbers below 2^53: exact)
-        b, d = n1 - a, n2 - c
-        a, b, c, d = (x + add for x in (a, b, c, d))
-        n1, n2 = a + b, c + d
-        n = n1 + n2
-        if es.measure == "RR":
-            num += a * n2 / n
-            den += c * n1 / n
-        elif es.measure == "OR":
-            num += a * d / n
-            den += b * c / n
-        else:
-            num += (a * n2 - c * n1) / n
-            den += n1 * n2 / n
-    if es.measure == "RD":
-        return num / den
-    if num <= 0 or den <= 0:
+    import numpy as np
+
+    from ivigmeta.core.groups import Groups
+    from ivigmeta.core.mantel_haenszel import pool_mh
+
+    counts = np.array([s.counts for s in es.studies], dtype=float)
+    add = np.zeros(es.k) if exact else np.asarray(es.cc_added, dtype=float)
+    a, n1, c, n2 = counts.T
+    fitted = pool_mh(
+        a + add, n1 + 2 * add, c + add, n2 + 2 * add, Groups.single(es.k), es.measure, 0.0, "none"
+    )
+    theta = float(fitted.theta[0])
+    if es.measure != "RD" and not math.isfinite(theta):
         raise ModelError("the Mantel-Haenszel estimate is undefined (no events in one arm)")
-    return math.log(num / den)
+    return theta
 
 
 def fit_q_mh(es: EffectSizes, options: FitOptions, exact: bool = False) -> MetaAnalysis:
@@ -108,23 +103,27 @@ def fit_q_mh(es: EffectSizes, options: FitOptions, exact: bool = False) -> MetaA
 
     ``exact`` centres Q on the MH estimate of the uncorrected counts (metafor's ``rma.mh``).
 
-    Q = sum w_i (y_i - theta_MH)², w_i = 1 / v_i; tau² = max(0, (Q - df) / (sum w - sum w² / sum w))
-    (DerSimonian-Laird); I² = 100 max(0, (Q - df) / Q); the random-effects fit uses that tau².
+    Q = sum w_i (y_i - theta_MH)², w_i = 1 / v_i; tau² from that Q by DerSimonian-Laird;
+    I² = 100 max(0, (Q - df) / Q); the random-effects fit uses that tau². Every piece is the
+    engine's (:mod:`ivigmeta.core`): only the centre of Q differs.
     """
+    import numpy as np
+
     from ivigmeta.core.distributions import chi2_sf
-    from ivigmeta.core.heterogeneity import i2_from_q
+    from ivigmeta.core.groups import Groups, trace_p
+    from ivigmeta.core.heterogeneity import i2_from_q, q_about
     from ivigmeta.core.pooling import fit, random_effects
+    from ivigmeta.core.tau2 import dl_from_q
 
     ma = fit(es, options)
     if not ma.pooled:
         return ma
     theta = mantel_haenszel_theta(es, exact=exact)
-    w = [1.0 / v for v in es.vi]
-    sw = math.fsum(w)
-    q = math.fsum(wi * (y - theta) ** 2 for wi, y in zip(w, es.yi))
+    g = Groups.single(es.k)
+    y, v = np.asarray(es.yi, dtype=float), np.asarray(es.vi, dtype=float)
+    q = float(q_about(y, v, g, np.array([theta]))[0])
     df = es.k - 1
-    c = sw - math.fsum(x * x for x in w) / sw
-    tau2 = max(0.0, (q - df) / c) if c > 0 else 0.0
+    tau2 = float(dl_from_q(np.array([q]), np.array([df]), trace_p(1.0 / v, g))[0])
     i2 = i2_from_q(q, df)
     het = Heterogeneity(
         q=q,

@@ -127,6 +127,30 @@ def count_effects(
     return CountEffects(yi, vi, ok, has_zero, add, double_zero)
 
 
+def rr_events_totals(
+    a: np.ndarray,
+    n1: np.ndarray,
+    c: np.ndarray,
+    n2: np.ndarray,
+    added: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """log RR and its variance with meta's default correction (``metabin``, ``RR.Cochrane =
+    FALSE``): the increment goes to the events and the totals of each arm, not to all four cells.
+
+    yi = log((a + cc) / (n1 + cc)) - log((c + cc) / (n2 + cc)); vi = 1/(a + cc) - 1/(n1 + cc) +
+    1/(c + cc) - 1/(n2 + cc), with the events' increment dropped from the variance when both arms
+    have all events. Rows with ``added`` 0 get the plain log RR.
+    """
+    import numpy as np
+
+    a, n1, c, n2, add = (np.asarray(x, dtype=float) for x in (a, n1, c, n2, added))
+    ev = np.where((a == n1) & (c == n2), 0.0, add)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        yi = np.log((a + add) / (n1 + add)) - np.log((c + add) / (n2 + add))
+        vi = 1 / (a + ev) - 1 / (n1 + add) + 1 / (c + ev) - 1 / (n2 + add)
+    return yi, vi
+
+
 def undefined_reason(measure: str, has_zero: bool, added: float) -> str:
     """Why a study's effect is undefined (the same words for pool and batch)."""
     if has_zero:

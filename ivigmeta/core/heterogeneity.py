@@ -83,6 +83,13 @@ def group_heterogeneity(
     return GroupHeterogeneity(q, df, chi2_sf_array(q, df), theta, sw, s2)
 
 
+def q_about(y: np.ndarray, v: np.ndarray, g: Groups, theta: np.ndarray) -> np.ndarray:
+    """Cochran's Q centred on a given estimate per group, sum w (y - theta)², w = 1 / v (RevMan 5
+    and meta centre it on the Mantel-Haenszel estimate for Mantel-Haenszel analyses)."""
+    r = y - g.spread(theta)
+    return g.sum(r * r / v)
+
+
 def _one(yi: Sequence[float], vi: Sequence[float]) -> GroupHeterogeneity:
     return group_heterogeneity(
         np.asarray(yi, dtype=float), np.asarray(vi, dtype=float), Groups.single(len(yi))

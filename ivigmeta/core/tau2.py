@@ -118,12 +118,18 @@ def _result(method: str, tau2: np.ndarray, default_algorithm: str, **kw: Any) ->
 # The estimators.
 
 
+def dl_from_q(q: np.ndarray, df: np.ndarray, tr: np.ndarray) -> np.ndarray:
+    """DerSimonian-Laird's moment estimate from a Q on ``df`` degrees of freedom and tr P0:
+    max(0, (Q - df) / tr P0), 0 where tr P0 is not positive."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.maximum(0.0, (q - df) / tr)
+    return np.where(tr > 0, t, 0.0)
+
+
 def tau2_dl(m: Models) -> Tau2Fit:
     q0, _ = m.q(np.zeros(len(m)))
     tr = m.trace_p(np.zeros(len(m)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.maximum(0.0, (q0 - (m.k - m.p)) / tr)
-    return _result("DL", np.where(tr > 0, t, 0.0), CLOSED_FORM)
+    return _result("DL", dl_from_q(q0, m.k - m.p, tr), CLOSED_FORM)
 
 
 def tau2_he(m: Models) -> Tau2Fit:
