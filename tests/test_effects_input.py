@@ -8,8 +8,8 @@ import math
 import pytest
 
 from ivigmeta.core.distributions import z_crit
-from ivigmeta.core.effects import compute_effects, study_estimate
-from ivigmeta.core.pooling import fit
+from ivigmeta.core.effects import compute_effects
+from ivigmeta.core.pooling import fit, study_estimate
 from ivigmeta.errors import DataError
 from ivigmeta.io.studies import load_table, parse_table
 

@@ -36,14 +36,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ivigmeta.core.distributions import norm_p_two_sided, z_crit
+from ivigmeta.core.distributions import z_crit
 from ivigmeta.errors import DataError
 
 if TYPE_CHECKING:  # imported where used: ``--help`` needs neither numpy nor the result classes
     import numpy as np
 
     from ivigmeta.io.studies import Study
-    from ivigmeta.results import EffectSizes, Estimate, Exclusion
+    from ivigmeta.results import EffectSizes, Exclusion
 
 MEASURES = ("RR", "OR", "RD")
 CC_POLICIES = ("only0", "all", "none")
@@ -303,21 +303,3 @@ def given_effect(study: Study, measure: str) -> tuple[float, float]:
     if g.kind == "se":
         return g.values[0], g.values[1] ** 2
     return g.values[0], g.values[1]
-
-
-def study_estimate(y: float, v: float, measure: str, level: float = 0.95) -> Estimate:
-    """Wald z test and interval for one study's effect."""
-    from ivigmeta.results import Estimate
-
-    se = math.sqrt(v)
-    z = y / se
-    crit = z_crit(level)
-    return Estimate(
-        measure=measure,
-        theta=y,
-        se=se,
-        statistic=z,
-        p_value=norm_p_two_sided(z),
-        ci_low_theta=y - crit * se,
-        ci_high_theta=y + crit * se,
-    )

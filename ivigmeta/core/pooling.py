@@ -26,12 +26,10 @@ import numpy as np
 
 from ivigmeta.core.distributions import (
     norm_p_array,
-    norm_p_two_sided,
     t_crit_array,
     t_p_array,
     z_crit,
 )
-from ivigmeta.core.effects import study_estimate
 from ivigmeta.core.groups import Groups
 from ivigmeta.core.heterogeneity import GroupHeterogeneity, group_heterogeneity
 from ivigmeta.core.mantel_haenszel import (
@@ -46,7 +44,14 @@ from ivigmeta.core.tau2 import GRID, Tau2Fit, fit_tau2, not_converged_message
 from ivigmeta.errors import ModelError
 
 if TYPE_CHECKING:
-    from ivigmeta.results import CommonFit, EffectSizes, FitOptions, MetaAnalysis, RandomFit
+    from ivigmeta.results import (
+        CommonFit,
+        EffectSizes,
+        Estimate,
+        FitOptions,
+        MetaAnalysis,
+        RandomFit,
+    )
 
 CI_METHODS = ("z", "hk")
 COMMON_METHODS = ("IV", "MH", "PETO")
@@ -134,6 +139,29 @@ def _wald(theta: np.ndarray, se: np.ndarray, crit: float) -> Interval:
         stat = theta / se
         p = norm_p_array(stat)
         return Interval(theta, se, stat, p, theta - crit * se, theta + crit * se)
+
+
+def _estimates(y: np.ndarray, se: np.ndarray, measure: str, level: float) -> tuple[Estimate, ...]:
+    from ivigmeta.results import Estimate
+
+    w = _wald(y, se, z_crit(level))
+    return tuple(
+        Estimate(
+            measure=measure,
+            theta=float(w.theta[i]),
+            se=float(w.se[i]),
+            statistic=float(w.statistic[i]),
+            p_value=float(w.p_value[i]),
+            ci_low_theta=float(w.ci_low[i]),
+            ci_high_theta=float(w.ci_high[i]),
+        )
+        for i in range(len(y))
+    )
+
+
+def study_estimate(y: float, v: float, measure: str, level: float = 0.95) -> Estimate:
+    """Wald z test and interval for one study's effect."""
+    return _estimates(np.array([float(y)]), np.sqrt(np.array([float(v)])), measure, level)[0]
 
 
 def random_part(
@@ -318,36 +346,6 @@ def _random_fit(
     )
 
 
-def wald_common(
-    measure: str,
-    method: str,
-    theta: float,
-    se: float,
-    weights: Sequence[float],
-    level: float = 0.95,
-    **extra: object,
-) -> CommonFit:
-    """A common-effect estimate with its Wald z test and interval; ``weights`` become percent."""
-    from ivigmeta.results import CommonFit
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = float(np.float64(theta) / np.float64(se))
-    crit = z_crit(level)
-    w = np.asarray(weights, dtype=float)
-    return CommonFit(
-        measure=measure,
-        theta=theta,
-        se=se,
-        statistic=z,
-        p_value=norm_p_two_sided(z),
-        ci_low_theta=theta - crit * se,
-        ci_high_theta=theta + crit * se,
-        method=method,
-        weights=_tuple(percent(w, Groups.single(len(w)))),
-        **extra,  # type: ignore[arg-type]
-    )
-
-
 def _common_fit(gf: GroupFit, g: Groups, measure: str, method: str) -> CommonFit:
     from ivigmeta.results import CommonFit
 
@@ -392,7 +390,12 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     if es.k == 0:
         reasons = "; ".join(f"{e.study}: {e.reason}" for e in es.excluded)
         raise ModelError("no usable studies" + (f" (excluded: {reasons})" if reasons else ""))
-    estimates = tuple(study_estimate(y, v, es.measure, options.level) for y, v in zip(es.yi, es.vi))
+    estimates = _estimates(
+        np.asarray(es.yi, dtype=float),
+        np.sqrt(np.asarray(es.vi, dtype=float)),
+        es.measure,
+        options.level,
+    )
     if es.k == 1:
         return MetaAnalysis(es, options, estimates, None, None, None)
     common_method = check_common_method(options.common_method, es.measure)
