@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 
@@ -206,6 +207,29 @@ def test_short_long_and_odd_lines(line, message):
     rows = read(text)
     assert rows.error.tolist()[0] == message
     assert rows.error.tolist()[1] is None
+
+
+def test_characters_that_crash_numpys_integer_parser_are_a_row_error():
+    # numpy 2.4's integer parser crashes the interpreter on U+DE12B (and others beyond the Basic
+    # Multilingual Plane); the reader must never hand it such a cell. Run in a child process so
+    # that a regression shows as a failed test, not a crashed test run.
+    import subprocess
+    import sys
+
+    code = (
+        "import io, json\n"
+        "from ivigmeta.batching import run as core\n"
+        "text = 'grp,study,year,treat_events,treat_total,control_events,control_total\\n'"
+        " 'a,s,,\\U000de12b,10,2,10\\na,t,,3,10,2,10\\n'\n"
+        "reader = core.ChunkReader('-', ['grp'], 1000, name='b.csv')\n"
+        "rows = core.Rows.concat(list(reader._chunks(io.BytesIO(text.encode()))))\n"
+        "print(json.dumps(rows.error.tolist()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    first, second = json.loads(done.stdout)
+    assert first.startswith("b.csv, row 2, column 'treat_events': ")
+    assert second is None
 
 
 def test_keys_and_labels_are_stripped_as_pool_strips_cells():

@@ -84,6 +84,19 @@ def test_jsonl_output(run, table):
     assert records[0]["tau2"] == expected()["tau2"].iloc[0]
 
 
+def test_jsonl_keeps_one_object_per_line_whatever_the_keys_hold(run, tmp_path):
+    # U+0085, U+2028 and U+2029 are line ends to str.splitlines and JavaScript: escaped.
+    keys = ["a\x85b", "c\u2028d", "e\u2029f"]
+    lines = [HEADER] + [f"{k},A,s{i},{3 + i},20,5,20" for k in keys for i in range(2)]
+    path = tmp_path / "odd.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run("batch", str(path), "-g", "review", "-g", "analysis", "-f", "jsonl")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["review"] for r in records] == keys
+    assert all(r["status"] == "ok" for r in records)
+
+
 def test_parquet_output_to_file(run, table, tmp_path):
     pytest.importorskip("pyarrow")
     out = tmp_path / "out.parquet"

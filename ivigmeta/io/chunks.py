@@ -769,7 +769,9 @@ def _next_group_start(
 def _parse_lines(lines: list[str], first_row: int, layout: _Layout, source: str) -> Rows:
     """Rows from lines without quotes: numpy's reader when every line has the header's number
     of fields, else the regular lines through numpy and the others (blank, short or long lines)
-    cell by cell."""
+    cell by cell. A line with a non-ASCII character is read cell by cell too: numpy 2.4's
+    integer parser can crash the interpreter (a segmentation fault, no exception) on some
+    characters beyond the Basic Multilingual Plane, such as U+DE12B."""
     n = len(lines)
     rownums = first_row + np.arange(n, dtype=np.int64)
     delim = layout.delim
@@ -778,7 +780,8 @@ def _parse_lines(lines: list[str], first_row: int, layout: _Layout, source: str)
     joined = "".join(lines)
     spaces = _edge_spaces(joined, delim)
     tried = False
-    if joined.count(delim) == n * (layout.nfields - 1):
+    ascii_only = joined.isascii()
+    if ascii_only and joined.count(delim) == n * (layout.nfields - 1):
         # As many delimiters as n regular lines: regular unless a short line hides a long one;
         # the last column is read, so numpy's reader rejects a short line, and a blank one
         # (which it skips) shows as a row missing.
@@ -788,6 +791,8 @@ def _parse_lines(lines: list[str], first_row: int, layout: _Layout, source: str)
         tried = True
     found = np.array(list(map(str.count, lines, repeat(delim))), dtype=np.int64)
     regular = found == layout.nfields - 1
+    if not ascii_only:  # numpy's reader may crash on some non-ASCII cells: read those lines here
+        regular &= np.fromiter(map(str.isascii, lines), dtype=bool, count=n)
     if regular.all() and tried:  # numpy's reader refused a cell: every line cell by cell
         return _from_cells(_split(lines, delim), rownums, layout, source)
     parts = []

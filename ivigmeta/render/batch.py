@@ -163,7 +163,8 @@ def _json_lines(result: Any, lo: int, hi: int) -> str:
     template = (
         "{"
         + ", ".join(
-            json.dumps(c, ensure_ascii=False).replace("%", "%%") + ": %s" for c in result.columns
+            _line_safe(json.dumps(c, ensure_ascii=False)).replace("%", "%%") + ": %s"
+            for c in result.columns
         )
         + "}\n"
     )
@@ -233,6 +234,18 @@ def _text_cells(values: Any) -> list[str]:
     return cells
 
 
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _line_safe(encoded: str) -> str:
+    """JSON text with the characters other than \\n that line splitters (Python's
+    str.splitlines, JavaScript) take for line ends escaped, so one object stays one line."""
+    if not encoded.isascii():
+        for char, escape in _LINE_BREAKS.items():
+            encoded = encoded.replace(char, escape)
+    return encoded
+
+
 def _json_text_cells(values: Any) -> list[str]:
     """JSON values of a text (or key) column, each distinct value encoded once."""
     encoded: dict[Any, str] = {}
@@ -241,7 +254,7 @@ def _json_text_cells(values: Any) -> list[str]:
         try:
             cell = encoded[v]
         except (KeyError, TypeError):
-            cell = json.dumps(_json_value(v), ensure_ascii=False, allow_nan=False)
+            cell = _line_safe(json.dumps(_json_value(v), ensure_ascii=False, allow_nan=False))
             try:
                 encoded[v] = cell
             except TypeError:  # an unhashable key value
