@@ -84,7 +84,8 @@ CASES = [
         "nan",
         H + "A,2000,nan,10,3,10\n",
         [],
-        ["row 2", "column 'treat_events'", "'nan'", "not a finite number"],
+        # NaN, like NA, N/A and '.', is a missing value (docs/input.md, the reading contract).
+        ["row 2", "column 'treat_events'", "missing value", "whole number"],
     ),
     (
         "inf",

@@ -45,6 +45,7 @@ from ivigmeta.io.columns import (
     parse_columns_option,
     resolve,
 )
+from ivigmeta.io.readers import quote_error
 from ivigmeta.io.studies import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
 
 ROW_COLUMN = "__row__"
@@ -171,9 +172,19 @@ def study_check(
     that gives an effect instead of counts is accepted by pool but not by batch, which pools
     event counts only.
     """
-    from ivigmeta.io.studies import decimal_point, parse_study
+    from ivigmeta.io.studies import (
+        check_thousands,
+        decimal_point,
+        is_missing_token,
+        parse_study,
+    )
 
+    values = {col: ("" if is_missing_token(v) else v) for col, v in values.items()}
     if decimal == ",":
+        try:
+            check_thousands(values, rownum, source, cmap)
+        except DataError as exc:
+            return str(exc), None
         values = {col: decimal_point(v) for col, v in values.items()}
     for c in cmap.count_columns():
         values.setdefault(c, "")
@@ -580,18 +591,17 @@ class ChunkReader:
                 if not lines:
                     break
                 if '"' in "".join(lines):
-                    records = csv.reader(chain(lines, body), delimiter=delim)
+                    records = csv.reader(chain(lines, body), delimiter=delim, strict=True)
                     continue
                 rows = _parse_lines(lines, next_row, layout, source)
                 rows.last = len(lines) < self.chunk_rows  # islice stops short only at the end
                 next_row += len(lines)
             else:
+                cells: list[list[str]] = []
                 try:
-                    cells = list(islice(records, self.chunk_rows))
+                    cells.extend(islice(records, self.chunk_rows))
                 except csv.Error as exc:
-                    raise DataError(
-                        f"{source}, row {next_row}: not a readable CSV row ({exc})"
-                    ) from None
+                    raise DataError(quote_error(source, next_row + len(cells), str(exc))) from None
                 if not cells:
                     break
                 rows = _parse_records(cells, next_row, layout, source)
@@ -775,9 +785,11 @@ def _parse_lines(lines: list[str], first_row: int, layout: _Layout, source: str)
     n = len(lines)
     rownums = first_row + np.arange(n, dtype=np.int64)
     delim = layout.delim
-    if layout.nraw != layout.nfields:  # trailing unnamed header fields: pool's checks, per row
-        return _from_cells(_split(lines, delim), rownums, layout, source)
     joined = "".join(lines)
+    if layout.nraw != layout.nfields or (layout.decimal == "," and "." in joined):
+        # Trailing unnamed header fields, or a point in a decimal-comma table (``1.000`` is
+        # ambiguous): pool's checks, per row.
+        return _from_cells(_split(lines, delim), rownums, layout, source)
     spaces = _edge_spaces(joined, delim)
     tried = False
     ascii_only = joined.isascii()
@@ -995,6 +1007,10 @@ def _from_cells(
     keys = {g: column(i) for g, i in zip(layout.groups, layout.key_idx)}
     text = [column(i) for i in layout.count_idx]
     cells = np.column_stack([to_float(t) for t in text]) if n else np.empty((0, 4))
+    if layout.decimal == "," and n:
+        # A point in a decimal-comma table: pool's parser decides (it refuses ``1.000``).
+        dotted = np.column_stack([np.char.find(t.astype(str), ".") >= 0 for t in text])
+        cells[dotted] = math.nan
     # A row with more fields than the header is bad when a surplus cell is not empty.
     long_rows = [i for i, r in enumerate(records) if len(r) > nf and any(c.strip() for c in r[nf:])]
     error = np.full(n, None, dtype=object)

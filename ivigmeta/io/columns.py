@@ -143,6 +143,16 @@ _LABEL_ALIASES = (
 )
 
 
+def did_you_mean(name: str, columns: Sequence[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the column closest to a misspelt ``name``, else ``""``."""
+    import difflib
+
+    names = [c for c in columns if c]
+    folded = {c.casefold(): c for c in names}
+    hit = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.75)
+    return f" (did you mean '{folded[hit[0]]}'?)" if hit else ""
+
+
 def _squash(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
@@ -243,10 +253,19 @@ def resolve(
     """
     explicit = dict(explicit or {})
     found_list = ", ".join(h for h in header if h) or "none"
+    claimed: dict[str, str] = {}
+    for role, column in explicit.items():
+        if column in claimed:
+            raise DataError(
+                f"--columns: column '{column}' is given for both {claimed[column]} and {role} "
+                "(expected one role per column)"
+            )
+        claimed[column] = role
     for role, column in explicit.items():
         if column not in header:
             raise DataError(
-                f"{source}, row 1: --columns {role}={column}: no column '{column}' "
+                f"{source}, row 1: --columns {role}={column}: no column '{column}'"
+                f"{did_you_mean(column, header)} "
                 f"(columns found: {found_list})"
             )
     roles: dict[str, str] = {}
@@ -283,14 +302,17 @@ def resolve(
                     missing = [n for r, n in conv.columns.items() if r not in hit]
                     raise DataError(
                         f"{source}, row 1: required column(s) missing: {', '.join(missing)} "
-                        f"(expected {conv.describe()}; columns found: {found_list})"
+                        f"(expected {conv.describe()}; columns found: {found_list}; or name "
+                        "yours with --columns ROLE=COLUMN)"
                     )
                 raise DataError(
                     f"{source}, row 1: required columns missing: expected event counts "
                     f"({', '.join(COUNT_ROLES)}, or metafor's ai/n1i/ci/n2i, ai/bi/ci/di, meta's "
                     "event.e/n.e/event.c/n.c, RevMan's Experimental/Control events and total) or "
                     "effects (estimate, ci_low, ci_high; theta, se; or yi, vi); "
-                    f"columns found: {found_list}"
+                    f"columns found: {found_list}; name yours with --columns, e.g. "
+                    "--columns treat_events=COL,treat_total=COL,control_events=COL,"
+                    "control_total=COL)"
                 )
     if convention and convention != "ivigmeta's " + "/".join(COUNT_ROLES):
         notes.append(f"columns recognised as {convention}")

@@ -129,14 +129,47 @@ def split_text(text: str, source: str, sep: str | None = None) -> RawTable:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise DataError(f"{source}, line {line}: contains a NUL byte (is this a binary file?)")
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delim))
-    except csv.Error as exc:
-        raise DataError(f"{source}: not a readable CSV file ({exc})") from None
+    rows = csv_rows(text, source, delim)
     if delim != "," and sep is None and not hint:
         notes.append(f"{source}: {DELIMITERS.get(delim, repr(delim))}-separated")
     decimal = "," if delim == ";" else "."
     return RawTable(source, rows, decimal, tuple(notes))
+
+
+def csv_rows(text: str, source: str, delim: str, first_row: int = 1) -> list[list[str]]:
+    """The rows of CSV ``text``; malformed quoting is a :class:`DataError` naming the row.
+
+    The csv module in its strict mode: a quoted cell that is never closed (which would swallow
+    every line after it) or a character after a closing quote is an error naming the row where
+    the quoted cell began (``first_row`` is the number of the first line of ``text``), so no row
+    is silently lost.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, strict=True)
+    rows: list[list[str]] = []
+    line = first_row
+    try:
+        for row in reader:
+            rows.append(row)
+            line = first_row + reader.line_num
+    except csv.Error as exc:
+        row_number = first_row + len(rows)
+        where = str(row_number) if line == row_number else f"{row_number} (line {line})"
+        raise DataError(quote_error(source, where, str(exc))) from None
+    return rows
+
+
+def quote_error(source: str, row: int | str, reason: str) -> str:
+    """The message for malformed quoting in the row that begins at line ``row``."""
+    if "end of data" in reason or "EOF" in reason:
+        what = (
+            "a quoted cell that begins in this row is never closed (a missing '\"'): "
+            "the rest of the file would be read as one cell"
+        )
+    elif "expected after" in reason:
+        what = "a character follows the closing '\"' of a quoted cell (expected a delimiter)"
+    else:
+        what = f"malformed quoting ({reason})"
+    return f"{source}, row {row}: {what}"
 
 
 def read_xlsx(data: bytes, source: str, sheet: str | None = None) -> RawTable:
@@ -160,11 +193,31 @@ def read_xlsx(data: bytes, source: str, sheet: str | None = None) -> RawTable:
             ws = book[sheet]
         else:
             ws = book.worksheets[0]
-        rows = [[_xlsx_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]
+        rows = _sheet_rows(ws)
+        if sheet is None and not _has_cells(rows) and len(book.sheetnames) > 1:
+            filled = [name for name in book.sheetnames[1:] if _has_cells(_sheet_rows(book[name]))]
+            if filled:
+                raise DataError(
+                    f"{source}: the first sheet '{ws.title}' is empty; the data may be on "
+                    f"sheet {', '.join(repr(n) for n in filled)} (choose it with --sheet NAME)"
+                )
     finally:
         book.close()
     notes = [f"{source}: read sheet '{ws.title}'"] if len(book.sheetnames) > 1 else []
     return RawTable(source, rows, ".", tuple(notes))
+
+
+def _sheet_rows(ws: object) -> list[list[str]]:
+    """A worksheet's cells as text. Some writers (R's openxlsx among them) store a wrong sheet
+    dimension, which makes openpyxl's read-only mode see an empty sheet: it is recomputed."""
+    reset = getattr(ws, "reset_dimensions", None)
+    if reset is not None:
+        reset()
+    return [[_xlsx_cell(v) for v in row] for row in ws.iter_rows(values_only=True)]  # type: ignore[attr-defined]
+
+
+def _has_cells(rows: list[list[str]]) -> bool:
+    return any(c.strip() for r in rows for c in r)
 
 
 def _xlsx_cell(value: object) -> str:

@@ -22,7 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ivigmeta.errors import DataError
-from ivigmeta.io.columns import COUNT_ROLES, EFFECT_SETS, ColumnMap, parse_columns_option, resolve
+from ivigmeta.io.columns import (
+    COUNT_ROLES,
+    EFFECT_SETS,
+    ColumnMap,
+    did_you_mean,
+    parse_columns_option,
+    resolve,
+)
 from ivigmeta.io.readers import STDIN_NAME, RawTable, decode, read_bytes, read_raw, split_text
 
 COUNT_COLUMNS = COUNT_ROLES
@@ -132,7 +139,8 @@ class StudyTable:
         """Raise a :class:`DataError` naming the file and the columns found if ``name`` is absent."""
         if name not in self.columns:
             raise DataError(
-                f"{self.source}: no column '{name}' (columns found: {', '.join(self.columns)})"
+                f"{self.source}: no column '{name}'{did_you_mean(name, self.columns)} "
+                f"(columns found: {', '.join(self.columns)})"
             )
 
     def label_columns(self) -> tuple[str, ...]:
@@ -186,8 +194,17 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
             f"{source}: the file has a header but no study rows (expected one row per study "
             f"below the header, row {first + 1})"
         )
+    blank = [i + 1 for i, r in enumerate(rows) if i > first and not any(c.strip() for c in r)]
+    body, summary = split_summary_rows(body)
+    if not body:
+        raise DataError(
+            f"{source}: the file has a header but no study rows (expected one row per study "
+            f"below the header, row {first + 1})"
+        )
     cmap = resolve(header, [r for _, r in body], source, explicit, raw.decimal)
     studies = []
+    missing: dict[str, list[int]] = {}
+    both: list[int] = []
     for row_number, cells in body:
         extra = [c for c in cells[len(header) :] if c.strip()]
         if extra:
@@ -198,12 +215,37 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
         values = {
             col: (cells[i].strip() if i < len(cells) else "") for i, col in enumerate(header) if col
         }
+        for col, v in values.items():
+            if v and is_missing_token(v):
+                values[col] = ""
+                missing.setdefault(col, []).append(row_number)
         if raw.decimal == ",":
+            check_thousands(values, row_number, source, cmap)
             # Text fields hold numbers with a decimal point whatever the file's locale, so that
             # numeric moderators and printed fields do not depend on it.
             values = {col: decimal_point(v) for col, v in values.items()}
-        studies.append(parse_study(values, row_number, source, cmap, raw.decimal))
+        study = parse_study(values, row_number, source, cmap, raw.decimal)
+        if study.has_counts and _gives_effect(values, cmap):
+            both.append(row_number)
+        studies.append(study)
     notes = list(raw.notes) + [f"{source}: {n}" for n in cmap.notes]
+    notes += [
+        f"{source}: column '{col}': {_rows(r)} read as missing (NA, N/A, '.' and NaN mean no value)"
+        for col, r in missing.items()
+    ]
+    if both:
+        effect = ", ".join(cmap.roles[r] for k in cmap.effect_sets() for r in EFFECT_SETS[k])
+        notes.append(
+            f"{source}: {_rows(both)} {'gives' if len(both) == 1 else 'give'} both event counts and an effect ({effect}): the "
+            "counts are analysed and the given effect is not used"
+        )
+    if blank:
+        notes.append(
+            f"{source}: {_rows(blank)} {'is' if len(blank) == 1 else 'are'} blank (skipped)"
+        )
+    notes += [
+        f"{source}: row {r}: summary row '{label}' skipped (not a study)" for r, label in summary
+    ]
     notes += _duplicate_notes(studies, source)
     return StudyTable(
         source=source,
@@ -212,6 +254,39 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
         column_map=cmap,
         notes=tuple(notes),
     )
+
+
+#: Rows that RevMan's, meta's and CMA's exported or pasted tables add below the studies.
+_SUMMARY = re.compile(
+    r"(total|subtotal|sub-total|heterogeneity|test for (overall effect|subgroup differences)|"
+    r"overall)\b",
+    re.IGNORECASE,
+)
+
+
+def split_summary_rows(
+    body: list[tuple[int, list[str]]],
+) -> tuple[list[tuple[int, list[str]]], list[tuple[int, str]]]:
+    """Study rows, and the summary rows ("Total (95% CI)", "Subtotal", "Heterogeneity: ...",
+    "Test for overall effect: ...") of exported forest-plot tables, recognised by their first
+    non-empty cell: ``(rows kept, [(row, label) skipped])``."""
+    kept, skipped = [], []
+    for row_number, cells in body:
+        first = next((c.strip() for c in cells if c.strip()), "")
+        if _SUMMARY.match(first):
+            skipped.append((row_number, first))
+        else:
+            kept.append((row_number, cells))
+    return kept, skipped
+
+
+def _rows(numbers: Sequence[int]) -> str:
+    shown = ", ".join(map(str, numbers[:20])) + (" ..." if len(numbers) > 20 else "")
+    return f"row {shown}" if len(numbers) == 1 else f"rows {shown}"
+
+
+def _gives_effect(values: Mapping[str, str], cmap: ColumnMap) -> bool:
+    return any(values.get(cmap.roles[r], "") for k in cmap.effect_sets() for r in EFFECT_SETS[k])
 
 
 def find_header(rows: Sequence[Sequence[str]], source: str) -> tuple[int, list[str]]:
@@ -238,16 +313,20 @@ def check_header(header: Sequence[str], source: str, row: int) -> None:
 
     Shared with the batch reader (:mod:`ivigmeta.io.chunks`), so both reject a header alike.
     """
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
     for i, col in enumerate(header):
         if not col:
             continue
-        if col in seen:
-            raise DataError(
-                f"{source}, row {row}, column {i + 1}: column name '{col}' appears more than once "
-                "(expected unique column names)"
+        key = col.strip().casefold()
+        if key in seen:
+            same = (
+                "" if seen[key] == col else f" (as '{seen[key]}': names are compared ignoring case)"
             )
-        seen.add(col)
+            raise DataError(
+                f"{source}, row {row}, column {i + 1}: column name '{col}' appears more than once"
+                f"{same} (expected unique column names)"
+            )
+        seen[key] = col
 
 
 def _duplicate_notes(studies: Sequence[Study], source: str) -> list[str]:
@@ -271,11 +350,36 @@ def decimal_point(value: str) -> str:
     return value.replace(",", ".") if _DECIMAL_COMMA.fullmatch(value) else value
 
 
+#: The one number grammar of a study table (docs/input.md): optional sign, digits with one
+#: decimal mark, optional exponent. No digit separators (``8_2``), no ``inf``, no thousands marks.
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+#: In a decimal-comma (semicolon-separated) file, a point followed by groups of three digits
+#: (``1.000``, ``12.500``) may be a thousands separator or a decimal point: refused.
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(\.\d{3})+(,\d*)?")
+#: Cells that mean "no value" everywhere (labels and numbers): R's write.csv ``NA``, SAS/Stata's
+#: ``.``, ``N/A``, ``NaN``; compared case-insensitively after trimming.
+MISSING_TOKENS = frozenset({"NA", "N/A", "NAN", "."})
+
+
+def is_missing_token(value: str) -> bool:
+    """Whether a cell is one of the missing-value spellings (``NA``, ``N/A``, ``.``, ``NaN``)."""
+    return value.strip().upper() in MISSING_TOKENS
+
+
+def ambiguous_thousands(value: str, decimal: str) -> bool:
+    """Whether ``value`` in a decimal-comma file looks like a number with a thousands point."""
+    return decimal == "," and bool(_THOUSANDS.fullmatch(value.strip()))
+
+
 def _number(value: str, decimal: str) -> float | int | None:
     """The number in ``value`` (``None`` if it is not one); integers stay exact."""
     text = value.strip()
     if decimal == ",":
+        if "," in text and "." in text:
+            return None
         text = text.replace(",", ".")
+    if not _NUMBER.fullmatch(text):
+        return None
     if _INT.fullmatch(text):
         return int(text)
     try:
@@ -284,13 +388,54 @@ def _number(value: str, decimal: str) -> float | int | None:
         return None
 
 
+def _not_a_number(value: str, decimal: str, expected: str) -> str:
+    """Why ``value`` is not read as a number."""
+    if ambiguous_thousands(value, decimal):
+        return (
+            f"'{value}' is ambiguous in a semicolon-separated file, which uses a decimal comma: "
+            f"'.' may be a thousands separator or a decimal point (write the number without "
+            f"thousands separators, e.g. {value.replace('.', '')} or {value.replace('.', ',', 1)})"
+        )
+    if value.strip().lstrip("+-").lower() in ("inf", "infinity"):
+        return f"'{value}' is not a finite number (expected {expected})"
+    if "_" in value:
+        return f"'{value}' is not a number (digit separators '_' are not read; expected {expected})"
+    return f"'{value}' is not a number (expected {expected})"
+
+
+def _thousands_checked(value: str, decimal: str) -> float | int | None:
+    """:func:`_number`, refusing a decimal-comma file's ``1.000`` (ambiguous) as not a number."""
+    if ambiguous_thousands(value, decimal):
+        return None
+    return _number(value, decimal)
+
+
+def numeric_columns(cmap: ColumnMap) -> list[str]:
+    """The columns read as numbers: counts, given effects and the year."""
+    cols = list(cmap.count_columns())
+    cols += [cmap.roles[r] for k in cmap.effect_sets() for r in EFFECT_SETS[k]]
+    year = cmap.get("year")
+    return cols + ([year] if year else [])
+
+
+def check_thousands(values: Mapping[str, str], row: int, source: str, cmap: ColumnMap) -> None:
+    """In a decimal-comma table, refuse a number cell such as ``1.000`` (raw, before the decimal
+    comma is turned into a point): it may mean 1 or 1000."""
+    for col in numeric_columns(cmap):
+        value = values.get(col, "")
+        if ambiguous_thousands(value, ","):
+            raise DataError(
+                f"{source}, row {row}, column '{col}': {_not_a_number(value, ',', 'a number')}"
+            )
+
+
 def _parse_count(value: str, source: str, row: int, column: str, decimal: str) -> int:
     where = f"{source}, row {row}, column '{column}'"
     if value == "":
         raise DataError(f"{where}: missing value (expected a whole number of participants)")
-    number = _number(value, decimal)
+    number = _thousands_checked(value, decimal)
     if number is None:
-        raise DataError(f"{where}: '{value}' is not a number (expected a whole number)")
+        raise DataError(f"{where}: {_not_a_number(value, decimal, 'a whole number')}")
     if isinstance(number, float):
         if not math.isfinite(number):
             raise DataError(f"{where}: '{value}' is not a finite number (expected a whole number)")
@@ -308,9 +453,9 @@ def _parse_count(value: str, source: str, row: int, column: str, decimal: str) -
 
 def _parse_real(value: str, source: str, row: int, column: str, decimal: str, what: str) -> float:
     where = f"{source}, row {row}, column '{column}'"
-    number = _number(value, decimal)
+    number = _thousands_checked(value, decimal)
     if number is None:
-        raise DataError(f"{where}: '{value}' is not a number (expected {what})")
+        raise DataError(f"{where}: {_not_a_number(value, decimal, what)}")
     x = float(number) if abs(number) < 1e308 else math.inf
     if not math.isfinite(x):
         raise DataError(f"{where}: '{value}' is not a finite number (expected {what})")
