@@ -41,3 +41,33 @@ def test_yi_vi_match_escalc(rec: dict) -> None:
 def test_hedges_correction_undefined_below_two_df() -> None:
     c = measures.hedges_correction(np.array([1.0, 2.0, 1e6]))
     assert np.isnan(c[0]) and 0 < c[1] < 1 and c[2] == pytest.approx(1.0, abs=1e-6)
+
+
+FITS = [(r, f) for r in RECORDS for f in r["fits"]]
+
+
+@pytest.mark.parametrize(
+    ("rec", "ref"),
+    FITS,
+    ids=[f"{r['name']}-{r['measure']}-{f['method']}-{f['test']}" for r, f in FITS],
+)
+def test_pooled_through_the_engine_match_rma(rec: dict, ref: dict) -> None:
+    from ivigmeta.core.groups import Groups
+    from ivigmeta.core.pooling import pool_groups
+    from tests.tolerances import ITERATIVE
+
+    yi, vi = _yv(rec)
+    keep = np.isfinite(yi) & np.isfinite(vi)
+    yi, vi = yi[keep], vi[keep]
+    ci = "hk" if ref["test"] == "knha" else "z"
+    gf = pool_groups(yi, vi, Groups.single(len(yi)), ref["method"], ci, 0.95, "IV", rec["measure"])
+    tol = CLOSED_FORM if ref["method"] == "DL" else ITERATIVE
+    got = {
+        "estimate": gf.random.theta[0],
+        "se": gf.random.se[0],
+        "ci_lb": gf.random.ci_low[0],
+        "ci_ub": gf.random.ci_high[0],
+        "tau2": gf.tau2.tau2[0],
+    }
+    for key, value in got.items():
+        assert value == pytest.approx(ref[key], rel=tol, abs=1e-12), key
