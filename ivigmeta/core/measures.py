@@ -165,3 +165,41 @@ def arcsine_difference(
     with np.errstate(divide="ignore", invalid="ignore"):
         yi = np.arcsin(np.sqrt(a / n1)) - np.arcsin(np.sqrt(c / n2))
         return yi, 1 / (4 * n1) + 1 / (4 * n2)
+
+
+#: measures analysed on the log scale (reported as exp)
+LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN")
+
+
+def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
+    """The Freeman-Tukey double arcsine of x events among n (PFT's yi)."""
+    import numpy as np
+
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    return (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1)))) / 2
+
+
+def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) -> np.ndarray:
+    """Values on the analysis scale -> the reported scale, as metafor's ``predict(transf=...)``:
+    exp for log measures, the inverse logit for PLO, sin² (clamped to [0, 1]) for PAS, and for
+    PFT Miller's (1978) inverse with the harmonic mean of the studies' sizes ``n``
+    (``transf.ipft.hm``), 0 and 1 beyond the transforms of proportions 0 and 1."""
+    import numpy as np
+
+    t = np.asarray(theta, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if measure in LOG_SCALE:
+            return np.exp(t)
+        if measure == "PLO":
+            return 1 / (1 + np.exp(-t))
+        if measure == "PAS":
+            return np.where(t < 0, 0.0, np.where(t > np.arcsin(1.0), 1.0, np.sin(t) ** 2))
+        if measure == "PFT":
+            if n is None:
+                raise ValueError("PFT needs the sample sizes to back-transform")
+            nhm = 1 / np.mean(1 / np.asarray(n, dtype=float))
+            s = np.sin(2 * t)
+            z = 0.5 * (1 - np.sign(np.cos(2 * t)) * np.sqrt(1 - (s + (s - 1 / s) / nhm) ** 2))
+            z = np.where(t > freeman_tukey(nhm, nhm), 1.0, z)
+            return np.where(t < freeman_tukey(0.0, nhm), 0.0, z)
+    return t
