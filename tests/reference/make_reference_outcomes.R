@@ -156,6 +156,17 @@ d <- dat.bcg
 tab <- list(ai = d$tpos, bi = d$tneg, ci = d$cpos, di = d$cneg)
 for (m in c("AS")) add(record("bcg", m, tab, tab))
 
+## zero cells: escalc's default rules (to = "only0" adds 1/2 for IRR, IRD,
+## PR, PLN, PLO; IRSD, PAS, PFT and AS are computed without correction)
+inc0 <- list(x1i = c(0, 3, 7, 0, 12), t1i = c(120, 340.5, 800, 95, 1500),
+             x2i = c(2, 0, 9, 4, 10), t2i = c(110, 300, 760, 100, 1450.25))
+for (m in c("IRR", "IRD", "IRSD")) add(record("zeros", m, inc0, inc0))
+pr0 <- list(xi = c(0, 5, 12, 30, 9), ni = c(20, 40, 12, 75, 60))
+for (m in c("PR", "PLO", "PAS", "PFT", "PLN")) add(record("zeros", m, pr0, pr0))
+tab0 <- list(ai = c(0, 4, 10, 6), bi = c(25, 36, 0, 44),
+             ci = c(3, 0, 8, 9), di = c(22, 41, 2, 40))
+add(record("zeros", "AS", tab0, tab0))
+
 ## back-transformed pooled proportions as predict(transf=...) gives them
 ## (REML, z test): PLO -> transf.ilogit, PAS -> transf.iarcsin, PLN -> exp,
 ## PFT -> transf.ipft.hm with the harmonic mean of ni.
