@@ -89,3 +89,49 @@ def test_measure_names_agree_with_the_engine() -> None:
     assert set(KIND_MEASURES["continuous"]) == set(measures.CONTINUOUS)
     assert set(KIND_MEASURES["incidence"]) == set(measures.INCIDENCE)
     assert set(KIND_MEASURES["proportion"]) == set(measures.PROPORTION)
+
+
+CONT = dict(
+    zip(
+        ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n"),
+        ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        (
+            "sd1i",
+            "0",
+            r"row 3, column 'sd1i': '0' is not allowed \(a standard deviation must be > 0\)",
+        ),
+        ("n2i", "1", r"row 3, column 'n2i': '1' .*at least 2"),
+        ("m1i", "", r"row 3, column 'm1i': missing value"),
+        ("m2i", "abc", r"row 3, column 'm2i': 'abc' is not a number"),
+    ],
+)
+def test_bad_continuous_rows_name_row_and_column(column: str, value: str, message: str) -> None:
+    from ivigmeta.io.outcome_columns import parse_outcome_row
+
+    row = {"m1i": "5.5", "sd1i": "1.2", "n1i": "20", "m2i": "4", "sd2i": "1", "n2i": "21"}
+    assert parse_outcome_row(row, CONT, "x.csv", 3)["treat_mean"] == 5.5
+    row[column] = value
+    with pytest.raises(DataError, match=message):
+        parse_outcome_row(row, CONT, "x.csv", 3)
+
+
+def test_bad_incidence_and_proportion_rows() -> None:
+    from ivigmeta.io.outcome_columns import parse_outcome_row
+
+    inc = {
+        "treat_events": "x1i",
+        "treat_time": "t1i",
+        "control_events": "x2i",
+        "control_time": "t2i",
+    }
+    with pytest.raises(DataError, match=r"row 2, column 't2i': '0' .*person-time"):
+        parse_outcome_row({"x1i": "1", "t1i": "10", "x2i": "2", "t2i": "0"}, inc, "y.csv", 2)
+    with pytest.raises(DataError, match=r"row 4, column 'xi': 12 events among 10"):
+        parse_outcome_row({"xi": "12", "ni": "10"}, {"events": "xi", "total": "ni"}, "z.csv", 4)

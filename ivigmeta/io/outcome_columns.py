@@ -125,3 +125,54 @@ def measure_for(kind: str, measure: str | None, described: str = "") -> str:
             f"which takes {', '.join(fits)}"
         )
     return m
+
+
+#: role -> (lowest allowed value, whether the bound itself is allowed, what the value is)
+_BOUNDS: dict[str, tuple[float, bool, str]] = {
+    "treat_sd": (0.0, False, "a standard deviation must be > 0"),
+    "control_sd": (0.0, False, "a standard deviation must be > 0"),
+    "treat_n": (2.0, True, "a group needs at least 2 participants for an SD"),
+    "control_n": (2.0, True, "a group needs at least 2 participants for an SD"),
+    "treat_time": (0.0, False, "person-time must be > 0"),
+    "control_time": (0.0, False, "person-time must be > 0"),
+    "treat_events": (0.0, True, "events cannot be negative"),
+    "control_events": (0.0, True, "events cannot be negative"),
+    "events": (0.0, True, "events cannot be negative"),
+    "total": (1.0, True, "a total must be at least 1"),
+}
+
+
+def parse_outcome_row(
+    values: dict[str, str], roles: dict[str, str], source: str, row: int
+) -> dict[str, float]:
+    """role -> number for one row of an outcome table; a missing, non-numeric or impossible
+    value (SD <= 0, n < 2, time <= 0, events > total) is a one-line
+    :class:`~ivigmeta.errors.DataError` naming the row and the column."""
+    import math
+
+    from ivigmeta.errors import DataError
+
+    out: dict[str, float] = {}
+    for role, col in roles.items():
+        where = f"{source}, row {row}, column '{col}'"
+        text = (values.get(col) or "").strip()
+        if not text:
+            raise DataError(f"{where}: missing value (expected a number for {role})")
+        try:
+            x = float(text)
+        except ValueError:
+            raise DataError(f"{where}: '{text}' is not a number") from None
+        if not math.isfinite(x):
+            raise DataError(f"{where}: '{text}' is not a finite number")
+        bound = _BOUNDS.get(role)
+        if bound is not None:
+            low, inclusive, why = bound
+            if x < low or (x == low and not inclusive):
+                raise DataError(f"{where}: '{text}' is not allowed ({why})")
+        out[role] = x
+    if "events" in out and out["events"] > out["total"]:
+        raise DataError(
+            f"{source}, row {row}, column '{roles['events']}': {values[roles['events']].strip()} "
+            f"events among {values[roles['total']].strip()} (events cannot exceed the total)"
+        )
+    return out
