@@ -1,0 +1,205 @@
+"""Effect sizes and sampling variances of the measures beyond 2x2 ratios (metafor's ``escalc``
+with its default arguments), vectorized over rows.
+
+Continuous, two groups (means m1, m2, SDs s1, s2, sizes n1, n2):
+
+* MD: yi = m1 - m2, vi = s1²/n1 + s2²/n2.
+* SMD (Hedges 1981): sp² = ((n1 - 1) s1² + (n2 - 1) s2²) / (n1 + n2 - 2), the exact correction
+  c(m) = Γ(m/2) / (sqrt(m/2) Γ((m - 1)/2)) with m = n1 + n2 - 2, yi = c(m) (m1 - m2) / sp,
+  vi = 1/n1 + 1/n2 + yi² / (2 (n1 + n2)) (escalc's large-sample ``vtype = "LS"``).
+* SMDH (Bonett 2008, 2009): s = sqrt((s1² + s2²)/2), yi = c(m) (m1 - m2) / s,
+  vi = c(m)² [yi² (s1⁴/(n1 - 1) + s2⁴/(n2 - 1)) / (2 (s1² + s2²)²) + (s1²/(n1 - 1) +
+  s2²/(n2 - 1)) / s²] (as escalc computes it, yi already corrected).
+* ROM (Hedges, Gurevitch & Curtis 1999): yi = log(m1 / m2), vi = s1²/(n1 m1²) + s2²/(n2 m2²).
+
+Incidence rates, two groups (events x1, x2 over person-time t1, t2); IRR and IRD add 1/2 to both
+event counts of a study with a zero count (``to = "only0"``), IRSD needs no correction:
+
+* IRR: yi = log(x1/t1) - log(x2/t2), vi = 1/x1 + 1/x2.
+* IRD: yi = x1/t1 - x2/t2, vi = x1/t1² + x2/t2².
+* IRSD: yi = sqrt(x1/t1) - sqrt(x2/t2), vi = 1/(4 t1) + 1/(4 t2).
+
+Single-group proportions (x events among n, p = x/n); PR, PLN and PLO add 1/2 to the events and
+the non-events of a study with x = 0 or x = n (n grows by 1), PAS and PFT need none:
+
+* PR: yi = p, vi = p (1 - p) / n.     * PLN: yi = log p, vi = 1/x - 1/n.
+* PLO: yi = log(p / (1 - p)), vi = 1/x + 1/(n - x).
+* PAS: yi = arcsin sqrt(p), vi = 1/(4 n).
+* PFT (Freeman & Tukey 1950; Miller 1978): yi = (arcsin sqrt(x/(n+1)) + arcsin sqrt((x+1)/(n+1)))/2,
+  vi = 1/(4 n + 2).
+
+From 2x2 counts, AS (arcsine risk difference, no correction): yi = arcsin sqrt(a/n1) -
+arcsin sqrt(c/n2), vi = 1/(4 n1) + 1/(4 n2).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+CONTINUOUS = ("MD", "SMD", "SMDH", "ROM")
+INCIDENCE = ("IRR", "IRD", "IRSD")
+PROPORTION = ("PR", "PLO", "PAS", "PFT", "PLN")
+#: measures whose escalc default adds the correction to studies with a zero (``to="only0"``)
+CORRECTED = ("PR", "PLN", "PLO", "IRR", "IRD")
+
+
+def hedges_correction(m: np.ndarray) -> np.ndarray:
+    """Exact small-sample correction c(m) of Hedges (1981); NaN for m <= 1 (as metafor)."""
+    import numpy as np
+    from scipy.special import gammaln
+
+    m = np.asarray(m, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.exp(gammaln(m / 2) - np.log(np.sqrt(m / 2)) - gammaln((m - 1) / 2))
+    return np.where(m <= 1, np.nan, c)
+
+
+def continuous_effects(
+    m1: np.ndarray,
+    s1: np.ndarray,
+    n1: np.ndarray,
+    m2: np.ndarray,
+    s2: np.ndarray,
+    n2: np.ndarray,
+    measure: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of two-group means and SDs (formulas in the module docstring)."""
+    import numpy as np
+
+    m1, s1, n1, m2, s2, n2 = (np.asarray(x, dtype=float) for x in (m1, s1, n1, m2, s2, n2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "MD":
+            return m1 - m2, s1**2 / n1 + s2**2 / n2
+        if measure == "ROM":
+            return np.log(m1 / m2), s1**2 / (n1 * m1**2) + s2**2 / (n2 * m2**2)
+        cm = hedges_correction(n1 + n2 - 2)
+        if measure == "SMD":
+            sp = np.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / (n1 + n2 - 2))
+            yi = cm * (m1 - m2) / sp
+            return yi, 1 / n1 + 1 / n2 + yi**2 / (2 * (n1 + n2))
+        if measure == "SMDH":
+            ss = s1**2 + s2**2
+            yi = cm * (m1 - m2) / np.sqrt(ss / 2)
+            vi = yi**2 * (s1**4 / (n1 - 1) + s2**4 / (n2 - 1)) / (2 * ss**2) + (
+                s1**2 / (n1 - 1) + s2**2 / (n2 - 1)
+            ) / (ss / 2)
+            return yi, cm**2 * vi
+    raise ValueError(f"not a continuous measure: {measure}")
+
+
+def zero_added(has_zero: np.ndarray, measure: str, cc: float, cc_policy: str) -> np.ndarray:
+    """The increment per row: escalc's default where the measure corrects at all."""
+    import numpy as np
+
+    if cc_policy == "all":
+        return np.full(has_zero.shape, float(cc))
+    if cc_policy == "only0" and measure in CORRECTED + ("RR", "OR", "RD"):
+        return np.where(has_zero, float(cc), 0.0)
+    return np.zeros(has_zero.shape)
+
+
+def incidence_effects(
+    x1: np.ndarray,
+    t1: np.ndarray,
+    x2: np.ndarray,
+    t2: np.ndarray,
+    measure: str,
+    cc: float = 0.5,
+    cc_policy: str = "only0",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(yi, vi, added)`` of two-group events over person-time."""
+    import numpy as np
+
+    x1, t1, x2, t2 = (np.asarray(x, dtype=float) for x in (x1, t1, x2, t2))
+    add = zero_added((x1 == 0) | (x2 == 0), measure, cc, cc_policy)
+    x1, x2 = x1 + add, x2 + add
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "IRR":
+            yi, vi = np.log(x1 / t1) - np.log(x2 / t2), 1 / x1 + 1 / x2
+        elif measure == "IRD":
+            yi, vi = x1 / t1 - x2 / t2, x1 / t1**2 + x2 / t2**2
+        elif measure == "IRSD":
+            yi, vi = np.sqrt(x1 / t1) - np.sqrt(x2 / t2), 1 / (4 * t1) + 1 / (4 * t2)
+        else:
+            raise ValueError(f"not an incidence measure: {measure}")
+    return yi, vi, add
+
+
+def proportion_effects(
+    x: np.ndarray, n: np.ndarray, measure: str, cc: float = 0.5, cc_policy: str = "only0"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(yi, vi, added)`` of single-group events among totals."""
+    import numpy as np
+
+    x, n = (np.asarray(v, dtype=float) for v in (x, n))
+    add = zero_added((x == 0) | (x == n), measure, cc, cc_policy)
+    x, n = x + add, n + 2 * add
+    p = x / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "PR":
+            yi, vi = p, p * (1 - p) / n
+        elif measure == "PLN":
+            yi, vi = np.log(p), 1 / x - 1 / n
+        elif measure == "PLO":
+            yi, vi = np.log(p / (1 - p)), 1 / x + 1 / (n - x)
+        elif measure == "PAS":
+            yi, vi = np.arcsin(np.sqrt(p)), 1 / (4 * n)
+        elif measure == "PFT":
+            yi = (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1)))) / 2
+            vi = 1 / (4 * n + 2)
+        else:
+            raise ValueError(f"not a proportion measure: {measure}")
+    return yi, vi, add
+
+
+def arcsine_difference(
+    a: np.ndarray, n1: np.ndarray, c: np.ndarray, n2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """AS from 2x2 counts: ``(yi, vi)``, no continuity correction."""
+    import numpy as np
+
+    a, n1, c, n2 = (np.asarray(v, dtype=float) for v in (a, n1, c, n2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        yi = np.arcsin(np.sqrt(a / n1)) - np.arcsin(np.sqrt(c / n2))
+        return yi, 1 / (4 * n1) + 1 / (4 * n2)
+
+
+#: measures analysed on the log scale (reported as exp)
+LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN")
+
+
+def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
+    """The Freeman-Tukey double arcsine of x events among n (PFT's yi)."""
+    import numpy as np
+
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    return (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1)))) / 2
+
+
+def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) -> np.ndarray:
+    """Values on the analysis scale -> the reported scale, as metafor's ``predict(transf=...)``:
+    exp for log measures, the inverse logit for PLO, sin² (clamped to [0, 1]) for PAS, and for
+    PFT Miller's (1978) inverse with the harmonic mean of the studies' sizes ``n``
+    (``transf.ipft.hm``), 0 and 1 beyond the transforms of proportions 0 and 1."""
+    import numpy as np
+
+    t = np.asarray(theta, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if measure in LOG_SCALE:
+            return np.exp(t)
+        if measure == "PLO":
+            return 1 / (1 + np.exp(-t))
+        if measure == "PAS":
+            return np.where(t < 0, 0.0, np.where(t > np.arcsin(1.0), 1.0, np.sin(t) ** 2))
+        if measure == "PFT":
+            if n is None:
+                raise ValueError("PFT needs the sample sizes to back-transform")
+            nhm = 1 / np.mean(1 / np.asarray(n, dtype=float))
+            s = np.sin(2 * t)
+            z = 0.5 * (1 - np.sign(np.cos(2 * t)) * np.sqrt(1 - (s + (s - 1 / s) / nhm) ** 2))
+            z = np.where(t > freeman_tukey(nhm, nhm), 1.0, z)
+            return np.where(t < freeman_tukey(0.0, nhm), 0.0, z)
+    return t

@@ -1,0 +1,178 @@
+"""Which columns say what kind of outcome a table reports (continuous means, incidence rates,
+single-group proportions) and which measures fit it.
+
+========================  ===================================================================
+continuous                ``treat_mean, treat_sd, treat_n, control_mean, control_sd,
+                          control_n`` / metafor ``m1i, sd1i, n1i, m2i, sd2i, n2i`` / meta
+                          ``mean.e, sd.e, n.e, mean.c, sd.c, n.c`` / RevMan ``Experimental
+                          Mean, Experimental SD, Experimental Total, Control Mean, ...``
+                          (also ``Intervention ...`` and ``Mean 1``, ``SD 1``, ``Total 1``)
+incidence rates           ``treat_events, treat_time, control_events, control_time`` /
+                          metafor ``x1i, t1i, x2i, t2i`` / meta ``event.e, time.e, event.c,
+                          time.c``
+proportions               ``events, total`` / metafor ``xi, ni`` / meta ``event, n``
+========================  ===================================================================
+
+Names match case-insensitively; RevMan names also ignore spaces and punctuation. The first
+kind whose columns are all present decides the outcome type (2x2 counts and given effects are
+recognised by :mod:`ivigmeta.io.columns`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ivigmeta.io.columns import Convention
+
+CONTINUOUS_ROLES = ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n")
+INCIDENCE_ROLES = ("treat_events", "treat_time", "control_events", "control_time")
+PROPORTION_ROLES = ("events", "total")
+
+#: outcome type -> the measures that fit it; the first is the default (names only: io reads,
+#: core.measures computes; tests check the two agree)
+KIND_MEASURES: dict[str, tuple[str, ...]] = {
+    "continuous": ("MD", "SMD", "SMDH", "ROM"),
+    "incidence": ("IRR", "IRD", "IRSD"),
+    "proportion": ("PLO", "PR", "PAS", "PFT", "PLN"),
+    "counts": ("RR", "OR", "RD", "AS"),
+}
+
+
+def _revman(prefixes: Sequence[str], suffix: str) -> dict[str, str]:
+    return dict(zip(CONTINUOUS_ROLES, [f"{p} {w}" for p in prefixes for w in suffix.split()]))
+
+
+OUTCOME_CONVENTIONS: dict[str, tuple[Convention, ...]] = {
+    "continuous": (
+        Convention("ivigmeta's", dict(zip(CONTINUOUS_ROLES, CONTINUOUS_ROLES))),
+        Convention(
+            "metafor's", dict(zip(CONTINUOUS_ROLES, ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i")))
+        ),
+        Convention(
+            "meta's",
+            dict(zip(CONTINUOUS_ROLES, ("mean.e", "sd.e", "n.e", "mean.c", "sd.c", "n.c"))),
+        ),
+        Convention("RevMan", _revman(("Experimental", "Control"), "Mean SD Total"), fuzzy=True),
+        Convention("RevMan", _revman(("Intervention", "Control"), "Mean SD Total"), fuzzy=True),
+        Convention(
+            "RevMan",
+            dict(zip(CONTINUOUS_ROLES, ("Mean 1", "SD 1", "Total 1", "Mean 2", "SD 2", "Total 2"))),
+            fuzzy=True,
+        ),
+    ),
+    "incidence": (
+        Convention("ivigmeta's", dict(zip(INCIDENCE_ROLES, INCIDENCE_ROLES))),
+        Convention("metafor's", dict(zip(INCIDENCE_ROLES, ("x1i", "t1i", "x2i", "t2i")))),
+        Convention(
+            "meta's", dict(zip(INCIDENCE_ROLES, ("event.e", "time.e", "event.c", "time.c")))
+        ),
+    ),
+    "proportion": (
+        Convention("ivigmeta's", dict(zip(PROPORTION_ROLES, PROPORTION_ROLES))),
+        Convention("metafor's", dict(zip(PROPORTION_ROLES, ("xi", "ni")))),
+        Convention("meta's", dict(zip(PROPORTION_ROLES, ("event", "n")))),
+    ),
+}
+
+
+def squash(name: str) -> str:
+    """A header name without case, spaces and punctuation (RevMan's exports vary in both)."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def match(conv: Convention, header: Sequence[str]) -> dict[str, str] | None:
+    """role -> the header's own column name when every column of ``conv`` is present."""
+    key = squash if conv.fuzzy else str.lower
+    found = {key(h.strip()): h for h in header}
+    out = {}
+    for role, name in conv.columns.items():
+        h = found.get(key(name))
+        if h is None:
+            return None
+        out[role] = h
+    return out
+
+
+def detect_outcome(header: Sequence[str]) -> tuple[str, Convention, dict[str, str]] | None:
+    """``(kind, convention, role -> column)`` of the first complete outcome convention, if any."""
+    for kind, conventions in OUTCOME_CONVENTIONS.items():
+        for conv in conventions:
+            roles = match(conv, header)
+            if roles is not None:
+                return kind, conv, roles
+    return None
+
+
+def default_measure(kind: str) -> str:
+    """MD for continuous, IRR for incidence, PLO for proportions, RR for 2x2 counts."""
+    return KIND_MEASURES[kind][0]
+
+
+def measure_for(kind: str, measure: str | None, described: str = "") -> str:
+    """The analysis measure for a table of ``kind``: ``measure`` upper-cased, or the default;
+    a measure that does not fit the columns is a :class:`~ivigmeta.errors.DataError` naming both."""
+    from ivigmeta.errors import DataError
+
+    if measure is None:
+        return default_measure(kind)
+    m = measure.upper()
+    fits = KIND_MEASURES[kind]
+    if m not in fits:
+        cols = f" ({described})" if described else ""
+        raise DataError(
+            f"--measure {m} does not fit the columns: they give {kind} data{cols}, "
+            f"which takes {', '.join(fits)}"
+        )
+    return m
+
+
+#: role -> (lowest allowed value, whether the bound itself is allowed, what the value is)
+_BOUNDS: dict[str, tuple[float, bool, str]] = {
+    "treat_sd": (0.0, False, "a standard deviation must be > 0"),
+    "control_sd": (0.0, False, "a standard deviation must be > 0"),
+    "treat_n": (2.0, True, "a group needs at least 2 participants for an SD"),
+    "control_n": (2.0, True, "a group needs at least 2 participants for an SD"),
+    "treat_time": (0.0, False, "person-time must be > 0"),
+    "control_time": (0.0, False, "person-time must be > 0"),
+    "treat_events": (0.0, True, "events cannot be negative"),
+    "control_events": (0.0, True, "events cannot be negative"),
+    "events": (0.0, True, "events cannot be negative"),
+    "total": (1.0, True, "a total must be at least 1"),
+}
+
+
+def parse_outcome_row(
+    values: dict[str, str], roles: dict[str, str], source: str, row: int
+) -> dict[str, float]:
+    """role -> number for one row of an outcome table; a missing, non-numeric or impossible
+    value (SD <= 0, n < 2, time <= 0, events > total) is a one-line
+    :class:`~ivigmeta.errors.DataError` naming the row and the column."""
+    import math
+
+    from ivigmeta.errors import DataError
+
+    out: dict[str, float] = {}
+    for role, col in roles.items():
+        where = f"{source}, row {row}, column '{col}'"
+        text = (values.get(col) or "").strip()
+        if not text:
+            raise DataError(f"{where}: missing value (expected a number for {role})")
+        try:
+            x = float(text)
+        except ValueError:
+            raise DataError(f"{where}: '{text}' is not a number") from None
+        if not math.isfinite(x):
+            raise DataError(f"{where}: '{text}' is not a finite number")
+        bound = _BOUNDS.get(role)
+        if bound is not None:
+            low, inclusive, why = bound
+            if x < low or (x == low and not inclusive):
+                raise DataError(f"{where}: '{text}' is not allowed ({why})")
+        out[role] = x
+    if "events" in out and out["events"] > out["total"]:
+        raise DataError(
+            f"{source}, row {row}, column '{roles['events']}': {values[roles['events']].strip()} "
+            f"events among {values[roles['total']].strip()} (events cannot exceed the total)"
+        )
+    return out

@@ -1,0 +1,196 @@
+#!/usr/bin/env Rscript
+## ---------------------------------------------------------------------------
+## metafor reference values for the outcome measures of issue 16 (continuous,
+## incidence rates, single-group proportions, arcsine RD).
+##
+## Run from the repository root:
+##     Rscript tests/reference/make_reference_outcomes.R
+## Writes tests/reference/metafor_outcomes.json.
+##
+## Conventions
+##  * escalc() with its default arguments for every measure (add = 1/2,
+##    to = "only0" where escalc corrects at all; vtype = "LS").
+##  * yi, vi on metafor's analysis scale, in dataset row order.
+##  * Pooled fits: DL and REML, with test = "z" and test = "knha"; REML uses
+##    the tight control list CTRL (threshold 1e-13, step halving).
+##  * Input columns of each record are written under "data" with metafor's
+##    argument names (m1i, sd1i, n1i, ..., x1i, t1i, ..., xi, ni, ai, bi, ...).
+##  * Numbers: the shortest of 15/16/17 significant digits that round-trips.
+## ---------------------------------------------------------------------------
+
+suppressPackageStartupMessages(library(metafor))
+
+OUT  <- file.path("tests", "reference", "metafor_outcomes.json")
+CTRL <- list(threshold = 1e-13, maxiter = 100000, stepadj = 0.5)
+
+## ===========================================================================
+## Minimal JSON writer (jsonlite only offers 15 significant digits)
+## ===========================================================================
+
+## Mark a vector as a JSON array even when it has length 0 or 1.
+arr <- function(x) {
+  x <- unname(as.vector(x))
+  if (is.factor(x)) x <- as.character(x)
+  class(x) <- c("json_array", class(x))
+  x
+}
+is_arr <- function(x) inherits(x, "json_array")
+
+json_num <- function(v) {
+  if (is.na(v) || !is.finite(v)) return("null")
+  if (is.integer(v)) return(as.character(v))
+  for (d in 15:17) {
+    s <- sprintf(paste0("%.", d, "g"), v)
+    if (as.numeric(s) == v) break
+  }
+  s
+}
+json_str <- function(s) {
+  if (is.na(s)) return("null")
+  s <- enc2utf8(s)
+  s <- gsub("\\\\", "\\\\\\\\", s)
+  s <- gsub("\"", "\\\\\"", s)
+  s <- gsub("\n", "\\\\n", s)
+  s <- gsub("\r", "\\\\r", s)
+  s <- gsub("\t", "\\\\t", s)
+  paste0("\"", s, "\"")
+}
+json_atom <- function(v) {
+  if (is.logical(v)) return(if (is.na(v)) "null" else if (v) "true" else "false")
+  if (is.numeric(v)) return(json_num(v))
+  json_str(as.character(v))
+}
+to_json <- function(x) {
+  if (is.null(x)) return("null")
+  if (is.list(x)) {
+    nm <- names(x)
+    if (is.null(nm)) {
+      return(paste0("[", paste(vapply(x, to_json, ""), collapse = ","), "]"))
+    }
+    body <- vapply(seq_along(x), function(i)
+      paste0(json_str(nm[i]), ":", to_json(x[[i]])), "")
+    return(paste0("{", paste(body, collapse = ","), "}"))
+  }
+  if (is.factor(x)) x <- as.character(x)
+  if (length(x) == 1L && !is_arr(x)) return(json_atom(unclass(x)))
+  x <- unclass(x)
+  paste0("[", paste(vapply(seq_along(x), function(i) json_atom(x[i]), ""),
+                    collapse = ","), "]")
+}
+## Top level: one key per line, one record per line (diff-friendly).
+write_json_file <- function(obj, path) {
+  con <- file(path, open = "w", encoding = "UTF-8")
+  on.exit(close(con))
+  keys <- names(obj)
+  writeLines("{", con)
+  for (i in seq_along(keys)) {
+    val <- obj[[i]]
+    sep <- if (i < length(keys)) "," else ""
+    if (is.list(val) && is.null(names(val)) && length(val) > 0) {
+      writeLines(paste0("  ", json_str(keys[i]), ": ["), con)
+      lines <- vapply(val, to_json, "")
+      lines <- paste0("    ", lines, c(rep(",", length(lines) - 1L), ""))
+      writeLines(lines, con)
+      writeLines(paste0("  ]", sep), con)
+    } else if (is.list(val) && !is.null(names(val))) {
+      writeLines(paste0("  ", json_str(keys[i]), ": {"), con)
+      sub <- vapply(seq_along(val), function(j)
+        paste0("    ", json_str(names(val)[j]), ": ", to_json(val[[j]])), "")
+      writeLines(paste0(sub, c(rep(",", length(sub) - 1L), "")), con)
+      writeLines(paste0("  }", sep), con)
+    } else {
+      writeLines(paste0("  ", json_str(keys[i]), ": ", to_json(val), sep), con)
+    }
+  }
+  writeLines("}", con)
+}
+
+## ===========================================================================
+fit_block <- function(yi, vi, method, test) {
+  ctrl <- if (method == "REML") CTRL else list()
+  f <- rma(yi, vi, method = method, test = test, control = ctrl)
+  list(method = method, test = test,
+       estimate = as.numeric(f$b), se = f$se, zval = f$zval, pval = f$pval,
+       ci_lb = f$ci.lb, ci_ub = f$ci.ub, tau2 = f$tau2, QE = f$QE,
+       I2 = f$I2, H2 = f$H2, k = f$k)
+}
+
+record <- function(name, measure, data, args) {
+  es <- do.call(escalc, c(list(measure = measure), args))
+  keep <- is.finite(es$yi) & is.finite(es$vi)
+  fits <- list()
+  for (m in c("DL", "REML")) for (t in c("z", "knha"))
+    fits[[length(fits) + 1L]] <- fit_block(es$yi[keep], es$vi[keep], m, t)
+  list(name = name, measure = measure,
+       data = lapply(data, arr),
+       yi = arr(as.numeric(es$yi)), vi = arr(as.numeric(es$vi)),
+       fits = fits)
+}
+
+records <- list()
+add <- function(r) records[[length(records) + 1L]] <<- r
+
+## continuous: dat.normand1999 (MD, SMD, SMDH, ROM) and dat.curtis1998 (ROM)
+d <- dat.normand1999
+cont <- list(m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i,
+             m2i = d$m2i, sd2i = d$sd2i, n2i = d$n2i)
+for (m in c("MD", "SMD", "SMDH", "ROM")) add(record("normand1999", m, cont, cont))
+d <- dat.curtis1998
+cont <- list(m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i,
+             m2i = d$m2i, sd2i = d$sd2i, n2i = d$n2i)
+add(record("curtis1998", "ROM", cont, cont))
+for (m in c("MD", "SMD")) add(record("curtis1998", m, cont, cont))
+
+## incidence rates: dat.hart1999
+d <- dat.hart1999
+inc <- list(x1i = d$x1i, t1i = d$t1i, x2i = d$x2i, t2i = d$t2i)
+for (m in c("IRR", "IRD", "IRSD")) add(record("hart1999", m, inc, inc))
+
+## single-group proportions: dat.pritz1997
+d <- dat.pritz1997
+pr <- list(xi = d$xi, ni = d$ni)
+for (m in c("PR", "PLO", "PAS", "PFT", "PLN")) add(record("pritz1997", m, pr, pr))
+
+## arcsine risk difference (and RR for comparison): dat.bcg
+d <- dat.bcg
+tab <- list(ai = d$tpos, bi = d$tneg, ci = d$cpos, di = d$cneg)
+for (m in c("AS")) add(record("bcg", m, tab, tab))
+
+## zero cells: escalc's default rules (to = "only0" adds 1/2 for IRR, IRD,
+## PR, PLN, PLO; IRSD, PAS, PFT and AS are computed without correction)
+inc0 <- list(x1i = c(0, 3, 7, 0, 12), t1i = c(120, 340.5, 800, 95, 1500),
+             x2i = c(2, 0, 9, 4, 10), t2i = c(110, 300, 760, 100, 1450.25))
+for (m in c("IRR", "IRD", "IRSD")) add(record("zeros", m, inc0, inc0))
+pr0 <- list(xi = c(0, 5, 12, 30, 9), ni = c(20, 40, 12, 75, 60))
+for (m in c("PR", "PLO", "PAS", "PFT", "PLN")) add(record("zeros", m, pr0, pr0))
+tab0 <- list(ai = c(0, 4, 10, 6), bi = c(25, 36, 0, 44),
+             ci = c(3, 0, 8, 9), di = c(22, 41, 2, 40))
+add(record("zeros", "AS", tab0, tab0))
+
+## back-transformed pooled proportions as predict(transf=...) gives them
+## (REML, z test): PLO -> transf.ilogit, PAS -> transf.iarcsin, PLN -> exp,
+## PFT -> transf.ipft.hm with the harmonic mean of ni.
+d <- dat.pritz1997
+back <- list()
+for (m in c("PR", "PLO", "PAS", "PFT", "PLN")) {
+  es <- escalc(measure = m, xi = d$xi, ni = d$ni)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- switch(m,
+    PR  = predict(f),
+    PLO = predict(f, transf = transf.ilogit),
+    PAS = predict(f, transf = transf.iarcsin),
+    PLN = predict(f, transf = exp),
+    PFT = predict(f, transf = transf.ipft.hm, targs = list(ni = d$ni)))
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+
+obj <- list(
+  meta = list(R = R.version.string,
+              metafor = as.character(packageVersion("metafor")),
+              generated_by = "tests/reference/make_reference_outcomes.R"),
+  records = records,
+  backtransformed = back)
+write_json_file(obj, OUT)
+cat("wrote", OUT, "\n")
