@@ -282,7 +282,14 @@ def one_line(message: str) -> str:
 
 
 def note(message: str) -> None:
-    """Notes and warnings go to stderr so stdout stays machine-readable."""
+    """Notes and warnings go to stderr so stdout stays machine-readable; each once per command
+    (a command that reads its table for several analyses would otherwise repeat its notes)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        seen = ctx.meta.setdefault("ivigmeta.notes", set())
+        if message in seen:
+            return
+        seen.add(message)
     click.echo(f"note: {one_line(message)}", err=True)
 
 

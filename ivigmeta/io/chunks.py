@@ -744,6 +744,13 @@ def _bare_cr(data: bytes) -> bool:
     return data.count(b"\r") - data.count(b"\r\n") - data.endswith(b"\r") > 0
 
 
+def _key_cell(cells: Sequence[str], i: int) -> str:
+    from ivigmeta.io.studies import is_missing_token
+
+    value = cells[i].strip() if i < len(cells) else ""
+    return "" if is_missing_token(value) else value
+
+
 def _next_group_start(
     handle: Any, layout: _Layout, offset: int, limit: int, size: int
 ) -> int | None:
@@ -766,7 +773,7 @@ def _next_group_start(
                 break  # cut off by the window: read a larger one
             cells = line.decode("utf-8", "replace").rstrip("\r\n").split(layout.delim)
             if any(c.strip() for c in cells):  # blank lines belong to no group
-                key = tuple(cells[i].strip() if i < len(cells) else "" for i in layout.key_idx)
+                key = tuple(_key_cell(cells, i) for i in layout.key_idx)
                 if previous is not None and key != previous:
                     return pos
                 previous = key
@@ -899,6 +906,30 @@ def _decimal_points(values: np.ndarray) -> np.ndarray:
     return np.array([decimal_point(v) for v in values.tolist()], dtype=object)
 
 
+def _case_variants(word: str) -> set[str]:
+    out = {""}
+    for ch in word:
+        out = {w + c for w in out for c in {ch.lower(), ch.upper()}}
+    return out
+
+
+#: Every spelling of the missing-value tokens (ivigmeta.io.studies.MISSING_TOKENS) in any case.
+_MISSING_SPELLINGS = frozenset(v for t in ("NA", "N/A", "NAN", ".") for v in _case_variants(t))
+
+
+def _missing_to_empty(values: np.ndarray) -> np.ndarray:
+    """Group keys spelled as missing (NA, N/A, NaN, '.') are the empty key, as in pool."""
+    if not len(values):
+        return values
+    spellings = _MISSING_SPELLINGS
+    mask = np.fromiter((v in spellings for v in values.tolist()), bool, len(values))
+    if not mask.any():
+        return values
+    out = values.copy()
+    out[mask] = ""
+    return out
+
+
 def _checked(
     cells: np.ndarray,
     keys: dict[str, np.ndarray],
@@ -935,6 +966,7 @@ def _checked(
     if layout.decimal == ",":
         keys = {g: _decimal_points(k) for g, k in keys.items()}
         label = None if label is None else _decimal_points(label)
+    keys = {g: _missing_to_empty(k) for g, k in keys.items()}
     return Rows(
         keys=keys, counts=counts, row=np.asarray(rownums, np.int64), error=error, label=label
     )

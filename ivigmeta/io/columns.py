@@ -150,6 +150,10 @@ def did_you_mean(name: str, columns: Sequence[str]) -> str:
     names = [c for c in columns if c]
     folded = {c.casefold(): c for c in names}
     hit = difflib.get_close_matches(name.casefold(), list(folded), n=1, cutoff=0.75)
+    if not hit and len(name) >= 3:
+        # A truncated name ('nk_crit' for 'nk_criterion') when only one column begins with it.
+        hit = [c for c in folded if c.startswith(name.casefold())][:2]
+        hit = hit if len(hit) == 1 else []
     return f" (did you mean '{folded[hit[0]]}'?)" if hit else ""
 
 

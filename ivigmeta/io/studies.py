@@ -281,7 +281,9 @@ def split_summary_rows(
 
 
 def _rows(numbers: Sequence[int]) -> str:
-    shown = ", ".join(map(str, numbers[:20])) + (" ..." if len(numbers) > 20 else "")
+    shown = ", ".join(map(str, numbers[:20])) + (
+        f" ... ({len(numbers)} rows)" if len(numbers) > 20 else ""
+    )
     return f"row {shown}" if len(numbers) == 1 else f"rows {shown}"
 
 
