@@ -296,7 +296,12 @@ def fit_table(
         level=level / 100.0,
         common_method=common.upper(),
     )
-    analysis = fit(es, options)
+    try:
+        analysis = fit(es, options)
+    except ModelError as exc:
+        if es.k == 0 and not str(exc).startswith(table.source):
+            raise ModelError(f"{table.source}: {exc}") from None
+        raise
     for message in exclusion_notes(table, es):
         say(message)
     searched = grid_search_note(analysis)

@@ -384,7 +384,10 @@ def test_no_usable_study(run, tmp_path):
     path.write_text(H + "A,2000,0,10,0,10\n")
     result = run("pool", str(path))
     assert result.exit_code == 1
-    assert "Error: no usable studies (excluded: A: no events in either arm" in result.stderr
+    # The file and the row of every excluded study are named (issue 14).
+    assert f"Error: {path}: no usable studies (excluded: A (row 2): no events in either arm" in (
+        result.stderr
+    )
 
 
 def test_xlsx_errors(run, tmp_path):

@@ -388,7 +388,10 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     options = options or FitOptions()
     check_level(options.level)
     if es.k == 0:
-        reasons = "; ".join(f"{e.study}: {e.reason}" for e in es.excluded)
+        reasons = "; ".join(
+            f"{e.study}{'' if e.row is None else f' (row {e.row})'}: {e.reason}"
+            for e in es.excluded
+        )
         raise ModelError("no usable studies" + (f" (excluded: {reasons})" if reasons else ""))
     estimates = _estimates(
         np.asarray(es.yi, dtype=float),
