@@ -433,8 +433,9 @@ def _no_usable_message(rows: Rows, codes: np.ndarray, gcode: int, opts: BatchOpt
     es = compute_effects(
         studies, opts.measure, opts.cc, opts.cc_policy, keep_double_zero=opts.keep_double_zero
     )
-    reasons = "; ".join(f"{e.study}: {e.reason}" for e in es.excluded)
-    return "no usable studies" + (f" (excluded: {reasons})" if reasons else "")
+    from ivigmeta.core.pooling import no_usable_studies
+
+    return no_usable_studies(es.excluded)
 
 
 # ----------------------------------------------------------------------------------------------

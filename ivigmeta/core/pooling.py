@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from ivigmeta.results import (
         CommonFit,
         EffectSizes,
+        Exclusion,
         Estimate,
         FitOptions,
         MetaAnalysis,
@@ -375,6 +376,16 @@ def _common_fit(gf: GroupFit, g: Groups, measure: str, method: str) -> CommonFit
     )
 
 
+def no_usable_studies(excluded: Sequence[Exclusion]) -> str:
+    """The message for a table none of whose studies has an effect: each one, its row, why."""
+    reasons = "; ".join(
+        f"{e.study}{'' if e.row is None or e.study == f'row {e.row}' else f' (row {e.row})'}: "
+        f"{e.reason}"
+        for e in excluded
+    )
+    return "no usable studies" + (f" (excluded: {reasons})" if reasons else "")
+
+
 def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     """Fit the common-effect and random-effects models to ``es`` (the kernel on one group).
 
@@ -388,11 +399,7 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     options = options or FitOptions()
     check_level(options.level)
     if es.k == 0:
-        reasons = "; ".join(
-            f"{e.study}{'' if e.row is None else f' (row {e.row})'}: {e.reason}"
-            for e in es.excluded
-        )
-        raise ModelError("no usable studies" + (f" (excluded: {reasons})" if reasons else ""))
+        raise ModelError(no_usable_studies(es.excluded))
     estimates = _estimates(
         np.asarray(es.yi, dtype=float),
         np.sqrt(np.asarray(es.vi, dtype=float)),
