@@ -227,7 +227,7 @@ def check_percent_level(level: float) -> None:
 
 def effect_sizes(
     table: StudyTable,
-    measure: str = "RR",
+    measure: str | None = None,
     cc: float = 0.5,
     cc_policy: str = "only0",
     keep_double_zero: bool = False,
@@ -263,7 +263,7 @@ def exclusion_notes(table: StudyTable, es: EffectSizes) -> list[str]:
 
 def fit_table(
     table: StudyTable,
-    measure: str = "RR",
+    measure: str | None = None,
     tau2: str = "DL",
     ci: str = "z",
     common: str = "IV",
@@ -312,7 +312,7 @@ def fit_table(
 
 def pool(
     data: Data,
-    measure: str = "RR",
+    measure: str | None = None,
     tau2: str = "DL",
     ci: str = "z",
     common: str = "IV",
@@ -332,8 +332,10 @@ def pool(
     ----------
     data : str, os.PathLike, pandas.DataFrame, dict of columns or StudyTable
         The study table (see :func:`read`).
-    measure : {"RR", "OR", "RD"}
-        Risk ratio, odds ratio or risk difference.
+    measure : str or None
+        RR, OR, RD or AS for 2x2 counts; MD, SMD, SMDH or ROM for means; IRR, IRD or IRSD for
+        rates; PR, PLO, PAS, PFT or PLN for proportions (docs/methods.md). ``None``: the
+        default for the table's columns (RR, MD, IRR or PLO).
     tau2 : {"DL", "REML", "ML", "PM", "HE", "SJ"}
         Between-study variance estimator (DerSimonian & Laird 1986; Viechtbauer 2005 for the
         likelihood estimators; Paule & Mandel 1982; Hedges 1983; Sidik & Jonkman 2005).

@@ -17,14 +17,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from ivigmeta.core.measures import LOG_SCALE, reported_scalar
 from ivigmeta.io.studies import Study
 from ivigmeta.serialize import Flatten, Group, Key, Layout, keys_of, null_keys, to_json_dict
 
-RATIO_MEASURES = ("RR", "OR")
+#: measures analysed on the log scale and reported as ratios (core.measures.LOG_SCALE)
+RATIO_MEASURES = LOG_SCALE
 
 
 def back_transform(theta: float | None, measure: str) -> float | None:
-    """Analysis scale -> reported scale (exp for ratio measures, identity otherwise)."""
+    """Analysis scale -> reported scale: exp for log measures, the proportion for PLO, PAS and
+    PFT (``core.measures.to_reported``), identity otherwise."""
     if theta is None:
         return None
     if measure in RATIO_MEASURES:
@@ -32,6 +35,8 @@ def back_transform(theta: float | None, measure: str) -> float | None:
             return math.exp(theta)
         except OverflowError:
             return math.inf
+    if measure in ("PLO", "PAS", "PFT"):
+        return reported_scalar(theta, str(measure), getattr(measure, "n_harmonic", None))
     return theta
 
 
@@ -294,6 +299,8 @@ class StudyRow:
             "control_events",
             "control_total",
         ),
+        # a row of means, rates or proportions: its own numbers (treat_mean, treat_sd, ...)
+        Flatten("study.outcome"),
         "yi",
         "vi",
         "cc_added",

@@ -25,12 +25,15 @@ from conftest import ROOT
 
 from ivigmeta.batching import run as core
 from ivigmeta.batching.run import BatchOptions, batch_pool
-from ivigmeta.core.effects import MEASURES, compute_effects
+from ivigmeta.core.effects import compute_effects
 from ivigmeta.core.pooling import CI_METHODS, COMMON_METHODS, fit
 from ivigmeta.core.tau2 import TAU2_METHODS
 from ivigmeta.errors import DataError, IvigmetaError, ModelError
 from ivigmeta.io.studies import parse_table
 from ivigmeta.results import FitOptions
+
+# batch pools 2x2 counts with these (the other measures are pool's, tests/test_measures.py)
+MEASURES = ("RR", "OR", "RD")
 
 REFERENCE = json.loads((ROOT / "tests" / "reference" / "metafor.json").read_text())
 ITERATIVE = {"REML", "ML", "PM"}

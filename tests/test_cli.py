@@ -201,8 +201,9 @@ def test_unknown_by_column(run, studies_path):
 def test_unknown_measure_is_usage_error(run, studies_path):
     result = run("pool", str(studies_path), "--measure", "HR")
     assert result.exit_code == 2
-    assert "Error: Invalid value for '--measure': 'HR' is not one of 'RR', 'OR', 'RD'." in (
-        result.stderr
+    assert (
+        "Error: Invalid value for '--measure': 'HR' is not one of 'RR', 'OR', 'RD', 'AS', 'MD'"
+        in (result.stderr)
     )
 
 

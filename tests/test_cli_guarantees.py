@@ -97,7 +97,7 @@ def test_levels_in_range_are_accepted(run, studies_path, value, z):
 
 BAD_VALUES = [
     ("--tau2", "FOO", "'FOO' is not one of 'DL', 'REML', 'ML', 'PM', 'HE', 'SJ'."),
-    ("--measure", "HR", "'HR' is not one of 'RR', 'OR', 'RD'."),
+    ("--measure", "HR", "'HR' is not one of 'RR', 'OR', 'RD', 'AS', 'MD'"),
     ("--ci", "x", "'x' is not one of 'z', 'hk'."),
     ("--cc-policy", "x", "'x' is not one of 'only0', 'all', 'none'."),
 ]

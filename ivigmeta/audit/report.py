@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ivigmeta import __version__
+from ivigmeta.core.measures import MEASURE_TITLES
 from ivigmeta.errors import DataError
 from ivigmeta.io.studies import StudyTable, load_table
 
@@ -225,7 +226,7 @@ REFERENCES = {
     "Yusuf et al. 1985": "Yusuf S, Peto R, Lewis J, Collins R, Sleight P (1985). Beta blockade during and after myocardial infarction. Prog Cardiovasc Dis 27:335-371.",
 }
 
-MEASURE_NAMES = {"RR": "risk ratio", "OR": "odds ratio", "RD": "risk difference"}
+MEASURE_NAMES = {k: v[0].lower() + v[1:] for k, v in MEASURE_TITLES.items()}
 TAU2_NAMES = {
     "DL": "DerSimonian-Laird",
     "REML": "restricted maximum-likelihood",

@@ -34,6 +34,7 @@ from ivigmeta.core.pooling import (
     pool_groups,
 )
 from ivigmeta.core.tau2 import ESTIMATORS, GRID, check_tau2_method, not_converged_message
+from ivigmeta.errors import DataError
 from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants are re-exported
     DEFAULT_CHUNK_ROWS,
     ERROR_COLUMN,
@@ -110,7 +111,12 @@ class BatchOptions:
 
     def checked(self) -> BatchOptions:
         """Normalized options; unknown names are pool's ModelError/DataError naming the choices."""
-        measure = check_effect_options(self.measure, self.cc, self.cc_policy)
+        measure = check_effect_options(self.measure or "RR", self.cc, self.cc_policy)
+        if measure not in ("RR", "OR", "RD"):
+            raise DataError(
+                f"batch pools 2x2 event counts with RR, OR or RD; --measure {measure} is "
+                "available in pool and the other commands, not yet in batch"
+            )
         tau2 = check_tau2_method(self.tau2_method)
         ci = check_ci_method(self.ci_method)
         common = check_common_method(self.common_method, measure)

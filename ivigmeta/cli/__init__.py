@@ -72,12 +72,14 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="ivigmeta")
 def cli() -> None:
-    """Recompute binary-outcome meta-analyses from a CSV of study event counts.
+    """Recompute meta-analyses from a CSV of study results.
 
     FILE is a CSV with the columns study, year, treat_events, treat_total, control_events,
     control_total and any label columns; it defaults to ./studies.csv, and - reads standard input.
-    Semicolon- and tab-separated files, .xlsx workbooks, metafor/meta/RevMan column names and rows
-    giving an effect (estimate, ci_low, ci_high) instead of counts are recognised: docs/input.md.
+    Means and SDs per arm (treat_mean, treat_sd, treat_n, ...), events and person-time
+    (treat_events, treat_time, ...), one group's events and totals (events, total), semicolon- and
+    tab-separated files, .xlsx workbooks, metafor/meta/RevMan column names and rows giving an
+    effect (estimate, ci_low, ci_high) instead of counts are recognised: docs/input.md.
     """
 
 

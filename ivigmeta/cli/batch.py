@@ -185,7 +185,7 @@ def batch(
     from ivigmeta.render.progress import Progress
 
     options = core.BatchOptions(
-        measure=measure,
+        measure=measure or "RR",
         cc=cc,
         cc_policy=cc_policy,
         tau2_method=tau2_method,

@@ -44,7 +44,10 @@ def output_options(func: Callable) -> Callable:
 # Unknown values are usage errors (click's message, exit status 2); upper or lower case is accepted
 # where the library accepts it, and the value passed on is the spelling listed here. The metavars
 # stay the ones the reference documents.
-MEASURE_CHOICES = ("RR", "OR", "RD")
+MEASURE_CHOICES = (
+    "RR", "OR", "RD", "AS", "MD", "SMD", "SMDH", "ROM", "IRR", "IRD", "IRSD",
+    "PR", "PLO", "PAS", "PFT", "PLN",
+)  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
 
@@ -79,10 +82,11 @@ def effect_options(func: Callable) -> Callable:
     func = click.option(
         "--measure",
         type=AnyCase(MEASURE_CHOICES),
-        default="RR",
-        show_default=True,
-        metavar="RR|OR|RD",
-        help="Effect measure: risk ratio, odds ratio or risk difference.",
+        default=None,
+        metavar="|".join(MEASURE_CHOICES),
+        help="Effect measure. 2x2 counts: RR (default), OR, RD, AS; means and SDs: MD "
+        "(default), SMD, SMDH, ROM; events and person-time: IRR (default), IRD, IRSD; events "
+        "and totals of one group: PLO (default), PR, PAS, PFT, PLN.",
     )(func)
     return func
 

@@ -34,9 +34,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ivigmeta.core.distributions import z_crit
+from ivigmeta.core.measures import ALL_MEASURES, LOG_SCALE, kind_of
 from ivigmeta.errors import DataError
 
 if TYPE_CHECKING:  # imported where used: ``--help`` needs neither numpy nor the result classes
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # imported where used: ``--help`` needs neither numpy nor the
     from ivigmeta.io.studies import Study
     from ivigmeta.results import EffectSizes, Exclusion
 
-MEASURES = ("RR", "OR", "RD")
+MEASURES = ALL_MEASURES
 CC_POLICIES = ("only0", "all", "none")
 
 
@@ -171,9 +172,30 @@ def check_effect_options(measure: str, cc: float, cc_policy: str) -> str:
     return measure
 
 
+def table_measure(studies: Sequence[Study], measure: str | None) -> str:
+    """The analysis measure for ``studies``: ``measure`` (checked against the kind of data the
+    rows give), or the default for that kind (RR for 2x2 counts and effects, MD for means, IRR
+    for rates, PLO for proportions)."""
+    from ivigmeta.core.measures import DEFAULT_MEASURE, KINDS
+
+    kinds = {s.outcome_kind or "counts" for s in studies}
+    kind = kinds.pop() if len(kinds) == 1 else "counts"
+    if measure is None:
+        return DEFAULT_MEASURE[kind]
+    m = normalize_measure(measure)
+    if kind_of(m) != kind:
+        what = {"counts": "2x2 event counts (or given effects)"}.get(kind, f"{kind} data")
+        where = next((s.file for s in studies if s.file), "")
+        raise DataError(
+            f"{where + ': ' if where else ''}--measure {m} does not fit the columns: they give "
+            f"{what}, which take {', '.join(KINDS[kind])}"
+        )
+    return m
+
+
 def compute_effects(
     studies: Sequence[Study],
-    measure: str = "RR",
+    measure: str | None = "RR",
     cc: float = 0.5,
     cc_policy: str = "only0",
     keep_double_zero: bool = True,
@@ -193,9 +215,24 @@ def compute_effects(
 
     from ivigmeta.results import EffectSizes, Exclusion
 
-    measure = check_effect_options(measure, cc, cc_policy)
+    measure = check_effect_options(table_measure(studies, measure), cc, cc_policy)
+    if any(s.outcome is not None for s in studies):
+        return _outcome_effects(studies, measure, cc, cc_policy)
     counted = [s for s in studies if s.has_counts]
-    if counted:
+    if counted and measure == "AS":
+        from ivigmeta.core.measures import arcsine_difference
+
+        cols = np.array([s.counts for s in counted], dtype=float).T
+        as_yi, as_vi = arcsine_difference(cols[0], cols[1], cols[2], cols[3])
+        fx = CountEffects(
+            yi=as_yi,
+            vi=as_vi,
+            added=np.zeros(len(counted)),
+            has_zero=np.zeros(len(counted), bool),
+            double_zero=np.zeros(len(counted), bool),
+            ok=np.isfinite(as_yi) & np.isfinite(as_vi) & (as_vi > 0),
+        )
+    elif counted:
         cols = np.array([s.counts for s in counted], dtype=float).T
         fx = count_effects(
             cols[0], cols[1], cols[2], cols[3], measure, cc, cc_policy, keep_double_zero
@@ -240,9 +277,73 @@ def compute_effects(
     )
 
 
+#: the columns of each outcome kind, in the order core.measures takes them
+_OUTCOME_ARGS = {
+    "continuous": ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n"),
+    "incidence": ("treat_events", "treat_time", "control_events", "control_time"),
+    "proportion": ("events", "total"),
+}
+
+
+def _outcome_effects(
+    studies: Sequence[Study], measure: str, cc: float, cc_policy: str
+) -> EffectSizes:
+    """Effect sizes of rows of means, rates or proportions (:mod:`ivigmeta.core.measures`);
+    a row whose effect or variance is undefined (ROM with means of opposite signs, say) is
+    excluded with the reason."""
+    import numpy as np
+
+    from ivigmeta.core import measures as m
+    from ivigmeta.results import EffectSizes, Exclusion
+
+    kind = kind_of(measure)
+    cols: list[Any] = [
+        np.array([s.outcome[r] for s in studies], dtype=float)  # type: ignore[index]
+        for r in _OUTCOME_ARGS[kind]
+    ]
+    if kind == "continuous":
+        yi, vi = m.continuous_effects(*cols[:6], measure=measure)  # type: ignore[misc]
+        added = np.zeros(len(studies))
+    elif kind == "incidence":
+        yi, vi, added = m.incidence_effects(*cols[:4], measure=measure, cc=cc, cc_policy=cc_policy)  # type: ignore[misc]
+    else:
+        yi, vi, added = m.proportion_effects(cols[0], cols[1], measure, cc, cc_policy)
+    kept, excluded = [], []
+    for i, study in enumerate(studies):
+        if np.isfinite(yi[i]) and np.isfinite(vi[i]) and vi[i] > 0:
+            kept.append(i)
+        else:
+            excluded.append(Exclusion(study.study, _outcome_reason(study, measure), study.row))
+    name: str = measure
+    if measure == "PFT" and kept:
+        # metafor's transf.ipft.hm: the harmonic mean of the (analysed) studies' sizes
+        name = m.ScaledMeasure("PFT", float(1 / np.mean(1 / cols[1][kept])))
+    return EffectSizes(
+        measure=name,
+        studies=tuple(studies[i] for i in kept),
+        yi=tuple(float(yi[i]) for i in kept),
+        vi=tuple(float(vi[i]) for i in kept),
+        cc_added=tuple(float(added[i]) for i in kept),
+        cc=cc,
+        cc_policy=cc_policy,
+        excluded=tuple(excluded),
+    )
+
+
+def _outcome_reason(study: Study, measure: str) -> str:
+    o = study.outcome or {}
+    if measure == "ROM" and not o.get("treat_mean", 0) * o.get("control_mean", 0) > 0:
+        return "ROM undefined: the log ratio of means needs two means of the same sign, not zero"
+    if measure in ("IRR", "PLN", "PLO") or measure == "IRD":
+        return f"{measure} undefined: zero events with continuity correction 0"
+    if measure == "PR":
+        return "PR has zero sampling variance (a proportion of 0 or 1 with continuity correction 0)"
+    return f"{measure} is undefined or has zero sampling variance for this row"
+
+
 def double_zero_reason(study: Study, measure: str) -> str | None:
     """Why a double-zero study is left out of a ratio analysis; ``None`` if it is not one."""
-    if measure == "RD" or not study.has_counts:
+    if measure in ("RD", "AS") or not study.has_counts:
         return None
     a, n1, c, n2 = study.counts
     if a == 0 and c == 0:
@@ -276,7 +377,7 @@ def given_effect(study: Study, measure: str) -> tuple[float, float]:
         )
     if g.kind == "ci":
         est, lo, hi = g.values
-        if measure in ("RR", "OR"):
+        if measure in LOG_SCALE:
             for value, col in zip(g.values, g.columns):
                 if not value > 0:
                     raise DataError(
@@ -284,13 +385,15 @@ def given_effect(study: Study, measure: str) -> tuple[float, float]:
                         f"and its CI bounds > 0; is this effect on the {measure} scale?)"
                     )
             y, low, high = math.log(est), math.log(lo), math.log(hi)
-        else:
+        elif measure == "RD":
             for value, col in zip(g.values, g.columns):
                 if not -1 <= value <= 1:
                     raise DataError(
                         f"{study.where(col)}: '{_raw(study, col, value)}' is not a risk difference "
                         "(expected a value between -1 and 1)"
                     )
+            y, low, high = est, lo, hi
+        else:
             y, low, high = est, lo, hi
         se = (high - low) / (2 * z_crit(GIVEN_CI_LEVEL))
         v = se * se

@@ -42,6 +42,60 @@ if TYPE_CHECKING:
 CONTINUOUS = ("MD", "SMD", "SMDH", "ROM")
 INCIDENCE = ("IRR", "IRD", "IRSD")
 PROPORTION = ("PR", "PLO", "PAS", "PFT", "PLN")
+COUNTS = ("RR", "OR", "RD", "AS")
+#: every measure ivigmeta pools, by the kind of data it is computed from
+KINDS: dict[str, tuple[str, ...]] = {
+    "counts": COUNTS,
+    "continuous": CONTINUOUS,
+    "incidence": INCIDENCE,
+    "proportion": PROPORTION,
+}
+ALL_MEASURES = COUNTS + CONTINUOUS + INCIDENCE + PROPORTION
+#: the measure of each kind of data when --measure is not given
+DEFAULT_MEASURE = {"counts": "RR", "continuous": "MD", "incidence": "IRR", "proportion": "PLO"}
+
+
+#: what each measure is called in figure axes and reports
+MEASURE_TITLES = {
+    "RR": "Risk ratio",
+    "OR": "Odds ratio",
+    "RD": "Risk difference",
+    "AS": "Arcsine risk difference",
+    "MD": "Mean difference",
+    "SMD": "Standardized mean difference (Hedges' g)",
+    "SMDH": "Standardized mean difference (heteroscedastic)",
+    "ROM": "Ratio of means",
+    "IRR": "Incidence rate ratio",
+    "IRD": "Incidence rate difference",
+    "IRSD": "Square-root incidence rate difference",
+    "PR": "Proportion",
+    "PLO": "Proportion (logit)",
+    "PAS": "Proportion (arcsine)",
+    "PFT": "Proportion (Freeman-Tukey)",
+    "PLN": "Proportion (log)",
+}
+
+
+class ScaledMeasure(str):
+    """A measure name carrying what its back-transformation needs: for PFT the harmonic mean
+    of the studies' sizes (metafor's ``transf.ipft.hm``). Equal to the plain name ("PFT")."""
+
+    n_harmonic: float | None
+
+    def __new__(cls, name: str, n_harmonic: float | None = None) -> ScaledMeasure:
+        obj = super().__new__(cls, name)
+        obj.n_harmonic = n_harmonic
+        return obj
+
+    def __reduce__(self):  # type: ignore[override]
+        return (ScaledMeasure, (str(self), self.n_harmonic))
+
+
+def kind_of(measure: str) -> str:
+    """The kind of data ``measure`` is computed from (``counts`` for RR, OR, RD, AS)."""
+    return next(k for k, ms in KINDS.items() if measure in ms)
+
+
 #: measures whose escalc default adds the correction to studies with a zero (``to="only0"``)
 CORRECTED = ("PR", "PLN", "PLO", "IRR", "IRD")
 
@@ -177,6 +231,25 @@ def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
 
     x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
     return (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1)))) / 2
+
+
+def reported_scalar(theta: float, measure: str, n_harmonic: float | None = None) -> float:
+    """:func:`to_reported` of one value; for PFT ``n_harmonic`` is the harmonic mean size."""
+    import math
+
+    if measure in LOG_SCALE:
+        try:
+            return math.exp(theta)
+        except OverflowError:
+            return math.inf
+    if measure in ("PLO", "PAS", "PFT"):
+        if math.isnan(theta):
+            return theta
+        import numpy as np
+
+        n = None if n_harmonic is None else np.array([n_harmonic])
+        return float(to_reported(np.array(theta), measure, n))
+    return theta
 
 
 def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) -> np.ndarray:

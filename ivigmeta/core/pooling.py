@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from ivigmeta.results import (
         CommonFit,
         EffectSizes,
-        Exclusion,
         Estimate,
+        Exclusion,
         FitOptions,
         MetaAnalysis,
         RandomFit,

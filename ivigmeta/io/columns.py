@@ -168,16 +168,21 @@ class ColumnMap:
     roles: Mapping[str, str]
     convention: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: ``continuous``, ``incidence`` or ``proportion`` for a table of means, rates or
+    #: proportions (:mod:`ivigmeta.io.outcome_columns`), ``None`` for 2x2 counts and effects
+    outcome: str | None = None
 
     def get(self, role: str) -> str | None:
         return self.roles.get(role)
 
     @property
     def has_counts(self) -> bool:
-        return "treat_events" in self.roles
+        return self.outcome is None and "treat_events" in self.roles
 
     def count_columns(self) -> tuple[str, ...]:
-        """The header names that hold counts (events and totals or non-events)."""
+        """The header names that hold 2x2 counts (events and totals or non-events)."""
+        if self.outcome is not None:
+            return ()
         keys = COUNT_ROLES + NONEVENT_ROLES
         return tuple(self.roles[r] for r in keys if r in self.roles)
 
@@ -325,7 +330,21 @@ def resolve(
     roles.update(effect)
     if roles.get("treat_events") is None and any(r in roles for r in EFFECT_ROLES):
         notes.append("no event-count columns: every row gives its effect")
-    # Label and year.
+    label_roles(header, rows, roles, explicit, decimal, keys, notes)
+    return ColumnMap(roles=roles, convention=convention, notes=tuple(notes))
+
+
+def label_roles(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    roles: dict[str, str],
+    explicit: Mapping[str, str],
+    decimal: str,
+    keys: Sequence[str],
+    notes: list[str],
+) -> None:
+    """Add the year and study-label columns to ``roles`` (and say in ``notes`` where the labels
+    came from): a ``year`` column, a named label column, else the first text column."""
     taken = set(roles.values())
     year = explicit.get("year") or _find([h for h in header if h not in taken], ("year",))
     if year:
@@ -342,7 +361,6 @@ def resolve(
         notes.append(f"study labels taken from column '{label}'")
     if label is not None:
         roles["study"] = label
-    return ColumnMap(roles=roles, convention=convention, notes=tuple(notes))
 
 
 def _drop_partial_effects(

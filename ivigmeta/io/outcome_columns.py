@@ -21,7 +21,7 @@ recognised by :mod:`ivigmeta.io.columns`).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ivigmeta.io.columns import Convention
 
@@ -142,8 +142,20 @@ _BOUNDS: dict[str, tuple[float, bool, str]] = {
 }
 
 
+#: outcome kind -> its roles
+OUTCOME_ROLES: dict[str, tuple[str, ...]] = {
+    "continuous": CONTINUOUS_ROLES,
+    "incidence": INCIDENCE_ROLES,
+    "proportion": PROPORTION_ROLES,
+}
+
+
 def parse_outcome_row(
-    values: dict[str, str], roles: dict[str, str], source: str, row: int
+    values: dict[str, str],
+    roles: dict[str, str],
+    source: str,
+    row: int,
+    number: Callable[[str], float | None] | None = None,
 ) -> dict[str, float]:
     """role -> number for one row of an outcome table; a missing, non-numeric or impossible
     value (SD <= 0, n < 2, time <= 0, events > total) is a one-line
@@ -158,10 +170,18 @@ def parse_outcome_row(
         text = (values.get(col) or "").strip()
         if not text:
             raise DataError(f"{where}: missing value (expected a number for {role})")
-        try:
-            x = float(text)
-        except ValueError:
-            raise DataError(f"{where}: '{text}' is not a number") from None
+        if number is not None:
+            parsed = number(text)
+            if parsed is None:
+                if text.lstrip("+-").lower() in ("inf", "infinity"):
+                    raise DataError(f"{where}: '{text}' is not a finite number")
+                raise DataError(f"{where}: '{text}' is not a number (expected a number for {role})")
+            x = parsed
+        else:
+            try:
+                x = float(text)
+            except ValueError:
+                raise DataError(f"{where}: '{text}' is not a number") from None
         if not math.isfinite(x):
             raise DataError(f"{where}: '{text}' is not a finite number")
         bound = _BOUNDS.get(role)

@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ivigmeta.errors import DataError
 from ivigmeta.io.columns import (
@@ -27,9 +28,11 @@ from ivigmeta.io.columns import (
     EFFECT_SETS,
     ColumnMap,
     did_you_mean,
+    label_roles,
     parse_columns_option,
     resolve,
 )
+from ivigmeta.io.outcome_columns import OUTCOME_ROLES, detect_outcome, parse_outcome_row
 from ivigmeta.io.readers import STDIN_NAME, RawTable, decode, read_bytes, read_raw, split_text
 
 COUNT_COLUMNS = COUNT_ROLES
@@ -55,6 +58,14 @@ __all__ = [
     "parse_table",
     "read_text",
 ]
+
+
+#: Study.effect_source of the rows of each outcome kind
+OUTCOME_SOURCES = {"continuous": "means", "incidence": "rates", "proportion": "proportion"}
+
+
+def _whole(x: float) -> int | None:
+    return int(x) if float(x).is_integer() else None
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,10 @@ class Study:
     fields: Mapping[str, str] = field(default_factory=dict)
     given: GivenEffect | None = None
     file: str = ""
+    #: ``continuous``, ``incidence`` or ``proportion`` for a row of such a table (then
+    #: :attr:`outcome` holds its numbers by role, e.g. ``treat_mean``), else ``None``
+    outcome_kind: str | None = None
+    outcome: Mapping[str, float] | None = None
 
     @property
     def counts(self) -> tuple[int, int, int, int]:
@@ -102,13 +117,23 @@ class Study:
 
     @property
     def effect_source(self) -> str:
-        """Where the effect comes from: ``counts``, or the kind of the given effect (``ci``, ``se``, ``vi``)."""
+        """Where the effect comes from: ``counts``, ``means``, ``rates``, ``proportion``, or the
+        kind of the given effect (``ci``, ``se``, ``vi``)."""
+        if self.outcome_kind is not None:
+            return OUTCOME_SOURCES[self.outcome_kind]
         if self.has_counts or self.given is None:
             return "counts"
         return self.given.kind
 
     @property
     def n(self) -> int | None:
+        """Participants: both arms' totals, both groups' sizes, or a proportion's total."""
+        if self.outcome is not None:
+            if "treat_n" in self.outcome:
+                return _whole(self.outcome["treat_n"] + self.outcome["control_n"])
+            if "total" in self.outcome:
+                return _whole(self.outcome["total"])
+            return None
         if not self.has_counts:
             return None
         return self.treat_total + self.control_total  # type: ignore[operator]
@@ -201,7 +226,13 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
             f"{source}: the file has a header but no study rows (expected one row per study "
             f"below the header, row {first + 1})"
         )
-    cmap = resolve(header, [r for _, r in body], source, explicit, raw.decimal)
+    try:
+        cmap = resolve(header, [r for _, r in body], source, explicit, raw.decimal)
+    except DataError:
+        found = None if explicit else detect_outcome(header)
+        if found is None:
+            raise
+        cmap = outcome_map(found, header, [r for _, r in body], raw.decimal)
     studies = []
     missing: dict[str, list[int]] = {}
     both: list[int] = []
@@ -224,7 +255,10 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
             # Text fields hold numbers with a decimal point whatever the file's locale, so that
             # numeric moderators and printed fields do not depend on it.
             values = {col: decimal_point(v) for col, v in values.items()}
-        study = parse_study(values, row_number, source, cmap, raw.decimal)
+        if cmap.outcome is not None:
+            study = parse_outcome_study(values, row_number, source, cmap)
+        else:
+            study = parse_study(values, row_number, source, cmap, raw.decimal)
         if study.has_counts and _gives_effect(values, cmap):
             both.append(row_number)
         studies.append(study)
@@ -416,6 +450,8 @@ def numeric_columns(cmap: ColumnMap) -> list[str]:
     """The columns read as numbers: counts, given effects and the year."""
     cols = list(cmap.count_columns())
     cols += [cmap.roles[r] for k in cmap.effect_sets() for r in EFFECT_SETS[k]]
+    if cmap.outcome is not None:
+        cols += [c for r, c in cmap.roles.items() if r in OUTCOME_ROLES[cmap.outcome]]
     year = cmap.get("year")
     return cols + ([year] if year else [])
 
@@ -582,6 +618,74 @@ def _parse_given(
     return None
 
 
+def outcome_map(
+    found: tuple[str, Any, dict[str, str]],
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    decimal: str,
+) -> ColumnMap:
+    """The column map of a table of means, rates or proportions (``found`` from
+    :func:`~ivigmeta.io.outcome_columns.detect_outcome`): its roles and its label and year."""
+    kind, conv, roles = found
+    roles = dict(roles)
+    notes = [f"columns recognised as {conv.name} {KIND_WORDS[kind]} ({', '.join(roles.values())})"]
+    label_roles(header, rows, roles, {}, decimal, (), notes)
+    return ColumnMap(roles=roles, convention=conv.name, notes=tuple(notes), outcome=kind)
+
+
+#: how notes name each outcome kind
+KIND_WORDS = {
+    "continuous": "means, SDs and sizes",
+    "incidence": "events and person-time",
+    "proportion": "events and totals",
+}
+
+
+def parse_outcome_study(values: dict[str, str], row: int, source: str, cmap: ColumnMap) -> Study:
+    """One row of a table of means, rates or proportions as a :class:`Study`."""
+    kind = cmap.outcome
+    roles = {r: c for r, c in cmap.roles.items() if r in OUTCOME_ROLES[kind]}  # type: ignore[index]
+    numbers = parse_outcome_row(values, roles, source, row, _strict_number)
+    year = _parse_year(values, row, source, cmap, ".")
+    lcol = cmap.get("study")
+    label = (values.get(lcol, "") if lcol else "") or f"row {row}"
+    return Study(
+        row=row,
+        study=label,
+        year=year,
+        treat_events=None,
+        treat_total=None,
+        control_events=None,
+        control_total=None,
+        fields=values,
+        file=source,
+        outcome_kind=kind,
+        outcome=numbers,
+    )
+
+
+def _strict_number(text: str) -> float | None:
+    """A cell of an outcome table as a float, by the file's one number grammar."""
+    number = _number(text, ".")
+    return None if number is None else float(number)
+
+
+def _parse_year(
+    values: Mapping[str, str], row: int, source: str, cmap: ColumnMap, decimal: str
+) -> int | None:
+    ycol = cmap.get("year")
+    year_text = values.get(ycol, "") if ycol else ""
+    if not year_text:
+        return None
+    number = _number(year_text, decimal)
+    if number is None or not math.isfinite(number) or number != int(number) or abs(number) > 9999:
+        raise DataError(
+            f"{source}, row {row}, column '{ycol}': '{year_text}' is not a year "
+            "(expected a whole number such as 2008, or an empty cell)"
+        )
+    return int(number)
+
+
 def parse_study(
     values: dict[str, str], row: int, source: str, cmap: ColumnMap, decimal: str
 ) -> Study:
@@ -608,22 +712,7 @@ def parse_study(
                 f"{_effect_hint(cmap)})"
             )
         counts = dict.fromkeys(COUNT_ROLES)
-    year = None
-    ycol = cmap.get("year")
-    year_text = values.get(ycol, "") if ycol else ""
-    if year_text:
-        number = _number(year_text, decimal)
-        if (
-            number is None
-            or not math.isfinite(number)
-            or number != int(number)
-            or abs(number) > 9999
-        ):
-            raise DataError(
-                f"{source}, row {row}, column '{ycol}': '{year_text}' is not a year "
-                "(expected a whole number such as 2008, or an empty cell)"
-            )
-        year = int(number)
+    year = _parse_year(values, row, source, cmap, decimal)
     lcol = cmap.get("study")
     label = (values.get(lcol, "") if lcol else "") or f"row {row}"
     return Study(

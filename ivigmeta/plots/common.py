@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 
+from ivigmeta.core.measures import MEASURE_TITLES
 from ivigmeta.errors import DataError
 from ivigmeta.plots.paths import check_target
 
@@ -95,14 +96,16 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def is_ratio(measure: str) -> bool:
-    return measure in ("RR", "OR")
+    from ivigmeta.core.measures import LOG_SCALE
+
+    return measure in LOG_SCALE
 
 
 def null_value(measure: str) -> float:
     return 1.0 if is_ratio(measure) else 0.0
 
 
-MEASURE_NAMES = {"RR": "Risk ratio", "OR": "Odds ratio", "RD": "Risk difference"}
+MEASURE_NAMES = MEASURE_TITLES
 
 
 _MANTISSAS = ((1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8))

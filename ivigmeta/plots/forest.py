@@ -23,7 +23,9 @@ DEFAULT_LABELS = ("Favours control", "Favours IVIG")
 MODEL_NAMES = {"common": "Common effect model", "random": "Random effects model"}
 
 
-def _captions(labels: Sequence[str]) -> tuple[str, str]:
+def _captions(labels: Sequence[str], measure: str = "") -> tuple[str, str]:
+    if measure in ("PR", "PLO", "PAS", "PFT", "PLN") and tuple(labels) == DEFAULT_LABELS:
+        return "", ""  # one group: no side favours anything
     if len(labels) != 2:
         raise ModelError(f"the forest plot takes two captions (left, right), not {len(labels)}")
     return labels[0], labels[1]
@@ -38,8 +40,21 @@ def _models(model: str) -> tuple[str, ...]:
 
 def _columns(ma: MetaAnalysis, models: Sequence[str]) -> tuple[list[Column], list[Column]]:
     left = [Column("label", "Study", "", "left")]
+    kinds = {s.outcome_kind for s in ma.effects.studies}
+    if kinds == {"continuous"}:
+        left += [
+            Column("treat", "Intervention", "Mean (SD), n", "center"),
+            Column("control", "Control", "Mean (SD), n", "center"),
+        ]
+    elif kinds == {"incidence"}:
+        left += [
+            Column("treat", "Intervention", "Events/Person-time", "center"),
+            Column("control", "Control", "Events/Person-time", "center"),
+        ]
+    elif kinds == {"proportion"}:
+        left += [Column("treat", "Events/Total", "", "center")]
     # Rows may give an effect instead of counts; a table of effects alone has no events columns.
-    if any(s.has_counts for s in ma.effects.studies):
+    elif any(s.has_counts for s in ma.effects.studies):
         left += [
             Column("treat", "Intervention", "Events/Total", "center"),
             Column("control", "Control", "Events/Total", "center"),
@@ -51,6 +66,22 @@ def _columns(ma: MetaAnalysis, models: Sequence[str]) -> tuple[list[Column], lis
         else:
             right += [Column(f"weight_{m}", "Weight", f"({m})", "right") for m in models]
     return left, right
+
+
+def _arm_text(s, arm: str) -> str:
+    """One arm's data as the forest plot shows it (a proportion's events/total under 'treat')."""
+    o = s.outcome
+    if o is not None:
+        if s.outcome_kind == "continuous":
+            return (
+                f"{f.plain(o[arm + '_mean'])} ({f.plain(o[arm + '_sd'])}), {f.plain(o[arm + '_n'])}"
+            )
+        if s.outcome_kind == "incidence":
+            return f"{f.plain(o[arm + '_events'])}/{f.plain(o[arm + '_time'])}"
+        return f"{f.plain(o['events'])}/{f.plain(o['total'])}" if arm == "treat" else ""
+    if not s.has_counts:
+        return NOT_REPORTED
+    return f"{getattr(s, arm + '_events')}/{getattr(s, arm + '_total')}"
 
 
 def _heterogeneity_text(ma: MetaAnalysis) -> str:
@@ -90,8 +121,8 @@ def study_rows(ma: MetaAnalysis, models: Sequence[str], first_index: int = 0) ->
     for i, (s, est) in enumerate(zip(ma.effects.studies, ma.study_estimates)):
         cells = {
             "label": marked_label(s),  # "[from CI]" etc. when the effect was given, as the table
-            "treat": f"{s.treat_events}/{s.treat_total}" if s.has_counts else NOT_REPORTED,
-            "control": f"{s.control_events}/{s.control_total}" if s.has_counts else NOT_REPORTED,
+            "treat": _arm_text(s, "treat"),
+            "control": _arm_text(s, "control"),
             "estimate": f.est_ci(est.estimate, est.ci_low, est.ci_high, d),
         }
         if ma.pooled:
@@ -216,7 +247,7 @@ def forest_plot(ma: MetaAnalysis, model: str = "random", labels: Sequence[str] =
             rows,
             ma.measure,
             _plot_header(ma, models),
-            _captions(labels),
+            _captions(labels, ma.measure),
             _limits([ma], rows),
         )
     return fig
@@ -280,7 +311,7 @@ def subgroup_forest_plot(
             rows,
             full.measure,
             _plot_header(full, models),
-            _captions(labels),
+            _captions(labels, full.measure),
             _limits([full], rows),
         )
     return fig

@@ -8,8 +8,14 @@ NA = "n/a"
 
 
 def decimals_for(measure: str) -> int:
-    """Ratio measures print with 2 decimals (as the paper), risk differences with 3."""
-    return 3 if measure == "RD" else 2
+    """Ratio measures and mean differences print with 2 decimals (as the paper), differences of
+    risks and rates and proportions with 3."""
+    return 3 if measure in ("RD", "AS", "IRD", "IRSD", "PR", "PLO", "PAS", "PFT", "PLN") else 2
+
+
+def plain(x: float) -> str:
+    """A number as given: 38, 39.1 (never rounded: these are the study's own data)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(float(x))
 
 
 def num(x: float | None, decimals: int = 2) -> str:

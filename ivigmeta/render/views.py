@@ -14,6 +14,7 @@ from typing import Any
 
 from ivigmeta.render import formatting as f
 from ivigmeta.results import (
+    RATIO_MEASURES,
     BeggTest,
     BetweenTest,
     BiasAnalysis,
@@ -76,7 +77,7 @@ def _events(study, arm: str) -> str:
 
 def source_notes(studies) -> list[str]:
     """Footnote for rows whose effect was given rather than computed from counts."""
-    given = [s for s in studies if not s.has_counts]
+    given = [s for s in studies if s.given is not None and not s.has_counts]
     if not given:
         return []
     names = ", ".join(s.label() for s in given)
@@ -102,8 +103,23 @@ def _has_durations(ma: MetaAnalysis) -> bool:
     )
 
 
+#: measures reported as a proportion after back-transformation
+PROPORTION_SCALES = ("PR", "PLO", "PAS", "PFT", "PLN")
+
+
 def _measure_header(measure: str, level_percent: float) -> str:
+    if measure in PROPORTION_SCALES:
+        return f"Proportion ({measure}) [{level_percent:g}% CI]"
     return f"{measure} [{level_percent:g}% CI]"
+
+
+def se_header(measure: str) -> str:
+    """The standard error's column: on the scale the measure is analysed on."""
+    if measure in RATIO_MEASURES:
+        return "SE (log scale)"
+    if measure in ("PLO", "PAS", "PFT"):
+        return f"SE ({'logit' if measure == 'PLO' else 'arcsine'} scale)"
+    return "SE"
 
 
 def excluded_notes(excluded) -> list[str]:
@@ -128,15 +144,68 @@ def heterogeneity_line(het: Heterogeneity | None) -> str:
     )
 
 
+def _outcome_kind(ma: MetaAnalysis) -> str | None:
+    kinds = {s.outcome_kind for s in ma.effects.studies}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+#: the data columns of the study table for each outcome kind (2x2 counts: N and events per arm)
+DATA_COLUMNS = {
+    "continuous": ["N", "Intervention: mean (SD), n", "Control: mean (SD), n"],
+    "incidence": ["Intervention: events / person-time", "Control: events / person-time"],
+    "proportion": ["Events / total"],
+}
+
+
+def _data_cells(study, kind: str | None) -> list[str]:
+    o = study.outcome
+    if kind == "continuous" and o is not None:
+        return [
+            f.plain(o["treat_n"] + o["control_n"]),
+            *(
+                f"{f.plain(o[a + '_mean'])} ({f.plain(o[a + '_sd'])}), {f.plain(o[a + '_n'])}"
+                for a in ("treat", "control")
+            ),
+        ]
+    if kind == "incidence" and o is not None:
+        return [
+            f"{f.plain(o[a + '_events'])} / {f.plain(o[a + '_time'])}" for a in ("treat", "control")
+        ]
+    if kind == "proportion" and o is not None:
+        return [f"{f.plain(o['events'])} / {f.plain(o['total'])}"]
+    return [
+        str(study.n) if study.has_counts else NOT_REPORTED,
+        _events(study, "treat"),
+        _events(study, "control"),
+    ]
+
+
+def _total_cells(ma: MetaAnalysis, kind: str | None) -> list[str]:
+    if kind is None:
+        tot = ma.totals  # None unless every pooled study reports counts
+        if tot is None:
+            return ["", "", ""]
+        return [
+            str(tot.n),
+            f"{tot.treat_events} ({tot.treat_total})",
+            f"{tot.control_events} ({tot.control_total})",
+        ]
+    cells = [""] * len(DATA_COLUMNS[kind])
+    if kind == "continuous":
+        cells[0] = f.plain(sum(s.n or 0 for s in ma.effects.studies))
+    return cells
+
+
 def pool_sections(ma: MetaAnalysis) -> list[Section]:
     d = f.decimals_for(ma.measure)
     durations = _has_durations(ma)
-    cols = ["Study", "N"]
+    kind = _outcome_kind(ma)
+    data_cols = DATA_COLUMNS.get(kind, ["N", "Events, intervention", "Events, control"])  # type: ignore[arg-type]
+    cols = ["Study", data_cols[0]]
     if durations:
         cols += ["Duration, intervention", "Duration, control"]
     cols += [
-        "Events, intervention",
-        "Events, control",
+        *data_cols[1:],
         _measure_header(ma.measure, ma.options.level_percent),
         "p-value",
     ]
@@ -144,12 +213,12 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
         cols += ["Weight (common)", "Weight (random)"]
     rows = []
     for i, (s, est) in enumerate(zip(ma.effects.studies, ma.study_estimates)):
-        row = [marked_label(s), str(s.n) if s.has_counts else NOT_REPORTED]
+        data = _data_cells(s, kind)
+        row = [marked_label(s), data[0]]
         if durations:
             row += [_duration(s, "treat"), _duration(s, "control")]
         row += [
-            _events(s, "treat"),
-            _events(s, "control"),
+            *data[1:],
             f.est_ci(est.estimate, est.ci_low, est.ci_high, d),
             f.pval(est.p_value),
         ]
@@ -161,18 +230,17 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
     summary_from = None
     if ma.pooled:
         assert ma.common is not None and ma.random is not None
-        tot = ma.totals  # None unless every pooled study reports counts
+        totals = _total_cells(ma, kind)
         summary_from = len(rows)
         for name, fit in (
             (f"Common effect ({ma.common.method})", ma.common),
             (f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})", ma.random),
         ):
-            row = [name, str(tot.n) if tot else ""]
+            row = [name, totals[0]]
             if durations:
                 row += ["", ""]
             row += [
-                f"{tot.treat_events} ({tot.treat_total})" if tot else "",
-                f"{tot.control_events} ({tot.control_total})" if tot else "",
+                *totals[1:],
                 f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
                 f.pval(fit.p_value),
                 "100.0%" if fit is ma.common else "",
@@ -419,7 +487,7 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
         f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, {f.p_eq(reg.qe_p_value)}; "
         f"tau² = {f.tau2(reg.tau2)}; I² = {f.pct(reg.i2)}; R² = {f.pct(reg.r2)}",
     ]
-    if reg.measure in ("RR", "OR"):
+    if reg.measure in RATIO_MEASURES:
         notes.append(f"Coefficients are on the log {reg.measure} scale.")
     for col, level in reg.references:
         notes.append(f"Reference level of {col}: {level}")
@@ -533,7 +601,7 @@ def _trimfill_note(tf: TrimFill) -> str:
 def _filled_section(tf: TrimFill) -> Section:
     measure = tf.analysis.measure
     d = f.decimals_for(measure)
-    cols = ["Imputed study", "Mirror of", measure, "SE (log scale)" if measure != "RD" else "SE"]
+    cols = ["Imputed study", "Mirror of", measure, se_header(measure)]
     rows = [[s.study, s.mirror_of, f.num(s.estimate, d), f.num(s.se, 3)] for s in tf.filled]
     return Section("Trim-and-fill: imputed studies", cols, rows, right_align_from=2)
 
