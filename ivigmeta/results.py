@@ -30,14 +30,7 @@ def back_transform(theta: float | None, measure: str) -> float | None:
     PFT (``core.measures.to_reported``), identity otherwise."""
     if theta is None:
         return None
-    if measure in RATIO_MEASURES:
-        try:
-            return math.exp(theta)
-        except OverflowError:
-            return math.inf
-    if measure in ("PLO", "PAS", "PFT"):
-        return reported_scalar(theta, str(measure), getattr(measure, "n_harmonic", None))
-    return theta
+    return reported_scalar(theta, str(measure), getattr(measure, "n_harmonic", None))
 
 
 @dataclass(frozen=True)
