@@ -647,8 +647,7 @@ def parse_outcome_study(values: dict[str, str], row: int, source: str, cmap: Col
     roles = {r: c for r, c in cmap.roles.items() if r in OUTCOME_ROLES[kind]}  # type: ignore[index]
     numbers = parse_outcome_row(values, roles, source, row, _strict_number)
     year = _parse_year(values, row, source, cmap, ".")
-    lcol = cmap.get("study")
-    label = (values.get(lcol, "") if lcol else "") or f"row {row}"
+    label = _label(values, row, cmap)
     return Study(
         row=row,
         study=label,
@@ -662,6 +661,12 @@ def parse_outcome_study(values: dict[str, str], row: int, source: str, cmap: Col
         outcome_kind=kind,
         outcome=numbers,
     )
+
+
+def _label(values: Mapping[str, str], row: int, cmap: ColumnMap) -> str:
+    """The study's label: its label column's cell, or ``row N`` for want of one."""
+    lcol = cmap.get("study")
+    return (values.get(lcol, "") if lcol else "") or f"row {row}"
 
 
 def _strict_number(text: str) -> float | None:
@@ -713,8 +718,7 @@ def parse_study(
             )
         counts = dict.fromkeys(COUNT_ROLES)
     year = _parse_year(values, row, source, cmap, decimal)
-    lcol = cmap.get("study")
-    label = (values.get(lcol, "") if lcol else "") or f"row {row}"
+    label = _label(values, row, cmap)
     return Study(
         row=row,
         study=label,
