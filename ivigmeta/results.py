@@ -97,11 +97,7 @@ class EffectSizes:
         if rows:
             from ivigmeta.errors import ModelError
 
-            listed = ", ".join(f"{s.study} (row {s.row})" for s in rows)
-            raise ModelError(
-                f"{method} needs event counts, but {listed} give(s) only an effect "
-                "(use --common IV, or give the counts)"
-            )
+            raise ModelError(counts_needed(method, rows))
 
     def counts_only(self, method: str) -> EffectSizes:
         """The studies with counts; the others are excluded, naming ``method`` in the reason."""
@@ -1397,3 +1393,13 @@ class ReproduceResult:
 
     def to_dict(self) -> dict[str, Any]:
         return to_json_dict(self)
+
+
+def counts_needed(method: str, rows: Sequence[Study]) -> str:
+    """Why ``method`` (Mantel-Haenszel, Peto) cannot pool ``rows``, which report only an effect
+    (pool's message, and batch's for such a group)."""
+    listed = ", ".join(f"{s.study} (row {s.row})" for s in rows)
+    return (
+        f"{method} needs event counts, but {listed} give(s) only an effect "
+        "(use --common IV, or give the counts)"
+    )

@@ -186,14 +186,18 @@ def test_header_errors_are_pools(run, tmp_path, case, args):
     assert p.stderr.startswith("Error: ") and b.stderr == p.stderr
 
 
-def test_a_table_of_effects_only_is_refused(run, tmp_path):
+def test_a_table_of_effects_only_is_pooled_as_pool_pools_it(run, tmp_path):
     path = tmp_path / "effects.csv"
     path.write_text(f"{GROUP},study,yi,vi\nA,s1,0.1,0.02\nA,s2,0.3,0.05\n")
-    assert run("pool", str(path)).exit_code == 0
-    result = run("batch", str(path), "-g", GROUP)
-    assert result.exit_code == 1
-    assert "required columns missing: batch pools event counts" in result.stderr
-    assert "this table gives effects only" in result.stderr
+    pooled = run("pool", str(path), "--format", "json")
+    assert pooled.exit_code == 0
+    want = json.loads(pooled.stdout)["random"]
+    result = run("batch", str(path), "-g", GROUP, "--format", "csv")
+    assert result.exit_code == 0, result.stderr
+    row = next(csv.DictReader(io.StringIO(result.stdout)))
+    assert row["status"] == "ok" and row["k"] == "2"
+    assert float(row["random_theta"]) == pytest.approx(want["theta"], rel=1e-12)
+    assert float(row["random_ci_high"]) == pytest.approx(want["ci_high"], rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -173,7 +173,7 @@ def test_fast_and_csv_paths_read_the_same_rows():
     rows[5][3] = "x"  # a bad cell: that chunk goes cell by cell
     rows[17] = ["", "", "", "", "", "", ""]  # a blank row: skipped, still counted
     plain, quoted = read(to_csv(rows, False), 97), read(to_csv(rows, True), 97)
-    for name in ("counts", "row"):
+    for name in ("values", "row"):
         np.testing.assert_array_equal(getattr(plain, name), getattr(quoted, name))
     assert plain.keys["grp"].tolist() == quoted.keys["grp"].tolist()
     assert plain.error.tolist() == quoted.error.tolist()

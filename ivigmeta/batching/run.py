@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ivigmeta.core.effects import check_effect_options, count_effects
+from ivigmeta.core.effects import DATA_ROLES, check_effect_options, data_effects
 from ivigmeta.core.groups import Groups
 from ivigmeta.core.mantel_haenszel import COMMON_ERRORS
 from ivigmeta.core.pooling import (
@@ -44,11 +44,12 @@ from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants a
     Span,
     TableOptions,
     check_columns,
+    frame_kind,
     row_error,
     split_spans,
     suspect_rows,
 )
-from ivigmeta.io.studies import COUNT_COLUMNS, LABEL_COLUMN, YEAR_COLUMN
+from ivigmeta.io.studies import LABEL_COLUMN, YEAR_COLUMN
 
 if TYPE_CHECKING:  # pandas is imported by the functions that need it
     import pandas as pd
@@ -98,7 +99,9 @@ BATCH_COMMON_METHODS = COMMON_METHODS
 class BatchOptions:
     """How every group is analysed; the same meanings as the ``pool`` options."""
 
-    measure: str = "RR"
+    measure: str | None = None
+    """None: the default of the table's kind of data (RR for 2x2 counts, MD for means, IRR for
+    rates, PLO for proportions), as ``pool``."""
     cc: float = 0.5
     cc_policy: str = "only0"
     tau2_method: str = "DL"
@@ -111,15 +114,14 @@ class BatchOptions:
 
     def checked(self) -> BatchOptions:
         """Normalized options; unknown names are pool's ModelError/DataError naming the choices."""
-        measure = check_effect_options(self.measure or "RR", self.cc, self.cc_policy)
-        if measure not in ("RR", "OR", "RD"):
-            raise DataError(
-                f"batch pools 2x2 event counts with RR, OR or RD; --measure {measure} is "
-                "available in pool and the other commands, not yet in batch"
-            )
+        measure = None
+        if self.measure is not None:
+            measure = check_effect_options(self.measure, self.cc, self.cc_policy)
+        else:
+            check_effect_options("RR", self.cc, self.cc_policy)
         tau2 = check_tau2_method(self.tau2_method)
         ci = check_ci_method(self.ci_method)
-        common = check_common_method(self.common_method, measure)
+        common = check_common_method(self.common_method, measure or "OR")
         check_level(self.level)
         return BatchOptions(
             measure,
@@ -133,11 +135,26 @@ class BatchOptions:
         )
 
 
-def _back(theta: np.ndarray, measure: str) -> np.ndarray:
-    if measure in ("RR", "OR"):
-        with np.errstate(over="ignore"):
-            return np.exp(theta)
-    return theta
+def measure_of(kind: str, options: BatchOptions, source: str = "") -> str:
+    """The analysis measure for a table of ``kind``: ``--measure`` checked against the data, or
+    the kind's default (pool's rule and message: :func:`ivigmeta.core.effects.table_measure`)."""
+    from ivigmeta.core.effects import table_measure
+    from ivigmeta.io.studies import Study
+
+    probe = Study(
+        row=0, study="", year=None, treat_events=None, treat_total=None, control_events=None,
+        control_total=None, file=source, outcome_kind=None if kind == "counts" else kind,
+    )  # fmt: skip
+    measure = table_measure([probe], options.measure)
+    if options.common_method != "IV":
+        check_common_method(options.common_method, measure)
+        if kind != "counts":
+            method = "Mantel-Haenszel" if options.common_method == "MH" else "Peto's method"
+            raise DataError(
+                f"{source + ': ' if source else ''}{method} needs event counts, but the table "
+                f"gives {kind} data (use --common IV)"
+            )
+    return measure
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,23 +163,27 @@ def _back(theta: np.ndarray, measure: str) -> np.ndarray:
 
 def pool_arrays(
     sizes: np.ndarray,
-    a: np.ndarray,
-    n1: np.ndarray,
-    c: np.ndarray,
-    n2: np.ndarray,
+    fx: Any,
+    measure: str,
     options: BatchOptions,
+    counts: np.ndarray | None = None,
+    pft_n: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Pool groups of valid counts (rows sorted by group, ``sizes`` rows per group).
+    """Pool groups of rows whose effect sizes are ``fx`` (:func:`ivigmeta.core.effects.data_effects`;
+    rows sorted by group, ``sizes`` rows per group) with ``measure``.
 
+    ``counts`` (n, 4) are the rows' 2x2 counts, which Mantel-Haenszel and Peto pool; ``pft_n``
+    the rows' sizes, whose harmonic mean per group back-transforms PFT.
     Returns arrays, one value per group, for every numeric column of :data:`RESULT_COLUMNS`
     plus ``converged``, ``common_error`` (an index into :data:`COMMON_ERRORS`, 0 when defined) and
     ``usable`` (a row mask: which studies entered the analysis).
     Groups with no usable study or a single one get NaN estimates (the caller labels them).
     """
+    from ivigmeta.core.measures import pft_inverse, to_reported
+
     opts = options
     ngroups = len(sizes)
     out: dict[str, np.ndarray] = {name: np.full(ngroups, np.nan) for name in FLOAT_COLUMNS}
-    fx = count_effects(a, n1, c, n2, opts.measure, opts.cc, opts.cc_policy, opts.keep_double_zero)
     usable = fx.ok
     allg = Groups(np.asarray(sizes, dtype=np.intp))
     kept = (
@@ -185,9 +206,10 @@ def pool_arrays(
     row_in = usable & pooled[allg.index]
     g = Groups(kept[pooled])
     idx = np.flatnonzero(pooled)
-    counts = None
-    if opts.common_method != "IV":
-        counts = Counts(a[row_in], n1[row_in], c[row_in], n2[row_in], opts.cc, opts.cc_policy)
+    mh = None
+    if opts.common_method != "IV" and counts is not None:
+        cin = counts[row_in]
+        mh = Counts(cin[:, 0], cin[:, 1], cin[:, 2], cin[:, 3], opts.cc, opts.cc_policy)
     gf = pool_groups(
         fx.yi[row_in],
         fx.vi[row_in],
@@ -196,8 +218,8 @@ def pool_arrays(
         opts.ci_method,
         opts.level,
         opts.common_method,
-        opts.measure,
-        counts,
+        measure,
+        mh,
     )
     if gf.counts_fit is not None:
         out["common_error"][idx] = gf.counts_fit.error
@@ -217,12 +239,25 @@ def pool_arrays(
     out["iterations"][idx] = gf.tau2.iterations
     out["grid_search"][idx] = gf.tau2.algorithm == GRID
 
+    if measure == "PFT":
+        # metafor's transf.ipft.hm: the harmonic mean of each model's (analysed) sizes
+        nhm = np.full(ngroups, np.nan)
+        nhm[idx] = kept[pooled] / g.sum(1.0 / np.asarray(pft_n, dtype=float)[row_in])
+
+        def back(theta: np.ndarray) -> np.ndarray:
+            return pft_inverse(theta, nhm)
+
+    else:
+
+        def back(theta: np.ndarray) -> np.ndarray:
+            return to_reported(theta, measure)
+
     for prefix in ("common", "random"):
-        out[f"{prefix}_estimate"] = _back(out[f"{prefix}_theta"], opts.measure)
+        out[f"{prefix}_estimate"] = back(out[f"{prefix}_theta"])
         for end in ("ci_low", "ci_high"):
-            out[f"{prefix}_{end}"] = _back(out[f"{prefix}_{end}"], opts.measure)
+            out[f"{prefix}_{end}"] = back(out[f"{prefix}_{end}"])
     for end in ("pi_low", "pi_high"):
-        out[f"random_{end}"] = _back(out[f"random_{end}"], opts.measure)
+        out[f"random_{end}"] = back(out[f"random_{end}"])
     return out
 
 
@@ -341,6 +376,9 @@ def pool_rows(
     sizes = np.bincount(codes, minlength=ngroups)
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
 
+    measure = measure_of(rows.kind, opts, source)
+    if rows.given is not None:
+        given_yv = _given_effects(rows, measure)  # may mark rows bad: pool fails the table
     bad = rows.bad
     group_bad = np.zeros(ngroups, bool)
     reason = np.full(ngroups, "", dtype=object)
@@ -353,9 +391,20 @@ def pool_rows(
 
     good_groups = ~group_bad
     row_good = good_groups[codes]
-    counts = rows.counts[row_good]
+    data = rows.values[row_good]
+    fx = data_effects(rows.kind, data, measure, opts.cc, opts.cc_policy, opts.keep_double_zero)
+    if rows.given is not None:
+        given = np.not_equal(rows.given[row_good], None)  # type: ignore[call-overload]
+        fx.yi[given] = given_yv[0][row_good][given]
+        fx.vi[given] = given_yv[1][row_good][given]
+        fx.ok[given] = True
     res = pool_arrays(
-        sizes[good_groups], counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3], opts
+        sizes[good_groups],
+        fx,
+        measure,
+        opts,
+        counts=data if rows.kind == "counts" else None,
+        pft_n=data[:, -1] if measure == "PFT" else None,
     )
 
     gi = np.flatnonzero(good_groups)
@@ -397,11 +446,23 @@ def pool_rows(
         for name in FLOAT_COLUMNS:
             values[name][failed] = np.nan
         missing["df"] |= failed
+    if opts.common_method != "IV" and rows.given is not None:
+        effect_rows = np.not_equal(rows.given, None) & row_good  # type: ignore[call-overload]
+        needs = np.zeros(ngroups, bool)
+        needs[codes[effect_rows]] = True
+        needs &= good_groups & (k >= 2)
+        if needs.any():
+            status[needs] = STATUS_ERROR
+            reason[needs] = _needs_counts(rows, codes, np.flatnonzero(needs), opts.common_method)
+            for name in FLOAT_COLUMNS:
+                values[name][needs] = np.nan
+            missing["df"] |= needs
     empty = good_groups & (k == 0)
     if empty.any():
         status[empty] = STATUS_ERROR
         reason[empty] = [
-            _no_usable_message(rows, codes, int(gcode), opts) for gcode in np.flatnonzero(empty)
+            _no_usable_message(rows, codes, int(gcode), opts, measure)
+            for gcode in np.flatnonzero(empty)
         ]
     values["status"] = status
     values["reason"] = reason
@@ -415,32 +476,69 @@ def pool_rows(
     )
 
 
-def _no_usable_message(rows: Rows, codes: np.ndarray, gcode: int, opts: BatchOptions) -> str:
+def _given_effects(rows: Rows, measure: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of the rows that report an effect instead of data, by pool's own function
+    (:func:`ivigmeta.core.effects.given_effect`); a row pool refuses (an effect reported as
+    another measure, a ratio that is not positive) gets pool's message in ``rows.error``."""
+    from ivigmeta.core.effects import given_effect
+
+    n = len(rows)
+    yi, vi = np.full(n, np.nan), np.full(n, np.nan)
+    assert rows.given is not None
+    for i in np.flatnonzero(np.not_equal(rows.given, None)).tolist():  # type: ignore[call-overload]
+        if rows.error[i] is not None:
+            continue
+        try:
+            yi[i], vi[i] = given_effect(rows.given[i], measure)
+        except DataError as exc:
+            rows.error[i] = str(exc)
+    return yi, vi
+
+
+def _needs_counts(rows: Rows, codes: np.ndarray, groups: np.ndarray, common: str) -> list[str]:
+    """pool's ModelError for each of ``groups`` (codes), which have rows that report only an
+    effect, under Mantel-Haenszel or Peto (:func:`ivigmeta.results.counts_needed`)."""
+    from ivigmeta.results import counts_needed
+
+    method = "Mantel-Haenszel" if common == "MH" else "Peto's method"
+    assert rows.given is not None
+    out = []
+    for gcode in groups.tolist():
+        pos = np.flatnonzero((codes == gcode) & np.not_equal(rows.given, None))  # type: ignore[call-overload]
+        out.append(counts_needed(method, [rows.given[i] for i in pos.tolist()]))
+    return out
+
+
+def _no_usable_message(
+    rows: Rows, codes: np.ndarray, gcode: int, opts: BatchOptions, measure: str
+) -> str:
     """pool's ModelError for a group whose every study is excluded (rare: built per group)."""
     from ivigmeta.core.effects import compute_effects
+    from ivigmeta.core.pooling import no_usable_studies
     from ivigmeta.io.studies import Study
 
+    roles = DATA_ROLES[rows.kind]
     studies = []
     for pos in np.flatnonzero(codes == gcode).tolist():
         row = int(rows.row[pos])
         label = str(rows.label[pos]) if rows.label is not None else ""
-        a, n1, c, n2 = (int(x) for x in rows.counts[pos])
-        studies.append(
-            Study(
-                row=row,
-                study=label or f"row {row}",
-                year=None,
-                treat_events=a,
-                treat_total=n1,
-                control_events=c,
-                control_total=n2,
-            )
-        )
+        cells = rows.values[pos]
+        if rows.kind == "counts":
+            a, n1, c, n2 = (int(x) for x in cells)
+            study = Study(
+                row=row, study=label or f"row {row}", year=None, treat_events=a, treat_total=n1,
+                control_events=c, control_total=n2,
+            )  # fmt: skip
+        else:
+            study = Study(
+                row=row, study=label or f"row {row}", year=None, treat_events=None,
+                treat_total=None, control_events=None, control_total=None,
+                outcome_kind=rows.kind, outcome=dict(zip(roles, cells.tolist())),
+            )  # fmt: skip
+        studies.append(study)
     es = compute_effects(
-        studies, opts.measure, opts.cc, opts.cc_policy, keep_double_zero=opts.keep_double_zero
+        studies, measure, opts.cc, opts.cc_policy, keep_double_zero=opts.keep_double_zero
     )
-    from ivigmeta.core.pooling import no_usable_studies
-
     return no_usable_studies(es.excluded)
 
 
@@ -482,8 +580,10 @@ def rows_from_frame(df: pd.DataFrame, groups: Sequence[str], source: str = "<dat
     import pandas as pd
 
     n = len(df)
+    kind = frame_kind(df.columns) or "counts"
+    roles = DATA_ROLES[kind]
     counts = (
-        np.column_stack([_frame_counts(df, c) for c in COUNT_COLUMNS]) if n else np.empty((0, 4))
+        np.column_stack([_frame_counts(df, c) for c in roles]) if n else np.empty((0, len(roles)))
     )
     rownums = (
         df[ROW_COLUMN].to_numpy(dtype=np.int64)
@@ -493,7 +593,7 @@ def rows_from_frame(df: pd.DataFrame, groups: Sequence[str], source: str = "<dat
     year = None
     if YEAR_COLUMN in df.columns:
         year = np.array([_cell_text(v) for v in df[YEAR_COLUMN].tolist()], dtype=object)
-    suspect = suspect_rows(counts, year) if n else np.zeros(0, bool)
+    suspect = suspect_rows(counts, year, kind) if n else np.zeros(0, bool)
     error = np.full(n, None, dtype=object)
     if ERROR_COLUMN in df.columns:
         known = df[ERROR_COLUMN].to_numpy(dtype=object)
@@ -503,7 +603,7 @@ def rows_from_frame(df: pd.DataFrame, groups: Sequence[str], source: str = "<dat
     columns = [str(c) for c in df.columns if c not in (ROW_COLUMN, ERROR_COLUMN)]
     for pos in np.flatnonzero(suspect).tolist():
         values = {c: _cell_text(df[c].iat[pos]) for c in columns}
-        error[pos] = row_error(values, int(rownums[pos]), source) or (
+        error[pos] = row_error(values, int(rownums[pos]), source, kind) or (
             f"{source}, row {int(rownums[pos])}: invalid study row"
         )
     label = None
@@ -511,10 +611,11 @@ def rows_from_frame(df: pd.DataFrame, groups: Sequence[str], source: str = "<dat
         label = np.array([_cell_text(v) for v in df[LABEL_COLUMN].tolist()], dtype=object)
     return Rows(
         keys={g: df[g].to_numpy(dtype=object) for g in groups},
-        counts=counts,
+        values=counts,
         row=rownums,
         error=error,
         label=label,
+        kind=kind,
     )
 
 

@@ -173,7 +173,9 @@ def batch(
     ci_high, p_value), random_pi_low/high, q, df, q_p_value, i2, tau2, n_excluded, status (ok,
     single or error) and reason. A group with a bad row gets status error; the batch goes on.
     The table is read as pool reads it: the same files, --sep, --sheet, --columns and column
-    names; the group columns are further columns of it.
+    names, every kind of data (2x2 counts, means and SDs, events and person-time, proportions,
+    given effects) with pool's default measure for it; the group columns are further columns
+    of it.
     """
     # batch does no linear algebra, but numpy's OpenBLAS starts a thread per core when it is
     # loaded, and those threads spin for a while: on 2 cores that took 0.13 s of CPU from the
@@ -185,7 +187,7 @@ def batch(
     from ivigmeta.render.progress import Progress
 
     options = core.BatchOptions(
-        measure=measure or "RR",
+        measure=measure,
         cc=cc,
         cc_policy=cc_policy,
         tau2_method=tau2_method,

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ivigmeta.core.distributions import z_crit
 from ivigmeta.core.measures import ALL_MEASURES, LOG_SCALE, kind_of
@@ -152,6 +152,57 @@ def rr_events_totals(
     return yi, vi
 
 
+#: the data columns of each kind of table, in the order :func:`data_effects` takes them
+DATA_ROLES: dict[str, tuple[str, ...]] = {
+    "counts": ("treat_events", "treat_total", "control_events", "control_total"),
+    "continuous": ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n"),
+    "incidence": ("treat_events", "treat_time", "control_events", "control_time"),
+    "proportion": ("events", "total"),
+}
+
+
+def data_effects(
+    kind: str,
+    cols: np.ndarray,
+    measure: str,
+    cc: float = 0.5,
+    cc_policy: str = "only0",
+    keep_double_zero: bool = True,
+) -> CountEffects:
+    """``yi``, ``vi`` of every row of a table of ``kind`` (``cols``: one row per study, the
+    columns of :data:`DATA_ROLES` [kind]): the one place that picks the formula for a measure,
+    for ``pool`` (one table) and ``batch`` (every group at once)."""
+    import numpy as np
+
+    from ivigmeta.core import measures as m
+
+    cols = np.asarray(cols, dtype=float).reshape(-1, len(DATA_ROLES[kind]))
+    n = len(cols)
+    none = np.zeros(n, bool)
+    if kind == "counts" and measure != "AS":
+        a, n1, c, n2 = cols.T
+        return count_effects(a, n1, c, n2, measure, cc, cc_policy, keep_double_zero)
+    added = np.zeros(n)
+    if kind == "counts":
+        yi, vi = m.arcsine_difference(*cols.T)
+    elif kind == "continuous":
+        m1, s1, n1, m2, s2, n2 = cols.T
+        yi, vi = m.continuous_effects(m1, s1, n1, m2, s2, n2, measure)
+    elif kind == "incidence":
+        x1, t1, x2, t2 = cols.T
+        yi, vi, added = m.incidence_effects(x1, t1, x2, t2, measure, cc, cc_policy)
+    else:
+        yi, vi, added = m.proportion_effects(cols[:, 0], cols[:, 1], measure, cc, cc_policy)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ok = np.isfinite(yi) & np.isfinite(vi) & (vi > 0) & np.isfinite(1.0 / vi)
+    return CountEffects(yi, vi, ok, none, added, none.copy())
+
+
+def pft_sizes(kind: str, cols: np.ndarray) -> np.ndarray:
+    """The sample sizes PFT's back-transformation averages (harmonic mean): the totals."""
+    return cols[:, DATA_ROLES[kind].index("total")]
+
+
 def undefined_reason(measure: str, has_zero: bool, added: float) -> str:
     """Why a study's effect is undefined (the same words for pool and batch)."""
     if has_zero:
@@ -219,23 +270,14 @@ def compute_effects(
     if any(s.outcome is not None for s in studies):
         return _outcome_effects(studies, measure, cc, cc_policy)
     counted = [s for s in studies if s.has_counts]
-    if counted and measure == "AS":
-        from ivigmeta.core.measures import arcsine_difference
-
-        cols = np.array([s.counts for s in counted], dtype=float).T
-        as_yi, as_vi = arcsine_difference(cols[0], cols[1], cols[2], cols[3])
-        fx = CountEffects(
-            yi=as_yi,
-            vi=as_vi,
-            added=np.zeros(len(counted)),
-            has_zero=np.zeros(len(counted), bool),
-            double_zero=np.zeros(len(counted), bool),
-            ok=np.isfinite(as_yi) & np.isfinite(as_vi) & (as_vi > 0),
-        )
-    elif counted:
-        cols = np.array([s.counts for s in counted], dtype=float).T
-        fx = count_effects(
-            cols[0], cols[1], cols[2], cols[3], measure, cc, cc_policy, keep_double_zero
+    if counted:
+        fx = data_effects(
+            "counts",
+            np.array([s.counts for s in counted], dtype=float),
+            measure,
+            cc,
+            cc_policy,
+            keep_double_zero,
         )
     by_id = {id(s): i for i, s in enumerate(counted)}
     kept: list[Study] = []
@@ -277,14 +319,6 @@ def compute_effects(
     )
 
 
-#: the columns of each outcome kind, in the order core.measures takes them
-_OUTCOME_ARGS = {
-    "continuous": ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n"),
-    "incidence": ("treat_events", "treat_time", "control_events", "control_time"),
-    "proportion": ("events", "total"),
-}
-
-
 def _outcome_effects(
     studies: Sequence[Study], measure: str, cc: float, cc_policy: str
 ) -> EffectSizes:
@@ -297,27 +331,22 @@ def _outcome_effects(
     from ivigmeta.results import EffectSizes, Exclusion
 
     kind = kind_of(measure)
-    cols: list[Any] = [
-        np.array([s.outcome[r] for s in studies], dtype=float)  # type: ignore[index]
-        for r in _OUTCOME_ARGS[kind]
-    ]
-    if kind == "continuous":
-        yi, vi = m.continuous_effects(*cols[:6], measure=measure)  # type: ignore[misc]
-        added = np.zeros(len(studies))
-    elif kind == "incidence":
-        yi, vi, added = m.incidence_effects(*cols[:4], measure=measure, cc=cc, cc_policy=cc_policy)  # type: ignore[misc]
-    else:
-        yi, vi, added = m.proportion_effects(cols[0], cols[1], measure, cc, cc_policy)
+    cols = np.asarray(
+        [[s.outcome[r] for r in DATA_ROLES[kind]] for s in studies],  # type: ignore[index]
+        dtype=np.float64,
+    ).reshape(-1, len(DATA_ROLES[kind]))
+    fx = data_effects(kind, cols, measure, cc, cc_policy)
+    yi, vi, added = fx.yi, fx.vi, fx.added
     kept, excluded = [], []
     for i, study in enumerate(studies):
-        if np.isfinite(yi[i]) and np.isfinite(vi[i]) and vi[i] > 0:
+        if fx.ok[i]:
             kept.append(i)
         else:
             excluded.append(Exclusion(study.study, _outcome_reason(study, measure), study.row))
     name: str = measure
     if measure == "PFT" and kept:
         # metafor's transf.ipft.hm: the harmonic mean of the (analysed) studies' sizes
-        name = m.ScaledMeasure("PFT", float(1 / np.mean(1 / cols[1][kept])))
+        name = m.ScaledMeasure("PFT", float(1 / np.mean(1 / pft_sizes(kind, cols)[kept])))
     return EffectSizes(
         measure=name,
         studies=tuple(studies[i] for i in kept),

@@ -252,6 +252,20 @@ def reported_scalar(theta: float, measure: str, n_harmonic: float | None = None)
     return theta
 
 
+def pft_inverse(t: np.ndarray, nhm: np.ndarray | float) -> np.ndarray:
+    """Miller's (1978) inverse of the Freeman-Tukey transform at harmonic mean size ``nhm``
+    (an array broadcast against ``t``: one value per model in ``batch``); 0 and 1 beyond the
+    transforms of proportions 0 and 1 (metafor's ``transf.ipft.hm``)."""
+    import numpy as np
+
+    t, nhm = np.asarray(t, dtype=float), np.asarray(nhm, dtype=float)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        s = np.sin(2 * t)
+        z = 0.5 * (1 - np.sign(np.cos(2 * t)) * np.sqrt(1 - (s + (s - 1 / s) / nhm) ** 2))
+        z = np.where(t > freeman_tukey(nhm, nhm), 1.0, z)
+        return np.where(t < freeman_tukey(0.0, nhm), 0.0, z)
+
+
 def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) -> np.ndarray:
     """Values on the analysis scale -> the reported scale, as metafor's ``predict(transf=...)``:
     exp for log measures, the inverse logit for PLO, sin² (clamped to [0, 1]) for PAS, and for
@@ -270,9 +284,5 @@ def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) ->
         if measure == "PFT":
             if n is None:
                 raise ValueError("PFT needs the sample sizes to back-transform")
-            nhm = 1 / np.mean(1 / np.asarray(n, dtype=float))
-            s = np.sin(2 * t)
-            z = 0.5 * (1 - np.sign(np.cos(2 * t)) * np.sqrt(1 - (s + (s - 1 / s) / nhm) ** 2))
-            z = np.where(t > freeman_tukey(nhm, nhm), 1.0, z)
-            return np.where(t < freeman_tukey(0.0, nhm), 0.0, z)
+            return pft_inverse(t, 1 / np.mean(1 / np.asarray(n, dtype=float)))
     return t

@@ -39,11 +39,8 @@ import numpy as np
 
 from ivigmeta.errors import DataError
 from ivigmeta.io.columns import (
-    CONVENTIONS,
-    COUNT_ROLES,
     ColumnMap,
     parse_columns_option,
-    resolve,
 )
 from ivigmeta.io.readers import quote_error
 from ivigmeta.io.studies import COUNT_COLUMNS, LABEL_COLUMN, MAX_COUNT, YEAR_COLUMN
@@ -76,19 +73,26 @@ OUTPUT_NAMES = frozenset(
 class Rows:
     """Study rows for the batch core, as arrays of equal length n.
 
-    ``keys`` maps each group column to an object array of its values; ``counts`` is (n, 4) float64
-    in :data:`ivigmeta.io.studies.COUNT_COLUMNS` order (NaN where a cell is not a number); ``row`` the
+    ``keys`` maps each group column to an object array of its values; ``values`` is (n, m)
+    float64, the data columns of the table's ``kind`` in
+    :data:`ivigmeta.core.effects.DATA_ROLES` order (for 2x2 counts the four of
+    :data:`ivigmeta.io.studies.COUNT_COLUMNS`; NaN where a cell is not a number); ``row`` the
     file row numbers; ``error`` the message ``pool`` gives for a bad row (None for good rows);
-    ``label`` the study labels ("" when missing) or None when the table has no study column.
+    ``label`` the study labels ("" when missing) or None when the table has no study column;
+    ``given`` the effect a row reports instead of counts (pool's
+    :class:`~ivigmeta.io.studies.GivenEffect`, its ``values`` row NaN), or None.
     """
 
     keys: dict[str, np.ndarray]
-    counts: np.ndarray
+    values: np.ndarray
     row: np.ndarray
     error: np.ndarray
     label: np.ndarray | None = None
     last: bool = False
     """No rows follow these in their input (the reader met the end): the last group is whole."""
+    kind: str = "counts"
+    """``counts``, ``continuous``, ``incidence`` or ``proportion`` (the keys of DATA_ROLES)."""
+    given: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.row)
@@ -102,10 +106,12 @@ class Rows:
         """The rows at ``index`` (positions, a slice or a mask)."""
         return Rows(
             keys={g: col[index] for g, col in self.keys.items()},
-            counts=self.counts[index],
+            values=self.values[index],
             row=self.row[index],
             error=self.error[index],
             label=None if self.label is None else self.label[index],
+            kind=self.kind,
+            given=None if self.given is None else self.given[index],
         )
 
     @staticmethod
@@ -115,12 +121,19 @@ class Rows:
             return parts[0]
         labels = [p.label for p in parts if p.label is not None]
         label = np.concatenate(labels) if len(labels) == len(parts) else None
+        given = None
+        if any(p.given is not None for p in parts):
+            given = np.concatenate(
+                [p.given if p.given is not None else np.full(len(p), None) for p in parts]
+            )
         return Rows(
             keys={g: np.concatenate([p.keys[g] for p in parts]) for g in parts[0].keys},
-            counts=np.concatenate([p.counts for p in parts]),
+            values=np.concatenate([p.values for p in parts]),
             row=np.concatenate([p.row for p in parts]),
             error=np.concatenate([p.error for p in parts]),
             label=label,
+            kind=parts[0].kind,
+            given=given,
         )
 
     def to_frame(self) -> Any:
@@ -130,31 +143,49 @@ class Rows:
         data: dict[str, Any] = {g: col for g, col in self.keys.items()}
         if self.label is not None:
             data[LABEL_COLUMN] = self.label
-        for j, col in enumerate(COUNT_COLUMNS):
-            data[col] = self.counts[:, j]
+        from ivigmeta.core.effects import DATA_ROLES
+
+        for j, col in enumerate(DATA_ROLES[self.kind]):
+            data[col] = self.values[:, j]
         data[ROW_COLUMN] = self.row
         data[ERROR_COLUMN] = self.error
         return pd.DataFrame(data)
 
 
+def frame_kind(columns: Iterable[str]) -> str | None:
+    """The kind of data a DataFrame of study rows gives, by ivigmeta's own column names (the
+    first kind of :data:`~ivigmeta.core.effects.DATA_ROLES` whose columns are all there)."""
+    from ivigmeta.core.effects import DATA_ROLES
+
+    cols = {str(c) for c in columns}
+    return next((k for k, roles in DATA_ROLES.items() if set(roles) <= cols), None)
+
+
 def check_columns(columns: Iterable[str], groups: Sequence[str], source: str) -> None:
-    """The table has the count columns and every group column, and the names do not clash."""
+    """The table has the data columns of one kind and every group column, and the names do not
+    clash."""
+    from ivigmeta.core.effects import DATA_ROLES
+
     cols = [str(c) for c in columns]
     shown = ", ".join(c for c in cols if c not in (ROW_COLUMN, ERROR_COLUMN))
     if not groups:
         raise DataError("batch needs at least one --group column")
-    missing = [c for c in COUNT_COLUMNS if c not in cols]
-    if missing:
+    kind = frame_kind(cols)
+    if kind is None:
+        missing = [c for c in COUNT_COLUMNS if c not in cols]
+        others = "; ".join(", ".join(r) for k, r in DATA_ROLES.items() if k != "counts")
         raise DataError(
-            f"{source}, row 1: required column(s) missing: {', '.join(missing)} (columns found: {shown})"
+            f"{source}, row 1: required column(s) missing: {', '.join(missing)} (or one of "
+            f"the sets {others}; columns found: {shown})"
         )
     for g in groups:
         if g not in cols:
             raise DataError(f"{source}: no group column '{g}' (columns found: {shown})")
         if g in OUTPUT_NAMES:
             raise DataError(f"group column '{g}' has the name of an output column; rename it")
-        if g in COUNT_COLUMNS:
-            raise DataError(f"'{g}' is a count column and cannot be a group column")
+        if g in DATA_ROLES[kind]:
+            what = "a count" if kind == "counts" else "a data"
+            raise DataError(f"'{g}' is {what} column and cannot be a group column")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,19 +194,21 @@ def check_columns(columns: Iterable[str], groups: Sequence[str], source: str) ->
 
 def study_check(
     values: dict[str, str], rownum: int, source: str, cmap: ColumnMap, decimal: str = "."
-) -> tuple[str | None, tuple[int, int, int, int] | None]:
-    """What ``pool`` makes of one row: ``(its DataError message, None)`` for a row pool rejects,
-    else ``(None, the four counts)`` (events and totals, whatever the table's convention).
+) -> tuple[str | None, tuple[float, ...] | None, Any]:
+    """What ``pool`` makes of one row: ``(its DataError message, None, None)`` for a row pool
+    rejects, ``(None, the row's data, None)`` for a row of data (the four counts as events and
+    totals, whatever the table's convention; means, rates or proportions in DATA_ROLES order),
+    ``(None, None, the Study)`` for a row that reports an effect instead of counts.
 
     ``values`` maps header names to stripped cells; ``decimal`` is the table's decimal mark (pool
-    reads a semicolon file's text fields with a decimal point, and so words its messages). A row
-    that gives an effect instead of counts is accepted by pool but not by batch, which pools
-    event counts only.
+    reads a semicolon file's text fields with a decimal point, and so words its messages).
     """
+    from ivigmeta.core.effects import DATA_ROLES
     from ivigmeta.io.studies import (
         check_thousands,
         decimal_point,
         is_missing_token,
+        parse_outcome_study,
         parse_study,
     )
 
@@ -184,49 +217,59 @@ def study_check(
         try:
             check_thousands(values, rownum, source, cmap)
         except DataError as exc:
-            return str(exc), None
+            return str(exc), None, None
         values = {col: decimal_point(v) for col, v in values.items()}
     for c in cmap.count_columns():
         values.setdefault(c, "")
     try:
+        if cmap.outcome is not None:
+            for c in cmap.roles.values():
+                values.setdefault(c, "")
+            study = parse_outcome_study(values, rownum, source, cmap)
+            outcome = study.outcome or {}
+            return None, tuple(outcome[r] for r in DATA_ROLES[cmap.outcome]), None
         study = parse_study(values, rownum, source, cmap, decimal)
     except DataError as exc:
-        return str(exc), None
+        return str(exc), None, None
     if not study.has_counts:
-        given = ", ".join(study.given.columns) if study.given is not None else "an effect"
-        return (
-            f"{source}, row {rownum}: gives an effect ({given}) instead of event counts "
-            "(batch pools event counts only)",
-            None,
-        )
-    return None, study.counts
+        return None, None, study
+    return None, study.counts, None
 
 
-_IVIGMETA_MAP = ColumnMap(roles={c: c for c in COUNT_COLUMNS}, convention="ivigmeta")
-
-
-def row_error(values: dict[str, str], rownum: int, source: str) -> str | None:
+def row_error(values: dict[str, str], rownum: int, source: str, kind: str = "counts") -> str | None:
     """The DataError ``pool`` raises for one row with ivigmeta's column names (None when pool
-    accepts it)."""
-    roles = dict(_IVIGMETA_MAP.roles)
+    accepts it as a row of data)."""
+    from ivigmeta.core.effects import DATA_ROLES
+
+    roles = {c: c for c in DATA_ROLES[kind]}
     for c in (LABEL_COLUMN, YEAR_COLUMN):
         if c in values:
             roles[c] = c
-    return study_check(values, rownum, source, ColumnMap(roles=roles, convention="ivigmeta"))[0]
+    outcome = None if kind == "counts" else kind
+    cmap = ColumnMap(roles=roles, convention="ivigmeta", outcome=outcome)
+    message, found, _ = study_check(values, rownum, source, cmap)
+    if message is None and found is None:
+        return f"{source}, row {rownum}: gives an effect instead of data (missing value)"
+    return message
 
 
 def to_float(text: np.ndarray) -> np.ndarray:
-    """Stripped text cells as float64 with Python's ``float`` rules; NaN where not a number."""
+    """Stripped text cells as float64; NaN where not a number by pool's grammar (Python's
+    ``float`` also takes ``8_2``, ``inf`` and ``nan``: those are NaN here, for pool's parser to
+    word the message)."""
+    if not len(text):
+        return np.empty(0)
     try:
-        return np.asarray(text, dtype=np.float64) if len(text) else np.empty(0)
+        out = np.asarray(text, dtype=np.float64)
     except (ValueError, TypeError):
-        pass
-    out = np.empty(len(text))
-    for i, s in enumerate(text.tolist()):
-        try:
-            out[i] = float(s)
-        except (ValueError, TypeError):
-            out[i] = math.nan
+        out = np.empty(len(text))
+        for i, s in enumerate(text.tolist()):
+            try:
+                out[i] = float(s)
+            except (ValueError, TypeError):
+                out[i] = math.nan
+    odd = np.fromiter((("_" in s or "n" in s.lower()) for s in text.tolist()), bool, len(text))
+    out[odd] = math.nan
     return out
 
 
@@ -238,14 +281,27 @@ def _odd_cells(cells: np.ndarray) -> np.ndarray:
         ).any(axis=1)
 
 
-def suspect_rows(counts: np.ndarray, year: np.ndarray | None = None) -> np.ndarray:
-    """Rows that may fail pool's checks: not whole, negative, too large, zero totals, events >
-    totals, an unreadable year. Conservative (2^53 itself is looked at again): the row parser
-    decides."""
-    bad = _odd_cells(counts)
+def suspect_rows(
+    values: np.ndarray, year: np.ndarray | None = None, kind: str = "counts"
+) -> np.ndarray:
+    """Rows that may fail pool's checks for a table of ``kind``: for counts, cells not whole,
+    negative or too large, zero totals, events > totals; for means, rates and proportions a
+    cell that is not a finite number, SD <= 0, n < 2, time <= 0, negative events, events >
+    total; any kind, an unreadable year. Conservative (2^53 itself is looked at again): the row
+    parser decides."""
     with np.errstate(invalid="ignore"):
-        bad |= (counts[:, 1] == 0) | (counts[:, 3] == 0)
-        bad |= (counts[:, 0] > counts[:, 1]) | (counts[:, 2] > counts[:, 3])
+        if kind == "counts":
+            bad = _odd_cells(values)
+            bad |= (values[:, 1] == 0) | (values[:, 3] == 0)
+            bad |= (values[:, 0] > values[:, 1]) | (values[:, 2] > values[:, 3])
+        else:
+            bad = ~np.isfinite(values).all(axis=1)
+            if kind == "continuous":
+                bad |= (values[:, [1, 4]] <= 0).any(axis=1) | (values[:, [2, 5]] < 2).any(axis=1)
+            elif kind == "incidence":
+                bad |= (values[:, [0, 2]] < 0).any(axis=1) | (values[:, [1, 3]] <= 0).any(axis=1)
+            else:
+                bad |= (values[:, 0] < 0) | (values[:, 1] < 1) | (values[:, 0] > values[:, 1])
         if year is not None:
             present = year != ""
             if present.any():
@@ -310,11 +366,22 @@ class _Layout:
         self.nfields = len(header)
         self.nraw = nraw  # fields of the header line (trailing empty names included)
         self.delim, self.decimal, self.cmap = delim, decimal, cmap
+        from ivigmeta.core.effects import DATA_ROLES
+
         pos = {name: i for i, name in enumerate(header) if name}
         self.groups = list(groups)
         self.key_idx = [pos[g] for g in self.groups]
-        self.nonevents = cmap.get("treat_total") is None
-        roles = _NONEVENT_ORDER if self.nonevents else COUNT_ROLES
+        self.kind = cmap.outcome or "counts"
+        self.width = len(DATA_ROLES[self.kind])
+        #: a table of effects only (yi/vi, theta/se, estimate/CI): every row goes to pool's parser
+        self.effects_only = self.kind == "counts" and not cmap.has_counts
+        self.nonevents = self.kind == "counts" and cmap.get("treat_nonevents") is not None
+        if self.effects_only:
+            roles: Sequence[str] = ()
+        elif self.nonevents:
+            roles = _NONEVENT_ORDER
+        else:
+            roles = DATA_ROLES[self.kind]
         self.count_idx = [pos[cmap.roles[r]] for r in roles]
         self.label_idx = pos.get(cmap.get("study") or "")
         self.year_idx = pos.get(cmap.get("year") or "")
@@ -331,24 +398,23 @@ def _layout(
     decimal: str = ".",
 ) -> _Layout:
     """Resolve the header as ``pool`` resolves it, then check the group columns."""
+    from ivigmeta.io.studies import table_map
+
     if not groups:
         raise DataError("batch needs at least one --group column")
-    cmap = resolve(header, sample, source, options.explicit(), decimal, keys=groups)
+    cmap = table_map(header, sample, source, options.explicit(), decimal, keys=groups)
     shown = ", ".join(h for h in header if h) or "none"
-    if not cmap.has_counts:
-        names = "; ".join(sorted({c.describe() for c in CONVENTIONS}))
-        raise DataError(
-            f"{source}, row 1: required columns missing: batch pools event counts ({names}), "
-            f"and this table gives effects only; columns found: {shown}"
-        )
-    counts = set(cmap.count_columns())
+    data = set(cmap.count_columns())
+    if cmap.outcome is not None:
+        data = {c for r, c in cmap.roles.items() if r not in ("study", "year", "measure")}
     for g in groups:
         if g not in header:
             raise DataError(f"{source}: no group column '{g}' (columns found: {shown})")
         if g in OUTPUT_NAMES:
             raise DataError(f"group column '{g}' has the name of an output column; rename it")
-        if g in counts or g in COUNT_COLUMNS:
-            raise DataError(f"'{g}' is a count column and cannot be a group column")
+        if g in data or (cmap.outcome is None and g in COUNT_COLUMNS):
+            what = "a count" if cmap.outcome is None else "a data"
+            raise DataError(f"'{g}' is {what} column and cannot be a group column")
     return _Layout(header, groups, cmap, nraw, delim, decimal)
 
 
@@ -885,11 +951,12 @@ def _read_table(
     Beyond 2^53 the conversion may round, but such rows are suspect and go to pool's parser.
     A decimal comma is no number to numpy: such a line is read cell by cell."""
     text_fields = [(f"t{j}", object) for j in range(len(text_idx))]
+    width = len(count_idx)
     try:
-        dtype = np.dtype([(f"c{j}", np.int64) for j in range(4)] + text_fields)
+        dtype = np.dtype([(f"c{j}", np.int64) for j in range(width)] + text_fields)
         return _loadtxt(lines, count_idx + text_idx, dtype, delim)
     except ValueError:
-        dtype = np.dtype([(f"c{j}", np.float64) for j in range(4)] + text_fields)
+        dtype = np.dtype([(f"c{j}", np.float64) for j in range(width)] + text_fields)
         return _loadtxt(lines, count_idx + text_idx, dtype, delim)
 
 
@@ -941,34 +1008,50 @@ def _checked(
     source: str,
     error: np.ndarray | None = None,
 ) -> Rows:
-    """Rows from the count cells as numbers (NaN where not a plain number; events and
+    """Rows from the data cells as numbers (NaN where not a plain number; events and
     non-events in a table that gives those), every suspect row checked by pool's parser:
-    its message, or the counts pool reads in it (a decimal comma, say)."""
+    its message, the data pool reads in it (a decimal comma, say), or the effect it reports."""
     n = len(rownums)
     if error is None:
         error = np.full(n, None, dtype=object)
-    if layout.nonevents:
+    kind = layout.kind
+    if layout.effects_only:
+        counts = np.full((n, layout.width), math.nan)
+        suspect = np.ones(n, bool)
+    elif layout.nonevents:
         counts = cells.copy()
         counts[:, 1] += cells[:, 0]
         counts[:, 3] += cells[:, 2]
         suspect = suspect_rows(counts, year) | _odd_cells(cells) if n else np.zeros(0, bool)
     else:
         counts = cells
-        suspect = suspect_rows(counts, year) if n else np.zeros(0, bool)
+        suspect = suspect_rows(counts, year, kind) if n else np.zeros(0, bool)
+    given = None
     for i in np.flatnonzero(suspect).tolist():
         if error[i] is None:
-            message, found = study_check(
+            message, found, study = study_check(
                 row_values(i), int(rownums[i]), source, layout.cmap, layout.decimal
             )
             error[i] = message
             if found is not None:
                 counts[i] = found
+            elif study is not None:
+                if given is None:
+                    given = np.full(n, None, dtype=object)
+                counts[i] = math.nan
+                given[i] = study
     if layout.decimal == ",":
         keys = {g: _decimal_points(k) for g, k in keys.items()}
         label = None if label is None else _decimal_points(label)
     keys = {g: _missing_to_empty(k) for g, k in keys.items()}
     return Rows(
-        keys=keys, counts=counts, row=np.asarray(rownums, np.int64), error=error, label=label
+        keys=keys,
+        values=counts,
+        row=np.asarray(rownums, np.int64),
+        error=error,
+        label=label,
+        kind=kind,
+        given=given,
     )
 
 
@@ -989,7 +1072,9 @@ def _parse_regular(
         return None
     if table.shape != (n,):
         return None  # numpy's reader skipped blank lines
-    counts = np.column_stack([table[f"c{j}"] for j in range(4)]).astype(np.float64)
+    width = len(layout.count_idx)
+    counts = np.column_stack([table[f"c{j}"] for j in range(width)] or [np.empty(n)])
+    counts = counts.astype(np.float64)
 
     def column(i: int) -> np.ndarray:
         col = table[f"t{text_idx.index(i)}"]
@@ -1038,8 +1123,8 @@ def _from_cells(
 
     keys = {g: column(i) for g, i in zip(layout.groups, layout.key_idx)}
     text = [column(i) for i in layout.count_idx]
-    cells = np.column_stack([to_float(t) for t in text]) if n else np.empty((0, 4))
-    if layout.decimal == "," and n:
+    cells = np.column_stack([to_float(t) for t in text]) if n and text else np.empty((n, len(text)))
+    if layout.decimal == "," and n and text:
         # A point in a decimal-comma table: pool's parser decides (it refuses ``1.000``).
         dotted = np.column_stack([np.char.find(t.astype(str), ".") >= 0 for t in text])
         cells[dotted] = math.nan

@@ -226,13 +226,7 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
             f"{source}: the file has a header but no study rows (expected one row per study "
             f"below the header, row {first + 1})"
         )
-    try:
-        cmap = resolve(header, [r for _, r in body], source, explicit, raw.decimal)
-    except DataError:
-        found = None if explicit else detect_outcome(header)
-        if found is None:
-            raise
-        cmap = outcome_map(found, header, [r for _, r in body], raw.decimal)
+    cmap = table_map(header, [r for _, r in body], source, explicit, raw.decimal)
     studies = []
     missing: dict[str, list[int]] = {}
     both: list[int] = []
@@ -618,18 +612,40 @@ def _parse_given(
     return None
 
 
+def table_map(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    source: str,
+    explicit: Mapping[str, str] | None = None,
+    decimal: str = ".",
+    keys: Sequence[str] = (),
+) -> ColumnMap:
+    """Which column plays which role, for pool and batch alike: 2x2 counts or given effects
+    (:func:`~ivigmeta.io.columns.resolve`), else means, rates or proportions
+    (:func:`~ivigmeta.io.outcome_columns.detect_outcome`); the counts' error when neither fits."""
+    try:
+        return resolve(header, rows, source, explicit, decimal, keys=keys)
+    except DataError:
+        found = None if explicit else detect_outcome(header)
+        if found is None:
+            raise
+        return outcome_map(found, header, rows, decimal, keys)
+
+
 def outcome_map(
     found: tuple[str, Any, dict[str, str]],
     header: Sequence[str],
     rows: Sequence[Sequence[str]],
     decimal: str,
+    keys: Sequence[str] = (),
 ) -> ColumnMap:
     """The column map of a table of means, rates or proportions (``found`` from
-    :func:`~ivigmeta.io.outcome_columns.detect_outcome`): its roles and its label and year."""
+    :func:`~ivigmeta.io.outcome_columns.detect_outcome`): its roles and its label and year
+    (``keys``, batch's group columns, are never taken as the label)."""
     kind, conv, roles = found
     roles = dict(roles)
     notes = [f"columns recognised as {conv.name} {KIND_WORDS[kind]} ({', '.join(roles.values())})"]
-    label_roles(header, rows, roles, {}, decimal, (), notes)
+    label_roles(header, rows, roles, {}, decimal, keys, notes)
     return ColumnMap(roles=roles, convention=conv.name, notes=tuple(notes), outcome=kind)
 
 
