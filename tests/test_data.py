@@ -277,8 +277,8 @@ CASES = [
     (
         "--columns unknown role",
         H + OK,
-        ["--columns", "events=treat_events"],
-        ["--columns", "unknown role 'events'"],
+        ["--columns", "evnts=treat_events"],
+        ["--columns", "unknown role 'evnts'"],
     ),
     (
         "--columns absent column",

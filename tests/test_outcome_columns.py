@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ivigmeta.errors import DataError
@@ -135,3 +137,60 @@ def test_bad_incidence_and_proportion_rows() -> None:
         parse_outcome_row({"x1i": "1", "t1i": "10", "x2i": "2", "t2i": "0"}, inc, "y.csv", 2)
     with pytest.raises(DataError, match=r"row 4, column 'xi': 12 events among 10"):
         parse_outcome_row({"xi": "12", "ni": "10"}, {"events": "xi", "total": "ni"}, "z.csv", 4)
+
+
+# ------------------------------------------------------------------------------------------
+# --columns for means, rates and proportions
+
+OWN = "Trial,Yr,MeanT,SDT,NT,MeanC,SDC,NC\nA,2001,10,2,20,9,2.5,22\nB,2003,11,3,30,9.5,2,28\n"
+SPEC = (
+    "treat_mean=MeanT,treat_sd=SDT,treat_n=NT,control_mean=MeanC,control_sd=SDC,control_n=NC,"
+    "study=Trial,year=Yr"
+)
+
+
+def test_columns_names_the_columns_of_means() -> None:
+    from ivigmeta.io.studies import parse_table
+
+    t = parse_table(OWN, "own.csv", columns=SPEC)
+    assert [s.label() for s in t.studies] == ["A (2001)", "B (2003)"]
+    assert t.studies[1].outcome == {
+        "treat_mean": 11.0, "treat_sd": 3.0, "treat_n": 30.0,
+        "control_mean": 9.5, "control_sd": 2.0, "control_n": 28.0,
+    }  # fmt: skip
+    same = parse_table(
+        "study,year,m1i,sd1i,n1i,m2i,sd2i,n2i\nA,2001,10,2,20,9,2.5,22\nB,2003,11,3,30,9.5,2,28\n",
+        "metafor.csv",
+    )
+    assert [s.outcome for s in t.studies] == [s.outcome for s in same.studies]
+
+
+def test_columns_roles_not_named_come_from_a_convention() -> None:
+    from ivigmeta.io.studies import parse_table
+
+    t = parse_table(
+        "study,x1i,PT1,x2i,PT2\na,3,100,5,120\n", "r.csv", columns="treat_time=PT1,control_time=PT2"
+    )
+    assert t.studies[0].outcome_kind == "incidence"
+    assert t.studies[0].outcome == {
+        "treat_events": 3.0,
+        "treat_time": 100.0,
+        "control_events": 5.0,
+        "control_time": 120.0,
+    }
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("treat_mean=MeanT,treat_sd=SDT", "treat_n, control_mean, control_sd, control_n not given"),
+        ("treat_mean=MeanX", "no column 'MeanX' (did you mean 'MeanT'?)"),
+        ("treat_mean=MeanT,treat_sd=MeanT", "given for both treat_mean and treat_sd"),
+        ("mean1=MeanT", "unknown role 'mean1'"),
+    ],
+)
+def test_columns_errors_for_means(spec: str, message: str) -> None:
+    from ivigmeta.io.studies import parse_table
+
+    with pytest.raises(DataError, match=re.escape(message)):
+        parse_table(OWN, "own.csv", columns=spec)

@@ -194,6 +194,39 @@ class ColumnMap:
         return set(self.roles.values())
 
 
+#: the columns of tables of means, rates and proportions (ivigmeta.io.outcome_columns)
+CONTINUOUS_ROLES = ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n")
+INCIDENCE_ROLES = ("treat_events", "treat_time", "control_events", "control_time")
+PROPORTION_ROLES = ("events", "total")
+
+
+def all_roles() -> tuple[str, ...]:
+    """Every role ``--columns`` takes: the count, effect and label roles, and the columns of
+    means, rates and proportions."""
+    extra = [r for rs in (CONTINUOUS_ROLES, INCIDENCE_ROLES, PROPORTION_ROLES) for r in rs]
+    return ROLES + tuple(r for r in dict.fromkeys(extra) if r not in ROLES)
+
+
+def check_explicit(header: Sequence[str], explicit: Mapping[str, str], source: str) -> None:
+    """``--columns``: one role per column, and every column named is in the header."""
+    found_list = ", ".join(h for h in header if h) or "none"
+    claimed: dict[str, str] = {}
+    for role, column in explicit.items():
+        if column in claimed:
+            raise DataError(
+                f"--columns: column '{column}' is given for both {claimed[column]} and {role} "
+                "(expected one role per column)"
+            )
+        claimed[column] = role
+    for role, column in explicit.items():
+        if column not in header:
+            raise DataError(
+                f"{source}, row 1: --columns {role}={column}: no column '{column}'"
+                f"{did_you_mean(column, header)} "
+                f"(columns found: {found_list})"
+            )
+
+
 def parse_columns_option(spec: str | None) -> dict[str, str]:
     """``treat_events=EvT,treat_total=NT`` -> ``{"treat_events": "EvT", ...}``."""
     if not spec:
@@ -207,8 +240,8 @@ def parse_columns_option(spec: str | None) -> dict[str, str]:
                 f"--columns: '{part.strip()}' is not ROLE=COLUMN (for example treat_events=EvT)"
             )
         role, column = (x.strip() for x in part.split("=", 1))
-        if role not in ROLES:
-            raise DataError(f"--columns: unknown role '{role}' (roles: {', '.join(ROLES)})")
+        if role not in all_roles():
+            raise DataError(f"--columns: unknown role '{role}' (roles: {', '.join(all_roles())})")
         if not column:
             raise DataError(f"--columns: no column name given for '{role}'")
         out[role] = column
@@ -262,21 +295,7 @@ def resolve(
     """
     explicit = dict(explicit or {})
     found_list = ", ".join(h for h in header if h) or "none"
-    claimed: dict[str, str] = {}
-    for role, column in explicit.items():
-        if column in claimed:
-            raise DataError(
-                f"--columns: column '{column}' is given for both {claimed[column]} and {role} "
-                "(expected one role per column)"
-            )
-        claimed[column] = role
-    for role, column in explicit.items():
-        if column not in header:
-            raise DataError(
-                f"{source}, row 1: --columns {role}={column}: no column '{column}'"
-                f"{did_you_mean(column, header)} "
-                f"(columns found: {found_list})"
-            )
+    check_explicit(header, explicit, source)
     roles: dict[str, str] = {}
     notes: list[str] = []
     convention = None

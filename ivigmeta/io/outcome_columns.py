@@ -23,11 +23,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from ivigmeta.io.columns import Convention
-
-CONTINUOUS_ROLES = ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n")
-INCIDENCE_ROLES = ("treat_events", "treat_time", "control_events", "control_time")
-PROPORTION_ROLES = ("events", "total")
+from ivigmeta.io.columns import (  # noqa: F401 - the role tuples are this module's too
+    CONTINUOUS_ROLES,
+    INCIDENCE_ROLES,
+    PROPORTION_ROLES,
+    Convention,
+)
 
 #: outcome type -> the measures that fit it; the first is the default (names only: io reads,
 #: core.measures computes; tests check the two agree)
@@ -102,6 +103,48 @@ def detect_outcome(header: Sequence[str]) -> tuple[str, Convention, dict[str, st
             if roles is not None:
                 return kind, conv, roles
     return None
+
+
+def explicit_kind(explicit: dict[str, str] | None) -> str | None:
+    """The outcome kind ``--columns`` names roles of (``treat_time`` for rates, ``treat_mean``
+    and the like for means, ``events``/``total`` for proportions), or None."""
+    given = set(explicit or ())
+    if given & {"treat_time", "control_time"}:
+        return "incidence"
+    if given & set(CONTINUOUS_ROLES):
+        return "continuous"
+    if given & set(PROPORTION_ROLES):
+        return "proportion"
+    return None
+
+
+def explicit_outcome(
+    kind: str, header: Sequence[str], explicit: dict[str, str]
+) -> tuple[Convention, dict[str, str]]:
+    """``(convention, role -> column)`` for a table of ``kind`` whose columns ``--columns``
+    names: roles it does not name are found by a convention's names (``m1i``, ``mean.e``, ...);
+    a role neither names is a DataError listing what to give."""
+    from ivigmeta.errors import DataError
+
+    wanted = OUTCOME_ROLES[kind]
+    roles = {r: explicit[r] for r in wanted if r in explicit}
+    lower = {h.strip().lower(): h for h in header if h}
+    for role in wanted:
+        if role in roles:
+            continue
+        for conv in OUTCOME_CONVENTIONS[kind]:
+            h = lower.get(conv.columns[role].lower())
+            if h is not None and h not in roles.values():
+                roles[role] = h
+                break
+    missing = [r for r in wanted if r not in roles]
+    if missing:
+        raise DataError(
+            f"--columns: {', '.join(missing)} not given (a table of {kind} data needs "
+            f"{', '.join(wanted)})"
+        )
+    roles = {r: roles[r] for r in wanted}
+    return Convention("--columns", roles), roles
 
 
 def default_measure(kind: str) -> str:

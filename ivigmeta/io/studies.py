@@ -25,7 +25,9 @@ from typing import Any
 from ivigmeta.errors import DataError
 from ivigmeta.io.columns import (
     COUNT_ROLES,
+    EFFECT_ROLES,
     EFFECT_SETS,
+    NONEVENT_ROLES,
     ColumnMap,
     did_you_mean,
     label_roles,
@@ -623,13 +625,23 @@ def table_map(
     """Which column plays which role, for pool and batch alike: 2x2 counts or given effects
     (:func:`~ivigmeta.io.columns.resolve`), else means, rates or proportions
     (:func:`~ivigmeta.io.outcome_columns.detect_outcome`); the counts' error when neither fits."""
+    from ivigmeta.io.columns import check_explicit
+    from ivigmeta.io.outcome_columns import explicit_kind, explicit_outcome
+
+    explicit = dict(explicit or {})
+    kind = explicit_kind(explicit)
+    if kind is not None:
+        check_explicit(header, explicit, source)
+        conv, roles = explicit_outcome(kind, header, explicit)
+        return outcome_map((kind, conv, roles), header, rows, decimal, keys, explicit)
     try:
         return resolve(header, rows, source, explicit, decimal, keys=keys)
     except DataError:
-        found = None if explicit else detect_outcome(header)
+        data_roles = COUNT_ROLES + NONEVENT_ROLES + EFFECT_ROLES
+        found = None if any(r in explicit for r in data_roles) else detect_outcome(header)
         if found is None:
             raise
-        return outcome_map(found, header, rows, decimal, keys)
+        return outcome_map(found, header, rows, decimal, keys, explicit)
 
 
 def outcome_map(
@@ -638,14 +650,17 @@ def outcome_map(
     rows: Sequence[Sequence[str]],
     decimal: str,
     keys: Sequence[str] = (),
+    explicit: Mapping[str, str] | None = None,
 ) -> ColumnMap:
     """The column map of a table of means, rates or proportions (``found`` from
     :func:`~ivigmeta.io.outcome_columns.detect_outcome`): its roles and its label and year
-    (``keys``, batch's group columns, are never taken as the label)."""
+    (``--columns study=``/``year=`` in ``explicit``; ``keys``, batch's group columns, are never
+    taken as the label)."""
     kind, conv, roles = found
     roles = dict(roles)
-    notes = [f"columns recognised as {conv.name} {KIND_WORDS[kind]} ({', '.join(roles.values())})"]
-    label_roles(header, rows, roles, {}, decimal, keys, notes)
+    named = "" if conv.name == "--columns" else f"{conv.name} "
+    notes = [f"columns recognised as {named}{KIND_WORDS[kind]} ({', '.join(roles.values())})"]
+    label_roles(header, rows, roles, dict(explicit or {}), decimal, keys, notes)
     return ColumnMap(roles=roles, convention=conv.name, notes=tuple(notes), outcome=kind)
 
 

@@ -141,6 +141,12 @@ cont <- list(m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i,
 add(record("curtis1998", "ROM", cont, cont))
 for (m in c("MD", "SMD")) add(record("curtis1998", m, cont, cont))
 
+## the IVIG paper's Table 2 pregnancy durations (docs/examples/pregnancy_duration.csv;
+## n per arm = the arm's total, as that file assumes)
+dur <- list(m1i = c(39.1, 37.5, 37.2), sd1i = c(2.1, 0.9, 3.6), n1i = c(38, 12, 37),
+            m2i = c(38.3, 37.2, 38.8), sd2i = c(2.6, 2.49, 1.0), n2i = c(40, 12, 21))
+for (m in c("MD", "SMD")) add(record("ivig_duration", m, dur, dur))
+
 ## incidence rates: dat.hart1999
 d <- dat.hart1999
 inc <- list(x1i = d$x1i, t1i = d$t1i, x2i = d$x2i, t2i = d$t2i)
