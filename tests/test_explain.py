@@ -197,3 +197,24 @@ def test_describe():
     assert describe("58.9", "63.8", tried).startswith(
         "Printed 58.9 (data give 63.8) is reproduced by: d (58.9)"
     )
+
+
+def test_count_conventions_are_not_offered_for_means(run, tmp_path):
+    """A mean difference that differs is not explained by continuity corrections or
+    Mantel-Haenszel, which do not concern it (nor called 'not available')."""
+    (tmp_path / "dur.csv").write_text(
+        (ROOT / "docs" / "examples" / "pregnancy_duration.csv").read_text()
+    )
+    (tmp_path / "paper.toml").write_text(
+        '[paper]\ntitle = "t"\ndata = "dur.csv"\n\n[[number]]\nlabel = "MD"\ncommand = "pool"\n'
+        'path = "random.estimate"\nprinted = "-0.20"\n'
+    )
+    result = run("reproduce", str(tmp_path / "paper.toml"), "--format", "json")
+    assert result.exit_code == 1, result.output
+    number = json.loads(result.stdout)["numbers"][0]
+    text = number["explanation"]
+    assert "tau² estimator REML" in text
+    skipped = {a["name"]: a for a in number["alternatives"] if a["status"] == "not_applicable"}
+    assert skipped["no continuity correction"]["detail"] == "does not concern MD"
+    for absent in ("continuity correction", "Mantel-Haenszel", "--common MH", "Peto"):
+        assert absent not in text, absent

@@ -365,3 +365,57 @@ def test_input_options_reach_every_command(run, tmp_path):
     assert "Subgroup analysis by grp" in md
     commands = re.findall(r"^`(ivigmeta \w+ .*)`$", md, re.M)
     assert len(commands) >= 5 and all("--sep semicolon" in c for c in commands)
+
+
+@pytest.mark.parametrize(
+    "table, args, present, absent",
+    [
+        (
+            "study,m1i,sd1i,n1i,m2i,sd2i,n2i\na,10,2,20,9,2.5,22\nb,11,3,30,9.5,2,28\nc,9,2,25,9.2,2.2,24\n",
+            ["--measure", "SMD"],
+            ["standardized mean difference (Hedges' g) (Hedges 1981)", "Hedges LV (1981)"],
+            ["continuity correction", "four cells"],
+        ),
+        (
+            "study,xi,ni\na,0,20\nb,5,40\nc,12,30\n",
+            ["--measure", "PFT"],
+            [
+                "Freeman-Tukey double-arcsine-transformed proportion",
+                "Miller's inverse at the harmonic mean",
+                "Miller JJ (1978)",
+            ],
+            ["continuity correction"],
+        ),
+        (
+            "study,xi,ni\na,0,20\nb,5,40\nc,12,30\n",
+            [],
+            [
+                "logit-transformed proportion",
+                "back-transformed to proportions",
+                "events and non-events of each study with no or only events (applied to: a)",
+            ],
+            ["four cells"],
+        ),
+        (
+            "study,x1i,t1i,x2i,t2i\na,0,100,3,120\nb,4,200,8,210\nc,5,150,9,160\n",
+            [],
+            [
+                "incidence rate ratio",
+                "both event counts of each study with a zero count (applied to: a)",
+            ],
+            ["four cells"],
+        ),
+    ],
+)
+def test_methods_paragraph_describes_the_measure(run, tmp_path, table, args, present, absent):
+    path = tmp_path / "t.csv"
+    path.write_text(table)
+    result = run("report", str(path), "-o", str(tmp_path / "r"), "--no-figures", *args)
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "r" / "report.md").read_text()
+    methods = md.split("\n## Methods", 1)[1].split("\n## ", 1)[0]
+    refs = md.split("\n## Methods", 1)[1]
+    for text in present:
+        assert text in refs, text
+    for text in absent:
+        assert text not in methods, text

@@ -226,6 +226,15 @@ class Alternative:
     path_map: Callable[[str], str | None] | None = None
     core: dict[str, Any] | None = None
     truncate: bool = False
+    #: the analysis measures the convention concerns (None: any)
+    measures: tuple[str, ...] | None = None
+
+
+#: measures computed from 2x2 counts with a continuity correction (Mantel-Haenszel, Peto and
+#: meta's rules concern them alone)
+_COUNT_MEASURES = ("RR", "OR", "RD")
+#: measures whose effect sizes take a continuity correction at all (metafor's escalc defaults)
+_CORRECTED = _COUNT_MEASURES + ("IRR", "IRD", "PR", "PLN", "PLO")
 
 
 def random_to_common(path: str) -> str | None:
@@ -253,24 +262,30 @@ def tau2_alternatives() -> list[str]:
 def alternatives() -> list[Alternative]:
     """The conventions tried, in the order they are reported."""
     alts = [
-        Alternative("no continuity correction", "--cc 0", ("--cc", "0")),
+        Alternative("no continuity correction", "--cc 0", ("--cc", "0"), measures=_CORRECTED),
         Alternative(
-            "continuity correction for every study", "--cc-policy all", ("--cc-policy", "all")
+            "continuity correction for every study",
+            "--cc-policy all",
+            ("--cc-policy", "all"),
+            measures=_CORRECTED,
         ),
         Alternative(
             "correction to events and totals only (meta's RR rule)",
             "cc added to events and totals of zero-cell studies (meta metabin default)",
             core={"effects": meta_rr_effects},
+            measures=("RR",),
         ),
         Alternative(
             "Q centred on the Mantel-Haenszel estimate",
             "Q about the MH estimate, DL tau² and I² from it (RevMan 5, meta Q.Cochrane)",
             core={"fitter": fit_q_mh},
+            measures=_COUNT_MEASURES,
         ),
         Alternative(
             "Q centred on the exact Mantel-Haenszel estimate",
             "Q about the MH estimate of the uncorrected counts (metafor rma.mh)",
             core={"fitter": _fit_q_mh_exact},
+            measures=_COUNT_MEASURES,
         ),
         Alternative(
             "common-effect instead of random-effects",
@@ -282,9 +297,14 @@ def alternatives() -> list[Alternative]:
             "--common MH",
             ("--common", "MH"),
             path_map=random_to_common,
+            measures=_COUNT_MEASURES,
         ),
         Alternative(
-            "Peto common effect", "--common PETO", ("--common", "PETO"), path_map=random_to_common
+            "Peto common effect",
+            "--common PETO",
+            ("--common", "PETO"),
+            path_map=random_to_common,
+            measures=("OR",),
         ),
     ]
     alts += [
@@ -311,6 +331,12 @@ def try_alternative(
     ``original`` is the value ivigmeta's own convention gave."""
     printed = parse_printed(number.printed)
     path = number.path
+    if alt.measures is not None:
+        measure = _measure_of(number, cache)
+        if measure is not None and measure not in alt.measures:
+            return AlternativeCheck(
+                alt.name, alt.how, "not_applicable", detail=f"does not concern {measure}"
+            )
     if alt.path_map is not None:
         mapped = alt.path_map(path)
         if mapped is None:
@@ -353,6 +379,16 @@ def try_alternative(
     else:
         status = "differs"
     return AlternativeCheck(alt.name, alt.how, status, value=value, rounded=cmp.rounded)
+
+
+def _measure_of(number: PublishedNumber, cache: CommandCache) -> str | None:
+    """The analysis measure of the number's own command (its JSON ``measure``), if it has one."""
+    try:
+        data = cache.get(number.command, list(number.args))
+    except Exception:  # noqa: BLE001 - the number's own run failing is reported elsewhere
+        return None
+    measure = data.get("measure") if isinstance(data, dict) else None
+    return str(measure) if measure is not None else None
 
 
 def explain_number(number: PublishedNumber, check: NumberCheck, cache: CommandCache) -> Explanation:

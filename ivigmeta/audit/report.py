@@ -154,6 +154,10 @@ def versions() -> dict[str, str]:
 
 CITATIONS = {
     "RR": "Deeks & Higgins 2010",
+    "measure:SMD": "Hedges 1981",
+    "measure:SMDH": "Bonett 2009",
+    "measure:ROM": "Hedges et al. 1999",
+    "measure:PFT": "Freeman & Tukey 1950; Miller 1978",
     "Q": "Cochran 1954",
     "I2": "Higgins & Thompson 2002",
     "IV": "Fleiss 1993",
@@ -194,6 +198,11 @@ BIAS_TEST_NAMES = {
 }
 
 REFERENCES = {
+    "Hedges 1981": "Hedges LV (1981). Distribution theory for Glass's estimator of effect size and related estimators. J Educ Stat 6:107-128.",
+    "Bonett 2009": "Bonett DG (2009). Meta-analytic interval estimation for standardized and unstandardized mean differences. Psychol Methods 14:225-238.",
+    "Hedges et al. 1999": "Hedges LV, Gurevitch J, Curtis PS (1999). The meta-analysis of response ratios in experimental ecology. Ecology 80:1150-1156.",
+    "Freeman & Tukey 1950": "Freeman MF, Tukey JW (1950). Transformations related to the angular and the square root. Ann Math Stat 21:607-611.",
+    "Miller 1978": "Miller JJ (1978). The inverse of the Freeman-Tukey double arcsine transformation. Am Stat 32:138.",
     "Begg & Mazumdar 1994": "Begg CB, Mazumdar M (1994). Operating characteristics of a rank correlation test for publication bias. Biometrics 50:1088-1101.",
     "Duval & Tweedie 2000": "Duval S, Tweedie R (2000). Trim and fill: a simple funnel-plot-based method of testing and adjusting for publication bias in meta-analysis. Biometrics 56:455-463.",
     "Harbord et al. 2006": "Harbord RM, Egger M, Sterne JAC (2006). A modified test for small-study effects in meta-analyses of controlled trials with binary endpoints. Stat Med 25:3443-3457.",
@@ -227,6 +236,13 @@ REFERENCES = {
 }
 
 MEASURE_NAMES = {k: v[0].lower() + v[1:] for k, v in MEASURE_TITLES.items()}
+MEASURE_NAMES.update(
+    PR="raw proportion",
+    PLO="logit-transformed proportion",
+    PLN="log-transformed proportion",
+    PAS="arcsine-transformed proportion",
+    PFT="Freeman-Tukey double-arcsine-transformed proportion",
+)
 TAU2_NAMES = {
     "DL": "DerSimonian-Laird",
     "REML": "restricted maximum-likelihood",
@@ -238,6 +254,25 @@ TAU2_NAMES = {
     "HE": "Hedges",
 }
 COMMON_NAMES = {"IV": "inverse-variance", "MH": "Mantel-Haenszel", "PETO": "Peto"}
+
+
+#: where each measure's continuity correction goes (metafor's escalc defaults); measures not
+#: listed need none
+CORRECTION_CELLS = {
+    **dict.fromkeys(("RR", "OR", "RD"), "all four cells of each study with a zero cell"),
+    **dict.fromkeys(("IRR", "IRD"), "both event counts of each study with a zero count"),
+    **dict.fromkeys(
+        ("PR", "PLN", "PLO"), "the events and non-events of each study with no or only events"
+    ),
+}
+#: how pooled proportions were brought back to the proportion scale
+BACK_TRANSFORMS = {
+    "PLO": "Pooled logits were back-transformed to proportions.",
+    "PLN": "Pooled log proportions were back-transformed to proportions.",
+    "PAS": "Pooled arcsine values were back-transformed to proportions.",
+    "PFT": "Pooled values were back-transformed to proportions with Miller's inverse at the "
+    "harmonic mean of the sample sizes.",
+}
 
 
 def methods_paragraph(
@@ -273,16 +308,20 @@ def methods_paragraph(
     s = []
     s.append(
         f"Each study's effect was computed as the {MEASURE_NAMES.get(measure, measure)}"
-        f"{cite(measure) if measure == 'RR' else ''} with a {level:g}% Wald confidence interval."
+        f"{cite(measure) if measure == 'RR' else cite('measure:' + measure)} with a {level:g}% "
+        "Wald confidence interval."
     )
-    if policy == "none" or not cc:
+    if measure in BACK_TRANSFORMS:
+        s.append(BACK_TRANSFORMS[measure])
+    where = CORRECTION_CELLS.get(measure)
+    if where is None:
+        pass  # means, IRSD, PAS, PFT and AS need no continuity correction
+    elif policy == "none" or not cc:
         s.append(
             "No continuity correction was applied; studies whose effect was undefined were excluded."
         )
     else:
-        which = (
-            "every study" if policy == "all" else "all four cells of each study with a zero cell"
-        )
+        which = "every study" if policy == "all" else where
         done = f" (applied to: {', '.join(corrected)})" if corrected else " (no study needed it)"
         s.append(f"A continuity correction of {cc:g} was added to {which}{done}.")
     common_name = COMMON_NAMES.get(common, common)
