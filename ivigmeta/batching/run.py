@@ -377,8 +377,10 @@ def pool_rows(
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.intp)
 
     measure = measure_of(rows.kind, opts, source)
-    if rows.given is not None:
-        given_yv = _given_effects(rows, measure)  # may mark rows bad: pool fails the table
+    effect_rows = np.zeros(n, bool)
+    if rows.given is not None or rows.effect is not None:
+        # may mark rows bad: pool fails the table
+        given_yi, given_vi, effect_rows = _given_effects(rows, measure)
     bad = rows.bad
     group_bad = np.zeros(ngroups, bool)
     reason = np.full(ngroups, "", dtype=object)
@@ -393,10 +395,10 @@ def pool_rows(
     row_good = good_groups[codes]
     data = rows.values[row_good]
     fx = data_effects(rows.kind, data, measure, opts.cc, opts.cc_policy, opts.keep_double_zero)
-    if rows.given is not None:
-        given = np.not_equal(rows.given[row_good], None)  # type: ignore[call-overload]
-        fx.yi[given] = given_yv[0][row_good][given]
-        fx.vi[given] = given_yv[1][row_good][given]
+    if effect_rows.any():
+        given = effect_rows[row_good]
+        fx.yi[given] = given_yi[row_good][given]
+        fx.vi[given] = given_vi[row_good][given]
         fx.ok[given] = True
     res = pool_arrays(
         sizes[good_groups],
@@ -446,14 +448,15 @@ def pool_rows(
         for name in FLOAT_COLUMNS:
             values[name][failed] = np.nan
         missing["df"] |= failed
-    if opts.common_method != "IV" and rows.given is not None:
-        effect_rows = np.not_equal(rows.given, None) & row_good  # type: ignore[call-overload]
+    if opts.common_method != "IV" and effect_rows.any():
         needs = np.zeros(ngroups, bool)
-        needs[codes[effect_rows]] = True
+        needs[codes[effect_rows & row_good]] = True
         needs &= good_groups & (k >= 2)
         if needs.any():
             status[needs] = STATUS_ERROR
-            reason[needs] = _needs_counts(rows, codes, np.flatnonzero(needs), opts.common_method)
+            reason[needs] = _needs_counts(
+                rows, codes, effect_rows, np.flatnonzero(needs), opts.common_method
+            )
             for name in FLOAT_COLUMNS:
                 values[name][needs] = np.nan
             missing["df"] |= needs
@@ -476,36 +479,54 @@ def pool_rows(
     )
 
 
-def _given_effects(rows: Rows, measure: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(yi, vi)`` of the rows that report an effect instead of data, by pool's own function
+def _given_effects(rows: Rows, measure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(yi, vi, mask)`` of the rows that report an effect instead of data (``mask``): the
+    plain ``yi, vi`` / ``theta, se`` numbers read as a column (``rows.effect``), and the rows
+    read by pool's parser through pool's own function
     (:func:`ivigmeta.core.effects.given_effect`); a row pool refuses (an effect reported as
     another measure, a ratio that is not positive) gets pool's message in ``rows.error``."""
     from ivigmeta.core.effects import given_effect
 
     n = len(rows)
     yi, vi = np.full(n, np.nan), np.full(n, np.nan)
-    assert rows.given is not None
-    for i in np.flatnonzero(np.not_equal(rows.given, None)).tolist():  # type: ignore[call-overload]
-        if rows.error[i] is not None:
-            continue
-        try:
-            yi[i], vi[i] = given_effect(rows.given[i], measure)
-        except DataError as exc:
-            rows.error[i] = str(exc)
-    return yi, vi
+    mask = np.zeros(n, bool)
+    if rows.effect is not None:
+        read = np.isfinite(rows.effect[:, 0])
+        yi[read] = rows.effect[read, 0]
+        spread = rows.effect[read, 1]
+        vi[read] = spread * spread if rows.effect_form == "se" else spread
+        mask |= read
+    if rows.given is not None:
+        for i in np.flatnonzero(np.not_equal(rows.given, None)).tolist():  # type: ignore[call-overload]
+            if rows.error[i] is not None:
+                continue
+            try:
+                yi[i], vi[i] = given_effect(rows.given[i], measure)
+                mask[i] = True
+            except DataError as exc:
+                rows.error[i] = str(exc)
+    return yi, vi, mask
 
 
-def _needs_counts(rows: Rows, codes: np.ndarray, groups: np.ndarray, common: str) -> list[str]:
+def _needs_counts(
+    rows: Rows, codes: np.ndarray, effect_rows: np.ndarray, groups: np.ndarray, common: str
+) -> list[str]:
     """pool's ModelError for each of ``groups`` (codes), which have rows that report only an
-    effect, under Mantel-Haenszel or Peto (:func:`ivigmeta.results.counts_needed`)."""
+    effect (``effect_rows``), under Mantel-Haenszel or Peto
+    (:func:`ivigmeta.results.counts_needed`)."""
+    from types import SimpleNamespace
+
     from ivigmeta.results import counts_needed
 
     method = "Mantel-Haenszel" if common == "MH" else "Peto's method"
-    assert rows.given is not None
     out = []
     for gcode in groups.tolist():
-        pos = np.flatnonzero((codes == gcode) & np.not_equal(rows.given, None))  # type: ignore[call-overload]
-        out.append(counts_needed(method, [rows.given[i] for i in pos.tolist()]))
+        listed = []
+        for i in np.flatnonzero((codes == gcode) & effect_rows).tolist():
+            row = int(rows.row[i])
+            label = str(rows.label[i]) if rows.label is not None else ""
+            listed.append(SimpleNamespace(study=label or f"row {row}", row=row))
+        out.append(counts_needed(method, listed))  # type: ignore[arg-type]
     return out
 
 

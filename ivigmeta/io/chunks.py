@@ -93,6 +93,11 @@ class Rows:
     kind: str = "counts"
     """``counts``, ``continuous``, ``incidence`` or ``proportion`` (the keys of DATA_ROLES)."""
     given: np.ndarray | None = None
+    effect: np.ndarray | None = None
+    """For a table of effects only in one plain form (``yi, vi`` or ``theta, se``, no measure
+    column): (n, 2) float64, the two numbers of each row that passed pool's checks as read
+    (NaN for rows in ``given`` or ``error``); ``effect_form`` says which form."""
+    effect_form: str | None = None
 
     def __len__(self) -> int:
         return len(self.row)
@@ -112,6 +117,8 @@ class Rows:
             label=None if self.label is None else self.label[index],
             kind=self.kind,
             given=None if self.given is None else self.given[index],
+            effect=None if self.effect is None else self.effect[index],
+            effect_form=self.effect_form,
         )
 
     @staticmethod
@@ -126,6 +133,9 @@ class Rows:
             given = np.concatenate(
                 [p.given if p.given is not None else np.full(len(p), None) for p in parts]
             )
+        effect = None
+        if parts[0].effect is not None:
+            effect = np.concatenate([p.effect for p in parts])  # type: ignore[misc]
         return Rows(
             keys={g: np.concatenate([p.keys[g] for p in parts]) for g in parts[0].keys},
             values=np.concatenate([p.values for p in parts]),
@@ -134,6 +144,8 @@ class Rows:
             label=label,
             kind=parts[0].kind,
             given=given,
+            effect=effect,
+            effect_form=parts[0].effect_form,
         )
 
     def to_frame(self) -> Any:
@@ -303,11 +315,19 @@ def suspect_rows(
             else:
                 bad |= (values[:, 0] < 0) | (values[:, 1] < 1) | (values[:, 0] > values[:, 1])
         if year is not None:
-            present = year != ""
-            if present.any():
-                y = to_float(year[present])
-                not_year = ~np.isfinite(y) | (y != np.floor(y)) | (np.abs(y) > 9999)
-                bad[np.flatnonzero(present)[not_year]] = True
+            bad |= bad_years(year)
+    return bad
+
+
+def bad_years(year: np.ndarray) -> np.ndarray:
+    """Rows whose year cell is not empty and not a whole number within 4 digits."""
+    bad = np.zeros(len(year), bool)
+    present = year != ""
+    if present.any():
+        y = to_float(year[present])
+        with np.errstate(invalid="ignore"):
+            not_year = ~np.isfinite(y) | (y != np.floor(y)) | (np.abs(y) > 9999)
+        bad[np.flatnonzero(present)[not_year]] = True
     return bad
 
 
@@ -376,8 +396,18 @@ class _Layout:
         #: a table of effects only (yi/vi, theta/se, estimate/CI): every row goes to pool's parser
         self.effects_only = self.kind == "counts" and not cmap.has_counts
         self.nonevents = self.kind == "counts" and cmap.get("treat_nonevents") is not None
-        if self.effects_only:
-            roles: Sequence[str] = ()
+        #: ``vi`` or ``se`` for a table of effects in that one form without a measure column:
+        #: its two columns are read as numbers, like counts (other effect tables row by row)
+        self.effect_form: str | None = None
+        sets = cmap.effect_sets() if self.effects_only else []
+        if sets in (["vi"], ["se"]) and cmap.get("measure") is None:
+            self.effect_form = sets[0]
+        if self.effect_form is not None:
+            from ivigmeta.io.columns import EFFECT_SETS
+
+            roles: Sequence[str] = EFFECT_SETS[self.effect_form]
+        elif self.effects_only:
+            roles = ()
         elif self.nonevents:
             roles = _NONEVENT_ORDER
         else:
@@ -1015,7 +1045,22 @@ def _checked(
     if error is None:
         error = np.full(n, None, dtype=object)
     kind = layout.kind
-    if layout.effects_only:
+    effect = None
+    if layout.effect_form is not None:
+        from ivigmeta.io.studies import MAX_VARIANCE, MIN_VARIANCE
+
+        effect = cells.copy()
+        counts = np.full((n, layout.width), math.nan)
+        spread = effect[:, 1] if n else np.empty(0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            var = spread * spread if layout.effect_form == "se" else spread
+            fine = np.isfinite(effect).all(axis=1) & (spread > 0)
+            fine &= (var >= MIN_VARIANCE) & (var <= MAX_VARIANCE)
+        suspect = ~fine
+        if year is not None and n:
+            suspect |= bad_years(year)
+        effect[suspect] = math.nan
+    elif layout.effects_only:
         counts = np.full((n, layout.width), math.nan)
         suspect = np.ones(n, bool)
     elif layout.nonevents:
@@ -1052,6 +1097,8 @@ def _checked(
         label=label,
         kind=kind,
         given=given,
+        effect=effect,
+        effect_form=layout.effect_form,
     )
 
 
