@@ -20,7 +20,7 @@ from ivigmeta.cli.common import (
     note,
     plot_option,
     save_plot,
-    write_output,
+    show_result,
 )
 from ivigmeta.io.studies import StudyTable
 from ivigmeta.results import EffectSizes, MetaAnalysis
@@ -94,9 +94,7 @@ def load_and_fit(
 
 
 def show(result, view: str, fmt: str, ascii_only: bool) -> None:
-    from ivigmeta.render import render
-
-    write_output(render(result, view, fmt, ascii_only=ascii_only))
+    show_result(result, view, fmt, ascii_only)
 
 
 @click.command()

@@ -22,7 +22,20 @@ def file_argument(func: Callable) -> Callable:
     return click.argument("file", required=False, default=DEFAULT_FILE, metavar="[FILE]")(func)
 
 
+def _set_wide(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta["ivigmeta.wide"] = True
+    return value
+
+
 def output_options(func: Callable) -> Callable:
+    func = click.option(
+        "--wide",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_wide,
+        help="Print tables at their full width, every column, even wider than the terminal.",
+    )(func)
     func = click.option(
         "--ascii",
         "ascii_only",
@@ -299,6 +312,31 @@ def note(message: str) -> None:
 
 def write_output(text: str) -> None:
     click.echo(text, nl=False)
+
+
+def table_layout() -> tuple[int | None, bool]:
+    """``(width, color)`` for tables on stdout: a terminal's width and styles (none under
+    NO_COLOR or TERM=dumb); the natural width and no styles for a pipe, a file or --wide."""
+    import shutil
+
+    ctx = click.get_current_context(silent=True)
+    wide = bool(ctx is not None and ctx.meta.get("ivigmeta.wide"))
+    try:
+        terminal = bool(sys.stdout.isatty())
+    except (AttributeError, ValueError):  # a closed or odd stream: not a terminal
+        terminal = False
+    width = None if wide or not terminal else shutil.get_terminal_size((80, 24)).columns
+    color = terminal and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+    return width, color
+
+
+def show_result(result: Any, view: str, fmt: str, ascii_only: bool) -> None:
+    """Render ``result`` for stdout (a table fitted to the terminal) and write it; the columns a
+    table leaves out to fit are said on stderr."""
+    from ivigmeta.render import render
+
+    width, color = table_layout() if fmt == "table" else (None, False)
+    write_output(render(result, view, fmt, ascii_only, width=width, color=color, dropped=note))
 
 
 def debug_enabled() -> bool:

@@ -13,8 +13,8 @@ from ivigmeta.cli.common import (
     level_option,
     note,
     output_options,
+    show_result,
     tau2_option,
-    write_output,
 )
 
 
@@ -69,7 +69,6 @@ def metareg(
     """Mixed-effects meta-regression: coefficients, QM (F under --ci hk), QE, tau², I², R²."""
     from ivigmeta.api import metareg_table
     from ivigmeta.cli.commands import load_effects
-    from ivigmeta.render import render
 
     table, es = load_effects(file, measure, cc, cc_policy)
     reg = metareg_table(
@@ -86,4 +85,4 @@ def metareg(
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):
             note(f"{e.study} (row {e.row}) left out: {e.reason}")
-    write_output(render(reg, "metareg", fmt, ascii_only=ascii_only))
+    show_result(reg, "metareg", fmt, ascii_only)

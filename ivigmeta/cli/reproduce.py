@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ivigmeta.cli.common import handle_errors, output_options, write_output
+from ivigmeta.cli.common import handle_errors, output_options, show_result
 from ivigmeta.errors import IvigmetaError
 
 if TYPE_CHECKING:
@@ -208,10 +208,9 @@ def reproduce(published, data, no_explain, fmt, ascii_only):
     '> x' are bounds). Numbers that differ are explained by trying the usual alternative
     conventions. Exit status 0 when every number behaves as its 'expect' says, 1 otherwise.
     """
-    from ivigmeta.render import render
 
     result = run_reproduce(published, data, explain=not no_explain)
-    write_output(render(result, "reproduce", fmt, ascii_only=ascii_only))
+    show_result(result, "reproduce", fmt, ascii_only)
     report_problems(result)
     if not result.summary.ok:
         sys.stdout.flush()

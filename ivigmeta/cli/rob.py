@@ -11,7 +11,7 @@ from ivigmeta.cli.common import (
     output_options,
     plot_option,
     save_plot,
-    write_output,
+    show_result,
 )
 
 DEFAULT_ROB_FILE = "rob.csv"
@@ -42,7 +42,6 @@ def rob(robfile, weights_file, fmt, ascii_only, plot):
     the summary bar chart.
     """
     from ivigmeta.methods.rob import load_rob, weight_by_fit
-    from ivigmeta.render import render
 
     check_plot_target(plot, robfile, weights_file)
     result = load_rob(robfile)
@@ -63,4 +62,4 @@ def rob(robfile, weights_file, fmt, ascii_only, plot):
             f"({s.overall_given}) contradicts the ROBINS-I rules ({s.overall_rule})"
         )
     save_plot(plot, "rob", result)
-    write_output(render(result, "rob", fmt, ascii_only=ascii_only))
+    show_result(result, "rob", fmt, ascii_only)

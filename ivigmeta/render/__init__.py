@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from ivigmeta.render.text import csv_guard, md_escape
@@ -88,8 +89,19 @@ def to_markdown(sections: list[Section]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def render(result: Any, view: str, fmt: str = "table", ascii_only: bool = False) -> str:
-    """Render ``result`` through ``view`` as ``fmt``; returns the text for stdout."""
+def render(
+    result: Any,
+    view: str,
+    fmt: str = "table",
+    ascii_only: bool = False,
+    width: int | None = None,
+    color: bool = False,
+    dropped: Callable[[str], None] | None = None,
+) -> str:
+    """Render ``result`` through ``view`` as ``fmt``; returns the text for stdout.
+
+    Tables are ``width`` characters wide (their natural width when None), styled when
+    ``color``; ``dropped`` hears which columns a table left out to fit (render.table)."""
     from ivigmeta.render.views import VIEWS
 
     v = VIEWS[view]
@@ -102,9 +114,12 @@ def render(result: Any, view: str, fmt: str = "table", ascii_only: bool = False)
     if fmt == "table":
         from ivigmeta.render.table import to_table
 
-        return to_table(v.sections(result), ascii_only=ascii_only)
+        return to_table(
+            v.sections(result), ascii_only=ascii_only, width=width, color=color, dropped=dropped
+        )
     raise ValueError(f"unknown format {fmt!r}")
 
 
 def emit(result: Any, view: str, fmt: str, stream: IO[str], ascii_only: bool = False) -> None:
+    """Write ``result`` to ``stream`` at natural width, unstyled (a file, a pipe)."""
     stream.write(render(result, view, fmt, ascii_only=ascii_only))

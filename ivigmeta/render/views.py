@@ -58,6 +58,47 @@ class Section:
     text_columns: tuple[str, ...] = ()
 
 
+#: Columns a table drops, in this order, when it does not fit the terminal (docs/cli.md,
+#: "Tables in a terminal"): descriptive columns first, then the study data, then weights, then
+#: secondary statistics. The first column (the label) and the estimate with its CI never go.
+DROP_ORDER: tuple[tuple[str, ...], ...] = (
+    ("Duration, intervention", "Duration, control"),
+    ("N",),
+    ("No. of studies",),
+    ("Studies",),
+    ("Events, intervention", "Events, control"),
+    ("Intervention: mean (SD), n", "Control: mean (SD), n"),
+    ("Intervention: events / person-time", "Control: events / person-time"),
+    ("Events / total",),
+    ("year",),
+    ("Weight (common)", "Weight (random)"),
+    ("weight",),
+    ("Baujat x", "Baujat y"),
+    ("hat",),
+    ("DFBETAS",),
+    ("QE del", "tau² del"),
+    ("COVRATIO",),
+    ("DFFITS",),
+    ("Heterogeneity p",),
+    ("tau²",),
+    ("Q",),
+    ("I²",),
+    ("Detail",),
+    ("p-value",),
+)
+
+
+def droppable(columns: list[str]) -> list[list[int]]:
+    """Groups of indices of ``columns`` a narrow table may leave out (a pair of arm columns
+    goes together), first to go first."""
+    out = []
+    for group in DROP_ORDER:
+        idx = [i for i, c in enumerate(columns) if i > 0 and c in group]
+        if idx:
+            out.append(idx)
+    return out
+
+
 # Marks on effect-only rows in tables, by where their effect came from (docs/input.md).
 SOURCE_MARKS = {"ci": "from CI", "se": "from SE", "vi": "from yi, vi"}
 NOT_REPORTED = "NR"
