@@ -16,7 +16,11 @@ DPI = 110
 
 # file name -> (command line shown in docs/figures.md, figure kind, options)
 FIGURES = {
-    "forest.png": ("ivigmeta pool studies.csv --plot forest.png", "forest", {}),
+    "forest.png": (
+        'ivigmeta pool studies.csv --labels "Favours control,Favours IVIG" --plot forest.png',
+        "forest",
+        {"labels": ("Favours control", "Favours IVIG")},
+    ),
     "forest_both.png": (
         "ivigmeta pool studies.csv --model both --plot forest_both.png",
         "forest",

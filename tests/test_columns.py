@@ -153,3 +153,14 @@ def test_cli_columns_option(run, tmp_path):
     for command in ("pool", "heterogeneity", "loo", "bias"):
         assert run(command, str(path), "--columns", spec, "-f", "json").exit_code == 0
     assert run("subgroup", str(path), "--by", "grp", "--columns", spec, "-f", "json").exit_code == 0
+
+
+def test_metafor_bcg_names_and_an_author_over_a_numeric_trial_id():
+    bcg = "trial,author,year,tpos,tneg,cpos,cneg\n1,Aronson,1948,4,119,11,128\n2,Ferguson & Simes,1949,6,300,29,274\n"
+    t = parse_table(bcg, "bcg.csv")
+    assert [s.counts for s in t.studies] == [(4, 123, 11, 139), (6, 306, 29, 303)]
+    assert [s.label() for s in t.studies] == ["Aronson (1948)", "Ferguson & Simes (1949)"]
+    assert any("tpos/tneg/cpos/cneg" in n for n in t.notes)
+    # a numeric id alone is still the label column when nothing else is named
+    only = parse_table("trial,ai,n1i,ci,n2i\n7,1,10,2,10\n", "t.csv")
+    assert only.studies[0].label() == "7"

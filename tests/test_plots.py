@@ -180,12 +180,12 @@ def test_forest_labels_and_text_columns(figures, paper_fit):
     for s in paper_fit.effects.studies:
         assert s.label() in shown
         assert f"{s.treat_events}/{s.treat_total}" in shown
-    assert "Favours control" in shown and "Favours IVIG" in shown
+    assert "Favours control" in shown and "Favours treatment" in shown  # neutral default
     assert "1.98 [1.44, 2.73]" in shown and "8.64 [2.31, 32.33]" in shown
     assert any(t.startswith("Heterogeneity: Q = 19.36, df = 7") for t in shown)
     assert any(t.startswith("Test for overall effect (random effects): z = ") for t in shown)
-    custom = make_figure("forest", paper_fit, labels=("Favours no IVIG", "Favours treatment"))
-    assert {"Favours no IVIG", "Favours treatment"} <= set(texts(custom))
+    custom = make_figure("forest", paper_fit, labels=("Favours no IVIG", "Favours IVIG"))
+    assert {"Favours no IVIG", "Favours IVIG"} <= set(texts(custom))
 
 
 def test_forest_long_labels_and_100_studies_fit():
@@ -611,3 +611,42 @@ def test_forest_with_effect_rows():
     )
     fig = make_figure("forest", effects_only)
     assert "Events/Total" not in texts(fig) and len(artists(fig, "square-")) == 2
+
+
+def _texts(fig) -> set[str]:
+    from matplotlib.text import Text
+
+    return {t.get_text() for t in fig.findobj(Text)}
+
+
+@pytest.mark.parametrize(
+    "header, rows, left, right",
+    [
+        (
+            "study,ai,n1i,ci,n2i",
+            ["a,3,20,6,21", "b,5,30,9,28"],
+            "Favours control",
+            "Favours treatment",
+        ),
+        (
+            "study,ai,n1i,ci,n2i,treat_label,control_label",
+            ["a,3,20,6,21,Aspirin,Placebo", "b,5,30,9,28,Aspirin,Placebo"],
+            "Favours Placebo",
+            "Favours Aspirin",
+        ),
+        (
+            "study,event.e,n.e,event.c,n.c,label.e,label.c",
+            ["a,3,20,6,21,IVIG,Usual care", "b,5,30,9,28,IVIG,Usual care"],
+            "Favours Usual care",
+            "Favours IVIG",
+        ),
+    ],
+)
+def test_forest_captions_are_neutral_or_the_tables_arms(header, rows, left, right):
+    table = parse_table("\n".join([header, *rows]) + "\n", "t.csv")
+    ma = fit(compute_effects(table.studies, "RR"))
+    texts = _texts(make_figure("forest", ma))
+    assert left in texts and right in texts
+    assert not any("IVIG" in t for t in texts) or "IVIG" in right
+    given = _texts(make_figure("forest", ma, labels=("Favours no drug", "Favours drug")))
+    assert "Favours drug" in given and right not in given

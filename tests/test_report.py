@@ -419,3 +419,26 @@ def test_methods_paragraph_describes_the_measure(run, tmp_path, table, args, pre
         assert text in refs, text
     for text in absent:
         assert text not in methods, text
+
+
+def test_report_title_and_forest_labels(run, tmp_path, monkeypatch):
+    from ivigmeta.plots import forest
+
+    seen = []
+    real = forest.forest_plot
+
+    def spy(ma, model="random", labels=None):
+        seen.append(labels)
+        return real(ma, model, labels)
+
+    monkeypatch.setattr(forest, "forest_plot", spy)
+    monkeypatch.setitem(__import__("ivigmeta.plots", fromlist=["FIGURES"]).FIGURES, "forest", spy)
+    result = run(
+        "report", str(ROOT / "studies.csv"), "-o", str(tmp_path / "r"),
+        "--title", "IVIG re-analysis", "--labels", "Favours no IVIG,Favours IVIG",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert md.startswith("# IVIG re-analysis\n")
+    assert ("Favours no IVIG", "Favours IVIG") in [tuple(x) for x in seen if x]
+    assert "## Study outcomes and pooled estimates" in md

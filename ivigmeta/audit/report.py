@@ -40,11 +40,11 @@ class PartSpec:
 
 
 PARTS = (
-    PartSpec("pool", "Studies and pooled estimates (Table 2)", "pool", figure="Forest plot"),
+    PartSpec("pool", "Study outcomes and pooled estimates", "pool", figure="Forest plot"),
     PartSpec("heterogeneity", "Heterogeneity", "heterogeneity", figure="Radial (Galbraith) plot"),
     PartSpec(
         "subgroup",
-        "Subgroup analyses (Table 3)",
+        "Subgroup analysis",
         "subgroup",
         figure="Subgroup forest plot",
         needs_by=True,
@@ -90,7 +90,7 @@ class ReportContent:
 def label_columns(table: StudyTable) -> list[str]:
     """Columns worth a subgroup analysis: text labels with 2 or more levels, one shared by 2+ studies.
 
-    Numeric descriptive columns (Table 2's durations) and free text (one value per study) are not.
+    Numeric descriptive columns (e.g. durations per arm) and free text (one value per study) are not.
     """
     found = []
     for col in table.label_columns():
@@ -297,7 +297,7 @@ def methods_paragraph(
                 cited.append(k)
         return f" ({keys})" if keys else ""
 
-    measure = pool.get("measure", options.get("measure", "RR"))
+    measure = pool.get("measure") or options.get("measure") or "RR"
     level = float(pool.get("level") or 0.95) * 100
     common = (pool.get("common") or {}).get("method", options.get("common_method", "IV"))
     random = pool.get("random") or {}
@@ -394,12 +394,15 @@ def build_report(
     published: str | None = None,
     figures_off: bool = False,
     table_options: dict[str, Any] | None = None,
+    title: str | None = None,
+    labels: Sequence[str] | None = None,
 ) -> ReportContent:
     """Run every section's command on ``file`` with ``option_args`` and collect the report.
 
     ``runner.markdown(command, args)`` returns a command's Markdown output (raising
     :class:`~ivigmeta.audit.runner.RunError`); ``plot_commands`` are the commands that accept
-    ``--plot FILE``. Figures are written under ``out_dir/figures``.
+    ``--plot FILE``. Figures are written under ``out_dir/figures``; ``labels`` are the forest
+    plots' captions, ``title`` the report's (default "Meta-analysis report: FILE").
     """
     from ivigmeta.audit.runner import RunError
 
@@ -430,7 +433,10 @@ def build_report(
                 path = os.path.join(fig_dir, f"{spec.key}.png")
                 try:
                     os.makedirs(fig_dir, exist_ok=True)
-                    part.markdown = runner.markdown(spec.command, [*args, "--plot", path])
+                    plot_args = [*args, "--plot", path]
+                    if labels and spec.command in ("pool", "subgroup"):
+                        plot_args += ["--labels", ",".join(labels)]
+                    part.markdown = runner.markdown(spec.command, plot_args)
                     part.figures = written_figures(fig_dir, spec.key, spec.figure)
                     if not part.figures:
                         part.figure_error = "the command wrote no figure"
@@ -491,7 +497,7 @@ def build_report(
         "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "platform": platform.platform(),
     }
-    title = "Meta-analysis report: " + os.path.basename(file)
+    title = title or "Meta-analysis report: " + os.path.basename(file)
     return ReportContent(
         title=title,
         source=file,

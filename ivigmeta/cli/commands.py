@@ -117,9 +117,9 @@ def pool(
     model,
     labels,
 ):
-    """Pool the studies: per-study effects, common and random-effects estimates (Table 2).
+    """Pool the studies: per-study effects, common and random-effects estimates.
 
-    With --plot, also draw the forest plot (Fig. 1A).
+    With --plot, also draw the forest plot.
     """
     check_plot_target(plot, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
@@ -177,7 +177,7 @@ def loo(
 ):
     """Leave-one-out sensitivity analysis: the random-effects fit without each study in turn.
 
-    With --plot, also draw the leave-one-out plot (Fig. 1B).
+    With --plot, also draw the leave-one-out plot.
     """
     check_plot_target(plot, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
@@ -226,7 +226,7 @@ def subgroup(
     model,
     labels,
 ):
-    """Subgroup analysis by label columns, with the between-subgroup test (Table 3).
+    """Subgroup analysis by label columns, with the between-subgroup test.
 
     With --plot, also draw a forest plot with one block per subgroup; with several --by, one
     file per column, named PATH with _COL before the extension.

@@ -368,7 +368,7 @@ def plot_option(func: Callable) -> Callable:
     )(func)
 
 
-def _parse_labels(
+def parse_labels(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> tuple[str, str] | None:
     if value is None:
@@ -386,9 +386,10 @@ def forest_options(func: Callable) -> Callable:
         "labels",
         default=None,
         metavar='"LEFT,RIGHT"',
-        callback=_parse_labels,
-        help="Forest plot captions under the axis either side of no effect "
-        '[default: "Favours control,Favours IVIG"].',
+        callback=parse_labels,
+        help="Forest plot captions under the axis either side of no effect [default: "
+        '"Favours control,Favours treatment", or the arms the table names in treat_label/'
+        "control_label (meta: label.e/label.c) columns; none for one group's proportions].",
     )(func)
     func = click.option(
         "--model",

@@ -19,10 +19,11 @@ from ivigmeta.cli.common import (
     input_settings,
     model_options,
     note,
+    parse_labels,
 )
 from ivigmeta.errors import DataError
 
-OWN_PARAMS = ("file", "out_dir", "published", "columns", "no_figures")
+OWN_PARAMS = ("file", "out_dir", "published", "columns", "no_figures", "title", "labels")
 
 
 def option_args(ctx: click.Context) -> list[str]:
@@ -60,6 +61,10 @@ def invoked_command_line(ctx: click.Context) -> str:
         args += ["--by", col]
     if p.get("no_figures"):
         args.append("--no-figures")
+    if p.get("title"):
+        args += ["--title", p["title"]]
+    if p.get("labels"):
+        args += ["--labels", ",".join(p["labels"])]
     return shlex.join(args + option_args(ctx))
 
 
@@ -106,15 +111,29 @@ def check_report_targets(out_dir: str, inputs: list[str | None], figures: bool) 
     help="Label column for the subgroup analyses (repeatable; default: every label column found).",
 )
 @click.option("--no-figures", is_flag=True, help="Leave the figures out (faster; tables only).")
+@click.option(
+    "--title",
+    default=None,
+    metavar="TEXT",
+    help='The report\'s title [default: "Meta-analysis report: FILE"].',
+)
+@click.option(
+    "--labels",
+    "labels",
+    default=None,
+    metavar='"LEFT,RIGHT"',
+    callback=parse_labels,
+    help="Captions under the forest plots' axis either side of no effect (as pool --labels).",
+)
 @input_options
 @effect_options
 @model_options
 @handle_errors
-def report(file, out_dir, published, columns, no_figures, **options: Any):
+def report(file, out_dir, published, columns, no_figures, title, labels, **options: Any):
     """Write the whole analysis as DIR/report.md and a self-contained DIR/report.html.
 
-    The report holds the data, Table 2 with the pooled rows, heterogeneity, the subgroup
-    analyses (Table 3), leave-one-out, the small-study tests and, where this version has them,
+    The report holds the data, the study outcomes with the pooled rows, heterogeneity, the
+    subgroup analyses, leave-one-out, the small-study tests and, where this version has them,
     influence diagnostics and figures; a methods paragraph generated from the options used, with
     citations; the reproduce table when --published is given; and provenance (versions, the
     command line, the SHA-256 of FILE, the date). Sections this version cannot produce are listed
@@ -149,6 +168,8 @@ def report(file, out_dir, published, columns, no_figures, **options: Any):
         },
         figures_off=no_figures,
         published=published,
+        title=title,
+        labels=labels,
     )
     try:
         md_path, html_path = write_report(content, out_dir)

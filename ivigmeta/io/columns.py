@@ -74,6 +74,15 @@ CONVENTIONS = (
         },
     ),
     Convention(
+        "metafor's dat.bcg",
+        {
+            "treat_events": "tpos",
+            "treat_nonevents": "tneg",
+            "control_events": "cpos",
+            "control_nonevents": "cneg",
+        },
+    ),
+    Convention(
         "meta's",
         {
             "treat_events": "event.e",
@@ -335,7 +344,7 @@ def resolve(
                     )
                 raise DataError(
                     f"{source}, row 1: required columns missing: expected event counts "
-                    f"({', '.join(COUNT_ROLES)}, or metafor's ai/n1i/ci/n2i, ai/bi/ci/di, meta's "
+                    f"({', '.join(COUNT_ROLES)}, or metafor's ai/n1i/ci/n2i, ai/bi/ci/di, tpos/tneg/cpos/cneg, meta's "
                     "event.e/n.e/event.c/n.c, RevMan's Experimental/Control events and total) or "
                     "effects (estimate, ci_low, ci_high; theta, se; or yi, vi); "
                     f"columns found: {found_list}; name yours with --columns, e.g. "
@@ -369,7 +378,7 @@ def label_roles(
     if year:
         roles["year"] = year
         taken.add(year)
-    label = explicit.get("study") or _find([h for h in header if h not in taken], _LABEL_ALIASES)
+    label = explicit.get("study") or _named_label(header, rows, taken | set(keys), decimal)
     if label is None:
         label = _first_text_column(header, rows, taken | set(keys), decimal)
         if label is not None:
@@ -411,6 +420,25 @@ def _effect_roles(header: Sequence[str], explicit: Mapping[str, str]) -> dict[st
         if hit is not None:
             out[role] = hit
     return out
+
+
+def _named_label(
+    header: Sequence[str], rows: Sequence[Sequence[str]], taken: set[str], decimal: str
+) -> str | None:
+    """The label column among those named as one (study, author, ..., trial): the first in
+    that order whose values are not all numbers (an author beats a numeric trial id), else the
+    first of them."""
+    wanted = {n.lower(): rank for rank, n in enumerate(_LABEL_ALIASES)}
+    named = sorted(
+        (wanted[h.strip().lower()], i, h)
+        for i, h in enumerate(header)
+        if h and h not in taken and h.strip().lower() in wanted
+    )
+    for _, i, name in named:
+        values = [r[i].strip() for r in rows if i < len(r) and r[i].strip()]
+        if values and not all(_is_number(v, decimal) for v in values):
+            return name
+    return named[0][2] if named else None
 
 
 def _first_text_column(

@@ -1,4 +1,4 @@
-"""Forest plots (the paper's Fig. 1A): one row per study, diamonds for the pooled estimates.
+"""Forest plots: one row per study, diamonds for the pooled estimates.
 
 Layout as in RevMan 5 and metafor's ``forest()``: study label, events/total per arm, the plot
 column (squares sized by weight, horizontal CIs with arrows when clipped, line of no effect,
@@ -19,13 +19,41 @@ from ivigmeta.render.views import NOT_REPORTED, marked_label, source_notes, subg
 from ivigmeta.results import CommonFit, MetaAnalysis, RandomFit, SubgroupAnalysis, SubgroupResult
 
 MODELS = ("random", "common", "both")
-DEFAULT_LABELS = ("Favours control", "Favours IVIG")
+DEFAULT_LABELS = ("Favours control", "Favours treatment")
 MODEL_NAMES = {"common": "Common effect model", "random": "Random effects model"}
+#: columns that name the arms (ivigmeta's, and meta's ``label.e``/``label.c``): (treated, control)
+ARM_COLUMNS = (("treat_label", "control_label"), ("label.e", "label.c"))
 
 
-def _captions(labels: Sequence[str], measure: str = "") -> tuple[str, str]:
-    if measure in ("PR", "PLO", "PAS", "PFT", "PLN") and tuple(labels) == DEFAULT_LABELS:
-        return "", ""  # one group: no side favours anything
+def arm_captions(ma: MetaAnalysis) -> tuple[str, str] | None:
+    """ "Favours CONTROL", "Favours TREATED" when the table names its arms (one value per arm
+    column, the same in every row); None otherwise."""
+    studies = ma.effects.studies
+    for treat_col, control_col in ARM_COLUMNS:
+        names = []
+        for col in (treat_col, control_col):
+            values = {
+                v.strip()
+                for s in studies
+                for k, v in s.fields.items()
+                if k.strip().lower() == col and v.strip()
+            }
+            if len(values) != 1:
+                break
+            names.append(values.pop())
+        if len(names) == 2:
+            return f"Favours {names[1]}", f"Favours {names[0]}"
+    return None
+
+
+def _captions(
+    labels: Sequence[str] | None, measure: str = "", ma: MetaAnalysis | None = None
+) -> tuple[str, str]:
+    if labels is None:
+        if measure in ("PR", "PLO", "PAS", "PFT", "PLN"):
+            return "", ""  # one group: no side favours anything
+        found = arm_captions(ma) if ma is not None else None
+        return found or DEFAULT_LABELS
     if len(labels) != 2:
         raise ModelError(f"the forest plot takes two captions (left, right), not {len(labels)}")
     return labels[0], labels[1]
@@ -229,7 +257,7 @@ def _plot_header(ma: MetaAnalysis, models: Sequence[str]) -> tuple[str, str]:
     return f"{name}{scale}", f"{how}{ma.options.level * 100:g}% CI"
 
 
-def forest_plot(ma: MetaAnalysis, model: str = "random", labels: Sequence[str] = DEFAULT_LABELS):
+def forest_plot(ma: MetaAnalysis, model: str = "random", labels: Sequence[str] | None = None):
     """The forest plot of a fitted meta-analysis; ``model`` is ``random``, ``common`` or ``both``."""
     models = _models(model)
     left, right = _columns(ma, models)
@@ -247,7 +275,7 @@ def forest_plot(ma: MetaAnalysis, model: str = "random", labels: Sequence[str] =
             rows,
             ma.measure,
             _plot_header(ma, models),
-            _captions(labels, ma.measure),
+            _captions(labels, ma.measure, ma),
             _limits([ma], rows),
         )
     return fig
@@ -256,7 +284,7 @@ def forest_plot(ma: MetaAnalysis, model: str = "random", labels: Sequence[str] =
 def subgroup_forest_plot(
     sg: SubgroupAnalysis | SubgroupResult,
     model: str = "random",
-    labels: Sequence[str] = DEFAULT_LABELS,
+    labels: Sequence[str] | None = None,
     column: str | None = None,
     full: MetaAnalysis | None = None,
 ):
@@ -311,7 +339,7 @@ def subgroup_forest_plot(
             rows,
             full.measure,
             _plot_header(full, models),
-            _captions(labels, full.measure),
+            _captions(labels, full.measure, full),
             _limits([full], rows),
         )
     return fig

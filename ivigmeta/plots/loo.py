@@ -1,4 +1,4 @@
-"""Leave-one-out plot (the paper's Fig. 1B): the pooled estimate with each study omitted in turn.
+"""Leave-one-out plot: the pooled estimate with each study omitted in turn.
 
 One point with its CI per omitted study, the full pooled estimate as a dashed reference line with
 its CI as a shaded band, and the full estimate as a diamond at the bottom. Drawn from a
