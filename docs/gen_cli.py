@@ -26,6 +26,31 @@ prints every column at full width (the terminal then wraps the lines), and `--fo
 `--format json` carries every number at full precision. Output to a pipe or a file is never
 narrowed: every table has its natural width. Summary rows are bold on a terminal; there are no
 styles under `NO_COLOR`, with `TERM=dumb`, or in a pipe or a file.
+
+## Settings once
+
+Any option's default can be set once instead of on every command line. The first that has a
+value wins: the command line; an `IVIGMETA_<OPTION>` environment variable (`IVIGMETA_TAU2=REML`,
+`IVIGMETA_CC_POLICY=all`; a repeatable option such as `--by` takes a comma-separated list); the
+settings file, which is `--config FILE` given before the command (`ivigmeta --config my.toml
+pool`), else `ivigmeta.toml` in the working directory, else the `[tool.ivigmeta]` table of its
+`pyproject.toml`; ivigmeta's own default. A settings file names options as on the command line
+(dashes or underscores alike); top-level names apply to every command that has the option, a
+table named after a command to that command alone:
+
+```toml
+columns = "treat_events=EvT,treat_total=NT,control_events=EvC,control_total=NC"
+tau2 = "REML"
+labels = ["Favours placebo", "Favours aspirin"]
+
+[pool]
+ci = "hk"
+```
+
+Values are checked as the command line's; an unknown name, a table that is not a command or a
+bad value is a one-line error naming the file (or variable). `--output`, `--plot` and the input
+file are never settings. `ivigmeta config [COMMAND]` lists the defaults in force for a command
+and where each came from (`--format json` for scripts).
 """
 
 

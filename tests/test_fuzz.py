@@ -41,7 +41,7 @@ BATCH_FORMATS = {"json": "jsonl", "table": "csv"}
 
 # reproduce reads a published-numbers TOML file and report writes a directory: neither takes a
 # study table alone (tests/test_reproduce.py and tests/test_report.py cover their bad input).
-NOT_TABLE_COMMANDS = ("reproduce", "report")
+NOT_TABLE_COMMANDS = ("reproduce", "report", "config")  # config takes a command name, not a table
 
 
 def commands() -> list[str]:

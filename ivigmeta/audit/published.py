@@ -112,7 +112,7 @@ class Published:
         return data if os.path.isabs(data) else os.path.normpath(os.path.join(self.base_dir, data))
 
 
-def _toml_module():
+def toml_module():
     import sys
 
     if sys.version_info >= (3, 11):
@@ -166,7 +166,7 @@ def _locate_toml_error(text: str, message: str) -> str:
 
 def parse_published(text: str, source: str, commands: Sequence[str] | None = None) -> Published:
     """Parse and validate the TOML ``text``; ``source`` names it in messages."""
-    tomllib = _toml_module()
+    tomllib = toml_module()
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

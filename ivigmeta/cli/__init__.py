@@ -31,6 +31,7 @@ COMMAND_MODULES = {
     "rob": "ivigmeta.cli.rob",
     "reproduce": "ivigmeta.cli.reproduce",
     "report": "ivigmeta.cli.report",
+    "config": "ivigmeta.cli.config",
 }
 
 
@@ -71,7 +72,17 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "--version", prog_name="ivigmeta")
-def cli() -> None:
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    default=None,
+    help="Settings file of option defaults [default: ./ivigmeta.toml, else [tool.ivigmeta] in "
+    "./pyproject.toml]; IVIGMETA_<OPTION> environment variables override it, the command line "
+    "overrides both. 'ivigmeta config' shows what is in force.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None) -> None:
     """Recompute meta-analyses from a CSV of study results.
 
     FILE is a CSV with the columns study, year, treat_events, treat_total, control_events,
@@ -81,6 +92,31 @@ def cli() -> None:
     tab-separated files, .xlsx workbooks, metafor/meta/RevMan column names and rows giving an
     effect (estimate, ci_low, ci_high) instead of counts are recognised: docs/input.md.
     """
+    if ctx.invoked_subcommand is not None:
+        _apply_settings(ctx, ctx.invoked_subcommand, config_file)
+
+
+def _apply_settings(ctx: click.Context, name: str, config_file: str | None) -> None:
+    """Defaults for the command's options from the settings file and IVIGMETA_* variables."""
+    from ivigmeta.cli import config
+    from ivigmeta.errors import DataError
+
+    command = ctx.command.get_command(ctx, name)  # type: ignore[attr-defined]
+    if command is None:
+        return
+    try:
+        file = config.load_file(config_file)
+        if file is not None:
+            config.check_file(file[0], file[1], ctx.command.commands)  # type: ignore[attr-defined]
+        found = config.settings(name, command, file)
+        config.check_values(ctx, command, found)
+    except DataError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(1)
+    ctx.meta["ivigmeta.settings"] = found
+    ctx.meta["ivigmeta.settings_file"] = file[0] if file else None
+    if found:
+        ctx.default_map = {name: {p: s.value for p, s in found.items()}}
 
 
 def main() -> None:
