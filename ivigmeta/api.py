@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         Cumulative,
         Estimate,
         Exclusion,
+        GlmmModel,
         Heterogeneity,
         Influence,
         LeaveOneOut,
@@ -272,6 +273,7 @@ def fit_table(
     cc_policy: str = "only0",
     keep_double_zero: bool = False,
     on_note: Notify | None = None,
+    glmm: str | None = None,
 ) -> MetaAnalysisFit:
     """Fit the models to a table already read: :func:`pool` after :func:`read`.
 
@@ -295,6 +297,8 @@ def fit_table(
         ci_method=ci.lower(),
         level=level / 100.0,
         common_method=common.upper(),
+        glmm=glmm.upper() if glmm else None,
+        keep_double_zero=keep_double_zero,
     )
     try:
         analysis = fit(es, options)
@@ -307,7 +311,26 @@ def fit_table(
     searched = grid_search_note(analysis)
     if searched:
         say(searched)
+    if analysis.glmm is not None:
+        for message in glmm_notes(analysis):
+            say(message)
     return MetaAnalysisFit(analysis, table, notes)
+
+
+def glmm_notes(analysis: MetaAnalysis) -> list[str]:
+    """The notes of a GLMM fit: what it did with double-zero studies, the boundary, convergence."""
+    model = analysis.glmm
+    if model is None:
+        return []
+    out = []
+    if model.uninformative:
+        out.append(
+            f"{', '.join(model.uninformative)}: no events (or only events) in both groups; "
+            f"under {model.fit.model} such a study's likelihood does not depend on the effect, "
+            "so it is kept but changes nothing except the heterogeneity tests' df"
+        )
+    out.extend(model.fit.notes)
+    return out
 
 
 def pool(
@@ -323,6 +346,7 @@ def pool(
     columns: str | Mapping[str, str] | None = None,
     sep: str | None = None,
     sheet: str | None = None,
+    glmm: str | None = None,
 ) -> MetaAnalysisFit:
     """Pool the studies: per-study effects, common-effect and random-effects models.
 
@@ -348,9 +372,16 @@ def pool(
     cc, cc_policy : float, {"only0", "all", "none"}
         Continuity correction and which studies get it.
     keep_double_zero : bool
-        Keep studies with no events in either arm in RR/OR analyses (excluded by default).
+        Keep studies with no events in either arm in RR/OR analyses (excluded by default;
+        with ``glmm``, metafor's ``drop00 = FALSE``).
     columns, sep, sheet
         How the table is read (see :func:`read`).
+    glmm : {"UM.FS", "UM.RS", "CM.EL", "CM.AL"} or None
+        Fit metafor's ``rma.glmm`` model instead of the normal-normal one, for OR (2x2
+        counts), IRR (UM.FS, UM.RS, CM.EL) or PLO (UM.FS): unconditional with fixed or random
+        study effects, conditional with the exact or the approximate likelihood
+        (docs/methods.md, "Sparse data"). ``random`` is then the GLMM, ``common`` its
+        fixed-effects counterpart and ``analysis.glmm`` the model's details.
 
     Returns
     -------
@@ -375,6 +406,7 @@ def pool(
         cc=cc,
         cc_policy=cc_policy,
         keep_double_zero=keep_double_zero,
+        glmm=glmm,
     )
 
 
@@ -471,6 +503,11 @@ class MetaAnalysisFit:
     def common(self) -> CommonFit | None:
         """The common-effect estimate (None with a single study)."""
         return self.analysis.common
+
+    @property
+    def glmm(self) -> GlmmModel | None:
+        """The GLMM behind the fit (``pool(glmm=...)``), or None for the normal-normal model."""
+        return self.analysis.glmm
 
     @property
     def heterogeneity(self) -> Heterogeneity | None:

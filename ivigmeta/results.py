@@ -15,11 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ivigmeta.core.measures import LOG_SCALE, reported_scalar
 from ivigmeta.io.studies import Study
 from ivigmeta.serialize import Flatten, Group, Key, Layout, keys_of, null_keys, to_json_dict
+
+if TYPE_CHECKING:
+    from ivigmeta.core.glmm import GlmmResult
 
 #: measures analysed on the log scale and reported as ratios (core.measures.LOG_SCALE)
 RATIO_MEASURES = LOG_SCALE
@@ -53,6 +56,10 @@ class FitOptions:
     ci_method: str = "z"
     level: float = 0.95
     common_method: str = "IV"
+    #: a GLMM of metafor's rma.glmm instead of the normal-normal model (UM.FS, UM.RS, CM.EL,
+    #: CM.AL), and whether its double-zero studies are kept (metafor's drop00 = FALSE)
+    glmm: str | None = None
+    keep_double_zero: bool = False
 
     @property
     def level_percent(self) -> float:
@@ -177,7 +184,7 @@ class CommonFit(Estimate):
     @property
     def has_own_heterogeneity(self) -> bool:
         """True for Mantel-Haenszel and Peto fits, whose heterogeneity test is in their JSON."""
-        return self.method != "IV"
+        return self.method in ("MH", "PETO")
 
     __json__: ClassVar[Layout] = (
         "method",
@@ -246,6 +253,9 @@ class Heterogeneity:
     i2_q: float | None
     tau2_method: str = "DL"
     ci: HeterogeneityCI | None = None
+    #: the heterogeneity of a GLMM (Q is its Wald-type test): no Q-profile interval, but every
+    #: key of one, as null
+    glmm: bool = False
 
     __json__: ClassVar[Layout] = (
         "q",
@@ -259,6 +269,10 @@ class Heterogeneity:
         "tau2_method",
         # Without the Q-profile intervals the interval keys are still there, as null.
         Flatten("ci", when_none=dict.fromkeys(("tau2_ci", "tau_ci", "i2_ci", "h2_ci"))),
+        *(
+            Key(name, "ci", when="glmm")
+            for name in ("ci_level", "ci_method", "ci_lb_sign", "ci_ub_sign", "ci_null")
+        ),
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -315,6 +329,76 @@ class CountTotals:
 
 
 @dataclass(frozen=True)
+class GlmmModel:
+    """The GLMM behind a fit (``pool --glmm``): :class:`ivigmeta.core.glmm.GlmmResult` with the
+    labels of the studies whose likelihood does not depend on the effect (double zeros under
+    UM.FS, CM.EL, CM.AL)."""
+
+    fit: GlmmResult
+    uninformative: tuple[str, ...] = ()
+    double_zero: str = "excluded"
+
+    @property
+    def kind(self) -> str:
+        return "glmm"
+
+    @property
+    def k_informative(self) -> int:
+        return sum(self.fit.contributes)
+
+    @property
+    def method(self) -> str:
+        """Maximum likelihood, the one method of the GLMMs here (metafor's method = "ML")."""
+        return "ML"
+
+    __json__: ClassVar[Layout] = (
+        Key("type", "kind"),
+        Key("glmm", "fit.model"),
+        Key("title", "fit.title"),
+        Key("measure", "fit.measure"),
+        "method",
+        Key("k", "fit.k"),
+        "k_informative",
+        "uninformative",
+        "double_zero",
+        *keys_of(
+            "fit",
+            "theta",
+            "se",
+            "tau2",
+            "se_tau2",
+            "sigma2",
+            "loglik",
+            "loglik_fe",
+            "loglik_saturated",
+            "qe_df",
+            "qe_wald",
+            "qe_wald_p",
+            "qe_lrt",
+            "qe_lrt_p",
+            "boundary",
+        ),
+        Key("common_theta", "fit.common.theta"),
+        Key("common_se", "fit.common.se"),
+        Key("common_loglik", "fit.common.loglik"),
+        Key("common_sigma2", "fit.common.sigma2"),
+        *keys_of(
+            "fit.convergence",
+            "converged",
+            "iterations",
+            "algorithm",
+            "integration",
+            "nodes",
+            "max_gradient",
+        ),
+        Key("notes", "fit.notes"),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class MetaAnalysis:
     """One fitted meta-analysis: the inputs, the per-study estimates and both pooled models.
 
@@ -327,6 +411,7 @@ class MetaAnalysis:
     common: CommonFit | None
     random: RandomFit | None
     heterogeneity: Heterogeneity | None
+    glmm: GlmmModel | None = None
 
     @property
     def k(self) -> int:
@@ -356,8 +441,8 @@ class MetaAnalysis:
                 vi=es.vi[i],
                 cc_added=es.cc_added[i],
                 estimate=est,
-                weight_common=common.weights[i] if common else None,
-                weight_random=random.weights[i] if random else None,
+                weight_common=common.weights[i] if common and common.weights else None,
+                weight_random=random.weights[i] if random and random.weights else None,
             )
             for i, (study, est) in enumerate(zip(es.studies, self.study_estimates))
         )
@@ -382,6 +467,7 @@ class MetaAnalysis:
         "common",
         "random",
         "heterogeneity",
+        Key("model", "glmm", omit_none=True),
         Key("excluded", "effects.excluded"),
     )
 

@@ -64,3 +64,48 @@ def rel_diff(ours: float, ref: float) -> float:
     if ref == 0:
         return abs(ours)
     return abs(ours - ref) / abs(ref)
+
+
+# GLMMs (tests/test_glmm.py) against metafor's rma.glmm (tests/reference/metafor_glmm.json).
+#: Estimate and tau² against the `tight` records (lme4 with bobyqa and PIRLS tolerance 1e-10,
+#: CM.EL with integrate() rel.tol 1e-10): both sides are then at the optimum of the same
+#: likelihood to ~1e-7 (largest observed 2e-6: collins1985a CM.EL, where metafor's nlminb stops
+#: at its rel.tol 1e-10 in the objective).
+GLMM_TIGHT = 1e-5
+#: ... and tau² near the boundary, where the relative error is meaningless.
+GLMM_TAU2_ABS = 1e-8
+#: Standard errors and CI bounds, as issue 19 asks (1e-4). lme4's se come from a
+#: finite-difference Hessian of its deviance (deriv12, step 1e-4), ~3e-5 from the exact one here.
+GLMM_SE = 1e-4
+#: CM.EL (OR): metafor's se is numDeriv's Richardson Hessian of an objective computed with R's
+#: integrate(); the quadrature error is amplified by 1/h² and moves its se by ~2e-4 between
+#: integrate's default and tight rel.tol (nielweise2007: 0.35107 / 0.35098). ivigmeta's agrees
+#: with a Hessian of scipy.integrate.quad at rel. 1e-13 to 1e-7 (test_cm_el_quadrature).
+GLMM_CMEL_SE = 3e-4
+#: The `default` records: lme4's default Nelder-Mead stage stops short of the UM.FS optimum with
+#: its k + 2 parameters (lme4 warns "Model failed to converge with max|grad| = 0.0089";
+#: nielweise2007: estimate -1.23692 there, -1.236493 at the optimum, which the tight refit and
+#: ivigmeta both reach; ivigmeta's log-likelihood is 7.5e-5 higher), and lme4's default PIRLS
+#: tolerance moves the Laplace fits (UM.RS) by up to ~1e-3 in tau² (nielweise2008). Against
+#: those records estimate and tau² are compared at this, and the log-likelihood ordering checks
+#: the rest.
+GLMM_DEFAULT = 2e-3
+#: ... their se: UM.RS's finite-difference Hessian of an objective with imprecise conditional
+#: modes (bcg: 3.7e-3, nielweise2008: 1.3e-2 at lme4's default PIRLS tolerance).
+GLMM_DEFAULT_SE = 2e-2
+#: Heterogeneity tests of the saturated logistic/Poisson regressions (UM.FS, CM.AL, IRR, PLO):
+#: R's glm() stops with finite coefficients for a zero cell (its MLE is infinite), which leaves
+#: those studies a weight of ~1e-9 instead of 0 (collins1985a with its double zeros: 1e-5).
+GLMM_TEST = 1e-4
+#: UM.RS Wald test: metafor inverts lme4's finite-difference Hessian of the saturated model's
+#: deviance over k + 2 parameters, several of which diverge (a zero cell), so its QE.Wld moves by
+#: ~4e-3 between control settings (nielweise2007: 12.9198 default, 12.9673 tight; ivigmeta
+#: 12.9163 from the exact inverse information).
+GLMM_UMRS_WALD = 1e-2
+#: Log-likelihood: ivigmeta's optimum must be at least metafor's (evaluated with ivigmeta's
+#: likelihood at metafor's parameters) up to rounding; and that likelihood must be lme4's own
+#: at the same parameters (same quadrature) to GLMM_SAME_OBJECTIVE: lme4's conditional modes
+#: stop at its PIRLS tolerance, which leaves its Laplace value up to ~1.5e-8 relative below the
+#: one at converged modes (nielweise2007 UM.RS: -74.8577153 vs -74.8577142).
+GLMM_LOGLIK = 1e-9
+GLMM_SAME_OBJECTIVE = 1e-7

@@ -15,6 +15,7 @@ from ivigmeta.cli.common import (
     analysis_command,
     check_plot_target,
     forest_options,
+    glmm_option,
     handle_errors,
     input_settings,
     note,
@@ -58,12 +59,15 @@ def load_fit(
     ci_method: str,
     common_method: str,
     level: float,
+    glmm: str | None = None,
 ) -> MetaAnalysisFit:
     """Read the table and fit the models with the command-line options, printing the notes as
     they arise (before an error too)."""
     from ivigmeta.api import fit_table
 
     table = read_input(file)
+    if glmm and tau2_method.upper() != "DL":
+        note(f"--tau2 {tau2_method} is not used by --glmm: its tau² is the maximum likelihood one")
     return fit_table(
         table,
         measure=measure,
@@ -75,6 +79,7 @@ def load_fit(
         cc_policy=cc_policy,
         keep_double_zero=input_settings()["keep_double_zero"],
         on_note=note,
+        glmm=glmm,
     )
 
 
@@ -99,6 +104,7 @@ def show(result, view: str, fmt: str, ascii_only: bool) -> None:
 
 @click.command()
 @analysis_command
+@glmm_option
 @forest_options
 @plot_option
 @handle_errors
@@ -113,16 +119,20 @@ def pool(
     ci_method,
     common_method,
     level,
+    glmm,
     plot,
     model,
     labels,
 ):
     """Pool the studies: per-study effects, common and random-effects estimates.
 
-    With --plot, also draw the forest plot.
+    With --plot, also draw the forest plot. With --glmm, the random-effects row is the GLMM
+    and the common-effect row its fixed-effects counterpart (tau² = 0).
     """
     check_plot_target(plot, file)
-    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    fitted = load_fit(
+        file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
+    )
     if not fitted.pooled:
         note("a single study: no pooling was done")
     save_plot(plot, "forest", fitted.analysis, model=model, labels=labels)

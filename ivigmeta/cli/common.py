@@ -182,6 +182,26 @@ def level_option(func: Callable) -> Callable:
     )(func)
 
 
+GLMM_CHOICES = ("UM.FS", "UM.RS", "CM.EL", "CM.AL")
+
+
+def glmm_option(func: Callable) -> Callable:
+    """--glmm: one of metafor's rma.glmm models instead of the normal-normal model."""
+    return click.option(
+        "--glmm",
+        type=AnyCase(GLMM_CHOICES),
+        default=None,
+        metavar="|".join(GLMM_CHOICES),
+        help=(
+            "Fit a generalized linear mixed model to the raw counts (metafor's rma.glmm, ML): "
+            "unconditional with fixed (UM.FS) or random (UM.RS) study effects, conditional "
+            "with the exact (CM.EL) or approximate (CM.AL) likelihood. For OR (2x2 counts), "
+            "IRR (UM.FS, UM.RS, CM.EL) and PLO (UM.FS). Double-zero studies: see "
+            "--keep-double-zero."
+        ),
+    )(func)
+
+
 def model_options(func: Callable) -> Callable:
     """--tau2, --ci, --common, --level: how the models are fitted."""
     func = level_option(func)

@@ -400,6 +400,8 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     check_level(options.level)
     if es.k == 0:
         raise ModelError(no_usable_studies(es.excluded))
+    if options.glmm:
+        return glmm_analysis(es, options)
     estimates = _estimates(
         np.asarray(es.yi, dtype=float),
         np.sqrt(np.asarray(es.vi, dtype=float)),
@@ -455,3 +457,161 @@ def grid_search_note(ma: MetaAnalysis) -> str | None:
         f"Fisher scoring for the {r.tau2_method} estimate of tau² did not reach the maximum; "
         "a search of the likelihood over 16 decades found it"
     )
+
+
+def glmm_counts(es: EffectSizes) -> tuple[list[float], list[float], list[float], list[float]]:
+    """The counts a GLMM of ``es.measure`` needs from each study: (x1, n1, x2, n2); for PLO x2
+    and n2 are empty. A study without them is a :class:`ModelError` naming its row."""
+    measure = es.measure
+    need = {"OR": "counts", "IRR": "incidence", "PLO": "proportion"}[measure]
+    what = {
+        "counts": "2x2 event counts",
+        "incidence": "events and person-time in each group",
+        "proportion": "events and totals",
+    }[need]
+    x1: list[float] = []
+    n1: list[float] = []
+    x2: list[float] = []
+    n2: list[float] = []
+    for s in es.studies:
+        o = s.outcome
+        if need == "counts" and s.has_counts:
+            row = [float(v) for v in s.counts]
+        elif need == "incidence" and s.outcome_kind == "incidence" and o is not None:
+            row = [o["treat_events"], o["treat_time"], o["control_events"], o["control_time"]]
+        elif need == "proportion" and s.outcome_kind == "proportion" and o is not None:
+            row = [o["events"], o["total"]]
+        else:
+            raise ModelError(
+                f"--glmm needs {what} for {measure}, but {s.study} (row {s.row}) gives only "
+                f"{s.effect_source if s.effect_source != 'counts' else 'an effect'}"
+            )
+        x1.append(row[0])
+        n1.append(row[1])
+        if len(row) == 4:
+            x2.append(row[2])
+            n2.append(row[3])
+    return x1, n1, x2, n2
+
+
+def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
+    """Fit the GLMM ``options.glmm`` (metafor's ``rma.glmm``) to the studies of ``es`` and
+    report it as a fit: ``random`` is the GLMM, ``common`` its fixed-effects counterpart
+    (tau² = 0), ``heterogeneity`` the Wald-type test of the saturated model with metafor's I²
+    and H², ``glmm`` everything else. Study rows keep their escalc effects (with the continuity
+    correction, for display and I²); the GLMM uses the raw counts and gives no weights."""
+    from ivigmeta.core.distributions import chi2_sf
+    from ivigmeta.core.glmm import GLMM_MEASURES, fit_glmm
+    from ivigmeta.results import (
+        CommonFit,
+        Exclusion,
+        GlmmModel,
+        Heterogeneity,
+        MetaAnalysis,
+        RandomFit,
+    )
+
+    model = str(options.glmm).upper()
+    measure = es.measure
+    if measure not in GLMM_MEASURES:
+        raise ModelError(
+            f"--glmm fits odds ratios from 2x2 counts (--measure OR), incidence rate ratios "
+            f"(IRR) and logit proportions of one group (PLO), not {measure}"
+        )
+    if options.ci_method != "z":
+        raise ModelError(
+            "--ci hk does not apply to --glmm: its tests and intervals are Wald z, as "
+            "metafor's rma.glmm"
+        )
+    if options.common_method != "IV":
+        raise ModelError(
+            f"--common {options.common_method} does not apply to --glmm: the GLMM's own "
+            "fixed-effects fit (tau² = 0) is its common-effect estimate"
+        )
+    x1, n1, x2, n2 = glmm_counts(es)
+    if measure == "IRR" and not options.keep_double_zero:
+        # metafor's drop00 = TRUE for IRR (escalc keeps such a study, with 1/2 added)
+        keep = [i for i in range(es.k) if x1[i] + x2[i] > 0]
+        if len(keep) < es.k:
+            dropped = [
+                Exclusion(
+                    es.studies[i].study,
+                    "no events in either group (double-zero study); --keep-double-zero keeps it",
+                    es.studies[i].row,
+                )
+                for i in range(es.k)
+                if i not in keep
+            ]
+            es = es.subset(keep, dropped)
+            x1, n1, x2, n2 = ([v[i] for i in keep] for v in (x1, n1, x2, n2))
+    res = fit_glmm(measure, model, x1, n1, x2 or None, n2 or None, level=options.level)
+    estimates = _estimates(
+        np.asarray(es.yi, dtype=float),
+        np.sqrt(np.asarray(es.vi, dtype=float)),
+        es.measure,
+        options.level,
+    )
+    c = res.common
+    common = CommonFit(
+        measure=measure,
+        theta=c.theta,
+        se=c.se,
+        statistic=c.z,
+        p_value=c.p_value,
+        ci_low_theta=c.ci_low,
+        ci_high_theta=c.ci_high,
+        method=f"GLMM {model}",
+    )
+    crit = (res.ci_high - res.theta) / res.se
+    half_pi = crit * math.sqrt(res.se**2 + res.tau2)
+    algorithm = f"GLMM {model}: {res.convergence.algorithm}, {res.convergence.integration}"
+    if res.convergence.integration != "Laplace":
+        algorithm += f" ({res.convergence.nodes} nodes)"
+    random = RandomFit(
+        measure=measure,
+        theta=res.theta,
+        se=res.se,
+        statistic=res.z,
+        p_value=res.p_value,
+        ci_low_theta=res.ci_low,
+        ci_high_theta=res.ci_high,
+        tau2_method="ML",
+        ci_method="z",
+        tau2=res.tau2,
+        df=None,
+        pi_low_theta=res.theta - half_pi,
+        pi_high_theta=res.theta + half_pi,
+        converged=res.convergence.converged,
+        tau2_algorithm=algorithm,
+    )
+    # metafor's I² and H² of rma.glmm: tau² against the typical within-study variance of the
+    # escalc effects (k_yi studies; 1/2 added to studies with a zero cell)
+    v = np.asarray(es.vi, dtype=float)
+    ok = np.isfinite(v) & (v > 0) & np.isfinite(np.asarray(es.yi, dtype=float))
+    w = 1.0 / v[ok]
+    k_yi = int(ok.sum())
+    trace = float(np.sum(w) - np.sum(w * w) / np.sum(w)) if k_yi > 1 else math.nan
+    vt = (k_yi - 1) / trace if k_yi > 1 and trace > 0 else math.nan
+    i2 = 100.0 * res.tau2 / (vt + res.tau2) if math.isfinite(vt) else None
+    h2 = res.tau2 / vt + 1.0 if math.isfinite(vt) else None
+    q, df = res.qe_wald, int(res.qe_df or 0)
+    het = Heterogeneity(
+        q=q,
+        df=df,
+        p_value=None if q is None else chi2_sf(q, df),
+        i2=i2,
+        h2=h2,
+        tau2=res.tau2,
+        tau=math.sqrt(res.tau2),
+        i2_q=None if not q else 100.0 * max(0.0, (q - df) / q),
+        tau2_method="ML",
+        ci=None,
+        glmm=True,
+    )
+    uninformative = tuple(s.study for s, informs in zip(es.studies, res.contributes) if not informs)
+    glmm = GlmmModel(
+        res,
+        uninformative=uninformative,
+        double_zero="kept" if options.keep_double_zero else "excluded",
+    )
+    return MetaAnalysis(es, options, estimates, common, random, het, glmm)

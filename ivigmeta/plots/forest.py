@@ -116,6 +116,13 @@ def _heterogeneity_text(ma: MetaAnalysis) -> str:
     het = ma.heterogeneity
     if het is None or het.q is None:
         return "Heterogeneity: not applicable (a single study)"
+    if ma.glmm is not None:
+        g = ma.glmm.fit
+        return (
+            f"Heterogeneity (GLMM {g.model}): Wald = {f.num(het.q)}, LRT = {f.num(g.qe_lrt)}, "
+            f"df = {het.df} ({f.p_eq(g.qe_lrt_p)}, LRT); I² = {f.pct(het.i2)}; "
+            f"τ² = {f.tau2(het.tau2)} (ML)"
+        )
     return (
         f"Heterogeneity: Q = {f.num(het.q)}, df = {het.df} ({f.p_eq(het.p_value)}); "
         f"I² = {f.pct(het.i2)}; τ² = {f.tau2(het.tau2)} ({het.tau2_method})"
@@ -128,6 +135,14 @@ def _fit(ma: MetaAnalysis, model: str) -> CommonFit | RandomFit:
     if fit is None:
         raise ModelError("a single study: nothing is pooled")
     return fit
+
+
+def _model_name(ma: MetaAnalysis, model: str) -> str:
+    """The diamond's label; a GLMM names itself (the common diamond is its tau² = 0 fit)."""
+    if ma.glmm is not None:
+        name = ma.glmm.fit.model
+        return f"GLMM {name}, random effects" if model == "random" else f"GLMM {name}, tau² = 0"
+    return MODEL_NAMES[model]
 
 
 def _overall_text(ma: MetaAnalysis, model: str) -> str:
@@ -155,7 +170,8 @@ def study_rows(ma: MetaAnalysis, models: Sequence[str], first_index: int = 0) ->
         }
         if ma.pooled:
             for m in models:
-                cells[f"weight_{m}"] = f.pct(_fit(ma, m).weights[i])
+                w = _fit(ma, m).weights  # a GLMM gives no study weights: equal squares
+                cells[f"weight_{m}"] = f.pct(w[i]) if w else ""
         rows.append(
             Row(
                 "study",
@@ -194,7 +210,7 @@ def pooled_rows(
     for j, m in enumerate(models):
         fit = _fit(ma, m)
         cells = {
-            "label": f"Subtotal ({m})" if subtotal else MODEL_NAMES[m],
+            "label": f"Subtotal ({m})" if subtotal else _model_name(ma, m),
             "estimate": f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
             f"weight_{m}": "100.0%",
         }

@@ -8,7 +8,7 @@ beyond picking fields, no rich, no statistics.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -265,7 +265,7 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
         ]
         if ma.pooled:
             assert ma.common is not None and ma.random is not None
-            row += [f.pct(ma.common.weights[i]), f.pct(ma.random.weights[i])]
+            row += [_weight(ma.common.weights, i), _weight(ma.random.weights, i)]
         rows.append(row)
     notes = []
     summary_from = None
@@ -273,10 +273,16 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
         assert ma.common is not None and ma.random is not None
         totals = _total_cells(ma, kind)
         summary_from = len(rows)
-        for name, fit in (
-            (f"Common effect ({ma.common.method})", ma.common),
-            (f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})", ma.random),
-        ):
+        names = (
+            f"Common effect ({ma.common.method})",
+            f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})",
+        )
+        if ma.glmm is not None:
+            names = (
+                f"Fixed effects (GLMM {ma.glmm.fit.model}, tau² = 0)",
+                f"Random effects (GLMM {ma.glmm.fit.model}, ML, z)",
+            )
+        for name, fit in zip(names, (ma.common, ma.random)):
             row = [name, totals[0]]
             if durations:
                 row += ["", ""]
@@ -289,7 +295,10 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             ]
             rows.append(row)
         r = ma.random
-        notes.append(heterogeneity_line(ma.heterogeneity))
+        if ma.glmm is not None:
+            notes += glmm_lines(ma)
+        else:
+            notes.append(heterogeneity_line(ma.heterogeneity))
         c = ma.common
         if c.method != "IV" and c.q is not None:
             notes.append(
@@ -316,6 +325,49 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
     notes += excluded_notes(ma.effects.excluded)
     title = f"Outcomes of the included studies ({ma.measure}, k = {ma.k})"
     return [Section(title, cols, rows, [n for n in notes if n], summary_from)]
+
+
+def _weight(weights: Sequence[float], i: int) -> str:
+    """A study's weight in percent; a GLMM gives none."""
+    return f.pct(weights[i]) if weights else ""
+
+
+def glmm_lines(ma: MetaAnalysis) -> list[str]:
+    """What a GLMM fit reports under the table: the model, its heterogeneity tests, its fit."""
+    assert ma.glmm is not None
+    g = ma.glmm.fit
+    conv = g.convergence
+    nodes = (
+        "Laplace approximation"
+        if conv.integration == "Laplace"
+        else (f"{conv.integration} quadrature, {conv.nodes} nodes")
+    )
+    lines = [
+        f"Model: GLMM {g.model}, {g.title} (metafor's rma.glmm, ML; {nodes}); "
+        f"log-likelihood {f.num(g.loglik)}; "
+        + ("converged" if conv.converged else "NOT converged")
+        + f" in {conv.iterations} Newton iterations",
+    ]
+    het = ma.heterogeneity
+    assert het is not None
+    wald = "n/a" if g.qe_wald is None else f"{f.num(g.qe_wald)} ({f.p_eq(g.qe_wald_p)})"
+    lines.append(
+        f"Heterogeneity (saturated model, df = {g.qe_df}): Wald = {wald}; LRT = "
+        f"{f.num(g.qe_lrt)} ({f.p_eq(g.qe_lrt_p)}); I² = {f.pct(het.i2)}; "
+        f"tau² (ML) = {f.tau2(g.tau2)}"
+        + (f"; sigma² (study effects) = {f.tau2(g.sigma2)}" if g.sigma2 is not None else "")
+    )
+    if g.boundary:
+        lines.append(
+            "tau² is at the boundary 0: the random-effects estimate is the fixed-effects one."
+        )
+    if ma.glmm.uninformative:
+        lines.append(
+            f"Without information on the effect under {g.model} (double zeros, kept): "
+            + ", ".join(ma.glmm.uninformative)
+        )
+    lines.append("The GLMM uses the raw counts: no continuity correction, no study weights.")
+    return lines
 
 
 def metafor_fn(method: str) -> str:
