@@ -117,7 +117,7 @@ def test_output_with_spans_is_the_one_process_output(run, tmp_path, small_files_
         assert many.exit_code == 0, many.output
         assert many.stdout == one.stdout
         assert many.stderr == one.stderr
-    assert "with errors (status error)" in one.stderr
+    assert "failed (status error)" in one.stderr
 
 
 @needs_fork

@@ -258,8 +258,9 @@ def batch(
                     f"{output}: cannot be written ({exc.strerror or exc})"
                 ) from None
     stats = job.stats
+    pooled = stats["groups"] - stats["single"] - stats["error"]
     note(
-        f"{stats['groups']} meta-analys{'i' if stats['groups'] == 1 else 'e'}s pooled"
-        + (f"; {stats['single']} with a single study" if stats["single"] else "")
-        + (f"; {stats['error']} with errors (status error)" if stats["error"] else "")
+        f"{stats['groups']} meta-analys{'i' if stats['groups'] == 1 else 'e'}s: {pooled} pooled"
+        + (f", {stats['single']} with a single study" if stats["single"] else "")
+        + (f", {stats['error']} failed (status error)" if stats["error"] else "")
     )
