@@ -70,7 +70,9 @@ def test_csv_to_stdout_has_the_contract_columns_and_full_precision(run, table):
     assert [r["status"] for r in rows] == ["ok", "ok", "single", "error"]
     assert float(rows[0]["random_estimate"]) == want["random_estimate"].iloc[0]  # repr round-trips
     assert "row 8, column 'control_events'" in rows[3]["reason"]
-    assert "4 meta-analyses: 2 pooled, 1 with a single study, 1 failed (status error)" in result.stderr
+    assert (
+        "4 meta-analyses: 2 pooled, 1 with a single study, 1 failed (status error)" in result.stderr
+    )
 
 
 def test_jsonl_output(run, table):

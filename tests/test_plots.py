@@ -650,3 +650,11 @@ def test_forest_captions_are_neutral_or_the_tables_arms(header, rows, left, righ
     assert not any("IVIG" in t for t in texts) or "IVIG" in right
     given = _texts(make_figure("forest", ma, labels=("Favours no drug", "Favours drug")))
     assert "Favours drug" in given and right not in given
+
+
+def test_every_forest_axis_has_a_title(paper_fit):
+    from matplotlib.text import Text
+
+    for fig in (make_figure("forest", paper_fit), make_figure("loo", leave_one_out(paper_fit))):
+        titles = [t.get_text() for t in fig.findobj(Text) if t.get_gid() == "axis-title"]
+        assert titles == ["Risk ratio (log scale)"]

@@ -26,7 +26,7 @@ from ivigmeta.plots import common as c
 GAP = 0.22  # inches between columns
 MARGIN = 0.12  # inches around the figure
 PLOT_WIDTH = 3.0  # inches of the plot column
-AXIS_SPACE = 0.5  # inches below the rows: ticks and the "favours" captions
+AXIS_SPACE = 0.72  # inches below the rows: ticks, the "favours" captions and the axis title
 HEADER_ROWS = 2
 MAX_SQUARE = 10.0  # points: side of the square of the heaviest study
 MIN_SQUARE = 3.0
@@ -329,6 +329,18 @@ def draw(
             fontsize=c.FONT_SIZE - 0.5,
             gid="caption-right",
         )
+    # An axis title under the effect axis (below the captions), as journals ask.
+    ax.annotate(
+        f"{c.MEASURE_NAMES.get(measure, measure)}{' (log scale)' if ratio else ''}",
+        xy=(0.5, 0),
+        xycoords="axes fraction",
+        xytext=(0, -30 if captions else -17),
+        textcoords="offset points",
+        ha="center",
+        va="top",
+        fontsize=c.FONT_SIZE - 0.5,
+        gid="axis-title",
+    )
     return fig, ax
 
 
