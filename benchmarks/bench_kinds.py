@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 
-def tables(groups: int, studies: int, seed: int = 1) -> dict[str, tuple[list[str], list[np.ndarray]]]:
+def tables(
+    groups: int, studies: int, seed: int = 1
+) -> dict[str, tuple[list[str], list[np.ndarray]]]:
     rng = np.random.default_rng(seed)
     n = groups * studies
     n1, n2 = rng.integers(10, 200, n), rng.integers(10, 200, n)
@@ -35,8 +37,12 @@ def tables(groups: int, studies: int, seed: int = 1) -> dict[str, tuple[list[str
         "means (MD)": (
             ["m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"],
             [
-                np.round(rng.normal(10, 2, n), 3), np.round(rng.uniform(1, 3, n), 3), n1,
-                np.round(rng.normal(9, 2, n), 3), np.round(rng.uniform(1, 3, n), 3), n2,
+                np.round(rng.normal(10, 2, n), 3),
+                np.round(rng.uniform(1, 3, n), 3),
+                n1,
+                np.round(rng.normal(9, 2, n), 3),
+                np.round(rng.uniform(1, 3, n), 3),
+                n2,
             ],
         ),  # fmt: skip
         "rates (IRR)": (
