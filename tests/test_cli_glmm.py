@@ -145,3 +145,72 @@ def test_api_pool_glmm(tmp_path):
     assert fit.glmm is not None and fit.glmm.fit.model == "UM.RS"
     assert close(fit.random.theta, ref["estimate"], GLMM_TIGHT)
     assert fit.to_dict()["model"]["sigma2"] == fit.glmm.fit.sigma2
+
+
+# ------------------------------------------------------------------------------------------
+# loo, cumulative and subgroup refit the GLMM (each refit is pool --glmm on that subset)
+
+
+def _subset(tmp_path, path: str, keep, name: str) -> str:
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    out = tmp_path / name
+    with out.open("w", newline="") as fh:
+        csv.writer(fh).writerows([rows[0], *(rows[1 + i] for i in keep)])
+    return str(out)
+
+
+@pytest.mark.parametrize("model", ["UM.FS", "CM.EL"])
+def test_loo_refits_the_glmm(run, tmp_path, model):
+    path = _write(tmp_path, "collins1985a", OR_COLUMNS)
+    res = run("loo", path, "--format", "json", "--measure", "OR", "--glmm", model)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    labels = list(columns("collins1985a")["slab"])
+    assert len(out["omitted"]) == len(labels) - len(out["excluded"])  # double zeros excluded
+    for row in (out["omitted"][0], out["omitted"][-1]):
+        keep = [j for j, label in enumerate(labels) if label != row["study"]]
+        own = _pool_json(
+            run, _subset(tmp_path, path, keep, "l.csv"), "--measure", "OR", "--glmm", model
+        )
+        assert row["theta"] == pytest.approx(own["random"]["theta"], rel=1e-12)
+        assert row["tau2"] == pytest.approx(own["heterogeneity"]["tau2"], abs=1e-12)
+    text = run("loo", path, "--measure", "OR", "--glmm", model).stdout
+    assert f"GLMM {model}" in text.splitlines()[0]
+
+
+def test_cumulative_and_subgroup_refit_the_glmm(run, tmp_path):
+    path = _write(tmp_path, "collins1985a", OR_COLUMNS)
+    res = run("cumulative", path, "--format", "json", "--measure", "OR", "--glmm", "UM.FS",
+              "--order", "study")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    steps = json.loads(res.stdout)["steps"]
+    first3 = [s["row"] - 2 for s in steps[:3]]
+    own = _pool_json(
+        run, _subset(tmp_path, path, first3, "c3.csv"), "--measure", "OR", "--glmm", "UM.FS"
+    )
+    assert steps[2]["theta"] == pytest.approx(own["random"]["theta"], rel=1e-12)
+    # subgroups: each level is the GLMM of its studies, compared by Q between them
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    k = len(rows) - 1
+    grouped = tmp_path / "g.csv"
+    with grouped.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([*rows[0], "half"])
+        for i, r in enumerate(rows[1:]):
+            w.writerow([*r, "early" if i < k // 2 else "late"])
+    sg = run("subgroup", str(grouped), "--by", "half", "--format", "json", "--measure", "OR",
+             "--glmm", "UM.FS")  # fmt: skip
+    assert sg.exit_code == 0, sg.output
+    assert "compared by Q between their GLMM estimates" in sg.stderr
+    data = json.loads(sg.stdout)["by"][0]
+    early = _pool_json(
+        run, _subset(tmp_path, path, range(k // 2), "e.csv"), "--measure", "OR", "--glmm", "UM.FS"
+    )
+    level = next(lv for lv in data["levels"] if lv["level"] == "early")
+    assert level["theta"] == pytest.approx(early["random"]["theta"], rel=1e-12)
+    assert data["test"]["method"] == "separate-GLMM UM.FS"
+    refused = run("subgroup", str(grouped), "--by", "half", "--measure", "OR", "--glmm", "UM.FS",
+                  "--between", "metareg")  # fmt: skip
+    assert refused.exit_code == 2 and "use --between separate" in refused.output

@@ -170,6 +170,7 @@ def heterogeneity(
 
 @click.command()
 @analysis_command
+@glmm_option
 @plot_option
 @handle_errors
 def loo(
@@ -183,14 +184,17 @@ def loo(
     ci_method,
     common_method,
     level,
+    glmm,
     plot,
 ):
     """Leave-one-out sensitivity analysis: the random-effects fit without each study in turn.
 
-    With --plot, also draw the leave-one-out plot.
+    With --plot, also draw the leave-one-out plot. With --glmm, each refit is that GLMM.
     """
     check_plot_target(plot, file)
-    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    fitted = load_fit(
+        file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
+    )
     result = fitted.loo()
     save_plot(plot, "loo", result)
     show(result, "loo", fmt, ascii_only)
@@ -217,6 +221,7 @@ def loo(
     ),
 )
 @forest_options
+@glmm_option
 @plot_option
 @handle_errors
 def subgroup(
@@ -235,16 +240,33 @@ def subgroup(
     plot,
     model,
     labels,
+    glmm,
 ):
     """Subgroup analysis by label columns, with the between-subgroup test.
 
     With --plot, also draw a forest plot with one block per subgroup; with several --by, one
-    file per column, named PATH with _COL before the extension.
+    file per column, named PATH with _COL before the extension. With --glmm, each subgroup is
+    that GLMM and the subgroups are compared by Q between their estimates (--between separate).
     """
     targets = per_column_paths(plot, columns)
     for target in targets.values():
         check_plot_target(target, file)
-    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    if glmm:
+        ctx = click.get_current_context()
+        source = ctx.get_parameter_source("between")
+        if between == "metareg" and source is not None and source.name == "COMMANDLINE":
+            raise click.UsageError(
+                "--glmm compares subgroups by Q between their GLMM estimates: use --between "
+                "separate (a meta-regression of the GLMM is not available)"
+            )
+        if between == "metareg":
+            note(
+                "--glmm: subgroups compared by Q between their GLMM estimates (--between separate)"
+            )
+        between = "separate"
+    fitted = load_fit(
+        file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
+    )
     result = fitted.subgroup(columns, between)
     for res in result.by:
         for e in res.excluded:

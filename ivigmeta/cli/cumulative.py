@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.commands import load_fit, show
-from ivigmeta.cli.common import analysis_command, handle_errors, note
+from ivigmeta.cli.common import analysis_command, glmm_option, handle_errors, note
 
 
 @click.command()
@@ -21,6 +21,7 @@ from ivigmeta.cli.common import analysis_command, handle_errors, note
 @click.option(
     "--desc", is_flag=True, help="Add the studies in descending order (newest first for year)."
 )
+@glmm_option
 @handle_errors
 def cumulative(
     file,
@@ -35,9 +36,13 @@ def cumulative(
     ci_method,
     common_method,
     level,
+    glmm,
 ):
-    """Cumulative meta-analysis: the random-effects fit as each study is added in turn."""
-    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    """Cumulative meta-analysis: the random-effects fit as each study is added in turn (with
+    --glmm, that GLMM)."""
+    fitted = load_fit(
+        file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
+    )
     result = fitted.cumulative(order_by, descending=desc)
     if result.missing_order:
         note(f"no '{order_by}' value for {', '.join(result.missing_order)}: added last")

@@ -101,7 +101,8 @@ def _between_metareg(
 
 
 def _between_separate(ma: MetaAnalysis, groups: Sequence[SubgroupLevel]) -> BetweenTest:
-    method = f"separate-{ma.options.tau2_method}"
+    model = f"GLMM {ma.options.glmm}" if ma.options.glmm else ma.options.tau2_method
+    method = f"separate-{model}"
     if len(groups) < 2:
         return BetweenTest(method, None, 0, None, note="only one subgroup: nothing to compare")
     thetas, weights = [], []

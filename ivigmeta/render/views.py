@@ -332,6 +332,11 @@ def _weight(weights: Sequence[float], i: int) -> str:
     return f.pct(weights[i]) if weights else ""
 
 
+def model_name(options: Any) -> str:
+    """The random-effects model in titles: its tau² estimator, or the GLMM."""
+    return f"GLMM {options.glmm}" if options.glmm else options.tau2_method
+
+
 def glmm_lines(ma: MetaAnalysis) -> list[str]:
     """What a GLMM fit reports under the table: the model, its heterogeneity tests, its fit."""
     assert ma.glmm is not None
@@ -488,7 +493,7 @@ def loo_sections(loo: LeaveOneOut) -> list[Section]:
         f"without {loo.largest.omitted.study}."
     ]
     notes += excluded_notes(loo.full.effects.excluded)
-    title = f"Leave-one-out sensitivity analysis (random effects, {loo.full.options.tau2_method})"
+    title = f"Leave-one-out sensitivity analysis (random effects, {model_name(loo.full.options)})"
     return [Section(title, cols, rows, notes, summary_from)]
 
 
@@ -878,7 +883,7 @@ def cumulative_sections(cu: Cumulative) -> list[Section]:
         notes.append(f"No '{cu.order_by}' value, added last: {', '.join(cu.missing_order)}")
     notes += [f"Step {s.k} (adding {s.added.study}): no fit: {s.note}" for s in cu.steps if s.note]
     notes += excluded_notes(cu.full.effects.excluded)
-    title = f"Cumulative meta-analysis (random effects, {cu.full.options.tau2_method})"
+    title = f"Cumulative meta-analysis (random effects, {model_name(cu.full.options)})"
     return [Section(title, cols, rows, notes, right_align_from=1)]
 
 
