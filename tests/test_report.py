@@ -442,3 +442,25 @@ def test_report_title_and_forest_labels(run, tmp_path, monkeypatch):
     assert md.startswith("# IVIG re-analysis\n")
     assert ("Favours no IVIG", "Favours IVIG") in [tuple(x) for x in seen if x]
     assert "## Study outcomes and pooled estimates" in md
+
+
+def test_report_with_a_glmm_names_the_model(run, tmp_path):
+    bcg = (
+        "study,year,tpos,tneg,cpos,cneg,grp\n"
+        "a,1948,4,119,11,128,x\nb,1949,6,300,29,274,x\nc,1960,3,228,11,209,y\n"
+        "d,1977,62,13536,248,12619,y\ne,1973,33,5036,47,5761,x\n"
+    )
+    path = tmp_path / "bcg.csv"
+    path.write_text(bcg)
+    result = run(
+        "report", str(path), "-o", str(tmp_path / "r"), "--no-figures", "--measure", "OR",
+        "--glmm", "UM.FS",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "r" / "report.md").read_text()
+    methods = md.split("\n## Methods", 1)[1]
+    assert "generalized linear mixed model UM.FS" in methods
+    assert "Stijnen T, Hamza TH, Ozdemir P (2010)" in methods
+    assert "compared by Q between their estimates" in methods
+    assert "### Leave-one-out sensitivity analysis (random effects, GLMM UM.FS)" in md
+    assert "--glmm UM.FS" in md  # the command lines shown

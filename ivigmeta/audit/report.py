@@ -154,6 +154,7 @@ def versions() -> dict[str, str]:
 
 CITATIONS = {
     "RR": "Deeks & Higgins 2010",
+    "glmm": "Stijnen et al. 2010; Jackson et al. 2018",
     "measure:SMD": "Hedges 1981",
     "measure:SMDH": "Bonett 2009",
     "measure:ROM": "Hedges et al. 1999",
@@ -198,6 +199,8 @@ BIAS_TEST_NAMES = {
 }
 
 REFERENCES = {
+    "Stijnen et al. 2010": "Stijnen T, Hamza TH, Ozdemir P (2010). Random effects meta-analysis of event outcome in the framework of the generalized linear mixed model with applications in sparse data. Stat Med 29:3046-3067.",
+    "Jackson et al. 2018": "Jackson D, Law M, Stijnen T, Viechtbauer W, White IR (2018). A comparison of seven random-effects models for meta-analyses that estimate the summary odds ratio. Stat Med 37:1059-1085.",
     "Hedges 1981": "Hedges LV (1981). Distribution theory for Glass's estimator of effect size and related estimators. J Educ Stat 6:107-128.",
     "Bonett 2009": "Bonett DG (2009). Meta-analytic interval estimation for standardized and unstandardized mean differences. Psychol Methods 14:225-238.",
     "Hedges et al. 1999": "Hedges LV, Gurevitch J, Curtis PS (1999). The meta-analysis of response ratios in experimental ecology. Ecology 80:1150-1156.",
@@ -323,25 +326,42 @@ def methods_paragraph(
     else:
         which = "every study" if policy == "all" else where
         done = f" (applied to: {', '.join(corrected)})" if corrected else " (no study needed it)"
-        s.append(f"A continuity correction of {cc:g} was added to {which}{done}.")
+        glmm_rows = " for the study rows; the GLMM uses the raw counts" if pool.get("model") else ""
+        s.append(f"A continuity correction of {cc:g} was added to {which}{done}{glmm_rows}.")
+    model = pool.get("model") or {}
     common_name = COMMON_NAMES.get(common, common)
     article = "an" if common_name[:1].lower() in "aeiou" else "a"
-    s.append(
-        f"Studies were pooled with {article} {common_name} common-effect model{cite(common)} "
-        f"and a random-effects model with the {TAU2_NAMES.get(tau2, tau2)} estimator of the "
-        f"between-study variance tau²{cite(tau2)}"
-        + (
-            f", with Hartung-Knapp-Sidik-Jonkman intervals{cite('hk')}"
-            if ci == "hk"
-            else ", with Wald z intervals"
+    if model.get("type") == "glmm":
+        s.append(
+            f"Studies were pooled with the generalized linear mixed model {model.get('glmm')} "
+            f"({model.get('title', '')}; metafor's rma.glmm, maximum likelihood, raw counts)"
+            f"{cite('glmm')}, with Wald z intervals and a prediction interval{cite('PI')}; its "
+            "common-effect counterpart fixes tau² at 0. Leave-one-out, cumulative and subgroup "
+            "analyses refit the same model; heterogeneity statistics, influence diagnostics and "
+            "small-study tests use the inverse-variance random-effects model."
         )
-        + f" and a prediction interval{cite('PI')}."
-    )
+    else:
+        s.append(
+            f"Studies were pooled with {article} {common_name} common-effect model{cite(common)} "
+            f"and a random-effects model with the {TAU2_NAMES.get(tau2, tau2)} estimator of the "
+            f"between-study variance tau²{cite(tau2)}"
+            + (
+                f", with Hartung-Knapp-Sidik-Jonkman intervals{cite('hk')}"
+                if ci == "hk"
+                else ", with Wald z intervals"
+            )
+            + f" and a prediction interval{cite('PI')}."
+        )
     het_ci = ""
     if heterogeneity and heterogeneity.get("i2_ci") is not None:
         het_ci = f", with Q-profile confidence intervals for tau² and I²{cite('qprofile')}"
     s.append(f"Heterogeneity was assessed with Cochran's Q{cite('Q')} and I²{cite('I2')}{het_ci}.")
-    if "subgroup" in parts and by:
+    if "subgroup" in parts and by and model.get("type") == "glmm":
+        s.append(
+            f"Subgroups ({', '.join(by)}) were pooled separately and compared by Q between "
+            "their estimates."
+        )
+    elif "subgroup" in parts and by:
         s.append(
             f"Subgroups ({', '.join(by)}) were pooled separately and compared by a mixed-effects "
             f"meta-regression on the subgroup labels with a method-of-moments residual tau²{cite('metareg')}."
@@ -382,6 +402,10 @@ def _command_line(command: str, args: Sequence[str]) -> str:
     return " ".join(["ivigmeta", command, *(shlex.quote(a) for a in args)])
 
 
+#: the commands that fit a GLMM with --glmm (the others use the normal-normal model)
+GLMM_COMMANDS = ("pool", "loo", "cumulative", "subgroup")
+
+
 def build_report(
     file: str,
     runner: Any,
@@ -396,6 +420,7 @@ def build_report(
     table_options: dict[str, Any] | None = None,
     title: str | None = None,
     labels: Sequence[str] | None = None,
+    glmm: str | None = None,
 ) -> ReportContent:
     """Run every section's command on ``file`` with ``option_args`` and collect the report.
 
@@ -415,6 +440,8 @@ def build_report(
     fig_dir = os.path.join(out_dir, "figures")
     for spec in PARTS:
         args = [file, *option_args]
+        if glmm and spec.command in GLMM_COMMANDS:
+            args += ["--glmm", glmm]
         if spec.needs_by:
             if not columns:
                 not_available.append(f"{spec.title}: the table has no label column to subgroup by")
@@ -459,8 +486,9 @@ def build_report(
     def json_of(command: str) -> dict[str, Any]:
         if command not in runner.commands:
             return {}
+        extra = ["--glmm", glmm] if glmm and command in GLMM_COMMANDS else []
         try:
-            return runner.run(command, [file, *option_args])
+            return runner.run(command, [file, *option_args, *extra])
         except RunError:
             return {}
 

@@ -14,6 +14,7 @@ from ivigmeta.cli.common import (
     check_not_input,
     effect_options,
     file_argument,
+    glmm_option,
     handle_errors,
     input_options,
     input_settings,
@@ -23,7 +24,7 @@ from ivigmeta.cli.common import (
 )
 from ivigmeta.errors import DataError
 
-OWN_PARAMS = ("file", "out_dir", "published", "columns", "no_figures", "title", "labels")
+OWN_PARAMS = ("file", "out_dir", "published", "columns", "no_figures", "title", "labels", "glmm")
 
 
 def option_args(ctx: click.Context) -> list[str]:
@@ -65,6 +66,8 @@ def invoked_command_line(ctx: click.Context) -> str:
         args += ["--title", p["title"]]
     if p.get("labels"):
         args += ["--labels", ",".join(p["labels"])]
+    if p.get("glmm"):
+        args += ["--glmm", p["glmm"]]
     return shlex.join(args + option_args(ctx))
 
 
@@ -125,11 +128,12 @@ def check_report_targets(out_dir: str, inputs: list[str | None], figures: bool) 
     callback=parse_labels,
     help="Captions under the forest plots' axis either side of no effect (as pool --labels).",
 )
+@glmm_option
 @input_options
 @effect_options
 @model_options
 @handle_errors
-def report(file, out_dir, published, columns, no_figures, title, labels, **options: Any):
+def report(file, out_dir, published, columns, no_figures, title, labels, glmm, **options: Any):
     """Write the whole analysis as DIR/report.md and a self-contained DIR/report.html.
 
     The report holds the data, the study outcomes with the pooled rows, heterogeneity, the
@@ -170,6 +174,7 @@ def report(file, out_dir, published, columns, no_figures, title, labels, **optio
         published=published,
         title=title,
         labels=labels,
+        glmm=glmm,
     )
     try:
         md_path, html_path = write_report(content, out_dir)
