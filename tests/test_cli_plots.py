@@ -138,3 +138,16 @@ def test_no_heavy_imports_without_plot(studies_path):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_pool_plot_sort_and_xlim(run, studies_path, tmp_path):
+    target = tmp_path / "sorted.svg"
+    ok = run(
+        "pool", str(studies_path), "--plot", str(target), "--sort", "weight", "--xlim", "0.25,20"
+    )
+    assert ok.exit_code == 0, ok.output
+    assert target.exists()
+    bad = run("pool", str(studies_path), "--plot", str(target), "--xlim", "a,b")
+    assert bad.exit_code == 2 and "LOW,HIGH" in bad.output
+    neg = run("pool", str(studies_path), "--plot", str(tmp_path / "n.svg"), "--xlim", "0,5")
+    assert neg.exit_code == 1 and "Error: --xlim 0,5: expected 0 < LOW < HIGH" in neg.stderr

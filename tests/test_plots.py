@@ -658,3 +658,32 @@ def test_every_forest_axis_has_a_title(paper_fit):
     for fig in (make_figure("forest", paper_fit), make_figure("loo", leave_one_out(paper_fit))):
         titles = [t.get_text() for t in fig.findobj(Text) if t.get_gid() == "axis-title"]
         assert titles == ["Risk ratio (log scale)"]
+
+
+@pytest.mark.parametrize("sort", ["estimate", "weight", "year", "label"])
+def test_forest_sort_orders_the_study_rows(paper_fit, sort):
+    from ivigmeta.plots.forest import study_order, study_rows
+
+    order = study_order(paper_fit, sort, ["random"])
+    studies, est = paper_fit.effects.studies, paper_fit.study_estimates
+    if sort == "estimate":
+        assert [est[i].theta for i in order] == sorted(e.theta for e in est)
+    elif sort == "weight":
+        w = paper_fit.random.weights
+        assert [w[i] for i in order] == sorted(w, reverse=True)
+    elif sort == "year":
+        assert [studies[i].year for i in order] == sorted(s.year for s in studies)
+    else:
+        assert [studies[i].label() for i in order] == sorted(s.label() for s in studies)
+    rows = study_rows(paper_fit, ["random"], sort=sort)
+    assert [r.cells["label"] for r in rows] == [studies[i].label() for i in order]
+
+
+def test_forest_xlim_fixes_the_axis(paper_fit):
+    fig = make_figure("forest", paper_fit, xlim=(0.2, 10))
+    ax = next(a for a in fig.axes if a.get_xscale() == "log")
+    assert ax.get_xlim() == pytest.approx((0.2, 10))
+    with pytest.raises(ModelError, match="0 < LOW < HIGH"):
+        make_figure("forest", paper_fit, xlim=(0, 10))
+    with pytest.raises(ModelError, match="0 < LOW < HIGH"):
+        make_figure("forest", paper_fit, xlim=(5, 2))

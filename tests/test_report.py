@@ -427,9 +427,9 @@ def test_report_title_and_forest_labels(run, tmp_path, monkeypatch):
     seen = []
     real = forest.forest_plot
 
-    def spy(ma, model="random", labels=None):
+    def spy(ma, model="random", labels=None, **options):
         seen.append(labels)
-        return real(ma, model, labels)
+        return real(ma, model, labels, **options)
 
     monkeypatch.setattr(forest, "forest_plot", spy)
     monkeypatch.setitem(__import__("ivigmeta.plots", fromlist=["FIGURES"]).FIGURES, "forest", spy)

@@ -123,6 +123,8 @@ def pool(
     plot,
     model,
     labels,
+    sort,
+    xlim,
 ):
     """Pool the studies: per-study effects, common and random-effects estimates.
 
@@ -135,7 +137,7 @@ def pool(
     )
     if not fitted.pooled:
         note("a single study: no pooling was done")
-    save_plot(plot, "forest", fitted.analysis, model=model, labels=labels)
+    save_plot(plot, "forest", fitted.analysis, model=model, labels=labels, sort=sort, xlim=xlim)
     show(fitted.analysis, "pool", fmt, ascii_only)
 
 
@@ -240,6 +242,8 @@ def subgroup(
     plot,
     model,
     labels,
+    sort,
+    xlim,
     glmm,
 ):
     """Subgroup analysis by label columns, with the between-subgroup test.
@@ -273,7 +277,10 @@ def subgroup(
             if e.reason.startswith("no '"):
                 note(f"--by {res.column}: {e.study} (row {e.row}) left out: {e.reason}")
     for column, target in targets.items():
-        save_plot(target, "subgroup-forest", result, column=column, model=model, labels=labels)
+        save_plot(
+            target, "subgroup-forest", result, column=column, model=model, labels=labels,
+            sort=sort, xlim=xlim,
+        )  # fmt: skip
     show(result, "subgroup", fmt, ascii_only)
 
 

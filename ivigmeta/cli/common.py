@@ -399,8 +399,41 @@ def parse_labels(
     return parts[0], parts[1]
 
 
+def parse_xlim(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected two numbers separated by a comma (LOW,HIGH), got '{value}'"
+        ) from None
+    return low, high
+
+
 def forest_options(func: Callable) -> Callable:
-    """--model and --labels: which pooled estimates the forest plot shows, and its axis captions."""
+    """--model, --labels, --sort and --xlim: which pooled estimates the forest plot shows, its
+    axis captions, the order of its studies and its axis limits."""
+    func = click.option(
+        "--xlim",
+        default=None,
+        metavar="LOW,HIGH",
+        callback=parse_xlim,
+        help="Forest plot axis limits on the reported scale (intervals beyond end in arrows) "
+        "[default: to fit the estimates and pooled intervals].",
+    )(func)
+    func = click.option(
+        "--sort",
+        "sort",
+        type=click.Choice(("file", "estimate", "weight", "year", "label")),
+        default="file",
+        show_default=True,
+        help="Order of the studies in the forest plot: as in the table, by estimate "
+        "(ascending), weight (largest first), year or label.",
+    )(func)
     func = click.option(
         "--labels",
         "labels",

@@ -154,14 +154,43 @@ def _overall_text(ma: MetaAnalysis, model: str) -> str:
     )
 
 
-def study_rows(ma: MetaAnalysis, models: Sequence[str], first_index: int = 0) -> list[Row]:
+#: --sort: the order of the study rows (file: as in the table)
+SORTS = ("file", "estimate", "weight", "year", "label")
+
+
+def study_order(ma: MetaAnalysis, sort: str, models: Sequence[str]) -> list[int]:
+    """The studies' indices in ``sort`` order: estimate ascending, weight descending (the
+    weights of the last model drawn), year ascending (no year last), label alphabetically;
+    ties keep the table's order."""
+    k = ma.effects.k
+    index = list(range(k))
+    if sort == "file":
+        return index
+    if sort == "estimate":
+        return sorted(index, key=lambda i: ma.study_estimates[i].theta)
+    if sort == "weight":
+        w = _fit(ma, models[-1]).weights if ma.pooled else None
+        return sorted(index, key=lambda i: -w[i]) if w else index
+    if sort == "year":
+        years = [s.year for s in ma.effects.studies]
+        return sorted(index, key=lambda i: (years[i] is None, years[i] or 0))
+    if sort == "label":
+        return sorted(index, key=lambda i: ma.effects.studies[i].label().casefold())
+    raise ModelError(f"unknown --sort '{sort}' (choose one of {', '.join(SORTS)})")
+
+
+def study_rows(
+    ma: MetaAnalysis, models: Sequence[str], first_index: int = 0, sort: str = "file"
+) -> list[Row]:
     """One row per study: label, events/total, square sized by weight, CI, estimate text."""
     d = f.decimals_for(ma.measure)
     size_model = models[-1]
     weights = _fit(ma, size_model).weights if ma.pooled else None
     top = max(weights) if weights else 1.0
     rows = []
-    for i, (s, est) in enumerate(zip(ma.effects.studies, ma.study_estimates)):
+    pairs = list(zip(ma.effects.studies, ma.study_estimates))
+    for i in study_order(ma, sort, models):
+        s, est = pairs[i]
         cells = {
             "label": marked_label(s),  # "[from CI]" etc. when the effect was given, as the table
             "treat": _arm_text(s, "treat"),
@@ -251,8 +280,21 @@ def pooled_rows(
     return rows
 
 
-def _limits(ma_list: Sequence[MetaAnalysis], rows: Sequence[Row]):
+def _limits(
+    ma_list: Sequence[MetaAnalysis], rows: Sequence[Row], xlim: Sequence[float] | None = None
+):
+    """The x axis: covering the estimates and pooled intervals, or ``xlim`` (LOW, HIGH on the
+    reported scale; intervals beyond it end in arrows)."""
     measure = ma_list[0].measure
+    if xlim is not None:
+        lo, hi = (float(x) for x in xlim)
+        if not lo < hi or (c.is_ratio(measure) and not lo > 0):
+            need = "0 < LOW < HIGH for a ratio" if c.is_ratio(measure) else "LOW < HIGH"
+            raise ModelError(f"--xlim {lo:g},{hi:g}: expected {need}")
+        _, _, ticks = axis_limits(measure, [lo, hi], [lo, hi])
+        if ticks is not None:
+            ticks = [t for t in ticks if lo <= t <= hi] or None
+        return lo, hi, ticks
     core = [r.est for r in rows if r.kind == "study"]
     core += [v for r in rows if r.kind in ("diamond", "interval") for v in (r.lo, r.hi)]
     full = [v for r in rows if r.kind == "study" for v in (r.lo, r.hi)]
@@ -273,11 +315,18 @@ def _plot_header(ma: MetaAnalysis, models: Sequence[str]) -> tuple[str, str]:
     return f"{name}{scale}", f"{how}{ma.options.level * 100:g}% CI"
 
 
-def forest_plot(ma: MetaAnalysis, model: str = "random", labels: Sequence[str] | None = None):
-    """The forest plot of a fitted meta-analysis; ``model`` is ``random``, ``common`` or ``both``."""
+def forest_plot(
+    ma: MetaAnalysis,
+    model: str = "random",
+    labels: Sequence[str] | None = None,
+    sort: str = "file",
+    xlim: Sequence[float] | None = None,
+):
+    """The forest plot of a fitted meta-analysis; ``model`` is ``random``, ``common`` or
+    ``both``; ``sort`` orders the studies (:data:`SORTS`); ``xlim`` fixes the axis."""
     models = _models(model)
     left, right = _columns(ma, models)
-    rows = study_rows(ma, models)
+    rows = study_rows(ma, models, sort=sort)
     rows.append(Row("blank"))
     rows += pooled_rows(ma, models)
     for note in source_notes(ma.effects.studies):
@@ -292,7 +341,7 @@ def forest_plot(ma: MetaAnalysis, model: str = "random", labels: Sequence[str] |
             ma.measure,
             _plot_header(ma, models),
             _captions(labels, ma.measure, ma),
-            _limits([ma], rows),
+            _limits([ma], rows, xlim),
         )
     return fig
 
@@ -303,6 +352,8 @@ def subgroup_forest_plot(
     labels: Sequence[str] | None = None,
     column: str | None = None,
     full: MetaAnalysis | None = None,
+    sort: str = "file",
+    xlim: Sequence[float] | None = None,
 ):
     """Forest plot with one block per subgroup level, each with its own diamond(s) and
     heterogeneity line; the overall estimate and the between-subgroup test at the bottom.
@@ -327,7 +378,7 @@ def subgroup_forest_plot(
     for lv in res.levels:
         a = lv.analysis
         rows.append(Row("group", {"label": f"{res.column} = {lv.level}"}, bold=True))
-        rows += study_rows(a, models, first_index=index)
+        rows += study_rows(a, models, first_index=index, sort=sort)
         index += a.k
         if a.pooled:
             rows += pooled_rows(a, models, tag=lv.level, subtotal=True)
@@ -356,6 +407,6 @@ def subgroup_forest_plot(
             full.measure,
             _plot_header(full, models),
             _captions(labels, full.measure, full),
-            _limits([full], rows),
+            _limits([full], rows, xlim),
         )
     return fig
