@@ -104,7 +104,7 @@ class EffectSizes:
         if rows:
             from ivigmeta.errors import ModelError
 
-            raise ModelError(counts_needed(method, rows))
+            raise ModelError(counts_needed(method, [(s.study, s.row) for s in rows]))
 
     def counts_only(self, method: str) -> EffectSizes:
         """The studies with counts; the others are excluded, naming ``method`` in the reason."""
@@ -1481,10 +1481,10 @@ class ReproduceResult:
         return to_json_dict(self)
 
 
-def counts_needed(method: str, rows: Sequence[Study]) -> str:
-    """Why ``method`` (Mantel-Haenszel, Peto) cannot pool ``rows``, which report only an effect
-    (pool's message, and batch's for such a group)."""
-    listed = ", ".join(f"{s.study} (row {s.row})" for s in rows)
+def counts_needed(method: str, rows: Sequence[tuple[str, int]]) -> str:
+    """Why ``method`` (Mantel-Haenszel, Peto) cannot pool the studies ``rows`` (label, row),
+    which report only an effect (pool's message, and batch's for such a group)."""
+    listed = ", ".join(f"{label} (row {row})" for label, row in rows)
     return (
         f"{method} needs event counts, but {listed} give(s) only an effect "
         "(use --common IV, or give the counts)"

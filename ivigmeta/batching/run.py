@@ -137,15 +137,10 @@ class BatchOptions:
 
 def measure_of(kind: str, options: BatchOptions, source: str = "") -> str:
     """The analysis measure for a table of ``kind``: ``--measure`` checked against the data, or
-    the kind's default (pool's rule and message: :func:`ivigmeta.core.effects.table_measure`)."""
-    from ivigmeta.core.effects import table_measure
-    from ivigmeta.io.studies import Study
+    the kind's default (pool's rule and message: :func:`ivigmeta.core.effects.kind_measure`)."""
+    from ivigmeta.core.effects import kind_measure
 
-    probe = Study(
-        row=0, study="", year=None, treat_events=None, treat_total=None, control_events=None,
-        control_total=None, file=source, outcome_kind=None if kind == "counts" else kind,
-    )  # fmt: skip
-    measure = table_measure([probe], options.measure)
+    measure = kind_measure(kind, options.measure, source)
     if options.common_method != "IV":
         check_common_method(options.common_method, measure)
         if kind != "counts":
@@ -514,8 +509,6 @@ def _needs_counts(
     """pool's ModelError for each of ``groups`` (codes), which have rows that report only an
     effect (``effect_rows``), under Mantel-Haenszel or Peto
     (:func:`ivigmeta.results.counts_needed`)."""
-    from types import SimpleNamespace
-
     from ivigmeta.results import counts_needed
 
     method = "Mantel-Haenszel" if common == "MH" else "Peto's method"
@@ -525,8 +518,8 @@ def _needs_counts(
         for i in np.flatnonzero((codes == gcode) & effect_rows).tolist():
             row = int(rows.row[i])
             label = str(rows.label[i]) if rows.label is not None else ""
-            listed.append(SimpleNamespace(study=label or f"row {row}", row=row))
-        out.append(counts_needed(method, listed))  # type: ignore[arg-type]
+            listed.append((label or f"row {row}", row))
+        out.append(counts_needed(method, listed))
     return out
 
 

@@ -105,16 +105,10 @@ def _apply_settings(ctx: click.Context, name: str, config_file: str | None) -> N
     if command is None:
         return
     try:
-        file = config.load_file(config_file)
-        if file is not None:
-            config.check_file(file[0], file[1], ctx.command.commands)  # type: ignore[attr-defined]
-        found = config.settings(name, command, file)
-        config.check_values(ctx, command, found)
+        _, found = config.in_force(ctx, name, command, config_file)
     except DataError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(1)
-    ctx.meta["ivigmeta.settings"] = found
-    ctx.meta["ivigmeta.settings_file"] = file[0] if file else None
     if found:
         ctx.default_map = {name: {p: s.value for p, s in found.items()}}
 

@@ -170,6 +170,19 @@ def check_values(ctx: click.Context, command: click.Command, found: Mapping[str,
             ) from None
 
 
+def in_force(
+    ctx: click.Context, name: str, command: click.Command, config_file: str | None
+) -> tuple[str | None, dict[str, Setting]]:
+    """``(the settings file in force or None, the defaults command name gets)``, every name and
+    value checked (DataError naming its source otherwise); ``ctx`` is any context of the run."""
+    file = load_file(config_file)
+    if file is not None:
+        check_file(file[0], file[1], ctx.find_root().command.commands)  # type: ignore[attr-defined]
+    found = settings(name, command, file)
+    check_values(ctx, command, found)
+    return (file[0] if file else None), found
+
+
 def settings(
     name: str,
     command: click.Command,
@@ -228,11 +241,7 @@ def config(ctx: click.Context, command_name: str, fmt: str) -> None:
             f"no command '{command_name}' (commands: {', '.join(group.list_commands(root))})"  # type: ignore[attr-defined]
         )
     try:
-        file = load_file(root.params.get("config_file"))
-        if file is not None:
-            check_file(file[0], file[1], group.commands)  # type: ignore[attr-defined]
-        found = settings(command_name, command, file)
-        check_values(ctx, command, found)
+        where, found = in_force(ctx, command_name, command, root.params.get("config_file"))
     except DataError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(1)
@@ -255,14 +264,12 @@ def config(ctx: click.Context, command_name: str, fmt: str) -> None:
     if fmt == "json":
         payload = {
             "command": command_name,
-            "settings_file": file[0] if file else None,
+            "settings_file": where,
             "settings": rows,
         }
         click.echo(json.dumps(payload, indent=2, default=str))
         return
-    click.echo(
-        f"settings for 'ivigmeta {command_name}' (settings file: {file[0] if file else 'none'})"
-    )
+    click.echo(f"settings for 'ivigmeta {command_name}' (settings file: {where or 'none'})")
     width = max(len(r["option"]) for r in rows)
     for r in rows:
         shown = "" if r["value"] is None else r["value"]

@@ -227,16 +227,21 @@ def table_measure(studies: Sequence[Study], measure: str | None) -> str:
     """The analysis measure for ``studies``: ``measure`` (checked against the kind of data the
     rows give), or the default for that kind (RR for 2x2 counts and effects, MD for means, IRR
     for rates, PLO for proportions)."""
-    from ivigmeta.core.measures import DEFAULT_MEASURE, KINDS
-
     kinds = {s.outcome_kind or "counts" for s in studies}
     kind = kinds.pop() if len(kinds) == 1 else "counts"
+    return kind_measure(kind, measure, next((s.file for s in studies if s.file), ""))
+
+
+def kind_measure(kind: str, measure: str | None, where: str = "") -> str:
+    """The analysis measure for a table of ``kind`` (``where`` names it in the error): pool's
+    rule, and batch's for a whole file."""
+    from ivigmeta.core.measures import DEFAULT_MEASURE, KINDS
+
     if measure is None:
         return DEFAULT_MEASURE[kind]
     m = normalize_measure(measure)
     if kind_of(m) != kind:
         what = {"counts": "2x2 event counts (or given effects)"}.get(kind, f"{kind} data")
-        where = next((s.file for s in studies if s.file), "")
         raise DataError(
             f"{where + ': ' if where else ''}--measure {m} does not fit the columns: they give "
             f"{what}, which take {', '.join(KINDS[kind])}"

@@ -145,12 +145,11 @@ def to_table(
             pad_edge=False,
             header_style="bold" if color else "",
         )
+        specs = _columns(sec)
         for j, i in enumerate(keep):
-            col = sec.columns[i]
-            cells = [r[j] for r in rows]
-            spec = _Column(plain(col), cells, i < sec.right_align_from or col in sec.text_columns)
+            spec = specs[i]
             table.add_column(
-                Text(plain(col)),
+                Text(spec.name),
                 justify="left" if spec.left else "right",
                 overflow="fold",
                 no_wrap=widths is None and not spec.wrap,
