@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from ivigmeta.io.revman import Review
     from ivigmeta.results import (
         BiasAnalysis,
         CommonFit,
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
         LeaveOneOut,
         MetaRegression,
         RandomFit,
+        ReproduceResult,
         SubgroupAnalysis,
     )
 
@@ -69,7 +71,9 @@ __all__ = [
     "fit_table",
     "metareg_table",
     "pool",
+    "audit_revman",
     "read",
+    "read_revman",
 ]
 
 Data = Union[str, "os.PathLike[str]", "pd.DataFrame", Mapping[str, Sequence[Any]], StudyTable]
@@ -102,6 +106,7 @@ def read(
     columns: str | Mapping[str, str] | None = None,
     sep: str | None = None,
     sheet: str | None = None,
+    analysis: str | None = None,
 ) -> StudyTable:
     """Read and validate a study table, as every command reads its FILE.
 
@@ -120,6 +125,10 @@ def read(
         Field delimiter of a text file (``comma``, ``semicolon``, ``tab``); default sniffed.
     sheet : str, optional
         Worksheet of an .xlsx file (default the first).
+    analysis : str, optional
+        For a RevMan file (.rm5, or RevMan's CSV export): the analysis to read, numbered as
+        RevMan numbers it (``"1.2"``, ``"1.2.3"`` for a subgroup); the table's ``settings``
+        then hold that analysis's measure, method, model and level (docs/revman.md).
 
     Returns
     -------
@@ -141,7 +150,9 @@ def read(
             )
         return data
     if isinstance(data, (str, os.PathLike)):
-        return load_table(os.fspath(data), sep=sep, sheet=sheet, columns=columns)
+        return load_table(os.fspath(data), sep=sep, sheet=sheet, columns=columns, analysis=analysis)
+    if analysis is not None:
+        raise DataError("analysis applies to RevMan files only")
     if _is_dataframe(data):
         source = DATAFRAME_SOURCE
         frame: Any = data
@@ -159,6 +170,24 @@ def read(
         if value is not None:
             raise DataError(f"{source}: {name} applies to files only")
     return parse_rows(RawTable(source, [header, *body]), columns)
+
+
+def read_revman(path: str | os.PathLike[str]) -> Review:
+    """Read a RevMan 5 review (.rm5, or RevMan's CSV export of analyses): every analysis with
+    its settings, study rows and the numbers RevMan stored (:mod:`ivigmeta.io.revman`)."""
+    from ivigmeta.io.readers import read_bytes
+    from ivigmeta.io.revman import load_review
+
+    source, data = read_bytes(os.fspath(path))
+    return load_review(data, source, os.fspath(path))
+
+
+def audit_revman(path: str | os.PathLike[str]) -> ReproduceResult:
+    """Recompute every analysis of a RevMan file with RevMan's methods and check every number
+    RevMan stored, as ``ivigmeta reproduce FILE.rm5`` (docs/revman.md)."""
+    from ivigmeta.audit.revman import audit_review
+
+    return audit_review(read_revman(path), os.fspath(path))
 
 
 def _is_dataframe(data: object) -> bool:

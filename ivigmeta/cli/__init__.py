@@ -30,6 +30,7 @@ COMMAND_MODULES = {
     "batch": "ivigmeta.cli.batch",
     "rob": "ivigmeta.cli.rob",
     "reproduce": "ivigmeta.cli.reproduce",
+    "revman": "ivigmeta.cli.revman",
     "report": "ivigmeta.cli.report",
     "config": "ivigmeta.cli.config",
 }

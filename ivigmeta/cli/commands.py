@@ -7,7 +7,7 @@ ask the fit) and renders the result; no arithmetic here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -35,7 +35,39 @@ def read_input(file: str) -> StudyTable:
     from ivigmeta.api import read
 
     opts = input_settings()
-    return read(file, columns=opts["columns"], sep=opts["sep"], sheet=opts["sheet"])
+    table = read(
+        file,
+        columns=opts["columns"],
+        sep=opts["sep"],
+        sheet=opts["sheet"],
+        analysis=opts["analysis"],
+    )
+    if table.settings.get("software") == "revman":
+        s = table.settings
+        note(
+            f"{table.source}: '{s['name']}': RevMan's settings are the defaults "
+            f"({s['measure']}, {s['common_method']}, {s['model']} effect, {s['level']:g}% CI)"
+        )
+    return table
+
+
+def table_defaults(table: StudyTable, **given: Any) -> dict[str, Any]:
+    """The option values ``given``, with those the user left at their defaults taken from the
+    table's own settings (a RevMan analysis's measure, method and level)."""
+    from click.core import ParameterSource
+
+    settings = table.settings
+    if not settings:
+        return given
+    ctx = click.get_current_context(silent=True)
+    out = dict(given)
+    for name, value in given.items():
+        if name not in settings:
+            continue
+        source = ctx.get_parameter_source(name) if ctx is not None else None
+        if name == "measure" and value is None or source in (ParameterSource.DEFAULT, None):
+            out[name] = settings[name]
+    return out
 
 
 def load_effects(
@@ -47,6 +79,7 @@ def load_effects(
 
     table = read_input(file)
     keep = input_settings()["keep_double_zero"]
+    measure = table_defaults(table, measure=measure)["measure"]
     return table, effect_sizes(table, measure, cc, cc_policy, keep, on_note=note)
 
 
@@ -66,6 +99,8 @@ def load_fit(
     from ivigmeta.api import fit_table
 
     table = read_input(file)
+    chosen = table_defaults(table, measure=measure, common_method=common_method, level=level)
+    measure, common_method, level = chosen["measure"], chosen["common_method"], chosen["level"]
     if glmm and tau2_method.upper() != "DL":
         note(f"--tau2 {tau2_method} is not used by --glmm: its tau² is the maximum likelihood one")
     return fit_table(

@@ -228,6 +228,7 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "sheet": None,
     "columns": None,
     "keep_double_zero": False,
+    "analysis": None,
 }
 
 
@@ -253,6 +254,15 @@ _STORED: dict[str, Any] = {"expose_value": False, "callback": _store_input, "is_
 
 def input_options(func: Callable) -> Callable:
     """--sep, --sheet, --columns, --keep-double-zero: how the table is read and which rows count."""
+    func = click.option(
+        "--analysis",
+        "input_analysis",
+        metavar="NUMBER",
+        help="For a RevMan file (.rm5 or RevMan's CSV export): the analysis to read, as RevMan "
+        "numbers it (1.2; 1.2.3 for a subgroup; 'ivigmeta revman FILE' lists them). Its measure, "
+        "method and CI level are the defaults, and RevMan's methods are used (docs/revman.md).",
+        **_STORED,
+    )(func)
     func = click.option(
         "--keep-double-zero",
         "input_keep_double_zero",

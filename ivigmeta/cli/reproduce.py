@@ -135,9 +135,31 @@ def run_reproduce(published_path: str, data: str | None, explain: bool = True):
     from ivigmeta.audit.published import load_published, resolve_data
     from ivigmeta.audit.reproduce import reproduce
 
+    if is_revman_file(published_path):
+        from ivigmeta.api import audit_revman
+
+        if data is not None:
+            raise IvigmetaError(
+                f"{published_path}: --data does not apply: a RevMan file holds its own data"
+            )
+        return audit_revman(published_path)
     runner = InProcessRunner()
     published = load_published(published_path, runner.commands)
     return reproduce(published, runner, resolve_data(published, data), explain=explain)
+
+
+def is_revman_file(path: str) -> bool:
+    """A RevMan 5 file (.rm5, or RevMan's CSV export of analyses), by its name or first bytes."""
+    from ivigmeta.io.revman import is_revman_csv_head, is_rm5
+
+    if path.lower().endswith(".rm5"):
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return is_rm5(path, head) or is_revman_csv_head(head)
 
 
 def reproduce_paper(
@@ -201,7 +223,8 @@ def report_problems(result) -> None:
 @output_options
 @handle_errors
 def reproduce(published, data, no_explain, fmt, ascii_only):
-    """Check a paper's printed numbers (a TOML file, default published.toml) against the data.
+    """Check a paper's printed numbers (a TOML file, default published.toml) against the data,
+    or every number a RevMan file (.rm5 or its CSV export) stored against RevMan's methods.
 
     Each number names an ivigmeta command, its options and a JSON path into its output, and the
     value exactly as printed; it is compared at the precision it was printed with ('< x' and

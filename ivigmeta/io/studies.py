@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ivigmeta.errors import DataError
@@ -35,7 +35,14 @@ from ivigmeta.io.columns import (
     resolve,
 )
 from ivigmeta.io.outcome_columns import OUTCOME_ROLES, detect_outcome, parse_outcome_row
-from ivigmeta.io.readers import STDIN_NAME, RawTable, decode, read_bytes, read_raw, split_text
+from ivigmeta.io.readers import (
+    STDIN_NAME,
+    RawTable,
+    decode,
+    raw_from_bytes,
+    read_bytes,
+    split_text,
+)
 
 COUNT_COLUMNS = COUNT_ROLES
 LABEL_COLUMN = "study"
@@ -158,6 +165,8 @@ class StudyTable:
     studies: tuple[Study, ...]
     column_map: ColumnMap | None = None
     notes: tuple[str, ...] = ()
+    #: settings that came with the table (a RevMan analysis: its measure, method, model, level)
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     def has_column(self, name: str) -> bool:
         return name in self.columns
@@ -189,13 +198,31 @@ def load_table(
     sep: str | None = None,
     sheet: str | None = None,
     columns: str | Mapping[str, str] | None = None,
+    analysis: str | None = None,
 ) -> StudyTable:
     """Read and validate the study table at ``path`` (``-`` for standard input).
 
     ``sep`` forces the delimiter (``comma``, ``semicolon``, ``tab``), ``sheet`` picks an .xlsx
-    worksheet, ``columns`` maps roles to column names (``--columns``).
+    worksheet, ``columns`` maps roles to column names (``--columns``). A RevMan file (.rm5, or
+    RevMan's CSV export of analyses) gives the table of its analysis numbered ``analysis``
+    (``--analysis 1.2``), with that analysis's settings in :attr:`StudyTable.settings`.
     """
-    return parse_rows(read_raw(path, sep=sep, sheet=sheet), columns)
+    from ivigmeta.io.revman import is_revman_csv_head, is_rm5
+
+    source, data = read_bytes(path)
+    if is_rm5(path, data[:4096]) or is_revman_csv_head(data[:4096]):
+        from ivigmeta.io.revman import revman_raw, table_settings
+
+        if sep is not None or sheet is not None:
+            raise DataError(f"{source}: --sep and --sheet do not apply to a RevMan file")
+        raw, chosen = revman_raw(data, source, path, analysis)
+        return replace(parse_rows(raw, columns), settings=table_settings(chosen))
+    if analysis is not None:
+        raise DataError(
+            f"{source}: --analysis {analysis} applies to RevMan files (.rm5 or RevMan's CSV "
+            "export), not to a study table"
+        )
+    return parse_rows(raw_from_bytes(data, source, path, sep, sheet), columns)
 
 
 def parse_table(

@@ -1007,3 +1007,71 @@ def reproduce_records(res: ReproduceResult) -> list[dict[str, Any]]:
 
 
 VIEWS["reproduce"] = View(reproduce_sections, reproduce_records)
+
+
+def _revman_result(rv: dict[str, Any]) -> str:
+    est, lo, hi = rv.get("estimate"), rv.get("ci_low"), rv.get("ci_high")
+    if est is None:
+        return "not stored"
+    if lo is None or hi is None:
+        return f.num(est)
+    return f"{f.num(est)} [{f.num(lo)}, {f.num(hi)}]"
+
+
+def revman_sections(review: Any) -> list[Section]:
+    from ivigmeta.io.revman import review_summary
+
+    d = review_summary(review)
+    cols = ["Analysis", "Name", "Data", "Measure", "Method", "Model", "k", "RevMan result", "I²"]
+    rows = []
+    for a in d["analyses"]:
+        rv = a["revman"]
+        i2 = rv.get("i2")
+        rows.append(
+            [
+                a["number"],
+                a["name"],
+                a["data_type"],
+                a["revman_measure"] or a["measure"],
+                a["method"],
+                a["model"],
+                str(a["k"]),
+                _revman_result(rv),
+                "" if i2 is None else f"{f.num(i2, 1)}%",
+            ]
+        )
+    notes = [f"{n['number']}: not read: {n['reason']}" for n in d["unsupported"]]
+    title = d["review"]["title"] or review.source
+    doi = d["review"]["doi"]
+    return [
+        Section(
+            f"Analyses of {title}" + (f" (doi {doi})" if doi else ""),
+            cols,
+            rows,
+            notes,
+            right_align_from=6,
+            text_columns=("Name",),
+        )
+    ]
+
+
+def revman_records(review: Any) -> list[dict[str, Any]]:
+    from ivigmeta.io.revman import review_summary
+
+    d = review_summary(review)
+    out = []
+    for a in d["analyses"]:
+        rec = {k: v for k, v in a.items() if k not in ("revman", "subgroups")}
+        rec["subgroups"] = " ".join(a["subgroups"])
+        rec.update({f"revman_{k}": v for k, v in a["revman"].items()})
+        out.append(rec)
+    return out
+
+
+def _revman_payload(review: Any) -> dict[str, Any]:
+    from ivigmeta.io.revman import review_summary
+
+    return review_summary(review)
+
+
+VIEWS["revman"] = View(revman_sections, revman_records, _revman_payload)

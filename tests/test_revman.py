@@ -1,0 +1,219 @@
+"""RevMan 5 files: reading (.rm5 and the CSV export), hostile and bad files, --analysis on the
+commands, ``ivigmeta revman`` and ``ivigmeta reproduce FILE.rm5`` against the numbers RevMan
+stored (tests/data/revman/README.md says where each file comes from)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from ivigmeta.api import audit_revman, read, read_revman
+from ivigmeta.errors import DataError
+
+DATA = ROOT / "tests" / "data" / "revman"
+FLEISS = DATA / "Fleiss1993.rm5"
+FLEISS_CSV = DATA / "Fleiss93_CR.csv"
+
+
+def test_fleiss_rm5_is_read_with_its_settings():
+    review = read_revman(FLEISS)
+    assert review.id == "861409081811071967"
+    assert review.title == "Examples from Fleiss 1993"
+    assert review.numbers() == ["1.1", "1.2"]
+    a = review.analysis("1.1")
+    assert (a.data_type, a.measure, a.method, a.model) == ("dichotomous", "OR", "MH", "fixed")
+    assert a.k == 7 and a.studies == 7
+    assert a.labels["group_1"] == "Aspirin" and a.labels["graph_2"] == "Favours control"
+    assert [r.study for r in a.rows][:2] == ["MRC-1", "CDP"]
+    assert a.rows[0].year == "1974"
+    b = review.analysis("1.2")
+    assert (b.data_type, b.measure, b.has_results) == ("continuous", "SMD", False)
+
+
+def test_every_number_revman_stored_in_fleiss_is_reproduced():
+    result = audit_revman(FLEISS)
+    s = result.summary
+    # 7 studies x 6 numbers + 10 pooled numbers (tau² of a fixed-effect analysis among them);
+    # outcome 1.2 was saved without RevMan's results: only its df is stored
+    assert s.total == 7 * 6 + 10 + 1
+    assert s.reproduced == s.total and s.ok
+    labels = {n.label for n in result.numbers}
+    assert "1.1 estimate" in labels and "1.1 ISIS-2: weight" in labels
+    assert [n.label for n in result.numbers if not n.label.startswith("1.1")] == ["1.2 df"]
+
+
+def test_every_number_of_the_csv_export_is_reproduced_including_the_md_analysis():
+    result = audit_revman(FLEISS_CSV)
+    assert result.summary.ok
+    md = [n for n in result.numbers if n.label.startswith("1.2")]
+    # 5 studies x 5 numbers (the export has no variance column) + 10 pooled numbers
+    assert len(md) == 5 * 5 + 10
+    est = next(n for n in md if n.label == "1.2 estimate")
+    assert math.isclose(est.recomputed, -0.70938839, rel_tol=1e-7)
+
+
+def test_a_changed_stored_number_is_caught(tmp_path, run):
+    text = FLEISS.read_text(encoding="latin-1")
+    changed = text.replace('EFFECT_SIZE="0.8968655609130709"', 'EFFECT_SIZE="0.8968665609130709"')
+    assert changed != text
+    path = tmp_path / "changed.rm5"
+    path.write_text(changed, encoding="latin-1")
+    result = run("reproduce", str(path), "--format", "json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    bad = [n for n in data["numbers"] if not n["ok"]]
+    assert [n["label"] for n in bad] == ["1.1 estimate"]
+    assert "relative 1e-6" in bad[0]["explanation"]
+    assert "differs: number" in result.stderr and "1.1 estimate" in result.stderr
+
+
+def test_reproduce_rm5_table_and_exit_status(run):
+    result = run("reproduce", str(FLEISS))
+    assert result.exit_code == 0, result.stderr
+    assert "53 of 53 reproduce" in result.stdout
+
+
+def test_pool_reads_an_analysis_with_its_settings(run):
+    result = run("pool", str(FLEISS), "--analysis", "1.1", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    # RevMan's MH odds ratio (no zero cells here, so raw and corrected counts agree)
+    assert math.isclose(data["common"]["estimate"], 0.8968655609130709, rel_tol=1e-12)
+    assert data["common"]["method"] == "MH"
+    assert "RevMan's settings are the defaults (OR, MH, fixed effect, 95% CI)" in result.stderr
+    # an option given on the command line wins over the file's setting
+    rr = json.loads(
+        run("pool", str(FLEISS), "--analysis", "1.1", "--measure", "RR", "--format", "json").stdout
+    )
+    assert rr["measure"] == "RR"
+
+
+def test_pool_reads_the_csv_export_and_a_continuous_analysis(run):
+    result = run("pool", str(FLEISS_CSV), "--analysis", "1.2", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert math.isclose(data["common"]["estimate"], -0.7093883888456183, rel_tol=1e-12)
+
+
+def test_revman_lists_the_analyses(run):
+    result = run("revman", str(FLEISS), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["review"] == {
+        "id": "861409081811071967",
+        "doi": "",
+        "title": "Examples from Fleiss 1993",
+    }
+    first = data["analyses"][0]
+    assert first["number"] == "1.1" and first["k"] == 7 and first["revman"]["df"] == 6
+    assert first["revman"]["estimate"] == 0.8968655609130709
+    table = run("revman", str(FLEISS))
+    assert "1.1" in table.stdout and "0.90 [0.84, 0.96]" in table.stdout
+    assert "not stored" in table.stdout
+    csv_out = run("revman", str(FLEISS_CSV), "--format", "csv")
+    assert csv_out.stdout.splitlines()[0].startswith("number,name,")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad and hostile files: one line, exit 1, nothing read from elsewhere.
+
+
+def _error(run, *args):
+    result = run(*args)
+    assert result.exit_code == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: ")
+    assert "Traceback" not in result.stderr
+    return lines[-1]
+
+
+def test_an_unknown_analysis_lists_the_valid_ones(run):
+    msg = _error(run, "pool", str(FLEISS), "--analysis", "3.1")
+    assert "no analysis '3.1' (analyses: 1.1, 1.2)" in msg
+
+
+def test_several_analyses_need_one_chosen(run):
+    msg = _error(run, "pool", str(FLEISS))
+    assert "choose one with --analysis" in msg and "1.1, 1.2" in msg
+
+
+def test_analysis_on_a_plain_table_is_an_error(run):
+    msg = _error(run, "pool", str(ROOT / "studies.csv"), "--analysis", "1.1")
+    assert "--analysis 1.1 applies to RevMan files" in msg
+
+
+BOMB = """<?xml version="1.0"?>
+<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
+<COCHRANE_REVIEW><COVER_SHEET><TITLE>&lol3;</TITLE></COVER_SHEET></COCHRANE_REVIEW>
+"""
+EXTERNAL = """<?xml version="1.0"?>
+<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>
+<COCHRANE_REVIEW><COVER_SHEET><TITLE>&x;</TITLE></COVER_SHEET></COCHRANE_REVIEW>
+"""
+
+
+@pytest.mark.parametrize("text", [BOMB, EXTERNAL], ids=["entity-expansion", "external-entity"])
+def test_hostile_xml_is_refused(tmp_path, run, text):
+    path = tmp_path / "hostile.rm5"
+    path.write_text(text)
+    for command in (("revman",), ("reproduce",), ("pool", "--analysis", "1.1")):
+        msg = _error(run, command[0], str(path), *command[1:])
+        assert "refused" in msg and "root:" not in msg
+
+
+def test_truncated_file(tmp_path, run):
+    data = FLEISS.read_bytes()
+    path = tmp_path / "cut.rm5"
+    path.write_bytes(data[: len(data) // 2])
+    msg = _error(run, "revman", str(path))
+    assert "malformed or truncated" in msg and "line" in msg
+
+
+def test_xml_that_is_not_revman_and_binary_garbage(tmp_path, run):
+    other = tmp_path / "other.rm5"
+    other.write_text('<?xml version="1.0"?><html><body/></html>')
+    assert "the XML root is <html>" in _error(run, "revman", str(other))
+    garbage = tmp_path / "garbage.rm5"
+    garbage.write_bytes(bytes(range(256)) * 40)
+    assert "not a readable RevMan file" in _error(run, "reproduce", str(garbage))
+
+
+def test_an_unsupported_outcome_type_is_named_and_the_rest_read(tmp_path, run):
+    text = FLEISS.read_text(encoding="latin-1")
+    ipd = '<IPD_OUTCOME NO="3"><NAME>Time to death</NAME></IPD_OUTCOME>\n</COMPARISON>'
+    path = tmp_path / "ipd.rm5"
+    path.write_text(text.replace("</COMPARISON>", ipd), encoding="latin-1")
+    result = run("revman", str(path), "--format", "json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert [a["number"] for a in data["analyses"]] == ["1.1", "1.2"]
+    assert data["unsupported"][0]["number"] == "1.3"
+    assert "IPD outcomes (Time to death) are not supported" in result.stderr
+    msg = _error(run, "pool", str(path), "--analysis", "1.3")
+    assert "analysis 1.3 cannot be read" in msg
+
+
+def test_not_estimable_rows_are_listed_not_dropped_silently(tmp_path):
+    text = FLEISS.read_text(encoding="latin-1")
+    text = text.replace(
+        'ESTIMABLE="YES" EVENTS_1="32" EVENTS_2="38"', 'ESTIMABLE="NO" EVENTS_1="0" EVENTS_2="0"'
+    )
+    path = tmp_path / "zero.rm5"
+    path.write_text(text, encoding="latin-1")
+    table = read(path, analysis="1.1")
+    assert len(table.studies) == 6
+    assert any("study 'GASP' excluded" in n and "no events in either arm" in n for n in table.notes)
+
+
+def test_read_rejects_an_analysis_for_in_memory_tables():
+    with pytest.raises(DataError, match="RevMan files only"):
+        read({"study": ["a"], "yi": ["1"], "vi": ["1"]}, analysis="1.1")
+
+
+def test_fixture_files_exist():
+    assert isinstance(FLEISS, Path) and FLEISS.exists() and FLEISS_CSV.exists()
