@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ivigmeta.core import revman as rm
-from ivigmeta.io.revman import Analysis, Review, Row, cell_number
+from ivigmeta.io.revman import DATA_FIELDS, Analysis, Review, Row, cell_number
 
 REL_TOL = 1e-6
 P_REL_TOL = 1e-3
@@ -164,10 +164,12 @@ def audit_analysis(a: Analysis, checks: _Checks) -> None:
         a.ci_study,
         a.ci_total,
         a.log_scale or a.measure == "ratio",
+        entered=a.data_type == "generic",
     )
+    inputs = DATA_FIELDS[a.data_type]  # e.g. generic rows' EFFECT_SIZE and SE are the data
     for r, values in zip(rows, got.studies):
         for key, name in STUDY:
-            if key in values:
+            if key in values and key not in inputs:
                 checks.add(
                     f"{a.number} {r.study}: {name}",
                     a.number,

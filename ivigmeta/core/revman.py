@@ -3,11 +3,13 @@ Manager 5"; Cochrane Handbook chapter 10), for one analysis and its subgroups.
 
 Where RevMan differs from metafor's defaults (and so from ivigmeta's for CSV input):
 
-* Study effects: 0.5 is added to all four cells of a study with a zero cell (OR, RR, RD); a study
-  with no events in either arm (or, for OR and RR, events only) is not estimable. SMD is Hedges'
+* Study effects: 0.5 is added to all four cells of a study with a zero cell (OR, RR, RD; for
+  every computation from the counts, MH included); a study with no events in either arm (or,
+  for OR and RR, events only) is not estimable. SMD is Hedges'
   adjusted g with J = 1 - 3 / (4N - 9) and Var = N / (n1 n2) + g² / (2 (N - 3.94)).
 * Mantel-Haenszel uses the corrected counts; the MH risk difference has Greenland & Robins'
-  (1985) variance sum (a b n2³ + c d n1³) / (n1 n2 N²) / (sum n1 n2 / N)².
+  (1985) variance sum (a b n2³ + c d n1³) / (n1 n2 N²) / (sum n1 n2 / N)². (OR and RR with the
+  corrected counts reproduce real RevMan files; for RD the same rule is assumed.)
 * Heterogeneity: Chi² = sum w (y - theta)² with inverse-variance weights w = 1 / v around the
   method's own estimate (MH, IV), or Peto's sum (O - E)² / V - (sum (O - E))² / sum V; df = the
   estimable rows minus 1; I² = max(0, (Chi² - df) / Chi²).
@@ -73,7 +75,7 @@ def dichotomous_effects(
             vi = 1 / ac - 1 / m1 + 1 / cc - 1 / m2
             estimable &= ~all_events
         elif measure == "RD":
-            yi = a / n1 - c / n2
+            yi = ac / m1 - cc / m2
             vi = ac * bc / m1**3 + cc * dc / m2**3
         else:
             raise ModelError(f"RevMan's dichotomous methods have no measure {measure}")
@@ -296,11 +298,13 @@ def analysis_numbers(
     ci_study: float,
     ci_total: float,
     log: bool,
+    entered: bool = False,
 ) -> AnalysisNumbers:
     """Recompute everything RevMan stores for one analysis.
 
     ``subgroup`` codes each row's subgroup 0..n_subgroups - 1 (all 0 without subgroups); rows
-    not estimable take no part. Weights are percentages of the whole outcome.
+    not estimable take no part. Weights are percentages of the whole outcome. ``entered``: the
+    rows' EFFECT_SIZE is the value as entered (generic inverse variance: analysis scale).
     """
     est = fx.estimable
     k = len(fx.yi)
@@ -328,7 +332,7 @@ def analysis_numbers(
         se = math.sqrt(v)
         studies.append(
             {
-                "EFFECT_SIZE": _back(y, log),
+                "EFFECT_SIZE": y if entered else _back(y, log),
                 "CI_START": _back(y - crit * se, log),
                 "CI_END": _back(y + crit * se, log),
                 "SE": se,
