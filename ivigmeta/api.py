@@ -296,13 +296,14 @@ def fit_table(
     measure: str | None = None,
     tau2: str = "DL",
     ci: str = "z",
-    common: str = "IV",
+    common: str | None = None,
     level: float = 95.0,
     cc: float = 0.5,
     cc_policy: str = "only0",
     keep_double_zero: bool = False,
     on_note: Notify | None = None,
     glmm: str | None = None,
+    software: str | None = None,
 ) -> MetaAnalysisFit:
     """Fit the models to a table already read: :func:`pool` after :func:`read`.
 
@@ -320,8 +321,16 @@ def fit_table(
         if on_note is not None:
             on_note(message)
 
+    from ivigmeta.core.revman import check_software
+
+    chosen = check_software(software or table.settings.get("software", "metafor"))
+    if table.settings and measure is None:
+        measure = table.settings.get("measure")
+    if common is None:
+        common = str(table.settings.get("common_method", "IV"))
     es = effect_sizes(table, measure, cc, cc_policy, keep_double_zero, on_note=say)
     options = FitOptions(
+        software=chosen,
         tau2_method=tau2.upper(),
         ci_method=ci.lower(),
         level=level / 100.0,
@@ -367,7 +376,7 @@ def pool(
     measure: str | None = None,
     tau2: str = "DL",
     ci: str = "z",
-    common: str = "IV",
+    common: str | None = None,
     level: float = 95,
     cc: float = 0.5,
     cc_policy: str = "only0",
@@ -376,6 +385,8 @@ def pool(
     sep: str | None = None,
     sheet: str | None = None,
     glmm: str | None = None,
+    analysis: str | None = None,
+    software: str | None = None,
 ) -> MetaAnalysisFit:
     """Pool the studies: per-study effects, common-effect and random-effects models.
 
@@ -394,8 +405,9 @@ def pool(
         likelihood estimators; Paule & Mandel 1982; Hedges 1983; Sidik & Jonkman 2005).
     ci : {"z", "hk"}
         Wald z tests and intervals, or Hartung-Knapp-Sidik-Jonkman (t on k - 1 df).
-    common : {"IV", "MH", "PETO"}
-        Common-effect method: inverse variance, Mantel-Haenszel, Peto (OR only).
+    common : {"IV", "MH", "PETO"} or None
+        Common-effect method: inverse variance, Mantel-Haenszel, Peto (OR only); ``None``:
+        inverse variance, or a RevMan analysis's own method.
     level : float
         Confidence level in percent (95, not 0.95).
     cc, cc_policy : float, {"only0", "all", "none"}
@@ -411,6 +423,13 @@ def pool(
         study effects, conditional with the exact or the approximate likelihood
         (docs/methods.md, "Sparse data"). ``random`` is then the GLMM, ``common`` its
         fixed-effects counterpart and ``analysis.glmm`` the model's details.
+    analysis : str, optional
+        For a RevMan file: the analysis to read (``"1.2"``); its measure and method are the
+        defaults for ``measure`` and ``common`` left at theirs (docs/revman.md).
+    software : {"metafor", "revman"} or None
+        Whose conventions: metafor's (the default for tables) or RevMan 5's methods (the
+        default for RevMan files): Mantel-Haenszel on the continuity-corrected counts, random
+        effects DerSimonian-Laird from the common method's Chi², SMD as RevMan computes it.
 
     Returns
     -------
@@ -424,7 +443,7 @@ def pool(
         An option does not apply (``level=0.95``, Peto with RR, no usable study ...).
     """
     check_percent_level(level)
-    table = read(data, columns=columns, sep=sep, sheet=sheet)
+    table = read(data, columns=columns, sep=sep, sheet=sheet, analysis=analysis)
     return fit_table(
         table,
         measure=measure,
@@ -436,6 +455,7 @@ def pool(
         cc_policy=cc_policy,
         keep_double_zero=keep_double_zero,
         glmm=glmm,
+        software=software,
     )
 
 

@@ -60,6 +60,9 @@ class FitOptions:
     #: CM.AL), and whether its double-zero studies are kept (metafor's drop00 = FALSE)
     glmm: str | None = None
     keep_double_zero: bool = False
+    #: whose conventions: "metafor" (the default) or "revman" (RevMan 5's methods:
+    #: :mod:`ivigmeta.core.revman`; the default for RevMan files)
+    software: str = "metafor"
 
     @property
     def level_percent(self) -> float:

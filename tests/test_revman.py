@@ -265,3 +265,56 @@ def test_a_subgroup_analysis_reads_only_its_studies(run):
         "Alternate allocation",
         "Systematic allocation",
     }
+
+
+def _with_results():
+    for name in ("Fleiss1993.rm5", *sorted(SYNTHETIC)):
+        for a in read_revman(DATA / name).analyses:
+            if a.has_results:
+                yield pytest.param(name, a.number, a.model, id=f"{name}:{a.number}")
+
+
+@pytest.mark.parametrize(("name", "number", "model"), list(_with_results()))
+def test_pool_with_revmans_methods_gives_the_stored_pooled_result(run, name, number, model):
+    """``pool FILE.rm5 --analysis N`` (RevMan's methods by default) gives the estimate and Chi²
+    RevMan stored, for the analysis's own model, through the ordinary engine path."""
+    a = read_revman(DATA / name).analysis(number)
+    result = run("pool", str(DATA / name), "--analysis", number, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    pooled = data["random" if model == "random" else "common"]
+    assert math.isclose(pooled["estimate"], a.stored["EFFECT_SIZE"], rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(pooled["ci_low"], a.stored["CI_START"], rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(data["heterogeneity"]["q"], a.stored["CHI2"], rel_tol=1e-9)
+    if model == "random":
+        assert math.isclose(
+            data["heterogeneity"]["tau2"], a.stored["TAU2"], rel_tol=1e-9, abs_tol=1e-12
+        )
+
+
+def test_software_metafor_on_a_revman_file_uses_metafors_conventions(run):
+    """Zero cells: RevMan's MH uses the corrected counts, metafor's rma.mh the raw ones."""
+    path = str(DATA / "synthetic_dichotomous.rm5")
+    revman = json.loads(run("pool", path, "--analysis", "2.1", "--format", "json").stdout)
+    metafor = json.loads(
+        run("pool", path, "--analysis", "2.1", "--software", "metafor", "--format", "json").stdout
+    )
+    stored = read_revman(path).analysis("2.1").stored["EFFECT_SIZE"]
+    assert math.isclose(revman["common"]["estimate"], stored, rel_tol=1e-12)
+    assert not math.isclose(metafor["common"]["estimate"], stored, rel_tol=1e-4)
+
+
+def test_software_revman_refuses_other_estimators(run):
+    msg = _error(run, "pool", str(FLEISS), "--analysis", "1.1", "--tau2", "REML")
+    assert "--software revman takes --tau2 DL and --ci z" in msg
+    ok = run("pool", str(FLEISS), "--analysis", "1.1", "--tau2", "REML", "--software", "metafor")
+    assert ok.exit_code == 0, ok.stderr
+
+
+def test_software_revman_on_a_csv_table(run):
+    result = run("pool", str(ROOT / "studies.csv"), "--software", "revman", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    plain = json.loads(run("pool", str(ROOT / "studies.csv"), "--format", "json").stdout)
+    data = json.loads(result.stdout)
+    # inverse variance: RevMan's DL is metafor's
+    assert math.isclose(data["random"]["estimate"], plain["random"]["estimate"], rel_tol=1e-12)

@@ -115,6 +115,7 @@ def load_fit(
         keep_double_zero=input_settings()["keep_double_zero"],
         on_note=note,
         glmm=glmm,
+        software=input_settings()["software"],
     )
 
 

@@ -229,7 +229,9 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "columns": None,
     "keep_double_zero": False,
     "analysis": None,
+    "software": None,
 }
+SOFTWARE_CHOICES = ("metafor", "revman")
 
 
 def _store_input(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -254,6 +256,16 @@ _STORED: dict[str, Any] = {"expose_value": False, "callback": _store_input, "is_
 
 def input_options(func: Callable) -> Callable:
     """--sep, --sheet, --columns, --keep-double-zero: how the table is read and which rows count."""
+    func = click.option(
+        "--software",
+        "input_software",
+        type=AnyCase(SOFTWARE_CHOICES),
+        metavar="|".join(SOFTWARE_CHOICES),
+        help="Whose methods: metafor's (the default for tables) or RevMan 5's (the default for "
+        "RevMan files: Mantel-Haenszel on continuity-corrected counts, DerSimonian-Laird from "
+        "the common method's Chi², RevMan's SMD; docs/revman.md).",
+        **_STORED,
+    )(func)
     func = click.option(
         "--analysis",
         "input_analysis",

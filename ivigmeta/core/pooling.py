@@ -142,7 +142,9 @@ def _wald(theta: np.ndarray, se: np.ndarray, crit: float) -> Interval:
         return Interval(theta, se, stat, p, theta - crit * se, theta + crit * se)
 
 
-def _estimates(y: np.ndarray, se: np.ndarray, measure: str, level: float) -> tuple[Estimate, ...]:
+def study_estimates(
+    y: np.ndarray, se: np.ndarray, measure: str, level: float
+) -> tuple[Estimate, ...]:
     from ivigmeta.results import Estimate
 
     w = _wald(y, se, z_crit(level))
@@ -162,7 +164,7 @@ def _estimates(y: np.ndarray, se: np.ndarray, measure: str, level: float) -> tup
 
 def study_estimate(y: float, v: float, measure: str, level: float = 0.95) -> Estimate:
     """Wald z test and interval for one study's effect."""
-    return _estimates(np.array([float(y)]), np.sqrt(np.array([float(v)])), measure, level)[0]
+    return study_estimates(np.array([float(y)]), np.sqrt(np.array([float(v)])), measure, level)[0]
 
 
 def random_part(
@@ -402,7 +404,9 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         raise ModelError(no_usable_studies(es.excluded))
     if options.glmm:
         return glmm_analysis(es, options)
-    estimates = _estimates(
+    if options.software == "revman":
+        return revman_analysis(es, options)
+    estimates = study_estimates(
         np.asarray(es.yi, dtype=float),
         np.sqrt(np.asarray(es.vi, dtype=float)),
         es.measure,
@@ -545,7 +549,7 @@ def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
             es = es.subset(keep, dropped)
             x1, n1, x2, n2 = ([v[i] for i in keep] for v in (x1, n1, x2, n2))
     res = fit_glmm(measure, model, x1, n1, x2 or None, n2 or None, level=options.level)
-    estimates = _estimates(
+    estimates = study_estimates(
         np.asarray(es.yi, dtype=float),
         np.sqrt(np.asarray(es.vi, dtype=float)),
         es.measure,
@@ -615,3 +619,95 @@ def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
         double_zero="kept" if options.keep_double_zero else "excluded",
     )
     return MetaAnalysis(es, options, estimates, common, random, het, glmm)
+
+
+def revman_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
+    """Fit ``es`` as RevMan 5 does (module docstring): the common-effect row with the analysis's
+    method (IV, MH on the corrected counts, Peto), its Chi² about that estimate, and the
+    random-effects row DerSimonian-Laird from that Chi², Wald z at ``options.level``."""
+    from ivigmeta.core.heterogeneity import i2_from_q
+    from ivigmeta.core.revman import (
+        StudyEffects,
+        dichotomous_effects,
+        revman_effects,
+    )
+    from ivigmeta.core.revman import (
+        pool as revman_pool,
+    )
+    from ivigmeta.results import CommonFit, Heterogeneity, MetaAnalysis, RandomFit
+
+    if options.tau2_method != "DL" or options.ci_method != "z":
+        raise ModelError(
+            "RevMan 5's random effects are DerSimonian-Laird with Wald z intervals: "
+            "--software revman takes --tau2 DL and --ci z (use --software metafor for others)"
+        )
+    es = revman_effects(es)
+    y = np.asarray(es.yi, dtype=float)
+    v = np.asarray(es.vi, dtype=float)
+    estimates = study_estimates(y, np.sqrt(v), es.measure, options.level)
+    if es.k == 1:
+        return MetaAnalysis(es, options, estimates, None, None, None)
+    method = options.common_method
+    empty = np.array([])
+    if method in ("MH", "PETO"):
+        es.require_counts("Mantel-Haenszel" if method == "MH" else "Peto's method")
+        a, n1, c, n2 = (np.array(col, dtype=float) for col in zip(*(s.counts for s in es.studies)))
+        counted = dichotomous_effects(a, n1, c, n2, es.measure if method == "MH" else "OR")
+        # the analysis's own yi, vi (IV weights for Chi²), the counts for MH / Peto
+        fx = StudyEffects(y, v, counted.estimable, counted.oe, counted.v_peto, counted.counts)
+    else:
+        fx = StudyEffects(y, v, np.ones(es.k, bool), empty, empty)
+    g = Groups.single(es.k)
+    fixed = revman_pool(fx, g, es.measure, method, "fixed")
+    random = revman_pool(fx, g, es.measure, method, "random")
+    crit = z_crit(options.level)
+
+    def total(w: np.ndarray) -> tuple[float, ...]:
+        return tuple(float(x) for x in 100 * w / w.sum())
+
+    f_theta, f_se = float(fixed.theta[0]), float(fixed.se[0])
+    common = CommonFit(
+        measure=es.measure,
+        theta=f_theta,
+        se=f_se,
+        statistic=f_theta / f_se,
+        p_value=float(fixed.p_value[0]),
+        ci_low_theta=f_theta - crit * f_se,
+        ci_high_theta=f_theta + crit * f_se,
+        method=method,
+        weights=total(fixed.weights),
+    )
+    tau2 = float(random.tau2[0])
+    r_theta, r_se = float(random.theta[0]), float(random.se[0])
+    half_pi = crit * math.sqrt(r_se**2 + tau2)
+    rfit = RandomFit(
+        measure=es.measure,
+        theta=r_theta,
+        se=r_se,
+        statistic=r_theta / r_se,
+        p_value=float(random.p_value[0]),
+        ci_low_theta=r_theta - crit * r_se,
+        ci_high_theta=r_theta + crit * r_se,
+        tau2_method="DL",
+        ci_method="z",
+        tau2=tau2,
+        df=None,
+        pi_low_theta=r_theta - half_pi,
+        pi_high_theta=r_theta + half_pi,
+        weights=total(random.weights),
+        tau2_algorithm=f"RevMan 5: DerSimonian-Laird from the {method} Chi²",
+    )
+    q, df = float(fixed.chi2[0]), int(fixed.df[0])
+    het = Heterogeneity(
+        q=q,
+        df=df,
+        p_value=float(fixed.p_chi2[0]),
+        i2=i2_from_q(q, df),
+        h2=q / df if df > 0 else None,
+        tau2=tau2,
+        tau=math.sqrt(tau2),
+        i2_q=i2_from_q(q, df),
+        tau2_method="DL",
+        ci=None,
+    )
+    return MetaAnalysis(es, options, estimates, common, rfit, het)

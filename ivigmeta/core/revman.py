@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -365,3 +366,42 @@ def take(fx: StudyEffects, keep: np.ndarray) -> StudyEffects:
         sub(fx.v_peto),
         tuple(c[keep] for c in fx.counts),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# A fit with RevMan's methods (``--software revman``): the same result objects as any fit.
+
+SOFTWARES = ("metafor", "revman")
+
+
+def check_software(software: str) -> str:
+    s = software.lower()
+    if s not in SOFTWARES:
+        raise ModelError(f"unknown software {software!r} (choose metafor or revman)")
+    return s
+
+
+def revman_effects(es: Any) -> Any:
+    """``es`` with RevMan's study effects where RevMan's differ from escalc's defaults: SMD is
+    Hedges' adjusted g with RevMan's variance; counts get 0.5 in all four cells of a study with
+    a zero cell (the default --cc also gives)."""
+    from dataclasses import replace
+
+    if es.measure != "SMD":
+        return es
+    ys, vs = list(es.yi), list(es.vi)
+    for i, s in enumerate(es.studies):
+        o = s.outcome
+        if s.outcome_kind != "continuous" or o is None:
+            continue
+        fx = continuous_effects(
+            np.array([o["treat_mean"]]),
+            np.array([o["treat_sd"]]),
+            np.array([o["treat_n"]]),
+            np.array([o["control_mean"]]),
+            np.array([o["control_sd"]]),
+            np.array([o["control_n"]]),
+            "SMD",
+        )
+        ys[i], vs[i] = float(fx.yi[0]), float(fx.vi[0])
+    return replace(es, yi=tuple(ys), vi=tuple(vs))

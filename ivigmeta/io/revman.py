@@ -585,7 +585,10 @@ def load_review(data: bytes, source: str, path: str) -> Review:
     from ivigmeta.io.readers import decode
 
     text, _ = decode(data, source)
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise DataError(f"{source}: not a RevMan file (unreadable as CSV: {exc})") from None
     if not is_revman_csv(rows):
         raise DataError(
             f"{source}: not a RevMan file (neither RevMan 5 XML nor its CSV export of analyses)"
@@ -748,7 +751,10 @@ def revman_raw(
 
 def table_settings(a: Analysis) -> dict[str, Any]:
     """The analysis's own settings, as the commands' option values they stand for."""
-    common = {"MH": "MH", "PETO": "PETO"}.get(a.method, "IV")
+    # O - E data enter as (O - E) / V with variance 1 / V: Peto's estimate is then the IV one
+    common = (
+        {"MH": "MH", "PETO": "PETO"}.get(a.method, "IV") if a.data_type == "dichotomous" else "IV"
+    )
     return {
         "software": "revman",
         "analysis": a.number,
