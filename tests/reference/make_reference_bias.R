@@ -140,7 +140,8 @@ block_mh_tests <- function(sets) {
 }
 
 ## ===========================================================================
-## leave1out / cumul of rma.mh and rma.peto fits
+## leave1out / cumul of rma.mh, rma.peto and rma(method = "FE") fits (ivigmeta --model common
+## with --common MH, PETO, IV)
 ## ===========================================================================
 
 sens_values <- function(x) list(
@@ -150,14 +151,16 @@ sens_values <- function(x) list(
 
 block_sens <- function(sets, what) {
   out <- list()
-  for (nm in names(count_sets(sets))) for (method in c("MH", "PETO")) {
-    measures <- if (method == "MH") c("OR", "RR", "RD") else "OR"
+  for (nm in names(count_sets(sets))) for (method in c("MH", "PETO", "FE")) {
+    measures <- if (method == "PETO") "OR" else if (method == "FE") c("OR", "RR") else
+      c("OR", "RR", "RD")
     for (m in measures) {
       out[[length(out) + 1]] <- capture(
         list(dataset = nm, measure = m, method = method,
              order_by = if (what == "cumul") "year" else NA), function() {
           d <- sets[[nm]]$data
-          f <- if (method == "MH") mh_fit(d, m) else peto_fit(d)
+          f <- if (method == "MH") mh_fit(d, m) else if (method == "PETO") peto_fit(d) else
+            rma(yi, vi, data = es_for(sets[[nm]], m), method = "FE", level = LEVEL)
           x <- if (what == "cumul") cumul(f, order = d$year) else leave1out(f)
           sens_values(x)
         })
