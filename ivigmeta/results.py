@@ -839,8 +839,9 @@ class RegTest:
 
     model: str
     predictor: str
-    #: ``z`` (rma with z), ``t`` (lm, and rma with Hartung-Knapp)
-    test: str
+    #: the test's reference distribution: ``z`` (rma with z), ``t`` (lm, and rma with
+    #: Hartung-Knapp)
+    distribution: str
     statistic: float
     df: int | None
     p_value: float
@@ -870,7 +871,7 @@ class RegTest:
     __json__: ClassVar[Layout] = (
         "model",
         "predictor",
-        "test",
+        "distribution",
         "statistic",
         "df",
         "p_value",

@@ -111,7 +111,11 @@ def test_bias_predictor_implies_regtest(run, studies_path):
             "json",
         )
     )
-    assert lm["tests"] == ["regtest"] and lm["regtest"]["test"] == "t" and lm["regtest"]["df"] == 6
+    assert (
+        lm["tests"] == ["regtest"]
+        and lm["regtest"]["distribution"] == "t"
+        and lm["regtest"]["df"] == 6
+    )
     assert (
         lm["regtest"]["limit_ci_low"]
         < lm["regtest"]["limit_estimate"]
@@ -136,6 +140,13 @@ def test_predictor_ni_without_sample_sizes_is_one_line_error(run, tmp_path):
     assert errors[0].endswith("A (row 2) and 3 more give only an effect")
     ok = run("bias", str(path), "--measure", "OR", "--predictor", "vi", "--format", "json")
     assert ok.exit_code == 0
+
+
+def test_bias_csv_names_the_regtest_row(run, studies_path):
+    result = run("bias", str(studies_path), "--test", "regtest", "--format", "csv")
+    assert result.exit_code == 0
+    header, row = result.stdout.splitlines()[:2]
+    assert header.startswith("test,") and row.startswith("regtest,rma,sei,z,")
 
 
 def test_unknown_predictor_is_usage_error(run, studies_path):

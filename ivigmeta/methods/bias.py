@@ -212,7 +212,7 @@ def regression_test(
         return RegTest(
             model="lm",
             predictor=predictor,
-            test="t",
+            distribution="t",
             statistic=reg.t,
             df=reg.df,
             p_value=reg.p_value,
@@ -245,7 +245,7 @@ def regression_test(
     return RegTest(
         model="rma",
         predictor=predictor,
-        test="t" if hk else "z",
+        distribution="t" if hk else "z",
         statistic=b1.statistic,
         df=k - 2 if hk else None,
         p_value=b1.p_value,

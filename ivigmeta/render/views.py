@@ -699,7 +699,7 @@ def _bias_row(name: str, res: Any, ba: BiasAnalysis) -> list[str]:
             )
         return [
             label,
-            f"{res.test} = {f.num(res.statistic)}",
+            f"{res.distribution} = {f.num(res.statistic)}",
             "" if res.df is None else str(res.df),
             f.pval(res.p_value),
             detail,
