@@ -608,22 +608,28 @@ class MetaAnalysisFit:
                 + (f"; excluded: {reasons}" if reasons else "")
             )
 
-    def loo(self) -> LeaveOneOut:
-        """Leave-one-out: the fit without each study in turn (metafor's ``leave1out``)."""
+    def loo(self, model: str = "random") -> LeaveOneOut:
+        """Leave-one-out: the fit without each study in turn (metafor's ``leave1out``).
+
+        ``model="common"`` reports the common-effect refits by the fit's common method (IV, MH
+        or PETO: ``leave1out`` of an ``rma.mh`` / ``rma.peto`` object) instead of the
+        random-effects ones."""
         from ivigmeta.methods.sensitivity import leave_one_out
 
         self.require_pooled("leave-one-out")
-        return leave_one_out(self.analysis)
+        return leave_one_out(self.analysis, model)
 
-    def cumulative(self, order: str = "year", descending: bool = False) -> Cumulative:
+    def cumulative(
+        self, order: str = "year", descending: bool = False, model: str = "random"
+    ) -> Cumulative:
         """Cumulative meta-analysis: the fit as the studies are added in order of column
         ``order`` (numeric when every value is a number; ties keep table order; studies with no
-        value are added last, listed in ``missing_order``)."""
+        value are added last, listed in ``missing_order``). ``model`` as for :meth:`loo`."""
         from ivigmeta.methods.sensitivity import cumulative
 
         self.table.require_label_column(order)
         self.require_pooled("cumulative meta-analysis")
-        return cumulative(self.analysis, order, descending=descending)
+        return cumulative(self.analysis, order, descending=descending, model=model)
 
     def influence(self) -> Influence:
         """Case-deletion diagnostics (Viechtbauer & Cheung 2010, metafor's ``influence``) and
@@ -680,26 +686,35 @@ class MetaAnalysisFit:
         failsafe: str = "rosenthal",
         alpha: float = 0.05,
         target: float | None = None,
+        predictor: str | None = None,
+        regtest_model: str | None = None,
     ) -> BiasAnalysis:
-        """Small-study effects: Egger, Begg, Peters, Harbord, trim-and-fill, fail-safe N.
+        """Small-study effects: Egger, Begg, Peters, Harbord, trim-and-fill, fail-safe N, and on
+        request metafor's ``regtest``.
 
-        ``tests`` default to every test that applies to the measure. ``side`` and ``estimator``
+        ``tests`` default to every test that applies to the measure (``regtest`` only when
+        named, or when ``predictor`` (sei, vi, ni, ninv, sqrtni, sqrtninv; default sei) or
+        ``regtest_model`` (``rma``, the default, or ``lm``) is given). ``side`` and ``estimator``
         (``L0``/``R0``) go to trim-and-fill (Duval & Tweedie 2000), ``failsafe``
-        (``rosenthal``, ``orwin``, ``rosenberg``), ``alpha`` and ``target`` (Orwin's trivial
+        (``rosenthal``, ``orwin``, ``orwin-weighted``, ``rosenberg``), ``alpha`` and ``target`` (Orwin's trivial
         effect on the reported scale) to the fail-safe N. A test that does not apply is a
         ``NotApplicable`` with its reason, not an error.
         """
-        from ivigmeta.methods.bias import bias_analysis
+        from ivigmeta.methods.bias import bias_analysis, default_tests
 
-        wanted = [tests] if isinstance(tests, str) else list(tests or ())
+        wanted = [t.lower() for t in ([tests] if isinstance(tests, str) else list(tests or ()))]
+        if (predictor is not None or regtest_model is not None) and "regtest" not in wanted:
+            wanted = [*(wanted or default_tests(self.measure)), "regtest"]
         return bias_analysis(
             self.analysis,
-            tests=[t.lower() for t in wanted] or None,
+            tests=wanted or None,
             side=side.lower() if side else None,
             estimator=estimator.upper(),
             failsafe_method=failsafe,
             alpha=alpha,
             target=target,
+            predictor=predictor or "sei",
+            regtest_model=regtest_model or "rma",
         )
 
     def plot(

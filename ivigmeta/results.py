@@ -170,6 +170,23 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class ChiSquareTest:
+    """A chi-square test: statistic, degrees of freedom and upper-tail p-value (``None`` where
+    metafor reports NA: no events, or fewer than 2 informative tables)."""
+
+    statistic: float | None
+    df: int
+    p_value: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+#: CommonFit's Mantel-Haenszel odds-ratio statistics, in JSON order (metafor's MH, CO, BD, TA)
+MH_OR_TESTS = ("cmh", "cochran", "breslow_day", "tarone")
+
+
+@dataclass(frozen=True)
 class CommonFit(Estimate):
     """Common-effect (fixed-effect) pooled estimate."""
 
@@ -183,6 +200,13 @@ class CommonFit(Estimate):
     i2: float | None = None
     h2: float | None = None
     k_yi: int | None = None
+    # Mantel-Haenszel odds ratios (metafor's rma.mh fields MH, CO, BD, TA): the
+    # Cochran-Mantel-Haenszel test of OR = 1 with the continuity correction, Cochran's version,
+    # and the Breslow-Day and Tarone tests of equal odds ratios; None for other fits.
+    cmh: ChiSquareTest | None = None
+    cochran: ChiSquareTest | None = None
+    breslow_day: ChiSquareTest | None = None
+    tarone: ChiSquareTest | None = None
 
     @property
     def has_own_heterogeneity(self) -> bool:
@@ -196,6 +220,7 @@ class CommonFit(Estimate):
             Key(name, when="has_own_heterogeneity")
             for name in ("q", "q_df", "q_p_value", "i2", "h2", "k_yi")
         ),
+        *(Key(name, omit_none=True) for name in MH_OR_TESTS),
     )
 
 
@@ -434,6 +459,42 @@ class MetaAnalysis:
         return self.random or self.study_estimates[0]
 
     @property
+    def common_or_single(self) -> Estimate:
+        """The common-effect fit, or with a single study that study's own estimate."""
+        return self.common or self.study_estimates[0]
+
+    def _common_het(self) -> tuple[float | None, float | None, float | None, float | None]:
+        """(Q, p, I², H²) of the common-effect model as metafor reports them for it: the MH and
+        Peto fits' own test, else Cochran's Q with I² = max(0, (Q - df) / Q), H² = Q / df (an
+        ``rma(method = "FE")`` fit); ``None`` with a single study."""
+        c, het = self.common, self.heterogeneity
+        if c is None:
+            return None, None, None, None
+        if c.has_own_heterogeneity:
+            return c.q, c.q_p_value, c.i2, c.h2
+        if het is None or het.q is None:
+            return None, None, None, None
+        q, df = het.q, het.df
+        i2 = max(0.0, 100.0 * (q - df) / q) if q > 0 else 0.0
+        return q, het.p_value, i2, (q / df if df > 0 else None)
+
+    @property
+    def common_q(self) -> float | None:
+        return self._common_het()[0]
+
+    @property
+    def common_q_p_value(self) -> float | None:
+        return self._common_het()[1]
+
+    @property
+    def common_i2(self) -> float | None:
+        return self._common_het()[2]
+
+    @property
+    def common_h2(self) -> float | None:
+        return self._common_het()[3]
+
+    @property
     def study_rows(self) -> tuple[StudyRow, ...]:
         """Every analysed study with its effect size, estimate and weights (``None`` if k = 1)."""
         es, common, random = self.effects, self.common, self.random
@@ -499,24 +560,63 @@ class MetaAnalysis:
         return to_json_dict(self, self.HETEROGENEITY_JSON)
 
 
+# A MetaAnalysis as one row of a cumulative analysis: the random-effects estimate and the
+# heterogeneity (a single study: its own estimate, heterogeneity null).
+POOLED_JSON: Layout = (
+    "k",
+    *keys_of("fit", "theta", "se", "statistic", "estimate", "ci_low", "ci_high", "p_value"),
+    Key("q", "heterogeneity.q"),
+    Key("q_p_value", "heterogeneity.p_value"),
+    *keys_of("heterogeneity", "i2", "h2", "tau2"),
+)
+
+#: ... and of its common-effect fit (``--model common``): the estimate of the --common method
+#: (IV, MH or PETO) with that fit's heterogeneity as metafor's leave1out / cumul report it for
+#: rma(method = "FE"), rma.mh and rma.peto objects; no tau².
+COMMON_POOLED_JSON: Layout = (
+    "k",
+    *keys_of(
+        "common_or_single", "theta", "se", "statistic", "estimate", "ci_low", "ci_high", "p_value"
+    ),
+    Key("q", "common_q"),
+    Key("q_p_value", "common_q_p_value"),
+    Key("i2", "common_i2"),
+    Key("h2", "common_h2"),
+)
+
+
 @dataclass(frozen=True)
 class LeaveOneOutRow:
     """The random-effects fit with one study omitted."""
 
     omitted: Study
     analysis: MetaAnalysis
+    #: which refitted model the row reports: ``random`` or ``common`` (the --common method)
+    model: str = "random"
+
+    @property
+    def common_model(self) -> bool:
+        return self.model == "common"
+
+    @property
+    def shown(self) -> Estimate:
+        """The reported refit: the random-effects (or common-effect) fit, or with one study left
+        that study's own estimate."""
+        return self.analysis.common_or_single if self.common_model else self.analysis.fit
 
     # With one study left nothing is pooled: the row is that study's estimate, heterogeneity null
-    # (and no h2). ``tau2`` keeps the random fit's place but is the heterogeneity's value.
+    # (and no h2). ``tau2`` keeps the random fit's place but is the heterogeneity's value. A
+    # common-effect row has the keys of a cumulative step's common fit (COMMON_POOLED_JSON).
     __json__: ClassVar[Layout] = (
         Key("study", "omitted.study"),
         Key("k", "analysis.k"),
-        Flatten("analysis.fit"),
-        Key("q", "analysis.heterogeneity.q"),
-        Key("q_p_value", "analysis.heterogeneity.p_value"),
-        Key("i2", "analysis.heterogeneity.i2"),
-        Key("h2", "analysis.heterogeneity.h2", when="analysis.pooled"),
-        Key("tau2", "analysis.heterogeneity.tau2"),
+        Flatten("analysis", layout=COMMON_POOLED_JSON[1:], when="common_model"),
+        Flatten("analysis.fit", unless="common_model"),
+        Key("q", "analysis.heterogeneity.q", unless="common_model"),
+        Key("q_p_value", "analysis.heterogeneity.p_value", unless="common_model"),
+        Key("i2", "analysis.heterogeneity.i2", unless="common_model"),
+        Key("h2", "analysis.heterogeneity.h2", when="analysis.pooled", unless="common_model"),
+        Key("tau2", "analysis.heterogeneity.tau2", unless="common_model"),
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -529,18 +629,26 @@ class LeaveOneOut:
 
     full: MetaAnalysis
     rows: tuple[LeaveOneOutRow, ...]
+    #: ``random`` (default) or ``common``: which refitted model the rows report
+    model: str = "random"
+
+    @property
+    def common_model(self) -> bool:
+        return self.model == "common"
 
     @property
     def smallest(self) -> LeaveOneOutRow:
-        return min(self.rows, key=lambda row: row.analysis.fit.theta)
+        return min(self.rows, key=lambda row: row.shown.theta)
 
     @property
     def largest(self) -> LeaveOneOutRow:
-        return max(self.rows, key=lambda row: row.analysis.fit.theta)
+        return max(self.rows, key=lambda row: row.shown.theta)
 
     __json__: ClassVar[Layout] = (
         *keys_of("full", "measure", "k"),
         *keys_of("full.options", "tau2_method", "ci_method"),
+        Key("model", when="common_model"),
+        Key("common_method", "full.options.common_method", when="common_model"),
         Key("omitted", "rows"),
         Group("range", ("smallest", "largest")),
         Key("excluded", "full.effects.excluded"),
@@ -725,6 +833,70 @@ class EggerTest:
 
 
 @dataclass(frozen=True)
+class RegTest:
+    """metafor's ``regtest``: the effect regressed on a measure of study size (``predictor``)
+    in a mixed-effects meta-regression (``model = "rma"``) or a weighted least-squares
+    regression with multiplicative dispersion (``"lm"``, Egger's classical test); the slope's
+    test, and the limit estimate (the intercept: the effect of a study with ``predictor`` 0, for
+    sei, vi, ninv and sqrtninv) with its confidence interval."""
+
+    model: str
+    predictor: str
+    #: the test's reference distribution: ``z`` (rma with z), ``t`` (lm, and rma with
+    #: Hartung-Knapp)
+    distribution: str
+    statistic: float
+    df: int | None
+    p_value: float
+    slope: float
+    slope_se: float
+    limit_theta: float | None
+    limit_ci_low_theta: float | None
+    limit_ci_high_theta: float | None
+    tau2_method: str | None
+    tau2: float | None
+    level: float
+    k: int
+    measure: str
+
+    @property
+    def limit_estimate(self) -> float | None:
+        return back_transform(self.limit_theta, self.measure)
+
+    @property
+    def limit_ci_low(self) -> float | None:
+        return back_transform(self.limit_ci_low_theta, self.measure)
+
+    @property
+    def limit_ci_high(self) -> float | None:
+        return back_transform(self.limit_ci_high_theta, self.measure)
+
+    __json__: ClassVar[Layout] = (
+        "model",
+        "predictor",
+        "distribution",
+        "statistic",
+        "df",
+        "p_value",
+        "slope",
+        "slope_se",
+        "limit_theta",
+        "limit_ci_low_theta",
+        "limit_ci_high_theta",
+        "limit_estimate",
+        "limit_ci_low",
+        "limit_ci_high",
+        "tau2_method",
+        "tau2",
+        "level",
+        "k",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class NotApplicable:
     """A method that does not apply to these data, with the reason (reported, not an error)."""
 
@@ -749,13 +921,14 @@ class BiasAnalysis:
 
     full: MetaAnalysis
     egger: EggerTest | NotApplicable | None
+    regtest: RegTest | NotApplicable | None = None
     begg: BeggTest | NotApplicable | None = None
     peters: RegressionTest | NotApplicable | None = None
     harbord: RegressionTest | NotApplicable | None = None
     trimfill: TrimFill | NotApplicable | None = None
     failsafe: FailSafeN | NotApplicable | None = None
 
-    TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
+    TESTS = ("egger", "regtest", "begg", "peters", "harbord", "trimfill", "failsafe")
 
     def results(self) -> list[tuple[str, Any]]:
         """(name, result) of every requested test, in the fixed order of ``TESTS``."""
@@ -847,17 +1020,6 @@ class HeterogeneityCI:
 # diagnostics, Begg, Peters, Harbord, trim-and-fill, fail-safe N).
 
 
-# A MetaAnalysis as one row of a cumulative analysis: the random-effects estimate and the
-# heterogeneity (a single study: its own estimate, heterogeneity null).
-POOLED_JSON: Layout = (
-    "k",
-    *keys_of("fit", "theta", "se", "statistic", "estimate", "ci_low", "ci_high", "p_value"),
-    Key("q", "heterogeneity.q"),
-    Key("q_p_value", "heterogeneity.p_value"),
-    *keys_of("heterogeneity", "i2", "h2", "tau2"),
-)
-
-
 @dataclass(frozen=True)
 class CumulativeStep:
     """The random-effects fit of the studies up to and including ``added`` (metafor's ``cumul``)."""
@@ -869,13 +1031,30 @@ class CumulativeStep:
     # Why the step has no fit (an iterative tau² estimator that did not converge); metafor's
     # cumul() likewise reports NA for a step whose fit fails.
     note: str = ""
+    #: which fit the step reports: ``random`` or ``common`` (the --common method)
+    model: str = "random"
+
+    @property
+    def common_model(self) -> bool:
+        return self.model == "common"
 
     # A step without a fit keeps its k, every fitted value null.
     __json__: ClassVar[Layout] = (
         *keys_of("added", "study", "row", "year"),
         "order_value",
         "k",
-        Flatten("analysis", layout=POOLED_JSON, when_none=null_keys(POOLED_JSON[1:])),
+        Flatten(
+            "analysis",
+            layout=POOLED_JSON,
+            when_none=null_keys(POOLED_JSON[1:]),
+            unless="common_model",
+        ),
+        Flatten(
+            "analysis",
+            layout=COMMON_POOLED_JSON,
+            when_none=null_keys(COMMON_POOLED_JSON[1:]),
+            when="common_model",
+        ),
         "note",
     )
 
@@ -892,12 +1071,20 @@ class Cumulative:
     descending: bool
     steps: tuple[CumulativeStep, ...]
     missing_order: tuple[str, ...] = ()
+    #: ``random`` (default) or ``common``: which fit the steps report
+    model: str = "random"
+
+    @property
+    def common_model(self) -> bool:
+        return self.model == "common"
 
     __json__: ClassVar[Layout] = (
         *keys_of("full", "measure", "k"),
         "order_by",
         "descending",
         *keys_of("full.options", "tau2_method", "ci_method", "level"),
+        Key("model", when="common_model"),
+        Key("common_method", "full.options.common_method", when="common_model"),
         "steps",
         "missing_order",
         Key("excluded", "full.effects.excluded"),
@@ -1143,6 +1330,8 @@ class FailSafeN:
     target_theta: float | None
     k: int
     measure: str
+    #: Orwin's method on the inverse-variance weighted mean (metafor's ``weighted = TRUE``)
+    weighted: bool = False
 
     @property
     def mean_estimate(self) -> float | None:
@@ -1156,6 +1345,7 @@ class FailSafeN:
 
     __json__: ClassVar[Layout] = (
         "method",
+        Key("weighted", when="weighted"),
         "n",
         "n_exact",
         "alpha",

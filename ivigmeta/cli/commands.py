@@ -20,6 +20,7 @@ from ivigmeta.cli.common import (
     input_settings,
     note,
     plot_option,
+    refit_model_option,
     save_plot,
     show_result,
 )
@@ -173,6 +174,12 @@ def pool(
     )
     if not fitted.pooled:
         note("a single study: no pooling was done")
+    common = fitted.analysis.common
+    if common is not None and common.method == "MH" and fitted.measure != "OR":
+        note(
+            "the Cochran-Mantel-Haenszel and Tarone tests are for odds ratios: not computed "
+            f"for {fitted.measure} (use --measure OR)"
+        )
     save_plot(plot, "forest", fitted.analysis, model=model, labels=labels, sort=sort, xlim=xlim)
     show(fitted.analysis, "pool", fmt, ascii_only)
 
@@ -209,6 +216,7 @@ def heterogeneity(
 @click.command()
 @analysis_command
 @glmm_option
+@refit_model_option
 @plot_option
 @handle_errors
 def loo(
@@ -223,9 +231,11 @@ def loo(
     common_method,
     level,
     glmm,
+    model,
     plot,
 ):
-    """Leave-one-out sensitivity analysis: the random-effects fit without each study in turn.
+    """Leave-one-out sensitivity analysis: the random-effects fit without each study in turn
+    (with --model common, the common-effect fit by the --common method).
 
     With --plot, also draw the leave-one-out plot. With --glmm, each refit is that GLMM.
     """
@@ -233,7 +243,7 @@ def loo(
     fitted = load_fit(
         file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
     )
-    result = fitted.loo()
+    result = fitted.loo(model)
     save_plot(plot, "loo", result)
     show(result, "loo", fmt, ascii_only)
 
@@ -334,7 +344,7 @@ def per_column_paths(plot: str | None, columns) -> dict[str, str]:
     return {c: f"{stem}_{safe[c]}{ext}" for c in unique}
 
 
-BIAS_TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
+BIAS_TESTS = ("egger", "regtest", "begg", "peters", "harbord", "trimfill", "failsafe")
 
 
 @click.command()
@@ -345,7 +355,23 @@ BIAS_TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
     multiple=True,
     type=click.Choice(BIAS_TESTS, case_sensitive=False),
     help="Test to run (repeat for several); default: every test that applies to the measure "
-    "(Peters: RR and OR; Harbord: OR).",
+    "(Peters: RR and OR; Harbord: OR), except regtest.",
+)
+@click.option(
+    "--predictor",
+    type=click.Choice(("sei", "vi", "ni", "ninv", "sqrtni", "sqrtninv"), case_sensitive=False),
+    default=None,
+    help="regtest: the measure of study size the effects are regressed on (metafor's "
+    "predictor; ni = n1 + n2); implies --test regtest. Default sei.",
+)
+@click.option(
+    "--regtest-model",
+    "regtest_model",
+    type=click.Choice(("rma", "lm"), case_sensitive=False),
+    default=None,
+    help="regtest: mixed-effects meta-regression with the fit's --tau2 and --ci (rma, "
+    "metafor's default) or weighted least squares (lm, Egger's classical test); implies "
+    "--test regtest. Default rma.",
 )
 @click.option(
     "--side",
@@ -363,7 +389,7 @@ BIAS_TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
 @click.option(
     "--failsafe",
     "failsafe_method",
-    type=click.Choice(("rosenthal", "orwin", "rosenberg"), case_sensitive=False),
+    type=click.Choice(("rosenthal", "orwin", "orwin-weighted", "rosenberg"), case_sensitive=False),
     default="rosenthal",
     show_default=True,
     help="Fail-safe N method.",
@@ -392,6 +418,8 @@ BIAS_TESTS = ("egger", "begg", "peters", "harbord", "trimfill", "failsafe")
 def bias(
     file,
     tests,
+    predictor,
+    regtest_model,
     side,
     estimator,
     failsafe_method,
@@ -409,7 +437,8 @@ def bias(
     plot,
     contour,
 ):
-    """Small-study effects: Egger, Begg, Peters and Harbord tests, trim-and-fill, fail-safe N.
+    """Small-study effects: Egger, Begg, Peters and Harbord tests, trim-and-fill, fail-safe N;
+    metafor's regtest with --test regtest, --predictor or --regtest-model.
 
     With --plot, also draw the funnel plot (Fig. S3), with the studies trim-and-fill imputes
     drawn hollow.
@@ -423,6 +452,8 @@ def bias(
         failsafe=failsafe_method,
         alpha=alpha,
         target=target,
+        predictor=predictor,
+        regtest_model=regtest_model,
     )
     for name, res in result.results():
         reason = getattr(res, "reason", None)

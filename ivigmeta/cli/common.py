@@ -436,6 +436,19 @@ def parse_xlim(
     return low, high
 
 
+def refit_model_option(func: Callable) -> Callable:
+    """--model for the refitting commands (loo, cumulative): which refit each row reports."""
+    return click.option(
+        "--model",
+        "model",
+        type=click.Choice(("random", "common"), case_sensitive=False),
+        default="random",
+        show_default=True,
+        help="Report the random-effects refits, or the common-effect refits by the --common "
+        "method (IV, MH or PETO; metafor's leave1out/cumul of rma.mh and rma.peto fits).",
+    )(func)
+
+
 def forest_options(func: Callable) -> Callable:
     """--model, --labels, --sort and --xlim: which pooled estimates the forest plot shows, its
     axis captions, the order of its studies and its axis limits."""

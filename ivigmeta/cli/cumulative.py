@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.commands import load_fit, show
-from ivigmeta.cli.common import analysis_command, glmm_option, handle_errors, note
+from ivigmeta.cli.common import (
+    analysis_command,
+    glmm_option,
+    handle_errors,
+    note,
+    refit_model_option,
+)
 
 
 @click.command()
@@ -22,6 +28,7 @@ from ivigmeta.cli.common import analysis_command, glmm_option, handle_errors, no
     "--desc", is_flag=True, help="Add the studies in descending order (newest first for year)."
 )
 @glmm_option
+@refit_model_option
 @handle_errors
 def cumulative(
     file,
@@ -37,13 +44,14 @@ def cumulative(
     common_method,
     level,
     glmm,
+    model,
 ):
     """Cumulative meta-analysis: the random-effects fit as each study is added in turn (with
-    --glmm, that GLMM)."""
+    --glmm, that GLMM; with --model common, the common-effect fit by the --common method)."""
     fitted = load_fit(
         file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
     )
-    result = fitted.cumulative(order_by, descending=desc)
+    result = fitted.cumulative(order_by, descending=desc, model=model)
     if result.missing_order:
         note(f"no '{order_by}' value for {', '.join(result.missing_order)}: added last")
     show(result, "cumulative", fmt, ascii_only)

@@ -22,6 +22,21 @@ Heterogeneity as metafor reports it for these fits: MH uses the per-study yi, vi
 analysis's continuity correction, double-zero studies dropped): Q = sum (y - theta_MH)² / v; Peto
 uses Q = sum (O - E)² / V - (sum (O - E))² / sum V. Both on k_yi - 1 df, I² = 100 max(0, (Q - df)
 / Q), H² = Q / df.
+
+The model statistics of a Mantel-Haenszel odds ratio (metafor's ``rma.mh`` fields MH, CO, BD, TA;
+:func:`mh_or_tests`), from the raw counts with m1 = a + c events and m0 = b + d non-events per
+study and O - E = a - n1 m1 / N:
+
+* the Cochran-Mantel-Haenszel test (Mantel & Haenszel 1959) of OR = 1:
+  (|sum (O - E)| - 1/2)² / sum n1 n2 m1 m0 / (N² (N - 1)) on 1 df, the 1/2 being the continuity
+  correction (metafor's default ``correct = TRUE``); Cochran's (1954) version has N³ in place of
+  N² (N - 1);
+* the Breslow-Day test (Breslow & Day 1980) of equal odds ratios: with A_i the expected a of a
+  table with the margins of study i and odds ratio OR_MH (the root in (0, min(n1, m1)) of the
+  quadratic (A (n2 - m1 + A)) = OR_MH (n1 - A)(m1 - A)), BD = sum (a - A)² / Var_i,
+  1 / Var_i = 1/A + 1/(n1 - A) + 1/(m1 - A) + 1/(n2 - m1 + A), summed over the k_pos tables with
+  A > 0, m1 > 0 and m0 > 0, on k_pos - 1 df; Tarone's (1985) correction
+  TA = BD - (sum (a - A))² / sum Var_i.
 """
 
 from __future__ import annotations
@@ -69,6 +84,8 @@ class CountPooled:
     i2: np.ndarray
     h2: np.ndarray
     k_yi: np.ndarray
+    #: Mantel-Haenszel odds ratios only: the CMH, Cochran, Breslow-Day and Tarone statistics
+    or_tests: MhOddsRatioTests | None = None
 
 
 def _q_summary(q: np.ndarray, k_yi: np.ndarray, enough: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -147,7 +164,8 @@ def pool_mh(
     qv = np.maximum(0.0, g.sum(terms))
     k_yi = g.sum(use.astype(np.int64))
     df, qp, i2, h2 = _q_summary(qv, k_yi, np.ones(len(g), bool))
-    return CountPooled(theta, se, code, weights, qv, df, qp, i2, h2, k_yi)
+    tests = mh_or_tests(a, n1, c, n2, g) if measure == "OR" else None
+    return CountPooled(theta, se, code, weights, qv, df, qp, i2, h2, k_yi, tests)
 
 
 def pool_peto(
@@ -183,6 +201,80 @@ def pool_peto(
     k_yi = g.sum((~double & vpos).astype(np.int64))
     df, qp, i2, h2 = _q_summary(qv, k_yi, k_pos > 1)
     return CountPooled(theta, se, code, var, qv, df, qp, i2, h2, k_yi)
+
+
+@dataclass(frozen=True)
+class MhOddsRatioTests:
+    """Per group: the Cochran-Mantel-Haenszel, Cochran, Breslow-Day and Tarone statistics of a
+    Mantel-Haenszel odds ratio (NaN where metafor reports NA)."""
+
+    cmh: np.ndarray
+    cmh_p: np.ndarray
+    cochran: np.ndarray
+    cochran_p: np.ndarray
+    breslow_day: np.ndarray
+    tarone: np.ndarray
+    #: tables with positive information (Breslow-Day, Tarone), df = k_pos - 1
+    k_pos: np.ndarray
+    breslow_day_p: np.ndarray
+    tarone_p: np.ndarray
+
+
+def mh_or_tests(
+    a: np.ndarray,
+    n1: np.ndarray,
+    c: np.ndarray,
+    n2: np.ndarray,
+    g: Groups,
+    correct: bool = True,
+) -> MhOddsRatioTests:
+    """The model statistics of a Mantel-Haenszel odds ratio, as metafor's ``rma.mh(measure =
+    "OR", correct = correct)`` (formulas in the module docstring), on the raw counts of every
+    study (double zeros included: they add nothing)."""
+    a, n1, c, n2 = (np.asarray(x, dtype=float) for x in (a, n1, c, n2))
+    b, d = n1 - a, n2 - c
+    n = n1 + n2
+    m1, m0 = a + c, b + d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        oe = g.sum(a - n1 / n * m1)
+        dev = (np.abs(oe) - (0.5 if correct else 0.0)) ** 2
+        share = (n1 / n) * (n2 / n) * m1
+        cmh = dev / g.sum(share * (m0 / (n - 1)))
+        cochran = dev / g.sum(share * (m0 / n))
+        none = (g.sum(m1) == 0) | (g.sum(m0) == 0)
+        cmh = np.where(none, np.nan, cmh)
+        cochran = np.where(none, np.nan, cochran)
+        r, s = g.sum(a / n * d), g.sum(b / n * c)
+        psi = r / s
+        defined = (r != 0) & (s != 0) & np.isfinite(psi)
+        psi_i = g.spread(psi)
+        # the expected a under OR_MH: the smaller root of the quadratic (Breslow & Day 1980)
+        big_a = psi_i * (n1 + m1) + (n2 - m1)
+        root = np.sqrt(big_a * big_a - 4.0 * n1 * m1 * psi_i * (psi_i - 1.0))
+        expected = np.where(psi_i == 1.0, n1 / n * m1, (big_a - root) / (2.0 * (psi_i - 1.0)))
+        pos = (expected > 0) & (m1 > 0) & (m0 > 0)
+        inv = 1.0 / expected + 1.0 / (n1 - expected) + 1.0 / (m1 - expected)
+        inv = inv + 1.0 / (expected - n1 - m1 + n)
+        resid = np.where(pos, a - expected, 0.0)
+        bd = np.maximum(0.0, g.sum(np.where(pos, resid * resid * inv, 0.0)))
+        ta = np.maximum(0.0, bd - g.sum(resid) ** 2 / g.sum(np.where(pos, 1.0 / inv, 0.0)))
+        k_pos = g.sum(pos.astype(np.int64))
+    k_pos = np.where(defined, k_pos, 0)
+    bd = np.where(defined, bd, np.nan)
+    ta = np.where(defined, ta, np.nan)
+    df = np.maximum(k_pos - 1, 1).astype(float)
+    tested = defined & (k_pos > 1)
+    return MhOddsRatioTests(
+        cmh=cmh,
+        cmh_p=chi2_sf_array(cmh, np.ones(len(g))),
+        cochran=cochran,
+        cochran_p=chi2_sf_array(cochran, np.ones(len(g))),
+        breslow_day=bd,
+        tarone=ta,
+        k_pos=k_pos,
+        breslow_day_p=np.where(tested, chi2_sf_array(np.nan_to_num(bd), df), np.nan),
+        tarone_p=np.where(tested, chi2_sf_array(np.nan_to_num(ta), df), np.nan),
+    )
 
 
 def raise_common_error(code: int) -> None:

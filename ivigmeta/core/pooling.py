@@ -34,6 +34,7 @@ from ivigmeta.core.groups import Groups
 from ivigmeta.core.heterogeneity import GroupHeterogeneity, group_heterogeneity
 from ivigmeta.core.mantel_haenszel import (
     CountPooled,
+    MhOddsRatioTests,
     peto_measure_error,
     pool_mh,
     pool_peto,
@@ -45,6 +46,7 @@ from ivigmeta.errors import ModelError
 
 if TYPE_CHECKING:
     from ivigmeta.results import (
+        ChiSquareTest,
         CommonFit,
         EffectSizes,
         Estimate,
@@ -353,7 +355,7 @@ def _common_fit(gf: GroupFit, g: Groups, measure: str, method: str) -> CommonFit
     from ivigmeta.results import CommonFit
 
     c = gf.common
-    extra = {}
+    extra: dict[str, object] = {}
     cf = gf.counts_fit
     if cf is not None:
         extra = dict(
@@ -364,6 +366,8 @@ def _common_fit(gf: GroupFit, g: Groups, measure: str, method: str) -> CommonFit
             h2=float(cf.h2[0]),
             k_yi=int(cf.k_yi[0]),
         )
+        if cf.or_tests is not None:
+            extra.update(mh_or_results(cf.or_tests, 0))
     return CommonFit(
         measure=measure,
         theta=float(c.theta[0]),
@@ -376,6 +380,23 @@ def _common_fit(gf: GroupFit, g: Groups, measure: str, method: str) -> CommonFit
         weights=_tuple(percent(gf.common_weights, g)),
         **extra,  # type: ignore[arg-type]
     )
+
+
+def _maybe(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def mh_or_results(t: MhOddsRatioTests, i: int) -> dict[str, ChiSquareTest]:
+    """Group ``i``'s Mantel-Haenszel odds-ratio statistics as CommonFit's result objects."""
+    from ivigmeta.results import ChiSquareTest
+
+    df = max(int(t.k_pos[i]) - 1, 0)
+    return {
+        "cmh": ChiSquareTest(_maybe(t.cmh[i]), 1, _maybe(t.cmh_p[i])),
+        "cochran": ChiSquareTest(_maybe(t.cochran[i]), 1, _maybe(t.cochran_p[i])),
+        "breslow_day": ChiSquareTest(_maybe(t.breslow_day[i]), df, _maybe(t.breslow_day_p[i])),
+        "tarone": ChiSquareTest(_maybe(t.tarone[i]), df, _maybe(t.tarone_p[i])),
+    }
 
 
 def no_usable_studies(excluded: Sequence[Exclusion]) -> str:

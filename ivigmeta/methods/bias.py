@@ -3,6 +3,13 @@
 * Egger's regression test (Egger et al. 1997): ordinary least squares of the standardized effect
   y / se on the precision 1 / se; the intercept measures asymmetry, tested with t on k - 2 df.
   It equals metafor's ``regtest(fit, model = "lm")`` and CMA's Egger test.
+* metafor's ``regtest`` (Sterne & Egger 2005): the effect regressed on a measure of study size,
+  ``predictor`` sei (Egger's test), vi, ni (the study's total sample size), 1/ni, sqrt(ni) or
+  1/sqrt(ni), either as a moderator of a mixed-effects meta-regression with the fit's tau²
+  estimator and test (``model = "rma"``, metafor's default) or by weighted least squares with
+  weights 1/v and a multiplicative dispersion (``"lm"``); the slope is tested (z, or t on k - 2
+  df). For sei, vi, 1/ni and 1/sqrt(ni) the intercept is the limit estimate, the effect of an
+  infinitely large study, reported with its CI (z or t as the test).
 * Begg & Mazumdar's (1994) rank correlation test: Kendall's tau between the standardized effects
   y*_i = (y_i - theta_FE) / sqrt(v_i - 1 / sum w) and the variances v_i, as metafor's
   ``ranktest()``: the exact null distribution when there are no ties (metafor passes
@@ -28,6 +35,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 
 from ivigmeta.core.distributions import norm_p_two_sided, t_p_two_sided
+from ivigmeta.errors import DataError
 from ivigmeta.io.studies import Study
 from ivigmeta.results import (
     BeggTest,
@@ -37,9 +45,19 @@ from ivigmeta.results import (
     MetaAnalysis,
     NotApplicable,
     RegressionTest,
+    RegTest,
 )
 
 TESTS = BiasAnalysis.TESTS
+#: Tests run only when asked for (``--test regtest``, or a --predictor / --regtest-model):
+#: the default report is Egger's classical test.
+ON_REQUEST = ("regtest",)
+#: metafor's regtest predictors, and the models
+PREDICTORS = ("sei", "vi", "ni", "ninv", "sqrtni", "sqrtninv")
+REGTEST_MODELS = ("rma", "lm")
+# Predictors whose intercept is the effect of an infinitely precise study (metafor's limit
+# estimate).
+_LIMIT_PREDICTORS = ("sei", "vi", "ninv", "sqrtninv")
 # Which tests apply to which effect measure (Peters needs event counts of a ratio measure;
 # Harbord's score is that of the log odds ratio).
 MEASURES_FOR = {"peters": ("RR", "OR"), "harbord": ("OR",)}
@@ -137,6 +155,110 @@ def weighted_regression_test(
         intercept_se=math.sqrt(s2 * (1.0 / sw + xbar * xbar / sxx)),
         k=k,
         excluded=tuple(excluded),
+    )
+
+
+def _predictor_values(ma: MetaAnalysis, predictor: str) -> list[float]:
+    es = ma.effects
+    if predictor == "sei":
+        return [math.sqrt(v) for v in es.vi]
+    if predictor == "vi":
+        return list(es.vi)
+    missing = [s for s in es.studies if s.n is None]
+    if missing:
+        s = missing[0]
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DataError(
+            f"--predictor {predictor} needs each study's sample size (n1 + n2 from counts or "
+            f"means): {s.study} (row {s.row}){more} {'give' if more else 'gives'} only an effect"
+        )
+    n = [float(s.n) for s in es.studies]  # type: ignore[arg-type]
+    return {
+        "ni": n,
+        "ninv": [1.0 / m for m in n],
+        "sqrtni": [math.sqrt(m) for m in n],
+        "sqrtninv": [1.0 / math.sqrt(m) for m in n],
+    }[predictor]
+
+
+def regression_test(
+    ma: MetaAnalysis, predictor: str = "sei", model: str = "rma"
+) -> RegTest | NotApplicable:
+    """metafor's ``regtest(fit, model, predictor)`` on the fit's effect sizes (module docstring).
+
+    ``model = "rma"`` uses the fit's tau² estimator, interval method (z or Hartung-Knapp) and
+    level; ``"lm"`` a t test on k - 2 df. A predictor that needs sample sizes on a table that
+    has none is a :class:`DataError`.
+    """
+    from ivigmeta.core.distributions import t_crit
+
+    predictor, model = predictor.lower(), model.lower()
+    if predictor not in PREDICTORS:
+        raise DataError(f"unknown predictor '{predictor}' (choose one of {', '.join(PREDICTORS)})")
+    if model not in REGTEST_MODELS:
+        raise DataError(f"unknown regtest model '{model}' (choose one of rma, lm)")
+    es = ma.effects
+    x = _predictor_values(ma, predictor)
+    k = es.k
+    if k < 3:
+        return NotApplicable("regtest", f"the regression test needs at least 3 studies (have {k})")
+    level = ma.options.level
+    limit = predictor in _LIMIT_PREDICTORS
+    if model == "lm":
+        reg = weighted_regression_test(es.yi, x, [1.0 / v for v in es.vi], "regtest", predictor)
+        if isinstance(reg, NotApplicable):
+            return reg
+        crit = t_crit(level, reg.df)
+        return RegTest(
+            model="lm",
+            predictor=predictor,
+            distribution="t",
+            statistic=reg.t,
+            df=reg.df,
+            p_value=reg.p_value,
+            slope=reg.bias,
+            slope_se=reg.se,
+            limit_theta=reg.intercept if limit else None,
+            limit_ci_low_theta=reg.intercept - crit * reg.intercept_se if limit else None,
+            limit_ci_high_theta=reg.intercept + crit * reg.intercept_se if limit else None,
+            tau2_method=None,
+            tau2=None,
+            level=level,
+            k=k,
+            measure=es.measure,
+        )
+    import numpy as np
+
+    from ivigmeta.methods.metareg import meta_regression
+
+    if max(x) - min(x) <= 1e-12 * max(abs(v) for v in x):
+        return NotApplicable(
+            "regtest", f"every study has the same {predictor}: the regression is undefined"
+        )
+    X = np.column_stack([np.ones(k), np.asarray(x, dtype=float)])
+    fit_ = meta_regression(
+        es.yi, es.vi, X, ["intrcpt", predictor], ma.options.tau2_method, ma.options.ci_method,
+        level,
+    )  # fmt: skip
+    b0, b1 = fit_.coefficients
+    hk = fit_.ci_method == "hk"
+    return RegTest(
+        model="rma",
+        predictor=predictor,
+        distribution="t" if hk else "z",
+        statistic=b1.statistic,
+        df=k - 2 if hk else None,
+        p_value=b1.p_value,
+        slope=b1.estimate,
+        slope_se=b1.se,
+        limit_theta=b0.estimate if limit else None,
+        limit_ci_low_theta=b0.ci_low if limit else None,
+        limit_ci_high_theta=b0.ci_high if limit else None,
+        tau2_method=fit_.tau2_method,
+        tau2=fit_.tau2,
+        level=level,
+        k=k,
+        measure=es.measure,
     )
 
 
@@ -375,8 +497,11 @@ def _computable(name: str, compute):  # type: ignore[no-untyped-def]
 
 
 def default_tests(measure: str) -> tuple[str, ...]:
-    """Every test that applies to ``measure``, in the fixed order of ``TESTS``."""
-    return tuple(t for t in TESTS if measure in MEASURES_FOR.get(t, (measure,)))
+    """Every test that applies to ``measure``, in the fixed order of ``TESTS`` (the regtest
+    variants only on request)."""
+    return tuple(
+        t for t in TESTS if measure in MEASURES_FOR.get(t, (measure,)) and t not in ON_REQUEST
+    )
 
 
 def bias_analysis(
@@ -387,11 +512,15 @@ def bias_analysis(
     failsafe_method: str = "Rosenthal",
     alpha: float = 0.05,
     target: float | None = None,
+    predictor: str = "sei",
+    regtest_model: str = "rma",
 ) -> BiasAnalysis:
-    """The small-study-effect tests in ``tests`` (default: all that apply to the measure).
+    """The small-study-effect tests in ``tests`` (default: all that apply to the measure, but
+    not ``regtest``).
 
     ``side``/``estimator`` go to trim-and-fill, ``failsafe_method``/``alpha``/``target`` (Orwin's
-    target on the reported scale) to the fail-safe N.
+    target on the reported scale) to the fail-safe N, ``predictor``/``regtest_model`` to
+    ``regtest`` (metafor's regtest).
     """
     from ivigmeta.errors import ModelError
 
@@ -405,6 +534,7 @@ def bias_analysis(
     es = ma.effects
     run = {
         "egger": lambda: egger_test(es.yi, es.vi),
+        "regtest": lambda: regression_test(ma, predictor, regtest_model),
         "begg": lambda: begg_test(es.yi, es.vi),
         "peters": lambda: peters_test(ma),
         "harbord": lambda: harbord_test(ma),

@@ -2,14 +2,17 @@
 
 * Rosenthal (1979), Stouffer's method: z_i = y_i / sqrt(v_i), Z = |sum z_i| / sqrt(k), observed
   one-sided p = P(N(0,1) > Z); N = max(0, k (Z / z_(1-alpha))² - k), z_(1-alpha) one-sided.
-* Orwin (1983): unweighted mean effect m = mean(y_i) and a target (trivial) effect t on the
-  analysis scale, by default m / 2 (metafor's default), given the sign of m;
-  N = max(0, k (m - t) / t).
+* Orwin (1983): unweighted mean effect m = mean(y_i) (``orwin``), or the inverse-variance
+  weighted mean m = sum w y / sum w, w = 1 / v (``orwin-weighted``: metafor's
+  ``fsn(type = "Orwin", weighted = TRUE)``), and a target (trivial) effect t on the analysis
+  scale, by default m / 2 (metafor's default), given the sign of m; N = max(0, k (m - t) / t).
 * Rosenberg (2005): the inverse-variance common-effect estimate and its two-sided z test;
   N = max(0, k ((sum w y / z_(1-alpha/2))² - sum w) / sum w).
 
 N is rounded up to a whole number unless it is within sqrt(machine epsilon) of one, then rounded
-(as metafor). The fail-safe N ignores heterogeneity and effect size (Rosenthal) and is not
+(as metafor). metafor 3.8-1 has one more type, "REM" (a random-effects fail-safe N found by
+simulation with R's random numbers), which is not reproduced; its "General" type came later
+(metafor 4.0). The fail-safe N ignores heterogeneity and effect size (Rosenthal) and is not
 recommended as a test of publication bias (Cochrane Handbook 13.3.5.4); it is reported because
 reviewers ask for it.
 """
@@ -22,7 +25,7 @@ from ivigmeta.core.distributions import norm_p_two_sided, norm_ppf, norm_sf
 from ivigmeta.errors import ModelError
 from ivigmeta.results import RATIO_MEASURES, FailSafeN, MetaAnalysis, NotApplicable
 
-METHODS = ("Rosenthal", "Orwin", "Rosenberg")
+METHODS = ("Rosenthal", "Orwin", "Orwin-weighted", "Rosenberg")
 _INTEGER_TOL = math.sqrt(2.220446049250313e-16)
 
 
@@ -55,6 +58,9 @@ def fail_safe_n(
 ) -> FailSafeN | NotApplicable:
     """Fail-safe N of ``ma``'s effect sizes; ``target`` (Orwin) on the reported scale."""
     method = normalize_method(method)
+    weighted = method == "Orwin-weighted"
+    if weighted:
+        method = "Orwin"
     if not 0 < alpha < 1:
         raise ModelError(f"alpha must be between 0 and 1, not {alpha:g}")
     es = ma.effects
@@ -69,7 +75,11 @@ def fail_safe_n(
         p_value = norm_sf(z)
         n = max(0.0, k * (z / norm_ppf(1.0 - alpha)) ** 2 - k)
     elif method == "Orwin":
-        mean = math.fsum(yi) / k
+        if weighted:
+            w = [1.0 / v for v in vi]
+            mean = math.fsum(wi * y for wi, y in zip(w, yi)) / math.fsum(w)
+        else:
+            mean = math.fsum(yi) / k
         tgt = mean / 2 if target is None else target_theta(target, es.measure)
         if tgt == 0:
             return NotApplicable(
@@ -95,4 +105,5 @@ def fail_safe_n(
         target_theta=tgt,
         k=k,
         measure=es.measure,
+        weighted=weighted,
     )

@@ -6,6 +6,11 @@
   default) and the model refitted on the first 1, 2, ..., k of them (metafor's ``cumul``). The sort
   is stable, as R's ``order()``: studies with equal values keep their file order, in either
   direction; studies with no value come last.
+
+Either reports the random-effects refits (default) or, with ``model="common"``, the
+common-effect refits by the fit's --common method (inverse variance, Mantel-Haenszel or Peto:
+metafor's ``leave1out``/``cumul`` of ``rma(method = "FE")``, ``rma.mh`` and ``rma.peto`` objects),
+each with its own heterogeneity test.
 """
 
 from __future__ import annotations
@@ -27,21 +32,46 @@ from ivigmeta.results import (
 _OVERFLOW = "not computable: the effects or variances are too extreme for double precision"
 
 
-def _has_nan(analysis: MetaAnalysis) -> bool:
-    fit_ = analysis.random or analysis.study_estimates[0]
+def _has_nan(analysis: MetaAnalysis, model: str = "random") -> bool:
+    fit_ = analysis.common_or_single if model == "common" else analysis.fit
     return any(isinstance(x, float) and math.isnan(x) for x in (fit_.theta, fit_.se, fit_.p_value))
 
 
-def leave_one_out(ma: MetaAnalysis) -> LeaveOneOut:
-    """Refit ``ma`` once per study with that study omitted."""
+MODELS = ("random", "common")
+
+
+def check_model(model: str) -> str:
+    """``random`` or ``common`` (case-insensitive); anything else is a ModelError."""
+    if model.lower() not in MODELS:
+        raise ModelError(f"unknown model '{model}' (choose one of {', '.join(MODELS)})")
+    if model.lower() == "common":
+        return "common"
+    return "random"
+
+
+def _check_common(ma: MetaAnalysis, model: str) -> None:
+    if model == "common" and ma.options.glmm:
+        raise ModelError(
+            "--model common reports the --common method's refits; it is not available with "
+            "--glmm (whose common-effect row is the GLMM's fixed-effects counterpart)"
+        )
+
+
+def leave_one_out(ma: MetaAnalysis, model: str = "random") -> LeaveOneOut:
+    """Refit ``ma`` once per study with that study omitted; ``model`` says which refit the rows
+    report (``random`` or ``common``)."""
+    model = check_model(model)
+    _check_common(ma, model)
     es = ma.effects
     if es.k < 2:
         raise ModelError(f"leave-one-out needs at least 2 studies (have {es.k})")
     rows = []
     for i, study in enumerate(es.studies):
         others = [j for j in range(es.k) if j != i]
-        rows.append(LeaveOneOutRow(omitted=study, analysis=fit(es.subset(others), ma.options)))
-    return LeaveOneOut(full=ma, rows=tuple(rows))
+        rows.append(
+            LeaveOneOutRow(omitted=study, analysis=fit(es.subset(others), ma.options), model=model)
+        )
+    return LeaveOneOut(full=ma, rows=tuple(rows), model=model)
 
 
 def _order_values(studies: Sequence[Study], column: str) -> list[str | float | None]:
@@ -83,14 +113,17 @@ def cumulative_order(
 
 
 def cumulative(
-    ma: MetaAnalysis, order_by: str = YEAR_COLUMN, descending: bool = False
+    ma: MetaAnalysis, order_by: str = YEAR_COLUMN, descending: bool = False, model: str = "random"
 ) -> Cumulative:
     """Cumulative meta-analysis of ``ma``: step j is the fit, with ``ma``'s options, of the first j
     studies in the order of column ``order_by``. A step whose fit fails (an iterative tau²
     estimator that does not converge on that subset) has no analysis and says why.
 
-    Raises :class:`DataError` when no study has a value in ``order_by``.
+    ``model`` says which fit the steps report (``random`` or ``common``). Raises
+    :class:`DataError` when no study has a value in ``order_by``.
     """
+    model = check_model(model)
+    _check_common(ma, model)
     es = ma.effects
     if es.k == 0:
         raise ModelError("cumulative meta-analysis needs at least 1 study")
@@ -111,14 +144,24 @@ def cumulative(
             analysis, note = None, str(exc)
         except ArithmeticError:
             analysis, note = None, _OVERFLOW
-        if analysis is not None and _has_nan(analysis):
+        if analysis is not None and _has_nan(analysis, model):
             analysis, note = None, _OVERFLOW
         steps.append(
             CumulativeStep(
-                added=es.studies[i], order_value=value, analysis=analysis, k=j, note=note
+                added=es.studies[i],
+                order_value=value,
+                analysis=analysis,
+                k=j,
+                note=note,
+                model=model,
             )
         )
     missing = tuple(es.studies[i].study for i, v in enumerate(values) if v is None)
     return Cumulative(
-        full=ma, order_by=order_by, descending=descending, steps=tuple(steps), missing_order=missing
+        full=ma,
+        order_by=order_by,
+        descending=descending,
+        steps=tuple(steps),
+        missing_order=missing,
+        model=model,
     )

@@ -18,15 +18,16 @@ from ivigmeta.results import Estimate, LeaveOneOut, LeaveOneOutRow
 
 def _pooled(row: LeaveOneOutRow) -> Estimate:
     """The refit without one study (the remaining study itself when only one is left)."""
-    return row.analysis.random or row.analysis.study_estimates[0]
+    return row.shown
 
 
 def loo_plot(loo: LeaveOneOut, labels: Sequence[str] | None = None):
     """The leave-one-out plot; ``labels`` are optional axis captions (LEFT, RIGHT)."""
     full = loo.full
-    full_fit, full_het = full.random, full.heterogeneity
-    if full_fit is None or full_het is None:
+    full_fit: Estimate | None = full.common if loo.common_model else full.random
+    if full_fit is None or full.heterogeneity is None:
         raise ModelError(f"leave-one-out needs at least 2 studies (have {full.k})")
+    full_i2 = full.common_i2 if loo.common_model else full.heterogeneity.i2
     d = f.decimals_for(full.measure)
     left = [Column("label", "Omitted study", "", "left"), Column("k", "k", "", "right")]
     right = [
@@ -37,11 +38,12 @@ def loo_plot(loo: LeaveOneOut, labels: Sequence[str] | None = None):
     for i, omitted in enumerate(loo.rows):
         fit = _pooled(omitted)
         het = omitted.analysis.heterogeneity
+        i2 = omitted.analysis.common_i2 if loo.common_model else (het.i2 if het else None)
         cells = {
             "label": omitted.omitted.label(),
             "k": str(omitted.analysis.k),
             "estimate": f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
-            "i2": f.pct(het.i2) if het else f.NA,
+            "i2": f.pct(i2) if i2 is not None else f.NA,
         }
         rows.append(
             Row("point", cells, est=fit.estimate, lo=fit.ci_low, hi=fit.ci_high, gid=str(i))
@@ -51,7 +53,7 @@ def loo_plot(loo: LeaveOneOut, labels: Sequence[str] | None = None):
         "label": "None omitted (all studies)",
         "k": str(full.k),
         "estimate": f.est_ci(full_fit.estimate, full_fit.ci_low, full_fit.ci_high, d),
-        "i2": f.pct(full_het.i2),
+        "i2": f.pct(full_i2),
     }
     rows.append(
         Row(
@@ -89,7 +91,12 @@ def loo_plot(loo: LeaveOneOut, labels: Sequence[str] | None = None):
     ]
     header = (
         f"{c.MEASURE_NAMES[full.measure]}{' (log scale)' if c.is_ratio(full.measure) else ''}",
-        f"{full.options.tau2_method} random, {full.options.level * 100:g}% CI",
+        (
+            f"{full.options.common_method} common"
+            if loo.common_model
+            else f"{full.options.tau2_method} random"
+        )
+        + f", {full.options.level * 100:g}% CI",
     )
     captions = (labels[0], labels[1]) if labels else None
     with c.style():

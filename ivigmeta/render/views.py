@@ -18,6 +18,7 @@ from ivigmeta.results import (
     BeggTest,
     BetweenTest,
     BiasAnalysis,
+    ChiSquareTest,
     Cumulative,
     EggerTest,
     FailSafeN,
@@ -28,6 +29,7 @@ from ivigmeta.results import (
     MetaRegression,
     NotApplicable,
     RegressionTest,
+    RegTest,
     ReproduceResult,
     RobAssessment,
     SubgroupAnalysis,
@@ -305,6 +307,7 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
                 f"Heterogeneity ({c.method}, {metafor_fn(c.method)}): Q = {f.num(c.q)}, df = {c.q_df} "
                 f"({f.p_eq(c.q_p_value)}); I² = {f.pct(c.i2)}"
             )
+        notes += mh_test_lines(c)
         stat = "t" if r.ci_method == "hk" else "z"
         notes.append(
             f"Test for overall effect (random effects): {stat} = {f.num(r.statistic)}, "
@@ -373,6 +376,27 @@ def glmm_lines(ma: MetaAnalysis) -> list[str]:
         )
     lines.append("The GLMM uses the raw counts: no continuity correction, no study weights.")
     return lines
+
+
+def _chi2_text(t: ChiSquareTest) -> str:
+    if t.statistic is None:
+        return "not computable"
+    return f"chi² = {f.num(t.statistic)}, df = {t.df} ({f.p_eq(t.p_value)})"
+
+
+def mh_test_lines(c: Any) -> list[str]:
+    """The Mantel-Haenszel odds ratio's CMH and Tarone tests (metafor's rma.mh MH and TA)."""
+    if c.cmh is None or c.tarone is None:
+        return []
+    tarone = (
+        _chi2_text(c.tarone)
+        if c.tarone.p_value is not None or c.tarone.statistic is None
+        else f"not applicable ({c.tarone.df + 1} informative tables)"
+    )
+    return [
+        f"Cochran-Mantel-Haenszel test (OR = 1, continuity-corrected): {_chi2_text(c.cmh)}",
+        f"Tarone's test for heterogeneity of the odds ratios: {tarone}",
+    ]
 
 
 def metafor_fn(method: str) -> str:
@@ -447,8 +471,16 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
     return [Section("Heterogeneity", ["Statistic", "Value", level], rows, notes)]
 
 
+def _model_title(full: MetaAnalysis, common: bool) -> str:
+    """The refitted model in a title: ``random effects, DL`` or ``common effect, MH``."""
+    if common:
+        return f"common effect, {full.options.common_method}"
+    return f"random effects, {model_name(full.options)}"
+
+
 def loo_sections(loo: LeaveOneOut) -> list[Section]:
     d = f.decimals_for(loo.full.measure)
+    common = loo.common_model
     cols = [
         "Omitted study",
         "k",
@@ -456,36 +488,51 @@ def loo_sections(loo: LeaveOneOut) -> list[Section]:
         "p-value",
         "Q",
         "I²",
-        "tau²",
     ]
+    if not common:
+        cols.append("tau²")
     rows = []
     for row in loo.rows:
         out = row.to_dict()
+        cells = [
+            marked_label(row.omitted),
+            str(out["k"]),
+            f.est_ci(out["estimate"], out["ci_low"], out["ci_high"], d),
+            f.pval(out["p_value"]),
+            f.num(out["q"]),
+            f.pct(out["i2"]),
+        ]
+        if not common:
+            cells.append(f.tau2(out["tau2"]))
+        rows.append(cells)
+    summary_from = len(rows)
+    if common:
+        c = loo.full.common
+        assert c is not None
         rows.append(
             [
-                marked_label(row.omitted),
-                str(out["k"]),
-                f.est_ci(out["estimate"], out["ci_low"], out["ci_high"], d),
-                f.pval(out["p_value"]),
-                f.num(out["q"]),
-                f.pct(out["i2"]),
-                f.tau2(out["tau2"]),
+                "None (all studies)",
+                str(loo.full.k),
+                f.est_ci(c.estimate, c.ci_low, c.ci_high, d),
+                f.pval(c.p_value),
+                f.num(loo.full.common_q),
+                f.pct(loo.full.common_i2),
             ]
         )
-    full = loo.full.random
-    assert full is not None and loo.full.heterogeneity is not None
-    summary_from = len(rows)
-    rows.append(
-        [
-            "None (all studies)",
-            str(loo.full.k),
-            f.est_ci(full.estimate, full.ci_low, full.ci_high, d),
-            f.pval(full.p_value),
-            f.num(loo.full.heterogeneity.q),
-            f.pct(loo.full.heterogeneity.i2),
-            f.tau2(loo.full.heterogeneity.tau2),
-        ]
-    )
+    else:
+        full = loo.full.random
+        assert full is not None and loo.full.heterogeneity is not None
+        rows.append(
+            [
+                "None (all studies)",
+                str(loo.full.k),
+                f.est_ci(full.estimate, full.ci_low, full.ci_high, d),
+                f.pval(full.p_value),
+                f.num(loo.full.heterogeneity.q),
+                f.pct(loo.full.heterogeneity.i2),
+                f.tau2(loo.full.heterogeneity.tau2),
+            ]
+        )
     lo, hi = loo.smallest.to_dict(), loo.largest.to_dict()
     notes = [
         f"Pooled {loo.full.measure} ranged from {f.est_ci(lo['estimate'], lo['ci_low'], lo['ci_high'], d)} "
@@ -493,7 +540,7 @@ def loo_sections(loo: LeaveOneOut) -> list[Section]:
         f"without {loo.largest.omitted.study}."
     ]
     notes += excluded_notes(loo.full.effects.excluded)
-    title = f"Leave-one-out sensitivity analysis (random effects, {model_name(loo.full.options)})"
+    title = f"Leave-one-out sensitivity analysis ({_model_title(loo.full, common)})"
     return [Section(title, cols, rows, notes, summary_from)]
 
 
@@ -621,6 +668,7 @@ def bias_sections(ba: BiasAnalysis) -> list[Section]:
 
 _BIAS_NAMES = {
     "egger": "Egger's regression",
+    "regtest": "Regression test (regtest)",
     "begg": "Begg's rank correlation",
     "peters": "Peters' regression",
     "harbord": "Harbord's score test",
@@ -641,6 +689,20 @@ def _bias_row(name: str, res: Any, ba: BiasAnalysis) -> list[str]:
             str(res.df),
             f.pval(res.p_value),
             f"intercept {f.num(res.intercept)} (SE {f.num(res.se)})",
+        ]
+    if isinstance(res, RegTest):
+        detail = f"{res.model}, slope on {res.predictor} {f.num(res.slope, 4)} (SE {f.num(res.slope_se, 4)})"
+        if res.limit_theta is not None:
+            detail += (
+                f"; limit estimate {ba.full.measure} "
+                f"{f.est_ci(res.limit_estimate, res.limit_ci_low, res.limit_ci_high, d)}"
+            )
+        return [
+            label,
+            f"{res.distribution} = {f.num(res.statistic)}",
+            "" if res.df is None else str(res.df),
+            f.pval(res.p_value),
+            detail,
         ]
     if isinstance(res, BeggTest):
         how = "exact" if res.exact else "normal approximation"
@@ -671,7 +733,7 @@ def _bias_row(name: str, res: Any, ba: BiasAnalysis) -> list[str]:
         ]
     if isinstance(res, FailSafeN):
         n = "inf" if math.isinf(res.n) else f"{res.n:.0f}"
-        detail = f"{res.method}, alpha {res.alpha:g}"
+        detail = f"{res.method}{' (weighted)' if res.weighted else ''}, alpha {res.alpha:g}"
         if res.target_theta is not None:
             detail += f", target {ba.full.measure} {f.num(res.target, 3)}"
         return [
@@ -858,23 +920,25 @@ def cumulative_sections(cu: Cumulative) -> list[Section]:
         _measure_header(measure, cu.full.options.level_percent),
         "p-value",
         "I²",
-        "tau²",
     ]
+    common = cu.common_model
+    if not common:
+        cols.append("tau²")
     rows = []
     for step in cu.steps:
         out = step.to_dict()
         value = out["order_value"]
-        rows.append(
-            [
-                marked_label(step.added),
-                "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value)),
-                str(out["k"]),
-                f.est_ci(out["estimate"], out["ci_low"], out["ci_high"], d),
-                f.pval(out["p_value"]),
-                f.pct(out["i2"]),
-                f.tau2(out["tau2"]),
-            ]
-        )
+        cells = [
+            marked_label(step.added),
+            "" if value is None else (f"{value:g}" if isinstance(value, float) else str(value)),
+            str(out["k"]),
+            f.est_ci(out["estimate"], out["ci_low"], out["ci_high"], d),
+            f.pval(out["p_value"]),
+            f.pct(out["i2"]),
+        ]
+        if not common:
+            cells.append(f.tau2(out["tau2"]))
+        rows.append(cells)
     direction = "descending" if cu.descending else "ascending"
     notes = [
         f"Studies added in {direction} order of '{cu.order_by}' (ties in file order); the first row is a single study."
@@ -883,7 +947,7 @@ def cumulative_sections(cu: Cumulative) -> list[Section]:
         notes.append(f"No '{cu.order_by}' value, added last: {', '.join(cu.missing_order)}")
     notes += [f"Step {s.k} (adding {s.added.study}): no fit: {s.note}" for s in cu.steps if s.note]
     notes += excluded_notes(cu.full.effects.excluded)
-    title = f"Cumulative meta-analysis (random effects, {model_name(cu.full.options)})"
+    title = f"Cumulative meta-analysis ({_model_title(cu.full, common)})"
     return [Section(title, cols, rows, notes, right_align_from=1)]
 
 
