@@ -78,6 +78,7 @@ def test_every_python_block_of_the_api_page_runs(tmp_path, monkeypatch, capsys):
     assert "without Ramos-Medina: 1.81 [1.31, 2.50]" in out
     assert "without Mahmoud: 2.17 [1.59, 2.96]" in out
     assert "Egger p = 0.362" in out
+    assert "MH OR 0.8969" in out and "53 of 53 reproduce" in out
     figures = list(Path(namespace["out"]).iterdir())
     assert sorted(p.name for p in figures) == ["forest.png", "funnel.svg", "nk.pdf"]
     assert all(p.stat().st_size > 0 for p in figures)

@@ -226,6 +226,7 @@ def audit_review(review: Review, path: str):
             "kind": "revman",
             "analyses": len(review.analyses),
             "unsupported": [n for n, _ in review.unsupported],
+            "not_stored": [a.number for a in review.analyses if not a.parent and not a.has_results],
         },
         data=review.source,
         numbers=tuple(checks.items),

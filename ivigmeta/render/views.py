@@ -1035,7 +1035,16 @@ def _full(value: Any) -> str:
 
 
 def reproduce_sections(res: ReproduceResult) -> list[Section]:
-    cols = ["#", "Number", "Printed", "Recomputed", "Rounded", "Verdict", "Note"]
+    revman = res.paper.get("kind") == "revman"
+    cols = [
+        "#",
+        "Number",
+        "Stored" if revman else "Printed",
+        "Recomputed",
+        "Rounded",
+        "Verdict",
+        "Note",
+    ]
     rows = []
     notes = []
     for i, n in enumerate(res.numbers, start=1):
@@ -1048,9 +1057,18 @@ def reproduce_sections(res: ReproduceResult) -> list[Section]:
             notes.append(f"{i}. {n.label}: {n.explanation}")
     notes.append(res.summary.line)
     title = str(res.paper.get("title") or res.source)
+    if revman:
+        notes += [
+            f"analysis {n}: RevMan stored no pooled results (saved without calculated data)"
+            for n in res.paper.get("not_stored", [])
+        ]
+        notes += [
+            f"analysis {n}: not read (unsupported outcome type)"
+            for n in res.paper.get("unsupported", [])
+        ]
     return [
         Section(
-            f"Printed numbers of: {title}",
+            f"{'Numbers RevMan stored in' if revman else 'Printed numbers of'}: {title}",
             cols,
             rows,
             notes,
