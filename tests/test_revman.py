@@ -318,3 +318,71 @@ def test_software_revman_on_a_csv_table(run):
     data = json.loads(result.stdout)
     # inverse variance: RevMan's DL is metafor's
     assert math.isclose(data["random"]["estimate"], plain["random"]["estimate"], rel_tol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# batch over RevMan files
+
+
+def _csv_rows(text):
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_batch_over_a_folder_gives_one_row_per_analysis(run, tmp_path):
+    for name in ("Fleiss1993.rm5", "synthetic_dichotomous.rm5"):
+        (tmp_path / name).write_bytes((DATA / name).read_bytes())
+    result = run("batch", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    rows = _csv_rows(result.stdout)
+    assert len(rows) == 2 + 14
+    assert "16 analyses of 2 RevMan files: 16 pooled, 0 with a changed conclusion" in result.stderr
+    by_key = {(r["review_id"], r["analysis"]): r for r in rows}
+    fleiss = by_key[("861409081811071967", "1.1")]
+    # RevMan's methods by default: the recomputed estimate is the stored one
+    assert math.isclose(float(fleiss["estimate"]), float(fleiss["revman_estimate"]), rel_tol=1e-12)
+    assert fleiss["software"] == "revman" and fleiss["conclusion_changed"] == "false"
+    for r in rows:
+        if r["revman_estimate"]:
+            assert math.isclose(
+                float(r["estimate"]), float(r["revman_estimate"]), rel_tol=1e-9, abs_tol=1e-12
+            ), r["analysis"]
+
+
+def test_batch_reanalysis_with_other_methods_flags_changed_conclusions(run):
+    result = run("batch", str(DATA), "--tau2", "REML", "--ci", "hk", "--revman-model", "random")
+    assert result.exit_code == 0, result.stderr
+    rows = _csv_rows(result.stdout)
+    assert {r["software"] for r in rows} == {"metafor"}
+    changed = [r for r in rows if r["conclusion_changed"] == "true"]
+    assert changed, "REML + Hartung-Knapp changes some conclusions of these analyses"
+    for r in changed:
+        assert r["significant"] != r["revman_significant"]
+    # a changed conclusion is computed, not assumed: the CI and the null decide it
+    r = changed[0]
+    log = r["measure"] in ("RR", "OR")
+    null = 1.0 if log else 0.0
+    excludes = float(r["ci_low"]) > null or float(r["ci_high"]) < null
+    assert (r["significant"] == "true") == excludes
+
+
+def test_batch_revman_jsonl_and_a_bad_file_in_the_folder(run, tmp_path):
+    (tmp_path / "a.rm5").write_bytes(FLEISS.read_bytes())
+    (tmp_path / "broken.rm5").write_text("<COCHRANE_REVIEW><ANALYSES")
+    result = run("batch", str(tmp_path), "-f", "jsonl")
+    assert result.exit_code == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["analysis"] for r in rows] == ["1.1", "1.2", None]
+    assert rows[1]["revman_estimate"] is None and rows[1]["status"] == "ok"
+    broken = rows[2]
+    assert broken["file"].endswith("broken.rm5") and broken["status"] == "error"
+    assert "malformed or truncated" in broken["reason"]
+    assert "3 analyses of 2 RevMan files: 2 pooled" in result.stderr
+
+
+def test_batch_of_a_plain_table_still_needs_a_group(run):
+    result = run("batch", str(ROOT / "studies.csv"))
+    assert result.exit_code == 2
+    assert "Missing option '-g' / '--group'" in result.stderr

@@ -84,9 +84,9 @@ def _move_into_place(staged: str, target: str) -> None:
     "--group",
     "groups",
     multiple=True,
-    required=True,
     metavar="COL",
-    help="Column naming the meta-analysis a row belongs to (repeat for a composite key).",
+    help="Column naming the meta-analysis a row belongs to (repeat for a composite key); "
+    "required except for RevMan input, whose analyses are the groups.",
 )
 @table_options
 @effect_options
@@ -147,6 +147,14 @@ def _move_into_place(staged: str, target: str) -> None:
     metavar="DIR",
     help="Directory for spill files (unsorted input) and buffered output; default: the system's.",
 )
+@click.option(
+    "--revman-model",
+    type=click.Choice(["analysis", "random", "common"]),
+    default="analysis",
+    show_default=True,
+    help="RevMan input: which pooled row is compared with RevMan's stored result: the "
+    "analysis's own model, or random or common effects for every analysis.",
+)
 @handle_errors
 @_gc_paused
 def batch(
@@ -166,6 +174,7 @@ def batch(
     keep_double_zero,
     jobs,
     tmpdir,
+    revman_model,
 ):
     """Pool every meta-analysis in a long table: one row per study, one output row per group.
 
@@ -176,11 +185,24 @@ def batch(
     names, every kind of data (2x2 counts, means and SDs, events and person-time, proportions,
     given effects) with pool's default measure for it; the group columns are further columns
     of it.
+
+    FILE may also be a RevMan file (.rm5 or its CSV export) or a folder of .rm5 files: then
+    every analysis of every review is one output row (file, review_id, doi, analysis, ...),
+    RevMan's stored result (revman_*) beside ivigmeta's (estimate, ci_low, ci_high, p_value,
+    i2, tau2) under the options given, and conclusion_changed says whether the CI's exclusion of
+    the null differs (docs/revman.md).
     """
     # batch does no linear algebra, but numpy's OpenBLAS starts a thread per core when it is
     # loaded, and those threads spin for a while: on 2 cores that took 0.13 s of CPU from the
     # 0.35 s command, competing with the output formatting. A user's own setting is kept.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from ivigmeta.batching.revman import is_revman_input
+
+    if file != "-" and is_revman_input(file):
+        _revman_batch(file, tau2_method, ci_method, level, fmt, output, revman_model)
+        return
+    if not groups:
+        raise click.UsageError("Missing option '-g' / '--group'.")
     from ivigmeta.batching import run as core
     from ivigmeta.batching.job import BatchJob
     from ivigmeta.render.batch import BatchWriter
@@ -264,3 +286,71 @@ def batch(
         + (f", {stats['single']} with a single study" if stats["single"] else "")
         + (f", {stats['error']} failed (status error)" if stats["error"] else "")
     )
+
+
+def _revman_batch(file, tau2_method, ci_method, level, fmt, output, model) -> None:
+    """``batch`` over RevMan files: one row per analysis (ivigmeta.batching.revman)."""
+    import csv
+    import io
+    import json
+
+    from click.core import ParameterSource
+
+    from ivigmeta.batching.revman import COLUMNS, RevManBatchOptions, analysis_rows, revman_files
+
+    ctx = click.get_current_context()
+    given_level = ctx.get_parameter_source("level") not in (ParameterSource.DEFAULT, None)
+    options = RevManBatchOptions(
+        tau2_method=tau2_method,
+        ci_method=ci_method,
+        level=level if given_level else None,
+        model=model,
+    )
+    paths = revman_files(file)
+    if output is not None:
+        check_output_file(output, paths, "-o")
+    rows = list(analysis_rows(paths, options, note))
+    if fmt == "parquet":
+        if output is None:
+            raise click.UsageError("--format parquet writes a file: give -o FILE")
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise click.ClickException(
+                "--format parquet needs pyarrow: pip install 'ivigmeta[parquet]'"
+            ) from None
+        pq.write_table(pa.Table.from_pylist(rows), output)
+    else:
+        buf = io.StringIO()
+        if fmt == "csv":
+            writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: _csv_cell(v) for k, v in r.items()})
+        else:
+            for r in rows:
+                buf.write(json.dumps(r, allow_nan=False, default=str) + "\n")
+        text = buf.getvalue()
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            with open(output, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
+    ok = sum(r["status"] == "ok" for r in rows)
+    changed = sum(bool(r["conclusion_changed"]) for r in rows)
+    note(
+        f"{len(rows)} analyses of {len(paths)} RevMan file{'s' if len(paths) != 1 else ''}: "
+        f"{ok} pooled, {changed} with a changed conclusion"
+        + (f", {len(rows) - ok} not pooled (status single/error)" if len(rows) > ok else "")
+    )
+
+
+def _csv_cell(value):  # type: ignore[no-untyped-def]
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return value
