@@ -386,3 +386,17 @@ def test_batch_of_a_plain_table_still_needs_a_group(run):
     result = run("batch", str(ROOT / "studies.csv"))
     assert result.exit_code == 2
     assert "Missing option '-g' / '--group'" in result.stderr
+
+
+def test_a_plain_doctype_is_read_but_entities_are_not(tmp_path):
+    text = FLEISS.read_text(encoding="latin-1")
+    head, rest = text.split("\n", 1)
+    path = tmp_path / "doctype.rm5"
+    path.write_text(f"{head}\n<!DOCTYPE COCHRANE_REVIEW>\n{rest}", encoding="latin-1")
+    assert audit_revman(path).summary.total == 53
+    bad = tmp_path / "entity.rm5"
+    bad.write_text(
+        f'{head}\n<!DOCTYPE COCHRANE_REVIEW [<!ENTITY e "x">]>\n{rest}', encoding="latin-1"
+    )
+    with pytest.raises(DataError, match="refused"):
+        read_revman(bad)

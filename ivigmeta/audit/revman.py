@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,11 @@ def audit_analysis(a: Analysis, checks: _Checks) -> None:
     if not rows:
         return
     fx = study_effects(a, rows)
+    # RevMan's own ESTIMABLE flag decides which rows count (a row it estimated is recomputed
+    # whenever its effect is defined with the correction, e.g. a double zero for RD)
+    flagged = np.array([r.estimable for r in rows])
+    defined = np.isfinite(fx.yi) & np.isfinite(fx.vi) & (fx.vi > 0)
+    fx = replace(fx, estimable=flagged & defined)
     method = a.method if a.data_type in ("dichotomous", "oe") else "IV"
     if a.data_type == "oe" and method == "PETO":
         method = "IV"  # (O - E) / V with variance 1 / V: Peto's estimate is the IV one
@@ -183,7 +189,7 @@ def audit_analysis(a: Analysis, checks: _Checks) -> None:
     if a.totals != "NO":
         _pooled_checks(a, a.number, a.stored, got.total, checks)
     for key, name, kind in SUBGROUP_TEST:
-        if key in got.subgroup_test:
+        if a.subgroup_test and key in got.subgroup_test:
             checks.add(
                 f"{a.number} {name}", a.number, key, a.stored.get(key), got.subgroup_test[key], kind
             )
