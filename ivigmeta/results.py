@@ -532,8 +532,14 @@ class MetaAnalysis:
         "random",
         "heterogeneity",
         Key("model", "glmm", omit_none=True),
+        Key("software", "software_used", omit_none=True),
         Key("excluded", "effects.excluded"),
     )
+
+    @property
+    def software_used(self) -> str | None:
+        """ "revman" when RevMan 5's methods were used (``--software revman``), else None."""
+        return None if self.options.software == "metafor" else self.options.software
 
     # ``ivigmeta heterogeneity``: the heterogeneity object at the top level. With a single study
     # it has df 0 and no tau2_method (the JSON this command has always written).

@@ -400,3 +400,50 @@ def test_a_plain_doctype_is_read_but_entities_are_not(tmp_path):
     )
     with pytest.raises(DataError, match="refused"):
         read_revman(bad)
+
+
+def test_subgroup_of_a_revman_outcome_uses_its_subgroups_as_revman_compares_them(run):
+    path = str(DATA / "synthetic_dichotomous.rm5")
+    result = run("subgroup", path, "--analysis", "1.1", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    by = data["by"][0] if "by" in data else data
+    text = json.dumps(by)
+    assert "Alternate allocation" in text
+    # random-effects outcome: Q between the subgroups' DL estimates is RevMan's test
+    stored = read_revman(path).analysis("1.1").stored["Q"]
+    assert f"{stored:.6f}"[:6] in text or any(
+        isinstance(v, float) and math.isclose(v, stored, rel_tol=1e-9) for v in _floats_in(by)
+    )
+    plain = run("subgroup", str(ROOT / "studies.csv"))
+    assert plain.exit_code == 2 and "Missing option '--by'." in plain.stderr
+
+
+def _floats_in(obj):
+    if isinstance(obj, float):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _floats_in(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _floats_in(v)
+
+
+def test_pool_json_says_revmans_methods_were_used(run):
+    data = json.loads(run("pool", str(FLEISS), "--analysis", "1.1", "--format", "json").stdout)
+    assert data["software"] == "revman"
+    plain = json.loads(run("pool", str(ROOT / "studies.csv"), "--format", "json").stdout)
+    assert "software" not in plain
+
+
+def test_report_of_a_revman_analysis(run, tmp_path):
+    out = tmp_path / "rep"
+    result = run(
+        "report", str(DATA / "synthetic_dichotomous.rm5"), "--analysis", "1.1", "-o", str(out)
+    )
+    assert result.exit_code == 0, result.stderr
+    text = (out / "report.md").read_text()
+    assert "Mantel-Haenszel common-effect model" in text
+    assert "RevMan 5's statistical methods" in text
+    assert "## Subgroup analysis" in text

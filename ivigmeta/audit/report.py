@@ -154,6 +154,7 @@ def versions() -> dict[str, str]:
 
 CITATIONS = {
     "RR": "Deeks & Higgins 2010",
+    "revman": "Deeks & Higgins 2010",
     "glmm": "Stijnen et al. 2010; Jackson et al. 2018",
     "measure:SMD": "Hedges 1981",
     "measure:SMDH": "Bonett 2009",
@@ -316,6 +317,12 @@ def methods_paragraph(
     )
     if measure in BACK_TRANSFORMS:
         s.append(BACK_TRANSFORMS[measure])
+    if pool.get("software") == "revman":
+        s.append(
+            "The analysis followed RevMan 5's statistical methods" + cite("revman") + ": "
+            "Mantel-Haenszel estimates from the continuity-corrected counts, heterogeneity "
+            "Chi² about the common-effect estimate, and the DerSimonian-Laird tau² from that Chi²."
+        )
     where = CORRECTION_CELLS.get(measure)
     if where is None:
         pass  # means, IRSD, PAS, PFT and AS need no continuity correction

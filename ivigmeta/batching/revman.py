@@ -114,16 +114,16 @@ def analysis_rows(
         try:
             review = load_review(data, source, path)
         except DataError as exc:
-            row = {c: None for c in COLUMNS}
-            row.update(file=path, status="error", reason=str(exc))
-            yield row  # the file's one row: nothing is left out silently
+            failed: dict[str, Any] = dict.fromkeys(COLUMNS)
+            failed.update(file=path, status="error", reason=str(exc))
+            yield failed  # the file's one row: nothing is left out silently
             continue
         for message in review.notes:
             note(message)
         for a in review.analyses:
             log = a.log_scale or a.measure == "ratio"
             stored = a.stored
-            row: dict[str, Any] = {c: None for c in COLUMNS}
+            row: dict[str, Any] = dict.fromkeys(COLUMNS)
             row.update(
                 file=path,
                 review_id=review.id,

@@ -254,9 +254,9 @@ def loo(
     "--by",
     "columns",
     multiple=True,
-    required=True,
     metavar="COL",
-    help="Label column to subgroup by (repeat for several analyses).",
+    help="Label column to subgroup by (repeat for several analyses); required except for a "
+    "RevMan outcome with subgroups, whose subgroups are the default (with --between separate).",
 )
 @click.option(
     "--between",
@@ -298,6 +298,19 @@ def subgroup(
     file per column, named PATH with _COL before the extension. With --glmm, each subgroup is
     that GLMM and the subgroups are compared by Q between their estimates (--between separate).
     """
+    fitted = None
+    if not columns:
+        # a RevMan outcome with subgroups: its subgroups, compared as RevMan compares them
+        fitted = load_fit(
+            file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
+        )
+        by = fitted.table.settings.get("subgroups")
+        if not by:
+            raise click.UsageError("Missing option '--by'.")
+        columns = (by,)
+        source = click.get_current_context().get_parameter_source("between")
+        if source is None or source.name == "DEFAULT":
+            between = "separate"
     targets = per_column_paths(plot, columns)
     for target in targets.values():
         check_plot_target(target, file)
@@ -314,9 +327,10 @@ def subgroup(
                 "--glmm: subgroups compared by Q between their GLMM estimates (--between separate)"
             )
         between = "separate"
-    fitted = load_fit(
-        file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
-    )
+    if fitted is None:
+        fitted = load_fit(
+            file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
+        )
     result = fitted.subgroup(columns, between)
     for res in result.by:
         for e in res.excluded:

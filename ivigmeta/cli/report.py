@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from ivigmeta.cli.common import (
     INPUT_KEY,
@@ -35,6 +36,10 @@ def option_args(ctx: click.Context) -> list[str]:
         if not isinstance(param, click.Option) or param.name in OWN_PARAMS:
             continue
         if param.name in ctx.params:
+            if ctx.get_parameter_source(param.name) == ParameterSource.DEFAULT:
+                # left at its default: each command's own default applies (for a RevMan
+                # analysis, the file's measure, method and level)
+                continue
             value = ctx.params[param.name]
         else:
             value = stored.get((param.name or "").removeprefix("input_"))
@@ -168,7 +173,9 @@ def report(file, out_dir, published, columns, no_figures, title, labels, glmm, *
         invoked_command_line(ctx),
         plot_commands=() if no_figures else runner.plot_commands(),
         table_options={
-            k: v for k, v in input_settings().items() if k in ("sep", "sheet", "columns")
+            k: v
+            for k, v in input_settings().items()
+            if k in ("sep", "sheet", "columns", "analysis")
         },
         figures_off=no_figures,
         published=published,
