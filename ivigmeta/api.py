@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         RandomFit,
         ReproduceResult,
         SubgroupAnalysis,
+        SummaryOfFindings,
     )
 
 __all__ = [
@@ -638,6 +639,24 @@ class MetaAnalysisFit:
 
         self.require_pooled("influence diagnostics")
         return influence(self.analysis)
+
+    def sof(
+        self,
+        control_risks: Sequence[float] = (),
+        certainty: str | None = None,
+        outcome: str = "",
+        model: str = "random",
+        event_desirable: bool = False,
+        comment: str = "",
+    ) -> SummaryOfFindings:
+        """A GRADE-style summary of findings: the pooled effect applied to assumed control risks
+        (default: the pooled control-arm risk) per 1,000, the absolute difference and the NNT;
+        ``certainty`` is the user's GRADE rating (high, moderate, low, very low)."""
+        from ivigmeta.methods.sof import summary_of_findings
+
+        return summary_of_findings(
+            self.analysis, control_risks, certainty, outcome, model, event_desirable, comment
+        )
 
     def subgroup(self, by: str | Sequence[str], between: str = "metareg") -> SubgroupAnalysis:
         """Subgroup analyses by one or more label columns, with the test for subgroup

@@ -1368,6 +1368,83 @@ class FailSafeN:
 
 
 # ---------------------------------------------------------------------------------------------
+# Summary of findings (GRADE style): ivigmeta.methods.sof
+
+
+@dataclass(frozen=True)
+class SofRow:
+    """One assumed control risk and what the pooled effect makes of it (risks, not per 1,000)."""
+
+    assumed_risk: float
+    assumed_source: str  # "pooled control arms" | "given"
+    corresponding_risk: float
+    corresponding_ci_low: float
+    corresponding_ci_high: float
+    difference: float
+    difference_ci_low: float
+    difference_ci_high: float
+    nnt: float | None  # 1 / |difference| (unrounded); None when the difference is 0
+    nnt_kind: str  # "benefit" | "harm" | ""
+    nnt_ci: str  # e.g. "NNTB 4 to 19", or through infinity
+    label: str = ""
+
+    __json__: ClassVar[Layout] = (
+        "label",
+        "assumed_risk",
+        "assumed_source",
+        "corresponding_risk",
+        "corresponding_ci_low",
+        "corresponding_ci_high",
+        "difference",
+        "difference_ci_low",
+        "difference_ci_high",
+        "nnt",
+        "nnt_kind",
+        "nnt_ci",
+    )
+
+
+@dataclass(frozen=True)
+class SummaryOfFindings:
+    """A GRADE-style summary of findings of one outcome (``ivigmeta sof``)."""
+
+    outcome: str
+    measure: str
+    model: str
+    effect: float  # reported scale
+    ci_low: float
+    ci_high: float
+    level: float
+    k: int
+    participants: int | None
+    certainty: str | None  # the user's GRADE rating, never computed
+    comment: str
+    event_desirable: bool | None  # None: not said (NNT without benefit / harm)
+    rows: tuple[SofRow, ...]
+    excluded: tuple[Exclusion, ...] = ()
+
+    __json__: ClassVar[Layout] = (
+        "outcome",
+        "measure",
+        "model",
+        "effect",
+        "ci_low",
+        "ci_high",
+        "level",
+        "k",
+        "participants",
+        "certainty",
+        "comment",
+        "event_desirable",
+        Key("risks", "rows"),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+# ---------------------------------------------------------------------------------------------
 # Risk of bias (ROBINS-I): judgements per study and domain, the overall judgement and a summary.
 
 

@@ -53,6 +53,7 @@ PARTS = (
     PartSpec("influence", "Influence diagnostics", "influence", figure="Baujat plot"),
     PartSpec("cumulative", "Cumulative meta-analysis", "cumulative"),
     PartSpec("bias", "Small-study effects", "bias", figure="Funnel plot"),
+    PartSpec("sof", "Summary of findings", "sof"),
 )
 
 
@@ -187,6 +188,7 @@ CITATIONS = {
     "failsafe-rosenberg": "Rosenberg 2005",
     "influence": "Viechtbauer & Cheung 2010",
     "cumulative": "Lau et al. 1992",
+    "sof": "Schünemann et al. 2013; Altman 1998",
     "qprofile": "Viechtbauer 2007",
 }
 
@@ -210,6 +212,8 @@ REFERENCES = {
     "Begg & Mazumdar 1994": "Begg CB, Mazumdar M (1994). Operating characteristics of a rank correlation test for publication bias. Biometrics 50:1088-1101.",
     "Duval & Tweedie 2000": "Duval S, Tweedie R (2000). Trim and fill: a simple funnel-plot-based method of testing and adjusting for publication bias in meta-analysis. Biometrics 56:455-463.",
     "Harbord et al. 2006": "Harbord RM, Egger M, Sterne JAC (2006). A modified test for small-study effects in meta-analyses of controlled trials with binary endpoints. Stat Med 25:3443-3457.",
+    "Schünemann et al. 2013": "Schünemann H, Brożek J, Guyatt G, Oxman A, editors (2013). GRADE handbook for grading quality of evidence and strength of recommendations. The GRADE Working Group.",
+    "Altman 1998": "Altman DG (1998). Confidence intervals for the number needed to treat. BMJ 317:1309-1312.",
     "Lau et al. 1992": "Lau J, Antman EM, Jimenez-Silva J, Kupelnick B, Mosteller F, Chalmers TC (1992). Cumulative meta-analysis of therapeutic trials for myocardial infarction. N Engl J Med 327:248-254.",
     "Peters et al. 2006": "Peters JL, Sutton AJ, Jones DR, Abrams KR, Rushton L (2006). Comparison of two methods to detect publication bias in meta-analysis. JAMA 295:676-680.",
     "Orwin 1983": "Orwin RG (1983). A fail-safe N for effect size in meta-analysis. J Educ Stat 8:157-159.",
@@ -378,6 +382,12 @@ def methods_paragraph(
     if "influence" in parts:
         s.append(
             f"Influential studies were identified with case-deletion diagnostics{cite('influence')}."
+        )
+    if "sof" in parts:
+        s.append(
+            "The summary of findings applied the pooled relative effect to the assumed control "
+            "risk (the pooled control-arm risk unless given) per 1,000, with the absolute "
+            "difference and the number needed to treat" + cite("sof") + "."
         )
     if "cumulative" in parts:
         s.append(f"A cumulative meta-analysis added the studies one at a time{cite('cumulative')}.")

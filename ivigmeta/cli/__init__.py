@@ -31,6 +31,7 @@ COMMAND_MODULES = {
     "rob": "ivigmeta.cli.rob",
     "reproduce": "ivigmeta.cli.reproduce",
     "revman": "ivigmeta.cli.revman",
+    "sof": "ivigmeta.cli.sof",
     "report": "ivigmeta.cli.report",
     "config": "ivigmeta.cli.config",
 }

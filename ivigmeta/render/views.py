@@ -1157,3 +1157,101 @@ def _revman_payload(review: Any) -> dict[str, Any]:
 
 
 VIEWS["revman"] = View(revman_sections, revman_records, _revman_payload)
+
+
+def _per_1000(x: float) -> str:
+    return f"{round(x * 1000):,d}"
+
+
+def _signed_per_1000(x: float) -> str:
+    n = round(x * 1000)
+    return f"{abs(n):,} {'more' if n > 0 else 'fewer'}" if n else "0 more"
+
+
+def sof_sections(res: Any) -> list[Section]:
+    level = f"{res.level * 100:g}%"
+    relative = f"{res.measure} {f.est_ci(res.effect, res.ci_low, res.ci_high, f.decimals_for(res.measure))}"
+    people = f"{res.participants:,}" if res.participants else "n/a"
+    size = f"{people} ({res.k} stud{'y' if res.k == 1 else 'ies'})"
+    certainty = (res.certainty or "not rated").capitalize()
+    notes = [
+        f"{res.model.capitalize()}-effects estimate with its {level} CI."
+        + (
+            " Risks per 1,000; the intervention risk applies the relative effect (and its CI) "
+            "to the assumed control risk."
+            if res.rows
+            else ""
+        ),
+        "Certainty of the evidence: the user's GRADE rating (--certainty); ivigmeta does not "
+        "compute it.",
+    ]
+    if res.comment:
+        notes.append(f"Comment: {res.comment}")
+    if not res.rows:
+        cols = ["Outcome", f"Effect ({level} CI)", "Participants (studies)", "Certainty"]
+        rows = [[res.outcome, relative, size, certainty]]
+        return [Section("Summary of findings", cols, rows, notes, right_align_from=1)]
+    cols = [
+        "Outcome",
+        "Assumed risk, control",
+        f"Corresponding risk, intervention ({level} CI)",
+        f"Relative effect ({level} CI)",
+        f"Absolute difference ({level} CI)",
+        "NNT",
+        "Participants (studies)",
+        "Certainty",
+    ]
+    rows = []
+    capped = False
+    for r in res.rows:
+        source = "" if r.assumed_source == "given" else " (pooled)"
+        nnt = ""
+        if r.nnt is not None:
+            kind = {"benefit": "NNTB", "harm": "NNTH"}.get(r.nnt_kind, "NNT")
+            if kind == "NNT":
+                kind += " (more events)" if r.difference > 0 else " (fewer events)"
+            nnt = f"{kind} {math.ceil(r.nnt)}"
+            if r.nnt_ci:
+                nnt += f" (CI: {r.nnt_ci})"
+        if r.corresponding_ci_high >= 1.0 or r.corresponding_ci_low <= 0.0:
+            capped = True
+        rows.append(
+            [
+                res.outcome + (f", {r.label}" if r.label else ""),
+                f"{_per_1000(r.assumed_risk)} per 1,000{source}",
+                f"{_per_1000(r.corresponding_risk)} per 1,000 "
+                f"({_per_1000(r.corresponding_ci_low)} to {_per_1000(r.corresponding_ci_high)})",
+                relative,
+                f"{_signed_per_1000(r.difference)} per 1,000 "
+                f"({_signed_per_1000(r.difference_ci_low)} to "
+                f"{_signed_per_1000(r.difference_ci_high)})",
+                nnt,
+                size,
+                certainty,
+            ]
+        )
+    if capped:
+        notes.append(
+            "A risk bound reached 0 or 1,000 per 1,000: the relative effect's bound applied to "
+            "the control risk lies beyond a possible risk and is shown at the limit."
+        )
+    return [
+        Section(
+            "Summary of findings",
+            cols,
+            rows,
+            notes,
+            right_align_from=1,
+            text_columns=("NNT",),
+        )
+    ]
+
+
+def sof_records(res: Any) -> list[dict[str, Any]]:
+    base = {k: v for k, v in res.to_dict().items() if k not in ("risks",)}
+    if not res.rows:
+        return [base]
+    return [{**base, **to_json_dict(r)} for r in res.rows]
+
+
+VIEWS["sof"] = View(sof_sections, sof_records)
