@@ -164,6 +164,11 @@ def test_html_makes_no_network_request(report):
 
 def test_markdown_and_html_hold_the_same_tables(report):
     html_tables = [t for t in report["page"].tables if t["title"]]
+    # the HTML numbers its tables in order ("Table 3. ..."); the Markdown keeps each command's
+    # own output verbatim
+    numbers = [int(re.match(r"Table (\d+)\. ", t["title"]).group(1)) for t in html_tables]
+    assert numbers == list(range(1, len(html_tables) + 1))
+    html_tables = [{**t, "title": re.sub(r"^Table \d+\. ", "", t["title"])} for t in html_tables]
     md_tables = markdown_tables(report["md"])
     md_named = [t for t in md_tables if t["title"]]
     assert [t["title"] for t in html_tables] == [t["title"] for t in md_named]
@@ -302,7 +307,7 @@ def test_methods_paragraph_follows_the_options(run, tmp_path):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["-", "-o", "OUT"], "not '-' (stdin)"),
+        (["-", "-o", "OUT"], "no data on standard input"),
         (["STUDIES", "-o", "FILE"], "exists and is not a directory"),
         (["STUDIES", "-o", "OUT", "--by", "dose"], "no column 'dose'"),
         (["STUDIES", "-o", "OUT", "--published", "MISSING"], "file not found"),
@@ -464,3 +469,20 @@ def test_report_with_a_glmm_names_the_model(run, tmp_path):
     assert "compared by Q between their estimates" in methods
     assert "### Leave-one-out sensitivity analysis (random effects, GLMM UM.FS)" in md
     assert "--glmm UM.FS" in md  # the command lines shown
+
+
+def test_report_reads_standard_input(run, tmp_path):
+    out = tmp_path / "rep"
+    result = run("report", "-", "-o", str(out), "--no-figures", input=STUDIES.read_text())
+    assert result.exit_code == 0, result.stderr
+    assert (out / "input.csv").read_text() == STUDIES.read_text()
+    assert "standard input saved as" in result.stderr
+    assert "RR 1.98 [1.44, 2.73]" in (out / "report.md").read_text()
+
+
+def test_html_numbers_figures_and_folds_the_reproduce_table(report):
+    html = report["html"]
+    captions = re.findall(r"<figcaption>Figure (\d+)\. ", html)
+    assert captions and [int(c) for c in captions] == list(range(1, len(captions) + 1))
+    assert "<details>" in html and "Every published number" in html
+    assert "td:first-child, th:first-child { white-space: nowrap; }" in html

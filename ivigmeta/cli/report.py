@@ -152,10 +152,10 @@ def report(file, out_dir, published, columns, no_figures, title, labels, glmm, *
     from ivigmeta.cli.reproduce import InProcessRunner
     from ivigmeta.render.report import write_report
 
-    if file == "-":
-        raise DataError("report runs several commands on the data: give a file, not '-' (stdin)")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise DataError(f"{out_dir}: exists and is not a directory")
+    if file == "-":
+        file = _save_stdin(out_dir)
     runner = InProcessRunner()
     if published:
         from ivigmeta.audit.published import load_published
@@ -198,3 +198,22 @@ def report(file, out_dir, published, columns, no_figures, title, labels, glmm, *
         note(f"published numbers: {content.reproduce.summary.line}")
     click.echo(md_path)
     click.echo(html_path)
+
+
+def _save_stdin(out_dir: str) -> str:
+    """Standard input saved as DIR/input.csv (DIR/input.xlsx for a workbook, DIR/input.rm5 for
+    a RevMan file): every section's command reads the same bytes, and the report's folder keeps
+    the data it was made from."""
+    from ivigmeta.io.readers import read_bytes
+    from ivigmeta.io.revman import is_rm5
+
+    _, data = read_bytes("-")
+    if not data.strip():
+        raise DataError("<stdin>: no data on standard input")
+    suffix = ".xlsx" if data[:4] == b"PK\x03\x04" else ".rm5" if is_rm5("", data[:4096]) else ".csv"
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "input" + suffix)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    note(f"standard input saved as {path}; the report is made from it")
+    return path
