@@ -60,6 +60,13 @@ class FitOptions:
     #: CM.AL), and whether its double-zero studies are kept (metafor's drop00 = FALSE)
     glmm: str | None = None
     keep_double_zero: bool = False
+    #: prediction interval: "z" (metafor's predict(); t on k - 1 df under --ci hk / adhoc) or
+    #: "t" (t on k - 2 df, Higgins et al. 2009)
+    pi_method: str = "z"
+    #: the common-effect model's interval: "z" or "hk" (Hartung-Knapp, t on k - 1 df)
+    common_ci: str = "z"
+    #: the column holding the GENQ estimator's weights (--tau2-weights), or None
+    tau2_weights: str | None = None
 
     @property
     def level_percent(self) -> float:
@@ -180,6 +187,9 @@ class CommonFit(Estimate):
     i2: float | None = None
     h2: float | None = None
     k_yi: int | None = None
+    #: the interval: "z" (Wald) or "hk" (Hartung-Knapp, t on ``df`` = k - 1)
+    ci_method: str = "z"
+    df: int | None = None
 
     @property
     def has_own_heterogeneity(self) -> bool:
@@ -188,7 +198,9 @@ class CommonFit(Estimate):
 
     __json__: ClassVar[Layout] = (
         "method",
+        "ci_method",
         *Estimate.__json__,
+        "df",
         *(
             Key(name, when="has_own_heterogeneity")
             for name in ("q", "q_df", "q_p_value", "i2", "h2", "k_yi")
@@ -212,6 +224,9 @@ class RandomFit(Estimate):
     #: "safeguarded Newton")
     converged: bool = True
     tau2_algorithm: str = ""
+    #: standard error of tau² (metafor's se.tau2), None where metafor gives none
+    tau2_se: float | None = None
+    pi_method: str = "z"
 
     @property
     def pi_low(self) -> float | None:
@@ -226,9 +241,11 @@ class RandomFit(Estimate):
         "ci_method",
         *Estimate.__json__,
         "tau2",
+        "tau2_se",
         "df",
         "pi_low",
         "pi_high",
+        "pi_method",
         "converged",
         "tau2_algorithm",
     )
@@ -256,6 +273,8 @@ class Heterogeneity:
     #: the heterogeneity of a GLMM (Q is its Wald-type test): no Q-profile interval, but every
     #: key of one, as null
     glmm: bool = False
+    #: standard error of tau² (metafor's se.tau2), None where metafor gives none
+    tau2_se: float | None = None
 
     __json__: ClassVar[Layout] = (
         "q",
@@ -264,6 +283,7 @@ class Heterogeneity:
         "i2",
         "h2",
         "tau2",
+        "tau2_se",
         "tau",
         "i2_q",
         "tau2_method",

@@ -18,6 +18,7 @@ from ivigmeta.cli.common import (
     glmm_option,
     handle_errors,
     input_settings,
+    model_settings,
     note,
     plot_option,
     save_plot,
@@ -80,6 +81,7 @@ def load_fit(
         keep_double_zero=input_settings()["keep_double_zero"],
         on_note=note,
         glmm=glmm,
+        **model_settings(),
     )
 
 
