@@ -321,3 +321,19 @@ def test_batch_refuses_genq_in_one_line(run, tmp_path):
     result = run("batch", str(src), "-g", "g", "--tau2", "GENQ")
     assert result.exit_code == 1
     assert "Error: --tau2 GENQ and --tau2-weights are not available in batch" in result.stderr
+
+
+_MR = REF["metareg_bcg_ablat"]
+
+
+@pytest.mark.parametrize("rec", _MR["estimators"], ids=lambda r: r["method"])
+def test_estimators_with_a_moderator_match_metafor(rec):
+    """rma(yi, vi, mods = ~ ablat, data = dat.bcg, method, control = CTRL): tau², se.tau2
+    through the moderator path (RegressionModels), as metareg uses it."""
+    X = np.column_stack([np.ones(len(_MR["yi"])), _MR["ablat"]])
+    w = _MR["genq_weights"] if rec["method"] == "GENQ" else None
+    est = tau2_one(_MR["yi"], _MR["vi"], rec["method"], X, weights=w)
+    tol = CLOSED_FORM if rec["method"] in CLOSED else ITERATIVE
+    assert est.converged
+    assert close(est.tau2, rec["tau2"], tol, 1e-10)
+    assert close(est.se, rec["se_tau2"], tol)

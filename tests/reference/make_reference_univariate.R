@@ -114,11 +114,26 @@ d <- read.csv("studies.csv")
 sets[[5]] <- dataset("ivig", "RR", escalc("RR", ai = treat_events, n1i = treat_total,
                                           ci = control_events, n2i = control_total, data = d))
 
+## Meta-regression: dat.bcg's log RR on absolute latitude (mods = ~ ablat), every estimator.
+d <- escalc("RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
+metareg <- lapply(METHODS, function(m) {
+  a <- 1 / sqrt(d$vi)
+  f <- try(if (m == "GENQ") rma(yi, vi, mods = ~ ablat, data = d, method = m, weights = a,
+                                control = CTRL)
+           else rma(yi, vi, mods = ~ ablat, data = d, method = m, control = CTRL), silent = TRUE)
+  if (inherits(f, "try-error"))
+    return(list(method = m, error = trimws(sub(".*: *\n?", "", as.character(f)))))
+  list(method = m, tau2 = f$tau2, se_tau2 = num(f$se.tau2))
+})
+
 write_json_file(list(
   generated_by = "tests/reference/make_reference_univariate.R",
   R_version = R.version.string,
   metafor_version = as.character(packageVersion("metafor")),
   date = format(Sys.Date()),
   control = CTRL,
+  metareg_bcg_ablat = list(yi = arr(as.numeric(d$yi)), vi = arr(as.numeric(d$vi)),
+                           ablat = arr(as.numeric(d$ablat)), genq_weights = arr(1 / sqrt(d$vi)),
+                           estimators = metareg),
   datasets = sets), OUT)
 cat("wrote", OUT, "\n")
