@@ -337,3 +337,21 @@ def test_estimators_with_a_moderator_match_metafor(rec):
     assert est.converged
     assert close(est.tau2, rec["tau2"], tol, 1e-10)
     assert close(est.se, rec["se_tau2"], tol)
+
+
+@pytest.mark.parametrize(
+    ("args", "note"),
+    [(["--ci", "hc"], "Henmi-Copas"), (["--tau2", "GENQ", "--tau2-weights", "year"], "GENQ")],
+)
+def test_cli_subgroup_without_a_between_test_says_why(run, args, note):
+    path = str(Path(__file__).parent.parent / "studies.csv")
+    result = run("subgroup", path, "--by", "nk_criterion", *args, "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert note in json.dumps(json.loads(result.stdout))
+
+
+def test_cli_metareg_refuses_genq_in_one_line(run):
+    path = str(Path(__file__).parent.parent / "studies.csv")
+    result = run("metareg", path, "--mod", "year", "--tau2", "GENQ")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: meta-regression does not offer --tau2 GENQ")

@@ -93,6 +93,11 @@ def _meta_regression(
     from ivigmeta.core.tau2 import check_tau2_method, estimate_tau2
 
     method = check_tau2_method(tau2_method)
+    if method == "GENQ":
+        raise ModelError(
+            "meta-regression does not offer --tau2 GENQ (it has no weights option); the "
+            "library's estimate_tau2(yi, vi, 'GENQ', X, weights=...) does"
+        )
     if ci_method == "hc":
         raise ModelError(
             "--ci hc (Henmi-Copas) applies to models without moderators only, as metafor's hc()"
