@@ -274,7 +274,9 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
         totals = _total_cells(ma, kind)
         summary_from = len(rows)
         names = (
-            f"Common effect ({ma.common.method})",
+            f"Common effect ({ma.common.method}"
+            + (", hk" if ma.common.ci_method == "hk" else "")
+            + ")",
             f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})",
         )
         if ma.glmm is not None:
