@@ -305,6 +305,9 @@ def fit_table(
     on_note: Notify | None = None,
     glmm: str | None = None,
     software: str | None = None,
+    pi: str = "z",
+    common_ci: str = "z",
+    tau2_weights: str | None = None,
 ) -> MetaAnalysisFit:
     """Fit the models to a table already read: :func:`pool` after :func:`read`.
 
@@ -338,7 +341,12 @@ def fit_table(
         common_method=common.upper(),
         glmm=glmm.upper() if glmm else None,
         keep_double_zero=keep_double_zero,
+        pi_method=pi.lower(),
+        common_ci=common_ci.lower(),
+        tau2_weights=tau2_weights,
     )
+    if tau2_weights is not None:
+        table.require_label_column(tau2_weights)
     try:
         analysis = fit(es, options)
     except ModelError as exc:
@@ -388,6 +396,9 @@ def pool(
     glmm: str | None = None,
     analysis: str | None = None,
     software: str | None = None,
+    pi: str = "z",
+    common_ci: str = "z",
+    tau2_weights: str | None = None,
 ) -> MetaAnalysisFit:
     """Pool the studies: per-study effects, common-effect and random-effects models.
 
@@ -401,11 +412,24 @@ def pool(
         RR, OR, RD or AS for 2x2 counts; MD, SMD, SMDH or ROM for means; IRR, IRD or IRSD for
         rates; PR, PLO, PAS, PFT or PLN for proportions (docs/methods.md). ``None``: the
         default for the table's columns (RR, MD, IRR or PLO).
-    tau2 : {"DL", "REML", "ML", "PM", "HE", "SJ"}
-        Between-study variance estimator (DerSimonian & Laird 1986; Viechtbauer 2005 for the
-        likelihood estimators; Paule & Mandel 1982; Hedges 1983; Sidik & Jonkman 2005).
-    ci : {"z", "hk"}
-        Wald z tests and intervals, or Hartung-Knapp-Sidik-Jonkman (t on k - 1 df).
+    tau2 : {"DL", "REML", "ML", "PM", "HE", "SJ", "EB", "HS", "HSk", "GENQ", "PMM", "SJIT", "DLIT"}
+        Between-study variance estimator, metafor's ``method =`` names (docs/methods.md):
+        DerSimonian & Laird 1986; Viechtbauer 2005 for the likelihood estimators; Paule &
+        Mandel 1982; Hedges 1983; Sidik & Jonkman 2005; empirical Bayes; Hunter-Schmidt (and
+        with the k / (k - p) correction); generalized Q with ``tau2_weights``; median-unbiased
+        Paule-Mandel; iterated Sidik-Jonkman and DerSimonian-Laird.
+    ci : {"z", "hk", "adhoc", "hc"}
+        Wald z tests and intervals, Hartung-Knapp-Sidik-Jonkman (t on k - 1 df), its
+        truncated form (variance factor at least 1, metafor's ``test = "adhoc"``), or the
+        Henmi-Copas interval around the common-effect estimate (metafor's ``hc()``).
+    pi : {"z", "t"}
+        Prediction interval on the normal (t on k - 1 df under ``ci`` hk / adhoc, as metafor's
+        ``predict()``) or on t with k - 2 df (Higgins et al. 2009).
+    common_ci : {"z", "hk"}
+        The common-effect interval: Wald z or Hartung-Knapp (t on k - 1 df; inverse variance
+        only).
+    tau2_weights : str or None
+        The column holding the GENQ estimator's weights.
     common : {"IV", "MH", "PETO"} or None
         Common-effect method: inverse variance, Mantel-Haenszel, Peto (OR only); ``None``:
         inverse variance, or a RevMan analysis's own method.
@@ -457,6 +481,9 @@ def pool(
         keep_double_zero=keep_double_zero,
         glmm=glmm,
         software=software,
+        pi=pi,
+        common_ci=common_ci,
+        tau2_weights=tau2_weights,
     )
 
 
@@ -862,8 +889,11 @@ def batch(
     cc: float = 0.5,
     cc_policy: str = "only0",
     keep_double_zero: bool = False,
+    pi: str = "z",
+    common_ci: str = "z",
 ) -> pd.DataFrame:
-    """Pool every group of a long table (one row per study) as ``ivigmeta batch`` does.
+    """Pool every group of a long table (one row per study) as ``ivigmeta batch`` does
+    (``pi`` and ``common_ci`` as :func:`pool`'s; GENQ is not available here).
 
     Parameters
     ----------
@@ -898,6 +928,8 @@ def batch(
         common_method=common,
         level=level / 100.0,
         keep_double_zero=keep_double_zero,
+        pi_method=pi,
+        common_ci=common_ci,
     )
     groups = [by] if isinstance(by, str) else list(by)
     return batch_pool(frame, groups, options, source=DATAFRAME_SOURCE)

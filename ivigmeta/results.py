@@ -63,6 +63,13 @@ class FitOptions:
     #: whose conventions: "metafor" (the default) or "revman" (RevMan 5's methods:
     #: :mod:`ivigmeta.core.revman`; the default for RevMan files)
     software: str = "metafor"
+    #: prediction interval: "z" (metafor's predict(); t on k - 1 df under --ci hk / adhoc) or
+    #: "t" (t on k - 2 df, Higgins et al. 2009)
+    pi_method: str = "z"
+    #: the common-effect model's interval: "z" or "hk" (Hartung-Knapp, t on k - 1 df)
+    common_ci: str = "z"
+    #: the column holding the GENQ estimator's weights (--tau2-weights), or None
+    tau2_weights: str | None = None
 
     @property
     def level_percent(self) -> float:
@@ -207,6 +214,9 @@ class CommonFit(Estimate):
     cochran: ChiSquareTest | None = None
     breslow_day: ChiSquareTest | None = None
     tarone: ChiSquareTest | None = None
+    #: the interval: "z" (Wald) or "hk" (Hartung-Knapp, t on ``df`` = k - 1)
+    ci_method: str = "z"
+    df: int | None = None
 
     @property
     def has_own_heterogeneity(self) -> bool:
@@ -215,7 +225,9 @@ class CommonFit(Estimate):
 
     __json__: ClassVar[Layout] = (
         "method",
+        "ci_method",
         *Estimate.__json__,
+        "df",
         *(
             Key(name, when="has_own_heterogeneity")
             for name in ("q", "q_df", "q_p_value", "i2", "h2", "k_yi")
@@ -240,6 +252,9 @@ class RandomFit(Estimate):
     #: "safeguarded Newton")
     converged: bool = True
     tau2_algorithm: str = ""
+    #: standard error of tau² (metafor's se.tau2), None where metafor gives none
+    tau2_se: float | None = None
+    pi_method: str = "z"
 
     @property
     def pi_low(self) -> float | None:
@@ -254,9 +269,11 @@ class RandomFit(Estimate):
         "ci_method",
         *Estimate.__json__,
         "tau2",
+        "tau2_se",
         "df",
         "pi_low",
         "pi_high",
+        "pi_method",
         "converged",
         "tau2_algorithm",
     )
@@ -284,6 +301,8 @@ class Heterogeneity:
     #: the heterogeneity of a GLMM (Q is its Wald-type test): no Q-profile interval, but every
     #: key of one, as null
     glmm: bool = False
+    #: standard error of tau² (metafor's se.tau2), None where metafor gives none
+    tau2_se: float | None = None
 
     __json__: ClassVar[Layout] = (
         "q",
@@ -292,6 +311,7 @@ class Heterogeneity:
         "i2",
         "h2",
         "tau2",
+        "tau2_se",
         "tau",
         "i2_q",
         "tau2_method",

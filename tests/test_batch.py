@@ -66,6 +66,8 @@ def close(actual, expected, rel, abs_=0.0) -> bool:
     """|actual - expected| <= max(rel |expected|, abs_); None (metafor NA) matches only NaN."""
     if expected is None:
         return actual is None or (isinstance(actual, float) and math.isnan(actual))
+    if math.isnan(expected):  # e.g. no test under --ci hc
+        return isinstance(actual, float) and math.isnan(actual)
     if math.isinf(expected):
         return actual == expected
     return abs(actual - expected) <= max(rel * abs(expected), abs_)
@@ -98,7 +100,7 @@ def _rma_records(measure, method, test):
 
 
 @pytest.mark.parametrize("measure", MEASURES)
-@pytest.mark.parametrize("method", core.BATCH_TAU2_METHODS)
+@pytest.mark.parametrize("method", ["DL", "REML", "ML", "PM", "HE", "SJ"])  # metafor.json's
 @pytest.mark.parametrize("test", ["z", "knha"])
 def test_random_effects_match_metafor_rma(measure, method, test):
     """metafor: rma(yi, vi, method, test) + predict(), every reference dataset in one batch."""
@@ -328,14 +330,21 @@ def assert_matches_pool(row: dict, ma, rel: float) -> None:
     assert row["df"] == h.df
 
 
+#: hc's interval integrates numerically per group and does not depend on --tau2: two suffice
+_TAU2_CI = [
+    (t, c) for t in sorted(TAU2_METHODS) for c in CI_METHODS if c != "hc" or t in ("DL", "REML")
+]
+
+
 @pytest.mark.parametrize("measure", MEASURES)
-@pytest.mark.parametrize("tau2", sorted(TAU2_METHODS))
-@pytest.mark.parametrize("ci", CI_METHODS)
+@pytest.mark.parametrize(("tau2", "ci"), _TAU2_CI)
 @pytest.mark.parametrize("common", sorted(COMMON_METHODS))
 def test_batch_equals_pool_on_each_group(measure, tau2, ci, common):
     options = BatchOptions(measure=measure, tau2_method=tau2, ci_method=ci, common_method=common)
     probe = pool_group(GROUP_TABLES["two"], measure, "only0", tau2, ci, common)
-    if isinstance(probe, ModelError):  # an option combination pool refuses: so does batch
+    # an option combination pool refuses: so does batch (a group whose estimator does not
+    # converge is that group's error, below)
+    if isinstance(probe, ModelError) and "did not converge" not in str(probe):
         with pytest.raises(ModelError):
             batch_pool(EDGE_DF, ["group"], options, source="batch.csv")
         return

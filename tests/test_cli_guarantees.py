@@ -96,15 +96,30 @@ def test_levels_in_range_are_accepted(run, studies_path, value, z):
 
 
 BAD_VALUES = [
-    ("--tau2", "FOO", "'FOO' is not one of 'DL', 'REML', 'ML', 'PM', 'HE', 'SJ'."),
+    (
+        "--tau2",
+        "FOO",
+        "'FOO' is not one of 'DL', 'REML', 'ML', 'PM', 'HE', 'SJ', 'EB', 'HS', 'HSk', 'GENQ', "
+        "'PMM', 'SJIT', 'DLIT'.",
+    ),
     ("--measure", "HR", "'HR' is not one of 'RR', 'OR', 'RD', 'AS', 'MD'"),
-    ("--ci", "x", "'x' is not one of 'z', 'hk'."),
+    ("--ci", "x", "'x' is not one of 'z', 'hk', 'adhoc', 'hc'."),
+    ("--pi", "x", "'x' is not one of 'z', 't'."),
+    ("--common-ci", "x", "'x' is not one of 'z', 'hk'."),
     ("--cc-policy", "x", "'x' is not one of 'only0', 'all', 'none'."),
 ]
 
 
-@pytest.mark.parametrize("command", sorted(LEVEL_COMMANDS))
-@pytest.mark.parametrize("option, value, message", BAD_VALUES)
+@pytest.mark.parametrize(
+    ("command", "option", "value", "message"),
+    [
+        (command, *bad)
+        for command in sorted(LEVEL_COMMANDS)
+        for bad in BAD_VALUES
+        # metareg has no prediction interval or common-effect model
+        if not (command == "metareg" and bad[0] in ("--pi", "--common-ci"))
+    ],
+)
 def test_unknown_option_value_is_usage_error(
     run, studies_path, tmp_path, command, option, value, message
 ):

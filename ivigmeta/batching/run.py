@@ -26,15 +26,19 @@ from ivigmeta.core.groups import Groups
 from ivigmeta.core.mantel_haenszel import COMMON_ERRORS
 from ivigmeta.core.pooling import (
     CI_METHODS,
+    COMMON_CI_METHODS,
     COMMON_METHODS,
+    PI_METHODS,
     Counts,
     check_ci_method,
+    check_common_ci,
     check_common_method,
     check_level,
+    check_pi_method,
     pool_groups,
 )
 from ivigmeta.core.tau2 import ESTIMATORS, GRID, check_tau2_method, not_converged_message
-from ivigmeta.errors import DataError
+from ivigmeta.errors import DataError, ModelError
 from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants are re-exported
     DEFAULT_CHUNK_ROWS,
     ERROR_COLUMN,
@@ -90,9 +94,12 @@ STATUS_SINGLE = "single"
 STATUS_ERROR = "error"
 
 #: The engine's registries (the same choices as ``pool``).
-BATCH_TAU2_METHODS = tuple(ESTIMATORS)
+#: every estimator but GENQ, whose per-study weights batch does not read
+BATCH_TAU2_METHODS = tuple(key for key in ESTIMATORS if key != "GENQ")
 BATCH_CI_METHODS = CI_METHODS
 BATCH_COMMON_METHODS = COMMON_METHODS
+BATCH_PI_METHODS = PI_METHODS
+BATCH_COMMON_CI_METHODS = COMMON_CI_METHODS
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,10 @@ class BatchOptions:
     ci_method: str = "z"
     common_method: str = "IV"
     level: float = 0.95
+    pi_method: str = "z"
+    common_ci: str = "z"
+    tau2_weights: str | None = None
+    """Not available in batch: GENQ's weights column (an error naming the limitation)."""
     keep_double_zero: bool = True
     """Keep double-zero studies in RR / OR analyses (with the correction), as the library's
     ``compute_effects``; ``False`` excludes them (the CLI default, ``--keep-double-zero`` keeps)."""
@@ -123,6 +134,11 @@ class BatchOptions:
         ci = check_ci_method(self.ci_method)
         common = check_common_method(self.common_method, measure or "OR")
         check_level(self.level)
+        if tau2 == "GENQ" or self.tau2_weights is not None:
+            raise ModelError(
+                "--tau2 GENQ and --tau2-weights are not available in batch (use pool, or the "
+                "API's pool(tau2='GENQ', tau2_weights=COLUMN))"
+            )
         return BatchOptions(
             measure,
             float(self.cc),
@@ -131,6 +147,9 @@ class BatchOptions:
             ci,
             common,
             self.level,
+            check_pi_method(self.pi_method),
+            check_common_ci(self.common_ci, common),
+            None,
             bool(self.keep_double_zero),
         )
 
@@ -215,6 +234,8 @@ def pool_arrays(
         opts.common_method,
         measure,
         mh,
+        opts.pi_method,
+        opts.common_ci,
     )
     if gf.counts_fit is not None:
         out["common_error"][idx] = gf.counts_fit.error

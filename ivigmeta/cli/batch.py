@@ -17,6 +17,7 @@ from ivigmeta.cli.common import (
     handle_errors,
     input_settings,
     model_options,
+    model_settings,
     note,
     table_options,
 )
@@ -217,6 +218,9 @@ def batch(
         common_method=common_method,
         level=level / 100.0,
         keep_double_zero=keep_double_zero,
+        pi_method=model_settings()["pi"],
+        common_ci=model_settings()["common_ci"],
+        tau2_weights=model_settings()["tau2_weights"],
     ).checked()
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a file: give -o FILE")

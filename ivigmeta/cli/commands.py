@@ -18,6 +18,7 @@ from ivigmeta.cli.common import (
     glmm_option,
     handle_errors,
     input_settings,
+    model_settings,
     note,
     plot_option,
     refit_model_option,
@@ -117,6 +118,7 @@ def load_fit(
         on_note=note,
         glmm=glmm,
         software=input_settings()["software"],
+        **model_settings(),
     )
 
 

@@ -104,8 +104,15 @@ def effect_options(func: Callable) -> Callable:
     return func
 
 
-TAU2_CHOICES = ("DL", "REML", "ML", "PM", "HE", "SJ")
-CI_CHOICES = ("z", "hk")
+# The engine's registries (ivigmeta.core.tau2.ESTIMATORS, ivigmeta.core.pooling.CI_METHODS):
+# spelled out here so that --help does not import numpy; tests/test_univariate_parity.py holds
+# them equal.
+TAU2_CHOICES = (
+    "DL", "REML", "ML", "PM", "HE", "SJ", "EB", "HS", "HSk", "GENQ", "PMM", "SJIT", "DLIT",
+)  # fmt: skip
+CI_CHOICES = ("z", "hk", "adhoc", "hc")
+PI_CHOICES = ("z", "t")
+COMMON_CI_CHOICES = ("z", "hk")
 COMMON_CHOICES = ("IV", "MH", "PETO")
 
 
@@ -119,7 +126,10 @@ def tau2_option(func: Callable) -> Callable:
         metavar="|".join(TAU2_CHOICES),
         help=(
             "Between-study variance estimator: DerSimonian-Laird, restricted or full maximum "
-            "likelihood, Paule-Mandel, Hedges, Sidik-Jonkman (metafor's method=)."
+            "likelihood, Paule-Mandel, Hedges, Sidik-Jonkman, empirical Bayes, Hunter-Schmidt "
+            "(HSk: with the k/(k-p) correction), generalized Q (GENQ, weights from "
+            "--tau2-weights), median-unbiased Paule-Mandel, iterated Sidik-Jonkman and "
+            "DerSimonian-Laird (metafor's method=)."
         ),
     )(func)
 
@@ -133,8 +143,10 @@ def ci_option(func: Callable) -> Callable:
         show_default=True,
         metavar="|".join(CI_CHOICES),
         help=(
-            "Random-effects tests and intervals: Wald z, or Hartung-Knapp-Sidik-Jonkman "
-            '(t on k - p df; metafor\'s test="knha").'
+            "Random-effects tests and intervals: Wald z, Hartung-Knapp-Sidik-Jonkman "
+            '(t on k - p df; metafor\'s test="knha"), adhoc (the same with the variance '
+            'factor at least 1; test="adhoc"), or hc: Henmi-Copas around the common-effect '
+            "estimate (metafor's hc(); no moderators)."
         ),
     )(func)
 
@@ -202,8 +214,66 @@ def glmm_option(func: Callable) -> Callable:
     )(func)
 
 
+MODEL_KEY = "ivigmeta.model"
+MODEL_DEFAULTS: dict[str, Any] = {"pi": "z", "common_ci": "z", "tau2_weights": None}
+
+
+def _store_model(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    # Kept on the context as the input options are, so every command gets them without its
+    # signature changing.
+    key = (param.name or "").removeprefix("model_")
+    ctx.meta.setdefault(MODEL_KEY, dict(MODEL_DEFAULTS))[key] = value
+    return value
+
+
+def model_settings() -> dict[str, Any]:
+    """The --pi, --common-ci and --tau2-weights values of the running command."""
+    ctx = click.get_current_context(silent=True)
+    stored = ctx.meta.get(MODEL_KEY, {}) if ctx is not None else {}
+    return {**MODEL_DEFAULTS, **stored}
+
+
+def extra_model_options(func: Callable) -> Callable:
+    """--pi, --common-ci, --tau2-weights (read back with :func:`model_settings`)."""
+    stored: dict[str, Any] = {"expose_value": False, "callback": _store_model}
+    func = click.option(
+        "--tau2-weights",
+        "model_tau2_weights",
+        metavar="COLUMN",
+        default=None,
+        help='Column of study weights for --tau2 GENQ (metafor\'s weights= with method="GENQ"); '
+        "they enter the tau² estimator only.",
+        **stored,
+    )(func)
+    func = click.option(
+        "--common-ci",
+        "model_common_ci",
+        type=AnyCase(COMMON_CI_CHOICES),
+        default="z",
+        show_default=True,
+        metavar="|".join(COMMON_CI_CHOICES),
+        help="Common-effect tests and intervals: Wald z, or Hartung-Knapp (t on k - 1 df; "
+        'metafor\'s rma(method="EE", test="knha")); inverse variance only.',
+        **stored,
+    )(func)
+    func = click.option(
+        "--pi",
+        "model_pi",
+        type=AnyCase(PI_CHOICES),
+        default="z",
+        show_default=True,
+        metavar="|".join(PI_CHOICES),
+        help="Prediction interval: z (metafor's predict(): normal, or t on k - 1 df under "
+        "--ci hk/adhoc) or t (t on k - 2 df, Higgins et al. 2009; the Cochrane Handbook).",
+        **stored,
+    )(func)
+    return func
+
+
 def model_options(func: Callable) -> Callable:
-    """--tau2, --ci, --common, --level: how the models are fitted."""
+    """--tau2, --ci, --common, --level, --pi, --common-ci, --tau2-weights: how the models are
+    fitted."""
+    func = extra_model_options(func)
     func = level_option(func)
     func = click.option(
         "--common",

@@ -20,13 +20,32 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from ivigmeta.core.groups import Groups, trace_p, traces
 
 LOG_2PI = math.log(2.0 * math.pi)
+
+
+WEIGHT_KINDS = ("iv", "ols", "user")
+
+
+class PVTerms(NamedTuple):
+    """Traces of one residual maker P_a = A - A X (X' A X)^-1 X' A (A = diag(a)) per model, with
+    V = diag(v): what the moment estimators and metafor's standard errors of tau² need.
+
+    ``kind`` of weights a: "iv" 1 / (v + tau²), "ols" 1 (Hedges), "user" the models' own weights
+    (the generalized Q estimator)."""
+
+    sum_a: np.ndarray
+    tr_p: np.ndarray
+    tr_pp: np.ndarray  # sum(P * P)
+    tr_pv: np.ndarray
+    tr_pvpv: np.ndarray  # sum(PV * t(PV))
+    sum_pvp: np.ndarray  # sum(PV * P) = tr(P V P)
+    q: np.ndarray  # y' P_a y
 
 
 class Models(Protocol):
@@ -44,6 +63,8 @@ class Models(Protocol):
     def sj_start(self) -> np.ndarray: ...
     def mad2(self) -> np.ndarray: ...
     def vmax(self) -> np.ndarray: ...
+    def pv_terms(self, kind: str, tau2: np.ndarray | None = None) -> PVTerms: ...
+    def has_weights(self) -> bool: ...
     def take(self, mask: np.ndarray) -> Models: ...
     def repeat(self, which: np.ndarray) -> Models: ...
 
@@ -53,17 +74,57 @@ class InterceptModels:
 
     p = 1
 
-    def __init__(self, y: np.ndarray, v: np.ndarray, groups: Groups) -> None:
+    def __init__(
+        self, y: np.ndarray, v: np.ndarray, groups: Groups, a: np.ndarray | None = None
+    ) -> None:
         self.y = np.asarray(y, dtype=float)
         self.v = np.asarray(v, dtype=float)
         self.g = groups
+        #: per-row user weights (the generalized Q estimator, metafor's ``weights``), or None
+        self.a = None if a is None else np.asarray(a, dtype=float)
         self.k = groups.sizes.astype(float)
         # Q and tr P at tau² = 0 serve DL, PM, the I² of every fit and the Q-profile: once.
         self._at_zero: dict[str, Any] = {}
 
     @classmethod
-    def single(cls, y: Sequence[float], v: Sequence[float]) -> InterceptModels:
-        return cls(np.asarray(y, dtype=float), np.asarray(v, dtype=float), Groups.single(len(y)))
+    def single(cls, y: Sequence[float], v: Sequence[float], a: Any = None) -> InterceptModels:
+        return cls(
+            np.asarray(y, dtype=float),
+            np.asarray(v, dtype=float),
+            Groups.single(len(y)),
+            None if a is None else np.asarray(a, dtype=float),
+        )
+
+    def has_weights(self) -> bool:
+        return self.a is not None
+
+    def row_weights(self, kind: str, tau2: np.ndarray | None = None) -> np.ndarray:
+        if kind == "iv":
+            t = np.zeros(len(self)) if tau2 is None else tau2
+            return 1.0 / (self.v + self.g.spread(t))
+        if kind == "ols":
+            return np.ones_like(self.v)
+        if self.a is None:
+            raise ValueError("these models carry no user weights")
+        return self.a
+
+    def pv_terms(self, kind: str, tau2: np.ndarray | None = None) -> PVTerms:
+        """:class:`PVTerms` in closed form: with P = A - a a' / S (S = sum a),
+        tr PV = sum a v - sum a² v / S, tr(PVPV) = sum a² v² - 2 sum a³ v² / S + (sum a² v)² / S²,
+        tr(PVP) = sum a² v - 2 sum a³ v / S + sum a² sum a² v / S²."""
+        g, v = self.g, self.v
+        a = self.row_weights(kind, tau2)
+        s = g.sum(a)
+        a2 = a * a
+        s2 = g.sum(a2)
+        s2v = g.sum(a2 * v)
+        s3v = g.sum(a2 * a * v)
+        tr_p, tr_pp = traces(a, g, s)
+        tr_pv = g.sum(a * v) - s2v / s
+        tr_pvpv = g.sum(a2 * v * v) - 2.0 * g.sum(a2 * a * v * v) / s + (s2v / s) ** 2
+        sum_pvp = s2v - 2.0 * s3v / s + s2 * s2v / (s * s)
+        r = self.y - g.spread(g.sum(a * self.y) / s)
+        return PVTerms(s, tr_p, tr_pp, tr_pv, tr_pvpv, sum_pvp, g.sum(a * r * r))
 
     def __len__(self) -> int:
         return len(self.g)
@@ -153,29 +214,75 @@ class InterceptModels:
 
     def take(self, mask: np.ndarray) -> InterceptModels:
         g, rows = self.g.take(mask)
-        return InterceptModels(self.y[rows], self.v[rows], g)
+        return InterceptModels(
+            self.y[rows], self.v[rows], g, None if self.a is None else self.a[rows]
+        )
 
     def repeat(self, which: np.ndarray) -> InterceptModels:
         g, rows = self.g.repeat(which)
-        return InterceptModels(self.y[rows], self.v[rows], g)
+        return InterceptModels(
+            self.y[rows], self.v[rows], g, None if self.a is None else self.a[rows]
+        )
 
 
 class RegressionModels:
     """Random-effects models with moderators: one (y, v, X) per model, X's first column the
     intercept (or any full-rank design)."""
 
-    def __init__(self, items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    def __init__(
+        self,
+        items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        weights: Sequence[np.ndarray] | None = None,
+    ) -> None:
         self.items = [
             (np.asarray(y, dtype=float), np.asarray(v, dtype=float), np.asarray(X, dtype=float))
             for y, v, X in items
         ]
+        #: per model, user weights (the generalized Q estimator), or None
+        self.weights = None if weights is None else [np.asarray(a, float) for a in weights]
         shapes = {X.shape[1] for _, _, X in self.items}
         self.p = shapes.pop() if len(shapes) == 1 else 0
         self.k = np.array([float(len(y)) for y, _, _ in self.items])
 
     @classmethod
-    def single(cls, y: Sequence[float], v: Sequence[float], X: Any) -> RegressionModels:
-        return cls([(np.asarray(y, float), np.asarray(v, float), np.asarray(X, float))])
+    def single(
+        cls, y: Sequence[float], v: Sequence[float], X: Any, a: Any = None
+    ) -> RegressionModels:
+        return cls(
+            [(np.asarray(y, float), np.asarray(v, float), np.asarray(X, float))],
+            None if a is None else [np.asarray(a, float)],
+        )
+
+    def has_weights(self) -> bool:
+        return self.weights is not None
+
+    def pv_terms(self, kind: str, tau2: np.ndarray | None = None) -> PVTerms:
+        rows = []
+        for i, (y, v, X) in enumerate(self.items):
+            if kind == "iv":
+                a = 1.0 / (v + (0.0 if tau2 is None else float(tau2[i])))
+            elif kind == "ols":
+                a = np.ones_like(v)
+            else:
+                if self.weights is None:
+                    raise ValueError("these models carry no user weights")
+                a = self.weights[i]
+            AX = X * a[:, None]
+            P = np.diag(a) - AX @ np.linalg.solve(X.T @ AX, AX.T)
+            PV = P * v[None, :]
+            rows.append(
+                (
+                    float(a.sum()),
+                    float(np.trace(P)),
+                    float((P * P).sum()),
+                    float(np.trace(PV)),
+                    float((PV * PV.T).sum()),
+                    float((PV * P).sum()),
+                    float(y @ P @ y),
+                )
+            )
+        cols = np.array(rows, dtype=float).reshape(len(self.items), 7).T
+        return PVTerms(*cols)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -251,7 +358,14 @@ class RegressionModels:
         return self._each(lambda y, v, X: float(v.max()))
 
     def take(self, mask: np.ndarray) -> RegressionModels:
-        return RegressionModels([item for item, m in zip(self.items, mask) if m])
+        keep = [i for i, m in enumerate(mask) if m]
+        return self._subset(keep)
 
     def repeat(self, which: np.ndarray) -> RegressionModels:
-        return RegressionModels([self.items[int(i)] for i in which])
+        return self._subset([int(i) for i in which])
+
+    def _subset(self, idx: Sequence[int]) -> RegressionModels:
+        w = self.weights
+        return RegressionModels(
+            [self.items[i] for i in idx], None if w is None else [w[i] for i in idx]
+        )

@@ -17,6 +17,7 @@ calls it with one group (:func:`fit` builds the result objects), ``batch`` with 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,7 +42,13 @@ from ivigmeta.core.mantel_haenszel import (
     raise_common_error,
 )
 from ivigmeta.core.models import InterceptModels
-from ivigmeta.core.tau2 import GRID, Tau2Fit, fit_tau2, not_converged_message
+from ivigmeta.core.tau2 import (
+    GENQ_NEEDS_WEIGHTS,
+    GRID,
+    Tau2Fit,
+    fit_tau2,
+    not_converged_message,
+)
 from ivigmeta.errors import ModelError
 
 if TYPE_CHECKING:
@@ -56,7 +63,9 @@ if TYPE_CHECKING:
         RandomFit,
     )
 
-CI_METHODS = ("z", "hk")
+CI_METHODS = ("z", "hk", "adhoc", "hc")
+PI_METHODS = ("z", "t")
+COMMON_CI_METHODS = ("z", "hk")
 COMMON_METHODS = ("IV", "MH", "PETO")
 EPS = 2.220446049250313e-16
 
@@ -73,6 +82,31 @@ def check_ci_method(ci_method: str) -> str:
     if ci not in CI_METHODS:
         raise ModelError(
             f"unknown interval method '{ci_method}' (choose one of {', '.join(CI_METHODS)})"
+        )
+    return ci
+
+
+def check_pi_method(pi_method: str) -> str:
+    pi = pi_method.lower()
+    if pi not in PI_METHODS:
+        raise ModelError(
+            f"unknown prediction interval method '{pi_method}' (choose one of "
+            f"{', '.join(PI_METHODS)})"
+        )
+    return pi
+
+
+def check_common_ci(common_ci: str, common_method: str = "IV") -> str:
+    ci = common_ci.lower()
+    if ci not in COMMON_CI_METHODS:
+        raise ModelError(
+            f"unknown common-effect interval method '{common_ci}' (choose one of "
+            f"{', '.join(COMMON_CI_METHODS)})"
+        )
+    if ci == "hk" and common_method.upper() != "IV":
+        raise ModelError(
+            "--common-ci hk applies to the inverse-variance common-effect model only "
+            f"(not --common {common_method})"
         )
     return ci
 
@@ -135,6 +169,8 @@ class GroupFit:
     i2: np.ndarray
     h2: np.ndarray
     i2_q: np.ndarray
+    #: t df of the common-effect interval under --common-ci hk, NaN under z
+    common_df: np.ndarray | None = None
 
 
 def _wald(theta: np.ndarray, se: np.ndarray, crit: float) -> Interval:
@@ -170,19 +206,44 @@ def study_estimate(y: float, v: float, measure: str, level: float = 0.95) -> Est
 
 
 def random_part(
-    y: np.ndarray, v: np.ndarray, g: Groups, tau2: np.ndarray, ci_method: str, level: float
+    y: np.ndarray,
+    v: np.ndarray,
+    g: Groups,
+    tau2: np.ndarray,
+    ci_method: str,
+    level: float,
+    pi_method: str = "z",
 ) -> tuple[RandomPart, np.ndarray]:
-    """Random-effects estimate per group for given tau², with z or Hartung-Knapp inference."""
+    """Random-effects estimate per group for given tau², with z, Hartung-Knapp (hk), its
+    truncated form (adhoc) or Henmi-Copas (hc) inference, and the prediction interval.
+
+    Prediction interval theta ± crit sqrt(se² + tau²) (se the interval's own): with
+    ``pi_method`` "z" crit is the normal quantile under --ci z (metafor's predict()), t on
+    k - 1 df under hk and adhoc (metafor's predict() for test = "knha" / "adhoc"); with "t"
+    crit is t on k - 2 df whatever the interval (Higgins et al. 2009; the Cochrane Handbook),
+    NaN when k = 2. Under hc there is no prediction interval (metafor's hc() gives none).
+    """
     w = 1.0 / (v + g.spread(tau2))
     sw = g.sum(w)
     theta = g.sum(w * y) / sw
     se = np.sqrt(1.0 / sw)
-    if ci_method == "hk":
+    if ci_method == "hc":
+        from ivigmeta.core.henmi_copas import hc_groups
+
+        theta, se, lo, hi, _ = hc_groups(y, v, g, level)
+        nan = np.full(len(g), np.nan)
+        part = RandomPart(theta, se, nan, nan.copy(), lo, hi, nan.copy(), nan.copy(), nan.copy())
+        return part, w
+    if ci_method in ("hk", "adhoc"):
         df = (g.sizes - 1).astype(float)
         r = y - g.spread(theta)
         rss = g.sum(w * r * r)
         with np.errstate(divide="ignore", invalid="ignore"):
-            se = np.where(rss <= EPS, 0.0, np.sqrt(rss / (df * sw)))
+            s2w = np.where(rss <= EPS, 0.0, rss / df)
+            if ci_method == "adhoc":
+                # metafor's test = "adhoc": the variance factor is not allowed below 1
+                s2w = np.maximum(s2w, 1.0)
+            se = np.sqrt(s2w / sw)
             crit = t_crit_array(level, df)
             stat = np.where(
                 se > 0, theta / se, np.where(theta != 0, np.copysign(np.inf, theta), 0.0)
@@ -194,6 +255,11 @@ def random_part(
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = theta / se
         p = norm_p_array(stat)
+    pi_crit = crit
+    if pi_method == "t":
+        df_pi = (g.sizes - 2).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pi_crit = np.where(df_pi > 0, t_crit_array(level, np.maximum(df_pi, 1.0)), np.nan)
     pi_se = np.sqrt(se * se + tau2)
     part = RandomPart(
         theta,
@@ -203,10 +269,20 @@ def random_part(
         theta - crit * se,
         theta + crit * se,
         df,
-        theta - crit * pi_se,
-        theta + crit * pi_se,
+        theta - pi_crit * pi_se,
+        theta + pi_crit * pi_se,
     )
     return part, w
+
+
+def common_hk(y: np.ndarray, v: np.ndarray, g: Groups, level: float) -> tuple[Interval, np.ndarray]:
+    """Hartung-Knapp for the common-effect model (metafor's rma(method = "EE", test = "knha")):
+    se² = sum w (y - theta)² / ((k - 1) sum w), w = 1 / v, t on k - 1 df. Returns the interval
+    and the df per group."""
+    part, _ = random_part(y, v, g, np.zeros(len(g)), "hk", level)
+    return Interval(
+        part.theta, part.se, part.statistic, part.p_value, part.ci_low, part.ci_high
+    ), part.df
 
 
 def pool_groups(
@@ -219,13 +295,30 @@ def pool_groups(
     common_method: str = "IV",
     measure: str = "RR",
     counts: Counts | None = None,
+    pi_method: str = "z",
+    common_ci: str = "z",
+    tau2_weights: np.ndarray | None = None,
 ) -> GroupFit:
     """Fit the common-effect and random-effects models to every group (each with k >= 2).
 
-    ``counts`` (the rows' raw counts) are needed for ``common_method`` MH or PETO.
+    ``counts`` (the rows' raw counts) are needed for ``common_method`` MH or PETO;
+    ``tau2_weights`` (per row) for the GENQ estimator of tau².
     """
     with np.errstate(all="ignore"):  # degenerate groups come out as NaN or inf, decided by callers
-        return _pool_groups(y, v, g, tau2_method, ci_method, level, common_method, measure, counts)
+        return _pool_groups(
+            y,
+            v,
+            g,
+            tau2_method,
+            ci_method,
+            level,
+            common_method,
+            measure,
+            counts,
+            pi_method,
+            common_ci,
+            tau2_weights,
+        )
 
 
 def _pool_groups(
@@ -238,13 +331,20 @@ def _pool_groups(
     common_method: str,
     measure: str,
     counts: Counts | None,
+    pi_method: str = "z",
+    common_ci: str = "z",
+    tau2_weights: np.ndarray | None = None,
 ) -> GroupFit:
     crit = z_crit(level)
     counts_fit = None
+    common_df = np.full(len(g), np.nan)
     if common_method == "IV":
         w = 1.0 / v
         sw = g.sum(w)
-        common = _wald(g.sum(w * y) / sw, np.sqrt(1.0 / sw), crit)
+        if common_ci == "hk":
+            common, common_df = common_hk(y, v, g, level)
+        else:
+            common = _wald(g.sum(w * y) / sw, np.sqrt(1.0 / sw), crit)
         common_w = w
     else:
         if counts is None:
@@ -259,10 +359,10 @@ def _pool_groups(
             )
         common = _wald(counts_fit.theta, counts_fit.se, crit)
         common_w = counts_fit.weights
-    models = InterceptModels(y, v, g)
+    models = InterceptModels(y, v, g, tau2_weights)
     het = group_heterogeneity(y, v, g, models)
     tau2 = fit_tau2(models, tau2_method)
-    random, random_w = random_part(y, v, g, tau2.tau2, ci_method, level)
+    random, random_w = random_part(y, v, g, tau2.tau2, ci_method, level, pi_method)
     return GroupFit(
         common,
         counts_fit,
@@ -274,6 +374,7 @@ def _pool_groups(
         het.i2(tau2.tau2),
         het.h2(tau2.tau2),
         het.i2_q(),
+        common_df,
     )
 
 
@@ -300,11 +401,14 @@ def random_effects(
     tau2_method: str = "DL",
     ci_method: str = "z",
     level: float = 0.95,
+    pi_method: str = "z",
 ) -> RandomFit:
-    """Random-effects estimate of one analysis for a given tau², with z or Hartung-Knapp."""
+    """Random-effects estimate of one analysis for a given tau², with z, Hartung-Knapp (hk,
+    adhoc) or Henmi-Copas (hc) inference (:func:`random_part`)."""
     ci_method = check_ci_method(ci_method)
-    if ci_method == "hk" and len(yi) < 2:
-        raise ModelError("Hartung-Knapp intervals need at least 2 studies")
+    pi_method = check_pi_method(pi_method)
+    if ci_method != "z" and len(yi) < 2:
+        raise ModelError("Hartung-Knapp and Henmi-Copas intervals need at least 2 studies")
     g = Groups.single(len(yi))
     part, w = random_part(
         np.asarray(yi, dtype=float),
@@ -313,6 +417,7 @@ def random_effects(
         np.array([float(tau2)]),
         ci_method,
         level,
+        pi_method,
     )
     return _random_fit(part, 0, percent(w, g), measure, float(tau2), tau2_method, ci_method)
 
@@ -327,10 +432,13 @@ def _random_fit(
     ci_method: str,
     converged: bool = True,
     algorithm: str = "",
+    tau2_se: float = math.nan,
+    pi_method: str = "z",
 ) -> RandomFit:
     from ivigmeta.results import RandomFit
 
     df = float(part.df[i])
+    pi_low, pi_high = float(part.pi_low[i]), float(part.pi_high[i])
     return RandomFit(
         measure=measure,
         theta=float(part.theta[i]),
@@ -343,22 +451,28 @@ def _random_fit(
         ci_method=ci_method,
         tau2=tau2,
         df=None if math.isnan(df) else int(df),
-        pi_low_theta=float(part.pi_low[i]),
-        pi_high_theta=float(part.pi_high[i]),
+        pi_low_theta=None if math.isnan(pi_low) else pi_low,
+        pi_high_theta=None if math.isnan(pi_high) else pi_high,
         weights=_tuple(weights),
         converged=converged,
         tau2_algorithm=algorithm,
+        tau2_se=None if math.isnan(tau2_se) else tau2_se,
+        pi_method=pi_method,
     )
 
 
-def _common_fit(gf: GroupFit, g: Groups, measure: str, method: str) -> CommonFit:
+def _common_fit(
+    gf: GroupFit, g: Groups, measure: str, method: str, ci_method: str = "z"
+) -> CommonFit:
     from ivigmeta.results import CommonFit
 
     c = gf.common
     extra: dict[str, object] = {}
+    if ci_method == "hk" and gf.common_df is not None:
+        extra = dict(ci_method="hk", df=int(gf.common_df[0]))
     cf = gf.counts_fit
     if cf is not None:
-        extra = dict(
+        extra |= dict(
             q=float(cf.q[0]),
             q_df=int(cf.q_df[0]),
             q_p_value=float(cf.q_p_value[0]),
@@ -437,6 +551,9 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         return MetaAnalysis(es, options, estimates, None, None, None)
     common_method = check_common_method(options.common_method, es.measure)
     ci_method = check_ci_method(options.ci_method)
+    pi_method = check_pi_method(options.pi_method)
+    common_ci = check_common_ci(options.common_ci, common_method)
+    weights = tau2_weights_of(es, options)
     counts = None
     if common_method != "IV":
         es.require_counts("Mantel-Haenszel" if common_method == "MH" else "Peto's method")
@@ -446,7 +563,18 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     y = np.asarray(es.yi, dtype=float)
     v = np.asarray(es.vi, dtype=float)
     gf = pool_groups(
-        y, v, g, options.tau2_method, ci_method, options.level, common_method, es.measure, counts
+        y,
+        v,
+        g,
+        options.tau2_method,
+        ci_method,
+        options.level,
+        common_method,
+        es.measure,
+        counts,
+        pi_method,
+        common_ci,
+        weights,
     )
     if gf.counts_fit is not None:
         raise_common_error(int(gf.counts_fit.error[0]))
@@ -454,7 +582,8 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     if not t2.converged[0]:
         raise ModelError(not_converged_message(t2.method, int(t2.iterations[0])))
     tau2 = float(t2.tau2[0])
-    common = _common_fit(gf, g, es.measure, common_method)
+    common = _common_fit(gf, g, es.measure, common_method, common_ci)
+    tau2_se = float(t2.se[0]) if t2.se is not None else math.nan
     random = _random_fit(
         gf.random,
         0,
@@ -465,12 +594,45 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         ci_method,
         True,
         str(t2.algorithm[0]),
+        tau2_se,
+        pi_method,
     )
     ci = None
     if not math.isnan(float(gf.heterogeneity.s2[0])):
         ci = qprofile_ci(es.yi, es.vi, tau2, options.level)
     het = heterogeneity_result(gf.heterogeneity, 0, tau2, t2.method, ci)
+    het = dataclasses.replace(het, tau2_se=None if math.isnan(tau2_se) else tau2_se)
     return MetaAnalysis(es, options, estimates, common, random, het)
+
+
+def tau2_weights_of(es: EffectSizes, options: FitOptions) -> np.ndarray | None:
+    """The GENQ estimator's weights: the numbers in the column ``options.tau2_weights`` of the
+    analysed studies (None without the option); a missing or bad cell is a DataError naming it."""
+    from ivigmeta.errors import DataError
+
+    column = options.tau2_weights
+    if column is None:
+        if options.tau2_method.upper() == "GENQ":
+            raise ModelError(GENQ_NEEDS_WEIGHTS)
+        return None
+    out = []
+    for s in es.studies:
+        cell = s.fields.get(column)
+        if cell is None:
+            raise DataError(f"--tau2-weights: no column '{column}'")
+        try:
+            value = float(cell.strip().replace(",", ".") if cell.count(",") == 1 else cell)
+        except ValueError:
+            raise DataError(
+                f"{s.where(column)}: '{cell}' is not a number (a tau² weight)"
+            ) from None
+        if not math.isfinite(value) or value < 0:
+            raise DataError(f"{s.where(column)}: a tau² weight must be a non-negative number")
+        out.append(value)
+    a = np.array(out)
+    if not np.any(a > 0):
+        raise DataError(f"--tau2-weights {column}: every weight is 0")
+    return a
 
 
 def grid_search_note(ma: MetaAnalysis) -> str | None:
@@ -661,6 +823,10 @@ def revman_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
         raise ModelError(
             "RevMan 5's random effects are DerSimonian-Laird with Wald z intervals: "
             "--software revman takes --tau2 DL and --ci z (use --software metafor for others)"
+        )
+    if options.pi_method != "z" or options.common_ci != "z":
+        raise ModelError(
+            "--pi t and --common-ci hk are not RevMan 5's methods: use --software metafor"
         )
     es = revman_effects(es)
     y = np.asarray(es.yi, dtype=float)

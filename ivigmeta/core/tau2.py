@@ -27,14 +27,46 @@ moderators X is a column of ones and y' P0 y is Cochran's Q.
   taken (metafor would report non-convergence, or 0, on such multimodal likelihoods); the fit then
   records ``algorithm = "grid search"`` and the CLI says so (docs/methods.md).
 
+* HS, Hunter & Schmidt (2004), as metafor: tau² = max(0, (y' P0 y - k) / sum w), w = 1 / v;
+  HSk, with the small-sample correction k / (k - p): max(0, (k / (k - p) y' P0 y - k) / sum w)
+  (Viechtbauer et al. 2015's naming, metafor's "HSk").
+* GENQ, the generalized Q estimator with user weights a (DerSimonian & Kacker 2007; Jackson
+  2013): with P_a = A - A X (X' A X)^-1 X' A, tau² = max(0, (y' P_a y - tr(P_a V)) / tr P_a).
+  The weights enter the estimator only: the pooled estimate keeps w = 1 / (v + tau²)
+  (metafor's ``rma(yi, vi, tau2 = <GENQ tau²>)``; ``rma(method = "GENQ", weights = a)`` would
+  also weight the estimate by a).
+* PMM, the median-unbiased Paule-Mandel estimator (Viechtbauer et al. 2015): the root of
+  y' P(tau²) y = the median of chi²_{k - p}, 0 when y' P0 y is below it.
+* EB, empirical Bayes (Morris 1983; Berkey et al. 1995), and SJIT, the iterated Sidik-Jonkman
+  estimator: metafor iterates tau² += (k / (k - p) y' P y - k) / sum w (EB) and
+  tau² <- tau² y' P y / (k - p) (SJIT); both fixed points are the root of y' P(tau²) y = k - p
+  (0 when y' P0 y <= k - p), which is solved directly as for PM, so EB = SJIT = PM to double
+  precision (metafor's own iterations stop at its threshold, 1e-5 by default).
+* DLIT, the iterated DerSimonian-Laird estimator (DerSimonian & Kacker 2007), as metafor: from
+  tau² = 0, tau² <- max(0, (y' P y - (k - p)) / tr P) with P = P(tau²) until the change is below
+  ``REL_TOL`` relative (at most ``DLIT_MAX_ITER`` iterations); the iteration oscillates, slowly
+  damped or not at all (dat.li2007 in metafor too): such a fit is not converged, a ModelError.
+
+Standard errors of tau² (``Tau2Fit.se``), metafor 3.8-1's ``se.tau2`` for each estimator, with
+t = tau², the traces of :class:`ivigmeta.core.models.PVTerms`:
+
+* DL: sqrt(2 (k - p) + 4 t tr P0 + 2 t² tr(P0 P0)) / tr P0; DLIT the same with P = P(t);
+* HS: sqrt(2 (k - p) + 4 t tr P0 + 2 t² tr(P0 P0)) / sum w0; HSk: k / (k - p) times that;
+* HE: sqrt(2 tr(PVPV) + 4 t tr(PV) + 2 t² (k - p)) / (k - p) with the least-squares P;
+* GENQ: sqrt(2 tr(PVPV) + 4 t tr(PVP) + 2 t² tr(PP)) / tr P with P = P_a;
+* SJ: t0 / (k - p) sqrt(2 tr(PVPV) + 4 t tr(PVP) + 2 t² tr(PP)) with P = P(t0);
+* ML: sqrt(2 / sum w²); REML: sqrt(2 / tr(PP)), w and P at t;
+* PM, PMM, EB, SJIT: sqrt(2 k² / (k - p)) / sum w, w = 1 / (v + t).
+
 Every iterative estimator iterates all models at once, each until its own convergence; finished
 models leave the working set.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +84,9 @@ ABS_TOL = 1e-300
 #: A fit is reported as converged if its last relative change was below this.
 CONVERGED_TOL = 1e-10
 MAX_ITER = 1000
+#: The iterated DerSimonian-Laird estimator converges slowly when it oscillates (dat.bcg takes
+#: 947 iterations to 1e-12): it gets more.
+DLIT_MAX_ITER = 5_000
 #: metafor's ``ll0check`` tolerance (the reference fits use tol = 1e-12).
 LL0_TOL = 1e-12
 #: Root finders stop when the bracket or the step is this small relative to the root.
@@ -61,6 +96,7 @@ SCORING = "Fisher scoring"
 GRID = "grid search"
 CLOSED_FORM = "closed form"
 NEWTON = "safeguarded Newton"
+FIXED_POINT = "fixed-point iteration"
 
 TAU2_NAMES: dict[str, str] = {
     "DL": "DerSimonian-Laird",
@@ -69,6 +105,13 @@ TAU2_NAMES: dict[str, str] = {
     "PM": "Paule-Mandel",
     "HE": "Hedges (unweighted method of moments)",
     "SJ": "Sidik-Jonkman",
+    "EB": "empirical Bayes (Morris)",
+    "HS": "Hunter-Schmidt",
+    "HSk": "Hunter-Schmidt with small-sample correction",
+    "GENQ": "generalized Q with user weights",
+    "PMM": "median-unbiased Paule-Mandel",
+    "SJIT": "iterated Sidik-Jonkman",
+    "DLIT": "iterated DerSimonian-Laird",
 }
 
 
@@ -88,8 +131,11 @@ class Tau2Fit:
     tau2: np.ndarray
     converged: np.ndarray
     iterations: np.ndarray
-    #: per model: "closed form", "Fisher scoring", "grid search" or "safeguarded Newton"
+    #: per model: "closed form", "Fisher scoring", "grid search", "safeguarded Newton" or
+    #: "fixed-point iteration"
     algorithm: np.ndarray
+    #: per model, the standard error of tau² (metafor's se.tau2; filled by :func:`fit_tau2`)
+    se: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +147,7 @@ class Tau2Estimate:
     converged: bool = True
     iterations: int = 0
     algorithm: str = CLOSED_FORM
+    se: float = math.nan
 
 
 def _result(method: str, tau2: np.ndarray, default_algorithm: str, **kw: Any) -> Tau2Fit:
@@ -341,6 +388,134 @@ def global_maximum(m: Models, reml: bool) -> tuple[np.ndarray, np.ndarray]:
     return best_t, ok
 
 
+def tau2_hs(m: Models) -> Tau2Fit:
+    t = m.pv_terms("iv")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _result("HS", np.maximum(0.0, (t.q - m.k) / t.sum_a), CLOSED_FORM)
+
+
+def tau2_hsk(m: Models) -> Tau2Fit:
+    t = m.pv_terms("iv")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = (m.k / (m.k - m.p) * t.q - m.k) / t.sum_a
+    return _result("HSk", np.maximum(0.0, raw), CLOSED_FORM)
+
+
+def tau2_genq(m: Models) -> Tau2Fit:
+    if not m.has_weights():
+        raise ModelError(GENQ_NEEDS_WEIGHTS)
+    t = m.pv_terms("user")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = (t.q - t.tr_pv) / t.tr_p
+    return _result("GENQ", np.where(t.tr_p > 0, np.maximum(0.0, raw), 0.0), CLOSED_FORM)
+
+
+GENQ_NEEDS_WEIGHTS = (
+    "the GENQ estimator of tau² needs weights for the studies (--tau2-weights COLUMN; "
+    "tau2_weights= in the API)"
+)
+
+
+def _q_root(m: Models, method: str, target: np.ndarray) -> Tau2Fit:
+    """The tau² with y' P(tau²) y = ``target`` per model, 0 where y' P0 y <= target."""
+    n = len(m)
+    tau2 = np.zeros(n)
+    its = np.zeros(n, np.int64)
+    pos = m.q(np.zeros(n))[0] > target
+    if pos.any():
+        sub = m.take(pos)
+        hi = upper_bracket(sub, target[pos], np.maximum(100.0, 10.0 * sub.mad2()))
+        tau2[pos], its[pos] = solve_q(sub, target[pos], hi)
+    algorithm = np.where(pos, NEWTON, CLOSED_FORM).astype(object)
+    return _result(method, tau2, NEWTON, iterations=its, algorithm=algorithm)
+
+
+def chi2_median(df: np.ndarray) -> np.ndarray:
+    """The median of chi² on each ``df`` (one quantile per distinct df)."""
+    from ivigmeta.core.distributions import chi2_ppf
+
+    out = np.empty(len(df))
+    for d in np.unique(df):
+        out[df == d] = chi2_ppf(0.5, float(d))
+    return out
+
+
+def tau2_pmm(m: Models) -> Tau2Fit:
+    return _q_root(m, "PMM", chi2_median(m.k - m.p))
+
+
+def tau2_eb(m: Models) -> Tau2Fit:
+    return _q_root(m, "EB", m.k - m.p)
+
+
+def tau2_sjit(m: Models) -> Tau2Fit:
+    return _q_root(m, "SJIT", m.k - m.p)
+
+
+def tau2_dlit(m: Models) -> Tau2Fit:
+    n = len(m)
+    tau2 = np.zeros(n)
+    converged = np.zeros(n, bool)
+    its = np.zeros(n, np.int64)
+    active = np.arange(n)
+    work = m
+    df = m.k - m.p
+    for it in range(1, DLIT_MAX_ITER + 1):
+        t = tau2[active]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = work.q(t)[0]
+            tr = work.trace_p(t)
+            new = np.where(tr > 0, np.maximum(0.0, (q - df[active]) / tr), 0.0)
+        new = np.where(np.isfinite(new), new, t)
+        change = np.abs(new - t)
+        done = (change <= REL_TOL * new) | (change <= ABS_TOL)
+        tau2[active] = new
+        its[active] = it
+        converged[active[done]] = True
+        if done.all():
+            break
+        keep = ~done
+        work = work.take(keep)
+        active = active[keep]
+    return _result("DLIT", tau2, FIXED_POINT, converged=converged, iterations=its)
+
+
+def tau2_se(m: Models, fitted: Tau2Fit) -> np.ndarray:
+    """metafor 3.8-1's standard error of tau² (``se.tau2``) for the estimator of ``fitted``
+    (module docstring); NaN where metafor reports none."""
+    method = fitted.method
+    t = fitted.tau2
+    kp = m.k - m.p
+    with np.errstate(all="ignore"):
+        if method in ("DL", "HS", "HSk", "DLIT"):
+            tm = m.pv_terms("iv", t if method == "DLIT" else None)
+            root = np.sqrt(2.0 * kp + 4.0 * t * tm.tr_p + 2.0 * t * t * tm.tr_pp)
+            if method in ("DL", "DLIT"):
+                return root / tm.tr_p
+            se = root / tm.sum_a
+            return m.k / kp * se if method == "HSk" else se
+        if method == "HE":
+            tm = m.pv_terms("ols")
+            return np.sqrt(2.0 * tm.tr_pvpv + 4.0 * t * tm.tr_pv + 2.0 * t * t * kp) / kp
+        if method in ("GENQ", "SJ"):
+            if method == "GENQ":
+                tm = m.pv_terms("user")
+                scale = 1.0 / tm.tr_p
+            else:
+                t0 = m.sj_start()
+                tm = m.pv_terms("iv", t0)
+                scale = t0 / kp
+            return scale * np.sqrt(2.0 * tm.tr_pvpv + 4.0 * t * tm.sum_pvp + 2.0 * t * t * tm.tr_pp)
+        tm = m.pv_terms("iv", t)
+        if method == "ML":
+            return np.sqrt(2.0 / m.score(t, False)[1])
+        if method == "REML":
+            return np.sqrt(2.0 / tm.tr_pp)
+        if method in ("PM", "PMM", "EB", "SJIT"):
+            return np.sqrt(2.0 * m.k * m.k / kp) / tm.sum_a
+    return np.full(len(m), np.nan)
+
+
 #: ``--tau2`` choices, each a function of a set of models.
 ESTIMATORS: dict[str, Callable[[Models], Tau2Fit]] = {
     "DL": tau2_dl,
@@ -349,13 +524,23 @@ ESTIMATORS: dict[str, Callable[[Models], Tau2Fit]] = {
     "PM": tau2_pm,
     "HE": tau2_he,
     "SJ": tau2_sj,
+    "EB": tau2_eb,
+    "HS": tau2_hs,
+    "HSk": tau2_hsk,
+    "GENQ": tau2_genq,
+    "PMM": tau2_pmm,
+    "SJIT": tau2_sjit,
+    "DLIT": tau2_dlit,
 }
+
+#: Keys are metafor's spellings (``method = "HSk"``); any case is accepted.
+_BY_UPPER = {key.upper(): key for key in ESTIMATORS}
 
 
 def check_tau2_method(method: str) -> str:
     """Upper-case ``method`` and check it is a key of ``ESTIMATORS``."""
-    key = method.upper()
-    if key not in ESTIMATORS:
+    key = _BY_UPPER.get(method.upper(), "")
+    if not key:
         raise ModelError(
             f"unknown tau² estimator '{method}' (choose one of {', '.join(ESTIMATORS)})"
         )
@@ -370,26 +555,49 @@ def fit_tau2(m: Models, method: str) -> Tau2Fit:
         raise ModelError(
             f"estimating tau² needs more studies than coefficients (k = {k}, p = {m.p})"
         )
-    return ESTIMATORS[key](m)
+    fitted = ESTIMATORS[key](m)
+    return replace(fitted, se=tau2_se(m, fitted))
 
 
 # ---------------------------------------------------------------------------------------------
 # One model at a time (meta-regression, the library's scalar door).
 
 
-def make_design(yi: Sequence[float], vi: Sequence[float], X: Any = None) -> Models:
-    """One model: intercept-only when ``X`` is None, else with the moderator matrix ``X``."""
+def check_weights(weights: Sequence[float] | None, k: int) -> np.ndarray | None:
+    """User weights of the GENQ estimator: k finite non-negative numbers, not all 0."""
+    if weights is None:
+        return None
+    a = np.asarray(weights, dtype=float)
+    if a.shape != (k,):
+        raise ModelError(f"tau² weights: {a.size} given for {k} studies")
+    if not np.all(np.isfinite(a)) or np.any(a < 0) or not np.any(a > 0):
+        raise ModelError("tau² weights must be finite, non-negative and not all 0")
+    return a
+
+
+def make_design(
+    yi: Sequence[float], vi: Sequence[float], X: Any = None, weights: Sequence[float] | None = None
+) -> Models:
+    """One model: intercept-only when ``X`` is None, else with the moderator matrix ``X``;
+    ``weights`` are the GENQ estimator's user weights."""
     if len(yi) != len(vi):
         raise ModelError("effect sizes and variances differ in length")
+    a = check_weights(weights, len(yi))
     if X is None:
-        return InterceptModels.single(yi, vi)
-    return RegressionModels.single(yi, vi, X)
+        return InterceptModels.single(yi, vi, a)
+    return RegressionModels.single(yi, vi, X, a)
 
 
-def tau2_one(yi: Sequence[float], vi: Sequence[float], method: str, X: Any = None) -> Tau2Estimate:
+def tau2_one(
+    yi: Sequence[float],
+    vi: Sequence[float],
+    method: str,
+    X: Any = None,
+    weights: Sequence[float] | None = None,
+) -> Tau2Estimate:
     """tau² of one model, not-converged fits included (``estimate_tau2`` raises on those)."""
     key = check_tau2_method(method)
-    model = make_design(yi, vi, X)
+    model = make_design(yi, vi, X, weights)
     if X is None and len(yi) < 2:
         return Tau2Estimate(0.0, key)
     fitted = fit_tau2(model, key)
@@ -399,25 +607,36 @@ def tau2_one(yi: Sequence[float], vi: Sequence[float], method: str, X: Any = Non
         bool(fitted.converged[0]),
         int(fitted.iterations[0]),
         str(fitted.algorithm[0]),
+        float(fitted.se[0]) if fitted.se is not None else math.nan,
     )
 
 
 def estimate_tau2(
-    yi: Sequence[float], vi: Sequence[float], method: str = "DL", X: Any = None
+    yi: Sequence[float],
+    vi: Sequence[float],
+    method: str = "DL",
+    X: Any = None,
+    weights: Sequence[float] | None = None,
 ) -> Tau2Estimate:
-    """Estimate tau² of one model with the named method, with moderators ``X``.
+    """Estimate tau² of one model with the named method, with moderators ``X`` (and the user
+    ``weights`` of GENQ).
 
     Raises :class:`ModelError` if an iterative estimator does not converge.
     """
-    est = tau2_one(yi, vi, method, X)
+    est = tau2_one(yi, vi, method, X, weights)
     if not est.converged:
         raise ModelError(not_converged_message(est.method, est.iterations))
     return est
 
 
 def _registry_entry(key: str) -> Callable[..., Tau2Estimate]:
-    def estimator(yi: Sequence[float], vi: Sequence[float], X: Any = None) -> Tau2Estimate:
-        return tau2_one(yi, vi, key, X)
+    def estimator(
+        yi: Sequence[float],
+        vi: Sequence[float],
+        X: Any = None,
+        weights: Sequence[float] | None = None,
+    ) -> Tau2Estimate:
+        return tau2_one(yi, vi, key, X, weights)
 
     estimator.__name__ = f"tau2_{key.lower()}_one"
     estimator.__doc__ = f"{TAU2_NAMES[key]} estimator of tau² for one model (module docstring)."

@@ -93,8 +93,18 @@ def _meta_regression(
     from ivigmeta.core.tau2 import check_tau2_method, estimate_tau2
 
     method = check_tau2_method(tau2_method)
-    if ci_method not in ("z", "hk"):
-        raise ModelError(f"unknown interval method '{ci_method}' (choose one of z, hk)")
+    if method == "GENQ":
+        raise ModelError(
+            "meta-regression does not offer --tau2 GENQ (it has no weights option); the "
+            "library's estimate_tau2(yi, vi, 'GENQ', X, weights=...) does"
+        )
+    if ci_method == "hc":
+        raise ModelError(
+            "--ci hc (Henmi-Copas) applies to models without moderators only, as metafor's hc()"
+        )
+    if ci_method not in ("z", "hk", "adhoc"):
+        raise ModelError(f"unknown interval method '{ci_method}' (choose one of z, hk, adhoc)")
+    knha = ci_method in ("hk", "adhoc")
     y = np.asarray(yi, dtype=float)
     v = np.asarray(vi, dtype=float)
     X = np.asarray(X, dtype=float)
@@ -110,10 +120,12 @@ def _meta_regression(
     vb = np.linalg.inv(XtWs @ X)
     beta = vb @ XtWs @ y
     df2: int | None = None
-    if ci_method == "hk":
+    if knha:
         resid = y - X @ beta
         rss = float(np.sum(ws * resid * resid))
         s2w = 0.0 if rss <= np.finfo(float).eps else rss / (k - p)
+        if ci_method == "adhoc":  # metafor's test = "adhoc": the factor is at least 1
+            s2w = max(s2w, 1.0)
         vb = s2w * vb
         df2 = k - p
         crit = t_crit(level, df2)
@@ -126,7 +138,7 @@ def _meta_regression(
         # A zero standard error (Hartung-Knapp with residuals that all vanish) is decided as in
         # pooling.random_effects: a non-zero coefficient is infinitely significant, zero is not.
         stat = b / s if s > 0 else (math.copysign(math.inf, b) if b else 0.0)
-        if ci_method == "hk":
+        if knha:
             assert df2 is not None
             pval = t_p_two_sided(stat, df2) if s > 0 else (0.0 if b else 1.0)
         else:
@@ -141,7 +153,7 @@ def _meta_regression(
             qm = float(bm @ np.linalg.solve(vb[1:, 1:], bm))
         except np.linalg.LinAlgError:  # Var(b) = 0 (as above): QM is 0 when b is, else infinite
             qm = math.inf if np.any(bm != 0) else 0.0
-        if ci_method == "hk":
+        if knha:
             assert df2 is not None
             qm = qm / m
             qm_p = f_sf(qm, m, df2) if math.isfinite(qm) else 0.0

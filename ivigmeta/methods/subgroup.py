@@ -84,6 +84,17 @@ def _between_metareg(
             note=f"{len(keep)} studies in {len(levels)} subgroups: too few for a meta-regression",
         )
     X, names = dummy_design(labels, levels)
+    unavailable = {
+        "hc": "the Henmi-Copas interval (--ci hc) has no meta-regression (metafor's hc() has "
+        "none): no test between the subgroups",
+    }.get(ma.options.ci_method) or (
+        "the GENQ estimator's weights are not passed to the meta-regression: no test between "
+        "the subgroups"
+        if ma.options.tau2_method == "GENQ"
+        else None
+    )
+    if unavailable:
+        return BetweenTest(method, None, len(levels) - 1, None, note=unavailable)
     try:
         reg = meta_regression(
             [es.yi[i] for i in keep],

@@ -276,7 +276,9 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
         totals = _total_cells(ma, kind)
         summary_from = len(rows)
         names = (
-            f"Common effect ({ma.common.method})",
+            f"Common effect ({ma.common.method}"
+            + (", hk" if ma.common.ci_method == "hk" else "")
+            + ")",
             f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})",
         )
         if ma.glmm is not None:
@@ -308,15 +310,22 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
                 f"({f.p_eq(c.q_p_value)}); I² = {f.pct(c.i2)}"
             )
         notes += mh_test_lines(c)
-        stat = "t" if r.ci_method == "hk" else "z"
-        notes.append(
-            f"Test for overall effect (random effects): {stat} = {f.num(r.statistic)}, "
-            f"{f.p_eq(r.p_value)}"
-        )
-        notes.append(
-            f"Prediction interval (random effects): {f.ci(r.pi_low, r.pi_high, d)}"
-            + (f" (t on {r.df:g} df)" if r.df is not None else "")
-        )
+        stat = "t" if r.ci_method in ("hk", "adhoc") else "z"
+        if r.ci_method == "hc":
+            notes.append(
+                "Henmi-Copas interval around the common-effect estimate (DL tau²); no test and "
+                "no prediction interval (as metafor's hc())"
+            )
+        else:
+            notes.append(
+                f"Test for overall effect (random effects): {stat} = {f.num(r.statistic)}, "
+                f"{f.p_eq(r.p_value)}"
+            )
+            pi_df = ma.k - 2 if r.pi_method == "t" else r.df
+            notes.append(
+                f"Prediction interval (random effects): {f.ci(r.pi_low, r.pi_high, d)}"
+                + (f" (t on {pi_df:g} df)" if pi_df is not None else "")
+            )
         if r.ci_method == "hk" and ma.k == 2:
             notes.append(
                 "Hartung-Knapp with k = 2: t on 1 df (critical value 12.7), so the intervals are very wide."
@@ -605,7 +614,7 @@ def _between_name(method: str) -> str:
 
 
 def metareg_sections(reg: MetaRegression) -> list[Section]:
-    stat = "t" if reg.ci_method == "hk" else "z"
+    stat = "t" if reg.ci_method in ("hk", "adhoc") else "z"
     ci_head = f"{reg.level_percent:g}% CI"
     cols = ["Coefficient", "Estimate", "SE", stat, "p-value", ci_head]
     rows = [
@@ -637,7 +646,7 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
     for col, level in reg.references:
         notes.append(f"Reference level of {col}: {level}")
     notes += excluded_notes(reg.excluded)
-    ci_name = "Hartung-Knapp" if reg.ci_method == "hk" else "z"
+    ci_name = {"hk": "Hartung-Knapp", "adhoc": "Hartung-Knapp, factor >= 1"}.get(reg.ci_method, "z")
     title = f"Mixed-effects meta-regression ({reg.measure + ', ' if reg.measure else ''}{reg.tau2_method}, {ci_name}, k = {reg.k})"
     return [Section(title, cols, rows, notes)]
 
