@@ -50,6 +50,13 @@ FIGURES = {
         "influence",
         {},
     ),
+    "cumulative.png": ("ivigmeta cumulative studies.csv --plot cumulative.png", "cumulative", {}),
+    "labbe.png": ("ivigmeta pool studies.csv --figure labbe --plot labbe.png", "labbe", {}),
+    "funnel_labels.png": (
+        "ivigmeta bias studies.csv --no-triangle --label-studies --plot funnel_labels.png",
+        "funnel",
+        {"triangle": False, "label_studies": True},
+    ),
     "rob.png": ("ivigmeta rob docs/examples/rob_example.csv --plot rob.png", "rob", {}),
 }
 
@@ -62,7 +69,7 @@ def results() -> dict[str, object]:
     from ivigmeta.methods.bias import bias_analysis
     from ivigmeta.methods.influence import influence
     from ivigmeta.methods.rob import load_rob
-    from ivigmeta.methods.sensitivity import leave_one_out
+    from ivigmeta.methods.sensitivity import cumulative, leave_one_out
     from ivigmeta.methods.subgroup import subgroup_analysis
 
     ma = fit(compute_effects(load_table(str(ROOT / "studies.csv")).studies))
@@ -75,6 +82,8 @@ def results() -> dict[str, object]:
         "baujat": influence(ma),
         "influence": influence(ma),
         "rob": load_rob(str(ROOT / "docs" / "examples" / "rob_example.csv")),
+        "cumulative": cumulative(ma, "year"),
+        "labbe": ma,
     }
 
 

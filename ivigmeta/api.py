@@ -91,6 +91,8 @@ PLOT_KINDS = {
     "forest": (None, "forest"),
     "radial": (None, "radial"),
     "loo": ("loo", "loo"),
+    "cumulative": ("cumulative", "cumulative"),
+    "labbe": (None, "labbe"),
     "funnel": ("bias", "funnel"),
     "baujat": ("influence", "baujat"),
     "influence": ("influence", "influence"),

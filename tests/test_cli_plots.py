@@ -30,6 +30,11 @@ def svg_ids(path) -> set[str]:
         (["bias"], {"filled-studies", "trimfill-line"}),
         (["influence"], {"studies"}),
         (["influence", "--figure", "diagnostics"], {"cook_d-cutoff", "rstudent-0", "weight-7"}),
+        (["cumulative"], {"point-0", "point-7", "reference-line", "reference-band"}),
+        (["pool", "--figure", "labbe"], {"pooled-curve", "no-effect", "studies", "labels-7"}),
+        (["bias", "--label-studies"], {"funnel-limits", "labels-0", "labels-7"}),
+        (["heterogeneity"], {"labels-0", "labels-7"}),
+        (["influence"], {"labels-0", "labels-7"}),
     ],
 )
 def test_plot_written_and_table_unchanged(run, studies_path, tmp_path, args, ids):
@@ -151,3 +156,22 @@ def test_pool_plot_sort_and_xlim(run, studies_path, tmp_path):
     assert bad.exit_code == 2 and "LOW,HIGH" in bad.output
     neg = run("pool", str(studies_path), "--plot", str(tmp_path / "n.svg"), "--xlim", "0,5")
     assert neg.exit_code == 1 and "Error: --xlim 0,5: expected 0 < LOW < HIGH" in neg.stderr
+
+
+def test_funnel_without_the_triangle(run, studies_path, tmp_path):
+    target = tmp_path / "funnel.svg"
+    result = run("bias", str(studies_path), "--plot", str(target), "--no-triangle")
+    assert result.exit_code == 0, result.stderr
+    ids = svg_ids(target)
+    assert "studies" in ids and "funnel-limits" not in ids and "pooled-line" in ids
+
+
+def test_labbe_needs_counts(run, tmp_path):
+    path = tmp_path / "means.csv"
+    path.write_text(
+        "study,treat_mean,treat_sd,treat_n,control_mean,control_sd,control_n\n"
+        "A,10,2,20,12,2,20\nB,11,3,30,12,3,30\n"
+    )
+    result = run("pool", str(path), "--plot", str(tmp_path / "l.png"), "--figure", "labbe")
+    assert result.exit_code == 1
+    assert "the L'Abbé plot is for RR, OR and RD analyses" in result.stderr

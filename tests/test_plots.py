@@ -26,7 +26,7 @@ from ivigmeta.errors import DataError, ModelError
 from ivigmeta.io.studies import parse_table
 from ivigmeta.methods.bias import bias_analysis
 from ivigmeta.methods.rob import load_rob
-from ivigmeta.methods.sensitivity import leave_one_out
+from ivigmeta.methods.sensitivity import cumulative, leave_one_out
 from ivigmeta.methods.subgroup import subgroup_analysis
 from ivigmeta.plots import FIGURES, make_figure, write_figure
 from ivigmeta.plots.common import ROW_HEIGHT, nice_ratio_ticks, save_figure
@@ -102,6 +102,8 @@ def results(paper_fit):
         "funnel": bias_analysis(paper_fit),
         "radial": paper_fit,
         "rob": load_rob(str(ROB_EXAMPLE)),
+        "cumulative": cumulative(paper_fit, "year"),
+        "labbe": paper_fit,
     }
 
 
@@ -687,3 +689,49 @@ def test_forest_xlim_fixes_the_axis(paper_fit):
         make_figure("forest", paper_fit, xlim=(0, 10))
     with pytest.raises(ModelError, match="0 < LOW < HIGH"):
         make_figure("forest", paper_fit, xlim=(5, 2))
+
+
+@pytest.mark.parametrize("kind", ["radial", "baujat", "labbe", "funnel"])
+def test_study_labels_never_overprint(paper_fit, kind):
+    """Every pair of study labels has disjoint boxes, and each label stays in the figure."""
+    from ivigmeta.methods.influence import influence
+
+    if kind == "baujat":
+        fig = make_figure(kind, influence(paper_fit))
+    elif kind == "funnel":
+        fig = make_figure(kind, bias_analysis(paper_fit), label_studies=True)
+    else:
+        fig = make_figure(kind, paper_fit)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for ax in fig.axes for t in ax.texts if (t.get_gid() or "").startswith("labels-")]
+    assert len(texts) == paper_fit.k
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for i, a in enumerate(boxes):
+        assert fig.bbox.contains(a.x0, a.y0) and fig.bbox.contains(a.x1, a.y1)
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (texts[boxes.index(a)].get_text(), kind)
+
+
+def test_cumulative_plot_one_point_per_step(figures, results):
+    fig = figures["cumulative"]
+    cum = results["cumulative"]
+    for i, step in enumerate(cum.steps):
+        ma = step.analysis
+        fit = ma.random or ma.study_estimates[0]
+        (pt,) = artists(fig, f"point-{i}")
+        assert pt.get_xdata()[0] == pytest.approx(fit.estimate)
+    assert "+ Jafarzadeh (2019)" in texts(fig)
+
+
+def test_labbe_points_are_the_arm_risks_and_the_curve_the_pooled_rr(figures, paper_fit):
+    fig = figures["labbe"]
+    (ax,) = fig.axes
+    (scatter,) = [c for c in ax.collections if c.get_gid() == "studies"]
+    xy = scatter.get_offsets()
+    for (x, y), s in zip(xy, paper_fit.effects.studies):
+        a, n1, c_, n2 = s.counts
+        assert x == pytest.approx(c_ / n2) and y == pytest.approx(a / n1)
+    (curve,) = [ln for ln in ax.lines if ln.get_gid() == "pooled-curve"]
+    xs, ys = curve.get_xdata(), curve.get_ydata()
+    assert ys[10] == pytest.approx(paper_fit.random.estimate * xs[10])

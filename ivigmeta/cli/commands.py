@@ -146,6 +146,15 @@ def show(result, view: str, fmt: str, ascii_only: bool) -> None:
 @glmm_option
 @forest_options
 @plot_option
+@click.option(
+    "--figure",
+    "figure",
+    type=click.Choice(("forest", "labbe")),
+    default="forest",
+    show_default=True,
+    help="What --plot draws: the forest plot, or the L'Abbé plot (2x2 counts: treatment against "
+    "control event risk, the pooled effect as a curve).",
+)
 @handle_errors
 def pool(
     file,
@@ -164,11 +173,13 @@ def pool(
     labels,
     sort,
     xlim,
+    figure,
 ):
     """Pool the studies: per-study effects, common and random-effects estimates.
 
-    With --plot, also draw the forest plot. With --glmm, the random-effects row is the GLMM
-    and the common-effect row its fixed-effects counterpart (tau² = 0).
+    With --plot, also draw the forest plot (--figure labbe: the L'Abbé plot). With --glmm, the
+    random-effects row is the GLMM and the common-effect row its fixed-effects counterpart
+    (tau² = 0).
     """
     check_plot_target(plot, file)
     fitted = load_fit(
@@ -182,7 +193,10 @@ def pool(
             "the Cochran-Mantel-Haenszel and Tarone tests are for odds ratios: not computed "
             f"for {fitted.measure} (use --measure OR)"
         )
-    save_plot(plot, "forest", fitted.analysis, model=model, labels=labels, sort=sort, xlim=xlim)
+    if figure == "labbe":
+        save_plot(plot, "labbe", fitted.analysis, labels=labels)
+    else:
+        save_plot(plot, "forest", fitted.analysis, model=model, labels=labels, sort=sort, xlim=xlim)
     show(fitted.analysis, "pool", fmt, ascii_only)
 
 
@@ -430,6 +444,14 @@ BIAS_TESTS = ("egger", "regtest", "begg", "peters", "harbord", "trimfill", "fail
     is_flag=True,
     help="Contour-enhanced funnel plot: shade the p = 0.10, 0.05 and 0.01 significance regions.",
 )
+@click.option(
+    "--no-triangle",
+    is_flag=True,
+    help="Funnel plot without the pseudo confidence limits (the triangle).",
+)
+@click.option(
+    "--label-studies", is_flag=True, help="Funnel plot: name each study beside its point."
+)
 @handle_errors
 def bias(
     file,
@@ -452,12 +474,14 @@ def bias(
     level,
     plot,
     contour,
+    no_triangle,
+    label_studies,
 ):
     """Small-study effects: Egger, Begg, Peters and Harbord tests, trim-and-fill, fail-safe N;
     metafor's regtest with --test regtest, --predictor or --regtest-model.
 
-    With --plot, also draw the funnel plot (Fig. S3), with the studies trim-and-fill imputes
-    drawn hollow.
+    With --plot, also draw the funnel plot, with the studies trim-and-fill imputes drawn
+    hollow.
     """
     check_plot_target(plot, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
@@ -475,7 +499,14 @@ def bias(
         reason = getattr(res, "reason", None)
         if reason:
             note(f"{name}: not applicable: {reason}")
-    save_plot(plot, "funnel", result, contour=contour)
+    save_plot(
+        plot,
+        "funnel",
+        result,
+        contour=contour,
+        triangle=not no_triangle,
+        label_studies=label_studies or None,
+    )
     show(result, "bias", fmt, ascii_only)
 
 

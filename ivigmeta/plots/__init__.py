@@ -1,5 +1,5 @@
-"""Figures drawn from result objects: forest, leave-one-out, funnel, radial, Baujat, influence and
-risk-of-bias plots.
+"""Figures drawn from result objects: forest, leave-one-out, cumulative, funnel, radial, Baujat,
+influence, bubble, L'Abbé and risk-of-bias plots.
 
 matplotlib is imported only inside the drawing modules, and only when a figure is asked for, so
 ``ivigmeta --help`` and every command without ``--plot`` never pay for it. Nothing here fits a
@@ -38,6 +38,18 @@ def _loo(result: Any, **options: Any) -> Any:
     return loo_plot(result, **options)
 
 
+def _cumulative(result: Any, **options: Any) -> Any:
+    from ivigmeta.plots.cumulative import cumulative_plot
+
+    return cumulative_plot(result, **options)
+
+
+def _labbe(result: Any, **options: Any) -> Any:
+    from ivigmeta.plots.labbe import labbe_plot
+
+    return labbe_plot(result, **options)
+
+
 def _funnel(result: Any, **options: Any) -> Any:
     from ivigmeta.plots.funnel import funnel_plot
 
@@ -72,6 +84,8 @@ FIGURES: dict[str, Callable[..., Any]] = {
     "forest": _forest,
     "subgroup-forest": _subgroup_forest,
     "loo": _loo,
+    "cumulative": _cumulative,
+    "labbe": _labbe,
     "funnel": _funnel,
     "radial": _radial,
     "baujat": _baujat,

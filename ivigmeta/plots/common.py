@@ -195,3 +195,86 @@ def _default_permissions(path: str) -> None:
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(path, 0o666 & ~mask)
+
+
+#: Where a point's label may go, in points from the point: right, right-below, left, left-below,
+#: above, below, then further out.
+_LABEL_SLOTS = ((4, 3), (4, -10), (-4, 3), (-4, -10), (0, 7), (0, -14), (10, 12), (10, -19),
+                (-10, 12), (-10, -19), (18, 3), (-18, 3))  # fmt: skip
+
+
+def place_labels(
+    ax: Any,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    texts: Sequence[str],
+    size: float = FONT_SIZE - 2,
+    color: str = GREY,
+    gid: str = "labels",
+    radii: Sequence[float] | None = None,
+) -> list[Any]:
+    """Label the points (data coordinates) without one label over another or over a point.
+
+    Each label takes the first of a few slots around its point (right, below right, left ...)
+    whose box overlaps no label placed before and no other point; when none is free it takes
+    the least crowded slot. Call after the axis limits are final. Returns the text artists.
+    """
+    fig = ax.figure
+    scale = fig.dpi / 72.0  # points -> pixels
+    pts = ax.transData.transform(list(zip(xs, ys)))
+    rad = [r * scale for r in radii] if radii is not None else [4.0 * scale] * len(texts)
+    boxes: list[tuple[float, float, float, float]] = []
+    artists = []
+    order = sorted(range(len(texts)), key=lambda i: (-pts[i][1], pts[i][0]))
+    frame = ax.get_window_extent()
+    inside = (frame.x0, frame.y0, frame.x1, frame.y1)
+    for i in order:
+        w = text_width(texts[i], size) * 72.0 * scale
+        h = size * 1.15 * scale
+        px, py = pts[i]
+        best, best_hits = None, None
+        r_pt = rad[i] / scale - 4.0  # beyond a marker larger than the default one
+        for dx0, dy0 in _LABEL_SLOTS:
+            dx = dx0 + (math.copysign(r_pt, dx0) if dx0 else 0.0)
+            dy = dy0 + (math.copysign(r_pt, dy0) if dy0 else 0.0)
+            x0 = px + dx * scale - (w if dx < 0 else (w / 2 if dx == 0 else 0))
+            y0 = py + dy * scale
+            box = (x0, y0, x0 + w, y0 + h)
+            hits = sum(_overlap(box, b) for b in boxes) + sum(
+                _overlap(box, (qx - rad[j], qy - rad[j], qx + rad[j], qy + rad[j]))
+                for j, (qx, qy) in enumerate(pts)
+                if j != i
+            )
+            if not (
+                box[0] >= inside[0]
+                and box[2] <= inside[2]
+                and box[1] >= inside[1]
+                and box[3] <= inside[3]
+            ):
+                hits += 1  # a label across the axes' frame or outside it
+            if best_hits is None or hits < best_hits:
+                best, best_hits = (dx, dy, box), hits
+            if hits == 0:
+                break
+        assert best is not None
+        dx, dy, box = best
+        boxes.append(box)
+        ha = "right" if dx < 0 else ("center" if dx == 0 else "left")
+        artists.append(
+            ax.annotate(
+                texts[i],
+                (xs[i], ys[i]),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=ha,
+                va="bottom",
+                fontsize=size,
+                color=color,
+                gid=f"{gid}-{i}",
+            )
+        )
+    return artists
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

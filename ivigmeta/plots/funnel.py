@@ -33,8 +33,15 @@ def _filled(ba: Any) -> tuple[tuple[float, ...], tuple[float, ...], Any]:
     return yi, vi, tf
 
 
-def funnel_plot(ba: BiasAnalysis, contour: bool = False, level: float | None = None):
-    """Funnel plot of the studies of ``ba.full``; returns the figure."""
+def funnel_plot(
+    ba: BiasAnalysis,
+    contour: bool = False,
+    level: float | None = None,
+    triangle: bool = True,
+    label_studies: bool = False,
+):
+    """Funnel plot of the studies of ``ba.full``; returns the figure. ``triangle=False`` leaves
+    out the pseudo confidence limits; ``label_studies`` names each study beside its point."""
     ma = ba.full
     measure = ma.measure
     ratio = c.is_ratio(measure)
@@ -109,17 +116,18 @@ def funnel_plot(ba: BiasAnalysis, contour: bool = False, level: float | None = N
                 )
             )
         # Pseudo confidence limits: centre ± z se, straight lines on the analysis scale.
-        ax.add_line(
-            Line2D(
-                [back(centre - z * se_max), back(centre), back(centre + z * se_max)],
-                [se_max, 0.0, se_max],
-                color=c.INK,
-                linestyle="--",
-                linewidth=0.9,
-                zorder=2,
-                gid="funnel-limits",
+        if triangle:
+            ax.add_line(
+                Line2D(
+                    [back(centre - z * se_max), back(centre), back(centre + z * se_max)],
+                    [se_max, 0.0, se_max],
+                    color=c.INK,
+                    linestyle="--",
+                    linewidth=0.9,
+                    zorder=2,
+                    gid="funnel-limits",
+                )
             )
-        )
         ax.add_line(
             Line2D(
                 [back(centre)] * 2,
@@ -192,9 +200,12 @@ def funnel_plot(ba: BiasAnalysis, contour: bool = False, level: float | None = N
                         label=f"Trim-and-fill estimate {f.num(back(adjusted), f.decimals_for(measure))}",
                     )
                 )
-        handles.append(
-            Line2D([], [], color=c.INK, linestyle="--", label=f"Pseudo {level * 100:g}% limits")
-        )
+        if triangle:
+            handles.append(
+                Line2D([], [], color=c.INK, linestyle="--", label=f"Pseudo {level * 100:g}% limits")
+            )
+        if label_studies:
+            c.place_labels(ax, [back(y) for y in yi], se, [s.study for s in ma.effects.studies])
         ax.legend(
             handles=handles,
             loc="upper center",

@@ -65,19 +65,11 @@ def baujat_plot(inf: Any):
         ax.add_line(
             Line2D(x, y, marker="o", linestyle="none", color=c.INK, markersize=5.5, gid="studies")
         )
-        for r in rows:
-            ax.annotate(
-                r.study.study,
-                (r.baujat_x, r.baujat_y),
-                xytext=(4, 3),
-                textcoords="offset points",
-                fontsize=c.FONT_SIZE - 2,
-                color=c.GREY,
-            )
         x_pad = 0.08 * (max(x) - min(min(x), 0.0) or 1.0)
         y_pad = 0.08 * (max(y) - min(min(y), 0.0) or 1.0)
         ax.set_xlim(min(min(x), 0.0) - x_pad, max(x) + 3 * x_pad)
         ax.set_ylim(min(min(y), 0.0) - y_pad, max(y) + 2 * y_pad)
+        c.place_labels(ax, x, y, [r.study.study for r in rows])
         ax.set_xlabel("Contribution to overall heterogeneity")
         ax.set_ylabel("Influence on overall result")
         skipped = len(inf.rows) - len(rows)

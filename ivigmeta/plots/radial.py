@@ -50,20 +50,12 @@ def radial_plot(ma: MetaAnalysis):
         ax.add_line(
             Line2D(x, y, marker="o", linestyle="none", color=c.INK, markersize=5.5, gid="studies")
         )
-        # Name the studies while that stays legible.
-        for xi, yi, s in zip(x, y, ma.effects.studies if ma.k <= 30 else ()):
-            ax.annotate(
-                s.study,
-                (xi, yi),
-                xytext=(4, 3),
-                textcoords="offset points",
-                fontsize=c.FONT_SIZE - 2,
-                color=c.GREY,
-            )
         ys = y + [theta * x_max + z, theta * x_max - z, z, -z]
         pad = 0.08 * (max(ys) - min(ys))
         ax.set_xlim(0, x_max)
         ax.set_ylim(min(ys) - pad, max(ys) + pad)
+        if ma.k <= 30:  # name the studies while that stays legible, never one over another
+            c.place_labels(ax, x, y, [s.study for s in ma.effects.studies])
         ax.set_xlabel("Precision, 1 / SE")
         ax.set_ylabel("Standardized effect, y / SE")
         d = f.decimals_for(ma.measure)
