@@ -43,6 +43,15 @@ class Exclusion:
     study: str
     reason: str
     row: int | None = None
+    #: the study row itself, when the table gave one (forest plots show it as "Not estimable")
+    source: Study | None = field(default=None, compare=False, repr=False)
+
+    __json__: ClassVar[Layout] = ("study", "reason", "row")
+
+    @property
+    def double_zero(self) -> bool:
+        """No events (or only events) in both arms: RevMan's and meta's "Not estimable" row."""
+        return "double-zero" in self.reason or "either arm" in self.reason
 
     def to_dict(self) -> dict[str, Any]:
         return to_json_dict(self)
@@ -696,6 +705,15 @@ class BetweenTest:
     note: str = ""
     df2: int | None = None
 
+    @property
+    def i2(self) -> float | None:
+        """I² of the test (Higgins & Thompson 2002, as RevMan prints it for subgroup
+        differences): 100 max(0, (Q - df) / Q); None for an F test or no test."""
+        if self.statistic is None or self.df2 is not None or self.df < 1:
+            return None
+        q = self.statistic
+        return 100.0 * max(0.0, (q - self.df) / q) if q > 0 else 0.0
+
     __json__: ClassVar[Layout] = (
         "method",
         Key("qm", "statistic"),
@@ -703,6 +721,7 @@ class BetweenTest:
         "df",
         "df2",
         "p_value",
+        "i2",
         "tau2",
         "note",
     )

@@ -735,3 +735,43 @@ def test_labbe_points_are_the_arm_risks_and_the_curve_the_pooled_rr(figures, pap
     (curve,) = [ln for ln in ax.lines if ln.get_gid() == "pooled-curve"]
     xs, ys = curve.get_xdata(), curve.get_ydata()
     assert ys[10] == pytest.approx(paper_fit.random.estimate * xs[10])
+
+
+def test_double_zero_study_is_a_not_estimable_row_in_table_order():
+    table = parse_table(
+        "study,year,treat_events,treat_total,control_events,control_total\n"
+        "A,2001,3,20,5,20\nB,2002,0,15,0,16\nC,2003,7,30,9,31\nD,2004,4,22,2,20\n",
+        "dz.csv",
+    )
+    ma = fit(compute_effects(table.studies, keep_double_zero=False))
+    assert [e.study for e in ma.effects.excluded] == ["B"]
+    fig = make_figure("forest", ma)
+    ys = {t.get_text(): t.get_position()[1] for ax in fig.axes for t in ax.texts}
+    assert "Not estimable" in ys and "0/15" in ys and "0/16" in ys
+    assert ys["A (2001)"] < ys["B (2002)"] < ys["C (2003)"]  # rows count downwards
+    assert ys["Not estimable"] == ys["B (2002)"]
+    squares = artists(fig, "square-")
+    assert len(squares) == 3
+    by_size = make_figure("forest", ma, sort="estimate")
+    labels = [t.get_text() for ax in by_size.axes for t in ax.texts]
+    assert "Not estimable" in labels
+
+
+def test_subgroup_forest_weights_are_shares_of_the_overall_analysis(paper_fit):
+    sg = subgroup_analysis(paper_fit, ["nk_criterion"])
+    fig = make_figure("subgroup-forest", sg)
+    shown = texts(fig)
+    overall = dict(zip((s.row for s in paper_fit.effects.studies), paper_fit.random.weights))
+    by_level = sg.by[0].levels
+    subtotals = []
+    for lv in by_level:
+        share = sum(overall[s.row] for s in lv.analysis.effects.studies)
+        subtotals.append(share)
+        assert f"{share:.1f}%" in shown
+        for s in lv.analysis.effects.studies:
+            assert f"{overall[s.row]:.1f}%" in shown
+    assert sum(subtotals) == pytest.approx(100.0)
+    t = sg.by[0].test
+    i2 = 100 * max(0.0, (t.statistic - t.df) / t.statistic)
+    assert any(line.endswith(f"I² = {i2:.1f}%") for line in shown)
+    assert "Weights: each study's share of the overall analysis (all subgroups)" in shown

@@ -301,12 +301,12 @@ def compute_effects(
         i = by_id[id(study)]
         if fx.double_zero[i]:
             excluded.append(
-                Exclusion(study.study, double_zero_reason(study, measure) or "", study.row)
+                Exclusion(study.study, double_zero_reason(study, measure) or "", study.row, study)
             )
             continue
         if not fx.ok[i]:
             reason = undefined_reason(measure, bool(fx.has_zero[i]), float(fx.added[i]))
-            excluded.append(Exclusion(study.study, reason, study.row))
+            excluded.append(Exclusion(study.study, reason, study.row, study))
             continue
         kept.append(study)
         yi.append(float(fx.yi[i]))

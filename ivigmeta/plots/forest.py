@@ -180,13 +180,25 @@ def study_order(ma: MetaAnalysis, sort: str, models: Sequence[str]) -> list[int]
 
 
 def study_rows(
-    ma: MetaAnalysis, models: Sequence[str], first_index: int = 0, sort: str = "file"
+    ma: MetaAnalysis,
+    models: Sequence[str],
+    first_index: int = 0,
+    sort: str = "file",
+    overall: dict[str, dict[int, float]] | None = None,
 ) -> list[Row]:
-    """One row per study: label, events/total, square sized by weight, CI, estimate text."""
+    """One row per study: label, events/total, square sized by weight, CI, estimate text.
+
+    ``overall`` (model -> table row -> percent) gives each study's weight in the overall
+    analysis instead of its own analysis's (a subgroup forest plot, as RevMan shows it)."""
     d = f.decimals_for(ma.measure)
     size_model = models[-1]
     weights = _fit(ma, size_model).weights if ma.pooled else None
     top = max(weights) if weights else 1.0
+    if overall and overall.get(size_model):
+        # squares on one scale across the subgroups: their overall weights
+        shares = overall[size_model]
+        weights = tuple(shares.get(st.row, 0.0) for st in ma.effects.studies)
+        top = max(shares.values()) or 1.0
     rows = []
     pairs = list(zip(ma.effects.studies, ma.study_estimates))
     for i in study_order(ma, sort, models):
@@ -197,7 +209,11 @@ def study_rows(
             "control": _arm_text(s, "control"),
             "estimate": f.est_ci(est.estimate, est.ci_low, est.ci_high, d),
         }
-        if ma.pooled:
+        if overall is not None:
+            for m in models:
+                share = overall.get(m, {}).get(s.row)
+                cells[f"weight_{m}"] = f.pct(share) if share is not None else ""
+        elif ma.pooled:
             for m in models:
                 w = _fit(ma, m).weights  # a GLMM gives no study weights: equal squares
                 cells[f"weight_{m}"] = f.pct(w[i]) if w else ""
@@ -215,13 +231,37 @@ def study_rows(
     return rows
 
 
+def not_estimable_rows(ma: MetaAnalysis) -> list[tuple[int, Row]]:
+    """The studies whose effect is undefined (double zeros ...) as RevMan and meta show them:
+    their data, and "Not estimable" where the estimate would be; no square, no weight. Each
+    with its table row number."""
+    rows: list[tuple[int, Row]] = []
+    for j, e in enumerate(ma.effects.excluded):
+        s = e.source
+        if s is None or not s.has_counts:
+            continue
+        cells = {
+            "label": s.label(),
+            "treat": _arm_text(s, "treat"),
+            "control": _arm_text(s, "control"),
+            "estimate": "Not estimable",
+        }
+        rows.append((s.row, Row("noestimate", cells, gid=f"not-estimable-{j}")))
+    return rows
+
+
 def pooled_rows(
-    ma: MetaAnalysis, models: Sequence[str], tag: str = "", subtotal: bool = False
+    ma: MetaAnalysis,
+    models: Sequence[str],
+    tag: str = "",
+    subtotal: bool = False,
+    overall: dict[str, dict[int, float]] | None = None,
 ) -> list[Row]:
     """Diamond row(s), prediction interval, heterogeneity and overall-effect lines.
 
     ``tag`` is appended to the gids (``diamond-random-yes``) when a figure holds several blocks;
-    ``subtotal`` labels the diamonds as a subgroup's ("Subtotal (random)").
+    ``subtotal`` labels the diamonds as a subgroup's ("Subtotal (random)"); with ``overall``
+    (see :func:`study_rows`) a subtotal's weight is its studies' share of the overall analysis.
     """
     d = f.decimals_for(ma.measure)
     suffix = f"-{tag}" if tag else ""
@@ -243,6 +283,10 @@ def pooled_rows(
             "estimate": f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
             f"weight_{m}": "100.0%",
         }
+        if overall is not None:
+            shares = [overall.get(m, {}).get(st.row) for st in ma.effects.studies]
+            known = [w for w in shares if w is not None]
+            cells[f"weight_{m}"] = f.pct(sum(known)) if known else ""
         if j == 0 and totals:
             cells["treat"] = f"{te}/{tt}"
             cells["control"] = f"{ce}/{ct}"
@@ -327,6 +371,12 @@ def forest_plot(
     models = _models(model)
     left, right = _columns(ma, models)
     rows = study_rows(ma, models, sort=sort)
+    missing = not_estimable_rows(ma)
+    if sort == "file" and missing:  # in the table's order, as RevMan lists them
+        keyed = [(st.row, r) for st, r in zip(ma.effects.studies, rows)] + missing
+        rows = [r for _, r in sorted(keyed, key=lambda pair: pair[0])]
+    else:
+        rows += [r for _, r in missing]
     rows.append(Row("blank"))
     rows += pooled_rows(ma, models)
     for note in source_notes(ma.effects.studies):
@@ -375,13 +425,21 @@ def subgroup_forest_plot(
     left, right = _columns(full, models)
     rows: list[Row] = []
     index = 0
+    # Weights as RevMan shows them: each study's share of the overall analysis; a subtotal's
+    # weight is the sum of its studies'.
+    overall: dict[str, dict[int, float]] = {}
+    if full.pooled:
+        for m in models:
+            w = _fit(full, m).weights
+            if w:
+                overall[m] = {st.row: wi for st, wi in zip(full.effects.studies, w)}
     for lv in res.levels:
         a = lv.analysis
         rows.append(Row("group", {"label": f"{res.column} = {lv.level}"}, bold=True))
-        rows += study_rows(a, models, first_index=index, sort=sort)
+        rows += study_rows(a, models, first_index=index, sort=sort, overall=overall)
         index += a.k
         if a.pooled:
-            rows += pooled_rows(a, models, tag=lv.level, subtotal=True)
+            rows += pooled_rows(a, models, tag=lv.level, subtotal=True, overall=overall)
         else:
             rows.append(Row("text", text=f"{res.column} = {lv.level}: a single study, not pooled"))
         rows.append(Row("blank"))
@@ -391,9 +449,14 @@ def subgroup_forest_plot(
         Row(
             "text",
             gid="" if t.statistic is None else "subgroup-test",
-            text=subgroup_test_text(t, p_sep=" ("),
+            text=subgroup_test_text(t, p_sep=" (")
+            + (f"; I² = {f.pct(t.i2)}" if t.i2 is not None else ""),
         )
     )
+    if overall:
+        rows.append(
+            Row("text", text="Weights: each study's share of the overall analysis (all subgroups)")
+        )
     for note in source_notes(full.effects.studies):
         rows.append(Row("text", text=note))
     for e in res.excluded:

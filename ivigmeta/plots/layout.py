@@ -49,7 +49,8 @@ class Row:
 
     kind: ``study`` (square and CI), ``diamond`` (pooled estimate), ``interval`` (prediction
     interval bar), ``point`` (a marker with its CI, as in leave-one-out), ``group`` (a bold
-    heading), ``text`` (a note spanning the row from the left margin) or ``blank``.
+    heading), ``noestimate`` (a study's text cells without a glyph: "Not estimable"), ``text``
+    (a note spanning the row from the left margin) or ``blank``.
     """
 
     kind: str
