@@ -167,3 +167,42 @@ def test_quotes_after_the_last_cut_are_read_by_that_spans_reader(run, tmp_path, 
     assert two.exit_code == one.exit_code == 0
     assert two.stdout == one.stdout and two.stderr == one.stderr
     assert "G9999" in two.stdout and "'x' is not a number" in two.stdout
+
+
+@needs_fork
+def test_the_progress_bar_counts_every_process(tmp_path, small_files_cut, monkeypatch):
+    """With --jobs, each process counts its bytes in a shared page and the bar shows their sum:
+    it reaches the whole file, beyond what the first span alone holds."""
+    from ivigmeta.batching.job import BatchJob
+    from ivigmeta.render.batch import BatchWriter
+
+    path = write(tmp_path, long_table(groups=2000))
+    size = len((tmp_path / "long.csv").read_bytes())
+
+    class Recorder:
+        def __init__(self):
+            self.updates = []
+
+        def update(self, done, total):
+            self.updates.append((done, total))
+
+        def restart(self, description):
+            self.updates.append(("restart", description))
+
+    work = tmp_path / "work"
+    work.mkdir()
+    job = BatchJob(
+        path, path, ["meta"], core.BatchOptions().checked(), "csv", 200, 3, str(work), BatchWriter
+    )
+    spans = job._spans("grouped")
+    assert len(spans) >= 2
+    first = spans[0].end - spans[0].start
+    rec = Recorder()
+    job.run("grouped", rec)
+    assert "restart" not in [u[0] for u in rec.updates]
+    done = [d for d, _ in rec.updates]
+    total = rec.updates[-1][1]
+    assert total == spans[-1].end <= size
+    assert max(done) > first  # the children's bytes are in the bar
+    assert done == sorted(done)  # it never goes back
+    assert done[-1] == total  # and it ends full

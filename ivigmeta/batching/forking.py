@@ -60,8 +60,15 @@ def processes_for(pieces: int, requested: int | None = None) -> int:
     return max(1, min(want, pieces, MAX_PROCESSES))
 
 
-def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
+def fork_map(
+    func: Callable[[T], R],
+    items: Sequence[T],
+    poll: Callable[[], None] | None = None,
+) -> list[R]:
     """``[func(item) for item in items]``, the items after the first in forked children.
+
+    ``poll`` is called about ten times a second while this process waits for its children
+    (a progress bar fed by the children's shared counters keeps moving).
 
     ``func``'s results travel back pickled; its side effects in a child (files it writes) stay,
     anything it changes in memory does not. Call it only where forking is safe (:func:`can_fork`).
@@ -105,7 +112,17 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         results = [func(items[0])]
         for number, child in enumerate(children, start=2):
             pid, spool = child
-            _, status = os.waitpid(pid, 0)
+            if poll is None:
+                _, status = os.waitpid(pid, 0)
+            else:
+                import time
+
+                while True:
+                    done_pid, status = os.waitpid(pid, os.WNOHANG)
+                    if done_pid:
+                        break
+                    poll()
+                    time.sleep(0.1)
             child[0] = None
             where = f"the forked process for piece {number} of {len(items)}"
             if os.WIFSIGNALED(status):

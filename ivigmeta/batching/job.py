@@ -124,14 +124,27 @@ class BatchJob:
         # --chunk-rows bounds all processes together (below 1 it is the reader's error, as ever)
         per_job = max(1, self.chunk_rows // len(spans)) if self.chunk_rows >= 1 else self.chunk_rows
 
+        # Each process counts the bytes it has read in its slot of a shared page (forked
+        # children write theirs; this process sums them into the bar, also while it waits).
+        import mmap
+
+        counters = mmap.mmap(-1, 8 * len(spans))
+
+        def total_done() -> int:
+            return sum(
+                int.from_bytes(counters[8 * j : 8 * j + 8], "little") for j in range(len(spans))
+            )
+
+        def show() -> None:
+            progress.update(min(total_done(), size), size)
+
         def piece(task):
             i, span = task
-            report = None
-            if i == 0:  # this process draws the progress bar, scaled from its span to the file
-                length = max(span.end - span.start, 1)
 
-                def report(done: int, total: int | None) -> None:
-                    progress.update(done * size // length, size)
+            def report(done: int, total: int | None) -> None:
+                counters[8 * i : 8 * i + 8] = int(done).to_bytes(8, "little")
+                if i == 0:
+                    show()
 
             reader = core.ChunkReader(
                 self.path,
@@ -147,7 +160,8 @@ class BatchJob:
             return self._write(results, self._part(i), i == 0, 1, True)
 
         try:
-            done = fork_map(piece, list(enumerate(spans)))
+            done = fork_map(piece, list(enumerate(spans)), poll=show)
+            show()  # every process finished: the whole file
         except core.NotGrouped:
             done = None
         parts = [h for _, keys in done or () for h in keys]
