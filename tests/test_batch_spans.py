@@ -202,7 +202,7 @@ def test_the_progress_bar_counts_every_process(tmp_path, small_files_cut, monkey
     assert "restart" not in [u[0] for u in rec.updates]
     done = [d for d, _ in rec.updates]
     total = rec.updates[-1][1]
-    assert total == spans[-1].end <= size
+    assert total == spans[-1].end - spans[0].start and spans[-1].end <= size
     assert max(done) > first  # the children's bytes are in the bar
     assert done == sorted(done)  # it never goes back
     assert done[-1] == total  # and it ends full

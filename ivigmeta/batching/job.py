@@ -135,8 +135,10 @@ class BatchJob:
                 int.from_bytes(counters[8 * j : 8 * j + 8], "little") for j in range(len(spans))
             )
 
+        body = max(size - spans[0].start, 1)  # the bytes the spans hold (not the header)
+
         def show() -> None:
-            progress.update(min(total_done(), size), size)
+            progress.update(min(total_done(), body), body)
 
         def piece(task):
             i, span = task
