@@ -775,3 +775,21 @@ def test_subgroup_forest_weights_are_shares_of_the_overall_analysis(paper_fit):
     i2 = 100 * max(0.0, (t.statistic - t.df) / t.statistic)
     assert any(line.endswith(f"I² = {i2:.1f}%") for line in shown)
     assert "Weights: each study's share of the overall analysis (all subgroups)" in shown
+
+
+def test_clashing_study_names_get_their_year_in_figure_labels():
+    from ivigmeta.io.studies import distinct_labels
+
+    table = parse_table(
+        "study,year,treat_events,treat_total,control_events,control_total\n"
+        "Smith,2001,3,20,5,20\nJones,2002,4,15,6,16\nSmith,2004,7,30,9,31\n"
+        "Lee,2005,4,22,2,20\nLee,2005,5,25,3,24\n",
+        "clash.csv",
+    )
+    assert distinct_labels(table.studies) == [
+        "Smith (2001)", "Jones", "Smith (2004)", "Lee (2005) [row 5]", "Lee (2005) [row 6]",
+    ]  # fmt: skip
+    ma = fit(compute_effects(table.studies))
+    fig = make_figure("radial", ma)
+    shown = texts(fig)
+    assert {"Smith (2001)", "Smith (2004)", "Jones"} <= set(shown)

@@ -187,6 +187,17 @@ class StudyTable:
         return tuple(c for c in self.columns if c and c not in fixed)
 
 
+def distinct_labels(studies: Sequence[Study]) -> list[str]:
+    """Short labels for figures: the study name, with the year added where two names clash
+    ("Smith (2001)", "Smith (2004)"), and the row where name and year clash too."""
+    from collections import Counter
+
+    names = Counter(s.study for s in studies)
+    labels = [s.label() if names[s.study] > 1 else s.study for s in studies]
+    again = Counter(labels)
+    return [f"{lab} [row {s.row}]" if again[lab] > 1 else lab for lab, s in zip(labels, studies)]
+
+
 def read_text(path: str) -> tuple[str, str]:
     """Return ``(display name, text)`` for a path, or for standard input when ``path`` is ``-``."""
     name, data = read_bytes(path)

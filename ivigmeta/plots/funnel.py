@@ -18,6 +18,7 @@ from matplotlib.patches import Patch, Polygon
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from ivigmeta.core.distributions import z_crit
+from ivigmeta.io.studies import distinct_labels
 from ivigmeta.plots import common as c
 from ivigmeta.render import formatting as f
 from ivigmeta.results import BiasAnalysis, EggerTest
@@ -205,7 +206,7 @@ def funnel_plot(
                 Line2D([], [], color=c.INK, linestyle="--", label=f"Pseudo {level * 100:g}% limits")
             )
         if label_studies:
-            c.place_labels(ax, [back(y) for y in yi], se, [s.study for s in ma.effects.studies])
+            c.place_labels(ax, [back(y) for y in yi], se, distinct_labels(ma.effects.studies))
         ax.legend(
             handles=handles,
             loc="upper center",

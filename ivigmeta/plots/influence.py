@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator
 
 from ivigmeta.errors import ModelError
+from ivigmeta.io.studies import distinct_labels
 from ivigmeta.plots import common as c
 
 FLAG = "#c0392b"
@@ -69,7 +70,7 @@ def baujat_plot(inf: Any):
         y_pad = 0.08 * (max(y) - min(min(y), 0.0) or 1.0)
         ax.set_xlim(min(min(x), 0.0) - x_pad, max(x) + 3 * x_pad)
         ax.set_ylim(min(min(y), 0.0) - y_pad, max(y) + 2 * y_pad)
-        c.place_labels(ax, x, y, [r.study.study for r in rows])
+        c.place_labels(ax, x, y, distinct_labels([r.study for r in rows]))
         ax.set_xlabel("Contribution to overall heterogeneity")
         ax.set_ylabel("Influence on overall result")
         skipped = len(inf.rows) - len(rows)

@@ -14,6 +14,7 @@ import math
 from matplotlib.lines import Line2D
 
 from ivigmeta.errors import ModelError
+from ivigmeta.io.studies import distinct_labels
 from ivigmeta.plots import common as c
 from ivigmeta.render import formatting as f
 from ivigmeta.results import MetaAnalysis
@@ -75,7 +76,7 @@ def labbe_plot(ma: MetaAnalysis, labels=None):  # type: ignore[no-untyped-def]
         ax.set_aspect("equal")
         if len(rows) <= 30:
             radii = [math.sqrt(s) / 2 for s in sizes]
-            c.place_labels(ax, x, y, [s.study for s, _ in rows], radii=radii)
+            c.place_labels(ax, x, y, distinct_labels([s for s, _ in rows]), radii=radii)
         treat, control = ("Treatment", "Control") if not labels else (labels[1], labels[0])
         ax.set_xlabel(f"Event risk, {control.lower() if not labels else control}")
         ax.set_ylabel(f"Event risk, {treat.lower() if not labels else treat}")

@@ -14,6 +14,7 @@ from matplotlib.lines import Line2D
 
 from ivigmeta.core.distributions import z_crit
 from ivigmeta.errors import ModelError
+from ivigmeta.io.studies import distinct_labels
 from ivigmeta.plots import common as c
 from ivigmeta.render import formatting as f
 from ivigmeta.results import MetaAnalysis
@@ -55,7 +56,7 @@ def radial_plot(ma: MetaAnalysis):
         ax.set_xlim(0, x_max)
         ax.set_ylim(min(ys) - pad, max(ys) + pad)
         if ma.k <= 30:  # name the studies while that stays legible, never one over another
-            c.place_labels(ax, x, y, [s.study for s in ma.effects.studies])
+            c.place_labels(ax, x, y, distinct_labels(ma.effects.studies))
         ax.set_xlabel("Precision, 1 / SE")
         ax.set_ylabel("Standardized effect, y / SE")
         d = f.decimals_for(ma.measure)
