@@ -57,6 +57,7 @@ FIGURES = {
         "funnel",
         {"triangle": False, "label_studies": True},
     ),
+    "gosh.png": ("ivigmeta gosh studies.csv --plot gosh.png", "gosh", {}),
     "rob.png": ("ivigmeta rob docs/examples/rob_example.csv --plot rob.png", "rob", {}),
 }
 
@@ -67,6 +68,7 @@ def results() -> dict[str, object]:
     from ivigmeta.core.pooling import fit
     from ivigmeta.io.studies import load_table
     from ivigmeta.methods.bias import bias_analysis
+    from ivigmeta.methods.gosh import gosh
     from ivigmeta.methods.influence import influence
     from ivigmeta.methods.rob import load_rob
     from ivigmeta.methods.sensitivity import cumulative, leave_one_out
@@ -84,6 +86,7 @@ def results() -> dict[str, object]:
         "rob": load_rob(str(ROOT / "docs" / "examples" / "rob_example.csv")),
         "cumulative": cumulative(ma, "year"),
         "labbe": ma,
+        "gosh": gosh(ma),
     }
 
 

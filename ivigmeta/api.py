@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         Estimate,
         Exclusion,
         GlmmModel,
+        Gosh,
         Heterogeneity,
         Influence,
         LeaveOneOut,
@@ -93,6 +94,7 @@ PLOT_KINDS = {
     "loo": ("loo", "loo"),
     "cumulative": ("cumulative", "cumulative"),
     "labbe": (None, "labbe"),
+    "gosh": ("gosh", "gosh"),
     "funnel": ("bias", "funnel"),
     "baujat": ("influence", "baujat"),
     "influence": ("influence", "influence"),
@@ -668,6 +670,13 @@ class MetaAnalysisFit:
 
         self.require_pooled("influence diagnostics")
         return influence(self.analysis)
+
+    def gosh(self, subsets: int = 10_000, seed: int | None = None, model: str = "common") -> Gosh:
+        """GOSH (metafor's ``gosh()``): the model fitted to every non-empty subset of the
+        studies (k <= 15) or to ``subsets`` random ones, each subset's estimate and I²."""
+        from ivigmeta.methods.gosh import gosh
+
+        return gosh(self.analysis, subsets=subsets, seed=seed, model=model)
 
     def sof(
         self,

@@ -1407,6 +1407,62 @@ class FailSafeN:
 
 
 # ---------------------------------------------------------------------------------------------
+# GOSH (ivigmeta.methods.gosh)
+
+
+@dataclass(frozen=True)
+class Gosh:
+    """The model fitted to subsets of the studies (metafor's ``gosh()``): per subset its size,
+    members (bit i set: study i of ``labels`` is in), pooled estimate and I²."""
+
+    k: int
+    measure: str
+    model: str  # "common" | "random"
+    sampled: bool  # False: every non-empty subset (k <= 15)
+    seed: int | None
+    labels: tuple[str, ...]
+    sizes: tuple[int, ...]
+    estimates: tuple[float, ...]  # reported scale
+    thetas: tuple[float, ...]  # analysis scale
+    i2: tuple[float, ...]
+    members: tuple[int, ...]
+    excluded: tuple[Exclusion, ...] = ()
+
+    @property
+    def n_subsets(self) -> int:
+        return len(self.sizes)
+
+    def members_of(self, j: int) -> list[str]:
+        """The studies of subset ``j``."""
+        bits = self.members[j]
+        return [lab for i, lab in enumerate(self.labels) if bits >> i & 1]
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "k",
+        "model",
+        "sampled",
+        "seed",
+        "n_subsets",
+        "labels",
+        Group(
+            "subsets",
+            (
+                Key("k", "sizes"),
+                "members",
+                Key("estimate", "estimates"),
+                Key("theta", "thetas"),
+                "i2",
+            ),
+        ),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+# ---------------------------------------------------------------------------------------------
 # Summary of findings (GRADE style): ivigmeta.methods.sof
 
 

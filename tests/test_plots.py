@@ -25,6 +25,7 @@ from ivigmeta.core.pooling import fit
 from ivigmeta.errors import DataError, ModelError
 from ivigmeta.io.studies import parse_table
 from ivigmeta.methods.bias import bias_analysis
+from ivigmeta.methods.gosh import gosh
 from ivigmeta.methods.rob import load_rob
 from ivigmeta.methods.sensitivity import cumulative, leave_one_out
 from ivigmeta.methods.subgroup import subgroup_analysis
@@ -104,6 +105,7 @@ def results(paper_fit):
         "rob": load_rob(str(ROB_EXAMPLE)),
         "cumulative": cumulative(paper_fit, "year"),
         "labbe": paper_fit,
+        "gosh": gosh(paper_fit),
     }
 
 

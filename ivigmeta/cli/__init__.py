@@ -32,6 +32,7 @@ COMMAND_MODULES = {
     "reproduce": "ivigmeta.cli.reproduce",
     "revman": "ivigmeta.cli.revman",
     "sof": "ivigmeta.cli.sof",
+    "gosh": "ivigmeta.cli.gosh",
     "report": "ivigmeta.cli.report",
     "config": "ivigmeta.cli.config",
 }

@@ -50,6 +50,12 @@ def _labbe(result: Any, **options: Any) -> Any:
     return labbe_plot(result, **options)
 
 
+def _gosh(result: Any, **options: Any) -> Any:
+    from ivigmeta.plots.gosh import gosh_plot
+
+    return gosh_plot(result, **options)
+
+
 def _funnel(result: Any, **options: Any) -> Any:
     from ivigmeta.plots.funnel import funnel_plot
 
@@ -86,6 +92,7 @@ FIGURES: dict[str, Callable[..., Any]] = {
     "loo": _loo,
     "cumulative": _cumulative,
     "labbe": _labbe,
+    "gosh": _gosh,
     "funnel": _funnel,
     "radial": _radial,
     "baujat": _baujat,

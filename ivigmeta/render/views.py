@@ -1264,3 +1264,66 @@ def sof_records(res: Any) -> list[dict[str, Any]]:
 
 
 VIEWS["sof"] = View(sof_sections, sof_records)
+
+
+def gosh_sections(res: Any) -> list[Section]:
+    d = f.decimals_for(res.measure)
+    est = sorted(res.estimates)
+    i2 = sorted(res.i2)
+
+    def q(values: list[float], p: float) -> float:
+        return values[min(len(values) - 1, int(p * (len(values) - 1) + 0.5))]
+
+    rows = [
+        [
+            res.measure,
+            f.num(est[0], d),
+            f.num(q(est, 0.25), d),
+            f.num(q(est, 0.5), d),
+            f.num(q(est, 0.75), d),
+            f.num(est[-1], d),
+        ],
+        [
+            "I²",
+            f.pct(i2[0]),
+            f.pct(q(i2, 0.25)),
+            f.pct(q(i2, 0.5)),
+            f.pct(q(i2, 0.75)),
+            f.pct(i2[-1]),
+        ],
+    ]
+    how = (
+        f"{res.n_subsets} random subsets (seed {res.seed})"
+        if res.sampled
+        else f"all {res.n_subsets} non-empty subsets"
+    )
+    model = "common-effect (inverse variance)" if res.model == "common" else "random-effects"
+    notes = [
+        f"{how} of the {res.k} studies, each fitted with the {model} model; "
+        "--plot draws the estimate against I² for every subset, --format csv lists them."
+    ]
+    return [
+        Section(
+            "GOSH: the pooled estimate and I² over subsets of the studies",
+            ["", "Minimum", "25%", "Median", "75%", "Maximum"],
+            rows,
+            notes,
+        )
+    ]
+
+
+def gosh_records(res: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "subset": j + 1,
+            "k": res.sizes[j],
+            "studies": "; ".join(res.members_of(j)),
+            "estimate": res.estimates[j],
+            "theta": res.thetas[j],
+            "i2": res.i2[j],
+        }
+        for j in range(res.n_subsets)
+    ]
+
+
+VIEWS["gosh"] = View(gosh_sections, gosh_records)
