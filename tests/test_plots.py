@@ -795,3 +795,25 @@ def test_clashing_study_names_get_their_year_in_figure_labels():
     fig = make_figure("radial", ma)
     shown = texts(fig)
     assert {"Smith (2001)", "Smith (2004)", "Jones"} <= set(shown)
+
+
+def test_radial_arc_scale_marks_effects_where_their_lines_meet_it(paper_fit):
+    import math as _m
+
+    fig = make_figure("radial", paper_fit)
+    (arc,) = artists(fig, "arc-scale")
+    ticks = [a for a in artists(fig, "arc-tick-") if isinstance(a, Line2D)]
+    labels = {t.get_gid(): t.get_text() for ax in fig.axes for t in ax.texts}
+    assert ticks and "RR (log scale)" in labels.values()
+    for tick in ticks:
+        j = tick.get_gid().split("-")[-1]
+        value = float(labels[f"arc-label-{j}"])
+        x0, y0 = tick.get_xdata()[0], tick.get_ydata()[0]
+        assert y0 / x0 == pytest.approx(_m.log(value), rel=1e-9, abs=1e-9)
+    # every study lies inside the arc, in page units
+    ax = fig.axes[0]
+    to = ax.transData.transform
+    o = to((0, 0))
+    radius = min(_m.dist(to(p), o) for p in zip(arc.get_xdata(), arc.get_ydata()))
+    for v, y in zip(paper_fit.effects.vi, paper_fit.effects.yi):
+        assert _m.dist(to((1 / _m.sqrt(v), y / _m.sqrt(v))), o) < radius
