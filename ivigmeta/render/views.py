@@ -439,7 +439,7 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
             )
         ]
     ci = het.ci
-    level = f"{ma.options.level_percent:g}% CI (Q-profile)"
+    level = f"{ma.options.level_percent:g}% CI ({ci.method if ci is not None else 'Q-profile'})"
     rows = [
         ["k", str(ma.k), ""],
         ["Q", f.num(het.q), ""],
@@ -473,6 +473,11 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
     if ci is not None and ci.ub_sign == ">":
         notes.append(
             "The upper bound lies beyond the search limit max(100, 10 tau²) (few studies)."
+        )
+    if ci is not None and ci.code == "wald":
+        notes.append(
+            "Wald interval: tau² ± z se(tau²) with the lower bound truncated at 0; I² and H² "
+            "bounds from the tau² bounds."
         )
     if ma.k == 2:
         notes.append("k = 2: heterogeneity rests on a single degree of freedom.")
