@@ -8,7 +8,8 @@ tests/reference/make_reference_tauci.R from
     confint(f, type = T, level = L, control = list(tol = 1e-12, maxiter = 1000))
 
 for dat.bcg (RR), dat.normand1999 (MD), dat.hackshaw1998 (log OR) and the IVIG data
-(studies.csv, RR), M in DL, REML, ML, T in QP, PL (ML and REML only), Wald, L in 95 and 90.
+(studies.csv, RR), M in DL, REML, ML, T in QP, PL (ML and REML only), Wald, Wald.log,
+Wald.sqrt, L in 95 and 90.
 metafor's bounds come from uniroot(tol = 1e-12); ours are solved to double precision: compared
 at ITERATIVE.
 """
@@ -39,7 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 REF = json.loads((ROOT / "tests" / "reference" / "metafor_tauci.json").read_text(encoding="utf-8"))
 SETS = {d["name"]: d for d in REF["datasets"]}
 #: ivigmeta's --tau2-ci value for each metafor confint type it offers
-TYPE_OF = {"QP": "qp", "PL": "pl", "Wald": "wald"}
+TYPE_OF = {
+    "QP": "qp",
+    "PL": "pl",
+    "Wald": "wald",
+    "Wald.log": "wald-log",
+    "Wald.sqrt": "wald-sqrt",
+}
 
 
 def _cases():
@@ -61,7 +68,7 @@ CASES = _cases()
 
 def test_reference_is_metafor_3_8_1_and_its_types():
     """metafor 3.8-1 offers QP, GENQ, PL, Wald, Wald.log, Wald.sqrt (no BT, no SJ); ivigmeta
-    offers three of them, and the CLI spells out the engine's registry."""
+    offers all but GENQ, and the CLI spells out the engine's registry."""
     assert REF["metafor_version"] == "3.8.1"
     assert REF["confint_types"] == ["QP", "GENQ", "PL", "Wald", "Wald.log", "Wald.sqrt"]
     assert set(TYPE_OF) <= set(REF["confint_types"])
@@ -101,7 +108,7 @@ def test_interval_matches_metafor_confint(name, fitrec, rec):
 
 
 def test_the_types_differ_and_depend_on_the_level():
-    """A guard against a type falling back on another: on bcg REML at 95% the three intervals
+    """A guard against a type falling back on another: on bcg REML at 95% the five intervals
     are distinct, and each narrows at 90%."""
     d = SETS["bcg"]
     est = estimate_tau2(d["yi"], d["vi"], "REML")
@@ -111,7 +118,7 @@ def test_the_types_differ_and_depend_on_the_level():
         for lv in (0.95, 0.90)
     }
     highs = {cis[(m, 0.95)].tau2_high for m in TAU2_CI_METHODS}
-    assert len(highs) == 3
+    assert len(highs) == len(TAU2_CI_METHODS) == 5
     for m in TAU2_CI_METHODS:
         assert cis[(m, 0.90)].tau2_high < cis[(m, 0.95)].tau2_high
 
@@ -124,6 +131,16 @@ def test_wald_is_the_explicit_formula():
     z = 1.959963984540054
     assert ci.tau2_low == 0.0 and est.tau2 - z * est.se < 0
     assert close(ci.tau2_high, est.tau2 + z * est.se, 1e-15)
+
+
+def test_transformed_wald_needs_a_positive_tau2():
+    """At tau² = 0 the log and square-root scale standard errors are infinite (metafor gives
+    NaN / Inf bounds): refused in one line."""
+    yi, vi = [0.1, 0.1, 0.1], [0.1, 0.2, 0.3]
+    for method in ("wald-log", "wald-sqrt"):
+        with pytest.raises(ModelError, match=r"needs tau² > 0 \(tau² = 0\)"):
+            tau2_ci(method, yi, vi, 0.0, "DL", 0.05)
+    assert tau2_ci("wald", yi, vi, 0.0, "DL", 0.05).tau2_low == 0.0
 
 
 def test_profile_likelihood_is_refused_for_other_estimators():
@@ -201,7 +218,14 @@ def test_cli_default_is_the_q_profile_unchanged(run):
 
 
 @pytest.mark.parametrize(
-    ("method", "ci_type", "level"), [("ML", "PL", 95), ("REML", "PL", 90), ("REML", "Wald", 95)]
+    ("method", "ci_type", "level"),
+    [
+        ("ML", "PL", 95),
+        ("REML", "PL", 90),
+        ("REML", "Wald", 95),
+        ("DL", "Wald.log", 90),
+        ("ML", "Wald.sqrt", 95),
+    ],
 )
 def test_cli_tau2_ci_json(run, method, ci_type, level):
     out = _het_json(run, "--tau2", method, "--tau2-ci", TYPE_OF[ci_type], "--level", str(level))
@@ -221,6 +245,9 @@ def test_cli_table_names_the_interval(run):
     result = run("heterogeneity", str(ROOT / "studies.csv"), "--tau2-ci", "wald", "--level", "90")
     assert result.exit_code == 0, result.output
     assert "90% CI (Wald)" in result.stdout and "truncated at 0" in result.stdout
+    result = run("heterogeneity", str(ROOT / "studies.csv"), "--tau2-ci", "wald-sqrt")
+    assert "95% CI (Wald, square-root scale)" in result.stdout
+    assert "square-root scale of tau², squared back" in result.stdout
     assert "CI (Q-profile)" in run("heterogeneity", str(ROOT / "studies.csv")).stdout
 
 
@@ -233,7 +260,7 @@ def test_cli_errors(run):
     ]
     result = run("heterogeneity", str(ROOT / "studies.csv"), "--tau2-ci", "bt")
     assert result.exit_code == 2
-    assert "'bt' is not one of 'qp', 'pl', 'wald'" in result.stderr
+    assert "'bt' is not one of 'qp', 'pl', 'wald', 'wald-log', 'wald-sqrt'" in result.stderr
     result = run(
         "heterogeneity", str(ROOT / "studies.csv"), "--software", "revman", "--tau2-ci", "wald"
     )

@@ -115,7 +115,7 @@ PI_CHOICES = ("z", "t")
 COMMON_CI_CHOICES = ("z", "hk")
 COMMON_CHOICES = ("IV", "MH", "PETO")
 #: ivigmeta.core.confint.TAU2_CI_METHODS (tests/test_tauci_parity.py holds them equal)
-TAU2_CI_CHOICES = ("qp", "pl", "wald")
+TAU2_CI_CHOICES = ("qp", "pl", "wald", "wald-log", "wald-sqrt")
 
 
 def tau2_ci_option(func: Callable) -> Callable:
@@ -130,7 +130,9 @@ def tau2_ci_option(func: Callable) -> Callable:
         help=(
             "Confidence interval for tau², tau, I² and H²: qp, the Q-profile (Viechtbauer "
             "2007); pl, the profile likelihood (--tau2 ML or REML only); wald, tau² ± z se(tau²) "
-            "truncated at 0 (metafor's confint type QP, PL, Wald)."
+            "truncated at 0; wald-log, wald-sqrt: the same on the log or square-root scale of "
+            "tau², back-transformed (tau² > 0 only). metafor's confint type QP, PL, Wald, "
+            "Wald.log, Wald.sqrt."
         ),
     )(func)
 

@@ -1,7 +1,8 @@
 """Confidence intervals for tau², I² and H², as metafor 3.8-1's ``confint()`` of an ``rma.uni`` fit.
 
 ``TAU2_CI_METHODS`` is the registry the CLI offers as ``heterogeneity --tau2-ci``: ``qp`` (the
-Q-profile, the default everywhere), ``pl`` (profile likelihood) and ``wald``.
+Q-profile, the default everywhere), ``pl`` (profile likelihood), ``wald``, ``wald-log`` and
+``wald-sqrt``.
 
 The Q-profile interval (Viechtbauer 2007), metafor's ``type = "QP"``:
 
@@ -26,14 +27,16 @@ max(100, 10 tau²) and reported as that limit with ">" beyond it (metafor's limi
 
 The Wald interval, metafor's ``type = "Wald"``: tau² ± z_{1 - alpha/2} se(tau²) with the
 estimator's standard error (metafor's ``se.tau2``, :func:`ivigmeta.core.tau2.tau2_se`), the lower
-bound truncated at 0.
+bound truncated at 0; ``wald-log`` and ``wald-sqrt`` (metafor's "Wald.log", "Wald.sqrt") build it on
+the log or square-root scale of tau² by the delta method and back-transform
+(:func:`wald_transformed_ci`).
 
 For every type the I² and H² bounds transform the tau² bounds with the typical within-study
 variance s², as metafor does (its ``vt``).
 
 metafor 3.8-1 also has ``type = "GENQ"`` (Jackson's generalised Q interval; it needs a fit with
-``method = "GENQ"`` and the CompQuadForm package), "Wald.log" and "Wald.sqrt"; it has no
-Biggerstaff-Tweedie or Sidik-Jonkman type. Those are not offered here (docs/methods.md).
+``method = "GENQ"`` and the CompQuadForm package): not offered here. It has no Biggerstaff-Tweedie
+or Sidik-Jonkman type (docs/methods.md).
 
 Without moderators the Q-profile uses chi-square quantiles from
 :mod:`ivigmeta.core.distributions`; the profile likelihood imports scipy (its root finder) lazily.
@@ -136,12 +139,15 @@ def _interval(
     )
 
 
-#: ``heterogeneity --tau2-ci`` choices (metafor's confint types "QP", "PL", "Wald") and the name
+#: ``heterogeneity --tau2-ci`` choices (metafor's confint types "QP", "PL", "Wald", "Wald.log",
+#: "Wald.sqrt") and the name
 #: each interval reports (the JSON's ``ci_method``).
 TAU2_CI_METHODS: dict[str, str] = {
     "qp": "Q-profile",
     "pl": "profile likelihood",
     "wald": "Wald",
+    "wald-log": "Wald, log scale",
+    "wald-sqrt": "Wald, square-root scale",
 }
 
 #: The estimators whose likelihood the profile-likelihood interval profiles.
@@ -224,6 +230,44 @@ def wald_ci(
     return _interval(design, "wald", level, max(0.0, tau2 - half), tau2 + half)
 
 
+def wald_transformed_ci(
+    yi: Sequence[float],
+    vi: Sequence[float],
+    tau2: float,
+    tau2_se: float,
+    scale: str,
+    level: float = 0.95,
+    X: Any = None,
+) -> HeterogeneityCI:
+    """Wald interval on the log or square-root scale of tau², back-transformed (metafor's
+    ``confint(fit, type = "Wald.log" | "Wald.sqrt")``), ``scale`` "log" or "sqrt": the delta
+    method gives se(log tau²) = se / tau², se(sqrt tau²) = se / (2 sqrt tau²), so
+
+    * log: tau² exp(± z se / tau²) (the upper bound at least tau²);
+    * sqrt: (max(0, sqrt tau² - z se / (2 sqrt tau²)))², (sqrt tau² + z se / (2 sqrt tau²))².
+
+    Both need tau² > 0 (the transformed standard error is infinite at 0).
+    """
+    code = f"wald-{scale}"
+    if not math.isfinite(tau2_se):
+        raise ModelError("the Wald interval for tau² needs the standard error of tau²")
+    if not tau2 > 0.0:
+        raise ModelError(
+            f"the {TAU2_CI_METHODS[code]} interval for tau² needs tau² > 0 (tau² = {tau2:g})"
+        )
+    design = make_design(yi, vi, X)
+    _check_df(design)
+    z = z_crit(level)
+    if scale == "log":
+        step = z * tau2_se / tau2
+        low, high = tau2 * math.exp(-step), max(tau2, tau2 * math.exp(step))
+    else:
+        root_t = math.sqrt(tau2)
+        step = z * tau2_se / (2.0 * root_t)
+        low, high = max(0.0, root_t - step) ** 2, (root_t + step) ** 2
+    return _interval(design, code, level, low, high)
+
+
 def tau2_ci(
     method: str,
     yi: Sequence[float],
@@ -241,4 +285,6 @@ def tau2_ci(
         return profile_likelihood_ci(yi, vi, tau2, tau2_method, level, X)
     if key == "wald":
         return wald_ci(yi, vi, tau2, tau2_se, level, X)
+    if key in ("wald-log", "wald-sqrt"):
+        return wald_transformed_ci(yi, vi, tau2, tau2_se, key[5:], level, X)
     return qprofile_ci(yi, vi, tau2, level, X)

@@ -2,7 +2,7 @@
 ## ---------------------------------------------------------------------------
 ## metafor reference values for the confidence intervals of tau², I² and H²
 ## other than the Q-profile (issue 17, item 3): metafor 3.8-1's confint() on
-## rma.uni fits, types "QP", "PL" and "Wald".
+## rma.uni fits, types "QP", "PL", "Wald", "Wald.log" and "Wald.sqrt".
 ##
 ## Run from the repository root:
 ##     Rscript tests/reference/make_reference_tauci.R
@@ -26,8 +26,11 @@
 ##    "PL" only for ML and REML fits (metafor 3.8-1 does not refuse it for
 ##    other estimators: it then profiles the REML likelihood against a tau²
 ##    that is not its maximum; ivigmeta refuses).
-##  * "Wald" is checked here against the explicit formula
-##    max(0, tau2 - qnorm(1 - alpha/2) se.tau2), tau2 + qnorm(1 - alpha/2) se.tau2.
+##  * The Wald types are checked here against the explicit formulas, z = qnorm(1 - alpha/2):
+##    Wald: max(0, tau2 - z se.tau2), tau2 + z se.tau2;
+##    Wald.log: tau2 exp(-z se.tau2 / tau2), max(tau2, tau2 exp(z se.tau2 / tau2));
+##    Wald.sqrt: max(0, sqrt(tau2) - z se.tau2 / (2 sqrt(tau2)))², (sqrt(tau2) + z se.tau2 / (2 sqrt(tau2)))².
+##    (Every fit here has tau2 > 0; at tau2 = 0 metafor's Wald.log/Wald.sqrt give NaN/Inf.)
 ##  * Numbers: the shortest of 15/16/17 significant digits that round-trips.
 ## ---------------------------------------------------------------------------
 
@@ -56,9 +59,14 @@ interval <- function(f, type, level) {
        lb_sign = ci$lb.sign, ub_sign = ci$ub.sign, ci_null = ci$ci.null)
 }
 
-wald_explicit <- function(f, level) {
+wald_explicit <- function(f, level, type) {
   z <- qnorm(1 - (1 - level / 100) / 2)
-  c(max(0, f$tau2 - z * f$se.tau2), f$tau2 + z * f$se.tau2)
+  t <- f$tau2; se <- f$se.tau2
+  switch(type,
+         Wald = c(max(0, t - z * se), t + z * se),
+         Wald.log = c(t * exp(-z * se / t), max(t, t * exp(z * se / t))),
+         Wald.sqrt = c(max(0, sqrt(t) - z * se / (2 * sqrt(t)))^2,
+                       (sqrt(t) + z * se / (2 * sqrt(t)))^2))
 }
 
 dataset <- function(name, measure, es) {
@@ -76,11 +84,13 @@ dataset <- function(name, measure, es) {
     }
     cis <- list()
     for (level in LEVELS) {
-      types <- if (m %in% c("ML", "REML")) c("QP", "PL", "Wald") else c("QP", "Wald")
+      wald <- c("Wald", "Wald.log", "Wald.sqrt")
+      types <- if (m %in% c("ML", "REML")) c("QP", "PL", wald) else c("QP", wald)
       for (type in types) {
         rec <- interval(f, type, level)
-        if (type == "Wald")
-          stopifnot(isTRUE(all.equal(rec$tau2[2:3], wald_explicit(f, level), tolerance = 1e-14)))
+        if (type %in% wald)
+          stopifnot(isTRUE(all.equal(rec$tau2[2:3], wald_explicit(f, level, type),
+                                     tolerance = 1e-14)))
         cis[[length(cis) + 1L]] <- rec
       }
     }
