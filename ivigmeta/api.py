@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         GlmmModel,
         Gosh,
         Heterogeneity,
+        HeterogeneityCI,
         Influence,
         LeaveOneOut,
         MetaRegression,
@@ -639,6 +640,22 @@ class MetaAnalysisFit:
                 f"{what} needs at least 2 usable studies (have {self.k})"
                 + (f"; excluded: {reasons}" if reasons else "")
             )
+
+    def tau2_ci(self, method: str = "qp") -> HeterogeneityCI | None:
+        """The confidence interval for tau², tau, I² and H² of type ``method``: "qp" (the
+        Q-profile the fit carries), "pl" (profile likelihood, ML and REML fits) or "wald"
+        (tau² ± z se(tau²), truncated at 0); metafor's ``confint(fit, type = "QP" / "PL" /
+        "Wald")``. None with a single study."""
+        from ivigmeta.methods.heterogeneity_ci import heterogeneity_ci
+
+        return heterogeneity_ci(self.analysis, method)
+
+    def with_tau2_ci(self, method: str = "qp") -> MetaAnalysisFit:
+        """This fit with the heterogeneity interval of type ``method`` (see :meth:`tau2_ci`):
+        what ``ivigmeta heterogeneity --tau2-ci METHOD`` renders."""
+        from ivigmeta.methods.heterogeneity_ci import with_tau2_ci
+
+        return MetaAnalysisFit(with_tau2_ci(self.analysis, method), self.table, self.notes)
 
     def loo(self, model: str = "random") -> LeaveOneOut:
         """Leave-one-out: the fit without each study in turn (metafor's ``leave1out``).

@@ -328,7 +328,7 @@ class Heterogeneity:
         Flatten("ci", when_none=dict.fromkeys(("tau2_ci", "tau_ci", "i2_ci", "h2_ci"))),
         *(
             Key(name, "ci", when="glmm")
-            for name in ("ci_level", "ci_method", "ci_lb_sign", "ci_ub_sign", "ci_null")
+            for name in ("ci_level", "ci_method", "ci_lb_sign", "ci_ub_sign", "ci_null", "ci_type")
         ),
     )
 
@@ -1000,7 +1000,9 @@ class BiasAnalysis:
 
 @dataclass(frozen=True)
 class HeterogeneityCI:
-    """Q-profile confidence intervals for tau², tau, I² (percent) and H² (Viechtbauer 2007).
+    """Confidence intervals for tau², tau, I² (percent) and H²: by default the Q-profile
+    (Viechtbauer 2007); ``code`` names the type (:data:`ivigmeta.core.confint.TAU2_CI_METHODS`:
+    "qp", "pl", "wald") and ``method`` its name.
 
     ``lb_sign``/``ub_sign`` are "" or, as metafor prints them, "<" / ">" when a bound is at the
     limit of the search interval; ``ci_null`` when even tau² = 0 is rejected as too large a value
@@ -1017,8 +1019,8 @@ class HeterogeneityCI:
     lb_sign: str = ""
     ub_sign: str = ""
     ci_null: bool = False
-
-    method: ClassVar[str] = "Q-profile"
+    method: str = "Q-profile"
+    code: str = "qp"
 
     @property
     def tau_low(self) -> float:
@@ -1054,6 +1056,7 @@ class HeterogeneityCI:
         Key("ci_lb_sign", "lb_sign"),
         Key("ci_ub_sign", "ub_sign"),
         "ci_null",
+        Key("ci_type", "code"),
     )
 
     def to_dict(self) -> dict[str, Any]:

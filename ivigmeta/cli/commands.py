@@ -24,6 +24,7 @@ from ivigmeta.cli.common import (
     refit_model_option,
     save_plot,
     show_result,
+    tau2_ci_option,
 )
 from ivigmeta.io.studies import StudyTable
 from ivigmeta.results import EffectSizes, MetaAnalysis
@@ -202,6 +203,7 @@ def pool(
 
 @click.command()
 @analysis_command
+@tau2_ci_option
 @plot_option
 @handle_errors
 def heterogeneity(
@@ -215,16 +217,19 @@ def heterogeneity(
     ci_method,
     common_method,
     level,
+    tau2_ci,
     plot,
 ):
     """Heterogeneity: Cochran's Q, df, p, I², H², tau² and tau.
 
-    With --plot, also draw the radial (Galbraith) plot.
+    The confidence intervals for tau², tau, I² and H² are the Q-profile ones unless --tau2-ci
+    says otherwise. With --plot, also draw the radial (Galbraith) plot.
     """
     check_plot_target(plot, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     if not fitted.pooled:
         note("a single study: heterogeneity is not applicable")
+    fitted = fitted.with_tau2_ci(tau2_ci)
     save_plot(plot, "radial", fitted.analysis)
     show(fitted.analysis, "heterogeneity", fmt, ascii_only)
 

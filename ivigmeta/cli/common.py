@@ -114,6 +114,27 @@ CI_CHOICES = ("z", "hk", "adhoc", "hc")
 PI_CHOICES = ("z", "t")
 COMMON_CI_CHOICES = ("z", "hk")
 COMMON_CHOICES = ("IV", "MH", "PETO")
+#: ivigmeta.core.confint.TAU2_CI_METHODS (tests/test_tauci_parity.py holds them equal)
+TAU2_CI_CHOICES = ("qp", "pl", "wald", "wald-log", "wald-sqrt")
+
+
+def tau2_ci_option(func: Callable) -> Callable:
+    """--tau2-ci: the type of the confidence interval for tau², I² and H² (``heterogeneity``)."""
+    return click.option(
+        "--tau2-ci",
+        "tau2_ci",
+        type=AnyCase(TAU2_CI_CHOICES),
+        default="qp",
+        show_default=True,
+        metavar="|".join(TAU2_CI_CHOICES),
+        help=(
+            "Confidence interval for tau², tau, I² and H²: qp, the Q-profile (Viechtbauer "
+            "2007); pl, the profile likelihood (--tau2 ML or REML only); wald, tau² ± z se(tau²) "
+            "truncated at 0; wald-log, wald-sqrt: the same on the log or square-root scale of "
+            "tau², back-transformed (tau² > 0 only). metafor's confint type QP, PL, Wald, "
+            "Wald.log, Wald.sqrt."
+        ),
+    )(func)
 
 
 def tau2_option(func: Callable) -> Callable:

@@ -427,6 +427,14 @@ def _ci_text(ci, low: float, high: float, fmt, unit: str = "") -> str:
     return f"[{lo}{unit}, {hi}{unit}]"
 
 
+#: what the heterogeneity table says under a Wald-type interval (--tau2-ci)
+WALD_NOTES = {
+    "wald": "Wald interval: tau² ± z se(tau²) with the lower bound truncated at 0",
+    "wald-log": "Wald interval on the log scale: tau² exp(± z se(tau²) / tau²)",
+    "wald-sqrt": "Wald interval on the square-root scale of tau², squared back",
+}
+
+
 def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
     het = ma.heterogeneity
     if het is None:
@@ -439,7 +447,7 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
             )
         ]
     ci = het.ci
-    level = f"{ma.options.level_percent:g}% CI (Q-profile)"
+    level = f"{ma.options.level_percent:g}% CI ({ci.method if ci is not None else 'Q-profile'})"
     rows = [
         ["k", str(ma.k), ""],
         ["Q", f.num(het.q), ""],
@@ -474,6 +482,8 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         notes.append(
             "The upper bound lies beyond the search limit max(100, 10 tau²) (few studies)."
         )
+    if ci is not None and ci.code in WALD_NOTES:
+        notes.append(WALD_NOTES[ci.code] + "; I² and H² bounds from the tau² bounds.")
     if ma.k == 2:
         notes.append("k = 2: heterogeneity rests on a single degree of freedom.")
     notes += excluded_notes(ma.effects.excluded)
