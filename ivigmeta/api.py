@@ -10,7 +10,7 @@ computes the effect sizes and fits the common-effect and random-effects models. 
 :class:`MetaAnalysisFit` it returns holds the fit and answers the questions the commands answer:
 :meth:`~MetaAnalysisFit.loo`, :meth:`~MetaAnalysisFit.cumulative`,
 :meth:`~MetaAnalysisFit.influence`, :meth:`~MetaAnalysisFit.subgroup`,
-:meth:`~MetaAnalysisFit.metareg`, :meth:`~MetaAnalysisFit.bias` and
+:meth:`~MetaAnalysisFit.metareg`, :meth:`~MetaAnalysisFit.blup`, :meth:`~MetaAnalysisFit.bias` and
 :meth:`~MetaAnalysisFit.plot`; each returns the result object the command renders.
 :func:`batch` pools many meta-analyses of one long table, :func:`reproduce` audits a paper's
 printed numbers.
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         MetaRegression,
         RandomFit,
         ReproduceResult,
+        StudyLevel,
         SubgroupAnalysis,
         SummaryOfFindings,
     )
@@ -750,6 +751,42 @@ class MetaAnalysisFit:
             tau2=tau2 or self.options.tau2_method,
             ci=ci or self.options.ci_method,
             level=self.level if level is None else level,
+        )
+
+    def blup(
+        self,
+        mods: str | Sequence[str] = (),
+        refs: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+    ) -> StudyLevel:
+        """Per-study BLUPs, random effects, fitted values and residuals (metafor's ``blup``,
+        ``ranef``, ``fitted``, ``residuals``, ``rstandard``, ``rstudent``) of the random-effects
+        model, or with ``mods`` of the meta-regression on those columns (as :meth:`metareg`),
+        with the fit's tau² estimator, interval method and level."""
+        from ivigmeta.methods.blup import study_level_analysis
+        from ivigmeta.methods.metareg import resolve_refs
+
+        self.require_pooled("study-level quantities")
+        if self.glmm is not None:
+            raise ModelError("study-level quantities are for the normal-normal model, not --glmm")
+        columns = [mods] if isinstance(mods, str) else list(mods)
+        categorical = [categorical] if isinstance(categorical, str) else list(categorical)
+        refs = [refs] if isinstance(refs, str) else list(refs)
+        for col in (*columns, *categorical):
+            self.table.require_label_column(col)
+        unknown = [c for c in categorical if c not in columns]
+        if unknown:
+            raise ModelError(f"--categorical {unknown[0]}: not one of the --mod columns")
+        if refs and not columns:
+            raise ModelError("--ref applies to moderators (--mod COL)")
+        return study_level_analysis(
+            self.effects,
+            columns,
+            tau2_method=self.options.tau2_method,
+            ci_method=self.options.ci_method,
+            level=self.options.level,
+            ref=resolve_refs(self.effects, columns, refs),
+            categorical=categorical,
         )
 
     def bias(

@@ -1863,3 +1863,112 @@ def counts_needed(method: str, rows: Sequence[tuple[str, int]]) -> str:
         f"{method} needs event counts, but {listed} give(s) only an effect "
         "(use --common IV, or give the counts)"
     )
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A residual with its standard error and the standardized value (metafor's resid, se, z)."""
+
+    resid: float
+    se: float
+    z: float
+
+    __json__: ClassVar[Layout] = ("resid", "se", "z")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class StudyLevelRow:
+    """One study's BLUP, random effect, fitted value and residuals (analysis scale).
+
+    ``blup_pi`` and ``ranef_pi`` are metafor's pi.lb / pi.ub; ``rstudent`` is None (with a
+    ``note``) when the refit without the study failed.
+    """
+
+    study: Study
+    blup: float
+    blup_se: float
+    blup_pi: tuple[float, float]
+    ranef: float
+    ranef_se: float
+    ranef_pi: tuple[float, float]
+    fitted: float
+    residual: float
+    rstandard: Interval
+    rstudent: Interval | None
+    note: str = ""
+
+    @property
+    def blup_dict(self) -> dict[str, float]:
+        return {
+            "pred": self.blup,
+            "se": self.blup_se,
+            "pi_lb": self.blup_pi[0],
+            "pi_ub": self.blup_pi[1],
+        }
+
+    @property
+    def ranef_dict(self) -> dict[str, float]:
+        return {
+            "pred": self.ranef,
+            "se": self.ranef_se,
+            "pi_lb": self.ranef_pi[0],
+            "pi_ub": self.ranef_pi[1],
+        }
+
+    __json__: ClassVar[Layout] = (
+        *keys_of("study", "study", "row"),
+        Key("blup", "blup_dict"),
+        Key("ranef", "ranef_dict"),
+        "fitted",
+        "residual",
+        "rstandard",
+        "rstudent",
+        "note",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class StudyLevel:
+    """Study-level quantities of a random-effects model, with or without moderators (metafor's
+    blup, ranef, fitted, residuals, rstandard, rstudent)."""
+
+    measure: str
+    k: int
+    tau2: float
+    tau2_method: str
+    ci_method: str
+    level: float
+    coefficients: tuple[str, ...]
+    rows: tuple[StudyLevelRow, ...]
+    excluded: tuple[Exclusion, ...] = ()
+
+    @property
+    def model(self) -> str:
+        """``random`` for the intercept-only model, else ``metareg``."""
+        return "random" if len(self.coefficients) == 1 else "metareg"
+
+    @property
+    def moderators(self) -> tuple[str, ...]:
+        return self.coefficients[1:]
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "level",
+        "k",
+        "model",
+        "moderators",
+        "tau2_method",
+        "ci_method",
+        "tau2",
+        Key("studies", "rows"),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)

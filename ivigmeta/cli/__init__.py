@@ -25,6 +25,7 @@ COMMAND_MODULES = {
     "subgroup": "ivigmeta.cli.commands",
     "bias": "ivigmeta.cli.commands",
     "metareg": "ivigmeta.cli.metareg",
+    "blup": "ivigmeta.cli.blup",
     "cumulative": "ivigmeta.cli.cumulative",
     "influence": "ivigmeta.cli.influence",
     "batch": "ivigmeta.cli.batch",

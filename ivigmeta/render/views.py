@@ -32,6 +32,7 @@ from ivigmeta.results import (
     RegTest,
     ReproduceResult,
     RobAssessment,
+    StudyLevel,
     SubgroupAnalysis,
     TrimFill,
     to_json_dict,
@@ -1028,6 +1029,60 @@ def influence_records(inf: Influence) -> list[dict[str, Any]]:
     return [r.to_dict() for r in inf.rows]
 
 
+def blup_sections(sl: StudyLevel) -> list[Section]:
+    pi = f"{sl.level * 100:g}% PI"
+    cols = ["Study", "BLUP", "SE", pi, "Random effect", "SE", pi, "Fitted", "Residual"]
+    cols += ["rstandard", "rstudent"]
+    rows = []
+    for r in sl.rows:
+        rows.append(
+            [
+                marked_label(r.study),
+                f.num(r.blup, 4),
+                f.num(r.blup_se, 4),
+                f.ci(r.blup_pi[0], r.blup_pi[1], 4),
+                f.num(r.ranef, 4),
+                f.num(r.ranef_se, 4),
+                f.ci(r.ranef_pi[0], r.ranef_pi[1], 4),
+                f.num(r.fitted, 4),
+                f.num(r.residual, 4),
+                f.num(r.rstandard.z, 3),
+                f.num(r.rstudent.z if r.rstudent else None, 3),
+            ]
+        )
+    notes = [
+        "BLUP: predicted true effect; random effect: its deviation from the fitted value; "
+        "rstandard / rstudent: standardized and studentized deleted residuals (z).",
+    ]
+    if sl.measure in RATIO_MEASURES:
+        notes.append(f"Values are on the log {sl.measure} scale.")
+    notes += [f"{r.study.study}: no rstudent: {r.note}" for r in sl.rows if r.note]
+    notes += excluded_notes(sl.excluded)
+    what = (
+        "random effects"
+        if sl.model == "random"
+        else "meta-regression on " + ", ".join(sl.moderators)
+    )
+    title = f"Study-level quantities ({sl.measure}, {what}, {sl.tau2_method}, k = {sl.k})"
+    return [Section(title, cols, rows, notes)]
+
+
+def blup_records(sl: StudyLevel) -> list[dict[str, Any]]:
+    out = []
+    for r in sl.rows:
+        d = r.to_dict()
+        rec: dict[str, Any] = {"study": d["study"], "row": d["row"]}
+        for group in ("blup", "ranef", "rstandard", "rstudent"):
+            for key, value in (d[group] or {"resid": None, "se": None, "z": None}).items():
+                rec[f"{group}_{key}"] = value
+        rec["fitted"] = d["fitted"]
+        rec["residual"] = d["residual"]
+        rec["note"] = d["note"]
+        out.append(rec)
+    return out
+
+
+VIEWS["blup"] = View(blup_sections, blup_records)
 VIEWS["cumulative"] = View(cumulative_sections, cumulative_records)
 VIEWS["influence"] = View(influence_sections, influence_records)
 

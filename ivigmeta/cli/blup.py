@@ -1,0 +1,56 @@
+"""``ivigmeta blup``: per-study BLUPs, random effects, fitted values and residuals."""
+
+from __future__ import annotations
+
+import click
+
+from ivigmeta.cli.commands import load_fit, show
+from ivigmeta.cli.common import analysis_command, handle_errors
+
+
+@click.command()
+@analysis_command
+@click.option(
+    "--mod",
+    "mods",
+    multiple=True,
+    metavar="COL",
+    help="Moderator column of a meta-regression model (repeat for several; as metareg). "
+    "Without it: the intercept-only random-effects model.",
+)
+@click.option(
+    "--ref",
+    "refs",
+    multiple=True,
+    metavar="[COL=]LEVEL",
+    help="Reference level of a categorical moderator (default: its first level in file order).",
+)
+@click.option(
+    "--categorical",
+    "categorical",
+    multiple=True,
+    metavar="COL",
+    help="Treat a numeric moderator column as categorical (dummy-coded).",
+)
+@handle_errors
+def blup(
+    file,
+    fmt,
+    ascii_only,
+    measure,
+    cc,
+    cc_policy,
+    tau2_method,
+    ci_method,
+    common_method,
+    level,
+    mods,
+    refs,
+    categorical,
+):
+    """Study-level quantities of the random-effects model (or, with --mod, the meta-regression):
+    BLUP of each true effect, random effect, fitted value, residual, standardized and
+    studentized deleted residual (metafor's blup, ranef, fitted, residuals, rstandard,
+    rstudent)."""
+    fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
+    show(fitted.blup(mods, refs=refs, categorical=categorical), "blup", fmt, ascii_only)

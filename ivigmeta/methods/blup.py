@@ -1,0 +1,181 @@
+"""Study-level quantities of a random-effects model, with or without moderators (metafor's
+``blup()``, ``ranef()``, ``fitted()``, ``residuals()``, ``rstandard()`` and ``rstudent()`` of an
+``rma.uni`` fit; Raudenbush 2009, Viechtbauer 2010, Viechtbauer & Cheung 2010).
+
+With design X (intercept first), tau², W = diag(1 / (v + tau²)), beta = (X'WX)^-1 X'W y,
+Var(beta) = vb (times the Knapp-Hartung factor s² under ``ci = "hk"``), lambda_i = tau² / (tau² + v_i),
+x_i the study's row of X and c the normal (t on k - p df under hk) quantile:
+
+* fitted value x_i beta; residual e_i = y_i - x_i beta (|e_i| < 100 eps is 0, as metafor);
+* BLUP of the true effect: lambda_i y_i + (1 - lambda_i) x_i beta, variance
+  lambda_i v_i + (1 - lambda_i)² x_i vb x_i', interval +- c se;
+* random effect: lambda_i e_i, variance lambda_i v_i + lambda_i² x_i vb x_i';
+* standardized residual: e_i / sqrt([(I - H) M (I - H)']_ii), H = X (X'WX)^-1 X'W,
+  M = diag(v + tau²);
+* studentized deleted residual: (y_i - x_i beta_(-i)) / sqrt(v_i s²_(-i) + x_i vb_(-i) x_i' +
+  tau²_(-i) s²_(-i)) from the model refitted without study i (s² = 1 under z).
+
+numpy is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ivigmeta.core.distributions import t_crit, z_crit
+from ivigmeta.errors import ModelError
+from ivigmeta.results import EffectSizes, Exclusion, Interval, StudyLevel, StudyLevelRow
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_RESID_ZERO = 100 * 2.220446049250313e-16
+
+
+def _wls(
+    y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2_method: str, hk: bool
+) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """tau², beta, Var(beta) and the scale factor s² of the model (y, v, X)."""
+    import numpy as np
+
+    from ivigmeta.core.tau2 import estimate_tau2
+
+    tau2 = estimate_tau2(list(y), list(v), tau2_method, X).tau2
+    w = 1.0 / (v + tau2)
+    XtW = X.T * w
+    vb = np.linalg.inv(XtW @ X)
+    beta = vb @ XtW @ y
+    s2w = 1.0
+    if hk:
+        k, p = X.shape
+        r = y - X @ beta
+        rss = float(np.sum(w * r * r))
+        s2w = 0.0 if rss <= np.finfo(float).eps else rss / (k - p)
+    return tau2, beta, s2w * vb, s2w
+
+
+def study_level(
+    es: EffectSizes,
+    X: np.ndarray,
+    names: Sequence[str],
+    tau2_method: str = "DL",
+    ci_method: str = "z",
+    level: float = 0.95,
+    excluded: Sequence[Exclusion] = (),
+    studies: Sequence[int] | None = None,
+) -> StudyLevel:
+    """Every study-level quantity of the model of ``es`` (rows ``studies``) on design ``X``."""
+    import numpy as np
+
+    from ivigmeta.core.tau2 import check_tau2_method
+
+    method = check_tau2_method(tau2_method)
+    if ci_method not in ("z", "hk"):
+        raise ModelError(f"unknown interval method '{ci_method}' (choose one of z, hk)")
+    keep = list(range(es.k)) if studies is None else list(studies)
+    y = np.asarray([es.yi[i] for i in keep], dtype=float)
+    v = np.asarray([es.vi[i] for i in keep], dtype=float)
+    X = np.asarray(X, dtype=float)
+    k, p = X.shape
+    if k < 2:
+        raise ModelError(f"study-level quantities need at least 2 studies (have {k})")
+    if k <= p:
+        raise ModelError(f"a model with {p} coefficients needs more than {p} studies (have {k})")
+    hk = ci_method == "hk"
+    try:
+        tau2, beta, vb, _ = _wls(y, v, X, method, hk)
+    except np.linalg.LinAlgError:
+        raise ModelError("the model is numerically singular") from None
+    crit = t_crit(level, k - p) if hk else z_crit(level)
+    fitted = X @ beta
+    resid = y - fitted
+    resid[np.abs(resid) < _RESID_ZERO] = 0.0
+    lam = tau2 / (tau2 + v)
+    xvx = np.einsum("ij,jk,ik->i", X, vb, X)
+    blup = lam * y + (1 - lam) * fitted
+    blup_se = np.sqrt(lam * v + (1 - lam) ** 2 * xvx)
+    re = lam * (y - fitted)
+    re_se = np.sqrt(lam * v + lam**2 * xvx)
+    w = 1.0 / (v + tau2)
+    H = X @ np.linalg.solve((X.T * w) @ X, X.T * w)
+    ImH = np.eye(k) - H
+    std_se = np.sqrt(np.diag(ImH @ np.diag(v + tau2) @ ImH.T))
+    rows = []
+    for i in range(k):
+        others = [j for j in range(k) if j != i]
+        try:
+            t_d, b_d, vb_d, s2_d = _wls(y[others], v[others], X[others], method, hk)
+            pred_d = float(X[i] @ b_d)
+            e_d = float(y[i] - pred_d)
+            if abs(e_d) < _RESID_ZERO:
+                e_d = 0.0
+            se_d = math.sqrt(v[i] * s2_d + float(X[i] @ vb_d @ X[i]) + t_d * s2_d)
+            student: Interval | None = Interval(e_d, se_d, e_d / se_d)
+            note = ""
+        except (ModelError, np.linalg.LinAlgError, ArithmeticError, ValueError) as exc:
+            student, note = None, str(exc) or "the refit without the study failed"
+        s = es.studies[keep[i]]
+        rows.append(
+            StudyLevelRow(
+                study=s,
+                blup=float(blup[i]),
+                blup_se=float(blup_se[i]),
+                blup_pi=(float(blup[i] - crit * blup_se[i]), float(blup[i] + crit * blup_se[i])),
+                ranef=float(re[i]),
+                ranef_se=float(re_se[i]),
+                ranef_pi=(float(re[i] - crit * re_se[i]), float(re[i] + crit * re_se[i])),
+                fitted=float(fitted[i]),
+                residual=float(resid[i]),
+                rstandard=Interval(float(resid[i]), float(std_se[i]), float(resid[i] / std_se[i])),
+                rstudent=student,
+                note=note,
+            )
+        )
+    return StudyLevel(
+        measure=es.measure,
+        k=k,
+        tau2=tau2,
+        tau2_method=method,
+        ci_method=ci_method,
+        level=level,
+        coefficients=tuple(names),
+        rows=tuple(rows),
+        excluded=tuple(excluded),
+    )
+
+
+def study_level_analysis(
+    es: EffectSizes,
+    columns: Sequence[str] = (),
+    tau2_method: str = "DL",
+    ci_method: str = "z",
+    level: float = 0.95,
+    ref: Mapping[str, str] | None = None,
+    categorical: Sequence[str] = (),
+) -> StudyLevel:
+    """:func:`study_level` of the intercept-only model (no ``columns``) or of the
+    meta-regression on moderator ``columns`` (built as ``metareg`` builds them)."""
+    import numpy as np
+
+    from ivigmeta.methods.metareg import build_moderators
+
+    if not columns:
+        return study_level(
+            es, np.ones((es.k, 1)), ("intercept",), tau2_method, ci_method, level, es.excluded
+        )
+    mods = build_moderators(es, columns, ref, categorical)
+    return study_level(
+        es,
+        mods.X,
+        mods.names,
+        tau2_method,
+        ci_method,
+        level,
+        mods.excluded + es.excluded,
+        mods.keep,
+    )
+
+
+__all__ = ["study_level", "study_level_analysis"]
