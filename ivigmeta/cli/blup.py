@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.commands import load_fit, show
-from ivigmeta.cli.common import analysis_command, handle_errors
+from ivigmeta.cli.common import analysis_command, handle_errors, moderator_coding_options
 
 
 @click.command()
@@ -18,20 +18,7 @@ from ivigmeta.cli.common import analysis_command, handle_errors
     help="Moderator column of a meta-regression model (repeat for several; as metareg). "
     "Without it: the intercept-only random-effects model.",
 )
-@click.option(
-    "--ref",
-    "refs",
-    multiple=True,
-    metavar="[COL=]LEVEL",
-    help="Reference level of a categorical moderator (default: its first level in file order).",
-)
-@click.option(
-    "--categorical",
-    "categorical",
-    multiple=True,
-    metavar="COL",
-    help="Treat a numeric moderator column as categorical (dummy-coded).",
-)
+@moderator_coding_options
 @handle_errors
 def blup(
     file,

@@ -634,3 +634,21 @@ def save_plot(path: str | None, kind: str, result: Any, **options: Any) -> None:
 
     write_figure(kind, result, path, **{k: v for k, v in options.items() if v is not None})
     note(f"figure written to {path}")
+
+
+def moderator_coding_options(func: Callable) -> Callable:
+    """--ref and --categorical: how moderator columns are coded (metareg, blup)."""
+    func = click.option(
+        "--categorical",
+        "categorical",
+        multiple=True,
+        metavar="COL",
+        help="Treat a numeric moderator column as categorical (dummy-coded).",
+    )(func)
+    return click.option(
+        "--ref",
+        "refs",
+        multiple=True,
+        metavar="[COL=]LEVEL",
+        help="Reference level of a categorical moderator (default: its first level in file order).",
+    )(func)

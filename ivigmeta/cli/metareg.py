@@ -11,6 +11,7 @@ from ivigmeta.cli.common import (
     handle_errors,
     input_options,
     level_option,
+    moderator_coding_options,
     note,
     output_options,
     show_result,
@@ -31,20 +32,7 @@ from ivigmeta.cli.common import (
         "dummy-coded against a reference level."
     ),
 )
-@click.option(
-    "--ref",
-    "refs",
-    multiple=True,
-    metavar="[COL=]LEVEL",
-    help="Reference level of a categorical moderator (default: its first level in file order).",
-)
-@click.option(
-    "--categorical",
-    "categorical",
-    multiple=True,
-    metavar="COL",
-    help="Treat a numeric moderator column as categorical (dummy-coded).",
-)
+@moderator_coding_options
 @input_options
 @effect_options
 @tau2_option
