@@ -1430,6 +1430,9 @@ class Gosh:
     i2: tuple[float, ...]
     members: tuple[int, ...]
     excluded: tuple[Exclusion, ...] = ()
+    #: minimum, quartiles and maximum of the estimates (reported scale) and of I², for display
+    estimate_quartiles: tuple[float, ...] = ()
+    i2_quartiles: tuple[float, ...] = ()
 
     @property
     def n_subsets(self) -> int:

@@ -46,6 +46,17 @@ def subset_masks(k: int, subsets: int, seed: int | None) -> tuple[np.ndarray, bo
     return masks, True
 
 
+def quartiles(values: tuple[float, ...]) -> tuple[float, float, float, float, float]:
+    """Minimum, lower quartile, median, upper quartile and maximum (nearest rank)."""
+    v = sorted(values)
+    n = len(v) - 1
+
+    def q(p: float) -> float:
+        return v[min(n, int(p * n + 0.5))]
+
+    return v[0], q(0.25), q(0.5), q(0.75), v[-1]
+
+
 def gosh(
     ma: MetaAnalysis, subsets: int = 10_000, seed: int | None = None, model: str = "common"
 ) -> Gosh:
@@ -81,6 +92,8 @@ def gosh(
             theta[many] = gf.common.theta
             i2[many] = gf.i2_q
     estimate = to_reported(theta, ma.measure)
+    estimates = tuple(float(x) for x in estimate)
+    i2s = tuple(float(x) for x in i2)
     bits = (masks * (1 << np.arange(k, dtype=np.int64))).sum(axis=1) if k < 63 else None
     return Gosh(
         k=k,
@@ -90,9 +103,11 @@ def gosh(
         seed=seed,
         labels=tuple(s.label() for s in ma.effects.studies),
         sizes=tuple(int(x) for x in sizes),
-        estimates=tuple(float(x) for x in estimate),
+        estimates=estimates,
         thetas=tuple(float(x) for x in theta),
-        i2=tuple(float(x) for x in i2),
+        i2=i2s,
+        estimate_quartiles=quartiles(estimates),
+        i2_quartiles=quartiles(i2s),
         members=tuple(int(x) for x in bits) if bits is not None else (),
         excluded=tuple(ma.effects.excluded),
     )

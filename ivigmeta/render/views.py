@@ -1333,29 +1333,9 @@ VIEWS["sof"] = View(sof_sections, sof_records)
 
 def gosh_sections(res: Any) -> list[Section]:
     d = f.decimals_for(res.measure)
-    est = sorted(res.estimates)
-    i2 = sorted(res.i2)
-
-    def q(values: list[float], p: float) -> float:
-        return values[min(len(values) - 1, int(p * (len(values) - 1) + 0.5))]
-
     rows = [
-        [
-            res.measure,
-            f.num(est[0], d),
-            f.num(q(est, 0.25), d),
-            f.num(q(est, 0.5), d),
-            f.num(q(est, 0.75), d),
-            f.num(est[-1], d),
-        ],
-        [
-            "I²",
-            f.pct(i2[0]),
-            f.pct(q(i2, 0.25)),
-            f.pct(q(i2, 0.5)),
-            f.pct(q(i2, 0.75)),
-            f.pct(i2[-1]),
-        ],
+        [res.measure, *(f.num(x, d) for x in res.estimate_quartiles)],
+        ["I²", *(f.pct(x) for x in res.i2_quartiles)],
     ]
     how = (
         f"{res.n_subsets} random subsets (seed {res.seed})"
