@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ivigmeta.io.revman import Review
     from ivigmeta.results import (
         BiasAnalysis,
+        Bubble,
         CommonFit,
         Cumulative,
         Estimate,
@@ -74,6 +75,7 @@ __all__ = [
     "effect_sizes",
     "fit_table",
     "metareg_table",
+    "metareg_bubble",
     "pool",
     "audit_revman",
     "read",
@@ -503,12 +505,21 @@ def metareg_table(
     ci: str = "z",
     level: float = 95.0,
     on_note: Notify | None = None,
+    model: str = "random",
+    predict: str | Sequence[str] = (),
+    permutations: int | None = None,
+    seed: int | None = None,
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
 
     ``refs`` are ``--ref`` values (``COL=LEVEL`` or ``LEVEL``); ``level`` in percent, taken as
-    given. ``on_note`` receives the exclusion notes once the request is checked.
+    given. ``on_note`` receives the exclusion notes once the request is checked. ``model``:
+    ``"random"`` (mixed effects) or ``"common"`` (fixed-effects meta-regression, tau² = 0).
+    ``predict``: moderator values ``"COL=VALUE,..."``, one prediction each (metafor's
+    ``predict(newmods = ...)``). ``permutations``: also the permutation test (metafor's
+    ``permutest``), exact when there are at most that many distinct permutations, else that
+    many random ones from ``seed``.
     """
     from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
 
@@ -533,7 +544,20 @@ def metareg_table(
         level=level / 100.0,
         ref=resolve_refs(effects, mods, refs),
         categorical=categorical,
+        model=model.lower(),
+        predict=[predict] if isinstance(predict, str) else list(predict),
+        permutations=permutations,
+        seed=seed,
     )
+
+
+def metareg_bubble(reg: MetaRegression, moderator: str | None = None) -> Bubble:
+    """What the bubble plot of ``reg`` draws (metafor's ``regplot``): the studies against the
+    continuous ``moderator`` (default: the model's first continuous one) and the regression
+    line with its confidence band, the other moderators at their means."""
+    from ivigmeta.methods.metareg import bubble
+
+    return bubble(reg, moderator)
 
 
 def _ignore(message: str) -> None:
@@ -733,12 +757,17 @@ class MetaAnalysisFit:
         tau2: str | None = None,
         ci: str | None = None,
         level: float | None = None,
+        model: str = "random",
+        predict: str | Sequence[str] = (),
+        permutations: int | None = None,
+        seed: int | None = None,
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
         Numeric columns are continuous unless named in ``categorical``; text columns are
         dummy-coded against the first level in table order, or the one ``refs`` names
-        (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's.
+        (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
+        ``model``, ``predict``, ``permutations`` and ``seed`` as :func:`metareg_table`.
         """
         if level is not None:
             check_percent_level(level)
@@ -751,6 +780,10 @@ class MetaAnalysisFit:
             tau2=tau2 or self.options.tau2_method,
             ci=ci or self.options.ci_method,
             level=self.level if level is None else level,
+            model=model,
+            predict=predict,
+            permutations=permutations,
+            seed=seed,
         )
 
     def blup(

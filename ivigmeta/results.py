@@ -801,6 +801,105 @@ class Coefficient:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """The meta-regression's prediction at given moderator values (metafor's
+    ``predict(fit, newmods = ...)``), analysis scale: estimate, se, confidence interval and
+    prediction interval (the CI for a common-effect model, as metafor)."""
+
+    at: tuple[tuple[str, str], ...]
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    pi_low: float
+    pi_high: float
+
+    @property
+    def label(self) -> str:
+        """'ablat=10, alloc=random': the values as given."""
+        return ", ".join(f"{col}={value}" for col, value in self.at)
+
+    @property
+    def at_dict(self) -> dict[str, str]:
+        return dict(self.at)
+
+    __json__: ClassVar[Layout] = (
+        "label",
+        Key("at", "at_dict"),
+        "estimate",
+        "se",
+        "ci_low",
+        "ci_high",
+        "pi_low",
+        "pi_high",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class PermutationTest:
+    """A permutation test of a meta-regression (metafor's ``permutest``): the rows of the design
+    are permuted (the signs of the effects flipped for an intercept-only model) and the model
+    refitted; each p-value is the share of permutations whose |statistic| is at least the
+    observed one (QM: at least the observed QM). ``exact``: every distinct permutation was used
+    (``iterations`` of them); otherwise ``iterations`` random ones from ``seed``, the first being
+    the observed data. ``failed`` refits (an estimator not converging) are left out."""
+
+    iterations: int
+    exact: bool
+    seed: int | None
+    coefficients: tuple[str, ...]
+    p_values: tuple[float, ...]
+    qm_p_value: float | None
+    failed: int = 0
+
+    @property
+    def by_coefficient(self) -> list[dict[str, Any]]:
+        return [{"name": n, "p_value": p} for n, p in zip(self.coefficients, self.p_values)]
+
+    __json__: ClassVar[Layout] = (
+        "iterations",
+        "exact",
+        "seed",
+        Key("coefficients", "by_coefficient"),
+        "qm_p_value",
+        "failed",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class Bubble:
+    """What the bubble plot of a meta-regression draws (metafor's ``regplot``): each study's
+    moderator value, effect and weight, and the regression line with its confidence band over
+    the moderator's range (the other moderators held at their means, as regplot does)."""
+
+    measure: str
+    moderator: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    weights: tuple[float, ...]
+    labels: tuple[str, ...]
+    grid: tuple[float, ...]
+    line: tuple[float, ...]
+    ci_low: tuple[float, ...]
+    ci_high: tuple[float, ...]
+    pi_low: tuple[float, ...]
+    pi_high: tuple[float, ...]
+    level: float
+    model: str
+    tau2_method: str
+    held: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class MetaRegression:
     """A mixed-effects meta-regression (metafor's ``rma(yi, vi, mods = ...)``)."""
 
@@ -823,6 +922,21 @@ class MetaRegression:
     level: float = 0.95
     measure: str = ""
     references: tuple[tuple[str, str], ...] = ()
+    # "random" (mixed-effects) or "common" (fixed-effects meta-regression, tau² = 0, metafor's
+    # method = "FE"; tau2_method is then "FE").
+    model: str = "random"
+    # Var(beta), rows and columns in the order of ``coefficients``.
+    vcov: tuple[tuple[float, ...], ...] = ()
+    # The data the model was fitted to, for predictions and the bubble plot (not in the JSON):
+    # the studies' effects, variances, design rows and labels, and each moderator's coding
+    # (column, "continuous" or "categorical", levels with the reference first).
+    yi: tuple[float, ...] = ()
+    vi: tuple[float, ...] = ()
+    design: tuple[tuple[float, ...], ...] = ()
+    study_labels: tuple[str, ...] = ()
+    terms: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    predictions: tuple[Prediction, ...] = ()
+    permutation: PermutationTest | None = None
 
     @property
     def level_percent(self) -> float:
@@ -839,9 +953,13 @@ class MetaRegression:
         "level",
         Key("references", "reference_levels"),
         "k",
+        "model",
         "tau2_method",
         "ci_method",
         "coefficients",
+        "vcov",
+        "predictions",
+        "permutation",
         "qm",
         "qm_df",
         "qm_df2",

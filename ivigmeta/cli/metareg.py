@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.common import (
+    check_plot_target,
     ci_option,
     effect_options,
     file_argument,
@@ -14,6 +15,8 @@ from ivigmeta.cli.common import (
     moderator_coding_options,
     note,
     output_options,
+    plot_option,
+    save_plot,
     show_result,
     tau2_option,
 )
@@ -33,6 +36,48 @@ from ivigmeta.cli.common import (
     ),
 )
 @moderator_coding_options
+@click.option(
+    "--model",
+    "model",
+    type=click.Choice(("random", "common"), case_sensitive=False),
+    default="random",
+    show_default=True,
+    help="Mixed-effects meta-regression (tau² by --tau2), or the fixed-effects (common-effect) "
+    'meta-regression with tau² = 0 (metafor\'s method = "FE").',
+)
+@click.option(
+    "--predict",
+    "predict",
+    multiple=True,
+    metavar="COL=VALUE[,COL=VALUE...]",
+    help="Predicted effect at these moderator values (one for every moderator; repeat for "
+    "several): estimate, SE, CI and prediction interval, as metafor's predict(newmods = ...).",
+)
+@click.option(
+    "--permutations",
+    "permutations",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="N",
+    help="Also a permutation test of every coefficient and of QM (metafor's permutest): exact "
+    "when there are at most N distinct permutations, else N random ones.",
+)
+@click.option(
+    "--seed",
+    "seed",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="S",
+    help="Random seed of an approximate permutation test [default: drawn, and reported].",
+)
+@plot_option
+@click.option(
+    "--plot-mod",
+    "plot_mod",
+    default=None,
+    metavar="COL",
+    help="The continuous moderator on the bubble plot's x axis [default: the first one].",
+)
 @input_options
 @effect_options
 @tau2_option
@@ -45,6 +90,12 @@ def metareg(
     mods,
     refs,
     categorical,
+    model,
+    predict,
+    permutations,
+    seed,
+    plot,
+    plot_mod,
     measure,
     cc,
     cc_policy,
@@ -54,9 +105,19 @@ def metareg(
     fmt,
     ascii_only,
 ):
-    """Mixed-effects meta-regression: coefficients, QM (F under --ci hk), QE, tau², I², R²."""
-    from ivigmeta.api import metareg_table
+    """Meta-regression (mixed-effects, or common-effect with --model common): coefficients, QM
+    (F under --ci hk), QE, tau², I², R²; predictions at given moderator values, a permutation
+    test, and with --plot the bubble plot (studies against a continuous moderator, circle areas
+    by weight, the regression line and its confidence band).
+    """
+    from ivigmeta.api import metareg_bubble, metareg_table
     from ivigmeta.cli.commands import load_effects
+
+    check_plot_target(plot, file)
+    if plot_mod is not None and plot is None:
+        raise click.UsageError("--plot-mod chooses the bubble plot's moderator: add --plot PATH")
+    if seed is not None and permutations is None:
+        raise click.UsageError("--seed is the permutation test's: add --permutations N")
 
     table, es = load_effects(file, measure, cc, cc_policy)
     reg = metareg_table(
@@ -69,8 +130,14 @@ def metareg(
         ci=ci_method,
         level=level,
         on_note=note,
+        model=model,
+        predict=predict,
+        permutations=permutations,
+        seed=seed,
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):
             note(f"{e.study} (row {e.row}) left out: {e.reason}")
+    if plot:
+        save_plot(plot, "bubble", metareg_bubble(reg, plot_mod))
     show_result(reg, "metareg", fmt, ascii_only)

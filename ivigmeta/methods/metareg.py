@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ivigmeta.core.distributions import (
@@ -39,8 +39,16 @@ from ivigmeta.core.distributions import (
     t_p_two_sided,
     z_crit,
 )
+from ivigmeta.core.regression import regression_fit
 from ivigmeta.errors import ModelError
-from ivigmeta.results import Coefficient, EffectSizes, Exclusion, MetaRegression
+from ivigmeta.results import (
+    Bubble,
+    Coefficient,
+    EffectSizes,
+    Exclusion,
+    MetaRegression,
+    Prediction,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,8 +69,10 @@ def meta_regression(
     ci_method: str = "z",
     level: float = 0.95,
     excluded: Sequence[Exclusion] = (),
+    model: str = "random",
 ) -> MetaRegression:
     """Fit a mixed-effects meta-regression; ``X`` includes the intercept column first.
+    ``model = "common"`` is the fixed-effects (common-effect) meta-regression, tau² = 0.
 
     A weighted design that is numerically singular (sampling variances many orders of magnitude
     apart make X' W X not invertible in double precision) is a :class:`SingularFit`.
@@ -70,7 +80,7 @@ def meta_regression(
     import numpy as np
 
     try:
-        return _meta_regression(yi, vi, X, names, tau2_method, ci_method, level, excluded)
+        return _meta_regression(yi, vi, X, names, tau2_method, ci_method, level, excluded, model)
     except np.linalg.LinAlgError:
         raise SingularFit(
             "the meta-regression is numerically singular (the studies' sampling variances differ "
@@ -87,12 +97,15 @@ def _meta_regression(
     ci_method: str,
     level: float,
     excluded: Sequence[Exclusion],
+    model: str = "random",
 ) -> MetaRegression:
     import numpy as np
 
     from ivigmeta.core.tau2 import check_tau2_method, estimate_tau2
 
-    method = check_tau2_method(tau2_method)
+    if model not in ("random", "common"):
+        raise ModelError(f"unknown model '{model}' (choose random or common)")
+    method = "FE" if model == "common" else check_tau2_method(tau2_method)
     if method == "GENQ":
         raise ModelError(
             "meta-regression does not offer --tau2 GENQ (it has no weights option); the "
@@ -114,60 +127,41 @@ def _meta_regression(
         raise ModelError(
             f"meta-regression with {p} coefficients needs more than {p} studies (have {k})"
         )
-    tau2 = estimate_tau2(list(yi), list(vi), method, X).tau2
-    ws = 1.0 / (v + tau2)
-    XtWs = X.T * ws
-    vb = np.linalg.inv(XtWs @ X)
-    beta = vb @ XtWs @ y
-    df2: int | None = None
-    if knha:
-        resid = y - X @ beta
-        rss = float(np.sum(ws * resid * resid))
-        s2w = 0.0 if rss <= np.finfo(float).eps else rss / (k - p)
-        if ci_method == "adhoc":  # metafor's test = "adhoc": the factor is at least 1
-            s2w = max(s2w, 1.0)
-        vb = s2w * vb
-        df2 = k - p
-        crit = t_crit(level, df2)
-    else:
-        crit = z_crit(level)
-    se = np.sqrt(np.diag(vb))
+    rf = regression_fit(y, v, X, method, ci_method, model)
+    df2 = rf.df2
+    crit = t_crit(level, df2) if df2 is not None else z_crit(level)
     coefs = []
     for j in range(p):
-        b, s = float(beta[j]), float(se[j])
-        # A zero standard error (Hartung-Knapp with residuals that all vanish) is decided as in
-        # pooling.random_effects: a non-zero coefficient is infinitely significant, zero is not.
-        stat = b / s if s > 0 else (math.copysign(math.inf, b) if b else 0.0)
-        if knha:
-            assert df2 is not None
+        b, s, stat = float(rf.beta[j]), float(rf.se[j]), float(rf.statistics[j])
+        if df2 is not None:
             pval = t_p_two_sided(stat, df2) if s > 0 else (0.0 if b else 1.0)
         else:
             pval = norm_p_two_sided(stat)
         coefs.append(Coefficient(names[j], b, s, stat, pval, b - crit * s, b + crit * s))
     m = p - 1
-    qm: float | None
-    qm_p: float | None
-    if m > 0:
-        bm = beta[1:]
-        try:
-            qm = float(bm @ np.linalg.solve(vb[1:, 1:], bm))
-        except np.linalg.LinAlgError:  # Var(b) = 0 (as above): QM is 0 when b is, else infinite
-            qm = math.inf if np.any(bm != 0) else 0.0
+    qm = rf.qm
+    qm_p: float | None = None
+    if qm is not None:
         if knha:
             assert df2 is not None
-            qm = qm / m
             qm_p = f_sf(qm, m, df2) if math.isfinite(qm) else 0.0
         else:
             qm_p = chi2_sf(qm, m)
-    else:
-        qm, qm_p = None, None
     w0 = 1.0 / v
     XtW0 = X.T * w0
     P0 = np.diag(w0) - XtW0.T @ np.linalg.solve(XtW0 @ X, XtW0)
     qe = float(y @ P0 @ y)
-    s2 = (k - p) / float(np.trace(P0))
-    tau2_0 = estimate_tau2(list(yi), list(vi), method).tau2
-    r2 = 0.0 if tau2_0 == 0 else max(0.0, 100.0 * (tau2_0 - tau2) / tau2_0)
+    if model == "common":
+        # metafor's method = "FE": I² and H² from QE, no R² (there is no tau² to explain).
+        i2 = max(0.0, 100.0 * (qe - (k - p)) / qe) if qe > 0 else 0.0
+        h2 = qe / (k - p)
+        r2: float | None = None
+    else:
+        s2 = (k - p) / float(np.trace(P0))
+        i2 = 100.0 * rf.tau2 / (rf.tau2 + s2)
+        h2 = (rf.tau2 + s2) / s2
+        tau2_0 = estimate_tau2(list(yi), list(vi), method).tau2
+        r2 = 0.0 if tau2_0 == 0 else max(0.0, 100.0 * (tau2_0 - rf.tau2) / tau2_0)
     return MetaRegression(
         coefficients=tuple(coefs),
         qm=qm,
@@ -176,9 +170,9 @@ def _meta_regression(
         qe=qe,
         qe_df=k - p,
         qe_p_value=chi2_sf(qe, k - p),
-        tau2=tau2,
-        i2=100.0 * tau2 / (tau2 + s2),
-        h2=(tau2 + s2) / s2,
+        tau2=rf.tau2,
+        i2=i2,
+        h2=h2,
         r2=r2,
         k=k,
         tau2_method=method,
@@ -186,6 +180,11 @@ def _meta_regression(
         qm_df2=df2,
         excluded=tuple(excluded),
         level=level,
+        model=model,
+        vcov=tuple(tuple(float(x) for x in row) for row in rf.vb),
+        yi=tuple(float(x) for x in y),
+        vi=tuple(float(x) for x in v),
+        design=tuple(tuple(float(x) for x in row) for row in X),
     )
 
 
@@ -230,6 +229,7 @@ class Moderators:
     excluded: tuple[Exclusion, ...]
     kinds: Mapping[str, str]
     references: Mapping[str, str]
+    levels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _number(text: str) -> float | None:
@@ -273,6 +273,7 @@ def build_moderators(
     names = ["intercept"]
     kinds: dict[str, str] = {}
     references: dict[str, str] = {}
+    coded: dict[str, tuple[str, ...]] = {}
     for c in columns:
         vals = [values[c][i] for i in keep]
         numbers = [_number(x) for x in vals]
@@ -296,6 +297,7 @@ def build_moderators(
             levels.remove(ref[c])
             levels.insert(0, ref[c])
         references[c] = levels[0] if levels else ""
+        coded[c] = tuple(levels)
         if len(levels) < 2:
             raise ModelError(
                 f"moderator '{c}' is constant in the studies analysed"
@@ -308,7 +310,7 @@ def build_moderators(
     if unknown_refs:
         raise ModelError(f"--ref names a column that is not a moderator: {', '.join(unknown_refs)}")
     X = np.column_stack(cols)
-    return Moderators(X, tuple(names), tuple(keep), excluded, kinds, references)
+    return Moderators(X, tuple(names), tuple(keep), excluded, kinds, references, coded)
 
 
 def metareg_analysis(
@@ -319,8 +321,20 @@ def metareg_analysis(
     level: float = 0.95,
     ref: Mapping[str, str] | None = None,
     categorical: Sequence[str] = (),
+    model: str = "random",
+    predict: Sequence[str] = (),
+    permutations: int | None = None,
+    seed: int | None = None,
 ) -> MetaRegression:
-    """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies."""
+    """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies.
+
+    ``model = "common"``: the fixed-effects meta-regression (tau² = 0). ``predict``: moderator
+    values ("COL=VALUE,COL2=VALUE"), one prediction each. ``permutations``: also the permutation
+    test (:func:`ivigmeta.methods.permutest.permutation_test`) with that many iterations, exact
+    when there are no more distinct permutations than that.
+    """
+    from ivigmeta.io.studies import distinct_labels
+
     mods = build_moderators(es, columns, ref, categorical)
     if not mods.keep:
         # Every study was excluded (double zeros, missing moderator values): say why.
@@ -332,9 +346,162 @@ def metareg_analysis(
     yi = [es.yi[i] for i in mods.keep]
     vi = [es.vi[i] for i in mods.keep]
     reg = meta_regression(
-        yi, vi, mods.X, mods.names, tau2_method, ci_method, level, mods.excluded + es.excluded
+        yi,
+        vi,
+        mods.X,
+        mods.names,
+        tau2_method,
+        ci_method,
+        level,
+        mods.excluded + es.excluded,
+        model,
     )
-    return replace(reg, measure=es.measure, references=tuple(mods.references.items()))
+    reg = replace(
+        reg,
+        measure=es.measure,
+        references=tuple(mods.references.items()),
+        study_labels=tuple(distinct_labels([es.studies[i] for i in mods.keep])),
+        terms=tuple((c, mods.kinds[c], mods.levels.get(c, ())) for c in columns),
+    )
+    if predict:
+        reg = replace(reg, predictions=tuple(predict_at(reg, text) for text in predict))
+    if permutations is not None:
+        from ivigmeta.methods.permutest import permutation_test
+
+        reg = replace(reg, permutation=permutation_test(reg, permutations, seed))
+    return reg
+
+
+def moderator_row(reg: MetaRegression, values: Mapping[str, str]) -> list[float]:
+    """The design row (intercept first) of moderator ``values`` {column: text}, coded as the
+    model's moderators are; every moderator needs a value."""
+    missing = [col for col, _, _ in reg.terms if col not in values]
+    if missing:
+        raise ModelError(
+            "give a value for every moderator of the model (missing: " + ", ".join(missing) + ")"
+        )
+    unknown = [col for col in values if col not in {t[0] for t in reg.terms}]
+    if unknown:
+        raise ModelError(
+            f"'{unknown[0]}' is not a moderator of the model (moderators: "
+            + ", ".join(t[0] for t in reg.terms)
+            + ")"
+        )
+    row = [1.0]
+    for col, kind, levels in reg.terms:
+        text = values[col].strip()
+        if kind == "continuous":
+            number = _number(text)
+            if number is None:
+                raise ModelError(f"'{col}' is a continuous moderator: '{text}' is not a number")
+            row.append(number)
+            continue
+        if text not in levels:
+            raise ModelError(f"'{text}' is not a level of '{col}' (levels: {', '.join(levels)})")
+        row += [1.0 if text == lev else 0.0 for lev in levels[1:]]
+    return row
+
+
+def parse_at(text: str) -> list[tuple[str, str]]:
+    """'ablat=10, alloc=random' as [(column, value)]."""
+    pairs = []
+    for part in text.split(","):
+        col, sep, value = part.partition("=")
+        if not sep or not col.strip() or not value.strip():
+            raise ModelError(f"--predict '{text}': expected COL=VALUE pairs separated by commas")
+        pairs.append((col.strip(), value.strip()))
+    columns = [c for c, _ in pairs]
+    if len(set(columns)) != len(columns):
+        raise ModelError(f"--predict '{text}' names a moderator twice")
+    return pairs
+
+
+def predict_at(reg: MetaRegression, text: str) -> Prediction:
+    """metafor's ``predict(fit, newmods = ...)`` at the moderator values ``text``
+    ("COL=VALUE,..."): x b, se = sqrt(x Var(b) x'), CI x b +- c se and prediction interval
+    x b +- c sqrt(se² + tau²) (c: normal quantile, t on k - p df under hk/adhoc; the PI is the
+    CI for a common-effect model)."""
+    pairs = parse_at(text)
+    try:
+        x = moderator_row(reg, dict(pairs))
+    except ModelError as exc:
+        raise ModelError(f"--predict '{text}': {exc}") from None
+    est, se = linear_prediction(reg, x)
+    crit = t_crit(reg.level, reg.qm_df2) if reg.qm_df2 is not None else z_crit(reg.level)
+    half_pi = crit * math.sqrt(se * se + reg.tau2)
+    return Prediction(
+        at=tuple(pairs),
+        estimate=est,
+        se=se,
+        ci_low=est - crit * se,
+        ci_high=est + crit * se,
+        pi_low=est - half_pi,
+        pi_high=est + half_pi,
+    )
+
+
+def linear_prediction(reg: MetaRegression, x: Sequence[float]) -> tuple[float, float]:
+    """x b and its standard error sqrt(x Var(b) x') for a design row ``x``."""
+    beta = [c.estimate for c in reg.coefficients]
+    est = math.fsum(a * b for a, b in zip(x, beta))
+    var = math.fsum(x[i] * reg.vcov[i][j] * x[j] for i in range(len(x)) for j in range(len(x)))
+    return est, math.sqrt(max(var, 0.0))
+
+
+def bubble(reg: MetaRegression, moderator: str | None = None, points: int = 101) -> Bubble:
+    """The bubble plot's data (metafor's ``regplot``): each study's value of the continuous
+    ``moderator`` (default: the first continuous one), effect and weight 1 / (v + tau²), and
+    the regression line with its confidence and prediction bands over the moderator's range,
+    the other moderators held at their means."""
+    continuous = [col for col, kind, _ in reg.terms if kind == "continuous"]
+    if not continuous:
+        raise ModelError(
+            "the bubble plot needs a continuous moderator (the model's are all categorical)"
+        )
+    col = moderator or continuous[0]
+    if col not in continuous:
+        raise ModelError(f"'{col}' is not a continuous moderator of the model")
+    # The moderator's design column: after the intercept and the columns of the terms before it.
+    j = 1
+    for name, kind, levels in reg.terms:
+        if name == col:
+            break
+        j += 1 if kind == "continuous" else len(levels) - 1
+    k = len(reg.design)
+    means = [math.fsum(row[c] for row in reg.design) / k for c in range(len(reg.design[0]))]
+    xs = [row[j] for row in reg.design]
+    lo, hi = min(xs), max(xs)
+    grid = [lo + (hi - lo) * i / (points - 1) for i in range(points)]
+    crit = t_crit(reg.level, reg.qm_df2) if reg.qm_df2 is not None else z_crit(reg.level)
+    line, ci_low, ci_high, pi_low, pi_high = [], [], [], [], []
+    for g in grid:
+        row = list(means)
+        row[j] = g
+        est, se = linear_prediction(reg, row)
+        half_pi = crit * math.sqrt(se * se + reg.tau2)
+        line.append(est)
+        ci_low.append(est - crit * se)
+        ci_high.append(est + crit * se)
+        pi_low.append(est - half_pi)
+        pi_high.append(est + half_pi)
+    return Bubble(
+        measure=reg.measure,
+        moderator=col,
+        x=tuple(xs),
+        y=reg.yi,
+        weights=tuple(1.0 / (v + reg.tau2) for v in reg.vi),
+        labels=reg.study_labels,
+        grid=tuple(grid),
+        line=tuple(line),
+        ci_low=tuple(ci_low),
+        ci_high=tuple(ci_high),
+        pi_low=tuple(pi_low),
+        pi_high=tuple(pi_high),
+        level=reg.level,
+        model=reg.model,
+        tau2_method=reg.tau2_method,
+        held=tuple(t[0] for t in reg.terms if t[0] != col),
+    )
 
 
 def resolve_refs(es: EffectSizes, columns: Sequence[str], refs: Sequence[str]) -> dict[str, str]:
@@ -368,6 +535,11 @@ def resolve_refs(es: EffectSizes, columns: Sequence[str], refs: Sequence[str]) -
 
 
 __all__ = [
+    "predict_at",
+    "parse_at",
+    "moderator_row",
+    "linear_prediction",
+    "bubble",
     "meta_regression",
     "dummy_design",
     "build_moderators",

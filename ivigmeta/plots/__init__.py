@@ -56,6 +56,12 @@ def _gosh(result: Any, **options: Any) -> Any:
     return gosh_plot(result, **options)
 
 
+def _bubble(result: Any, **options: Any) -> Any:
+    from ivigmeta.plots.bubble import bubble_plot
+
+    return bubble_plot(result, **options)
+
+
 def _funnel(result: Any, **options: Any) -> Any:
     from ivigmeta.plots.funnel import funnel_plot
 
@@ -93,6 +99,7 @@ FIGURES: dict[str, Callable[..., Any]] = {
     "cumulative": _cumulative,
     "labbe": _labbe,
     "gosh": _gosh,
+    "bubble": _bubble,
     "funnel": _funnel,
     "radial": _radial,
     "baujat": _baujat,

@@ -1,0 +1,90 @@
+"""The weighted least-squares core of a meta-regression y = X beta + u + e, u ~ N(0, tau²),
+e ~ N(0, v) (Raudenbush 2009; metafor's ``rma.uni`` with ``mods``): one function that
+:mod:`ivigmeta.methods.metareg`, the permutation test and the case-deletion diagnostics refit
+with.
+
+With W = diag(1 / (v + tau²)): beta = (X' W X)^-1 X' W y, Var(beta) = (X' W X)^-1; under
+``ci = "hk"`` (Knapp & Hartung 2003) Var(beta) is multiplied by s² = sum w e² / (k - p) (0 when
+that is below machine epsilon; at least 1 under ``"adhoc"``); QM = b' Var(b)^-1 b over the
+non-intercept coefficients (F = QM / m under hk/adhoc).
+
+numpy is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class RegressionFit:
+    """The weighted least-squares core of a meta-regression: tau², beta, Var(beta) (with the
+    Knapp-Hartung factor ``s2w`` applied under hk/adhoc), the coefficient tests and the omnibus
+    statistic over the non-intercept coefficients (QM, or F = QM / m under hk/adhoc)."""
+
+    tau2: float
+    beta: np.ndarray
+    vb: np.ndarray
+    se: np.ndarray
+    statistics: np.ndarray
+    qm: float | None
+    s2w: float
+    df2: int | None
+
+
+def regression_fit(
+    y: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    tau2_method: str,
+    ci_method: str = "z",
+    model: str = "random",
+) -> RegressionFit:
+    """Fit y = X beta + u + e by weighted least squares; ``model = "common"`` fixes tau² = 0
+    (metafor's ``method = "FE"``). Raises numpy's LinAlgError when X' W X is singular."""
+    import numpy as np
+
+    from ivigmeta.core.tau2 import estimate_tau2
+
+    k, p = X.shape
+    tau2 = 0.0 if model == "common" else estimate_tau2(list(y), list(v), tau2_method, X).tau2
+    ws = 1.0 / (v + tau2)
+    XtWs = X.T * ws
+    vb = np.linalg.inv(XtWs @ X)
+    beta = vb @ XtWs @ y
+    knha = ci_method in ("hk", "adhoc")
+    s2w = 1.0
+    df2: int | None = None
+    if knha:
+        resid = y - X @ beta
+        rss = float(np.sum(ws * resid * resid))
+        s2w = 0.0 if rss <= np.finfo(float).eps else rss / (k - p)
+        if ci_method == "adhoc":  # metafor's test = "adhoc": the factor is at least 1
+            s2w = max(s2w, 1.0)
+        vb = s2w * vb
+        df2 = k - p
+    se = np.sqrt(np.diag(vb))
+    # A zero standard error (Hartung-Knapp with residuals that all vanish) is decided as in
+    # pooling.random_effects: a non-zero coefficient is infinitely significant, zero is not.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stats = np.where(se > 0, beta / np.where(se > 0, se, 1.0), np.sign(beta) * np.inf)
+    stats = np.where((se == 0) & (beta == 0), 0.0, stats)
+    m = p - 1
+    qm: float | None = None
+    if m > 0:
+        bm = beta[1:]
+        try:
+            qm = float(bm @ np.linalg.solve(vb[1:, 1:], bm))
+        except np.linalg.LinAlgError:  # Var(b) = 0 (as above): QM is 0 when b is, else infinite
+            qm = math.inf if np.any(bm != 0) else 0.0
+        if knha:
+            qm = qm / m
+    return RegressionFit(tau2, beta, vb, se, stats, qm, s2w, df2)
+
+
+__all__ = ["RegressionFit", "regression_fit"]
