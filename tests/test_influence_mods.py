@@ -7,10 +7,14 @@ log RR, DL / REML / ML / PM / HE / SJ / FE, test z and knha)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
+import test_fuzz as fuzz
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from metafor_ref import effects
 from tolerances import ABS_FLOOR, ITERATIVE, close
 
@@ -20,6 +24,7 @@ from ivigmeta.methods.influence_mods import influence_mods_analysis
 
 REF = json.loads((Path(__file__).parent / "reference" / "metafor_influence_mods.json").read_text())
 RECORDS = REF["influence_mods"]
+FUZZ = fuzz.FUZZ
 #: The closed-form estimators (and FE): the same formulas in double precision on both sides;
 #: differences of nearly equal refits (DFFITS, DFBETAS) lose a few digits, hence 1e-10 rather
 #: than 1e-12. Iterative ones against metafor's tight fits (threshold 1e-13): 1e-8.
@@ -224,3 +229,46 @@ def test_cli_plot_with_moderators(tmp_path):
         result = _run("--mod", "nk_criterion", "--plot", str(out), "--figure", figure)
         assert result.exit_code == 0, result.output
         assert out.read_text().startswith("<?xml")
+
+
+# ---------------------------------------------------------------------------------------------
+# Random tables (the rules of tests/test_fuzz.py): exit 0 with every row analysed or excluded
+# and no NaN, or exit 1 with one `Error:` line; never a traceback.
+
+
+@FUZZ
+@given(
+    table=fuzz.tables(),
+    extra=fuzz.options,
+    common=st.booleans(),
+    fmt=st.sampled_from(["json", "table"]),
+)
+def test_random_tables_with_a_moderator(table, extra, common, fmt):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.csv"
+        fuzz.write_csv(path, table)
+        args = ["influence", str(path), "--mod", "grp", *[x for g in extra for x in g]]
+        if common:
+            args += ["--model", "common"]
+        with fuzz.nan_guard() as nans:
+            result = fuzz.invoke([*args, "-f", fmt])
+        fuzz.check(result, len(table) - 1, fmt, nans)
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.tuples(fuzz.effects, fuzz.variances, fuzz.groups), min_size=1, max_size=8),
+    numeric=st.booleans(),
+    extra=fuzz.options,
+)
+def test_extreme_effects_with_a_moderator(rows, numeric, extra):
+    table = [["study", "grp", "yi", "vi"]]
+    for i, (y, v, g) in enumerate(rows):
+        table.append([f"S{i}", str(i % 3) if numeric else g, str(y), str(v)])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.csv"
+        fuzz.write_csv(path, table)
+        args = ["influence", str(path), "--mod", "grp", *[x for g in extra for x in g]]
+        with fuzz.nan_guard() as nans:
+            result = fuzz.invoke([*args, "-f", "json"])
+        fuzz.check(result, len(rows), "json", nans)
