@@ -1,7 +1,8 @@
 """Influence diagnostics of meta-regression models against metafor 3.8-1's
 influence(rma(yi, vi, mods = ..., method = ..., test = ...)) and baujat() (tests/reference/
 metafor_influence_mods.json, written by tests/reference/make_reference_influence_mods.R on the
-IVIG studies (~nk_criterion, ~timing, both) and dat.bcg (~ablat, ~alloc, both, ~1 under FE),
+IVIG studies (~nk_criterion, ~timing, both) and dat.bcg (~ablat, ~alloc, both, ~1 under FE;
+~alloc without its 5th study, where one level has a single study),
 log RR, DL / REML / ML / PM / HE / SJ / FE, test z and knha)."""
 
 from __future__ import annotations
@@ -45,9 +46,17 @@ FIELDS = {
 }
 
 
+def _effects(dataset: str, measure: str):
+    """``bcg_drop5`` is dat.bcg without its 5th study (the script's ``bcg[-5, ]``)."""
+    if dataset == "bcg_drop5":
+        es = effects("bcg", measure)
+        return es.subset([i for i in range(es.k) if i != 4])
+    return effects(dataset, measure)
+
+
 def _analysis(rec):
     return influence_mods_analysis(
-        effects(rec["dataset"], rec["measure"]),
+        _effects(rec["dataset"], rec["measure"]),
         rec["columns"],
         rec["method"],
         "hk" if rec["test"] == "knha" else "z",
@@ -86,6 +95,17 @@ def test_influence_with_moderators_matches_metafor(rec):
     assert not bad, bad
     assert [r.influential for r in inf.rows] == [bool(x) for x in rec["is_infl"]]
     assert ["*" if r.influential else "" for r in inf.rows] == rec["inf"]
+
+
+def test_a_level_with_one_study_leaves_its_deletion_empty():
+    """Deleting the only 'alternate' study leaves its dummy inestimable: metafor's coef.na, NA
+    values, and the study flagged by its hat value of 1 alone (NA | TRUE)."""
+    rec = next(r for r in RECORDS if r["dataset"] == "bcg_drop5" and r["method"] == "DL")
+    row = _analysis(rec).rows[4]
+    assert rec["rstudent"][4] is None and rec["is_infl"][4] is True
+    assert row.rstudent is None and row.note and row.hat == 1.0
+    assert row.influential and row.reasons == ("hat",)
+    assert row.coefficients_del == dict.fromkeys(rec["ivigmeta_names"])
 
 
 def test_dfbetas_is_the_largest_in_absolute_value():

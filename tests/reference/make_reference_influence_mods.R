@@ -52,7 +52,9 @@ ivig <- data.frame(slab = paste(s$study, s$year), ai = s$treat_events, n1i = s$t
 bcg <- with(dat.bcg, data.frame(slab = paste(author, year), ai = tpos, n1i = tpos + tneg,
                                 ci = cpos, n2i = cpos + cneg, ablat = ablat,
                                 alloc = in_file_order(alloc), stringsAsFactors = FALSE))
-DATA <- list(ivig = ivig, bcg = bcg)
+## dat.bcg without its 5th study (Comstock & Webster 1969): the allocation "alternate" then has a
+## single study, whose deletion leaves that dummy inestimable (metafor: coef.na, NA values).
+DATA <- list(ivig = ivig, bcg = bcg, bcg_drop5 = bcg[-5, ])
 
 ## dataset, formula, ivigmeta's --mod columns, methods, tests
 ALL_T <- c("z", "knha")
@@ -70,7 +72,9 @@ SPECS <- list(
   list(dataset = "bcg", mods = "~ablat + alloc", columns = c("ablat", "alloc"),
        methods = c("DL", "REML", "FE"), tests = ALL_T),
   list(dataset = "bcg", mods = "~1", columns = character(0),
-       methods = c("FE"), tests = ALL_T))
+       methods = c("FE"), tests = ALL_T),
+  list(dataset = "bcg_drop5", mods = "~alloc", columns = "alloc",
+       methods = c("DL", "REML"), tests = "z"))
 
 ivigmeta_name <- function(name, data) {
   if (name == "intrcpt") return("intercept")
