@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         Influence,
         LeaveOneOut,
         MetaRegression,
+        ModeratorInfluence,
         RandomFit,
         ReproduceResult,
         StudyLevel,
@@ -705,13 +706,50 @@ class MetaAnalysisFit:
         self.require_pooled("cumulative meta-analysis")
         return cumulative(self.analysis, order, descending=descending, model=model)
 
-    def influence(self) -> Influence:
+    def influence(
+        self,
+        mods: str | Sequence[str] = (),
+        refs: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        model: str = "random",
+    ) -> Influence | ModeratorInfluence:
         """Case-deletion diagnostics (Viechtbauer & Cheung 2010, metafor's ``influence``) and
-        Baujat coordinates."""
+        Baujat coordinates of the random-effects model (an :class:`Influence`).
+
+        With moderator columns ``mods`` (coded as :meth:`metareg` codes them, ``refs`` and
+        ``categorical`` as there) the diagnostics are those of the meta-regression, with one
+        DFBETAS per coefficient and the leave-one-out coefficients (a
+        :class:`ModeratorInfluence`; studies with an empty moderator are excluded). ``model=
+        "common"`` diagnoses the common-effect (inverse-variance, metafor's ``method = "FE"``)
+        model instead, with or without moderators. The fit's tau² estimator and --ci (z or hk)
+        apply."""
         from ivigmeta.methods.influence import influence
+        from ivigmeta.methods.influence_mods import influence_mods_analysis
 
         self.require_pooled("influence diagnostics")
-        return influence(self.analysis)
+        if model not in ("random", "common"):
+            raise ModelError(f"unknown model '{model}' (choose random or common)")
+        columns, ref, categorical = self._moderator_coding(mods, refs, categorical)
+        if not columns and model == "random":
+            return influence(self.analysis)
+        if self.glmm is not None:
+            raise ModelError(
+                "influence diagnostics with --mod or --model common are for the normal-normal "
+                "model, not --glmm"
+            )
+        if model == "common" and self.options.common_method != "IV":
+            raise ModelError(
+                "influence diagnostics of the common-effect model use inverse-variance weights "
+                f'(metafor\'s method = "FE"), not --common {self.options.common_method}'
+            )
+        return influence_mods_analysis(
+            self.effects,
+            columns,
+            tau2_method="FE" if model == "common" else self.options.tau2_method,
+            ci_method=self.options.ci_method,
+            ref=ref,
+            categorical=categorical,
+        )
 
     def gosh(self, subsets: int = 10_000, seed: int | None = None, model: str = "common") -> Gosh:
         """GOSH (metafor's ``gosh()``): the model fitted to every non-empty subset of the
@@ -797,11 +835,31 @@ class MetaAnalysisFit:
         model, or with ``mods`` of the meta-regression on those columns (as :meth:`metareg`),
         with the fit's tau² estimator, interval method and level."""
         from ivigmeta.methods.blup import study_level_analysis
-        from ivigmeta.methods.metareg import resolve_refs
 
         self.require_pooled("study-level quantities")
         if self.glmm is not None:
             raise ModelError("study-level quantities are for the normal-normal model, not --glmm")
+        columns, ref, categorical = self._moderator_coding(mods, refs, categorical)
+        return study_level_analysis(
+            self.effects,
+            columns,
+            tau2_method=self.options.tau2_method,
+            ci_method=self.options.ci_method,
+            level=self.options.level,
+            ref=ref,
+            categorical=categorical,
+        )
+
+    def _moderator_coding(
+        self,
+        mods: str | Sequence[str],
+        refs: Sequence[str] | str,
+        categorical: Sequence[str] | str,
+    ) -> tuple[list[str], dict[str, str], list[str]]:
+        """The moderator columns, reference levels and forced-categorical columns of
+        ``--mod``/``--ref``/``--categorical``, checked against the table."""
+        from ivigmeta.methods.metareg import resolve_refs
+
         columns = [mods] if isinstance(mods, str) else list(mods)
         categorical = [categorical] if isinstance(categorical, str) else list(categorical)
         refs = [refs] if isinstance(refs, str) else list(refs)
@@ -812,15 +870,7 @@ class MetaAnalysisFit:
             raise ModelError(f"--categorical {unknown[0]}: not one of the --mod columns")
         if refs and not columns:
             raise ModelError("--ref applies to moderators (--mod COL)")
-        return study_level_analysis(
-            self.effects,
-            columns,
-            tau2_method=self.options.tau2_method,
-            ci_method=self.options.ci_method,
-            level=self.options.level,
-            ref=resolve_refs(self.effects, columns, refs),
-            categorical=categorical,
-        )
+        return columns, resolve_refs(self.effects, columns, refs), categorical
 
     def bias(
         self,

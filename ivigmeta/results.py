@@ -1287,6 +1287,28 @@ class InfluenceRow:
     # Why the case-deletion values are missing (the refit without the study did not converge;
     # metafor reports NA there too).
     note: str = ""
+    # Models with moderators (:class:`ModeratorInfluence`): the coefficient names, the DFBETAS of
+    # each coefficient and the coefficients of the model refitted without the study (None when
+    # that refit failed). ``dfbetas`` is then the DFBETAS largest in absolute value.
+    coefficient_names: tuple[str, ...] = ()
+    dfbetas_all: tuple[float, ...] | None = None
+    beta_del: tuple[float, ...] | None = None
+
+    @property
+    def dfbetas_by_coefficient(self) -> dict[str, float | None] | None:
+        """{coefficient: DFBETAS} for a model with moderators, else None."""
+        if not self.coefficient_names:
+            return None
+        values = self.dfbetas_all or (None,) * len(self.coefficient_names)
+        return dict(zip(self.coefficient_names, values))
+
+    @property
+    def coefficients_del(self) -> dict[str, float | None] | None:
+        """{coefficient: estimate without the study} for a model with moderators, else None."""
+        if not self.coefficient_names:
+            return None
+        values = self.beta_del or (None,) * len(self.coefficient_names)
+        return dict(zip(self.coefficient_names, values))
 
     __json__: ClassVar[Layout] = (
         *keys_of("study", "study", "row"),
@@ -1299,6 +1321,8 @@ class InfluenceRow:
         "hat",
         "weight",
         "dfbetas",
+        Key("dfbetas_by_coefficient", omit_none=True),
+        Key("coefficients_del", omit_none=True),
         "influential",
         Key("influential_by", "reasons"),
         "baujat_x",
@@ -1331,6 +1355,71 @@ class Influence:
         ),
         Key("studies", "rows"),
         Key("excluded", "full.effects.excluded"),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class ModeratorInfluence:
+    """Influence diagnostics of every study of a meta-regression (or common-effect) model,
+    metafor's ``influence(rma(yi, vi, mods = ...))``, with its cut-offs (on p coefficients).
+
+    ``tau2_method`` is ``"FE"`` for the common-effect model; ``coefficients`` are the full
+    model's (name, estimate) pairs; ``excluded`` lists the studies left out (no effect size, or
+    an empty moderator).
+    """
+
+    measure: str
+    k: int
+    tau2_method: str
+    ci_method: str
+    tau2: float
+    coefficients: tuple[tuple[str, float], ...]
+    rows: tuple[InfluenceRow, ...]
+    dffits_cutoff: float
+    cook_d_cutoff: float
+    hat_cutoff: float
+    excluded: tuple[Exclusion, ...] = ()
+    references: tuple[tuple[str, str], ...] = ()
+    dfbetas_cutoff: float = 1.0
+
+    @property
+    def model(self) -> str:
+        """``metareg`` with moderators; ``common`` or ``random`` for an intercept-only model."""
+        if len(self.coefficients) > 1:
+            return "metareg"
+        return "common" if self.tau2_method == "FE" else "random"
+
+    @property
+    def moderators(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.coefficients[1:])
+
+    @property
+    def coefficient_dict(self) -> dict[str, float]:
+        return dict(self.coefficients)
+
+    @property
+    def reference_levels(self) -> dict[str, str]:
+        return dict(self.references)
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "k",
+        "model",
+        "moderators",
+        Key("reference_levels", when="references"),
+        "tau2_method",
+        "ci_method",
+        "tau2",
+        Key("coefficients", "coefficient_dict"),
+        Group(
+            "cutoffs",
+            tuple(Key(name, f"{name}_cutoff") for name in ("dffits", "cook_d", "hat", "dfbetas")),
+        ),
+        Key("studies", "rows"),
+        "excluded",
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -34,15 +34,26 @@ if TYPE_CHECKING:
 _RESID_ZERO = 100 * 2.220446049250313e-16
 
 
-def _wls(
+#: ``tau2_method`` of the common-effect (fixed-effects) model: tau² = 0 (metafor's method="FE").
+COMMON_EFFECT = "FE"
+
+
+def wls_fit(
     y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2_method: str, hk: bool
 ) -> tuple[float, np.ndarray, np.ndarray, float]:
-    """tau², beta, Var(beta) and the scale factor s² of the model (y, v, X)."""
+    """tau², beta, Var(beta) and the scale factor s² of the model (y, v, X).
+
+    ``tau2_method`` is an estimator of :mod:`ivigmeta.core.tau2`, or :data:`COMMON_EFFECT` for
+    the common-effect model (tau² = 0). Var(beta) includes s² (1 unless ``hk``).
+    """
     import numpy as np
 
     from ivigmeta.core.tau2 import estimate_tau2
 
-    tau2 = estimate_tau2(list(y), list(v), tau2_method, X).tau2
+    if tau2_method == COMMON_EFFECT:
+        tau2 = 0.0
+    else:
+        tau2 = estimate_tau2(list(y), list(v), tau2_method, X).tau2
     w = 1.0 / (v + tau2)
     XtW = X.T * w
     vb = np.linalg.inv(XtW @ X)
@@ -54,6 +65,31 @@ def _wls(
         rss = float(np.sum(w * r * r))
         s2w = 0.0 if rss <= np.finfo(float).eps else rss / (k - p)
     return tau2, beta, s2w * vb, s2w
+
+
+def hat_matrix(X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """H = X (X' W X)^-1 X' W, W = diag(w): the fitted values are H y."""
+    import numpy as np
+
+    return X @ np.linalg.solve((X.T * w) @ X, X.T * w)
+
+
+def deleted_residual(
+    y: float,
+    v: float,
+    x: np.ndarray,
+    tau2_d: float,
+    beta_d: np.ndarray,
+    vb_d: np.ndarray,
+    s2_d: float,
+) -> Interval:
+    """The studentized deleted residual of a study (y, v, design row x) from the model refitted
+    without it (tau²_(-i), beta_(-i), Var(beta_(-i)) and s²_(-i) from :func:`wls_fit`)."""
+    e_d = float(y - x @ beta_d)
+    if abs(e_d) < _RESID_ZERO:
+        e_d = 0.0
+    se_d = math.sqrt(v * s2_d + float(x @ vb_d @ x) + tau2_d * s2_d)
+    return Interval(e_d, se_d, e_d / se_d)
 
 
 def study_level(
@@ -85,7 +121,7 @@ def study_level(
         raise ModelError(f"a model with {p} coefficients needs more than {p} studies (have {k})")
     hk = ci_method == "hk"
     try:
-        tau2, beta, vb, _ = _wls(y, v, X, method, hk)
+        tau2, beta, vb, _ = wls_fit(y, v, X, method, hk)
     except np.linalg.LinAlgError:
         raise ModelError("the model is numerically singular") from None
     crit = t_crit(level, k - p) if hk else z_crit(level)
@@ -99,20 +135,15 @@ def study_level(
     re = lam * (y - fitted)
     re_se = np.sqrt(lam * v + lam**2 * xvx)
     w = 1.0 / (v + tau2)
-    H = X @ np.linalg.solve((X.T * w) @ X, X.T * w)
+    H = hat_matrix(X, w)
     ImH = np.eye(k) - H
     std_se = np.sqrt(np.diag(ImH @ np.diag(v + tau2) @ ImH.T))
     rows = []
     for i in range(k):
         others = [j for j in range(k) if j != i]
         try:
-            t_d, b_d, vb_d, s2_d = _wls(y[others], v[others], X[others], method, hk)
-            pred_d = float(X[i] @ b_d)
-            e_d = float(y[i] - pred_d)
-            if abs(e_d) < _RESID_ZERO:
-                e_d = 0.0
-            se_d = math.sqrt(v[i] * s2_d + float(X[i] @ vb_d @ X[i]) + t_d * s2_d)
-            student: Interval | None = Interval(e_d, se_d, e_d / se_d)
+            t_d, b_d, vb_d, s2_d = wls_fit(y[others], v[others], X[others], method, hk)
+            student: Interval | None = deleted_residual(y[i], v[i], X[i], t_d, b_d, vb_d, s2_d)
             note = ""
         except (ModelError, np.linalg.LinAlgError, ArithmeticError, ValueError) as exc:
             student, note = None, str(exc) or "the refit without the study failed"
@@ -178,4 +209,11 @@ def study_level_analysis(
     )
 
 
-__all__ = ["study_level", "study_level_analysis"]
+__all__ = [
+    "COMMON_EFFECT",
+    "deleted_residual",
+    "hat_matrix",
+    "study_level",
+    "study_level_analysis",
+    "wls_fit",
+]

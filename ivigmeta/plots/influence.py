@@ -8,7 +8,9 @@
   one point per study, with the cut-offs used to flag a study; flagged studies in red.
 
 Drawn from the influence result of ``ivigmeta influence`` (rows with ``study``, ``baujat_x``,
-``baujat_y`` and the diagnostics, and the cut-offs); nothing is refitted.
+``baujat_y`` and the diagnostics, and the cut-offs), with or without moderators (``--mod``: the
+Baujat axes are then the squared Pearson residual and the influence on the fitted value, as
+metafor's ``baujat()`` of a meta-regression); nothing is refitted.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ PANELS: tuple[tuple[str, str, Any], ...] = (
 
 
 def _full_tau2(inf: Any) -> float | None:
+    """The fitted model's tau²: a meta-regression's own, else the pooled fit's heterogeneity."""
+    if hasattr(inf, "tau2"):
+        return inf.tau2
     full = getattr(inf, "full", None)
     het = getattr(full, "heterogeneity", None)
     return getattr(het, "tau2", None)
@@ -71,8 +76,12 @@ def baujat_plot(inf: Any):
         ax.set_xlim(min(min(x), 0.0) - x_pad, max(x) + 3 * x_pad)
         ax.set_ylim(min(min(y), 0.0) - y_pad, max(y) + 2 * y_pad)
         c.place_labels(ax, x, y, distinct_labels([r.study for r in rows]))
-        ax.set_xlabel("Contribution to overall heterogeneity")
-        ax.set_ylabel("Influence on overall result")
+        if getattr(inf, "moderators", ()):  # a meta-regression (metafor's baujat labels)
+            ax.set_xlabel("Squared Pearson residual")
+            ax.set_ylabel("Influence on fitted value")
+        else:
+            ax.set_xlabel("Contribution to overall heterogeneity")
+            ax.set_ylabel("Influence on overall result")
         skipped = len(inf.rows) - len(rows)
         title = "Baujat plot"
         if skipped:

@@ -27,6 +27,7 @@ from ivigmeta.results import (
     LeaveOneOut,
     MetaAnalysis,
     MetaRegression,
+    ModeratorInfluence,
     NotApplicable,
     RegressionTest,
     RegTest,
@@ -1029,6 +1030,74 @@ def influence_records(inf: Influence) -> list[dict[str, Any]]:
     return [r.to_dict() for r in inf.rows]
 
 
+def influence_mods_sections(inf: ModeratorInfluence) -> list[Section]:
+    names = [name for name, _ in inf.coefficients]
+    cols = ["Study", "rstudent", "DFFITS", "Cook's D", "COVRATIO"]
+    if inf.tau2_method != "FE":
+        cols.append("tau² del")
+    cols += ["QE del", "hat", "weight"]
+    cols += [f"DFBETAS {name}" for name in names]
+    cols += ["Influential", "Baujat x", "Baujat y"]
+    rows = []
+    for r in inf.rows:
+        dfbs = r.dfbetas_by_coefficient or {}
+        cells = [
+            marked_label(r.study),
+            f.num(r.rstudent, 3),
+            f.num(r.dffits, 3),
+            f.num(r.cook_d, 3),
+            f.num(r.cov_r, 3),
+        ]
+        if inf.tau2_method != "FE":
+            cells.append(f.tau2(r.tau2_del))
+        cells += [f.num(r.qe_del), f.num(r.hat, 3), f.pct(r.weight)]
+        cells += [f.num(dfbs.get(name), 3) for name in names]
+        cells += [
+            ("* " + ", ".join(r.reasons)) if r.influential else "",
+            f.num(r.baujat_x, 3),
+            f.num(r.baujat_y, 3),
+        ]
+        rows.append(cells)
+    p = len(names)
+    notes = [
+        "Influential (*, as metafor): "
+        f"|DFFITS| > {f.num(inf.dffits_cutoff, 3)}, Cook's D > {f.num(inf.cook_d_cutoff, 3)} "
+        f"(median of chi² on {p} df), hat > {f.num(inf.hat_cutoff, 3)} or any "
+        f"|DFBETAS| > {inf.dfbetas_cutoff:g}.",
+        "Baujat x: squared Pearson residual; y: influence on the study's fitted value.",
+    ]
+    if inf.references:
+        notes.append(
+            "Reference levels: " + ", ".join(f"{c} = {lev}" for c, lev in inf.references) + "."
+        )
+    if inf.measure in RATIO_MEASURES:
+        notes.append(f"Coefficients and DFBETAS are on the log {inf.measure} scale.")
+    notes += [f"{r.study.study}: no case-deletion values: {r.note}" for r in inf.rows if r.note]
+    notes += excluded_notes(inf.excluded)
+    if inf.model == "metareg":
+        what = "meta-regression on " + ", ".join(inf.moderators)
+    else:
+        what = "intercept only"
+    model = "common effect" if inf.tau2_method == "FE" else f"random effects, {inf.tau2_method}"
+    title = f"Influence diagnostics ({what}, {model}, k = {inf.k})"
+    return [Section(title, cols, rows, notes)]
+
+
+def influence_mods_records(inf: ModeratorInfluence) -> list[dict[str, Any]]:
+    out = []
+    for r in inf.rows:
+        d = r.to_dict()
+        rec = {
+            k: v for k, v in d.items() if k not in ("dfbetas_by_coefficient", "coefficients_del")
+        }
+        for group in ("dfbetas_by_coefficient", "coefficients_del"):
+            prefix = "dfbetas" if group == "dfbetas_by_coefficient" else "coef_del"
+            for name, value in (d[group] or {}).items():
+                rec[f"{prefix}_{name}"] = value
+        out.append(rec)
+    return out
+
+
 def blup_sections(sl: StudyLevel) -> list[Section]:
     pi = f"{sl.level * 100:g}% PI"
     cols = ["Study", "BLUP", "SE", pi, "Random effect", "SE", pi, "Fitted", "Residual"]
@@ -1085,6 +1154,7 @@ def blup_records(sl: StudyLevel) -> list[dict[str, Any]]:
 VIEWS["blup"] = View(blup_sections, blup_records)
 VIEWS["cumulative"] = View(cumulative_sections, cumulative_records)
 VIEWS["influence"] = View(influence_sections, influence_records)
+VIEWS["influence_mods"] = View(influence_mods_sections, influence_mods_records)
 
 
 # ---------------------------------------------------------------------------------------------
