@@ -46,25 +46,17 @@ def wls_fit(
     ``tau2_method`` is an estimator of :mod:`ivigmeta.core.tau2`, or :data:`COMMON_EFFECT` for
     the common-effect model (tau² = 0). Var(beta) includes s² (1 unless ``hk``).
     """
-    import numpy as np
+    from ivigmeta.core.regression import regression_fit
 
-    from ivigmeta.core.tau2 import estimate_tau2
-
-    if tau2_method == COMMON_EFFECT:
-        tau2 = 0.0
-    else:
-        tau2 = estimate_tau2(list(y), list(v), tau2_method, X).tau2
-    w = 1.0 / (v + tau2)
-    XtW = X.T * w
-    vb = np.linalg.inv(XtW @ X)
-    beta = vb @ XtW @ y
-    s2w = 1.0
-    if hk:
-        k, p = X.shape
-        r = y - X @ beta
-        rss = float(np.sum(w * r * r))
-        s2w = 0.0 if rss <= np.finfo(float).eps else rss / (k - p)
-    return tau2, beta, s2w * vb, s2w
+    rf = regression_fit(
+        y,
+        v,
+        X,
+        tau2_method,
+        "hk" if hk else "z",
+        "common" if tau2_method == COMMON_EFFECT else "random",
+    )
+    return rf.tau2, rf.beta, rf.vb, rf.s2w
 
 
 def hat_matrix(X: np.ndarray, w: np.ndarray) -> np.ndarray:
