@@ -813,6 +813,13 @@ class Prediction:
     ci_high: float
     pi_low: float
     pi_high: float
+    # estimate, ci_low, ci_high, pi_low, pi_high on the reported scale (RR, not log RR; the
+    # analysis-scale values for a measure reported as analysed).
+    reported: tuple[float, float, float, float, float] = (math.nan,) * 5
+
+    @property
+    def reported_dict(self) -> dict[str, float]:
+        return dict(zip(("estimate", "ci_low", "ci_high", "pi_low", "pi_high"), self.reported))
 
     @property
     def label(self) -> str:
@@ -832,6 +839,7 @@ class Prediction:
         "ci_high",
         "pi_low",
         "pi_high",
+        Key("reported", "reported_dict"),
     )
 
     def to_dict(self) -> dict[str, Any]:

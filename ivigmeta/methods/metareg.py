@@ -375,17 +375,17 @@ def metareg_analysis(
 def moderator_row(reg: MetaRegression, values: Mapping[str, str]) -> list[float]:
     """The design row (intercept first) of moderator ``values`` {column: text}, coded as the
     model's moderators are; every moderator needs a value."""
-    missing = [col for col, _, _ in reg.terms if col not in values]
-    if missing:
-        raise ModelError(
-            "give a value for every moderator of the model (missing: " + ", ".join(missing) + ")"
-        )
     unknown = [col for col in values if col not in {t[0] for t in reg.terms}]
     if unknown:
         raise ModelError(
             f"'{unknown[0]}' is not a moderator of the model (moderators: "
             + ", ".join(t[0] for t in reg.terms)
             + ")"
+        )
+    missing = [col for col, _, _ in reg.terms if col not in values]
+    if missing:
+        raise ModelError(
+            "give a value for every moderator of the model (missing: " + ", ".join(missing) + ")"
         )
     row = [1.0]
     for col, kind, levels in reg.terms:
@@ -429,15 +429,27 @@ def predict_at(reg: MetaRegression, text: str) -> Prediction:
     est, se = linear_prediction(reg, x)
     crit = t_crit(reg.level, reg.qm_df2) if reg.qm_df2 is not None else z_crit(reg.level)
     half_pi = crit * math.sqrt(se * se + reg.tau2)
+    values = (est, est - crit * se, est + crit * se, est - half_pi, est + half_pi)
     return Prediction(
         at=tuple(pairs),
         estimate=est,
         se=se,
-        ci_low=est - crit * se,
-        ci_high=est + crit * se,
-        pi_low=est - half_pi,
-        pi_high=est + half_pi,
+        ci_low=values[1],
+        ci_high=values[2],
+        pi_low=values[3],
+        pi_high=values[4],
+        reported=reported_values(values, reg.measure),
     )
+
+
+def reported_values(values: Sequence[float], measure: str) -> tuple[float, ...]:
+    """``values`` on the measure's reported scale (exp for ratio measures; the Freeman-Tukey
+    back-transform, which needs study sizes, is not applied)."""
+    from ivigmeta.core.measures import reported_scalar
+
+    if measure == "PFT":
+        return tuple(values)
+    return tuple(reported_scalar(x, measure) for x in values)
 
 
 def linear_prediction(reg: MetaRegression, x: Sequence[float]) -> tuple[float, float]:
@@ -459,8 +471,17 @@ def bubble(reg: MetaRegression, moderator: str | None = None, points: int = 101)
             "the bubble plot needs a continuous moderator (the model's are all categorical)"
         )
     col = moderator or continuous[0]
+    if col not in [t[0] for t in reg.terms]:
+        raise ModelError(
+            f"--plot-mod {col}: not a moderator of the model (moderators: "
+            + ", ".join(t[0] for t in reg.terms)
+            + ")"
+        )
     if col not in continuous:
-        raise ModelError(f"'{col}' is not a continuous moderator of the model")
+        raise ModelError(
+            f"--plot-mod {col}: a categorical moderator; the bubble plot's x axis needs a "
+            "continuous one"
+        )
     # The moderator's design column: after the intercept and the columns of the terms before it.
     j = 1
     for name, kind, levels in reg.terms:

@@ -228,6 +228,7 @@ def place_labels(
     order = sorted(range(len(texts)), key=lambda i: (-pts[i][1], pts[i][0]))
     frame = ax.get_window_extent()
     inside = (frame.x0, frame.y0, frame.x1, frame.y1)
+    page = (fig.bbox.width, fig.bbox.height)
     for i in order:
         w = text_width(texts[i], size) * 72.0 * scale
         h = size * 1.15 * scale
@@ -252,6 +253,8 @@ def place_labels(
                 and box[3] <= inside[3]
             ):
                 hits += 1  # a label across the axes' frame or outside it
+            if box[0] < 0 or box[1] < 0 or box[2] > page[0] or box[3] > page[1]:
+                hits += 1000  # cut off by the edge of the figure: only when nothing else fits
             if best_hits is None or hits < best_hits:
                 best, best_hits = (dx, dy, box), hits
             if hits == 0:

@@ -88,6 +88,7 @@ DROP_ORDER: tuple[tuple[str, ...], ...] = (
     ("Q",),
     ("I²",),
     ("Detail",),
+    ("Permutation p",),
     ("p-value",),
 )
 
@@ -629,8 +630,12 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
     stat = "t" if reg.ci_method in ("hk", "adhoc") else "z"
     ci_head = f"{reg.level_percent:g}% CI"
     cols = ["Coefficient", "Estimate", "SE", stat, "p-value", ci_head]
-    rows = [
-        [
+    perm = reg.permutation
+    if perm is not None:
+        cols.insert(5, "Permutation p")
+    rows = []
+    for j, c in enumerate(reg.coefficients):
+        row = [
             c.name,
             f.num(c.estimate, 4),
             f.num(c.se, 4),
@@ -638,8 +643,9 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
             f.pval(c.p_value),
             f.ci(c.ci_low, c.ci_high, 4),
         ]
-        for c in reg.coefficients
-    ]
+        if perm is not None:
+            row.insert(5, f.pval(perm.p_values[j]))
+        rows.append(row)
     if reg.qm is None:
         omnibus = "Test of moderators: not applicable (intercept only)"
     elif reg.qm_df2 is not None:
@@ -648,19 +654,68 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
         omnibus = (
             f"Test of moderators: QM = {f.num(reg.qm)}, df = {reg.qm_df}, {f.p_eq(reg.qm_p_value)}"
         )
-    notes = [
-        omnibus,
-        f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, {f.p_eq(reg.qe_p_value)}; "
-        f"tau² = {f.tau2(reg.tau2)}; I² = {f.pct(reg.i2)}; R² = {f.pct(reg.r2)}",
-    ]
+    if perm is not None and perm.qm_p_value is not None and reg.qm is not None:
+        omnibus += f"; permutation {f.p_eq(perm.qm_p_value)}"
+    if reg.model == "common":
+        residual = (
+            f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, "
+            f"{f.p_eq(reg.qe_p_value)}; I² = {f.pct(reg.i2)} (from QE)"
+        )
+    else:
+        residual = (
+            f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, "
+            f"{f.p_eq(reg.qe_p_value)}; tau² = {f.tau2(reg.tau2)}; I² = {f.pct(reg.i2)}; "
+            f"R² = {f.pct(reg.r2)}"
+        )
+    notes = [omnibus, residual]
+    if perm is not None:
+        how = (
+            f"exact, all {perm.iterations:,} distinct permutations"
+            if perm.exact
+            else f"{perm.iterations:,} random permutations, seed {perm.seed}"
+        )
+        failed = f"; {perm.failed} refits failed and are left out" if perm.failed else ""
+        notes.append(f"Permutation test ({how}{failed}).")
     if reg.measure in RATIO_MEASURES:
         notes.append(f"Coefficients are on the log {reg.measure} scale.")
     for col, level in reg.references:
         notes.append(f"Reference level of {col}: {level}")
     notes += excluded_notes(reg.excluded)
     ci_name = {"hk": "Hartung-Knapp", "adhoc": "Hartung-Knapp, factor >= 1"}.get(reg.ci_method, "z")
-    title = f"Mixed-effects meta-regression ({reg.measure + ', ' if reg.measure else ''}{reg.tau2_method}, {ci_name}, k = {reg.k})"
-    return [Section(title, cols, rows, notes)]
+    measure = reg.measure + ", " if reg.measure else ""
+    if reg.model == "common":
+        title = f"Fixed-effects (common-effect) meta-regression ({measure}{ci_name}, k = {reg.k})"
+    else:
+        title = (
+            f"Mixed-effects meta-regression ({measure}{reg.tau2_method}, {ci_name}, k = {reg.k})"
+        )
+    sections = [Section(title, cols, rows, notes)]
+    if reg.predictions:
+        sections.append(_prediction_section(reg))
+    return sections
+
+
+def _prediction_section(reg: MetaRegression) -> Section:
+    """The --predict table: each prediction on the reported scale, with its CI and PI."""
+    d = f.decimals_for(reg.measure)
+    name = reg.measure or "Estimate"
+    pct = f"{reg.level_percent:g}%"
+    cols = ["Moderator values", f"{name} [{pct} CI]", f"{pct} prediction interval", "SE"]
+    rows = [
+        [
+            p.label,
+            f.est_ci(p.reported[0], p.reported[1], p.reported[2], d),
+            f.ci(p.reported[3], p.reported[4], d),
+            f.num(p.se, 4),
+        ]
+        for p in reg.predictions
+    ]
+    notes = []
+    if reg.measure in RATIO_MEASURES:
+        notes.append("SE on the log scale.")
+    if reg.model == "common":
+        notes.append("A common-effect model has no prediction interval beyond the CI.")
+    return Section("Predicted effects", cols, rows, notes)
 
 
 def bias_sections(ba: BiasAnalysis) -> list[Section]:
@@ -843,7 +898,24 @@ def subgroup_records(sg: SubgroupAnalysis) -> list[dict[str, Any]]:
 
 
 def metareg_records(reg: MetaRegression) -> list[dict[str, Any]]:
-    return [c.to_dict() for c in reg.coefficients]
+    """One CSV record per coefficient (with its permutation p-value under --permutations),
+    then one per --predict."""
+    records = []
+    for j, c in enumerate(reg.coefficients):
+        record = c.to_dict()
+        if reg.permutation is not None:
+            record["permutation_p_value"] = reg.permutation.p_values[j]
+        records.append(record | {"kind": "coefficient"})
+    for p in reg.predictions:
+        out = p.to_dict()
+        out.pop("at")
+        reported = out.pop("reported")
+        records.append(
+            {"name": out.pop("label"), **out}
+            | {f"reported_{key}": value for key, value in reported.items()}
+            | {"kind": "prediction"}
+        )
+    return records
 
 
 def bias_records(ba: BiasAnalysis) -> list[dict[str, Any]]:
