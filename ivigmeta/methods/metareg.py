@@ -442,14 +442,17 @@ def predict_at(reg: MetaRegression, text: str) -> Prediction:
     )
 
 
-def reported_values(values: Sequence[float], measure: str) -> tuple[float, ...]:
-    """``values`` on the measure's reported scale (exp for ratio measures; the Freeman-Tukey
-    back-transform, which needs study sizes, is not applied)."""
+def reported_values(
+    values: tuple[float, float, float, float, float], measure: str
+) -> tuple[float, float, float, float, float]:
+    """Estimate, CI and PI on the measure's reported scale (exp for ratio measures; the
+    Freeman-Tukey back-transform, which needs study sizes, is not applied)."""
     from ivigmeta.core.measures import reported_scalar
 
     if measure == "PFT":
-        return tuple(values)
-    return tuple(reported_scalar(x, measure) for x in values)
+        return values
+    a, b, c, d, e = (reported_scalar(x, measure) for x in values)
+    return a, b, c, d, e
 
 
 def linear_prediction(reg: MetaRegression, x: Sequence[float]) -> tuple[float, float]:
