@@ -58,6 +58,11 @@ FIGURES = {
         {"triangle": False, "label_studies": True},
     ),
     "gosh.png": ("ivigmeta gosh studies.csv --plot gosh.png", "gosh", {}),
+    "bubble.png": (
+        "ivigmeta metareg docs/examples/bcg.csv --mod ablat --plot bubble.png",
+        "bubble",
+        {},
+    ),
     "rob.png": ("ivigmeta rob docs/examples/rob_example.csv --plot rob.png", "rob", {}),
 }
 
@@ -70,11 +75,13 @@ def results() -> dict[str, object]:
     from ivigmeta.methods.bias import bias_analysis
     from ivigmeta.methods.gosh import gosh
     from ivigmeta.methods.influence import influence
+    from ivigmeta.methods.metareg import bubble, metareg_analysis
     from ivigmeta.methods.rob import load_rob
     from ivigmeta.methods.sensitivity import cumulative, leave_one_out
     from ivigmeta.methods.subgroup import subgroup_analysis
 
     ma = fit(compute_effects(load_table(str(ROOT / "studies.csv")).studies))
+    bcg = compute_effects(load_table(str(ROOT / "docs" / "examples" / "bcg.csv")).studies)
     return {
         "forest": ma,
         "subgroup-forest": subgroup_analysis(ma, ["nk_criterion", "timing"]),
@@ -87,6 +94,7 @@ def results() -> dict[str, object]:
         "cumulative": cumulative(ma, "year"),
         "labbe": ma,
         "gosh": gosh(ma),
+        "bubble": bubble(metareg_analysis(bcg, ["ablat"])),
     }
 
 

@@ -23,7 +23,7 @@ from matplotlib.patches import Circle, Polygon
 from ivigmeta.core.effects import compute_effects
 from ivigmeta.core.pooling import fit
 from ivigmeta.errors import DataError, ModelError
-from ivigmeta.io.studies import parse_table
+from ivigmeta.io.studies import load_table, parse_table
 from ivigmeta.methods.bias import bias_analysis
 from ivigmeta.methods.gosh import gosh
 from ivigmeta.methods.rob import load_rob
@@ -106,7 +106,15 @@ def results(paper_fit):
         "cumulative": cumulative(paper_fit, "year"),
         "labbe": paper_fit,
         "gosh": gosh(paper_fit),
+        "bubble": _bcg_bubble(),
     }
+
+
+def _bcg_bubble():
+    from ivigmeta.methods.metareg import bubble, metareg_analysis
+
+    bcg = compute_effects(load_table(str(ROOT / "docs" / "examples" / "bcg.csv")).studies)
+    return bubble(metareg_analysis(bcg, ["ablat"]))
 
 
 @pytest.fixture(scope="module")
