@@ -28,6 +28,7 @@ from ivigmeta.render.views import VIEWS
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WIDTHS = (60, 80, 100, 120)
 STUDIES = str(ROOT / "studies.csv")
+BCG = str(ROOT / "docs" / "examples" / "bcg.csv")
 
 
 def in_terminal(args: list[str], columns: int, env: dict | None = None) -> tuple[str, str]:
@@ -75,6 +76,27 @@ CASES = {
     "influence": (["influence", STUDIES], "influence", lambda fit: fit.influence()),
     "loo": (["loo", STUDIES], "loo", lambda fit: fit.loo()),
     "bias": (["bias", STUDIES], "bias", lambda fit: fit.bias()),
+    # Four-decimal coefficients and intervals: even at 60 columns no number is squeezed.
+    "metareg": (
+        [
+            "metareg",
+            BCG,
+            "--mod",
+            "ablat",
+            "--mod",
+            "alloc",
+            "--permutations",
+            "20",
+            "--seed",
+            "1",
+            "--predict",
+            "ablat=20,alloc=random",
+        ],
+        "metareg",
+        lambda fit: ivigmeta.pool(BCG).metareg(
+            ["ablat", "alloc"], predict="ablat=20,alloc=random", permutations=20, seed=1
+        ),
+    ),  # fmt: skip
 }
 
 

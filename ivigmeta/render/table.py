@@ -105,6 +105,15 @@ def fit_columns(sec: Section, width: int | None) -> tuple[list[int], list[int] |
         if needed(keep) <= width:
             break
         keep = [i for i in keep if i not in group]
+    # Last resort, for a very narrow terminal: the remaining secondary number columns, from the
+    # right. The label, an estimate and an interval never go.
+    for i in reversed(keep[1:]):
+        if needed(keep) <= width:
+            break
+        name = cols[i].name
+        if cols[i].wrap or "CI" in name or name.startswith("Estimate"):
+            continue
+        keep.remove(i)
     widths = {i: cols[i].minimum for i in keep}
     room = width - needed(keep)
     for i in sorted(keep, key=lambda i: (not cols[i].wrap, cols[i].natural - cols[i].minimum)):
