@@ -10,6 +10,7 @@ import math
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import ROOT
 from metafor_ref import studies as reference_studies
 
 from ivigmeta.core.effects import compute_effects
@@ -18,26 +19,21 @@ from ivigmeta.methods.metareg import metareg_analysis
 
 
 @pytest.fixture
-def bcg_path(tmp_path):
-    """dat.bcg as metafor ships it (metafor's column names), from the reference fixture."""
-    path = tmp_path / "bcg.csv"
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["author", "year", "tpos", "tneg", "cpos", "cneg", "ablat", "alloc"])
-        for s in reference_studies("bcg"):
-            w.writerow(
-                [
-                    s.study,
-                    s.year,
-                    s.treat_events,
-                    s.treat_total - s.treat_events,
-                    s.control_events,
-                    s.control_total - s.control_events,
-                    s.fields["ablat"],
-                    s.fields["alloc"],
-                ]
-            )
-    return path
+def bcg_path():
+    """metafor's dat.bcg with metafor's column names (docs/examples/bcg.csv)."""
+    return ROOT / "docs" / "examples" / "bcg.csv"
+
+
+def test_the_example_file_is_metafors_dat_bcg(bcg_path):
+    ours = load_table(str(bcg_path)).studies
+    ref = reference_studies("bcg")
+    assert [(s.treat_events, s.treat_total, s.control_events, s.control_total) for s in ours] == [
+        (s.treat_events, s.treat_total, s.control_events, s.control_total) for s in ref
+    ]
+    assert [(s.fields["ablat"], s.fields["alloc"]) for s in ours] == [
+        (s.fields["ablat"], s.fields["alloc"]) for s in ref
+    ]
+    assert [f"{s.study} {s.year}" for s in ours] == [s.study for s in ref]
 
 
 def _json(run, *args):
