@@ -510,6 +510,7 @@ def metareg_table(
     predict: str | Sequence[str] = (),
     permutations: int | None = None,
     seed: int | None = None,
+    tau2_ci: str = "qp",
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -520,7 +521,8 @@ def metareg_table(
     ``predict``: moderator values ``"COL=VALUE,..."``, one prediction each (metafor's
     ``predict(newmods = ...)``). ``permutations``: also the permutation test (metafor's
     ``permutest``), exact when there are at most that many distinct permutations, else that
-    many random ones from ``seed``.
+    many random ones from ``seed``. ``tau2_ci``: the type of the residual tau² interval
+    (``qp``, ``pl``, ``wald``, ``wald-log``, ``wald-sqrt``).
     """
     from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
 
@@ -549,6 +551,7 @@ def metareg_table(
         predict=[predict] if isinstance(predict, str) else list(predict),
         permutations=permutations,
         seed=seed,
+        tau2_ci=tau2_ci,
     )
 
 
@@ -799,13 +802,15 @@ class MetaAnalysisFit:
         predict: str | Sequence[str] = (),
         permutations: int | None = None,
         seed: int | None = None,
+        tau2_ci: str = "qp",
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
         Numeric columns are continuous unless named in ``categorical``; text columns are
         dummy-coded against the first level in table order, or the one ``refs`` names
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
-        ``model``, ``predict``, ``permutations`` and ``seed`` as :func:`metareg_table`.
+        ``model``, ``predict``, ``permutations``, ``seed`` and ``tau2_ci`` as
+        :func:`metareg_table`.
         """
         if level is not None:
             check_percent_level(level)
@@ -822,6 +827,7 @@ class MetaAnalysisFit:
             predict=predict,
             permutations=permutations,
             seed=seed,
+            tau2_ci=tau2_ci,
         )
 
     def blup(

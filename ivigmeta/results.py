@@ -203,6 +203,41 @@ MH_OR_TESTS = ("cmh", "cochran", "breslow_day", "tarone")
 
 
 @dataclass(frozen=True)
+class FitStatistics:
+    """Log-likelihood, deviance, AIC, BIC and AICc of a normal-normal model under ML and REML
+    (metafor's ``fitstats()``); ``reported`` is the set metafor prints for the fit (REML for a
+    REML fit, ML otherwise)."""
+
+    ml: tuple[float, ...]
+    reml: tuple[float, ...]
+    reported: str = "ML"
+
+    NAMES: ClassVar[tuple[str, ...]] = ("loglik", "deviance", "aic", "bic", "aicc")
+
+    @property
+    def ml_dict(self) -> dict[str, float]:
+        return dict(zip(self.NAMES, self.ml))
+
+    @property
+    def reml_dict(self) -> dict[str, float]:
+        return dict(zip(self.NAMES, self.reml))
+
+    @property
+    def values(self) -> dict[str, float]:
+        """The reported set."""
+        return self.reml_dict if self.reported == "REML" else self.ml_dict
+
+    __json__: ClassVar[Layout] = (
+        "reported",
+        Key("ml", "ml_dict"),
+        Key("reml", "reml_dict"),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class CommonFit(Estimate):
     """Common-effect (fixed-effect) pooled estimate."""
 
@@ -226,6 +261,8 @@ class CommonFit(Estimate):
     #: the interval: "z" (Wald) or "hk" (Hartung-Knapp, t on ``df`` = k - 1)
     ci_method: str = "z"
     df: int | None = None
+    #: log-likelihood and information criteria (inverse-variance fits; None for MH and Peto)
+    fit_statistics: FitStatistics | None = None
 
     @property
     def has_own_heterogeneity(self) -> bool:
@@ -237,6 +274,7 @@ class CommonFit(Estimate):
         "ci_method",
         *Estimate.__json__,
         "df",
+        "fit_statistics",
         *(
             Key(name, when="has_own_heterogeneity")
             for name in ("q", "q_df", "q_p_value", "i2", "h2", "k_yi")
@@ -264,6 +302,8 @@ class RandomFit(Estimate):
     #: standard error of tau² (metafor's se.tau2), None where metafor gives none
     tau2_se: float | None = None
     pi_method: str = "z"
+    #: log-likelihood and information criteria at the fitted tau² (metafor's fitstats())
+    fit_statistics: FitStatistics | None = None
 
     @property
     def pi_low(self) -> float | None:
@@ -285,6 +325,7 @@ class RandomFit(Estimate):
         "pi_method",
         "converged",
         "tau2_algorithm",
+        "fit_statistics",
     )
 
 
@@ -945,6 +986,11 @@ class MetaRegression:
     terms: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     predictions: tuple[Prediction, ...] = ()
     permutation: PermutationTest | None = None
+    fit_statistics: FitStatistics | None = None
+    # The interval for the residual tau² (and I², H²) by --tau2-ci (Q-profile by default);
+    # None for a common-effect model.
+    tau2_interval: HeterogeneityCI | None = None
+    tau2_se: float | None = None
 
     @property
     def level_percent(self) -> float:
@@ -968,6 +1014,9 @@ class MetaRegression:
         "vcov",
         "predictions",
         "permutation",
+        "fit_statistics",
+        "tau2_se",
+        "tau2_interval",
         "qm",
         "qm_df",
         "qm_df2",

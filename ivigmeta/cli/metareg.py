@@ -18,6 +18,7 @@ from ivigmeta.cli.common import (
     plot_option,
     save_plot,
     show_result,
+    tau2_ci_option,
     tau2_option,
 )
 
@@ -81,6 +82,7 @@ from ivigmeta.cli.common import (
 @input_options
 @effect_options
 @tau2_option
+@tau2_ci_option
 @ci_option
 @level_option
 @output_options
@@ -100,6 +102,7 @@ def metareg(
     cc,
     cc_policy,
     tau2_method,
+    tau2_ci,
     ci_method,
     level,
     fmt,
@@ -134,6 +137,7 @@ def metareg(
         predict=predict,
         permutations=permutations,
         seed=seed,
+        tau2_ci=tau2_ci,
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):

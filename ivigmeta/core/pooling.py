@@ -597,6 +597,23 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         tau2_se,
         pi_method,
     )
+    from ivigmeta.core.fitstats import intercept_fit_statistics, statistics_of
+
+    random = dataclasses.replace(
+        random,
+        fit_statistics=statistics_of(
+            intercept_fit_statistics(y, v, g, t2.tau2, 2),
+            0,
+            "REML" if t2.method == "REML" else "ML",
+        ),
+    )
+    if common_method == "IV":
+        common = dataclasses.replace(
+            common,
+            fit_statistics=statistics_of(
+                intercept_fit_statistics(y, v, g, np.zeros(1), 1), 0, "ML"
+            ),
+        )
     ci = None
     if not math.isnan(float(gf.heterogeneity.s2[0])):
         ci = qprofile_ci(es.yi, es.vi, tau2, options.level)

@@ -35,6 +35,7 @@ class RegressionFit:
     qm: float | None
     s2w: float
     df2: int | None
+    tau2_se: float = math.nan  # the estimator's standard error of tau² (NaN: none; common effect)
 
 
 def regression_fit(
@@ -52,7 +53,10 @@ def regression_fit(
     from ivigmeta.core.tau2 import estimate_tau2
 
     k, p = X.shape
-    tau2 = 0.0 if model == "common" else estimate_tau2(list(y), list(v), tau2_method, X).tau2
+    tau2, tau2_se = 0.0, math.nan
+    if model != "common":
+        est = estimate_tau2(list(y), list(v), tau2_method, X)
+        tau2, tau2_se = est.tau2, est.se
     ws = 1.0 / (v + tau2)
     XtWs = X.T * ws
     vb = np.linalg.inv(XtWs @ X)
@@ -84,7 +88,7 @@ def regression_fit(
             qm = math.inf if np.any(bm != 0) else 0.0
         if knha:
             qm = qm / m
-    return RegressionFit(tau2, beta, vb, se, stats, qm, s2w, df2)
+    return RegressionFit(tau2, beta, vb, se, stats, qm, s2w, df2, tau2_se)
 
 
 __all__ = ["RegressionFit", "regression_fit"]

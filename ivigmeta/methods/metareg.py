@@ -70,6 +70,7 @@ def meta_regression(
     level: float = 0.95,
     excluded: Sequence[Exclusion] = (),
     model: str = "random",
+    tau2_ci: str = "qp",
 ) -> MetaRegression:
     """Fit a mixed-effects meta-regression; ``X`` includes the intercept column first.
     ``model = "common"`` is the fixed-effects (common-effect) meta-regression, tau² = 0.
@@ -80,7 +81,9 @@ def meta_regression(
     import numpy as np
 
     try:
-        return _meta_regression(yi, vi, X, names, tau2_method, ci_method, level, excluded, model)
+        return _meta_regression(
+            yi, vi, X, names, tau2_method, ci_method, level, excluded, model, tau2_ci
+        )
     except np.linalg.LinAlgError:
         raise SingularFit(
             "the meta-regression is numerically singular (the studies' sampling variances differ "
@@ -98,6 +101,7 @@ def _meta_regression(
     level: float,
     excluded: Sequence[Exclusion],
     model: str = "random",
+    tau2_ci: str = "qp",
 ) -> MetaRegression:
     import numpy as np
 
@@ -128,6 +132,13 @@ def _meta_regression(
             f"meta-regression with {p} coefficients needs more than {p} studies (have {k})"
         )
     rf = regression_fit(y, v, X, method, ci_method, model)
+    tau2_se: float | None = None
+    interval = None
+    if model == "random":
+        from ivigmeta.core.confint import tau2_ci as residual_tau2_ci
+
+        tau2_se = None if math.isnan(rf.tau2_se) else rf.tau2_se
+        interval = residual_tau2_ci(tau2_ci, yi, vi, rf.tau2, method, rf.tau2_se, level, X)
     df2 = rf.df2
     crit = t_crit(level, df2) if df2 is not None else z_crit(level)
     coefs = []
@@ -162,7 +173,13 @@ def _meta_regression(
         h2 = (rf.tau2 + s2) / s2
         tau2_0 = estimate_tau2(list(yi), list(vi), method).tau2
         r2 = 0.0 if tau2_0 == 0 else max(0.0, 100.0 * (tau2_0 - rf.tau2) / tau2_0)
+    from ivigmeta.core.fitstats import model_fit_statistics, statistics_of
+
+    stats = model_fit_statistics(y, v, X, rf.tau2, rf.beta, p + (0 if model == "common" else 1))
     return MetaRegression(
+        fit_statistics=statistics_of(stats, 0, "REML" if method == "REML" else "ML"),
+        tau2_interval=interval,
+        tau2_se=tau2_se,
         coefficients=tuple(coefs),
         qm=qm,
         qm_df=m,
@@ -325,13 +342,15 @@ def metareg_analysis(
     predict: Sequence[str] = (),
     permutations: int | None = None,
     seed: int | None = None,
+    tau2_ci: str = "qp",
 ) -> MetaRegression:
     """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies.
 
     ``model = "common"``: the fixed-effects meta-regression (tau² = 0). ``predict``: moderator
     values ("COL=VALUE,COL2=VALUE"), one prediction each. ``permutations``: also the permutation
     test (:func:`ivigmeta.methods.permutest.permutation_test`) with that many iterations, exact
-    when there are no more distinct permutations than that.
+    when there are no more distinct permutations than that. ``tau2_ci``: the interval type
+    for the residual tau² (:data:`ivigmeta.core.confint.TAU2_CI_METHODS`).
     """
     from ivigmeta.io.studies import distinct_labels
 
@@ -355,6 +374,7 @@ def metareg_analysis(
         level,
         mods.excluded + es.excluded,
         model,
+        tau2_ci,
     )
     reg = replace(
         reg,

@@ -668,6 +668,21 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
             f"R² = {f.pct(reg.r2)}"
         )
     notes = [omnibus, residual]
+    ti = reg.tau2_interval
+    if ti is not None:
+        notes.append(
+            f"Residual tau² {reg.level_percent:g}% CI ({ti.method}): "
+            f"[{ti.lb_sign}{f.tau2(ti.tau2_low)}, {ti.ub_sign}{f.tau2(ti.tau2_high)}]; "
+            f"I² [{f.pct(ti.i2_low)}, {f.pct(ti.i2_high)}]"
+        )
+    if reg.fit_statistics is not None:
+        fs = reg.fit_statistics
+        v = fs.values
+        notes.append(
+            f"Fit ({fs.reported}): log-likelihood {f.num(v['loglik'])}, deviance "
+            f"{f.num(v['deviance'])}, AIC {f.num(v['aic'])}, BIC {f.num(v['bic'])}, "
+            f"AICc {f.num(v['aicc'])}"
+        )
     if perm is not None:
         how = (
             f"exact, all {perm.iterations:,} distinct permutations"

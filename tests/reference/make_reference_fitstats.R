@@ -1,0 +1,69 @@
+#!/usr/bin/env Rscript
+## ---------------------------------------------------------------------------
+## metafor reference values: fit statistics (fitstats(): log-likelihood, deviance, AIC, BIC,
+## AICc under ML and REML) of models with and without moderators, and confidence intervals
+## for the residual tau² of a meta-regression (confint() types QP, PL, Wald, Wald.log,
+## Wald.sqrt).
+##
+## Run from the repository root:
+##     Rscript tests/reference/make_reference_fitstats.R
+## Writes tests/reference/metafor_fitstats.json (schema: tests/reference/README.md,
+## "metafor_fitstats.json").
+##
+## Conventions as make_reference.R: log RR, escalc defaults (add = 1/2, to = "only0"),
+## level 95. Fits use a tight CTRL (ML/REML at their limits); confint() a tight uniroot tol.
+## ---------------------------------------------------------------------------
+
+suppressPackageStartupMessages(library(metafor))
+
+OUT    <- file.path("tests", "reference", "metafor_fitstats.json")
+CTRL   <- list(threshold = 1e-13, maxiter = 100000, tol = 1e-13, stepadj = 0.5)
+CICTRL <- list(tol = 1e-12, maxiter = 1000)
+
+source(file.path("tests", "reference", "json_writer.R"))
+
+s <- read.csv("studies.csv", stringsAsFactors = FALSE)
+ivig <- data.frame(ai = s$treat_events, n1i = s$treat_total, ci = s$control_events,
+                   n2i = s$control_total, nk_criterion = s$nk_criterion,
+                   stringsAsFactors = FALSE)
+bcg <- with(dat.bcg, data.frame(ai = tpos, n1i = tpos + tneg, ci = cpos, n2i = cpos + cneg,
+                                ablat = ablat, alloc = alloc, stringsAsFactors = FALSE))
+DATA <- list(ivig = ivig, bcg = bcg)
+MODS <- list(ivig = c("~1", "~nk_criterion"), bcg = c("~1", "~ablat", "~ablat + factor(alloc)"))
+METHODS <- c("FE", "DL", "REML", "ML", "PM", "HE", "SJ")
+TYPES <- c(qp = "QP", pl = "PL", wald = "Wald", "wald-log" = "Wald.log", "wald-sqrt" = "Wald.sqrt")
+
+stats_of <- function(fs) setNames(lapply(c("ll", "dev", "AIC", "BIC", "AICc"),
+                                         function(r) fs[r, 1]),
+                                  c("loglik", "deviance", "aic", "bic", "aicc"))
+
+records <- list()
+for (dataset in names(DATA)) for (mods in MODS[[dataset]]) for (method in METHODS) {
+  es <- escalc("RR", ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = DATA[[dataset]])
+  fit <- rma(yi, vi, mods = as.formula(mods), data = es, method = method, control = CTRL)
+  rec <- list(dataset = dataset, measure = "RR", mods = mods, method = method, k = fit$k,
+              tau2 = fit$tau2, se_tau2 = if (is.null(fit$se.tau2)) NA else fit$se.tau2,
+              ml = stats_of(fit$fit.stats["ML"]), reml = stats_of(fit$fit.stats["REML"]),
+              logLik = as.numeric(logLik(fit)))
+  if (method != "FE" && mods != "~1") {
+    cis <- list()
+    for (code in names(TYPES)) {
+      if (code == "pl" && !(method %in% c("ML", "REML"))) next
+      ci <- confint(fit, type = TYPES[[code]], control = CICTRL)$random
+      cis[[code]] <- list(tau2 = arr(ci["tau^2", c("ci.lb", "ci.ub")]),
+                          i2 = arr(ci["I^2(%)", c("ci.lb", "ci.ub")]),
+                          h2 = arr(ci["H^2", c("ci.lb", "ci.ub")]))
+    }
+    rec$tau2_ci <- cis
+  }
+  records[[length(records) + 1]] <- rec
+}
+
+write_json_file(list(
+  generated_by = "tests/reference/make_reference_fitstats.R",
+  r_version = R.version.string,
+  metafor_version = as.character(packageVersion("metafor")),
+  generated_on = format(Sys.Date()),
+  settings = list(level = 95, add = 0.5, to = "only0", control = CTRL, ci_control = CICTRL),
+  models = records), OUT)
+cat("wrote", OUT, "\n")

@@ -1,0 +1,104 @@
+"""Fit statistics (metafor's fitstats(): log-likelihood, deviance, AIC, BIC, AICc under ML and
+REML) of the pooled models and of meta-regressions, and the meta-regression's interval for the
+residual tau², against tests/reference/metafor_fitstats.json (written by
+tests/reference/make_reference_fitstats.R) on dat.bcg and the IVIG studies, every estimator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from metafor_ref import effects
+from tolerances import CLOSED_FORM, ITERATIVE, close
+
+from ivigmeta.core.pooling import fit
+from ivigmeta.methods.metareg import metareg_analysis
+from ivigmeta.results import FitOptions
+
+REF = json.loads((Path(__file__).parent / "reference" / "metafor_fitstats.json").read_text())
+RECORDS = REF["models"]
+REFS = {"alloc": "alternate", "nk_criterion": "no"}
+ITERATIVE_METHODS = ("REML", "ML", "PM", "SJ")
+
+
+def _columns(mods: str) -> list[str]:
+    if mods == "~1":
+        return []
+    return [t.strip().replace("factor(", "").rstrip(")") for t in mods.lstrip("~").split("+")]
+
+
+def _tol(rec) -> float:
+    # ML statistics at a REML estimate (and the reverse) move with tau² at first order: the
+    # iterative estimators' tolerance.
+    return ITERATIVE if rec["method"] in ITERATIVE_METHODS else CLOSED_FORM
+
+
+def _model(rec):
+    es = effects(rec["dataset"], rec["measure"])
+    cols = _columns(rec["mods"])
+    if not cols:
+        ma = fit(es, FitOptions(tau2_method="DL" if rec["method"] == "FE" else rec["method"]))
+        return ma.common if rec["method"] == "FE" else ma.random
+    ref = {c: REFS[c] for c in cols if c in REFS}
+    model = "common" if rec["method"] == "FE" else "random"
+    method = "DL" if model == "common" else rec["method"]
+    return metareg_analysis(es, cols, method, ref=ref, model=model)
+
+
+@pytest.mark.parametrize(
+    "rec", RECORDS, ids=[f"{r['dataset']}-{r['mods']}-{r['method']}" for r in RECORDS]
+)
+def test_fit_statistics_match_metafor(rec):
+    fs = _model(rec).fit_statistics
+    assert fs is not None
+    bad = []
+    for block, ours in (("ml", fs.ml_dict), ("reml", fs.reml_dict)):
+        for key, value in ours.items():
+            if not close(value, rec[block][key], _tol(rec)):
+                bad.append(f"{block}.{key}: {value!r} vs {rec[block][key]!r}")
+    assert not bad, bad
+    # logLik() reports the REML value for a REML fit, the ML one otherwise.
+    assert fs.reported == ("REML" if rec["method"] == "REML" else "ML")
+    assert close(fs.values["loglik"], rec["logLik"], _tol(rec))
+
+
+CI_RECORDS = [(r, code) for r in RECORDS if "tau2_ci" in r for code in r["tau2_ci"]]
+
+
+@pytest.mark.parametrize(
+    "rec, code",
+    CI_RECORDS,
+    ids=[f"{r['dataset']}-{r['mods']}-{r['method']}-{c}" for r, c in CI_RECORDS],
+)
+def test_metaregression_tau2_interval_matches_metafor(rec, code):
+    es = effects(rec["dataset"], rec["measure"])
+    cols = _columns(rec["mods"])
+    reg = metareg_analysis(
+        es, cols, rec["method"], ref={c: REFS[c] for c in cols if c in REFS}, tau2_ci=code
+    )
+    ci = reg.tau2_interval
+    assert ci is not None and ci.code == code
+    assert close(reg.tau2, rec["tau2"], _tol(rec))
+    if rec["se_tau2"] is not None:
+        assert close(reg.tau2_se, rec["se_tau2"], _tol(rec))
+    # uniroot's tolerance (1e-12) and the fits' (1e-13 in the log-likelihood) bound the match
+    for ours, theirs in (
+        (ci.tau2_ci, rec["tau2_ci"][code]["tau2"]),
+        (ci.i2_ci, rec["tau2_ci"][code]["i2"]),
+        (ci.h2_ci, rec["tau2_ci"][code]["h2"]),
+    ):
+        for a, b in zip(ours, theirs):
+            assert a == pytest.approx(b, rel=1e-7, abs=1e-9), (code, ours, theirs)
+
+
+def test_common_effect_metaregression_has_no_tau2_interval():
+    es = effects("bcg", "RR")
+    reg = metareg_analysis(es, ["ablat"], model="common")
+    assert reg.tau2_interval is None and reg.tau2_se is None
+    assert reg.fit_statistics is not None and reg.fit_statistics.reported == "ML"
+
+
+def test_mantel_haenszel_fits_carry_no_likelihood():
+    ma = fit(effects("bcg", "OR"), FitOptions(common_method="MH"))
+    assert ma.common.fit_statistics is None and ma.random.fit_statistics is not None
