@@ -511,6 +511,7 @@ def metareg_table(
     permutations: int | None = None,
     seed: int | None = None,
     tau2_ci: str = "qp",
+    btt: str | Sequence[str] = (),
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -522,7 +523,9 @@ def metareg_table(
     ``predict(newmods = ...)``). ``permutations``: also the permutation test (metafor's
     ``permutest``), exact when there are at most that many distinct permutations, else that
     many random ones from ``seed``. ``tau2_ci``: the type of the residual tau² interval
-    (``qp``, ``pl``, ``wald``, ``wald-log``, ``wald-sqrt``).
+    (``qp``, ``pl``, ``wald``, ``wald-log``, ``wald-sqrt``). ``btt``: subsets of coefficients
+    to test jointly (a moderator column, or comma-separated coefficient names; metafor's
+    ``anova(fit, btt = ...)``).
     """
     from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
 
@@ -552,6 +555,7 @@ def metareg_table(
         permutations=permutations,
         seed=seed,
         tau2_ci=tau2_ci,
+        btt=[btt] if isinstance(btt, str) else list(btt),
     )
 
 
@@ -803,13 +807,14 @@ class MetaAnalysisFit:
         permutations: int | None = None,
         seed: int | None = None,
         tau2_ci: str = "qp",
+        btt: str | Sequence[str] = (),
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
         Numeric columns are continuous unless named in ``categorical``; text columns are
         dummy-coded against the first level in table order, or the one ``refs`` names
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
-        ``model``, ``predict``, ``permutations``, ``seed`` and ``tau2_ci`` as
+        ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci`` and ``btt`` as
         :func:`metareg_table`.
         """
         if level is not None:
@@ -828,6 +833,7 @@ class MetaAnalysisFit:
             permutations=permutations,
             seed=seed,
             tau2_ci=tau2_ci,
+            btt=btt,
         )
 
     def blup(

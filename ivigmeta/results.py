@@ -888,6 +888,25 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class CoefficientTest:
+    """A Wald-type test that a subset of a meta-regression's coefficients are all zero
+    (metafor's ``anova(fit, btt = ...)``): QM on m df, or F = QM / m on (m, k - p) df under
+    hk/adhoc; ``spec`` is the --btt value as given."""
+
+    spec: str
+    coefficients: tuple[str, ...]
+    statistic: float
+    df: int
+    df2: int | None
+    p_value: float
+
+    __json__: ClassVar[Layout] = ("spec", "coefficients", "statistic", "df", "df2", "p_value")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class PermutationTest:
     """A permutation test of a meta-regression (metafor's ``permutest``): the rows of the design
     are permuted (the signs of the effects flipped for an intercept-only model) and the model
@@ -991,6 +1010,8 @@ class MetaRegression:
     # None for a common-effect model.
     tau2_interval: HeterogeneityCI | None = None
     tau2_se: float | None = None
+    # --btt: Wald tests of subsets of the coefficients
+    coefficient_tests: tuple[CoefficientTest, ...] = ()
 
     @property
     def level_percent(self) -> float:
@@ -1017,6 +1038,7 @@ class MetaRegression:
         "fit_statistics",
         "tau2_se",
         "tau2_interval",
+        "coefficient_tests",
         "qm",
         "qm_df",
         "qm_df2",

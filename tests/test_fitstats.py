@@ -102,3 +102,47 @@ def test_common_effect_metaregression_has_no_tau2_interval():
 def test_mantel_haenszel_fits_carry_no_likelihood():
     ma = fit(effects("bcg", "OR"), FitOptions(common_method="MH"))
     assert ma.common.fit_statistics is None and ma.random.fit_statistics is not None
+
+
+BTT = REF["btt"]
+
+
+@pytest.mark.parametrize("rec", BTT, ids=[f"{r['method']}-{r['test']}-{r['spec']}" for r in BTT])
+def test_coefficient_tests_match_metafors_anova_btt(rec):
+    es = effects(rec["dataset"], rec["measure"])
+    model = "common" if rec["method"] == "FE" else "random"
+    reg = metareg_analysis(
+        es,
+        ["ablat", "alloc"],
+        "DL" if model == "common" else rec["method"],
+        "hk" if rec["test"] == "knha" else "z",
+        ref={"alloc": "alternate"},
+        model=model,
+        btt=[rec["spec"]],
+    )
+    (t,) = reg.coefficient_tests
+    assert t.coefficients == tuple(rec["btt_names"])
+    assert close(t.statistic, rec["QM"], _tol(rec)) and close(t.p_value, rec["QMp"], _tol(rec))
+    assert [t.df, t.df2] == rec["QMdf"]
+
+
+def test_btt_names_only_what_the_model_has():
+    from ivigmeta.errors import ModelError
+
+    es = effects("bcg", "RR")
+    with pytest.raises(ModelError, match="--btt 'latitude': not a moderator or coefficient"):
+        metareg_analysis(es, ["ablat"], btt=["latitude"])
+
+
+def test_btt_on_the_command_line(run):
+    from conftest import ROOT
+
+    bcg = str(ROOT / "docs" / "examples" / "bcg.csv")
+    result = run("metareg", bcg, "--mod", "ablat", "--mod", "alloc", "--btt", "alloc", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    (t,) = json.loads(result.stdout)["coefficient_tests"]
+    assert t["spec"] == "alloc" and t["df"] == 2 and t["df2"] is None
+    table = run("metareg", bcg, "--mod", "ablat", "--mod", "alloc", "--btt", "alloc")
+    assert "Test of alloc=alternate, alloc=systematic: QM = " in table.stdout
+    bad = run("metareg", bcg, "--mod", "ablat", "--btt", "nope")
+    assert bad.exit_code == 1 and "Error: --btt 'nope'" in bad.stderr

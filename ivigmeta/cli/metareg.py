@@ -55,6 +55,14 @@ from ivigmeta.cli.common import (
     "several): estimate, SE, CI and prediction interval, as metafor's predict(newmods = ...).",
 )
 @click.option(
+    "--btt",
+    "btt",
+    multiple=True,
+    metavar="COL|COEF[,COEF...]",
+    help="Also a Wald test that these coefficients are all zero (a moderator column: all its "
+    "coefficients), as metafor's anova(fit, btt = ...); repeat for several tests.",
+)
+@click.option(
     "--permutations",
     "permutations",
     type=click.IntRange(min=2),
@@ -94,6 +102,7 @@ def metareg(
     categorical,
     model,
     predict,
+    btt,
     permutations,
     seed,
     plot,
@@ -138,6 +147,7 @@ def metareg(
         permutations=permutations,
         seed=seed,
         tau2_ci=tau2_ci,
+        btt=btt,
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):

@@ -44,6 +44,7 @@ from ivigmeta.errors import ModelError
 from ivigmeta.results import (
     Bubble,
     Coefficient,
+    CoefficientTest,
     EffectSizes,
     Exclusion,
     MetaRegression,
@@ -343,6 +344,7 @@ def metareg_analysis(
     permutations: int | None = None,
     seed: int | None = None,
     tau2_ci: str = "qp",
+    btt: Sequence[str] = (),
 ) -> MetaRegression:
     """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies.
 
@@ -350,7 +352,8 @@ def metareg_analysis(
     values ("COL=VALUE,COL2=VALUE"), one prediction each. ``permutations``: also the permutation
     test (:func:`ivigmeta.methods.permutest.permutation_test`) with that many iterations, exact
     when there are no more distinct permutations than that. ``tau2_ci``: the interval type
-    for the residual tau² (:data:`ivigmeta.core.confint.TAU2_CI_METHODS`).
+    for the residual tau² (:data:`ivigmeta.core.confint.TAU2_CI_METHODS`). ``btt``: subsets of
+    coefficients to test jointly (:func:`coefficient_test`).
     """
     from ivigmeta.io.studies import distinct_labels
 
@@ -385,11 +388,51 @@ def metareg_analysis(
     )
     if predict:
         reg = replace(reg, predictions=tuple(predict_at(reg, text) for text in predict))
+    if btt:
+        reg = replace(reg, coefficient_tests=tuple(coefficient_test(reg, spec) for spec in btt))
     if permutations is not None:
         from ivigmeta.methods.permutest import permutation_test
 
         reg = replace(reg, permutation=permutation_test(reg, permutations, seed))
     return reg
+
+
+def coefficient_test(reg: MetaRegression, spec: str) -> CoefficientTest:
+    """metafor's ``anova(fit, btt = ...)``: the Wald test that the coefficients ``spec`` names
+    are all zero. ``spec`` is a moderator column (all its coefficients: one for a continuous
+    moderator, one per non-reference level of a categorical one) or comma-separated coefficient
+    names (``intercept``, ``ablat``, ``alloc=random``). QM = b_S' Var(b)_SS^-1 b_S on m df
+    (chi-square), or F = QM / m on (m, k - p) df under hk/adhoc, as metafor."""
+    import numpy as np
+
+    names = [c.name for c in reg.coefficients]
+    columns = {t[0] for t in reg.terms}
+    chosen: list[str] = []
+    for part in [x.strip() for x in spec.split(",")]:
+        if part in columns:
+            picked = [n for n in names if n == part or n.startswith(part + "=")]
+        elif part in names:
+            picked = [part]
+        else:
+            raise ModelError(
+                f"--btt '{part}': not a moderator or coefficient of the model (coefficients: "
+                + ", ".join(names)
+                + ")"
+            )
+        chosen += [n for n in picked if n not in chosen]
+    idx = [names.index(n) for n in chosen]
+    b = np.asarray([reg.coefficients[i].estimate for i in idx])
+    V = np.asarray(reg.vcov)[np.ix_(idx, idx)]
+    try:
+        qm = float(b @ np.linalg.solve(V, b))
+    except np.linalg.LinAlgError:
+        qm = math.inf if np.any(b != 0) else 0.0
+    m = len(idx)
+    if reg.qm_df2 is not None:
+        stat = qm / m
+        p = f_sf(stat, m, reg.qm_df2) if math.isfinite(stat) else 0.0
+        return CoefficientTest(spec, tuple(chosen), stat, m, reg.qm_df2, p)
+    return CoefficientTest(spec, tuple(chosen), qm, m, None, chi2_sf(qm, m))
 
 
 def moderator_row(reg: MetaRegression, values: Mapping[str, str]) -> list[float]:
@@ -582,6 +625,7 @@ __all__ = [
     "predict_at",
     "parse_at",
     "moderator_row",
+    "coefficient_test",
     "linear_prediction",
     "bubble",
     "meta_regression",

@@ -668,6 +668,13 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
             f"R² = {f.pct(reg.r2)}"
         )
     notes = [omnibus, residual]
+    for t in reg.coefficient_tests:
+        stat = (
+            f"F = {f.num(t.statistic)}, df = ({t.df}, {t.df2})"
+            if t.df2 is not None
+            else f"QM = {f.num(t.statistic)}, df = {t.df}"
+        )
+        notes.append(f"Test of {', '.join(t.coefficients)}: {stat}, {f.p_eq(t.p_value)}")
     ti = reg.tau2_interval
     if ti is not None:
         notes.append(

@@ -3,7 +3,7 @@
 ## metafor reference values: fit statistics (fitstats(): log-likelihood, deviance, AIC, BIC,
 ## AICc under ML and REML) of models with and without moderators, and confidence intervals
 ## for the residual tau² of a meta-regression (confint() types QP, PL, Wald, Wald.log,
-## Wald.sqrt).
+## Wald.sqrt), and Wald tests of subsets of coefficients (anova(fit, btt = ...)).
 ##
 ## Run from the repository root:
 ##     Rscript tests/reference/make_reference_fitstats.R
@@ -59,11 +59,29 @@ for (dataset in names(DATA)) for (mods in MODS[[dataset]]) for (method in METHOD
   records[[length(records) + 1]] <- rec
 }
 
+## anova(fit, btt = ...): Wald tests of subsets of coefficients. `btt_names` are the
+## coefficients as ivigmeta names them (alloc's reference level "alternate", metafor's first).
+btt_records <- list()
+BTT <- list(list(btt = 3:4, names = c("alloc=random", "alloc=systematic"), spec = "alloc"),
+            list(btt = c(2, 4), names = c("ablat", "alloc=systematic"),
+                 spec = "ablat,alloc=systematic"),
+            list(btt = 1, names = "intercept", spec = "intercept"))
+for (method in c("DL", "REML", "FE")) for (test in c("z", "knha")) for (b in BTT) {
+  es <- escalc("RR", ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = bcg)
+  fit <- rma(yi, vi, mods = ~ ablat + factor(alloc), data = es, method = method, test = test,
+             control = CTRL)
+  a <- anova(fit, btt = b$btt)
+  btt_records[[length(btt_records) + 1]] <- list(
+    dataset = "bcg", measure = "RR", mods = "~ablat + factor(alloc)", method = method,
+    test = test, spec = b$spec, btt_names = arr(b$names), coef_names = arr(rownames(fit$beta)[b$btt]),
+    QM = a$QM, QMdf = arr(a$QMdf), QMp = a$QMp)
+}
+
 write_json_file(list(
   generated_by = "tests/reference/make_reference_fitstats.R",
   r_version = R.version.string,
   metafor_version = as.character(packageVersion("metafor")),
   generated_on = format(Sys.Date()),
   settings = list(level = 95, add = 0.5, to = "only0", control = CTRL, ci_control = CICTRL),
-  models = records), OUT)
+  models = records, btt = btt_records), OUT)
 cat("wrote", OUT, "\n")
