@@ -512,6 +512,7 @@ def metareg_table(
     seed: int | None = None,
     tau2_ci: str = "qp",
     btt: str | Sequence[str] = (),
+    lrt: str | Sequence[str] = (),
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -525,7 +526,8 @@ def metareg_table(
     many random ones from ``seed``. ``tau2_ci``: the type of the residual tau² interval
     (``qp``, ``pl``, ``wald``, ``wald-log``, ``wald-sqrt``). ``btt``: subsets of coefficients
     to test jointly (a moderator column, or comma-separated coefficient names; metafor's
-    ``anova(fit, btt = ...)``).
+    ``anova(fit, btt = ...)``). ``lrt``: moderator columns whose removal a likelihood-ratio
+    test assesses (metafor's ``anova(full, reduced)``).
     """
     from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
 
@@ -556,6 +558,7 @@ def metareg_table(
         seed=seed,
         tau2_ci=tau2_ci,
         btt=[btt] if isinstance(btt, str) else list(btt),
+        lrt=[lrt] if isinstance(lrt, str) else list(lrt),
     )
 
 
@@ -808,13 +811,14 @@ class MetaAnalysisFit:
         seed: int | None = None,
         tau2_ci: str = "qp",
         btt: str | Sequence[str] = (),
+        lrt: str | Sequence[str] = (),
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
         Numeric columns are continuous unless named in ``categorical``; text columns are
         dummy-coded against the first level in table order, or the one ``refs`` names
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
-        ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci`` and ``btt`` as
+        ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci``, ``btt`` and ``lrt`` as
         :func:`metareg_table`.
         """
         if level is not None:
@@ -834,6 +838,7 @@ class MetaAnalysisFit:
             seed=seed,
             tau2_ci=tau2_ci,
             btt=btt,
+            lrt=lrt,
         )
 
     def blup(

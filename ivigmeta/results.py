@@ -907,6 +907,57 @@ class CoefficientTest:
 
 
 @dataclass(frozen=True)
+class ModelFit:
+    """One side of a likelihood-ratio comparison: parameters, fit criteria (the reported set),
+    residual QE and tau²."""
+
+    parms: int
+    loglik: float
+    aic: float
+    bic: float
+    aicc: float
+    qe: float
+    tau2: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class ModelComparison:
+    """The likelihood-ratio test of a meta-regression against the model without the moderators
+    ``dropped`` (metafor's ``anova(full, reduced)``): LRT = 2 (ll_full - ll_reduced) on the
+    difference in parameters, with both fits' criteria and the pseudo-R² (the share of the
+    reduced model's tau² that the dropped moderators account for; for common-effect models the
+    share of its residual variance QE / (k - p), as metafor). ``likelihood`` is "ML" or "REML"; ``note`` says when metafor would warn."""
+
+    dropped: tuple[str, ...]
+    likelihood: str
+    full: ModelFit
+    reduced: ModelFit
+    lrt: float
+    df: int
+    p_value: float
+    r2: float | None
+    note: str = ""
+
+    __json__: ClassVar[Layout] = (
+        "dropped",
+        "likelihood",
+        "full",
+        "reduced",
+        "lrt",
+        "df",
+        "p_value",
+        "r2",
+        "note",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class PermutationTest:
     """A permutation test of a meta-regression (metafor's ``permutest``): the rows of the design
     are permuted (the signs of the effects flipped for an intercept-only model) and the model
@@ -1012,6 +1063,8 @@ class MetaRegression:
     tau2_se: float | None = None
     # --btt: Wald tests of subsets of the coefficients
     coefficient_tests: tuple[CoefficientTest, ...] = ()
+    # --lrt: the likelihood-ratio test against the model without some moderators
+    comparison: ModelComparison | None = None
 
     @property
     def level_percent(self) -> float:
@@ -1039,6 +1092,7 @@ class MetaRegression:
         "tau2_se",
         "tau2_interval",
         "coefficient_tests",
+        Key("lrt", "comparison"),
         "qm",
         "qm_df",
         "qm_df2",

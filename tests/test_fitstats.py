@@ -146,3 +146,54 @@ def test_btt_on_the_command_line(run):
     assert "Test of alloc=alternate, alloc=systematic: QM = " in table.stdout
     bad = run("metareg", bcg, "--mod", "ablat", "--btt", "nope")
     assert bad.exit_code == 1 and "Error: --btt 'nope'" in bad.stderr
+
+
+LRT = REF["lrt"]
+
+
+@pytest.mark.parametrize(
+    "rec", LRT, ids=[f"{r['method']}-{r['full']}-minus-{r['dropped']}" for r in LRT]
+)
+def test_likelihood_ratio_tests_match_metafors_anova(rec):
+    es = effects(rec["dataset"], rec["measure"])
+    model = "common" if rec["method"] == "FE" else "random"
+    reg = metareg_analysis(
+        es,
+        _columns(rec["full"]),
+        "DL" if model == "common" else rec["method"],
+        ref={"alloc": "alternate"} if "alloc" in rec["full"] else None,
+        model=model,
+        lrt=[rec["dropped"]],
+    )
+    cmp = reg.comparison
+    assert cmp is not None and cmp.dropped == (rec["dropped"],)
+    assert (cmp.full.parms, cmp.reduced.parms, cmp.df) == (
+        rec["parms_f"],
+        rec["parms_r"],
+        rec["parms_f"] - rec["parms_r"],
+    )
+    tol = _tol(rec)
+    assert close(cmp.lrt, rec["LRT"], tol) and close(cmp.p_value, rec["pval"], tol)
+    for side, key in ((cmp.full, "f"), (cmp.reduced, "r")):
+        ll, _dev, aic, bic, aicc = rec[f"fit_stats_{key}"]
+        for ours, theirs in (
+            (side.loglik, ll),
+            (side.aic, aic),
+            (side.bic, bic),
+            (side.aicc, aicc),
+        ):
+            assert close(ours, theirs, tol)
+        assert close(side.qe, rec[f"QE_{key}"], tol) and close(side.tau2, rec[f"tau2_{key}"], tol)
+    if rec["R2"] is None:
+        assert cmp.r2 is None
+    else:
+        assert close(cmp.r2, rec["R2"], tol)
+    # metafor warns about REML comparisons of different fixed effects; ivigmeta says so too.
+    assert bool(cmp.note) == bool(rec["warnings"])
+
+
+def test_lrt_names_a_moderator_of_the_model():
+    from ivigmeta.errors import ModelError
+
+    with pytest.raises(ModelError, match="--lrt 'alloc': not a moderator"):
+        metareg_analysis(effects("bcg", "RR"), ["ablat"], lrt=["alloc"])

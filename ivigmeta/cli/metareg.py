@@ -63,6 +63,15 @@ from ivigmeta.cli.common import (
     "coefficients), as metafor's anova(fit, btt = ...); repeat for several tests.",
 )
 @click.option(
+    "--lrt",
+    "lrt",
+    multiple=True,
+    metavar="COL",
+    help="Also the likelihood-ratio test of the model against the same model without these "
+    "moderators (repeat for several), as metafor's anova(full, reduced); use --tau2 ML for "
+    "models that differ in their moderators.",
+)
+@click.option(
     "--permutations",
     "permutations",
     type=click.IntRange(min=2),
@@ -103,6 +112,7 @@ def metareg(
     model,
     predict,
     btt,
+    lrt,
     permutations,
     seed,
     plot,
@@ -148,6 +158,7 @@ def metareg(
         seed=seed,
         tau2_ci=tau2_ci,
         btt=btt,
+        lrt=lrt,
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):

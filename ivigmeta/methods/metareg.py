@@ -46,6 +46,8 @@ from ivigmeta.results import (
     Coefficient,
     CoefficientTest,
     EffectSizes,
+    ModelComparison,
+    ModelFit,
     Exclusion,
     MetaRegression,
     Prediction,
@@ -345,6 +347,7 @@ def metareg_analysis(
     seed: int | None = None,
     tau2_ci: str = "qp",
     btt: Sequence[str] = (),
+    lrt: Sequence[str] = (),
 ) -> MetaRegression:
     """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies.
 
@@ -353,7 +356,8 @@ def metareg_analysis(
     test (:func:`ivigmeta.methods.permutest.permutation_test`) with that many iterations, exact
     when there are no more distinct permutations than that. ``tau2_ci``: the interval type
     for the residual tau² (:data:`ivigmeta.core.confint.TAU2_CI_METHODS`). ``btt``: subsets of
-    coefficients to test jointly (:func:`coefficient_test`).
+    coefficients to test jointly (:func:`coefficient_test`). ``lrt``: moderator columns whose
+    removal the likelihood-ratio test assesses (:func:`compare_without`).
     """
     from ivigmeta.io.studies import distinct_labels
 
@@ -390,6 +394,8 @@ def metareg_analysis(
         reg = replace(reg, predictions=tuple(predict_at(reg, text) for text in predict))
     if btt:
         reg = replace(reg, coefficient_tests=tuple(coefficient_test(reg, spec) for spec in btt))
+    if lrt:
+        reg = replace(reg, comparison=compare_without(reg, lrt))
     if permutations is not None:
         from ivigmeta.methods.permutest import permutation_test
 
@@ -433,6 +439,69 @@ def coefficient_test(reg: MetaRegression, spec: str) -> CoefficientTest:
         p = f_sf(stat, m, reg.qm_df2) if math.isfinite(stat) else 0.0
         return CoefficientTest(spec, tuple(chosen), stat, m, reg.qm_df2, p)
     return CoefficientTest(spec, tuple(chosen), qm, m, None, chi2_sf(qm, m))
+
+
+def compare_without(reg: MetaRegression, dropped: Sequence[str]) -> ModelComparison:
+    """metafor's ``anova(full, reduced)``: ``reg`` against the model refitted (same estimator,
+    interval method and model) without the moderator columns ``dropped``. LRT = 2 (ll_full -
+    ll_reduced) with the likelihood of the fits' estimator (REML for REML, else ML), chi-square
+    on the difference in parameters; R² = 100 max(0, (tau²_r - tau²_f) / tau²_r)."""
+    import numpy as np
+
+    terms = [t[0] for t in reg.terms]
+    unknown = [c for c in dropped if c not in terms]
+    if unknown:
+        raise ModelError(
+            f"--lrt '{unknown[0]}': not a moderator of the model (moderators: {', '.join(terms)})"
+        )
+    names = [c.name for c in reg.coefficients]
+    keep = [
+        j for j, n in enumerate(names) if not any(n == c or n.startswith(c + "=") for c in dropped)
+    ]
+    X = np.asarray(reg.design)[:, keep]
+    reduced = meta_regression(
+        reg.yi,
+        reg.vi,
+        X,
+        [names[j] for j in keep],
+        reg.tau2_method if reg.model == "random" else "DL",
+        reg.ci_method,
+        reg.level,
+        (),
+        reg.model,
+    )
+    assert reg.fit_statistics is not None and reduced.fit_statistics is not None
+    which = reg.fit_statistics.reported
+    extra = 0 if reg.model == "common" else 1
+
+    def side(r: MetaRegression) -> ModelFit:
+        assert r.fit_statistics is not None
+        v = r.fit_statistics.values
+        return ModelFit(
+            len(r.coefficients) + extra, v["loglik"], v["aic"], v["bic"], v["aicc"], r.qe, r.tau2
+        )
+
+    full, red = side(reg), side(reduced)
+    df = full.parms - red.parms
+    lrt = max(0.0, 2.0 * (full.loglik - red.loglik))
+    if reg.model == "random":
+        r2 = 0.0 if red.tau2 == 0 else max(0.0, 100.0 * (red.tau2 - full.tau2) / red.tau2)
+    else:
+        # metafor: the residual variances of the weighted least-squares fits, QE / (k - p)
+        s2_f, s2_r = reg.qe / reg.qe_df, reduced.qe / reduced.qe_df
+        r2 = 0.0 if s2_r == 0 else max(0.0, 100.0 * (s2_r - s2_f) / s2_r)
+    note = ""
+    if which == "REML":
+        note = (
+            "REML comparisons are not meaningful for models with different fixed effects "
+            "(metafor warns so): use --tau2 ML"
+        )
+    elif reg.model == "random" and reg.tau2_method != "ML":
+        note = (
+            f"a likelihood-ratio test should be based on ML or REML estimation, not "
+            f"{reg.tau2_method} (metafor warns so): use --tau2 ML"
+        )
+    return ModelComparison(tuple(dropped), which, full, red, lrt, df, chi2_sf(lrt, df), r2, note)
 
 
 def moderator_row(reg: MetaRegression, values: Mapping[str, str]) -> list[float]:
@@ -626,6 +695,7 @@ __all__ = [
     "parse_at",
     "moderator_row",
     "coefficient_test",
+    "compare_without",
     "linear_prediction",
     "bubble",
     "meta_regression",

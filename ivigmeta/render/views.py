@@ -675,6 +675,16 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
             else f"QM = {f.num(t.statistic)}, df = {t.df}"
         )
         notes.append(f"Test of {', '.join(t.coefficients)}: {stat}, {f.p_eq(t.p_value)}")
+    cmp = reg.comparison
+    if cmp is not None:
+        r2 = "" if cmp.r2 is None else f"; R² = {f.pct(cmp.r2)}"
+        notes.append(
+            f"Likelihood-ratio test without {', '.join(cmp.dropped)} ({cmp.likelihood}): "
+            f"LRT = {f.num(cmp.lrt)}, df = {cmp.df}, {f.p_eq(cmp.p_value)}; AIC "
+            f"{f.num(cmp.full.aic)} (full) vs {f.num(cmp.reduced.aic)} (reduced){r2}"
+        )
+        if cmp.note:
+            notes.append(f"Note: {cmp.note}.")
     ti = reg.tau2_interval
     if ti is not None:
         notes.append(

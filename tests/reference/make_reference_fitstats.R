@@ -3,7 +3,8 @@
 ## metafor reference values: fit statistics (fitstats(): log-likelihood, deviance, AIC, BIC,
 ## AICc under ML and REML) of models with and without moderators, and confidence intervals
 ## for the residual tau² of a meta-regression (confint() types QP, PL, Wald, Wald.log,
-## Wald.sqrt), and Wald tests of subsets of coefficients (anova(fit, btt = ...)).
+## Wald.sqrt), Wald tests of subsets of coefficients (anova(fit, btt = ...)) and
+## likelihood-ratio tests between nested models (anova(full, reduced)).
 ##
 ## Run from the repository root:
 ##     Rscript tests/reference/make_reference_fitstats.R
@@ -77,11 +78,31 @@ for (method in c("DL", "REML", "FE")) for (test in c("z", "knha")) for (b in BTT
     QM = a$QM, QMdf = arr(a$QMdf), QMp = a$QMp)
 }
 
+## anova(full, reduced): likelihood-ratio tests between nested meta-regressions.
+lrt_records <- list()
+LRT <- list(list(full = "~ablat + factor(alloc)", reduced = "~ablat", dropped = "alloc"),
+            list(full = "~ablat + factor(alloc)", reduced = "~factor(alloc)", dropped = "ablat"),
+            list(full = "~ablat", reduced = "~1", dropped = "ablat"))
+for (method in c("ML", "REML", "FE", "DL")) for (case in LRT) {
+  es <- escalc("RR", ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = bcg)
+  f1 <- rma(yi, vi, mods = as.formula(case$full), data = es, method = method, control = CTRL)
+  f0 <- rma(yi, vi, mods = as.formula(case$reduced), data = es, method = method, control = CTRL)
+  warns <- character(0)
+  a <- withCallingHandlers(anova(f1, f0), warning = function(w) {
+    warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning")})
+  lrt_records[[length(lrt_records) + 1]] <- list(
+    dataset = "bcg", measure = "RR", method = method, full = case$full,
+    reduced = case$reduced, dropped = case$dropped, LRT = a$LRT, pval = a$pval,
+    parms_f = a$parms.f, parms_r = a$parms.r, fit_stats_f = arr(a$fit.stats.f),
+    fit_stats_r = arr(a$fit.stats.r), QE_f = a$QE.f, QE_r = a$QE.r, tau2_f = a$tau2.f,
+    tau2_r = a$tau2.r, R2 = if (is.null(a$R2)) NA else a$R2, warnings = arr(warns))
+}
+
 write_json_file(list(
   generated_by = "tests/reference/make_reference_fitstats.R",
   r_version = R.version.string,
   metafor_version = as.character(packageVersion("metafor")),
   generated_on = format(Sys.Date()),
   settings = list(level = 95, add = 0.5, to = "only0", control = CTRL, ci_control = CICTRL),
-  models = records, btt = btt_records), OUT)
+  models = records, btt = btt_records, lrt = lrt_records), OUT)
 cat("wrote", OUT, "\n")
