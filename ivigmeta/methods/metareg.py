@@ -46,10 +46,10 @@ from ivigmeta.results import (
     Coefficient,
     CoefficientTest,
     EffectSizes,
-    ModelComparison,
-    ModelFit,
     Exclusion,
     MetaRegression,
+    ModelComparison,
+    ModelFit,
     Prediction,
 )
 
