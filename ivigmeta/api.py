@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         ModeratorInfluence,
         RandomFit,
         ReproduceResult,
+        RobustPooled,
         StudyLevel,
         SubgroupAnalysis,
         SummaryOfFindings,
@@ -510,6 +511,8 @@ def metareg_table(
     predict: str | Sequence[str] = (),
     permutations: int | None = None,
     seed: int | None = None,
+    cluster: str | None = None,
+    adjust: bool = True,
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -520,14 +523,16 @@ def metareg_table(
     ``predict``: moderator values ``"COL=VALUE,..."``, one prediction each (metafor's
     ``predict(newmods = ...)``). ``permutations``: also the permutation test (metafor's
     ``permutest``), exact when there are at most that many distinct permutations, else that
-    many random ones from ``seed``.
+    many random ones from ``seed``. ``cluster``: also the cluster-robust inference by that
+    column (metafor's ``robust(fit, cluster, adjust)``; ``adjust``: the n / (n - p) factor) as
+    the result's ``robust``; every study in the model needs a cluster value.
     """
     from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
 
     mods = [mods] if isinstance(mods, str) else list(mods)
     categorical = [categorical] if isinstance(categorical, str) else list(categorical)
     refs = [refs] if isinstance(refs, str) else list(refs)
-    for col in (*mods, *categorical):
+    for col in (*mods, *categorical, *([cluster] if cluster is not None else [])):
         table.require_label_column(col)
     unknown = [c for c in categorical if c not in mods]
     if unknown:
@@ -537,19 +542,28 @@ def metareg_table(
     if on_note is not None:
         for message in exclusion_notes(table, effects):
             on_note(message)
-    return metareg_analysis(
+    ref = resolve_refs(effects, mods, refs)
+    reg = metareg_analysis(
         effects,
         mods,
         tau2_method=tau2,
         ci_method=ci.lower(),
         level=level / 100.0,
-        ref=resolve_refs(effects, mods, refs),
+        ref=ref,
         categorical=categorical,
         model=model.lower(),
         predict=[predict] if isinstance(predict, str) else list(predict),
         permutations=permutations,
         seed=seed,
     )
+    if cluster is not None:
+        from dataclasses import replace
+
+        from ivigmeta.methods.robust import robust_metareg
+
+        rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust)
+        reg = replace(reg, robust=rob)
+    return reg
 
 
 def metareg_bubble(reg: MetaRegression, moderator: str | None = None) -> Bubble:
@@ -683,6 +697,24 @@ class MetaAnalysisFit:
 
         return MetaAnalysisFit(with_tau2_ci(self.analysis, method), self.table, self.notes)
 
+    def robust(self, cluster: str, adjust: bool = True) -> RobustPooled:
+        """Cluster-robust inference for the pooled estimates (metafor's ``robust(fit,
+        cluster, adjust)``): the random-effects model with its tau², and the common-effect
+        inverse-variance model, studies clustered by the column ``cluster`` (every study needs
+        a value); ``adjust``: the small-sample factor n / (n - 1) (CR1; False: CR0)."""
+        from ivigmeta.methods.robust import robust_pooled
+
+        self.table.require_label_column(cluster)
+        return robust_pooled(self.analysis, cluster, adjust)
+
+    def with_robust(self, cluster: str, adjust: bool = True) -> MetaAnalysisFit:
+        """This fit with :meth:`robust` attached (``analysis.robust``): what ``ivigmeta pool
+        --cluster COL`` renders."""
+        from dataclasses import replace
+
+        rob = self.robust(cluster, adjust)
+        return MetaAnalysisFit(replace(self.analysis, robust=rob), self.table, self.notes)
+
     def loo(self, model: str = "random") -> LeaveOneOut:
         """Leave-one-out: the fit without each study in turn (metafor's ``leave1out``).
 
@@ -799,13 +831,16 @@ class MetaAnalysisFit:
         predict: str | Sequence[str] = (),
         permutations: int | None = None,
         seed: int | None = None,
+        cluster: str | None = None,
+        adjust: bool = True,
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
         Numeric columns are continuous unless named in ``categorical``; text columns are
         dummy-coded against the first level in table order, or the one ``refs`` names
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
-        ``model``, ``predict``, ``permutations`` and ``seed`` as :func:`metareg_table`.
+        ``model``, ``predict``, ``permutations``, ``seed``, ``cluster`` and ``adjust`` as
+        :func:`metareg_table`.
         """
         if level is not None:
             check_percent_level(level)
@@ -822,6 +857,8 @@ class MetaAnalysisFit:
             predict=predict,
             permutations=permutations,
             seed=seed,
+            cluster=cluster,
+            adjust=adjust,
         )
 
     def blup(
