@@ -1042,10 +1042,16 @@ class RobustPooled:
     def cluster(self) -> str:
         return self.random.cluster
 
+    @property
+    def common_dict(self) -> dict[str, Any] | None:
+        if self.common is None:
+            return None
+        return to_json_dict(self.common, RobustInference.POOLED_JSON)
+
     __json__: ClassVar[Layout] = (
         Flatten("random", layout=RobustInference.CLUSTER_JSON),
         Key("random", layout=RobustInference.POOLED_JSON),
-        Key("common", layout=RobustInference.POOLED_JSON),
+        Key("common", "common_dict"),
         Key("common_note", omit_none=True),
     )
 
