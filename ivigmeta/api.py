@@ -64,6 +64,7 @@ if TYPE_CHECKING:
         ModeratorInfluence,
         RandomFit,
         ReproduceResult,
+        RobustPooled,
         StudyLevel,
         SubgroupAnalysis,
         SummaryOfFindings,
@@ -513,6 +514,8 @@ def metareg_table(
     tau2_ci: str = "qp",
     btt: str | Sequence[str] = (),
     lrt: str | Sequence[str] = (),
+    cluster: str | None = None,
+    adjust: bool = True,
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -527,14 +530,17 @@ def metareg_table(
     (``qp``, ``pl``, ``wald``, ``wald-log``, ``wald-sqrt``). ``btt``: subsets of coefficients
     to test jointly (a moderator column, or comma-separated coefficient names; metafor's
     ``anova(fit, btt = ...)``). ``lrt``: moderator columns whose removal a likelihood-ratio
-    test assesses (metafor's ``anova(full, reduced)``).
+    test assesses (metafor's ``anova(full, reduced)``). ``cluster``: also the cluster-robust
+    inference by that column (metafor's ``robust(fit, cluster, adjust)``; ``adjust``: the
+    n / (n - p) factor) as the result's ``robust``; every study in the model needs a cluster
+    value.
     """
     from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
 
     mods = [mods] if isinstance(mods, str) else list(mods)
     categorical = [categorical] if isinstance(categorical, str) else list(categorical)
     refs = [refs] if isinstance(refs, str) else list(refs)
-    for col in (*mods, *categorical):
+    for col in (*mods, *categorical, *([cluster] if cluster is not None else [])):
         table.require_label_column(col)
     unknown = [c for c in categorical if c not in mods]
     if unknown:
@@ -544,13 +550,14 @@ def metareg_table(
     if on_note is not None:
         for message in exclusion_notes(table, effects):
             on_note(message)
-    return metareg_analysis(
+    ref = resolve_refs(effects, mods, refs)
+    reg = metareg_analysis(
         effects,
         mods,
         tau2_method=tau2,
         ci_method=ci.lower(),
         level=level / 100.0,
-        ref=resolve_refs(effects, mods, refs),
+        ref=ref,
         categorical=categorical,
         model=model.lower(),
         predict=[predict] if isinstance(predict, str) else list(predict),
@@ -560,6 +567,14 @@ def metareg_table(
         btt=[btt] if isinstance(btt, str) else list(btt),
         lrt=[lrt] if isinstance(lrt, str) else list(lrt),
     )
+    if cluster is not None:
+        from dataclasses import replace
+
+        from ivigmeta.methods.robust import robust_metareg
+
+        rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust)
+        reg = replace(reg, robust=rob)
+    return reg
 
 
 def metareg_bubble(reg: MetaRegression, moderator: str | None = None) -> Bubble:
@@ -693,6 +708,24 @@ class MetaAnalysisFit:
 
         return MetaAnalysisFit(with_tau2_ci(self.analysis, method), self.table, self.notes)
 
+    def robust(self, cluster: str, adjust: bool = True) -> RobustPooled:
+        """Cluster-robust inference for the pooled estimates (metafor's ``robust(fit,
+        cluster, adjust)``): the random-effects model with its tau², and the common-effect
+        inverse-variance model, studies clustered by the column ``cluster`` (every study needs
+        a value); ``adjust``: the small-sample factor n / (n - 1) (CR1; False: CR0)."""
+        from ivigmeta.methods.robust import robust_pooled
+
+        self.table.require_label_column(cluster)
+        return robust_pooled(self.analysis, cluster, adjust)
+
+    def with_robust(self, cluster: str, adjust: bool = True) -> MetaAnalysisFit:
+        """This fit with :meth:`robust` attached (``analysis.robust``): what ``ivigmeta pool
+        --cluster COL`` renders."""
+        from dataclasses import replace
+
+        rob = self.robust(cluster, adjust)
+        return MetaAnalysisFit(replace(self.analysis, robust=rob), self.table, self.notes)
+
     def loo(self, model: str = "random") -> LeaveOneOut:
         """Leave-one-out: the fit without each study in turn (metafor's ``leave1out``).
 
@@ -812,13 +845,16 @@ class MetaAnalysisFit:
         tau2_ci: str = "qp",
         btt: str | Sequence[str] = (),
         lrt: str | Sequence[str] = (),
+        cluster: str | None = None,
+        adjust: bool = True,
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
         Numeric columns are continuous unless named in ``categorical``; text columns are
         dummy-coded against the first level in table order, or the one ``refs`` names
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
-        ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci``, ``btt`` and ``lrt`` as
+        ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci``, ``btt``, ``lrt``,
+        ``cluster`` and ``adjust`` as
         :func:`metareg_table`.
         """
         if level is not None:
@@ -839,6 +875,8 @@ class MetaAnalysisFit:
             tau2_ci=tau2_ci,
             btt=btt,
             lrt=lrt,
+            cluster=cluster,
+            adjust=adjust,
         )
 
     def blup(

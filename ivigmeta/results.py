@@ -510,6 +510,8 @@ class MetaAnalysis:
     random: RandomFit | None
     heterogeneity: Heterogeneity | None
     glmm: GlmmModel | None = None
+    #: cluster-robust inference (``pool --cluster``), None when not asked
+    robust: RobustPooled | None = None
 
     @property
     def k(self) -> int:
@@ -603,6 +605,7 @@ class MetaAnalysis:
         "heterogeneity",
         Key("model", "glmm", omit_none=True),
         Key("software", "software_used", omit_none=True),
+        "robust",
         Key("excluded", "effects.excluded"),
     )
 
@@ -992,6 +995,182 @@ class PermutationTest:
 
 
 @dataclass(frozen=True)
+class RobustInference:
+    """Cluster-robust inference for the fixed effects of one model (metafor's
+    ``robust(fit, cluster, adjust)`` on an rma.uni fit, its default sandwich): the model's
+    beta and tau², with Var(beta) the sandwich (X' W X)^-1 [sum_c X_c' W_c e_c e_c' W_c X_c]
+    (X' W X)^-1 (times n / (n - p) when ``adjust``: "CR1", else "CR0"), t tests and intervals on
+    n - p df (n clusters), and F = QM / m on (m, n - p) df over the non-intercept coefficients
+    (the intercept when it is the only one). ``coefficients`` and ``vcov`` are on the analysis
+    scale; for an intercept-only model the pooled estimate is also on the reported scale, with
+    the prediction interval of metafor's ``predict()`` of the robust fit (robust SE, t on n - p
+    df; none for a common-effect model)."""
+
+    cluster: str
+    adjust: bool
+    clusters: int
+    k: int
+    #: each cluster's label and number of studies, clusters in order of first appearance
+    cluster_sizes: tuple[tuple[str, int], ...]
+    #: "random" (the model's tau²) or "common" (tau² = 0, metafor's method = "FE")
+    model: str
+    tau2_method: str
+    tau2: float
+    level: float
+    measure: str
+    coefficients: tuple[Coefficient, ...]
+    vcov: tuple[tuple[float, ...], ...]
+    qm: float | None
+    qm_df: int
+    qm_p_value: float | None
+    pi_low_theta: float | None = None
+    pi_high_theta: float | None = None
+    #: a meta-regression's --predict rows with the robust Var(beta) and t on n - p df
+    predictions: tuple[Prediction, ...] = ()
+
+    @property
+    def df(self) -> int:
+        """n - p: the clusters less the coefficients."""
+        return self.clusters - len(self.coefficients)
+
+    @property
+    def qm_df2(self) -> int:
+        return self.df
+
+    @property
+    def vcov_type(self) -> str:
+        """metafor's vbest: "CR1" with the small-sample factor n / (n - p), "CR0" without."""
+        return "CR1" if self.adjust else "CR0"
+
+    @property
+    def intercept_only(self) -> bool:
+        return len(self.coefficients) == 1
+
+    @property
+    def cluster_size_dict(self) -> dict[str, int]:
+        return dict(self.cluster_sizes)
+
+    @property
+    def theta(self) -> float:
+        return self.coefficients[0].estimate
+
+    @property
+    def se(self) -> float:
+        return self.coefficients[0].se
+
+    @property
+    def statistic(self) -> float:
+        return self.coefficients[0].statistic
+
+    @property
+    def p_value(self) -> float:
+        return self.coefficients[0].p_value
+
+    @property
+    def ci_low_theta(self) -> float:
+        return self.coefficients[0].ci_low
+
+    @property
+    def ci_high_theta(self) -> float:
+        return self.coefficients[0].ci_high
+
+    @property
+    def estimate(self) -> float | None:
+        """The intercept on the reported scale (exp for ratio measures)."""
+        return back_transform(self.theta, self.measure)
+
+    @property
+    def ci_low(self) -> float | None:
+        return back_transform(self.ci_low_theta, self.measure)
+
+    @property
+    def ci_high(self) -> float | None:
+        return back_transform(self.ci_high_theta, self.measure)
+
+    @property
+    def pi_low(self) -> float | None:
+        return back_transform(self.pi_low_theta, self.measure)
+
+    @property
+    def pi_high(self) -> float | None:
+        return back_transform(self.pi_high_theta, self.measure)
+
+    #: what the cluster-robust fits share (the top of pool's ``robust`` object)
+    CLUSTER_JSON: ClassVar[Layout] = (
+        "cluster",
+        "adjust",
+        "vcov_type",
+        "clusters",
+        Key("cluster_sizes", "cluster_size_dict"),
+        "k",
+        "df",
+    )
+    #: one pooled model (intercept only) inside pool's ``robust`` object
+    POOLED_JSON: ClassVar[Layout] = (
+        "model",
+        "tau2_method",
+        "tau2",
+        "theta",
+        "se",
+        "statistic",
+        "df",
+        "p_value",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "pi_low",
+        "pi_high",
+    )
+    __json__: ClassVar[Layout] = (
+        *CLUSTER_JSON,
+        "model",
+        "tau2_method",
+        "tau2",
+        "coefficients",
+        "vcov",
+        "predictions",
+        "qm",
+        "qm_df",
+        "qm_df2",
+        "qm_p_value",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class RobustPooled:
+    """Cluster-robust inference for ``pool``'s two models: the random-effects model (with its
+    tau²) and the common-effect inverse-variance model (tau² = 0; ``None`` for a Mantel-Haenszel
+    or Peto common effect, which metafor's robust() does not take: ``common_note`` says so)."""
+
+    random: RobustInference
+    common: RobustInference | None
+    common_note: str | None = None
+
+    @property
+    def cluster(self) -> str:
+        return self.random.cluster
+
+    @property
+    def common_dict(self) -> dict[str, Any] | None:
+        if self.common is None:
+            return None
+        return to_json_dict(self.common, RobustInference.POOLED_JSON)
+
+    __json__: ClassVar[Layout] = (
+        Flatten("random", layout=RobustInference.CLUSTER_JSON),
+        Key("random", layout=RobustInference.POOLED_JSON),
+        Key("common", "common_dict"),
+        Key("common_note", omit_none=True),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class Bubble:
     """What the bubble plot of a meta-regression draws (metafor's ``regplot``): each study's
     moderator value, effect and weight, and the regression line with its confidence band over
@@ -1065,6 +1244,8 @@ class MetaRegression:
     coefficient_tests: tuple[CoefficientTest, ...] = ()
     # --lrt: the likelihood-ratio test against the model without some moderators
     comparison: ModelComparison | None = None
+    #: cluster-robust inference (``--cluster``), None when not asked
+    robust: RobustInference | None = None
 
     @property
     def level_percent(self) -> float:
@@ -1104,6 +1285,7 @@ class MetaRegression:
         "i2",
         "h2",
         "r2",
+        "robust",
         "excluded",
     )
 

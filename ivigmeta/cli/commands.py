@@ -13,7 +13,9 @@ import click
 
 from ivigmeta.cli.common import (
     analysis_command,
+    check_cluster_adjust,
     check_plot_target,
+    cluster_options,
     forest_options,
     glmm_option,
     handle_errors,
@@ -156,6 +158,7 @@ def show(result, view: str, fmt: str, ascii_only: bool) -> None:
     help="What --plot draws: the forest plot, or the L'Abbé plot (2x2 counts: treatment against "
     "control event risk, the pooled effect as a curve).",
 )
+@cluster_options
 @handle_errors
 def pool(
     file,
@@ -175,17 +178,24 @@ def pool(
     sort,
     xlim,
     figure,
+    cluster,
+    cluster_adjust,
 ):
     """Pool the studies: per-study effects, common and random-effects estimates.
 
     With --plot, also draw the forest plot (--figure labbe: the L'Abbé plot). With --glmm, the
     random-effects row is the GLMM and the common-effect row its fixed-effects counterpart
-    (tau² = 0).
+    (tau² = 0). With --cluster, also the cluster-robust inference for the pooled estimates.
     """
     check_plot_target(plot, file)
+    check_cluster_adjust(cluster)
     fitted = load_fit(
         file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
     )
+    if cluster is not None:
+        fitted = fitted.with_robust(cluster, cluster_adjust)
+        if fitted.analysis.robust is not None and fitted.analysis.robust.common_note:
+            note(fitted.analysis.robust.common_note)
     if not fitted.pooled:
         note("a single study: no pooling was done")
     common = fitted.analysis.common

@@ -652,3 +652,37 @@ def moderator_coding_options(func: Callable) -> Callable:
         metavar="[COL=]LEVEL",
         help="Reference level of a categorical moderator (default: its first level in file order).",
     )(func)
+
+
+def cluster_options(func: Callable) -> Callable:
+    """--cluster and --cluster-adjust: cluster-robust inference (metafor's robust()) for pool
+    and metareg."""
+    func = click.option(
+        "--cluster-adjust/--no-cluster-adjust",
+        "cluster_adjust",
+        default=True,
+        show_default=True,
+        help="With --cluster: the small-sample factor n / (n - p), n clusters and p coefficients "
+        "(metafor's adjust = TRUE, CR1); without it CR0.",
+    )(func)
+    return click.option(
+        "--cluster",
+        "cluster",
+        default=None,
+        metavar="COL",
+        help="Also cluster-robust inference, clustering the studies by column COL (metafor's "
+        "robust(fit, cluster)): sandwich SEs, t tests and CIs on n - p df; every study needs a "
+        "value.",
+    )(func)
+
+
+def check_cluster_adjust(cluster: str | None) -> None:
+    """--no-cluster-adjust without --cluster is a usage error."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    if (
+        cluster is None
+        and ctx.get_parameter_source("cluster_adjust") is ParameterSource.COMMANDLINE
+    ):
+        raise click.UsageError("--cluster-adjust / --no-cluster-adjust go with --cluster COL")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.common import (
+    check_cluster_adjust,
     check_plot_target,
     ci_option,
+    cluster_options,
     effect_options,
     file_argument,
     handle_errors,
@@ -88,6 +90,7 @@ from ivigmeta.cli.common import (
     metavar="S",
     help="Random seed of an approximate permutation test [default: drawn, and reported].",
 )
+@cluster_options
 @plot_option
 @click.option(
     "--plot-mod",
@@ -115,6 +118,8 @@ def metareg(
     lrt,
     permutations,
     seed,
+    cluster,
+    cluster_adjust,
     plot,
     plot_mod,
     measure,
@@ -140,6 +145,7 @@ def metareg(
         raise click.UsageError("--plot-mod chooses the bubble plot's moderator: add --plot PATH")
     if seed is not None and permutations is None:
         raise click.UsageError("--seed is the permutation test's: add --permutations N")
+    check_cluster_adjust(cluster)
 
     table, es = load_effects(file, measure, cc, cc_policy)
     reg = metareg_table(
@@ -159,6 +165,8 @@ def metareg(
         tau2_ci=tau2_ci,
         btt=btt,
         lrt=lrt,
+        cluster=cluster,
+        adjust=cluster_adjust,
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ivigmeta.render import formatting as f
@@ -33,6 +33,8 @@ from ivigmeta.results import (
     RegTest,
     ReproduceResult,
     RobAssessment,
+    RobustInference,
+    RobustPooled,
     StudyLevel,
     SubgroupAnalysis,
     TrimFill,
@@ -339,7 +341,66 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
     notes += source_notes(ma.effects.studies)
     notes += excluded_notes(ma.effects.excluded)
     title = f"Outcomes of the included studies ({ma.measure}, k = {ma.k})"
-    return [Section(title, cols, rows, [n for n in notes if n], summary_from)]
+    sections = [Section(title, cols, rows, [n for n in notes if n], summary_from)]
+    if ma.robust is not None:
+        sections.append(_robust_pooled_section(ma, ma.robust))
+    return sections
+
+
+def _robust_title(rob: RobustInference) -> str:
+    """'Cluster-robust inference (3 clusters by alloc, CR1, t on 2 df)'."""
+    return (
+        f"Cluster-robust inference ({rob.clusters} clusters by {rob.cluster}, {rob.vcov_type}, "
+        f"t on {rob.df} df)"
+    )
+
+
+def _cluster_sizes_note(rob: RobustInference) -> str:
+    sizes = [n for _, n in rob.cluster_sizes]
+    return (
+        f"{rob.k} studies in {rob.clusters} clusters of {min(sizes)} to {max(sizes)} studies "
+        f"({'small-sample factor n / (n - p)' if rob.adjust else 'no small-sample factor'}; "
+        "metafor's robust())."
+    )
+
+
+def _robust_pooled_section(ma: MetaAnalysis, rob: RobustPooled) -> Section:
+    """pool --cluster: the random-effects and common-effect estimates with robust SEs."""
+    d = f.decimals_for(ma.measure)
+    pct = f"{ma.options.level_percent:g}%"
+    cols = [
+        "Model",
+        _measure_header(ma.measure, ma.options.level_percent),
+        se_header(ma.measure),
+        "t",
+        "p-value",
+        f"{pct} prediction interval",
+    ]
+    rows = []
+    fits = [(f"Random effects ({rob.random.tau2_method})", rob.random)]
+    if rob.common is not None:
+        fits.insert(0, ("Common effect (IV)", rob.common))
+    for name, fit in fits:
+        rows.append(
+            [
+                name,
+                f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
+                f.num(fit.se, 4),
+                f.num(fit.statistic),
+                f.pval(fit.p_value),
+                f.ci(fit.pi_low, fit.pi_high, d) if fit.pi_low_theta is not None else "",
+            ]
+        )
+    notes = [_cluster_sizes_note(rob.random)]
+    notes.append(
+        "Estimates and tau² are the models'; SEs, tests and intervals are cluster-robust "
+        "(the prediction interval: robust SE and tau², t on n - 1 df)."
+    )
+    if ma.random is not None and ma.random.ci_method != "z":
+        notes.append(f"The robust inference does not depend on --ci ({ma.random.ci_method}).")
+    if rob.common_note:
+        notes.append(rob.common_note[:1].upper() + rob.common_note[1:] + ".")
+    return Section(_robust_title(rob.random), cols, rows, notes)
 
 
 def _weight(weights: Sequence[float], i: int) -> str:
@@ -724,6 +785,39 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
     sections = [Section(title, cols, rows, notes)]
     if reg.predictions:
         sections.append(_prediction_section(reg))
+    if reg.robust is not None:
+        sections += _robust_metareg_sections(reg, reg.robust)
+    return sections
+
+
+def _robust_metareg_sections(reg: MetaRegression, rob: RobustInference) -> list[Section]:
+    """metareg --cluster: the coefficients with robust SEs, the robust F test, and the
+    --predict rows with the robust variance."""
+    cols = ["Coefficient", "Estimate", "SE", "t", "p-value", f"{reg.level_percent:g}% CI"]
+    rows = [
+        [
+            c.name,
+            f.num(c.estimate, 4),
+            f.num(c.se, 4),
+            f.num(c.statistic),
+            f.pval(c.p_value),
+            f.ci(c.ci_low, c.ci_high, 4),
+        ]
+        for c in rob.coefficients
+    ]
+    notes = [
+        f"Test of moderators (cluster-robust): F = {f.num(rob.qm)}, df = ({rob.qm_df}, "
+        f"{rob.qm_df2}), {f.p_eq(rob.qm_p_value)}",
+        _cluster_sizes_note(rob),
+        "Coefficients and tau² are the model's; SEs, tests and intervals are cluster-robust.",
+    ]
+    if reg.ci_method != "z":
+        notes.append(f"The robust inference does not depend on --ci ({reg.ci_method}).")
+    sections = [Section(_robust_title(rob), cols, rows, notes)]
+    if rob.predictions:
+        pred = _prediction_section(replace(reg, predictions=rob.predictions))
+        pred.title = "Predicted effects (cluster-robust)"
+        sections.append(pred)
     return sections
 
 
@@ -884,6 +978,13 @@ def pool_records(ma: MetaAnalysis) -> list[dict[str, Any]]:
     for key in ("common", "random"):
         if data[key] is not None:
             records.append({"row_type": key, "study": key, **data[key]})
+    rob = data.get("robust")
+    if rob is not None:
+        shared = {k: v for k, v in rob.items() if k not in ("common", "random", "cluster_sizes")}
+        for key in ("common", "random"):
+            if rob[key] is not None:
+                row_type = f"robust_{key}"
+                records.append({"row_type": row_type, "study": row_type, **shared, **rob[key]})
     return records
 
 
@@ -947,6 +1048,18 @@ def metareg_records(reg: MetaRegression) -> list[dict[str, Any]]:
             | {f"reported_{key}": value for key, value in reported.items()}
             | {"kind": "prediction"}
         )
+    if reg.robust is not None:
+        for c in reg.robust.coefficients:
+            records.append(c.to_dict() | {"df": reg.robust.df, "kind": "robust_coefficient"})
+        for p in reg.robust.predictions:
+            out = p.to_dict()
+            out.pop("at")
+            reported = out.pop("reported")
+            records.append(
+                {"name": out.pop("label"), **out}
+                | {f"reported_{key}": value for key, value in reported.items()}
+                | {"kind": "robust_prediction"}
+            )
     return records
 
 
