@@ -420,8 +420,9 @@ def pool(
         The study table (see :func:`read`).
     measure : str or None
         RR, OR, RD or AS for 2x2 counts; MD, SMD, SMDH or ROM for means; IRR, IRD or IRSD for
-        rates; PR, PLO, PAS, PFT or PLN for proportions (docs/methods.md). ``None``: the
-        default for the table's columns (RR, MD, IRR or PLO).
+        rates; PR, PLO, PAS, PFT or PLN for proportions; ZCOR, COR or UCOR for correlations;
+        MN or MNLN for one group's means (docs/methods.md). ``None``: the default for the
+        table's columns (RR, MD, IRR, PLO, ZCOR or MN).
     tau2 : {"DL", "REML", "ML", "PM", "HE", "SJ", "EB", "HS", "HSk", "GENQ", "PMM", "SJIT", "DLIT"}
         Between-study variance estimator, metafor's ``method =`` names (docs/methods.md):
         DerSimonian & Laird 1986; Viechtbauer 2005 for the likelihood estimators; Paule &

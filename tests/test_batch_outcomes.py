@@ -2,7 +2,8 @@
 
 The one-engine property of tests/test_batch_equals_pool.py, for the tables beyond 2x2 counts:
 means and SDs (MD, SMD, SMDH, ROM), events over person-time (IRR, IRD, IRSD), single-group
-events and totals (PR, PLO, PAS, PFT, PLN), 2x2 counts with AS, tables of given effects
+events and totals (PR, PLO, PAS, PFT, PLN), correlations (ZCOR, COR, UCOR), one group's means
+(MN, MNLN), 2x2 counts with AS, tables of given effects
 (yi/vi, theta/se, estimate with CI) and count tables where some rows give an effect instead.
 Each is written as a CSV file in ivigmeta's, metafor's or meta's column names, with some bad
 rows (SD 0, n 1, time 0, events above the total, NA, a word); batch reads the whole file in
@@ -50,6 +51,9 @@ NAMES = {
         "metafor": ("xi", "ni"),
         "meta": ("event", "n"),
     },
+    # meta's metacor (cor, n) and metamean (mean, sd, n) names are ivigmeta's
+    "correlation": {"ivigmeta": ("cor", "n"), "metafor": ("ri", "ni")},
+    "mean": {"ivigmeta": ("mean", "sd", "n"), "metafor": ("mi", "sdi", "ni")},
     "counts": {
         "ivigmeta": ("treat_events", "treat_total", "control_events", "control_total"),
         "metafor": ("ai", "n1i", "ci", "n2i"),
@@ -65,6 +69,8 @@ MEASURES = {
     "continuous": KINDS["continuous"],
     "incidence": KINDS["incidence"],
     "proportion": KINDS["proportion"],
+    "correlation": KINDS["correlation"],
+    "mean": KINDS["mean"],
     "counts": ("AS", "RR"),
     "vi": ("RR", "OR", "RD"),
     "se": ("RR", "OR", "RD"),
@@ -97,6 +103,16 @@ def cells(draw, kind: str, measure: str) -> list[str]:
     elif kind == "proportion":
         n = draw(st.integers(1, 300))
         row = [str(draw(st.integers(0, n))), str(n)]
+    elif kind == "correlation":
+        # r = -1 or 1 now and then (ZCOR infinite, COR and UCOR with zero variance: excluded);
+        # n from 4 (UCOR undefined below 5)
+        r = draw(st.sampled_from(["-1", "1", "0"])) if draw(st.integers(0, 9)) == 0 else None
+        row = [r or _num(draw, -0.99, 0.99), str(draw(st.integers(4, 300)))]
+        if draw(st.integers(0, 15)) == 0:  # beyond [-1, 1], or n <= 3: pool's error
+            row[draw(st.integers(0, 1))] = draw(st.sampled_from(["1.5", "-1.01", "3"]))
+    elif kind == "mean":
+        mean = _num(draw, -50, 50) if draw(st.integers(0, 4)) == 0 else _num(draw, 0.5, 80)
+        row = [mean, _num(draw, 0.1, 30), str(draw(st.integers(2, 200)))]
     elif kind in ("counts", "mixed"):
         n1, n2 = draw(st.integers(1, 200)), draw(st.integers(1, 200))
         row = [str(draw(st.integers(0, n1))), str(n1), str(draw(st.integers(0, n2))), str(n2)]

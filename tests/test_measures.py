@@ -1,4 +1,5 @@
-"""yi/vi of the outcome measures of issue 16 against metafor's escalc (metafor_outcomes.json)."""
+"""yi/vi of the outcome measures of issue 16 (and of correlations and one group's means)
+against metafor's escalc (metafor_outcomes.json)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def _yv(rec: dict) -> tuple[np.ndarray, np.ndarray]:
         yi, vi, _ = measures.incidence_effects(d["x1i"], d["t1i"], d["x2i"], d["t2i"], m)
     elif m in measures.PROPORTION:
         yi, vi, _ = measures.proportion_effects(d["xi"], d["ni"], m)
+    elif m in measures.CORRELATION:
+        yi, vi = measures.correlation_effects(d["ri"], d["ni"], m)
+    elif m in measures.MEAN:
+        yi, vi = measures.mean_effects(d["mi"], d["sdi"], d["ni"], m)
     else:
         a, b, c, dd = (np.asarray(d[k], float) for k in ("ai", "bi", "ci", "di"))
         yi, vi = measures.arcsine_difference(a, a + b, c, c + dd)
@@ -66,8 +71,15 @@ NAMINGS = {
 }  # fmt: skip
 
 
+#: correlations (ri, ni) and one group's means (mi, sdi, ni): ivigmeta's names are meta's
+#: (metacor's cor, n; metamean's mean, sd, n)
+ONE_GROUP_NAMINGS = {"ri": "cor", "ni": "n", "mi": "mean", "sdi": "sd"}
+
+
 def _csv(rec: dict, naming: str) -> str:
     names = NAMINGS[naming]
+    if ("ri" in rec["data"] or "mi" in rec["data"]) and naming != "metafor":
+        names = ONE_GROUP_NAMINGS
     cols = list(rec["data"])
     k = len(rec["data"][cols[0]])
     lines = [",".join(["study"] + [names.get(c, c) for c in cols])]
@@ -122,7 +134,8 @@ def test_pooled_from_a_table_match_rma(tmp_path, index: int, rec: dict, ref: dic
 @pytest.mark.parametrize("ref", REF["backtransformed"], ids=lambda r: r["measure"])
 def test_back_transformed_proportions_match_predict(tmp_path, ref: dict) -> None:
     """The reported scale of pool's JSON (estimate, CI, prediction interval) is metafor's
-    predict(transf=...): PFT with the harmonic mean of the studies' sizes."""
+    predict(transf=...): PFT with the harmonic mean of the studies' sizes, ZCOR with
+    transf.ztor, MNLN with exp."""
     from ivigmeta.api import pool
     from tests.tolerances import ITERATIVE
 

@@ -250,6 +250,11 @@ MEASURE_NAMES.update(
     PLN="log-transformed proportion",
     PAS="arcsine-transformed proportion",
     PFT="Freeman-Tukey double-arcsine-transformed proportion",
+    ZCOR="Fisher's z-transformed correlation",
+    COR="raw correlation coefficient",
+    UCOR="unbiased (Olkin-Pratt) correlation coefficient",
+    MN="raw mean",
+    MNLN="log-transformed mean",
 )
 TAU2_NAMES = {
     "DL": "DerSimonian-Laird",
@@ -280,6 +285,8 @@ BACK_TRANSFORMS = {
     "PAS": "Pooled arcsine values were back-transformed to proportions.",
     "PFT": "Pooled values were back-transformed to proportions with Miller's inverse at the "
     "harmonic mean of the sample sizes.",
+    "ZCOR": "Pooled Fisher's z values were back-transformed to correlations.",
+    "MNLN": "Pooled log means were back-transformed to means.",
 }
 
 

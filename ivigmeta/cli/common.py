@@ -59,7 +59,7 @@ def output_options(func: Callable) -> Callable:
 # stay the ones the reference documents.
 MEASURE_CHOICES = (
     "RR", "OR", "RD", "AS", "MD", "SMD", "SMDH", "ROM", "IRR", "IRD", "IRSD",
-    "PR", "PLO", "PAS", "PFT", "PLN",
+    "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -99,7 +99,8 @@ def effect_options(func: Callable) -> Callable:
         metavar="|".join(MEASURE_CHOICES),
         help="Effect measure. 2x2 counts: RR (default), OR, RD, AS; means and SDs: MD "
         "(default), SMD, SMDH, ROM; events and person-time: IRR (default), IRD, IRSD; events "
-        "and totals of one group: PLO (default), PR, PAS, PFT, PLN.",
+        "and totals of one group: PLO (default), PR, PAS, PFT, PLN; correlations and sizes: "
+        "ZCOR (default), COR, UCOR; means, SDs and sizes of one group: MN (default), MNLN.",
     )(func)
     return func
 
@@ -568,7 +569,8 @@ def forest_options(func: Callable) -> Callable:
         callback=parse_labels,
         help="Forest plot captions under the axis either side of no effect [default: "
         '"Favours control,Favours treatment", or the arms the table names in treat_label/'
-        "control_label (meta: label.e/label.c) columns; none for one group's proportions].",
+        "control_label (meta: label.e/label.c) columns; none for one group's proportions, "
+        "correlations or means].",
     )(func)
     func = click.option(
         "--model",

@@ -158,6 +158,8 @@ DATA_ROLES: dict[str, tuple[str, ...]] = {
     "continuous": ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n"),
     "incidence": ("treat_events", "treat_time", "control_events", "control_time"),
     "proportion": ("events", "total"),
+    "correlation": ("cor", "n"),
+    "mean": ("mean", "sd", "n"),
 }
 
 
@@ -191,6 +193,10 @@ def data_effects(
     elif kind == "incidence":
         x1, t1, x2, t2 = cols.T
         yi, vi, added = m.incidence_effects(x1, t1, x2, t2, measure, cc, cc_policy)
+    elif kind == "correlation":
+        yi, vi = m.correlation_effects(cols[:, 0], cols[:, 1], measure)
+    elif kind == "mean":
+        yi, vi = m.mean_effects(cols[:, 0], cols[:, 1], cols[:, 2], measure)
     else:
         yi, vi, added = m.proportion_effects(cols[:, 0], cols[:, 1], measure, cc, cc_policy)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -226,7 +232,7 @@ def check_effect_options(measure: str, cc: float, cc_policy: str) -> str:
 def table_measure(studies: Sequence[Study], measure: str | None) -> str:
     """The analysis measure for ``studies``: ``measure`` (checked against the kind of data the
     rows give), or the default for that kind (RR for 2x2 counts and effects, MD for means, IRR
-    for rates, PLO for proportions)."""
+    for rates, PLO for proportions, ZCOR for correlations, MN for one group's means)."""
     kinds = {s.outcome_kind or "counts" for s in studies}
     kind = kinds.pop() if len(kinds) == 1 else "counts"
     return kind_measure(kind, measure, next((s.file for s in studies if s.file), ""))
@@ -327,7 +333,8 @@ def compute_effects(
 def _outcome_effects(
     studies: Sequence[Study], measure: str, cc: float, cc_policy: str
 ) -> EffectSizes:
-    """Effect sizes of rows of means, rates or proportions (:mod:`ivigmeta.core.measures`);
+    """Effect sizes of rows of means, rates, proportions or correlations
+    (:mod:`ivigmeta.core.measures`);
     a row whose effect or variance is undefined (ROM with means of opposite signs, say) is
     excluded with the reason."""
     import numpy as np
@@ -372,6 +379,13 @@ def _outcome_reason(study: Study, measure: str) -> str:
         return f"{measure} undefined: zero events with continuity correction 0"
     if measure == "PR":
         return "PR has zero sampling variance (a proportion of 0 or 1 with continuity correction 0)"
+    if measure in ("ZCOR", "COR", "UCOR") and abs(o.get("cor", 0.0)) == 1:
+        what = "is infinite" if measure == "ZCOR" else "has zero sampling variance"
+        return f"{measure} {what} for a correlation of {o['cor']:g}"
+    if measure == "UCOR" and o.get("n", 5) <= 4:
+        return "UCOR undefined: the unbiased correlation needs a sample size n > 4"
+    if measure == "MNLN" and not o.get("mean", 0) > 0:
+        return "MNLN undefined: the log of a mean needs a positive mean"
     return f"{measure} is undefined or has zero sampling variance for this row"
 
 

@@ -28,6 +28,17 @@ the non-events of a study with x = 0 or x = n (n grows by 1), PAS and PFT need n
 * PFT (Freeman & Tukey 1950; Miller 1978): yi = (arcsin sqrt(x/(n+1)) + arcsin sqrt((x+1)/(n+1)))/2,
   vi = 1/(4 n + 2).
 
+Correlations (r among n participants; escalc's ``vtype = "LS"``; no variance for n <= 3):
+
+* ZCOR (Fisher 1921): yi = atanh r = log((1 + r)/(1 - r))/2, vi = 1/(n - 3).
+* COR: yi = r, vi = (1 - r²)²/(n - 1).
+* UCOR (Olkin & Pratt 1958): yi = r 2F1(1/2, 1/2; (n - 2)/2; 1 - r²) (the Gauss hypergeometric
+  function, undefined for n <= 4), vi = (1 - yi²)²/(n - 1).
+
+One group's means (mean m, SD s, n participants):
+
+* MN: yi = m, vi = s²/n.     * MNLN: yi = log m, vi = s²/(n m²).
+
 From 2x2 counts, AS (arcsine risk difference, no correction): yi = arcsin sqrt(a/n1) -
 arcsin sqrt(c/n2), vi = 1/(4 n1) + 1/(4 n2).
 """
@@ -42,6 +53,8 @@ if TYPE_CHECKING:
 CONTINUOUS = ("MD", "SMD", "SMDH", "ROM")
 INCIDENCE = ("IRR", "IRD", "IRSD")
 PROPORTION = ("PR", "PLO", "PAS", "PFT", "PLN")
+CORRELATION = ("ZCOR", "COR", "UCOR")
+MEAN = ("MN", "MNLN")
 COUNTS = ("RR", "OR", "RD", "AS")
 #: every measure ivigmeta pools, by the kind of data it is computed from
 KINDS: dict[str, tuple[str, ...]] = {
@@ -49,10 +62,19 @@ KINDS: dict[str, tuple[str, ...]] = {
     "continuous": CONTINUOUS,
     "incidence": INCIDENCE,
     "proportion": PROPORTION,
+    "correlation": CORRELATION,
+    "mean": MEAN,
 }
-ALL_MEASURES = COUNTS + CONTINUOUS + INCIDENCE + PROPORTION
+ALL_MEASURES = COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN
 #: the measure of each kind of data when --measure is not given
-DEFAULT_MEASURE = {"counts": "RR", "continuous": "MD", "incidence": "IRR", "proportion": "PLO"}
+DEFAULT_MEASURE = {
+    "counts": "RR",
+    "continuous": "MD",
+    "incidence": "IRR",
+    "proportion": "PLO",
+    "correlation": "ZCOR",
+    "mean": "MN",
+}
 
 
 #: what each measure is called in figure axes and reports
@@ -73,6 +95,11 @@ MEASURE_TITLES = {
     "PAS": "Proportion (arcsine)",
     "PFT": "Proportion (Freeman-Tukey)",
     "PLN": "Proportion (log)",
+    "ZCOR": "Correlation (Fisher's z)",
+    "COR": "Correlation",
+    "UCOR": "Correlation (unbiased)",
+    "MN": "Mean",
+    "MNLN": "Mean (log)",
 }
 
 
@@ -209,6 +236,66 @@ def proportion_effects(
     return yi, vi, add
 
 
+def olkin_pratt(g: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The Gauss hypergeometric function 2F1(1/2, 1/2; g; x) for g > 1 and 0 <= x <= 1 (UCOR's
+    correction, with g = (n - 2)/2 and x = 1 - r²). scipy's ``hyp2f1`` for g < 20; above, where
+    scipy gives NaN near x = 1, the power series, whose positive terms fall at least as fast as
+    k! / (g)_k: 120 terms reach the last digit for every x in [0, 1]."""
+    import numpy as np
+    from scipy.special import hyp2f1
+
+    g, x = np.broadcast_arrays(np.asarray(g, dtype=float), np.asarray(x, dtype=float))
+    out = np.array(hyp2f1(0.5, 0.5, g, x), dtype=float, ndmin=1).reshape(g.shape)
+    big = g >= 20
+    if big.any():
+        gb, xb = g[big], x[big]
+        term = np.ones_like(gb)
+        total = np.ones_like(gb)
+        for k in range(120):
+            term = term * (k + 0.5) ** 2 / ((gb + k) * (k + 1)) * xb
+            total = total + term
+        out[big] = total
+    return out
+
+
+def correlation_effects(
+    r: np.ndarray, n: np.ndarray, measure: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of correlations ``r`` among ``n`` (escalc; NaN variance for n <= 3, NaN
+    UCOR for n <= 4, as escalc)."""
+    import numpy as np
+
+    r, n = (np.asarray(v, dtype=float) for v in (r, n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "ZCOR":
+            yi, vi = np.arctanh(r), 1 / (n - 3)
+        elif measure in ("COR", "UCOR"):
+            if measure == "UCOR":
+                g = (n - 2) / 2
+                yi = np.where(g > 1, r * olkin_pratt(np.where(g > 1, g, 2.0), 1 - r**2), np.nan)
+            else:
+                yi = r
+            vi = (1 - yi**2) ** 2 / (n - 1)
+        else:
+            raise ValueError(f"not a correlation measure: {measure}")
+    return yi, np.where(n <= 3, np.nan, vi)
+
+
+def mean_effects(
+    mean: np.ndarray, sd: np.ndarray, n: np.ndarray, measure: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of one group's means, SDs and sizes (escalc's MN and MNLN)."""
+    import numpy as np
+
+    m, s, n = (np.asarray(v, dtype=float) for v in (mean, sd, n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "MN":
+            return m, s**2 / n
+        if measure == "MNLN":
+            return np.log(np.where(m >= 0, m, np.nan)), s**2 / (n * m**2)
+    raise ValueError(f"not a one-group mean measure: {measure}")
+
+
 def arcsine_difference(
     a: np.ndarray, n1: np.ndarray, c: np.ndarray, n2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +309,7 @@ def arcsine_difference(
 
 
 #: measures analysed on the log scale (reported as exp)
-LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN")
+LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN", "MNLN")
 
 
 def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
@@ -242,6 +329,8 @@ def reported_scalar(theta: float, measure: str, n_harmonic: float | None = None)
             return math.exp(theta)
         except OverflowError:
             return math.inf
+    if measure == "ZCOR":
+        return math.tanh(theta)
     if measure in ("PLO", "PAS", "PFT"):
         if math.isnan(theta):
             return theta
@@ -268,7 +357,8 @@ def pft_inverse(t: np.ndarray, nhm: np.ndarray | float) -> np.ndarray:
 
 def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) -> np.ndarray:
     """Values on the analysis scale -> the reported scale, as metafor's ``predict(transf=...)``:
-    exp for log measures, the inverse logit for PLO, sin² (clamped to [0, 1]) for PAS, and for
+    exp for log measures, tanh for ZCOR (``transf.ztor``), the inverse logit for PLO, sin²
+    (clamped to [0, 1]) for PAS, and for
     PFT Miller's (1978) inverse with the harmonic mean of the studies' sizes ``n``
     (``transf.ipft.hm``), 0 and 1 beyond the transforms of proportions 0 and 1."""
     import numpy as np
@@ -279,6 +369,8 @@ def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) ->
             return np.exp(t)
         if measure == "PLO":
             return 1 / (1 + np.exp(-t))
+        if measure == "ZCOR":
+            return np.tanh(t)
         if measure == "PAS":
             return np.where(t < 0, 0.0, np.where(t > np.arcsin(1.0), 1.0, np.sin(t) ** 2))
         if measure == "PFT":

@@ -91,7 +91,8 @@ class Rows:
     last: bool = False
     """No rows follow these in their input (the reader met the end): the last group is whole."""
     kind: str = "counts"
-    """``counts``, ``continuous``, ``incidence`` or ``proportion`` (the keys of DATA_ROLES)."""
+    """``counts``, ``continuous``, ``incidence``, ``proportion``, ``correlation`` or ``mean``
+    (the keys of DATA_ROLES)."""
     given: np.ndarray | None = None
     effect: np.ndarray | None = None
     """For a table of effects only in one plain form (``yi, vi`` or ``theta, se``, no measure
@@ -297,9 +298,9 @@ def suspect_rows(
     values: np.ndarray, year: np.ndarray | None = None, kind: str = "counts"
 ) -> np.ndarray:
     """Rows that may fail pool's checks for a table of ``kind``: for counts, cells not whole,
-    negative or too large, zero totals, events > totals; for means, rates and proportions a
-    cell that is not a finite number, SD <= 0, n < 2, time <= 0, negative events, events >
-    total; any kind, an unreadable year. Conservative (2^53 itself is looked at again): the row
+    negative or too large, zero totals, events > totals; for means, rates, proportions and
+    correlations a cell that is not a finite number, SD <= 0, n < 2, time <= 0, negative
+    events, events > total, |r| > 1, a correlation's n <= 3; any kind, an unreadable year. Conservative (2^53 itself is looked at again): the row
     parser decides."""
     with np.errstate(invalid="ignore"):
         if kind == "counts":
@@ -312,6 +313,10 @@ def suspect_rows(
                 bad |= (values[:, [1, 4]] <= 0).any(axis=1) | (values[:, [2, 5]] < 2).any(axis=1)
             elif kind == "incidence":
                 bad |= (values[:, [0, 2]] < 0).any(axis=1) | (values[:, [1, 3]] <= 0).any(axis=1)
+            elif kind == "correlation":
+                bad |= (np.abs(values[:, 0]) > 1) | (values[:, 1] <= 3)
+            elif kind == "mean":
+                bad |= (values[:, 1] <= 0) | (values[:, 2] < 2)
             else:
                 bad |= (values[:, 0] < 0) | (values[:, 1] < 1) | (values[:, 0] > values[:, 1])
         if year is not None:

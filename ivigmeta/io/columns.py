@@ -177,8 +177,9 @@ class ColumnMap:
     roles: Mapping[str, str]
     convention: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
-    #: ``continuous``, ``incidence`` or ``proportion`` for a table of means, rates or
-    #: proportions (:mod:`ivigmeta.io.outcome_columns`), ``None`` for 2x2 counts and effects
+    #: ``continuous``, ``incidence``, ``proportion``, ``correlation`` or ``mean`` for a table of
+    #: means, rates, proportions, correlations or one group's means
+    #: (:mod:`ivigmeta.io.outcome_columns`), ``None`` for 2x2 counts and effects
     outcome: str | None = None
 
     def get(self, role: str) -> str | None:
@@ -207,12 +208,15 @@ class ColumnMap:
 CONTINUOUS_ROLES = ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n")
 INCIDENCE_ROLES = ("treat_events", "treat_time", "control_events", "control_time")
 PROPORTION_ROLES = ("events", "total")
+CORRELATION_ROLES = ("cor", "n")
+MEAN_ROLES = ("mean", "sd", "n")
 
 
 def all_roles() -> tuple[str, ...]:
     """Every role ``--columns`` takes: the count, effect and label roles, and the columns of
-    means, rates and proportions."""
-    extra = [r for rs in (CONTINUOUS_ROLES, INCIDENCE_ROLES, PROPORTION_ROLES) for r in rs]
+    means, rates, proportions, correlations and one group's means."""
+    kinds = (CONTINUOUS_ROLES, INCIDENCE_ROLES, PROPORTION_ROLES, CORRELATION_ROLES, MEAN_ROLES)
+    extra = [r for rs in kinds for r in rs]
     return ROLES + tuple(r for r in dict.fromkeys(extra) if r not in ROLES)
 
 

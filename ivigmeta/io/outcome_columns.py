@@ -1,5 +1,5 @@
 """Which columns say what kind of outcome a table reports (continuous means, incidence rates,
-single-group proportions) and which measures fit it.
+single-group proportions, correlations, single-group means) and which measures fit it.
 
 ========================  ===================================================================
 continuous                ``treat_mean, treat_sd, treat_n, control_mean, control_sd,
@@ -11,6 +11,9 @@ incidence rates           ``treat_events, treat_time, control_events, control_ti
                           metafor ``x1i, t1i, x2i, t2i`` / meta ``event.e, time.e, event.c,
                           time.c``
 proportions               ``events, total`` / metafor ``xi, ni`` / meta ``event, n``
+correlations              ``cor, n`` (meta's ``metacor`` names too) / metafor ``ri, ni``
+one group's means         ``mean, sd, n`` (meta's ``metamean`` names too) / metafor ``mi,
+                          sdi, ni``
 ========================  ===================================================================
 
 Names match case-insensitively; RevMan names also ignore spaces and punctuation. The first
@@ -25,7 +28,9 @@ from collections.abc import Callable, Sequence
 
 from ivigmeta.io.columns import (  # noqa: F401 - the role tuples are this module's too
     CONTINUOUS_ROLES,
+    CORRELATION_ROLES,
     INCIDENCE_ROLES,
+    MEAN_ROLES,
     PROPORTION_ROLES,
     Convention,
 )
@@ -36,6 +41,8 @@ KIND_MEASURES: dict[str, tuple[str, ...]] = {
     "continuous": ("MD", "SMD", "SMDH", "ROM"),
     "incidence": ("IRR", "IRD", "IRSD"),
     "proportion": ("PLO", "PR", "PAS", "PFT", "PLN"),
+    "correlation": ("ZCOR", "COR", "UCOR"),
+    "mean": ("MN", "MNLN"),
     "counts": ("RR", "OR", "RD", "AS"),
 }
 
@@ -74,6 +81,16 @@ OUTCOME_CONVENTIONS: dict[str, tuple[Convention, ...]] = {
         Convention("metafor's", dict(zip(PROPORTION_ROLES, ("xi", "ni")))),
         Convention("meta's", dict(zip(PROPORTION_ROLES, ("event", "n")))),
     ),
+    # After the kinds above: a table that has their columns is read as before. meta's
+    # metacor (cor, n) and metamean (mean, sd, n) use ivigmeta's own names.
+    "correlation": (
+        Convention("ivigmeta's", dict(zip(CORRELATION_ROLES, CORRELATION_ROLES))),
+        Convention("metafor's", dict(zip(CORRELATION_ROLES, ("ri", "ni")))),
+    ),
+    "mean": (
+        Convention("ivigmeta's", dict(zip(MEAN_ROLES, MEAN_ROLES))),
+        Convention("metafor's", dict(zip(MEAN_ROLES, ("mi", "sdi", "ni")))),
+    ),
 }
 
 
@@ -105,9 +122,11 @@ def detect_outcome(header: Sequence[str]) -> tuple[str, Convention, dict[str, st
     return None
 
 
-def explicit_kind(explicit: dict[str, str] | None) -> str | None:
+def explicit_kind(explicit: dict[str, str] | None, header: Sequence[str] = ()) -> str | None:
     """The outcome kind ``--columns`` names roles of (``treat_time`` for rates, ``treat_mean``
-    and the like for means, ``events``/``total`` for proportions), or None."""
+    and the like for means, ``events``/``total`` for proportions, ``cor`` for correlations,
+    ``mean``/``sd`` for one group's means), or None. ``n`` alone (correlations and one group's
+    means share it) is a correlation when the header has ``cor`` or ``ri``, else a mean."""
     given = set(explicit or ())
     if given & {"treat_time", "control_time"}:
         return "incidence"
@@ -115,6 +134,13 @@ def explicit_kind(explicit: dict[str, str] | None) -> str | None:
         return "continuous"
     if given & set(PROPORTION_ROLES):
         return "proportion"
+    if "cor" in given:
+        return "correlation"
+    if given & {"mean", "sd"}:
+        return "mean"
+    if "n" in given:
+        names = {h.strip().lower() for h in header if h}
+        return "correlation" if names & {"cor", "ri"} else "mean"
     return None
 
 
@@ -148,7 +174,8 @@ def explicit_outcome(
 
 
 def default_measure(kind: str) -> str:
-    """MD for continuous, IRR for incidence, PLO for proportions, RR for 2x2 counts."""
+    """MD for continuous, IRR for incidence, PLO for proportions, ZCOR for correlations, MN for
+    one group's means, RR for 2x2 counts."""
     return KIND_MEASURES[kind][0]
 
 
@@ -182,6 +209,16 @@ _BOUNDS: dict[str, tuple[float, bool, str]] = {
     "control_events": (0.0, True, "events cannot be negative"),
     "events": (0.0, True, "events cannot be negative"),
     "total": (1.0, True, "a total must be at least 1"),
+    "sd": (0.0, False, "a standard deviation must be > 0"),
+    "n": (2.0, True, "a group needs at least 2 participants for an SD"),
+}
+
+#: bounds of a kind's roles that differ from :data:`_BOUNDS` (``n`` of a correlation: escalc
+#: gives no sampling variance for n <= 3, whatever the measure)
+_KIND_BOUNDS: dict[str, dict[str, tuple[float, bool, str]]] = {
+    "correlation": {
+        "n": (3.0, False, "a correlation's sampling variance needs a sample size n > 3"),
+    },
 }
 
 
@@ -190,6 +227,8 @@ OUTCOME_ROLES: dict[str, tuple[str, ...]] = {
     "continuous": CONTINUOUS_ROLES,
     "incidence": INCIDENCE_ROLES,
     "proportion": PROPORTION_ROLES,
+    "correlation": CORRELATION_ROLES,
+    "mean": MEAN_ROLES,
 }
 
 
@@ -199,14 +238,19 @@ def parse_outcome_row(
     source: str,
     row: int,
     number: Callable[[str], float | None] | None = None,
+    kind: str | None = None,
 ) -> dict[str, float]:
-    """role -> number for one row of an outcome table; a missing, non-numeric or impossible
-    value (SD <= 0, n < 2, time <= 0, events > total) is a one-line
-    :class:`~ivigmeta.errors.DataError` naming the row and the column."""
+    """role -> number for one row of an outcome table of ``kind`` (None: told by the roles); a
+    missing, non-numeric or impossible value (SD <= 0, n < 2, time <= 0, events > total, a
+    correlation beyond [-1, 1] or with n <= 3) is a one-line :class:`~ivigmeta.errors.DataError`
+    naming the row and the column."""
     import math
 
     from ivigmeta.errors import DataError
 
+    if kind is None:
+        kind = "correlation" if "cor" in roles else None
+    bounds = {**_BOUNDS, **_KIND_BOUNDS.get(kind or "", {})}
     out: dict[str, float] = {}
     for role, col in roles.items():
         where = f"{source}, row {row}, column '{col}'"
@@ -227,11 +271,15 @@ def parse_outcome_row(
                 raise DataError(f"{where}: '{text}' is not a number") from None
         if not math.isfinite(x):
             raise DataError(f"{where}: '{text}' is not a finite number")
-        bound = _BOUNDS.get(role)
+        bound = bounds.get(role)
         if bound is not None:
             low, inclusive, why = bound
             if x < low or (x == low and not inclusive):
                 raise DataError(f"{where}: '{text}' is not allowed ({why})")
+        if role == "cor" and abs(x) > 1:
+            raise DataError(
+                f"{where}: '{text}' is not a correlation (expected a value between -1 and 1)"
+            )
         out[role] = x
     if "events" in out and out["events"] > out["total"]:
         raise DataError(

@@ -70,7 +70,13 @@ __all__ = [
 
 
 #: Study.effect_source of the rows of each outcome kind
-OUTCOME_SOURCES = {"continuous": "means", "incidence": "rates", "proportion": "proportion"}
+OUTCOME_SOURCES = {
+    "continuous": "means",
+    "incidence": "rates",
+    "proportion": "proportion",
+    "correlation": "correlation",
+    "mean": "mean",
+}
 
 
 def _whole(x: float) -> int | None:
@@ -110,8 +116,9 @@ class Study:
     fields: Mapping[str, str] = field(default_factory=dict)
     given: GivenEffect | None = None
     file: str = ""
-    #: ``continuous``, ``incidence`` or ``proportion`` for a row of such a table (then
-    #: :attr:`outcome` holds its numbers by role, e.g. ``treat_mean``), else ``None``
+    #: ``continuous``, ``incidence``, ``proportion``, ``correlation`` or ``mean`` for a row of
+    #: such a table (then :attr:`outcome` holds its numbers by role, e.g. ``treat_mean``), else
+    #: ``None``
     outcome_kind: str | None = None
     outcome: Mapping[str, float] | None = None
 
@@ -126,8 +133,8 @@ class Study:
 
     @property
     def effect_source(self) -> str:
-        """Where the effect comes from: ``counts``, ``means``, ``rates``, ``proportion``, or the
-        kind of the given effect (``ci``, ``se``, ``vi``)."""
+        """Where the effect comes from: ``counts``, ``means``, ``rates``, ``proportion``,
+        ``correlation``, ``mean``, or the kind of the given effect (``ci``, ``se``, ``vi``)."""
         if self.outcome_kind is not None:
             return OUTCOME_SOURCES[self.outcome_kind]
         if self.has_counts or self.given is None:
@@ -136,12 +143,15 @@ class Study:
 
     @property
     def n(self) -> int | None:
-        """Participants: both arms' totals, both groups' sizes, or a proportion's total."""
+        """Participants: both arms' totals, both groups' sizes, a proportion's total, or the
+        size of a correlation's or a mean's sample."""
         if self.outcome is not None:
             if "treat_n" in self.outcome:
                 return _whole(self.outcome["treat_n"] + self.outcome["control_n"])
             if "total" in self.outcome:
                 return _whole(self.outcome["total"])
+            if "n" in self.outcome:
+                return _whole(self.outcome["n"])
             return None
         if not self.has_counts:
             return None
@@ -667,7 +677,7 @@ def table_map(
     from ivigmeta.io.outcome_columns import explicit_kind, explicit_outcome
 
     explicit = dict(explicit or {})
-    kind = explicit_kind(explicit)
+    kind = explicit_kind(explicit, header)
     if kind is not None:
         check_explicit(header, explicit, source)
         conv, roles = explicit_outcome(kind, header, explicit)
@@ -707,6 +717,8 @@ KIND_WORDS = {
     "continuous": "means, SDs and sizes",
     "incidence": "events and person-time",
     "proportion": "events and totals",
+    "correlation": "correlations and sample sizes",
+    "mean": "one group's means, SDs and sizes",
 }
 
 
@@ -714,7 +726,7 @@ def parse_outcome_study(values: dict[str, str], row: int, source: str, cmap: Col
     """One row of a table of means, rates or proportions as a :class:`Study`."""
     kind = cmap.outcome
     roles = {r: c for r, c in cmap.roles.items() if r in OUTCOME_ROLES[kind]}  # type: ignore[index]
-    numbers = parse_outcome_row(values, roles, source, row, _strict_number)
+    numbers = parse_outcome_row(values, roles, source, row, _strict_number, kind)
     year = _parse_year(values, row, source, cmap, ".")
     label = _label(values, row, cmap)
     return Study(

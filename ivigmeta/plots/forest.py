@@ -50,7 +50,7 @@ def _captions(
     labels: Sequence[str] | None, measure: str = "", ma: MetaAnalysis | None = None
 ) -> tuple[str, str]:
     if labels is None:
-        if measure in ("PR", "PLO", "PAS", "PFT", "PLN"):
+        if measure in ("PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN"):
             return "", ""  # one group: no side favours anything
         found = arm_captions(ma) if ma is not None else None
         return found or DEFAULT_LABELS
@@ -81,6 +81,10 @@ def _columns(ma: MetaAnalysis, models: Sequence[str]) -> tuple[list[Column], lis
         ]
     elif kinds == {"proportion"}:
         left += [Column("treat", "Events/Total", "", "center")]
+    elif kinds == {"correlation"}:
+        left += [Column("treat", "r, n", "", "center")]
+    elif kinds == {"mean"}:
+        left += [Column("treat", "Mean (SD), n", "", "center")]
     # Rows may give an effect instead of counts; a table of effects alone has no events columns.
     elif any(s.has_counts for s in ma.effects.studies):
         left += [
@@ -106,7 +110,13 @@ def _arm_text(s, arm: str) -> str:
             )
         if s.outcome_kind == "incidence":
             return f"{f.plain(o[arm + '_events'])}/{f.plain(o[arm + '_time'])}"
-        return f"{f.plain(o['events'])}/{f.plain(o['total'])}" if arm == "treat" else ""
+        if arm != "treat":
+            return ""
+        if s.outcome_kind == "correlation":
+            return f"{f.plain(o['cor'])}, {f.plain(o['n'])}"
+        if s.outcome_kind == "mean":
+            return f"{f.plain(o['mean'])} ({f.plain(o['sd'])}), {f.plain(o['n'])}"
+        return f"{f.plain(o['events'])}/{f.plain(o['total'])}"
     if not s.has_counts:
         return NOT_REPORTED
     return f"{getattr(s, arm + '_events')}/{getattr(s, arm + '_total')}"

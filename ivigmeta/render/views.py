@@ -155,9 +155,19 @@ def _has_durations(ma: MetaAnalysis) -> bool:
 PROPORTION_SCALES = ("PR", "PLO", "PAS", "PFT", "PLN")
 
 
+#: measures reported as a correlation (ZCOR after back-transformation)
+CORRELATION_SCALES = ("ZCOR", "COR", "UCOR")
+#: measures reported as a mean (MNLN after back-transformation)
+MEAN_SCALES = ("MN", "MNLN")
+
+
 def _measure_header(measure: str, level_percent: float) -> str:
     if measure in PROPORTION_SCALES:
         return f"Proportion ({measure}) [{level_percent:g}% CI]"
+    if measure in CORRELATION_SCALES:
+        return f"Correlation ({measure}) [{level_percent:g}% CI]"
+    if measure in MEAN_SCALES:
+        return f"Mean ({measure}) [{level_percent:g}% CI]"
     return f"{measure} [{level_percent:g}% CI]"
 
 
@@ -167,6 +177,8 @@ def se_header(measure: str) -> str:
         return "SE (log scale)"
     if measure in ("PLO", "PAS", "PFT"):
         return f"SE ({'logit' if measure == 'PLO' else 'arcsine'} scale)"
+    if measure == "ZCOR":
+        return "SE (Fisher's z scale)"
     return "SE"
 
 
@@ -202,6 +214,8 @@ DATA_COLUMNS = {
     "continuous": ["N", "Intervention: mean (SD), n", "Control: mean (SD), n"],
     "incidence": ["Intervention: events / person-time", "Control: events / person-time"],
     "proportion": ["Events / total"],
+    "correlation": ["N", "Correlation"],
+    "mean": ["N", "Mean (SD)"],
 }
 
 
@@ -221,6 +235,10 @@ def _data_cells(study, kind: str | None) -> list[str]:
         ]
     if kind == "proportion" and o is not None:
         return [f"{f.plain(o['events'])} / {f.plain(o['total'])}"]
+    if kind == "correlation" and o is not None:
+        return [f.plain(o["n"]), f.plain(o["cor"])]
+    if kind == "mean" and o is not None:
+        return [f.plain(o["n"]), f"{f.plain(o['mean'])} ({f.plain(o['sd'])})"]
     return [
         str(study.n) if study.has_counts else NOT_REPORTED,
         _events(study, "treat"),
@@ -239,7 +257,7 @@ def _total_cells(ma: MetaAnalysis, kind: str | None) -> list[str]:
             f"{tot.control_events} ({tot.control_total})",
         ]
     cells = [""] * len(DATA_COLUMNS[kind])
-    if kind == "continuous":
+    if kind in ("continuous", "correlation", "mean"):
         cells[0] = f.plain(sum(s.n or 0 for s in ma.effects.studies))
     return cells
 

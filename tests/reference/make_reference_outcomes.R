@@ -1,7 +1,8 @@
 #!/usr/bin/env Rscript
 ## ---------------------------------------------------------------------------
 ## metafor reference values for the outcome measures of issue 16 (continuous,
-## incidence rates, single-group proportions, arcsine RD).
+## incidence rates, single-group proportions, arcsine RD, correlations and
+## single-group means).
 ##
 ## Run from the repository root:
 ##     Rscript tests/reference/make_reference_outcomes.R
@@ -14,7 +15,8 @@
 ##  * Pooled fits: DL and REML, with test = "z" and test = "knha"; REML uses
 ##    the tight control list CTRL (threshold 1e-13, step halving).
 ##  * Input columns of each record are written under "data" with metafor's
-##    argument names (m1i, sd1i, n1i, ..., x1i, t1i, ..., xi, ni, ai, bi, ...).
+##    argument names (m1i, sd1i, n1i, ..., x1i, t1i, ..., xi, ni, ai, bi, ...,
+##    ri, ni, mi, sdi, ni).
 ##  * Numbers: the shortest of 15/16/17 significant digits that round-trips.
 ## ---------------------------------------------------------------------------
 
@@ -94,6 +96,21 @@ tab0 <- list(ai = c(0, 4, 10, 6), bi = c(25, 36, 0, 44),
              ci = c(3, 0, 8, 9), di = c(22, 41, 2, 40))
 add(record("zeros", "AS", tab0, tab0))
 
+## correlations: dat.molloy2014 (ri, ni); ZCOR, COR (vtype = "LS") and UCOR
+## (r 2F1(1/2, 1/2; (n - 2)/2; 1 - r^2), gsl's hyperg_2F1)
+d <- dat.molloy2014
+co <- list(ri = d$ri, ni = d$ni)
+for (m in c("ZCOR", "COR", "UCOR")) add(record("molloy2014", m, co, co))
+## small samples and r near +-1 (UCOR is defined for n > 4, ZCOR for n > 3)
+co0 <- list(ri = c(-0.95, 0.97, 0.02, -0.3, 0.6), ni = c(5, 12, 400, 7, 30))
+for (m in c("ZCOR", "COR", "UCOR")) add(record("small", m, co0, co0))
+
+## one group's means: dat.normand1999's first arm (m1i, sd1i, n1i) as one-group
+## data; MN and MNLN
+d <- dat.normand1999
+mn <- list(mi = d$m1i, sdi = d$sd1i, ni = d$n1i)
+for (m in c("MN", "MNLN")) add(record("normand1999_arm1", m, mn, mn))
+
 ## back-transformed pooled proportions as predict(transf=...) gives them
 ## (REML, z test): PLO -> transf.ilogit, PAS -> transf.iarcsin, PLN -> exp,
 ## PFT -> transf.ipft.hm with the harmonic mean of ni.
@@ -108,6 +125,27 @@ for (m in c("PR", "PLO", "PAS", "PFT", "PLN")) {
     PAS = predict(f, transf = transf.iarcsin),
     PLN = predict(f, transf = exp),
     PFT = predict(f, transf = transf.ipft.hm, targs = list(ni = d$ni)))
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+
+## back-transformed pooled correlations and means (REML, z test): ZCOR ->
+## transf.ztor, MNLN -> exp; COR, UCOR and MN as they are
+d <- dat.molloy2014
+for (m in c("ZCOR", "COR", "UCOR")) {
+  es <- escalc(measure = m, ri = d$ri, ni = d$ni)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- if (m == "ZCOR") predict(f, transf = transf.ztor) else predict(f)
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+d <- dat.normand1999
+for (m in c("MN", "MNLN")) {
+  es <- escalc(measure = m, mi = d$m1i, sdi = d$sd1i, ni = d$n1i)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- if (m == "MNLN") predict(f, transf = exp) else predict(f)
   back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
                                     ci_lb = p$ci.lb, ci_ub = p$ci.ub,
                                     pi_lb = p$pi.lb, pi_ub = p$pi.ub)
