@@ -961,6 +961,24 @@ class ModelComparison:
 
 
 @dataclass(frozen=True)
+class VarianceInflation:
+    """The (generalized) variance inflation factor of a set of meta-regression coefficients
+    (metafor's ``vif()``; Fox & Monette 1992): ``vif`` and the standardized
+    ``sif`` = vif^(1 / (2 m)), m the number of coefficients."""
+
+    name: str
+    coefficients: tuple[str, ...]
+    m: int
+    vif: float
+    sif: float
+
+    __json__: ClassVar[Layout] = ("name", "coefficients", "m", "vif", "sif")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class PermutationTest:
     """A permutation test of a meta-regression (metafor's ``permutest``): the rows of the design
     are permuted (the signs of the effects flipped for an intercept-only model) and the model
@@ -1244,6 +1262,10 @@ class MetaRegression:
     coefficient_tests: tuple[CoefficientTest, ...] = ()
     # --lrt: the likelihood-ratio test against the model without some moderators
     comparison: ModelComparison | None = None
+    # variance inflation: per non-intercept coefficient (metafor's vif() default), and per
+    # moderator column (a categorical moderator's indicators together: generalized VIF)
+    vif: tuple[VarianceInflation, ...] = ()
+    gvif: tuple[VarianceInflation, ...] = ()
     #: cluster-robust inference (``--cluster``), None when not asked
     robust: RobustInference | None = None
 
@@ -1274,6 +1296,8 @@ class MetaRegression:
         "tau2_interval",
         "coefficient_tests",
         Key("lrt", "comparison"),
+        "vif",
+        "gvif",
         "qm",
         "qm_df",
         "qm_df2",

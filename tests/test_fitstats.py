@@ -197,3 +197,23 @@ def test_lrt_names_a_moderator_of_the_model():
 
     with pytest.raises(ModelError, match="--lrt 'alloc': not a moderator"):
         metareg_analysis(effects("bcg", "RR"), ["ablat"], lrt=["alloc"])
+
+
+VIF = REF["vif"]
+
+
+@pytest.mark.parametrize("rec", VIF, ids=[r["method"] for r in VIF])
+def test_variance_inflation_matches_metafors_vif(rec):
+    reg = metareg_analysis(
+        effects(rec["dataset"], rec["measure"]),
+        ["ablat", "year", "alloc"],
+        rec["method"],
+        ref={"alloc": "alternate"},
+    )
+    assert [v.name for v in reg.vif] == rec["coef_names"]
+    for v, vif, sif in zip(reg.vif, rec["vif"], rec["sif"]):
+        assert v.m == 1 and close(v.vif, vif, _tol(rec)) and close(v.sif, sif, _tol(rec))
+    assert [v.name for v in reg.gvif] == rec["set_names"]
+    for v, vif, sif in zip(reg.gvif, rec["set_vif"], rec["set_sif"]):
+        assert close(v.vif, vif, _tol(rec)) and close(v.sif, sif, _tol(rec))
+    assert reg.gvif[2].coefficients == ("alloc=random", "alloc=systematic")

@@ -51,6 +51,7 @@ from ivigmeta.results import (
     ModelComparison,
     ModelFit,
     Prediction,
+    VarianceInflation,
 )
 
 if TYPE_CHECKING:
@@ -392,6 +393,8 @@ def metareg_analysis(
     )
     if predict:
         reg = replace(reg, predictions=tuple(predict_at(reg, text) for text in predict))
+    if len(reg.coefficients) > 1:
+        reg = replace(reg, vif=coefficient_vifs(reg), gvif=moderator_vifs(reg))
     if btt:
         reg = replace(reg, coefficient_tests=tuple(coefficient_test(reg, spec) for spec in btt))
     if lrt:
@@ -502,6 +505,44 @@ def compare_without(reg: MetaRegression, dropped: Sequence[str]) -> ModelCompari
             f"{reg.tau2_method} (metafor warns so): use --tau2 ML"
         )
     return ModelComparison(tuple(dropped), which, full, red, lrt, df, chi2_sf(lrt, df), r2, note)
+
+
+def inflation(reg: MetaRegression, name: str, chosen: Sequence[str]) -> VarianceInflation:
+    """metafor's ``vif()`` of the coefficients ``chosen``: with R the correlation matrix of
+    Var(b) without the intercept and S the chosen set, GVIF = det R_SS det R_-S-S / det R
+    (the VIF for one coefficient), SIF = GVIF^(1 / (2 |S|))."""
+    import numpy as np
+
+    names = [c.name for c in reg.coefficients][1:]
+    V = np.asarray(reg.vcov)[1:, 1:]
+    d = np.sqrt(np.diag(V))
+    R = V / np.outer(d, d)
+    idx = [names.index(n) for n in chosen]
+    rest = [j for j in range(len(names)) if j not in idx]
+
+    def det(rows: list[int]) -> float:
+        return float(np.linalg.det(R[np.ix_(rows, rows)])) if rows else 1.0
+
+    gvif = det(idx) * det(rest) / float(np.linalg.det(R))
+    m = len(idx)
+    return VarianceInflation(name, tuple(chosen), m, gvif, gvif ** (1.0 / (2 * m)))
+
+
+def coefficient_vifs(reg: MetaRegression) -> tuple[VarianceInflation, ...]:
+    """The VIF of every non-intercept coefficient (metafor's ``vif(fit)``)."""
+    return tuple(inflation(reg, c.name, [c.name]) for c in reg.coefficients[1:])
+
+
+def moderator_vifs(reg: MetaRegression) -> tuple[VarianceInflation, ...]:
+    """The generalized VIF of each moderator column: its coefficients together (metafor's
+    ``vif(fit, btt = list(...))`` with one set per moderator)."""
+    names = [c.name for c in reg.coefficients]
+    out = []
+    for col, _kind, _levels in reg.terms:
+        chosen = [n for n in names if n == col or n.startswith(col + "=")]
+        if chosen:
+            out.append(inflation(reg, col, chosen))
+    return tuple(out)
 
 
 def moderator_row(reg: MetaRegression, values: Mapping[str, str]) -> list[float]:
@@ -696,6 +737,9 @@ __all__ = [
     "moderator_row",
     "coefficient_test",
     "compare_without",
+    "coefficient_vifs",
+    "moderator_vifs",
+    "inflation",
     "linear_prediction",
     "bubble",
     "meta_regression",

@@ -764,6 +764,11 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
         )
         if cmp.note:
             notes.append(f"Note: {cmp.note}.")
+    if len(reg.coefficients) > 2 and reg.gvif:
+        notes.append(
+            "Variance inflation (generalized VIF per moderator): "
+            + ", ".join(f"{v.name} {f.num(v.vif)}" for v in reg.gvif)
+        )
     ti = reg.tau2_interval
     if ti is not None:
         notes.append(

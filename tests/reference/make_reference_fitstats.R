@@ -4,7 +4,8 @@
 ## AICc under ML and REML) of models with and without moderators, and confidence intervals
 ## for the residual tau² of a meta-regression (confint() types QP, PL, Wald, Wald.log,
 ## Wald.sqrt), Wald tests of subsets of coefficients (anova(fit, btt = ...)) and
-## likelihood-ratio tests between nested models (anova(full, reduced)).
+## likelihood-ratio tests between nested models (anova(full, reduced)) and variance inflation
+## factors (vif()).
 ##
 ## Run from the repository root:
 ##     Rscript tests/reference/make_reference_fitstats.R
@@ -28,7 +29,8 @@ ivig <- data.frame(ai = s$treat_events, n1i = s$treat_total, ci = s$control_even
                    n2i = s$control_total, nk_criterion = s$nk_criterion,
                    stringsAsFactors = FALSE)
 bcg <- with(dat.bcg, data.frame(ai = tpos, n1i = tpos + tneg, ci = cpos, n2i = cpos + cneg,
-                                ablat = ablat, alloc = alloc, stringsAsFactors = FALSE))
+                                ablat = ablat, alloc = alloc, year = year,
+                                stringsAsFactors = FALSE))
 DATA <- list(ivig = ivig, bcg = bcg)
 MODS <- list(ivig = c("~1", "~nk_criterion"), bcg = c("~1", "~ablat", "~ablat + factor(alloc)"))
 METHODS <- c("FE", "DL", "REML", "ML", "PM", "HE", "SJ")
@@ -98,11 +100,27 @@ for (method in c("ML", "REML", "FE", "DL")) for (case in LRT) {
     tau2_r = a$tau2.r, R2 = if (is.null(a$R2)) NA else a$R2, warnings = arr(warns))
 }
 
+## vif(): variance inflation per coefficient (default) and for sets (btt = list(...)).
+vif_records <- list()
+for (method in c("DL", "REML")) {
+  es <- escalc("RR", ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = bcg)
+  fit <- rma(yi, vi, mods = ~ ablat + year + factor(alloc), data = es, method = method,
+             control = CTRL)
+  one <- vif(fit)$vif
+  sets <- vif(fit, btt = list(2, 3, 4:5))$vif
+  vif_records[[length(vif_records) + 1]] <- list(
+    dataset = "bcg", measure = "RR", mods = "~ablat + year + factor(alloc)", method = method,
+    coef_names = arr(c("ablat", "year", "alloc=random", "alloc=systematic")),
+    vif = arr(sapply(one, function(d) d$vif)), sif = arr(sapply(one, function(d) d$sif)),
+    set_names = arr(c("ablat", "year", "alloc")),
+    set_vif = arr(sapply(sets, function(d) d$vif)), set_sif = arr(sapply(sets, function(d) d$sif)))
+}
+
 write_json_file(list(
   generated_by = "tests/reference/make_reference_fitstats.R",
   r_version = R.version.string,
   metafor_version = as.character(packageVersion("metafor")),
   generated_on = format(Sys.Date()),
   settings = list(level = 95, add = 0.5, to = "only0", control = CTRL, ci_control = CICTRL),
-  models = records, btt = btt_records, lrt = lrt_records), OUT)
+  models = records, btt = btt_records, lrt = lrt_records, vif = vif_records), OUT)
 cat("wrote", OUT, "\n")
