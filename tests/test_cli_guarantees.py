@@ -103,7 +103,7 @@ BAD_VALUES = [
         "'PMM', 'SJIT', 'DLIT'.",
     ),
     ("--measure", "HR", "'HR' is not one of 'RR', 'OR', 'RD', 'AS', 'MD'"),
-    ("--ci", "x", "'x' is not one of 'z', 'hk', 'adhoc', 'hc'."),
+    ("--ci", "x", "'x' is not one of 'z', 'hk', 'adhoc', 'hc', 't'."),
     ("--pi", "x", "'x' is not one of 'z', 't'."),
     ("--common-ci", "x", "'x' is not one of 'z', 'hk'."),
     ("--cc-policy", "x", "'x' is not one of 'only0', 'all', 'none'."),

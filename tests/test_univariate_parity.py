@@ -74,7 +74,7 @@ def test_reference_is_metafor_3_8_1():
 def test_registries_are_metafor_names_and_the_cli_offers_them():
     assert sorted(METAFOR_3_8_1) == sorted(ESTIMATORS)
     assert tuple(ESTIMATORS) == TAU2_CHOICES
-    assert CI_METHODS == CI_CHOICES == ("z", "hk", "adhoc", "hc")
+    assert CI_METHODS == CI_CHOICES == ("z", "hk", "adhoc", "hc", "t")
 
 
 @pytest.mark.parametrize(("name", "rec"), _cases("estimators"))

@@ -353,7 +353,9 @@ def methods_paragraph(
         s.append(
             f"Studies were pooled with the generalized linear mixed model {model.get('glmm')} "
             f"({model.get('title', '')}; metafor's rma.glmm, maximum likelihood, raw counts)"
-            f"{cite('glmm')}, with Wald z intervals and a prediction interval{cite('PI')}; its "
+            f"{cite('glmm')}, with Wald "
+            + ("intervals on the t distribution (k - 1 df)" if ci == "t" else "z intervals")
+            + f" and a prediction interval{cite('PI')}; its "
             "common-effect counterpart fixes tau² at 0. Leave-one-out, cumulative and subgroup "
             "analyses refit the same model; heterogeneity statistics, influence diagnostics and "
             "small-study tests use the inverse-variance random-effects model."
@@ -363,11 +365,15 @@ def methods_paragraph(
             f"Studies were pooled with {article} {common_name} common-effect model{cite(common)} "
             f"and a random-effects model with the {TAU2_NAMES.get(tau2, tau2)} estimator of the "
             f"between-study variance tau²{cite(tau2)}"
-            + (
-                f", with Hartung-Knapp-Sidik-Jonkman intervals{cite('hk')}"
-                if ci == "hk"
-                else ", with Wald z intervals"
-            )
+            + {
+                "hk": f", with Hartung-Knapp-Sidik-Jonkman intervals{cite('hk')}",
+                "adhoc": (
+                    f", with Hartung-Knapp-Sidik-Jonkman intervals{cite('hk')} whose variance "
+                    "factor was not allowed below 1"
+                ),
+                "t": ", with Wald standard errors and intervals on the t distribution (k - 1 df)",
+                "hc": ", with Henmi-Copas intervals around the common-effect estimate",
+            }.get(ci, ", with Wald z intervals")
             + f" and a prediction interval{cite('PI')}."
         )
     het_ci = ""

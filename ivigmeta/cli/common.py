@@ -111,7 +111,7 @@ def effect_options(func: Callable) -> Callable:
 TAU2_CHOICES = (
     "DL", "REML", "ML", "PM", "HE", "SJ", "EB", "HS", "HSk", "GENQ", "PMM", "SJIT", "DLIT",
 )  # fmt: skip
-CI_CHOICES = ("z", "hk", "adhoc", "hc")
+CI_CHOICES = ("z", "hk", "adhoc", "hc", "t")
 PI_CHOICES = ("z", "t")
 COMMON_CI_CHOICES = ("z", "hk")
 COMMON_CHOICES = ("IV", "MH", "PETO")
@@ -167,8 +167,9 @@ def ci_option(func: Callable) -> Callable:
         help=(
             "Random-effects tests and intervals: Wald z, Hartung-Knapp-Sidik-Jonkman "
             '(t on k - p df; metafor\'s test="knha"), adhoc (the same with the variance '
-            'factor at least 1; test="adhoc"), or hc: Henmi-Copas around the common-effect '
-            "estimate (metafor's hc(); no moderators)."
+            'factor at least 1; test="adhoc"), hc: Henmi-Copas around the common-effect '
+            "estimate (metafor's hc(); no moderators), or t: the Wald standard error with t on "
+            'k - p df (test="t"; also for --glmm).'
         ),
     )(func)
 

@@ -21,7 +21,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
         RandomFit,
     )
 
-CI_METHODS = ("z", "hk", "adhoc", "hc")
+CI_METHODS = ("z", "hk", "adhoc", "hc", "t")
 PI_METHODS = ("z", "t")
 COMMON_CI_METHODS = ("z", "hk")
 COMMON_METHODS = ("IV", "MH", "PETO")
@@ -215,11 +215,12 @@ def random_part(
     pi_method: str = "z",
 ) -> tuple[RandomPart, np.ndarray]:
     """Random-effects estimate per group for given tau², with z, Hartung-Knapp (hk), its
-    truncated form (adhoc) or Henmi-Copas (hc) inference, and the prediction interval.
+    truncated form (adhoc), the Wald se on t (t; metafor's test = "t") or Henmi-Copas (hc)
+    inference, and the prediction interval.
 
     Prediction interval theta ± crit sqrt(se² + tau²) (se the interval's own): with
     ``pi_method`` "z" crit is the normal quantile under --ci z (metafor's predict()), t on
-    k - 1 df under hk and adhoc (metafor's predict() for test = "knha" / "adhoc"); with "t"
+    k - 1 df under hk, adhoc and t (metafor's predict() for test = "knha" / "adhoc" / "t"); with "t"
     crit is t on k - 2 df whatever the interval (Higgins et al. 2009; the Cochrane Handbook),
     NaN when k = 2. Under hc there is no prediction interval (metafor's hc() gives none).
     """
@@ -234,7 +235,7 @@ def random_part(
         nan = np.full(len(g), np.nan)
         part = RandomPart(theta, se, nan, nan.copy(), lo, hi, nan.copy(), nan.copy(), nan.copy())
         return part, w
-    if ci_method in ("hk", "adhoc"):
+    if ci_method in ("hk", "adhoc", "t"):
         df = (g.sizes - 1).astype(float)
         r = y - g.spread(theta)
         rss = g.sum(w * r * r)
@@ -243,6 +244,9 @@ def random_part(
             if ci_method == "adhoc":
                 # metafor's test = "adhoc": the variance factor is not allowed below 1
                 s2w = np.maximum(s2w, 1.0)
+            elif ci_method == "t":
+                # metafor's test = "t": the Wald se, referred to t on k - 1 df
+                s2w = np.ones(len(g))
             se = np.sqrt(s2w / sw)
             crit = t_crit_array(level, df)
             stat = np.where(
@@ -698,6 +702,26 @@ def glmm_counts(es: EffectSizes) -> tuple[list[float], list[float], list[float],
     return x1, n1, x2, n2
 
 
+def glmm_on_t(res: Any, k: int, level: float) -> Any:
+    """The GLMM fit ``res`` with metafor's ``test = "t"``: the Wald statistics of the pooled
+    effect (random and fixed effects) referred to t on k - 1 df, intervals with the t
+    quantile (the standard errors unchanged)."""
+    from ivigmeta.core.distributions import t_crit, t_p_two_sided
+
+    df = k - 1
+    crit = t_crit(level, df)
+
+    def on_t(part: Any) -> Any:
+        return dataclasses.replace(
+            part,
+            p_value=t_p_two_sided(part.z, df),
+            ci_low=part.theta - crit * part.se,
+            ci_high=part.theta + crit * part.se,
+        )
+
+    return dataclasses.replace(on_t(res), common=on_t(res.common))
+
+
 def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
     """Fit the GLMM ``options.glmm`` (metafor's ``rma.glmm``) to the studies of ``es`` and
     report it as a fit: ``random`` is the GLMM, ``common`` its fixed-effects counterpart
@@ -722,10 +746,11 @@ def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
             f"--glmm fits odds ratios from 2x2 counts (--measure OR), incidence rate ratios "
             f"(IRR) and logit proportions of one group (PLO), not {measure}"
         )
-    if options.ci_method != "z":
+    glmm_ci = options.ci_method.lower()
+    if glmm_ci not in ("z", "t"):
         raise ModelError(
-            "--ci hk does not apply to --glmm: its tests and intervals are Wald z, as "
-            "metafor's rma.glmm"
+            f"--ci {glmm_ci} does not apply to --glmm: its tests and intervals are Wald z, or t "
+            'on k - 1 df with --ci t, as metafor\'s rma.glmm (test = "z" or "t")'
         )
     if options.common_method != "IV":
         raise ModelError(
@@ -749,6 +774,8 @@ def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
             es = es.subset(keep, dropped)
             x1, n1, x2, n2 = ([v[i] for i in keep] for v in (x1, n1, x2, n2))
     res = fit_glmm(measure, model, x1, n1, x2 or None, n2 or None, level=options.level)
+    if glmm_ci == "t":
+        res = glmm_on_t(res, res.k, options.level)
     estimates = study_estimates(
         np.asarray(es.yi, dtype=float),
         np.sqrt(np.asarray(es.vi, dtype=float)),
@@ -780,9 +807,9 @@ def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
         ci_low_theta=res.ci_low,
         ci_high_theta=res.ci_high,
         tau2_method="ML",
-        ci_method="z",
+        ci_method=glmm_ci,
         tau2=res.tau2,
-        df=None,
+        df=res.k - 1 if glmm_ci == "t" else None,
         pi_low_theta=res.theta - half_pi,
         pi_high_theta=res.theta + half_pi,
         converged=res.convergence.converged,

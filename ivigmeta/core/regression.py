@@ -5,8 +5,9 @@ with.
 
 With W = diag(1 / (v + tau²)): beta = (X' W X)^-1 X' W y, Var(beta) = (X' W X)^-1; under
 ``ci = "hk"`` (Knapp & Hartung 2003) Var(beta) is multiplied by s² = sum w e² / (k - p) (0 when
-that is below machine epsilon; at least 1 under ``"adhoc"``); QM = b' Var(b)^-1 b over the
-non-intercept coefficients (F = QM / m under hk/adhoc).
+that is below machine epsilon; at least 1 under ``"adhoc"``; 1 under ``"t"``, metafor's
+``test = "t"``); QM = b' Var(b)^-1 b over the non-intercept coefficients (F = QM / m on
+(m, k - p) df under hk/adhoc/t, the coefficients' tests on t with k - p df).
 
 numpy is imported inside the functions.
 """
@@ -61,7 +62,7 @@ def regression_fit(
     XtWs = X.T * ws
     vb = np.linalg.inv(XtWs @ X)
     beta = vb @ XtWs @ y
-    knha = ci_method in ("hk", "adhoc")
+    knha = ci_method in ("hk", "adhoc", "t")
     s2w = 1.0
     df2: int | None = None
     if knha:
@@ -70,6 +71,8 @@ def regression_fit(
         s2w = 0.0 if rss <= np.finfo(float).eps else rss / (k - p)
         if ci_method == "adhoc":  # metafor's test = "adhoc": the factor is at least 1
             s2w = max(s2w, 1.0)
+        elif ci_method == "t":  # metafor's test = "t": the model-based Var(b), t and F tests
+            s2w = 1.0
         vb = s2w * vb
         df2 = k - p
     se = np.sqrt(np.diag(vb))

@@ -241,7 +241,7 @@ def regression_test(
         level,
     )  # fmt: skip
     b0, b1 = fit_.coefficients
-    hk = fit_.ci_method == "hk"
+    hk = fit_.ci_method in ("hk", "adhoc", "t")
     return RegTest(
         model="rma",
         predictor=predictor,

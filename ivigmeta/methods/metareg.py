@@ -123,9 +123,9 @@ def _meta_regression(
         raise ModelError(
             "--ci hc (Henmi-Copas) applies to models without moderators only, as metafor's hc()"
         )
-    if ci_method not in ("z", "hk", "adhoc"):
-        raise ModelError(f"unknown interval method '{ci_method}' (choose one of z, hk, adhoc)")
-    knha = ci_method in ("hk", "adhoc")
+    if ci_method not in ("z", "hk", "adhoc", "t"):
+        raise ModelError(f"unknown interval method '{ci_method}' (choose one of z, hk, adhoc, t)")
+    knha = ci_method in ("hk", "adhoc", "t")
     y = np.asarray(yi, dtype=float)
     v = np.asarray(vi, dtype=float)
     X = np.asarray(X, dtype=float)

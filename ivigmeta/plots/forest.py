@@ -157,7 +157,7 @@ def _model_name(ma: MetaAnalysis, model: str) -> str:
 
 def _overall_text(ma: MetaAnalysis, model: str) -> str:
     fit = _fit(ma, model)
-    stat = "t" if isinstance(fit, RandomFit) and fit.ci_method in ("hk", "adhoc") else "z"
+    stat = "t" if isinstance(fit, RandomFit) and fit.ci_method in ("hk", "adhoc", "t") else "z"
     what = "random effects" if model == "random" else "common effect"
     return (
         f"Test for overall effect ({what}): {stat} = {f.num(fit.statistic)} ({f.p_eq(fit.p_value)})"

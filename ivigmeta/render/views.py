@@ -333,7 +333,7 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
                 f"({f.p_eq(c.q_p_value)}); I² = {f.pct(c.i2)}"
             )
         notes += mh_test_lines(c)
-        stat = "t" if r.ci_method in ("hk", "adhoc") else "z"
+        stat = "t" if r.ci_method in ("hk", "adhoc", "t") else "z"
         if r.ci_method == "hc":
             notes.append(
                 "Henmi-Copas interval around the common-effect estimate (DL tau²); no test and "
@@ -706,7 +706,7 @@ def _between_name(method: str) -> str:
 
 
 def metareg_sections(reg: MetaRegression) -> list[Section]:
-    stat = "t" if reg.ci_method in ("hk", "adhoc") else "z"
+    stat = "t" if reg.ci_method in ("hk", "adhoc", "t") else "z"
     ci_head = f"{reg.level_percent:g}% CI"
     cols = ["Coefficient", "Estimate", "SE", stat, "p-value", ci_head]
     perm = reg.permutation
@@ -797,7 +797,9 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
     for col, level in reg.references:
         notes.append(f"Reference level of {col}: {level}")
     notes += excluded_notes(reg.excluded)
-    ci_name = {"hk": "Hartung-Knapp", "adhoc": "Hartung-Knapp, factor >= 1"}.get(reg.ci_method, "z")
+    ci_name = {"hk": "Hartung-Knapp", "adhoc": "Hartung-Knapp, factor >= 1", "t": "t"}.get(
+        reg.ci_method, "z"
+    )
     measure = reg.measure + ", " if reg.measure else ""
     if reg.model == "common":
         title = f"Fixed-effects (common-effect) meta-regression ({measure}{ci_name}, k = {reg.k})"
