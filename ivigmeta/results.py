@@ -261,7 +261,8 @@ class CommonFit(Estimate):
     #: the interval: "z" (Wald) or "hk" (Hartung-Knapp, t on ``df`` = k - 1)
     ci_method: str = "z"
     df: int | None = None
-    #: log-likelihood and information criteria (inverse-variance fits; None for MH and Peto)
+    #: log-likelihood and information criteria (for MH and Peto fits, of the per-study effects
+    #: about the pooled one, as metafor's rma.mh / rma.peto; None for a GLMM)
     fit_statistics: FitStatistics | None = None
 
     @property

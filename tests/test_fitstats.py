@@ -99,9 +99,6 @@ def test_common_effect_metaregression_has_no_tau2_interval():
     assert reg.fit_statistics is not None and reg.fit_statistics.reported == "ML"
 
 
-def test_mantel_haenszel_fits_carry_no_likelihood():
-    ma = fit(effects("bcg", "OR"), FitOptions(common_method="MH"))
-    assert ma.common.fit_statistics is None and ma.random.fit_statistics is not None
 
 
 BTT = REF["btt"]
@@ -217,3 +214,18 @@ def test_variance_inflation_matches_metafors_vif(rec):
     for v, vif, sif in zip(reg.gvif, rec["set_vif"], rec["set_sif"]):
         assert close(v.vif, vif, _tol(rec)) and close(v.sif, sif, _tol(rec))
     assert reg.gvif[2].coefficients == ("alloc=random", "alloc=systematic")
+
+
+COUNTS = REF["counts"]
+
+
+@pytest.mark.parametrize(
+    "rec", COUNTS, ids=[f"{r['dataset']}-{r['method']}-{r['measure']}" for r in COUNTS]
+)
+def test_mantel_haenszel_and_peto_fit_statistics_match_metafor(rec):
+    ma = fit(effects(rec["dataset"], rec["measure"]), FitOptions(common_method=rec["method"]))
+    fs = ma.common.fit_statistics
+    assert fs is not None and fs.reported == "ML"
+    for block, ours in (("ml", fs.ml_dict), ("reml", fs.reml_dict)):
+        for key, value in ours.items():
+            assert close(value, rec[block][key], CLOSED_FORM), (block, key, value, rec[block][key])

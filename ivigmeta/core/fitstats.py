@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ivigmeta.core.groups import Groups
+    from ivigmeta.core.mantel_haenszel import CountPooled
     from ivigmeta.results import FitStatistics
 
 LOG_2PI = 1.8378770664093453
@@ -155,6 +156,20 @@ def intercept_fit_statistics(
         )
 
 
+def counts_fit_statistics(cf: CountPooled) -> FitStatArrays:
+    """The statistics of a Mantel-Haenszel or Peto fit, as metafor's rma.mh / rma.peto: the
+    per-study effects (yi, vi) about the pooled estimate, one parameter."""
+    import numpy as np
+
+    assert cf.sum_log_v is not None and cf.sum_w is not None and cf.ll_saturated is not None
+    k = cf.k_yi.astype(float)
+    rss = cf.q if cf.rss is None else cf.rss
+    with np.errstate(all="ignore"):
+        return fit_statistics_from_sums(
+            k, 1, 1, cf.sum_log_v, rss, np.log(k), np.log(cf.sum_w), cf.ll_saturated
+        )
+
+
 def statistics_of(arrays: FitStatArrays, i: int, reported: str) -> FitStatistics:
     """Group ``i``'s statistics as a result object; ``reported`` ("ML" or "REML") is the set
     metafor's fitstats() prints for the fit's estimator."""
@@ -175,6 +190,7 @@ __all__ = [
     "fit_statistics_from_sums",
     "model_fit_statistics",
     "intercept_fit_statistics",
+    "counts_fit_statistics",
     "statistics_of",
     "LOG_2PI",
 ]

@@ -86,6 +86,14 @@ class CountPooled:
     k_yi: np.ndarray
     #: Mantel-Haenszel odds ratios only: the CMH, Cochran, Breslow-Day and Tarone statistics
     or_tests: MhOddsRatioTests | None = None
+    #: per group, over the studies with a per-study effect (yi, vi; k_yi of them): sum log vi,
+    #: sum 1 / vi and sum log phi(yi; yi, sqrt vi), for the fit statistics (metafor's rma.mh /
+    #: rma.peto fit.stats: the normal likelihood of the yi about the pooled estimate)
+    sum_log_v: np.ndarray | None = None
+    sum_w: np.ndarray | None = None
+    ll_saturated: np.ndarray | None = None
+    #: sum (yi - theta)² / vi when it is not ``q`` (Peto's Q is not that sum)
+    rss: np.ndarray | None = None
 
 
 def _q_summary(q: np.ndarray, k_yi: np.ndarray, enough: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -165,7 +173,24 @@ def pool_mh(
     k_yi = g.sum(use.astype(np.int64))
     df, qp, i2, h2 = _q_summary(qv, k_yi, np.ones(len(g), bool))
     tests = mh_or_tests(a, n1, c, n2, g) if measure == "OR" else None
-    return CountPooled(theta, se, code, weights, qv, df, qp, i2, h2, k_yi, tests)
+    return CountPooled(
+        theta, se, code, weights, qv, df, qp, i2, h2, k_yi, tests, *_likelihood_sums(fx.vi, use, g)
+    )
+
+
+def _likelihood_sums(
+    vi: np.ndarray, use: np.ndarray, g: Groups
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sum log v, sum 1 / v and sum log phi(y; y, sqrt v) over the rows ``use`` of each group."""
+    from ivigmeta.core.fitstats import LOG_2PI
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(use, vi, 1.0)
+        return (
+            g.sum(np.where(use, np.log(v), 0.0)),
+            g.sum(np.where(use, 1.0 / v, 0.0)),
+            g.sum(np.where(use, -0.5 * (LOG_2PI + np.log(v)), 0.0)),
+        )
 
 
 def pool_peto(
@@ -200,7 +225,16 @@ def pool_peto(
         vpos = (ac + cc_) * (bc + dc) * m1 * m2 / (mm * mm * (mm - 1)) > 0
     k_yi = g.sum((~double & vpos).astype(np.int64))
     df, qp, i2, h2 = _q_summary(qv, k_yi, k_pos > 1)
-    return CountPooled(theta, se, code, var, qv, df, qp, i2, h2, k_yi)
+    # The per-study Peto log odds ratios (escalc "PETO" on the corrected counts) for the fit
+    # statistics: RSS = sum (yi - theta)² / vi over them.
+    use = ~double & vpos
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vc = (ac + cc_) * (bc + dc) * m1 * m2 / (mm * mm * (mm - 1))
+        yc = (ac - (ac + cc_) * m1 / mm) / vc
+        vi = np.where(use, 1.0 / vc, 1.0)
+        rss = g.sum(np.where(use, (yc - g.spread(theta)) ** 2 / vi, 0.0))
+    sums = _likelihood_sums(vi, use, g)
+    return CountPooled(theta, se, code, var, qv, df, qp, i2, h2, k_yi, None, *sums, rss)
 
 
 @dataclass(frozen=True)

@@ -601,7 +601,11 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         tau2_se,
         pi_method,
     )
-    from ivigmeta.core.fitstats import intercept_fit_statistics, statistics_of
+    from ivigmeta.core.fitstats import (
+        counts_fit_statistics,
+        intercept_fit_statistics,
+        statistics_of,
+    )
 
     random = dataclasses.replace(
         random,
@@ -617,6 +621,10 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
             fit_statistics=statistics_of(
                 intercept_fit_statistics(y, v, g, np.zeros(1), 1), 0, "ML"
             ),
+        )
+    elif gf.counts_fit is not None and gf.counts_fit.sum_log_v is not None:
+        common = dataclasses.replace(
+            common, fit_statistics=statistics_of(counts_fit_statistics(gf.counts_fit), 0, "ML")
         )
     ci = None
     if not math.isnan(float(gf.heterogeneity.s2[0])):

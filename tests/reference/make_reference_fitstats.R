@@ -116,11 +116,28 @@ for (method in c("DL", "REML")) {
     set_vif = arr(sapply(sets, function(d) d$vif)), set_sif = arr(sapply(sets, function(d) d$sif)))
 }
 
+## rma.mh() and rma.peto() fit statistics (the per-study escalc effects about the pooled one).
+counts_records <- list()
+for (dataset in names(DATA)) {
+  d <- DATA[[dataset]]
+  for (measure in c("OR", "RR", "RD")) {
+    f <- rma.mh(measure = measure, ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = d)
+    counts_records[[length(counts_records) + 1]] <- list(
+      dataset = dataset, measure = measure, method = "MH",
+      ml = stats_of(f$fit.stats["ML"]), reml = stats_of(f$fit.stats["REML"]))
+  }
+  f <- rma.peto(ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = d)
+  counts_records[[length(counts_records) + 1]] <- list(
+    dataset = dataset, measure = "OR", method = "PETO",
+    ml = stats_of(f$fit.stats["ML"]), reml = stats_of(f$fit.stats["REML"]))
+}
+
 write_json_file(list(
   generated_by = "tests/reference/make_reference_fitstats.R",
   r_version = R.version.string,
   metafor_version = as.character(packageVersion("metafor")),
   generated_on = format(Sys.Date()),
   settings = list(level = 95, add = 0.5, to = "only0", control = CTRL, ci_control = CICTRL),
-  models = records, btt = btt_records, lrt = lrt_records, vif = vif_records), OUT)
+  models = records, btt = btt_records, lrt = lrt_records, vif = vif_records,
+  counts = counts_records), OUT)
 cat("wrote", OUT, "\n")
