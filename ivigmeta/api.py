@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         LeaveOneOut,
         MetaRegression,
         ModeratorInfluence,
+        PermutationTest,
         RandomFit,
         ReproduceResult,
         RobustPooled,
@@ -726,6 +727,24 @@ class MetaAnalysisFit:
 
         rob = self.robust(cluster, adjust)
         return MetaAnalysisFit(replace(self.analysis, robust=rob), self.table, self.notes)
+
+    def permutest(self, iterations: int = 1000, seed: int | None = None) -> PermutationTest:
+        """The permutation test of the random-effects estimate (metafor's ``permutest()`` of an
+        intercept-only ``rma``): the signs of the effects flipped, the model refitted with the
+        fit's tau² estimator and interval method; exact over all 2^k sign vectors when
+        ``iterations`` is at least that, else that many random ones from ``seed``."""
+        from ivigmeta.methods.permutest import pooled_permutation_test
+
+        self.require_pooled("a permutation test")
+        return pooled_permutation_test(self.analysis, iterations, seed)
+
+    def with_permutest(self, iterations: int = 1000, seed: int | None = None) -> MetaAnalysisFit:
+        """This fit with :meth:`permutest` attached (``analysis.permutation``): what ``ivigmeta
+        pool --permutations N`` renders."""
+        from dataclasses import replace
+
+        test = self.permutest(iterations, seed)
+        return MetaAnalysisFit(replace(self.analysis, permutation=test), self.table, self.notes)
 
     def loo(self, model: str = "random") -> LeaveOneOut:
         """Leave-one-out: the fit without each study in turn (metafor's ``leave1out``).

@@ -513,6 +513,8 @@ class MetaAnalysis:
     glmm: GlmmModel | None = None
     #: cluster-robust inference (``pool --cluster``), None when not asked
     robust: RobustPooled | None = None
+    #: the permutation test of the random-effects estimate (``pool --permutations``)
+    permutation: PermutationTest | None = None
 
     @property
     def k(self) -> int:
@@ -607,6 +609,7 @@ class MetaAnalysis:
         Key("model", "glmm", omit_none=True),
         Key("software", "software_used", omit_none=True),
         "robust",
+        "permutation",
         Key("excluded", "effects.excluded"),
     )
 

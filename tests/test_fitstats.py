@@ -99,8 +99,6 @@ def test_common_effect_metaregression_has_no_tau2_interval():
     assert reg.fit_statistics is not None and reg.fit_statistics.reported == "ML"
 
 
-
-
 BTT = REF["btt"]
 
 

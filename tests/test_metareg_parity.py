@@ -192,3 +192,43 @@ def test_predict_refuses_bad_values():
     rec = {"dataset": "bcg", "measure": "RR", "mods": "~ablat", "method": "DL"}
     with pytest.raises(ModelError, match="not a number"):
         _fit(rec, predict=["ablat=north"])
+
+
+POOLED = [
+    r
+    for r in PERM["permutest"]
+    if r["mods"] == "~1" and r["method"] != "FE" and (r["method"] == "DL" or r["dataset"] == "ivig")
+]
+
+
+@pytest.mark.parametrize(
+    "rec", POOLED, ids=[f"{r['dataset']}-{r['method']}-{r['test']}" for r in POOLED]
+)
+def test_pooled_permutation_test_matches_metafor(rec):
+    from ivigmeta.core.pooling import fit
+    from ivigmeta.methods.permutest import pooled_permutation_test
+    from ivigmeta.results import FitOptions
+
+    ci = "hk" if rec["test"] == "knha" else "z"
+    ma = fit(
+        effects(rec["dataset"], rec["measure"]), FitOptions(tau2_method=rec["method"], ci_method=ci)
+    )
+    perm = pooled_permutation_test(ma, 100_000)
+    assert perm.exact and perm.iterations == 2 ** rec["k"]
+    assert perm.p_values == pytest.approx(rec["pval"], abs=1e-12)
+
+
+def test_pool_permutations_on_the_command_line(run, studies_path):
+    import json as _json
+
+    result = run("pool", str(studies_path), "--permutations", "1000", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    perm = _json.loads(result.stdout)["permutation"]
+    assert perm["exact"] and perm["iterations"] == 256 and perm["seed"] is None
+    plain = _json.loads(run("pool", str(studies_path), "-f", "json").stdout)
+    assert plain["permutation"] is None
+    table = run("pool", str(studies_path), "--permutations", "1000")
+    assert "Permutation test (exact, all 256 sign flips): p = " in table.stdout
+    assert run("pool", str(studies_path), "--seed", "3").exit_code == 2
+    bad = run("pool", str(studies_path), "--permutations", "50", "--ci", "hc")
+    assert bad.exit_code == 1 and "--permutations refits the normal-normal model" in bad.stderr

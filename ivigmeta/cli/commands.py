@@ -159,6 +159,23 @@ def show(result, view: str, fmt: str, ascii_only: bool) -> None:
     "control event risk, the pooled effect as a curve).",
 )
 @cluster_options
+@click.option(
+    "--permutations",
+    "permutations",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="N",
+    help="Also a permutation test of the random-effects estimate (metafor's permutest: the "
+    "signs flipped, exact over all 2^k when N is at least that, else N random ones).",
+)
+@click.option(
+    "--seed",
+    "seed",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="S",
+    help="Random seed of an approximate permutation test [default: drawn, and reported].",
+)
 @handle_errors
 def pool(
     file,
@@ -180,6 +197,8 @@ def pool(
     figure,
     cluster,
     cluster_adjust,
+    permutations,
+    seed,
 ):
     """Pool the studies: per-study effects, common and random-effects estimates.
 
@@ -189,6 +208,8 @@ def pool(
     """
     check_plot_target(plot, file)
     check_cluster_adjust(cluster)
+    if seed is not None and permutations is None:
+        raise click.UsageError("--seed is the permutation test's: add --permutations N")
     fitted = load_fit(
         file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
     )
@@ -196,6 +217,8 @@ def pool(
         fitted = fitted.with_robust(cluster, cluster_adjust)
         if fitted.analysis.robust is not None and fitted.analysis.robust.common_note:
             note(fitted.analysis.robust.common_note)
+    if permutations is not None:
+        fitted = fitted.with_permutest(permutations, seed)
     if not fitted.pooled:
         note("a single study: no pooling was done")
     common = fitted.analysis.common

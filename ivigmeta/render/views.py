@@ -344,6 +344,14 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
                 f"Test for overall effect (random effects): {stat} = {f.num(r.statistic)}, "
                 f"{f.p_eq(r.p_value)}"
             )
+            perm = ma.permutation
+            if perm is not None:
+                how = (
+                    f"exact, all {perm.iterations:,} sign flips"
+                    if perm.exact
+                    else f"{perm.iterations:,} random sign flips, seed {perm.seed}"
+                )
+                notes.append(f"Permutation test ({how}): {f.p_eq(perm.p_values[0])}")
             pi_df = ma.k - 2 if r.pi_method == "t" else r.df
             notes.append(
                 f"Prediction interval (random effects): {f.ci(r.pi_low, r.pi_high, d)}"
