@@ -733,7 +733,7 @@ class MetaAnalysisFit:
         intercept-only ``rma``): the signs of the effects flipped, the model refitted with the
         fit's tau² estimator and interval method; exact over all 2^k sign vectors when
         ``iterations`` is at least that, else that many random ones from ``seed``."""
-        from ivigmeta.methods.permutest import pooled_permutation_test
+        from ivigmeta.methods.metareg import pooled_permutation_test
 
         self.require_pooled("a permutation test")
         return pooled_permutation_test(self.analysis, iterations, seed)

@@ -206,7 +206,7 @@ POOLED = [
 )
 def test_pooled_permutation_test_matches_metafor(rec):
     from ivigmeta.core.pooling import fit
-    from ivigmeta.methods.permutest import pooled_permutation_test
+    from ivigmeta.methods.metareg import pooled_permutation_test
     from ivigmeta.results import FitOptions
 
     ci = "hk" if rec["test"] == "knha" else "z"

@@ -47,9 +47,11 @@ from ivigmeta.results import (
     CoefficientTest,
     EffectSizes,
     Exclusion,
+    MetaAnalysis,
     MetaRegression,
     ModelComparison,
     ModelFit,
+    PermutationTest,
     Prediction,
     VarianceInflation,
 )
@@ -701,6 +703,33 @@ def bubble(reg: MetaRegression, moderator: str | None = None, points: int = 101)
     )
 
 
+def pooled_permutation_test(
+    ma: MetaAnalysis, iterations: int = 1000, seed: int | None = None
+) -> PermutationTest:
+    """The permutation test of the random-effects estimate of ``ma`` (sign flips of the
+    intercept-only model with the fit's tau² estimator and interval method)."""
+    import numpy as np
+
+    from ivigmeta.methods.permutest import permutation_test
+
+    ci = ma.options.ci_method
+    if ma.glmm is not None or ci == "hc" or ma.options.tau2_method == "GENQ":
+        raise ModelError(
+            "--permutations refits the normal-normal model: not with --glmm, --ci hc or --tau2 GENQ"
+        )
+    es = ma.effects
+    reg = meta_regression(
+        es.yi,
+        es.vi,
+        np.ones((es.k, 1)),
+        ["intercept"],
+        ma.options.tau2_method,
+        ci,
+        ma.options.level,
+    )
+    return permutation_test(reg, iterations, seed)
+
+
 def resolve_refs(es: EffectSizes, columns: Sequence[str], refs: Sequence[str]) -> dict[str, str]:
     """Turn ``--ref`` values into {column: level}.
 
@@ -743,6 +772,7 @@ __all__ = [
     "linear_prediction",
     "bubble",
     "meta_regression",
+    "pooled_permutation_test",
     "dummy_design",
     "build_moderators",
     "metareg_analysis",

@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Iterator, Sequence
 
 from ivigmeta.errors import ModelError
-from ivigmeta.results import MetaAnalysis, MetaRegression, PermutationTest
+from ivigmeta.results import MetaRegression, PermutationTest
 
 _TOL = math.sqrt(2.220446049250313e-16)  # metafor's comptol = .Machine$double.eps^0.5
 MAX_ITERATIONS = 10_000_000
@@ -162,35 +162,7 @@ def permutation_test(
     )
 
 
-def pooled_permutation_test(
-    ma: MetaAnalysis, iterations: int = 1000, seed: int | None = None
-) -> PermutationTest:
-    """The permutation test of the random-effects estimate of ``ma`` (sign flips of the
-    intercept-only model with the fit's tau² estimator and interval method)."""
-    import numpy as np
-
-    from ivigmeta.methods.metareg import meta_regression
-
-    ci = ma.options.ci_method
-    if ma.glmm is not None or ci == "hc" or ma.options.tau2_method == "GENQ":
-        raise ModelError(
-            "--permutations refits the normal-normal model: not with --glmm, --ci hc or --tau2 GENQ"
-        )
-    es = ma.effects
-    reg = meta_regression(
-        es.yi,
-        es.vi,
-        np.ones((es.k, 1)),
-        ["intercept"],
-        ma.options.tau2_method,
-        ci,
-        ma.options.level,
-    )
-    return permutation_test(reg, iterations, seed)
-
-
 __all__ = [
-    "pooled_permutation_test",
     "permutation_test",
     "distinct_permutation_count",
     "distinct_permutations",
