@@ -28,6 +28,7 @@ __all__ = [
     "MetaAnalysisFit",
     "ModelError",
     "__version__",
+    "aggregate",
     "batch",
     "pool",
     "read",
@@ -35,12 +36,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ivigmeta.api import MetaAnalysisFit, batch, pool, read
+    from ivigmeta.api import MetaAnalysisFit, aggregate, batch, pool, read
     from ivigmeta.cli.reproduce import reproduce_paper as reproduce
 
 # name -> (module, attribute). The audit replays command lines, so ``reproduce`` lives with the
 # command line (ivigmeta.cli.reproduce.reproduce_paper).
-_LAZY = {name: ("ivigmeta.api", name) for name in ("MetaAnalysisFit", "batch", "pool", "read")}
+_LAZY = {
+    name: ("ivigmeta.api", name)
+    for name in ("MetaAnalysisFit", "aggregate", "batch", "pool", "read")
+}
 _LAZY["reproduce"] = ("ivigmeta.cli.reproduce", "reproduce_paper")
 
 

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from ivigmeta.io.revman import Review
     from ivigmeta.results import (
+        Aggregation,
         BiasAnalysis,
         Bubble,
         CommonFit,
@@ -74,6 +75,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Data",
     "MetaAnalysisFit",
+    "aggregate",
+    "aggregate_table",
     "batch",
     "effect_sizes",
     "fit_table",
@@ -586,6 +589,104 @@ def metareg_bubble(reg: MetaRegression, moderator: str | None = None) -> Bubble:
     from ivigmeta.methods.metareg import bubble
 
     return bubble(reg, moderator)
+
+
+# ---------------------------------------------------------------------------------------------
+# Aggregating dependent effects
+
+
+def aggregate_table(
+    table: StudyTable,
+    effects: EffectSizes,
+    cluster: str,
+    rho: float | str | None = None,
+    struct: str = "CS",
+    phi: float | str | None = None,
+    time: str | None = None,
+    weighted: bool = True,
+    measure_given: bool = False,
+    on_note: Notify | None = None,
+) -> Aggregation:
+    """Collapse the ``effects`` of ``table`` into one per cluster of column ``cluster``
+    (metafor's ``aggregate.escalc``), as ``ivigmeta aggregate``.
+
+    ``struct``: the correlation of the effects within a cluster: ``"ID"`` (independent),
+    ``"CS"`` (compound symmetry, ``rho``), ``"CAR"`` (continuous-time autoregressive,
+    ``phi`` ** |t_i - t_j| with the times in column ``time``) or ``"CS+CAR"``. ``rho`` and
+    ``phi`` are numbers (rho in [-1, 1], phi in [0, 1]) or the name of a column giving one per
+    cluster. ``weighted``: the inverse-variance (GLS) combination; ``False``: the mean, with its
+    variance under V. ``measure_given``: the measure was asked for (``--measure``); without it,
+    effects given as yi/vi with no ``measure`` column are of no stated measure (metafor's
+    ``GEN``). ``on_note`` receives the exclusion notes before the aggregation.
+
+    Raises
+    ------
+    DataError
+        A column is missing, a cluster, time or rho cell is empty or not valid (naming the row).
+    ModelError
+        An option does not apply (CS without rho, CAR without time), or a cluster's V is not
+        positive definite.
+    """
+    from ivigmeta.methods.aggregate import aggregate_table as aggregate_effects
+
+    for column in (cluster, time, rho, phi):
+        if isinstance(column, str):
+            table.require_label_column(column)
+    if on_note is not None:
+        for message in exclusion_notes(table, effects):
+            on_note(message)
+    known = measure_given or any(
+        s.effect_source not in ("ci", "se", "vi") or (s.given is not None and s.given.measure)
+        for s in effects.studies
+    )
+    return aggregate_effects(
+        table,
+        effects,
+        cluster,
+        struct=struct,
+        rho=rho,
+        phi=phi,
+        time=time,
+        weighted=weighted,
+        measure_known=known,
+    )
+
+
+def aggregate(
+    data: Data,
+    cluster: str,
+    rho: float | str | None = None,
+    struct: str = "CS",
+    phi: float | str | None = None,
+    time: str | None = None,
+    weighted: bool = True,
+    measure: str | None = None,
+    cc: float = 0.5,
+    cc_policy: str = "only0",
+    keep_double_zero: bool = False,
+    columns: str | Mapping[str, str] | None = None,
+    sep: str | None = None,
+    sheet: str | None = None,
+) -> Aggregation:
+    """Read the table, compute its effect sizes (as :func:`pool`) and collapse them into one
+    per cluster: :func:`aggregate_table` after :func:`read` and :func:`effect_sizes`.
+
+    >>> agg = ivigmeta.aggregate("outcomes.csv", cluster="study", rho=0.6)  # doctest: +SKIP
+    >>> [(c.cluster, c.k, c.yi, c.vi) for c in agg.clusters]                 # doctest: +SKIP
+    """
+    table = read(data, columns=columns, sep=sep, sheet=sheet)
+    es = effect_sizes(table, measure, cc, cc_policy, keep_double_zero)
+    return aggregate_table(
+        table,
+        es,
+        cluster,
+        rho=rho,
+        struct=struct,
+        phi=phi,
+        time=time,
+        weighted=weighted,
+        measure_given=measure is not None,
+    )
 
 
 def _ignore(message: str) -> None:

@@ -2525,3 +2525,104 @@ class StudyLevel:
 
     def to_dict(self) -> dict[str, Any]:
         return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class AggregatedCluster:
+    """One cluster's aggregated effect (metafor's ``aggregate.escalc``): the GLS combination of
+    its ``k`` effects (the mean, unweighted), on the analysis scale.
+
+    ``rows`` and ``labels`` are the input rows and study labels of the effects; ``fields`` the
+    other columns aggregated (a number: the mean of the non-empty values; text: the most
+    frequent value; ``None`` when every value is empty); ``rho`` and ``phi`` the correlations
+    used in this cluster (``None`` where the structure has none).
+    """
+
+    cluster: str
+    k: int
+    yi: float
+    vi: float
+    rows: tuple[int, ...]
+    labels: tuple[str, ...]
+    fields: tuple[tuple[str, float | int | str | None], ...] = ()
+    rho: float | None = None
+    phi: float | None = None
+
+    @property
+    def se(self) -> float:
+        return math.sqrt(self.vi)
+
+    @property
+    def fields_dict(self) -> dict[str, float | int | str | None]:
+        return dict(self.fields)
+
+    __json__: ClassVar[Layout] = (
+        "cluster",
+        "k",
+        "yi",
+        "vi",
+        "rho",
+        "phi",
+        "rows",
+        "labels",
+        Key("fields", "fields_dict"),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """Dependent effect sizes collapsed into one per cluster (metafor's ``aggregate.escalc``).
+
+    ``struct`` is the assumed correlation structure within a cluster (``ID``, ``CS``, ``CAR``
+    or ``CS+CAR``); ``rho`` / ``phi`` the scalar correlations, or ``rho_column`` /
+    ``phi_column`` the columns giving them per cluster; ``time`` the time column of CAR.
+    ``measure_known`` is False when the effects were given (yi, vi ...) without a measure column
+    and no ``--measure`` (metafor's ``GEN``): the CSV then carries no ``measure`` column.
+    ``k`` counts the effects aggregated; ``excluded`` those left out before aggregation.
+    """
+
+    measure: str
+    cluster: str
+    struct: str
+    weighted: bool
+    clusters: tuple[AggregatedCluster, ...]
+    columns: tuple[str, ...] = ()
+    rho: float | None = None
+    rho_column: str | None = None
+    phi: float | None = None
+    phi_column: str | None = None
+    time: str | None = None
+    measure_known: bool = True
+    excluded: tuple[Exclusion, ...] = ()
+
+    @property
+    def k(self) -> int:
+        return sum(c.k for c in self.clusters)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.clusters)
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "measure_known",
+        "cluster",
+        "struct",
+        "rho",
+        "rho_column",
+        "phi",
+        "phi_column",
+        "time",
+        "weighted",
+        "k",
+        "n_clusters",
+        "columns",
+        "clusters",
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)

@@ -34,7 +34,12 @@ FUZZ = settings(
 )
 
 # Extra arguments a command needs to run on a fuzzed table (the table always has a 'grp' column).
-EXTRA_ARGS = {"subgroup": ["--by", "grp"], "metareg": ["--mod", "grp"], "batch": ["-g", "grp"]}
+EXTRA_ARGS = {
+    "subgroup": ["--by", "grp"],
+    "metareg": ["--mod", "grp"],
+    "batch": ["-g", "grp"],
+    "aggregate": ["--cluster", "grp", "--rho", "0.5"],
+}
 # batch writes rows, not documents: JSON lines for json, CSV for table (its own formats).
 BATCH_FORMATS = {"json": "jsonl", "table": "csv"}
 

@@ -161,9 +161,10 @@ _COMMANDS = {
     "influence": ["influence"],
     "rob": ["rob", str(ROOT / "docs" / "examples" / "rob_example.csv")],
     "reproduce": ["reproduce", str(ROOT / "published.toml"), "--no-explain"],
+    "aggregate": ["aggregate", "--cluster", "nk_criterion", "--rho", "0.5"],
 }
 # Objects whose keys are data (the paper's own table, column names, levels), not the schema.
-_DATA_KEYS = {"paper", "references", "percent", "recomputed", "value"}
+_DATA_KEYS = {"paper", "references", "percent", "recomputed", "value", "fields"}
 
 
 def _doc_names(command: str) -> set[str]:

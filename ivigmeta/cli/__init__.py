@@ -36,6 +36,7 @@ COMMAND_MODULES = {
     "gosh": "ivigmeta.cli.gosh",
     "report": "ivigmeta.cli.report",
     "config": "ivigmeta.cli.config",
+    "aggregate": "ivigmeta.cli.aggregate",
 }
 
 

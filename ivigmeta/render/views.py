@@ -15,6 +15,7 @@ from typing import Any
 from ivigmeta.render import formatting as f
 from ivigmeta.results import (
     RATIO_MEASURES,
+    Aggregation,
     BeggTest,
     BetweenTest,
     BiasAnalysis,
@@ -1692,3 +1693,71 @@ def gosh_records(res: Any) -> list[dict[str, Any]]:
 
 
 VIEWS["gosh"] = View(gosh_sections, gosh_records)
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregate: one effect per cluster
+
+
+def _field_text(value: Any) -> str:
+    if value is None:
+        return f.NA
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _structure_text(agg: Aggregation) -> str:
+    parts = [agg.struct]
+    if agg.rho_column is not None:
+        parts.append(f"rho from {agg.rho_column}")
+    elif agg.rho is not None:
+        parts.append(f"rho = {agg.rho:g}")
+    if agg.phi_column is not None:
+        parts.append(f"phi from {agg.phi_column}")
+    elif agg.phi is not None:
+        parts.append(f"phi = {agg.phi:g}")
+    if agg.time is not None:
+        parts.append(f"time {agg.time}")
+    return ", ".join(parts)
+
+
+def aggregate_sections(agg: Aggregation) -> list[Section]:
+    cols = [agg.cluster, "k", "yi", "vi", "SE", *agg.columns]
+    rows = [
+        [c.cluster, str(c.k), f.num(c.yi, 4), f.num(c.vi, 6), f.num(c.se, 4)]
+        + [_field_text(v) for _, v in c.fields]
+        for c in agg.clusters
+    ]
+    how = "mean of the effects" if not agg.weighted else "inverse-variance (GLS) combination"
+    ratio = agg.measure_known and agg.measure in RATIO_MEASURES
+    scale = f"the log {agg.measure} scale" if ratio else "the analysis scale"
+    what = agg.measure if agg.measure_known else "effects of no stated measure"
+    notes = [
+        f"{how} of each cluster's effects under {_structure_text(agg)}; yi and vi on {scale}.",
+        "Other columns: the mean of a numeric column, the most frequent value of a text one; "
+        "--format csv writes a table 'ivigmeta pool' reads.",
+    ]
+    notes += excluded_notes(agg.excluded)
+    title = (
+        f"Aggregated effects ({what}, {agg.n_clusters} cluster"
+        f"{'s' if agg.n_clusters != 1 else ''} of {agg.k} effects by {agg.cluster})"
+    )
+    return [Section(title, cols, rows, notes)]
+
+
+def aggregate_records(agg: Aggregation) -> list[dict[str, Any]]:
+    """The CSV: a table of given effects ``ivigmeta pool`` reads (the cluster as the study
+    label; ``measure`` when the measure is known; metafor's ``ki``; the other columns)."""
+    out = []
+    for c in agg.clusters:
+        rec: dict[str, Any] = {"study": c.cluster, "yi": c.yi, "vi": c.vi}
+        if agg.measure_known:
+            rec["measure"] = agg.measure
+        rec["ki"] = c.k
+        rec.update(c.fields)
+        out.append(rec)
+    return out
+
+
+VIEWS["aggregate"] = View(aggregate_sections, aggregate_records)
