@@ -255,6 +255,11 @@ MEASURE_NAMES.update(
     UCOR="unbiased (Olkin-Pratt) correlation coefficient",
     MN="raw mean",
     MNLN="log-transformed mean",
+    MC="raw mean change",
+    SMCC="standardized mean change (change-score standardization)",
+    SMCR="standardized mean change (raw-score standardization by the pre-test SD)",
+    SMCRH="standardized mean change (raw-score standardization, heteroscedastic)",
+    ROMC="log-transformed ratio of means (post-test to pre-test)",
 )
 TAU2_NAMES = {
     "DL": "DerSimonian-Laird",
@@ -287,6 +292,7 @@ BACK_TRANSFORMS = {
     "harmonic mean of the sample sizes.",
     "ZCOR": "Pooled Fisher's z values were back-transformed to correlations.",
     "MNLN": "Pooled log means were back-transformed to means.",
+    "ROMC": "Pooled log ratios of means were back-transformed to ratios.",
 }
 
 

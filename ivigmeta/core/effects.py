@@ -158,6 +158,7 @@ DATA_ROLES: dict[str, tuple[str, ...]] = {
     "continuous": ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n"),
     "incidence": ("treat_events", "treat_time", "control_events", "control_time"),
     "proportion": ("events", "total"),
+    "change": ("mean_post", "mean_pre", "sd_post", "sd_pre", "n", "r"),
     "correlation": ("cor", "n"),
     "mean": ("mean", "sd", "n"),
 }
@@ -197,6 +198,9 @@ def data_effects(
         yi, vi = m.correlation_effects(cols[:, 0], cols[:, 1], measure)
     elif kind == "mean":
         yi, vi = m.mean_effects(cols[:, 0], cols[:, 1], cols[:, 2], measure)
+    elif kind == "change":
+        m1, m2, s1, s2, nn, r = cols.T
+        yi, vi = m.change_effects(m1, m2, s1, s2, nn, r, measure)
     else:
         yi, vi, added = m.proportion_effects(cols[:, 0], cols[:, 1], measure, cc, cc_policy)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -232,7 +236,8 @@ def check_effect_options(measure: str, cc: float, cc_policy: str) -> str:
 def table_measure(studies: Sequence[Study], measure: str | None) -> str:
     """The analysis measure for ``studies``: ``measure`` (checked against the kind of data the
     rows give), or the default for that kind (RR for 2x2 counts and effects, MD for means, IRR
-    for rates, PLO for proportions, ZCOR for correlations, MN for one group's means)."""
+    for rates, PLO for proportions, MC for pre-post changes, ZCOR for correlations, MN for one
+    group's means)."""
     kinds = {s.outcome_kind or "counts" for s in studies}
     kind = kinds.pop() if len(kinds) == 1 else "counts"
     return kind_measure(kind, measure, next((s.file for s in studies if s.file), ""))
@@ -386,6 +391,15 @@ def _outcome_reason(study: Study, measure: str) -> str:
         return "UCOR undefined: the unbiased correlation needs a sample size n > 4"
     if measure == "MNLN" and not o.get("mean", 0) > 0:
         return "MNLN undefined: the log of a mean needs a positive mean"
+    if measure == "ROMC" and not o.get("mean_post", 0) * o.get("mean_pre", 0) > 0:
+        return "ROMC undefined: the log ratio of means needs two means of the same sign, not zero"
+    if measure in ("SMCC", "SMCR", "SMCRH") and o.get("n", 3) <= 2:
+        return f"{measure} undefined: the small-sample correction needs n > 2"
+    if measure in ("MC", "SMCC") and study.outcome_kind == "change":
+        return (
+            f"{measure} undefined: the change scores have zero SD (r = {o.get('r', 0):g} "
+            "with equal SDs)"
+        )
     return f"{measure} is undefined or has zero sampling variance for this row"
 
 

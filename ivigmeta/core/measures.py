@@ -39,6 +39,20 @@ One group's means (mean m, SD s, n participants):
 
 * MN: yi = m, vi = s²/n.     * MNLN: yi = log m, vi = s²/(n m²).
 
+One group measured twice (means m1 after and m2 before, SDs s1 and s2, n participants, r the
+correlation of the two measurements; escalc's m1i, m2i, sd1i, sd2i, ni, ri with m1i the post-test
+mean; c(m) the correction above with m = n - 1; sd² = s1² + s2² - 2 r s1 s2, the change scores'):
+
+* MC: yi = m1 - m2, vi = sd²/n.
+* SMCC (Gibbons et al. 1993; change-score standardization, escalc's default ``vtype = "LS"``):
+  yi = c(n - 1) (m1 - m2) / sd, vi = 1/n + yi²/(2 n).
+* SMCR (Becker 1988; raw-score standardization by the pre-test SD s2, as metafor's worked
+  example of Morris 2008, ``escalc(m1i = post, m2i = pre, sd1i = sd_pre)``):
+  yi = c(n - 1) (m1 - m2) / s2, vi = 2 (1 - r)/n + yi²/(2 n).
+* SMCRH (Bonett 2008; raw-score standardization by s2, heteroscedastic):
+  yi = c(n - 1) (m1 - m2) / s2, vi = c(n - 1)² [sd² / (s2² (n - 1)) + yi² / (2 (n - 1))].
+* ROMC (Lajeunesse 2011): yi = log(m1/m2), vi = s1²/(n m1²) + s2²/(n m2²) - 2 r s1 s2/(n m1 m2).
+
 From 2x2 counts, AS (arcsine risk difference, no correction): yi = arcsin sqrt(a/n1) -
 arcsin sqrt(c/n2), vi = 1/(4 n1) + 1/(4 n2).
 """
@@ -55,6 +69,7 @@ INCIDENCE = ("IRR", "IRD", "IRSD")
 PROPORTION = ("PR", "PLO", "PAS", "PFT", "PLN")
 CORRELATION = ("ZCOR", "COR", "UCOR")
 MEAN = ("MN", "MNLN")
+CHANGE = ("MC", "SMCC", "SMCR", "SMCRH", "ROMC")
 COUNTS = ("RR", "OR", "RD", "AS")
 #: every measure ivigmeta pools, by the kind of data it is computed from
 KINDS: dict[str, tuple[str, ...]] = {
@@ -62,16 +77,18 @@ KINDS: dict[str, tuple[str, ...]] = {
     "continuous": CONTINUOUS,
     "incidence": INCIDENCE,
     "proportion": PROPORTION,
+    "change": CHANGE,
     "correlation": CORRELATION,
     "mean": MEAN,
 }
-ALL_MEASURES = COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN
+ALL_MEASURES = COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN + CHANGE
 #: the measure of each kind of data when --measure is not given
 DEFAULT_MEASURE = {
     "counts": "RR",
     "continuous": "MD",
     "incidence": "IRR",
     "proportion": "PLO",
+    "change": "MC",
     "correlation": "ZCOR",
     "mean": "MN",
 }
@@ -100,6 +117,11 @@ MEASURE_TITLES = {
     "UCOR": "Correlation (unbiased)",
     "MN": "Mean",
     "MNLN": "Mean (log)",
+    "MC": "Mean change",
+    "SMCC": "Standardized mean change (change-score SD)",
+    "SMCR": "Standardized mean change (pre-test SD)",
+    "SMCRH": "Standardized mean change (pre-test SD, heteroscedastic)",
+    "ROMC": "Ratio of means (post/pre)",
 }
 
 
@@ -296,6 +318,42 @@ def mean_effects(
     raise ValueError(f"not a one-group mean measure: {measure}")
 
 
+def change_effects(
+    m1: np.ndarray,
+    m2: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    n: np.ndarray,
+    r: np.ndarray,
+    measure: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of one group's post-test and pre-test means ``m1``, ``m2``, SDs ``s1``,
+    ``s2``, size ``n`` and correlation ``r`` (escalc's change measures; SMCR and SMCRH
+    standardize by the pre-test SD ``s2``; NaN where escalc gives NaN, n <= 2 for the
+    standardized ones)."""
+    import numpy as np
+
+    m1, m2, s1, s2, n, r = (np.asarray(v, dtype=float) for v in (m1, m2, s1, s2, n, r))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vard = s1**2 + s2**2 - 2 * r * s1 * s2
+        if measure == "MC":
+            return m1 - m2, vard / n
+        if measure == "ROMC":
+            yi = np.log(m1 / m2)
+            return yi, s1**2 / (n * m1**2) + s2**2 / (n * m2**2) - 2 * r * s1 * s2 / (m1 * m2 * n)
+        cm = hedges_correction(n - 1)
+        if measure == "SMCC":
+            yi = cm * (m1 - m2) / np.sqrt(vard)
+            return yi, 1 / n + yi**2 / (2 * n)
+        if measure == "SMCR":
+            yi = cm * (m1 - m2) / s2
+            return yi, 2 * (1 - r) / n + yi**2 / (2 * n)
+        if measure == "SMCRH":
+            yi = cm * (m1 - m2) / s2
+            return yi, cm**2 * (vard / (s2**2 * (n - 1)) + yi**2 / (2 * (n - 1)))
+    raise ValueError(f"not a change measure: {measure}")
+
+
 def arcsine_difference(
     a: np.ndarray, n1: np.ndarray, c: np.ndarray, n2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -309,7 +367,7 @@ def arcsine_difference(
 
 
 #: measures analysed on the log scale (reported as exp)
-LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN", "MNLN")
+LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN", "MNLN", "ROMC")
 
 
 def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:

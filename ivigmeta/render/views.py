@@ -216,6 +216,7 @@ DATA_COLUMNS = {
     "proportion": ["Events / total"],
     "correlation": ["N", "Correlation"],
     "mean": ["N", "Mean (SD)"],
+    "change": ["N", "Post-test: mean (SD)", "Pre-test: mean (SD)", "r"],
 }
 
 
@@ -239,6 +240,13 @@ def _data_cells(study, kind: str | None) -> list[str]:
         return [f.plain(o["n"]), f.plain(o["cor"])]
     if kind == "mean" and o is not None:
         return [f.plain(o["n"]), f"{f.plain(o['mean'])} ({f.plain(o['sd'])})"]
+    if kind == "change" and o is not None:
+        return [
+            f.plain(o["n"]),
+            f"{f.plain(o['mean_post'])} ({f.plain(o['sd_post'])})",
+            f"{f.plain(o['mean_pre'])} ({f.plain(o['sd_pre'])})",
+            f.plain(o["r"]),
+        ]
     return [
         str(study.n) if study.has_counts else NOT_REPORTED,
         _events(study, "treat"),
@@ -257,7 +265,7 @@ def _total_cells(ma: MetaAnalysis, kind: str | None) -> list[str]:
             f"{tot.control_events} ({tot.control_total})",
         ]
     cells = [""] * len(DATA_COLUMNS[kind])
-    if kind in ("continuous", "correlation", "mean"):
+    if kind in ("continuous", "correlation", "mean", "change"):
         cells[0] = f.plain(sum(s.n or 0 for s in ma.effects.studies))
     return cells
 
