@@ -419,7 +419,7 @@ def pool(
     data : str, os.PathLike, pandas.DataFrame, dict of columns or StudyTable
         The study table (see :func:`read`).
     measure : str or None
-        RR, OR, RD or AS for 2x2 counts; MD, SMD, SMDH or ROM for means; IRR, IRD or IRSD for
+        RR, OR, RD, AS, PHI, YUQ, YUY, OR2DN or OR2DL for 2x2 counts; MD, SMD, SMDH or ROM for means; IRR, IRD or IRSD for
         rates; PR, PLO, PAS, PFT or PLN for proportions; ZCOR, COR or UCOR for correlations;
         MN or MNLN for one group's means; MC, SMCC, SMCR, SMCRH or ROMC for one group's
         pre-post changes (docs/methods.md). ``None``: the default for the table's columns (RR,

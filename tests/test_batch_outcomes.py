@@ -3,7 +3,7 @@
 The one-engine property of tests/test_batch_equals_pool.py, for the tables beyond 2x2 counts:
 means and SDs (MD, SMD, SMDH, ROM), events over person-time (IRR, IRD, IRSD), single-group
 events and totals (PR, PLO, PAS, PFT, PLN), correlations (ZCOR, COR, UCOR), one group's means
-(MN, MNLN), one group's pre-post changes (MC, SMCC, SMCR, SMCRH, ROMC), 2x2 counts with AS, tables of given effects
+(MN, MNLN), one group's pre-post changes (MC, SMCC, SMCR, SMCRH, ROMC), 2x2 counts with AS, PHI, YUQ, YUY, OR2DN and OR2DL, tables of given effects
 (yi/vi, theta/se, estimate with CI) and count tables where some rows give an effect instead.
 Each is written as a CSV file in ivigmeta's, metafor's or meta's column names, with some bad
 rows (SD 0, n 1, time 0, events above the total, NA, a word); batch reads the whole file in
@@ -76,7 +76,7 @@ MEASURES = {
     "correlation": KINDS["correlation"],
     "mean": KINDS["mean"],
     "change": KINDS["change"],
-    "counts": ("AS", "RR"),
+    "counts": ("AS", "RR", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
     "vi": ("RR", "OR", "RD"),
     "se": ("RR", "OR", "RD"),
     "ci": ("RR", "OR", "RD"),

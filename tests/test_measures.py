@@ -35,7 +35,13 @@ def _yv(rec: dict) -> tuple[np.ndarray, np.ndarray]:
         yi, vi = measures.change_effects(*cols, m)
     else:
         a, b, c, dd = (np.asarray(d[k], float) for k in ("ai", "bi", "ci", "di"))
-        yi, vi = measures.arcsine_difference(a, a + b, c, c + dd)
+        if m == "AS":
+            yi, vi = measures.arcsine_difference(a, a + b, c, c + dd)
+        else:  # PHI, YUQ, YUY, OR2DN, OR2DL: escalc's correction rules, as pool's
+            from ivigmeta.core.effects import count_effects
+
+            fx = count_effects(a, a + b, c, c + dd, m)
+            yi, vi = fx.yi, fx.vi
     return yi, vi
 
 

@@ -232,3 +232,100 @@ def test_batch_fails_the_group_of_a_bad_change_row_with_pools_message(run, tmp_p
         f"{path}, row 3, column 'r': '1.3' is not a correlation (expected a value between -1 and 1)"
     )
     assert frame.loc["y", "status"] == "ok" and frame.loc["y", "k"] == 2
+
+
+# ------------------------------------------------------------------------------------------
+# more measures of 2x2 counts
+
+BCG = Path(__file__).parent.parent / "docs" / "examples" / "bcg.csv"
+
+
+def _bcg_ivigmeta(tmp_path) -> str:
+    d = RECORDS[("bcg", "PHI")]["data"]
+    a, b, c, dd = (d[k] for k in ("ai", "bi", "ci", "di"))
+    return _write(
+        tmp_path,
+        "bcg_ivigmeta.csv",
+        {
+            "treat_events": a,
+            "treat_total": [x + y for x, y in zip(a, b)],
+            "control_events": c,
+            "control_total": [x + y for x, y in zip(c, dd)],
+        },
+    )
+
+
+@pytest.mark.parametrize("naming", ["metafor", "ivigmeta"])
+@pytest.mark.parametrize("measure", ["PHI", "YUQ", "YUY", "OR2DN", "OR2DL"])
+@pytest.mark.parametrize("tau2", ["DL", "REML"])
+def test_pool_of_counts_in_the_new_measures_is_metafors_rma(run, tmp_path, naming, measure, tau2):
+    path = str(BCG) if naming == "metafor" else _bcg_ivigmeta(tmp_path)
+    rec = RECORDS[("bcg", measure)]
+    ref = next(f for f in rec["fits"] if f["method"] == tau2 and f["test"] == "z")
+    got = _pool_json(run, path, "--measure", measure, "--tau2", tau2)
+    assert got["measure"] == measure and got["k"] == 13 and got["excluded"] == []
+    tol = CLOSED_FORM if tau2 == "DL" else ITERATIVE
+    random = got["random"]
+    # on their own scale: the reported estimate is the analysis' theta
+    assert random["estimate"] == random["theta"]
+    for key, mine in {
+        "estimate": "theta",
+        "se": "se",
+        "ci_lb": "ci_low",
+        "ci_ub": "ci_high",
+    }.items():
+        assert random[mine] == pytest.approx(ref[key], rel=tol), key
+    assert random["tau2"] == pytest.approx(ref["tau2"], rel=tol, abs=1e-12)
+    assert [s["yi"] for s in got["studies"]] == pytest.approx(rec["yi"], rel=CLOSED_FORM)
+
+
+@pytest.mark.parametrize("measure", ["PHI", "YUQ", "YUY", "OR2DN", "OR2DL"])
+def test_zero_cells_are_corrected_as_escalc(run, tmp_path, measure):
+    """OR's correction (1/2 to every cell of a table with a zero) for YUQ, YUY, OR2DN and
+    OR2DL; none for PHI."""
+    d = RECORDS[("zeros", measure)]["data"]
+    path = _write(tmp_path, "zeros.csv", d)
+    got = _pool_json(run, path, "--measure", measure)
+    assert [s["yi"] for s in got["studies"]] == pytest.approx(
+        RECORDS[("zeros", measure)]["yi"], rel=CLOSED_FORM
+    )
+    added = {s["cc_added"] for s in got["studies"]}
+    assert added == ({0.0} if measure == "PHI" else {0.0, 0.5})
+
+
+def test_undefined_counts_effects_are_excluded_with_the_reason(run, tmp_path):
+    path = tmp_path / "dz.csv"
+    path.write_text(
+        "study,treat_events,treat_total,control_events,control_total\n"
+        "A,3,20,5,21\nB,0,15,0,14\nC,6,40,9,41\nD,4,30,8,29\n"
+    )
+    phi = _pool_json(run, str(path), "--measure", "PHI")
+    assert [e["row"] for e in phi["excluded"]] == [3]
+    assert "PHI undefined" in phi["excluded"][0]["reason"]
+    yuq = _pool_json(run, str(path), "--measure", "YUQ")
+    assert [e["row"] for e in yuq["excluded"]] == [3]
+    assert "double zero" in yuq["excluded"][0]["reason"]
+    kept = _pool_json(run, str(path), "--measure", "YUQ", "--keep-double-zero")
+    assert kept["excluded"] == [] and kept["k"] == 4
+
+
+def test_mantel_haenszel_does_not_pool_the_new_count_measures(run):
+    out = run("pool", str(BCG), "--measure", "YUQ", "--common", "MH")
+    assert out.exit_code == 1 and "Traceback" not in out.stderr
+    assert "Mantel-Haenszel pools RR, OR and RD: YUQ is pooled by inverse variance" in out.stderr
+
+
+def test_batch_pools_the_new_count_measures_as_pool(run, tmp_path):
+    d = RECORDS[("bcg", "PHI")]["data"]
+    groups = ["a" if i < 7 else "b" for i in range(13)]
+    long = _write(tmp_path, "long.csv", {"g": groups, **d})
+    for measure in ("PHI", "OR2DL"):
+        out = run("batch", long, "-g", "g", "--measure", measure, "--format", "csv")
+        assert out.exit_code == 0, out.stderr
+        frame = pd.read_csv(io.StringIO(out.stdout)).set_index("g")
+        for name in ("a", "b"):
+            rows = [i for i, g in enumerate(groups) if g == name]
+            own = _write(tmp_path, f"{name}.csv", {k: [v[i] for i in rows] for k, v in d.items()})
+            ref = _pool_json(run, own, "--measure", measure)["random"]
+            assert frame.loc[name, "random_estimate"] == pytest.approx(ref["estimate"], rel=1e-12)
+            assert frame.loc[name, "tau2"] == pytest.approx(ref["tau2"], rel=1e-12, abs=1e-15)

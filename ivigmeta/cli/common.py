@@ -60,7 +60,7 @@ def output_options(func: Callable) -> Callable:
 MEASURE_CHOICES = (
     "RR", "OR", "RD", "AS", "MD", "SMD", "SMDH", "ROM", "IRR", "IRD", "IRSD",
     "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN",
-    "MC", "SMCC", "SMCR", "SMCRH", "ROMC",
+    "MC", "SMCC", "SMCR", "SMCRH", "ROMC", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -98,7 +98,8 @@ def effect_options(func: Callable) -> Callable:
         type=AnyCase(MEASURE_CHOICES),
         default=None,
         metavar="|".join(MEASURE_CHOICES),
-        help="Effect measure. 2x2 counts: RR (default), OR, RD, AS; means and SDs: MD "
+        help="Effect measure. 2x2 counts: RR (default), OR, RD, AS, PHI, YUQ, YUY, OR2DN, "
+        "OR2DL; means and SDs: MD "
         "(default), SMD, SMDH, ROM; events and person-time: IRR (default), IRD, IRSD; events "
         "and totals of one group: PLO (default), PR, PAS, PFT, PLN; correlations and sizes: "
         "ZCOR (default), COR, UCOR; means, SDs and sizes of one group: MN (default), MNLN; "

@@ -6,6 +6,8 @@ d = n2 - c non-events), after the continuity correction described below:
 * RR (log risk ratio): yi = log(a / n1) - log(c / n2), vi = 1/a - 1/n1 + 1/c - 1/n2
 * OR (log odds ratio): yi = log(a d / (b c)),        vi = 1/a + 1/b + 1/c + 1/d
 * RD (risk difference): yi = a / n1 - c / n2,          vi = p1 (1 - p1) / n1 + p2 (1 - p2) / n2
+* PHI, YUQ, YUY, OR2DN, OR2DL: :mod:`ivigmeta.core.measures` (the last four corrected as OR;
+  PHI, as escalc, not corrected under ``only0``)
 
 Continuity correction (``cc``, default 0.5) with ``cc_policy``:
 
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ivigmeta.core.distributions import z_crit
-from ivigmeta.core.measures import ALL_MEASURES, LOG_SCALE, kind_of
+from ivigmeta.core.measures import ALL_MEASURES, LOG_SCALE, ODDS_FAMILY, kind_of
 from ivigmeta.errors import DataError
 
 if TYPE_CHECKING:  # imported where used: ``--help`` needs neither numpy nor the result classes
@@ -88,22 +90,25 @@ def count_effects(
     """``yi``, ``vi`` of every row of counts (the module docstring gives the formulas).
 
     Without ``keep_double_zero`` a ratio analysis leaves out studies with no events in either arm
-    (and, for OR, events in every participant of both arms).
+    (and, for OR and the measures computed from it, YUQ, YUY, OR2DN, OR2DL, events in every
+    participant of both arms). PHI, as escalc, is not corrected under ``only0``.
     """
     import numpy as np
 
+    from ivigmeta.core import measures as m
+
     a, n1, c, n2 = (np.asarray(x, dtype=float) for x in (a, n1, c, n2))
-    if keep_double_zero or measure == "RD":
+    if keep_double_zero or measure in ("RD", "PHI"):
         double_zero = np.zeros(a.shape, bool)
     else:
         double_zero = (a == 0) & (c == 0)
-        if measure == "OR":
+        if measure in ODDS_FAMILY:
             double_zero |= (a == n1) & (c == n2)
     b, d = n1 - a, n2 - c
     has_zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
     if cc_policy == "all":
         add = np.full(a.shape, float(cc))
-    elif cc_policy == "only0":
+    elif cc_policy == "only0" and measure != "PHI":
         add = np.where(has_zero, float(cc), 0.0)
     else:
         add = np.zeros(a.shape)
@@ -117,6 +122,10 @@ def count_effects(
         elif measure == "OR":
             yi = np.log(a) + np.log(d) - np.log(b) - np.log(c)
             vi = 1 / a + 1 / b + 1 / c + 1 / d
+        elif measure in ODDS_FAMILY:
+            yi, vi = m.odds_family(a, b, c, d, measure)
+        elif measure == "PHI":
+            yi, vi = m.phi_coefficient(a, b, c, d)
         else:
             p1, p2 = a / n1, c / n2
             yi = p1 - p2
@@ -405,7 +414,7 @@ def _outcome_reason(study: Study, measure: str) -> str:
 
 def double_zero_reason(study: Study, measure: str) -> str | None:
     """Why a double-zero study is left out of a ratio analysis; ``None`` if it is not one."""
-    if measure in ("RD", "AS") or not study.has_counts:
+    if measure in ("RD", "AS", "PHI") or not study.has_counts:
         return None
     a, n1, c, n2 = study.counts
     if a == 0 and c == 0:
@@ -413,9 +422,9 @@ def double_zero_reason(study: Study, measure: str) -> str | None:
             f"no events in either arm (double zero): {measure} is not estimable "
             "(--keep-double-zero keeps it with the continuity correction)"
         )
-    if measure == "OR" and a == n1 and c == n2:
+    if measure in ODDS_FAMILY and a == n1 and c == n2:
         return (
-            "events in every participant of both arms: OR is not estimable "
+            f"events in every participant of both arms: {measure} is not estimable "
             "(--keep-double-zero keeps it with the continuity correction)"
         )
     return None

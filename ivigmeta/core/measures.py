@@ -53,6 +53,20 @@ mean; c(m) the correction above with m = n - 1; sd² = s1² + s2² - 2 r s1 s2, 
   yi = c(n - 1) (m1 - m2) / s2, vi = c(n - 1)² [sd² / (s2² (n - 1)) + yi² / (2 (n - 1))].
 * ROMC (Lajeunesse 2011): yi = log(m1/m2), vi = s1²/(n m1²) + s2²/(n m2²) - 2 r s1 s2/(n m1 m2).
 
+From 2x2 counts (a, b events and non-events of n1 treated, c, d of n2 controls, after the
+correction of :mod:`ivigmeta.core.effects`; YUQ, YUY, OR2DN and OR2DL are corrected as OR, 1/2
+added to every cell of a table with a zero, PHI not at all), with OR = a d / (b c) and
+S = 1/a + 1/b + 1/c + 1/d:
+
+* PHI (phi coefficient, escalc's ``vtype = "LS"``): yi = (a d - b c) / sqrt(n1 n2 (a + c)
+  (b + d)), vi = [1 - yi² + yi (1 + yi²/2) (p1. - p2.)(p.1 - p.2) / sqrt(p1. p2. p.1 p.2)
+  - 3/4 yi² ((p1. - p2.)²/(p1. p2.) + (p.1 - p.2)²/(p.1 p.2))] / n with the margins' shares
+  p1. = n1/n, p2. = n2/n, p.1 = (a + c)/n, p.2 = (b + d)/n of n = n1 + n2.
+* YUQ (Yule 1900, 1912): yi = (OR - 1)/(OR + 1), vi = (1 - yi²)² S / 4.
+* YUY (Yule 1912): yi = (sqrt OR - 1)/(sqrt OR + 1), vi = (1 - yi²)² S / 16.
+* OR2DL (Hasselblad & Hedges 1995): yi = log OR sqrt(3)/pi, vi = 3 S / pi².
+* OR2DN (Cox 1970, as Haddock et al. 1998): yi = log OR / 1.65, vi = S / 1.65².
+
 From 2x2 counts, AS (arcsine risk difference, no correction): yi = arcsin sqrt(a/n1) -
 arcsin sqrt(c/n2), vi = 1/(4 n1) + 1/(4 n2).
 """
@@ -70,7 +84,9 @@ PROPORTION = ("PR", "PLO", "PAS", "PFT", "PLN")
 CORRELATION = ("ZCOR", "COR", "UCOR")
 MEAN = ("MN", "MNLN")
 CHANGE = ("MC", "SMCC", "SMCR", "SMCRH", "ROMC")
-COUNTS = ("RR", "OR", "RD", "AS")
+COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL")
+#: measures of 2x2 counts computed from the log odds ratio's cells (corrected as OR)
+ODDS_FAMILY = ("OR", "YUQ", "YUY", "OR2DN", "OR2DL")
 #: every measure ivigmeta pools, by the kind of data it is computed from
 KINDS: dict[str, tuple[str, ...]] = {
     "counts": COUNTS,
@@ -100,6 +116,11 @@ MEASURE_TITLES = {
     "OR": "Odds ratio",
     "RD": "Risk difference",
     "AS": "Arcsine risk difference",
+    "PHI": "Phi coefficient",
+    "YUQ": "Yule's Q",
+    "YUY": "Yule's Y",
+    "OR2DN": "Standardized mean difference (from the OR, normal)",
+    "OR2DL": "Standardized mean difference (from the OR, logistic)",
     "MD": "Mean difference",
     "SMD": "Standardized mean difference (Hedges' g)",
     "SMDH": "Standardized mean difference (heteroscedastic)",
@@ -352,6 +373,53 @@ def change_effects(
             yi = cm * (m1 - m2) / s2
             return yi, cm**2 * (vard / (s2**2 * (n - 1)) + yi**2 / (2 * (n - 1)))
     raise ValueError(f"not a change measure: {measure}")
+
+
+def odds_family(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, measure: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of YUQ, YUY, OR2DN or OR2DL from (corrected) cells, as escalc."""
+    import math
+
+    import numpy as np
+
+    a, b, c, d = (np.asarray(v, dtype=float) for v in (a, b, c, d))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        s = 1 / a + 1 / b + 1 / c + 1 / d
+        if measure in ("YUQ", "YUY"):
+            odds = (a / b) / (c / d)
+            if measure == "YUQ":
+                yi = (odds - 1) / (odds + 1)
+                return yi, (1 - yi**2) ** 2 * s / 4
+            yi = (np.sqrt(odds) - 1) / (np.sqrt(odds) + 1)
+            return yi, (1 - yi**2) ** 2 * s / 16
+        p1, p2 = a / (a + b), c / (c + d)
+        log_or = np.log(p1 / (1 - p1)) - np.log(p2 / (1 - p2))
+        if measure == "OR2DL":
+            return math.sqrt(3) / math.pi * log_or, 3 / math.pi**2 * s
+        if measure == "OR2DN":
+            return log_or / 1.65, s / 1.65**2
+    raise ValueError(f"not a measure of the odds ratio: {measure}")
+
+
+def phi_coefficient(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of the phi coefficient of 2x2 cells (escalc's PHI, ``vtype = "LS"``)."""
+    import numpy as np
+
+    a, b, c, d = (np.asarray(v, dtype=float) for v in (a, b, c, d))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        n = a + b + c + d
+        yi = (a * d - b * c) / np.sqrt((a + b) * (c + d) * (a + c) * (b + d))
+        r1, r2, c1, c2 = (a + b) / n, (c + d) / n, (a + c) / n, (b + d) / n
+        vi = (
+            1
+            - yi**2
+            + yi * (1 + yi**2 / 2) * (r1 - r2) * (c1 - c2) / np.sqrt(r1 * r2 * c1 * c2)
+            - 0.75 * yi**2 * ((r1 - r2) ** 2 / (r1 * r2) + (c1 - c2) ** 2 / (c1 * c2))
+        ) / n
+    return yi, vi
 
 
 def arcsine_difference(

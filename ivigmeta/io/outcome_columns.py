@@ -47,7 +47,7 @@ KIND_MEASURES: dict[str, tuple[str, ...]] = {
     "change": ("MC", "SMCC", "SMCR", "SMCRH", "ROMC"),
     "correlation": ("ZCOR", "COR", "UCOR"),
     "mean": ("MN", "MNLN"),
-    "counts": ("RR", "OR", "RD", "AS"),
+    "counts": ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
 }
 
 

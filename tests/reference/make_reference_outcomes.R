@@ -134,6 +134,14 @@ change_args <- function(d, m) {
 for (g in names(morris)) for (m in c("MC", "SMCC", "SMCR", "SMCRH", "ROMC"))
   add(record(paste0("morris2008_", g), m, morris[[g]], change_args(morris[[g]], m)))
 
+## more measures of 2x2 counts on dat.bcg and the zero-cell tables: PHI
+## (escalc adds nothing unless add is given), YUQ, YUY, OR2DN, OR2DL
+## (corrected as OR: add = 1/2 to every cell of a table with a zero)
+d <- dat.bcg
+tab <- list(ai = d$tpos, bi = d$tneg, ci = d$cpos, di = d$cneg)
+for (m in c("PHI", "YUQ", "YUY", "OR2DN", "OR2DL")) add(record("bcg", m, tab, tab))
+for (m in c("PHI", "YUQ", "YUY", "OR2DN", "OR2DL")) add(record("zeros", m, tab0, tab0))
+
 ## back-transformed pooled proportions as predict(transf=...) gives them
 ## (REML, z test): PLO -> transf.ilogit, PAS -> transf.iarcsin, PLN -> exp,
 ## PFT -> transf.ipft.hm with the harmonic mean of ni.
