@@ -3,7 +3,8 @@
 The one-engine property of tests/test_batch_equals_pool.py, for the tables beyond 2x2 counts:
 means and SDs (MD, SMD, SMDH, ROM), events over person-time (IRR, IRD, IRSD), single-group
 events and totals (PR, PLO, PAS, PFT, PLN), correlations (ZCOR, COR, UCOR), one group's means
-(MN, MNLN), one group's pre-post changes (MC, SMCC, SMCR, SMCRH, ROMC), 2x2 counts with AS, PHI, YUQ, YUY, OR2DN and OR2DL, tables of given effects
+(MN, MNLN), one group's pre-post changes (MC, SMCC, SMCR, SMCRH, ROMC), one group's rates (IRLN, IR,
+IRS, IRFT), 2x2 counts with AS, PHI, YUQ, YUY, OR2DN and OR2DL, tables of given effects
 (yi/vi, theta/se, estimate with CI) and count tables where some rows give an effect instead.
 Each is written as a CSV file in ivigmeta's, metafor's or meta's column names, with some bad
 rows (SD 0, n 1, time 0, events above the total, NA, a word); batch reads the whole file in
@@ -58,6 +59,11 @@ NAMES = {
         "ivigmeta": ("mean_post", "mean_pre", "sd_post", "sd_pre", "n", "r"),
         "metafor": ("m1i", "m2i", "sd1i", "sd2i", "ni", "ri"),
     },
+    "rate": {
+        "ivigmeta": ("events", "time"),
+        "metafor": ("xi", "ti"),
+        "meta": ("event", "time"),
+    },
     "counts": {
         "ivigmeta": ("treat_events", "treat_total", "control_events", "control_total"),
         "metafor": ("ai", "n1i", "ci", "n2i"),
@@ -76,6 +82,7 @@ MEASURES = {
     "correlation": KINDS["correlation"],
     "mean": KINDS["mean"],
     "change": KINDS["change"],
+    "rate": KINDS["rate"],
     "counts": ("AS", "RR", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
     "vi": ("RR", "OR", "RD"),
     "se": ("RR", "OR", "RD"),
@@ -118,6 +125,8 @@ def cells(draw, kind: str, measure: str) -> list[str]:
     elif kind == "mean":
         mean = _num(draw, -50, 50) if draw(st.integers(0, 4)) == 0 else _num(draw, 0.5, 80)
         row = [mean, _num(draw, 0.1, 30), str(draw(st.integers(2, 200)))]
+    elif kind == "rate":
+        row = [str(draw(st.integers(0, 40))), _num(draw, 1, 900, 1)]
     elif kind == "change":
         # means of either sign now and then (ROMC undefined), n = 2 (no SMCC/SMCR correction),
         # r = 1 (MC and SMCC undefined with equal SDs)

@@ -30,6 +30,8 @@ def _yv(rec: dict) -> tuple[np.ndarray, np.ndarray]:
         yi, vi = measures.correlation_effects(d["ri"], d["ni"], m)
     elif m in measures.MEAN:
         yi, vi = measures.mean_effects(d["mi"], d["sdi"], d["ni"], m)
+    elif m in measures.RATE:
+        yi, vi, _ = measures.rate_effects(d["xi"], d["ti"], m)
     elif m in measures.CHANGE:
         cols = (d[k] for k in ("m1i", "m2i", "sd1i", "sd2i", "ni", "ri"))
         yi, vi = measures.change_effects(*cols, m)
@@ -65,13 +67,13 @@ NAMINGS = {
         "m1i": "treat_mean", "sd1i": "treat_sd", "n1i": "treat_n",
         "m2i": "control_mean", "sd2i": "control_sd", "n2i": "control_n",
         "x1i": "treat_events", "t1i": "treat_time", "x2i": "control_events", "t2i": "control_time",
-        "xi": "events", "ni": "total",
+        "xi": "events", "ni": "total", "ti": "time",
     },
     "metafor": {},
     "meta": {
         "m1i": "mean.e", "sd1i": "sd.e", "n1i": "n.e", "m2i": "mean.c", "sd2i": "sd.c", "n2i": "n.c",
         "x1i": "event.e", "t1i": "time.e", "x2i": "event.c", "t2i": "time.c",
-        "xi": "event", "ni": "n",
+        "xi": "event", "ni": "n", "ti": "time",
     },
     "RevMan": {
         "m1i": "Experimental Mean", "sd1i": "Experimental SD", "n1i": "Experimental Total",
@@ -156,7 +158,7 @@ def test_pooled_from_a_table_match_rma(tmp_path, index: int, rec: dict, ref: dic
 def test_back_transformed_proportions_match_predict(tmp_path, ref: dict) -> None:
     """The reported scale of pool's JSON (estimate, CI, prediction interval) is metafor's
     predict(transf=...): PFT with the harmonic mean of the studies' sizes, ZCOR with
-    transf.ztor, MNLN and ROMC with exp."""
+    transf.ztor, MNLN, ROMC and IRLN with exp, IRS with transf.isqrt."""
     from ivigmeta.api import pool
     from tests.tolerances import ITERATIVE
 

@@ -1,5 +1,6 @@
-"""Pre-post changes (MC, SMCC, SMCR, SMCRH, ROMC) at the CLI: read in ivigmeta's and metafor's
-names, pooled as metafor pools them (tests/reference/metafor_outcomes.json, written by
+"""More of escalc's measures at the CLI: one group's pre-post changes (MC, SMCC, SMCR, SMCRH,
+ROMC), 2x2 counts as PHI, YUQ, YUY, OR2DN, OR2DL, and one group's incidence rates (IRLN, IR,
+IRS, IRFT): read in ivigmeta's, metafor's (and meta's) names, pooled as metafor pools them (tests/reference/metafor_outcomes.json, written by
 make_reference_outcomes.R), shown back-transformed, bad rows one-line errors, undefined effects
 excluded with the reason, batch = pool."""
 
@@ -329,3 +330,129 @@ def test_batch_pools_the_new_count_measures_as_pool(run, tmp_path):
             ref = _pool_json(run, own, "--measure", measure)["random"]
             assert frame.loc[name, "random_estimate"] == pytest.approx(ref["estimate"], rel=1e-12)
             assert frame.loc[name, "tau2"] == pytest.approx(ref["tau2"], rel=1e-12, abs=1e-15)
+
+
+# ------------------------------------------------------------------------------------------
+# one group's incidence rates
+
+
+def _hart(tmp_path, naming: str) -> str:
+    d = RECORDS[("hart1999_arm1", "IRLN")]["data"]
+    x, t = {"metafor": ("xi", "ti"), "meta": ("event", "time")}.get(naming, ("events", "time"))
+    return _write(tmp_path, f"hart_{naming}.csv", {x: d["xi"], t: d["ti"]})
+
+
+@pytest.mark.parametrize("naming", ["metafor", "meta", "ivigmeta"])
+@pytest.mark.parametrize("measure", ["IRLN", "IR", "IRS", "IRFT"])
+def test_pool_of_one_groups_rates_is_metafors_predict(run, tmp_path, naming, measure):
+    args = () if measure == "IRLN" else ("--measure", measure)  # IRLN is the default
+    got = _pool_json(run, _hart(tmp_path, naming), "--tau2", "REML", *args)
+    assert got["measure"] == measure and got["k"] == 6 and got["excluded"] == []
+    ref = BACK[measure]
+    for key, mine in {
+        "pred": "estimate",
+        "ci_lb": "ci_low",
+        "ci_ub": "ci_high",
+        "pi_lb": "pi_low",
+        "pi_ub": "pi_high",
+    }.items():
+        assert got["random"][mine] == pytest.approx(ref[key], rel=ITERATIVE), key
+    assert got["studies"][0]["source"] == "rate" and got["studies"][0]["events"] == 9
+
+
+@pytest.mark.parametrize("measure", ["IRLN", "IR", "IRS", "IRFT"])
+def test_a_zero_count_is_corrected_as_escalc(run, tmp_path, measure):
+    rec = RECORDS[("zeros", measure)]
+    path = _write(tmp_path, "zeros.csv", {"events": rec["data"]["xi"], "time": rec["data"]["ti"]})
+    got = _pool_json(run, path, "--measure", measure)
+    assert [s["yi"] for s in got["studies"]] == pytest.approx(rec["yi"], rel=CLOSED_FORM)
+    assert [s["vi"] for s in got["studies"]] == pytest.approx(rec["vi"], rel=CLOSED_FORM)
+    fit = next(f for f in rec["fits"] if f["method"] == "DL" and f["test"] == "z")
+    assert got["random"]["theta"] == pytest.approx(fit["estimate"], rel=CLOSED_FORM)
+
+
+def test_the_table_shows_the_pooled_rate(run, tmp_path):
+    out = run("pool", _hart(tmp_path, "metafor"), "--tau2", "REML")
+    assert out.exit_code == 0, out.stderr
+    ref = BACK["IRLN"]
+    assert "Rate (IRLN)" in out.stdout and "Events / person-time" in out.stdout
+    line = next(x for x in out.stdout.splitlines() if x.startswith("Random effects"))
+    assert f"{ref['pred']:.3f} [{ref['ci_lb']:.3f}, {ref['ci_ub']:.3f}]" in line
+    assert "metafor's one group's events and person-time (xi, ti)" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "message"),
+    [
+        ("xi,ti", "3,0", r"column 'ti': '0' is not allowed \(person-time must be > 0\)"),
+        ("events,time", "-1,100", r"column 'events': '-1' is not allowed"),
+        ("event,time", "2,-5", r"column 'time': '-5' is not allowed"),
+        ("events,time", "2,", r"column 'time': missing value"),
+    ],
+)
+def test_bad_rate_rows_are_one_line_errors(run, tmp_path, header, row, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(f"study,{header}\nA,4,120\nB,{row}\nC,6,300\n")
+    out = run("pool", str(path))
+    assert out.exit_code == 1
+    errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in out.stderr
+    assert errors[0].startswith(f"Error: {path}, row 3, column ")
+    assert re.search(message, errors[0]), errors[0]
+
+
+def test_a_zero_count_without_correction_is_excluded_with_the_reason(run, tmp_path):
+    path = _write(tmp_path, "z.csv", {"xi": [4, 0, 6], "ti": [120, 80, 300]})
+    got = _pool_json(run, path, "--cc-policy", "none")
+    assert [e["row"] for e in got["excluded"]] == [3] and got["k"] == 2
+    assert "IRLN undefined: zero events" in got["excluded"][0]["reason"]
+    irs = _pool_json(run, path, "--cc-policy", "none", "--measure", "IRS")
+    assert irs["excluded"] == [] and irs["k"] == 3
+
+
+@pytest.mark.parametrize(
+    ("header", "kind"),
+    [
+        (["study", "events", "time"], "rate"),
+        (["study", "xi", "ti"], "rate"),
+        (["study", "event", "time"], "rate"),
+        # a total makes it a proportion, as before
+        (["study", "events", "total", "time"], "proportion"),
+        (["study", "xi", "ni", "ti"], "proportion"),
+        (["study", "event", "n", "time"], "proportion"),
+        # every kind before comes first
+        (["study", "cor", "n", "events", "time"], "correlation"),
+        (["study", "mean", "sd", "n", "events", "time"], "mean"),
+    ],
+)
+def test_one_groups_rates_come_last(header, kind):
+    found = detect_outcome(header)
+    assert found is not None and found[0] == kind
+
+
+def test_columns_names_a_rate_table(run, tmp_path):
+    d = RECORDS[("hart1999_arm1", "IRLN")]["data"]
+    path = _write(tmp_path, "own.csv", {"Strokes": d["xi"], "PY": d["ti"]})
+    got = _pool_json(run, path, "--columns", "events=Strokes,time=PY", "--tau2", "REML")
+    assert got["measure"] == "IRLN"
+    assert got["random"]["estimate"] == pytest.approx(BACK["IRLN"]["pred"], rel=ITERATIVE)
+
+
+def test_batch_pools_one_groups_rates_as_pool(run, tmp_path):
+    d = RECORDS[("hart1999_arm1", "IRLN")]["data"]
+    groups = ["a", "a", "a", "b", "b", "b"]
+    long = _write(tmp_path, "long.csv", {"g": groups, "xi": d["xi"], "ti": d["ti"]})
+    for measure in ("IRLN", "IRS"):
+        out = run("batch", long, "-g", "g", "--measure", measure, "--format", "csv")
+        assert out.exit_code == 0, out.stderr
+        frame = pd.read_csv(io.StringIO(out.stdout)).set_index("g")
+        for name in ("a", "b"):
+            rows = [i for i, g in enumerate(groups) if g == name]
+            own = _write(
+                tmp_path,
+                f"{name}.csv",
+                {"xi": [d["xi"][i] for i in rows], "ti": [d["ti"][i] for i in rows]},
+            )
+            ref = _pool_json(run, own, "--measure", measure)["random"]
+            assert frame.loc[name, "random_estimate"] == pytest.approx(ref["estimate"], rel=1e-12)
+            assert frame.loc[name, "random_ci_low"] == pytest.approx(ref["ci_low"], rel=1e-12)

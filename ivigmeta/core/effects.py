@@ -170,6 +170,7 @@ DATA_ROLES: dict[str, tuple[str, ...]] = {
     "change": ("mean_post", "mean_pre", "sd_post", "sd_pre", "n", "r"),
     "correlation": ("cor", "n"),
     "mean": ("mean", "sd", "n"),
+    "rate": ("events", "time"),
 }
 
 
@@ -207,6 +208,8 @@ def data_effects(
         yi, vi = m.correlation_effects(cols[:, 0], cols[:, 1], measure)
     elif kind == "mean":
         yi, vi = m.mean_effects(cols[:, 0], cols[:, 1], cols[:, 2], measure)
+    elif kind == "rate":
+        yi, vi, added = m.rate_effects(cols[:, 0], cols[:, 1], measure, cc, cc_policy)
     elif kind == "change":
         m1, m2, s1, s2, nn, r = cols.T
         yi, vi = m.change_effects(m1, m2, s1, s2, nn, r, measure)
@@ -246,7 +249,7 @@ def table_measure(studies: Sequence[Study], measure: str | None) -> str:
     """The analysis measure for ``studies``: ``measure`` (checked against the kind of data the
     rows give), or the default for that kind (RR for 2x2 counts and effects, MD for means, IRR
     for rates, PLO for proportions, MC for pre-post changes, ZCOR for correlations, MN for one
-    group's means)."""
+    group's means, IRLN for one group's rates)."""
     kinds = {s.outcome_kind or "counts" for s in studies}
     kind = kinds.pop() if len(kinds) == 1 else "counts"
     return kind_measure(kind, measure, next((s.file for s in studies if s.file), ""))
@@ -389,7 +392,7 @@ def _outcome_reason(study: Study, measure: str) -> str:
     o = study.outcome or {}
     if measure == "ROM" and not o.get("treat_mean", 0) * o.get("control_mean", 0) > 0:
         return "ROM undefined: the log ratio of means needs two means of the same sign, not zero"
-    if measure in ("IRR", "PLN", "PLO") or measure == "IRD":
+    if measure in ("IRR", "PLN", "PLO", "IRD", "IR", "IRLN"):
         return f"{measure} undefined: zero events with continuity correction 0"
     if measure == "PR":
         return "PR has zero sampling variance (a proportion of 0 or 1 with continuity correction 0)"

@@ -28,6 +28,13 @@ the non-events of a study with x = 0 or x = n (n grows by 1), PAS and PFT need n
 * PFT (Freeman & Tukey 1950; Miller 1978): yi = (arcsin sqrt(x/(n+1)) + arcsin sqrt((x+1)/(n+1)))/2,
   vi = 1/(4 n + 2).
 
+One group's incidence rate (x events over person-time t); IR and IRLN add 1/2 to the events of a
+study with none (``to = "only0"``), IRS and IRFT need no correction:
+
+* IR: yi = x/t, vi = x/t².     * IRLN: yi = log(x/t), vi = 1/x.
+* IRS: yi = sqrt(x/t), vi = 1/(4 t).
+* IRFT (Freeman & Tukey 1950): yi = (sqrt(x/t) + sqrt((x + 1)/t))/2, vi = 1/(4 t).
+
 Correlations (r among n participants; escalc's ``vtype = "LS"``; no variance for n <= 3):
 
 * ZCOR (Fisher 1921): yi = atanh r = log((1 + r)/(1 - r))/2, vi = 1/(n - 3).
@@ -84,6 +91,7 @@ PROPORTION = ("PR", "PLO", "PAS", "PFT", "PLN")
 CORRELATION = ("ZCOR", "COR", "UCOR")
 MEAN = ("MN", "MNLN")
 CHANGE = ("MC", "SMCC", "SMCR", "SMCRH", "ROMC")
+RATE = ("IRLN", "IR", "IRS", "IRFT")
 COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL")
 #: measures of 2x2 counts computed from the log odds ratio's cells (corrected as OR)
 ODDS_FAMILY = ("OR", "YUQ", "YUY", "OR2DN", "OR2DL")
@@ -96,8 +104,9 @@ KINDS: dict[str, tuple[str, ...]] = {
     "change": CHANGE,
     "correlation": CORRELATION,
     "mean": MEAN,
+    "rate": RATE,
 }
-ALL_MEASURES = COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN + CHANGE
+ALL_MEASURES = COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN + CHANGE + RATE
 #: the measure of each kind of data when --measure is not given
 DEFAULT_MEASURE = {
     "counts": "RR",
@@ -107,6 +116,7 @@ DEFAULT_MEASURE = {
     "change": "MC",
     "correlation": "ZCOR",
     "mean": "MN",
+    "rate": "IRLN",
 }
 
 
@@ -138,6 +148,10 @@ MEASURE_TITLES = {
     "UCOR": "Correlation (unbiased)",
     "MN": "Mean",
     "MNLN": "Mean (log)",
+    "IR": "Incidence rate",
+    "IRLN": "Incidence rate (log)",
+    "IRS": "Incidence rate (square root)",
+    "IRFT": "Incidence rate (Freeman-Tukey)",
     "MC": "Mean change",
     "SMCC": "Standardized mean change (change-score SD)",
     "SMCR": "Standardized mean change (pre-test SD)",
@@ -167,7 +181,7 @@ def kind_of(measure: str) -> str:
 
 
 #: measures whose escalc default adds the correction to studies with a zero (``to="only0"``)
-CORRECTED = ("PR", "PLN", "PLO", "IRR", "IRD")
+CORRECTED = ("PR", "PLN", "PLO", "IRR", "IRD", "IR", "IRLN")
 
 
 def hedges_correction(m: np.ndarray) -> np.ndarray:
@@ -276,6 +290,31 @@ def proportion_effects(
             vi = 1 / (4 * n + 2)
         else:
             raise ValueError(f"not a proportion measure: {measure}")
+    return yi, vi, add
+
+
+def rate_effects(
+    x: np.ndarray, t: np.ndarray, measure: str, cc: float = 0.5, cc_policy: str = "only0"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(yi, vi, added)`` of one group's events over person-time (escalc's IR, IRLN, IRS,
+    IRFT)."""
+    import numpy as np
+
+    x, t = (np.asarray(v, dtype=float) for v in (x, t))
+    add = zero_added(x == 0, measure, cc, cc_policy)
+    x = x + add
+    rate = x / t
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "IR":
+            yi, vi = rate, rate / t
+        elif measure == "IRLN":
+            yi, vi = np.log(rate), 1 / x
+        elif measure == "IRS":
+            yi, vi = np.sqrt(rate), 1 / (4 * t)
+        elif measure == "IRFT":
+            yi, vi = (np.sqrt(rate) + np.sqrt(rate + 1 / t)) / 2, 1 / (4 * t)
+        else:
+            raise ValueError(f"not a one-group rate measure: {measure}")
     return yi, vi, add
 
 
@@ -435,7 +474,7 @@ def arcsine_difference(
 
 
 #: measures analysed on the log scale (reported as exp)
-LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN", "MNLN", "ROMC")
+LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN", "MNLN", "ROMC", "IRLN")
 
 
 def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
@@ -457,6 +496,8 @@ def reported_scalar(theta: float, measure: str, n_harmonic: float | None = None)
             return math.inf
     if measure == "ZCOR":
         return math.tanh(theta)
+    if measure == "IRS":
+        return 0.0 if theta < 0 else theta * theta
     if measure in ("PLO", "PAS", "PFT"):
         if math.isnan(theta):
             return theta
@@ -483,7 +524,8 @@ def pft_inverse(t: np.ndarray, nhm: np.ndarray | float) -> np.ndarray:
 
 def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) -> np.ndarray:
     """Values on the analysis scale -> the reported scale, as metafor's ``predict(transf=...)``:
-    exp for log measures, tanh for ZCOR (``transf.ztor``), the inverse logit for PLO, sin²
+    exp for log measures, tanh for ZCOR (``transf.ztor``), the square (0 below 0,
+    ``transf.isqrt``) for IRS, the inverse logit for PLO, sin²
     (clamped to [0, 1]) for PAS, and for
     PFT Miller's (1978) inverse with the harmonic mean of the studies' sizes ``n``
     (``transf.ipft.hm``), 0 and 1 beyond the transforms of proportions 0 and 1."""
@@ -497,6 +539,8 @@ def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) ->
             return 1 / (1 + np.exp(-t))
         if measure == "ZCOR":
             return np.tanh(t)
+        if measure == "IRS":  # metafor's transf.isqrt
+            return np.where(t < 0, 0.0, t * t)
         if measure == "PAS":
             return np.where(t < 0, 0.0, np.where(t > np.arcsin(1.0), 1.0, np.sin(t) ** 2))
         if measure == "PFT":

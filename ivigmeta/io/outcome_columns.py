@@ -16,6 +16,7 @@ pre-post changes          ``mean_post, mean_pre, sd_post, sd_pre, n, r`` / metaf
 correlations              ``cor, n`` (meta's ``metacor`` names too) / metafor ``ri, ni``
 one group's means         ``mean, sd, n`` (meta's ``metamean`` names too) / metafor ``mi,
                           sdi, ni``
+one group's rates         ``events, time`` / metafor ``xi, ti`` / meta ``event, time``
 ========================  ===================================================================
 
 Names match case-insensitively; RevMan names also ignore spaces and punctuation. The first
@@ -35,6 +36,7 @@ from ivigmeta.io.columns import (  # noqa: F401 - the role tuples are this modul
     INCIDENCE_ROLES,
     MEAN_ROLES,
     PROPORTION_ROLES,
+    RATE_ROLES,
     Convention,
 )
 
@@ -47,6 +49,7 @@ KIND_MEASURES: dict[str, tuple[str, ...]] = {
     "change": ("MC", "SMCC", "SMCR", "SMCRH", "ROMC"),
     "correlation": ("ZCOR", "COR", "UCOR"),
     "mean": ("MN", "MNLN"),
+    "rate": ("IRLN", "IR", "IRS", "IRFT"),
     "counts": ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
 }
 
@@ -104,6 +107,12 @@ OUTCOME_CONVENTIONS: dict[str, tuple[Convention, ...]] = {
         Convention("ivigmeta's", dict(zip(MEAN_ROLES, MEAN_ROLES))),
         Convention("metafor's", dict(zip(MEAN_ROLES, ("mi", "sdi", "ni")))),
     ),
+    # Last: a table with the columns of any kind above (events and a total, say) reads as before.
+    "rate": (
+        Convention("ivigmeta's", dict(zip(RATE_ROLES, RATE_ROLES))),
+        Convention("metafor's", dict(zip(RATE_ROLES, ("xi", "ti")))),
+        Convention("meta's", dict(zip(RATE_ROLES, ("event", "time")))),
+    ),
 }
 
 
@@ -138,11 +147,14 @@ def detect_outcome(header: Sequence[str]) -> tuple[str, Convention, dict[str, st
 def explicit_kind(explicit: dict[str, str] | None, header: Sequence[str] = ()) -> str | None:
     """The outcome kind ``--columns`` names roles of (``treat_time`` for rates, ``treat_mean``
     and the like for means, ``events``/``total`` for proportions, ``cor`` for correlations,
-    ``mean``/``sd`` for one group's means, ``mean_post`` and the like for pre-post changes), or
-    None. ``n`` alone (correlations, one group's means and changes share it) is a change when
+    ``mean``/``sd`` for one group's means, ``mean_post`` and the like for pre-post changes,
+    ``time`` for one group's rates (``events`` alone too when the header has a time and no
+    total), or None. ``n`` alone (correlations, one group's means and changes share it) is a change when
     the header has a change's columns, a correlation when it has ``cor`` or ``ri``, else a
     mean."""
     given = set(explicit or ())
+    if "time" in given:
+        return "rate"
     if given & (set(CHANGE_ROLES) - {"n"}):
         return "change"
     if given & {"treat_time", "control_time"}:
@@ -150,6 +162,9 @@ def explicit_kind(explicit: dict[str, str] | None, header: Sequence[str] = ()) -
     if given & set(CONTINUOUS_ROLES):
         return "continuous"
     if given & set(PROPORTION_ROLES):
+        names = {h.strip().lower() for h in header if h}
+        if "total" not in given and names & {"time", "ti"} and not names & {"total", "ni", "n"}:
+            return "rate"
         return "proportion"
     if "cor" in given:
         return "correlation"
@@ -194,7 +209,8 @@ def explicit_outcome(
 
 def default_measure(kind: str) -> str:
     """MD for continuous, IRR for incidence, PLO for proportions, MC for pre-post changes, ZCOR
-    for correlations, MN for one group's means, RR for 2x2 counts."""
+    for correlations, MN for one group's means, IRLN for one group's rates, RR for 2x2
+    counts."""
     return KIND_MEASURES[kind][0]
 
 
@@ -232,6 +248,7 @@ _BOUNDS: dict[str, tuple[float, bool, str]] = {
     "n": (2.0, True, "a group needs at least 2 participants for an SD"),
     "sd_post": (0.0, False, "a standard deviation must be > 0"),
     "sd_pre": (0.0, False, "a standard deviation must be > 0"),
+    "time": (0.0, False, "person-time must be > 0"),
 }
 
 #: bounds of a kind's roles that differ from :data:`_BOUNDS` (``n`` of a correlation: escalc
@@ -251,6 +268,7 @@ OUTCOME_ROLES: dict[str, tuple[str, ...]] = {
     "correlation": CORRELATION_ROLES,
     "mean": MEAN_ROLES,
     "change": CHANGE_ROLES,
+    "rate": RATE_ROLES,
 }
 
 

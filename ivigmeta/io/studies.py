@@ -77,6 +77,7 @@ OUTCOME_SOURCES = {
     "change": "change",
     "correlation": "correlation",
     "mean": "mean",
+    "rate": "rate",
 }
 
 
@@ -117,8 +118,8 @@ class Study:
     fields: Mapping[str, str] = field(default_factory=dict)
     given: GivenEffect | None = None
     file: str = ""
-    #: ``continuous``, ``incidence``, ``proportion``, ``change``, ``correlation`` or ``mean`` for
-    #: a row of such a table (then :attr:`outcome` holds its numbers by role, e.g. ``treat_mean``), else
+    #: ``continuous``, ``incidence``, ``proportion``, ``change``, ``correlation``, ``mean`` or
+    #: ``rate`` for a row of such a table (then :attr:`outcome` holds its numbers by role, e.g. ``treat_mean``), else
     #: ``None``
     outcome_kind: str | None = None
     outcome: Mapping[str, float] | None = None
@@ -135,7 +136,7 @@ class Study:
     @property
     def effect_source(self) -> str:
         """Where the effect comes from: ``counts``, ``means``, ``rates``, ``proportion``,
-        ``change``, ``correlation``, ``mean``, or the kind of the given effect (``ci``, ``se``, ``vi``)."""
+        ``change``, ``correlation``, ``mean``, ``rate``, or the kind of the given effect (``ci``, ``se``, ``vi``)."""
         if self.outcome_kind is not None:
             return OUTCOME_SOURCES[self.outcome_kind]
         if self.has_counts or self.given is None:
@@ -721,6 +722,7 @@ KIND_WORDS = {
     "change": "pre-post means, SDs, sizes and correlations",
     "correlation": "correlations and sample sizes",
     "mean": "one group's means, SDs and sizes",
+    "rate": "one group's events and person-time",
 }
 
 

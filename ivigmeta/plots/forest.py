@@ -47,13 +47,10 @@ def arm_captions(ma: MetaAnalysis) -> tuple[str, str] | None:
 
 
 #: measures of one group's data (no side of the axis favours anything)
-ONE_GROUP_MEASURES = ("PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN") + (
-    "MC",
-    "SMCC",
-    "SMCR",
-    "SMCRH",
-    "ROMC",
-)
+ONE_GROUP_MEASURES = (
+    *("PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN"),
+    *("MC", "SMCC", "SMCR", "SMCRH", "ROMC", "IR", "IRLN", "IRS", "IRFT"),
+)  # fmt: skip
 
 
 def _captions(
@@ -95,6 +92,8 @@ def _columns(ma: MetaAnalysis, models: Sequence[str]) -> tuple[list[Column], lis
         left += [Column("treat", "r, n", "", "center")]
     elif kinds == {"mean"}:
         left += [Column("treat", "Mean (SD), n", "", "center")]
+    elif kinds == {"rate"}:
+        left += [Column("treat", "Events/Person-time", "", "center")]
     elif kinds == {"change"}:
         left += [
             Column("treat", "Post-test", "Mean (SD)", "center"),
@@ -134,6 +133,8 @@ def _arm_text(s, arm: str) -> str:
             return ""
         if s.outcome_kind == "correlation":
             return f"{f.plain(o['cor'])}, {f.plain(o['n'])}"
+        if s.outcome_kind == "rate":
+            return f"{f.plain(o['events'])}/{f.plain(o['time'])}"
         if s.outcome_kind == "mean":
             return f"{f.plain(o['mean'])} ({f.plain(o['sd'])}), {f.plain(o['n'])}"
         return f"{f.plain(o['events'])}/{f.plain(o['total'])}"

@@ -159,6 +159,8 @@ PROPORTION_SCALES = ("PR", "PLO", "PAS", "PFT", "PLN")
 CORRELATION_SCALES = ("ZCOR", "COR", "UCOR")
 #: measures reported as a mean (MNLN after back-transformation)
 MEAN_SCALES = ("MN", "MNLN")
+#: measures of one group's rate (IRLN and IRS reported as rates; IRFT on its own scale)
+RATE_SCALES = ("IR", "IRLN", "IRS", "IRFT")
 
 
 def _measure_header(measure: str, level_percent: float) -> str:
@@ -168,6 +170,8 @@ def _measure_header(measure: str, level_percent: float) -> str:
         return f"Correlation ({measure}) [{level_percent:g}% CI]"
     if measure in MEAN_SCALES:
         return f"Mean ({measure}) [{level_percent:g}% CI]"
+    if measure in RATE_SCALES:
+        return f"Rate ({measure}) [{level_percent:g}% CI]"
     return f"{measure} [{level_percent:g}% CI]"
 
 
@@ -179,6 +183,8 @@ def se_header(measure: str) -> str:
         return f"SE ({'logit' if measure == 'PLO' else 'arcsine'} scale)"
     if measure == "ZCOR":
         return "SE (Fisher's z scale)"
+    if measure in ("IRS", "IRFT"):
+        return "SE (square-root scale)"
     return "SE"
 
 
@@ -217,6 +223,7 @@ DATA_COLUMNS = {
     "correlation": ["N", "Correlation"],
     "mean": ["N", "Mean (SD)"],
     "change": ["N", "Post-test: mean (SD)", "Pre-test: mean (SD)", "r"],
+    "rate": ["Events / person-time"],
 }
 
 
@@ -236,6 +243,8 @@ def _data_cells(study, kind: str | None) -> list[str]:
         ]
     if kind == "proportion" and o is not None:
         return [f"{f.plain(o['events'])} / {f.plain(o['total'])}"]
+    if kind == "rate" and o is not None:
+        return [f"{f.plain(o['events'])} / {f.plain(o['time'])}"]
     if kind == "correlation" and o is not None:
         return [f.plain(o["n"]), f.plain(o["cor"])]
     if kind == "mean" and o is not None:

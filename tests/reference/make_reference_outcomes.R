@@ -16,7 +16,8 @@
 ##    the tight control list CTRL (threshold 1e-13, step halving).
 ##  * Input columns of each record are written under "data" with metafor's
 ##    argument names (m1i, sd1i, n1i, ..., x1i, t1i, ..., xi, ni, ai, bi, ...,
-##    ri, ni, mi, sdi, ni; m1i, m2i, sd1i, sd2i, ni, ri for pre-post changes).
+##    ri, ni, mi, sdi, ni; m1i, m2i, sd1i, sd2i, ni, ri for pre-post changes;
+##    xi, ti for one group's rates).
 ##  * Numbers: the shortest of 15/16/17 significant digits that round-trips.
 ## ---------------------------------------------------------------------------
 
@@ -142,6 +143,15 @@ tab <- list(ai = d$tpos, bi = d$tneg, ci = d$cpos, di = d$cneg)
 for (m in c("PHI", "YUQ", "YUY", "OR2DN", "OR2DL")) add(record("bcg", m, tab, tab))
 for (m in c("PHI", "YUQ", "YUY", "OR2DN", "OR2DL")) add(record("zeros", m, tab0, tab0))
 
+## one group's incidence rates: dat.hart1999's first arm (x1i, t1i) and the
+## zero-count rates' first arm as one group's events over person-time; IR and
+## IRLN add 1/2 to a zero count (to = "only0"), IRS and IRFT nothing
+d <- dat.hart1999
+ir <- list(xi = d$x1i, ti = d$t1i)
+for (m in c("IRLN", "IR", "IRS", "IRFT")) add(record("hart1999_arm1", m, ir, ir))
+ir0 <- list(xi = inc0$x1i, ti = inc0$t1i)
+for (m in c("IRLN", "IR", "IRS", "IRFT")) add(record("zeros", m, ir0, ir0))
+
 ## back-transformed pooled proportions as predict(transf=...) gives them
 ## (REML, z test): PLO -> transf.ilogit, PAS -> transf.iarcsin, PLN -> exp,
 ## PFT -> transf.ipft.hm with the harmonic mean of ni.
@@ -191,6 +201,19 @@ p <- predict(f, transf = exp)
 back[[length(back) + 1L]] <- list(measure = "ROMC", pred = p$pred,
                                   ci_lb = p$ci.lb, ci_ub = p$ci.ub,
                                   pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+
+## back-transformed pooled one-group rates (REML, z test): IRLN -> exp, IRS ->
+## transf.isqrt; IR and IRFT as they are
+d <- dat.hart1999
+for (m in c("IRLN", "IR", "IRS", "IRFT")) {
+  es <- escalc(measure = m, xi = d$x1i, ti = d$t1i)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- switch(m, IRLN = predict(f, transf = exp), IRS = predict(f, transf = transf.isqrt),
+              predict(f))
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
 
 obj <- list(
   meta = list(R = R.version.string,
