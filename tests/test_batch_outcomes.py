@@ -3,7 +3,8 @@
 The one-engine property of tests/test_batch_equals_pool.py, for the tables beyond 2x2 counts:
 means and SDs (MD, SMD, SMDH, ROM), events over person-time (IRR, IRD, IRSD), single-group
 events and totals (PR, PLO, PAS, PFT, PLN), correlations (ZCOR, COR, UCOR), one group's means
-(MN, MNLN), 2x2 counts with AS, tables of given effects
+(MN, MNLN), one group's pre-post changes (MC, SMCC, SMCR, SMCRH, ROMC), one group's rates (IRLN, IR,
+IRS, IRFT), 2x2 counts with AS, PHI, YUQ, YUY, OR2DN and OR2DL, tables of given effects
 (yi/vi, theta/se, estimate with CI) and count tables where some rows give an effect instead.
 Each is written as a CSV file in ivigmeta's, metafor's or meta's column names, with some bad
 rows (SD 0, n 1, time 0, events above the total, NA, a word); batch reads the whole file in
@@ -54,6 +55,15 @@ NAMES = {
     # meta's metacor (cor, n) and metamean (mean, sd, n) names are ivigmeta's
     "correlation": {"ivigmeta": ("cor", "n"), "metafor": ("ri", "ni")},
     "mean": {"ivigmeta": ("mean", "sd", "n"), "metafor": ("mi", "sdi", "ni")},
+    "change": {
+        "ivigmeta": ("mean_post", "mean_pre", "sd_post", "sd_pre", "n", "r"),
+        "metafor": ("m1i", "m2i", "sd1i", "sd2i", "ni", "ri"),
+    },
+    "rate": {
+        "ivigmeta": ("events", "time"),
+        "metafor": ("xi", "ti"),
+        "meta": ("event", "time"),
+    },
     "counts": {
         "ivigmeta": ("treat_events", "treat_total", "control_events", "control_total"),
         "metafor": ("ai", "n1i", "ci", "n2i"),
@@ -71,7 +81,9 @@ MEASURES = {
     "proportion": KINDS["proportion"],
     "correlation": KINDS["correlation"],
     "mean": KINDS["mean"],
-    "counts": ("AS", "RR"),
+    "change": KINDS["change"],
+    "rate": KINDS["rate"],
+    "counts": ("AS", "RR", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
     "vi": ("RR", "OR", "RD"),
     "se": ("RR", "OR", "RD"),
     "ci": ("RR", "OR", "RD"),
@@ -113,6 +125,23 @@ def cells(draw, kind: str, measure: str) -> list[str]:
     elif kind == "mean":
         mean = _num(draw, -50, 50) if draw(st.integers(0, 4)) == 0 else _num(draw, 0.5, 80)
         row = [mean, _num(draw, 0.1, 30), str(draw(st.integers(2, 200)))]
+    elif kind == "rate":
+        row = [str(draw(st.integers(0, 40))), _num(draw, 1, 900, 1)]
+    elif kind == "change":
+        # means of either sign now and then (ROMC undefined), n = 2 (no SMCC/SMCR correction),
+        # r = 1 (MC and SMCC undefined with equal SDs)
+        row = [
+            _num(draw, -20, 60) if draw(st.integers(0, 4)) == 0 else _num(draw, 0.5, 60),
+            _num(draw, 0.5, 60),
+            _num(draw, 0.1, 20),
+            _num(draw, 0.1, 20),
+            str(draw(st.integers(2, 200))),
+            draw(st.sampled_from(["1", "0"]))
+            if draw(st.integers(0, 9)) == 0
+            else _num(draw, -0.95, 0.95),
+        ]
+        if draw(st.integers(0, 15)) == 0:  # r beyond [-1, 1]: pool's error
+            row[5] = draw(st.sampled_from(["1.5", "-1.01"]))
     elif kind in ("counts", "mixed"):
         n1, n2 = draw(st.integers(1, 200)), draw(st.integers(1, 200))
         row = [str(draw(st.integers(0, n1))), str(n1), str(draw(st.integers(0, n2))), str(n2)]

@@ -30,9 +30,20 @@ def _yv(rec: dict) -> tuple[np.ndarray, np.ndarray]:
         yi, vi = measures.correlation_effects(d["ri"], d["ni"], m)
     elif m in measures.MEAN:
         yi, vi = measures.mean_effects(d["mi"], d["sdi"], d["ni"], m)
+    elif m in measures.RATE:
+        yi, vi, _ = measures.rate_effects(d["xi"], d["ti"], m)
+    elif m in measures.CHANGE:
+        cols = (d[k] for k in ("m1i", "m2i", "sd1i", "sd2i", "ni", "ri"))
+        yi, vi = measures.change_effects(*cols, m)
     else:
         a, b, c, dd = (np.asarray(d[k], float) for k in ("ai", "bi", "ci", "di"))
-        yi, vi = measures.arcsine_difference(a, a + b, c, c + dd)
+        if m == "AS":
+            yi, vi = measures.arcsine_difference(a, a + b, c, c + dd)
+        else:  # PHI, YUQ, YUY, OR2DN, OR2DL: escalc's correction rules, as pool's
+            from ivigmeta.core.effects import count_effects
+
+            fx = count_effects(a, a + b, c, c + dd, m)
+            yi, vi = fx.yi, fx.vi
     return yi, vi
 
 
@@ -56,13 +67,13 @@ NAMINGS = {
         "m1i": "treat_mean", "sd1i": "treat_sd", "n1i": "treat_n",
         "m2i": "control_mean", "sd2i": "control_sd", "n2i": "control_n",
         "x1i": "treat_events", "t1i": "treat_time", "x2i": "control_events", "t2i": "control_time",
-        "xi": "events", "ni": "total",
+        "xi": "events", "ni": "total", "ti": "time",
     },
     "metafor": {},
     "meta": {
         "m1i": "mean.e", "sd1i": "sd.e", "n1i": "n.e", "m2i": "mean.c", "sd2i": "sd.c", "n2i": "n.c",
         "x1i": "event.e", "t1i": "time.e", "x2i": "event.c", "t2i": "time.c",
-        "xi": "event", "ni": "n",
+        "xi": "event", "ni": "n", "ti": "time",
     },
     "RevMan": {
         "m1i": "Experimental Mean", "sd1i": "Experimental SD", "n1i": "Experimental Total",
@@ -74,11 +85,21 @@ NAMINGS = {
 #: correlations (ri, ni) and one group's means (mi, sdi, ni): ivigmeta's names are meta's
 #: (metacor's cor, n; metamean's mean, sd, n)
 ONE_GROUP_NAMINGS = {"ri": "cor", "ni": "n", "mi": "mean", "sdi": "sd"}
+#: pre-post changes (m1i the post-test, sd1i its SD): ivigmeta's names
+CHANGE_NAMINGS = {
+    "m1i": "mean_post", "m2i": "mean_pre", "sd1i": "sd_post", "sd2i": "sd_pre", "ni": "n", "ri": "r",
+}  # fmt: skip
+
+
+def _is_change(rec: dict) -> bool:
+    return "m2i" in rec["data"] and "ri" in rec["data"]
 
 
 def _csv(rec: dict, naming: str) -> str:
     names = NAMINGS[naming]
-    if ("ri" in rec["data"] or "mi" in rec["data"]) and naming != "metafor":
+    if _is_change(rec) and naming != "metafor":
+        names = CHANGE_NAMINGS
+    elif ("ri" in rec["data"] or "mi" in rec["data"]) and naming != "metafor":
         names = ONE_GROUP_NAMINGS
     cols = list(rec["data"])
     k = len(rec["data"][cols[0]])
@@ -90,6 +111,8 @@ def _csv(rec: dict, naming: str) -> str:
 
 def _naming(rec: dict, index: int) -> str:
     """Rotate through the conventions the record's kind has (RevMan only for means)."""
+    if _is_change(rec):
+        return ["ivigmeta", "metafor"][index % 2]
     kinds = ["ivigmeta", "metafor", "meta"] + (["RevMan"] if "m1i" in rec["data"] else [])
     return "metafor" if "ai" in rec["data"] else kinds[index % len(kinds)]
 
@@ -135,7 +158,7 @@ def test_pooled_from_a_table_match_rma(tmp_path, index: int, rec: dict, ref: dic
 def test_back_transformed_proportions_match_predict(tmp_path, ref: dict) -> None:
     """The reported scale of pool's JSON (estimate, CI, prediction interval) is metafor's
     predict(transf=...): PFT with the harmonic mean of the studies' sizes, ZCOR with
-    transf.ztor, MNLN with exp."""
+    transf.ztor, MNLN, ROMC and IRLN with exp, IRS with transf.isqrt."""
     from ivigmeta.api import pool
     from tests.tolerances import ITERATIVE
 

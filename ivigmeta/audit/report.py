@@ -255,6 +255,20 @@ MEASURE_NAMES.update(
     UCOR="unbiased (Olkin-Pratt) correlation coefficient",
     MN="raw mean",
     MNLN="log-transformed mean",
+    PHI="phi coefficient",
+    YUQ="Yule's Q",
+    YUY="Yule's Y",
+    OR2DN="standardized mean difference converted from the log odds ratio (normal)",
+    OR2DL="standardized mean difference converted from the log odds ratio (logistic)",
+    IR="raw incidence rate",
+    IRLN="log-transformed incidence rate",
+    IRS="square-root-transformed incidence rate",
+    IRFT="Freeman-Tukey-transformed incidence rate",
+    MC="raw mean change",
+    SMCC="standardized mean change (change-score standardization)",
+    SMCR="standardized mean change (raw-score standardization by the pre-test SD)",
+    SMCRH="standardized mean change (raw-score standardization, heteroscedastic)",
+    ROMC="log-transformed ratio of means (post-test to pre-test)",
 )
 TAU2_NAMES = {
     "DL": "DerSimonian-Laird",
@@ -287,6 +301,9 @@ BACK_TRANSFORMS = {
     "harmonic mean of the sample sizes.",
     "ZCOR": "Pooled Fisher's z values were back-transformed to correlations.",
     "MNLN": "Pooled log means were back-transformed to means.",
+    "ROMC": "Pooled log ratios of means were back-transformed to ratios.",
+    "IRLN": "Pooled log incidence rates were back-transformed to rates.",
+    "IRS": "Pooled square-root incidence rates were back-transformed to rates (squared).",
 }
 
 

@@ -184,7 +184,8 @@ def batch(
     single or error) and reason. A group with a bad row gets status error; the batch goes on.
     The table is read as pool reads it: the same files, --sep, --sheet, --columns and column
     names, every kind of data (2x2 counts, means and SDs, events and person-time, proportions,
-    correlations, one group's means, given effects) with pool's default measure for it; the group columns are further columns
+    correlations, one group's means, pre-post changes, one group's rates, given effects) with pool's default
+    measure for it; the group columns are further columns
     of it.
 
     FILE may also be a RevMan file (.rm5 or its CSV export) or a folder of .rm5 files: then

@@ -60,6 +60,8 @@ def output_options(func: Callable) -> Callable:
 MEASURE_CHOICES = (
     "RR", "OR", "RD", "AS", "MD", "SMD", "SMDH", "ROM", "IRR", "IRD", "IRSD",
     "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN",
+    "MC", "SMCC", "SMCR", "SMCRH", "ROMC", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL",
+    "IRLN", "IR", "IRS", "IRFT",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -97,10 +99,14 @@ def effect_options(func: Callable) -> Callable:
         type=AnyCase(MEASURE_CHOICES),
         default=None,
         metavar="|".join(MEASURE_CHOICES),
-        help="Effect measure. 2x2 counts: RR (default), OR, RD, AS; means and SDs: MD "
+        help="Effect measure. 2x2 counts: RR (default), OR, RD, AS, PHI, YUQ, YUY, OR2DN, "
+        "OR2DL; means and SDs: MD "
         "(default), SMD, SMDH, ROM; events and person-time: IRR (default), IRD, IRSD; events "
         "and totals of one group: PLO (default), PR, PAS, PFT, PLN; correlations and sizes: "
-        "ZCOR (default), COR, UCOR; means, SDs and sizes of one group: MN (default), MNLN.",
+        "ZCOR (default), COR, UCOR; means, SDs and sizes of one group: MN (default), MNLN; "
+        "one group's post- and pre-test means, SDs, size and correlation: MC (default), SMCC, "
+        "SMCR, SMCRH, ROMC; events and person-time of one group: IRLN (default), IR, IRS, "
+        "IRFT.",
     )(func)
     return func
 
@@ -571,7 +577,7 @@ def forest_options(func: Callable) -> Callable:
         help="Forest plot captions under the axis either side of no effect [default: "
         '"Favours control,Favours treatment", or the arms the table names in treat_label/'
         "control_label (meta: label.e/label.c) columns; none for one group's proportions, "
-        "correlations or means].",
+        "correlations, means, pre-post changes or rates].",
     )(func)
     func = click.option(
         "--model",

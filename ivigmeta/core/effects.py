@@ -6,6 +6,8 @@ d = n2 - c non-events), after the continuity correction described below:
 * RR (log risk ratio): yi = log(a / n1) - log(c / n2), vi = 1/a - 1/n1 + 1/c - 1/n2
 * OR (log odds ratio): yi = log(a d / (b c)),        vi = 1/a + 1/b + 1/c + 1/d
 * RD (risk difference): yi = a / n1 - c / n2,          vi = p1 (1 - p1) / n1 + p2 (1 - p2) / n2
+* PHI, YUQ, YUY, OR2DN, OR2DL: :mod:`ivigmeta.core.measures` (the last four corrected as OR;
+  PHI, as escalc, not corrected under ``only0``)
 
 Continuity correction (``cc``, default 0.5) with ``cc_policy``:
 
@@ -37,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ivigmeta.core.distributions import z_crit
-from ivigmeta.core.measures import ALL_MEASURES, LOG_SCALE, kind_of
+from ivigmeta.core.measures import ALL_MEASURES, LOG_SCALE, ODDS_FAMILY, kind_of
 from ivigmeta.errors import DataError
 
 if TYPE_CHECKING:  # imported where used: ``--help`` needs neither numpy nor the result classes
@@ -88,22 +90,25 @@ def count_effects(
     """``yi``, ``vi`` of every row of counts (the module docstring gives the formulas).
 
     Without ``keep_double_zero`` a ratio analysis leaves out studies with no events in either arm
-    (and, for OR, events in every participant of both arms).
+    (and, for OR and the measures computed from it, YUQ, YUY, OR2DN, OR2DL, events in every
+    participant of both arms). PHI, as escalc, is not corrected under ``only0``.
     """
     import numpy as np
 
+    from ivigmeta.core import measures as m
+
     a, n1, c, n2 = (np.asarray(x, dtype=float) for x in (a, n1, c, n2))
-    if keep_double_zero or measure == "RD":
+    if keep_double_zero or measure in ("RD", "PHI"):
         double_zero = np.zeros(a.shape, bool)
     else:
         double_zero = (a == 0) & (c == 0)
-        if measure == "OR":
+        if measure in ODDS_FAMILY:
             double_zero |= (a == n1) & (c == n2)
     b, d = n1 - a, n2 - c
     has_zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
     if cc_policy == "all":
         add = np.full(a.shape, float(cc))
-    elif cc_policy == "only0":
+    elif cc_policy == "only0" and measure != "PHI":
         add = np.where(has_zero, float(cc), 0.0)
     else:
         add = np.zeros(a.shape)
@@ -117,6 +122,10 @@ def count_effects(
         elif measure == "OR":
             yi = np.log(a) + np.log(d) - np.log(b) - np.log(c)
             vi = 1 / a + 1 / b + 1 / c + 1 / d
+        elif measure in ODDS_FAMILY:
+            yi, vi = m.odds_family(a, b, c, d, measure)
+        elif measure == "PHI":
+            yi, vi = m.phi_coefficient(a, b, c, d)
         else:
             p1, p2 = a / n1, c / n2
             yi = p1 - p2
@@ -158,8 +167,10 @@ DATA_ROLES: dict[str, tuple[str, ...]] = {
     "continuous": ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n"),
     "incidence": ("treat_events", "treat_time", "control_events", "control_time"),
     "proportion": ("events", "total"),
+    "change": ("mean_post", "mean_pre", "sd_post", "sd_pre", "n", "r"),
     "correlation": ("cor", "n"),
     "mean": ("mean", "sd", "n"),
+    "rate": ("events", "time"),
 }
 
 
@@ -197,6 +208,11 @@ def data_effects(
         yi, vi = m.correlation_effects(cols[:, 0], cols[:, 1], measure)
     elif kind == "mean":
         yi, vi = m.mean_effects(cols[:, 0], cols[:, 1], cols[:, 2], measure)
+    elif kind == "rate":
+        yi, vi, added = m.rate_effects(cols[:, 0], cols[:, 1], measure, cc, cc_policy)
+    elif kind == "change":
+        m1, m2, s1, s2, nn, r = cols.T
+        yi, vi = m.change_effects(m1, m2, s1, s2, nn, r, measure)
     else:
         yi, vi, added = m.proportion_effects(cols[:, 0], cols[:, 1], measure, cc, cc_policy)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -232,7 +248,8 @@ def check_effect_options(measure: str, cc: float, cc_policy: str) -> str:
 def table_measure(studies: Sequence[Study], measure: str | None) -> str:
     """The analysis measure for ``studies``: ``measure`` (checked against the kind of data the
     rows give), or the default for that kind (RR for 2x2 counts and effects, MD for means, IRR
-    for rates, PLO for proportions, ZCOR for correlations, MN for one group's means)."""
+    for rates, PLO for proportions, MC for pre-post changes, ZCOR for correlations, MN for one
+    group's means, IRLN for one group's rates)."""
     kinds = {s.outcome_kind or "counts" for s in studies}
     kind = kinds.pop() if len(kinds) == 1 else "counts"
     return kind_measure(kind, measure, next((s.file for s in studies if s.file), ""))
@@ -375,7 +392,7 @@ def _outcome_reason(study: Study, measure: str) -> str:
     o = study.outcome or {}
     if measure == "ROM" and not o.get("treat_mean", 0) * o.get("control_mean", 0) > 0:
         return "ROM undefined: the log ratio of means needs two means of the same sign, not zero"
-    if measure in ("IRR", "PLN", "PLO") or measure == "IRD":
+    if measure in ("IRR", "PLN", "PLO", "IRD", "IR", "IRLN"):
         return f"{measure} undefined: zero events with continuity correction 0"
     if measure == "PR":
         return "PR has zero sampling variance (a proportion of 0 or 1 with continuity correction 0)"
@@ -386,12 +403,21 @@ def _outcome_reason(study: Study, measure: str) -> str:
         return "UCOR undefined: the unbiased correlation needs a sample size n > 4"
     if measure == "MNLN" and not o.get("mean", 0) > 0:
         return "MNLN undefined: the log of a mean needs a positive mean"
+    if measure == "ROMC" and not o.get("mean_post", 0) * o.get("mean_pre", 0) > 0:
+        return "ROMC undefined: the log ratio of means needs two means of the same sign, not zero"
+    if measure in ("SMCC", "SMCR", "SMCRH") and o.get("n", 3) <= 2:
+        return f"{measure} undefined: the small-sample correction needs n > 2"
+    if measure in ("MC", "SMCC") and study.outcome_kind == "change":
+        return (
+            f"{measure} undefined: the change scores have zero SD (r = {o.get('r', 0):g} "
+            "with equal SDs)"
+        )
     return f"{measure} is undefined or has zero sampling variance for this row"
 
 
 def double_zero_reason(study: Study, measure: str) -> str | None:
     """Why a double-zero study is left out of a ratio analysis; ``None`` if it is not one."""
-    if measure in ("RD", "AS") or not study.has_counts:
+    if measure in ("RD", "AS", "PHI") or not study.has_counts:
         return None
     a, n1, c, n2 = study.counts
     if a == 0 and c == 0:
@@ -399,9 +425,9 @@ def double_zero_reason(study: Study, measure: str) -> str | None:
             f"no events in either arm (double zero): {measure} is not estimable "
             "(--keep-double-zero keeps it with the continuity correction)"
         )
-    if measure == "OR" and a == n1 and c == n2:
+    if measure in ODDS_FAMILY and a == n1 and c == n2:
         return (
-            "events in every participant of both arms: OR is not estimable "
+            f"events in every participant of both arms: {measure} is not estimable "
             "(--keep-double-zero keeps it with the continuity correction)"
         )
     return None

@@ -28,6 +28,13 @@ the non-events of a study with x = 0 or x = n (n grows by 1), PAS and PFT need n
 * PFT (Freeman & Tukey 1950; Miller 1978): yi = (arcsin sqrt(x/(n+1)) + arcsin sqrt((x+1)/(n+1)))/2,
   vi = 1/(4 n + 2).
 
+One group's incidence rate (x events over person-time t); IR and IRLN add 1/2 to the events of a
+study with none (``to = "only0"``), IRS and IRFT need no correction:
+
+* IR: yi = x/t, vi = x/t².     * IRLN: yi = log(x/t), vi = 1/x.
+* IRS: yi = sqrt(x/t), vi = 1/(4 t).
+* IRFT (Freeman & Tukey 1950): yi = (sqrt(x/t) + sqrt((x + 1)/t))/2, vi = 1/(4 t).
+
 Correlations (r among n participants; escalc's ``vtype = "LS"``; no variance for n <= 3):
 
 * ZCOR (Fisher 1921): yi = atanh r = log((1 + r)/(1 - r))/2, vi = 1/(n - 3).
@@ -38,6 +45,34 @@ Correlations (r among n participants; escalc's ``vtype = "LS"``; no variance for
 One group's means (mean m, SD s, n participants):
 
 * MN: yi = m, vi = s²/n.     * MNLN: yi = log m, vi = s²/(n m²).
+
+One group measured twice (means m1 after and m2 before, SDs s1 and s2, n participants, r the
+correlation of the two measurements; escalc's m1i, m2i, sd1i, sd2i, ni, ri with m1i the post-test
+mean; c(m) the correction above with m = n - 1; sd² = s1² + s2² - 2 r s1 s2, the change scores'):
+
+* MC: yi = m1 - m2, vi = sd²/n.
+* SMCC (Gibbons et al. 1993; change-score standardization, escalc's default ``vtype = "LS"``):
+  yi = c(n - 1) (m1 - m2) / sd, vi = 1/n + yi²/(2 n).
+* SMCR (Becker 1988; raw-score standardization by the pre-test SD s2, as metafor's worked
+  example of Morris 2008, ``escalc(m1i = post, m2i = pre, sd1i = sd_pre)``):
+  yi = c(n - 1) (m1 - m2) / s2, vi = 2 (1 - r)/n + yi²/(2 n).
+* SMCRH (Bonett 2008; raw-score standardization by s2, heteroscedastic):
+  yi = c(n - 1) (m1 - m2) / s2, vi = c(n - 1)² [sd² / (s2² (n - 1)) + yi² / (2 (n - 1))].
+* ROMC (Lajeunesse 2011): yi = log(m1/m2), vi = s1²/(n m1²) + s2²/(n m2²) - 2 r s1 s2/(n m1 m2).
+
+From 2x2 counts (a, b events and non-events of n1 treated, c, d of n2 controls, after the
+correction of :mod:`ivigmeta.core.effects`; YUQ, YUY, OR2DN and OR2DL are corrected as OR, 1/2
+added to every cell of a table with a zero, PHI not at all), with OR = a d / (b c) and
+S = 1/a + 1/b + 1/c + 1/d:
+
+* PHI (phi coefficient, escalc's ``vtype = "LS"``): yi = (a d - b c) / sqrt(n1 n2 (a + c)
+  (b + d)), vi = [1 - yi² + yi (1 + yi²/2) (p1. - p2.)(p.1 - p.2) / sqrt(p1. p2. p.1 p.2)
+  - 3/4 yi² ((p1. - p2.)²/(p1. p2.) + (p.1 - p.2)²/(p.1 p.2))] / n with the margins' shares
+  p1. = n1/n, p2. = n2/n, p.1 = (a + c)/n, p.2 = (b + d)/n of n = n1 + n2.
+* YUQ (Yule 1900, 1912): yi = (OR - 1)/(OR + 1), vi = (1 - yi²)² S / 4.
+* YUY (Yule 1912): yi = (sqrt OR - 1)/(sqrt OR + 1), vi = (1 - yi²)² S / 16.
+* OR2DL (Hasselblad & Hedges 1995): yi = log OR sqrt(3)/pi, vi = 3 S / pi².
+* OR2DN (Cox 1970, as Haddock et al. 1998): yi = log OR / 1.65, vi = S / 1.65².
 
 From 2x2 counts, AS (arcsine risk difference, no correction): yi = arcsin sqrt(a/n1) -
 arcsin sqrt(c/n2), vi = 1/(4 n1) + 1/(4 n2).
@@ -55,25 +90,33 @@ INCIDENCE = ("IRR", "IRD", "IRSD")
 PROPORTION = ("PR", "PLO", "PAS", "PFT", "PLN")
 CORRELATION = ("ZCOR", "COR", "UCOR")
 MEAN = ("MN", "MNLN")
-COUNTS = ("RR", "OR", "RD", "AS")
+CHANGE = ("MC", "SMCC", "SMCR", "SMCRH", "ROMC")
+RATE = ("IRLN", "IR", "IRS", "IRFT")
+COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL")
+#: measures of 2x2 counts computed from the log odds ratio's cells (corrected as OR)
+ODDS_FAMILY = ("OR", "YUQ", "YUY", "OR2DN", "OR2DL")
 #: every measure ivigmeta pools, by the kind of data it is computed from
 KINDS: dict[str, tuple[str, ...]] = {
     "counts": COUNTS,
     "continuous": CONTINUOUS,
     "incidence": INCIDENCE,
     "proportion": PROPORTION,
+    "change": CHANGE,
     "correlation": CORRELATION,
     "mean": MEAN,
+    "rate": RATE,
 }
-ALL_MEASURES = COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN
+ALL_MEASURES = COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN + CHANGE + RATE
 #: the measure of each kind of data when --measure is not given
 DEFAULT_MEASURE = {
     "counts": "RR",
     "continuous": "MD",
     "incidence": "IRR",
     "proportion": "PLO",
+    "change": "MC",
     "correlation": "ZCOR",
     "mean": "MN",
+    "rate": "IRLN",
 }
 
 
@@ -83,6 +126,11 @@ MEASURE_TITLES = {
     "OR": "Odds ratio",
     "RD": "Risk difference",
     "AS": "Arcsine risk difference",
+    "PHI": "Phi coefficient",
+    "YUQ": "Yule's Q",
+    "YUY": "Yule's Y",
+    "OR2DN": "Standardized mean difference (from the OR, normal)",
+    "OR2DL": "Standardized mean difference (from the OR, logistic)",
     "MD": "Mean difference",
     "SMD": "Standardized mean difference (Hedges' g)",
     "SMDH": "Standardized mean difference (heteroscedastic)",
@@ -100,6 +148,15 @@ MEASURE_TITLES = {
     "UCOR": "Correlation (unbiased)",
     "MN": "Mean",
     "MNLN": "Mean (log)",
+    "IR": "Incidence rate",
+    "IRLN": "Incidence rate (log)",
+    "IRS": "Incidence rate (square root)",
+    "IRFT": "Incidence rate (Freeman-Tukey)",
+    "MC": "Mean change",
+    "SMCC": "Standardized mean change (change-score SD)",
+    "SMCR": "Standardized mean change (pre-test SD)",
+    "SMCRH": "Standardized mean change (pre-test SD, heteroscedastic)",
+    "ROMC": "Ratio of means (post/pre)",
 }
 
 
@@ -124,7 +181,7 @@ def kind_of(measure: str) -> str:
 
 
 #: measures whose escalc default adds the correction to studies with a zero (``to="only0"``)
-CORRECTED = ("PR", "PLN", "PLO", "IRR", "IRD")
+CORRECTED = ("PR", "PLN", "PLO", "IRR", "IRD", "IR", "IRLN")
 
 
 def hedges_correction(m: np.ndarray) -> np.ndarray:
@@ -236,6 +293,31 @@ def proportion_effects(
     return yi, vi, add
 
 
+def rate_effects(
+    x: np.ndarray, t: np.ndarray, measure: str, cc: float = 0.5, cc_policy: str = "only0"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(yi, vi, added)`` of one group's events over person-time (escalc's IR, IRLN, IRS,
+    IRFT)."""
+    import numpy as np
+
+    x, t = (np.asarray(v, dtype=float) for v in (x, t))
+    add = zero_added(x == 0, measure, cc, cc_policy)
+    x = x + add
+    rate = x / t
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "IR":
+            yi, vi = rate, rate / t
+        elif measure == "IRLN":
+            yi, vi = np.log(rate), 1 / x
+        elif measure == "IRS":
+            yi, vi = np.sqrt(rate), 1 / (4 * t)
+        elif measure == "IRFT":
+            yi, vi = (np.sqrt(rate) + np.sqrt(rate + 1 / t)) / 2, 1 / (4 * t)
+        else:
+            raise ValueError(f"not a one-group rate measure: {measure}")
+    return yi, vi, add
+
+
 def olkin_pratt(g: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The Gauss hypergeometric function 2F1(1/2, 1/2; g; x) for g > 1 and 0 <= x <= 1 (UCOR's
     correction, with g = (n - 2)/2 and x = 1 - r²). scipy's ``hyp2f1`` for g < 20; above, where
@@ -296,6 +378,89 @@ def mean_effects(
     raise ValueError(f"not a one-group mean measure: {measure}")
 
 
+def change_effects(
+    m1: np.ndarray,
+    m2: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    n: np.ndarray,
+    r: np.ndarray,
+    measure: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of one group's post-test and pre-test means ``m1``, ``m2``, SDs ``s1``,
+    ``s2``, size ``n`` and correlation ``r`` (escalc's change measures; SMCR and SMCRH
+    standardize by the pre-test SD ``s2``; NaN where escalc gives NaN, n <= 2 for the
+    standardized ones)."""
+    import numpy as np
+
+    m1, m2, s1, s2, n, r = (np.asarray(v, dtype=float) for v in (m1, m2, s1, s2, n, r))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vard = s1**2 + s2**2 - 2 * r * s1 * s2
+        if measure == "MC":
+            return m1 - m2, vard / n
+        if measure == "ROMC":
+            yi = np.log(m1 / m2)
+            return yi, s1**2 / (n * m1**2) + s2**2 / (n * m2**2) - 2 * r * s1 * s2 / (m1 * m2 * n)
+        cm = hedges_correction(n - 1)
+        if measure == "SMCC":
+            yi = cm * (m1 - m2) / np.sqrt(vard)
+            return yi, 1 / n + yi**2 / (2 * n)
+        if measure == "SMCR":
+            yi = cm * (m1 - m2) / s2
+            return yi, 2 * (1 - r) / n + yi**2 / (2 * n)
+        if measure == "SMCRH":
+            yi = cm * (m1 - m2) / s2
+            return yi, cm**2 * (vard / (s2**2 * (n - 1)) + yi**2 / (2 * (n - 1)))
+    raise ValueError(f"not a change measure: {measure}")
+
+
+def odds_family(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, measure: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of YUQ, YUY, OR2DN or OR2DL from (corrected) cells, as escalc."""
+    import math
+
+    import numpy as np
+
+    a, b, c, d = (np.asarray(v, dtype=float) for v in (a, b, c, d))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        s = 1 / a + 1 / b + 1 / c + 1 / d
+        if measure in ("YUQ", "YUY"):
+            odds = (a / b) / (c / d)
+            if measure == "YUQ":
+                yi = (odds - 1) / (odds + 1)
+                return yi, (1 - yi**2) ** 2 * s / 4
+            yi = (np.sqrt(odds) - 1) / (np.sqrt(odds) + 1)
+            return yi, (1 - yi**2) ** 2 * s / 16
+        p1, p2 = a / (a + b), c / (c + d)
+        log_or = np.log(p1 / (1 - p1)) - np.log(p2 / (1 - p2))
+        if measure == "OR2DL":
+            return math.sqrt(3) / math.pi * log_or, 3 / math.pi**2 * s
+        if measure == "OR2DN":
+            return log_or / 1.65, s / 1.65**2
+    raise ValueError(f"not a measure of the odds ratio: {measure}")
+
+
+def phi_coefficient(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of the phi coefficient of 2x2 cells (escalc's PHI, ``vtype = "LS"``)."""
+    import numpy as np
+
+    a, b, c, d = (np.asarray(v, dtype=float) for v in (a, b, c, d))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        n = a + b + c + d
+        yi = (a * d - b * c) / np.sqrt((a + b) * (c + d) * (a + c) * (b + d))
+        r1, r2, c1, c2 = (a + b) / n, (c + d) / n, (a + c) / n, (b + d) / n
+        vi = (
+            1
+            - yi**2
+            + yi * (1 + yi**2 / 2) * (r1 - r2) * (c1 - c2) / np.sqrt(r1 * r2 * c1 * c2)
+            - 0.75 * yi**2 * ((r1 - r2) ** 2 / (r1 * r2) + (c1 - c2) ** 2 / (c1 * c2))
+        ) / n
+    return yi, vi
+
+
 def arcsine_difference(
     a: np.ndarray, n1: np.ndarray, c: np.ndarray, n2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -309,7 +474,7 @@ def arcsine_difference(
 
 
 #: measures analysed on the log scale (reported as exp)
-LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN", "MNLN")
+LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN", "MNLN", "ROMC", "IRLN")
 
 
 def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
@@ -331,6 +496,8 @@ def reported_scalar(theta: float, measure: str, n_harmonic: float | None = None)
             return math.inf
     if measure == "ZCOR":
         return math.tanh(theta)
+    if measure == "IRS":
+        return 0.0 if theta < 0 else theta * theta
     if measure in ("PLO", "PAS", "PFT"):
         if math.isnan(theta):
             return theta
@@ -357,7 +524,8 @@ def pft_inverse(t: np.ndarray, nhm: np.ndarray | float) -> np.ndarray:
 
 def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) -> np.ndarray:
     """Values on the analysis scale -> the reported scale, as metafor's ``predict(transf=...)``:
-    exp for log measures, tanh for ZCOR (``transf.ztor``), the inverse logit for PLO, sin²
+    exp for log measures, tanh for ZCOR (``transf.ztor``), the square (0 below 0,
+    ``transf.isqrt``) for IRS, the inverse logit for PLO, sin²
     (clamped to [0, 1]) for PAS, and for
     PFT Miller's (1978) inverse with the harmonic mean of the studies' sizes ``n``
     (``transf.ipft.hm``), 0 and 1 beyond the transforms of proportions 0 and 1."""
@@ -371,6 +539,8 @@ def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) ->
             return 1 / (1 + np.exp(-t))
         if measure == "ZCOR":
             return np.tanh(t)
+        if measure == "IRS":  # metafor's transf.isqrt
+            return np.where(t < 0, 0.0, t * t)
         if measure == "PAS":
             return np.where(t < 0, 0.0, np.where(t > np.arcsin(1.0), 1.0, np.sin(t) ** 2))
         if measure == "PFT":

@@ -91,8 +91,8 @@ class Rows:
     last: bool = False
     """No rows follow these in their input (the reader met the end): the last group is whole."""
     kind: str = "counts"
-    """``counts``, ``continuous``, ``incidence``, ``proportion``, ``correlation`` or ``mean``
-    (the keys of DATA_ROLES)."""
+    """``counts``, ``continuous``, ``incidence``, ``proportion``, ``change``, ``correlation``,
+    ``mean`` or ``rate`` (the keys of DATA_ROLES)."""
     given: np.ndarray | None = None
     effect: np.ndarray | None = None
     """For a table of effects only in one plain form (``yi, vi`` or ``theta, se``, no measure
@@ -317,6 +317,11 @@ def suspect_rows(
                 bad |= (np.abs(values[:, 0]) > 1) | (values[:, 1] <= 3)
             elif kind == "mean":
                 bad |= (values[:, 1] <= 0) | (values[:, 2] < 2)
+            elif kind == "rate":
+                bad |= (values[:, 0] < 0) | (values[:, 1] <= 0)
+            elif kind == "change":
+                bad |= (values[:, [2, 3]] <= 0).any(axis=1) | (values[:, 4] < 2)
+                bad |= np.abs(values[:, 5]) > 1
             else:
                 bad |= (values[:, 0] < 0) | (values[:, 1] < 1) | (values[:, 0] > values[:, 1])
         if year is not None:

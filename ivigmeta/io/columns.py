@@ -177,8 +177,9 @@ class ColumnMap:
     roles: Mapping[str, str]
     convention: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
-    #: ``continuous``, ``incidence``, ``proportion``, ``correlation`` or ``mean`` for a table of
-    #: means, rates, proportions, correlations or one group's means
+    #: ``continuous``, ``incidence``, ``proportion``, ``change``, ``correlation``, ``mean`` or
+    #: ``rate`` for a table of means, rates, proportions, pre-post changes, correlations, one
+    #: group's means or one group's rates
     #: (:mod:`ivigmeta.io.outcome_columns`), ``None`` for 2x2 counts and effects
     outcome: str | None = None
 
@@ -210,12 +211,23 @@ INCIDENCE_ROLES = ("treat_events", "treat_time", "control_events", "control_time
 PROPORTION_ROLES = ("events", "total")
 CORRELATION_ROLES = ("cor", "n")
 MEAN_ROLES = ("mean", "sd", "n")
+CHANGE_ROLES = ("mean_post", "mean_pre", "sd_post", "sd_pre", "n", "r")
+RATE_ROLES = ("events", "time")
 
 
 def all_roles() -> tuple[str, ...]:
     """Every role ``--columns`` takes: the count, effect and label roles, and the columns of
-    means, rates, proportions, correlations and one group's means."""
-    kinds = (CONTINUOUS_ROLES, INCIDENCE_ROLES, PROPORTION_ROLES, CORRELATION_ROLES, MEAN_ROLES)
+    means, rates, proportions, correlations, one group's means, pre-post changes and one
+    group's rates."""
+    kinds = (
+        CONTINUOUS_ROLES,
+        INCIDENCE_ROLES,
+        PROPORTION_ROLES,
+        CORRELATION_ROLES,
+        MEAN_ROLES,
+        CHANGE_ROLES,
+        RATE_ROLES,
+    )
     extra = [r for rs in kinds for r in rs]
     return ROLES + tuple(r for r in dict.fromkeys(extra) if r not in ROLES)
 

@@ -11,9 +11,12 @@ incidence rates           ``treat_events, treat_time, control_events, control_ti
                           metafor ``x1i, t1i, x2i, t2i`` / meta ``event.e, time.e, event.c,
                           time.c``
 proportions               ``events, total`` / metafor ``xi, ni`` / meta ``event, n``
+pre-post changes          ``mean_post, mean_pre, sd_post, sd_pre, n, r`` / metafor ``m1i, m2i,
+                          sd1i, sd2i, ni, ri`` (one group measured twice; m1i the post-test)
 correlations              ``cor, n`` (meta's ``metacor`` names too) / metafor ``ri, ni``
 one group's means         ``mean, sd, n`` (meta's ``metamean`` names too) / metafor ``mi,
                           sdi, ni``
+one group's rates         ``events, time`` / metafor ``xi, ti`` / meta ``event, time``
 ========================  ===================================================================
 
 Names match case-insensitively; RevMan names also ignore spaces and punctuation. The first
@@ -27,11 +30,13 @@ import re
 from collections.abc import Callable, Sequence
 
 from ivigmeta.io.columns import (  # noqa: F401 - the role tuples are this module's too
+    CHANGE_ROLES,
     CONTINUOUS_ROLES,
     CORRELATION_ROLES,
     INCIDENCE_ROLES,
     MEAN_ROLES,
     PROPORTION_ROLES,
+    RATE_ROLES,
     Convention,
 )
 
@@ -41,9 +46,11 @@ KIND_MEASURES: dict[str, tuple[str, ...]] = {
     "continuous": ("MD", "SMD", "SMDH", "ROM"),
     "incidence": ("IRR", "IRD", "IRSD"),
     "proportion": ("PLO", "PR", "PAS", "PFT", "PLN"),
+    "change": ("MC", "SMCC", "SMCR", "SMCRH", "ROMC"),
     "correlation": ("ZCOR", "COR", "UCOR"),
     "mean": ("MN", "MNLN"),
-    "counts": ("RR", "OR", "RD", "AS"),
+    "rate": ("IRLN", "IR", "IRS", "IRFT"),
+    "counts": ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
 }
 
 
@@ -81,6 +88,15 @@ OUTCOME_CONVENTIONS: dict[str, tuple[Convention, ...]] = {
         Convention("metafor's", dict(zip(PROPORTION_ROLES, ("xi", "ni")))),
         Convention("meta's", dict(zip(PROPORTION_ROLES, ("event", "n")))),
     ),
+    # One group measured twice. Before correlations, whose metafor names (ri, ni) it contains:
+    # a table with all six of these columns is a pre-post table. After the kinds above: a
+    # two-group table (m1i, sd1i, n1i, ...) stays continuous whatever else it has.
+    "change": (
+        Convention("ivigmeta's", dict(zip(CHANGE_ROLES, CHANGE_ROLES))),
+        Convention(
+            "metafor's", dict(zip(CHANGE_ROLES, ("m1i", "m2i", "sd1i", "sd2i", "ni", "ri")))
+        ),
+    ),
     # After the kinds above: a table that has their columns is read as before. meta's
     # metacor (cor, n) and metamean (mean, sd, n) use ivigmeta's own names.
     "correlation": (
@@ -90,6 +106,12 @@ OUTCOME_CONVENTIONS: dict[str, tuple[Convention, ...]] = {
     "mean": (
         Convention("ivigmeta's", dict(zip(MEAN_ROLES, MEAN_ROLES))),
         Convention("metafor's", dict(zip(MEAN_ROLES, ("mi", "sdi", "ni")))),
+    ),
+    # Last: a table with the columns of any kind above (events and a total, say) reads as before.
+    "rate": (
+        Convention("ivigmeta's", dict(zip(RATE_ROLES, RATE_ROLES))),
+        Convention("metafor's", dict(zip(RATE_ROLES, ("xi", "ti")))),
+        Convention("meta's", dict(zip(RATE_ROLES, ("event", "time")))),
     ),
 }
 
@@ -125,14 +147,24 @@ def detect_outcome(header: Sequence[str]) -> tuple[str, Convention, dict[str, st
 def explicit_kind(explicit: dict[str, str] | None, header: Sequence[str] = ()) -> str | None:
     """The outcome kind ``--columns`` names roles of (``treat_time`` for rates, ``treat_mean``
     and the like for means, ``events``/``total`` for proportions, ``cor`` for correlations,
-    ``mean``/``sd`` for one group's means), or None. ``n`` alone (correlations and one group's
-    means share it) is a correlation when the header has ``cor`` or ``ri``, else a mean."""
+    ``mean``/``sd`` for one group's means, ``mean_post`` and the like for pre-post changes,
+    ``time`` for one group's rates (``events`` alone too when the header has a time and no
+    total), or None. ``n`` alone (correlations, one group's means and changes share it) is a change when
+    the header has a change's columns, a correlation when it has ``cor`` or ``ri``, else a
+    mean."""
     given = set(explicit or ())
+    if "time" in given:
+        return "rate"
+    if given & (set(CHANGE_ROLES) - {"n"}):
+        return "change"
     if given & {"treat_time", "control_time"}:
         return "incidence"
     if given & set(CONTINUOUS_ROLES):
         return "continuous"
     if given & set(PROPORTION_ROLES):
+        names = {h.strip().lower() for h in header if h}
+        if "total" not in given and names & {"time", "ti"} and not names & {"total", "ni", "n"}:
+            return "rate"
         return "proportion"
     if "cor" in given:
         return "correlation"
@@ -140,6 +172,8 @@ def explicit_kind(explicit: dict[str, str] | None, header: Sequence[str] = ()) -
         return "mean"
     if "n" in given:
         names = {h.strip().lower() for h in header if h}
+        if any(match(conv, header) for conv in OUTCOME_CONVENTIONS["change"]):
+            return "change"
         return "correlation" if names & {"cor", "ri"} else "mean"
     return None
 
@@ -174,8 +208,9 @@ def explicit_outcome(
 
 
 def default_measure(kind: str) -> str:
-    """MD for continuous, IRR for incidence, PLO for proportions, ZCOR for correlations, MN for
-    one group's means, RR for 2x2 counts."""
+    """MD for continuous, IRR for incidence, PLO for proportions, MC for pre-post changes, ZCOR
+    for correlations, MN for one group's means, IRLN for one group's rates, RR for 2x2
+    counts."""
     return KIND_MEASURES[kind][0]
 
 
@@ -211,6 +246,9 @@ _BOUNDS: dict[str, tuple[float, bool, str]] = {
     "total": (1.0, True, "a total must be at least 1"),
     "sd": (0.0, False, "a standard deviation must be > 0"),
     "n": (2.0, True, "a group needs at least 2 participants for an SD"),
+    "sd_post": (0.0, False, "a standard deviation must be > 0"),
+    "sd_pre": (0.0, False, "a standard deviation must be > 0"),
+    "time": (0.0, False, "person-time must be > 0"),
 }
 
 #: bounds of a kind's roles that differ from :data:`_BOUNDS` (``n`` of a correlation: escalc
@@ -229,6 +267,8 @@ OUTCOME_ROLES: dict[str, tuple[str, ...]] = {
     "proportion": PROPORTION_ROLES,
     "correlation": CORRELATION_ROLES,
     "mean": MEAN_ROLES,
+    "change": CHANGE_ROLES,
+    "rate": RATE_ROLES,
 }
 
 
@@ -242,7 +282,7 @@ def parse_outcome_row(
 ) -> dict[str, float]:
     """role -> number for one row of an outcome table of ``kind`` (None: told by the roles); a
     missing, non-numeric or impossible value (SD <= 0, n < 2, time <= 0, events > total, a
-    correlation beyond [-1, 1] or with n <= 3) is a one-line :class:`~ivigmeta.errors.DataError`
+    correlation beyond [-1, 1] or with n <= 3, a pre-post correlation r beyond [-1, 1]) is a one-line :class:`~ivigmeta.errors.DataError`
     naming the row and the column."""
     import math
 
@@ -276,12 +316,12 @@ def parse_outcome_row(
             low, inclusive, why = bound
             if x < low or (x == low and not inclusive):
                 raise DataError(f"{where}: '{text}' is not allowed ({why})")
-        if role == "cor" and abs(x) > 1:
+        if role in ("cor", "r") and abs(x) > 1:
             raise DataError(
                 f"{where}: '{text}' is not a correlation (expected a value between -1 and 1)"
             )
         out[role] = x
-    if "events" in out and out["events"] > out["total"]:
+    if "events" in out and "total" in out and out["events"] > out["total"]:
         raise DataError(
             f"{source}, row {row}, column '{roles['events']}': {values[roles['events']].strip()} "
             f"events among {values[roles['total']].strip()} (events cannot exceed the total)"

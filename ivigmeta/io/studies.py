@@ -74,8 +74,10 @@ OUTCOME_SOURCES = {
     "continuous": "means",
     "incidence": "rates",
     "proportion": "proportion",
+    "change": "change",
     "correlation": "correlation",
     "mean": "mean",
+    "rate": "rate",
 }
 
 
@@ -116,8 +118,8 @@ class Study:
     fields: Mapping[str, str] = field(default_factory=dict)
     given: GivenEffect | None = None
     file: str = ""
-    #: ``continuous``, ``incidence``, ``proportion``, ``correlation`` or ``mean`` for a row of
-    #: such a table (then :attr:`outcome` holds its numbers by role, e.g. ``treat_mean``), else
+    #: ``continuous``, ``incidence``, ``proportion``, ``change``, ``correlation``, ``mean`` or
+    #: ``rate`` for a row of such a table (then :attr:`outcome` holds its numbers by role, e.g. ``treat_mean``), else
     #: ``None``
     outcome_kind: str | None = None
     outcome: Mapping[str, float] | None = None
@@ -134,7 +136,7 @@ class Study:
     @property
     def effect_source(self) -> str:
         """Where the effect comes from: ``counts``, ``means``, ``rates``, ``proportion``,
-        ``correlation``, ``mean``, or the kind of the given effect (``ci``, ``se``, ``vi``)."""
+        ``change``, ``correlation``, ``mean``, ``rate``, or the kind of the given effect (``ci``, ``se``, ``vi``)."""
         if self.outcome_kind is not None:
             return OUTCOME_SOURCES[self.outcome_kind]
         if self.has_counts or self.given is None:
@@ -144,7 +146,7 @@ class Study:
     @property
     def n(self) -> int | None:
         """Participants: both arms' totals, both groups' sizes, a proportion's total, or the
-        size of a correlation's or a mean's sample."""
+        size of a correlation's, a mean's or a pre-post change's sample."""
         if self.outcome is not None:
             if "treat_n" in self.outcome:
                 return _whole(self.outcome["treat_n"] + self.outcome["control_n"])
@@ -717,8 +719,10 @@ KIND_WORDS = {
     "continuous": "means, SDs and sizes",
     "incidence": "events and person-time",
     "proportion": "events and totals",
+    "change": "pre-post means, SDs, sizes and correlations",
     "correlation": "correlations and sample sizes",
     "mean": "one group's means, SDs and sizes",
+    "rate": "one group's events and person-time",
 }
 
 

@@ -46,11 +46,18 @@ def arm_captions(ma: MetaAnalysis) -> tuple[str, str] | None:
     return None
 
 
+#: measures of one group's data (no side of the axis favours anything)
+ONE_GROUP_MEASURES = (
+    *("PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN"),
+    *("MC", "SMCC", "SMCR", "SMCRH", "ROMC", "IR", "IRLN", "IRS", "IRFT"),
+)  # fmt: skip
+
+
 def _captions(
     labels: Sequence[str] | None, measure: str = "", ma: MetaAnalysis | None = None
 ) -> tuple[str, str]:
     if labels is None:
-        if measure in ("PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN"):
+        if measure in ONE_GROUP_MEASURES:
             return "", ""  # one group: no side favours anything
         found = arm_captions(ma) if ma is not None else None
         return found or DEFAULT_LABELS
@@ -85,6 +92,13 @@ def _columns(ma: MetaAnalysis, models: Sequence[str]) -> tuple[list[Column], lis
         left += [Column("treat", "r, n", "", "center")]
     elif kinds == {"mean"}:
         left += [Column("treat", "Mean (SD), n", "", "center")]
+    elif kinds == {"rate"}:
+        left += [Column("treat", "Events/Person-time", "", "center")]
+    elif kinds == {"change"}:
+        left += [
+            Column("treat", "Post-test", "Mean (SD)", "center"),
+            Column("control", "Pre-test", "Mean (SD), n, r", "center"),
+        ]
     # Rows may give an effect instead of counts; a table of effects alone has no events columns.
     elif any(s.has_counts for s in ma.effects.studies):
         left += [
@@ -110,10 +124,17 @@ def _arm_text(s, arm: str) -> str:
             )
         if s.outcome_kind == "incidence":
             return f"{f.plain(o[arm + '_events'])}/{f.plain(o[arm + '_time'])}"
+        if s.outcome_kind == "change":
+            if arm == "treat":
+                return f"{f.plain(o['mean_post'])} ({f.plain(o['sd_post'])})"
+            pre = f"{f.plain(o['mean_pre'])} ({f.plain(o['sd_pre'])})"
+            return f"{pre}, {f.plain(o['n'])}, {f.plain(o['r'])}"
         if arm != "treat":
             return ""
         if s.outcome_kind == "correlation":
             return f"{f.plain(o['cor'])}, {f.plain(o['n'])}"
+        if s.outcome_kind == "rate":
+            return f"{f.plain(o['events'])}/{f.plain(o['time'])}"
         if s.outcome_kind == "mean":
             return f"{f.plain(o['mean'])} ({f.plain(o['sd'])}), {f.plain(o['n'])}"
         return f"{f.plain(o['events'])}/{f.plain(o['total'])}"

@@ -160,6 +160,8 @@ PROPORTION_SCALES = ("PR", "PLO", "PAS", "PFT", "PLN")
 CORRELATION_SCALES = ("ZCOR", "COR", "UCOR")
 #: measures reported as a mean (MNLN after back-transformation)
 MEAN_SCALES = ("MN", "MNLN")
+#: measures of one group's rate (IRLN and IRS reported as rates; IRFT on its own scale)
+RATE_SCALES = ("IR", "IRLN", "IRS", "IRFT")
 
 
 def _measure_header(measure: str, level_percent: float) -> str:
@@ -169,6 +171,8 @@ def _measure_header(measure: str, level_percent: float) -> str:
         return f"Correlation ({measure}) [{level_percent:g}% CI]"
     if measure in MEAN_SCALES:
         return f"Mean ({measure}) [{level_percent:g}% CI]"
+    if measure in RATE_SCALES:
+        return f"Rate ({measure}) [{level_percent:g}% CI]"
     return f"{measure} [{level_percent:g}% CI]"
 
 
@@ -180,6 +184,8 @@ def se_header(measure: str) -> str:
         return f"SE ({'logit' if measure == 'PLO' else 'arcsine'} scale)"
     if measure == "ZCOR":
         return "SE (Fisher's z scale)"
+    if measure in ("IRS", "IRFT"):
+        return "SE (square-root scale)"
     return "SE"
 
 
@@ -217,6 +223,8 @@ DATA_COLUMNS = {
     "proportion": ["Events / total"],
     "correlation": ["N", "Correlation"],
     "mean": ["N", "Mean (SD)"],
+    "change": ["N", "Post-test: mean (SD)", "Pre-test: mean (SD)", "r"],
+    "rate": ["Events / person-time"],
 }
 
 
@@ -236,10 +244,19 @@ def _data_cells(study, kind: str | None) -> list[str]:
         ]
     if kind == "proportion" and o is not None:
         return [f"{f.plain(o['events'])} / {f.plain(o['total'])}"]
+    if kind == "rate" and o is not None:
+        return [f"{f.plain(o['events'])} / {f.plain(o['time'])}"]
     if kind == "correlation" and o is not None:
         return [f.plain(o["n"]), f.plain(o["cor"])]
     if kind == "mean" and o is not None:
         return [f.plain(o["n"]), f"{f.plain(o['mean'])} ({f.plain(o['sd'])})"]
+    if kind == "change" and o is not None:
+        return [
+            f.plain(o["n"]),
+            f"{f.plain(o['mean_post'])} ({f.plain(o['sd_post'])})",
+            f"{f.plain(o['mean_pre'])} ({f.plain(o['sd_pre'])})",
+            f.plain(o["r"]),
+        ]
     return [
         str(study.n) if study.has_counts else NOT_REPORTED,
         _events(study, "treat"),
@@ -258,7 +275,7 @@ def _total_cells(ma: MetaAnalysis, kind: str | None) -> list[str]:
             f"{tot.control_events} ({tot.control_total})",
         ]
     cells = [""] * len(DATA_COLUMNS[kind])
-    if kind in ("continuous", "correlation", "mean"):
+    if kind in ("continuous", "correlation", "mean", "change"):
         cells[0] = f.plain(sum(s.n or 0 for s in ma.effects.studies))
     return cells
 

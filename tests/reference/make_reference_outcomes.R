@@ -16,7 +16,8 @@
 ##    the tight control list CTRL (threshold 1e-13, step halving).
 ##  * Input columns of each record are written under "data" with metafor's
 ##    argument names (m1i, sd1i, n1i, ..., x1i, t1i, ..., xi, ni, ai, bi, ...,
-##    ri, ni, mi, sdi, ni).
+##    ri, ni, mi, sdi, ni; m1i, m2i, sd1i, sd2i, ni, ri for pre-post changes;
+##    xi, ti for one group's rates).
 ##  * Numbers: the shortest of 15/16/17 significant digits that round-trips.
 ## ---------------------------------------------------------------------------
 
@@ -111,6 +112,46 @@ d <- dat.normand1999
 mn <- list(mi = d$m1i, sdi = d$sd1i, ni = d$n1i)
 for (m in c("MN", "MNLN")) add(record("normand1999_arm1", m, mn, mn))
 
+## one group measured twice: Morris (2008)'s five training studies (Carlson &
+## Schmidt 1999), treatment and control groups apart, as metafor's worked
+## example types them (metafor-project.org/doku.php/analyses:morris2008; the
+## installed metadat has no dat.morris2008). data: m1i = post-test mean, m2i =
+## pre-test mean, sd1i = post-test SD, sd2i = pre-test SD (ivigmeta's
+## mean_post, mean_pre, sd_post, sd_pre). MC, SMCC and ROMC are escalc with
+## exactly these; SMCR and SMCRH standardize by the pre-test SD, as metafor's
+## example: escalc(m1i = m_post, m2i = m_pre, sd1i = sd_pre, sd2i = sd_post).
+morris <- list(
+  T = list(m1i = c(38.5, 26.8, 0.7, 75.9, 36.0), m2i = c(30.6, 23.5, 0.5, 53.4, 35.6),
+           sd1i = c(11.6, 4.1, 0.1, 4.4, 4.6), sd2i = c(15.0, 3.1, 0.1, 14.5, 4.7),
+           ni = c(20, 50, 9, 10, 14), ri = c(0.47, 0.64, 0.77, 0.89, 0.44)),
+  C = list(m1i = c(19.7, 25.3, 0.6, 60.7, 33.4), m2i = c(23.1, 24.9, 0.6, 55.7, 34.8),
+           sd1i = c(14.8, 3.3, 0.2, 17.9, 6.9), sd2i = c(13.8, 4.1, 0.2, 17.3, 3.1),
+           ni = c(20, 42, 9, 11, 14), ri = c(0.47, 0.64, 0.77, 0.89, 0.44)))
+change_args <- function(d, m) {
+  if (m %in% c("SMCR", "SMCRH"))
+    list(m1i = d$m1i, m2i = d$m2i, sd1i = d$sd2i, sd2i = d$sd1i, ni = d$ni, ri = d$ri)
+  else d
+}
+for (g in names(morris)) for (m in c("MC", "SMCC", "SMCR", "SMCRH", "ROMC"))
+  add(record(paste0("morris2008_", g), m, morris[[g]], change_args(morris[[g]], m)))
+
+## more measures of 2x2 counts on dat.bcg and the zero-cell tables: PHI
+## (escalc adds nothing unless add is given), YUQ, YUY, OR2DN, OR2DL
+## (corrected as OR: add = 1/2 to every cell of a table with a zero)
+d <- dat.bcg
+tab <- list(ai = d$tpos, bi = d$tneg, ci = d$cpos, di = d$cneg)
+for (m in c("PHI", "YUQ", "YUY", "OR2DN", "OR2DL")) add(record("bcg", m, tab, tab))
+for (m in c("PHI", "YUQ", "YUY", "OR2DN", "OR2DL")) add(record("zeros", m, tab0, tab0))
+
+## one group's incidence rates: dat.hart1999's first arm (x1i, t1i) and the
+## zero-count rates' first arm as one group's events over person-time; IR and
+## IRLN add 1/2 to a zero count (to = "only0"), IRS and IRFT nothing
+d <- dat.hart1999
+ir <- list(xi = d$x1i, ti = d$t1i)
+for (m in c("IRLN", "IR", "IRS", "IRFT")) add(record("hart1999_arm1", m, ir, ir))
+ir0 <- list(xi = inc0$x1i, ti = inc0$t1i)
+for (m in c("IRLN", "IR", "IRS", "IRFT")) add(record("zeros", m, ir0, ir0))
+
 ## back-transformed pooled proportions as predict(transf=...) gives them
 ## (REML, z test): PLO -> transf.ilogit, PAS -> transf.iarcsin, PLN -> exp,
 ## PFT -> transf.ipft.hm with the harmonic mean of ni.
@@ -146,6 +187,29 @@ for (m in c("MN", "MNLN")) {
   es <- escalc(measure = m, mi = d$m1i, sdi = d$sd1i, ni = d$n1i)
   f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
   p <- if (m == "MNLN") predict(f, transf = exp) else predict(f)
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+
+## back-transformed pooled pre-post ratio of means (REML, z test): ROMC -> exp
+d <- morris$T
+es <- escalc(measure = "ROMC", m1i = d$m1i, m2i = d$m2i, sd1i = d$sd1i, sd2i = d$sd2i,
+             ni = d$ni, ri = d$ri)
+f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+p <- predict(f, transf = exp)
+back[[length(back) + 1L]] <- list(measure = "ROMC", pred = p$pred,
+                                  ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                  pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+
+## back-transformed pooled one-group rates (REML, z test): IRLN -> exp, IRS ->
+## transf.isqrt; IR and IRFT as they are
+d <- dat.hart1999
+for (m in c("IRLN", "IR", "IRS", "IRFT")) {
+  es <- escalc(measure = m, xi = d$x1i, ti = d$t1i)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- switch(m, IRLN = predict(f, transf = exp), IRS = predict(f, transf = transf.isqrt),
+              predict(f))
   back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
                                     ci_lb = p$ci.lb, ci_ub = p$ci.ub,
                                     pi_lb = p$pi.lb, pi_ub = p$pi.ub)
