@@ -81,3 +81,11 @@ def test_mh_random_part_is_unchanged():
     a = fit(effects("ivig", "OR"), FitOptions(common_method="MH"))
     b = fit(effects("ivig", "OR"))
     assert a.random == b.random and not math.isclose(a.common.theta, b.common.theta)
+
+
+def test_mantel_haenszel_refuses_the_arcsine_difference(run, studies_path):
+    # rma.mh pools OR, RR and RD (and rates): an AS analysis would have printed the MH risk
+    # difference under the AS label.
+    result = run("pool", str(studies_path), "--measure", "AS", "--common", "MH")
+    assert result.exit_code == 1
+    assert "Mantel-Haenszel pools RR, OR and RD: AS is pooled by inverse variance" in result.stderr
