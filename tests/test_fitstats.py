@@ -227,3 +227,47 @@ def test_mantel_haenszel_and_peto_fit_statistics_match_metafor(rec):
     for block, ours in (("ml", fs.ml_dict), ("reml", fs.reml_dict)):
         for key, value in ours.items():
             assert close(value, rec[block][key], CLOSED_FORM), (block, key, value, rec[block][key])
+
+
+RATES = REF["rates"]
+
+
+def _rate_effects(rec):
+    from ivigmeta.core.effects import compute_effects
+    from ivigmeta.io.studies import parse_table
+
+    d = rec["data"]
+    lines = ["study,treat_events,treat_time,control_events,control_time"]
+    lines += [
+        f"s{i + 1},{a:g},{b:g},{c:g},{e:g}"
+        for i, (a, b, c, e) in enumerate(zip(d["x1i"], d["t1i"], d["x2i"], d["t2i"]))
+    ]
+    return compute_effects(
+        parse_table("\n".join(lines) + "\n", "rates.csv").studies, measure=rec["measure"]
+    )
+
+
+@pytest.mark.parametrize("rec", RATES, ids=[f"{r['dataset']}-{r['measure']}" for r in RATES])
+def test_mantel_haenszel_rates_match_metafor(rec):
+    ma = fit(_rate_effects(rec), FitOptions(common_method="MH"))
+    c = ma.common
+    for ours, key in (
+        (c.theta, "beta"),
+        (c.se, "se"),
+        (c.ci_low_theta, "ci_lb"),
+        (c.ci_high_theta, "ci_ub"),
+        (c.p_value, "pval"),
+        (c.q, "QE"),
+        (c.q_p_value, "QEp"),
+        (c.i2, "I2"),
+    ):
+        assert close(ours, rec[key], CLOSED_FORM), (key, ours, rec[key])
+    if rec["measure"] == "IRR":
+        assert close(c.cmh.statistic, rec["MH"], CLOSED_FORM)
+        assert close(c.cmh.p_value, rec["MHp"], CLOSED_FORM)
+    else:
+        assert c.cmh is None
+    fs = c.fit_statistics
+    for block, ours in (("ml", fs.ml_dict), ("reml", fs.reml_dict)):
+        for key, value in ours.items():
+            assert close(value, rec[block][key], CLOSED_FORM), (block, key)

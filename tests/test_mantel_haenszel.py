@@ -8,6 +8,7 @@ add = c(1/2, 0), to = c("only0", "none"), drop00 = c(TRUE, FALSE) (raw counts fo
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -89,3 +90,33 @@ def test_mantel_haenszel_refuses_the_arcsine_difference(run, studies_path):
     result = run("pool", str(studies_path), "--measure", "AS", "--common", "MH")
     assert result.exit_code == 1
     assert "Mantel-Haenszel pools RR, OR and RD: AS is pooled by inverse variance" in result.stderr
+
+
+def test_mantel_haenszel_for_rates_in_pool_and_batch(run, tmp_path):
+    # Events over person-time: rma.mh's IRR with its MH test; batch gives what pool gives.
+    rows = [(9, 413, 19, 398), (8, 263, 19, 245), (0, 112, 2, 120), (4, 300, 6, 310)]
+    single = tmp_path / "rates.csv"
+    single.write_text(
+        "study,treat_events,treat_time,control_events,control_time\n"
+        + "".join(f"s{i},{a},{b},{c},{d}\n" for i, (a, b, c, d) in enumerate(rows))
+    )
+    many = tmp_path / "rates_batch.csv"
+    many.write_text(
+        "grp,study,treat_events,treat_time,control_events,control_time\n"
+        + "".join(f"g,s{i},{a},{b},{c},{d}\n" for i, (a, b, c, d) in enumerate(rows))
+    )
+    pooled = run("pool", str(single), "--measure", "IRR", "--common", "MH", "-f", "json")
+    assert pooled.exit_code == 0, pooled.stderr
+    data = json.loads(pooled.stdout)
+    common = data["common"]
+    assert common["method"] == "MH" and common["cmh"]["df"] == 1
+    table = run("pool", str(single), "--measure", "IRR", "--common", "MH")
+    assert "Mantel-Haenszel test (IRR = 1, continuity-corrected)" in table.stdout
+    batch = run(
+        "batch", str(many), "-g", "grp", "--measure", "IRR", "--common", "MH", "-f", "jsonl"
+    )
+    assert batch.exit_code == 0, batch.stderr
+    (row,) = [json.loads(line) for line in batch.stdout.splitlines() if line.strip()]
+    assert row["status"] == "ok"
+    assert row["common_theta"] == common["theta"] and row["common_se"] == common["se"]
+    assert row["q"] == data["heterogeneity"]["q"]

@@ -162,7 +162,8 @@ def measure_of(kind: str, options: BatchOptions, source: str = "") -> str:
     measure = kind_measure(kind, options.measure, source)
     if options.common_method != "IV":
         check_common_method(options.common_method, measure)
-        if kind != "counts":
+        rates = kind == "incidence" and options.common_method == "MH" and measure in ("IRR", "IRD")
+        if kind != "counts" and not rates:
             method = "Mantel-Haenszel" if options.common_method == "MH" else "Peto's method"
             raise DataError(
                 f"{source + ': ' if source else ''}{method} needs event counts, but the table "
@@ -186,7 +187,8 @@ def pool_arrays(
     """Pool groups of rows whose effect sizes are ``fx`` (:func:`ivigmeta.core.effects.data_effects`;
     rows sorted by group, ``sizes`` rows per group) with ``measure``.
 
-    ``counts`` (n, 4) are the rows' 2x2 counts, which Mantel-Haenszel and Peto pool; ``pft_n``
+    ``counts`` (n, 4) are the rows' 2x2 counts (or events and person-times), which
+    Mantel-Haenszel and Peto pool; ``pft_n``
     the rows' sizes, whose harmonic mean per group back-transforms PFT.
     Returns arrays, one value per group, for every numeric column of :data:`RESULT_COLUMNS`
     plus ``converged``, ``common_error`` (an index into :data:`COMMON_ERRORS`, 0 when defined) and
@@ -421,7 +423,7 @@ def pool_rows(
         fx,
         measure,
         opts,
-        counts=data if rows.kind == "counts" else None,
+        counts=data if rows.kind in ("counts", "incidence") else None,
         pft_n=data[:, -1] if measure == "PFT" else None,
     )
 

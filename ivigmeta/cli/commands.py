@@ -222,7 +222,7 @@ def pool(
     if not fitted.pooled:
         note("a single study: no pooling was done")
     common = fitted.analysis.common
-    if common is not None and common.method == "MH" and fitted.measure != "OR":
+    if common is not None and common.method == "MH" and fitted.measure not in ("OR", "IRR"):
         note(
             "the Cochran-Mantel-Haenszel and Tarone tests are for odds ratios: not computed "
             f"for {fitted.measure} (use --measure OR)"

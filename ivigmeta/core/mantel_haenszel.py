@@ -37,6 +37,18 @@ study and O - E = a - n1 m1 / N:
   1 / Var_i = 1/A + 1/(n1 - A) + 1/(m1 - A) + 1/(n2 - m1 + A), summed over the k_pos tables with
   A > 0, m1 > 0 and m0 > 0, on k_pos - 1 df; Tarone's (1985) correction
   TA = BD - (sum (a - A))² / sum Var_i.
+
+Incidence rates (metafor's ``rma.mh`` with measure IRR or IRD; Rothman, Greenland & Lash 2008):
+with x1, x2 events over person-times t1, t2 and T = t1 + t2 per study:
+
+* IRR: R = sum x1 t2 / T, S = sum x2 t1 / T, IRR = R / S, Var(log IRR) =
+  sum (t1 / T)(t2 / T)(x1 + x2) / (R S) (undefined when an arm has no events in any study);
+  the Mantel-Haenszel test of IRR = 1: (|sum x1 - (x1 + x2) t1 / T| - 1/2)² /
+  sum (x1 + x2)(t1 / T)(t2 / T) on 1 df (with the continuity correction, metafor's default);
+* IRD = sum (x1 t2 - x2 t1) / T / sum t1 t2 / T, Var = sum (t1 t2 / T)² (x1 / t1² + x2 / t2²) /
+  (sum t1 t2 / T)²;
+* weights t2 x1 ... as metafor: t1 t2 / T for IRD, x2 t1 / T for IRR; Q as for counts, from the
+  per-study escalc IRR / IRD (double zeros dropped).
 """
 
 from __future__ import annotations
@@ -60,6 +72,7 @@ COMMON_ERRORS = (
     "the Mantel-Haenszel risk ratio is undefined: an arm has no events in any study",
     "the Mantel-Haenszel standard error is zero: no variation to test",
     "Peto's odds ratio is undefined: no study has both events and non-events",
+    "the Mantel-Haenszel rate ratio is undefined: an arm has no events in any study",
 )
 
 
@@ -94,6 +107,8 @@ class CountPooled:
     ll_saturated: np.ndarray | None = None
     #: sum (yi - theta)² / vi when it is not ``q`` (Peto's Q is not that sum)
     rss: np.ndarray | None = None
+    #: Mantel-Haenszel rate ratios: the MH test of IRR = 1 (statistic, p-value per group)
+    rate_test: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _q_summary(q: np.ndarray, k_yi: np.ndarray, enough: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -191,6 +206,64 @@ def _likelihood_sums(
             g.sum(np.where(use, 1.0 / v, 0.0)),
             g.sum(np.where(use, -0.5 * (LOG_2PI + np.log(v)), 0.0)),
         )
+
+
+def pool_mh_rates(
+    x1: np.ndarray,
+    t1: np.ndarray,
+    x2: np.ndarray,
+    t2: np.ndarray,
+    g: Groups,
+    measure: str,
+    cc: float,
+    cc_policy: str,
+) -> CountPooled:
+    """Mantel-Haenszel on events over person-time (IRR, IRD), as metafor's rma.mh (module
+    docstring); the MH test of IRR = 1 comes as ``rate_test``."""
+    from ivigmeta.core.measures import incidence_effects
+
+    T = t1 + t2
+    code = np.zeros(len(g), np.int8)
+    rate_test = None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if measure == "IRR":
+            r, s = g.sum(x1 * t2 / T), g.sum(x2 * t1 / T)
+            theta = np.log(r / s)
+            se = np.sqrt(g.sum((t1 / T) * (t2 / T) * (x1 + x2)) / (r * s))
+            code[(g.sum(x1) == 0) | (g.sum(x2) == 0)] = 6
+            weights = x2 * t1 / T
+            xt = x1 + x2
+            mh = (np.abs(g.sum(x1 - xt * t1 / T)) - 0.5) ** 2 / g.sum(xt * (t1 / T) * (t2 / T))
+            mh = np.where(g.sum(xt) > 0, mh, np.nan)
+            rate_test = (mh, np.where(np.isfinite(mh), chi2_sf_array(mh, np.ones(len(g))), np.nan))
+        else:
+            sw = g.sum(t1 * t2 / T)
+            theta = g.sum((x1 * t2 - x2 * t1) / T) / sw
+            se = np.sqrt(g.sum((t1 * t2 / T) ** 2 * (x1 / t1**2 + x2 / t2**2))) / sw
+            weights = t1 * t2 / T
+    code[(code == 0) & ~(se > 0)] = 4
+    yi, vi, _ = incidence_effects(x1, t1, x2, t2, measure, cc, cc_policy)
+    use = ~((x1 == 0) & (x2 == 0)) & np.isfinite(yi) & np.isfinite(vi) & (vi > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(use, (yi - g.spread(theta)) ** 2 / vi, 0.0)
+    qv = np.maximum(0.0, g.sum(terms))
+    k_yi = g.sum(use.astype(np.int64))
+    df, qp, i2, h2 = _q_summary(qv, k_yi, np.ones(len(g), bool))
+    return CountPooled(
+        theta,
+        se,
+        code,
+        weights,
+        qv,
+        df,
+        qp,
+        i2,
+        h2,
+        k_yi,
+        None,
+        *_likelihood_sums(vi, use, g),
+        rate_test=rate_test,
+    )
 
 
 def pool_peto(

@@ -38,6 +38,7 @@ from ivigmeta.core.mantel_haenszel import (
     MhOddsRatioTests,
     peto_measure_error,
     pool_mh,
+    pool_mh_rates,
     pool_peto,
     raise_common_error,
 )
@@ -125,12 +126,18 @@ def check_common_method(common_method: str, measure: str) -> str:
             f"Mantel-Haenszel pools RR, OR and RD: {measure} is pooled by inverse variance "
             "(--common IV)"
         )
+    if common == "MH" and measure == "IRSD":
+        raise ModelError(
+            "Mantel-Haenszel pools the rate measures IRR and IRD: IRSD is pooled by inverse "
+            "variance (--common IV)"
+        )
     return common
 
 
 @dataclass(frozen=True)
 class Counts:
-    """The raw 2x2 counts of the rows (Mantel-Haenszel and Peto pool them)."""
+    """The raw 2x2 counts of the rows (Mantel-Haenszel and Peto pool them); for incidence rates
+    (Mantel-Haenszel IRR, IRD) a, n1, c, n2 are the events and person-times x1, t1, x2, t2."""
 
     a: np.ndarray
     n1: np.ndarray
@@ -358,7 +365,12 @@ def _pool_groups(
     else:
         if counts is None:
             raise ModelError(f"{common_method} needs event counts")
-        if common_method == "MH":
+        if common_method == "MH" and measure in ("IRR", "IRD"):
+            # Counts of events over person-time: a, n1, c, n2 are x1, t1, x2, t2.
+            counts_fit = pool_mh_rates(
+                counts.a, counts.n1, counts.c, counts.n2, g, measure, counts.cc, counts.cc_policy
+            )
+        elif common_method == "MH":
             counts_fit = pool_mh(
                 counts.a, counts.n1, counts.c, counts.n2, g, measure, counts.cc, counts.cc_policy
             )
@@ -491,6 +503,11 @@ def _common_fit(
         )
         if cf.or_tests is not None:
             extra.update(mh_or_results(cf.or_tests, 0))
+        if cf.rate_test is not None:
+            from ivigmeta.results import ChiSquareTest
+
+            stat, p = cf.rate_test
+            extra["cmh"] = ChiSquareTest(_maybe(float(stat[0])), 1, _maybe(float(p[0])))
     return CommonFit(
         measure=measure,
         theta=float(c.theta[0]),
@@ -564,7 +581,10 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     common_ci = check_common_ci(options.common_ci, common_method)
     weights = tau2_weights_of(es, options)
     counts = None
-    if common_method != "IV":
+    if common_method == "MH" and es.measure in ("IRR", "IRD"):
+        cols = np.array(rate_counts(es), dtype=float).T
+        counts = Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    elif common_method != "IV":
         es.require_counts("Mantel-Haenszel" if common_method == "MH" else "Peto's method")
         cols = np.array([s.counts for s in es.studies], dtype=float).T
         counts = Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
@@ -637,6 +657,24 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     het = heterogeneity_result(gf.heterogeneity, 0, tau2, t2.method, ci)
     het = dataclasses.replace(het, tau2_se=None if math.isnan(tau2_se) else tau2_se)
     return MetaAnalysis(es, options, estimates, common, random, het)
+
+
+def rate_counts(es: EffectSizes) -> list[list[float]]:
+    """Each study's events and person-times (x1, t1, x2, t2), which Mantel-Haenszel rate ratios
+    and differences pool; a study that gives only an effect is a ModelError naming it."""
+    from ivigmeta.results import counts_needed
+
+    missing = [
+        (s.study, s.row) for s in es.studies if s.outcome_kind != "incidence" or not s.outcome
+    ]
+    if missing:  # the message batch gives too
+        raise ModelError(counts_needed("Mantel-Haenszel", missing))
+    rows = []
+    for s in es.studies:
+        o = s.outcome
+        assert o is not None
+        rows.append([o["treat_events"], o["treat_time"], o["control_events"], o["control_time"]])
+    return rows
 
 
 def tau2_weights_of(es: EffectSizes, options: FitOptions) -> np.ndarray | None:

@@ -502,7 +502,10 @@ def _chi2_text(t: ChiSquareTest) -> str:
 
 
 def mh_test_lines(c: Any) -> list[str]:
-    """The Mantel-Haenszel odds ratio's CMH and Tarone tests (metafor's rma.mh MH and TA)."""
+    """The Mantel-Haenszel odds ratio's CMH and Tarone tests (metafor's rma.mh MH and TA); for a
+    rate ratio the Mantel-Haenszel test of IRR = 1."""
+    if c.cmh is not None and c.tarone is None and c.measure == "IRR":
+        return [f"Mantel-Haenszel test (IRR = 1, continuity-corrected): {_chi2_text(c.cmh)}"]
     if c.cmh is None or c.tarone is None:
         return []
     tarone = (

@@ -132,6 +132,22 @@ for (dataset in names(DATA)) {
     ml = stats_of(f$fit.stats["ML"]), reml = stats_of(f$fit.stats["REML"]))
 }
 
+## rma.mh() for incidence rates (IRR, IRD): estimate, se, CI, QE, I², the MH test (IRR) and the
+## fit statistics, with the data (events and person-time per arm).
+rate_records <- list()
+RATES <- list(hart1999 = dat.hart1999, nielweise2008 = dat.nielweise2008)
+for (name in names(RATES)) for (measure in c("IRR", "IRD")) {
+  d <- RATES[[name]]
+  f <- rma.mh(measure = measure, x1i = x1i, t1i = t1i, x2i = x2i, t2i = t2i, data = d)
+  rate_records[[length(rate_records) + 1]] <- list(
+    dataset = name, measure = measure, method = "MH",
+    data = list(x1i = arr(d$x1i), t1i = arr(d$t1i), x2i = arr(d$x2i), t2i = arr(d$t2i)),
+    beta = f$beta[1], se = f$se, ci_lb = f$ci.lb, ci_ub = f$ci.ub, pval = f$pval, QE = f$QE,
+    QEp = f$QEp, I2 = f$I2, MH = if (is.null(f$MH)) NA else f$MH,
+    MHp = if (is.null(f$MHp)) NA else f$MHp,
+    ml = stats_of(f$fit.stats["ML"]), reml = stats_of(f$fit.stats["REML"]))
+}
+
 write_json_file(list(
   generated_by = "tests/reference/make_reference_fitstats.R",
   r_version = R.version.string,
@@ -139,5 +155,5 @@ write_json_file(list(
   generated_on = format(Sys.Date()),
   settings = list(level = 95, add = 0.5, to = "only0", control = CTRL, ci_control = CICTRL),
   models = records, btt = btt_records, lrt = lrt_records, vif = vif_records,
-  counts = counts_records), OUT)
+  counts = counts_records, rates = rate_records), OUT)
 cat("wrote", OUT, "\n")
