@@ -322,6 +322,7 @@ def fit_table(
     pi: str = "z",
     common_ci: str = "z",
     tau2_weights: str | None = None,
+    weights: str | None = None,
 ) -> MetaAnalysisFit:
     """Fit the models to a table already read: :func:`pool` after :func:`read`.
 
@@ -358,9 +359,12 @@ def fit_table(
         pi_method=pi.lower(),
         common_ci=common_ci.lower(),
         tau2_weights=tau2_weights,
+        weights=weights,
     )
     if tau2_weights is not None:
         table.require_label_column(tau2_weights)
+    if weights is not None:
+        table.require_label_column(weights)
     try:
         analysis = fit(es, options)
     except ModelError as exc:
@@ -413,6 +417,7 @@ def pool(
     pi: str = "z",
     common_ci: str = "z",
     tau2_weights: str | None = None,
+    weights: str | None = None,
 ) -> MetaAnalysisFit:
     """Pool the studies: per-study effects, common-effect and random-effects models.
 
@@ -447,6 +452,10 @@ def pool(
         only).
     tau2_weights : str or None
         The column holding the GENQ estimator's weights.
+    weights : str or None
+        A column of user weights for the pooled estimates (metafor's ``weights=``): theta =
+        sum a y / sum a with se² = sum a² (v + tau²) / (sum a)²; tau², Q and I² stay the
+        inverse-variance ones. Intervals ``z`` or ``t`` only.
     common : {"IV", "MH", "PETO"} or None
         Common-effect method: inverse variance, Mantel-Haenszel, Peto (OR only); ``None``:
         inverse variance, or a RevMan analysis's own method.
@@ -501,6 +510,7 @@ def pool(
         pi=pi,
         common_ci=common_ci,
         tau2_weights=tau2_weights,
+        weights=weights,
     )
 
 
@@ -523,6 +533,7 @@ def metareg_table(
     lrt: str | Sequence[str] = (),
     cluster: str | None = None,
     adjust: bool = True,
+    weights: str | None = None,
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -540,15 +551,23 @@ def metareg_table(
     test assesses (metafor's ``anova(full, reduced)``). ``cluster``: also the cluster-robust
     inference by that column (metafor's ``robust(fit, cluster, adjust)``; ``adjust``: the
     n / (n - p) factor) as the result's ``robust``; every study in the model needs a cluster
-    value.
+    value. ``weights``: a column of user weights for the coefficients (metafor's ``weights=``;
+    ``ci`` z or t).
     """
     from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
 
     mods = [mods] if isinstance(mods, str) else list(mods)
     categorical = [categorical] if isinstance(categorical, str) else list(categorical)
     refs = [refs] if isinstance(refs, str) else list(refs)
-    for col in (*mods, *categorical, *([cluster] if cluster is not None else [])):
+    for col in (
+        *mods,
+        *categorical,
+        *([cluster] if cluster is not None else []),
+        *([weights] if weights is not None else []),
+    ):
         table.require_label_column(col)
+    if weights is not None and cluster is not None:
+        raise ModelError("--weights (user weights) is not offered with --cluster")
     unknown = [c for c in categorical if c not in mods]
     if unknown:
         raise ModelError(f"--categorical {unknown[0]}: not one of the --mod columns")
@@ -573,6 +592,7 @@ def metareg_table(
         tau2_ci=tau2_ci,
         btt=[btt] if isinstance(btt, str) else list(btt),
         lrt=[lrt] if isinstance(lrt, str) else list(lrt),
+        weights=weights,
     )
     if cluster is not None:
         from dataclasses import replace
@@ -797,6 +817,15 @@ class MetaAnalysisFit:
                 + (f"; excluded: {reasons}" if reasons else "")
             )
 
+    def require_iv_weights(self, what: str) -> None:
+        """Raise a :class:`ModelError` when the fit has user weights (--weights) and ``what``
+        assumes inverse-variance weights."""
+        if self.options.weights is not None:
+            raise ModelError(
+                f"{what} assume inverse-variance weights: not with --weights (it applies to "
+                "pool, loo, cumulative, heterogeneity, sof and metareg)"
+            )
+
     def tau2_ci(self, method: str = "qp") -> HeterogeneityCI | None:
         """The confidence interval for tau², tau, I² and H² of type ``method``: "qp" (the
         Q-profile the fit carries), "pl" (profile likelihood, ML and REML fits) or "wald"
@@ -889,6 +918,7 @@ class MetaAnalysisFit:
         "common"`` diagnoses the common-effect (inverse-variance, metafor's ``method = "FE"``)
         model instead, with or without moderators. The fit's tau² estimator and --ci (z or hk)
         apply."""
+        self.require_iv_weights("influence diagnostics")
         from ivigmeta.methods.influence import influence
         from ivigmeta.methods.influence_mods import influence_mods_analysis
 
@@ -922,6 +952,7 @@ class MetaAnalysisFit:
         studies (k <= 15) or to ``subsets`` random ones, each subset's estimate and I²."""
         from ivigmeta.methods.gosh import gosh
 
+        self.require_iv_weights("GOSH refits")
         return gosh(self.analysis, subsets=subsets, seed=seed, model=model)
 
     def sof(
@@ -948,6 +979,7 @@ class MetaAnalysisFit:
         ``"separate"`` (Q between subgroup estimates with separate tau²)."""
         from ivigmeta.methods.subgroup import subgroup_analysis
 
+        self.require_iv_weights("subgroup analyses (their test for subgroup differences)")
         columns = [by] if isinstance(by, str) else list(by)
         for col in columns:
             self.table.require_label_column(col)
@@ -970,6 +1002,7 @@ class MetaAnalysisFit:
         lrt: str | Sequence[str] = (),
         cluster: str | None = None,
         adjust: bool = True,
+        weights: str | None = None,
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
@@ -977,7 +1010,7 @@ class MetaAnalysisFit:
         dummy-coded against the first level in table order, or the one ``refs`` names
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
         ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci``, ``btt``, ``lrt``,
-        ``cluster`` and ``adjust`` as
+        ``cluster``, ``adjust`` and ``weights`` (default: the fit's) as
         :func:`metareg_table`.
         """
         if level is not None:
@@ -1000,6 +1033,7 @@ class MetaAnalysisFit:
             lrt=lrt,
             cluster=cluster,
             adjust=adjust,
+            weights=weights or self.options.weights,
         )
 
     def blup(
@@ -1015,6 +1049,7 @@ class MetaAnalysisFit:
         from ivigmeta.methods.blup import study_level_analysis
 
         self.require_pooled("study-level quantities")
+        self.require_iv_weights("study-level quantities (BLUPs, residuals)")
         if self.glmm is not None:
             raise ModelError("study-level quantities are for the normal-normal model, not --glmm")
         columns, ref, categorical = self._moderator_coding(mods, refs, categorical)
@@ -1072,6 +1107,7 @@ class MetaAnalysisFit:
         effect on the reported scale) to the fail-safe N. A test that does not apply is a
         ``NotApplicable`` with its reason, not an error.
         """
+        self.require_iv_weights("small-study tests")
         from ivigmeta.methods.bias import bias_analysis, default_tests
 
         wanted = [t.lower() for t in ([tests] if isinstance(tests, str) else list(tests or ()))]

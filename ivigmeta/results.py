@@ -79,6 +79,9 @@ class FitOptions:
     common_ci: str = "z"
     #: the column holding the GENQ estimator's weights (--tau2-weights), or None
     tau2_weights: str | None = None
+    #: the column of user weights for the pooled estimates (--weights; metafor's weights=), or
+    #: None for inverse-variance weights
+    weights: str | None = None
 
     @property
     def level_percent(self) -> float:

@@ -205,6 +205,10 @@ def batch(
         return
     if not groups:
         raise click.UsageError("Missing option '-g' / '--group'.")
+    if model_settings()["weights"] is not None:
+        raise click.UsageError(
+            "batch does not take --weights (user weights): pool each analysis with --weights"
+        )
     from ivigmeta.batching import run as core
     from ivigmeta.batching.job import BatchJob
     from ivigmeta.render.batch import BatchWriter

@@ -244,7 +244,12 @@ def glmm_option(func: Callable) -> Callable:
 
 
 MODEL_KEY = "ivigmeta.model"
-MODEL_DEFAULTS: dict[str, Any] = {"pi": "z", "common_ci": "z", "tau2_weights": None}
+MODEL_DEFAULTS: dict[str, Any] = {
+    "pi": "z",
+    "common_ci": "z",
+    "tau2_weights": None,
+    "weights": None,
+}
 
 
 def _store_model(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -256,15 +261,25 @@ def _store_model(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 def model_settings() -> dict[str, Any]:
-    """The --pi, --common-ci and --tau2-weights values of the running command."""
+    """The --pi, --common-ci, --tau2-weights and --weights values of the running command."""
     ctx = click.get_current_context(silent=True)
     stored = ctx.meta.get(MODEL_KEY, {}) if ctx is not None else {}
     return {**MODEL_DEFAULTS, **stored}
 
 
 def extra_model_options(func: Callable) -> Callable:
-    """--pi, --common-ci, --tau2-weights (read back with :func:`model_settings`)."""
+    """--pi, --common-ci, --tau2-weights, --weights (read back with :func:`model_settings`)."""
     stored: dict[str, Any] = {"expose_value": False, "callback": _store_model}
+    func = click.option(
+        "--weights",
+        "model_weights",
+        metavar="COLUMN",
+        default=None,
+        help="Column of user weights for the pooled estimates (metafor's weights=): "
+        "sum(a y) / sum(a), se² = sum(a² (v + tau²)) / sum(a)²; tau², Q and I² stay the "
+        "inverse-variance ones. --ci z or t.",
+        **stored,
+    )(func)
     func = click.option(
         "--tau2-weights",
         "model_tau2_weights",

@@ -57,6 +57,14 @@ from ivigmeta.cli.common import (
     "several): estimate, SE, CI and prediction interval, as metafor's predict(newmods = ...).",
 )
 @click.option(
+    "--weights",
+    "weights",
+    default=None,
+    metavar="COLUMN",
+    help="Column of user weights for the coefficients (metafor's weights=): (X'AX)^-1 X'Ay; "
+    "tau², QE and I² stay the inverse-variance ones. --ci z or t.",
+)
+@click.option(
     "--btt",
     "btt",
     multiple=True,
@@ -114,6 +122,7 @@ def metareg(
     categorical,
     model,
     predict,
+    weights,
     btt,
     lrt,
     permutations,
@@ -165,6 +174,7 @@ def metareg(
         tau2_ci=tau2_ci,
         btt=btt,
         lrt=lrt,
+        weights=weights,
         cluster=cluster,
         adjust=cluster_adjust,
     )

@@ -161,6 +161,13 @@ def report(file, out_dir, published, columns, no_figures, title, labels, glmm, *
         from ivigmeta.audit.published import load_published
 
         load_published(published, runner.commands)  # its errors before any work
+    from ivigmeta.cli.common import model_settings
+
+    if model_settings()["weights"] is not None:
+        raise click.UsageError(
+            "report does not take --weights (its influence, bias and subgroup sections assume "
+            "inverse-variance weights): run pool or metareg with --weights"
+        )
     check_report_targets(out_dir, [file, published], figures=not no_figures)
     ctx = click.get_current_context()
     content = build_report(

@@ -128,17 +128,24 @@ def model_fit_statistics(
 
 
 def intercept_fit_statistics(
-    y: np.ndarray, v: np.ndarray, g: Groups, tau2: np.ndarray, parms: int
+    y: np.ndarray,
+    v: np.ndarray,
+    g: Groups,
+    tau2: np.ndarray,
+    parms: int,
+    theta: np.ndarray | None = None,
 ) -> FitStatArrays:
     """The statistics of the intercept-only model of every group at its tau² (0 and
-    ``parms = 1`` for the common-effect model; ``parms = 2`` with tau² estimated)."""
+    ``parms = 1`` for the common-effect model; ``parms = 2`` with tau² estimated), at the
+    inverse-variance estimate or at ``theta`` (a user-weighted one, as metafor's RSS there)."""
     import numpy as np
 
     with np.errstate(all="ignore"):
         vt = v + g.spread(tau2)
         w = 1.0 / vt
         sw = g.sum(w)
-        theta = g.sum(w * y) / sw
+        if theta is None:
+            theta = g.sum(w * y) / sw
         e = y - g.spread(theta)
         positive = g.sum((v <= 0).astype(float)) == 0
         ll_sat = np.where(

@@ -632,10 +632,18 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         statistics_of,
     )
 
+    weighted = options.weights is not None
+    if weighted:
+        reweighted, random = with_user_weights(es, options, common, random)
+        assert reweighted is not None
+        common = reweighted
+
     random = dataclasses.replace(
         random,
         fit_statistics=statistics_of(
-            intercept_fit_statistics(y, v, g, t2.tau2, 2),
+            intercept_fit_statistics(
+                y, v, g, t2.tau2, 2, np.array([random.theta]) if weighted else None
+            ),
             0,
             "REML" if t2.method == "REML" else "ML",
         ),
@@ -644,7 +652,11 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         common = dataclasses.replace(
             common,
             fit_statistics=statistics_of(
-                intercept_fit_statistics(y, v, g, np.zeros(1), 1), 0, "ML"
+                intercept_fit_statistics(
+                    y, v, g, np.zeros(1), 1, np.array([common.theta]) if weighted else None
+                ),
+                0,
+                "ML",
             ),
         )
     elif gf.counts_fit is not None and gf.counts_fit.sum_log_v is not None:
@@ -675,6 +687,122 @@ def rate_counts(es: EffectSizes) -> list[list[float]]:
         assert o is not None
         rows.append([o["treat_events"], o["treat_time"], o["control_events"], o["control_time"]])
     return rows
+
+
+def column_numbers(es: EffectSizes, column: str, option: str, what: str) -> np.ndarray:
+    """The non-negative numbers in ``column`` of the analysed studies (not all 0); a missing or
+    bad cell is a DataError naming it."""
+    from ivigmeta.errors import DataError
+
+    out = []
+    for s in es.studies:
+        cell = s.fields.get(column)
+        if cell is None:
+            raise DataError(f"{option}: no column '{column}'")
+        try:
+            value = float(cell.strip().replace(",", ".") if cell.count(",") == 1 else cell)
+        except ValueError:
+            raise DataError(f"{s.where(column)}: '{cell}' is not a number ({what})") from None
+        if not math.isfinite(value) or value < 0:
+            raise DataError(f"{s.where(column)}: {what} must be a non-negative number")
+        out.append(value)
+    a = np.array(out)
+    if not np.any(a > 0):
+        raise DataError(f"{option} {column}: every weight is 0")
+    return a
+
+
+def user_weighted(
+    y: np.ndarray,
+    v: np.ndarray,
+    a: np.ndarray,
+    tau2: float,
+    ci_method: str,
+    level: float,
+    pi_method: str = "z",
+) -> tuple[float, float, float, float, float, float, int | None, float, float]:
+    """The pooled estimate with user weights ``a`` (metafor's ``rma(weights = a)``): theta =
+    sum a y / sum a, se = sqrt(sum a² (v + tau²)) / sum a, z or t (k - 1 df) test and interval,
+    prediction interval theta ± crit sqrt(se² + tau²) (t on k - 2 df with ``pi_method`` "t").
+    Returns theta, se, statistic, p, ci_low, ci_high, df, pi_low, pi_high."""
+    from ivigmeta.core.distributions import norm_p_two_sided, t_crit, t_p_two_sided
+
+    sa = float(np.sum(a))
+    theta = float(np.sum(a * y)) / sa
+    se = math.sqrt(float(np.sum(a * a * (v + tau2)))) / sa
+    stat = theta / se if se > 0 else (math.copysign(math.inf, theta) if theta else 0.0)
+    k = len(y)
+    df: int | None = None
+    if ci_method == "t":
+        df = k - 1
+        crit = t_crit(level, df)
+        p = t_p_two_sided(stat, df)
+    else:
+        crit = z_crit(level)
+        p = norm_p_two_sided(stat)
+    pi_crit = crit
+    if pi_method == "t":
+        pi_crit = t_crit(level, k - 2) if k > 2 else math.nan
+    half = pi_crit * math.sqrt(se * se + tau2)
+    return (
+        theta,
+        se,
+        stat,
+        p,
+        theta - crit * se,
+        theta + crit * se,
+        df,
+        theta - half,
+        theta + half,
+    )
+
+
+def with_user_weights(
+    es: EffectSizes, options: FitOptions, common: CommonFit | None, random: RandomFit
+) -> tuple[CommonFit | None, RandomFit]:
+    """The common (inverse-variance) and random-effects fits re-estimated with the user weights
+    of ``options.weights`` (:func:`user_weighted`): the common effect at tau² = 0."""
+    assert options.weights is not None
+    if options.ci_method not in ("z", "t"):
+        raise ModelError(
+            f"--weights takes --ci z or t (metafor's weights= with the Wald-type intervals), "
+            f"not {options.ci_method}"
+        )
+    if options.common_ci != "z":
+        raise ModelError("--weights takes --common-ci z")
+    a = column_numbers(es, options.weights, "--weights", "a weight")
+    y = np.asarray(es.yi, dtype=float)
+    v = np.asarray(es.vi, dtype=float)
+    pct = tuple(float(x) for x in 100.0 * a / float(np.sum(a)))
+    th, se, st, p, lo, hi, df, pl, ph = user_weighted(
+        y, v, a, random.tau2, options.ci_method, options.level, options.pi_method
+    )
+    random = dataclasses.replace(
+        random,
+        theta=th,
+        se=se,
+        statistic=st,
+        p_value=p,
+        ci_low_theta=lo,
+        ci_high_theta=hi,
+        df=df,
+        pi_low_theta=None if math.isnan(pl) else pl,
+        pi_high_theta=None if math.isnan(ph) else ph,
+        weights=pct,
+    )
+    if common is not None and common.method == "IV":
+        th, se, st, p, lo, hi, _, _, _ = user_weighted(y, v, a, 0.0, "z", options.level)
+        common = dataclasses.replace(
+            common,
+            theta=th,
+            se=se,
+            statistic=st,
+            p_value=p,
+            ci_low_theta=lo,
+            ci_high_theta=hi,
+            weights=pct,
+        )
+    return common, random
 
 
 def tau2_weights_of(es: EffectSizes, options: FitOptions) -> np.ndarray | None:

@@ -46,9 +46,14 @@ def regression_fit(
     tau2_method: str,
     ci_method: str = "z",
     model: str = "random",
+    weights: np.ndarray | None = None,
 ) -> RegressionFit:
     """Fit y = X beta + u + e by weighted least squares; ``model = "common"`` fixes tau² = 0
-    (metafor's ``method = "FE"``). Raises numpy's LinAlgError when X' W X is singular."""
+    (metafor's ``method = "FE"``). Raises numpy's LinAlgError when X' W X is singular.
+
+    With user ``weights`` a (metafor's ``weights=``; --ci z or t): beta = (X'AX)^-1 X'A y and
+    Var(beta) = (X'AX)^-1 X'A M A X (X'AX)^-1, M = diag(v + tau²); tau² is estimated as
+    without them."""
     import numpy as np
 
     from ivigmeta.core.tau2 import estimate_tau2
@@ -62,6 +67,11 @@ def regression_fit(
     XtWs = X.T * ws
     vb = np.linalg.inv(XtWs @ X)
     beta = vb @ XtWs @ y
+    if weights is not None:
+        XtA = X.T * weights
+        B = np.linalg.inv(XtA @ X)
+        beta = B @ XtA @ y
+        vb = B @ (XtA * (v + tau2)) @ XtA.T @ B
     knha = ci_method in ("hk", "adhoc", "t")
     s2w = 1.0
     df2: int | None = None

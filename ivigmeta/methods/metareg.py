@@ -77,6 +77,7 @@ def meta_regression(
     excluded: Sequence[Exclusion] = (),
     model: str = "random",
     tau2_ci: str = "qp",
+    weights: Sequence[float] | None = None,
 ) -> MetaRegression:
     """Fit a mixed-effects meta-regression; ``X`` includes the intercept column first.
     ``model = "common"`` is the fixed-effects (common-effect) meta-regression, tau² = 0.
@@ -88,7 +89,7 @@ def meta_regression(
 
     try:
         return _meta_regression(
-            yi, vi, X, names, tau2_method, ci_method, level, excluded, model, tau2_ci
+            yi, vi, X, names, tau2_method, ci_method, level, excluded, model, tau2_ci, weights
         )
     except np.linalg.LinAlgError:
         raise SingularFit(
@@ -108,6 +109,7 @@ def _meta_regression(
     excluded: Sequence[Exclusion],
     model: str = "random",
     tau2_ci: str = "qp",
+    weights: Sequence[float] | None = None,
 ) -> MetaRegression:
     import numpy as np
 
@@ -137,7 +139,10 @@ def _meta_regression(
         raise ModelError(
             f"meta-regression with {p} coefficients needs more than {p} studies (have {k})"
         )
-    rf = regression_fit(y, v, X, method, ci_method, model)
+    a = None if weights is None else np.asarray(weights, dtype=float)
+    if a is not None and ci_method not in ("z", "t"):
+        raise ModelError(f"--weights takes --ci z or t, not {ci_method}")
+    rf = regression_fit(y, v, X, method, ci_method, model, a)
     tau2_se: float | None = None
     interval = None
     if model == "random":
@@ -351,6 +356,7 @@ def metareg_analysis(
     tau2_ci: str = "qp",
     btt: Sequence[str] = (),
     lrt: Sequence[str] = (),
+    weights: str | None = None,
 ) -> MetaRegression:
     """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies.
 
@@ -360,7 +366,8 @@ def metareg_analysis(
     when there are no more distinct permutations than that. ``tau2_ci``: the interval type
     for the residual tau² (:data:`ivigmeta.core.confint.TAU2_CI_METHODS`). ``btt``: subsets of
     coefficients to test jointly (:func:`coefficient_test`). ``lrt``: moderator columns whose
-    removal the likelihood-ratio test assesses (:func:`compare_without`).
+    removal the likelihood-ratio test assesses (:func:`compare_without`). ``weights``: a
+    column of user weights for the coefficients (metafor's ``weights=``).
     """
     from ivigmeta.io.studies import distinct_labels
 
@@ -374,6 +381,16 @@ def metareg_analysis(
         )
     yi = [es.yi[i] for i in mods.keep]
     vi = [es.vi[i] for i in mods.keep]
+    user = None
+    if weights is not None and (permutations is not None or lrt):
+        raise ModelError(
+            "--weights (user weights) is not offered with --permutations or --lrt: their refits "
+            "assume inverse-variance weights"
+        )
+    if weights is not None:
+        from ivigmeta.core.pooling import column_numbers
+
+        user = list(column_numbers(es.subset(list(mods.keep)), weights, "--weights", "a weight"))
     reg = meta_regression(
         yi,
         vi,
@@ -385,6 +402,7 @@ def metareg_analysis(
         mods.excluded + es.excluded,
         model,
         tau2_ci,
+        user,
     )
     reg = replace(
         reg,

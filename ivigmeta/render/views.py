@@ -381,6 +381,11 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             )
     else:
         notes.append("A single study: no pooling was done.")
+    if ma.options.weights is not None and ma.random is not None:
+        notes.append(
+            f"Pooled with the user weights of column '{ma.options.weights}' (metafor's "
+            "weights=); tau², Q and I² are the inverse-variance ones."
+        )
     notes.append(_cc_note(ma))
     notes += source_notes(ma.effects.studies)
     notes += excluded_notes(ma.effects.excluded)
