@@ -1041,14 +1041,32 @@ class MetaAnalysisFit:
         mods: str | Sequence[str] = (),
         refs: Sequence[str] = (),
         categorical: Sequence[str] = (),
+        model: str = "random",
     ) -> StudyLevel:
         """Per-study BLUPs, random effects, fitted values and residuals (metafor's ``blup``,
         ``ranef``, ``fitted``, ``residuals``, ``rstandard``, ``rstudent``) of the random-effects
         model, or with ``mods`` of the meta-regression on those columns (as :meth:`metareg`),
-        with the fit's tau² estimator, interval method and level."""
-        from ivigmeta.methods.blup import study_level_analysis
+        with the fit's tau² estimator, interval method and level. ``model="common"``: of the
+        common-effect model by the fit's common method (inverse variance, metafor's ``method =
+        "FE"``, with or without ``mods``; Mantel-Haenszel or Peto: metafor's rma.mh /
+        rma.peto residuals, no moderators)."""
+        from ivigmeta.methods.blup import counts_study_level, study_level_analysis
 
         self.require_pooled("study-level quantities")
+        if model.lower() not in ("random", "common"):
+            raise ModelError(f"unknown model '{model}' (choose random or common)")
+        common = model.lower() == "common"
+        if common and self.options.common_method != "IV":
+            if mods:
+                raise ModelError(
+                    f"--model common with --common {self.options.common_method} has no "
+                    "moderators (use --common IV for a fixed-effects meta-regression)"
+                )
+            if self.glmm is not None:
+                raise ModelError(
+                    "study-level quantities are for the normal-normal model, not --glmm"
+                )
+            return counts_study_level(self.analysis)
         self.require_iv_weights("study-level quantities (BLUPs, residuals)")
         if self.glmm is not None:
             raise ModelError("study-level quantities are for the normal-normal model, not --glmm")
@@ -1056,7 +1074,7 @@ class MetaAnalysisFit:
         return study_level_analysis(
             self.effects,
             columns,
-            tau2_method=self.options.tau2_method,
+            tau2_method="FE" if common else self.options.tau2_method,
             ci_method=self.options.ci_method,
             level=self.options.level,
             ref=ref,

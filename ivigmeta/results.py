@@ -2503,11 +2503,16 @@ class StudyLevel:
     coefficients: tuple[str, ...]
     rows: tuple[StudyLevelRow, ...]
     excluded: tuple[Exclusion, ...] = ()
+    #: the common-effect method (IV, MH, PETO) of a common-effect model (--model common), else
+    #: None
+    common_method: str | None = None
 
     @property
     def model(self) -> str:
-        """``random`` for the intercept-only model, else ``metareg``."""
-        return "random" if len(self.coefficients) == 1 else "metareg"
+        """``random`` (or ``common``) for the intercept-only model, else ``metareg``."""
+        if len(self.coefficients) > 1:
+            return "metareg"
+        return "common" if self.common_method else "random"
 
     @property
     def moderators(self) -> tuple[str, ...]:

@@ -266,6 +266,24 @@ def pool_mh_rates(
     )
 
 
+def peto_effects(
+    a: np.ndarray, n1: np.ndarray, c: np.ndarray, n2: np.ndarray, cc: float, cc_policy: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-study Peto log odds ratios and variances (escalc "PETO" with the analysis's
+    continuity correction): yi = (a - E) / V, vi = 1 / V, NaN for a double-zero study."""
+    b, d = n1 - a, n2 - c
+    double = ((a == 0) & (c == 0)) | ((b == 0) & (d == 0))
+    fx = count_effects(a, n1, c, n2, "OR", cc, cc_policy, keep_double_zero=True)
+    ac, bc, cc_, dc = a + fx.added, b + fx.added, c + fx.added, d + fx.added
+    m1, m2, mm = ac + bc, cc_ + dc, ac + bc + cc_ + dc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vc = (ac + cc_) * (bc + dc) * m1 * m2 / (mm * mm * (mm - 1))
+        yi = (ac - (ac + cc_) * m1 / mm) / vc
+        vi = 1.0 / vc
+    bad = double | ~(vc > 0)
+    return np.where(bad, np.nan, yi), np.where(bad, np.nan, vi)
+
+
 def pool_peto(
     a: np.ndarray,
     n1: np.ndarray,

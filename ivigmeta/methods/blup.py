@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING
 
 from ivigmeta.core.distributions import t_crit, z_crit
 from ivigmeta.errors import ModelError
-from ivigmeta.results import EffectSizes, Exclusion, Interval, StudyLevel, StudyLevelRow
+from ivigmeta.results import (
+    EffectSizes,
+    Exclusion,
+    Interval,
+    MetaAnalysis,
+    StudyLevel,
+    StudyLevelRow,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,7 +106,9 @@ def study_level(
 
     from ivigmeta.core.tau2 import check_tau2_method
 
-    method = check_tau2_method(tau2_method)
+    method = (
+        COMMON_EFFECT if tau2_method.upper() == COMMON_EFFECT else check_tau2_method(tau2_method)
+    )
     if ci_method not in ("z", "hk"):
         raise ModelError(f"unknown interval method '{ci_method}' (choose one of z, hk)")
     keep = list(range(es.k)) if studies is None else list(studies)
@@ -166,6 +175,81 @@ def study_level(
         coefficients=tuple(names),
         rows=tuple(rows),
         excluded=tuple(excluded),
+        common_method="IV" if method == COMMON_EFFECT else None,
+    )
+
+
+def counts_study_level(ma: MetaAnalysis) -> StudyLevel:
+    """Fitted values and residuals of a Mantel-Haenszel or Peto fit, as metafor's ``fitted``,
+    ``residuals``, ``rstandard`` and ``rstudent`` of an ``rma.mh`` / ``rma.peto`` object: with
+    the per-study effects y_i, v_i of the fit (escalc with the analysis's continuity correction;
+    Peto's log odds ratios for Peto) and the pooled theta, residual y_i - theta, standardized
+    (y_i - theta) / sqrt(v_i), studentized (y_i - theta_(-i)) / sqrt(v_i + Var(theta_(-i))) from
+    the fit without study i. The BLUP of a common-effect model is the pooled estimate (its
+    interval the pooled CI) and the random effects are 0, as metafor's blup() of an FE fit."""
+    import numpy as np
+
+    from ivigmeta.core.mantel_haenszel import peto_effects
+    from ivigmeta.core.pooling import fit
+
+    common = ma.common
+    if common is None or common.method not in ("MH", "PETO"):
+        raise ModelError("study-level quantities of a common-effect fit need --common MH or PETO")
+    es = ma.effects
+    k = es.k
+    if k < 2:
+        raise ModelError(f"study-level quantities need at least 2 studies (have {k})")
+    if common.method == "PETO":
+        a, n1, c, n2 = (
+            np.asarray(col, dtype=float) for col in zip(*(s.counts for s in es.studies))
+        )
+        y, v = peto_effects(a, n1, c, n2, es.cc, es.cc_policy)
+    else:
+        y, v = np.asarray(es.yi, dtype=float), np.asarray(es.vi, dtype=float)
+    theta, se = common.theta, common.se
+    half = (common.ci_high_theta - common.ci_low_theta) / 2.0
+    rows = []
+    for i, s in enumerate(es.studies):
+        resid = float(y[i] - theta)
+        if abs(resid) < _RESID_ZERO:
+            resid = 0.0
+        sd = math.sqrt(v[i]) if v[i] > 0 and math.isfinite(v[i]) else math.nan
+        try:
+            deleted = fit(es.subset([j for j in range(k) if j != i]), ma.options).common
+            assert deleted is not None
+            e_d = float(y[i] - deleted.theta)
+            se_d = math.sqrt(v[i] + deleted.se**2)
+            student: Interval | None = Interval(e_d, se_d, e_d / se_d)
+            note = ""
+        except (ModelError, ArithmeticError, ValueError) as exc:
+            student, note = None, str(exc) or "the refit without the study failed"
+        rows.append(
+            StudyLevelRow(
+                study=s,
+                blup=theta,
+                blup_se=se,
+                blup_pi=(theta - half, theta + half),
+                ranef=0.0,
+                ranef_se=0.0,
+                ranef_pi=(0.0, 0.0),
+                fitted=theta,
+                residual=resid,
+                rstandard=Interval(resid, sd, resid / sd if sd else math.nan),
+                rstudent=student,
+                note=note,
+            )
+        )
+    return StudyLevel(
+        measure=es.measure,
+        k=k,
+        tau2=0.0,
+        tau2_method=COMMON_EFFECT,
+        ci_method=ma.options.ci_method,
+        level=ma.options.level,
+        coefficients=("intercept",),
+        rows=tuple(rows),
+        excluded=es.excluded,
+        common_method=common.method,
     )
 
 
@@ -207,5 +291,6 @@ __all__ = [
     "hat_matrix",
     "study_level",
     "study_level_analysis",
+    "counts_study_level",
     "wls_fit",
 ]

@@ -110,6 +110,39 @@ for (p in PRED) for (method in c("DL", "REML", "FE")) {
     })
 }
 
+## Common-effect models: rma(method = "FE") with and without moderators (blup, fitted,
+## residuals, rstandard, rstudent), and rma.mh / rma.peto (fitted, residuals, rstandard,
+## rstudent).
+common_records <- list()
+for (dataset in names(DATA)) {
+  d <- DATA[[dataset]]
+  for (mods in MODS[[dataset]][1:2]) {
+    common_records[[length(common_records) + 1]] <- capture(
+      list(dataset = dataset, measure = "RR", mods = mods, method = "FE", common = "IV"),
+      function() {
+        fit <- fit_for(dataset, mods, "FE")
+        list(blup = lst(blup(fit), c("pred", "se", "pi.lb", "pi.ub")),
+             fitted = arr(fitted(fit)), residuals = arr(residuals(fit)),
+             rstandard = lst(rstandard(fit), c("resid", "se", "z")),
+             rstudent = lst(rstudent(fit), c("resid", "se", "z")))
+      })
+  }
+  for (spec in list(c("MH", "OR"), c("MH", "RR"), c("MH", "RD"), c("PETO", "OR"))) {
+    common_records[[length(common_records) + 1]] <- capture(
+      list(dataset = dataset, measure = spec[2], mods = "~1", method = "FE", common = spec[1]),
+      function() {
+        fit <- if (spec[1] == "MH") {
+          rma.mh(measure = spec[2], ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = d)
+        } else {
+          rma.peto(ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = d)
+        }
+        list(fitted = arr(fitted(fit)), residuals = arr(residuals(fit)),
+             rstandard = lst(rstandard(fit), c("resid", "se", "z")),
+             rstudent = lst(rstudent(fit, progbar = FALSE), c("resid", "se", "z")))
+      })
+  }
+}
+
 write_json_file(list(
   generated_by = "tests/reference/make_reference_blup.R",
   r_version = R.version.string,
@@ -118,5 +151,6 @@ write_json_file(list(
   settings = list(level = 95, add = 0.5, to = "only0", control = CTRL),
   study_level = study_records,
   fe_metareg = fe_records,
-  predict = pred_records), OUT)
+  predict = pred_records,
+  common_level = common_records), OUT)
 cat("wrote", OUT, "\n")
