@@ -1284,6 +1284,7 @@ def batch(
     from ivigmeta.batching.run import BatchOptions, batch_pool
 
     check_percent_level(level)
+    check_missing(missing)
     frame = df if _is_dataframe(df) else pd.DataFrame(dict(df))
     options = BatchOptions(
         measure=measure,
