@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from ivigmeta.errors import DataError, ModelError
 from ivigmeta.io.readers import RawTable
-from ivigmeta.io.studies import StudyTable, load_table, parse_rows
+from ivigmeta.io.studies import StudyTable, check_missing, load_table, parse_rows
 from ivigmeta.results import EffectSizes, FitOptions, MetaAnalysis
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ def read(
     sep: str | None = None,
     sheet: str | None = None,
     analysis: str | None = None,
+    missing: str = "error",
 ) -> StudyTable:
     """Read and validate a study table, as every command reads its FILE.
 
@@ -144,6 +145,12 @@ def read(
         For a RevMan file (.rm5, or RevMan's CSV export): the analysis to read, numbered as
         RevMan numbers it (``"1.2"``, ``"1.2.3"`` for a subgroup); the table's ``settings``
         then hold that analysis's measure, method, model and level (docs/revman.md).
+    missing : {"error", "exclude"}
+        As ``--missing``: a missing value in a cell a study's effect needs (a count, a mean,
+        ``yi`` ...) is a :class:`~ivigmeta.errors.DataError` naming the cell (``"error"``), or
+        the study is left out and listed with the reason (``"exclude"``; in
+        :attr:`~ivigmeta.io.studies.StudyTable.omitted`, then among the excluded studies of
+        every analysis), as metafor's ``na.action = na.omit``.
 
     Returns
     -------
@@ -157,6 +164,7 @@ def read(
         The table cannot be read or fails validation; the message names the file (or
         ``<DataFrame>``/``<dict>``), the row and the column.
     """
+    check_missing(missing)
     if isinstance(data, StudyTable):
         if columns is not None or sep is not None or sheet is not None:
             raise DataError(
@@ -165,7 +173,14 @@ def read(
             )
         return data
     if isinstance(data, (str, os.PathLike)):
-        return load_table(os.fspath(data), sep=sep, sheet=sheet, columns=columns, analysis=analysis)
+        return load_table(
+            os.fspath(data),
+            sep=sep,
+            sheet=sheet,
+            columns=columns,
+            analysis=analysis,
+            missing=missing,
+        )
     if analysis is not None:
         raise DataError("analysis applies to RevMan files only")
     if _is_dataframe(data):
@@ -184,7 +199,7 @@ def read(
     for name, value in (("sep", sep), ("sheet", sheet)):
         if value is not None:
             raise DataError(f"{source}: {name} applies to files only")
-    return parse_rows(RawTable(source, [header, *body]), columns)
+    return parse_rows(RawTable(source, [header, *body]), columns, missing)
 
 
 def read_revman(path: str | os.PathLike[str]) -> Review:
@@ -279,12 +294,19 @@ def effect_sizes(
     on_note: Notify | None = None,
 ) -> EffectSizes:
     """Effect sizes of every study of ``table`` (metafor's ``escalc``), as the commands compute
-    them; ``on_note`` receives the table's notes and then the effects' own, as they arise."""
+    them; ``on_note`` receives the table's notes and then the effects' own, as they arise.
+
+    Rows the reader left out for a missing value (``missing="exclude"``) are listed among the
+    excluded studies, in row order with the others."""
     from ivigmeta.core.effects import compute_effects
 
     say = on_note or _ignore
     for message in table.notes:
         say(message)
+    if not table.studies:
+        from ivigmeta.core.pooling import no_usable_studies
+
+        raise ModelError(f"{table.source}: {no_usable_studies(omitted_exclusions(table))}")
     es = compute_effects(
         table.studies,
         measure=measure,
@@ -298,7 +320,20 @@ def effect_sizes(
             f"{table.source}: the effects given in row(s) {', '.join(map(str, unlabelled))} are "
             f"read as {es.measure} (--measure); a 'measure' column would check it"
         )
+    if table.omitted:
+        from dataclasses import replace
+
+        listed = [*omitted_exclusions(table), *es.excluded]
+        listed.sort(key=lambda e: e.row if e.row is not None else 0)
+        es = replace(es, excluded=tuple(listed))
     return es
+
+
+def omitted_exclusions(table: StudyTable) -> list[Exclusion]:
+    """The rows the reader left out for a missing value (``missing="exclude"``) as exclusions."""
+    from ivigmeta.results import Exclusion
+
+    return [Exclusion(m.study, m.reason, m.row) for m in table.omitted]
 
 
 def exclusion_notes(table: StudyTable, es: EffectSizes) -> list[str]:
@@ -418,6 +453,7 @@ def pool(
     common_ci: str = "z",
     tau2_weights: str | None = None,
     weights: str | None = None,
+    missing: str = "error",
 ) -> MetaAnalysisFit:
     """Pool the studies: per-study effects, common-effect and random-effects models.
 
@@ -466,8 +502,9 @@ def pool(
     keep_double_zero : bool
         Keep studies with no events in either arm in RR/OR analyses (excluded by default;
         with ``glmm``, metafor's ``drop00 = FALSE``).
-    columns, sep, sheet
-        How the table is read (see :func:`read`).
+    columns, sep, sheet, missing
+        How the table is read (see :func:`read`); ``missing="exclude"`` leaves out the studies
+        whose effect needs a missing value, listed in ``excluded`` (as ``--missing exclude``).
     glmm : {"UM.FS", "UM.RS", "CM.EL", "CM.AL"} or None
         Fit metafor's ``rma.glmm`` model instead of the normal-normal one, for OR (2x2
         counts), IRR (UM.FS, UM.RS, CM.EL) or PLO (UM.FS): unconditional with fixed or random
@@ -494,7 +531,7 @@ def pool(
         An option does not apply (``level=0.95``, Peto with RR, no usable study ...).
     """
     check_percent_level(level)
-    table = read(data, columns=columns, sep=sep, sheet=sheet, analysis=analysis)
+    table = read(data, columns=columns, sep=sep, sheet=sheet, analysis=analysis, missing=missing)
     return fit_table(
         table,
         measure=measure,
@@ -689,6 +726,7 @@ def aggregate(
     columns: str | Mapping[str, str] | None = None,
     sep: str | None = None,
     sheet: str | None = None,
+    missing: str = "error",
 ) -> Aggregation:
     """Read the table, compute its effect sizes (as :func:`pool`) and collapse them into one
     per cluster: :func:`aggregate_table` after :func:`read` and :func:`effect_sizes`.
@@ -696,7 +734,7 @@ def aggregate(
     >>> agg = ivigmeta.aggregate("outcomes.csv", cluster="study", rho=0.6)  # doctest: +SKIP
     >>> [(c.cluster, c.k, c.yi, c.vi) for c in agg.clusters]                 # doctest: +SKIP
     """
-    table = read(data, columns=columns, sep=sep, sheet=sheet)
+    table = read(data, columns=columns, sep=sep, sheet=sheet, missing=missing)
     es = effect_sizes(table, measure, cc, cc_policy, keep_double_zero)
     return aggregate_table(
         table,
@@ -1271,6 +1309,7 @@ def batch(
     keep_double_zero: bool = False,
     pi: str = "z",
     common_ci: str = "z",
+    missing: str = "error",
 ) -> pd.DataFrame:
     """Pool every group of a long table (one row per study) as ``ivigmeta batch`` does
     (``pi`` and ``common_ci`` as :func:`pool`'s; GENQ is not available here).
@@ -1283,8 +1322,9 @@ def batch(
         whole; groups come out in order of first appearance.
     by : str or sequence of str
         The column(s) naming each meta-analysis.
-    measure, tau2, ci, common, level, cc, cc_policy, keep_double_zero
-        As :func:`pool` (``level`` in percent).
+    measure, tau2, ci, common, level, cc, cc_policy, keep_double_zero, missing
+        As :func:`pool` (``level`` in percent); with ``missing="exclude"`` a row with a
+        missing value in its data is left out of its group and counted in ``n_excluded``.
 
     Returns
     -------
@@ -1298,6 +1338,7 @@ def batch(
     from ivigmeta.batching.run import BatchOptions, batch_pool
 
     check_percent_level(level)
+    check_missing(missing)
     frame = df if _is_dataframe(df) else pd.DataFrame(dict(df))
     options = BatchOptions(
         measure=measure,
@@ -1312,4 +1353,4 @@ def batch(
         common_ci=common_ci,
     )
     groups = [by] if isinstance(by, str) else list(by)
-    return batch_pool(frame, groups, options, source=DATAFRAME_SOURCE)
+    return batch_pool(frame, groups, options, source=DATAFRAME_SOURCE, missing=missing)

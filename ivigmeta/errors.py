@@ -14,3 +14,15 @@ class DataError(IvigmetaError):
 
 class ModelError(IvigmetaError):
     """A method does not apply to the data given (too few studies, collinear moderators ...)."""
+
+
+class MissingValueError(DataError):
+    """A cell a study's effect needs is missing (empty, ``NA``, ``NaN`` ...).
+
+    ``column`` is the header name of the cell, as the message names it. With ``--missing
+    exclude`` the reader leaves such a study out, listed with the reason, instead of stopping.
+    """
+
+    def __init__(self, message: str, column: str) -> None:
+        super().__init__(message)
+        self.column = column

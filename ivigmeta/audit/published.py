@@ -38,6 +38,7 @@ ANALYSIS_OPTIONS = frozenset(
         "--sheet",
         "--columns",
         "--keep-double-zero",
+        "--missing",
         # effect sizes and models
         "--measure",
         "--cc",

@@ -49,7 +49,7 @@ from ivigmeta.io.chunks import (  # noqa: F401 - ChunkReader and the constants a
     TableOptions,
     check_columns,
     frame_kind,
-    row_error,
+    row_check,
     split_spans,
     suspect_rows,
 )
@@ -418,6 +418,9 @@ def pool_rows(
         fx.yi[given] = given_yi[row_good][given]
         fx.vi[given] = given_vi[row_good][given]
         fx.ok[given] = True
+    if rows.omitted is not None:
+        # --missing exclude: rows left out for a missing value are excluded studies
+        fx.ok[np.not_equal(rows.omitted, None)[row_good]] = False  # type: ignore[call-overload]
     res = pool_arrays(
         sizes[good_groups],
         fx,
@@ -553,12 +556,17 @@ def _no_usable_message(
     from ivigmeta.core.effects import compute_effects
     from ivigmeta.core.pooling import no_usable_studies
     from ivigmeta.io.studies import Study
+    from ivigmeta.results import Exclusion
 
     roles = DATA_ROLES[rows.kind]
     studies = []
+    omitted = []
     for pos in np.flatnonzero(codes == gcode).tolist():
         row = int(rows.row[pos])
         label = str(rows.label[pos]) if rows.label is not None else ""
+        if rows.omitted is not None and rows.omitted[pos] is not None:
+            omitted.append(Exclusion(label or f"row {row}", str(rows.omitted[pos]), row))
+            continue
         cells = rows.values[pos]
         if rows.kind == "counts":
             a, n1, c, n2 = (int(x) for x in cells)
@@ -573,10 +581,14 @@ def _no_usable_message(
                 outcome_kind=rows.kind, outcome=dict(zip(roles, cells.tolist())),
             )  # fmt: skip
         studies.append(study)
-    es = compute_effects(
-        studies, measure, opts.cc, opts.cc_policy, keep_double_zero=opts.keep_double_zero
-    )
-    return no_usable_studies(es.excluded)
+    excluded: list[Exclusion] = omitted
+    if studies:
+        es = compute_effects(
+            studies, measure, opts.cc, opts.cc_policy, keep_double_zero=opts.keep_double_zero
+        )
+        excluded += es.excluded
+    excluded.sort(key=lambda e: e.row if e.row is not None else 0)
+    return no_usable_studies(excluded)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -608,12 +620,18 @@ def _cell_text(v: Any) -> str:
     return str(v).strip()
 
 
-def rows_from_frame(df: pd.DataFrame, groups: Sequence[str], source: str = "<data>") -> Rows:
+def rows_from_frame(
+    df: pd.DataFrame, groups: Sequence[str], source: str = "<data>", missing: str = "error"
+) -> Rows:
     """A DataFrame of study rows as :class:`Rows`, every bad row with pool's message.
 
     Uses ``__row__`` (file row numbers) and ``__error__`` (known messages) when present; rows are
-    otherwise numbered 2, 3, ... (the header is row 1).
+    otherwise numbered 2, 3, ... (the header is row 1). ``missing="exclude"`` (``--missing``):
+    a row whose data has a missing value is left out (:attr:`Rows.omitted`), not an error.
     """
+    from ivigmeta.io.studies import check_missing
+
+    exclude = check_missing(missing) == "exclude"
     import pandas as pd
 
     n = len(df)
@@ -638,11 +656,16 @@ def rows_from_frame(df: pd.DataFrame, groups: Sequence[str], source: str = "<dat
         error[has] = known[has]
         suspect &= ~has
     columns = [str(c) for c in df.columns if c not in (ROW_COLUMN, ERROR_COLUMN)]
+    omitted = None
     for pos in np.flatnonzero(suspect).tolist():
         values = {c: _cell_text(df[c].iat[pos]) for c in columns}
-        error[pos] = row_error(values, int(rownums[pos]), source, kind) or (
-            f"{source}, row {int(rownums[pos])}: invalid study row"
-        )
+        message, reason = row_check(values, int(rownums[pos]), source, kind, exclude)
+        if reason is not None:
+            if omitted is None:
+                omitted = np.full(n, None, dtype=object)
+            omitted[pos] = reason
+            continue
+        error[pos] = message or f"{source}, row {int(rownums[pos])}: invalid study row"
     label = None
     if LABEL_COLUMN in df.columns:
         label = np.array([_cell_text(v) for v in df[LABEL_COLUMN].tolist()], dtype=object)
@@ -653,6 +676,7 @@ def rows_from_frame(df: pd.DataFrame, groups: Sequence[str], source: str = "<dat
         error=error,
         label=label,
         kind=kind,
+        omitted=omitted,
     )
 
 
@@ -661,6 +685,7 @@ def batch_pool(
     groups: Sequence[str],
     options: BatchOptions | None = None,
     source: str = "<data>",
+    missing: str = "error",
 ) -> pd.DataFrame:
     """Pool every group of ``df`` (one row per study) and return one row per group.
 
@@ -668,7 +693,9 @@ def batch_pool(
     messages) and ``study`` are used when present. Each group must be whole in ``df``; groups come
     out in order of first appearance. Bad rows never raise: their group gets ``status`` "error"
     and the ``reason`` ``pool`` would give. A pure function of its arguments (the Dask recipe in
-    docs/batch.md maps it over partitions).
+    docs/batch.md maps it over partitions). ``missing="exclude"`` (``--missing``) leaves out
+    a row with a missing value in its data, counted in ``n_excluded``, instead of failing its
+    group.
     """
     opts = (options or BatchOptions()).checked()
     groups = list(groups)
@@ -676,7 +703,8 @@ def batch_pool(
     if len(df) == 0:
         return empty_result(groups)
     codes = df.groupby(groups, sort=False, dropna=False).ngroup().to_numpy()
-    result = pool_rows(rows_from_frame(df, groups, source), groups, opts, source, codes=codes)
+    rows = rows_from_frame(df, groups, source, missing)
+    result = pool_rows(rows, groups, opts, source, codes=codes)
     return result.to_frame(df[groups].iloc[result.first])
 
 

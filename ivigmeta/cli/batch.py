@@ -16,6 +16,7 @@ from ivigmeta.cli.common import (
     effect_options,
     handle_errors,
     input_settings,
+    missing_option,
     model_options,
     model_settings,
     note,
@@ -131,6 +132,7 @@ def _move_into_place(staged: str, target: str) -> None:
     help="Keep studies with no events in either arm in RR and OR analyses (with the continuity "
     "correction); by default they are excluded and counted in n_excluded.",
 )
+@missing_option
 @click.option(
     "-j",
     "--jobs",
@@ -233,7 +235,9 @@ def batch(
         check_output_file(output, [file], "-o")
     groups = list(dict.fromkeys(groups))
     settings = input_settings()
-    table = core.TableOptions(settings["sep"], settings["sheet"], settings["columns"]).check()
+    table = core.TableOptions(
+        settings["sep"], settings["sheet"], settings["columns"], settings["missing"]
+    ).check()
     seen: set[str] = set()
 
     def reader_note(message: str) -> None:

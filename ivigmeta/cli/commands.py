@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 
 def read_input(file: str) -> StudyTable:
-    """Read FILE with the input options (--sep, --sheet, --columns) of the running command."""
+    """Read FILE with the input options (--sep, --sheet, --columns, --missing ...) of the
+    running command."""
     from ivigmeta.api import read
 
     opts = input_settings()
@@ -46,6 +47,7 @@ def read_input(file: str) -> StudyTable:
         sep=opts["sep"],
         sheet=opts["sheet"],
         analysis=opts["analysis"],
+        missing=opts["missing"],
     )
     if table.settings.get("software") == "revman":
         s = table.settings

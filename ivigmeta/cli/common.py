@@ -342,10 +342,12 @@ INPUT_DEFAULTS: dict[str, Any] = {
     "sheet": None,
     "columns": None,
     "keep_double_zero": False,
+    "missing": "error",
     "analysis": None,
     "software": None,
 }
 SOFTWARE_CHOICES = ("metafor", "revman")
+MISSING_CHOICES = ("error", "exclude")  # ivigmeta.io.studies.MISSING_CHOICES
 
 
 def _store_input(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -359,7 +361,8 @@ def _store_input(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 def input_settings() -> dict[str, Any]:
-    """The --sep, --sheet, --columns and --keep-double-zero values of the running command."""
+    """The --sep, --sheet, --columns, --keep-double-zero, --missing ... values of the running
+    command."""
     ctx = click.get_current_context(silent=True)
     stored = ctx.meta.get(INPUT_KEY, {}) if ctx is not None else {}
     return {**INPUT_DEFAULTS, **stored}
@@ -369,7 +372,9 @@ _STORED: dict[str, Any] = {"expose_value": False, "callback": _store_input, "is_
 
 
 def input_options(func: Callable) -> Callable:
-    """--sep, --sheet, --columns, --keep-double-zero: how the table is read and which rows count."""
+    """--sep, --sheet, --columns, --keep-double-zero, --missing: how the table is read and
+    which rows count."""
+    func = missing_option(func)
     func = click.option(
         "--software",
         "input_software",
@@ -398,6 +403,23 @@ def input_options(func: Callable) -> Callable:
         **_STORED,
     )(func)
     return table_options(func)
+
+
+def missing_option(func: Callable) -> Callable:
+    """--missing error|exclude (``pool`` and ``batch`` alike), read back with
+    :func:`input_settings`."""
+    return click.option(
+        "--missing",
+        "input_missing",
+        type=AnyCase(MISSING_CHOICES),
+        default="error",
+        show_default=True,
+        metavar="|".join(MISSING_CHOICES),
+        help="A missing value (empty, NA, NaN, '.') in a cell a study's effect needs: an error, "
+        "or exclude the study, listed with the reason and its row (metafor's na.omit). Other "
+        "bad values stay errors.",
+        **_STORED,
+    )(func)
 
 
 def table_options(func: Callable) -> Callable:

@@ -42,6 +42,8 @@ def option_args(ctx: click.Context) -> list[str]:
                 continue
             value = ctx.params[param.name]
         else:
+            if ctx.get_parameter_source(param.name or "") == ParameterSource.DEFAULT:
+                continue  # --missing error: each command's own default
             value = stored.get((param.name or "").removeprefix("input_"))
         flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
         if param.is_flag:
@@ -182,7 +184,7 @@ def report(file, out_dir, published, columns, no_figures, title, labels, glmm, *
         table_options={
             k: v
             for k, v in input_settings().items()
-            if k in ("sep", "sheet", "columns", "analysis")
+            if k in ("sep", "sheet", "columns", "analysis", "missing")
         },
         figures_off=no_figures,
         published=published,

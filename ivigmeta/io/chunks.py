@@ -99,6 +99,9 @@ class Rows:
     column): (n, 2) float64, the two numbers of each row that passed pool's checks as read
     (NaN for rows in ``given`` or ``error``); ``effect_form`` says which form."""
     effect_form: str | None = None
+    omitted: np.ndarray | None = None
+    """Under ``--missing exclude``: for each row left out for a missing value, pool's reason
+    (``missing value in column 'ai'``), None for the others; None when no row is."""
 
     def __len__(self) -> int:
         return len(self.row)
@@ -120,6 +123,7 @@ class Rows:
             given=None if self.given is None else self.given[index],
             effect=None if self.effect is None else self.effect[index],
             effect_form=self.effect_form,
+            omitted=None if self.omitted is None else self.omitted[index],
         )
 
     @staticmethod
@@ -137,6 +141,11 @@ class Rows:
         effect = None
         if parts[0].effect is not None:
             effect = np.concatenate([p.effect for p in parts])  # type: ignore[misc]
+        omitted = None
+        if any(p.omitted is not None for p in parts):
+            omitted = np.concatenate(
+                [p.omitted if p.omitted is not None else np.full(len(p), None) for p in parts]
+            )
         return Rows(
             keys={g: np.concatenate([p.keys[g] for p in parts]) for g in parts[0].keys},
             values=np.concatenate([p.values for p in parts]),
@@ -147,6 +156,7 @@ class Rows:
             given=given,
             effect=effect,
             effect_form=parts[0].effect_form,
+            omitted=omitted,
         )
 
     def to_frame(self) -> Any:
@@ -206,23 +216,34 @@ def check_columns(columns: Iterable[str], groups: Sequence[str], source: str) ->
 
 
 def study_check(
-    values: dict[str, str], rownum: int, source: str, cmap: ColumnMap, decimal: str = "."
+    values: dict[str, str],
+    rownum: int,
+    source: str,
+    cmap: ColumnMap,
+    decimal: str = ".",
+    exclude_missing: bool = False,
 ) -> tuple[str | None, tuple[float, ...] | None, Any]:
     """What ``pool`` makes of one row: ``(its DataError message, None, None)`` for a row pool
     rejects, ``(None, the row's data, None)`` for a row of data (the four counts as events and
     totals, whatever the table's convention; means, rates or proportions in DATA_ROLES order),
-    ``(None, None, the Study)`` for a row that reports an effect instead of counts.
+    ``(None, None, the Study)`` for a row that reports an effect instead of counts, and with
+    ``exclude_missing`` (``--missing exclude``) ``(None, None, MissingRow)`` for a row pool
+    leaves out for a missing value (:class:`~ivigmeta.io.studies.MissingRow`).
 
     ``values`` maps header names to stripped cells; ``decimal`` is the table's decimal mark (pool
     reads a semicolon file's text fields with a decimal point, and so words its messages).
     """
     from ivigmeta.core.effects import DATA_ROLES
+    from ivigmeta.errors import MissingValueError
     from ivigmeta.io.studies import (
+        MissingRow,
+        check_present_cells,
         check_thousands,
         decimal_point,
         is_missing_token,
         parse_outcome_study,
         parse_study,
+        row_label,
     )
 
     values = {col: ("" if is_missing_token(v) else v) for col, v in values.items()}
@@ -242,6 +263,14 @@ def study_check(
             outcome = study.outcome or {}
             return None, tuple(outcome[r] for r in DATA_ROLES[cmap.outcome]), None
         study = parse_study(values, rownum, source, cmap, decimal)
+    except MissingValueError as exc:
+        if not exclude_missing:
+            return str(exc), None, None
+        try:
+            check_present_cells(values, rownum, source, cmap, decimal)
+        except DataError as bad:
+            return str(bad), None, None
+        return None, None, MissingRow(rownum, row_label(values, rownum, cmap), exc.column)
     except DataError as exc:
         return str(exc), None, None
     if not study.has_counts:
@@ -252,7 +281,20 @@ def study_check(
 def row_error(values: dict[str, str], rownum: int, source: str, kind: str = "counts") -> str | None:
     """The DataError ``pool`` raises for one row with ivigmeta's column names (None when pool
     accepts it as a row of data)."""
+    return row_check(values, rownum, source, kind)[0]
+
+
+def row_check(
+    values: dict[str, str],
+    rownum: int,
+    source: str,
+    kind: str = "counts",
+    exclude_missing: bool = False,
+) -> tuple[str | None, str | None]:
+    """``(the DataError pool raises for one row with ivigmeta's column names, the reason pool
+    leaves it out under --missing exclude)``: both None when pool accepts it as a row of data."""
     from ivigmeta.core.effects import DATA_ROLES
+    from ivigmeta.io.studies import MissingRow
 
     roles = {c: c for c in DATA_ROLES[kind]}
     for c in (LABEL_COLUMN, YEAR_COLUMN):
@@ -260,10 +302,12 @@ def row_error(values: dict[str, str], rownum: int, source: str, kind: str = "cou
             roles[c] = c
     outcome = None if kind == "counts" else kind
     cmap = ColumnMap(roles=roles, convention="ivigmeta", outcome=outcome)
-    message, found, _ = study_check(values, rownum, source, cmap)
+    message, found, study = study_check(values, rownum, source, cmap, ".", exclude_missing)
+    if isinstance(study, MissingRow):
+        return None, study.reason
     if message is None and found is None:
-        return f"{source}, row {rownum}: gives an effect instead of data (missing value)"
-    return message
+        return f"{source}, row {rownum}: gives an effect instead of data (missing value)", None
+    return message, None
 
 
 def to_float(text: np.ndarray) -> np.ndarray:
@@ -353,11 +397,14 @@ when no column is named as a study label; pool sees the whole table)."""
 class TableOptions:
     """How the table is read, with the meanings of ``pool``'s options: ``sep`` the delimiter
     (``comma``, ``semicolon``, ``tab``; None sniffs it), ``sheet`` an .xlsx worksheet,
-    ``columns`` roles mapped to column names (``--columns ROLE=COL,...`` or a mapping)."""
+    ``columns`` roles mapped to column names (``--columns ROLE=COL,...`` or a mapping),
+    ``missing`` ``--missing`` (``exclude``: a row whose effect needs a missing value is left out
+    of its group and counted in ``n_excluded``, :attr:`Rows.omitted`)."""
 
     sep: str | None = None
     sheet: str | None = None
     columns: str | Mapping[str, str] | None = None
+    missing: str = "error"
 
     def explicit(self) -> dict[str, str]:
         """``columns`` as a role -> column mapping (DataError for a malformed ``--columns``)."""
@@ -370,10 +417,18 @@ class TableOptions:
 
         return normalize_sep(self.sep)
 
+    @property
+    def exclude_missing(self) -> bool:
+        from ivigmeta.io.studies import check_missing
+
+        return check_missing(self.missing) == "exclude"
+
     def check(self) -> TableOptions:
-        """Raise pool's DataError for an unknown ``sep`` or a malformed ``columns``."""
+        """Raise pool's DataError for an unknown ``sep``, a malformed ``columns`` or an
+        unknown ``missing``."""
         self.delimiter()
         self.explicit()
+        _ = self.exclude_missing
         return self
 
 
@@ -396,6 +451,8 @@ class _Layout:
         self.nfields = len(header)
         self.nraw = nraw  # fields of the header line (trailing empty names included)
         self.delim, self.decimal, self.cmap = delim, decimal, cmap
+        #: ``--missing exclude``: rows whose effect needs a missing value are left out
+        self.exclude_missing = False
         from ivigmeta.core.effects import DATA_ROLES
 
         pos = {name: i for i, name in enumerate(header) if name}
@@ -455,7 +512,9 @@ def _layout(
         if g in data or (cmap.outcome is None and g in COUNT_COLUMNS):
             what = "a count" if cmap.outcome is None else "a data"
             raise DataError(f"'{g}' is {what} column and cannot be a group column")
-    return _Layout(header, groups, cmap, nraw, delim, decimal)
+    layout = _Layout(header, groups, cmap, nraw, delim, decimal)
+    layout.exclude_missing = options.exclude_missing
+    return layout
 
 
 # Bytes that are not UTF-8 are read as Latin-1, as pool reads such a file; the calls are counted
@@ -1082,14 +1141,29 @@ def _checked(
         counts = cells
         suspect = suspect_rows(counts, year, kind) if n else np.zeros(0, bool)
     given = None
+    omitted = None
+    from ivigmeta.io.studies import MissingRow
+
     for i in np.flatnonzero(suspect).tolist():
         if error[i] is None:
             message, found, study = study_check(
-                row_values(i), int(rownums[i]), source, layout.cmap, layout.decimal
+                row_values(i),
+                int(rownums[i]),
+                source,
+                layout.cmap,
+                layout.decimal,
+                layout.exclude_missing,
             )
             error[i] = message
             if found is not None:
                 counts[i] = found
+            elif isinstance(study, MissingRow):
+                if omitted is None:
+                    omitted = np.full(n, None, dtype=object)
+                counts[i] = math.nan
+                if effect is not None:
+                    effect[i] = math.nan
+                omitted[i] = study.reason
             elif study is not None:
                 if given is None:
                     given = np.full(n, None, dtype=object)
@@ -1109,6 +1183,7 @@ def _checked(
         given=given,
         effect=effect,
         effect_form=layout.effect_form,
+        omitted=omitted,
     )
 
 

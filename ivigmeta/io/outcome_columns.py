@@ -286,7 +286,7 @@ def parse_outcome_row(
     naming the row and the column."""
     import math
 
-    from ivigmeta.errors import DataError
+    from ivigmeta.errors import DataError, MissingValueError
 
     if kind is None:
         kind = "correlation" if "cor" in roles else None
@@ -296,7 +296,7 @@ def parse_outcome_row(
         where = f"{source}, row {row}, column '{col}'"
         text = (values.get(col) or "").strip()
         if not text:
-            raise DataError(f"{where}: missing value (expected a number for {role})")
+            raise MissingValueError(f"{where}: missing value (expected a number for {role})", col)
         if number is not None:
             parsed = number(text)
             if parsed is None:

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ivigmeta.errors import DataError
+from ivigmeta.errors import DataError, MissingValueError
 from ivigmeta.io.columns import (
     COUNT_ROLES,
     EFFECT_ROLES,
@@ -55,9 +55,14 @@ MAX_COUNT = 2**53
 MAX_EFFECT = 1e10
 MIN_VARIANCE = 1e-40
 MAX_VARIANCE = 1e40
+#: ``--missing``: a missing value in a cell a study's effect needs is an error (the default), or
+#: the study is excluded and listed with the reason (metafor's ``na.action = na.omit``)
+MISSING_CHOICES = ("error", "exclude")
 
 __all__ = [
     "COUNT_COLUMNS",
+    "MISSING_CHOICES",
+    "MissingRow",
     "STDIN_NAME",
     "GivenEffect",
     "Study",
@@ -169,6 +174,30 @@ class Study:
 
 
 @dataclass(frozen=True)
+class MissingRow:
+    """A study row left out under ``--missing exclude``: a cell its effect needs is missing."""
+
+    row: int
+    study: str
+    #: the header name of the (first) missing cell, as the "missing value" error names it
+    column: str
+
+    @property
+    def reason(self) -> str:
+        return f"missing value in column '{self.column}'"
+
+
+def check_missing(missing: str) -> str:
+    """``missing`` lower-cased; a :class:`DataError` naming the choices for another value."""
+    value = str(missing).lower()
+    if value not in MISSING_CHOICES:
+        raise DataError(
+            f"missing='{missing}' is not known (expected one of {', '.join(MISSING_CHOICES)})"
+        )
+    return value
+
+
+@dataclass(frozen=True)
 class StudyTable:
     """A validated study table: where it came from, its header and its studies in file order."""
 
@@ -179,6 +208,9 @@ class StudyTable:
     notes: tuple[str, ...] = ()
     #: settings that came with the table (a RevMan analysis: its measure, method, model, level)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: rows left out for a missing value under ``missing="exclude"``, in file order (the
+    #: effects list them among the excluded studies)
+    omitted: tuple[MissingRow, ...] = ()
 
     def has_column(self, name: str) -> bool:
         return name in self.columns
@@ -222,6 +254,7 @@ def load_table(
     sheet: str | None = None,
     columns: str | Mapping[str, str] | None = None,
     analysis: str | None = None,
+    missing: str = "error",
 ) -> StudyTable:
     """Read and validate the study table at ``path`` (``-`` for standard input).
 
@@ -229,6 +262,8 @@ def load_table(
     worksheet, ``columns`` maps roles to column names (``--columns``). A RevMan file (.rm5, or
     RevMan's CSV export of analyses) gives the table of its analysis numbered ``analysis``
     (``--analysis 1.2``), with that analysis's settings in :attr:`StudyTable.settings`.
+    ``missing`` is ``--missing``: ``"exclude"`` leaves out a row whose effect needs a missing
+    value (listed in :attr:`StudyTable.omitted`) instead of raising the error.
     """
     from ivigmeta.io.revman import is_revman_csv_head, is_rm5
 
@@ -239,24 +274,33 @@ def load_table(
         if sep is not None or sheet is not None:
             raise DataError(f"{source}: --sep and --sheet do not apply to a RevMan file")
         raw, chosen = revman_raw(data, source, path, analysis)
-        return replace(parse_rows(raw, columns), settings=table_settings(chosen))
+        return replace(parse_rows(raw, columns, missing), settings=table_settings(chosen))
     if analysis is not None:
         raise DataError(
             f"{source}: --analysis {analysis} applies to RevMan files (.rm5 or RevMan's CSV "
             "export), not to a study table"
         )
-    return parse_rows(raw_from_bytes(data, source, path, sep, sheet), columns)
+    return parse_rows(raw_from_bytes(data, source, path, sep, sheet), columns, missing)
 
 
 def parse_table(
-    text: str, source: str, sep: str | None = None, columns: str | Mapping[str, str] | None = None
+    text: str,
+    source: str,
+    sep: str | None = None,
+    columns: str | Mapping[str, str] | None = None,
+    missing: str = "error",
 ) -> StudyTable:
     """Parse CSV ``text`` into a :class:`StudyTable`; ``source`` names it in messages."""
-    return parse_rows(split_text(text, source, sep), columns)
+    return parse_rows(split_text(text, source, sep), columns, missing)
 
 
-def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) -> StudyTable:
-    """Validate the cells of ``raw`` into a :class:`StudyTable`."""
+def parse_rows(
+    raw: RawTable, columns: str | Mapping[str, str] | None = None, missing: str = "error"
+) -> StudyTable:
+    """Validate the cells of ``raw`` into a :class:`StudyTable`; with ``missing="exclude"`` a
+    row whose effect needs a missing value is left out (:attr:`StudyTable.omitted`), the rest of
+    the row still checked (:func:`check_present_cells`)."""
+    exclude = check_missing(missing) == "exclude"
     source = raw.source
     explicit = (
         parse_columns_option(columns)
@@ -280,7 +324,8 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
         )
     cmap = table_map(header, [r for _, r in body], source, explicit, raw.decimal)
     studies = []
-    missing: dict[str, list[int]] = {}
+    omitted: list[MissingRow] = []
+    read_missing: dict[str, list[int]] = {}
     both: list[int] = []
     for row_number, cells in body:
         extra = [c for c in cells[len(header) :] if c.strip()]
@@ -295,23 +340,30 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
         for col, v in values.items():
             if v and is_missing_token(v):
                 values[col] = ""
-                missing.setdefault(col, []).append(row_number)
+                read_missing.setdefault(col, []).append(row_number)
         if raw.decimal == ",":
             check_thousands(values, row_number, source, cmap)
             # Text fields hold numbers with a decimal point whatever the file's locale, so that
             # numeric moderators and printed fields do not depend on it.
             values = {col: decimal_point(v) for col, v in values.items()}
-        if cmap.outcome is not None:
-            study = parse_outcome_study(values, row_number, source, cmap)
-        else:
-            study = parse_study(values, row_number, source, cmap, raw.decimal)
+        try:
+            if cmap.outcome is not None:
+                study = parse_outcome_study(values, row_number, source, cmap)
+            else:
+                study = parse_study(values, row_number, source, cmap, raw.decimal)
+        except MissingValueError as exc:
+            if not exclude:
+                raise
+            check_present_cells(values, row_number, source, cmap, raw.decimal)
+            omitted.append(MissingRow(row_number, row_label(values, row_number, cmap), exc.column))
+            continue
         if study.has_counts and _gives_effect(values, cmap):
             both.append(row_number)
         studies.append(study)
     notes = list(raw.notes) + [f"{source}: {n}" for n in cmap.notes]
     notes += [
         f"{source}: column '{col}': {_rows(r)} read as missing (NA, N/A, '.' and NaN mean no value)"
-        for col, r in missing.items()
+        for col, r in read_missing.items()
     ]
     if both:
         effect = ", ".join(cmap.roles[r] for k in cmap.effect_sets() for r in EFFECT_SETS[k])
@@ -333,6 +385,7 @@ def parse_rows(raw: RawTable, columns: str | Mapping[str, str] | None = None) ->
         studies=tuple(studies),
         column_map=cmap,
         notes=tuple(notes),
+        omitted=tuple(omitted),
     )
 
 
@@ -516,7 +569,9 @@ def check_thousands(values: Mapping[str, str], row: int, source: str, cmap: Colu
 def _parse_count(value: str, source: str, row: int, column: str, decimal: str) -> int:
     where = f"{source}, row {row}, column '{column}'"
     if value == "":
-        raise DataError(f"{where}: missing value (expected a whole number of participants)")
+        raise MissingValueError(
+            f"{where}: missing value (expected a whole number of participants)", column
+        )
     number = _thousands_checked(value, decimal)
     if number is None:
         raise DataError(f"{where}: {_not_a_number(value, decimal, 'a whole number')}")
@@ -560,35 +615,116 @@ def _parse_counts(
             counts[role] = _parse_count(values[col], source, row, col, decimal)
         for arm in ("treat", "control"):
             ev_col, tot_col = cmap.roles[f"{arm}_events"], cmap.roles[f"{arm}_total"]
-            events, total = counts[f"{arm}_events"], counts[f"{arm}_total"]
-            if total == 0:
-                raise DataError(
-                    f"{source}, row {row}, column '{tot_col}': '{values[tot_col]}' is zero "
-                    "(expected at least one participant in each arm)"
-                )
-            if events > total:
-                raise DataError(
-                    f"{source}, row {row}, column '{ev_col}': {events} events exceed "
-                    f"{tot_col} {total} (expected events <= total)"
-                )
+            _check_total(
+                values,
+                row,
+                source,
+                ev_col,
+                tot_col,
+                counts[f"{arm}_events"],
+                counts[f"{arm}_total"],
+            )
         return counts
     # Events and non-events (metafor's ai, bi, ci, di): totals are their sums.
     for arm in ("treat", "control"):
         ev_col, non_col = cmap.roles[f"{arm}_events"], cmap.roles[f"{arm}_nonevents"]
         events = _parse_count(values[ev_col], source, row, ev_col, decimal)
         non = _parse_count(values[non_col], source, row, non_col, decimal)
-        if events + non == 0:
-            raise DataError(
-                f"{source}, row {row}, column '{non_col}': '{values[non_col]}' with "
-                f"{ev_col} '{values[ev_col]}' leaves the arm empty (expected at least one participant)"
-            )
-        if events + non > MAX_COUNT:
-            raise DataError(
-                f"{source}, row {row}, column '{non_col}': the arm total {events + non} is too "
-                f"large (expected at most 2^53 = {MAX_COUNT})"
-            )
+        _check_nonevents(values, row, source, ev_col, non_col, events, non)
         counts[f"{arm}_events"], counts[f"{arm}_total"] = events, events + non
     return counts
+
+
+def _check_total(
+    values: Mapping[str, str],
+    row: int,
+    source: str,
+    ev_col: str,
+    tot_col: str,
+    events: int | None,
+    total: int | None,
+) -> None:
+    """An arm's total is at least one and its events do not exceed it (each checked when the
+    cells it needs are there: ``None`` for a missing one)."""
+    if total == 0:
+        raise DataError(
+            f"{source}, row {row}, column '{tot_col}': '{values[tot_col]}' is zero "
+            "(expected at least one participant in each arm)"
+        )
+    if events is not None and total is not None and events > total:
+        raise DataError(
+            f"{source}, row {row}, column '{ev_col}': {events} events exceed "
+            f"{tot_col} {total} (expected events <= total)"
+        )
+
+
+def _check_nonevents(
+    values: Mapping[str, str],
+    row: int,
+    source: str,
+    ev_col: str,
+    non_col: str,
+    events: int,
+    non: int,
+) -> None:
+    """An arm given as events and non-events holds somebody, and not too many."""
+    if events + non == 0:
+        raise DataError(
+            f"{source}, row {row}, column '{non_col}': '{values[non_col]}' with "
+            f"{ev_col} '{values[ev_col]}' leaves the arm empty (expected at least one participant)"
+        )
+    if events + non > MAX_COUNT:
+        raise DataError(
+            f"{source}, row {row}, column '{non_col}': the arm total {events + non} is too "
+            f"large (expected at most 2^53 = {MAX_COUNT})"
+        )
+
+
+def check_present_cells(
+    values: Mapping[str, str], row: int, source: str, cmap: ColumnMap, decimal: str
+) -> None:
+    """For a row left out for a missing value (``--missing exclude``): every cell of it that
+    the row parser reads and that is there is checked as the parser checks it (a number, a
+    count not negative, events not above the total where both are given, a variance > 0, the
+    measure, the year), so that only missing values, never a wrong one, exclude a study.
+    Raises the parser's :class:`DataError`."""
+    if cmap.outcome is not None:
+        from ivigmeta.io.outcome_columns import parse_outcome_row
+
+        kind = cmap.outcome
+        present = {
+            r: c
+            for r, c in cmap.roles.items()
+            if r in OUTCOME_ROLES[kind] and (values.get(c) or "").strip()
+        }
+        parse_outcome_row(dict(values), present, source, row, _strict_number, kind)
+    else:
+        counts: dict[str, int | None] = {}
+        for col in cmap.count_columns():
+            text = values.get(col, "")
+            counts[col] = _parse_count(text, source, row, col, decimal) if text else None
+        if cmap.has_counts:
+            for arm in ("treat", "control"):
+                ev_col = cmap.roles[f"{arm}_events"]
+                if cmap.get("treat_total") is not None:
+                    tot_col = cmap.roles[f"{arm}_total"]
+                    _check_total(
+                        values, row, source, ev_col, tot_col, counts[ev_col], counts[tot_col]
+                    )
+                    continue
+                non_col = cmap.roles[f"{arm}_nonevents"]
+                events, non = counts[ev_col], counts[non_col]
+                if events is not None and non is not None:
+                    _check_nonevents(values, row, source, ev_col, non_col, events, non)
+        for kind in cmap.effect_sets():
+            cols = [cmap.roles[r] for r in EFFECT_SETS[kind]]
+            for col in cols:
+                if values.get(col, ""):
+                    number = _parse_real(values[col], source, row, col, decimal, _GIVEN_WHAT[kind])
+                    if kind != "ci" and col == cols[1]:
+                        _check_spread(kind, number, values, row, source, col)
+        _given_measure(values, row, source, cmap)
+    _parse_year(values, row, source, cmap, decimal)
 
 
 def _effect_hint(cmap: ColumnMap) -> str:
@@ -611,15 +747,12 @@ def _parse_given(
             continue
         if len(filled) < len(cols):
             empty = next(c for c in cols if values[c] == "")
-            raise DataError(
+            raise MissingValueError(
                 f"{source}, row {row}, column '{empty}': missing value (expected a number: "
-                f"{', '.join(cols)} are given together)"
+                f"{', '.join(cols)} are given together)",
+                empty,
             )
-        what = {
-            "ci": "a number on the reported scale",
-            "se": "a number on the analysis scale",
-            "vi": "a number on the analysis scale",
-        }[kind]
+        what = _GIVEN_WHAT[kind]
         nums = [_parse_real(values[c], source, row, c, decimal, what) for c in cols]
         if kind == "ci":
             est, lo, hi = nums
@@ -639,29 +772,50 @@ def _parse_given(
                     f"{cols[1]} (expected a CI of positive width, from which the variance is derived)"
                 )
         else:
-            spread, name = nums[1], ("standard error" if kind == "se" else "sampling variance")
-            var = spread * spread if kind == "se" else spread
-            if not spread > 0:
-                raise DataError(
-                    f"{source}, row {row}, column '{cols[1]}': '{values[cols[1]]}' is not positive "
-                    f"(expected a {name} > 0)"
-                )
-            if not MIN_VARIANCE <= var <= MAX_VARIANCE:
-                raise DataError(
-                    f"{source}, row {row}, column '{cols[1]}': '{values[cols[1]]}' is out of range "
-                    f"(expected a {name} whose variance lies in [{MIN_VARIANCE:g}, {MAX_VARIANCE:g}])"
-                )
-        measure = None
-        mcol = cmap.get("measure")
-        if mcol is not None and values.get(mcol, ""):
-            measure = values[mcol].strip().upper()
-            if measure not in MEASURE_NAMES:
-                raise DataError(
-                    f"{source}, row {row}, column '{mcol}': '{values[mcol]}' is not a measure "
-                    f"ivigmeta pools (expected one of {', '.join(MEASURE_NAMES)})"
-                )
-        return GivenEffect(kind, tuple(nums), tuple(cols), measure, mcol)
+            _check_spread(kind, nums[1], values, row, source, cols[1])
+        measure = _given_measure(values, row, source, cmap)
+        return GivenEffect(kind, tuple(nums), tuple(cols), measure, cmap.get("measure"))
     return None
+
+
+#: what each kind of given effect's numbers are, for messages
+_GIVEN_WHAT = {
+    "ci": "a number on the reported scale",
+    "se": "a number on the analysis scale",
+    "vi": "a number on the analysis scale",
+}
+
+
+def _check_spread(
+    kind: str, spread: float, values: Mapping[str, str], row: int, source: str, col: str
+) -> None:
+    """A given standard error (``se``) or sampling variance (``vi``) is positive and in range."""
+    name = "standard error" if kind == "se" else "sampling variance"
+    var = spread * spread if kind == "se" else spread
+    if not spread > 0:
+        raise DataError(
+            f"{source}, row {row}, column '{col}': '{values[col]}' is not positive "
+            f"(expected a {name} > 0)"
+        )
+    if not MIN_VARIANCE <= var <= MAX_VARIANCE:
+        raise DataError(
+            f"{source}, row {row}, column '{col}': '{values[col]}' is out of range "
+            f"(expected a {name} whose variance lies in [{MIN_VARIANCE:g}, {MAX_VARIANCE:g}])"
+        )
+
+
+def _given_measure(values: Mapping[str, str], row: int, source: str, cmap: ColumnMap) -> str | None:
+    """The row's ``measure`` cell upper-cased (None when the table has none or it is empty)."""
+    mcol = cmap.get("measure")
+    if mcol is None or not values.get(mcol, ""):
+        return None
+    measure = values[mcol].strip().upper()
+    if measure not in MEASURE_NAMES:
+        raise DataError(
+            f"{source}, row {row}, column '{mcol}': '{values[mcol]}' is not a measure "
+            f"ivigmeta pools (expected one of {', '.join(MEASURE_NAMES)})"
+        )
+    return measure
 
 
 def table_map(
@@ -732,7 +886,7 @@ def parse_outcome_study(values: dict[str, str], row: int, source: str, cmap: Col
     roles = {r: c for r, c in cmap.roles.items() if r in OUTCOME_ROLES[kind]}  # type: ignore[index]
     numbers = parse_outcome_row(values, roles, source, row, _strict_number, kind)
     year = _parse_year(values, row, source, cmap, ".")
-    label = _label(values, row, cmap)
+    label = row_label(values, row, cmap)
     return Study(
         row=row,
         study=label,
@@ -748,7 +902,7 @@ def parse_outcome_study(values: dict[str, str], row: int, source: str, cmap: Col
     )
 
 
-def _label(values: Mapping[str, str], row: int, cmap: ColumnMap) -> str:
+def row_label(values: Mapping[str, str], row: int, cmap: ColumnMap) -> str:
     """The study's label: its label column's cell, or ``row N`` for want of one."""
     lcol = cmap.get("study")
     return (values.get(lcol, "") if lcol else "") or f"row {row}"
@@ -797,13 +951,14 @@ def parse_study(
                 if count_cols
                 else next(cmap.roles[r] for k in cmap.effect_sets() for r in EFFECT_SETS[k])
             )
-            raise DataError(
+            raise MissingValueError(
                 f"{source}, row {row}, column '{col}': missing value (expected event counts"
-                f"{_effect_hint(cmap)})"
+                f"{_effect_hint(cmap)})",
+                col,
             )
         counts = dict.fromkeys(COUNT_ROLES)
     year = _parse_year(values, row, source, cmap, decimal)
-    label = _label(values, row, cmap)
+    label = row_label(values, row, cmap)
     return Study(
         row=row,
         study=label,
