@@ -61,7 +61,7 @@ MEASURE_CHOICES = (
     "RR", "OR", "RD", "AS", "MD", "SMD", "SMDH", "ROM", "IRR", "IRD", "IRSD",
     "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN",
     "MC", "SMCC", "SMCR", "SMCRH", "ROMC", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL",
-    "IRLN", "IR", "IRS", "IRFT",
+    "IRLN", "IR", "IRS", "IRFT", "CVR", "VR", "RPB", "RBIS", "CVLN", "SDLN",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -101,9 +101,9 @@ def effect_options(func: Callable) -> Callable:
         metavar="|".join(MEASURE_CHOICES),
         help="Effect measure. 2x2 counts: RR (default), OR, RD, AS, PHI, YUQ, YUY, OR2DN, "
         "OR2DL; means and SDs: MD "
-        "(default), SMD, SMDH, ROM; events and person-time: IRR (default), IRD, IRSD; events "
+        "(default), SMD, SMDH, ROM, CVR, VR, RPB, RBIS; events and person-time: IRR (default), IRD, IRSD; events "
         "and totals of one group: PLO (default), PR, PAS, PFT, PLN; correlations and sizes: "
-        "ZCOR (default), COR, UCOR; means, SDs and sizes of one group: MN (default), MNLN; "
+        "ZCOR (default), COR, UCOR; means, SDs and sizes of one group: MN (default), MNLN, CVLN, SDLN; "
         "one group's post- and pre-test means, SDs, size and correlation: MC (default), SMCC, "
         "SMCR, SMCRH, ROMC; events and person-time of one group: IRLN (default), IR, IRS, "
         "IRFT.",

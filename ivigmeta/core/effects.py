@@ -403,6 +403,10 @@ def _outcome_reason(study: Study, measure: str) -> str:
         return "UCOR undefined: the unbiased correlation needs a sample size n > 4"
     if measure == "MNLN" and not o.get("mean", 0) > 0:
         return "MNLN undefined: the log of a mean needs a positive mean"
+    if measure == "CVLN" and not o.get("mean", 0) > 0:
+        return "CVLN undefined: the log coefficient of variation needs a positive mean"
+    if measure == "CVR" and not (o.get("treat_mean", 0) > 0 and o.get("control_mean", 0) > 0):
+        return "CVR undefined: the log coefficient of variation ratio needs two positive means"
     if measure == "ROMC" and not o.get("mean_post", 0) * o.get("mean_pre", 0) > 0:
         return "ROMC undefined: the log ratio of means needs two means of the same sign, not zero"
     if measure in ("SMCC", "SMCR", "SMCRH") and o.get("n", 3) <= 2:

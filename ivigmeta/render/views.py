@@ -157,11 +157,13 @@ PROPORTION_SCALES = ("PR", "PLO", "PAS", "PFT", "PLN")
 
 
 #: measures reported as a correlation (ZCOR after back-transformation)
-CORRELATION_SCALES = ("ZCOR", "COR", "UCOR")
+CORRELATION_SCALES = ("ZCOR", "COR", "UCOR", "RPB", "RBIS")
 #: measures reported as a mean (MNLN after back-transformation)
 MEAN_SCALES = ("MN", "MNLN")
 #: measures of one group's rate (IRLN and IRS reported as rates; IRFT on its own scale)
 RATE_SCALES = ("IR", "IRLN", "IRS", "IRFT")
+#: one group's variability, reported back-transformed (exp)
+VARIABILITY_SCALES = {"CVLN": "Coefficient of variation", "SDLN": "SD"}
 
 
 def _measure_header(measure: str, level_percent: float) -> str:
@@ -173,6 +175,8 @@ def _measure_header(measure: str, level_percent: float) -> str:
         return f"Mean ({measure}) [{level_percent:g}% CI]"
     if measure in RATE_SCALES:
         return f"Rate ({measure}) [{level_percent:g}% CI]"
+    if measure in VARIABILITY_SCALES:
+        return f"{VARIABILITY_SCALES[measure]} ({measure}) [{level_percent:g}% CI]"
     return f"{measure} [{level_percent:g}% CI]"
 
 

@@ -152,6 +152,16 @@ for (m in c("IRLN", "IR", "IRS", "IRFT")) add(record("hart1999_arm1", m, ir, ir)
 ir0 <- list(xi = inc0$x1i, ti = inc0$t1i)
 for (m in c("IRLN", "IR", "IRS", "IRFT")) add(record("zeros", m, ir0, ir0))
 
+## two groups' variability and point-biserial correlations on dat.normand1999
+## (Nakagawa et al. 2015: CVR, VR; Jacobs & Viechtbauer 2017: RPB, RBIS;
+## vtype = "LS"), and one group's variability on its first arm (CVLN, SDLN)
+d <- dat.normand1999
+cont <- list(m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i,
+             m2i = d$m2i, sd2i = d$sd2i, n2i = d$n2i)
+for (m in c("CVR", "VR", "RPB", "RBIS")) add(record("normand1999", m, cont, cont))
+mn <- list(mi = d$m1i, sdi = d$sd1i, ni = d$n1i)
+for (m in c("CVLN", "SDLN")) add(record("normand1999_arm1", m, mn, mn))
+
 ## back-transformed pooled proportions as predict(transf=...) gives them
 ## (REML, z test): PLO -> transf.ilogit, PAS -> transf.iarcsin, PLN -> exp,
 ## PFT -> transf.ipft.hm with the harmonic mean of ni.
@@ -210,6 +220,27 @@ for (m in c("IRLN", "IR", "IRS", "IRFT")) {
   f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
   p <- switch(m, IRLN = predict(f, transf = exp), IRS = predict(f, transf = transf.isqrt),
               predict(f))
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+
+## back-transformed pooled variability (REML, z test): CVR, VR, CVLN, SDLN ->
+## exp; RPB and RBIS as they are
+d <- dat.normand1999
+for (m in c("CVR", "VR", "RPB", "RBIS")) {
+  es <- escalc(measure = m, m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i,
+               m2i = d$m2i, sd2i = d$sd2i, n2i = d$n2i)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- if (m %in% c("CVR", "VR")) predict(f, transf = exp) else predict(f)
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+for (m in c("CVLN", "SDLN")) {
+  es <- escalc(measure = m, mi = d$m1i, sdi = d$sd1i, ni = d$n1i)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- predict(f, transf = exp)
   back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
                                     ci_lb = p$ci.lb, ci_ub = p$ci.ub,
                                     pi_lb = p$pi.lb, pi_ub = p$pi.ub)
