@@ -266,6 +266,11 @@ MEASURE_NAMES.update(
     YUY="Yule's Y",
     OR2DN="standardized mean difference converted from the log odds ratio (normal)",
     OR2DL="standardized mean difference converted from the log odds ratio (logistic)",
+    MPRD="risk difference of matched pairs",
+    MPRR="log risk ratio of matched pairs",
+    MPOR="marginal log odds ratio of matched pairs",
+    MPORC="conditional log odds ratio of matched pairs",
+    MPPETO="conditional (Peto) log odds ratio of matched pairs",
     IR="raw incidence rate",
     IRLN="log-transformed incidence rate",
     IRS="square-root-transformed incidence rate",
@@ -292,7 +297,10 @@ COMMON_NAMES = {"IV": "inverse-variance", "MH": "Mantel-Haenszel", "PETO": "Peto
 #: where each measure's continuity correction goes (metafor's escalc defaults); measures not
 #: listed need none
 CORRECTION_CELLS = {
-    **dict.fromkeys(("RR", "OR", "RD"), "all four cells of each study with a zero cell"),
+    **dict.fromkeys(
+        ("RR", "OR", "RD", "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO"),
+        "all four cells of each study with a zero cell",
+    ),
     **dict.fromkeys(("IRR", "IRD"), "both event counts of each study with a zero count"),
     **dict.fromkeys(
         ("PR", "PLN", "PLO"), "the events and non-events of each study with no or only events"

@@ -88,6 +88,19 @@ S = 1/a + 1/b + 1/c + 1/d:
 * OR2DL (Hasselblad & Hedges 1995): yi = log OR sqrt(3)/pi, vi = 3 S / pi².
 * OR2DN (Cox 1970, as Haddock et al. 1998): yi = log OR / 1.65, vi = S / 1.65².
 
+Matched pairs (Zou 2007; Curtin et al. 2002), from the 2x2 table of n *pairs* as escalc's ``ai, bi,
+ci, di`` (a pairs with the event in both members, b in the treated member only, c in the control
+member only, d in neither; a counts table's four cells read as this table), after the
+correction of :mod:`ivigmeta.core.effects` (1/2 added to every cell of a table with a zero), with
+p12 = b/n, p21 = c/n, p1. = (a + b)/n and p.1 = (a + c)/n:
+
+* MPRD: yi = p1. - p.1, vi = [p12 (1 - p12) + p21 (1 - p21) + 2 p12 p21] / n.
+* MPRR: yi = log p1. - log p.1, vi = (p12 + p21) / (n p1. p.1).
+* MPOR (marginal log odds ratio): yi = logit p1. - logit p.1, vi = [p12 (1 - p12) + p21 (1 -
+  p21) + 2 p12 p21] / (n p1. (1 - p1.) p.1 (1 - p.1)).
+* MPORC (conditional log odds ratio): yi = log b - log c, vi = 1/b + 1/c.
+* MPPETO (Peto's conditional log odds ratio): yi = (b - (b + c)/2) / ((b + c)/4), vi = 4/(b + c).
+
 From 2x2 counts, AS (arcsine risk difference, no correction): yi = arcsin sqrt(a/n1) -
 arcsin sqrt(c/n2), vi = 1/(4 n1) + 1/(4 n2).
 """
@@ -106,7 +119,9 @@ CORRELATION = ("ZCOR", "COR", "UCOR")
 MEAN = ("MN", "MNLN", "CVLN", "SDLN")
 CHANGE = ("MC", "SMCC", "SMCR", "SMCRH", "ROMC")
 RATE = ("IRLN", "IR", "IRS", "IRFT")
-COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL")
+#: measures of matched pairs: a counts table's four cells read as the table of pairs
+PAIRED = ("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")
+COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL") + PAIRED
 #: measures of 2x2 counts computed from the log odds ratio's cells (corrected as OR)
 ODDS_FAMILY = ("OR", "YUQ", "YUY", "OR2DN", "OR2DL")
 #: every measure ivigmeta pools, by the kind of data it is computed from
@@ -145,6 +160,11 @@ MEASURE_TITLES = {
     "YUY": "Yule's Y",
     "OR2DN": "Standardized mean difference (from the OR, normal)",
     "OR2DL": "Standardized mean difference (from the OR, logistic)",
+    "MPRD": "Risk difference (matched pairs)",
+    "MPRR": "Risk ratio (matched pairs)",
+    "MPOR": "Odds ratio (matched pairs, marginal)",
+    "MPORC": "Odds ratio (matched pairs, conditional)",
+    "MPPETO": "Peto odds ratio (matched pairs, conditional)",
     "MD": "Mean difference",
     "SMD": "Standardized mean difference (Hedges' g)",
     "SMDH": "Standardized mean difference (heteroscedastic)",
@@ -530,6 +550,33 @@ def phi_coefficient(
     return yi, vi
 
 
+def matched_pairs(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, measure: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of a (corrected) table of matched pairs, escalc's MPRD, MPRR, MPOR, MPORC
+    and MPPETO (formulas in the module docstring)."""
+    import numpy as np
+
+    a, b, c, d = (np.asarray(v, dtype=float) for v in (a, b, c, d))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if measure == "MPORC":
+            return np.log(b) - np.log(c), 1 / b + 1 / c
+        if measure == "MPPETO":
+            v = (b + c) / 4
+            return (b - (b + c) / 2) / v, 1 / v
+        n = a + b + c + d
+        p12, p21, p1, q1 = b / n, c / n, (a + b) / n, (a + c) / n
+        spread = p12 * (1 - p12) + p21 * (1 - p21) + 2 * p12 * p21
+        if measure == "MPRD":
+            return p1 - q1, spread / n
+        if measure == "MPRR":
+            return np.log(p1) - np.log(q1), (p12 + p21) / (n * p1 * q1)
+        if measure == "MPOR":
+            yi = np.log(p1 / (1 - p1)) - np.log(q1 / (1 - q1))
+            return yi, spread / (n * p1 * (1 - p1) * q1 * (1 - q1))
+    raise ValueError(f"not a matched-pairs measure: {measure}")
+
+
 def arcsine_difference(
     a: np.ndarray, n1: np.ndarray, c: np.ndarray, n2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -545,7 +592,7 @@ def arcsine_difference(
 #: measures analysed on the log scale (reported as exp)
 LOG_SCALE = (
     *("RR", "OR", "ROM", "IRR", "PLN", "MNLN", "ROMC", "IRLN"),
-    *("CVR", "VR", "CVLN", "SDLN"),
+    *("CVR", "VR", "CVLN", "SDLN", "MPRR", "MPOR", "MPORC", "MPPETO"),
 )  # fmt: skip
 
 

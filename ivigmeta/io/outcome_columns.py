@@ -50,7 +50,10 @@ KIND_MEASURES: dict[str, tuple[str, ...]] = {
     "correlation": ("ZCOR", "COR", "UCOR"),
     "mean": ("MN", "MNLN", "CVLN", "SDLN"),
     "rate": ("IRLN", "IR", "IRS", "IRFT"),
-    "counts": ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
+    "counts": (
+        *("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
+        *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO"),
+    ),  # fmt: skip
 }
 
 

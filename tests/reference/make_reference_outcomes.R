@@ -162,6 +162,16 @@ for (m in c("CVR", "VR", "RPB", "RBIS")) add(record("normand1999", m, cont, cont
 mn <- list(mi = d$m1i, sdi = d$sd1i, ni = d$n1i)
 for (m in c("CVLN", "SDLN")) add(record("normand1999_arm1", m, mn, mn))
 
+## matched pairs (Zou 2007; Curtin 2017): a hand-typed set of six paired 2x2
+## tables, ai = pairs with the event in both members, bi = in the treated member
+## only, ci = in the control member only, di = in neither (escalc's layout for
+## MPRD, MPRR, MPOR, MPORC, MPPETO); the last table has bi = 0, so escalc's
+## to = "only0" adds 1/2 to its four cells. MPORM (marginal table plus ri) is
+## not covered.
+mp <- list(ai = c(12, 5, 30, 8, 20, 3), bi = c(8, 10, 15, 2, 9, 0),
+           ci = c(3, 4, 6, 5, 2, 6), di = c(40, 31, 60, 25, 33, 18))
+for (m in c("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")) add(record("pairs", m, mp, mp))
+
 ## back-transformed pooled proportions as predict(transf=...) gives them
 ## (REML, z test): PLO -> transf.ilogit, PAS -> transf.iarcsin, PLN -> exp,
 ## PFT -> transf.ipft.hm with the harmonic mean of ni.
@@ -241,6 +251,17 @@ for (m in c("CVLN", "SDLN")) {
   es <- escalc(measure = m, mi = d$m1i, sdi = d$sd1i, ni = d$n1i)
   f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
   p <- predict(f, transf = exp)
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+
+## back-transformed pooled matched pairs (REML, z test): MPRR, MPOR, MPORC,
+## MPPETO -> exp; MPRD as it is
+for (m in c("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")) {
+  es <- escalc(measure = m, ai = mp$ai, bi = mp$bi, ci = mp$ci, di = mp$di)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- if (m == "MPRD") predict(f) else predict(f, transf = exp)
   back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
                                     ci_lb = p$ci.lb, ci_ub = p$ci.ub,
                                     pi_lb = p$pi.lb, pi_ub = p$pi.ub)
