@@ -84,7 +84,7 @@ MEASURES = {
     "mean": KINDS["mean"],
     "change": KINDS["change"],
     "rate": KINDS["rate"],
-    "counts": ("AS", "RR", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL", *PAIRED),
+    "counts": ("AS", "RR", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL", *PAIRED, "PBIT"),
     "vi": ("RR", "OR", "RD"),
     "se": ("RR", "OR", "RD"),
     "ci": ("RR", "OR", "RD"),

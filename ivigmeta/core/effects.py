@@ -10,6 +10,7 @@ d = n2 - c non-events), after the continuity correction described below:
   PHI, as escalc, not corrected under ``only0``)
 * MPRD, MPRR, MPOR, MPORC, MPPETO (matched pairs): the four cells read as the table of pairs
   (a = ai, b = n1 - a = bi, c = ci, d = n2 - c = di), corrected as OR, never a double zero
+* PBIT (probit difference): :mod:`ivigmeta.core.measures`, corrected and double-zero-dropped as OR
 
 Continuity correction (``cc``, default 0.5) with ``cc_policy``:
 
@@ -106,7 +107,7 @@ def count_effects(
         double_zero = np.zeros(a.shape, bool)
     else:
         double_zero = (a == 0) & (c == 0)
-        if measure in ODDS_FAMILY:
+        if measure in ODDS_FAMILY + ("PBIT",):
             double_zero |= (a == n1) & (c == n2)
     b, d = n1 - a, n2 - c
     has_zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
@@ -132,6 +133,8 @@ def count_effects(
             yi, vi = m.phi_coefficient(a, b, c, d)
         elif measure in PAIRED:
             yi, vi = m.matched_pairs(a, b, c, d, measure)
+        elif measure == "PBIT":
+            yi, vi = m.probit_difference(a, n1, c, n2)
         else:
             p1, p2 = a / n1, c / n2
             yi = p1 - p2
@@ -435,7 +438,7 @@ def double_zero_reason(study: Study, measure: str) -> str | None:
             f"no events in either arm (double zero): {measure} is not estimable "
             "(--keep-double-zero keeps it with the continuity correction)"
         )
-    if measure in ODDS_FAMILY and a == n1 and c == n2:
+    if measure in ODDS_FAMILY + ("PBIT",) and a == n1 and c == n2:
         return (
             f"events in every participant of both arms: {measure} is not estimable "
             "(--keep-double-zero keeps it with the continuity correction)"

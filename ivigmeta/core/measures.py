@@ -87,6 +87,9 @@ S = 1/a + 1/b + 1/c + 1/d:
 * YUY (Yule 1912): yi = (sqrt OR - 1)/(sqrt OR + 1), vi = (1 - yi²)² S / 16.
 * OR2DL (Hasselblad & Hedges 1995): yi = log OR sqrt(3)/pi, vi = 3 S / pi².
 * OR2DN (Cox 1970, as Haddock et al. 1998): yi = log OR / 1.65, vi = S / 1.65².
+* PBIT (probit difference, corrected and double-zero-dropped as OR): with p1 = a/n1, p2 = c/n2,
+  z1 = Φ⁻¹(p1), z2 = Φ⁻¹(p2): yi = z1 - z2, vi = 2π p1 (1 - p1) exp(z1²)/n1 + 2π p2 (1 - p2)
+  exp(z2²)/n2.
 
 Matched pairs (Zou 2007; Curtin et al. 2002), from the 2x2 table of n *pairs* as escalc's ``ai, bi,
 ci, di`` (a pairs with the event in both members, b in the treated member only, c in the control
@@ -121,7 +124,7 @@ CHANGE = ("MC", "SMCC", "SMCR", "SMCRH", "ROMC")
 RATE = ("IRLN", "IR", "IRS", "IRFT")
 #: measures of matched pairs: a counts table's four cells read as the table of pairs
 PAIRED = ("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")
-COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL") + PAIRED
+COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL") + PAIRED + ("PBIT",)
 #: measures of 2x2 counts computed from the log odds ratio's cells (corrected as OR)
 ODDS_FAMILY = ("OR", "YUQ", "YUY", "OR2DN", "OR2DL")
 #: every measure ivigmeta pools, by the kind of data it is computed from
@@ -160,6 +163,7 @@ MEASURE_TITLES = {
     "YUY": "Yule's Y",
     "OR2DN": "Standardized mean difference (from the OR, normal)",
     "OR2DL": "Standardized mean difference (from the OR, logistic)",
+    "PBIT": "Probit difference",
     "MPRD": "Risk difference (matched pairs)",
     "MPRR": "Risk ratio (matched pairs)",
     "MPOR": "Odds ratio (matched pairs, marginal)",
@@ -548,6 +552,23 @@ def phi_coefficient(
             - 0.75 * yi**2 * ((r1 - r2) ** 2 / (r1 * r2) + (c1 - c2) ** 2 / (c1 * c2))
         ) / n
     return yi, vi
+
+
+def probit_difference(
+    a: np.ndarray, n1: np.ndarray, c: np.ndarray, n2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of escalc's PBIT from (corrected) events and totals."""
+    import math
+
+    import numpy as np
+    from scipy.special import ndtri
+
+    a, n1, c, n2 = (np.asarray(v, dtype=float) for v in (a, n1, c, n2))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        p1, p2 = a / n1, c / n2
+        z1, z2 = ndtri(p1), ndtri(p2)
+        vi = 2 * math.pi * (p1 * (1 - p1) * np.exp(z1**2) / n1 + p2 * (1 - p2) * np.exp(z2**2) / n2)
+    return z1 - z2, vi
 
 
 def matched_pairs(

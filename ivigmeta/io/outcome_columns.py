@@ -52,7 +52,7 @@ KIND_MEASURES: dict[str, tuple[str, ...]] = {
     "rate": ("IRLN", "IR", "IRS", "IRFT"),
     "counts": (
         *("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
-        *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO"),
+        *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT"),
     ),  # fmt: skip
 }
 

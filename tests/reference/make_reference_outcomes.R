@@ -172,6 +172,13 @@ mp <- list(ai = c(12, 5, 30, 8, 20, 3), bi = c(8, 10, 15, 2, 9, 0),
            ci = c(3, 4, 6, 5, 2, 6), di = c(40, 31, 60, 25, 33, 18))
 for (m in c("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")) add(record("pairs", m, mp, mp))
 
+## probit difference of 2x2 counts (escalc's PBIT: add = 1/2 to every cell of a
+## table with a zero, as OR) on dat.bcg and the zero-cell tables
+d <- dat.bcg
+tab <- list(ai = d$tpos, bi = d$tneg, ci = d$cpos, di = d$cneg)
+add(record("bcg", "PBIT", tab, tab))
+add(record("zeros", "PBIT", tab0, tab0))
+
 ## back-transformed pooled proportions as predict(transf=...) gives them
 ## (REML, z test): PLO -> transf.ilogit, PAS -> transf.iarcsin, PLN -> exp,
 ## PFT -> transf.ipft.hm with the harmonic mean of ni.
