@@ -1,10 +1,11 @@
 """Property: `batch` pools every kind of table as `pool` pools each of its groups alone.
 
 The one-engine property of tests/test_batch_equals_pool.py, for the tables beyond 2x2 counts:
-means and SDs (MD, SMD, SMDH, ROM), events over person-time (IRR, IRD, IRSD), single-group
+means and SDs (MD, SMD, SMDH, ROM, CVR, VR, RPB, RBIS), events over person-time (IRR, IRD, IRSD), single-group
 events and totals (PR, PLO, PAS, PFT, PLN), correlations (ZCOR, COR, UCOR), one group's means
-(MN, MNLN), one group's pre-post changes (MC, SMCC, SMCR, SMCRH, ROMC), one group's rates (IRLN, IR,
-IRS, IRFT), 2x2 counts with AS, PHI, YUQ, YUY, OR2DN and OR2DL, tables of given effects
+(MN, MNLN, CVLN, SDLN), one group's pre-post changes (MC, SMCC, SMCR, SMCRH, ROMC), one group's rates (IRLN, IR,
+IRS, IRFT), 2x2 counts with AS, PHI, YUQ, YUY, OR2DN, OR2DL and the matched-pairs measures (MPRD,
+MPRR, MPOR, MPORC, MPPETO), tables of given effects
 (yi/vi, theta/se, estimate with CI) and count tables where some rows give an effect instead.
 Each is written as a CSV file in ivigmeta's, metafor's or meta's column names, with some bad
 rows (SD 0, n 1, time 0, events above the total, NA, a word); batch reads the whole file in
@@ -27,7 +28,7 @@ from test_batch_equals_pool import differences
 
 from ivigmeta.batching import run as core
 from ivigmeta.core.effects import compute_effects
-from ivigmeta.core.measures import KINDS
+from ivigmeta.core.measures import KINDS, PAIRED
 from ivigmeta.core.pooling import fit
 from ivigmeta.errors import DataError, IvigmetaError
 from ivigmeta.io.studies import parse_table
@@ -83,7 +84,7 @@ MEASURES = {
     "mean": KINDS["mean"],
     "change": KINDS["change"],
     "rate": KINDS["rate"],
-    "counts": ("AS", "RR", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
+    "counts": ("AS", "RR", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL", *PAIRED, "PBIT"),
     "vi": ("RR", "OR", "RD"),
     "se": ("RR", "OR", "RD"),
     "ci": ("RR", "OR", "RD"),

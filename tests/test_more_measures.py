@@ -1,5 +1,5 @@
 """More of escalc's measures at the CLI: one group's pre-post changes (MC, SMCC, SMCR, SMCRH,
-ROMC), 2x2 counts as PHI, YUQ, YUY, OR2DN, OR2DL, and one group's incidence rates (IRLN, IR,
+ROMC), 2x2 counts as PHI, YUQ, YUY, OR2DN, OR2DL, PBIT, and one group's incidence rates (IRLN, IR,
 IRS, IRFT): read in ivigmeta's, metafor's (and meta's) names, pooled as metafor pools them (tests/reference/metafor_outcomes.json, written by
 make_reference_outcomes.R), shown back-transformed, bad rows one-line errors, undefined effects
 excluded with the reason, batch = pool."""
@@ -257,7 +257,7 @@ def _bcg_ivigmeta(tmp_path) -> str:
 
 
 @pytest.mark.parametrize("naming", ["metafor", "ivigmeta"])
-@pytest.mark.parametrize("measure", ["PHI", "YUQ", "YUY", "OR2DN", "OR2DL"])
+@pytest.mark.parametrize("measure", ["PHI", "YUQ", "YUY", "OR2DN", "OR2DL", "PBIT"])
 @pytest.mark.parametrize("tau2", ["DL", "REML"])
 def test_pool_of_counts_in_the_new_measures_is_metafors_rma(run, tmp_path, naming, measure, tau2):
     path = str(BCG) if naming == "metafor" else _bcg_ivigmeta(tmp_path)
@@ -280,7 +280,7 @@ def test_pool_of_counts_in_the_new_measures_is_metafors_rma(run, tmp_path, namin
     assert [s["yi"] for s in got["studies"]] == pytest.approx(rec["yi"], rel=CLOSED_FORM)
 
 
-@pytest.mark.parametrize("measure", ["PHI", "YUQ", "YUY", "OR2DN", "OR2DL"])
+@pytest.mark.parametrize("measure", ["PHI", "YUQ", "YUY", "OR2DN", "OR2DL", "PBIT"])
 def test_zero_cells_are_corrected_as_escalc(run, tmp_path, measure):
     """OR's correction (1/2 to every cell of a table with a zero) for YUQ, YUY, OR2DN and
     OR2DL; none for PHI."""
@@ -308,19 +308,24 @@ def test_undefined_counts_effects_are_excluded_with_the_reason(run, tmp_path):
     assert "double zero" in yuq["excluded"][0]["reason"]
     kept = _pool_json(run, str(path), "--measure", "YUQ", "--keep-double-zero")
     assert kept["excluded"] == [] and kept["k"] == 4
+    pbit = _pool_json(run, str(path), "--measure", "PBIT")
+    assert [e["row"] for e in pbit["excluded"]] == [3]
+    assert "double zero" in pbit["excluded"][0]["reason"]
 
 
 def test_mantel_haenszel_does_not_pool_the_new_count_measures(run):
     out = run("pool", str(BCG), "--measure", "YUQ", "--common", "MH")
     assert out.exit_code == 1 and "Traceback" not in out.stderr
     assert "Mantel-Haenszel pools RR, OR and RD: YUQ is pooled by inverse variance" in out.stderr
+    out = run("pool", str(BCG), "--measure", "PBIT", "--common", "MH")
+    assert out.exit_code == 1 and "PBIT is pooled by inverse variance" in out.stderr
 
 
 def test_batch_pools_the_new_count_measures_as_pool(run, tmp_path):
     d = RECORDS[("bcg", "PHI")]["data"]
     groups = ["a" if i < 7 else "b" for i in range(13)]
     long = _write(tmp_path, "long.csv", {"g": groups, **d})
-    for measure in ("PHI", "OR2DL"):
+    for measure in ("PHI", "OR2DL", "PBIT"):
         out = run("batch", long, "-g", "g", "--measure", measure, "--format", "csv")
         assert out.exit_code == 0, out.stderr
         frame = pd.read_csv(io.StringIO(out.stdout)).set_index("g")

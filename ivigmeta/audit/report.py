@@ -255,11 +255,23 @@ MEASURE_NAMES.update(
     UCOR="unbiased (Olkin-Pratt) correlation coefficient",
     MN="raw mean",
     MNLN="log-transformed mean",
+    CVR="log coefficient of variation ratio",
+    VR="log variability ratio (ratio of SDs)",
+    RPB="point-biserial correlation",
+    RBIS="biserial correlation",
+    CVLN="log-transformed coefficient of variation",
+    SDLN="log-transformed standard deviation",
     PHI="phi coefficient",
     YUQ="Yule's Q",
     YUY="Yule's Y",
     OR2DN="standardized mean difference converted from the log odds ratio (normal)",
     OR2DL="standardized mean difference converted from the log odds ratio (logistic)",
+    PBIT="probit difference",
+    MPRD="risk difference of matched pairs",
+    MPRR="log risk ratio of matched pairs",
+    MPOR="marginal log odds ratio of matched pairs",
+    MPORC="conditional log odds ratio of matched pairs",
+    MPPETO="conditional (Peto) log odds ratio of matched pairs",
     IR="raw incidence rate",
     IRLN="log-transformed incidence rate",
     IRS="square-root-transformed incidence rate",
@@ -286,7 +298,10 @@ COMMON_NAMES = {"IV": "inverse-variance", "MH": "Mantel-Haenszel", "PETO": "Peto
 #: where each measure's continuity correction goes (metafor's escalc defaults); measures not
 #: listed need none
 CORRECTION_CELLS = {
-    **dict.fromkeys(("RR", "OR", "RD"), "all four cells of each study with a zero cell"),
+    **dict.fromkeys(
+        ("RR", "OR", "RD", "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO"),
+        "all four cells of each study with a zero cell",
+    ),
     **dict.fromkeys(("IRR", "IRD"), "both event counts of each study with a zero count"),
     **dict.fromkeys(
         ("PR", "PLN", "PLO"), "the events and non-events of each study with no or only events"
@@ -301,6 +316,11 @@ BACK_TRANSFORMS = {
     "harmonic mean of the sample sizes.",
     "ZCOR": "Pooled Fisher's z values were back-transformed to correlations.",
     "MNLN": "Pooled log means were back-transformed to means.",
+    "CVR": "Pooled log coefficient of variation ratios were back-transformed to ratios.",
+    "VR": "Pooled log variability ratios were back-transformed to ratios of SDs.",
+    "CVLN": "Pooled log coefficients of variation were back-transformed to coefficients of "
+    "variation.",
+    "SDLN": "Pooled log SDs were back-transformed to SDs.",
     "ROMC": "Pooled log ratios of means were back-transformed to ratios.",
     "IRLN": "Pooled log incidence rates were back-transformed to rates.",
     "IRS": "Pooled square-root incidence rates were back-transformed to rates (squared).",

@@ -61,7 +61,8 @@ MEASURE_CHOICES = (
     "RR", "OR", "RD", "AS", "MD", "SMD", "SMDH", "ROM", "IRR", "IRD", "IRSD",
     "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN",
     "MC", "SMCC", "SMCR", "SMCRH", "ROMC", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL",
-    "IRLN", "IR", "IRS", "IRFT",
+    "IRLN", "IR", "IRS", "IRFT", "CVR", "VR", "RPB", "RBIS", "CVLN", "SDLN",
+    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -100,10 +101,11 @@ def effect_options(func: Callable) -> Callable:
         default=None,
         metavar="|".join(MEASURE_CHOICES),
         help="Effect measure. 2x2 counts: RR (default), OR, RD, AS, PHI, YUQ, YUY, OR2DN, "
-        "OR2DL; means and SDs: MD "
-        "(default), SMD, SMDH, ROM; events and person-time: IRR (default), IRD, IRSD; events "
+        "OR2DL, PBIT, and for a table of matched pairs (the four cells read as metafor's ai, bi, ci, "
+        "di of the pairs) MPRD, MPRR, MPOR, MPORC, MPPETO; means and SDs: MD "
+        "(default), SMD, SMDH, ROM, CVR, VR, RPB, RBIS; events and person-time: IRR (default), IRD, IRSD; events "
         "and totals of one group: PLO (default), PR, PAS, PFT, PLN; correlations and sizes: "
-        "ZCOR (default), COR, UCOR; means, SDs and sizes of one group: MN (default), MNLN; "
+        "ZCOR (default), COR, UCOR; means, SDs and sizes of one group: MN (default), MNLN, CVLN, SDLN; "
         "one group's post- and pre-test means, SDs, size and correlation: MC (default), SMCC, "
         "SMCR, SMCRH, ROMC; events and person-time of one group: IRLN (default), IR, IRS, "
         "IRFT.",

@@ -8,6 +8,9 @@ d = n2 - c non-events), after the continuity correction described below:
 * RD (risk difference): yi = a / n1 - c / n2,          vi = p1 (1 - p1) / n1 + p2 (1 - p2) / n2
 * PHI, YUQ, YUY, OR2DN, OR2DL: :mod:`ivigmeta.core.measures` (the last four corrected as OR;
   PHI, as escalc, not corrected under ``only0``)
+* MPRD, MPRR, MPOR, MPORC, MPPETO (matched pairs): the four cells read as the table of pairs
+  (a = ai, b = n1 - a = bi, c = ci, d = n2 - c = di), corrected as OR, never a double zero
+* PBIT (probit difference): :mod:`ivigmeta.core.measures`, corrected and double-zero-dropped as OR
 
 Continuity correction (``cc``, default 0.5) with ``cc_policy``:
 
@@ -39,7 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ivigmeta.core.distributions import z_crit
-from ivigmeta.core.measures import ALL_MEASURES, LOG_SCALE, ODDS_FAMILY, kind_of
+from ivigmeta.core.measures import ALL_MEASURES, LOG_SCALE, ODDS_FAMILY, PAIRED, kind_of
 from ivigmeta.errors import DataError
 
 if TYPE_CHECKING:  # imported where used: ``--help`` needs neither numpy nor the result classes
@@ -91,18 +94,20 @@ def count_effects(
 
     Without ``keep_double_zero`` a ratio analysis leaves out studies with no events in either arm
     (and, for OR and the measures computed from it, YUQ, YUY, OR2DN, OR2DL, events in every
-    participant of both arms). PHI, as escalc, is not corrected under ``only0``.
+    participant of both arms). PHI, as escalc, is not corrected under ``only0``. The
+    matched-pairs measures read the cells as the table of pairs and keep every table (escalc's
+    ``drop00 = FALSE``).
     """
     import numpy as np
 
     from ivigmeta.core import measures as m
 
     a, n1, c, n2 = (np.asarray(x, dtype=float) for x in (a, n1, c, n2))
-    if keep_double_zero or measure in ("RD", "PHI"):
+    if keep_double_zero or measure in ("RD", "PHI") + PAIRED:
         double_zero = np.zeros(a.shape, bool)
     else:
         double_zero = (a == 0) & (c == 0)
-        if measure in ODDS_FAMILY:
+        if measure in ODDS_FAMILY + ("PBIT",):
             double_zero |= (a == n1) & (c == n2)
     b, d = n1 - a, n2 - c
     has_zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
@@ -126,6 +131,10 @@ def count_effects(
             yi, vi = m.odds_family(a, b, c, d, measure)
         elif measure == "PHI":
             yi, vi = m.phi_coefficient(a, b, c, d)
+        elif measure in PAIRED:
+            yi, vi = m.matched_pairs(a, b, c, d, measure)
+        elif measure == "PBIT":
+            yi, vi = m.probit_difference(a, n1, c, n2)
         else:
             p1, p2 = a / n1, c / n2
             yi = p1 - p2
@@ -403,6 +412,10 @@ def _outcome_reason(study: Study, measure: str) -> str:
         return "UCOR undefined: the unbiased correlation needs a sample size n > 4"
     if measure == "MNLN" and not o.get("mean", 0) > 0:
         return "MNLN undefined: the log of a mean needs a positive mean"
+    if measure == "CVLN" and not o.get("mean", 0) > 0:
+        return "CVLN undefined: the log coefficient of variation needs a positive mean"
+    if measure == "CVR" and not (o.get("treat_mean", 0) > 0 and o.get("control_mean", 0) > 0):
+        return "CVR undefined: the log coefficient of variation ratio needs two positive means"
     if measure == "ROMC" and not o.get("mean_post", 0) * o.get("mean_pre", 0) > 0:
         return "ROMC undefined: the log ratio of means needs two means of the same sign, not zero"
     if measure in ("SMCC", "SMCR", "SMCRH") and o.get("n", 3) <= 2:
@@ -417,7 +430,7 @@ def _outcome_reason(study: Study, measure: str) -> str:
 
 def double_zero_reason(study: Study, measure: str) -> str | None:
     """Why a double-zero study is left out of a ratio analysis; ``None`` if it is not one."""
-    if measure in ("RD", "AS", "PHI") or not study.has_counts:
+    if measure in ("RD", "AS", "PHI") + PAIRED or not study.has_counts:
         return None
     a, n1, c, n2 = study.counts
     if a == 0 and c == 0:
@@ -425,7 +438,7 @@ def double_zero_reason(study: Study, measure: str) -> str | None:
             f"no events in either arm (double zero): {measure} is not estimable "
             "(--keep-double-zero keeps it with the continuity correction)"
         )
-    if measure in ODDS_FAMILY and a == n1 and c == n2:
+    if measure in ODDS_FAMILY + ("PBIT",) and a == n1 and c == n2:
         return (
             f"events in every participant of both arms: {measure} is not estimable "
             "(--keep-double-zero keeps it with the continuity correction)"

@@ -11,6 +11,17 @@ Continuous, two groups (means m1, m2, SDs s1, s2, sizes n1, n2):
   vi = c(m)² [yi² (s1⁴/(n1 - 1) + s2⁴/(n2 - 1)) / (2 (s1² + s2²)²) + (s1²/(n1 - 1) +
   s2²/(n2 - 1)) / s²] (as escalc computes it, yi already corrected).
 * ROM (Hedges, Gurevitch & Curtis 1999): yi = log(m1 / m2), vi = s1²/(n1 m1²) + s2²/(n2 m2²).
+* CVR (Nakagawa et al. 2015, log coefficient-of-variation ratio): yi = log(s1/m1) + 1/(2 (n1 -
+  1)) - log(s2/m2) - 1/(2 (n2 - 1)), vi = 1/(2 (n1 - 1)) + s1²/(n1 m1²) + 1/(2 (n2 - 1)) +
+  s2²/(n2 m2²) (positive means only).
+* VR (Nakagawa et al. 2015, log variability ratio): yi = log(s1/s2) + 1/(2 (n1 - 1)) - 1/(2 (n2
+  - 1)), vi = 1/(2 (n1 - 1)) + 1/(2 (n2 - 1)).
+* RPB (point-biserial correlation, Jacobs & Viechtbauer 2017; escalc's ``vtype = "LS"``): with
+  d = (m1 - m2)/sp (not corrected), m = n1 + n2 - 2 and h = m/n1 + m/n2: yi = d / sqrt(d² + h),
+  vi = h² / (h + d²)³ (1/n1 + 1/n2 + d²/(2 n)), n = n1 + n2.
+* RBIS (biserial correlation from the means, Jacobs & Viechtbauer 2017): p1 = n1/n, p2 = n2/n,
+  z = Φ⁻¹(1 - p1), f = φ(z): yi = sqrt(p1 p2)/f · RPB's yi, vi = [p1 p2/f² - (3/2 + (1 - p1 z/f)
+  (1 + p2 z/f)) y² + y⁴] / (n - 1) with y = yi truncated to [-1, 1].
 
 Incidence rates, two groups (events x1, x2 over person-time t1, t2); IRR and IRD add 1/2 to both
 event counts of a study with a zero count (``to = "only0"``), IRSD needs no correction:
@@ -45,6 +56,9 @@ Correlations (r among n participants; escalc's ``vtype = "LS"``; no variance for
 One group's means (mean m, SD s, n participants):
 
 * MN: yi = m, vi = s²/n.     * MNLN: yi = log m, vi = s²/(n m²).
+* CVLN (Nakagawa et al. 2015, log coefficient of variation): yi = log(s/m) + 1/(2 (n - 1)),
+  vi = 1/(2 (n - 1)) + s²/(n m²) (a positive mean only).
+* SDLN (Nakagawa et al. 2015, log SD): yi = log s + 1/(2 (n - 1)), vi = 1/(2 (n - 1)).
 
 One group measured twice (means m1 after and m2 before, SDs s1 and s2, n participants, r the
 correlation of the two measurements; escalc's m1i, m2i, sd1i, sd2i, ni, ri with m1i the post-test
@@ -73,6 +87,22 @@ S = 1/a + 1/b + 1/c + 1/d:
 * YUY (Yule 1912): yi = (sqrt OR - 1)/(sqrt OR + 1), vi = (1 - yi²)² S / 16.
 * OR2DL (Hasselblad & Hedges 1995): yi = log OR sqrt(3)/pi, vi = 3 S / pi².
 * OR2DN (Cox 1970, as Haddock et al. 1998): yi = log OR / 1.65, vi = S / 1.65².
+* PBIT (probit difference, corrected and double-zero-dropped as OR): with p1 = a/n1, p2 = c/n2,
+  z1 = Φ⁻¹(p1), z2 = Φ⁻¹(p2): yi = z1 - z2, vi = 2π p1 (1 - p1) exp(z1²)/n1 + 2π p2 (1 - p2)
+  exp(z2²)/n2.
+
+Matched pairs (Zou 2007; Curtin et al. 2002), from the 2x2 table of n *pairs* as escalc's ``ai, bi,
+ci, di`` (a pairs with the event in both members, b in the treated member only, c in the control
+member only, d in neither; a counts table's four cells read as this table), after the
+correction of :mod:`ivigmeta.core.effects` (1/2 added to every cell of a table with a zero), with
+p12 = b/n, p21 = c/n, p1. = (a + b)/n and p.1 = (a + c)/n:
+
+* MPRD: yi = p1. - p.1, vi = [p12 (1 - p12) + p21 (1 - p21) + 2 p12 p21] / n.
+* MPRR: yi = log p1. - log p.1, vi = (p12 + p21) / (n p1. p.1).
+* MPOR (marginal log odds ratio): yi = logit p1. - logit p.1, vi = [p12 (1 - p12) + p21 (1 -
+  p21) + 2 p12 p21] / (n p1. (1 - p1.) p.1 (1 - p.1)).
+* MPORC (conditional log odds ratio): yi = log b - log c, vi = 1/b + 1/c.
+* MPPETO (Peto's conditional log odds ratio): yi = (b - (b + c)/2) / ((b + c)/4), vi = 4/(b + c).
 
 From 2x2 counts, AS (arcsine risk difference, no correction): yi = arcsin sqrt(a/n1) -
 arcsin sqrt(c/n2), vi = 1/(4 n1) + 1/(4 n2).
@@ -85,14 +115,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-CONTINUOUS = ("MD", "SMD", "SMDH", "ROM")
+CONTINUOUS = ("MD", "SMD", "SMDH", "ROM", "CVR", "VR", "RPB", "RBIS")
 INCIDENCE = ("IRR", "IRD", "IRSD")
 PROPORTION = ("PR", "PLO", "PAS", "PFT", "PLN")
 CORRELATION = ("ZCOR", "COR", "UCOR")
-MEAN = ("MN", "MNLN")
+MEAN = ("MN", "MNLN", "CVLN", "SDLN")
 CHANGE = ("MC", "SMCC", "SMCR", "SMCRH", "ROMC")
 RATE = ("IRLN", "IR", "IRS", "IRFT")
-COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL")
+#: measures of matched pairs: a counts table's four cells read as the table of pairs
+PAIRED = ("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")
+COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL") + PAIRED + ("PBIT",)
 #: measures of 2x2 counts computed from the log odds ratio's cells (corrected as OR)
 ODDS_FAMILY = ("OR", "YUQ", "YUY", "OR2DN", "OR2DL")
 #: every measure ivigmeta pools, by the kind of data it is computed from
@@ -131,10 +163,20 @@ MEASURE_TITLES = {
     "YUY": "Yule's Y",
     "OR2DN": "Standardized mean difference (from the OR, normal)",
     "OR2DL": "Standardized mean difference (from the OR, logistic)",
+    "PBIT": "Probit difference",
+    "MPRD": "Risk difference (matched pairs)",
+    "MPRR": "Risk ratio (matched pairs)",
+    "MPOR": "Odds ratio (matched pairs, marginal)",
+    "MPORC": "Odds ratio (matched pairs, conditional)",
+    "MPPETO": "Peto odds ratio (matched pairs, conditional)",
     "MD": "Mean difference",
     "SMD": "Standardized mean difference (Hedges' g)",
     "SMDH": "Standardized mean difference (heteroscedastic)",
     "ROM": "Ratio of means",
+    "CVR": "Coefficient of variation ratio",
+    "VR": "Variability ratio",
+    "RPB": "Point-biserial correlation",
+    "RBIS": "Biserial correlation",
     "IRR": "Incidence rate ratio",
     "IRD": "Incidence rate difference",
     "IRSD": "Square-root incidence rate difference",
@@ -148,6 +190,8 @@ MEASURE_TITLES = {
     "UCOR": "Correlation (unbiased)",
     "MN": "Mean",
     "MNLN": "Mean (log)",
+    "CVLN": "Coefficient of variation",
+    "SDLN": "Standard deviation",
     "IR": "Incidence rate",
     "IRLN": "Incidence rate (log)",
     "IRS": "Incidence rate (square root)",
@@ -213,6 +257,15 @@ def continuous_effects(
             return m1 - m2, s1**2 / n1 + s2**2 / n2
         if measure == "ROM":
             return np.log(m1 / m2), s1**2 / (n1 * m1**2) + s2**2 / (n2 * m2**2)
+        if measure in ("CVR", "VR"):
+            c1, c2 = 1 / (2 * (n1 - 1)), 1 / (2 * (n2 - 1))
+            if measure == "VR":
+                return np.log(s1 / s2) + c1 - c2, c1 + c2
+            pos = (m1 > 0) & (m2 > 0)
+            yi = np.log(s1 / np.where(pos, m1, np.nan)) + c1 - np.log(s2 / m2) - c2
+            return yi, c1 + s1**2 / (n1 * m1**2) + c2 + s2**2 / (n2 * m2**2)
+        if measure in ("RPB", "RBIS"):
+            return biserial_effects(m1, s1, n1, m2, s2, n2, measure)
         cm = hedges_correction(n1 + n2 - 2)
         if measure == "SMD":
             sp = np.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / (n1 + n2 - 2))
@@ -226,6 +279,41 @@ def continuous_effects(
             ) / (ss / 2)
             return yi, cm**2 * vi
     raise ValueError(f"not a continuous measure: {measure}")
+
+
+def biserial_effects(
+    m1: np.ndarray,
+    s1: np.ndarray,
+    n1: np.ndarray,
+    m2: np.ndarray,
+    s2: np.ndarray,
+    n2: np.ndarray,
+    measure: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of the point-biserial (RPB) or biserial (RBIS) correlation of two groups'
+    means and SDs, as escalc (the formulas in the module docstring)."""
+    import math
+
+    import numpy as np
+    from scipy.special import ndtri
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = n1 + n2
+        df = n - 2
+        d = (m1 - m2) / np.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / df)
+        h = df / n1 + df / n2
+        yi = d / np.sqrt(d**2 + h)
+        if measure == "RPB":
+            return yi, h**2 / (h + d**2) ** 3 * (1 / n1 + 1 / n2 + d**2 / (2 * n))
+        p1, p2 = n1 / n, n2 / n
+        z = -ndtri(p1)  # qnorm(p1, lower.tail = FALSE)
+        fz = np.exp(-(z**2) / 2) / math.sqrt(2 * math.pi)
+        yi = np.sqrt(p1 * p2) / fz * yi
+        yt = np.where(np.abs(yi) > 1, np.sign(yi), yi)
+        vi = (p1 * p2 / fz**2 - (1.5 + (1 - p1 * z / fz) * (1 + p2 * z / fz)) * yt**2 + yt**4) / (
+            n - 1
+        )
+    return yi, vi
 
 
 def zero_added(has_zero: np.ndarray, measure: str, cc: float, cc_policy: str) -> np.ndarray:
@@ -366,7 +454,7 @@ def correlation_effects(
 def mean_effects(
     mean: np.ndarray, sd: np.ndarray, n: np.ndarray, measure: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(yi, vi)`` of one group's means, SDs and sizes (escalc's MN and MNLN)."""
+    """``(yi, vi)`` of one group's means, SDs and sizes (escalc's MN, MNLN, CVLN and SDLN)."""
     import numpy as np
 
     m, s, n = (np.asarray(v, dtype=float) for v in (mean, sd, n))
@@ -375,6 +463,11 @@ def mean_effects(
             return m, s**2 / n
         if measure == "MNLN":
             return np.log(np.where(m >= 0, m, np.nan)), s**2 / (n * m**2)
+        if measure == "CVLN":
+            yi = np.log(s / np.where(m > 0, m, np.nan)) + 1 / (2 * (n - 1))
+            return yi, 1 / (2 * (n - 1)) + s**2 / (n * m**2)
+        if measure == "SDLN":
+            return np.log(s) + 1 / (2 * (n - 1)), 1 / (2 * (n - 1))
     raise ValueError(f"not a one-group mean measure: {measure}")
 
 
@@ -461,6 +554,50 @@ def phi_coefficient(
     return yi, vi
 
 
+def probit_difference(
+    a: np.ndarray, n1: np.ndarray, c: np.ndarray, n2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of escalc's PBIT from (corrected) events and totals."""
+    import math
+
+    import numpy as np
+    from scipy.special import ndtri
+
+    a, n1, c, n2 = (np.asarray(v, dtype=float) for v in (a, n1, c, n2))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        p1, p2 = a / n1, c / n2
+        z1, z2 = ndtri(p1), ndtri(p2)
+        vi = 2 * math.pi * (p1 * (1 - p1) * np.exp(z1**2) / n1 + p2 * (1 - p2) * np.exp(z2**2) / n2)
+    return z1 - z2, vi
+
+
+def matched_pairs(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, measure: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of a (corrected) table of matched pairs, escalc's MPRD, MPRR, MPOR, MPORC
+    and MPPETO (formulas in the module docstring)."""
+    import numpy as np
+
+    a, b, c, d = (np.asarray(v, dtype=float) for v in (a, b, c, d))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if measure == "MPORC":
+            return np.log(b) - np.log(c), 1 / b + 1 / c
+        if measure == "MPPETO":
+            v = (b + c) / 4
+            return (b - (b + c) / 2) / v, 1 / v
+        n = a + b + c + d
+        p12, p21, p1, q1 = b / n, c / n, (a + b) / n, (a + c) / n
+        spread = p12 * (1 - p12) + p21 * (1 - p21) + 2 * p12 * p21
+        if measure == "MPRD":
+            return p1 - q1, spread / n
+        if measure == "MPRR":
+            return np.log(p1) - np.log(q1), (p12 + p21) / (n * p1 * q1)
+        if measure == "MPOR":
+            yi = np.log(p1 / (1 - p1)) - np.log(q1 / (1 - q1))
+            return yi, spread / (n * p1 * (1 - p1) * q1 * (1 - q1))
+    raise ValueError(f"not a matched-pairs measure: {measure}")
+
+
 def arcsine_difference(
     a: np.ndarray, n1: np.ndarray, c: np.ndarray, n2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -474,7 +611,10 @@ def arcsine_difference(
 
 
 #: measures analysed on the log scale (reported as exp)
-LOG_SCALE = ("RR", "OR", "ROM", "IRR", "PLN", "MNLN", "ROMC", "IRLN")
+LOG_SCALE = (
+    *("RR", "OR", "ROM", "IRR", "PLN", "MNLN", "ROMC", "IRLN"),
+    *("CVR", "VR", "CVLN", "SDLN", "MPRR", "MPOR", "MPORC", "MPPETO"),
+)  # fmt: skip
 
 
 def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:

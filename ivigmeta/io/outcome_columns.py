@@ -43,14 +43,17 @@ from ivigmeta.io.columns import (  # noqa: F401 - the role tuples are this modul
 #: outcome type -> the measures that fit it; the first is the default (names only: io reads,
 #: core.measures computes; tests check the two agree)
 KIND_MEASURES: dict[str, tuple[str, ...]] = {
-    "continuous": ("MD", "SMD", "SMDH", "ROM"),
+    "continuous": ("MD", "SMD", "SMDH", "ROM", "CVR", "VR", "RPB", "RBIS"),
     "incidence": ("IRR", "IRD", "IRSD"),
     "proportion": ("PLO", "PR", "PAS", "PFT", "PLN"),
     "change": ("MC", "SMCC", "SMCR", "SMCRH", "ROMC"),
     "correlation": ("ZCOR", "COR", "UCOR"),
-    "mean": ("MN", "MNLN"),
+    "mean": ("MN", "MNLN", "CVLN", "SDLN"),
     "rate": ("IRLN", "IR", "IRS", "IRFT"),
-    "counts": ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
+    "counts": (
+        *("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
+        *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT"),
+    ),  # fmt: skip
 }
 
 

@@ -49,7 +49,7 @@ def arm_captions(ma: MetaAnalysis) -> tuple[str, str] | None:
 #: measures of one group's data (no side of the axis favours anything)
 ONE_GROUP_MEASURES = (
     *("PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN"),
-    *("MC", "SMCC", "SMCR", "SMCRH", "ROMC", "IR", "IRLN", "IRS", "IRFT"),
+    *("MC", "SMCC", "SMCR", "SMCRH", "ROMC", "IR", "IRLN", "IRS", "IRFT", "CVLN", "SDLN"),
 )  # fmt: skip
 
 

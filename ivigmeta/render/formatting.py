@@ -11,7 +11,8 @@ def decimals_for(measure: str) -> int:
     """Ratio measures and mean differences print with 2 decimals (as the paper), differences of
     risks and rates, proportions and correlations (phi, Yule's Q and Y among them) and one group's rates with 3."""
     three = ("RD", "AS", "IRD", "IRSD", "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR")
-    return 3 if measure in three + ("PHI", "YUQ", "YUY", "IR", "IRLN", "IRS", "IRFT") else 2
+    more = ("PHI", "YUQ", "YUY", "IR", "IRLN", "IRS", "IRFT", "RPB", "RBIS", "CVLN", "MPRD")
+    return 3 if measure in three + more else 2
 
 
 def plain(x: float) -> str:

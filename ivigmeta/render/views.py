@@ -157,11 +157,13 @@ PROPORTION_SCALES = ("PR", "PLO", "PAS", "PFT", "PLN")
 
 
 #: measures reported as a correlation (ZCOR after back-transformation)
-CORRELATION_SCALES = ("ZCOR", "COR", "UCOR")
+CORRELATION_SCALES = ("ZCOR", "COR", "UCOR", "RPB", "RBIS")
 #: measures reported as a mean (MNLN after back-transformation)
 MEAN_SCALES = ("MN", "MNLN")
 #: measures of one group's rate (IRLN and IRS reported as rates; IRFT on its own scale)
 RATE_SCALES = ("IR", "IRLN", "IRS", "IRFT")
+#: one group's variability, reported back-transformed (exp)
+VARIABILITY_SCALES = {"CVLN": "Coefficient of variation", "SDLN": "SD"}
 
 
 def _measure_header(measure: str, level_percent: float) -> str:
@@ -173,6 +175,8 @@ def _measure_header(measure: str, level_percent: float) -> str:
         return f"Mean ({measure}) [{level_percent:g}% CI]"
     if measure in RATE_SCALES:
         return f"Rate ({measure}) [{level_percent:g}% CI]"
+    if measure in VARIABILITY_SCALES:
+        return f"{VARIABILITY_SCALES[measure]} ({measure}) [{level_percent:g}% CI]"
     return f"{measure} [{level_percent:g}% CI]"
 
 
@@ -225,7 +229,11 @@ DATA_COLUMNS = {
     "mean": ["N", "Mean (SD)"],
     "change": ["N", "Post-test: mean (SD)", "Pre-test: mean (SD)", "r"],
     "rate": ["Events / person-time"],
+    # a counts table read as matched pairs (MPRD, MPRR, MPOR, MPORC, MPPETO): escalc's ai/bi, ci/di
+    "paired": ["Pairs", "Event in both / treated only", "Event in control only / neither"],
 }
+#: the matched-pairs measures (core.measures.PAIRED), whose counts are shown as the pairs' table
+PAIRED_MEASURES = ("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")
 
 
 def _data_cells(study, kind: str | None) -> list[str]:
@@ -246,6 +254,11 @@ def _data_cells(study, kind: str | None) -> list[str]:
         return [f"{f.plain(o['events'])} / {f.plain(o['total'])}"]
     if kind == "rate" and o is not None:
         return [f"{f.plain(o['events'])} / {f.plain(o['time'])}"]
+    if kind == "paired":
+        if not study.has_counts:
+            return [NOT_REPORTED, "", ""]
+        a, n1, c, n2 = study.counts
+        return [str(n1 + n2), f"{a} / {n1 - a}", f"{c} / {n2 - c}"]
     if kind == "correlation" and o is not None:
         return [f.plain(o["n"]), f.plain(o["cor"])]
     if kind == "mean" and o is not None:
@@ -275,6 +288,11 @@ def _total_cells(ma: MetaAnalysis, kind: str | None) -> list[str]:
             f"{tot.control_events} ({tot.control_total})",
         ]
     cells = [""] * len(DATA_COLUMNS[kind])
+    if kind == "paired":
+        tot = ma.totals
+        if tot is not None:
+            cells[0] = str(tot.n)
+        return cells
     if kind in ("continuous", "correlation", "mean", "change"):
         cells[0] = f.plain(sum(s.n or 0 for s in ma.effects.studies))
     return cells
@@ -284,6 +302,8 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
     d = f.decimals_for(ma.measure)
     durations = _has_durations(ma)
     kind = _outcome_kind(ma)
+    if kind is None and ma.measure in PAIRED_MEASURES:
+        kind = "paired"
     data_cols = DATA_COLUMNS.get(kind, ["N", "Events, intervention", "Events, control"])  # type: ignore[arg-type]
     cols = ["Study", data_cols[0]]
     if durations:

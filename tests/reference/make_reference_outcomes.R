@@ -152,6 +152,33 @@ for (m in c("IRLN", "IR", "IRS", "IRFT")) add(record("hart1999_arm1", m, ir, ir)
 ir0 <- list(xi = inc0$x1i, ti = inc0$t1i)
 for (m in c("IRLN", "IR", "IRS", "IRFT")) add(record("zeros", m, ir0, ir0))
 
+## two groups' variability and point-biserial correlations on dat.normand1999
+## (Nakagawa et al. 2015: CVR, VR; Jacobs & Viechtbauer 2017: RPB, RBIS;
+## vtype = "LS"), and one group's variability on its first arm (CVLN, SDLN)
+d <- dat.normand1999
+cont <- list(m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i,
+             m2i = d$m2i, sd2i = d$sd2i, n2i = d$n2i)
+for (m in c("CVR", "VR", "RPB", "RBIS")) add(record("normand1999", m, cont, cont))
+mn <- list(mi = d$m1i, sdi = d$sd1i, ni = d$n1i)
+for (m in c("CVLN", "SDLN")) add(record("normand1999_arm1", m, mn, mn))
+
+## matched pairs (Zou 2007; Curtin 2017): a hand-typed set of six paired 2x2
+## tables, ai = pairs with the event in both members, bi = in the treated member
+## only, ci = in the control member only, di = in neither (escalc's layout for
+## MPRD, MPRR, MPOR, MPORC, MPPETO); the last table has bi = 0, so escalc's
+## to = "only0" adds 1/2 to its four cells. MPORM (marginal table plus ri) is
+## not covered.
+mp <- list(ai = c(12, 5, 30, 8, 20, 3), bi = c(8, 10, 15, 2, 9, 0),
+           ci = c(3, 4, 6, 5, 2, 6), di = c(40, 31, 60, 25, 33, 18))
+for (m in c("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")) add(record("pairs", m, mp, mp))
+
+## probit difference of 2x2 counts (escalc's PBIT: add = 1/2 to every cell of a
+## table with a zero, as OR) on dat.bcg and the zero-cell tables
+d <- dat.bcg
+tab <- list(ai = d$tpos, bi = d$tneg, ci = d$cpos, di = d$cneg)
+add(record("bcg", "PBIT", tab, tab))
+add(record("zeros", "PBIT", tab0, tab0))
+
 ## back-transformed pooled proportions as predict(transf=...) gives them
 ## (REML, z test): PLO -> transf.ilogit, PAS -> transf.iarcsin, PLN -> exp,
 ## PFT -> transf.ipft.hm with the harmonic mean of ni.
@@ -210,6 +237,38 @@ for (m in c("IRLN", "IR", "IRS", "IRFT")) {
   f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
   p <- switch(m, IRLN = predict(f, transf = exp), IRS = predict(f, transf = transf.isqrt),
               predict(f))
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+
+## back-transformed pooled variability (REML, z test): CVR, VR, CVLN, SDLN ->
+## exp; RPB and RBIS as they are
+d <- dat.normand1999
+for (m in c("CVR", "VR", "RPB", "RBIS")) {
+  es <- escalc(measure = m, m1i = d$m1i, sd1i = d$sd1i, n1i = d$n1i,
+               m2i = d$m2i, sd2i = d$sd2i, n2i = d$n2i)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- if (m %in% c("CVR", "VR")) predict(f, transf = exp) else predict(f)
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+for (m in c("CVLN", "SDLN")) {
+  es <- escalc(measure = m, mi = d$m1i, sdi = d$sd1i, ni = d$n1i)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- predict(f, transf = exp)
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+
+## back-transformed pooled matched pairs (REML, z test): MPRR, MPOR, MPORC,
+## MPPETO -> exp; MPRD as it is
+for (m in c("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")) {
+  es <- escalc(measure = m, ai = mp$ai, bi = mp$bi, ci = mp$ci, di = mp$di)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- if (m == "MPRD") predict(f) else predict(f, transf = exp)
   back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
                                     ci_lb = p$ci.lb, ci_ub = p$ci.ub,
                                     pi_lb = p$pi.lb, pi_ub = p$pi.ub)
