@@ -22,6 +22,7 @@ from ivigmeta.cli.common import (
     input_settings,
     model_settings,
     note,
+    permutation_options,
     plot_option,
     refit_model_option,
     save_plot,
@@ -161,22 +162,9 @@ def show(result, view: str, fmt: str, ascii_only: bool) -> None:
     "control event risk, the pooled effect as a curve).",
 )
 @cluster_options
-@click.option(
-    "--permutations",
-    "permutations",
-    type=click.IntRange(min=2),
-    default=None,
-    metavar="N",
-    help="Also a permutation test of the random-effects estimate (metafor's permutest: the "
-    "signs flipped, exact over all 2^k when N is at least that, else N random ones).",
-)
-@click.option(
-    "--seed",
-    "seed",
-    type=click.IntRange(min=0),
-    default=None,
-    metavar="S",
-    help="Random seed of an approximate permutation test [default: drawn, and reported].",
+@permutation_options(
+    "the random-effects estimate (metafor's permutest: the signs flipped, exact over all 2^k "
+    "when N is at least that, else N random ones)"
 )
 @handle_errors
 def pool(

@@ -407,6 +407,31 @@ def input_options(func: Callable) -> Callable:
     return table_options(func)
 
 
+def permutation_options(what: str) -> Callable[[Callable], Callable]:
+    """--permutations N and --seed S (metafor's permutest); ``what`` completes the help of
+    --permutations: what is tested and how the permutations are made."""
+
+    def decorate(func: Callable) -> Callable:
+        func = click.option(
+            "--seed",
+            "seed",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="S",
+            help="Random seed of an approximate permutation test [default: drawn, and reported].",
+        )(func)
+        return click.option(
+            "--permutations",
+            "permutations",
+            type=click.IntRange(min=2),
+            default=None,
+            metavar="N",
+            help=f"Also a permutation test of {what}.",
+        )(func)
+
+    return decorate
+
+
 def missing_option(func: Callable) -> Callable:
     """--missing error|exclude (``pool`` and ``batch`` alike), read back with
     :func:`input_settings`."""

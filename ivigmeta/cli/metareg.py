@@ -17,6 +17,7 @@ from ivigmeta.cli.common import (
     moderator_coding_options,
     note,
     output_options,
+    permutation_options,
     plot_option,
     save_plot,
     show_result,
@@ -81,22 +82,9 @@ from ivigmeta.cli.common import (
     "moderators (repeat for several), as metafor's anova(full, reduced); use --tau2 ML for "
     "models that differ in their moderators.",
 )
-@click.option(
-    "--permutations",
-    "permutations",
-    type=click.IntRange(min=2),
-    default=None,
-    metavar="N",
-    help="Also a permutation test of every coefficient and of QM (metafor's permutest): exact "
-    "when there are at most N distinct permutations, else N random ones.",
-)
-@click.option(
-    "--seed",
-    "seed",
-    type=click.IntRange(min=0),
-    default=None,
-    metavar="S",
-    help="Random seed of an approximate permutation test [default: drawn, and reported].",
+@permutation_options(
+    "every coefficient and of QM (metafor's permutest): exact when there are at most N "
+    "distinct permutations, else N random ones"
 )
 @cluster_options
 @plot_option
