@@ -486,3 +486,17 @@ def test_html_numbers_figures_and_folds_the_reproduce_table(report):
     assert captions and [int(c) for c in captions] == list(range(1, len(captions) + 1))
     assert "<details>" in html and "Every published number" in html
     assert "td:first-child, th:first-child { white-space: nowrap; }" in html
+
+
+def test_model_options_reach_every_section(run, tmp_path):
+    # --pi, --common-ci and --tau2-weights are stored on the context, not passed as values: the
+    # report's sections used to run without them (a t-based prediction interval came out z).
+    out = tmp_path / "r"
+    result = run("report", str(STUDIES), "--pi", "t", "--no-figures", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "`ivigmeta pool " in md and "--pi t`" in md
+    pooled = run("pool", str(STUDIES), "--pi", "t").stdout
+    line = next(x for x in pooled.splitlines() if x.startswith("Prediction interval"))
+    assert line in md  # the same interval, "(t on 6 df)"
+    assert "(t on 6 df)" in line

@@ -12,6 +12,7 @@ from click.core import ParameterSource
 
 from ivigmeta.cli.common import (
     INPUT_KEY,
+    MODEL_KEY,
     check_not_input,
     effect_options,
     file_argument,
@@ -32,6 +33,7 @@ def option_args(ctx: click.Context) -> list[str]:
     """The analysis options of this invocation as command-line arguments for the other commands."""
     args: list[str] = []
     stored = ctx.meta.get(INPUT_KEY, {})  # input options keep their values on the context
+    model = ctx.meta.get(MODEL_KEY, {})  # and so do --pi, --common-ci, --tau2-weights
     for param in ctx.command.params:
         if not isinstance(param, click.Option) or param.name in OWN_PARAMS:
             continue
@@ -44,7 +46,11 @@ def option_args(ctx: click.Context) -> list[str]:
         else:
             if ctx.get_parameter_source(param.name or "") == ParameterSource.DEFAULT:
                 continue  # --missing error: each command's own default
-            value = stored.get((param.name or "").removeprefix("input_"))
+            name = param.name or ""
+            if name.startswith("model_"):
+                value = model.get(name.removeprefix("model_"))
+            else:
+                value = stored.get(name.removeprefix("input_"))
         flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
         if param.is_flag:
             if value:
