@@ -180,6 +180,7 @@ DATA_ROLES: dict[str, tuple[str, ...]] = {
     "correlation": ("cor", "n"),
     "mean": ("mean", "sd", "n"),
     "rate": ("events", "time"),
+    "partial": ("t", "n", "predictors"),
 }
 
 
@@ -219,6 +220,8 @@ def data_effects(
         yi, vi = m.mean_effects(cols[:, 0], cols[:, 1], cols[:, 2], measure)
     elif kind == "rate":
         yi, vi, added = m.rate_effects(cols[:, 0], cols[:, 1], measure, cc, cc_policy)
+    elif kind == "partial":
+        yi, vi = m.partial_effects(cols[:, 0], cols[:, 1], cols[:, 2], measure)
     elif kind == "change":
         m1, m2, s1, s2, nn, r = cols.T
         yi, vi = m.change_effects(m1, m2, s1, s2, nn, r, measure)

@@ -83,6 +83,7 @@ OUTCOME_SOURCES = {
     "correlation": "correlation",
     "mean": "mean",
     "rate": "rate",
+    "partial": "partial",
 }
 
 
@@ -877,6 +878,7 @@ KIND_WORDS = {
     "correlation": "correlations and sample sizes",
     "mean": "one group's means, SDs and sizes",
     "rate": "one group's events and person-time",
+    "partial": "t statistics, sample sizes and numbers of other predictors",
 }
 
 

@@ -50,6 +50,7 @@ def arm_captions(ma: MetaAnalysis) -> tuple[str, str] | None:
 ONE_GROUP_MEASURES = (
     *("PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN"),
     *("MC", "SMCC", "SMCR", "SMCRH", "ROMC", "IR", "IRLN", "IRS", "IRFT", "CVLN", "SDLN"),
+    *("PCOR", "ZPCOR"),
 )  # fmt: skip
 
 
@@ -94,6 +95,8 @@ def _columns(ma: MetaAnalysis, models: Sequence[str]) -> tuple[list[Column], lis
         left += [Column("treat", "Mean (SD), n", "", "center")]
     elif kinds == {"rate"}:
         left += [Column("treat", "Events/Person-time", "", "center")]
+    elif kinds == {"partial"}:
+        left += [Column("treat", "t, n, predictors", "", "center")]
     elif kinds == {"change"}:
         left += [
             Column("treat", "Post-test", "Mean (SD)", "center"),
@@ -135,6 +138,8 @@ def _arm_text(s, arm: str) -> str:
             return f"{f.plain(o['cor'])}, {f.plain(o['n'])}"
         if s.outcome_kind == "rate":
             return f"{f.plain(o['events'])}/{f.plain(o['time'])}"
+        if s.outcome_kind == "partial":
+            return f"{f.plain(o['t'])}, {f.plain(o['n'])}, {f.plain(o['predictors'])}"
         if s.outcome_kind == "mean":
             return f"{f.plain(o['mean'])} ({f.plain(o['sd'])}), {f.plain(o['n'])}"
         return f"{f.plain(o['events'])}/{f.plain(o['total'])}"
