@@ -32,8 +32,8 @@ def _yv(rec: dict) -> tuple[np.ndarray, np.ndarray]:
         yi, vi = measures.mean_effects(d["mi"], d["sdi"], d["ni"], m)
     elif m in measures.RATE:
         yi, vi, _ = measures.rate_effects(d["xi"], d["ti"], m)
-    elif m in measures.PARTIAL:
-        yi, vi = measures.partial_effects(d["ti"], d["ni"], d["mi"], m)
+    elif m in measures.PARTIAL_R2:
+        yi, vi = measures.partial_effects(d["ti"], d["ni"], d["mi"], m, d.get("r2i"))
     elif m in measures.CHANGE:
         cols = (d[k] for k in ("m1i", "m2i", "sd1i", "sd2i", "ni", "ri"))
         yi, vi = measures.change_effects(*cols, m)
@@ -94,7 +94,7 @@ CHANGE_NAMINGS = {
 
 
 #: partial correlations (ti, ni, mi): ivigmeta's names
-PARTIAL_NAMINGS = {"ti": "t", "ni": "n", "mi": "predictors"}
+PARTIAL_NAMINGS = {"ti": "t", "ni": "n", "mi": "predictors", "r2i": "r2"}
 
 
 def _is_partial(rec: dict) -> bool:

@@ -1,5 +1,6 @@
 """Partial correlations (PCOR, ZPCOR) from a regression's t statistic, sample size and number
-of other predictors: the engine and the CLI against metafor (escalc and rma on dat.aloe2013,
+of other predictors, and semi-partial ones (SPCOR) with the model's R² as well: the engine and
+the CLI against metafor (escalc and rma on dat.aloe2013,
 tests/reference/metafor_outcomes.json, written by make_reference_outcomes.R), ZPCOR shown
 back-transformed, bad rows one-line errors, batch as pool."""
 
@@ -22,9 +23,9 @@ from tests.tolerances import CLOSED_FORM, ITERATIVE, METAFOR_STOP_TAU2_ABS
 REF = json.loads((Path(__file__).parent / "reference" / "metafor_outcomes.json").read_text())
 RECORDS = {(r["name"], r["measure"]): r for r in REF["records"]}
 BACK = {r["measure"]: r for r in REF["backtransformed"]}
-MEASURES = ("PCOR", "ZPCOR")
-#: ivigmeta's names of metafor's ti, ni, mi
-OURS = {"ti": "t", "ni": "n", "mi": "predictors"}
+MEASURES = ("PCOR", "ZPCOR", "SPCOR")
+#: ivigmeta's names of metafor's ti, ni, mi, r2i
+OURS = {"ti": "t", "ni": "n", "mi": "predictors", "r2i": "r2"}
 
 
 def _aloe(tmp_path, naming: str, measure: str = "ZPCOR", group: str | None = None) -> str:
@@ -33,7 +34,7 @@ def _aloe(tmp_path, naming: str, measure: str = "ZPCOR", group: str | None = Non
     frame = pd.DataFrame({"study": [f"s{i + 1}" for i in range(k)]})
     if group is not None:
         frame["g"] = [group] * k
-    for col in ("ti", "ni", "mi"):
+    for col in d:  # ti, ni, mi (and r2i for SPCOR)
         frame[col if naming == "metafor" else OURS[col]] = d[col]
     path = tmp_path / f"aloe_{naming}_{measure}_{group}.csv"
     frame.to_csv(path, index=False)
@@ -50,8 +51,9 @@ def _pool_json(run, path: str, *args: str) -> dict:
 def test_engine_yi_vi_are_escalcs(measure):
     rec = RECORDS[("aloe2013", measure)]
     d = rec["data"]
-    cols = np.column_stack([d["ti"], d["ni"], d["mi"]])
-    fx = data_effects("partial", cols, measure)
+    kind = "partial_r2" if "r2i" in d else "partial"
+    cols = np.column_stack([d[c] for c in ("ti", "ni", "mi", "r2i") if c in d])
+    fx = data_effects(kind, cols, measure)
     assert fx.ok.all()
     np.testing.assert_allclose(fx.yi, rec["yi"], rtol=CLOSED_FORM, atol=1e-15)
     np.testing.assert_allclose(fx.vi, rec["vi"], rtol=CLOSED_FORM, atol=1e-15)
@@ -115,9 +117,13 @@ def test_reported_scale_is_metafors_predict(run, tmp_path, naming, measure):
     study = got["studies"][0]
     assert study["source"] == "partial"
     assert (study["t"], study["n"], study["predictors"]) == (4.61, 218, 4)
-    # the study's own estimate on the reported scale is its partial correlation
-    pcor = 4.61 / np.sqrt(4.61**2 + 218 - 4 - 1)
-    assert study["estimate"] == pytest.approx(pcor, rel=1e-12)
+    # the study's own estimate on the reported scale is its (semi-)partial correlation
+    if measure == "SPCOR":
+        assert study["r2"] == 0.24
+        own = 4.61 * np.sqrt(1 - 0.24) / np.sqrt(218 - 4 - 1)
+    else:
+        own = 4.61 / np.sqrt(4.61**2 + 218 - 4 - 1)
+    assert study["estimate"] == pytest.approx(own, rel=1e-12)
 
 
 def test_the_table_shows_the_pooled_partial_correlation(run, tmp_path):
@@ -128,6 +134,39 @@ def test_the_table_shows_the_pooled_partial_correlation(run, tmp_path):
     line = next(x for x in out.stdout.splitlines() if x.startswith("Random effects"))
     assert f"{ref['pred']:.3f} [{ref['ci_lb']:.3f}, {ref['ci_ub']:.3f}]" in line
     assert "metafor's t statistics, sample sizes and numbers of other predictors" in out.stderr
+
+
+def test_the_table_shows_the_pooled_semi_partial_correlation_and_r2(run, tmp_path):
+    out = run("pool", _aloe(tmp_path, "ivigmeta", "SPCOR"), "--tau2", "REML", "--measure", "spcor")
+    assert out.exit_code == 0, out.stderr
+    ref = BACK["SPCOR"]
+    assert "Semi-partial correlation (SPCOR)" in out.stdout and "R²" in out.stdout
+    line = next(x for x in out.stdout.splitlines() if x.startswith("Random effects"))
+    assert f"{ref['pred']:.3f} [{ref['ci_lb']:.3f}, {ref['ci_ub']:.3f}]" in line
+    assert "numbers of other predictors and R² (t, n, predictors, r2)" in out.stderr
+
+
+@pytest.mark.parametrize("naming", ["metafor", "ivigmeta"])
+def test_a_table_with_r2_still_pools_pcor_and_zpcor_as_without(run, tmp_path, naming):
+    for measure in ("PCOR", "ZPCOR"):
+        args = ("--measure", measure, "--tau2", "REML")
+        with_r2 = _pool_json(run, _aloe(tmp_path, naming, "SPCOR"), *args)
+        without = _pool_json(run, _aloe(tmp_path, naming, measure), *args)
+        assert [s["yi"] for s in with_r2["studies"]] == [s["yi"] for s in without["studies"]]
+        assert with_r2["random"]["estimate"] == without["random"]["estimate"]
+        assert with_r2["random"]["estimate"] == pytest.approx(BACK[measure]["pred"], rel=ITERATIVE)
+
+
+@pytest.mark.parametrize("naming", ["metafor", "ivigmeta"])
+def test_spcor_without_r2_is_a_clear_error(run, tmp_path, naming):
+    path = _aloe(tmp_path, naming, "ZPCOR")
+    out = run("pool", path, "--measure", "SPCOR")
+    assert out.exit_code == 1 and "Traceback" not in out.stderr
+    errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
+    assert errors == [
+        f"Error: {path}: --measure SPCOR needs each study's model R²: the table of partial "
+        "correlations has no r2 column (metafor: r2i)"
+    ]
 
 
 def test_a_measure_that_does_not_fit_names_both(run, tmp_path):
@@ -147,11 +186,17 @@ def test_a_measure_that_does_not_fit_names_both(run, tmp_path):
         ("ti,ni,mi", "2.1,40,-1", r"column 'mi': '-1' is not allowed \(.*cannot be negative"),
         ("t,n,predictors", "abc,40,2", r"column 't': 'abc' is not a number"),
         ("t,n,predictors", ",40,2", r"column 't': missing value"),
+        # R² outside [0, 1]
+        ("t,n,predictors,r2", "2.1,40,2,1.2", r"column 'r2': '1.2' is not an R² \(expected a"),
+        ("ti,ni,mi,r2i", "2.1,40,2,-0.1", r"column 'r2i': '-0.1' is not allowed \(an R² cannot"),
+        ("t,n,predictors,r2", "2.1,40,2,", r"column 'r2': missing value"),
+        ("ti,ni,mi,r2i", "2.1,40,40,0.3", r"column 'ni': '40' is not allowed \(.*n - predictors"),
     ],
 )
 def test_bad_rows_are_one_line_errors(run, tmp_path, header, row, message):
     path = tmp_path / "bad.csv"
-    path.write_text(f"study,{header}\nA,2.5,100,3\nB,{row}\nC,1.5,80,2\n")
+    good = "2.5,100,3" + (",0.3" if header.count(",") == 3 else "")
+    path.write_text(f"study,{header}\nA,{good}\nB,{row}\nC,{good}\n")
     out = run("pool", str(path))
     assert out.exit_code == 1
     errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
@@ -174,6 +219,9 @@ def test_columns_names_a_partial_correlation_table(run, tmp_path):
     [
         (["study", "t", "n", "predictors"], "partial"),
         (["study", "ti", "ni", "mi"], "partial"),
+        (["study", "t", "n", "predictors", "r2"], "partial_r2"),
+        (["study", "ti", "ni", "mi", "r2i"], "partial_r2"),
+        (["study", "ti", "ni", "mi", "r2"], "partial"),
         # the kinds before decide when their columns are all there
         (["study", "xi", "ti", "ni", "mi"], "proportion"),
         (["study", "mi", "sdi", "ni", "ti"], "mean"),
@@ -193,9 +241,8 @@ def test_batch_pools_partial_correlations_as_pool(run, tmp_path, measure):
     d = RECORDS[("aloe2013", measure)]["data"]
     groups = ["a", "a", "b", "b", "b"]
     long = tmp_path / "long.csv"
-    pd.DataFrame({"g": groups, "t": d["ti"], "n": d["ni"], "predictors": d["mi"]}).to_csv(
-        long, index=False
-    )
+    cols = {OURS[c]: d[c] for c in d}
+    pd.DataFrame({"g": groups} | cols).to_csv(long, index=False)
     args = ("--tau2", "REML", "--measure", measure)
     out = run("batch", str(long), "-g", "g", "--format", "csv", *args)
     assert out.exit_code == 0, out.stderr
@@ -203,10 +250,7 @@ def test_batch_pools_partial_correlations_as_pool(run, tmp_path, measure):
     for name in ("a", "b"):
         rows = [i for i, g in enumerate(groups) if g == name]
         own = tmp_path / f"{name}.csv"
-        pd.DataFrame(
-            {"t": [d["ti"][i] for i in rows], "n": [d["ni"][i] for i in rows]}
-            | {"predictors": [d["mi"][i] for i in rows]}
-        ).to_csv(own, index=False)
+        pd.DataFrame({c: [v[i] for i in rows] for c, v in cols.items()}).to_csv(own, index=False)
         ref = _pool_json(run, str(own), *args)["random"]
         assert frame.loc[name, "random_estimate"] == pytest.approx(ref["estimate"], rel=1e-12)
         assert frame.loc[name, "random_ci_low"] == pytest.approx(ref["ci_low"], rel=1e-12)

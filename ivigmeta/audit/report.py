@@ -255,6 +255,7 @@ MEASURE_NAMES.update(
     UCOR="unbiased (Olkin-Pratt) correlation coefficient",
     PCOR="partial correlation coefficient",
     ZPCOR="Fisher's z-transformed partial correlation",
+    SPCOR="semi-partial correlation coefficient",
     MN="raw mean",
     MNLN="log-transformed mean",
     CVR="log coefficient of variation ratio",

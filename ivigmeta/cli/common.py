@@ -62,7 +62,7 @@ MEASURE_CHOICES = (
     "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN",
     "MC", "SMCC", "SMCR", "SMCRH", "ROMC", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL",
     "IRLN", "IR", "IRS", "IRFT", "CVR", "VR", "RPB", "RBIS", "CVLN", "SDLN",
-    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "ZPCOR", "PCOR",
+    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "ZPCOR", "PCOR", "SPCOR",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -109,7 +109,7 @@ def effect_options(func: Callable) -> Callable:
         "one group's post- and pre-test means, SDs, size and correlation: MC (default), SMCC, "
         "SMCR, SMCRH, ROMC; events and person-time of one group: IRLN (default), IR, IRS, "
         "IRFT; a regression coefficient's t statistic, sample size and number of other "
-        "predictors: ZPCOR (default), PCOR.",
+        "predictors: ZPCOR (default), PCOR, and with the model's R² SPCOR.",
     )(func)
     return func
 

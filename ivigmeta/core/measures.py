@@ -80,6 +80,8 @@ statistic of the predictor of interest, n the sample size, m the number of the o
 
 * PCOR: yi = t / sqrt(t² + df), vi = (1 - yi²)² / df.
 * ZPCOR: yi = atanh(t / sqrt(t² + df)), vi = 1 / df (metafor 3.8-1's formula).
+* SPCOR (semi-partial, R² the model's, 0 <= R² <= 1): yi = t sqrt(1 - R²) / sqrt(df),
+  vi = (R²² - 2 R² + (R² - yi²) + 1 - (R² - yi²)²) / n.
 
 From 2x2 counts (a, b events and non-events of n1 treated, c, d of n2 controls, after the
 correction of :mod:`ivigmeta.core.effects`; YUQ, YUY, OR2DN and OR2DL are corrected as OR, 1/2
@@ -130,6 +132,8 @@ MEAN = ("MN", "MNLN", "CVLN", "SDLN")
 CHANGE = ("MC", "SMCC", "SMCR", "SMCRH", "ROMC")
 RATE = ("IRLN", "IR", "IRS", "IRFT")
 PARTIAL = ("ZPCOR", "PCOR")
+#: partial correlations with the model's R² as well: SPCOR too
+PARTIAL_R2 = PARTIAL + ("SPCOR",)
 #: measures of matched pairs: a counts table's four cells read as the table of pairs
 PAIRED = ("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")
 COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL") + PAIRED + ("PBIT",)
@@ -145,10 +149,11 @@ KINDS: dict[str, tuple[str, ...]] = {
     "correlation": CORRELATION,
     "mean": MEAN,
     "rate": RATE,
+    "partial_r2": PARTIAL_R2,
     "partial": PARTIAL,
 }
 ALL_MEASURES = (
-    COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN + CHANGE + RATE + PARTIAL
+    COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN + CHANGE + RATE + PARTIAL_R2
 )
 #: the measure of each kind of data when --measure is not given
 DEFAULT_MEASURE = {
@@ -160,6 +165,7 @@ DEFAULT_MEASURE = {
     "correlation": "ZCOR",
     "mean": "MN",
     "rate": "IRLN",
+    "partial_r2": "ZPCOR",
     "partial": "ZPCOR",
 }
 
@@ -215,6 +221,7 @@ MEASURE_TITLES = {
     "ROMC": "Ratio of means (post/pre)",
     "PCOR": "Partial correlation",
     "ZPCOR": "Partial correlation (Fisher's z)",
+    "SPCOR": "Semi-partial correlation",
 }
 
 
@@ -234,7 +241,9 @@ class ScaledMeasure(str):
 
 
 def kind_of(measure: str) -> str:
-    """The kind of data ``measure`` is computed from (``counts`` for RR, OR, RD, AS)."""
+    """The kind of data ``measure`` is computed from (``counts`` for RR, OR, RD, AS; for PCOR
+    and ZPCOR, which tables with and without R² both take, ``partial_r2``: the kind a table
+    of rows with an R² has)."""
     return next(k for k, ms in KINDS.items() if measure in ms)
 
 
@@ -640,14 +649,18 @@ def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
 
 
 def partial_effects(
-    t: np.ndarray, n: np.ndarray, m: np.ndarray, measure: str
+    t: np.ndarray, n: np.ndarray, m: np.ndarray, measure: str, r2: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(yi, vi)`` of partial correlations from the t statistic ``t`` of a predictor in a
-    regression on ``n`` observations with ``m`` other predictors (escalc's PCOR and ZPCOR;
-    NaN where the degrees of freedom n - m - 1 are not positive)."""
+    regression on ``n`` observations with ``m`` other predictors (escalc's PCOR and ZPCOR) and,
+    with the model's ``r2``, of semi-partial correlations (SPCOR); NaN where the degrees of
+    freedom n - m - 1 are not positive."""
     import numpy as np
 
     t, n, m = (np.asarray(v, dtype=float) for v in (t, n, m))
+    q = np.asarray(np.nan if r2 is None else r2, dtype=float)
+    if measure == "SPCOR" and r2 is None:
+        raise ValueError("SPCOR needs the model's R²")
     with np.errstate(divide="ignore", invalid="ignore"):
         df = np.where(n - m - 1 > 0, n - m - 1, np.nan)
         r = t / np.sqrt(t**2 + df)
@@ -655,6 +668,9 @@ def partial_effects(
             return r, (1 - r**2) ** 2 / df
         if measure == "ZPCOR":
             return np.arctanh(r), 1 / df
+        if measure == "SPCOR":
+            yi = t * np.sqrt(1 - q) / np.sqrt(df)
+            return yi, (q**2 - 2 * q + (q - yi**2) + 1 - (q - yi**2) ** 2) / n
     raise ValueError(f"not a partial correlation measure: {measure}")
 
 

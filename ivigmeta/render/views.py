@@ -163,7 +163,7 @@ MEAN_SCALES = ("MN", "MNLN")
 #: measures of one group's rate (IRLN and IRS reported as rates; IRFT on its own scale)
 RATE_SCALES = ("IR", "IRLN", "IRS", "IRFT")
 #: partial correlations (ZPCOR reported as a correlation after back-transformation)
-PARTIAL_SCALES = ("PCOR", "ZPCOR")
+PARTIAL_SCALES = ("PCOR", "ZPCOR", "SPCOR")
 #: one group's variability, reported back-transformed (exp)
 VARIABILITY_SCALES = {"CVLN": "Coefficient of variation", "SDLN": "SD"}
 
@@ -175,6 +175,8 @@ def _measure_header(measure: str, level_percent: float) -> str:
         return f"Correlation ({measure}) [{level_percent:g}% CI]"
     if measure in MEAN_SCALES:
         return f"Mean ({measure}) [{level_percent:g}% CI]"
+    if measure == "SPCOR":
+        return f"Semi-partial correlation ({measure}) [{level_percent:g}% CI]"
     if measure in PARTIAL_SCALES:
         return f"Partial correlation ({measure}) [{level_percent:g}% CI]"
     if measure in RATE_SCALES:
@@ -234,6 +236,7 @@ DATA_COLUMNS = {
     "change": ["N", "Post-test: mean (SD)", "Pre-test: mean (SD)", "r"],
     "rate": ["Events / person-time"],
     "partial": ["N", "t", "Other predictors"],
+    "partial_r2": ["N", "t", "Other predictors", "R²"],
     # a counts table read as matched pairs (MPRD, MPRR, MPOR, MPORC, MPPETO): escalc's ai/bi, ci/di
     "paired": ["Pairs", "Event in both / treated only", "Event in control only / neither"],
 }
@@ -259,8 +262,9 @@ def _data_cells(study, kind: str | None) -> list[str]:
         return [f"{f.plain(o['events'])} / {f.plain(o['total'])}"]
     if kind == "rate" and o is not None:
         return [f"{f.plain(o['events'])} / {f.plain(o['time'])}"]
-    if kind == "partial" and o is not None:
-        return [f.plain(o["n"]), f.plain(o["t"]), f.plain(o["predictors"])]
+    if kind in ("partial", "partial_r2") and o is not None:
+        cells = [f.plain(o["n"]), f.plain(o["t"]), f.plain(o["predictors"])]
+        return cells + ([f.plain(o["r2"])] if kind == "partial_r2" else [])
     if kind == "paired":
         if not study.has_counts:
             return [NOT_REPORTED, "", ""]

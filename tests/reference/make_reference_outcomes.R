@@ -17,7 +17,7 @@
 ##  * Input columns of each record are written under "data" with metafor's
 ##    argument names (m1i, sd1i, n1i, ..., x1i, t1i, ..., xi, ni, ai, bi, ...,
 ##    ri, ni, mi, sdi, ni; m1i, m2i, sd1i, sd2i, ni, ri for pre-post changes;
-##    xi, ti for one group's rates; ti, ni, mi for partial correlations).
+##    xi, ti for one group's rates; ti, ni, mi (and r2i) for partial correlations).
 ##  * Numbers: the shortest of 15/16/17 significant digits that round-trips.
 ## ---------------------------------------------------------------------------
 
@@ -279,11 +279,14 @@ d <- dat.aloe2013
 pc <- list(ti = d$tval, ni = d$n, mi = d$preds)
 for (m in c("PCOR", "ZPCOR"))
   add(record("aloe2013", m, pc, pc))
+## semi-partial correlations need the model's R² as well (R2 as escalc's r2i)
+spc <- c(pc, list(r2i = d$R2))
+add(record("aloe2013", "SPCOR", spc, spc))
 
 ## back-transformed pooled partial correlations (REML, z test): ZPCOR ->
-## transf.ztor; PCOR as it is
-for (m in c("PCOR", "ZPCOR")) {
-  es <- escalc(measure = m, ti = pc$ti, ni = pc$ni, mi = pc$mi)
+## transf.ztor; PCOR and SPCOR as they are
+for (m in c("PCOR", "ZPCOR", "SPCOR")) {
+  es <- escalc(measure = m, ti = spc$ti, ni = spc$ni, mi = spc$mi, r2i = spc$r2i)
   f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
   p <- if (m == "ZPCOR") predict(f, transf = transf.ztor) else predict(f)
   back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
