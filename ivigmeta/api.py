@@ -467,9 +467,9 @@ def pool(
         RR, OR, RD, AS, PHI, YUQ, YUY, OR2DN, OR2DL or PBIT for 2x2 counts (MPRD, MPRR, MPOR, MPORC or MPPETO for a table of matched pairs); MD, SMD, SMDH, ROM, CVR, VR, RPB or RBIS for means; IRR, IRD or IRSD for
         rates; PR, PLO, PAS, PFT or PLN for proportions; ZCOR, COR or UCOR for correlations;
         MN, MNLN, CVLN or SDLN for one group's means; MC, SMCC, SMCR, SMCRH or ROMC for one group's
-        pre-post changes; IRLN, IR, IRS or IRFT for one group's rates (docs/methods.md).
-        ``None``: the default for the table's columns (RR, MD, IRR, PLO, ZCOR, MN, MC or
-        IRLN).
+        pre-post changes; IRLN, IR, IRS or IRFT for one group's rates; ZPCOR, PCOR or (with the
+        model's R²) SPCOR for partial correlations (docs/methods.md). ``None``: the default for the table's columns
+        (RR, MD, IRR, PLO, ZCOR, MN, MC, IRLN or ZPCOR).
     tau2 : {"DL", "REML", "ML", "PM", "HE", "SJ", "EB", "HS", "HSk", "GENQ", "PMM", "SJIT", "DLIT"}
         Between-study variance estimator, metafor's ``method =`` names (docs/methods.md):
         DerSimonian & Laird 1986; Viechtbauer 2005 for the likelihood estimators; Paule &

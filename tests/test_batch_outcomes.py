@@ -65,6 +65,11 @@ NAMES = {
         "metafor": ("xi", "ti"),
         "meta": ("event", "time"),
     },
+    "partial": {"ivigmeta": ("t", "n", "predictors"), "metafor": ("ti", "ni", "mi")},
+    "partial_r2": {
+        "ivigmeta": ("t", "n", "predictors", "r2"),
+        "metafor": ("ti", "ni", "mi", "r2i"),
+    },
     "counts": {
         "ivigmeta": ("treat_events", "treat_total", "control_events", "control_total"),
         "metafor": ("ai", "n1i", "ci", "n2i"),
@@ -84,6 +89,8 @@ MEASURES = {
     "mean": KINDS["mean"],
     "change": KINDS["change"],
     "rate": KINDS["rate"],
+    "partial": KINDS["partial"],
+    "partial_r2": KINDS["partial_r2"],
     "counts": ("AS", "RR", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL", *PAIRED, "PBIT"),
     "vi": ("RR", "OR", "RD"),
     "se": ("RR", "OR", "RD"),
@@ -143,6 +150,18 @@ def cells(draw, kind: str, measure: str) -> list[str]:
         ]
         if draw(st.integers(0, 15)) == 0:  # r beyond [-1, 1]: pool's error
             row[5] = draw(st.sampled_from(["1.5", "-1.01"]))
+    elif kind in ("partial", "partial_r2"):
+        # now and then n <= predictors + 1 (no degrees of freedom: pool's error)
+        m = draw(st.integers(0, 20))
+        n = (
+            draw(st.integers(1, m + 2))
+            if draw(st.integers(0, 15)) == 0
+            else m + 2 + draw(st.integers(0, 300))
+        )
+        row = [_num(draw, -8, 8, 2), str(n), str(m)]
+        if kind == "partial_r2":  # now and then an R² beyond [0, 1]: pool's error
+            bad = draw(st.integers(0, 15)) == 0
+            row.append(draw(st.sampled_from(["1.2", "-0.1"])) if bad else _num(draw, 0, 1))
     elif kind in ("counts", "mixed"):
         n1, n2 = draw(st.integers(1, 200)), draw(st.integers(1, 200))
         row = [str(draw(st.integers(0, n1))), str(n1), str(draw(st.integers(0, n2))), str(n2)]

@@ -32,6 +32,8 @@ def _yv(rec: dict) -> tuple[np.ndarray, np.ndarray]:
         yi, vi = measures.mean_effects(d["mi"], d["sdi"], d["ni"], m)
     elif m in measures.RATE:
         yi, vi, _ = measures.rate_effects(d["xi"], d["ti"], m)
+    elif m in measures.PARTIAL_R2:
+        yi, vi = measures.partial_effects(d["ti"], d["ni"], d["mi"], m, d.get("r2i"))
     elif m in measures.CHANGE:
         cols = (d[k] for k in ("m1i", "m2i", "sd1i", "sd2i", "ni", "ri"))
         yi, vi = measures.change_effects(*cols, m)
@@ -91,13 +93,23 @@ CHANGE_NAMINGS = {
 }  # fmt: skip
 
 
+#: partial correlations (ti, ni, mi): ivigmeta's names
+PARTIAL_NAMINGS = {"ti": "t", "ni": "n", "mi": "predictors", "r2i": "r2"}
+
+
+def _is_partial(rec: dict) -> bool:
+    return "ti" in rec["data"] and "mi" in rec["data"]
+
+
 def _is_change(rec: dict) -> bool:
     return "m2i" in rec["data"] and "ri" in rec["data"]
 
 
 def _csv(rec: dict, naming: str) -> str:
     names = NAMINGS[naming]
-    if _is_change(rec) and naming != "metafor":
+    if _is_partial(rec) and naming != "metafor":
+        names = PARTIAL_NAMINGS
+    elif _is_change(rec) and naming != "metafor":
         names = CHANGE_NAMINGS
     elif ("ri" in rec["data"] or "mi" in rec["data"]) and naming != "metafor":
         names = ONE_GROUP_NAMINGS
@@ -111,7 +123,7 @@ def _csv(rec: dict, naming: str) -> str:
 
 def _naming(rec: dict, index: int) -> str:
     """Rotate through the conventions the record's kind has (RevMan only for means)."""
-    if _is_change(rec):
+    if _is_change(rec) or _is_partial(rec):
         return ["ivigmeta", "metafor"][index % 2]
     kinds = ["ivigmeta", "metafor", "meta"] + (["RevMan"] if "m1i" in rec["data"] else [])
     return "metafor" if "ai" in rec["data"] else kinds[index % len(kinds)]

@@ -253,6 +253,9 @@ MEASURE_NAMES.update(
     ZCOR="Fisher's z-transformed correlation",
     COR="raw correlation coefficient",
     UCOR="unbiased (Olkin-Pratt) correlation coefficient",
+    PCOR="partial correlation coefficient",
+    ZPCOR="Fisher's z-transformed partial correlation",
+    SPCOR="semi-partial correlation coefficient",
     MN="raw mean",
     MNLN="log-transformed mean",
     CVR="log coefficient of variation ratio",
@@ -316,6 +319,7 @@ BACK_TRANSFORMS = {
     "harmonic mean of the sample sizes.",
     "ZCOR": "Pooled Fisher's z values were back-transformed to correlations.",
     "MNLN": "Pooled log means were back-transformed to means.",
+    "ZPCOR": "Pooled Fisher's z values were back-transformed to partial correlations.",
     "CVR": "Pooled log coefficient of variation ratios were back-transformed to ratios.",
     "VR": "Pooled log variability ratios were back-transformed to ratios of SDs.",
     "CVLN": "Pooled log coefficients of variation were back-transformed to coefficients of "

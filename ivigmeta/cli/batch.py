@@ -186,7 +186,7 @@ def batch(
     single or error) and reason. A group with a bad row gets status error; the batch goes on.
     The table is read as pool reads it: the same files, --sep, --sheet, --columns and column
     names, every kind of data (2x2 counts, means and SDs, events and person-time, proportions,
-    correlations, one group's means, pre-post changes, one group's rates, given effects) with pool's default
+    correlations, one group's means, pre-post changes, one group's rates, partial correlations, given effects) with pool's default
     measure for it; the group columns are further columns
     of it.
 

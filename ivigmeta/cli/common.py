@@ -62,7 +62,7 @@ MEASURE_CHOICES = (
     "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN",
     "MC", "SMCC", "SMCR", "SMCRH", "ROMC", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL",
     "IRLN", "IR", "IRS", "IRFT", "CVR", "VR", "RPB", "RBIS", "CVLN", "SDLN",
-    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT",
+    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "ZPCOR", "PCOR", "SPCOR",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -108,7 +108,8 @@ def effect_options(func: Callable) -> Callable:
         "ZCOR (default), COR, UCOR; means, SDs and sizes of one group: MN (default), MNLN, CVLN, SDLN; "
         "one group's post- and pre-test means, SDs, size and correlation: MC (default), SMCC, "
         "SMCR, SMCRH, ROMC; events and person-time of one group: IRLN (default), IR, IRS, "
-        "IRFT.",
+        "IRFT; a regression coefficient's t statistic, sample size and number of other "
+        "predictors: ZPCOR (default), PCOR, and with the model's R² SPCOR.",
     )(func)
     return func
 
@@ -641,7 +642,7 @@ def forest_options(func: Callable) -> Callable:
         help="Forest plot captions under the axis either side of no effect [default: "
         '"Favours control,Favours treatment", or the arms the table names in treat_label/'
         "control_label (meta: label.e/label.c) columns; none for one group's proportions, "
-        "correlations, means, pre-post changes or rates].",
+        "correlations, means, pre-post changes, rates or partial correlations].",
     )(func)
     func = click.option(
         "--model",

@@ -180,6 +180,8 @@ DATA_ROLES: dict[str, tuple[str, ...]] = {
     "correlation": ("cor", "n"),
     "mean": ("mean", "sd", "n"),
     "rate": ("events", "time"),
+    "partial_r2": ("t", "n", "predictors", "r2"),
+    "partial": ("t", "n", "predictors"),
 }
 
 
@@ -219,6 +221,9 @@ def data_effects(
         yi, vi = m.mean_effects(cols[:, 0], cols[:, 1], cols[:, 2], measure)
     elif kind == "rate":
         yi, vi, added = m.rate_effects(cols[:, 0], cols[:, 1], measure, cc, cc_policy)
+    elif kind in ("partial", "partial_r2"):
+        r2 = cols[:, 3] if kind == "partial_r2" else None
+        yi, vi = m.partial_effects(cols[:, 0], cols[:, 1], cols[:, 2], measure, r2)
     elif kind == "change":
         m1, m2, s1, s2, nn, r = cols.T
         yi, vi = m.change_effects(m1, m2, s1, s2, nn, r, measure)
@@ -272,8 +277,16 @@ def kind_measure(kind: str, measure: str | None, where: str = "") -> str:
     if measure is None:
         return DEFAULT_MEASURE[kind]
     m = normalize_measure(measure)
-    if kind_of(m) != kind:
-        what = {"counts": "2x2 event counts (or given effects)"}.get(kind, f"{kind} data")
+    if m == "SPCOR" and kind == "partial":
+        raise DataError(
+            f"{where + ': ' if where else ''}--measure SPCOR needs each study's model R²: the "
+            "table of partial correlations has no r2 column (metafor: r2i)"
+        )
+    if m not in KINDS[kind]:
+        what = {
+            "counts": "2x2 event counts (or given effects)",
+            "partial_r2": "partial data (with the model's R²)",
+        }.get(kind, f"{kind} data")
         raise DataError(
             f"{where + ': ' if where else ''}--measure {m} does not fit the columns: they give "
             f"{what}, which take {', '.join(KINDS[kind])}"
@@ -368,7 +381,8 @@ def _outcome_effects(
     from ivigmeta.core import measures as m
     from ivigmeta.results import EffectSizes, Exclusion
 
-    kind = kind_of(measure)
+    kinds = {s.outcome_kind or "" for s in studies}
+    kind = kinds.pop() if len(kinds) == 1 and "" not in kinds else kind_of(measure)
     cols = np.asarray(
         [[s.outcome[r] for r in DATA_ROLES[kind]] for s in studies],  # type: ignore[index]
         dtype=np.float64,

@@ -74,6 +74,15 @@ mean; c(m) the correction above with m = n - 1; sd² = s1² + s2² - 2 r s1 s2, 
   yi = c(n - 1) (m1 - m2) / s2, vi = c(n - 1)² [sd² / (s2² (n - 1)) + yi² / (2 (n - 1))].
 * ROMC (Lajeunesse 2011): yi = log(m1/m2), vi = s1²/(n m1²) + s2²/(n m2²) - 2 r s1 s2/(n m1 m2).
 
+Partial correlations from a regression (Aloe & Becker 2012; Aloe & Thompson 2013): t the t
+statistic of the predictor of interest, n the sample size, m the number of the other predictors
+(escalc's ti, ni, mi; df = n - m - 1 > 0; escalc's default ``vtype = "LS"``):
+
+* PCOR: yi = t / sqrt(t² + df), vi = (1 - yi²)² / df.
+* ZPCOR: yi = atanh(t / sqrt(t² + df)), vi = 1 / df (metafor 3.8-1's formula).
+* SPCOR (semi-partial, R² the model's, 0 <= R² <= 1): yi = t sqrt(1 - R²) / sqrt(df),
+  vi = (R²² - 2 R² + (R² - yi²) + 1 - (R² - yi²)²) / n.
+
 From 2x2 counts (a, b events and non-events of n1 treated, c, d of n2 controls, after the
 correction of :mod:`ivigmeta.core.effects`; YUQ, YUY, OR2DN and OR2DL are corrected as OR, 1/2
 added to every cell of a table with a zero, PHI not at all), with OR = a d / (b c) and
@@ -122,6 +131,9 @@ CORRELATION = ("ZCOR", "COR", "UCOR")
 MEAN = ("MN", "MNLN", "CVLN", "SDLN")
 CHANGE = ("MC", "SMCC", "SMCR", "SMCRH", "ROMC")
 RATE = ("IRLN", "IR", "IRS", "IRFT")
+PARTIAL = ("ZPCOR", "PCOR")
+#: partial correlations with the model's R² as well: SPCOR too
+PARTIAL_R2 = PARTIAL + ("SPCOR",)
 #: measures of matched pairs: a counts table's four cells read as the table of pairs
 PAIRED = ("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")
 COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL") + PAIRED + ("PBIT",)
@@ -137,8 +149,12 @@ KINDS: dict[str, tuple[str, ...]] = {
     "correlation": CORRELATION,
     "mean": MEAN,
     "rate": RATE,
+    "partial_r2": PARTIAL_R2,
+    "partial": PARTIAL,
 }
-ALL_MEASURES = COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN + CHANGE + RATE
+ALL_MEASURES = (
+    COUNTS + CONTINUOUS + INCIDENCE + PROPORTION + CORRELATION + MEAN + CHANGE + RATE + PARTIAL_R2
+)
 #: the measure of each kind of data when --measure is not given
 DEFAULT_MEASURE = {
     "counts": "RR",
@@ -149,6 +165,8 @@ DEFAULT_MEASURE = {
     "correlation": "ZCOR",
     "mean": "MN",
     "rate": "IRLN",
+    "partial_r2": "ZPCOR",
+    "partial": "ZPCOR",
 }
 
 
@@ -201,6 +219,9 @@ MEASURE_TITLES = {
     "SMCR": "Standardized mean change (pre-test SD)",
     "SMCRH": "Standardized mean change (pre-test SD, heteroscedastic)",
     "ROMC": "Ratio of means (post/pre)",
+    "PCOR": "Partial correlation",
+    "ZPCOR": "Partial correlation (Fisher's z)",
+    "SPCOR": "Semi-partial correlation",
 }
 
 
@@ -220,7 +241,9 @@ class ScaledMeasure(str):
 
 
 def kind_of(measure: str) -> str:
-    """The kind of data ``measure`` is computed from (``counts`` for RR, OR, RD, AS)."""
+    """The kind of data ``measure`` is computed from (``counts`` for RR, OR, RD, AS; for PCOR
+    and ZPCOR, which tables with and without R² both take, ``partial_r2``: the kind a table
+    of rows with an R² has)."""
     return next(k for k, ms in KINDS.items() if measure in ms)
 
 
@@ -625,6 +648,32 @@ def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
     return (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1)))) / 2
 
 
+def partial_effects(
+    t: np.ndarray, n: np.ndarray, m: np.ndarray, measure: str, r2: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of partial correlations from the t statistic ``t`` of a predictor in a
+    regression on ``n`` observations with ``m`` other predictors (escalc's PCOR and ZPCOR) and,
+    with the model's ``r2``, of semi-partial correlations (SPCOR); NaN where the degrees of
+    freedom n - m - 1 are not positive."""
+    import numpy as np
+
+    t, n, m = (np.asarray(v, dtype=float) for v in (t, n, m))
+    q = np.asarray(np.nan if r2 is None else r2, dtype=float)
+    if measure == "SPCOR" and r2 is None:
+        raise ValueError("SPCOR needs the model's R²")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(n - m - 1 > 0, n - m - 1, np.nan)
+        r = t / np.sqrt(t**2 + df)
+        if measure == "PCOR":
+            return r, (1 - r**2) ** 2 / df
+        if measure == "ZPCOR":
+            return np.arctanh(r), 1 / df
+        if measure == "SPCOR":
+            yi = t * np.sqrt(1 - q) / np.sqrt(df)
+            return yi, (q**2 - 2 * q + (q - yi**2) + 1 - (q - yi**2) ** 2) / n
+    raise ValueError(f"not a partial correlation measure: {measure}")
+
+
 def reported_scalar(theta: float, measure: str, n_harmonic: float | None = None) -> float:
     """:func:`to_reported` of one value; for PFT ``n_harmonic`` is the harmonic mean size."""
     import math
@@ -634,7 +683,7 @@ def reported_scalar(theta: float, measure: str, n_harmonic: float | None = None)
             return math.exp(theta)
         except OverflowError:
             return math.inf
-    if measure == "ZCOR":
+    if measure in ("ZCOR", "ZPCOR"):
         return math.tanh(theta)
     if measure == "IRS":
         return 0.0 if theta < 0 else theta * theta
@@ -664,7 +713,7 @@ def pft_inverse(t: np.ndarray, nhm: np.ndarray | float) -> np.ndarray:
 
 def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) -> np.ndarray:
     """Values on the analysis scale -> the reported scale, as metafor's ``predict(transf=...)``:
-    exp for log measures, tanh for ZCOR (``transf.ztor``), the square (0 below 0,
+    exp for log measures, tanh for ZCOR and ZPCOR (``transf.ztor``), the square (0 below 0,
     ``transf.isqrt``) for IRS, the inverse logit for PLO, sin²
     (clamped to [0, 1]) for PAS, and for
     PFT Miller's (1978) inverse with the harmonic mean of the studies' sizes ``n``
@@ -677,7 +726,7 @@ def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) ->
             return np.exp(t)
         if measure == "PLO":
             return 1 / (1 + np.exp(-t))
-        if measure == "ZCOR":
+        if measure in ("ZCOR", "ZPCOR"):
             return np.tanh(t)
         if measure == "IRS":  # metafor's transf.isqrt
             return np.where(t < 0, 0.0, t * t)

@@ -92,7 +92,7 @@ class Rows:
     """No rows follow these in their input (the reader met the end): the last group is whole."""
     kind: str = "counts"
     """``counts``, ``continuous``, ``incidence``, ``proportion``, ``change``, ``correlation``,
-    ``mean`` or ``rate`` (the keys of DATA_ROLES)."""
+    ``mean``, ``rate``, ``partial_r2`` or ``partial`` (the keys of DATA_ROLES)."""
     given: np.ndarray | None = None
     effect: np.ndarray | None = None
     """For a table of effects only in one plain form (``yi, vi`` or ``theta, se``, no measure
@@ -363,6 +363,11 @@ def suspect_rows(
                 bad |= (values[:, 1] <= 0) | (values[:, 2] < 2)
             elif kind == "rate":
                 bad |= (values[:, 0] < 0) | (values[:, 1] <= 0)
+            elif kind in ("partial", "partial_r2"):
+                bad |= (values[:, 1] <= 0) | (values[:, 2] < 0)
+                bad |= values[:, 1] - values[:, 2] - 1 <= 0
+                if kind == "partial_r2":
+                    bad |= (values[:, 3] < 0) | (values[:, 3] > 1)
             elif kind == "change":
                 bad |= (values[:, [2, 3]] <= 0).any(axis=1) | (values[:, 4] < 2)
                 bad |= np.abs(values[:, 5]) > 1

@@ -213,12 +213,14 @@ CORRELATION_ROLES = ("cor", "n")
 MEAN_ROLES = ("mean", "sd", "n")
 CHANGE_ROLES = ("mean_post", "mean_pre", "sd_post", "sd_pre", "n", "r")
 RATE_ROLES = ("events", "time")
+PARTIAL_ROLES = ("t", "n", "predictors")
+PARTIAL_R2_ROLES = PARTIAL_ROLES + ("r2",)
 
 
 def all_roles() -> tuple[str, ...]:
     """Every role ``--columns`` takes: the count, effect and label roles, and the columns of
-    means, rates, proportions, correlations, one group's means, pre-post changes and one
-    group's rates."""
+    means, rates, proportions, correlations, one group's means, pre-post changes, one group's
+    rates and partial correlations."""
     kinds = (
         CONTINUOUS_ROLES,
         INCIDENCE_ROLES,
@@ -227,6 +229,7 @@ def all_roles() -> tuple[str, ...]:
         MEAN_ROLES,
         CHANGE_ROLES,
         RATE_ROLES,
+        PARTIAL_R2_ROLES,
     )
     extra = [r for rs in kinds for r in rs]
     return ROLES + tuple(r for r in dict.fromkeys(extra) if r not in ROLES)

@@ -17,6 +17,10 @@ correlations              ``cor, n`` (meta's ``metacor`` names too) / metafor ``
 one group's means         ``mean, sd, n`` (meta's ``metamean`` names too) / metafor ``mi,
                           sdi, ni``
 one group's rates         ``events, time`` / metafor ``xi, ti`` / meta ``event, time``
+partial correlations      ``t, n, predictors, r2`` / metafor ``ti, ni, mi, r2i`` (the t
+  with R²                 statistic of a regression coefficient, the sample size, the other
+                          predictors, the model's R²)
+partial correlations      ``t, n, predictors`` / metafor ``ti, ni, mi``
 ========================  ===================================================================
 
 Names match case-insensitively; RevMan names also ignore spaces and punctuation. The first
@@ -35,6 +39,8 @@ from ivigmeta.io.columns import (  # noqa: F401 - the role tuples are this modul
     CORRELATION_ROLES,
     INCIDENCE_ROLES,
     MEAN_ROLES,
+    PARTIAL_R2_ROLES,
+    PARTIAL_ROLES,
     PROPORTION_ROLES,
     RATE_ROLES,
     Convention,
@@ -50,6 +56,8 @@ KIND_MEASURES: dict[str, tuple[str, ...]] = {
     "correlation": ("ZCOR", "COR", "UCOR"),
     "mean": ("MN", "MNLN", "CVLN", "SDLN"),
     "rate": ("IRLN", "IR", "IRS", "IRFT"),
+    "partial_r2": ("ZPCOR", "PCOR", "SPCOR"),
+    "partial": ("ZPCOR", "PCOR"),
     "counts": (
         *("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
         *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT"),
@@ -116,6 +124,17 @@ OUTCOME_CONVENTIONS: dict[str, tuple[Convention, ...]] = {
         Convention("metafor's", dict(zip(RATE_ROLES, ("xi", "ti")))),
         Convention("meta's", dict(zip(RATE_ROLES, ("event", "time")))),
     ),
+    # After all of the above: a table with a kind's columns above reads as before (metafor's
+    # ti, ni, mi share ti with one group's rates and mi, ni with one group's means). With the
+    # model's R² first: such a table takes SPCOR as well.
+    "partial_r2": (
+        Convention("ivigmeta's", dict(zip(PARTIAL_R2_ROLES, PARTIAL_R2_ROLES))),
+        Convention("metafor's", dict(zip(PARTIAL_R2_ROLES, ("ti", "ni", "mi", "r2i")))),
+    ),
+    "partial": (
+        Convention("ivigmeta's", dict(zip(PARTIAL_ROLES, PARTIAL_ROLES))),
+        Convention("metafor's", dict(zip(PARTIAL_ROLES, ("ti", "ni", "mi")))),
+    ),
 }
 
 
@@ -152,10 +171,14 @@ def explicit_kind(explicit: dict[str, str] | None, header: Sequence[str] = ()) -
     and the like for means, ``events``/``total`` for proportions, ``cor`` for correlations,
     ``mean``/``sd`` for one group's means, ``mean_post`` and the like for pre-post changes,
     ``time`` for one group's rates (``events`` alone too when the header has a time and no
-    total), or None. ``n`` alone (correlations, one group's means and changes share it) is a change when
+    total), ``t``/``predictors`` for partial correlations (``partial_r2`` with ``r2``, named or
+    in the header), or None. ``n`` alone (correlations, one group's means and changes share it) is a change when
     the header has a change's columns, a correlation when it has ``cor`` or ``ri``, else a
     mean."""
     given = set(explicit or ())
+    if given & {"t", "predictors", "r2"}:
+        names = {h.strip().lower() for h in header if h}
+        return "partial_r2" if "r2" in given or names & {"r2", "r2i"} else "partial"
     if "time" in given:
         return "rate"
     if given & (set(CHANGE_ROLES) - {"n"}):
@@ -177,6 +200,10 @@ def explicit_kind(explicit: dict[str, str] | None, header: Sequence[str] = ()) -
         names = {h.strip().lower() for h in header if h}
         if any(match(conv, header) for conv in OUTCOME_CONVENTIONS["change"]):
             return "change"
+        if not names & {"cor", "ri", "mean", "sd", "mi", "sdi"}:
+            for kind in ("partial_r2", "partial"):
+                if any(match(conv, header) for conv in OUTCOME_CONVENTIONS[kind]):
+                    return kind
         return "correlation" if names & {"cor", "ri"} else "mean"
     return None
 
@@ -212,8 +239,8 @@ def explicit_outcome(
 
 def default_measure(kind: str) -> str:
     """MD for continuous, IRR for incidence, PLO for proportions, MC for pre-post changes, ZCOR
-    for correlations, MN for one group's means, IRLN for one group's rates, RR for 2x2
-    counts."""
+    for correlations, MN for one group's means, IRLN for one group's rates, ZPCOR for partial
+    correlations, RR for 2x2 counts."""
     return KIND_MEASURES[kind][0]
 
 
@@ -257,6 +284,15 @@ _BOUNDS: dict[str, tuple[float, bool, str]] = {
 #: bounds of a kind's roles that differ from :data:`_BOUNDS` (``n`` of a correlation: escalc
 #: gives no sampling variance for n <= 3, whatever the measure)
 _KIND_BOUNDS: dict[str, dict[str, tuple[float, bool, str]]] = {
+    "partial": {
+        "n": (0.0, False, "a sample size must be > 0"),
+        "predictors": (0.0, True, "the number of other predictors cannot be negative"),
+    },
+    "partial_r2": {
+        "n": (0.0, False, "a sample size must be > 0"),
+        "predictors": (0.0, True, "the number of other predictors cannot be negative"),
+        "r2": (0.0, True, "an R² cannot be negative"),
+    },
     "correlation": {
         "n": (3.0, False, "a correlation's sampling variance needs a sample size n > 3"),
     },
@@ -272,6 +308,8 @@ OUTCOME_ROLES: dict[str, tuple[str, ...]] = {
     "mean": MEAN_ROLES,
     "change": CHANGE_ROLES,
     "rate": RATE_ROLES,
+    "partial_r2": PARTIAL_R2_ROLES,
+    "partial": PARTIAL_ROLES,
 }
 
 
@@ -285,7 +323,8 @@ def parse_outcome_row(
 ) -> dict[str, float]:
     """role -> number for one row of an outcome table of ``kind`` (None: told by the roles); a
     missing, non-numeric or impossible value (SD <= 0, n < 2, time <= 0, events > total, a
-    correlation beyond [-1, 1] or with n <= 3, a pre-post correlation r beyond [-1, 1]) is a one-line :class:`~ivigmeta.errors.DataError`
+    correlation beyond [-1, 1] or with n <= 3, a pre-post correlation r beyond [-1, 1], a partial
+    correlation's n <= predictors + 1) is a one-line :class:`~ivigmeta.errors.DataError`
     naming the row and the column."""
     import math
 
@@ -319,11 +358,20 @@ def parse_outcome_row(
             low, inclusive, why = bound
             if x < low or (x == low and not inclusive):
                 raise DataError(f"{where}: '{text}' is not allowed ({why})")
+        if role == "r2" and x > 1:
+            raise DataError(f"{where}: '{text}' is not an R² (expected a value between 0 and 1)")
         if role in ("cor", "r") and abs(x) > 1:
             raise DataError(
                 f"{where}: '{text}' is not a correlation (expected a value between -1 and 1)"
             )
         out[role] = x
+    if kind in ("partial", "partial_r2") and "n" in out and "predictors" in out:
+        if out["n"] - out["predictors"] - 1 <= 0:
+            raise DataError(
+                f"{source}, row {row}, column '{roles['n']}': '{values[roles['n']].strip()}' is "
+                f"not allowed (a partial correlation needs n - predictors - 1 > 0, with "
+                f"{values[roles['predictors']].strip()} other predictors)"
+            )
     if "events" in out and "total" in out and out["events"] > out["total"]:
         raise DataError(
             f"{source}, row {row}, column '{roles['events']}': {values[roles['events']].strip()} "

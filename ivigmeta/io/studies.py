@@ -83,6 +83,8 @@ OUTCOME_SOURCES = {
     "correlation": "correlation",
     "mean": "mean",
     "rate": "rate",
+    "partial_r2": "partial",
+    "partial": "partial",
 }
 
 
@@ -877,6 +879,8 @@ KIND_WORDS = {
     "correlation": "correlations and sample sizes",
     "mean": "one group's means, SDs and sizes",
     "rate": "one group's events and person-time",
+    "partial_r2": "t statistics, sample sizes, numbers of other predictors and R²",
+    "partial": "t statistics, sample sizes and numbers of other predictors",
 }
 
 

@@ -50,6 +50,7 @@ def arm_captions(ma: MetaAnalysis) -> tuple[str, str] | None:
 ONE_GROUP_MEASURES = (
     *("PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN"),
     *("MC", "SMCC", "SMCR", "SMCRH", "ROMC", "IR", "IRLN", "IRS", "IRFT", "CVLN", "SDLN"),
+    *("PCOR", "ZPCOR", "SPCOR"),
 )  # fmt: skip
 
 
@@ -94,6 +95,10 @@ def _columns(ma: MetaAnalysis, models: Sequence[str]) -> tuple[list[Column], lis
         left += [Column("treat", "Mean (SD), n", "", "center")]
     elif kinds == {"rate"}:
         left += [Column("treat", "Events/Person-time", "", "center")]
+    elif kinds == {"partial"}:
+        left += [Column("treat", "t, n, predictors", "", "center")]
+    elif kinds == {"partial_r2"}:
+        left += [Column("treat", "t, n, predictors, R²", "", "center")]
     elif kinds == {"change"}:
         left += [
             Column("treat", "Post-test", "Mean (SD)", "center"),
@@ -135,6 +140,9 @@ def _arm_text(s, arm: str) -> str:
             return f"{f.plain(o['cor'])}, {f.plain(o['n'])}"
         if s.outcome_kind == "rate":
             return f"{f.plain(o['events'])}/{f.plain(o['time'])}"
+        if s.outcome_kind in ("partial", "partial_r2"):
+            text = f"{f.plain(o['t'])}, {f.plain(o['n'])}, {f.plain(o['predictors'])}"
+            return text + (f", {f.plain(o['r2'])}" if s.outcome_kind == "partial_r2" else "")
         if s.outcome_kind == "mean":
             return f"{f.plain(o['mean'])} ({f.plain(o['sd'])}), {f.plain(o['n'])}"
         return f"{f.plain(o['events'])}/{f.plain(o['total'])}"

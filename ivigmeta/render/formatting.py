@@ -9,9 +9,25 @@ NA = "n/a"
 
 def decimals_for(measure: str) -> int:
     """Ratio measures and mean differences print with 2 decimals (as the paper), differences of
-    risks and rates, proportions and correlations (phi, Yule's Q and Y among them) and one group's rates with 3."""
+    risks and rates, proportions and correlations (phi, Yule's Q and Y among them), one group's rates and
+    partial correlations with 3."""
     three = ("RD", "AS", "IRD", "IRSD", "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR")
-    more = ("PHI", "YUQ", "YUY", "IR", "IRLN", "IRS", "IRFT", "RPB", "RBIS", "CVLN", "MPRD")
+    more = (
+        "PHI",
+        "YUQ",
+        "YUY",
+        "IR",
+        "IRLN",
+        "IRS",
+        "IRFT",
+        "RPB",
+        "RBIS",
+        "CVLN",
+        "MPRD",
+        "PCOR",
+        "ZPCOR",
+        "SPCOR",
+    )
     return 3 if measure in three + more else 2
 
 

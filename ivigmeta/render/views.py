@@ -162,6 +162,8 @@ CORRELATION_SCALES = ("ZCOR", "COR", "UCOR", "RPB", "RBIS")
 MEAN_SCALES = ("MN", "MNLN")
 #: measures of one group's rate (IRLN and IRS reported as rates; IRFT on its own scale)
 RATE_SCALES = ("IR", "IRLN", "IRS", "IRFT")
+#: partial correlations (ZPCOR reported as a correlation after back-transformation)
+PARTIAL_SCALES = ("PCOR", "ZPCOR", "SPCOR")
 #: one group's variability, reported back-transformed (exp)
 VARIABILITY_SCALES = {"CVLN": "Coefficient of variation", "SDLN": "SD"}
 
@@ -173,6 +175,10 @@ def _measure_header(measure: str, level_percent: float) -> str:
         return f"Correlation ({measure}) [{level_percent:g}% CI]"
     if measure in MEAN_SCALES:
         return f"Mean ({measure}) [{level_percent:g}% CI]"
+    if measure == "SPCOR":
+        return f"Semi-partial correlation ({measure}) [{level_percent:g}% CI]"
+    if measure in PARTIAL_SCALES:
+        return f"Partial correlation ({measure}) [{level_percent:g}% CI]"
     if measure in RATE_SCALES:
         return f"Rate ({measure}) [{level_percent:g}% CI]"
     if measure in VARIABILITY_SCALES:
@@ -186,7 +192,7 @@ def se_header(measure: str) -> str:
         return "SE (log scale)"
     if measure in ("PLO", "PAS", "PFT"):
         return f"SE ({'logit' if measure == 'PLO' else 'arcsine'} scale)"
-    if measure == "ZCOR":
+    if measure in ("ZCOR", "ZPCOR"):
         return "SE (Fisher's z scale)"
     if measure in ("IRS", "IRFT"):
         return "SE (square-root scale)"
@@ -229,6 +235,8 @@ DATA_COLUMNS = {
     "mean": ["N", "Mean (SD)"],
     "change": ["N", "Post-test: mean (SD)", "Pre-test: mean (SD)", "r"],
     "rate": ["Events / person-time"],
+    "partial": ["N", "t", "Other predictors"],
+    "partial_r2": ["N", "t", "Other predictors", "R²"],
     # a counts table read as matched pairs (MPRD, MPRR, MPOR, MPORC, MPPETO): escalc's ai/bi, ci/di
     "paired": ["Pairs", "Event in both / treated only", "Event in control only / neither"],
 }
@@ -254,6 +262,9 @@ def _data_cells(study, kind: str | None) -> list[str]:
         return [f"{f.plain(o['events'])} / {f.plain(o['total'])}"]
     if kind == "rate" and o is not None:
         return [f"{f.plain(o['events'])} / {f.plain(o['time'])}"]
+    if kind in ("partial", "partial_r2") and o is not None:
+        cells = [f.plain(o["n"]), f.plain(o["t"]), f.plain(o["predictors"])]
+        return cells + ([f.plain(o["r2"])] if kind == "partial_r2" else [])
     if kind == "paired":
         if not study.has_counts:
             return [NOT_REPORTED, "", ""]

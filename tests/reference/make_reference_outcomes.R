@@ -17,7 +17,7 @@
 ##  * Input columns of each record are written under "data" with metafor's
 ##    argument names (m1i, sd1i, n1i, ..., x1i, t1i, ..., xi, ni, ai, bi, ...,
 ##    ri, ni, mi, sdi, ni; m1i, m2i, sd1i, sd2i, ni, ri for pre-post changes;
-##    xi, ti for one group's rates).
+##    xi, ti for one group's rates; ti, ni, mi (and r2i) for partial correlations).
 ##  * Numbers: the shortest of 15/16/17 significant digits that round-trips.
 ## ---------------------------------------------------------------------------
 
@@ -269,6 +269,26 @@ for (m in c("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")) {
   es <- escalc(measure = m, ai = mp$ai, bi = mp$bi, ci = mp$ci, di = mp$di)
   f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
   p <- if (m == "MPRD") predict(f) else predict(f, transf = exp)
+  back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
+                                    ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+                                    pi_lb = p$pi.lb, pi_ub = p$pi.ub)
+}
+
+## partial correlations: dat.aloe2013 (tval, n, preds as escalc's ti, ni, mi)
+d <- dat.aloe2013
+pc <- list(ti = d$tval, ni = d$n, mi = d$preds)
+for (m in c("PCOR", "ZPCOR"))
+  add(record("aloe2013", m, pc, pc))
+## semi-partial correlations need the model's R² as well (R2 as escalc's r2i)
+spc <- c(pc, list(r2i = d$R2))
+add(record("aloe2013", "SPCOR", spc, spc))
+
+## back-transformed pooled partial correlations (REML, z test): ZPCOR ->
+## transf.ztor; PCOR and SPCOR as they are
+for (m in c("PCOR", "ZPCOR", "SPCOR")) {
+  es <- escalc(measure = m, ti = spc$ti, ni = spc$ni, mi = spc$mi, r2i = spc$r2i)
+  f <- rma(yi, vi, data = es, method = "REML", control = CTRL)
+  p <- if (m == "ZPCOR") predict(f, transf = transf.ztor) else predict(f)
   back[[length(back) + 1L]] <- list(measure = m, pred = p$pred,
                                     ci_lb = p$ci.lb, ci_ub = p$ci.ub,
                                     pi_lb = p$pi.lb, pi_ub = p$pi.ub)
