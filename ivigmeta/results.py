@@ -1421,6 +1421,55 @@ class NotApplicable:
 
 
 @dataclass(frozen=True)
+class ExcessSignificance:
+    """The test of excess significance (Ioannidis & Trikalinos 2007; metafor's ``tes()``):
+    ``observed`` significant studies against the ``expected`` number (the sum of the studies'
+    powers at ``theta``, the common-effect estimate), with the chi-square (``x2``, ``p_chi2``),
+    binomial and exact one-sided p-values; ``p_value`` is the one metafor chooses (``test``);
+    ``theta_lim`` the limit estimate (analysis scale)."""
+
+    k: int
+    observed: int
+    expected: float
+    ratio: float
+    test: str
+    p_value: float
+    x2: float
+    p_chi2: float
+    p_binom: float
+    p_exact: float
+    theta: float
+    theta_lim: float | None
+    powers: tuple[float, ...]
+    measure: str = ""
+
+    @property
+    def limit_estimate(self) -> float | None:
+        """``theta_lim`` on the reported scale (exp for ratio measures)."""
+        return back_transform(self.theta_lim, self.measure)
+
+    __json__: ClassVar[Layout] = (
+        "k",
+        "observed",
+        "expected",
+        "ratio",
+        "test",
+        "p_value",
+        "x2",
+        "p_chi2",
+        "p_binom",
+        "p_exact",
+        "theta",
+        "theta_lim",
+        "limit_estimate",
+        "powers",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class BiasAnalysis:
     """Small-study-effect tests of one set of effect sizes.
 
@@ -1436,8 +1485,9 @@ class BiasAnalysis:
     harbord: RegressionTest | NotApplicable | None = None
     trimfill: TrimFill | NotApplicable | None = None
     failsafe: FailSafeN | NotApplicable | None = None
+    tes: ExcessSignificance | NotApplicable | None = None
 
-    TESTS = ("egger", "regtest", "begg", "peters", "harbord", "trimfill", "failsafe")
+    TESTS = ("egger", "regtest", "begg", "peters", "harbord", "trimfill", "failsafe", "tes")
 
     def results(self) -> list[tuple[str, Any]]:
         """(name, result) of every requested test, in the fixed order of ``TESTS``."""

@@ -402,7 +402,7 @@ def per_column_paths(plot: str | None, columns) -> dict[str, str]:
     return {c: f"{stem}_{safe[c]}{ext}" for c in unique}
 
 
-BIAS_TESTS = ("egger", "regtest", "begg", "peters", "harbord", "trimfill", "failsafe")
+BIAS_TESTS = ("egger", "regtest", "begg", "peters", "harbord", "trimfill", "failsafe", "tes")
 
 
 @click.command()
@@ -413,7 +413,8 @@ BIAS_TESTS = ("egger", "regtest", "begg", "peters", "harbord", "trimfill", "fail
     multiple=True,
     type=click.Choice(BIAS_TESTS, case_sensitive=False),
     help="Test to run (repeat for several); default: every test that applies to the measure "
-    "(Peters: RR and OR; Harbord: OR), except regtest.",
+    "(Peters: RR and OR; Harbord: OR), except regtest and tes (the test of excess "
+    "significance, metafor's tes()).",
 )
 @click.option(
     "--predictor",

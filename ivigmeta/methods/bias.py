@@ -51,7 +51,7 @@ from ivigmeta.results import (
 TESTS = BiasAnalysis.TESTS
 #: Tests run only when asked for (``--test regtest``, or a --predictor / --regtest-model):
 #: the default report is Egger's classical test.
-ON_REQUEST = ("regtest",)
+ON_REQUEST = ("regtest", "tes")
 #: metafor's regtest predictors, and the models
 PREDICTORS = ("sei", "vi", "ni", "ninv", "sqrtni", "sqrtninv")
 REGTEST_MODELS = ("rma", "lm")
@@ -529,6 +529,7 @@ def bias_analysis(
     if unknown:
         raise ModelError(f"unknown test '{unknown[0]}' (choose from {', '.join(TESTS)})")
     from ivigmeta.methods.failsafe import fail_safe_n
+    from ivigmeta.methods.tes import excess_significance
     from ivigmeta.methods.trimfill import trim_and_fill
 
     es = ma.effects
@@ -540,6 +541,7 @@ def bias_analysis(
         "harbord": lambda: harbord_test(ma),
         "trimfill": lambda: trim_and_fill(ma, side=side, estimator=estimator),
         "failsafe": lambda: fail_safe_n(ma, failsafe_method, alpha=alpha, target=target),
+        "tes": lambda: excess_significance(ma),
     }
     results: dict[str, object] = {"egger": None}
     for name in wanted:

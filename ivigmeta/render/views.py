@@ -22,6 +22,7 @@ from ivigmeta.results import (
     ChiSquareTest,
     Cumulative,
     EggerTest,
+    ExcessSignificance,
     FailSafeN,
     Heterogeneity,
     Influence,
@@ -966,6 +967,7 @@ _BIAS_NAMES = {
     "harbord": "Harbord's score test",
     "trimfill": "Trim-and-fill",
     "failsafe": "Fail-safe N",
+    "tes": "Excess significance",
 }
 
 
@@ -993,6 +995,20 @@ def _bias_row(name: str, res: Any, ba: BiasAnalysis) -> list[str]:
             label,
             f"{res.distribution} = {f.num(res.statistic)}",
             "" if res.df is None else str(res.df),
+            f.pval(res.p_value),
+            detail,
+        ]
+    if isinstance(res, ExcessSignificance):
+        detail = (
+            f"{res.observed} significant of {res.k}, {f.num(res.expected)} expected at the "
+            f"common-effect estimate ({res.test} test)"
+        )
+        if res.theta_lim is not None:
+            detail += f"; limit estimate {ba.full.measure} {f.num(res.limit_estimate, d)}"
+        return [
+            label,
+            f"O/E = {f.num(res.ratio)}" if math.isfinite(res.ratio) else "O/E = inf",
+            "",
             f.pval(res.p_value),
             detail,
         ]
