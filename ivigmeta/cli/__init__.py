@@ -93,9 +93,11 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
     FILE is a CSV with the columns study, year, treat_events, treat_total, control_events,
     control_total and any label columns; it defaults to ./studies.csv, and - reads standard input.
     Means and SDs per arm (treat_mean, treat_sd, treat_n, ...), events and person-time
-    (treat_events, treat_time, ...), one group's events and totals (events, total), semicolon- and
-    tab-separated files, .xlsx workbooks, metafor/meta/RevMan column names and rows giving an
-    effect (estimate, ci_low, ci_high) instead of counts are recognised: docs/input.md.
+    (treat_events, treat_time, ...), one group's events and totals (events, total), correlations
+    (cor, n), one group's means (mean, sd, n) or rates (events, time), pre-post changes,
+    partial correlations, semicolon- and tab-separated files, .xlsx workbooks,
+    metafor/meta/RevMan column names and rows giving an effect (estimate, ci_low, ci_high; or
+    yi, vi) instead of counts are recognised: docs/input.md.
     """
     if ctx.invoked_subcommand is not None:
         _apply_settings(ctx, ctx.invoked_subcommand, config_file)

@@ -52,8 +52,9 @@ def gosh(
     gosh_model,
     plot,
 ):
-    """GOSH (Olkin et al. 2012, metafor's gosh()): the pooled estimate and I² of every subset
-    of the studies, summarized; --plot draws the GOSH plot, --format csv lists every subset."""
+    """GOSH: the pooled estimate and I² of every subset of the studies (Olkin, Dahabreh &
+    Trikalinos 2012; metafor's gosh()), summarized; --plot draws the GOSH plot, --format csv
+    lists every subset."""
     check_plot_target(plot, file)
     fitted = load_fit(file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level)
     result = fitted.gosh(subsets=subsets, seed=seed, model=gosh_model)
