@@ -49,3 +49,25 @@ class Invoker:
 @pytest.fixture
 def run() -> Invoker:
     return Invoker()
+
+
+def write_columns(tmp_path: Path, name: str, columns: dict[str, list]) -> str:
+    """A CSV ``name`` in ``tmp_path`` with a study column s1, s2, ... and ``columns``."""
+    import pandas as pd
+
+    k = len(next(iter(columns.values())))
+    frame = pd.DataFrame({"study": [f"s{i + 1}" for i in range(k)]})
+    for col, values in columns.items():
+        frame[col] = values
+    path = tmp_path / name
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def pool_json(run, path: str, *args: str) -> dict:  # type: ignore[no-untyped-def]
+    """``ivigmeta pool PATH --format json ARGS``, checked to exit 0, parsed."""
+    import json
+
+    out = run("pool", path, "--format", "json", *args)
+    assert out.exit_code == 0, out.stderr
+    return json.loads(out.stdout)

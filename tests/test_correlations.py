@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import pool_json
+from conftest import write_columns as _write
 
 from ivigmeta.io.outcome_columns import detect_outcome
 from tests.tolerances import ITERATIVE
@@ -17,15 +19,6 @@ from tests.tolerances import ITERATIVE
 REF = json.loads((Path(__file__).parent / "reference" / "metafor_outcomes.json").read_text())
 RECORDS = {(r["name"], r["measure"]): r for r in REF["records"]}
 BACK = {r["measure"]: r for r in REF["backtransformed"]}
-
-
-def _write(tmp_path, name: str, columns: dict[str, list]) -> str:
-    frame = pd.DataFrame({"study": [f"s{i + 1}" for i in range(len(next(iter(columns.values()))))]})
-    for col, values in columns.items():
-        frame[col] = values
-    path = tmp_path / name
-    frame.to_csv(path, index=False)
-    return str(path)
 
 
 def _molloy(tmp_path, naming: str) -> str:
@@ -43,9 +36,7 @@ def _normand(tmp_path, naming: str) -> str:
 
 
 def _pool_json(run, path: str, *args: str) -> dict:
-    out = run("pool", path, "--tau2", "REML", "--format", "json", *args)
-    assert out.exit_code == 0, out.stderr
-    return json.loads(out.stdout)
+    return pool_json(run, path, "--tau2", "REML", *args)
 
 
 @pytest.mark.parametrize("naming", ["metafor", "meta"])

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import pool_json as _pool_json
+from conftest import write_columns as _write
 
 from tests.tolerances import CLOSED_FORM, ITERATIVE
 
@@ -22,22 +24,6 @@ RECORDS = {(r["name"], r["measure"]): r for r in REF["records"]}
 BACK = {r["measure"]: r for r in REF["backtransformed"]}
 PAIRED = ("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")
 CELLS = RECORDS[("pairs", "MPOR")]["data"]
-
-
-def _write(tmp_path, name: str, columns: dict[str, list]) -> str:
-    k = len(next(iter(columns.values())))
-    frame = pd.DataFrame({"study": [f"s{i + 1}" for i in range(k)]})
-    for col, values in columns.items():
-        frame[col] = values
-    path = tmp_path / name
-    frame.to_csv(path, index=False)
-    return str(path)
-
-
-def _pool_json(run, path: str, *args: str) -> dict:
-    out = run("pool", path, "--format", "json", *args)
-    assert out.exit_code == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 def _pairs(tmp_path, naming: str, cells: dict[str, list] = CELLS) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import pool_json as _pool_json
+from conftest import write_columns as _write
 
 from ivigmeta.io.outcome_columns import detect_outcome
 from tests.tolerances import CLOSED_FORM, ITERATIVE
@@ -23,22 +25,6 @@ BACK = {r["measure"]: r for r in REF["backtransformed"]}
 
 CHANGE_METAFOR = ("m1i", "m2i", "sd1i", "sd2i", "ni", "ri")
 CHANGE_IVIGMETA = ("mean_post", "mean_pre", "sd_post", "sd_pre", "n", "r")
-
-
-def _write(tmp_path, name: str, columns: dict[str, list]) -> str:
-    k = len(next(iter(columns.values())))
-    frame = pd.DataFrame({"study": [f"s{i + 1}" for i in range(k)]})
-    for col, values in columns.items():
-        frame[col] = values
-    path = tmp_path / name
-    frame.to_csv(path, index=False)
-    return str(path)
-
-
-def _pool_json(run, path: str, *args: str) -> dict:
-    out = run("pool", path, "--format", "json", *args)
-    assert out.exit_code == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 def _morris(tmp_path, group: str, naming: str) -> str:

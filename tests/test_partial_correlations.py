@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import pool_json as _pool_json
 
 from ivigmeta.core import measures
 from ivigmeta.core.effects import data_effects
@@ -39,12 +40,6 @@ def _aloe(tmp_path, naming: str, measure: str = "ZPCOR", group: str | None = Non
     path = tmp_path / f"aloe_{naming}_{measure}_{group}.csv"
     frame.to_csv(path, index=False)
     return str(path)
-
-
-def _pool_json(run, path: str, *args: str) -> dict:
-    out = run("pool", path, "--format", "json", *args)
-    assert out.exit_code == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 @pytest.mark.parametrize("measure", MEASURES)

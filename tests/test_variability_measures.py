@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import pool_json as _pool_json
+from conftest import write_columns as _write
 
 from tests.tolerances import CLOSED_FORM, ITERATIVE
 
@@ -24,22 +26,6 @@ TWO_METAFOR = ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i")
 TWO_IVIGMETA = ("treat_mean", "treat_sd", "treat_n", "control_mean", "control_sd", "control_n")
 ONE_METAFOR = ("mi", "sdi", "ni")
 ONE_IVIGMETA = ("mean", "sd", "n")
-
-
-def _write(tmp_path, name: str, columns: dict[str, list]) -> str:
-    k = len(next(iter(columns.values())))
-    frame = pd.DataFrame({"study": [f"s{i + 1}" for i in range(k)]})
-    for col, values in columns.items():
-        frame[col] = values
-    path = tmp_path / name
-    frame.to_csv(path, index=False)
-    return str(path)
-
-
-def _pool_json(run, path: str, *args: str) -> dict:
-    out = run("pool", path, "--format", "json", *args)
-    assert out.exit_code == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 def _normand(tmp_path, naming: str) -> str:
