@@ -551,6 +551,30 @@ def pool(
     )
 
 
+def moderator_coding(
+    table: StudyTable,
+    effects: EffectSizes,
+    mods: str | Sequence[str],
+    refs: Sequence[str] | str,
+    categorical: Sequence[str] | str,
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """The moderator columns, reference levels and forced-categorical columns of
+    ``--mod``/``--ref``/``--categorical``, checked against the table (metareg, blup, influence)."""
+    from ivigmeta.methods.metareg import resolve_refs
+
+    columns = [mods] if isinstance(mods, str) else list(mods)
+    categorical = [categorical] if isinstance(categorical, str) else list(categorical)
+    refs = [refs] if isinstance(refs, str) else list(refs)
+    for col in (*columns, *categorical):
+        table.require_label_column(col)
+    unknown = [c for c in categorical if c not in columns]
+    if unknown:
+        raise ModelError(f"--categorical {unknown[0]}: not one of the --mod columns")
+    if refs and not columns:
+        raise ModelError("--ref applies to moderators (--mod COL)")
+    return columns, resolve_refs(effects, columns, refs), categorical
+
+
 def metareg_table(
     table: StudyTable,
     effects: EffectSizes,
@@ -591,29 +615,19 @@ def metareg_table(
     value. ``weights``: a column of user weights for the coefficients (metafor's ``weights=``;
     ``ci`` z or t).
     """
-    from ivigmeta.methods.metareg import metareg_analysis, resolve_refs
+    from ivigmeta.methods.metareg import metareg_analysis
 
-    mods = [mods] if isinstance(mods, str) else list(mods)
-    categorical = [categorical] if isinstance(categorical, str) else list(categorical)
-    refs = [refs] if isinstance(refs, str) else list(refs)
-    for col in (
-        *mods,
-        *categorical,
-        *([cluster] if cluster is not None else []),
-        *([weights] if weights is not None else []),
-    ):
-        table.require_label_column(col)
+    mods, ref, categorical = moderator_coding(table, effects, mods, refs, categorical)
+    for col in (cluster, weights):
+        if col is not None:
+            table.require_label_column(col)
     if weights is not None and cluster is not None:
         raise ModelError("--weights (user weights) is not offered with --cluster")
-    unknown = [c for c in categorical if c not in mods]
-    if unknown:
-        raise ModelError(f"--categorical {unknown[0]}: not one of the --mod columns")
     if not 0 < level < 100:
         raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
     if on_note is not None:
         for message in exclusion_notes(table, effects):
             on_note(message)
-    ref = resolve_refs(effects, mods, refs)
     reg = metareg_analysis(
         effects,
         mods,
@@ -1125,21 +1139,8 @@ class MetaAnalysisFit:
         refs: Sequence[str] | str,
         categorical: Sequence[str] | str,
     ) -> tuple[list[str], dict[str, str], list[str]]:
-        """The moderator columns, reference levels and forced-categorical columns of
-        ``--mod``/``--ref``/``--categorical``, checked against the table."""
-        from ivigmeta.methods.metareg import resolve_refs
-
-        columns = [mods] if isinstance(mods, str) else list(mods)
-        categorical = [categorical] if isinstance(categorical, str) else list(categorical)
-        refs = [refs] if isinstance(refs, str) else list(refs)
-        for col in (*columns, *categorical):
-            self.table.require_label_column(col)
-        unknown = [c for c in categorical if c not in columns]
-        if unknown:
-            raise ModelError(f"--categorical {unknown[0]}: not one of the --mod columns")
-        if refs and not columns:
-            raise ModelError("--ref applies to moderators (--mod COL)")
-        return columns, resolve_refs(self.effects, columns, refs), categorical
+        """:func:`moderator_coding` of this fit's table and effects."""
+        return moderator_coding(self.table, self.effects, mods, refs, categorical)
 
     def bias(
         self,

@@ -71,3 +71,15 @@ def pool_json(run, path: str, *args: str) -> dict:  # type: ignore[no-untyped-de
     out = run("pool", path, "--format", "json", *args)
     assert out.exit_code == 0, out.stderr
     return json.loads(out.stdout)
+
+
+def assert_row_error(out, path, row: int, message: str) -> None:  # type: ignore[no-untyped-def]
+    """``out`` (a CLI result) failed with exit 1 and exactly one ``Error: PATH, row ROW, column
+    ...`` line matching the regular expression ``message``, no traceback."""
+    import re
+
+    assert out.exit_code == 1
+    errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in out.stderr
+    assert errors[0].startswith(f"Error: {path}, row {row}, column ")
+    assert re.search(message, errors[0]), errors[0]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import pool_json
+from conftest import assert_row_error, pool_json
 from conftest import write_columns as _write
 
 from ivigmeta.io.outcome_columns import detect_outcome
@@ -114,17 +114,12 @@ def test_a_measure_that_does_not_fit_correlations_names_both(run, tmp_path):
     ],
 )
 def test_bad_rows_are_one_line_errors(run, tmp_path, header, row, message):
-    import re
 
     first = {"ri,ni": "0.3,50", "cor,n": "0.3,50"}.get(header, "5,1.5,30")
     path = tmp_path / "bad.csv"
     path.write_text(f"study,{header}\nA,{first}\nB,{row}\nC,{first}\n")
     out = run("pool", str(path))
-    assert out.exit_code == 1
-    errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in out.stderr
-    assert errors[0].startswith(f"Error: {path}, row 3, column ")
-    assert re.search(message, errors[0]), errors[0]
+    assert_row_error(out, path, 3, message)
 
 
 def test_undefined_effects_are_excluded_with_the_reason(run, tmp_path):

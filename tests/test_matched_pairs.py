@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import assert_row_error
 from conftest import pool_json as _pool_json
 from conftest import write_columns as _write
 
@@ -147,11 +147,7 @@ def test_bad_pair_rows_are_one_line_errors(run, tmp_path, row, message):
     path = tmp_path / "bad.csv"
     path.write_text(f"study,ai,bi,ci,di\nA,12,8,3,40\nB,{row}\nC,30,15,6,60\n")
     out = run("pool", str(path), "--measure", "MPOR")
-    assert out.exit_code == 1
-    errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in out.stderr
-    assert errors[0].startswith(f"Error: {path}, row 3, column ")
-    assert re.search(message, errors[0]), errors[0]
+    assert_row_error(out, path, 3, message)
 
 
 @pytest.mark.parametrize("measure", ["MPOR", "MPRD", "MPORC"])

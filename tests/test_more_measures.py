@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import assert_row_error
 from conftest import pool_json as _pool_json
 from conftest import write_columns as _write
 
@@ -123,11 +123,7 @@ def test_bad_change_rows_are_one_line_errors(run, tmp_path, header, row, message
     path = tmp_path / "bad.csv"
     path.write_text(f"study,{','.join(header)}\nA,{CHANGE_OK}\nB,{row}\nC,{CHANGE_OK}\n")
     out = run("pool", str(path))
-    assert out.exit_code == 1
-    errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in out.stderr
-    assert errors[0].startswith(f"Error: {path}, row 3, column ")
-    assert re.search(message, errors[0]), errors[0]
+    assert_row_error(out, path, 3, message)
 
 
 def test_undefined_changes_are_excluded_with_the_reason(run, tmp_path):
@@ -385,11 +381,7 @@ def test_bad_rate_rows_are_one_line_errors(run, tmp_path, header, row, message):
     path = tmp_path / "bad.csv"
     path.write_text(f"study,{header}\nA,4,120\nB,{row}\nC,6,300\n")
     out = run("pool", str(path))
-    assert out.exit_code == 1
-    errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in out.stderr
-    assert errors[0].startswith(f"Error: {path}, row 3, column ")
-    assert re.search(message, errors[0]), errors[0]
+    assert_row_error(out, path, 3, message)
 
 
 def test_a_zero_count_without_correction_is_excluded_with_the_reason(run, tmp_path):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_row_error
 from conftest import pool_json as _pool_json
 
 from ivigmeta.core import measures
@@ -193,11 +193,7 @@ def test_bad_rows_are_one_line_errors(run, tmp_path, header, row, message):
     good = "2.5,100,3" + (",0.3" if header.count(",") == 3 else "")
     path.write_text(f"study,{header}\nA,{good}\nB,{row}\nC,{good}\n")
     out = run("pool", str(path))
-    assert out.exit_code == 1
-    errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in out.stderr
-    assert errors[0].startswith(f"Error: {path}, row 3, column ")
-    assert re.search(message, errors[0]), errors[0]
+    assert_row_error(out, path, 3, message)
 
 
 def test_columns_names_a_partial_correlation_table(run, tmp_path):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import assert_row_error
 from conftest import pool_json as _pool_json
 from conftest import write_columns as _write
 
@@ -145,11 +145,7 @@ def test_bad_rows_are_one_line_errors(run, tmp_path, header, row, measure, messa
     path = tmp_path / "bad.csv"
     path.write_text(f"study,{','.join(header)}\nA,{ok}\nB,{row}\nC,{ok}\n")
     out = run("pool", str(path), "--measure", measure)
-    assert out.exit_code == 1
-    errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
-    assert len(errors) == 1 and "Traceback" not in out.stderr
-    assert errors[0].startswith(f"Error: {path}, row 3, column ")
-    assert re.search(message, errors[0]), errors[0]
+    assert_row_error(out, path, 3, message)
 
 
 def test_a_measure_of_the_other_kind_names_both(run, tmp_path):

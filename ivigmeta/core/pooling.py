@@ -728,10 +728,12 @@ def user_weighted(
     prediction interval theta ± crit sqrt(se² + tau²) (t on k - 2 df with ``pi_method`` "t").
     Returns theta, se, statistic, p, ci_low, ci_high, df, pi_low, pi_high."""
     from ivigmeta.core.distributions import norm_p_two_sided, t_crit, t_p_two_sided
+    from ivigmeta.core.regression import regression_fit
 
-    sa = float(np.sum(a))
-    theta = float(np.sum(a * y)) / sa
-    se = math.sqrt(float(np.sum(a * a * (v + tau2)))) / sa
+    # The weighted least-squares core with X = 1 at the given tau² (v + tau² as the variances
+    # of a common-effect fit): theta = sum a y / sum a, se² = sum a² (v + tau²) / (sum a)².
+    rf = regression_fit(y, v + tau2, np.ones((len(y), 1)), "DL", "z", "common", a)
+    theta, se = float(rf.beta[0]), float(rf.se[0])
     stat = theta / se if se > 0 else (math.copysign(math.inf, theta) if theta else 0.0)
     k = len(y)
     df: int | None = None
