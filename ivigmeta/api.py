@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         Influence,
         LeaveOneOut,
         MetaRegression,
+        ModelMatrix,
         ModeratorInfluence,
         PermutationTest,
         RandomFit,
@@ -1131,6 +1132,53 @@ class MetaAnalysisFit:
             level=self.options.level,
             ref=ref,
             categorical=categorical,
+        )
+
+    def matrix(
+        self,
+        kind: str = "coef",
+        mods: str | Sequence[str] = (),
+        refs: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        model: str = "random",
+    ) -> ModelMatrix:
+        """One matrix of the random-effects model (or with ``mods`` of the meta-regression on
+        those columns, as :meth:`metareg`; ``model="common"``: of the common-effect model):
+        ``kind`` ``coef`` (Var(beta), metafor's ``vcov(fit)``), ``obs``, ``fitted``, ``resid``
+        (``vcov(fit, type = ...)``), ``hat`` (``hatvalues(fit, type = "matrix")``) or
+        ``weights`` (``weights(fit, type = "matrix")``), with the fit's tau² estimator,
+        interval method and user weights. A Mantel-Haenszel or Peto fit (``model="common"``
+        with ``--common MH`` / ``PETO``) has ``coef``, ``fitted`` and ``weights``."""
+        from ivigmeta.core.pooling import column_numbers
+        from ivigmeta.methods.matrices import check_matrix_type, counts_matrix, fit_matrix
+
+        kind = check_matrix_type(kind)
+        self.require_pooled("the model's matrices")
+        if model.lower() not in ("random", "common"):
+            raise ModelError(f"unknown model '{model}' (choose random or common)")
+        common = model.lower() == "common"
+        if self.glmm is not None:
+            raise ModelError("the model's matrices are for the normal-normal model, not --glmm")
+        if common and self.options.common_method != "IV":
+            if mods:
+                raise ModelError(
+                    f"--model common with --common {self.options.common_method} has no "
+                    "moderators (use --common IV for a fixed-effects meta-regression)"
+                )
+            return counts_matrix(self.analysis, kind)
+        weights = None
+        if self.options.weights is not None:
+            weights = column_numbers(self.effects, self.options.weights, "--weights", "a weight")
+        columns, ref, categorical = self._moderator_coding(mods, refs, categorical)
+        return fit_matrix(
+            self.effects,
+            kind,
+            columns,
+            tau2_method="FE" if common else self.options.tau2_method,
+            ci_method=self.options.ci_method,
+            ref=ref,
+            categorical=categorical,
+            weights=weights,
         )
 
     def _moderator_coding(

@@ -2586,6 +2586,72 @@ class StudyLevel:
 
 
 @dataclass(frozen=True)
+class ModelMatrix:
+    """One matrix of a fitted model (metafor's ``vcov(fit, type = ...)``, ``hatvalues(fit,
+    type = "matrix")``, ``weights(fit, type = "matrix")``; :mod:`ivigmeta.methods.matrices`),
+    on the analysis scale: ``type`` ``coef`` is p x p over ``coefficients``, the others k x k
+    over ``row_studies`` (in table order)."""
+
+    measure: str
+    type: str
+    k: int
+    tau2: float
+    tau2_method: str
+    ci_method: str
+    coefficients: tuple[str, ...]
+    row_studies: tuple[Study, ...]
+    values: tuple[tuple[float, ...], ...]
+    excluded: tuple[Exclusion, ...] = ()
+    #: the common-effect method (MH, PETO) of a Mantel-Haenszel / Peto fit, else None
+    common_method: str | None = None
+    #: True when the fit has user weights (--weights)
+    user_weights: bool = False
+
+    @property
+    def model(self) -> str:
+        """``random`` or ``common`` for the intercept-only model, else ``metareg``."""
+        if len(self.coefficients) > 1:
+            return "metareg"
+        return "common" if self.tau2_method == "FE" else "random"
+
+    @property
+    def moderators(self) -> tuple[str, ...]:
+        return self.coefficients[1:]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The rows' (and columns') names: the coefficients of ``coef``, else the studies."""
+        if self.type == "coef":
+            return self.coefficients
+        return tuple(s.label() for s in self.row_studies)
+
+    @property
+    def rows(self) -> tuple[int | None, ...]:
+        """The input rows of the studies (empty for ``coef``)."""
+        return tuple(s.row for s in self.row_studies)
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "type",
+        "k",
+        "model",
+        "moderators",
+        "common_method",
+        "tau2_method",
+        "ci_method",
+        "tau2",
+        "user_weights",
+        "labels",
+        "rows",
+        Key("matrix", "values"),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class AggregatedCluster:
     """One cluster's aggregated effect (metafor's ``aggregate.escalc``): the GLS combination of
     its ``k`` effects (the mean, unweighted), on the analysis scale.

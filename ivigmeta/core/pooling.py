@@ -582,14 +582,7 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     pi_method = check_pi_method(options.pi_method)
     common_ci = check_common_ci(options.common_ci, common_method)
     weights = tau2_weights_of(es, options)
-    counts = None
-    if common_method == "MH" and es.measure in ("IRR", "IRD"):
-        cols = np.array(rate_counts(es), dtype=float).T
-        counts = Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
-    elif common_method != "IV":
-        es.require_counts("Mantel-Haenszel" if common_method == "MH" else "Peto's method")
-        cols = np.array([s.counts for s in es.studies], dtype=float).T
-        counts = Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    counts = counts_of(es, common_method)
     g = Groups.single(es.k)
     y = np.asarray(es.yi, dtype=float)
     v = np.asarray(es.vi, dtype=float)
@@ -671,6 +664,38 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     het = heterogeneity_result(gf.heterogeneity, 0, tau2, t2.method, ci)
     het = dataclasses.replace(het, tau2_se=None if math.isnan(tau2_se) else tau2_se)
     return MetaAnalysis(es, options, estimates, common, random, het)
+
+
+def counts_of(es: EffectSizes, common_method: str) -> Counts | None:
+    """The raw counts the common-effect method needs (None for inverse variance): events and
+    totals of both arms, or events and person-time for Mantel-Haenszel rates."""
+    if common_method == "MH" and es.measure in ("IRR", "IRD"):
+        cols = np.array(rate_counts(es), dtype=float).T
+        return Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    if common_method != "IV":
+        es.require_counts("Mantel-Haenszel" if common_method == "MH" else "Peto's method")
+        cols = np.array([s.counts for s in es.studies], dtype=float).T
+        return Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    return None
+
+
+def common_raw_weights(es: EffectSizes, options: FitOptions) -> np.ndarray:
+    """The common-effect method's own weight of every study, not as percentages (1 / v for
+    inverse variance; b c / N, c n1 / N, n1 n2 / N, x2 t1 / T, t1 t2 / T for Mantel-Haenszel;
+    Peto's V): metafor's ``weights(fit, type = "matrix")`` diagonal of rma.mh / rma.peto."""
+    common_method = check_common_method(options.common_method, es.measure)
+    gf = pool_groups(
+        np.asarray(es.yi, dtype=float),
+        np.asarray(es.vi, dtype=float),
+        Groups.single(es.k),
+        "DL",
+        "z",
+        options.level,
+        common_method,
+        es.measure,
+        counts_of(es, common_method),
+    )
+    return np.asarray(gf.common_weights, dtype=float)
 
 
 def rate_counts(es: EffectSizes) -> list[list[float]]:

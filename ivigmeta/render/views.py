@@ -29,6 +29,7 @@ from ivigmeta.results import (
     LeaveOneOut,
     MetaAnalysis,
     MetaRegression,
+    ModelMatrix,
     ModeratorInfluence,
     NotApplicable,
     RegressionTest,
@@ -1474,7 +1475,71 @@ def blup_records(sl: StudyLevel) -> list[dict[str, Any]]:
     return out
 
 
+MATRIX_TITLES = {
+    "coef": "Variance-covariance matrix of the coefficients",
+    "obs": "Marginal variance-covariance matrix of the observed effects (v + tau²)",
+    "fitted": "Variance-covariance matrix of the fitted values",
+    "resid": "Variance-covariance matrix of the residuals",
+    "hat": "Hat matrix",
+    "weights": "Weight matrix",
+}
+
+
+def matrix_sections(mm: ModelMatrix) -> list[Section]:
+    if mm.type == "coef":
+        cols = ["Coefficient", *mm.labels]
+        names = list(mm.labels)
+        notes = []
+    else:
+        cols = ["Study", *(str(j + 1) for j in range(mm.k))]
+        names = [f"{i + 1} {label}" for i, label in enumerate(mm.labels)]
+        notes = ["Columns are the studies in the order of the rows (1 = the first)."]
+    # Cells that are 0 in exact arithmetic come out as rounding noise (1e-18 next to 0.05):
+    # shown as 0; JSON and CSV keep them as computed.
+    scale = max((abs(x) for row in mm.values for x in row if math.isfinite(x)), default=0.0)
+    rows = [
+        [name, *(f.sig(0.0 if abs(x) <= 1e-12 * scale else x) for x in row)]
+        for name, row in zip(names, mm.values)
+    ]
+    if mm.measure in RATIO_MEASURES and mm.type in ("coef", "obs", "fitted", "resid"):
+        notes.append(f"Values are on the log {mm.measure} scale.")
+    if mm.type == "weights" and mm.common_method:
+        notes.append(
+            "Raw weights of the "
+            + ("Mantel-Haenszel" if mm.common_method == "MH" else "Peto")
+            + " estimate (not percentages)."
+        )
+    elif mm.type == "weights":
+        notes.append(
+            "User weights (--weights)." if mm.user_weights else "Inverse-variance weights."
+        )
+    notes.append("Numbers to 4 significant digits; JSON and CSV carry full precision.")
+    notes += excluded_notes(mm.excluded)
+    if mm.common_method:
+        what = "Mantel-Haenszel" if mm.common_method == "MH" else "Peto"
+    elif mm.model == "metareg":
+        what = "meta-regression on " + ", ".join(mm.moderators)
+        what += ", common effect" if mm.tau2_method == "FE" else f", {mm.tau2_method}"
+    else:
+        what = "common effect" if mm.model == "common" else f"random effects, {mm.tau2_method}"
+    title = f"{MATRIX_TITLES[mm.type]} ({mm.measure}, {what}, k = {mm.k})"
+    return [Section(title, cols, rows, notes)]
+
+
+def matrix_records(mm: ModelMatrix) -> list[dict[str, Any]]:
+    out = []
+    for i, (label, row) in enumerate(zip(mm.labels, mm.values)):
+        rec: dict[str, Any] = {"label": label}
+        if mm.type != "coef":
+            rec["row"] = mm.rows[i]
+        for j, x in enumerate(row):
+            rec[mm.labels[j] if mm.type == "coef" else str(j + 1)] = x
+        out.append(rec)
+    return out
+
+
 VIEWS["blup"] = View(blup_sections, blup_records)
+VIEWS["matrix"] = View(matrix_sections, matrix_records)
 VIEWS["cumulative"] = View(cumulative_sections, cumulative_records)
 VIEWS["influence"] = View(influence_sections, influence_records)
 VIEWS["influence_mods"] = View(influence_mods_sections, influence_mods_records)
