@@ -78,6 +78,20 @@ class AnyCase(click.Choice):
         return f"{value!r} is not one of {', '.join(map(repr, self.choices))}."
 
 
+class Tau2Choice(AnyCase):
+    """--tau2: an estimator's name in any case, or a non-negative number (a fixed tau²,
+    metafor's ``rma(tau2 = value)``), passed on as the engine's canonical text of it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return super().convert(value, param, ctx)
+        if not (number >= 0 and number != float("inf")):
+            self.fail(f"a fixed tau² must be a non-negative number (not {value!r}).", param, ctx)
+        return repr(number)
+
+
 def effect_options(func: Callable) -> Callable:
     """--measure, --cc, --cc-policy: how effect sizes are computed from the counts."""
     func = click.option(
@@ -151,16 +165,17 @@ def tau2_option(func: Callable) -> Callable:
     return click.option(
         "--tau2",
         "tau2_method",
-        type=AnyCase(TAU2_CHOICES),
+        type=Tau2Choice(TAU2_CHOICES),
         default="DL",
         show_default=True,
-        metavar="|".join(TAU2_CHOICES),
+        metavar="|".join(TAU2_CHOICES) + "|VALUE",
         help=(
             "Between-study variance estimator: DerSimonian-Laird, restricted or full maximum "
             "likelihood, Paule-Mandel, Hedges, Sidik-Jonkman, empirical Bayes, Hunter-Schmidt "
             "(HSk: with the k/(k-p) correction), generalized Q (GENQ, weights from "
             "--tau2-weights), median-unbiased Paule-Mandel, iterated Sidik-Jonkman and "
-            "DerSimonian-Laird (metafor's method=)."
+            "DerSimonian-Laird (metafor's method=); or a number, tau² fixed at that value "
+            "(metafor's tau2=; fit statistics and se(tau²) as REML, no CI for tau²)."
         ),
     )(func)
 

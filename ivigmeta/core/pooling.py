@@ -626,6 +626,7 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         intercept_fit_statistics,
         statistics_of,
     )
+    from ivigmeta.core.tau2 import fixed_tau2, likelihood_of
 
     weighted = options.weights is not None
     if weighted:
@@ -637,10 +638,15 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         random,
         fit_statistics=statistics_of(
             intercept_fit_statistics(
-                y, v, g, t2.tau2, 2, np.array([random.theta]) if weighted else None
+                y,
+                v,
+                g,
+                t2.tau2,
+                1 if fixed_tau2(t2.method) is not None else 2,
+                np.array([random.theta]) if weighted else None,
             ),
             0,
-            "REML" if t2.method == "REML" else "ML",
+            likelihood_of(t2.method),
         ),
     )
     if common_method == "IV":
@@ -659,7 +665,8 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
             common, fit_statistics=statistics_of(counts_fit_statistics(gf.counts_fit), 0, "ML")
         )
     ci = None
-    if not math.isnan(float(gf.heterogeneity.s2[0])):
+    # A fixed tau² (--tau2 VALUE) has no interval: metafor's confint() refuses such a fit.
+    if not math.isnan(float(gf.heterogeneity.s2[0])) and fixed_tau2(t2.method) is None:
         ci = qprofile_ci(es.yi, es.vi, tau2, options.level)
     het = heterogeneity_result(gf.heterogeneity, 0, tau2, t2.method, ci)
     het = dataclasses.replace(het, tau2_se=None if math.isnan(tau2_se) else tau2_se)

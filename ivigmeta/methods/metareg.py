@@ -113,7 +113,7 @@ def _meta_regression(
 ) -> MetaRegression:
     import numpy as np
 
-    from ivigmeta.core.tau2 import check_tau2_method, estimate_tau2
+    from ivigmeta.core.tau2 import check_tau2_method, estimate_tau2, fixed_tau2, likelihood_of
 
     if model not in ("random", "common"):
         raise ModelError(f"unknown model '{model}' (choose random or common)")
@@ -149,7 +149,8 @@ def _meta_regression(
         from ivigmeta.core.confint import tau2_ci as residual_tau2_ci
 
         tau2_se = None if math.isnan(rf.tau2_se) else rf.tau2_se
-        interval = residual_tau2_ci(tau2_ci, yi, vi, rf.tau2, method, rf.tau2_se, level, X)
+        if fixed_tau2(method) is None:  # a fixed tau² has no interval (metafor's confint())
+            interval = residual_tau2_ci(tau2_ci, yi, vi, rf.tau2, method, rf.tau2_se, level, X)
     df2 = rf.df2
     crit = t_crit(level, df2) if df2 is not None else z_crit(level)
     coefs = []
@@ -182,13 +183,18 @@ def _meta_regression(
         s2 = (k - p) / float(np.trace(P0))
         i2 = 100.0 * rf.tau2 / (rf.tau2 + s2)
         h2 = (rf.tau2 + s2) / s2
-        tau2_0 = estimate_tau2(list(yi), list(vi), method).tau2
+        # R² of a fixed tau²: against the REML tau² of the intercept-only model (metafor's
+        # default method, which rma(tau2 = ) keeps for everything but tau² itself)
+        tau2_0 = estimate_tau2(
+            list(yi), list(vi), "REML" if fixed_tau2(method) is not None else method
+        ).tau2
         r2 = 0.0 if tau2_0 == 0 else max(0.0, 100.0 * (tau2_0 - rf.tau2) / tau2_0)
     from ivigmeta.core.fitstats import model_fit_statistics, statistics_of
 
-    stats = model_fit_statistics(y, v, X, rf.tau2, rf.beta, p + (0 if model == "common" else 1))
+    estimated = model != "common" and fixed_tau2(method) is None
+    stats = model_fit_statistics(y, v, X, rf.tau2, rf.beta, p + (1 if estimated else 0))
     return MetaRegression(
-        fit_statistics=statistics_of(stats, 0, "REML" if method == "REML" else "ML"),
+        fit_statistics=statistics_of(stats, 0, likelihood_of(method)),
         tau2_interval=interval,
         tau2_se=tau2_se,
         coefficients=tuple(coefs),

@@ -86,3 +86,15 @@ def sig(x: float | None, digits: int = 4) -> str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return "0" if x == 0 else f"{x:.{digits}g}"
+
+
+def tau2_label(method: str | None, short: bool = False) -> str:
+    """How a tau² method is named in a table: the estimator's name, or "tau² fixed" ("fixed"
+    when ``short``, after the word tau²) for a number given with --tau2 VALUE."""
+    if method is None:
+        return NA
+    try:
+        float(method)
+    except ValueError:
+        return method
+    return "fixed" if short else "tau² fixed"

@@ -219,7 +219,7 @@ def heterogeneity_line(het: Heterogeneity | None) -> str:
         tau2_ci = " " + _ci_text(het.ci, het.ci.tau2_low, het.ci.tau2_high, f.tau2)
     return (
         f"Heterogeneity: Q = {f.num(het.q)}, df = {het.df} ({f.p_eq(het.p_value)}); "
-        f"I² = {f.pct(het.i2)}{i2_q}; tau² ({het.tau2_method}) = {f.tau2(het.tau2)}{tau2_ci}"
+        f"I² = {f.pct(het.i2)}{i2_q}; tau² ({f.tau2_label(het.tau2_method, short=True)}) = {f.tau2(het.tau2)}{tau2_ci}"
     )
 
 
@@ -353,7 +353,7 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             f"Common effect ({ma.common.method}"
             + (", hk" if ma.common.ci_method == "hk" else "")
             + ")",
-            f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})",
+            f"Random effects ({f.tau2_label(ma.random.tau2_method)}, {ma.random.ci_method})",
         )
         if ma.glmm is not None:
             names = (
@@ -459,7 +459,7 @@ def _robust_pooled_section(ma: MetaAnalysis, rob: RobustPooled) -> Section:
         f"{pct} prediction interval",
     ]
     rows = []
-    fits = [(f"Random effects ({rob.random.tau2_method})", rob.random)]
+    fits = [(f"Random effects ({f.tau2_label(rob.random.tau2_method)})", rob.random)]
     if rob.common is not None:
         fits.insert(0, ("Common effect (IV)", rob.common))
     for name, fit in fits:
@@ -603,7 +603,7 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         ["df", str(het.df), ""],
         ["p-value", f.pval(het.p_value), ""],
         [
-            f"I² ({het.tau2_method})",
+            f"I² ({f.tau2_label(het.tau2_method)})",
             f.pct(het.i2),
             _ci_text(
                 ci, *(ci.i2_low, ci.i2_high) if ci else (0.0, 0.0), lambda x: f.num(x, 1), "%"
@@ -612,7 +612,7 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         ["I² (Q-based)", f.pct(het.i2_q), ""],
         ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0.0, 0.0), f.num)],
         [
-            f"tau² ({het.tau2_method})",
+            f"tau² ({f.tau2_label(het.tau2_method, short=True)})",
             f.tau2(het.tau2),
             _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0.0, 0.0), f.tau2),
         ],
@@ -636,6 +636,10 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
     if ma.k == 2:
         notes.append("k = 2: heterogeneity rests on a single degree of freedom.")
     notes += excluded_notes(ma.effects.excluded)
+    if ci is None and f.tau2_label(het.tau2_method) == "tau² fixed":
+        # a fixed tau² has no interval (metafor's confint() refuses such a fit)
+        notes.append("tau² is fixed (--tau2 VALUE): no confidence intervals.")
+        return [Section("Heterogeneity", ["Statistic", "Value"], [r[:2] for r in rows], notes)]
     return [Section("Heterogeneity", ["Statistic", "Value", level], rows, notes)]
 
 
@@ -766,7 +770,7 @@ def subgroup_test_text(t: BetweenTest, p_sep: str = ", ") -> str:
 
 def _between_name(method: str) -> str:
     if method.startswith("metareg-"):
-        return f"mixed-effects meta-regression, {method.split('-', 1)[1]}"
+        return f"mixed-effects meta-regression, {f.tau2_label(method.split('-', 1)[1])}"
     if method.startswith("separate-"):
         return f"Q between subgroups, separate {method.split('-', 1)[1]} tau²"
     return method
@@ -871,9 +875,7 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
     if reg.model == "common":
         title = f"Fixed-effects (common-effect) meta-regression ({measure}{ci_name}, k = {reg.k})"
     else:
-        title = (
-            f"Mixed-effects meta-regression ({measure}{reg.tau2_method}, {ci_name}, k = {reg.k})"
-        )
+        title = f"Mixed-effects meta-regression ({measure}{f.tau2_label(reg.tau2_method)}, {ci_name}, k = {reg.k})"
     sections = [Section(title, cols, rows, notes)]
     if reg.predictions:
         sections.append(_prediction_section(reg))
@@ -1344,9 +1346,7 @@ def influence_sections(inf: Influence) -> list[Section]:
     ]
     notes += [f"{r.study.study}: no case-deletion values: {r.note}" for r in inf.rows if r.note]
     notes += excluded_notes(inf.full.effects.excluded)
-    title = (
-        f"Influence diagnostics (random effects, {inf.full.options.tau2_method}, k = {inf.full.k})"
-    )
+    title = f"Influence diagnostics (random effects, {f.tau2_label(inf.full.options.tau2_method)}, k = {inf.full.k})"
     return [Section(title, cols, rows, notes)]
 
 
@@ -1402,7 +1402,11 @@ def influence_mods_sections(inf: ModeratorInfluence) -> list[Section]:
         what = "meta-regression on " + ", ".join(inf.moderators)
     else:
         what = "intercept only"
-    model = "common effect" if inf.tau2_method == "FE" else f"random effects, {inf.tau2_method}"
+    model = (
+        "common effect"
+        if inf.tau2_method == "FE"
+        else f"random effects, {f.tau2_label(inf.tau2_method)}"
+    )
     title = f"Influence diagnostics ({what}, {model}, k = {inf.k})"
     return [Section(title, cols, rows, notes)]
 
@@ -1456,7 +1460,9 @@ def blup_sections(sl: StudyLevel) -> list[Section]:
         if sl.model == "random"
         else "meta-regression on " + ", ".join(sl.moderators)
     )
-    title = f"Study-level quantities ({sl.measure}, {what}, {sl.tau2_method}, k = {sl.k})"
+    title = (
+        f"Study-level quantities ({sl.measure}, {what}, {f.tau2_label(sl.tau2_method)}, k = {sl.k})"
+    )
     return [Section(title, cols, rows, notes)]
 
 
@@ -1519,9 +1525,13 @@ def matrix_sections(mm: ModelMatrix) -> list[Section]:
         what = "Mantel-Haenszel" if mm.common_method == "MH" else "Peto"
     elif mm.model == "metareg":
         what = "meta-regression on " + ", ".join(mm.moderators)
-        what += ", common effect" if mm.tau2_method == "FE" else f", {mm.tau2_method}"
+        what += ", common effect" if mm.tau2_method == "FE" else f", {f.tau2_label(mm.tau2_method)}"
     else:
-        what = "common effect" if mm.model == "common" else f"random effects, {mm.tau2_method}"
+        what = (
+            "common effect"
+            if mm.model == "common"
+            else f"random effects, {f.tau2_label(mm.tau2_method)}"
+        )
     title = f"{MATRIX_TITLES[mm.type]} ({mm.measure}, {what}, k = {mm.k})"
     return [Section(title, cols, rows, notes)]
 
