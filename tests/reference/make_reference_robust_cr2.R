@@ -208,6 +208,33 @@ errors <- list(
               predict(r, newmods = rbind(1))
               list()
             })
+  }),
+  ## Four studies, each its own cluster. (a) ~x with x = 0 for study a alone: the intercept is
+  ## study a's effect, fitted exactly: its CR2 SE is 0 and its Satterthwaite df NaN (metafor
+  ## reports them; written as null). (b) ~x1 + x2, dummies of studies b and c: both rest on
+  ## the intercept's two studies, their robust Var(b) is singular and metafor stops (no Wald
+  ## test).
+  local({
+    d <- data.frame(yi = c(0.1, 0.4, -0.2, 0.3), vi = c(0.1, 0.2, 0.1, 0.3),
+                    x = c(0, 1, 1, 1), cl = c("a", "b", "c", "d"))
+    r <- robust(rma(yi, vi, mods = ~x, data = d, method = "FE"), cluster = d$cl,
+                clubSandwich = TRUE)
+    capture(list(dataset = "four", mods = "~x", method = "FE", test = "z", cluster = "cl",
+                 yi = arr(d$yi), vi = arr(d$vi), x = arr(d$x), se = arr(r$se),
+                 df = arr(r$dfs)),
+            function() list())
+  }),
+  local({
+    d <- data.frame(yi = c(0.1, 0.4, -0.2, 0.3), vi = c(0.1, 0.2, 0.1, 0.3),
+                    x1 = c(0, 1, 0, 0), x2 = c(0, 0, 1, 0), cl = c("a", "b", "c", "d"))
+    capture(list(dataset = "four", mods = "~x1 + x2", method = "FE", test = "z",
+                 cluster = "cl", yi = arr(d$yi), vi = arr(d$vi), x1 = arr(d$x1),
+                 x2 = arr(d$x2)),
+            function() {
+              robust(rma(yi, vi, mods = ~x1 + x2, data = d, method = "FE"), cluster = d$cl,
+                     clubSandwich = TRUE)
+              list()
+            })
   }))
 
 write_json_file(list(
