@@ -909,9 +909,7 @@ class MetaAnalysisFit:
         self.table.require_label_column(cluster)
         return robust_pooled(self.analysis, cluster, adjust, cr2)
 
-    def with_robust(
-        self, cluster: str, adjust: bool = True, cr2: bool = False
-    ) -> MetaAnalysisFit:
+    def with_robust(self, cluster: str, adjust: bool = True, cr2: bool = False) -> MetaAnalysisFit:
         """This fit with :meth:`robust` attached (``analysis.robust``): what ``ivigmeta pool
         --cluster COL`` renders."""
         from dataclasses import replace

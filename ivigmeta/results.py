@@ -1104,9 +1104,7 @@ class RobustInference:
     @property
     def coefficient_rows(self) -> tuple[dict[str, Any], ...]:
         """Each coefficient's JSON object with its t df."""
-        return tuple(
-            c.to_dict() | {"df": df} for c, df in zip(self.coefficients, self.test_dfs)
-        )
+        return tuple(c.to_dict() | {"df": df} for c, df in zip(self.coefficients, self.test_dfs))
 
     @property
     def intercept_only(self) -> bool:

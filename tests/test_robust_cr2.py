@@ -343,7 +343,9 @@ def test_metareg_cr2_json_table_csv(run, bcg_csv):
     assert "Cluster-robust inference (3 clusters by alloc, CR2, t on Satterthwaite df)" in table
     f_text = f"F = {ref['QM']:.2f}, df = (1, {ref['QMdf'][1]:.2f})"
     assert f"Test of moderators (cluster-robust, HTZ): {f_text}" in table
-    records = list(csv.DictReader(run(*args, "--cluster-type", "CR2", "-f", "csv").stdout.splitlines()))
+    records = list(
+        csv.DictReader(run(*args, "--cluster-type", "CR2", "-f", "csv").stdout.splitlines())
+    )
     robust_rows = [r for r in records if r["kind"] == "robust_coefficient"]
     assert [float(r["df"]) for r in robust_rows] == pytest.approx(ref["df"], rel=ITERATIVE)
 
@@ -351,8 +353,16 @@ def test_metareg_cr2_json_table_csv(run, bcg_csv):
 def test_cr1_robust_coefficients_and_predictions_carry_n_minus_p(run, bcg_csv):
     """The per-coefficient and per-prediction df of the robust block: n - p under CR1/CR0."""
     out = run(
-        "metareg", str(bcg_csv), "--mod", "ablat", "--cluster", "pair", "--predict", "ablat=10",
-        "-f", "json",
+        "metareg",
+        str(bcg_csv),
+        "--mod",
+        "ablat",
+        "--cluster",
+        "pair",
+        "--predict",
+        "ablat=10",
+        "-f",
+        "json",
     )
     rob = json.loads(out.stdout)["robust"]
     assert rob["vcov_type"] == "CR1"
@@ -390,14 +400,30 @@ def test_cluster_type_usage_errors(run, bcg_csv, extra, message):
 
 def test_cr2_errors_are_one_line(run, bcg_csv):
     few = run(
-        "metareg", str(bcg_csv), "--mod", "ablat", "--mod", "alloc", "--cluster", "alloc",
-        "--cluster-type", "CR2",
+        "metareg",
+        str(bcg_csv),
+        "--mod",
+        "ablat",
+        "--mod",
+        "alloc",
+        "--cluster",
+        "alloc",
+        "--cluster-type",
+        "CR2",
     )
     assert few.exit_code == 1 and "Traceback" not in few.output
     assert "at least 5" in few.stderr.strip().splitlines()[-1]
     exact = run(
-        "metareg", str(bcg_csv), "--mod", "first", "--cluster", "trial", "--cluster-type", "CR2",
-        "--predict", "first=1",
+        "metareg",
+        str(bcg_csv),
+        "--mod",
+        "first",
+        "--cluster",
+        "trial",
+        "--cluster-type",
+        "CR2",
+        "--predict",
+        "first=1",
     )
     assert exact.exit_code == 1 and "Traceback" not in exact.output
     last = exact.stderr.strip().splitlines()[-1]

@@ -13,8 +13,8 @@ import click
 
 from ivigmeta.cli.common import (
     analysis_command,
-    cluster_estimator,
     check_plot_target,
+    cluster_estimator,
     cluster_options,
     forest_options,
     glmm_option,

@@ -740,6 +740,7 @@ def cluster_options(func: Callable) -> Callable:
         "cluster_type",
         type=click.Choice(CLUSTER_TYPES, case_sensitive=False),
         default=None,
+        metavar="|".join(CLUSTER_TYPES),
         help="With --cluster: the sandwich. CR1 (the default: with the factor n / (n - p)) and CR0 "
         "(without; as --no-cluster-adjust) are metafor's robust(fit, cluster, adjust); CR2 is "
         "robust(fit, cluster, clubSandwich = TRUE): clubSandwich's bias-reduced CR2 sandwich, "
@@ -759,8 +760,8 @@ def cluster_options(func: Callable) -> Callable:
         default=None,
         metavar="COL",
         help="Also cluster-robust inference, clustering the studies by column COL (metafor's "
-        "robust(fit, cluster)): sandwich SEs, t tests and CIs on n - p df; every study needs a "
-        "value.",
+        "robust(fit, cluster)): sandwich SEs, t tests and CIs on n - p df (Satterthwaite df "
+        "under --cluster-type CR2); every study needs a value.",
     )(func)
 
 

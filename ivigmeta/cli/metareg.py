@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.common import (
-    cluster_estimator,
     check_plot_target,
     ci_option,
+    cluster_estimator,
     cluster_options,
     effect_options,
     file_argument,

@@ -137,11 +137,7 @@ class CR2Sandwich:
         kk = np.einsum("jsi,jtl->stil", r, r)  # K_st = sum_j R_j,s R_j,t'
         diag_d = np.einsum("jss->js", d)
         diag_rr = np.einsum("jss->js", rr)
-        t1 = (
-            (d * d).sum(axis=0)
-            - 2.0 * (d * rr).sum(axis=0)
-            + np.einsum("stil,stli->st", kk, kk)
-        )
+        t1 = (d * d).sum(axis=0) - 2.0 * (d * rr).sum(axis=0) + np.einsum("stil,stli->st", kk, kk)
         t2 = (
             np.einsum("js,jt->st", diag_d, diag_d)
             - np.einsum("js,jt->st", diag_d, diag_rr)
@@ -193,9 +189,7 @@ def cr2_sandwich(
         mej = m @ ej
         g[:, rows] = mej * root[None, :]
         h[j] = mej @ xj @ chol_mu
-    return CR2Sandwich(
-        vcov=scores.T @ scores, g=g, cluster_of=ids, h=h, model_vcov=m, n_clusters=n
-    )
+    return CR2Sandwich(vcov=scores.T @ scores, g=g, cluster_of=ids, h=h, model_vcov=m, n_clusters=n)
 
 
 __all__ = ["EIGEN_TOL", "CR2Sandwich", "HotellingTest", "cr2_sandwich", "restricted_power"]
