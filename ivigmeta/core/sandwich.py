@@ -144,7 +144,8 @@ class CR2Sandwich:
             - np.einsum("jt,js->st", diag_d, diag_rr)
             + np.einsum("stil,stil->st", kk, kk)
         )
-        nu = q * (q + 1) / float((t1 + t2).sum())
+        total = float((t1 + t2).sum())
+        nu = q * (q + 1) / total if total > 0 else math.nan  # 0: no CR2 variance at all
         delta = max((nu - q + 1) / nu, 0.0)
         df = nu - q + 1
         f_stat = delta * q_stat / q

@@ -149,7 +149,12 @@ def _robust(
     if cr2:
         from ivigmeta.core.sandwich import cr2_sandwich
 
-        sandwich = cr2_sandwich(Xa, v, tau2, e, ids)
+        try:
+            sandwich = cr2_sandwich(Xa, v, tau2, e, ids)
+        except np.linalg.LinAlgError:
+            raise ModelError(
+                "the model is numerically singular: no cluster-robust inference"
+            ) from None
         vb = sandwich.vcov
 
         def df_of(x: Sequence[float]) -> float:

@@ -19,7 +19,8 @@
 ## written out below), the data of PyMARE's clubSandwich alignment tests
 ## (pymare/tests/test_clubsandwich_alignment.py): variances constant within a study
 ## (`var_constant_within_study`) and varying (`var_within_study`), models ~1, ~within and
-## ~within + between, DL and FE, cluster `study`.
+## ~within + between, DL and FE, cluster `study`; and 12 made-up effects (`htz0`) whose HTZ
+## denominator df are negative.
 ## Fits: rma(yi, vi, mods, method, test = "z") with the tight control below (one record with
 ## test = "knha": clubSandwich's sandwich does not use the fit's Var(b)).
 ## ---------------------------------------------------------------------------
@@ -90,8 +91,18 @@ pym$slab <- paste0("study ", pym$study, ", effect ", ave(seq_len(nrow(pym)), pym
 ## the two PyMARE variance columns as two data sets with yi, vi
 pym_const <- transform(pym, yi = effect, vi = var_constant_within_study)
 pym_vary <- transform(pym, yi = effect, vi = var_within_study)
+## 12 made-up effects in 6 clusters where HTZ's denominator df (nu - q + 1) are negative:
+## delta = 0, F = 0 and no p-value (QMp NA)
+htz0 <- data.frame(
+  yi = c(0.057, -0.465, 1.412, -0.144, 0.018, -1.031, 1.186, -0.012, 0.568, -0.261, 0.295, -1.252),
+  vi = c(0.459, 0.122, 0.247, 0.474, 0.183, 0.118, 0.442, 0.052, 0.453, 0.13, 0.235, 0.439),
+  x1 = c(0.13, -0.97, -1.4, -0.97, 0.77, -1.52, -2.79, 2.11, -0.45, -0.45, -1.14, 1.14),
+  x2 = c(0.68, 0.75, 0.47, 0.89, 0.42, -0.17, 1.01, 0.24, -0.54, 0.35, -1.9, 0.15),
+  x3 = c(0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0),
+  group = c("c1", "c1", "c1", "c2", "c2", "c3", "c3", "c3", "c4", "c5", "c5", "c6"))
+htz0$slab <- paste0("e", seq_len(nrow(htz0)))
 DATA <- list(bcg = bcg, konstantopoulos2011 = kon, pymare_constant = pym_const,
-             pymare_varying = pym_vary)
+             pymare_varying = pym_vary, htz0 = htz0)
 
 rows_of <- function(d, cols) {
   lapply(seq_len(nrow(d)), function(i) {
@@ -123,6 +134,9 @@ CASES <- list(
        clusters = c("district")),
   list(dataset = "konstantopoulos2011", mods = "~year", methods = c("REML"),
        clusters = c("district"), newmods = rbind(1980), newmods_text = c("year=1980")))
+CASES[[length(CASES) + 1]] <- list(dataset = "htz0", mods = "~x1 + x2 + x3", methods = "FE",
+                                   clusters = "group", newmods = rbind(c(0, 0, 0)),
+                                   newmods_text = "x1=0,x2=0,x3=0")
 for (ds in c("pymare_constant", "pymare_varying"))
   for (mods in c("~1", "~within", "~within + between"))
     CASES[[length(CASES) + 1]] <- list(
@@ -247,7 +261,8 @@ write_json_file(list(
   datasets = list(bcg = rows_of(bcg, c("ablat", "alloc", "pair", "trial", "first")),
                   konstantopoulos2011 = rows_of(kon, c("district", "year")),
                   pymare_constant = rows_of(pym_const, c("study", "within", "between")),
-                  pymare_varying = rows_of(pym_vary, c("study", "within", "between"))),
+                  pymare_varying = rows_of(pym_vary, c("study", "within", "between")),
+                  htz0 = rows_of(htz0, c("x1", "x2", "x3", "group"))),
   robust = records,
   metafor_pins = metafor_pins,
   errors = errors), OUT)
