@@ -596,6 +596,7 @@ def metareg_table(
     cluster: str | None = None,
     adjust: bool = True,
     weights: str | None = None,
+    cr2: bool = False,
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -612,8 +613,9 @@ def metareg_table(
     ``anova(fit, btt = ...)``). ``lrt``: moderator columns whose removal a likelihood-ratio
     test assesses (metafor's ``anova(full, reduced)``). ``cluster``: also the cluster-robust
     inference by that column (metafor's ``robust(fit, cluster, adjust)``; ``adjust``: the
-    n / (n - p) factor) as the result's ``robust``; every study in the model needs a cluster
-    value. ``weights``: a column of user weights for the coefficients (metafor's ``weights=``;
+    n / (n - p) factor; ``cr2``: instead clubSandwich's CR2 sandwich with Satterthwaite df and
+    the HTZ test, metafor's ``robust(fit, cluster, clubSandwich = TRUE)``) as the result's
+    ``robust``; every study in the model needs a cluster value. ``weights``: a column of user weights for the coefficients (metafor's ``weights=``;
     ``ci`` z or t).
     """
     from ivigmeta.methods.metareg import metareg_analysis
@@ -651,7 +653,7 @@ def metareg_table(
 
         from ivigmeta.methods.robust import robust_metareg
 
-        rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust)
+        rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust, cr2)
         reg = replace(reg, robust=rob)
     return reg
 
@@ -895,22 +897,24 @@ class MetaAnalysisFit:
 
         return MetaAnalysisFit(with_tau2_ci(self.analysis, method), self.table, self.notes)
 
-    def robust(self, cluster: str, adjust: bool = True) -> RobustPooled:
+    def robust(self, cluster: str, adjust: bool = True, cr2: bool = False) -> RobustPooled:
         """Cluster-robust inference for the pooled estimates (metafor's ``robust(fit,
         cluster, adjust)``): the random-effects model with its tau², and the common-effect
         inverse-variance model, studies clustered by the column ``cluster`` (every study needs
-        a value); ``adjust``: the small-sample factor n / (n - 1) (CR1; False: CR0)."""
+        a value); ``adjust``: the small-sample factor n / (n - 1) (CR1; False: CR0); ``cr2``:
+        instead clubSandwich's CR2 sandwich with Satterthwaite df (metafor's ``robust(fit,
+        cluster, clubSandwich = TRUE)``)."""
         from ivigmeta.methods.robust import robust_pooled
 
         self.table.require_label_column(cluster)
-        return robust_pooled(self.analysis, cluster, adjust)
+        return robust_pooled(self.analysis, cluster, adjust, cr2)
 
-    def with_robust(self, cluster: str, adjust: bool = True) -> MetaAnalysisFit:
+    def with_robust(self, cluster: str, adjust: bool = True, cr2: bool = False) -> MetaAnalysisFit:
         """This fit with :meth:`robust` attached (``analysis.robust``): what ``ivigmeta pool
         --cluster COL`` renders."""
         from dataclasses import replace
 
-        rob = self.robust(cluster, adjust)
+        rob = self.robust(cluster, adjust, cr2)
         return MetaAnalysisFit(replace(self.analysis, robust=rob), self.table, self.notes)
 
     def permutest(self, iterations: int = 1000, seed: int | None = None) -> PermutationTest:
@@ -1056,6 +1060,7 @@ class MetaAnalysisFit:
         cluster: str | None = None,
         adjust: bool = True,
         weights: str | None = None,
+        cr2: bool = False,
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
@@ -1063,7 +1068,7 @@ class MetaAnalysisFit:
         dummy-coded against the first level in table order, or the one ``refs`` names
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
         ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci``, ``btt``, ``lrt``,
-        ``cluster``, ``adjust`` and ``weights`` (default: the fit's) as
+        ``cluster``, ``adjust``, ``cr2`` and ``weights`` (default: the fit's) as
         :func:`metareg_table`.
         """
         if level is not None:
@@ -1087,6 +1092,7 @@ class MetaAnalysisFit:
             cluster=cluster,
             adjust=adjust,
             weights=weights or self.options.weights,
+            cr2=cr2,
         )
 
     def blup(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.common import (
-    check_cluster_adjust,
     check_plot_target,
     ci_option,
+    cluster_estimator,
     cluster_options,
     effect_options,
     file_argument,
@@ -117,6 +117,7 @@ def metareg(
     seed,
     cluster,
     cluster_adjust,
+    cluster_type,
     plot,
     plot_mod,
     measure,
@@ -142,7 +143,7 @@ def metareg(
         raise click.UsageError("--plot-mod chooses the bubble plot's moderator: add --plot PATH")
     if seed is not None and permutations is None:
         raise click.UsageError("--seed is the permutation test's: add --permutations N")
-    check_cluster_adjust(cluster)
+    adjust, cr2 = cluster_estimator(cluster, cluster_adjust, cluster_type)
 
     table, es = load_effects(file, measure, cc, cc_policy)
     reg = metareg_table(
@@ -164,7 +165,8 @@ def metareg(
         lrt=lrt,
         weights=weights,
         cluster=cluster,
-        adjust=cluster_adjust,
+        adjust=adjust,
+        cr2=cr2,
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):

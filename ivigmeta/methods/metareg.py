@@ -27,7 +27,7 @@ numpy is imported inside the functions: ``pool`` never pays for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -615,18 +615,25 @@ def parse_at(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def predict_at(reg: MetaRegression, text: str) -> Prediction:
+def predict_at(
+    reg: MetaRegression, text: str, df_of: Callable[[Sequence[float]], float] | None = None
+) -> Prediction:
     """metafor's ``predict(fit, newmods = ...)`` at the moderator values ``text``
     ("COL=VALUE,..."): x b, se = sqrt(x Var(b) x'), CI x b +- c se and prediction interval
     x b +- c sqrt(se² + tau²) (c: normal quantile, t on k - p df under hk/adhoc; the PI is the
-    CI for a common-effect model)."""
+    CI for a common-effect model). ``df_of``: the t df of the design row x (a cluster-robust
+    prediction's, recorded in its ``df``); a ModelError it raises names ``text``."""
     pairs = parse_at(text)
     try:
         x = moderator_row(reg, dict(pairs))
+        df = df_of(x) if df_of is not None else None
     except ModelError as exc:
         raise ModelError(f"--predict '{text}': {exc}") from None
     est, se = linear_prediction(reg, x)
-    crit = t_crit(reg.level, reg.qm_df2) if reg.qm_df2 is not None else z_crit(reg.level)
+    if df is not None:
+        crit = t_crit(reg.level, df)
+    else:
+        crit = t_crit(reg.level, reg.qm_df2) if reg.qm_df2 is not None else z_crit(reg.level)
     half_pi = crit * math.sqrt(se * se + reg.tau2)
     values = (est, est - crit * se, est + crit * se, est - half_pi, est + half_pi)
     return Prediction(
@@ -638,6 +645,7 @@ def predict_at(reg: MetaRegression, text: str) -> Prediction:
         pi_low=values[3],
         pi_high=values[4],
         reported=reported_values(values, reg.measure),
+        df=df,
     )
 
 

@@ -430,19 +430,25 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
 
 
 def _robust_title(rob: RobustInference) -> str:
-    """'Cluster-robust inference (3 clusters by alloc, CR1, t on 2 df)'."""
+    """'Cluster-robust inference (3 clusters by alloc, CR1, t on 2 df)'; CR2: '..., CR2, t on
+    Satterthwaite df)'."""
+    df = "Satterthwaite" if rob.cr2 else rob.df
     return (
         f"Cluster-robust inference ({rob.clusters} clusters by {rob.cluster}, {rob.vcov_type}, "
-        f"t on {rob.df} df)"
+        f"t on {df} df)"
     )
 
 
 def _cluster_sizes_note(rob: RobustInference) -> str:
     sizes = [n for _, n in rob.cluster_sizes]
+    if rob.cr2:
+        how = "clubSandwich's bias-reduced sandwich; metafor's robust(clubSandwich = TRUE)"
+    else:
+        factor = "small-sample factor n / (n - p)" if rob.adjust else "no small-sample factor"
+        how = f"{factor}; metafor's robust()"
     return (
         f"{rob.k} studies in {rob.clusters} clusters of {min(sizes)} to {max(sizes)} studies "
-        f"({'small-sample factor n / (n - p)' if rob.adjust else 'no small-sample factor'}; "
-        "metafor's robust())."
+        f"({how})."
     )
 
 
@@ -458,25 +464,30 @@ def _robust_pooled_section(ma: MetaAnalysis, rob: RobustPooled) -> Section:
         "p-value",
         f"{pct} prediction interval",
     ]
+    cr2 = rob.random.cr2
+    if cr2:
+        cols.insert(4, "df")
     rows = []
     fits = [(f"Random effects ({f.tau2_label(rob.random.tau2_method)})", rob.random)]
     if rob.common is not None:
         fits.insert(0, ("Common effect (IV)", rob.common))
     for name, fit in fits:
-        rows.append(
-            [
-                name,
-                f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
-                f.num(fit.se, 4),
-                f.num(fit.statistic),
-                f.pval(fit.p_value),
-                f.ci(fit.pi_low, fit.pi_high, d) if fit.pi_low_theta is not None else "",
-            ]
-        )
+        row = [
+            name,
+            f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
+            f.num(fit.se, 4),
+            f.num(fit.statistic),
+            f.pval(fit.p_value),
+            f.ci(fit.pi_low, fit.pi_high, d) if fit.pi_low_theta is not None else "",
+        ]
+        if cr2:
+            row.insert(4, f.num(fit.test_df))
+        rows.append(row)
     notes = [_cluster_sizes_note(rob.random)]
+    pi_df = "the Satterthwaite df" if cr2 else "n - 1 df"
     notes.append(
         "Estimates and tau² are the models'; SEs, tests and intervals are cluster-robust "
-        "(the prediction interval: robust SE and tau², t on n - 1 df)."
+        f"(the prediction interval: robust SE and tau², t on {pi_df})."
     )
     if ma.random is not None and ma.random.ci_method != "z":
         notes.append(f"The robust inference does not depend on --ci ({ma.random.ci_method}).")
@@ -899,9 +910,15 @@ def _robust_metareg_sections(reg: MetaRegression, rob: RobustInference) -> list[
         ]
         for c in rob.coefficients
     ]
+    if rob.cr2:
+        cols.insert(4, "df")
+        for row, df in zip(rows, rob.test_dfs):
+            row.insert(4, f.num(df))
+    test = "cluster-robust, HTZ" if rob.cr2 else "cluster-robust"
+    df2 = f.num(rob.qm_df2) if rob.cr2 else str(rob.qm_df2)
     notes = [
-        f"Test of moderators (cluster-robust): F = {f.num(rob.qm)}, df = ({rob.qm_df}, "
-        f"{rob.qm_df2}), {f.p_eq(rob.qm_p_value)}",
+        f"Test of moderators ({test}): F = {f.num(rob.qm)}, df = ({rob.qm_df}, "
+        f"{df2}), {f.p_eq(rob.qm_p_value)}",
         _cluster_sizes_note(rob),
         "Coefficients and tau² are the model's; SEs, tests and intervals are cluster-robust.",
     ]
@@ -911,6 +928,10 @@ def _robust_metareg_sections(reg: MetaRegression, rob: RobustInference) -> list[
     if rob.predictions:
         pred = _prediction_section(replace(reg, predictions=rob.predictions))
         pred.title = "Predicted effects (cluster-robust)"
+        if rob.cr2:  # each prediction on the Satterthwaite df of its moderator values
+            pred.columns.append("df")
+            for row, p in zip(pred.rows, rob.predictions):
+                row.append(f.num(p.df))
         sections.append(pred)
     return sections
 
@@ -1158,8 +1179,8 @@ def metareg_records(reg: MetaRegression) -> list[dict[str, Any]]:
             | {"kind": "prediction"}
         )
     if reg.robust is not None:
-        for c in reg.robust.coefficients:
-            records.append(c.to_dict() | {"df": reg.robust.df, "kind": "robust_coefficient"})
+        for row in reg.robust.coefficient_rows:
+            records.append(row | {"kind": "robust_coefficient"})
         for p in reg.robust.predictions:
             out = p.to_dict()
             out.pop("at")
