@@ -195,7 +195,8 @@ def pool_arrays(
     ``usable`` (a row mask: which studies entered the analysis).
     Groups with no usable study or a single one get NaN estimates (the caller labels them).
     """
-    from ivigmeta.core.measures import pft_inverse, to_reported
+    from ivigmeta.core.measures import to_reported
+    from ivigmeta.core.transforms import ipft
 
     opts = options
     ngroups = len(sizes)
@@ -263,7 +264,7 @@ def pool_arrays(
         nhm[idx] = kept[pooled] / g.sum(1.0 / np.asarray(pft_n, dtype=float)[row_in])
 
         def back(theta: np.ndarray) -> np.ndarray:
-            return pft_inverse(theta, nhm)
+            return ipft(theta, nhm)
 
     else:
 

@@ -121,6 +121,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ivigmeta.core import transforms
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -393,12 +395,11 @@ def proportion_effects(
         elif measure == "PLN":
             yi, vi = np.log(p), 1 / x - 1 / n
         elif measure == "PLO":
-            yi, vi = np.log(p / (1 - p)), 1 / x + 1 / (n - x)
+            yi, vi = transforms.logit(p), 1 / x + 1 / (n - x)
         elif measure == "PAS":
-            yi, vi = np.arcsin(np.sqrt(p)), 1 / (4 * n)
+            yi, vi = transforms.arcsin(p), 1 / (4 * n)
         elif measure == "PFT":
-            yi = (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1)))) / 2
-            vi = 1 / (4 * n + 2)
+            yi, vi = transforms.freeman_tukey(x, n), 1 / (4 * n + 2)
         else:
             raise ValueError(f"not a proportion measure: {measure}")
     return yi, vi, add
@@ -461,7 +462,7 @@ def correlation_effects(
     r, n = (np.asarray(v, dtype=float) for v in (r, n))
     with np.errstate(divide="ignore", invalid="ignore"):
         if measure == "ZCOR":
-            yi, vi = np.arctanh(r), 1 / (n - 3)
+            yi, vi = transforms.rtoz(r), 1 / (n - 3)
         elif measure in ("COR", "UCOR"):
             if measure == "UCOR":
                 g = (n - 2) / 2
@@ -640,14 +641,6 @@ LOG_SCALE = (
 )  # fmt: skip
 
 
-def freeman_tukey(x: np.ndarray | float, n: np.ndarray | float) -> np.ndarray:
-    """The Freeman-Tukey double arcsine of x events among n (PFT's yi)."""
-    import numpy as np
-
-    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
-    return (np.arcsin(np.sqrt(x / (n + 1))) + np.arcsin(np.sqrt((x + 1) / (n + 1)))) / 2
-
-
 def partial_effects(
     t: np.ndarray, n: np.ndarray, m: np.ndarray, measure: str, r2: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -678,62 +671,51 @@ def reported_scalar(theta: float, measure: str, n_harmonic: float | None = None)
     """:func:`to_reported` of one value; for PFT ``n_harmonic`` is the harmonic mean size."""
     import math
 
-    if measure in LOG_SCALE:
+    if measure in LOG_SCALE:  # the common case without numpy's per-call cost
         try:
             return math.exp(theta)
         except OverflowError:
             return math.inf
-    if measure in ("ZCOR", "ZPCOR"):
-        return math.tanh(theta)
-    if measure == "IRS":
-        return 0.0 if theta < 0 else theta * theta
-    if measure in ("PLO", "PAS", "PFT"):
-        if math.isnan(theta):
-            return theta
-        import numpy as np
-
-        n = None if n_harmonic is None else np.array([n_harmonic])
-        return float(to_reported(np.array(theta), measure, n))
-    return theta
+    if measure not in REPORTED_BY or math.isnan(theta):
+        return theta
+    n = None if n_harmonic is None else [n_harmonic]
+    return float(to_reported(theta, measure, n))
 
 
-def pft_inverse(t: np.ndarray, nhm: np.ndarray | float) -> np.ndarray:
-    """Miller's (1978) inverse of the Freeman-Tukey transform at harmonic mean size ``nhm``
-    (an array broadcast against ``t``: one value per model in ``batch``); 0 and 1 beyond the
-    transforms of proportions 0 and 1 (metafor's ``transf.ipft.hm``)."""
-    import numpy as np
-
-    t, nhm = np.asarray(t, dtype=float), np.asarray(nhm, dtype=float)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        s = np.sin(2 * t)
-        z = 0.5 * (1 - np.sign(np.cos(2 * t)) * np.sqrt(1 - (s + (s - 1 / s) / nhm) ** 2))
-        z = np.where(t > freeman_tukey(nhm, nhm), 1.0, z)
-        return np.where(t < freeman_tukey(0.0, nhm), 0.0, z)
+#: metafor's transf.* function that takes each measure's values to the reported scale (exp for
+#: the log measures, LOG_SCALE); core.transforms holds each formula
+REPORTED_BY = {
+    "PLO": "ilogit",
+    "ZCOR": "ztor",
+    "ZPCOR": "ztor",
+    "IRS": "isqrt",
+    "PAS": "iarcsin",
+    "PFT": "ipft.hm",
+}
 
 
-def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) -> np.ndarray:
-    """Values on the analysis scale -> the reported scale, as metafor's ``predict(transf=...)``:
-    exp for log measures, tanh for ZCOR and ZPCOR (``transf.ztor``), the square (0 below 0,
-    ``transf.isqrt``) for IRS, the inverse logit for PLO, sin²
-    (clamped to [0, 1]) for PAS, and for
-    PFT Miller's (1978) inverse with the harmonic mean of the studies' sizes ``n``
+def to_reported(theta: np.ndarray | float, measure: str, n: np.ndarray | None = None) -> np.ndarray:
+    """Values on the analysis scale -> the reported scale, as metafor's ``predict(transf=...)``
+    (:mod:`ivigmeta.core.transforms`): exp for log measures, tanh for ZCOR and ZPCOR
+    (``transf.ztor``), the square (0 below 0, ``transf.isqrt``) for IRS, the inverse logit for
+    PLO (``transf.ilogit``), sin² (clamped to [0, 1], ``transf.iarcsin``) for PAS, and for PFT
+    Miller's (1978) inverse with the harmonic mean of the studies' sizes ``n``
     (``transf.ipft.hm``), 0 and 1 beyond the transforms of proportions 0 and 1."""
     import numpy as np
 
     t = np.asarray(theta, dtype=float)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if measure in LOG_SCALE:
-            return np.exp(t)
-        if measure == "PLO":
-            return 1 / (1 + np.exp(-t))
-        if measure in ("ZCOR", "ZPCOR"):
-            return np.tanh(t)
-        if measure == "IRS":  # metafor's transf.isqrt
-            return np.where(t < 0, 0.0, t * t)
-        if measure == "PAS":
-            return np.where(t < 0, 0.0, np.where(t > np.arcsin(1.0), 1.0, np.sin(t) ** 2))
-        if measure == "PFT":
-            if n is None:
-                raise ValueError("PFT needs the sample sizes to back-transform")
-            return pft_inverse(t, 1 / np.mean(1 / np.asarray(n, dtype=float)))
+    if measure in LOG_SCALE:
+        return transforms.exp(t)
+    if measure == "PLO":
+        return transforms.ilogit(t)
+    if measure in ("ZCOR", "ZPCOR"):
+        return transforms.ztor(t)
+    if measure == "IRS":
+        return transforms.isqrt(t)
+    if measure == "PAS":
+        return transforms.iarcsin(t)
+    if measure == "PFT":
+        if n is None:
+            raise ValueError("PFT needs the sample sizes to back-transform")
+        return transforms.ipft_hm(t, n)
     return t
