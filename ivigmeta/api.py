@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         StudyLevel,
         SubgroupAnalysis,
         SummaryOfFindings,
+        Transformed,
     )
 
 __all__ = [
@@ -87,6 +88,9 @@ __all__ = [
     "audit_revman",
     "read",
     "read_revman",
+    "transf",
+    "transform_arguments",
+    "transform_names",
 ]
 
 Data = Union[str, "os.PathLike[str]", "pd.DataFrame", Mapping[str, Sequence[Any]], StudyTable]
@@ -763,6 +767,163 @@ def aggregate(
         time=time,
         weighted=weighted,
         measure_given=measure is not None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Transformations (metafor's transf.*)
+
+
+def transform_names() -> tuple[str, ...]:
+    """The names :func:`transf` takes: every ``transf.*`` function of metafor 3.8-1, in
+    metafor's spelling without ``transf.``."""
+    from ivigmeta.core.transforms import TRANSFORMS
+
+    return tuple(TRANSFORMS)
+
+
+def transform_arguments(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(the arguments the function takes, those it needs)`` of :func:`transf` ``name``."""
+    spec = _transform(name)
+    return spec.params, spec.needs
+
+
+def _transform(name: str) -> Any:
+    from ivigmeta.core.transforms import TRANSFORMS
+
+    key = name.strip()
+    key = key[len("transf.") :] if key.startswith("transf.") else key
+    if key not in TRANSFORMS:
+        raise DataError(f"unknown transformation '{name}' (choose {', '.join(TRANSFORMS)})")
+    return TRANSFORMS[key]
+
+
+def _numbers(
+    what: str, values: float | Sequence[float], *, positive: bool = False, each: int | None = None
+) -> tuple[float, ...]:
+    """``values`` as a tuple of numbers (not NaN; > 0 when ``positive``); with ``each``, one
+    number or ``each`` of them (one per value transformed)."""
+    seq = [values] if isinstance(values, numbers.Real) else list(values)  # type: ignore[arg-type]
+    out = []
+    for v in seq:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise DataError(f"{what}: '{v}' is not a number") from None
+        if math.isnan(f):
+            raise DataError(f"{what}: NaN is not a number to use")
+        if positive and not f > 0:
+            raise DataError(f"{what}: {v:g} is not positive")
+        out.append(f)
+    if not out:
+        raise DataError(f"{what}: no values")
+    if each is not None and len(out) not in (1, each):
+        raise DataError(f"{what}: {len(out)} values for {each} to transform (give 1 or {each})")
+    return tuple(out)
+
+
+def _one_number(what: str, value: float) -> float:
+    (v,) = _numbers(what, [value])
+    if math.isinf(v):
+        raise DataError(f"{what}: {v:g} is not a finite number")
+    return v
+
+
+def transf(
+    name: str,
+    values: float | Sequence[float],
+    *,
+    n: float | Sequence[float] | None = None,
+    time: float | Sequence[float] | None = None,
+    sd: float | None = None,
+    pc: float | Sequence[float] | None = None,
+    n1: float | Sequence[float] | None = None,
+    n2: float | Sequence[float] | None = None,
+    tau2: float | None = None,
+    lower: float | None = None,
+    upper: float | None = None,
+) -> Transformed:
+    """``values`` through metafor's ``transf.NAME`` (``name`` without ``transf.``: ``"ztor"``,
+    ``"ilogit"``, ``"ipft.hm"``, ``"exp.int"`` ...), the same code the measures' back-
+    transformations run (:mod:`ivigmeta.core.transforms`, docs/methods.md).
+
+    ``n``: the sizes of ``pft``/``ipft`` (one, or one per value) and the studies' sizes of
+    ``ipft.hm``; ``time``: the person-time of ``irft``/``iirft``; ``sd`` of ``dtomd``; ``pc``:
+    the control risk of ``logortord``/``logortorr``; ``n1``, ``n2``: the group sizes of
+    ``dtorpb`` (optional); ``tau2`` (default 0), ``lower``, ``upper``: the integral transforms'
+    variance and integration bounds (default: each value -+ 10 sqrt(tau2), metafor's).
+
+    A value outside the function's domain (r beyond [-1, 1] for ``rtoz``, p beyond [0, 1] ...),
+    a missing or unexpected argument, NaN, a size that is not positive, a control risk beyond
+    [0, 1], a negative tau² or bounds with lower >= upper raise :class:`DataError`.
+
+    >>> ivigmeta.api.transf("ztor.int", [0.5], tau2=0.1).value  # doctest: +SKIP
+    """
+    import numpy as np
+
+    from ivigmeta.results import Transformed
+
+    spec = _transform(name)
+    label = f"transf.{spec.name}"
+    x = _numbers(label, values)
+    given = {
+        k: v
+        for k, v in {
+            "n": n, "time": time, "sd": sd, "pc": pc, "n1": n1, "n2": n2,
+            "tau2": tau2, "lower": lower, "upper": upper,
+        }.items()
+        if v is not None
+    }  # fmt: skip
+    for k in given:
+        if k not in spec.params:
+            takes = ", ".join(spec.params) or "no arguments"
+            raise DataError(f"{label} does not take {k} (it takes {takes})")
+    for k in spec.needs:
+        if k not in given:
+            raise DataError(f"{label} needs {k}")
+    if ("n1" in given) != ("n2" in given):
+        raise DataError(f"{label}: give both n1 and n2, or neither")
+    lo, hi = spec.domain
+    for v in x:
+        if not lo <= v <= hi:
+            raise DataError(f"{label}: {v:g} is outside its domain [{lo:g}, {hi:g}]")
+    args: dict[str, Any] = {}
+    each = None if spec.name == "ipft.hm" else len(x)
+    for k in ("n", "time", "n1", "n2"):
+        if k in given:
+            args[k] = _numbers(f"{label}: {k}", given[k], positive=True, each=each)
+    if "pc" in given:
+        args["pc"] = _numbers(f"{label}: pc", given["pc"], each=len(x))
+        if any(not 0 <= p <= 1 for p in args["pc"]):
+            raise DataError(f"{label}: the control risk pc must be between 0 and 1")
+    for k in ("sd", "tau2", "lower", "upper"):
+        if k in given:
+            args[k] = _one_number(f"{label}: {k}", given[k])  # type: ignore[arg-type]
+    if args.get("tau2", 0.0) < 0:
+        raise DataError(f"{label}: tau2 {args['tau2']:g} is negative")
+    if args.get("tau2", 0.0) > 0:
+        half = 10 * math.sqrt(args["tau2"])
+        for v in x:
+            a, b = args.get("lower", v - half), args.get("upper", v + half)
+            if not a < b:
+                raise DataError(
+                    f"{label}: the integration range [{a:g}, {b:g}] at {v:g} is empty "
+                    "(lower must be below upper)"
+                )
+    call = {k: (np.array(v) if isinstance(v, tuple) else v) for k, v in args.items()}
+    out = np.atleast_1d(spec(np.array(x), **call))
+    nhm = None
+    if spec.name == "ipft.hm":
+        from ivigmeta.core.transforms import harmonic_mean
+
+        nhm = harmonic_mean(call["n"])
+    return Transformed(
+        function=spec.name,
+        description=spec.summary,
+        x=x,
+        value=tuple(float(v) for v in out),
+        n_harmonic=nhm,
+        **args,
     )
 
 

@@ -2789,3 +2789,59 @@ class Aggregation:
 
     def to_dict(self) -> dict[str, Any]:
         return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class Transformed:
+    """Values through one of metafor's ``transf.*`` functions (``ivigmeta transf``,
+    :mod:`ivigmeta.core.transforms`): ``function`` in metafor's spelling without ``transf.``,
+    the inputs ``x`` and the results ``value`` in order, and the arguments given (None: not
+    given; a tuple holds one value for every x, or one per x)."""
+
+    function: str
+    description: str
+    x: tuple[float, ...]
+    value: tuple[float, ...]
+    n: tuple[float, ...] | None = None
+    time: tuple[float, ...] | None = None
+    sd: float | None = None
+    pc: tuple[float, ...] | None = None
+    n1: tuple[float, ...] | None = None
+    n2: tuple[float, ...] | None = None
+    tau2: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    #: the harmonic mean of ``n`` (``ipft.hm``), else None
+    n_harmonic: float | None = None
+
+    @property
+    def metafor(self) -> str:
+        return f"transf.{self.function}"
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The arguments given, by name, in the order of the fields."""
+        names = ("n", "time", "sd", "pc", "n1", "n2", "tau2", "lower", "upper", "n_harmonic")
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
+    def per_value(self, name: str, i: int) -> float | None:
+        """Argument ``name`` as the ``i``-th value used it (its one value, or its ``i``-th)."""
+        v = getattr(self, name)
+        if v is None or not isinstance(v, tuple):
+            return v
+        return v[0] if len(v) == 1 else v[i] if len(v) == len(self.x) else None
+
+    @property
+    def values(self) -> tuple[dict[str, float], ...]:
+        return tuple({"x": a, "value": b} for a, b in zip(self.x, self.value))
+
+    __json__: ClassVar[Layout] = (
+        "function",
+        "metafor",
+        "description",
+        "arguments",
+        "values",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)

@@ -38,6 +38,7 @@ COMMAND_MODULES = {
     "report": "ivigmeta.cli.report",
     "config": "ivigmeta.cli.config",
     "aggregate": "ivigmeta.cli.aggregate",
+    "transf": "ivigmeta.cli.transf",
 }
 
 

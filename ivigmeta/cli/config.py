@@ -35,6 +35,9 @@ ENV_PREFIX = "IVIGMETA_"
 ENV_RESERVED = frozenset({"IVIGMETA_DEBUG", "IVIGMETA_HYPOTHESIS"})
 #: options that are never defaults from a file (each run names its own input and output)
 NOT_SETTINGS = frozenset({"help", "version", "output", "out_dir", "plot", "config"})
+#: commands that take no defaults at all: calculators without a study table, whose options
+#: (transf's --tau2, a number) share names with the analyses' (--tau2 REML)
+NO_SETTINGS_COMMANDS = frozenset({"transf"})
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ def key(name: str) -> str:
 def option_names(command: click.Command) -> dict[str, click.Option]:
     """The command's options by settings key (every long name of each option)."""
     out: dict[str, click.Option] = {}
+    if command.name in NO_SETTINGS_COMMANDS:
+        return out
     for param in command.params:
         if not isinstance(param, click.Option) or param.name in NOT_SETTINGS:
             continue
@@ -118,6 +123,8 @@ def check_file(where: str, table: Mapping[str, Any], commands: Mapping[str, clic
                     f"{where}: [{name}] is not a command (tables are named after a command: "
                     f"{', '.join(sorted(commands))})"
                 )
+            if name in NO_SETTINGS_COMMANDS:
+                raise DataError(f"{where}: [{name}]: 'ivigmeta {name}' takes no settings")
             known = option_names(commands[name])
             for sub in value:
                 if key(sub) not in known:

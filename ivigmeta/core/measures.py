@@ -694,7 +694,9 @@ REPORTED_BY = {
 }
 
 
-def to_reported(theta: np.ndarray | float, measure: str, n: np.ndarray | None = None) -> np.ndarray:
+def to_reported(
+    theta: np.ndarray | float, measure: str, n: np.ndarray | list[float] | None = None
+) -> np.ndarray:
     """Values on the analysis scale -> the reported scale, as metafor's ``predict(transf=...)``
     (:mod:`ivigmeta.core.transforms`): exp for log measures, tanh for ZCOR and ZPCOR
     (``transf.ztor``), the square (0 below 0, ``transf.isqrt``) for IRS, the inverse logit for

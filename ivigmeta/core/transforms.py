@@ -46,13 +46,17 @@ runs with rel. tolerance 1e-13 (docs/methods.md, "Transformations").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
 
-    ArrayLike = np.ndarray | float
+    ArrayLike = np.ndarray | float | Sequence[float]
 
 #: the integral transforms' tolerances: scipy.integrate.quad's relative and absolute error
 INT_REL_TOL = 1e-13
@@ -313,9 +317,9 @@ def exp(x: ArrayLike) -> np.ndarray:
 
 
 def integral_mean(
-    h: Callable[[np.ndarray], np.ndarray],
+    h: Callable[[ArrayLike], np.ndarray],
     x: ArrayLike,
-    tau2: ArrayLike = 0.0,
+    tau2: ArrayLike | None = 0.0,
     lower: ArrayLike | None = None,
     upper: ArrayLike | None = None,
 ) -> np.ndarray:
@@ -328,7 +332,7 @@ def integral_mean(
     nan = float("nan")
     arrays = np.broadcast_arrays(
         _array(x),
-        _array(tau2),
+        _array(0.0 if tau2 is None else tau2),
         _array(nan if lower is None else lower),
         _array(nan if upper is None else upper),
     )
@@ -342,7 +346,7 @@ def integral_mean(
 
 
 def _one_integral(
-    h: Callable[[np.ndarray], np.ndarray],
+    h: Callable[[ArrayLike], np.ndarray],
     x: float,
     tau2: float,
     lower: float | None,
@@ -381,7 +385,7 @@ def _one_integral(
 
 def ztor_int(
     x: ArrayLike,
-    tau2: ArrayLike = 0.0,
+    tau2: ArrayLike | None = 0.0,
     lower: ArrayLike | None = None,
     upper: ArrayLike | None = None,
 ) -> np.ndarray:
@@ -392,7 +396,7 @@ def ztor_int(
 
 def exp_int(
     x: ArrayLike,
-    tau2: ArrayLike = 0.0,
+    tau2: ArrayLike | None = 0.0,
     lower: ArrayLike | None = None,
     upper: ArrayLike | None = None,
 ) -> np.ndarray:
@@ -403,10 +407,88 @@ def exp_int(
 
 def ilogit_int(
     x: ArrayLike,
-    tau2: ArrayLike = 0.0,
+    tau2: ArrayLike | None = 0.0,
     lower: ArrayLike | None = None,
     upper: ArrayLike | None = None,
 ) -> np.ndarray:
     """E[ilogit(x + u)], u ~ N(0, tau²) (metafor's ``transf.ilogit.int``): the mean
     proportion of the true effects around a pooled logit."""
     return integral_mean(ilogit, x, tau2, lower, upper)
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One of metafor's ``transf.*`` functions as ``ivigmeta transf`` offers it: ``name`` in
+    metafor's spelling without ``transf.``, the function, what it computes, the closed interval
+    of inputs it is defined on (``domain``; the clamping inverses take every number), the
+    function's arguments after x in order (``params``: ``n`` sizes, ``time`` person-times,
+    ``sd``, ``pc`` control risks, ``n1``/``n2`` group sizes, ``tau2`` with the integration
+    bounds ``lower``/``upper``) and those of them it cannot do without (``needs``)."""
+
+    name: str
+    func: Callable[..., np.ndarray]
+    summary: str
+    domain: tuple[float, float] = (-math.inf, math.inf)
+    params: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()
+
+    @property
+    def metafor(self) -> str:
+        return f"transf.{self.name}"
+
+    def __call__(self, x: ArrayLike, **args: object) -> np.ndarray:
+        """The function at ``x`` with ``args`` by the names of ``params`` (None: not given)."""
+        return self.func(x, *(args.get(p) for p in self.params))
+
+
+def _fn(
+    name: str,
+    func: Callable[..., np.ndarray],
+    summary: str,
+    *params: str,
+    domain: tuple[float, float] = (-math.inf, math.inf),
+    optional: bool = False,
+) -> Transform:
+    return Transform(name, func, summary, domain, params, () if optional else params)
+
+
+_INF = math.inf
+_INT = ("tau2", "lower", "upper")
+#: every transf.* function of metafor 3.8-1, by its name without "transf."
+TRANSFORMS: dict[str, Transform] = {
+    t.name: t
+    for t in (
+        _fn("rtoz", rtoz, "Fisher's r-to-z: atanh(r)", domain=(-1.0, 1.0)),
+        _fn("ztor", ztor, "Fisher's z-to-r: tanh(z)"),
+        _fn("logit", logit, "logit: log(p/(1-p))", domain=(0.0, 1.0)),
+        _fn("ilogit", ilogit, "inverse logit: 1/(1+exp(-x))"),
+        _fn("arcsin", arcsin, "arcsine square root: asin(sqrt(p))", domain=(0.0, 1.0)),
+        _fn("iarcsin", iarcsin, "inverse arcsine: sin(x)^2, clamped to [0, 1]"),
+        _fn("pft", pft, "Freeman-Tukey double arcsine of a proportion among n", "n",
+            domain=(0.0, 1.0)),
+        _fn("ipft", ipft, "inverse Freeman-Tukey (Miller 1978) at size n", "n"),
+        _fn("ipft.hm", ipft_hm, "inverse Freeman-Tukey at the harmonic mean of the sizes n", "n"),
+        _fn("isqrt", isqrt, "square: x^2, 0 below 0"),
+        _fn("irft", irft, "Freeman-Tukey transform of a rate over person-time", "time",
+            domain=(0.0, _INF)),
+        _fn("iirft", iirft, "inverse Freeman-Tukey transform of a rate", "time"),
+        _fn("ahw", ahw, "alpha, cube root: 1-(1-x)^(1/3)", domain=(-_INF, 1.0)),
+        _fn("iahw", iahw, "inverse of ahw: 1-(1-x)^3, clamped to [0, 1]"),
+        _fn("abt", abt, "alpha, Bonett: -log(1-x)", domain=(-_INF, 1.0)),
+        _fn("iabt", iabt, "inverse of abt: 1-exp(-x), 0 below 0"),
+        _fn("dtobesd", dtobesd, "d to the binomial effect size display"),
+        _fn("dtocles", dtocles, "d to the common language effect size"),
+        _fn("dtou1", dtou1, "d to Cohen's U1"),
+        _fn("dtou2", dtou2, "d to Cohen's U2"),
+        _fn("dtou3", dtou3, "d to Cohen's U3"),
+        _fn("dtomd", dtomd, "d to the mean difference at standard deviation sd", "sd"),
+        _fn("dtorpb", dtorpb, "d to the point-biserial correlation", "n1", "n2", optional=True),
+        _fn("logortord", logortord, "log odds ratio to the risk difference at control risk pc",
+            "pc"),
+        _fn("logortorr", logortorr, "log odds ratio to the risk ratio at control risk pc", "pc"),
+        _fn("ztor.int", ztor_int, "mean of tanh(z + u), u ~ N(0, tau2)", *_INT, optional=True),
+        _fn("exp.int", exp_int, "mean of exp(x + u), u ~ N(0, tau2)", *_INT, optional=True),
+        _fn("ilogit.int", ilogit_int, "mean of ilogit(x + u), u ~ N(0, tau2)", *_INT,
+            optional=True),
+    )
+}  # fmt: skip

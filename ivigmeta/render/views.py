@@ -40,6 +40,7 @@ from ivigmeta.results import (
     RobustPooled,
     StudyLevel,
     SubgroupAnalysis,
+    Transformed,
     TrimFill,
     to_json_dict,
 )
@@ -1929,3 +1930,53 @@ def aggregate_records(agg: Aggregation) -> list[dict[str, Any]]:
 
 
 VIEWS["aggregate"] = View(aggregate_sections, aggregate_records)
+
+
+# ---------------------------------------------------------------------------------------------
+# ivigmeta transf: values through one of metafor's transf.* functions.
+
+#: how the arguments of a transformation are named in its table's title
+TRANSF_ARGUMENTS = {
+    "n": "n",
+    "time": "time",
+    "sd": "sd",
+    "pc": "pc",
+    "n1": "n1",
+    "n2": "n2",
+    "tau2": "tau²",
+    "lower": "lower",
+    "upper": "upper",
+    "n_harmonic": "harmonic mean n",
+}
+
+
+def _transf_arg(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(f.sig(v, 7) for v in value)
+    return f.sig(value, 7)
+
+
+def transf_sections(tr: Transformed) -> list[Section]:
+    given = "; ".join(f"{TRANSF_ARGUMENTS[k]} = {_transf_arg(v)}" for k, v in tr.arguments.items())
+    rows = [[f.sig(x, 7), f.sig(v, 7)] for x, v in zip(tr.x, tr.value)]
+    notes = [f"{tr.description[0].upper()}{tr.description[1:]}."]
+    if given:
+        notes.append(f"Arguments: {given}.")
+    notes.append("Numbers to 7 significant digits; JSON and CSV carry full precision.")
+    if tr.function.endswith(".int"):
+        notes.insert(-1, "Integrated over x -+ 10 sqrt(tau²) unless --lower / --upper are given.")
+    return [Section(tr.metafor, ["x", f"{tr.metafor}(x)"], rows, notes, right_align_from=0)]
+
+
+def transf_records(tr: Transformed) -> list[dict[str, Any]]:
+    out = []
+    for i, (x, v) in enumerate(zip(tr.x, tr.value)):
+        rec: dict[str, Any] = {"function": tr.function, "x": x, "value": v}
+        for k in tr.arguments:
+            if not (k == "n" and tr.function == "ipft.hm"):  # the sizes: n_harmonic is used
+                rec[k] = tr.per_value(k, i)
+        out.append(rec)
+    return out
+
+
+VIEWS["transf"] = View(transf_sections, transf_records)
