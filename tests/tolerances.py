@@ -109,3 +109,17 @@ GLMM_UMRS_WALD = 1e-2
 #: one at converged modes (nielweise2007 UM.RS: -74.8577153 vs -74.8577142).
 GLMM_LOGLIK = 1e-9
 GLMM_SAME_OBJECTIVE = 1e-7
+
+#: metafor's closed-form transf.* functions (tests/test_transf.py): the same floating-point
+#: operations, so agreement to the last bits; the largest difference measured is 3.3e-13
+#: relative, transf.ahw at x = 1e-10 (1 - (1 - x)^(1/3) cancels to 3e-11).
+TRANSF_CLOSED = 1e-12
+#: the integral transforms (ztor.int, exp.int, ilogit.int) against the same integrals by R's
+#: integrate() at rel.tol 1e-13 (`value_tight`); measured: 2.1e-14 relative at most, with the
+#: absolute floor for ztor.int around x = 0, where the integral is 0.
+TRANSF_INT_TIGHT = 1e-12
+TRANSF_INT_ABS = 1e-14
+#: ... and against metafor's own values, integrate() at its default rel.tol (eps^0.25, 1.2e-4,
+#: far looser than what QUADPACK reaches on these smooth integrands): measured 1.6e-8 relative
+#: at most (exp.int at tau² = 4).
+TRANSF_INT_METAFOR = 5e-8
