@@ -79,13 +79,16 @@ def _many(name: str, help_text: str):  # type: ignore[no-untyped-def]
 @output_options
 @handle_errors
 def transf(name, values, n, time, sd, pc, n1, n2, tau2, lower, upper, fmt, ascii_only):
-    """Transform VALUEs with metafor's transf.NAME: the back-transformations ivigmeta reports
-    pooled estimates with (ztor, ilogit, iarcsin, ipft.hm, isqrt ...), their forward
-    transforms, the d conversions, and the integral back-transforms of a random-effects
-    estimate (ztor.int, exp.int, ilogit.int: the mean of h(x + u), u ~ N(0, tau²)).
+    """Numbers through one of metafor's transformation functions, transf.NAME.
 
-    NAME is metafor's name without "transf." (ztor, ilogit, ipft.hm, exp.int ...); negative
-    VALUEs need no "--". Settings files and IVIGMETA_* variables do not apply here.
+    NAME is metafor's name without "transf.": rtoz, ztor, logit, ilogit, arcsin, iarcsin, pft,
+    ipft, ipft.hm, isqrt, irft, iirft, ahw, iahw, abt, iabt, dtobesd, dtocles, dtou1, dtou2,
+    dtou3, dtomd, dtorpb, logortord, logortorr, ztor.int, exp.int, ilogit.int. Among them the
+    back-transformations the pooled estimates are reported with (ztor, ilogit, iarcsin,
+    ipft.hm, isqrt), and the integral back-transforms of a random-effects estimate (ztor.int,
+    exp.int, ilogit.int: the mean of h(x + u), u ~ N(0, tau²), over x -+ 10 sqrt(tau²) unless
+    --lower / --upper are given). Negative VALUEs need no "--". Settings files and IVIGMETA_*
+    variables do not apply here.
     """
     from ivigmeta.api import transf as run
     from ivigmeta.api import transform_arguments
