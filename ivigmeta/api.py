@@ -60,6 +60,7 @@ if TYPE_CHECKING:
         Heterogeneity,
         HeterogeneityCI,
         Influence,
+        IntegralMean,
         LeaveOneOut,
         MetaRegression,
         ModelMatrix,
@@ -1095,6 +1096,24 @@ class MetaAnalysisFit:
 
         test = self.permutest(iterations, seed)
         return MetaAnalysisFit(replace(self.analysis, permutation=test), self.table, self.notes)
+
+    def transf_int(self) -> IntegralMean:
+        """The integral back-transform of the random-effects estimate and its CI bounds
+        (metafor's ``predict(fit, transf = transf.exp.int | transf.ztor.int |
+        transf.ilogit.int, targs = list(tau2 = fit$tau2))``): the mean of the true effects on
+        the reported scale, for ZCOR, ZPCOR, PLO and the log measures."""
+        from ivigmeta.methods.transf_int import integral_back_transform
+
+        self.require_pooled("the integral back-transform")
+        return integral_back_transform(self.analysis)
+
+    def with_transf_int(self) -> MetaAnalysisFit:
+        """This fit with :meth:`transf_int` attached (``analysis.transf_int``): what ``ivigmeta
+        pool --transf-int`` renders."""
+        from dataclasses import replace
+
+        mean = self.transf_int()
+        return MetaAnalysisFit(replace(self.analysis, transf_int=mean), self.table, self.notes)
 
     def loo(self, model: str = "random") -> LeaveOneOut:
         """Leave-one-out: the fit without each study in turn (metafor's ``leave1out``).

@@ -518,6 +518,8 @@ class MetaAnalysis:
     robust: RobustPooled | None = None
     #: the permutation test of the random-effects estimate (``pool --permutations``)
     permutation: PermutationTest | None = None
+    #: the integral back-transform of the random-effects estimate (``pool --transf-int``)
+    transf_int: IntegralMean | None = None
 
     @property
     def k(self) -> int:
@@ -613,6 +615,7 @@ class MetaAnalysis:
         Key("software", "software_used", omit_none=True),
         "robust",
         "permutation",
+        Key("transf_int", omit_none=True),
         Key("excluded", "effects.excluded"),
     )
 
@@ -2842,6 +2845,29 @@ class Transformed:
         "arguments",
         "values",
     )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class IntegralMean:
+    """The integral back-transform of a random-effects estimate (``pool --transf-int``):
+    metafor's ``predict(fit, transf = transf.NAME.int, targs = list(tau2 = fit$tau2))``, the
+    mean E[h(theta + u)], u ~ N(0, tau²), of the true effects on the reported scale at the
+    estimate and at its CI bounds (:mod:`ivigmeta.core.transforms`)."""
+
+    function: str
+    tau2: float
+    estimate: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def metafor(self) -> str:
+        return f"transf.{self.function}"
+
+    __json__: ClassVar[Layout] = ("function", "metafor", "tau2", "estimate", "ci_low", "ci_high")
 
     def to_dict(self) -> dict[str, Any]:
         return to_json_dict(self)

@@ -166,6 +166,15 @@ def show(result, view: str, fmt: str, ascii_only: bool) -> None:
     "the random-effects estimate (metafor's permutest: the signs flipped, exact over all 2^k "
     "when N is at least that, else N random ones)"
 )
+@click.option(
+    "--transf-int",
+    "transf_int",
+    is_flag=True,
+    help="Also the mean of the true effects on the reported scale: the integral back-transform "
+    "of the random-effects estimate and its CI bounds over its tau² (metafor's predict(fit, "
+    "transf = transf.exp.int | transf.ztor.int | transf.ilogit.int, targs = list(tau2 = "
+    "fit$tau2))); ZCOR, ZPCOR, PLO and the log measures.",
+)
 @handle_errors
 def pool(
     file,
@@ -190,6 +199,7 @@ def pool(
     cluster_type,
     permutations,
     seed,
+    transf_int,
 ):
     """Pool the studies: per-study effects, common and random-effects estimates.
 
@@ -210,6 +220,8 @@ def pool(
             note(fitted.analysis.robust.common_note)
     if permutations is not None:
         fitted = fitted.with_permutest(permutations, seed)
+    if transf_int:
+        fitted = fitted.with_transf_int()
     if not fitted.pooled:
         note("a single study: no pooling was done")
     common = fitted.analysis.common

@@ -694,6 +694,13 @@ REPORTED_BY = {
 }
 
 
+#: metafor's integral back-transform (transf.*.int) of each measure's random-effects estimate:
+#: the mean of the back-transformed true effects (``pool --transf-int``)
+INTEGRAL_BY = {"ZCOR": "ztor.int", "ZPCOR": "ztor.int", "PLO": "ilogit.int"} | {
+    m: "exp.int" for m in LOG_SCALE
+}
+
+
 def to_reported(
     theta: np.ndarray | float, measure: str, n: np.ndarray | list[float] | None = None
 ) -> np.ndarray:

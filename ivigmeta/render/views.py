@@ -409,6 +409,13 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
                 f"Prediction interval (random effects): {f.ci(r.pi_low, r.pi_high, d)}"
                 + (f" (t on {pi_df:g} df)" if pi_df is not None else "")
             )
+        mean = ma.transf_int
+        if mean is not None:
+            notes.append(
+                "Mean of the true effects (random effects, integral back-transform "
+                f"{mean.metafor} over tau² = {f.tau2(mean.tau2)}): "
+                f"{f.est_ci(mean.estimate, mean.ci_low, mean.ci_high, d)}"
+            )
         if r.ci_method == "hk" and ma.k == 2:
             notes.append(
                 "Hartung-Knapp with k = 2: t on 1 df (critical value 12.7), so the intervals are very wide."

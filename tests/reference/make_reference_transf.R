@@ -173,12 +173,47 @@ for (tau2 in c(0, 0.1)) {
 own("exp.int", log(0.5), transf.exp.int(log(0.5), targs = list(tau2 = 0.1, lower = -10, upper = 10)),
     args = list(tau2 = 0.1, lower = -10, upper = 10), tight = tight(exp, log(0.5), 0.1, -10, 10))
 
+## ---- predict(fit, transf = transf.*.int, targs = list(tau2 = fit$tau2)) ----------------------
+## The integral back-transform of the random-effects estimate and its CI bounds (`pool
+## --transf-int`): dat.pritz1997 (PLO, ilogit.int), dat.molloy2014 (ZCOR, ztor.int), dat.bcg
+## (log RR, exp.int), DL (closed-form tau2) and REML (control threshold 1e-13). `pred`, `ci_lb`,
+## `ci_ub` are metafor's (integrate() at its default rel.tol); `*_tight` the same integrals at
+## rel.tol 1e-13. metafor also transforms pi.lb and pi.ub this way (recorded as `pi_lb`,
+## `pi_ub`; ivigmeta does not report them, docs/methods.md).
+DATA <- list(
+  pritz1997 = list(measure = "PLO", h = plogis, fun = transf.ilogit.int,
+                   es = escalc("PLO", xi = xi, ni = ni, data = dat.pritz1997),
+                   data = list(events = arr(dat.pritz1997$xi), total = arr(dat.pritz1997$ni))),
+  molloy2014 = list(measure = "ZCOR", h = tanh, fun = transf.ztor.int,
+                    es = escalc("ZCOR", ri = ri, ni = ni, data = dat.molloy2014),
+                    data = list(cor = arr(dat.molloy2014$ri), n = arr(dat.molloy2014$ni))),
+  bcg = list(measure = "RR", h = exp, fun = transf.exp.int,
+             es = escalc("RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg),
+             data = list(treat_events = arr(dat.bcg$tpos),
+                         treat_total = arr(dat.bcg$tpos + dat.bcg$tneg),
+                         control_events = arr(dat.bcg$cpos),
+                         control_total = arr(dat.bcg$cpos + dat.bcg$cneg))))
+predictions <- list()
+for (name in names(DATA)) for (method in c("DL", "REML")) {
+  d <- DATA[[name]]
+  fit <- rma(yi, vi, data = d$es, method = method, control = list(threshold = 1e-13))
+  p <- predict(fit, transf = d$fun, targs = list(tau2 = fit$tau2))
+  tt <- function(x) tight(d$h, x, fit$tau2, NULL, NULL)
+  predictions[[length(predictions) + 1L]] <- list(
+    dataset = name, measure = d$measure, method = method, data = d$data,
+    tau2 = fit$tau2, beta = as.numeric(fit$beta), ci_lb_theta = fit$ci.lb,
+    ci_ub_theta = fit$ci.ub, pred = p$pred, ci_lb = p$ci.lb, ci_ub = p$ci.ub,
+    pi_lb = p$pi.lb, pi_ub = p$pi.ub, pred_tight = tt(as.numeric(fit$beta)),
+    ci_lb_tight = tt(fit$ci.lb), ci_ub_tight = tt(fit$ci.ub))
+}
+
 out <- list(
   generator = "tests/reference/make_reference_transf.R",
   r_version = R.version.string,
   metafor_version = as.character(packageVersion("metafor")),
   functions = arr(ls("package:metafor", pattern = "^transf")),
   integrate_default_rel_tol = .Machine$double.eps^0.25,
-  records = records)
+  records = records,
+  predictions = predictions)
 write_json_file(out, OUT)
 cat("wrote", OUT, "with", length(records), "records\n")
