@@ -163,6 +163,7 @@ _COMMANDS = {
     "reproduce": ["reproduce", str(ROOT / "published.toml"), "--no-explain"],
     "aggregate": ["aggregate", "--cluster", "nk_criterion", "--rho", "0.5"],
     "matrix": ["matrix", "--type", "resid", "--mod", "nk_criterion"],
+    "pool-transf-int": ["pool", "--transf-int"],
     "transf": ["transf", "ipft.hm", "0.3", "0.5", "--n", "10", "--n", "20"],
     "transf-int": ["transf", "exp.int", "0", "--tau2", "0.1", "--lower", "-3", "--upper", "3"],
 }

@@ -263,3 +263,83 @@ def test_cli_ignores_settings(run, tmp_path, monkeypatch):
     out = run("transf", "ztor", "0.5")
     assert out.exit_code == 1
     assert "ivigmeta.toml: [transf]: 'ivigmeta transf' takes no settings" in out.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# pool --transf-int: metafor's predict(fit, transf = transf.*.int, targs = list(tau2 = fit$tau2))
+
+PREDICTIONS = REF["predictions"]
+
+
+def _table(tmp_path, rec):
+    cols = list(rec["data"])
+    k = len(rec["data"][cols[0]])
+    lines = ["study," + ",".join(cols)]
+    lines += [f"s{i + 1}," + ",".join(str(rec["data"][c][i]) for c in cols) for i in range(k)]
+    path = tmp_path / f"{rec['dataset']}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "rec", PREDICTIONS, ids=[f"{r['dataset']}-{r['method']}" for r in PREDICTIONS]
+)
+def test_pool_transf_int_matches_metafor_predict(run, tmp_path, rec):
+    out = run("pool", _table(tmp_path, rec), "--tau2", rec["method"], "--transf-int", "-f", "json")
+    assert out.exit_code == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["measure"] == rec["measure"]
+    got = data["transf_int"]
+    fn = {"PLO": "ilogit.int", "ZCOR": "ztor.int", "RR": "exp.int"}[rec["measure"]]
+    assert got["function"] == fn and got["metafor"] == f"transf.{fn}"
+    # DL: closed-form tau², the integrals as tight as R's at rel.tol 1e-13; REML: tau² by Fisher
+    # scoring on both sides (metafor at threshold 1e-13), which moves the integrals by ~1e-10
+    rel = TRANSF_INT_TIGHT if rec["method"] == "DL" else 1e-8
+    assert got["tau2"] == pytest.approx(rec["tau2"], rel=1e-12 if rec["method"] == "DL" else 1e-8)
+    for key, ref in (("estimate", "pred"), ("ci_low", "ci_lb"), ("ci_high", "ci_ub")):
+        assert got[key] == pytest.approx(rec[f"{ref}_tight"], rel=rel)
+        assert got[key] == pytest.approx(rec[ref], rel=TRANSF_INT_METAFOR)
+
+
+def test_pool_transf_int_table_line_and_default_json(run, studies_path):
+    out = run("pool", str(studies_path), "--transf-int", "--ascii")
+    assert out.exit_code == 0, out.stderr
+    assert "Mean of the true effects (random effects, integral back-transform transf.exp.int" in (
+        out.stdout
+    )
+    plain = json.loads(run("pool", str(studies_path), "-f", "json").stdout)
+    assert "transf_int" not in plain  # only with the option: the default JSON is unchanged
+
+
+def test_transf_int_is_the_engine_at_the_fit(studies_path):
+    import ivigmeta
+
+    fit = ivigmeta.pool(str(studies_path))
+    mean = fit.transf_int()
+    r = fit.analysis.random
+    assert mean.tau2 == r.tau2
+    assert mean.estimate == float(transforms.exp_int(r.theta, r.tau2))
+    assert (mean.ci_low, mean.ci_high) == tuple(
+        float(v) for v in transforms.exp_int([r.ci_low_theta, r.ci_high_theta], r.tau2)
+    )
+    assert fit.with_transf_int().analysis.transf_int == mean
+
+
+@pytest.mark.parametrize(
+    ("columns", "message"),
+    [
+        ({"cor": [0.2], "n": [40]}, "needs at least 2 usable studies"),
+        (
+            {"treat_mean": [1, 2], "treat_sd": [1, 1], "treat_n": [10, 12],
+             "control_mean": [0, 1], "control_sd": [1, 1], "control_n": [10, 12]},
+            "--transf-int: MD has no integral back-transform",
+        ),
+    ],
+)  # fmt: skip
+def test_pool_transf_int_errors(run, tmp_path, columns, message):
+    from conftest import write_columns
+
+    out = run("pool", write_columns(tmp_path, "t.csv", columns), "--transf-int")
+    assert out.exit_code == 1
+    errors = [x for x in out.stderr.splitlines() if x.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0], out.stderr
