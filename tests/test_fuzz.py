@@ -46,7 +46,8 @@ BATCH_FORMATS = {"json": "jsonl", "table": "csv"}
 
 # reproduce reads a published-numbers TOML file and report writes a directory: neither takes a
 # study table alone (tests/test_reproduce.py and tests/test_report.py cover their bad input).
-NOT_TABLE_COMMANDS = ("reproduce", "report", "config")  # config takes a command name, not a table
+# config takes a command name, transf a function's name and numbers (tests/test_transf.py).
+NOT_TABLE_COMMANDS = ("reproduce", "report", "config", "transf")
 
 
 def commands() -> list[str]:
