@@ -905,6 +905,8 @@ def transf(
     if args.get("tau2", 0.0) > 0:
         half = 10 * math.sqrt(args["tau2"])
         for v in x:
+            if math.isinf(v):
+                raise DataError(f"{label}: {v:g} is not a finite number (the integral needs one)")
             a, b = args.get("lower", v - half), args.get("upper", v + half)
             if not a < b:
                 raise DataError(

@@ -172,6 +172,7 @@ def test_api_result_and_arguments():
         ("dtomd", [0.1], {"sd": math.inf}, "not a finite number"),
         ("exp.int", [0.0], {"tau2": -0.1}, "tau2 -0.1 is negative"),
         ("exp.int", [0.0], {"tau2": 1, "lower": 20}, r"range \[20, 10\] at 0 is empty"),
+        ("ztor.int", [math.inf], {"tau2": 1}, "inf is not a finite number"),
     ],
 )
 def test_api_errors(name, values, kwargs, message):

@@ -324,8 +324,8 @@ def integral_mean(
     upper: ArrayLike | None = None,
 ) -> np.ndarray:
     """E[h(x + u)], u ~ N(0, tau²): the integral of h(z) φ(z; x, sqrt tau²) over [lower, upper]
-    (default x -+ 10 sqrt tau², metafor's), by scipy's ``quad`` (QUADPACK QAGS) at relative
-    tolerance :data:`INT_REL_TOL`; h(x) where tau² = 0 (the bounds are then not used), NaN where
+    (default x -+ 10 sqrt tau², metafor's), by scipy's ``quad`` (QUADPACK QAGS, or QAGP with x
+    as a break point when it lies inside) at relative tolerance :data:`INT_REL_TOL`; h(x) where tau² = 0 (the bounds are then not used), NaN where
     x, tau² or a bound is NaN or tau² < 0. Every argument broadcasts against ``x``."""
     import numpy as np
 
@@ -352,7 +352,6 @@ def _one_integral(
     lower: float | None,
     upper: float | None,
 ) -> float:
-    import math
     import warnings
 
     from scipy.integrate import IntegrationWarning, quad

@@ -1970,7 +1970,9 @@ def transf_sections(tr: Transformed) -> list[Section]:
     if given:
         notes.append(f"Arguments: {given}.")
     notes.append("Numbers to 7 significant digits; JSON and CSV carry full precision.")
-    if tr.function.endswith(".int"):
+    if tr.function.endswith(".int") and not tr.tau2:
+        notes.insert(-1, "tau² = 0: no integral, the back-transform of x itself.")
+    elif tr.function.endswith(".int"):
         notes.insert(-1, "Integrated over x -+ 10 sqrt(tau²) unless --lower / --upper are given.")
     return [Section(tr.metafor, ["x", f"{tr.metafor}(x)"], rows, notes, right_align_from=0)]
 
