@@ -49,7 +49,9 @@ def loaded(modules: set[str], package: str) -> bool:
     return any(m == package or m.startswith(package + ".") for m in modules)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["batch", "--help"], ["pool", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["batch", "--help"], ["pool", "--help"], ["transf", "--help"]]
+)
 def test_help_imports_no_numeric_stack(tmp_path, args):
     modules = imported(tmp_path, *args)
     heavy = [p for p in ("numpy", "pandas", "scipy", "matplotlib") if loaded(modules, p)]

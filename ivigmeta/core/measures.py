@@ -715,16 +715,9 @@ def to_reported(
     t = np.asarray(theta, dtype=float)
     if measure in LOG_SCALE:
         return transforms.exp(t)
-    if measure == "PLO":
-        return transforms.ilogit(t)
-    if measure in ("ZCOR", "ZPCOR"):
-        return transforms.ztor(t)
-    if measure == "IRS":
-        return transforms.isqrt(t)
-    if measure == "PAS":
-        return transforms.iarcsin(t)
-    if measure == "PFT":
-        if n is None:
-            raise ValueError("PFT needs the sample sizes to back-transform")
-        return transforms.ipft_hm(t, n)
-    return t
+    name = REPORTED_BY.get(measure)
+    if name is None:
+        return t
+    if name == "ipft.hm" and n is None:
+        raise ValueError("PFT needs the sample sizes to back-transform")
+    return transforms.TRANSFORMS[name](t, n=n)
