@@ -266,6 +266,17 @@ def test_cli_ignores_settings(run, tmp_path, monkeypatch):
     assert "ivigmeta.toml: [transf]: 'ivigmeta transf' takes no settings" in out.stderr
 
 
+def test_config_says_transf_takes_no_settings(run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IVIGMETA_TAU2", "REML")
+    out = run("config", "transf")
+    assert out.exit_code == 0
+    assert out.stdout == (
+        "'ivigmeta transf' takes no settings: its options come from the command line\n"
+    )
+    assert json.loads(run("config", "transf", "-f", "json").stdout)["settings"] == []
+
+
 # ---------------------------------------------------------------------------------------------
 # pool --transf-int: metafor's predict(fit, transf = transf.*.int, targs = list(tau2 = fit$tau2))
 

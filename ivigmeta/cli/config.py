@@ -247,6 +247,15 @@ def config(ctx: click.Context, command_name: str, fmt: str) -> None:
         raise click.UsageError(
             f"no command '{command_name}' (commands: {', '.join(group.list_commands(root))})"  # type: ignore[attr-defined]
         )
+    if command_name in NO_SETTINGS_COMMANDS:
+        message = (
+            f"'ivigmeta {command_name}' takes no settings: its options come from the command line"
+        )
+        if fmt == "json":
+            click.echo(json.dumps({"command": command_name, "settings_file": None, "settings": []}))
+        else:
+            click.echo(message)
+        return
     try:
         where, found = in_force(ctx, command_name, command, root.params.get("config_file"))
     except DataError as exc:
