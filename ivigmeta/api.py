@@ -359,6 +359,7 @@ def fit_table(
     common_ci: str = "z",
     tau2_weights: str | None = None,
     weights: str | None = None,
+    unweighted: bool = False,
 ) -> MetaAnalysisFit:
     """Fit the models to a table already read: :func:`pool` after :func:`read`.
 
@@ -396,7 +397,10 @@ def fit_table(
         common_ci=common_ci.lower(),
         tau2_weights=tau2_weights,
         weights=weights,
+        unweighted=unweighted,
     )
+    if weights is not None and unweighted:
+        raise ModelError("--weights and --unweighted exclude each other")
     if tau2_weights is not None:
         table.require_label_column(tau2_weights)
     if weights is not None:
@@ -455,6 +459,7 @@ def pool(
     tau2_weights: str | None = None,
     weights: str | None = None,
     missing: str = "error",
+    unweighted: bool = False,
 ) -> MetaAnalysisFit:
     """Pool the studies: per-study effects, common-effect and random-effects models.
 
@@ -493,6 +498,9 @@ def pool(
         A column of user weights for the pooled estimates (metafor's ``weights=``): theta =
         sum a y / sum a with se² = sum a² (v + tau²) / (sum a)²; tau², Q and I² stay the
         inverse-variance ones. Intervals ``z`` or ``t`` only.
+    unweighted : bool
+        Every study weighs the same (metafor's ``weighted = FALSE``): the estimates as with
+        ``weights`` all 1.
     common : {"IV", "MH", "PETO"} or None
         Common-effect method: inverse variance, Mantel-Haenszel, Peto (OR only); ``None``:
         inverse variance, or a RevMan analysis's own method.
@@ -549,6 +557,7 @@ def pool(
         common_ci=common_ci,
         tau2_weights=tau2_weights,
         weights=weights,
+        unweighted=unweighted,
     )
 
 
@@ -597,6 +606,7 @@ def metareg_table(
     adjust: bool = True,
     weights: str | None = None,
     cr2: bool = False,
+    unweighted: bool = False,
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -615,8 +625,9 @@ def metareg_table(
     inference by that column (metafor's ``robust(fit, cluster, adjust)``; ``adjust``: the
     n / (n - p) factor; ``cr2``: instead clubSandwich's CR2 sandwich with Satterthwaite df and
     the HTZ test, metafor's ``robust(fit, cluster, clubSandwich = TRUE)``) as the result's
-    ``robust``; every study in the model needs a cluster value. ``weights``: a column of user weights for the coefficients (metafor's ``weights=``;
-    ``ci`` z or t).
+    ``robust``; every study in the model needs a cluster value. ``weights``: a column of user
+    weights for the coefficients (metafor's ``weights=``; ``ci`` z or t); ``unweighted``: every
+    study weighs the same (metafor's ``weighted = FALSE``).
     """
     from ivigmeta.methods.metareg import metareg_analysis
 
@@ -624,8 +635,11 @@ def metareg_table(
     for col in (cluster, weights):
         if col is not None:
             table.require_label_column(col)
-    if weights is not None and cluster is not None:
-        raise ModelError("--weights (user weights) is not offered with --cluster")
+    if weights is not None and unweighted:
+        raise ModelError("--weights and --unweighted exclude each other")
+    if (weights is not None or unweighted) and cluster is not None:
+        option = "--unweighted" if unweighted else "--weights (user weights)"
+        raise ModelError(f"{option} is not offered with --cluster")
     if not 0 < level < 100:
         raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
     if on_note is not None:
@@ -647,6 +661,7 @@ def metareg_table(
         btt=[btt] if isinstance(btt, str) else list(btt),
         lrt=[lrt] if isinstance(lrt, str) else list(lrt),
         weights=weights,
+        unweighted=unweighted,
     )
     if cluster is not None:
         from dataclasses import replace
@@ -875,9 +890,9 @@ class MetaAnalysisFit:
     def require_iv_weights(self, what: str) -> None:
         """Raise a :class:`ModelError` when the fit has user weights (--weights) and ``what``
         assumes inverse-variance weights."""
-        if self.options.weights is not None:
+        if self.options.user_weighted:
             raise ModelError(
-                f"{what} assume inverse-variance weights: not with --weights (it applies to "
+                f"{what} assume inverse-variance weights: not with {self.options.weights_option} (it applies to "
                 "pool, loo, cumulative, heterogeneity, sof and metareg)"
             )
 
@@ -1093,6 +1108,7 @@ class MetaAnalysisFit:
             adjust=adjust,
             weights=weights or self.options.weights,
             cr2=cr2,
+            unweighted=self.options.unweighted and weights is None,
         )
 
     def blup(
@@ -1185,6 +1201,7 @@ class MetaAnalysisFit:
             ref=ref,
             categorical=categorical,
             weights=weights,
+            unweighted=self.options.unweighted,
         )
 
     def _moderator_coding(

@@ -82,6 +82,20 @@ class FitOptions:
     #: the column of user weights for the pooled estimates (--weights; metafor's weights=), or
     #: None for inverse-variance weights
     weights: str | None = None
+    #: every study weighs the same (--unweighted; metafor's weighted = FALSE): the pooled
+    #: estimates by unweighted least squares, their variances by the sandwich
+    unweighted: bool = False
+
+    @property
+    def user_weighted(self) -> bool:
+        """True when the pooled estimates are not inverse-variance weighted (--weights or
+        --unweighted)."""
+        return self.weights is not None or self.unweighted
+
+    @property
+    def weights_option(self) -> str:
+        """The option that set the weights: "--weights" or "--unweighted"."""
+        return "--unweighted" if self.unweighted else "--weights"
 
     @property
     def level_percent(self) -> float:

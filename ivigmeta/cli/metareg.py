@@ -66,6 +66,15 @@ from ivigmeta.cli.common import (
     "tau², QE and I² stay the inverse-variance ones. --ci z or t.",
 )
 @click.option(
+    "--unweighted",
+    "unweighted",
+    is_flag=True,
+    default=False,
+    help="Every study weighs the same in the coefficients (metafor's weighted=FALSE): "
+    "(X'X)^-1 X'y with the sandwich Var(b); tau², QE and I² stay the inverse-variance ones. "
+    "--ci z or t.",
+)
+@click.option(
     "--btt",
     "btt",
     multiple=True,
@@ -111,6 +120,7 @@ def metareg(
     model,
     predict,
     weights,
+    unweighted,
     btt,
     lrt,
     permutations,
@@ -164,6 +174,7 @@ def metareg(
         btt=btt,
         lrt=lrt,
         weights=weights,
+        unweighted=unweighted,
         cluster=cluster,
         adjust=adjust,
         cr2=cr2,

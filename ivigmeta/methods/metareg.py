@@ -363,6 +363,7 @@ def metareg_analysis(
     btt: Sequence[str] = (),
     lrt: Sequence[str] = (),
     weights: str | None = None,
+    unweighted: bool = False,
 ) -> MetaRegression:
     """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies.
 
@@ -373,7 +374,8 @@ def metareg_analysis(
     for the residual tau² (:data:`ivigmeta.core.confint.TAU2_CI_METHODS`). ``btt``: subsets of
     coefficients to test jointly (:func:`coefficient_test`). ``lrt``: moderator columns whose
     removal the likelihood-ratio test assesses (:func:`compare_without`). ``weights``: a
-    column of user weights for the coefficients (metafor's ``weights=``).
+    column of user weights for the coefficients (metafor's ``weights=``); ``unweighted``: every
+    study weighs the same (metafor's ``weighted = FALSE``; the estimates as with weights all 1).
     """
     from ivigmeta.io.studies import distinct_labels
 
@@ -388,12 +390,17 @@ def metareg_analysis(
     yi = [es.yi[i] for i in mods.keep]
     vi = [es.vi[i] for i in mods.keep]
     user = None
-    if weights is not None and (permutations is not None or lrt):
+    if (weights is not None or unweighted) and (permutations is not None or lrt):
+        option = "--unweighted" if unweighted else "--weights (user weights)"
         raise ModelError(
-            "--weights (user weights) is not offered with --permutations or --lrt: their refits "
+            f"{option} is not offered with --permutations or --lrt: their refits "
             "assume inverse-variance weights"
         )
-    if weights is not None:
+    if unweighted:
+        if ci_method not in ("z", "t"):
+            raise ModelError(f"--unweighted takes --ci z or t, not {ci_method}")
+        user = [1.0] * len(mods.keep)
+    elif weights is not None:
         from ivigmeta.core.pooling import column_numbers
 
         user = list(column_numbers(es.subset(list(mods.keep)), weights, "--weights", "a weight"))

@@ -419,6 +419,11 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             f"Pooled with the user weights of column '{ma.options.weights}' (metafor's "
             "weights=); tau², Q and I² are the inverse-variance ones."
         )
+    elif ma.options.unweighted and ma.random is not None:
+        notes.append(
+            "Pooled unweighted, every study weighing the same (metafor's weighted=FALSE); "
+            "tau², Q and I² are the inverse-variance ones."
+        )
     notes.append(_cc_note(ma))
     notes += source_notes(ma.effects.studies)
     notes += excluded_notes(ma.effects.excluded)
@@ -1538,7 +1543,9 @@ def matrix_sections(mm: ModelMatrix) -> list[Section]:
         )
     elif mm.type == "weights":
         notes.append(
-            "User weights (--weights)." if mm.user_weights else "Inverse-variance weights."
+            "User weights (--weights; 1/k each under --unweighted)."
+            if mm.user_weights
+            else "Inverse-variance weights."
         )
     notes.append("Numbers to 4 significant digits; JSON and CSV carry full precision.")
     notes += excluded_notes(mm.excluded)
