@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         Aggregation,
         BiasAnalysis,
         Bubble,
+        CombinationTest,
         CommonFit,
         Cumulative,
         Estimate,
@@ -79,6 +80,7 @@ __all__ = [
     "aggregate",
     "aggregate_table",
     "batch",
+    "combine_table",
     "effect_sizes",
     "fit_table",
     "metareg_table",
@@ -673,6 +675,26 @@ def metareg_table(
     return reg
 
 
+def combine_table(
+    table: StudyTable,
+    effects: EffectSizes,
+    method: str = "stouffer",
+    mode: str = "directed",
+    weights: str | None = None,
+) -> CombinationTest:
+    """Stouffer's or Fisher's combination test of the studies of ``effects`` (z = y / sqrt(v)),
+    as ``ivigmeta combine``: ``mode`` directed, undirected or concordant; ``weights`` a column
+    of Stouffer weights (e.g. the sample sizes)."""
+    from ivigmeta.core.pooling import column_numbers
+    from ivigmeta.methods.combination import combination_test
+
+    w = None
+    if weights is not None:
+        table.require_label_column(weights)
+        w = list(column_numbers(effects, weights, "--weights", "a weight"))
+    return combination_test(effects, method, mode, w, weights)
+
+
 def metareg_bubble(reg: MetaRegression, moderator: str | None = None) -> Bubble:
     """What the bubble plot of ``reg`` draws (metafor's ``regplot``): the studies against the
     continuous ``moderator`` (default: the model's first continuous one) and the regression
@@ -1203,6 +1225,12 @@ class MetaAnalysisFit:
             weights=weights,
             unweighted=self.options.unweighted,
         )
+
+    def combine(
+        self, method: str = "stouffer", mode: str = "directed", weights: str | None = None
+    ) -> CombinationTest:
+        """Stouffer's or Fisher's combination test of the fit's studies (:func:`combine_table`)."""
+        return combine_table(self.table, self.effects, method, mode, weights)
 
     def _moderator_coding(
         self,

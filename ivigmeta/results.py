@@ -2639,6 +2639,63 @@ class StudyLevel:
 
 
 @dataclass(frozen=True)
+class CombinationStudy:
+    """One study's z = y / sqrt(v) and its one-sided p-value 1 - Phi(z) in a combination test,
+    with its Stouffer weight (None: unweighted or Fisher)."""
+
+    study: Study
+    z: float
+    p_one_sided: float
+    weight: float | None = None
+
+    __json__: ClassVar[Layout] = (
+        *keys_of("study", "study", "row"),
+        "z",
+        "p_one_sided",
+        "weight",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class CombinationTest:
+    """Stouffer's or Fisher's combination of the studies' one-sided evidence
+    (:mod:`ivigmeta.core.combination`): ``statistic`` is Stouffer's Z or Fisher's X² (on
+    ``df`` = 2k), ``z`` the combined p-value as a normal deviate."""
+
+    measure: str
+    method: str
+    mode: str
+    k: int
+    statistic: float
+    df: int | None
+    p_value: float
+    z: float
+    weights_column: str | None
+    rows: tuple[CombinationStudy, ...]
+    excluded: tuple[Exclusion, ...] = ()
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "method",
+        "mode",
+        "k",
+        "statistic",
+        "df",
+        "p_value",
+        "z",
+        "weights_column",
+        Key("studies", "rows"),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class ModelMatrix:
     """One matrix of a fitted model (metafor's ``vcov(fit, type = ...)``, ``hatvalues(fit,
     type = "matrix")``, ``weights(fit, type = "matrix")``; :mod:`ivigmeta.methods.matrices`),

@@ -20,6 +20,7 @@ from ivigmeta.results import (
     BetweenTest,
     BiasAnalysis,
     ChiSquareTest,
+    CombinationTest,
     Cumulative,
     EggerTest,
     ExcessSignificance,
@@ -1507,6 +1508,59 @@ def blup_records(sl: StudyLevel) -> list[dict[str, Any]]:
     return out
 
 
+COMBINATION_NAMES = {"stouffer": "Stouffer's test", "fisher": "Fisher's test"}
+
+
+def combination_sections(ct: CombinationTest) -> list[Section]:
+    weighted = any(r.weight is not None for r in ct.rows)
+    cols = ["Study", "z", "p (one-sided)"] + (["Weight"] if weighted else [])
+    rows = []
+    for r in ct.rows:
+        row = [marked_label(r.study), f.num(r.z, 3), f.pval(r.p_one_sided)]
+        if weighted:
+            row.append(f.sig(r.weight))
+        rows.append(row)
+    if ct.method == "stouffer":
+        stat = f"Z = {f.num(ct.statistic, 3)}"
+    else:
+        stat = f"X² = {f.num(ct.statistic, 2)}, df = {ct.df}"
+    notes = [
+        f"{COMBINATION_NAMES[ct.method]} ({ct.mode}): {stat}, {f.p_eq(ct.p_value)}"
+        + (
+            ""
+            if ct.method == "stouffer" and ct.mode != "concordant"
+            else f" (Z = {f.num(ct.z, 3)})"
+        ),
+        "z = effect / SE on the analysis scale; one-sided p-values test an effect above 0.",
+    ]
+    if ct.weights_column:
+        notes.append(f"Stouffer weights from column '{ct.weights_column}'.")
+    if ct.mode == "concordant":
+        notes.append("Concordant: the directed test in both directions, p = 2 min(p_up, p_down).")
+    elif ct.mode == "undirected":
+        notes.append("Undirected: |z| of every study (a test of extremity, whatever the signs).")
+    notes += excluded_notes(ct.excluded)
+    title = f"{COMBINATION_NAMES[ct.method]} of the studies' evidence ({ct.measure}, k = {ct.k})"
+    return [Section(title, cols, rows, notes)]
+
+
+def combination_records(ct: CombinationTest) -> list[dict[str, Any]]:
+    out = [r.to_dict() for r in ct.rows]
+    out.append(
+        {
+            "study": f"{ct.method} ({ct.mode})",
+            "row": None,
+            "z": ct.z,
+            "p_one_sided": None,
+            "weight": None,
+            "statistic": ct.statistic,
+            "df": ct.df,
+            "p_value": ct.p_value,
+        }
+    )
+    return out
+
+
 MATRIX_TITLES = {
     "coef": "Variance-covariance matrix of the coefficients",
     "obs": "Marginal variance-covariance matrix of the observed effects (v + tau²)",
@@ -1578,6 +1632,7 @@ def matrix_records(mm: ModelMatrix) -> list[dict[str, Any]]:
 
 VIEWS["blup"] = View(blup_sections, blup_records)
 VIEWS["matrix"] = View(matrix_sections, matrix_records)
+VIEWS["combine"] = View(combination_sections, combination_records)
 VIEWS["cumulative"] = View(cumulative_sections, cumulative_records)
 VIEWS["influence"] = View(influence_sections, influence_records)
 VIEWS["influence_mods"] = View(influence_mods_sections, influence_mods_records)
