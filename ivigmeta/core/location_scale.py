@@ -1,0 +1,347 @@
+"""The location-scale meta-regression (Viechtbauer & López-López 2022; metafor's
+``rma(yi, vi, mods = ~ X, scale = ~ Z)``): the location y_i ~ N(x_i' beta, v_i + tau²_i) with
+the heterogeneity itself regressed on scale moderators,
+
+* link ``"log"`` (metafor's default): log tau²_i = z_i' alpha;
+* link ``"identity"``: tau²_i = z_i' alpha, constrained to tau²_i >= 0.
+
+alpha maximizes the restricted (REML, default) or full (ML) log-likelihood with beta profiled
+out: at tau² = tau²(alpha), V = diag(v + tau²), W = V^-1, P = W - W X (X' W X)^-1 X' W and
+u = P y (= W (y - X beta_hat)),
+
+* ML:   ll(alpha) = -1/2 [k log 2 pi + log|V| + y' P y];
+* REML: ll(alpha) = -1/2 [(k - p) log 2 pi - log|X'X| + log|V| + log|X' W X| + y' P y]
+
+(metafor's ``.ll.rma.ls``, with the log|X'X| term of its default ``REMLf = TRUE``). Its
+derivatives are analytic: with s_i = d ll / d tau²_i = -1/2 (P_ii - u_i²) under REML
+(-1/2 (w_i - u_i²) under ML) and d_i = d tau²_i / d eta_i (tau²_i for the log link, 1 for the
+identity link),
+
+* gradient: Z' (d s);
+* Hessian: Z' [diag(d) S diag(d) + diag(d' s)] Z with S_ij = 1/2 P_ij² - u_i u_j P_ij (REML;
+  1/2 w_i² delta_ij - u_i u_j P_ij under ML) and d'_i = d² tau²_i / d eta_i² (tau²_i, or 0).
+
+The optimum is found by a trust-region Newton method on these (scipy's ``trust-exact``); Var(alpha)
+is the inverse of minus the Hessian there. metafor takes the same Hessian numerically (numDeriv's
+Richardson extrapolation) and agrees to about 1e-7 relative. beta, Var(beta) = (X' W X)^-1 and the
+Wald tests are :func:`ivigmeta.core.regression.regression_fit` at the fitted tau²_i.
+
+The k x k matrix P is formed, which bounds k to some thousands of studies. numpy and scipy are
+imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ivigmeta.core.fitstats import LOG_2PI
+from ivigmeta.core.regression import RegressionFit, regression_fit
+from ivigmeta.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+LINKS = ("log", "identity")
+LOCATION_SCALE_METHODS = ("REML", "ML")
+# The optimizer stops when the gradient of the log-likelihood is below this (analytic
+# derivatives: Newton steps converge quadratically, so the optimum is then exact to ~1e-12).
+GRADIENT_TOLERANCE = 1e-9
+MAX_ITERATIONS = 1000
+
+
+@dataclass(frozen=True)
+class LocationScaleFit:
+    """The fitted location-scale model: the scale coefficients ``alpha`` with Var(alpha)
+    (``va``), the studies' tau²_i, the location fit at those (``regression``) and the maximized
+    log-likelihood (REML or ML, as ``method``)."""
+
+    alpha: np.ndarray
+    va: np.ndarray
+    tau2: np.ndarray
+    regression: RegressionFit
+    loglik: float
+    method: str
+    link: str
+    iterations: int
+
+
+def check_link(link: str) -> str:
+    """The link's canonical name; a clear error for any other."""
+    name = link.lower()
+    if name not in LINKS:
+        raise ModelError(f"unknown scale link '{link}' (choose log or identity)")
+    return name
+
+
+def scale_tau2(Z: np.ndarray, alpha: np.ndarray, link: str) -> np.ndarray:
+    """tau²_i = exp(z_i' alpha) (log link) or z_i' alpha (identity link)."""
+    import numpy as np
+
+    eta = Z @ alpha
+    with np.errstate(over="ignore"):
+        return np.exp(eta) if link == "log" else eta
+
+
+def loglik_derivatives(
+    alpha: np.ndarray,
+    y: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    Z: np.ndarray,
+    link: str,
+    method: str,
+    order: int = 2,
+) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+    """The profile log-likelihood of the module docstring at ``alpha``, with its gradient
+    (``order >= 1``) and Hessian (``order = 2``) in alpha; ``-inf`` (and no derivatives) where
+    some tau²_i is negative or v + tau² is not positive."""
+    import numpy as np
+
+    tau2 = scale_tau2(Z, alpha, link)
+    vt = v + tau2
+    if not np.all(np.isfinite(tau2)) or np.any(tau2 < 0) or np.any(vt <= 0):
+        return -math.inf, None, None
+    k, p = X.shape
+    w = 1.0 / vt
+    XtW = X.T * w
+    A = XtW @ X
+    try:
+        sign, logdet_a = np.linalg.slogdet(A)
+        if sign <= 0:
+            return -math.inf, None, None
+        B = np.linalg.solve(A, XtW)
+    except np.linalg.LinAlgError:
+        return -math.inf, None, None
+    P = np.diag(w) - XtW.T @ B
+    u = P @ y
+    quad = float(y @ u)
+    logdet_v = float(np.sum(np.log(vt)))
+    reml = method == "REML"
+    if reml:
+        logdet_xtx = float(np.linalg.slogdet(X.T @ X)[1])
+        ll = -0.5 * ((k - p) * LOG_2PI - logdet_xtx + logdet_v + logdet_a + quad)
+    else:
+        ll = -0.5 * (k * LOG_2PI + logdet_v + quad)
+    if order == 0:
+        return ll, None, None
+    s = -0.5 * ((np.diag(P) if reml else w) - u * u)
+    d1 = tau2 if link == "log" else np.ones(k)
+    grad = Z.T @ (d1 * s)
+    if order == 1:
+        return ll, grad, None
+    S = -np.outer(u, u) * P
+    if reml:
+        S += 0.5 * P * P
+    else:
+        S[np.diag_indices(k)] += 0.5 * w * w
+    H_eta = np.outer(d1, d1) * S
+    if link == "log":
+        H_eta[np.diag_indices(k)] += tau2 * s
+    return ll, grad, Z.T @ H_eta @ Z
+
+
+def _starting_alpha(y: np.ndarray, v: np.ndarray, X: np.ndarray, q: int, link: str) -> np.ndarray:
+    """Start with a constant tau² from the DerSimonian-Laird estimate of the location model
+    (a tenth of the mean v when that is 0): log of it, or it plus 0.01 under the identity link
+    (metafor's fallback start there)."""
+    import numpy as np
+
+    from ivigmeta.core.tau2 import estimate_tau2
+
+    tau2 = estimate_tau2(list(y), list(v), "DL", X).tau2
+    alpha = np.zeros(q)
+    if link == "log":
+        alpha[0] = math.log(tau2 if tau2 > 0 else 0.1 * float(np.mean(v)))
+    else:
+        alpha[0] = tau2 + 0.01
+    return alpha
+
+
+def _maximize(
+    start: np.ndarray,
+    free: np.ndarray,
+    y: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    Z: np.ndarray,
+    link: str,
+    method: str,
+) -> tuple[np.ndarray, float, int, bool]:
+    """Maximize the log-likelihood over the ``free`` entries of alpha (the others held at
+    ``start``): (alpha, ll, iterations, converged)."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    fixed = start.copy()
+
+    def full(a: np.ndarray) -> np.ndarray:
+        out = fixed.copy()
+        out[free] = a
+        return out
+
+    cache: dict[bytes, tuple[float, np.ndarray | None, np.ndarray | None]] = {}
+
+    def evaluate(a: np.ndarray) -> tuple[float, np.ndarray | None, np.ndarray | None]:
+        key = a.tobytes()
+        if key not in cache:
+            cache.clear()
+            cache[key] = loglik_derivatives(full(a), y, v, X, Z, link, method)
+        return cache[key]
+
+    def fun(a: np.ndarray) -> float:
+        ll = evaluate(a)[0]
+        return math.inf if not math.isfinite(ll) else -ll
+
+    # scipy evaluates the derivatives at a proposed step before rejecting it; where the
+    # likelihood is -inf (a negative tau² under the identity link) any finite values do, as
+    # the step is then always rejected.
+    def jac(a: np.ndarray) -> np.ndarray:
+        g = evaluate(a)[1]
+        return np.zeros(len(a)) if g is None else -g[free]
+
+    def hess(a: np.ndarray) -> np.ndarray:
+        H = evaluate(a)[2]
+        return np.eye(len(a)) if H is None else -H[np.ix_(free, free)]
+
+    x0 = start[free]
+    if not math.isfinite(evaluate(x0)[0]):
+        return start, -math.inf, 0, False
+    res = minimize(
+        fun,
+        x0,
+        jac=jac,
+        hess=hess,
+        method="trust-exact",
+        options={"gtol": GRADIENT_TOLERANCE, "maxiter": MAX_ITERATIONS},
+    )
+    alpha = full(res.x)
+    ll, grad, _ = loglik_derivatives(alpha, y, v, X, Z, link, method, order=1)
+    converged = (
+        math.isfinite(ll)
+        and grad is not None
+        and float(np.max(np.abs(grad[free]), initial=0.0)) < 1e3 * GRADIENT_TOLERANCE
+    )
+    return alpha, ll, int(res.nit), converged
+
+
+def location_scale_fit(
+    y: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    Z: np.ndarray,
+    link: str = "log",
+    method: str = "REML",
+    ci_method: str = "z",
+) -> LocationScaleFit:
+    """Fit the location-scale model of the module docstring; ``X`` and ``Z`` have the
+    intercept first. Raises :class:`ModelError` when the optimizer does not converge or the
+    Hessian at the optimum is not negative definite (Var(alpha) undefined)."""
+    import numpy as np
+
+    link = check_link(link)
+    if method not in LOCATION_SCALE_METHODS:
+        raise ModelError(
+            f"location-scale models are fitted by REML or ML, not {method} (metafor's rma "
+            "with scale = ...)"
+        )
+    y, v = np.asarray(y, dtype=float), np.asarray(v, dtype=float)
+    X, Z = np.asarray(X, dtype=float), np.asarray(Z, dtype=float)
+    q = Z.shape[1]
+    start = _starting_alpha(y, v, X, q, link)
+    alpha, ll, iterations, converged = _maximize(
+        start, np.ones(q, dtype=bool), y, v, X, Z, link, method
+    )
+    if not converged:
+        raise ModelError(
+            f"the location-scale model did not converge ({iterations} iterations): the "
+            "likelihood may have no maximum (a tau² driven to 0, or too few studies per scale "
+            "coefficient)"
+        )
+    _, _, H = loglik_derivatives(alpha, y, v, X, Z, link, method)
+    assert H is not None
+    try:
+        L = np.linalg.cholesky(-H)
+    except np.linalg.LinAlgError:
+        raise ModelError(
+            "the Hessian of the location-scale likelihood is not negative definite at the "
+            "optimum: the scale coefficients have no standard errors"
+        ) from None
+    Linv = np.linalg.inv(L)
+    va = Linv.T @ Linv
+    tau2 = scale_tau2(Z, alpha, link)
+    rf = regression_fit(y, v, X, "REML", ci_method, tau2_values=tau2)
+    return LocationScaleFit(alpha, va, tau2, rf, ll, method, link, iterations)
+
+
+def profile_alpha_ci(
+    fit: LocationScaleFit,
+    y: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    Z: np.ndarray,
+    j: int,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """The profile-likelihood interval of alpha_j (metafor's ``confint(fit, alpha = j)``):
+    the values a where 2 [ll_max - max over the other alphas of ll(alpha_j = a)] equals the
+    chi-square (1 df) quantile at ``level``. A side whose profile never falls that far within
+    50 standard errors (a likelihood flat as tau² goes to 0) is NaN."""
+    import numpy as np
+    from scipy.optimize import brentq
+    from scipy.stats import chi2
+
+    y, v = np.asarray(y, dtype=float), np.asarray(v, dtype=float)
+    X, Z = np.asarray(X, dtype=float), np.asarray(Z, dtype=float)
+    target = fit.loglik - 0.5 * float(chi2.ppf(level, 1))
+    free = np.ones(len(fit.alpha), dtype=bool)
+    free[j] = False
+    est = float(fit.alpha[j])
+    se = float(np.sqrt(fit.va[j, j]))
+
+    def drop(a: float) -> float:
+        start = fit.alpha.copy()
+        start[j] = a
+        if fit.link == "identity":
+            tau2 = Z @ start
+            if np.any(tau2 <= 0) and bool(np.all(Z[:, 0] == 1.0)) and j != 0:
+                start[0] += 1e-4 - float(np.min(tau2))  # a feasible start: every tau²_i > 0
+        if len(fit.alpha) == 1:
+            ll = loglik_derivatives(start, y, v, X, Z, fit.link, fit.method, order=0)[0]
+        else:
+            _, ll, _, ok = _maximize(start, free, y, v, X, Z, fit.link, fit.method)
+            if not ok and math.isfinite(ll):
+                ll = math.nan
+        return ll - target
+
+    def bound(sign: float) -> float:
+        step = max(se, 1e-8)
+        inner = est
+        for _ in range(60):
+            outer = inner + sign * step
+            value = drop(outer)
+            if math.isnan(value):
+                return math.nan
+            if value < 0:
+                lo, hi = sorted((inner, outer))
+                return float(brentq(drop, lo, hi, xtol=1e-12, rtol=1e-12))
+            inner = outer
+            if abs(inner - est) > 50 * max(se, 1e-8):
+                return math.nan
+        return math.nan
+
+    return bound(-1.0), bound(1.0)
+
+
+__all__ = [
+    "LINKS",
+    "LOCATION_SCALE_METHODS",
+    "GRADIENT_TOLERANCE",
+    "LocationScaleFit",
+    "check_link",
+    "scale_tau2",
+    "loglik_derivatives",
+    "location_scale_fit",
+    "profile_alpha_ci",
+]
