@@ -154,3 +154,242 @@ def test_identity_link_refuses_negative_tau2_and_bad_options() -> None:
         location_scale_fit(y, v, X, Z, "log", "DL")
     with pytest.raises(ModelError, match="unknown scale link 'logit'"):
         location_scale_fit(y, v, X, Z, "logit")
+
+
+# ---------------------------------------------------------------------------------------------
+# The analysis (ivigmeta.api.location_scale_table): coding, exclusions, tests and fit statistics
+# of the whole result, from the study table as the CLI reads it.
+
+
+def bangert_columns() -> dict[str, list]:
+    """dat.bangertdrowns2004 as a study table (meta empty where metafor has NA; sqrt_ni for
+    metafor's sqrt(ni))."""
+    return {
+        "yi": list(REF["data"]["yi"]),
+        "vi": list(REF["data"]["vi"]),
+        "grade": [int(x) for x in REF["data"]["grade"]],
+        "meta": ["" if x is None else int(x) for x in REF["data"]["meta"]],
+        "ni": [int(x) for x in REF["data"]["ni"]],
+        "sqrt_ni": list(REF["data"]["sqrt_ni"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def bangert(tmp_path_factory):
+    from conftest import write_columns
+
+    from ivigmeta.api import effect_sizes, read
+
+    path = write_columns(tmp_path_factory.mktemp("ls"), "bangert.csv", bangert_columns())
+    table = read(path)
+    return table, effect_sizes(table, "RD")
+
+
+def analysis(bangert, name: str, **kwargs):
+    from ivigmeta.api import location_scale_table
+
+    rec = FITS[name]
+    table, es = bangert
+    # factor(grade): grade 1 is R's reference level (ivigmeta's default is the first in the file)
+    coding = {"categorical": ["grade"], "refs": ["grade=1"]} if rec["grade_categorical"] else {}
+    return rec, location_scale_table(
+        table,
+        es,
+        rec["mods"],
+        rec["scale"],
+        link=rec["link"],
+        tau2=rec["method"],
+        **coding,
+        **kwargs,
+    )
+
+
+ANALYSED = [n for n in sorted(FITS) if FITS[n]["scale"]]  # the CLI needs a scale moderator
+# R's coefficient order for factor(grade) (levels sorted); ivigmeta's levels are in file order
+R_ORDER = ["intercept", "grade=2", "grade=3", "grade=4", "meta", "sqrt_ni"]
+
+
+def r_order(coefs):
+    """The coefficients in metafor's order."""
+    if any(c.name.startswith("grade=") for c in coefs):
+        return sorted(coefs, key=lambda c: R_ORDER.index(c.name))
+    return list(coefs)
+
+
+@pytest.mark.parametrize("name", ANALYSED)
+def test_analysis_matches_metafor(bangert, name: str) -> None:
+    rec, reg = analysis(bangert, name)
+    sm = reg.scale
+    assert sm is not None and reg.k == rec["k"] and reg.tau2_method == rec["method"]
+    # metafor drops the rows with a missing moderator; ivigmeta lists them as excluded
+    used = set(rec["rows_used"])
+    assert {e.row - 1 for e in reg.excluded} == set(range(1, 49)) - used
+    assert all("no value for moderator" in e.reason for e in reg.excluded)
+    alphas, betas = r_order(sm.coefficients), r_order(reg.coefficients)
+    np.testing.assert_allclose([c.estimate for c in alphas], rec["alpha"], atol=LS_ALPHA_ABS)
+    np.testing.assert_allclose([c.se for c in alphas], rec["se_alpha"], rtol=LS_SE_REL)
+    for c, lo, hi, pv in zip(alphas, rec["ci_lb_alpha"], rec["ci_ub_alpha"], rec["pval_alpha"]):
+        assert c.ci_low == pytest.approx(lo, abs=3 * LS_ALPHA_ABS)
+        assert c.ci_high == pytest.approx(hi, abs=3 * LS_ALPHA_ABS)
+        assert c.p_value == pytest.approx(pv, rel=1e-4)
+    if rec["QS"] is None:
+        assert sm.qs is None
+    else:
+        # QS ~ alpha² / Var: relative error about twice that of a small alpha (identity link:
+        # alpha_2 = 0.0027 to 5e-8)
+        assert sm.qs == pytest.approx(rec["QS"], rel=1e-4)
+        assert sm.qs_p_value == pytest.approx(rec["QSp"], rel=1e-4)
+        assert sm.qs_df == rec["QSdf"]
+    np.testing.assert_allclose(sm.tau2, rec["tau2"], rtol=2 * LS_ALPHA_ABS)
+    np.testing.assert_allclose([c.estimate for c in betas], rec["beta"], atol=LS_BETA_ABS)
+    np.testing.assert_allclose([c.se for c in betas], rec["se"], rtol=1e-6)
+    np.testing.assert_allclose([c.p_value for c in betas], rec["pval"], rtol=1e-5)
+    if rec["QM"] is None:
+        assert reg.qm is None
+    else:
+        assert reg.qm == pytest.approx(rec["QM"], rel=1e-6)
+        assert reg.qm_p_value == pytest.approx(rec["QMp"], rel=1e-5)
+    assert reg.qe == pytest.approx(rec["QE"], rel=1e-12)
+    assert reg.qe_p_value == pytest.approx(rec["QEp"], rel=1e-10)
+    fs = reg.fit_statistics
+    assert fs is not None and fs.reported == rec["method"]
+    own, other = (fs.reml, fs.ml) if rec["method"] == "REML" else (fs.ml, fs.reml)
+    other_name = "ML" if rec["method"] == "REML" else "REML"
+    np.testing.assert_allclose(own, rec["fit_stats"][rec["method"]], rtol=0, atol=LS_LOGLIK_ABS)
+    # the other likelihood is not stationary at this optimum: it inherits metafor's alpha error
+    # to first order (~1e-7)
+    np.testing.assert_allclose(other, rec["fit_stats"][other_name], rtol=1e-7)
+    assert math.isnan(reg.tau2) and reg.i2 is None and reg.r2 is None
+
+
+def test_scale_predictions_match_metafor(bangert) -> None:
+    # predict(res, newscale = 0:1), predict(res, newscale = 0:1, transf = exp) and
+    # predict(res, newmods = 0:1) for mods = scale = ~ meta; each tau² is its subgroup's REML one
+    pred = REF["predictions"]
+    _, reg = analysis(
+        bangert,
+        "mods_meta_scale_meta",
+        predict_scale=["meta=0", "meta=1"],
+        predict=["meta=0", "meta=1"],
+    )
+    assert reg.scale is not None
+    got = reg.scale.predictions
+    np.testing.assert_allclose([p.estimate for p in got], pred["scale"]["pred"], atol=LS_ALPHA_ABS)
+    np.testing.assert_allclose([p.se for p in got], pred["scale"]["se"], rtol=LS_SE_REL)
+    np.testing.assert_allclose([p.ci_low for p in got], pred["scale"]["ci_lb"], atol=3e-5)
+    np.testing.assert_allclose([p.ci_high for p in got], pred["scale"]["ci_ub"], atol=3e-5)
+    np.testing.assert_allclose([p.tau2 for p in got], pred["tau2"]["pred"], rtol=LS_ALPHA_ABS)
+    np.testing.assert_allclose([p.tau2 for p in got], pred["subgroup_tau2"], rtol=1e-7)
+    np.testing.assert_allclose([p.tau2_ci_low for p in got], pred["tau2"]["ci_lb"], rtol=3e-5)
+    np.testing.assert_allclose([p.tau2_ci_high for p in got], pred["tau2"]["ci_ub"], rtol=3e-5)
+    loc = reg.predictions
+    np.testing.assert_allclose(
+        [p.estimate for p in loc], pred["location"]["pred"], atol=LS_BETA_ABS
+    )
+    np.testing.assert_allclose([p.se for p in loc], pred["location"]["se"], rtol=1e-6)
+    assert all(math.isnan(p.pi_low) and math.isnan(p.pi_high) for p in loc)
+    _, ident = analysis(
+        bangert, "mods_meta_scale_meta_identity", predict_scale=["meta=0", "meta=1"]
+    )
+    assert ident.scale is not None
+    got = ident.scale.predictions
+    idp = pred["identity_scale"]
+    np.testing.assert_allclose([p.tau2 for p in got], idp["pred"], rtol=1e-6)
+    np.testing.assert_allclose([p.se for p in got], idp["se"], rtol=LS_SE_REL)
+    # metafor sets the negative lower bounds to 0 under the identity link
+    assert [p.tau2_ci_low for p in got] == idp["ci_lb"] == [0, 0]
+    np.testing.assert_allclose([p.tau2_ci_high for p in got], idp["ci_ub"], rtol=1e-6)
+
+
+def test_btt_att_and_lrt_match_metafor_anova(bangert) -> None:
+    # test_misc_rma_ls.r, mods = scale = ~ factor(grade) + meta + sqrt(ni): anova(res1, res0)
+    # LRT = 3.146726, p = 0.6773767; anova(res1, btt = 2:4) QM = 5.286715, p = 0.1519668;
+    # anova(res1, att = 2:4) QS = 2.030225, p = 0.5661571 (metafor's default optimizer; the
+    # JSON's tightly optimized values are what is compared at full precision)
+    ref = REF["anova"]
+    _, reg = analysis(bangert, "anova_full", btt=["grade"], att=["grade", "meta"], lrt=True)
+    assert reg.scale is not None
+    (b,) = reg.coefficient_tests
+    assert sorted(b.coefficients) == ["grade=2", "grade=3", "grade=4"]
+    assert b.df == ref["btt"]["df"]
+    assert b.statistic == pytest.approx(ref["btt"]["QM"], rel=1e-6)
+    assert b.p_value == pytest.approx(ref["btt"]["QMp"], rel=1e-6)
+    assert round(b.statistic, 3) == round(5.286715, 3)
+    a, m = reg.scale.coefficient_tests
+    assert a.df == ref["att"]["df"] and a.statistic == pytest.approx(ref["att"]["QS"], rel=1e-5)
+    assert a.p_value == pytest.approx(ref["att"]["QSp"], rel=1e-5)
+    assert m.statistic == pytest.approx(ref["att_meta"]["QS"], rel=1e-5)
+    cmp = reg.scale.comparison
+    assert cmp is not None and cmp.df == ref["lrt"]["parms_f"] - ref["lrt"]["parms_r"] == 5
+    assert (cmp.full.parms, cmp.reduced.parms) == (ref["lrt"]["parms_f"], ref["lrt"]["parms_r"])
+    assert cmp.lrt == pytest.approx(ref["lrt"]["LRT"], rel=1e-9)
+    assert cmp.p_value == pytest.approx(ref["lrt"]["pval"], rel=1e-9)
+    # metafor's fit.stats of both models: logLik, deviance, AIC, BIC, AICc (REML)
+    f_ll, _, f_aic, f_bic, f_aicc = ref["lrt"]["fit_stats_f"]
+    r_ll, _, r_aic, r_bic, r_aicc = ref["lrt"]["fit_stats_r"]
+    assert [cmp.full.loglik, cmp.full.aic, cmp.full.bic, cmp.full.aicc] == pytest.approx(
+        [f_ll, f_aic, f_bic, f_aicc], abs=LS_LOGLIK_ABS
+    )
+    assert [
+        cmp.reduced.loglik,
+        cmp.reduced.aic,
+        cmp.reduced.bic,
+        cmp.reduced.aicc,
+    ] == pytest.approx([r_ll, r_aic, r_bic, r_aicc], abs=LS_LOGLIK_ABS)
+
+
+def test_scale_vif_matches_metafor(bangert) -> None:
+    # vif(res) for scale = ~ grade + meta + sqrt(ni): grade 1.3087, meta 1.06, sqrt(ni) 1.2847
+    _, reg = analysis(bangert, "scale_multi")
+    assert reg.scale is not None
+    got = {v.name: v.vif for v in reg.scale.vif}
+    assert list(got) == REF["vif"]["names"]
+    np.testing.assert_allclose(list(got.values()), REF["vif"]["vifs"], rtol=1e-5)
+
+
+def test_profile_intervals_through_the_analysis(bangert) -> None:
+    _, reg = analysis(bangert, "scale_grade_log", profile=True)
+    assert reg.scale is not None
+    for pi, ref in zip(reg.scale.profile, REF["confint"]["alpha"]):
+        assert pi.ci_low == pytest.approx(ref[1], rel=ITERATIVE)
+        assert pi.ci_high == pytest.approx(ref[2], rel=ITERATIVE)
+
+
+def test_profile_bound_is_nan_where_the_likelihood_stays_flat(bangert) -> None:
+    # mods = scale = ~ meta: as alpha_1 -> -inf, tau² of the meta = 0 studies -> 0 and the
+    # profile never drops by chi2/2; metafor reports the end of its search (-17.69) there. Its
+    # finite bounds are -2.90844698 (alpha_1 upper) and 0.14374013 (alpha_2 lower).
+    from ivigmeta.api import location_scale_table
+
+    table, es = bangert
+    reg = location_scale_table(table, es, ["meta"], ["meta"], profile=True)
+    assert reg.scale is not None
+    one, two = reg.scale.profile
+    assert math.isnan(one.ci_low) and one.ci_high == pytest.approx(-2.90844698, abs=1e-6)
+    assert two.ci_low == pytest.approx(0.14374013, abs=1e-6) and math.isnan(two.ci_high)
+
+
+def test_analysis_refusals(bangert) -> None:
+    from ivigmeta.api import location_scale_table, metareg_table
+
+    table, es = bangert
+    with pytest.raises(ModelError, match="--ci hk does not apply"):
+        location_scale_table(table, es, [], ["grade"], ci="hk")
+    with pytest.raises(ModelError, match="REML or ML"):
+        location_scale_table(table, es, [], ["grade"], tau2="DL")
+    with pytest.raises(ModelError, match="--att 'nope': not a moderator or coefficient"):
+        location_scale_table(table, es, [], ["grade"], att=["nope"])
+    with pytest.raises(ModelError, match="--predict-scale 'grade=x'"):
+        location_scale_table(table, es, [], ["grade"], predict_scale=["grade=x"])
+    for option, kwargs in {
+        "--model common": {"model": "common"},
+        "--permutations": {"permutations": 10},
+        "--weights": {"weights": "ni"},
+        "--cluster": {"cluster": "grade"},
+        "--lrt": {"lrt": ["meta"]},
+        "--tau2-ci": {"tau2_ci": "pl"},
+    }.items():
+        with pytest.raises(ModelError, match=f"^{option} does not apply to location-scale"):
+            metareg_table(table, es, ["meta"], scale=["grade"], tau2="REML", **kwargs)
+    with pytest.raises(ModelError, match="--att applies to location-scale models"):
+        metareg_table(table, es, ["meta"], att=["grade"])

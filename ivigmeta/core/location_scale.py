@@ -21,7 +21,8 @@ identity link),
 * Hessian: Z' [diag(d) S diag(d) + diag(d' s)] Z with S_ij = 1/2 P_ij² - u_i u_j P_ij (REML;
   1/2 w_i² delta_ij - u_i u_j P_ij under ML) and d'_i = d² tau²_i / d eta_i² (tau²_i, or 0).
 
-The optimum is found by a trust-region Newton method on these (scipy's ``trust-exact``); Var(alpha)
+The optimum is found by a trust-region Newton method on these (scipy's ``trust-exact``), polished
+by Newton steps until the Newton decrement is below 1e-20 (1e-10 counts as converged); Var(alpha)
 is the inverse of minus the Hessian there. metafor takes the same Hessian numerically (numDeriv's
 Richardson extrapolation) and agrees to about 1e-7 relative. beta, Var(beta) = (X' W X)^-1 and the
 Wald tests are :func:`ivigmeta.core.regression.regression_fit` at the fitted tau²_i.
@@ -45,10 +46,14 @@ if TYPE_CHECKING:
 
 LINKS = ("log", "identity")
 LOCATION_SCALE_METHODS = ("REML", "ML")
-# The optimizer stops when the gradient of the log-likelihood is below this (analytic
-# derivatives: Newton steps converge quadratically, so the optimum is then exact to ~1e-12).
+# The trust-region optimizer stops when the gradient of the log-likelihood is below this; Newton
+# steps then polish the optimum until the Newton decrement g' (-H)^-1 g (about twice the
+# log-likelihood still to gain, whatever the scale of the moderators) is below the square of
+# NEWTON_DECREMENT_TOLERANCE. The fit counts as converged when it is below the tolerance itself.
 GRADIENT_TOLERANCE = 1e-9
+NEWTON_DECREMENT_TOLERANCE = 1e-10
 MAX_ITERATIONS = 1000
+MAX_NEWTON_STEPS = 50
 
 
 @dataclass(frozen=True)
@@ -216,14 +221,39 @@ def _maximize(
         method="trust-exact",
         options={"gtol": GRADIENT_TOLERANCE, "maxiter": MAX_ITERATIONS},
     )
-    alpha = full(res.x)
-    ll, grad, _ = loglik_derivatives(alpha, y, v, X, Z, link, method, order=1)
-    converged = (
-        math.isfinite(ll)
-        and grad is not None
-        and float(np.max(np.abs(grad[free]), initial=0.0)) < 1e3 * GRADIENT_TOLERANCE
-    )
-    return alpha, ll, int(res.nit), converged
+    alpha, iterations = full(res.x), int(res.nit)
+    # Newton steps (halved until the likelihood does not fall) from where the trust region
+    # stopped: it can stop early on precision when a scale moderator's values are large (the
+    # Hessian is then badly scaled); Newton's method is invariant to that scaling.
+    decrement = math.inf
+    for _ in range(MAX_NEWTON_STEPS):
+        ll, grad, H = loglik_derivatives(alpha, y, v, X, Z, link, method)
+        if grad is None or H is None:
+            break
+        g, Hf = grad[free], -H[np.ix_(free, free)]
+        try:
+            np.linalg.cholesky(Hf)
+            step = np.linalg.solve(Hf, g)
+        except np.linalg.LinAlgError:
+            decrement = math.inf
+            break
+        decrement = float(g @ step)
+        if decrement < NEWTON_DECREMENT_TOLERANCE**2:
+            break
+        t = 1.0
+        while t > 1e-10:
+            cand = alpha.copy()
+            cand[free] = alpha[free] + t * step
+            if loglik_derivatives(cand, y, v, X, Z, link, method, order=0)[0] >= ll:
+                alpha = cand
+                iterations += 1
+                break
+            t /= 2
+        else:
+            break
+    ll = loglik_derivatives(alpha, y, v, X, Z, link, method, order=0)[0]
+    converged = math.isfinite(ll) and decrement < NEWTON_DECREMENT_TOLERANCE
+    return alpha, ll, iterations, converged
 
 
 def location_scale_fit(
@@ -287,7 +317,12 @@ def profile_alpha_ci(
     """The profile-likelihood interval of alpha_j (metafor's ``confint(fit, alpha = j)``):
     the values a where 2 [ll_max - max over the other alphas of ll(alpha_j = a)] equals the
     chi-square (1 df) quantile at ``level``. A side whose profile never falls that far within
-    50 standard errors (a likelihood flat as tau² goes to 0) is NaN."""
+    50 standard errors (a likelihood flat as a tau²_i goes to 0 or grows without bound) is
+    NaN, as is one where a refit does not converge; metafor reports the end of its search
+    range or a spurious root there.
+
+    The bounds are bracketed by steps of one standard error outwards from the estimate, then
+    found by Brent's method (xtol 1e-12)."""
     import numpy as np
     from scipy.optimize import brentq
     from scipy.stats import chi2
@@ -300,25 +335,34 @@ def profile_alpha_ci(
     est = float(fit.alpha[j])
     se = float(np.sqrt(fit.va[j, j]))
 
+    # Each refit starts from the optimum at the nearest value of alpha_j profiled so far
+    # (continuation): under the log link, a start far from the optimum can sit where some
+    # tau²_i is ~0 and the gradient vanishes, which would stop the refit short.
+    known: dict[float, np.ndarray] = {est: fit.alpha.copy()}
+
     def drop(a: float) -> float:
-        start = fit.alpha.copy()
+        nearest = min(known, key=lambda b: abs(b - a))
+        start = known[nearest].copy()
         start[j] = a
         if fit.link == "identity":
             tau2 = Z @ start
             if np.any(tau2 <= 0) and bool(np.all(Z[:, 0] == 1.0)) and j != 0:
                 start[0] += 1e-4 - float(np.min(tau2))  # a feasible start: every tau²_i > 0
         if len(fit.alpha) == 1:
+            alpha = start
             ll = loglik_derivatives(start, y, v, X, Z, fit.link, fit.method, order=0)[0]
         else:
-            _, ll, _, ok = _maximize(start, free, y, v, X, Z, fit.link, fit.method)
+            alpha, ll, _, ok = _maximize(start, free, y, v, X, Z, fit.link, fit.method)
             if not ok and math.isfinite(ll):
-                ll = math.nan
+                return math.nan
+        if math.isfinite(ll):
+            known[a] = alpha
         return ll - target
 
     def bound(sign: float) -> float:
         step = max(se, 1e-8)
         inner = est
-        for _ in range(60):
+        for _ in range(50):
             outer = inner + sign * step
             value = drop(outer)
             if math.isnan(value):
@@ -327,8 +371,6 @@ def profile_alpha_ci(
                 lo, hi = sorted((inner, outer))
                 return float(brentq(drop, lo, hi, xtol=1e-12, rtol=1e-12))
             inner = outer
-            if abs(inner - est) > 50 * max(se, 1e-8):
-                return math.nan
         return math.nan
 
     return bound(-1.0), bound(1.0)
@@ -338,6 +380,7 @@ __all__ = [
     "LINKS",
     "LOCATION_SCALE_METHODS",
     "GRADIENT_TOLERANCE",
+    "NEWTON_DECREMENT_TOLERANCE",
     "LocationScaleFit",
     "check_link",
     "scale_tau2",

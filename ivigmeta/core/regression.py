@@ -113,4 +113,15 @@ def regression_fit(
     return RegressionFit(tau2, beta, vb, se, stats, qm, s2w, df2, tau2_se)
 
 
-__all__ = ["RegressionFit", "regression_fit"]
+def residual_q(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> tuple[float, float]:
+    """QE = y' P0 y (the test of residual heterogeneity, k - p df) and tr P0, with
+    P0 = W0 - W0 X (X' W0 X)^-1 X' W0, W0 = diag(1 / v)."""
+    import numpy as np
+
+    w0 = 1.0 / v
+    XtW0 = X.T * w0
+    P0 = np.diag(w0) - XtW0.T @ np.linalg.solve(XtW0 @ X, XtW0)
+    return float(y @ P0 @ y), float(np.trace(P0))
+
+
+__all__ = ["RegressionFit", "regression_fit", "residual_q"]
