@@ -1305,6 +1305,8 @@ class ScaleModel:
     comparison: ModelComparison | None = None
     # variance inflation of the scale coefficients (metafor's vif() of the scale model)
     vif: tuple[VarianceInflation, ...] = ()
+    # said when some fitted tau²_i is (about) 0: a boundary optimum ("" otherwise)
+    note: str = ""
     # The scale moderators' design and coding (not in the JSON): rows of Z, and each column's
     # (column, "continuous" or "categorical", levels with the reference first).
     design: tuple[tuple[float, ...], ...] = ()
@@ -1338,6 +1340,7 @@ class ScaleModel:
         "profile",
         Key("lrt", "comparison"),
         "vif",
+        "note",
     )
 
     def to_dict(self) -> dict[str, Any]:

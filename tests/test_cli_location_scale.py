@@ -182,3 +182,22 @@ def test_too_few_studies_and_a_constant_scale_moderator(run, tmp_path) -> None:
     )
     out = run("metareg", path, "--measure", "RD", "--scale", "c")
     assert out.exit_code == 1 and "Error: scale model: moderator 'c' is constant" in out.stderr
+
+
+def test_a_boundary_optimum_is_noted(run, tmp_path) -> None:
+    from test_location_scale import REF
+
+    b = REF["boundary"]["data"]
+    path = write_columns(tmp_path, "b.csv", {"yi": b["yi"], "vi": b["vi"], "g": b["g"]})
+    data, _ = metareg_json(run, path, "--scale", "g", "--scale-link", "identity")
+    sc = data["scale"]
+    assert "constraint tau² >= 0 holds" in sc["note"]
+    assert [c["se"] for c in sc["coefficients"]] == [None, None] and sc["qs"] is None
+    out = run("metareg", path, "--measure", "RD", "--scale", "g")
+    assert out.exit_code == 0 and "Note: some studies' fitted tau² is ~0" in out.stdout
+    data, _ = metareg_json(run, bangert_csv_path(tmp_path), "--scale", "grade")
+    assert data["scale"]["note"] == ""
+
+
+def bangert_csv_path(tmp_path) -> str:
+    return write_columns(tmp_path, "bangert2.csv", bangert_columns())

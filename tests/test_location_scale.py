@@ -393,3 +393,27 @@ def test_analysis_refusals(bangert) -> None:
             metareg_table(table, es, ["meta"], scale=["grade"], tau2="REML", **kwargs)
     with pytest.raises(ModelError, match="--att applies to location-scale models"):
         metareg_table(table, es, ["meta"], att=["grade"])
+
+
+@pytest.mark.parametrize("link", ["identity", "log"])
+def test_a_boundary_optimum_is_said(link: str) -> None:
+    # The g = 0 studies are homogeneous: their tau² is 0 at the optimum. metafor (identity):
+    # alpha_1 = 0, se.alpha NA (its numerical Hessian cannot be inverted); (log): alpha heading
+    # to -infinity with an arbitrary SE. metafor's optimizers stop short of this boundary by
+    # ~2e-6 in the log-likelihood (COBYLA) and 6e-4 relative in tau² of g = 1, so ivigmeta is
+    # compared by being at least as high, and tau² loosely.
+    b = REF["boundary"]
+    y, v = np.asarray(b["data"]["yi"]), np.asarray(b["data"]["vi"])
+    g = np.asarray(b["data"]["g"], dtype=float)
+    X, Z = np.ones((len(y), 1)), np.column_stack([np.ones(len(y)), g])
+    fit = location_scale_fit(y, v, X, Z, link)
+    assert fit.loglik >= max(b["identity"]["ll"], b["log"]["ll"]) - 1e-9
+    assert fit.tau2[0] < 1e-9 and fit.note
+    assert fit.tau2[-1] == pytest.approx(b["log"]["tau2"][-1], rel=1e-3)
+    assert fit.tau2[-1] == pytest.approx(b["identity"]["tau2"][-1], rel=1e-3)
+    if link == "identity":
+        assert "no Wald standard errors" in fit.note and np.all(np.isnan(fit.va))
+        assert b["identity"]["se_alpha"] == [None, None]
+        assert all(math.isnan(x) for x in profile_alpha_ci(fit, y, v, X, Z, 1))
+    else:
+        assert "no interior maximum" in fit.note and fit.alpha[0] < -20

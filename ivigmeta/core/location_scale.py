@@ -54,6 +54,8 @@ GRADIENT_TOLERANCE = 1e-9
 NEWTON_DECREMENT_TOLERANCE = 1e-10
 MAX_ITERATIONS = 1000
 MAX_NEWTON_STEPS = 50
+# A fitted tau²_i at most this times the median sampling variance counts as 0 (at the boundary).
+BOUNDARY_TAU2 = 1e-8
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class LocationScaleFit:
     method: str
     link: str
     iterations: int
+    # Said when some tau²_i is (about) 0 at the optimum: the identity link's constraint holds
+    # (no Wald SEs: Var(alpha) is NaN) or log tau²_i heads to -infinity (no interior maximum).
+    note: str = ""
 
 
 def check_link(link: str) -> str:
@@ -267,7 +272,11 @@ def location_scale_fit(
 ) -> LocationScaleFit:
     """Fit the location-scale model of the module docstring; ``X`` and ``Z`` have the
     intercept first. Raises :class:`ModelError` when the optimizer does not converge or the
-    Hessian at the optimum is not negative definite (Var(alpha) undefined)."""
+    Hessian at an interior optimum is not negative definite (Var(alpha) undefined).
+
+    Under the identity link, when Newton's method does not converge the maximum is sought under
+    the constraints tau²_i >= 0 (SLSQP); at such a boundary optimum Var(alpha) is NaN. The
+    result's ``note`` says when some tau²_i is (about) 0."""
     import numpy as np
 
     link = check_link(link)
@@ -283,26 +292,84 @@ def location_scale_fit(
     alpha, ll, iterations, converged = _maximize(
         start, np.ones(q, dtype=bool), y, v, X, Z, link, method
     )
+    if not converged and link == "identity":
+        alpha, ll, iterations, converged = _maximize_on_boundary(start, y, v, X, Z, method)
     if not converged:
         raise ModelError(
             f"the location-scale model did not converge ({iterations} iterations): the "
             "likelihood may have no maximum (a tau² driven to 0, or too few studies per scale "
             "coefficient)"
         )
-    _, _, H = loglik_derivatives(alpha, y, v, X, Z, link, method)
-    assert H is not None
-    try:
-        L = np.linalg.cholesky(-H)
-    except np.linalg.LinAlgError:
-        raise ModelError(
-            "the Hessian of the location-scale likelihood is not negative definite at the "
-            "optimum: the scale coefficients have no standard errors"
-        ) from None
-    Linv = np.linalg.inv(L)
-    va = Linv.T @ Linv
     tau2 = scale_tau2(Z, alpha, link)
+    at_zero = bool(np.any(tau2 <= BOUNDARY_TAU2 * float(np.median(v))))
+    note = ""
+    if at_zero and link == "identity":
+        # The constraint tau²_i >= 0 holds at the optimum: the Wald SEs do not apply (metafor's
+        # numerical Hessian steps outside the constraint there and cannot be inverted: NA).
+        va = np.full((q, q), np.nan)
+        note = (
+            "some studies' fitted tau² is 0 (the constraint tau² >= 0 holds at the optimum): "
+            "the scale coefficients have no Wald standard errors, tests or intervals"
+        )
+    else:
+        _, _, H = loglik_derivatives(alpha, y, v, X, Z, link, method)
+        assert H is not None
+        try:
+            L = np.linalg.cholesky(-H)
+        except np.linalg.LinAlgError:
+            raise ModelError(
+                "the Hessian of the location-scale likelihood is not negative definite at the "
+                "optimum: the scale coefficients have no standard errors"
+            ) from None
+        Linv = np.linalg.inv(L)
+        va = Linv.T @ Linv
+        if at_zero:
+            note = (
+                "some studies' fitted tau² is ~0 (log tau² heading to -infinity): the likelihood "
+                "has no interior maximum and the scale coefficients, their SEs and tests are not "
+                "meaningful"
+            )
     rf = regression_fit(y, v, X, "REML", ci_method, tau2_values=tau2)
-    return LocationScaleFit(alpha, va, tau2, rf, ll, method, link, iterations)
+    return LocationScaleFit(alpha, va, tau2, rf, ll, method, link, iterations, note)
+
+
+def _maximize_on_boundary(
+    start: np.ndarray,
+    y: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    Z: np.ndarray,
+    method: str,
+) -> tuple[np.ndarray, float, int, bool]:
+    """The identity-link maximum under the constraints Z alpha >= 0 (SLSQP with the analytic
+    gradient), for when Newton's method does not converge: the maximum is then on the
+    boundary, where some tau²_i = 0."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    def fun(a: np.ndarray) -> float:
+        ll = loglik_derivatives(a, y, v, X, Z, "identity", method, order=0)[0]
+        return 1e300 if not math.isfinite(ll) else -ll
+
+    def jac(a: np.ndarray) -> np.ndarray:
+        g = loglik_derivatives(a, y, v, X, Z, "identity", method, order=1)[1]
+        return np.zeros(len(a)) if g is None else -g
+
+    res = minimize(
+        fun,
+        start,
+        jac=jac,
+        method="SLSQP",
+        constraints=[{"type": "ineq", "fun": lambda a: Z @ a, "jac": lambda a: Z}],
+        options={"ftol": 1e-15, "maxiter": MAX_ITERATIONS},
+    )
+    alpha = np.asarray(res.x, dtype=float)
+    tau2 = Z @ alpha
+    if np.any(tau2 < 0):  # within the solver's tolerance of 0: on the boundary
+        alpha = alpha.copy()
+        alpha[0] -= float(np.min(tau2)) if bool(np.all(Z[:, 0] == 1.0)) else 0.0
+    ll = loglik_derivatives(alpha, y, v, X, Z, "identity", method, order=0)[0]
+    return alpha, ll, int(res.nit), bool(res.success) and math.isfinite(ll)
 
 
 def profile_alpha_ci(
@@ -334,6 +401,8 @@ def profile_alpha_ci(
     free[j] = False
     est = float(fit.alpha[j])
     se = float(np.sqrt(fit.va[j, j]))
+    if not math.isfinite(se):  # a boundary optimum (identity link): no scale for the search
+        return math.nan, math.nan
 
     # Each refit starts from the optimum at the nearest value of alpha_j profiled so far
     # (continuation): under the log link, a start far from the optimum can sit where some
@@ -381,6 +450,7 @@ __all__ = [
     "LOCATION_SCALE_METHODS",
     "GRADIENT_TOLERANCE",
     "NEWTON_DECREMENT_TOLERANCE",
+    "BOUNDARY_TAU2",
     "LocationScaleFit",
     "check_link",
     "scale_tau2",

@@ -168,8 +168,9 @@ def location_scale_analysis(
         references=z_references,
         design=tuple(tuple(float(x) for x in row) for row in Z),
         terms=z_terms,
+        note=fit.note,
     )
-    if q > 1:
+    if q > 1 and bool(np.all(np.isfinite(fit.va))):
         scale_model = replace(
             scale_model,
             vif=tuple(

@@ -947,6 +947,8 @@ def _scale_sections(reg: MetaRegression, sm: ScaleModel) -> list[Section]:
         notes.append(
             "Scale coefficients are on the tau² scale: tau²_i = z_i'alpha (identity link)."
         )
+    if sm.note:
+        notes.append(f"Note: {sm.note}.")
     if profile and any(math.isnan(p.ci_low) or math.isnan(p.ci_high) for p in sm.profile):
         notes.append(
             "n/a in a profile CI: the profile likelihood does not fall far enough on that side."

@@ -151,6 +151,31 @@ c2 <- confint(rg, alpha = 2, control = list(tol = 1e-10, vc.min = -1, vc.max = 1
 confint_out <- list(case = "scale_grade_log",
                     alpha = list(arr(c1$random), arr(c2$random)))
 
+## A boundary optimum: the g = 0 studies are homogeneous (their REML tau² is 0). Under the
+## identity link the constraint tau² >= 0 holds at the optimum (metafor cannot invert its
+## Hessian: se.alpha NA); under the log link log tau² heads to -infinity (metafor stops at some
+## very negative alpha with an arbitrary SE; the log-likelihood approaches its supremum).
+set.seed(20261206)
+kb <- 30
+gb <- rep(0:1, each = 15)
+vb <- round(runif(kb, 0.01, 0.05), 4)
+yb <- round(ifelse(gb == 0, 0.2 + rnorm(kb, 0, 0.01), 0.2 + rnorm(kb, 0, sqrt(vb + 0.2))), 4)
+db <- data.frame(yi = yb, vi = vb, g = gb)
+b_id <- suppressWarnings(rma(yi, vi, scale = ~ g, link = "identity", data = db,
+                             control = ID_CTRL))
+b_log <- suppressWarnings(rma(yi, vi, scale = ~ g, data = db, control = LOG_CTRL))
+b_g1 <- rma(yi, vi, data = db, subset = g == 1, control = list(threshold = 1e-13,
+            maxiter = 100000))
+b_g0 <- rma(yi, vi, data = db, subset = g == 0, control = list(threshold = 1e-13,
+            maxiter = 100000))
+boundary <- list(
+  data = list(yi = arr(yb), vi = arr(vb), g = arr(gb)),
+  identity = list(alpha = arr(b_id$alpha), se_alpha = arr(b_id$se.alpha),
+                  ll = c(logLik(b_id)), tau2 = arr(b_id$tau2)),
+  log = list(alpha = arr(b_log$alpha), se_alpha = arr(b_log$se.alpha), ll = c(logLik(b_log)),
+             tau2 = arr(b_log$tau2)),
+  subgroup_tau2 = arr(c(b_g0$tau2, b_g1$tau2)))
+
 write_json_file(list(
   generated_by = "tests/reference/make_reference_location_scale.R",
   r_version = R.version.string,
@@ -162,5 +187,5 @@ write_json_file(list(
               meta = arr(dat$meta), ni = arr(dat$ni), sqrt_ni = arr(dat$sqrt_ni)),
   plain_reml_tau2 = plain$tau2,
   fits = records, predictions = predictions, anova = anova_out, vif = vif_out,
-  confint = confint_out), OUT)
+  confint = confint_out, boundary = boundary), OUT)
 cat("wrote", OUT, "\n")
