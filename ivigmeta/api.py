@@ -1209,6 +1209,46 @@ class MetaAnalysisFit:
             weights=weights or self.options.weights,
         )
 
+    def location_scale(
+        self,
+        scale: str | Sequence[str],
+        mods: str | Sequence[str] = (),
+        link: str = "log",
+        refs: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        tau2: str = "REML",
+        level: float | None = None,
+        predict: str | Sequence[str] = (),
+        predict_scale: str | Sequence[str] = (),
+        btt: str | Sequence[str] = (),
+        att: str | Sequence[str] = (),
+        profile: bool = False,
+        lrt: bool = False,
+    ) -> MetaRegression:
+        """The location-scale meta-regression (metafor's ``rma(mods = ..., scale = ...)``):
+        tau² regressed on the ``scale`` columns (log or identity ``link``), location moderators
+        ``mods`` (default: none), by REML (or ``tau2="ML"``); ``level`` (percent) defaults to the
+        fit's; the other arguments as :func:`location_scale_table`."""
+        if level is not None:
+            check_percent_level(level)
+        return location_scale_table(
+            self.table,
+            self.effects,
+            mods,
+            scale,
+            link=link,
+            refs=refs,
+            categorical=categorical,
+            tau2=tau2,
+            level=self.level if level is None else level,
+            predict=predict,
+            predict_scale=predict_scale,
+            btt=btt,
+            att=att,
+            profile=profile,
+            lrt=lrt,
+        )
+
     def blup(
         self,
         mods: str | Sequence[str] = (),

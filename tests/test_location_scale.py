@@ -417,3 +417,17 @@ def test_a_boundary_optimum_is_said(link: str) -> None:
         assert all(math.isnan(x) for x in profile_alpha_ci(fit, y, v, X, Z, 1))
     else:
         assert "no interior maximum" in fit.note and fit.alpha[0] < -20
+
+
+def test_the_fit_object_offers_the_location_scale_model() -> None:
+    import ivigmeta
+
+    fit = ivigmeta.pool(bangert_columns(), measure="RD")
+    reg = fit.location_scale("grade", link="identity")
+    assert reg.scale is not None and reg.scale.link == "identity"
+    np.testing.assert_allclose(
+        [c.estimate for c in reg.scale.coefficients],
+        FITS["scale_grade_identity"]["alpha"],
+        atol=LS_ALPHA_ABS,
+    )
+    assert reg.to_dict()["scale"]["link"] == "identity"
