@@ -105,7 +105,7 @@ def test_att_predict_scale_profile_and_lrt(run, bangert_csv) -> None:
     assert [p["name"] for p in sc["profile"]] == ["intercept", "meta"]
     assert sc["profile"][0]["ci_low"] is None  # flat profile: n/a (JSON null)
     assert sc["lrt"]["df"] == 1 and sc["lrt"]["likelihood"] == "REML"
-    assert data["predictions"][0]["pi_low"] is None
+    assert data["predictions"][0]["pi_low"] is not None  # meta=1 is also the scale value
     assert data["coefficient_tests"][0]["coefficients"] == ["meta"]
 
 

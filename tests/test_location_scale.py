@@ -287,7 +287,10 @@ def test_scale_predictions_match_metafor(bangert) -> None:
         [p.estimate for p in loc], pred["location"]["pred"], atol=LS_BETA_ABS
     )
     np.testing.assert_allclose([p.se for p in loc], pred["location"]["se"], rtol=1e-6)
-    assert all(math.isnan(p.pi_low) and math.isnan(p.pi_high) for p in loc)
+    # mods = scale = ~ meta: each value is also the scale value (predict(newmods, newscale))
+    both = pred["location_with_scale"]
+    np.testing.assert_allclose([p.pi_low for p in loc], both["pi_lb"], rtol=1e-6)
+    np.testing.assert_allclose([p.pi_high for p in loc], both["pi_ub"], rtol=1e-6)
     _, ident = analysis(
         bangert, "mods_meta_scale_meta_identity", predict_scale=["meta=0", "meta=1"]
     )
@@ -431,3 +434,22 @@ def test_the_fit_object_offers_the_location_scale_model() -> None:
         atol=LS_ALPHA_ABS,
     )
     assert reg.to_dict()["scale"]["link"] == "identity"
+
+
+def test_a_location_prediction_without_scale_values_has_no_interval(bangert) -> None:
+    from ivigmeta.api import location_scale_table
+
+    table, es = bangert
+    reg = location_scale_table(table, es, ["meta"], ["grade"], predict=["meta=1", "meta=1,grade=2"])
+    no_pi, with_pi = reg.predictions
+    assert math.isnan(no_pi.pi_low) and math.isnan(no_pi.pi_high)
+    assert reg.scale is not None
+    alpha = [c.estimate for c in reg.scale.coefficients]
+    tau2 = math.exp(alpha[0] + 2 * alpha[1])
+    half = 1.959963984540054 * math.sqrt(with_pi.se**2 + tau2)
+    assert with_pi.pi_high == pytest.approx(with_pi.estimate + half, rel=1e-12)
+    assert (with_pi.estimate, with_pi.se) == (no_pi.estimate, no_pi.se)
+    with pytest.raises(ModelError, match="--predict 'grade=2': give a value for every moderator"):
+        location_scale_table(table, es, ["meta"], ["grade"], predict=["grade=2"])
+    with pytest.raises(ModelError, match="'x' is not a moderator of the model"):
+        location_scale_table(table, es, ["meta"], ["grade"], predict=["meta=1,x=2"])

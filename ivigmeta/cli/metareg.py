@@ -102,7 +102,8 @@ from ivigmeta.cli.common import (
     multiple=True,
     metavar="COL=VALUE[,COL=VALUE...]",
     help="Predicted effect at these moderator values (one for every moderator; repeat for "
-    "several): estimate, SE, CI and prediction interval, as metafor's predict(newmods = ...).",
+    "several): estimate, SE, CI and prediction interval, as metafor's predict(newmods = ...). "
+    "With --scale the interval needs the scale moderators' values too (newscale).",
 )
 @click.option(
     "--weights",

@@ -34,8 +34,9 @@ from ivigmeta.methods.metareg import (
     coefficient_rows,
     coefficient_test,
     design_row,
+    linear_prediction,
     parse_at,
-    predict_at,
+    reported_values,
     subset_wald_test,
     variance_inflation,
 )
@@ -44,6 +45,7 @@ from ivigmeta.results import (
     MetaRegression,
     ModelComparison,
     ModelFit,
+    Prediction,
     ProfileInterval,
     ScaleModel,
     ScalePrediction,
@@ -71,9 +73,9 @@ def location_scale_analysis(
 ) -> MetaRegression:
     """The location-scale meta-regression of ``es`` on location moderators ``mods`` (none: an
     intercept-only location) and scale moderators ``scale`` (at least one). ``ref`` and
-    ``categorical`` code the columns of both parts. ``predict``/``btt`` as for
-    :func:`ivigmeta.methods.metareg.metareg_analysis` (a location prediction has no prediction
-    interval: metafor gives none without scale values); ``predict_scale``: scale-moderator values
+    ``categorical`` code the columns of both parts. ``predict``: :func:`location_prediction`
+    each; ``btt`` as for :func:`ivigmeta.methods.metareg.metareg_analysis`;
+    ``predict_scale``: scale-moderator values
     ("COL=VALUE,..."), one :class:`ScalePrediction` each; ``att``: subsets of scale coefficients
     to test jointly; ``profile``: the profile-likelihood interval of every scale coefficient;
     ``lrt``: the likelihood-ratio test against the same location model with scale ~ 1."""
@@ -207,7 +209,7 @@ def location_scale_analysis(
         scale=scale_model,
     )
     if predict:
-        reg = replace(reg, predictions=tuple(predict_at(reg, text) for text in predict))
+        reg = replace(reg, predictions=tuple(location_prediction(reg, text) for text in predict))
     if btt:
         reg = replace(reg, coefficient_tests=tuple(coefficient_test(reg, spec) for spec in btt))
     extra: dict = {}
@@ -233,6 +235,58 @@ def location_scale_analysis(
     if extra:
         reg = replace(reg, scale=replace(scale_model, **extra))
     return reg
+
+
+def location_prediction(reg: MetaRegression, text: str) -> Prediction:
+    """metafor's ``predict(fit, newmods = ..., newscale = ...)`` at ``text`` ("COL=VALUE,..."):
+    values for every location moderator give x'b, its SE and z interval; when they also give
+    every scale moderator (a column in both parts takes one value for both), the prediction
+    interval is x'b +- z sqrt(se² + tau²) with tau² the scale model's at those values (its
+    identity-link negatives set to 0); without scale values there is none (NaN), as metafor."""
+    assert reg.scale is not None
+    pairs = parse_at(text)
+    values = dict(pairs)
+    location = {t[0] for t in reg.terms}
+    scale = {t[0] for t in reg.scale.terms}
+    try:
+        unknown = [c for c in values if c not in location | scale]
+        if unknown:
+            raise ModelError(
+                f"'{unknown[0]}' is not a moderator of the model (location: "
+                + (", ".join(t[0] for t in reg.terms) or "none")
+                + "; scale: "
+                + ", ".join(t[0] for t in reg.scale.terms)
+                + ")"
+            )
+        x = design_row(reg.terms, {c: v for c, v in values.items() if c in location})
+        given = {c: v for c, v in values.items() if c in scale}
+        missing = [t[0] for t in reg.scale.terms if t[0] not in given]
+        if given and missing and not set(given) <= location:
+            raise ModelError(
+                "give a value for every scale moderator for a prediction interval, or none "
+                "(missing: " + ", ".join(missing) + ")"
+            )
+    except ModelError as exc:
+        raise ModelError(f"--predict '{text}': {exc}") from None
+    est, se = linear_prediction(reg, x)
+    tau2 = math.nan
+    if not missing:
+        z = design_row(reg.scale.terms, given)
+        eta = math.fsum(a * c.estimate for a, c in zip(z, reg.scale.coefficients))
+        tau2 = math.exp(eta) if reg.scale.link == "log" else max(eta, 0.0)
+    crit = z_crit(reg.level)
+    half_pi = crit * math.sqrt(se * se + tau2)
+    values5 = (est, est - crit * se, est + crit * se, est - half_pi, est + half_pi)
+    return Prediction(
+        at=tuple(pairs),
+        estimate=est,
+        se=se,
+        ci_low=values5[1],
+        ci_high=values5[2],
+        pi_low=values5[3],
+        pi_high=values5[4],
+        reported=reported_values(values5, reg.measure),
+    )
 
 
 def scale_prediction(scale: ScaleModel, text: str, level: float = 0.95) -> ScalePrediction:
@@ -297,4 +351,4 @@ def _scale_lrt(
     return ModelComparison(tuple(scale), method, full, red, stat, df, chi2_sf(stat, df), None)
 
 
-__all__ = ["location_scale_analysis", "scale_prediction"]
+__all__ = ["location_scale_analysis", "location_prediction", "scale_prediction"]

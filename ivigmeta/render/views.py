@@ -1028,10 +1028,10 @@ def _prediction_section(reg: MetaRegression) -> Section:
         notes.append("SE on the log scale.")
     if reg.model == "common":
         notes.append("A common-effect model has no prediction interval beyond the CI.")
-    if reg.scale is not None:
+    if reg.scale is not None and any(math.isnan(p.pi_low) for p in reg.predictions):
         notes.append(
-            "No prediction interval: in a location-scale model tau² depends on the scale "
-            "moderators (see --predict-scale)."
+            "n/a prediction interval: in a location-scale model tau² depends on the scale "
+            "moderators; give a value for each of them too."
         )
     return Section("Predicted effects", cols, rows, notes)
 
