@@ -201,3 +201,11 @@ def test_a_boundary_optimum_is_noted(run, tmp_path) -> None:
 
 def bangert_csv_path(tmp_path) -> str:
     return write_columns(tmp_path, "bangert2.csv", bangert_columns())
+
+
+def test_level_sets_the_scale_intervals(run, bangert_csv) -> None:
+    at95, _ = metareg_json(run, bangert_csv, "--scale", "grade")
+    at90, _ = metareg_json(run, bangert_csv, "--scale", "grade", "--level", "90")
+    for a, b in zip(at95["scale"]["coefficients"], at90["scale"]["coefficients"]):
+        ratio = (b["ci_high"] - b["estimate"]) / (a["ci_high"] - a["estimate"])
+        assert ratio == pytest.approx(1.6448536269514722 / 1.959963984540054, rel=1e-12)
