@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         Influence,
         LeaveOneOut,
         MetaRegression,
+        ModelMatrix,
         ModeratorInfluence,
         PermutationTest,
         RandomFit,
@@ -598,6 +599,7 @@ def metareg_table(
     cluster: str | None = None,
     adjust: bool = True,
     weights: str | None = None,
+    cr2: bool = False,
     scale: str | Sequence[str] = (),
     scale_link: str = "log",
     att: str | Sequence[str] = (),
@@ -623,8 +625,9 @@ def metareg_table(
     ``anova(fit, btt = ...)``). ``lrt``: moderator columns whose removal a likelihood-ratio
     test assesses (metafor's ``anova(full, reduced)``). ``cluster``: also the cluster-robust
     inference by that column (metafor's ``robust(fit, cluster, adjust)``; ``adjust``: the
-    n / (n - p) factor) as the result's ``robust``; every study in the model needs a cluster
-    value. ``weights``: a column of user weights for the coefficients (metafor's ``weights=``;
+    n / (n - p) factor; ``cr2``: instead clubSandwich's CR2 sandwich with Satterthwaite df and
+    the HTZ test, metafor's ``robust(fit, cluster, clubSandwich = TRUE)``) as the result's
+    ``robust``; every study in the model needs a cluster value. ``weights``: a column of user weights for the coefficients (metafor's ``weights=``;
     ``ci`` z or t).
     """
     from ivigmeta.methods.metareg import metareg_analysis
@@ -703,7 +706,7 @@ def metareg_table(
 
         from ivigmeta.methods.robust import robust_metareg
 
-        rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust)
+        rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust, cr2)
         reg = replace(reg, robust=rob)
     return reg
 
@@ -1015,22 +1018,24 @@ class MetaAnalysisFit:
 
         return MetaAnalysisFit(with_tau2_ci(self.analysis, method), self.table, self.notes)
 
-    def robust(self, cluster: str, adjust: bool = True) -> RobustPooled:
+    def robust(self, cluster: str, adjust: bool = True, cr2: bool = False) -> RobustPooled:
         """Cluster-robust inference for the pooled estimates (metafor's ``robust(fit,
         cluster, adjust)``): the random-effects model with its tau², and the common-effect
         inverse-variance model, studies clustered by the column ``cluster`` (every study needs
-        a value); ``adjust``: the small-sample factor n / (n - 1) (CR1; False: CR0)."""
+        a value); ``adjust``: the small-sample factor n / (n - 1) (CR1; False: CR0); ``cr2``:
+        instead clubSandwich's CR2 sandwich with Satterthwaite df (metafor's ``robust(fit,
+        cluster, clubSandwich = TRUE)``)."""
         from ivigmeta.methods.robust import robust_pooled
 
         self.table.require_label_column(cluster)
-        return robust_pooled(self.analysis, cluster, adjust)
+        return robust_pooled(self.analysis, cluster, adjust, cr2)
 
-    def with_robust(self, cluster: str, adjust: bool = True) -> MetaAnalysisFit:
+    def with_robust(self, cluster: str, adjust: bool = True, cr2: bool = False) -> MetaAnalysisFit:
         """This fit with :meth:`robust` attached (``analysis.robust``): what ``ivigmeta pool
         --cluster COL`` renders."""
         from dataclasses import replace
 
-        rob = self.robust(cluster, adjust)
+        rob = self.robust(cluster, adjust, cr2)
         return MetaAnalysisFit(replace(self.analysis, robust=rob), self.table, self.notes)
 
     def permutest(self, iterations: int = 1000, seed: int | None = None) -> PermutationTest:
@@ -1176,6 +1181,7 @@ class MetaAnalysisFit:
         cluster: str | None = None,
         adjust: bool = True,
         weights: str | None = None,
+        cr2: bool = False,
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
@@ -1183,7 +1189,7 @@ class MetaAnalysisFit:
         dummy-coded against the first level in table order, or the one ``refs`` names
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
         ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci``, ``btt``, ``lrt``,
-        ``cluster``, ``adjust`` and ``weights`` (default: the fit's) as
+        ``cluster``, ``adjust``, ``cr2`` and ``weights`` (default: the fit's) as
         :func:`metareg_table`.
         """
         if level is not None:
@@ -1207,6 +1213,7 @@ class MetaAnalysisFit:
             cluster=cluster,
             adjust=adjust,
             weights=weights or self.options.weights,
+            cr2=cr2,
         )
 
     def location_scale(
@@ -1292,6 +1299,53 @@ class MetaAnalysisFit:
             level=self.options.level,
             ref=ref,
             categorical=categorical,
+        )
+
+    def matrix(
+        self,
+        kind: str = "coef",
+        mods: str | Sequence[str] = (),
+        refs: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        model: str = "random",
+    ) -> ModelMatrix:
+        """One matrix of the random-effects model (or with ``mods`` of the meta-regression on
+        those columns, as :meth:`metareg`; ``model="common"``: of the common-effect model):
+        ``kind`` ``coef`` (Var(beta), metafor's ``vcov(fit)``), ``obs``, ``fitted``, ``resid``
+        (``vcov(fit, type = ...)``), ``hat`` (``hatvalues(fit, type = "matrix")``) or
+        ``weights`` (``weights(fit, type = "matrix")``), with the fit's tau² estimator,
+        interval method and user weights. A Mantel-Haenszel or Peto fit (``model="common"``
+        with ``--common MH`` / ``PETO``) has ``coef``, ``fitted`` and ``weights``."""
+        from ivigmeta.core.pooling import column_numbers
+        from ivigmeta.methods.matrices import check_matrix_type, counts_matrix, fit_matrix
+
+        kind = check_matrix_type(kind)
+        self.require_pooled("the model's matrices")
+        if model.lower() not in ("random", "common"):
+            raise ModelError(f"unknown model '{model}' (choose random or common)")
+        common = model.lower() == "common"
+        if self.glmm is not None:
+            raise ModelError("the model's matrices are for the normal-normal model, not --glmm")
+        if common and self.options.common_method != "IV":
+            if mods:
+                raise ModelError(
+                    f"--model common with --common {self.options.common_method} has no "
+                    "moderators (use --common IV for a fixed-effects meta-regression)"
+                )
+            return counts_matrix(self.analysis, kind)
+        weights = None
+        if self.options.weights is not None:
+            weights = column_numbers(self.effects, self.options.weights, "--weights", "a weight")
+        columns, ref, categorical = self._moderator_coding(mods, refs, categorical)
+        return fit_matrix(
+            self.effects,
+            kind,
+            columns,
+            tau2_method="FE" if common else self.options.tau2_method,
+            ci_method=self.options.ci_method,
+            ref=ref,
+            categorical=categorical,
+            weights=weights,
         )
 
     def _moderator_coding(

@@ -138,6 +138,7 @@ def test_table_and_csv_formats(run, bangert_csv) -> None:
         (("--mod", "grade", "--scale-profile"), "--scale-profile goes with --scale COL"),
         (("--scale", "grade", "--plot", "x.png"), "--plot (the bubble plot) is not offered"),
         (("--scale", "grade", "--tau2", "DL"), "--tau2 DL: location-scale models"),
+        (("--scale", "grade", "--tau2", "0.1"), "--tau2 0.1: location-scale models"),
         (("--scale", "grade", "--tau2-ci", "pl"), "--tau2-ci does not apply"),
     ],
 )

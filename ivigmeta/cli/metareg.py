@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.common import (
-    check_cluster_adjust,
     check_plot_target,
     ci_option,
+    cluster_estimator,
     cluster_options,
     effect_options,
     file_argument,
@@ -171,6 +171,7 @@ def metareg(
     seed,
     cluster,
     cluster_adjust,
+    cluster_type,
     plot,
     plot_mod,
     measure,
@@ -225,7 +226,7 @@ def metareg(
         raise click.UsageError("--plot-mod chooses the bubble plot's moderator: add --plot PATH")
     if seed is not None and permutations is None:
         raise click.UsageError("--seed is the permutation test's: add --permutations N")
-    check_cluster_adjust(cluster)
+    adjust, cr2 = cluster_estimator(cluster, cluster_adjust, cluster_type)
 
     table, es = load_effects(file, measure, cc, cc_policy)
     reg = metareg_table(
@@ -247,7 +248,8 @@ def metareg(
         lrt=lrt,
         weights=weights,
         cluster=cluster,
-        adjust=cluster_adjust,
+        adjust=adjust,
+        cr2=cr2,
         scale=scale,
         scale_link=scale_link.lower(),
         att=att,
