@@ -56,6 +56,9 @@ MAX_ITERATIONS = 1000
 MAX_NEWTON_STEPS = 50
 # A fitted tau²_i at most this times the median sampling variance counts as 0 (at the boundary).
 BOUNDARY_TAU2 = 1e-8
+# A tau²_i above this is outside the parameter space (log-likelihood -inf): the Hessian's
+# products of tau²_i would overflow.
+TAU2_MAX = 1e100
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,13 @@ def loglik_derivatives(
 
     tau2 = scale_tau2(Z, alpha, link)
     vt = v + tau2
-    if not np.all(np.isfinite(tau2)) or np.any(tau2 < 0) or np.any(vt <= 0):
+    # tau² beyond TAU2_MAX counts as outside the parameter space: the derivatives would overflow
+    if (
+        not np.all(np.isfinite(tau2))
+        or np.any(tau2 < 0)
+        or np.any(tau2 > TAU2_MAX)
+        or np.any(vt <= 0)
+    ):
         return -math.inf, None, None
     k, p = X.shape
     w = 1.0 / vt
@@ -438,7 +447,10 @@ def profile_alpha_ci(
                 return math.nan
             if value < 0:
                 lo, hi = sorted((inner, outer))
-                return float(brentq(drop, lo, hi, xtol=1e-12, rtol=1e-12))
+                try:
+                    return float(brentq(drop, lo, hi, xtol=1e-12, rtol=1e-12))
+                except ValueError:  # a refit inside the bracket did not converge (NaN)
+                    return math.nan
             inner = outer
         return math.nan
 
@@ -451,6 +463,7 @@ __all__ = [
     "GRADIENT_TOLERANCE",
     "NEWTON_DECREMENT_TOLERANCE",
     "BOUNDARY_TAU2",
+    "TAU2_MAX",
     "LocationScaleFit",
     "check_link",
     "scale_tau2",

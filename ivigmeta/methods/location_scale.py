@@ -273,7 +273,7 @@ def location_prediction(reg: MetaRegression, text: str) -> Prediction:
     if not missing:
         z = design_row(reg.scale.terms, given)
         eta = math.fsum(a * c.estimate for a, c in zip(z, reg.scale.coefficients))
-        tau2 = math.exp(eta) if reg.scale.link == "log" else max(eta, 0.0)
+        tau2 = _exp(eta) if reg.scale.link == "log" else max(eta, 0.0)
     crit = z_crit(reg.level)
     half_pi = crit * math.sqrt(se * se + tau2)
     values5 = (est, est - crit * se, est + crit * se, est - half_pi, est + half_pi)
@@ -308,10 +308,18 @@ def scale_prediction(scale: ScaleModel, text: str, level: float = 0.95) -> Scale
     crit = z_crit(level)
     lo, hi = est - crit * se, est + crit * se
     if scale.link == "log":
-        tau2, t_lo, t_hi = math.exp(est), math.exp(lo), math.exp(hi)
+        tau2, t_lo, t_hi = _exp(est), _exp(lo), _exp(hi)
     else:
         tau2, t_lo, t_hi = max(est, 0.0), max(lo, 0.0), max(hi, 0.0)
     return ScalePrediction(tuple(pairs), est, se, lo, hi, tau2, t_lo, t_hi)
+
+
+def _exp(x: float) -> float:
+    """exp(x), infinite beyond the float range (a boundary fit's bounds can be huge)."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
 
 
 def _scale_lrt(
