@@ -1288,12 +1288,47 @@ class GlmmRegressionResult:
 
     @property
     def parameters(self) -> int:
-        """Parameters of the fit statistics, as metafor's ``parms``: p + 1 (tau²), UM.RS + 2."""
-        return self.p + (2 if self.model == "UM.RS" else 1)
+        """Parameters counted by the fit statistics, as metafor's ``parms``: p + 1 (tau²), plus
+        the k study intercepts (UM.FS) or mu and sigma² (UM.RS)."""
+        if self.model == "UM.FS" and self.measure != "PLO":
+            return self.p + self.k + 1
+        if self.model == "UM.RS":
+            return self.p + 3
+        return self.p + 1
+
+    @property
+    def observations(self) -> int:
+        """The sample size of BIC and AICc, as metafor's ``k.eff``: 2k for the unconditional
+        models of two groups (one row per group), else k."""
+        two_rows = self.model in ("UM.FS", "UM.RS") and self.measure != "PLO"
+        return 2 * self.k if two_rows else self.k
+
+    def fit_statistics(self) -> tuple[float, float, float, float, float]:
+        """(log-likelihood, deviance, AIC, BIC, AICc) under ML, as metafor's ``fit.stats``
+        with the marginal log-likelihood (the deviance against the saturated model)."""
+        return glmm_fit_statistics(
+            self.loglik, self.loglik_saturated, self.parameters, self.observations
+        )
 
     @property
     def title(self) -> str:
         return MODEL_TITLES.get(self.model, self.model)
+
+
+def glmm_fit_statistics(
+    loglik: float, loglik_saturated: float, parameters: int, observations: int
+) -> tuple[float, float, float, float, float]:
+    """(ll, deviance, AIC, BIC, AICc) of a GLMM: deviance -2 (ll - ll_saturated), AIC -2 ll +
+    2 m, BIC -2 ll + m log n, AICc -2 ll + 2 m n' / (n' - m - 1) with n' = max(n, m + 2)."""
+    m, n = parameters, observations
+    nn = max(n, m + 2)
+    return (
+        loglik,
+        -2.0 * (loglik - loglik_saturated),
+        -2.0 * loglik + 2.0 * m,
+        -2.0 * loglik + m * math.log(n),
+        -2.0 * loglik + 2.0 * m * nn / (nn - m - 1),
+    )
 
 
 def _standardize(X: Array) -> tuple[Array, Array]:
