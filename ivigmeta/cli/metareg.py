@@ -11,6 +11,7 @@ from ivigmeta.cli.common import (
     cluster_options,
     effect_options,
     file_argument,
+    glmm_option,
     handle_errors,
     input_options,
     level_option,
@@ -95,6 +96,7 @@ from ivigmeta.cli.common import (
     metavar="COL",
     help="The continuous moderator on the bubble plot's x axis [default: the first one].",
 )
+@glmm_option
 @input_options
 @effect_options
 @tau2_option
@@ -119,6 +121,7 @@ def metareg(
     cluster_adjust,
     plot,
     plot_mod,
+    glmm,
     measure,
     cc,
     cc_policy,
@@ -132,11 +135,18 @@ def metareg(
     """Meta-regression (mixed-effects, or common-effect with --model common): coefficients, QM
     (F under --ci hk), QE, tau², I², R²; predictions at given moderator values, a permutation
     test, and with --plot the bubble plot (studies against a continuous moderator, circle areas
-    by weight, the regression line and its confidence band).
+    by weight, the regression line and its confidence band). With --glmm, the meta-regression of
+    that GLMM on the raw counts (metafor's rma.glmm with mods): coefficients, QM, residual tau²,
+    the Wald and likelihood-ratio tests of residual heterogeneity, fit statistics.
     """
     from ivigmeta.api import metareg_bubble, metareg_table
     from ivigmeta.cli.commands import load_effects
+    from ivigmeta.cli.common import input_settings
 
+    if glmm and plot is not None:
+        raise click.UsageError(
+            "--plot draws the bubble plot of the normal-normal meta-regression, not --glmm"
+        )
     check_plot_target(plot, file)
     if plot_mod is not None and plot is None:
         raise click.UsageError("--plot-mod chooses the bubble plot's moderator: add --plot PATH")
@@ -165,6 +175,8 @@ def metareg(
         weights=weights,
         cluster=cluster,
         adjust=cluster_adjust,
+        glmm=glmm,
+        keep_double_zero=input_settings()["keep_double_zero"],
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):

@@ -1197,7 +1197,7 @@ def loglik_at(
     intercepts: Sequence[float] | None = None,
     mu: float | None = None,
     sigma: float | None = None,
-    X: Sequence[Sequence[float]] | None = None,
+    X: Sequence[Sequence[float]] | Array | None = None,
 ) -> float:
     """The log-likelihood :func:`fit_glmm` (or, with the design ``X`` and ``theta`` its
     coefficients, :func:`fit_glmm_regression`) maximizes, at given parameters, over every study
@@ -1357,7 +1357,7 @@ def fit_glmm_regression(
     n1: Sequence[float],
     x2: Sequence[float] | None,
     n2: Sequence[float] | None,
-    X: Sequence[Sequence[float]],
+    X: Sequence[Sequence[float]] | Array,
     names: Sequence[str],
     level: float = 0.95,
     test: str = "z",

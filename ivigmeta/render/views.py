@@ -801,7 +801,20 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
         )
     if perm is not None and perm.qm_p_value is not None and reg.qm is not None:
         omnibus += f"; permutation {f.p_eq(perm.qm_p_value)}"
-    if reg.model == "common":
+    gm = reg.glmm
+    if gm is not None:
+        g = gm.fit
+        wald = (
+            "Wald not available"
+            if g.qe_wald is None
+            else f"Wald QE = {f.num(g.qe_wald)}, {f.p_eq(g.qe_wald_p)}"
+        )
+        sigma = "" if g.sigma2 is None else f"; sigma² (study effects) = {f.tau2(g.sigma2)}"
+        residual = (
+            f"Residual heterogeneity (df = {g.qe_df}): {wald}; LRT = {f.num(g.qe_lrt)}, "
+            f"{f.p_eq(g.qe_lrt_p)}; tau² = {f.tau2(reg.tau2)}; I² = {f.pct(reg.i2)}{sigma}"
+        )
+    elif reg.model == "common":
         residual = (
             f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, "
             f"{f.p_eq(reg.qe_p_value)}; I² = {f.pct(reg.i2)} (from QE)"
@@ -867,7 +880,13 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
         reg.ci_method, "z"
     )
     measure = reg.measure + ", " if reg.measure else ""
-    if reg.model == "common":
+    if gm is not None:
+        title = (
+            f"GLMM meta-regression ({measure}{gm.fit.model}: {gm.fit.title}, ML, {ci_name}, "
+            f"k = {reg.k})"
+        )
+        notes += list(gm.fit.notes)
+    elif reg.model == "common":
         title = f"Fixed-effects (common-effect) meta-regression ({measure}{ci_name}, k = {reg.k})"
     else:
         title = (
