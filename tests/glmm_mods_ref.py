@@ -32,11 +32,14 @@ def columns(dataset: str) -> dict[str, list[Any]]:
     return reference()["datasets"][dataset]["columns"]
 
 
-def counts(dataset: str) -> tuple[str, list, list, list, list]:
+def counts(dataset: str) -> tuple[str, list, list, list | None, list | None]:
+    """(measure, x1, n1, x2, n2) of a data set (PLO: x2, n2 None)."""
     ds = reference()["datasets"][dataset]
     c = ds["columns"]
     if ds["measure"] == "OR":
         return "OR", c["ai"], c["n1i"], c["ci"], c["n2i"]
+    if ds["measure"] == "PLO":
+        return "PLO", c["xi"], c["ni"], None, None
     return "IRR", c["x1i"], c["t1i"], c["x2i"], c["t2i"]
 
 
@@ -67,6 +70,6 @@ def metafor_parameters(rec: dict[str, Any], block: str) -> dict[str, Any] | None
     fixef, theta = params["fixef"], params["theta"]
     if rec["model"] == "UM.RS":  # fixef (X.fit, const), theta (study intercept, group)
         return {"theta": fixef[:p], "mu": fixef[p], "sigma": theta[0], "tau": theta[1]}
-    if rec["model"] == "UM.FS":
+    if rec["model"] == "UM.FS" and rec["measure"] != "PLO":
         return {"theta": fixef[:p], "tau": theta[0], "intercepts": fixef[p:]}
     return {"theta": fixef[:p], "tau": theta[0]}

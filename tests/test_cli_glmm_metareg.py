@@ -98,6 +98,17 @@ def test_irr(run, tmp_path):
     assert out["tau2"] == 0.0 and out["glmm"]["boundary"] is True
 
 
+def test_plo(run, tmp_path):
+    path = _write(tmp_path, "nielweise2007_control", ("xi", "ni"))
+    out = _metareg_json(run, path, "--mod", "year", "--glmm", "UM.FS", "--ci", "t")
+    ref = RECORDS["nielweise2007_control-PLO-UM.FS-year"]["tight_t"]
+    assert out["measure"] == "PLO" and out["k"] == 18 and out["qm_df2"] == 16
+    for c, b, p in zip(out["coefficients"], ref["estimate"], ref["pval"]):
+        assert close(c["estimate"], b, GLMM_TIGHT) and close(c["p_value"], p, 1e-4)
+    assert close(out["tau2"], ref["tau2"], GLMM_TIGHT)
+    assert out["glmm"]["parms"] == ref["parms"] == 3 and out["glmm"]["k_eff"] == 18
+
+
 def test_text_and_csv(run, tmp_path):
     path = _write(tmp_path, "bcg", OR_COLUMNS)
     args = ("--mod", "ablat", "--measure", "OR", "--glmm", "UM.RS")

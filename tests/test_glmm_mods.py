@@ -3,8 +3,8 @@ rma.glmm(..., mods = ~ x).
 
 Every record of tests/reference/metafor_glmm_mods.json (tests/reference/make_reference_glmm_mods.R):
 OR with UM.FS, UM.RS, CM.EL, CM.AL on dat.bcg with mods = ~ ablat and ~ alloc (three levels),
-IRR with UM.FS, UM.RS, CM.EL on dat.nielweise2008 with mods = ~ year; each with test = "z" and
-"t". Tolerances are those of tests/test_glmm.py (tests/tolerances.py) for the same models; the
+IRR with UM.FS, UM.RS, CM.EL on dat.nielweise2008 with mods = ~ year, PLO (binomial-normal) on
+dat.nielweise2007's control arms with mods = ~ year; each with test = "z" and "t". Tolerances are those of tests/test_glmm.py (tests/tolerances.py) for the same models; the
 records compared more loosely are listed below with the reason.
 """
 

@@ -446,7 +446,12 @@ def glmm_metareg_analysis(
     import numpy as np
 
     from ivigmeta.core.glmm import fit_glmm_regression
-    from ivigmeta.core.pooling import check_glmm_measure, glmm_i2_h2, glmm_studies
+    from ivigmeta.core.pooling import (
+        check_glmm_measure,
+        glmm_counts,
+        glmm_i2_h2,
+        glmm_studies,
+    )
     from ivigmeta.io.studies import distinct_labels
     from ivigmeta.results import FitStatistics, GlmmRegressionModel
 
@@ -466,7 +471,7 @@ def glmm_metareg_analysis(
             + (f" (excluded: {reasons})" if reasons else "")
         )
     used = glmm_es.subset(list(mods.keep))
-    _, (x1, n1, x2, n2) = glmm_studies(used, True)
+    x1, n1, x2, n2 = glmm_counts(used)
     fit = fit_glmm_regression(
         es.measure,
         model,

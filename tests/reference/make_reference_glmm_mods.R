@@ -3,8 +3,9 @@
 ## metafor reference values for GLMM meta-regression: rma.glmm(..., mods = ~ x)
 ## for OR (UM.FS, UM.RS, CM.EL, CM.AL) on dat.bcg with mods = ~ ablat
 ## (continuous) and mods = ~ alloc (categorical, reference level "alternate",
-## R's factor order), and for IRR (UM.FS, UM.RS, CM.EL) on dat.nielweise2008
-## with mods = ~ year.
+## R's factor order), for IRR (UM.FS, UM.RS, CM.EL) on dat.nielweise2008
+## with mods = ~ year, and for PLO (the binomial-normal model) on the control
+## arms of dat.nielweise2007 with mods = ~ year.
 ##
 ## Run from the repository root (a few minutes; CM.EL is slow in R):
 ##     Rscript tests/reference/make_reference_glmm_mods.R
@@ -53,15 +54,20 @@ bcg <- data.frame(slab = paste(d$author, d$year), ai = d$tpos,
 d <- dat.nielweise2008
 niel08 <- data.frame(slab = d$authors, x1i = d$x1i, t1i = d$t1i,
                      x2i = d$x2i, t2i = d$t2i, year = d$year)
+d <- dat.nielweise2007
+plo_ctrl <- data.frame(slab = paste(d$author, d$year), xi = d$ci, ni = d$n2i,
+                       year = d$year)
 
 DATASETS <- list(
   bcg = list(data = bcg, measure = "OR", mods = c("ablat", "alloc"),
     source = "metadat dat.bcg (ai = tpos, n1i = tpos + tneg, ci = cpos, n2i = cpos + cneg; ablat, alloc)"),
   nielweise2008 = list(data = niel08, measure = "IRR", mods = c("year"),
-    source = "metadat dat.nielweise2008 (events x1i, x2i over catheter-days t1i, t2i; year)")
+    source = "metadat dat.nielweise2008 (events x1i, x2i over catheter-days t1i, t2i; year)"),
+  nielweise2007_control = list(data = plo_ctrl, measure = "PLO", mods = c("year"),
+    source = "metadat dat.nielweise2007 control arms (xi = ci, ni = n2i; year)")
 )
 MODELS <- list(OR = c("UM.FS", "UM.RS", "CM.EL", "CM.AL"),
-               IRR = c("UM.FS", "UM.RS", "CM.EL"))
+               IRR = c("UM.FS", "UM.RS", "CM.EL"), PLO = c("UM.FS"))
 
 uses_lme4 <- function(measure, model) !(measure == "OR" && model == "CM.EL")
 
@@ -73,6 +79,8 @@ call_glmm <- function(d, measure, model, mod, method = "ML", control = NULL,
     args <- c(args, list(ai = d$ai, n1i = d$n1i, ci = d$ci, n2i = d$n2i))
   if (measure == "IRR")
     args <- c(args, list(x1i = d$x1i, t1i = d$t1i, x2i = d$x2i, t2i = d$t2i))
+  if (measure == "PLO")
+    args <- c(args, list(xi = d$xi, ni = d$ni))
   if (!is.null(control)) args$control <- control
   warns <- character(0)
   t0 <- proc.time()[3]
