@@ -616,8 +616,8 @@ def metareg_table(
     n / (n - p) factor) as the result's ``robust``; every study in the model needs a cluster
     value. ``weights``: a column of user weights for the coefficients (metafor's ``weights=``;
     ``ci`` z or t). ``glmm``: fit metafor's ``rma.glmm(..., mods = ...)`` model (UM.FS, UM.RS,
-    CM.EL, CM.AL) to the raw counts instead (``ci`` z or t; ``btt`` applies, the options of the
-    normal-normal model do not); ``keep_double_zero``: its studies without events in either
+    CM.EL, CM.AL) to the raw counts instead (``ci`` z or t; ``btt`` and ``predict`` apply, the
+    other options of the normal-normal model do not); ``keep_double_zero``: its studies without events in either
     group are kept (metafor's ``drop00 = FALSE``).
     """
     from ivigmeta.methods.metareg import glmm_metareg_analysis, metareg_analysis
@@ -627,7 +627,6 @@ def metareg_table(
         check_glmm_metareg(
             tau2=tau2,
             model=model,
-            predict=predict,
             permutations=permutations,
             tau2_ci=tau2_ci,
             lrt=lrt,
@@ -651,6 +650,7 @@ def metareg_table(
             categorical=categorical,
             keep_double_zero=keep_double_zero,
             btt=[btt] if isinstance(btt, str) else list(btt),
+            predict=[predict] if isinstance(predict, str) else list(predict),
         )
         if on_note is not None and reg.glmm is not None:
             model_info = reg.glmm
@@ -707,7 +707,6 @@ def metareg_table(
 def check_glmm_metareg(
     tau2: str = "DL",
     model: str = "random",
-    predict: str | Sequence[str] = (),
     permutations: int | None = None,
     tau2_ci: str = "qp",
     lrt: str | Sequence[str] = (),
@@ -723,7 +722,6 @@ def check_glmm_metareg(
             f"--model {model}",
             "its fixed-effects counterpart (tau² = 0) is reported with it",
         ),
-        (bool(predict), "--predict", "predictions are for the normal-normal model"),
         (
             permutations is not None,
             "--permutations",

@@ -26,11 +26,18 @@ logit proportion), ``u_i ~ N(0, tau²)`` the study's random effect. Following me
 * ``PLO`` (one group): ``x_i ~ Bin(n_i, expit(theta + u_i))``, the binomial-normal model
   (adaptive Gauss-Hermite, 7 nodes).
 
+With moderators (:func:`fit_glmm_regression`, metafor's ``rma.glmm(..., mods = ~ x)``) theta
+becomes ``x_i' beta`` in every model: the design X (intercept first) multiplies the treatment
+indicator of UM.FS and UM.RS and is the linear predictor of CM.EL, CM.AL and PLO; tau² is the
+residual variance. Non-indicator moderator columns are centred and scaled for the maximization
+(metafor's ``scaleX``) and the coefficients transformed back.
+
 Every model is fitted by maximum likelihood; metafor's fixed-effects counterpart (its
 ``method = "EE"``: the same likelihood with tau² = 0) is fitted too (:attr:`GlmmResult.common`).
 Heterogeneity is tested as metafor does against the saturated model (one effect per study): the
-Wald-type test of the study effects being equal, and the likelihood-ratio test
-``-2 (ll_FE - ll_saturated)``, both on k - 1 df.
+Wald-type test of the study effects being equal (with moderators: lying in the column space of
+X), and the likelihood-ratio test ``-2 (ll_FE - ll_saturated)``, both on k - p df (p = 1
+without moderators).
 
 Double-zero studies (no events, or only events, in both groups): with fixed study effects
 (UM.FS) or conditioning on the study's total (CM.EL, CM.AL) such a study's likelihood does not

@@ -436,13 +436,16 @@ def glmm_metareg_analysis(
     categorical: Sequence[str] = (),
     keep_double_zero: bool = False,
     btt: Sequence[str] = (),
+    predict: Sequence[str] = (),
 ) -> MetaRegression:
     """Meta-regression of a GLMM (metafor's ``rma.glmm(..., mods = ...)``, ``model`` one of
     UM.FS, UM.RS, CM.EL, CM.AL) on the moderator ``columns``, fitted to the raw counts of the
     studies of ``es``: the coefficients (Wald z, or t on k - p df with ``ci_method = "t"``), QM,
     the residual tau², the Wald and likelihood-ratio tests of residual heterogeneity, metafor's
     I² and H², the fit statistics; ``glmm`` holds the model's details. ``btt``: subsets of
-    coefficients to test jointly (:func:`coefficient_test`)."""
+    coefficients to test jointly (:func:`coefficient_test`); ``predict``: moderator values
+    ("COL=VALUE,..."), one prediction each (:func:`predict_at`, as metafor's
+    ``predict(fit, newmods = ...)`` of an rma.glmm fit)."""
     import numpy as np
 
     from ivigmeta.core.glmm import fit_glmm_regression
@@ -528,6 +531,8 @@ def glmm_metareg_analysis(
             double_zero="kept" if keep_double_zero else "excluded",
         ),
     )
+    if predict:
+        reg = replace(reg, predictions=tuple(predict_at(reg, text) for text in predict))
     if btt:
         reg = replace(reg, coefficient_tests=tuple(coefficient_test(reg, spec) for spec in btt))
     return reg

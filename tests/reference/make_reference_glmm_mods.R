@@ -21,6 +21,8 @@
 ##    "default": metafor's default control. "tight_t": the tight fit with
 ##    test = "t" (t on k - p df, QM as F on m and k - p df).
 ##  * "ee": method = "EE" (tau2 = 0), default control.
+##  * "predict": predict(fit, newmods = ...) at NEWMODS (below) of each fit:
+##    x'b, se, CI and the prediction interval x'b +- crit sqrt(se^2 + tau2).
 ##  * "params": the parameters at metafor's optimum (lme4 fixef and theta, or
 ##    CM.EL's nlminb par = c(beta, log(tau2))).
 ##  * "QE_Wld_exact" (CM.EL, OR): the Wald test of the saturated model
@@ -93,7 +95,19 @@ call_glmm <- function(d, measure, model, mod, method = "ML", control = NULL,
   list(fit = f, warnings = unique(warns), seconds = unname(proc.time()[3] - t0))
 }
 
-fit_json <- function(r, measure, model) {
+## predict(fit, newmods = ...) at these moderator values (rows of newmods): for
+## alloc the three levels alternate, random, systematic
+NEWMODS <- list(ablat = cbind(c(10, 40)), alloc = rbind(c(0, 0), c(1, 0), c(0, 1)),
+                year = cbind(c(1995, 2005)))
+
+pred_json <- function(f, mod) {
+  pr <- predict(f, newmods = NEWMODS[[mod]])
+  list(newmods = lapply(seq_len(nrow(NEWMODS[[mod]])), function(i) arr(NEWMODS[[mod]][i, ])),
+       pred = arr(pr$pred), se = arr(pr$se), ci_lb = arr(pr$ci.lb), ci_ub = arr(pr$ci.ub),
+       pi_lb = arr(pr$pi.lb), pi_ub = arr(pr$pi.ub))
+}
+
+fit_json <- function(r, measure, model, mod) {
   f <- r$fit
   if (inherits(f, "error"))
     return(list(error = conditionMessage(f), warnings = arr(r$warnings)))
@@ -109,6 +123,7 @@ fit_json <- function(r, measure, model) {
     QE_df = f$QE.df, k = f$k, p = f$p, parms = f$parms,
     ll = fs["ll", "ML"], dev = fs["dev", "ML"], AIC = fs["AIC", "ML"],
     BIC = fs["BIC", "ML"], AICc = fs["AICc", "ML"],
+    predict = pred_json(f, mod),
     warnings = arr(r$warnings), seconds = r$seconds)
   if (!is.null(f$res.ML)) {
     if (uses_lme4(measure, model)) {
@@ -156,11 +171,11 @@ for (name in names(DATASETS)) {
     cat(sprintf("%-14s %-4s %-6s ~ %s\n", name, ds$measure, model, mod))
     tight_ctrl <- if (uses_lme4(ds$measure, model)) TIGHT_LME4 else TIGHT_CMEL
     rec <- list(dataset = name, measure = ds$measure, model = model, mods = mod,
-      default = fit_json(call_glmm(d, ds$measure, model, mod), ds$measure, model),
+      default = fit_json(call_glmm(d, ds$measure, model, mod), ds$measure, model, mod),
       tight = fit_json(call_glmm(d, ds$measure, model, mod, control = tight_ctrl),
-                       ds$measure, model),
+                       ds$measure, model, mod),
       tight_t = fit_json(call_glmm(d, ds$measure, model, mod, control = tight_ctrl,
-                                   test = "t"), ds$measure, model),
+                                   test = "t"), ds$measure, model, mod),
       ee = ee_json(call_glmm(d, ds$measure, model, mod, method = "EE")))
     if (ds$measure == "OR" && model == "CM.EL")
       rec$QE_Wld_exact <- cm_el_exact_wald(d, model.matrix(as.formula(paste("~", mod)), data = d))
