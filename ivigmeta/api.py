@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         Aggregation,
         BiasAnalysis,
         Bubble,
+        CombinationTest,
         CommonFit,
         Cumulative,
         Estimate,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
         Influence,
         LeaveOneOut,
         MetaRegression,
+        ModelMatrix,
         ModeratorInfluence,
         PermutationTest,
         RandomFit,
@@ -78,6 +80,7 @@ __all__ = [
     "aggregate",
     "aggregate_table",
     "batch",
+    "combine_table",
     "effect_sizes",
     "fit_table",
     "metareg_table",
@@ -358,6 +361,7 @@ def fit_table(
     common_ci: str = "z",
     tau2_weights: str | None = None,
     weights: str | None = None,
+    unweighted: bool = False,
 ) -> MetaAnalysisFit:
     """Fit the models to a table already read: :func:`pool` after :func:`read`.
 
@@ -395,7 +399,10 @@ def fit_table(
         common_ci=common_ci.lower(),
         tau2_weights=tau2_weights,
         weights=weights,
+        unweighted=unweighted,
     )
+    if weights is not None and unweighted:
+        raise ModelError("--weights and --unweighted exclude each other")
     if tau2_weights is not None:
         table.require_label_column(tau2_weights)
     if weights is not None:
@@ -454,6 +461,7 @@ def pool(
     tau2_weights: str | None = None,
     weights: str | None = None,
     missing: str = "error",
+    unweighted: bool = False,
 ) -> MetaAnalysisFit:
     """Pool the studies: per-study effects, common-effect and random-effects models.
 
@@ -492,6 +500,9 @@ def pool(
         A column of user weights for the pooled estimates (metafor's ``weights=``): theta =
         sum a y / sum a with se² = sum a² (v + tau²) / (sum a)²; tau², Q and I² stay the
         inverse-variance ones. Intervals ``z`` or ``t`` only.
+    unweighted : bool
+        Every study weighs the same (metafor's ``weighted = FALSE``): the estimates as with
+        ``weights`` all 1.
     common : {"IV", "MH", "PETO"} or None
         Common-effect method: inverse variance, Mantel-Haenszel, Peto (OR only); ``None``:
         inverse variance, or a RevMan analysis's own method.
@@ -548,6 +559,7 @@ def pool(
         common_ci=common_ci,
         tau2_weights=tau2_weights,
         weights=weights,
+        unweighted=unweighted,
     )
 
 
@@ -595,6 +607,8 @@ def metareg_table(
     cluster: str | None = None,
     adjust: bool = True,
     weights: str | None = None,
+    cr2: bool = False,
+    unweighted: bool = False,
     glmm: str | None = None,
     keep_double_zero: bool = False,
 ) -> MetaRegression:
@@ -613,12 +627,15 @@ def metareg_table(
     ``anova(fit, btt = ...)``). ``lrt``: moderator columns whose removal a likelihood-ratio
     test assesses (metafor's ``anova(full, reduced)``). ``cluster``: also the cluster-robust
     inference by that column (metafor's ``robust(fit, cluster, adjust)``; ``adjust``: the
-    n / (n - p) factor) as the result's ``robust``; every study in the model needs a cluster
-    value. ``weights``: a column of user weights for the coefficients (metafor's ``weights=``;
-    ``ci`` z or t). ``glmm``: fit metafor's ``rma.glmm(..., mods = ...)`` model (UM.FS, UM.RS,
-    CM.EL, CM.AL) to the raw counts instead (``ci`` z or t; ``btt`` and ``predict`` apply, the
-    other options of the normal-normal model do not); ``keep_double_zero``: its studies without events in either
-    group are kept (metafor's ``drop00 = FALSE``).
+    n / (n - p) factor; ``cr2``: instead clubSandwich's CR2 sandwich with Satterthwaite df and
+    the HTZ test, metafor's ``robust(fit, cluster, clubSandwich = TRUE)``) as the result's
+    ``robust``; every study in the model needs a cluster value. ``weights``: a column of user
+    weights for the coefficients (metafor's ``weights=``; ``ci`` z or t); ``unweighted``: every
+    study weighs the same (metafor's ``weighted = FALSE``). ``glmm``: fit metafor's
+    ``rma.glmm(..., mods = ...)`` model (UM.FS, UM.RS, CM.EL, CM.AL) to the raw counts instead
+    (``ci`` z or t; ``btt`` and ``predict`` apply, the other options of the normal-normal model
+    do not); ``keep_double_zero``: its studies without events in either group are kept
+    (metafor's ``drop00 = FALSE``).
     """
     from ivigmeta.methods.metareg import glmm_metareg_analysis, metareg_analysis
 
@@ -632,6 +649,7 @@ def metareg_table(
             lrt=lrt,
             cluster=cluster,
             weights=weights,
+            unweighted=unweighted,
         )
         if not 0 < level < 100:
             raise ModelError(
@@ -670,8 +688,11 @@ def metareg_table(
     for col in (cluster, weights):
         if col is not None:
             table.require_label_column(col)
-    if weights is not None and cluster is not None:
-        raise ModelError("--weights (user weights) is not offered with --cluster")
+    if weights is not None and unweighted:
+        raise ModelError("--weights and --unweighted exclude each other")
+    if (weights is not None or unweighted) and cluster is not None:
+        option = "--unweighted" if unweighted else "--weights (user weights)"
+        raise ModelError(f"{option} is not offered with --cluster")
     if not 0 < level < 100:
         raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
     if on_note is not None:
@@ -693,13 +714,14 @@ def metareg_table(
         btt=[btt] if isinstance(btt, str) else list(btt),
         lrt=[lrt] if isinstance(lrt, str) else list(lrt),
         weights=weights,
+        unweighted=unweighted,
     )
     if cluster is not None:
         from dataclasses import replace
 
         from ivigmeta.methods.robust import robust_metareg
 
-        rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust)
+        rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust, cr2)
         reg = replace(reg, robust=rob)
     return reg
 
@@ -712,6 +734,7 @@ def check_glmm_metareg(
     lrt: str | Sequence[str] = (),
     cluster: str | None = None,
     weights: str | None = None,
+    unweighted: bool = False,
 ) -> None:
     """The options of the normal-normal meta-regression that a GLMM meta-regression
     (``metareg --glmm``) does not take: a :class:`ModelError` naming the first one given."""
@@ -731,10 +754,31 @@ def check_glmm_metareg(
         (bool(lrt), "--lrt", "the likelihood-ratio test refits the normal-normal model"),
         (cluster is not None, "--cluster", "cluster-robust inference is not offered"),
         (weights is not None, "--weights", "a GLMM has no study weights"),
+        (unweighted, "--unweighted", "a GLMM has no study weights"),
     ]
     for present, option, why in given:
         if present:
             raise ModelError(f"{option} does not apply to --glmm: {why}")
+
+
+def combine_table(
+    table: StudyTable,
+    effects: EffectSizes,
+    method: str = "stouffer",
+    mode: str = "directed",
+    weights: str | None = None,
+) -> CombinationTest:
+    """Stouffer's or Fisher's combination test of the studies of ``effects`` (z = y / sqrt(v)),
+    as ``ivigmeta combine``: ``mode`` directed, undirected or concordant; ``weights`` a column
+    of Stouffer weights (e.g. the sample sizes)."""
+    from ivigmeta.core.pooling import column_numbers
+    from ivigmeta.methods.combination import combination_test
+
+    w = None
+    if weights is not None:
+        table.require_label_column(weights)
+        w = list(column_numbers(effects, weights, "--weights", "a weight"))
+    return combination_test(effects, method, mode, w, weights)
 
 
 def metareg_bubble(reg: MetaRegression, moderator: str | None = None) -> Bubble:
@@ -954,9 +998,9 @@ class MetaAnalysisFit:
     def require_iv_weights(self, what: str) -> None:
         """Raise a :class:`ModelError` when the fit has user weights (--weights) and ``what``
         assumes inverse-variance weights."""
-        if self.options.weights is not None:
+        if self.options.user_weighted:
             raise ModelError(
-                f"{what} assume inverse-variance weights: not with --weights (it applies to "
+                f"{what} assume inverse-variance weights: not with {self.options.weights_option} (it applies to "
                 "pool, loo, cumulative, heterogeneity, sof and metareg)"
             )
 
@@ -976,22 +1020,24 @@ class MetaAnalysisFit:
 
         return MetaAnalysisFit(with_tau2_ci(self.analysis, method), self.table, self.notes)
 
-    def robust(self, cluster: str, adjust: bool = True) -> RobustPooled:
+    def robust(self, cluster: str, adjust: bool = True, cr2: bool = False) -> RobustPooled:
         """Cluster-robust inference for the pooled estimates (metafor's ``robust(fit,
         cluster, adjust)``): the random-effects model with its tau², and the common-effect
         inverse-variance model, studies clustered by the column ``cluster`` (every study needs
-        a value); ``adjust``: the small-sample factor n / (n - 1) (CR1; False: CR0)."""
+        a value); ``adjust``: the small-sample factor n / (n - 1) (CR1; False: CR0); ``cr2``:
+        instead clubSandwich's CR2 sandwich with Satterthwaite df (metafor's ``robust(fit,
+        cluster, clubSandwich = TRUE)``)."""
         from ivigmeta.methods.robust import robust_pooled
 
         self.table.require_label_column(cluster)
-        return robust_pooled(self.analysis, cluster, adjust)
+        return robust_pooled(self.analysis, cluster, adjust, cr2)
 
-    def with_robust(self, cluster: str, adjust: bool = True) -> MetaAnalysisFit:
+    def with_robust(self, cluster: str, adjust: bool = True, cr2: bool = False) -> MetaAnalysisFit:
         """This fit with :meth:`robust` attached (``analysis.robust``): what ``ivigmeta pool
         --cluster COL`` renders."""
         from dataclasses import replace
 
-        rob = self.robust(cluster, adjust)
+        rob = self.robust(cluster, adjust, cr2)
         return MetaAnalysisFit(replace(self.analysis, robust=rob), self.table, self.notes)
 
     def permutest(self, iterations: int = 1000, seed: int | None = None) -> PermutationTest:
@@ -1137,6 +1183,7 @@ class MetaAnalysisFit:
         cluster: str | None = None,
         adjust: bool = True,
         weights: str | None = None,
+        cr2: bool = False,
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
@@ -1144,7 +1191,7 @@ class MetaAnalysisFit:
         dummy-coded against the first level in table order, or the one ``refs`` names
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
         ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci``, ``btt``, ``lrt``,
-        ``cluster``, ``adjust`` and ``weights`` (default: the fit's) as
+        ``cluster``, ``adjust``, ``cr2`` and ``weights`` (default: the fit's) as
         :func:`metareg_table`. A GLMM fit (``pool(glmm=...)``) gives the meta-regression of
         that GLMM (``tau2`` then stays unset).
         """
@@ -1170,6 +1217,8 @@ class MetaAnalysisFit:
             cluster=cluster,
             adjust=adjust,
             weights=weights or self.options.weights,
+            cr2=cr2,
+            unweighted=self.options.unweighted and weights is None,
             glmm=glmm,
             keep_double_zero=self.options.keep_double_zero,
         )
@@ -1218,6 +1267,60 @@ class MetaAnalysisFit:
             ref=ref,
             categorical=categorical,
         )
+
+    def matrix(
+        self,
+        kind: str = "coef",
+        mods: str | Sequence[str] = (),
+        refs: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        model: str = "random",
+    ) -> ModelMatrix:
+        """One matrix of the random-effects model (or with ``mods`` of the meta-regression on
+        those columns, as :meth:`metareg`; ``model="common"``: of the common-effect model):
+        ``kind`` ``coef`` (Var(beta), metafor's ``vcov(fit)``), ``obs``, ``fitted``, ``resid``
+        (``vcov(fit, type = ...)``), ``hat`` (``hatvalues(fit, type = "matrix")``) or
+        ``weights`` (``weights(fit, type = "matrix")``), with the fit's tau² estimator,
+        interval method and user weights. A Mantel-Haenszel or Peto fit (``model="common"``
+        with ``--common MH`` / ``PETO``) has ``coef``, ``fitted`` and ``weights``."""
+        from ivigmeta.core.pooling import column_numbers
+        from ivigmeta.methods.matrices import check_matrix_type, counts_matrix, fit_matrix
+
+        kind = check_matrix_type(kind)
+        self.require_pooled("the model's matrices")
+        if model.lower() not in ("random", "common"):
+            raise ModelError(f"unknown model '{model}' (choose random or common)")
+        common = model.lower() == "common"
+        if self.glmm is not None:
+            raise ModelError("the model's matrices are for the normal-normal model, not --glmm")
+        if common and self.options.common_method != "IV":
+            if mods:
+                raise ModelError(
+                    f"--model common with --common {self.options.common_method} has no "
+                    "moderators (use --common IV for a fixed-effects meta-regression)"
+                )
+            return counts_matrix(self.analysis, kind)
+        weights = None
+        if self.options.weights is not None:
+            weights = column_numbers(self.effects, self.options.weights, "--weights", "a weight")
+        columns, ref, categorical = self._moderator_coding(mods, refs, categorical)
+        return fit_matrix(
+            self.effects,
+            kind,
+            columns,
+            tau2_method="FE" if common else self.options.tau2_method,
+            ci_method=self.options.ci_method,
+            ref=ref,
+            categorical=categorical,
+            weights=weights,
+            unweighted=self.options.unweighted,
+        )
+
+    def combine(
+        self, method: str = "stouffer", mode: str = "directed", weights: str | None = None
+    ) -> CombinationTest:
+        """Stouffer's or Fisher's combination test of the fit's studies (:func:`combine_table`)."""
+        return combine_table(self.table, self.effects, method, mode, weights)
 
     def _moderator_coding(
         self,

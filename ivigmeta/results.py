@@ -82,6 +82,20 @@ class FitOptions:
     #: the column of user weights for the pooled estimates (--weights; metafor's weights=), or
     #: None for inverse-variance weights
     weights: str | None = None
+    #: every study weighs the same (--unweighted; metafor's weighted = FALSE): the pooled
+    #: estimates by unweighted least squares, their variances by the sandwich
+    unweighted: bool = False
+
+    @property
+    def user_weighted(self) -> bool:
+        """True when the pooled estimates are not inverse-variance weighted (--weights or
+        --unweighted)."""
+        return self.weights is not None or self.unweighted
+
+    @property
+    def weights_option(self) -> str:
+        """The option that set the weights: "--weights" or "--unweighted"."""
+        return "--unweighted" if self.unweighted else "--weights"
 
     @property
     def level_percent(self) -> float:
@@ -943,6 +957,9 @@ class Prediction:
     # estimate, ci_low, ci_high, pi_low, pi_high on the reported scale (RR, not log RR; the
     # analysis-scale values for a measure reported as analysed).
     reported: tuple[float, float, float, float, float] = (math.nan,) * 5
+    #: the t df of a cluster-robust prediction (n - p; CR2: its Satterthwaite df); None
+    #: for the model-based predictions
+    df: float | None = None
 
     @property
     def reported_dict(self) -> dict[str, float]:
@@ -967,6 +984,7 @@ class Prediction:
         "pi_low",
         "pi_high",
         Key("reported", "reported_dict"),
+        Key("df", omit_none=True),
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -1105,7 +1123,13 @@ class RobustInference:
     (the intercept when it is the only one). ``coefficients`` and ``vcov`` are on the analysis
     scale; for an intercept-only model the pooled estimate is also on the reported scale, with
     the prediction interval of metafor's ``predict()`` of the robust fit (robust SE, t on n - p
-    df; none for a common-effect model)."""
+    df; none for a common-effect model).
+
+    With ``cr2`` (metafor's ``robust(fit, cluster, clubSandwich = TRUE)``): Var(beta) is
+    clubSandwich's CR2 sandwich, each coefficient's t test and interval on its Satterthwaite df
+    (``coefficient_df``), the moderators' F the HTZ test on (m, ``qm_df_denom``) df (t² on
+    (1, df) for an intercept-only model) and a prediction's t on its own Satterthwaite df;
+    ``adjust`` is then False (no n / (n - p) factor)."""
 
     cluster: str
     adjust: bool
@@ -1128,6 +1152,12 @@ class RobustInference:
     pi_high_theta: float | None = None
     #: a meta-regression's --predict rows with the robust Var(beta) and t on n - p df
     predictions: tuple[Prediction, ...] = ()
+    #: the CR2 sandwich with Satterthwaite df and the HTZ test (clubSandwich)
+    cr2: bool = False
+    #: CR2: each coefficient's Satterthwaite df (empty otherwise)
+    coefficient_df: tuple[float, ...] = ()
+    #: CR2: the HTZ test's denominator df (None otherwise)
+    qm_df_denom: float | None = None
 
     @property
     def df(self) -> int:
@@ -1135,13 +1165,36 @@ class RobustInference:
         return self.clusters - len(self.coefficients)
 
     @property
-    def qm_df2(self) -> int:
+    def test_dfs(self) -> tuple[float, ...]:
+        """The t df of each coefficient: n - p, or under CR2 its Satterthwaite df."""
+        if self.cr2:
+            return self.coefficient_df
+        return (self.df,) * len(self.coefficients)
+
+    @property
+    def test_df(self) -> float:
+        """The t df of the first coefficient (the pooled estimate of an intercept-only model)."""
+        return self.test_dfs[0]
+
+    @property
+    def qm_df2(self) -> float:
+        """The F test's denominator df: n - p, or the HTZ test's under CR2."""
+        if self.cr2 and self.qm_df_denom is not None:
+            return self.qm_df_denom
         return self.df
 
     @property
     def vcov_type(self) -> str:
-        """metafor's vbest: "CR1" with the small-sample factor n / (n - p), "CR0" without."""
+        """metafor's vbest: "CR1" with the small-sample factor n / (n - p), "CR0" without,
+        "CR2" for clubSandwich's bias-reduced sandwich."""
+        if self.cr2:
+            return "CR2"
         return "CR1" if self.adjust else "CR0"
+
+    @property
+    def coefficient_rows(self) -> tuple[dict[str, Any], ...]:
+        """Each coefficient's JSON object with its t df."""
+        return tuple(c.to_dict() | {"df": df} for c, df in zip(self.coefficients, self.test_dfs))
 
     @property
     def intercept_only(self) -> bool:
@@ -1214,7 +1267,7 @@ class RobustInference:
         "theta",
         "se",
         "statistic",
-        "df",
+        Key("df", "test_df"),
         "p_value",
         "estimate",
         "ci_low",
@@ -1227,7 +1280,7 @@ class RobustInference:
         "model",
         "tau2_method",
         "tau2",
-        "coefficients",
+        Key("coefficients", "coefficient_rows"),
         "vcov",
         "predictions",
         "qm",
@@ -2657,6 +2710,129 @@ class StudyLevel:
         "ci_method",
         "tau2",
         Key("studies", "rows"),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class CombinationStudy:
+    """One study's z = y / sqrt(v) and its one-sided p-value 1 - Phi(z) in a combination test,
+    with its Stouffer weight (None: unweighted or Fisher)."""
+
+    study: Study
+    z: float
+    p_one_sided: float
+    weight: float | None = None
+
+    __json__: ClassVar[Layout] = (
+        *keys_of("study", "study", "row"),
+        "z",
+        "p_one_sided",
+        "weight",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class CombinationTest:
+    """Stouffer's or Fisher's combination of the studies' one-sided evidence
+    (:mod:`ivigmeta.core.combination`): ``statistic`` is Stouffer's Z or Fisher's X² (on
+    ``df`` = 2k), ``z`` the combined p-value as a normal deviate."""
+
+    measure: str
+    method: str
+    mode: str
+    k: int
+    statistic: float
+    df: int | None
+    p_value: float
+    z: float
+    weights_column: str | None
+    rows: tuple[CombinationStudy, ...]
+    excluded: tuple[Exclusion, ...] = ()
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "method",
+        "mode",
+        "k",
+        "statistic",
+        "df",
+        "p_value",
+        "z",
+        "weights_column",
+        Key("studies", "rows"),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class ModelMatrix:
+    """One matrix of a fitted model (metafor's ``vcov(fit, type = ...)``, ``hatvalues(fit,
+    type = "matrix")``, ``weights(fit, type = "matrix")``; :mod:`ivigmeta.methods.matrices`),
+    on the analysis scale: ``type`` ``coef`` is p x p over ``coefficients``, the others k x k
+    over ``row_studies`` (in table order)."""
+
+    measure: str
+    type: str
+    k: int
+    tau2: float
+    tau2_method: str
+    ci_method: str
+    coefficients: tuple[str, ...]
+    row_studies: tuple[Study, ...]
+    values: tuple[tuple[float, ...], ...]
+    excluded: tuple[Exclusion, ...] = ()
+    #: the common-effect method (MH, PETO) of a Mantel-Haenszel / Peto fit, else None
+    common_method: str | None = None
+    #: True when the fit has user weights (--weights)
+    user_weights: bool = False
+
+    @property
+    def model(self) -> str:
+        """``random`` or ``common`` for the intercept-only model, else ``metareg``."""
+        if len(self.coefficients) > 1:
+            return "metareg"
+        return "common" if self.tau2_method == "FE" else "random"
+
+    @property
+    def moderators(self) -> tuple[str, ...]:
+        return self.coefficients[1:]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The rows' (and columns') names: the coefficients of ``coef``, else the studies."""
+        if self.type == "coef":
+            return self.coefficients
+        return tuple(s.label() for s in self.row_studies)
+
+    @property
+    def rows(self) -> tuple[int | None, ...]:
+        """The input rows of the studies (empty for ``coef``)."""
+        return tuple(s.row for s in self.row_studies)
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "type",
+        "k",
+        "model",
+        "moderators",
+        "common_method",
+        "tau2_method",
+        "ci_method",
+        "tau2",
+        "user_weights",
+        "labels",
+        "rows",
+        Key("matrix", "values"),
         "excluded",
     )
 

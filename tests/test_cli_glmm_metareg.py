@@ -165,6 +165,8 @@ def test_every_glmm_key_is_documented(run, tmp_path):
         (("--lrt", "ablat"), "--lrt does not apply to --glmm"),
         (("--cluster", "alloc"), "--cluster does not apply to --glmm"),
         (("--weights", "ablat"), "--weights does not apply to --glmm"),
+        (("--unweighted",), "--unweighted does not apply to --glmm"),
+        (("--tau2", "0.1"), "--tau2 0.1 does not apply to --glmm"),
         (("--ci", "hk"), "--ci hk does not apply to --glmm"),
         (("--measure", "RR"), "not RR"),
     ],

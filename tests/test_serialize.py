@@ -162,6 +162,8 @@ _COMMANDS = {
     "rob": ["rob", str(ROOT / "docs" / "examples" / "rob_example.csv")],
     "reproduce": ["reproduce", str(ROOT / "published.toml"), "--no-explain"],
     "aggregate": ["aggregate", "--cluster", "nk_criterion", "--rho", "0.5"],
+    "matrix": ["matrix", "--type", "resid", "--mod", "nk_criterion"],
+    "combine": ["combine", "--weights", "year"],
 }
 # Objects whose keys are data (the paper's own table, column names, levels), not the schema.
 _DATA_KEYS = {"paper", "references", "percent", "recomputed", "value", "fields"}

@@ -26,6 +26,8 @@ COMMAND_MODULES = {
     "bias": "ivigmeta.cli.commands",
     "metareg": "ivigmeta.cli.metareg",
     "blup": "ivigmeta.cli.blup",
+    "matrix": "ivigmeta.cli.matrix",
+    "combine": "ivigmeta.cli.combine",
     "cumulative": "ivigmeta.cli.cumulative",
     "influence": "ivigmeta.cli.influence",
     "batch": "ivigmeta.cli.batch",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.common import (
-    check_cluster_adjust,
     check_plot_target,
     ci_option,
+    cluster_estimator,
     cluster_options,
     effect_options,
     file_argument,
@@ -67,6 +67,15 @@ from ivigmeta.cli.common import (
     "tau², QE and I² stay the inverse-variance ones. --ci z or t.",
 )
 @click.option(
+    "--unweighted",
+    "unweighted",
+    is_flag=True,
+    default=False,
+    help="Every study weighs the same in the coefficients (metafor's weighted=FALSE): "
+    "(X'X)^-1 X'y with the sandwich Var(b); tau², QE and I² stay the inverse-variance ones. "
+    "--ci z or t.",
+)
+@click.option(
     "--btt",
     "btt",
     multiple=True,
@@ -113,12 +122,14 @@ def metareg(
     model,
     predict,
     weights,
+    unweighted,
     btt,
     lrt,
     permutations,
     seed,
     cluster,
     cluster_adjust,
+    cluster_type,
     plot,
     plot_mod,
     glmm,
@@ -152,7 +163,7 @@ def metareg(
         raise click.UsageError("--plot-mod chooses the bubble plot's moderator: add --plot PATH")
     if seed is not None and permutations is None:
         raise click.UsageError("--seed is the permutation test's: add --permutations N")
-    check_cluster_adjust(cluster)
+    adjust, cr2 = cluster_estimator(cluster, cluster_adjust, cluster_type)
 
     table, es = load_effects(file, measure, cc, cc_policy)
     reg = metareg_table(
@@ -173,8 +184,10 @@ def metareg(
         btt=btt,
         lrt=lrt,
         weights=weights,
+        unweighted=unweighted,
         cluster=cluster,
-        adjust=cluster_adjust,
+        adjust=adjust,
+        cr2=cr2,
         glmm=glmm,
         keep_double_zero=input_settings()["keep_double_zero"],
     )

@@ -582,14 +582,7 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     pi_method = check_pi_method(options.pi_method)
     common_ci = check_common_ci(options.common_ci, common_method)
     weights = tau2_weights_of(es, options)
-    counts = None
-    if common_method == "MH" and es.measure in ("IRR", "IRD"):
-        cols = np.array(rate_counts(es), dtype=float).T
-        counts = Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
-    elif common_method != "IV":
-        es.require_counts("Mantel-Haenszel" if common_method == "MH" else "Peto's method")
-        cols = np.array([s.counts for s in es.studies], dtype=float).T
-        counts = Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    counts = counts_of(es, common_method)
     g = Groups.single(es.k)
     y = np.asarray(es.yi, dtype=float)
     v = np.asarray(es.vi, dtype=float)
@@ -633,8 +626,9 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         intercept_fit_statistics,
         statistics_of,
     )
+    from ivigmeta.core.tau2 import fixed_tau2, likelihood_of
 
-    weighted = options.weights is not None
+    weighted = options.user_weighted
     if weighted:
         reweighted, random = with_user_weights(es, options, common, random)
         assert reweighted is not None
@@ -644,10 +638,15 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         random,
         fit_statistics=statistics_of(
             intercept_fit_statistics(
-                y, v, g, t2.tau2, 2, np.array([random.theta]) if weighted else None
+                y,
+                v,
+                g,
+                t2.tau2,
+                1 if fixed_tau2(t2.method) is not None else 2,
+                np.array([random.theta]) if weighted else None,
             ),
             0,
-            "REML" if t2.method == "REML" else "ML",
+            likelihood_of(t2.method),
         ),
     )
     if common_method == "IV":
@@ -666,11 +665,44 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
             common, fit_statistics=statistics_of(counts_fit_statistics(gf.counts_fit), 0, "ML")
         )
     ci = None
-    if not math.isnan(float(gf.heterogeneity.s2[0])):
+    # A fixed tau² (--tau2 VALUE) has no interval: metafor's confint() refuses such a fit.
+    if not math.isnan(float(gf.heterogeneity.s2[0])) and fixed_tau2(t2.method) is None:
         ci = qprofile_ci(es.yi, es.vi, tau2, options.level)
     het = heterogeneity_result(gf.heterogeneity, 0, tau2, t2.method, ci)
     het = dataclasses.replace(het, tau2_se=None if math.isnan(tau2_se) else tau2_se)
     return MetaAnalysis(es, options, estimates, common, random, het)
+
+
+def counts_of(es: EffectSizes, common_method: str) -> Counts | None:
+    """The raw counts the common-effect method needs (None for inverse variance): events and
+    totals of both arms, or events and person-time for Mantel-Haenszel rates."""
+    if common_method == "MH" and es.measure in ("IRR", "IRD"):
+        cols = np.array(rate_counts(es), dtype=float).T
+        return Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    if common_method != "IV":
+        es.require_counts("Mantel-Haenszel" if common_method == "MH" else "Peto's method")
+        cols = np.array([s.counts for s in es.studies], dtype=float).T
+        return Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    return None
+
+
+def common_raw_weights(es: EffectSizes, options: FitOptions) -> np.ndarray:
+    """The common-effect method's own weight of every study, not as percentages (1 / v for
+    inverse variance; b c / N, c n1 / N, n1 n2 / N, x2 t1 / T, t1 t2 / T for Mantel-Haenszel;
+    Peto's V): metafor's ``weights(fit, type = "matrix")`` diagonal of rma.mh / rma.peto."""
+    common_method = check_common_method(options.common_method, es.measure)
+    gf = pool_groups(
+        np.asarray(es.yi, dtype=float),
+        np.asarray(es.vi, dtype=float),
+        Groups.single(es.k),
+        "DL",
+        "z",
+        options.level,
+        common_method,
+        es.measure,
+        counts_of(es, common_method),
+    )
+    return np.asarray(gf.common_weights, dtype=float)
 
 
 def rate_counts(es: EffectSizes) -> list[list[float]]:
@@ -765,16 +797,23 @@ def with_user_weights(
     es: EffectSizes, options: FitOptions, common: CommonFit | None, random: RandomFit
 ) -> tuple[CommonFit | None, RandomFit]:
     """The common (inverse-variance) and random-effects fits re-estimated with the user weights
-    of ``options.weights`` (:func:`user_weighted`): the common effect at tau² = 0."""
-    assert options.weights is not None
+    of ``options.weights`` (:func:`user_weighted`), or equal weights under
+    ``options.unweighted`` (metafor's ``weighted = FALSE``): the common effect at tau² = 0."""
+    assert options.user_weighted
+    option = options.weights_option
+    if options.weights is not None and options.unweighted:
+        raise ModelError("--weights and --unweighted exclude each other")
     if options.ci_method not in ("z", "t"):
         raise ModelError(
-            f"--weights takes --ci z or t (metafor's weights= with the Wald-type intervals), "
+            f"{option} takes --ci z or t (metafor's weights= with the Wald-type intervals), "
             f"not {options.ci_method}"
         )
     if options.common_ci != "z":
-        raise ModelError("--weights takes --common-ci z")
-    a = column_numbers(es, options.weights, "--weights", "a weight")
+        raise ModelError(f"{option} takes --common-ci z")
+    if options.weights is None:
+        a = np.ones(es.k)
+    else:
+        a = column_numbers(es, options.weights, "--weights", "a weight")
     y = np.asarray(es.yi, dtype=float)
     v = np.asarray(es.vi, dtype=float)
     pct = tuple(float(x) for x in 100.0 * a / float(np.sum(a)))

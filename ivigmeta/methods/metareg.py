@@ -27,7 +27,7 @@ numpy is imported inside the functions: ``pool`` never pays for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -113,7 +113,7 @@ def _meta_regression(
 ) -> MetaRegression:
     import numpy as np
 
-    from ivigmeta.core.tau2 import check_tau2_method, estimate_tau2
+    from ivigmeta.core.tau2 import check_tau2_method, estimate_tau2, fixed_tau2, likelihood_of
 
     if model not in ("random", "common"):
         raise ModelError(f"unknown model '{model}' (choose random or common)")
@@ -149,7 +149,8 @@ def _meta_regression(
         from ivigmeta.core.confint import tau2_ci as residual_tau2_ci
 
         tau2_se = None if math.isnan(rf.tau2_se) else rf.tau2_se
-        interval = residual_tau2_ci(tau2_ci, yi, vi, rf.tau2, method, rf.tau2_se, level, X)
+        if fixed_tau2(method) is None:  # a fixed tau² has no interval (metafor's confint())
+            interval = residual_tau2_ci(tau2_ci, yi, vi, rf.tau2, method, rf.tau2_se, level, X)
     df2 = rf.df2
     crit = t_crit(level, df2) if df2 is not None else z_crit(level)
     coefs = []
@@ -182,13 +183,18 @@ def _meta_regression(
         s2 = (k - p) / float(np.trace(P0))
         i2 = 100.0 * rf.tau2 / (rf.tau2 + s2)
         h2 = (rf.tau2 + s2) / s2
-        tau2_0 = estimate_tau2(list(yi), list(vi), method).tau2
+        # R² of a fixed tau²: against the REML tau² of the intercept-only model (metafor's
+        # default method, which rma(tau2 = ) keeps for everything but tau² itself)
+        tau2_0 = estimate_tau2(
+            list(yi), list(vi), "REML" if fixed_tau2(method) is not None else method
+        ).tau2
         r2 = 0.0 if tau2_0 == 0 else max(0.0, 100.0 * (tau2_0 - rf.tau2) / tau2_0)
     from ivigmeta.core.fitstats import model_fit_statistics, statistics_of
 
-    stats = model_fit_statistics(y, v, X, rf.tau2, rf.beta, p + (0 if model == "common" else 1))
+    estimated = model != "common" and fixed_tau2(method) is None
+    stats = model_fit_statistics(y, v, X, rf.tau2, rf.beta, p + (1 if estimated else 0))
     return MetaRegression(
-        fit_statistics=statistics_of(stats, 0, "REML" if method == "REML" else "ML"),
+        fit_statistics=statistics_of(stats, 0, likelihood_of(method)),
         tau2_interval=interval,
         tau2_se=tau2_se,
         coefficients=tuple(coefs),
@@ -357,6 +363,7 @@ def metareg_analysis(
     btt: Sequence[str] = (),
     lrt: Sequence[str] = (),
     weights: str | None = None,
+    unweighted: bool = False,
 ) -> MetaRegression:
     """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies.
 
@@ -367,7 +374,8 @@ def metareg_analysis(
     for the residual tau² (:data:`ivigmeta.core.confint.TAU2_CI_METHODS`). ``btt``: subsets of
     coefficients to test jointly (:func:`coefficient_test`). ``lrt``: moderator columns whose
     removal the likelihood-ratio test assesses (:func:`compare_without`). ``weights``: a
-    column of user weights for the coefficients (metafor's ``weights=``).
+    column of user weights for the coefficients (metafor's ``weights=``); ``unweighted``: every
+    study weighs the same (metafor's ``weighted = FALSE``; the estimates as with weights all 1).
     """
     from ivigmeta.io.studies import distinct_labels
 
@@ -382,12 +390,17 @@ def metareg_analysis(
     yi = [es.yi[i] for i in mods.keep]
     vi = [es.vi[i] for i in mods.keep]
     user = None
-    if weights is not None and (permutations is not None or lrt):
+    if (weights is not None or unweighted) and (permutations is not None or lrt):
+        option = "--unweighted" if unweighted else "--weights (user weights)"
         raise ModelError(
-            "--weights (user weights) is not offered with --permutations or --lrt: their refits "
+            f"{option} is not offered with --permutations or --lrt: their refits "
             "assume inverse-variance weights"
         )
-    if weights is not None:
+    if unweighted:
+        if ci_method not in ("z", "t"):
+            raise ModelError(f"--unweighted takes --ci z or t, not {ci_method}")
+        user = [1.0] * len(mods.keep)
+    elif weights is not None:
         from ivigmeta.core.pooling import column_numbers
 
         user = list(column_numbers(es.subset(list(mods.keep)), weights, "--weights", "a weight"))
@@ -721,18 +734,25 @@ def parse_at(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def predict_at(reg: MetaRegression, text: str) -> Prediction:
+def predict_at(
+    reg: MetaRegression, text: str, df_of: Callable[[Sequence[float]], float] | None = None
+) -> Prediction:
     """metafor's ``predict(fit, newmods = ...)`` at the moderator values ``text``
     ("COL=VALUE,..."): x b, se = sqrt(x Var(b) x'), CI x b +- c se and prediction interval
     x b +- c sqrt(se² + tau²) (c: normal quantile, t on k - p df under hk/adhoc; the PI is the
-    CI for a common-effect model)."""
+    CI for a common-effect model). ``df_of``: the t df of the design row x (a cluster-robust
+    prediction's, recorded in its ``df``); a ModelError it raises names ``text``."""
     pairs = parse_at(text)
     try:
         x = moderator_row(reg, dict(pairs))
+        df = df_of(x) if df_of is not None else None
     except ModelError as exc:
         raise ModelError(f"--predict '{text}': {exc}") from None
     est, se = linear_prediction(reg, x)
-    crit = t_crit(reg.level, reg.qm_df2) if reg.qm_df2 is not None else z_crit(reg.level)
+    if df is not None:
+        crit = t_crit(reg.level, df)
+    else:
+        crit = t_crit(reg.level, reg.qm_df2) if reg.qm_df2 is not None else z_crit(reg.level)
     half_pi = crit * math.sqrt(se * se + reg.tau2)
     values = (est, est - crit * se, est + crit * se, est - half_pi, est + half_pi)
     return Prediction(
@@ -744,6 +764,7 @@ def predict_at(reg: MetaRegression, text: str) -> Prediction:
         pi_low=values[3],
         pi_high=values[4],
         reported=reported_values(values, reg.measure),
+        df=df,
     )
 
 

@@ -20,6 +20,7 @@ from ivigmeta.results import (
     BetweenTest,
     BiasAnalysis,
     ChiSquareTest,
+    CombinationTest,
     Cumulative,
     EggerTest,
     ExcessSignificance,
@@ -29,6 +30,7 @@ from ivigmeta.results import (
     LeaveOneOut,
     MetaAnalysis,
     MetaRegression,
+    ModelMatrix,
     ModeratorInfluence,
     NotApplicable,
     RegressionTest,
@@ -218,7 +220,7 @@ def heterogeneity_line(het: Heterogeneity | None) -> str:
         tau2_ci = " " + _ci_text(het.ci, het.ci.tau2_low, het.ci.tau2_high, f.tau2)
     return (
         f"Heterogeneity: Q = {f.num(het.q)}, df = {het.df} ({f.p_eq(het.p_value)}); "
-        f"I² = {f.pct(het.i2)}{i2_q}; tau² ({het.tau2_method}) = {f.tau2(het.tau2)}{tau2_ci}"
+        f"I² = {f.pct(het.i2)}{i2_q}; tau² ({f.tau2_label(het.tau2_method, short=True)}) = {f.tau2(het.tau2)}{tau2_ci}"
     )
 
 
@@ -352,7 +354,7 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             f"Common effect ({ma.common.method}"
             + (", hk" if ma.common.ci_method == "hk" else "")
             + ")",
-            f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})",
+            f"Random effects ({f.tau2_label(ma.random.tau2_method)}, {ma.random.ci_method})",
         )
         if ma.glmm is not None:
             names = (
@@ -418,6 +420,11 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             f"Pooled with the user weights of column '{ma.options.weights}' (metafor's "
             "weights=); tau², Q and I² are the inverse-variance ones."
         )
+    elif ma.options.unweighted and ma.random is not None:
+        notes.append(
+            "Pooled unweighted, every study weighing the same (metafor's weighted=FALSE); "
+            "tau², Q and I² are the inverse-variance ones."
+        )
     notes.append(_cc_note(ma))
     notes += source_notes(ma.effects.studies)
     notes += excluded_notes(ma.effects.excluded)
@@ -429,19 +436,25 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
 
 
 def _robust_title(rob: RobustInference) -> str:
-    """'Cluster-robust inference (3 clusters by alloc, CR1, t on 2 df)'."""
+    """'Cluster-robust inference (3 clusters by alloc, CR1, t on 2 df)'; CR2: '..., CR2, t on
+    Satterthwaite df)'."""
+    df = "Satterthwaite" if rob.cr2 else rob.df
     return (
         f"Cluster-robust inference ({rob.clusters} clusters by {rob.cluster}, {rob.vcov_type}, "
-        f"t on {rob.df} df)"
+        f"t on {df} df)"
     )
 
 
 def _cluster_sizes_note(rob: RobustInference) -> str:
     sizes = [n for _, n in rob.cluster_sizes]
+    if rob.cr2:
+        how = "clubSandwich's bias-reduced sandwich; metafor's robust(clubSandwich = TRUE)"
+    else:
+        factor = "small-sample factor n / (n - p)" if rob.adjust else "no small-sample factor"
+        how = f"{factor}; metafor's robust()"
     return (
         f"{rob.k} studies in {rob.clusters} clusters of {min(sizes)} to {max(sizes)} studies "
-        f"({'small-sample factor n / (n - p)' if rob.adjust else 'no small-sample factor'}; "
-        "metafor's robust())."
+        f"({how})."
     )
 
 
@@ -457,25 +470,30 @@ def _robust_pooled_section(ma: MetaAnalysis, rob: RobustPooled) -> Section:
         "p-value",
         f"{pct} prediction interval",
     ]
+    cr2 = rob.random.cr2
+    if cr2:
+        cols.insert(4, "df")
     rows = []
-    fits = [(f"Random effects ({rob.random.tau2_method})", rob.random)]
+    fits = [(f"Random effects ({f.tau2_label(rob.random.tau2_method)})", rob.random)]
     if rob.common is not None:
         fits.insert(0, ("Common effect (IV)", rob.common))
     for name, fit in fits:
-        rows.append(
-            [
-                name,
-                f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
-                f.num(fit.se, 4),
-                f.num(fit.statistic),
-                f.pval(fit.p_value),
-                f.ci(fit.pi_low, fit.pi_high, d) if fit.pi_low_theta is not None else "",
-            ]
-        )
+        row = [
+            name,
+            f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
+            f.num(fit.se, 4),
+            f.num(fit.statistic),
+            f.pval(fit.p_value),
+            f.ci(fit.pi_low, fit.pi_high, d) if fit.pi_low_theta is not None else "",
+        ]
+        if cr2:
+            row.insert(4, f.num(fit.test_df))
+        rows.append(row)
     notes = [_cluster_sizes_note(rob.random)]
+    pi_df = "the Satterthwaite df" if cr2 else "n - 1 df"
     notes.append(
         "Estimates and tau² are the models'; SEs, tests and intervals are cluster-robust "
-        "(the prediction interval: robust SE and tau², t on n - 1 df)."
+        f"(the prediction interval: robust SE and tau², t on {pi_df})."
     )
     if ma.random is not None and ma.random.ci_method != "z":
         notes.append(f"The robust inference does not depend on --ci ({ma.random.ci_method}).")
@@ -602,7 +620,7 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         ["df", str(het.df), ""],
         ["p-value", f.pval(het.p_value), ""],
         [
-            f"I² ({het.tau2_method})",
+            f"I² ({f.tau2_label(het.tau2_method)})",
             f.pct(het.i2),
             _ci_text(
                 ci, *(ci.i2_low, ci.i2_high) if ci else (0.0, 0.0), lambda x: f.num(x, 1), "%"
@@ -611,7 +629,7 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         ["I² (Q-based)", f.pct(het.i2_q), ""],
         ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0.0, 0.0), f.num)],
         [
-            f"tau² ({het.tau2_method})",
+            f"tau² ({f.tau2_label(het.tau2_method, short=True)})",
             f.tau2(het.tau2),
             _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0.0, 0.0), f.tau2),
         ],
@@ -635,6 +653,10 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
     if ma.k == 2:
         notes.append("k = 2: heterogeneity rests on a single degree of freedom.")
     notes += excluded_notes(ma.effects.excluded)
+    if ci is None and f.tau2_label(het.tau2_method) == "tau² fixed":
+        # a fixed tau² has no interval (metafor's confint() refuses such a fit)
+        notes.append("tau² is fixed (--tau2 VALUE): no confidence intervals.")
+        return [Section("Heterogeneity", ["Statistic", "Value"], [r[:2] for r in rows], notes)]
     return [Section("Heterogeneity", ["Statistic", "Value", level], rows, notes)]
 
 
@@ -765,7 +787,7 @@ def subgroup_test_text(t: BetweenTest, p_sep: str = ", ") -> str:
 
 def _between_name(method: str) -> str:
     if method.startswith("metareg-"):
-        return f"mixed-effects meta-regression, {method.split('-', 1)[1]}"
+        return f"mixed-effects meta-regression, {f.tau2_label(method.split('-', 1)[1])}"
     if method.startswith("separate-"):
         return f"Q between subgroups, separate {method.split('-', 1)[1]} tau²"
     return method
@@ -889,9 +911,7 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
     elif reg.model == "common":
         title = f"Fixed-effects (common-effect) meta-regression ({measure}{ci_name}, k = {reg.k})"
     else:
-        title = (
-            f"Mixed-effects meta-regression ({measure}{reg.tau2_method}, {ci_name}, k = {reg.k})"
-        )
+        title = f"Mixed-effects meta-regression ({measure}{f.tau2_label(reg.tau2_method)}, {ci_name}, k = {reg.k})"
     sections = [Section(title, cols, rows, notes)]
     if reg.predictions:
         sections.append(_prediction_section(reg))
@@ -915,9 +935,15 @@ def _robust_metareg_sections(reg: MetaRegression, rob: RobustInference) -> list[
         ]
         for c in rob.coefficients
     ]
+    if rob.cr2:
+        cols.insert(4, "df")
+        for row, df in zip(rows, rob.test_dfs):
+            row.insert(4, f.num(df))
+    test = "cluster-robust, HTZ" if rob.cr2 else "cluster-robust"
+    df2 = f.num(rob.qm_df2) if rob.cr2 else str(rob.qm_df2)
     notes = [
-        f"Test of moderators (cluster-robust): F = {f.num(rob.qm)}, df = ({rob.qm_df}, "
-        f"{rob.qm_df2}), {f.p_eq(rob.qm_p_value)}",
+        f"Test of moderators ({test}): F = {f.num(rob.qm)}, df = ({rob.qm_df}, "
+        f"{df2}), {f.p_eq(rob.qm_p_value)}",
         _cluster_sizes_note(rob),
         "Coefficients and tau² are the model's; SEs, tests and intervals are cluster-robust.",
     ]
@@ -927,6 +953,10 @@ def _robust_metareg_sections(reg: MetaRegression, rob: RobustInference) -> list[
     if rob.predictions:
         pred = _prediction_section(replace(reg, predictions=rob.predictions))
         pred.title = "Predicted effects (cluster-robust)"
+        if rob.cr2:  # each prediction on the Satterthwaite df of its moderator values
+            pred.columns.append("df")
+            for row, p in zip(pred.rows, rob.predictions):
+                row.append(f.num(p.df))
         sections.append(pred)
     return sections
 
@@ -1174,8 +1204,8 @@ def metareg_records(reg: MetaRegression) -> list[dict[str, Any]]:
             | {"kind": "prediction"}
         )
     if reg.robust is not None:
-        for c in reg.robust.coefficients:
-            records.append(c.to_dict() | {"df": reg.robust.df, "kind": "robust_coefficient"})
+        for row in reg.robust.coefficient_rows:
+            records.append(row | {"kind": "robust_coefficient"})
         for p in reg.robust.predictions:
             out = p.to_dict()
             out.pop("at")
@@ -1362,9 +1392,7 @@ def influence_sections(inf: Influence) -> list[Section]:
     ]
     notes += [f"{r.study.study}: no case-deletion values: {r.note}" for r in inf.rows if r.note]
     notes += excluded_notes(inf.full.effects.excluded)
-    title = (
-        f"Influence diagnostics (random effects, {inf.full.options.tau2_method}, k = {inf.full.k})"
-    )
+    title = f"Influence diagnostics (random effects, {f.tau2_label(inf.full.options.tau2_method)}, k = {inf.full.k})"
     return [Section(title, cols, rows, notes)]
 
 
@@ -1420,7 +1448,11 @@ def influence_mods_sections(inf: ModeratorInfluence) -> list[Section]:
         what = "meta-regression on " + ", ".join(inf.moderators)
     else:
         what = "intercept only"
-    model = "common effect" if inf.tau2_method == "FE" else f"random effects, {inf.tau2_method}"
+    model = (
+        "common effect"
+        if inf.tau2_method == "FE"
+        else f"random effects, {f.tau2_label(inf.tau2_method)}"
+    )
     title = f"Influence diagnostics ({what}, {model}, k = {inf.k})"
     return [Section(title, cols, rows, notes)]
 
@@ -1474,7 +1506,9 @@ def blup_sections(sl: StudyLevel) -> list[Section]:
         if sl.model == "random"
         else "meta-regression on " + ", ".join(sl.moderators)
     )
-    title = f"Study-level quantities ({sl.measure}, {what}, {sl.tau2_method}, k = {sl.k})"
+    title = (
+        f"Study-level quantities ({sl.measure}, {what}, {f.tau2_label(sl.tau2_method)}, k = {sl.k})"
+    )
     return [Section(title, cols, rows, notes)]
 
 
@@ -1493,7 +1527,131 @@ def blup_records(sl: StudyLevel) -> list[dict[str, Any]]:
     return out
 
 
+COMBINATION_NAMES = {"stouffer": "Stouffer's test", "fisher": "Fisher's test"}
+
+
+def combination_sections(ct: CombinationTest) -> list[Section]:
+    weighted = any(r.weight is not None for r in ct.rows)
+    cols = ["Study", "z", "p (one-sided)"] + (["Weight"] if weighted else [])
+    rows = []
+    for r in ct.rows:
+        row = [marked_label(r.study), f.num(r.z, 3), f.pval(r.p_one_sided)]
+        if weighted:
+            row.append(f.sig(r.weight))
+        rows.append(row)
+    if ct.method == "stouffer":
+        stat = f"Z = {f.num(ct.statistic, 3)}"
+    else:
+        stat = f"X² = {f.num(ct.statistic, 2)}, df = {ct.df}"
+    notes = [
+        f"{COMBINATION_NAMES[ct.method]} ({ct.mode}): {stat}, {f.p_eq(ct.p_value)}"
+        + (
+            ""
+            if ct.method == "stouffer" and ct.mode != "concordant"
+            else f" (Z = {f.num(ct.z, 3)})"
+        ),
+        "z = effect / SE on the analysis scale; one-sided p-values test an effect above 0.",
+    ]
+    if ct.weights_column:
+        notes.append(f"Stouffer weights from column '{ct.weights_column}'.")
+    if ct.mode == "concordant":
+        notes.append("Concordant: the directed test in both directions, p = 2 min(p_up, p_down).")
+    elif ct.mode == "undirected":
+        notes.append("Undirected: |z| of every study (a test of extremity, whatever the signs).")
+    notes += excluded_notes(ct.excluded)
+    title = f"{COMBINATION_NAMES[ct.method]} of the studies' evidence ({ct.measure}, k = {ct.k})"
+    return [Section(title, cols, rows, notes)]
+
+
+def combination_records(ct: CombinationTest) -> list[dict[str, Any]]:
+    out = [r.to_dict() for r in ct.rows]
+    out.append(
+        {
+            "study": f"{ct.method} ({ct.mode})",
+            "row": None,
+            "z": ct.z,
+            "p_one_sided": None,
+            "weight": None,
+            "statistic": ct.statistic,
+            "df": ct.df,
+            "p_value": ct.p_value,
+        }
+    )
+    return out
+
+
+MATRIX_TITLES = {
+    "coef": "Variance-covariance matrix of the coefficients",
+    "obs": "Marginal variance-covariance matrix of the observed effects (v + tau²)",
+    "fitted": "Variance-covariance matrix of the fitted values",
+    "resid": "Variance-covariance matrix of the residuals",
+    "hat": "Hat matrix",
+    "weights": "Weight matrix",
+}
+
+
+def matrix_sections(mm: ModelMatrix) -> list[Section]:
+    if mm.type == "coef":
+        cols = ["Coefficient", *mm.labels]
+        names = list(mm.labels)
+        notes = []
+    else:
+        cols = ["Study", *(str(j + 1) for j in range(mm.k))]
+        names = [f"{i + 1} {label}" for i, label in enumerate(mm.labels)]
+        notes = ["Columns are the studies in the order of the rows (1 = the first)."]
+    # Cells that are 0 in exact arithmetic come out as rounding noise (1e-18 next to 0.05):
+    # shown as 0; JSON and CSV keep them as computed.
+    scale = max((abs(x) for row in mm.values for x in row if math.isfinite(x)), default=0.0)
+    rows = [
+        [name, *(f.sig(0.0 if abs(x) <= 1e-12 * scale else x) for x in row)]
+        for name, row in zip(names, mm.values)
+    ]
+    if mm.measure in RATIO_MEASURES and mm.type in ("coef", "obs", "fitted", "resid"):
+        notes.append(f"Values are on the log {mm.measure} scale.")
+    if mm.type == "weights" and mm.common_method:
+        notes.append(
+            "Raw weights of the "
+            + ("Mantel-Haenszel" if mm.common_method == "MH" else "Peto")
+            + " estimate (not percentages)."
+        )
+    elif mm.type == "weights":
+        notes.append(
+            "User weights (--weights; 1/k each under --unweighted)."
+            if mm.user_weights
+            else "Inverse-variance weights."
+        )
+    notes.append("Numbers to 4 significant digits; JSON and CSV carry full precision.")
+    notes += excluded_notes(mm.excluded)
+    if mm.common_method:
+        what = "Mantel-Haenszel" if mm.common_method == "MH" else "Peto"
+    elif mm.model == "metareg":
+        what = "meta-regression on " + ", ".join(mm.moderators)
+        what += ", common effect" if mm.tau2_method == "FE" else f", {f.tau2_label(mm.tau2_method)}"
+    else:
+        what = (
+            "common effect"
+            if mm.model == "common"
+            else f"random effects, {f.tau2_label(mm.tau2_method)}"
+        )
+    title = f"{MATRIX_TITLES[mm.type]} ({mm.measure}, {what}, k = {mm.k})"
+    return [Section(title, cols, rows, notes)]
+
+
+def matrix_records(mm: ModelMatrix) -> list[dict[str, Any]]:
+    out = []
+    for i, (label, row) in enumerate(zip(mm.labels, mm.values)):
+        rec: dict[str, Any] = {"label": label}
+        if mm.type != "coef":
+            rec["row"] = mm.rows[i]
+        for j, x in enumerate(row):
+            rec[mm.labels[j] if mm.type == "coef" else str(j + 1)] = x
+        out.append(rec)
+    return out
+
+
 VIEWS["blup"] = View(blup_sections, blup_records)
+VIEWS["matrix"] = View(matrix_sections, matrix_records)
+VIEWS["combine"] = View(combination_sections, combination_records)
 VIEWS["cumulative"] = View(cumulative_sections, cumulative_records)
 VIEWS["influence"] = View(influence_sections, influence_records)
 VIEWS["influence_mods"] = View(influence_mods_sections, influence_mods_records)
