@@ -618,6 +618,8 @@ def metareg_table(
     predict_scale: str | Sequence[str] = (),
     scale_profile: bool = False,
     scale_lrt: bool = False,
+    glmm: str | None = None,
+    keep_double_zero: bool = False,
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -641,9 +643,13 @@ def metareg_table(
     the HTZ test, metafor's ``robust(fit, cluster, clubSandwich = TRUE)``) as the result's
     ``robust``; every study in the model needs a cluster value. ``weights``: a column of user
     weights for the coefficients (metafor's ``weights=``; ``ci`` z or t); ``unweighted``: every
-    study weighs the same (metafor's ``weighted = FALSE``).
+    study weighs the same (metafor's ``weighted = FALSE``). ``glmm``: fit metafor's
+    ``rma.glmm(..., mods = ...)`` model (UM.FS, UM.RS, CM.EL, CM.AL) to the raw counts instead
+    (``ci`` z or t; ``btt`` and ``predict`` apply, the other options of the normal-normal model
+    do not); ``keep_double_zero``: its studies without events in either group are kept
+    (metafor's ``drop00 = FALSE``).
     """
-    from ivigmeta.methods.metareg import metareg_analysis
+    from ivigmeta.methods.metareg import glmm_metareg_analysis, metareg_analysis
 
     scale = [scale] if isinstance(scale, str) else list(scale)
     if scale:
@@ -652,6 +658,7 @@ def metareg_table(
             "--permutations": permutations is not None,
             "--weights": weights is not None,
             "--unweighted": unweighted,
+            "--glmm": glmm is not None,
             "--cluster": cluster is not None,
             "--lrt": bool(lrt),
             "--tau2-ci": tau2_ci != "qp",
@@ -688,6 +695,51 @@ def metareg_table(
             "--scale-profile and --scale-lrt apply to location-scale models: add --scale COL"
         )
     mods, ref, categorical = moderator_coding(table, effects, mods, refs, categorical)
+    if glmm is not None:
+        check_glmm_metareg(
+            tau2=tau2,
+            model=model,
+            permutations=permutations,
+            tau2_ci=tau2_ci,
+            lrt=lrt,
+            cluster=cluster,
+            weights=weights,
+            unweighted=unweighted,
+        )
+        if not 0 < level < 100:
+            raise ModelError(
+                f"the confidence level must be between 0 and 100 percent, not {level:g}"
+            )
+        if on_note is not None:
+            for message in exclusion_notes(table, effects):
+                on_note(message)
+        reg = glmm_metareg_analysis(
+            effects,
+            mods,
+            glmm.upper(),
+            ci_method=ci,
+            level=level / 100.0,
+            ref=ref,
+            categorical=categorical,
+            keep_double_zero=keep_double_zero,
+            btt=[btt] if isinstance(btt, str) else list(btt),
+            predict=[predict] if isinstance(predict, str) else list(predict),
+        )
+        if on_note is not None and reg.glmm is not None:
+            model_info = reg.glmm
+            for e in reg.excluded:
+                if e.reason.startswith("no events in either group"):
+                    on_note(f"{e.study} (row {e.row}) left out: {e.reason}")
+            if model_info.uninformative:
+                on_note(
+                    f"{', '.join(model_info.uninformative)}: no events (or only events) in both "
+                    f"groups; under {model_info.fit.model} such a study's likelihood does not "
+                    "depend on the coefficients, so it is kept but changes nothing except the "
+                    "heterogeneity tests' df"
+                )
+            for message in model_info.fit.notes:
+                on_note(message)
+        return reg
     for col in (cluster, weights):
         if col is not None:
             table.require_label_column(col)
@@ -727,6 +779,41 @@ def metareg_table(
         rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust, cr2)
         reg = replace(reg, robust=rob)
     return reg
+
+
+def check_glmm_metareg(
+    tau2: str = "DL",
+    model: str = "random",
+    permutations: int | None = None,
+    tau2_ci: str = "qp",
+    lrt: str | Sequence[str] = (),
+    cluster: str | None = None,
+    weights: str | None = None,
+    unweighted: bool = False,
+) -> None:
+    """The options of the normal-normal meta-regression that a GLMM meta-regression
+    (``metareg --glmm``) does not take: a :class:`ModelError` naming the first one given."""
+    given = [
+        (tau2.upper() != "DL", f"--tau2 {tau2}", "its tau² is the maximum likelihood one"),
+        (
+            model.lower() != "random",
+            f"--model {model}",
+            "its fixed-effects counterpart (tau² = 0) is reported with it",
+        ),
+        (
+            permutations is not None,
+            "--permutations",
+            "the permutation test refits the normal-normal model",
+        ),
+        (tau2_ci.lower() != "qp", f"--tau2-ci {tau2_ci}", "tau² intervals are not offered"),
+        (bool(lrt), "--lrt", "the likelihood-ratio test refits the normal-normal model"),
+        (cluster is not None, "--cluster", "cluster-robust inference is not offered"),
+        (weights is not None, "--weights", "a GLMM has no study weights"),
+        (unweighted, "--unweighted", "a GLMM has no study weights"),
+    ]
+    for present, option, why in given:
+        if present:
+            raise ModelError(f"{option} does not apply to --glmm: {why}")
 
 
 def combine_table(
@@ -1228,17 +1315,19 @@ class MetaAnalysisFit:
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
         ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci``, ``btt``, ``lrt``,
         ``cluster``, ``adjust``, ``cr2`` and ``weights`` (default: the fit's) as
-        :func:`metareg_table`.
+        :func:`metareg_table`. A GLMM fit (``pool(glmm=...)``) gives the meta-regression of
+        that GLMM (``tau2`` then stays unset).
         """
         if level is not None:
             check_percent_level(level)
+        glmm = self.options.glmm
         return metareg_table(
             self.table,
             self.effects,
             mods,
             refs=refs,
             categorical=categorical,
-            tau2=tau2 or self.options.tau2_method,
+            tau2=tau2 or ("DL" if glmm else self.options.tau2_method),
             ci=ci or self.options.ci_method,
             level=self.level if level is None else level,
             model=model,
@@ -1253,6 +1342,8 @@ class MetaAnalysisFit:
             weights=weights or self.options.weights,
             cr2=cr2,
             unweighted=self.options.unweighted and weights is None,
+            glmm=glmm,
+            keep_double_zero=self.options.keep_double_zero,
         )
 
     def location_scale(

@@ -22,7 +22,7 @@ from ivigmeta.io.studies import Study
 from ivigmeta.serialize import Flatten, Group, Key, Layout, keys_of, null_keys, to_json_dict
 
 if TYPE_CHECKING:
-    from ivigmeta.core.glmm import GlmmResult
+    from ivigmeta.core.glmm import GlmmRegressionResult, GlmmResult
 
 #: measures analysed on the log scale and reported as ratios (core.measures.LOG_SCALE)
 RATIO_MEASURES = LOG_SCALE
@@ -498,6 +498,82 @@ class GlmmModel:
         Key("common_se", "fit.common.se"),
         Key("common_loglik", "fit.common.loglik"),
         Key("common_sigma2", "fit.common.sigma2"),
+        *keys_of(
+            "fit.convergence",
+            "converged",
+            "iterations",
+            "algorithm",
+            "integration",
+            "nodes",
+            "max_gradient",
+        ),
+        Key("notes", "fit.notes"),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class GlmmRegressionModel:
+    """The GLMM behind a meta-regression (``metareg --glmm``):
+    :class:`ivigmeta.core.glmm.GlmmRegressionResult` with the labels of the studies whose
+    likelihood does not depend on the coefficients (double zeros under UM.FS, CM.EL, CM.AL)."""
+
+    fit: GlmmRegressionResult
+    uninformative: tuple[str, ...] = ()
+    double_zero: str = "excluded"
+
+    @property
+    def kind(self) -> str:
+        return "glmm"
+
+    @property
+    def k_informative(self) -> int:
+        return sum(self.fit.contributes)
+
+    @property
+    def method(self) -> str:
+        """Maximum likelihood, the one method of the GLMMs here (metafor's method = "ML")."""
+        return "ML"
+
+    @property
+    def common_coefficients(self) -> list[dict[str, float | str]]:
+        """The fixed-effects counterpart's coefficients (tau² = 0; metafor's method = "EE")."""
+        fit = self.fit
+        return [
+            {"name": n, "estimate": b, "se": se}
+            for n, b, se in zip(fit.names, fit.common_beta, fit.common_se)
+        ]
+
+    __json__: ClassVar[Layout] = (
+        Key("type", "kind"),
+        Key("glmm", "fit.model"),
+        Key("title", "fit.title"),
+        "method",
+        Key("test", "fit.test"),
+        Key("k", "fit.k"),
+        "k_informative",
+        "uninformative",
+        "double_zero",
+        *keys_of(
+            "fit",
+            "sigma2",
+            "loglik",
+            "loglik_fe",
+            "loglik_saturated",
+            "qe_df",
+            "qe_wald",
+            "qe_wald_p",
+            "qe_lrt",
+            "qe_lrt_p",
+            "boundary",
+        ),
+        Key("parms", "fit.parameters"),
+        Key("k_eff", "fit.observations"),
+        "common_coefficients",
+        Key("common_loglik", "fit.common_loglik"),
+        Key("common_sigma2", "fit.common_sigma2"),
         *keys_of(
             "fit.convergence",
             "converged",
@@ -1456,6 +1532,8 @@ class MetaRegression:
     #: the scale model of a location-scale meta-regression (``--scale``); ``tau2`` is then NaN
     #: (each study has its own, ``scale.tau2``) and ``i2``, ``h2``, ``r2`` are None
     scale: ScaleModel | None = None
+    #: the GLMM fitted instead of the normal-normal model (``metareg --glmm``), else None
+    glmm: GlmmRegressionModel | None = None
 
     @property
     def level_percent(self) -> float:
@@ -1499,6 +1577,7 @@ class MetaRegression:
         "r2",
         "scale",
         "robust",
+        Key("glmm", omit_none=True),
         "excluded",
     )
 

@@ -11,6 +11,7 @@ from ivigmeta.cli.common import (
     cluster_options,
     effect_options,
     file_argument,
+    glmm_option,
     handle_errors,
     input_options,
     level_option,
@@ -152,6 +153,7 @@ from ivigmeta.cli.common import (
     metavar="COL",
     help="The continuous moderator on the bubble plot's x axis [default: the first one].",
 )
+@glmm_option
 @input_options
 @effect_options
 @tau2_option
@@ -184,6 +186,7 @@ def metareg(
     cluster_type,
     plot,
     plot_mod,
+    glmm,
     measure,
     cc,
     cc_policy,
@@ -199,13 +202,19 @@ def metareg(
     test, and with --plot the bubble plot (studies against a continuous moderator, circle areas
     by weight, the regression line and its confidence band). With --scale, the location-scale
     model: the location coefficients and QM, the scale coefficients and QS, the fitted tau²_i.
+    With --glmm, the meta-regression of that GLMM on the raw counts (metafor's rma.glmm with
+    mods): coefficients, QM, residual tau², the Wald and likelihood-ratio tests of residual
+    heterogeneity, fit statistics.
     """
     from click.core import ParameterSource
 
     from ivigmeta.api import metareg_bubble, metareg_table
     from ivigmeta.cli.commands import load_effects
+    from ivigmeta.cli.common import input_settings
 
     ctx = click.get_current_context()
+    if scale and glmm:
+        raise click.UsageError("--scale (a location-scale model) and --glmm exclude each other")
     if not scale:
         if not mods:
             raise click.MissingParameter(ctx=ctx, param=_param(ctx, "mods"))
@@ -230,7 +239,10 @@ def metareg(
             )
         if ctx.get_parameter_source("tau2_ci") is ParameterSource.COMMANDLINE:
             raise click.UsageError("--tau2-ci does not apply to location-scale models (--scale)")
-
+    if glmm and plot is not None:
+        raise click.UsageError(
+            "--plot draws the bubble plot of the normal-normal meta-regression, not --glmm"
+        )
     check_plot_target(plot, file)
     if plot_mod is not None and plot is None:
         raise click.UsageError("--plot-mod chooses the bubble plot's moderator: add --plot PATH")
@@ -267,6 +279,8 @@ def metareg(
         predict_scale=predict_scale,
         scale_profile=scale_profile,
         scale_lrt=scale_lrt,
+        glmm=glmm,
+        keep_double_zero=input_settings()["keep_double_zero"],
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):

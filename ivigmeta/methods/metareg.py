@@ -450,6 +450,118 @@ def metareg_analysis(
     return reg
 
 
+def glmm_metareg_analysis(
+    es: EffectSizes,
+    columns: Sequence[str],
+    model: str,
+    ci_method: str = "z",
+    level: float = 0.95,
+    ref: Mapping[str, str] | None = None,
+    categorical: Sequence[str] = (),
+    keep_double_zero: bool = False,
+    btt: Sequence[str] = (),
+    predict: Sequence[str] = (),
+) -> MetaRegression:
+    """Meta-regression of a GLMM (metafor's ``rma.glmm(..., mods = ...)``, ``model`` one of
+    UM.FS, UM.RS, CM.EL, CM.AL) on the moderator ``columns``, fitted to the raw counts of the
+    studies of ``es``: the coefficients (Wald z, or t on k - p df with ``ci_method = "t"``), QM,
+    the residual tau², the Wald and likelihood-ratio tests of residual heterogeneity, metafor's
+    I² and H², the fit statistics; ``glmm`` holds the model's details. ``btt``: subsets of
+    coefficients to test jointly (:func:`coefficient_test`); ``predict``: moderator values
+    ("COL=VALUE,..."), one prediction each (:func:`predict_at`, as metafor's
+    ``predict(fit, newmods = ...)`` of an rma.glmm fit)."""
+    import numpy as np
+
+    from ivigmeta.core.glmm import fit_glmm_regression
+    from ivigmeta.core.pooling import (
+        check_glmm_measure,
+        glmm_counts,
+        glmm_i2_h2,
+        glmm_studies,
+    )
+    from ivigmeta.io.studies import distinct_labels
+    from ivigmeta.results import FitStatistics, GlmmRegressionModel
+
+    check_glmm_measure(es.measure)
+    ci_method = ci_method.lower()
+    if ci_method not in ("z", "t"):
+        raise ModelError(
+            f"--ci {ci_method} does not apply to --glmm: its tests and intervals are Wald z, or "
+            't on k - p df with --ci t, as metafor\'s rma.glmm (test = "z" or "t")'
+        )
+    glmm_es, _ = glmm_studies(es, keep_double_zero)
+    mods = build_moderators(glmm_es, columns, ref, categorical)
+    if not mods.keep:
+        reasons = "; ".join(f"{e.study}: {e.reason}" for e in mods.excluded + glmm_es.excluded)
+        raise ModelError(
+            "no usable studies for the meta-regression"
+            + (f" (excluded: {reasons})" if reasons else "")
+        )
+    used = glmm_es.subset(list(mods.keep))
+    x1, n1, x2, n2 = glmm_counts(used)
+    fit = fit_glmm_regression(
+        es.measure,
+        model,
+        x1,
+        n1,
+        x2 or None,
+        n2 or None,
+        mods.X,
+        mods.names,
+        level=level,
+        test=ci_method,
+    )
+    coefficients = tuple(
+        Coefficient(n, b, se, z, p, lo, hi)
+        for n, b, se, z, p, lo, hi in zip(
+            fit.names, fit.beta, fit.se, fit.z, fit.p_values, fit.ci_low, fit.ci_high
+        )
+    )
+    i2, h2 = glmm_i2_h2(used, fit.tau2, mods.X)
+    nan5 = (math.nan,) * 5
+    uninformative = tuple(
+        s.study for s, informs in zip(used.studies, fit.contributes) if not informs
+    )
+    reg = MetaRegression(
+        coefficients=coefficients,
+        qm=fit.qm,
+        qm_df=fit.qm_df,
+        qm_p_value=fit.qm_p_value,
+        qe=math.nan if fit.qe_wald is None else fit.qe_wald,
+        qe_df=fit.qe_df,
+        qe_p_value=fit.qe_wald_p,
+        tau2=fit.tau2,
+        i2=i2,
+        h2=h2,
+        r2=None,
+        k=fit.k,
+        tau2_method="ML",
+        ci_method=ci_method,
+        qm_df2=fit.qm_df2,
+        excluded=mods.excluded + glmm_es.excluded,
+        level=level,
+        measure=es.measure,
+        references=tuple(mods.references.items()),
+        model="random",
+        vcov=fit.vcov,
+        design=tuple(tuple(float(v) for v in row) for row in np.asarray(mods.X)),
+        study_labels=tuple(distinct_labels(list(used.studies))),
+        terms=tuple((c, mods.kinds[c], mods.levels.get(c, ())) for c in columns),
+        fit_statistics=FitStatistics(ml=fit.fit_statistics(), reml=nan5, reported="ML"),
+        tau2_se=fit.se_tau2,
+        glmm=GlmmRegressionModel(
+            fit,
+            uninformative=uninformative,
+            double_zero="kept" if keep_double_zero else "excluded",
+        ),
+    )
+    if predict:
+        reg = replace(reg, predictions=tuple(predict_at(reg, text) for text in predict))
+    if btt:
+        reg = replace(reg, coefficient_tests=tuple(coefficient_test(reg, spec) for spec in btt))
+    return reg
+
+
 def coefficient_test(reg: MetaRegression, spec: str) -> CoefficientTest:
     """metafor's ``anova(fit, btt = ...)``: the Wald test that the coefficients ``spec`` names
     are all zero. ``spec`` is a moderator column (all its coefficients: one for a continuous

@@ -824,12 +824,25 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
         )
     if perm is not None and perm.qm_p_value is not None and reg.qm is not None:
         omnibus += f"; permutation {f.p_eq(perm.qm_p_value)}"
+    gm = reg.glmm
     if reg.scale is not None:
         sm = reg.scale
         residual = (
             f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, "
             f"{f.p_eq(reg.qe_p_value)}; tau² by study (scale model) from "
             f"{f.tau2(sm.tau2_min)} to {f.tau2(sm.tau2_max)}"
+        )
+    elif gm is not None:
+        g = gm.fit
+        wald = (
+            "Wald not available"
+            if g.qe_wald is None
+            else f"Wald QE = {f.num(g.qe_wald)}, {f.p_eq(g.qe_wald_p)}"
+        )
+        sigma = "" if g.sigma2 is None else f"; sigma² (study effects) = {f.tau2(g.sigma2)}"
+        residual = (
+            f"Residual heterogeneity (df = {g.qe_df}): {wald}; LRT = {f.num(g.qe_lrt)}, "
+            f"{f.p_eq(g.qe_lrt_p)}; tau² = {f.tau2(reg.tau2)}; I² = {f.pct(reg.i2)}{sigma}"
         )
     elif reg.model == "common":
         residual = (
@@ -902,6 +915,12 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
             f"Location-scale meta-regression: location ({measure}{reg.tau2_method}, "
             f"{reg.scale.link} link, k = {reg.k})"
         )
+    elif gm is not None:
+        title = (
+            f"GLMM meta-regression ({measure}{gm.fit.model}: {gm.fit.title}, ML, {ci_name}, "
+            f"k = {reg.k})"
+        )
+        notes += list(gm.fit.notes)
     elif reg.model == "common":
         title = f"Fixed-effects (common-effect) meta-regression ({measure}{ci_name}, k = {reg.k})"
     else:
