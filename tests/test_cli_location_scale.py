@@ -140,6 +140,7 @@ def test_table_and_csv_formats(run, bangert_csv) -> None:
         (("--scale", "grade", "--tau2", "DL"), "--tau2 DL: location-scale models"),
         (("--scale", "grade", "--tau2", "0.1"), "--tau2 0.1: location-scale models"),
         (("--scale", "grade", "--tau2-ci", "pl"), "--tau2-ci does not apply"),
+        (("--scale", "grade", "--glmm", "UM.FS"), "--scale (a location-scale model) and --glmm"),
     ],
 )
 def test_usage_errors(run, bangert_csv, args, message) -> None:
@@ -152,6 +153,7 @@ def test_usage_errors(run, bangert_csv, args, message) -> None:
     ("args", "message"),
     [
         (("--weights", "ni"), "Error: --weights does not apply to location-scale models"),
+        (("--unweighted",), "Error: --unweighted does not apply to location-scale models"),
         (("--model", "common"), "Error: --model common does not apply to location-scale"),
         (("--permutations", "10"), "Error: --permutations does not apply"),
         (("--cluster", "grade"), "Error: --cluster does not apply"),
