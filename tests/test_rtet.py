@@ -19,6 +19,7 @@ from conftest import pool_json as _pool_json
 from conftest import write_columns as _write
 
 from ivigmeta.core.distributions import bvn_cdf
+from ivigmeta.core.effects import undefined_reason
 from ivigmeta.core.measures import tetrachoric
 from tests.tolerances import (
     BVN_CDF_ABS,
@@ -137,6 +138,14 @@ def test_variance_grows_without_bound_towards_a_single_zero_cell():
     assert np.all(np.diff(vi[1:]) > 0) and vi[-1] > 10 * vi[1]
 
 
+def test_a_variance_beyond_double_precision_is_excluded_with_a_reason():
+    """Cells so unbalanced that 1 - ρ² underflows: no variance, and a reason (not a crash)."""
+    yi, vi = tetrachoric(*(np.array([x]) for x in (1e300, 1.0, 1.0, 1e300)))
+    assert yi[0] == 1.0 and not np.isfinite(vi[0])
+    reason = undefined_reason("RTET", False, 0.0, (1e300, 1.0, 1.0, 1e300))
+    assert reason.startswith("RTET has no usable sampling variance")
+
+
 def test_the_kernel_is_vectorized_row_by_row():
     tabs = [TABLES[n] for n in INTERIOR] * 3
     cols = [np.array([float(t[c]) for t in tabs]) for c in ("ai", "bi", "ci", "di")]
@@ -172,7 +181,12 @@ def test_pool_is_rma_on_the_exact_effects(run, tmp_path, tau2, ci):
     tol = max(tol, 10 * RTET_EXACT)
     r = got["random"]
     assert r["estimate"] == r["theta"]  # reported on its own scale
-    for key, mine in {"estimate": "theta", "se": "se", "ci_lb": "ci_low", "ci_ub": "ci_high"}.items():
+    for key, mine in {
+        "estimate": "theta",
+        "se": "se",
+        "ci_lb": "ci_low",
+        "ci_ub": "ci_high",
+    }.items():
         assert r[mine] == pytest.approx(ref[key], rel=tol), key
     assert r["tau2"] == pytest.approx(ref["tau2"], rel=tol, abs=1e-12)
     assert got["heterogeneity"]["q"] == pytest.approx(ref["QE"], rel=tol)

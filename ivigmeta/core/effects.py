@@ -268,7 +268,9 @@ def tetrachoric_reason(a: float, b: float, c: float, d: float) -> str:
         return "RTET is 1 with zero sampling variance (b = c = 0: perfect association)"
     if a == 0 and d == 0:
         return "RTET is -1 with zero sampling variance (a = d = 0: perfect inverse association)"
-    zero = next(name for name, cell in zip("abcd", (a, b, c, d)) if cell == 0)
+    zero = next((name for name, cell in zip("abcd", (a, b, c, d)) if cell == 0), None)
+    if zero is None:  # every cell positive: a variance beyond double precision (|rho| ~ 1)
+        return "RTET has no usable sampling variance for this table (|rho| within rounding of 1)"
     sign = "1" if zero in "bc" else "-1"
     return (
         f"RTET is {sign} with no finite sampling variance ({zero} = 0: the likelihood is "

@@ -747,7 +747,7 @@ def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) ->
     return t
 
 
-#: escalc's RTET: no correction unless asked (``add = 0``), like PHI
+#: RTET's root search stops when a step (or the bracket) is below this (|ρ| <= 1)
 RTET_TOL = 1e-15
 
 
