@@ -82,6 +82,20 @@ class FitOptions:
     #: the column of user weights for the pooled estimates (--weights; metafor's weights=), or
     #: None for inverse-variance weights
     weights: str | None = None
+    #: every study weighs the same (--unweighted; metafor's weighted = FALSE): the pooled
+    #: estimates by unweighted least squares, their variances by the sandwich
+    unweighted: bool = False
+
+    @property
+    def user_weighted(self) -> bool:
+        """True when the pooled estimates are not inverse-variance weighted (--weights or
+        --unweighted)."""
+        return self.weights is not None or self.unweighted
+
+    @property
+    def weights_option(self) -> str:
+        """The option that set the weights: "--weights" or "--unweighted"."""
+        return "--unweighted" if self.unweighted else "--weights"
 
     @property
     def level_percent(self) -> float:
@@ -1262,6 +1276,131 @@ class Bubble:
 
 
 @dataclass(frozen=True)
+class ScalePrediction:
+    """The scale model's prediction at given scale-moderator values (metafor's
+    ``predict(fit, newscale = ...)``): the linear predictor z' alpha with its SE and CI, and
+    the tau² it implies (``transf = exp`` under the log link; under the identity link the
+    predictor itself, with values below 0 set to 0 as metafor does)."""
+
+    at: tuple[tuple[str, str], ...]
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    tau2: float
+    tau2_ci_low: float
+    tau2_ci_high: float
+
+    @property
+    def label(self) -> str:
+        """'grade=3, meta=1': the values as given."""
+        return ", ".join(f"{col}={value}" for col, value in self.at)
+
+    @property
+    def at_dict(self) -> dict[str, str]:
+        return dict(self.at)
+
+    __json__: ClassVar[Layout] = (
+        "label",
+        Key("at", "at_dict"),
+        "estimate",
+        "se",
+        "ci_low",
+        "ci_high",
+        "tau2",
+        "tau2_ci_low",
+        "tau2_ci_high",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class ProfileInterval:
+    """The profile-likelihood interval of one scale coefficient (metafor's
+    ``confint(fit, alpha = j)``); a bound is NaN where the profile never drops far enough."""
+
+    name: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+
+    __json__: ClassVar[Layout] = ("name", "estimate", "ci_low", "ci_high")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class ScaleModel:
+    """The scale part of a location-scale meta-regression (metafor's ``rma(..., scale = ~ Z,
+    link = ...)``): log tau²_i = z_i' alpha (``link = "log"``) or tau²_i = z_i' alpha
+    (``"identity"``), with Wald z tests of alpha from the Hessian of the (RE)ML log-likelihood,
+    QS = the Wald test that the scale coefficients beyond the intercept are zero (None with an
+    intercept-only scale model), and each study's fitted tau²_i."""
+
+    link: str
+    coefficients: tuple[Coefficient, ...]
+    vcov: tuple[tuple[float, ...], ...]
+    qs: float | None
+    qs_df: int
+    qs_p_value: float | None
+    tau2: tuple[float, ...]
+    references: tuple[tuple[str, str], ...] = ()
+    # --att: Wald tests of subsets of the scale coefficients (metafor's anova(fit, att = ...))
+    coefficient_tests: tuple[CoefficientTest, ...] = ()
+    # --predict-scale
+    predictions: tuple[ScalePrediction, ...] = ()
+    # --scale-profile: profile-likelihood intervals of every scale coefficient
+    profile: tuple[ProfileInterval, ...] = ()
+    # --scale-lrt: the likelihood-ratio test against the same location model with scale ~ 1
+    comparison: ModelComparison | None = None
+    # variance inflation of the scale coefficients (metafor's vif() of the scale model)
+    vif: tuple[VarianceInflation, ...] = ()
+    # said when some fitted tau²_i is (about) 0: a boundary optimum ("" otherwise)
+    note: str = ""
+    # The scale moderators' design and coding (not in the JSON): rows of Z, and each column's
+    # (column, "continuous" or "categorical", levels with the reference first).
+    design: tuple[tuple[float, ...], ...] = ()
+    terms: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    @property
+    def tau2_min(self) -> float:
+        return min(self.tau2)
+
+    @property
+    def tau2_max(self) -> float:
+        return max(self.tau2)
+
+    @property
+    def reference_levels(self) -> dict[str, str]:
+        return dict(self.references)
+
+    __json__: ClassVar[Layout] = (
+        "link",
+        Key("references", "reference_levels"),
+        "coefficients",
+        "vcov",
+        "qs",
+        "qs_df",
+        "qs_p_value",
+        "tau2_min",
+        "tau2_max",
+        "tau2",
+        "coefficient_tests",
+        "predictions",
+        "profile",
+        Key("lrt", "comparison"),
+        "vif",
+        "note",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class MetaRegression:
     """A mixed-effects meta-regression (metafor's ``rma(yi, vi, mods = ...)``)."""
 
@@ -1314,6 +1453,9 @@ class MetaRegression:
     gvif: tuple[VarianceInflation, ...] = ()
     #: cluster-robust inference (``--cluster``), None when not asked
     robust: RobustInference | None = None
+    #: the scale model of a location-scale meta-regression (``--scale``); ``tau2`` is then NaN
+    #: (each study has its own, ``scale.tau2``) and ``i2``, ``h2``, ``r2`` are None
+    scale: ScaleModel | None = None
 
     @property
     def level_percent(self) -> float:
@@ -1355,6 +1497,7 @@ class MetaRegression:
         "i2",
         "h2",
         "r2",
+        "scale",
         "robust",
         "excluded",
     )
@@ -2616,6 +2759,63 @@ class StudyLevel:
         "tau2_method",
         "ci_method",
         "tau2",
+        Key("studies", "rows"),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class CombinationStudy:
+    """One study's z = y / sqrt(v) and its one-sided p-value 1 - Phi(z) in a combination test,
+    with its Stouffer weight (None: unweighted or Fisher)."""
+
+    study: Study
+    z: float
+    p_one_sided: float
+    weight: float | None = None
+
+    __json__: ClassVar[Layout] = (
+        *keys_of("study", "study", "row"),
+        "z",
+        "p_one_sided",
+        "weight",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class CombinationTest:
+    """Stouffer's or Fisher's combination of the studies' one-sided evidence
+    (:mod:`ivigmeta.core.combination`): ``statistic`` is Stouffer's Z or Fisher's X² (on
+    ``df`` = 2k), ``z`` the combined p-value as a normal deviate."""
+
+    measure: str
+    method: str
+    mode: str
+    k: int
+    statistic: float
+    df: int | None
+    p_value: float
+    z: float
+    weights_column: str | None
+    rows: tuple[CombinationStudy, ...]
+    excluded: tuple[Exclusion, ...] = ()
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "method",
+        "mode",
+        "k",
+        "statistic",
+        "df",
+        "p_value",
+        "z",
+        "weights_column",
         Key("studies", "rows"),
         "excluded",
     )

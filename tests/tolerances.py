@@ -126,3 +126,17 @@ RTET_EXACT = 1e-9
 METAFOR_RTET_YI_ABS = 5e-5
 METAFOR_RTET_VI_REL = 3e-4
 METAFOR_RTET_VI_REL_STRONG = 3e-2
+
+#: Location-scale models (tests/test_location_scale.py): the (RE)ML surface is flat at the
+#: optimum and metafor's optimizers use numerical gradients; its optimizers (nlm, BFGS, bobyqa,
+#: Nelder-Mead, nloptr) reach one log-likelihood to 1e-13 but scatter in alpha by up to ~5e-7
+#: (1.5e-6 for the intercept-only scale ~ 1 fit, whose exp(alpha) ivigmeta matches with the
+#: plain REML tau² to ITERATIVE). alpha is compared with this absolute tolerance, its standard
+#: errors (metafor's numerical Hessian, at metafor's alpha) relatively; the log-likelihoods are
+#: compared at LS_LOGLIK_ABS and ivigmeta's optimum is checked to be at least as high as
+#: metafor's alpha.
+LS_ALPHA_ABS = 3e-6
+LS_SE_REL = 3e-6
+#: beta and its SEs at the fitted tau²_i inherit the alpha error through W (up to ~3e-8).
+LS_BETA_ABS = 1e-7
+LS_LOGLIK_ABS = 1e-10

@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     "metareg": "ivigmeta.cli.metareg",
     "blup": "ivigmeta.cli.blup",
     "matrix": "ivigmeta.cli.matrix",
+    "combine": "ivigmeta.cli.combine",
     "cumulative": "ivigmeta.cli.cumulative",
     "influence": "ivigmeta.cli.influence",
     "batch": "ivigmeta.cli.batch",

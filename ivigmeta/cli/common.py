@@ -267,6 +267,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "common_ci": "z",
     "tau2_weights": None,
     "weights": None,
+    "unweighted": False,
 }
 
 
@@ -286,8 +287,19 @@ def model_settings() -> dict[str, Any]:
 
 
 def extra_model_options(func: Callable) -> Callable:
-    """--pi, --common-ci, --tau2-weights, --weights (read back with :func:`model_settings`)."""
+    """--pi, --common-ci, --tau2-weights, --weights, --unweighted (read back with
+    :func:`model_settings`)."""
     stored: dict[str, Any] = {"expose_value": False, "callback": _store_model}
+    func = click.option(
+        "--unweighted",
+        "model_unweighted",
+        is_flag=True,
+        default=False,
+        help="Every study weighs the same (metafor's weighted=FALSE): the pooled estimates by "
+        "unweighted least squares, se² = sum(v + tau²) / k²; tau², Q and I² stay the "
+        "inverse-variance ones. --ci z or t.",
+        **stored,
+    )(func)
     func = click.option(
         "--weights",
         "model_weights",

@@ -628,7 +628,7 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     )
     from ivigmeta.core.tau2 import fixed_tau2, likelihood_of
 
-    weighted = options.weights is not None
+    weighted = options.user_weighted
     if weighted:
         reweighted, random = with_user_weights(es, options, common, random)
         assert reweighted is not None
@@ -797,16 +797,23 @@ def with_user_weights(
     es: EffectSizes, options: FitOptions, common: CommonFit | None, random: RandomFit
 ) -> tuple[CommonFit | None, RandomFit]:
     """The common (inverse-variance) and random-effects fits re-estimated with the user weights
-    of ``options.weights`` (:func:`user_weighted`): the common effect at tau² = 0."""
-    assert options.weights is not None
+    of ``options.weights`` (:func:`user_weighted`), or equal weights under
+    ``options.unweighted`` (metafor's ``weighted = FALSE``): the common effect at tau² = 0."""
+    assert options.user_weighted
+    option = options.weights_option
+    if options.weights is not None and options.unweighted:
+        raise ModelError("--weights and --unweighted exclude each other")
     if options.ci_method not in ("z", "t"):
         raise ModelError(
-            f"--weights takes --ci z or t (metafor's weights= with the Wald-type intervals), "
+            f"{option} takes --ci z or t (metafor's weights= with the Wald-type intervals), "
             f"not {options.ci_method}"
         )
     if options.common_ci != "z":
-        raise ModelError("--weights takes --common-ci z")
-    a = column_numbers(es, options.weights, "--weights", "a weight")
+        raise ModelError(f"{option} takes --common-ci z")
+    if options.weights is None:
+        a = np.ones(es.k)
+    else:
+        a = column_numbers(es, options.weights, "--weights", "a weight")
     y = np.asarray(es.yi, dtype=float)
     v = np.asarray(es.vi, dtype=float)
     pct = tuple(float(x) for x in 100.0 * a / float(np.sum(a)))
