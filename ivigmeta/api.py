@@ -473,7 +473,7 @@ def pool(
     data : str, os.PathLike, pandas.DataFrame, dict of columns or StudyTable
         The study table (see :func:`read`).
     measure : str or None
-        RR, OR, RD, AS, PHI, YUQ, YUY, OR2DN, OR2DL or PBIT for 2x2 counts (MPRD, MPRR, MPOR, MPORC or MPPETO for a table of matched pairs); MD, SMD, SMDH, ROM, CVR, VR, RPB or RBIS for means; IRR, IRD or IRSD for
+        RR, OR, RD, AS, PHI, YUQ, YUY, OR2DN, OR2DL, PBIT or RTET for 2x2 counts (MPRD, MPRR, MPOR, MPORC or MPPETO for a table of matched pairs); MD, SMD, SMDH, ROM, CVR, VR, RPB or RBIS for means; IRR, IRD or IRSD for
         rates; PR, PLO, PAS, PFT or PLN for proportions; ZCOR, COR or UCOR for correlations;
         MN, MNLN, CVLN or SDLN for one group's means; MC, SMCC, SMCR, SMCRH or ROMC for one group's
         pre-post changes; IRLN, IR, IRS or IRFT for one group's rates; ZPCOR, PCOR or (with the

@@ -110,6 +110,23 @@ GLMM_UMRS_WALD = 1e-2
 GLMM_LOGLIK = 1e-9
 GLMM_SAME_OBJECTIVE = 1e-7
 
+#: RTET (tests/test_rtet.py). The bivariate normal CDF against mvtnorm's TVPACK (Genz's
+#: deterministic bivariate algorithm, double precision): measured max 2.2e-16 absolute on a grid
+#: with |ρ| up to 0.99999 (absolute, as Φ2 can be ~1e-30 in the tails).
+BVN_CDF_ABS = 1e-14
+#: The tetrachoric root and its variance against the exact values the reference script computes
+#: (uniroot tol 1e-14 on TVPACK; the delta-method variance): measured 4e-15 in yi, 9e-10 relative
+#: in vi (near ρ = 1, where R's side loses digits), else 1e-14.
+RTET_EXACT = 1e-9
+#: ... and against metafor's own escalc(measure = "RTET"), which maximises the likelihood with
+#: optimize() then Nelder-Mead optim() (reltol 1e-8) and differentiates it with optim's
+#: finite-difference Hessian (step 1e-3): measured |Δyi| <= 1.9e-5 and |Δvi|/vi <= 1.1e-4 on
+#: the tables with |ρ| < 0.95 of metafor_rtet.json; the Hessian's step is coarse where the
+#: likelihood bends sharply, |Δvi|/vi 1.2e-3 at ρ = -0.955 and 2.1e-2 at ρ = 0.988.
+METAFOR_RTET_YI_ABS = 5e-5
+METAFOR_RTET_VI_REL = 3e-4
+METAFOR_RTET_VI_REL_STRONG = 3e-2
+
 #: Location-scale models (tests/test_location_scale.py): the (RE)ML surface is flat at the
 #: optimum and metafor's optimizers use numerical gradients; its optimizers (nlm, BFGS, bobyqa,
 #: Nelder-Mead, nloptr) reach one log-likelihood to 1e-13 but scatter in alpha by up to ~5e-7

@@ -62,7 +62,7 @@ MEASURE_CHOICES = (
     "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN",
     "MC", "SMCC", "SMCR", "SMCRH", "ROMC", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL",
     "IRLN", "IR", "IRS", "IRFT", "CVR", "VR", "RPB", "RBIS", "CVLN", "SDLN",
-    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "ZPCOR", "PCOR", "SPCOR",
+    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "RTET", "ZPCOR", "PCOR", "SPCOR",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -115,7 +115,7 @@ def effect_options(func: Callable) -> Callable:
         default=None,
         metavar="|".join(MEASURE_CHOICES),
         help="Effect measure. 2x2 counts: RR (default), OR, RD, AS, PHI, YUQ, YUY, OR2DN, "
-        "OR2DL, PBIT, and for a table of matched pairs (the four cells read as metafor's ai, bi, ci, "
+        "OR2DL, PBIT, RTET, and for a table of matched pairs (the four cells read as metafor's ai, bi, ci, "
         "di of the pairs) MPRD, MPRR, MPOR, MPORC, MPPETO; means and SDs: MD "
         "(default), SMD, SMDH, ROM, CVR, VR, RPB, RBIS; events and person-time: IRR (default), IRD, IRSD; events "
         "and totals of one group: PLO (default), PR, PAS, PFT, PLN; correlations and sizes: "

@@ -122,7 +122,7 @@ def check_common_method(common_method: str, measure: str) -> str:
     if common == "PETO" and measure != "OR":
         raise ModelError(peto_measure_error(measure))
     if common == "MH" and measure in ("AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL") + (
-        *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT"),
+        *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "RTET"),
     ):
         raise ModelError(
             f"Mantel-Haenszel pools RR, OR and RD: {measure} is pooled by inverse variance "
