@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         RandomFit,
         ReproduceResult,
         RobustPooled,
+        RobustVarianceModel,
         StudyLevel,
         SubgroupAnalysis,
         SummaryOfFindings,
@@ -85,6 +86,7 @@ __all__ = [
     "fit_table",
     "metareg_table",
     "metareg_bubble",
+    "rve_table",
     "pool",
     "audit_revman",
     "read",
@@ -693,6 +695,72 @@ def combine_table(
         table.require_label_column(weights)
         w = list(column_numbers(effects, weights, "--weights", "a weight"))
     return combination_test(effects, method, mode, w, weights)
+
+
+def rve_table(
+    table: StudyTable,
+    effects: EffectSizes,
+    cluster: str,
+    mods: str | Sequence[str] = (),
+    refs: Sequence[str] | str = (),
+    categorical: Sequence[str] | str = (),
+    model: str = "correlated",
+    rho: float = 0.8,
+    small: bool = True,
+    level: float = 95.0,
+    measure_given: bool = False,
+    on_note: Notify | None = None,
+) -> RobustVarianceModel:
+    """Robust variance estimation for the dependent ``effects`` of ``table`` clustered by the
+    column ``cluster`` (robumeta's ``robu()``), as ``ivigmeta rve``: ``model`` ``"correlated"``
+    (robumeta's ``CORR``, with ``rho`` the assumed correlation of a study's effects, in [0, 1])
+    or ``"hierarchical"`` (``HIER``); ``mods`` moderator columns coded as in
+    :func:`metareg_table` (``refs``, ``categorical``); none: the intercept alone. ``small``:
+    Tipton's (2015) small-sample correction with Satterthwaite df (robumeta's default); else
+    the Hedges, Tipton & Johnson (2010) sandwich on N - p df. ``level`` in percent.
+    ``measure_given``: the measure was asked for; effects given as yi/vi with neither it nor a
+    ``measure`` column are of no stated measure (``GEN``, as :func:`aggregate_table`).
+
+    Raises
+    ------
+    DataError
+        A row has no cluster value (naming file, row and column), or a variance is not positive.
+    ModelError
+        rho outside [0, 1], a single cluster, no more clusters than coefficients, or variance
+        components the moments do not identify.
+    """
+    from ivigmeta.methods.rve import rve_analysis
+
+    columns: list[str] = []
+    ref: dict[str, str] = {}
+    cats: list[str] = []
+    if mods:
+        columns, ref, cats = moderator_coding(table, effects, mods, refs, categorical)
+    elif refs or categorical:
+        raise ModelError("--ref and --categorical apply to moderators (--mod COL)")
+    table.require_label_column(cluster)
+    if not 0 < level < 100:
+        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
+    if on_note is not None:
+        for message in exclusion_notes(table, effects):
+            on_note(message)
+    known = measure_given or any(
+        s.effect_source not in ("ci", "se", "vi") or (s.given is not None and s.given.measure)
+        for s in effects.studies
+    )
+    return rve_analysis(
+        table,
+        effects,
+        cluster,
+        columns,
+        ref,
+        cats,
+        model,
+        rho,
+        small,
+        level / 100.0,
+        measure=None if known else "GEN",
+    )
 
 
 def metareg_bubble(reg: MetaRegression, moderator: str | None = None) -> Bubble:
