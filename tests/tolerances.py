@@ -109,3 +109,9 @@ GLMM_UMRS_WALD = 1e-2
 #: one at converged modes (nielweise2007 UM.RS: -74.8577153 vs -74.8577142).
 GLMM_LOGLIK = 1e-9
 GLMM_SAME_OBJECTIVE = 1e-7
+
+#: robumeta's robu() (tests/test_rve.py): closed form in both (method-of-moments tau², WLS,
+#: sandwich, Satterthwaite df), the same arithmetic in another order: agreement to ~1e-14.
+ROBUMETA = 1e-10
+#: robumeta's p-values are 2 * (1 - pt(|t|, df)): absolute error up to ~1e-16 in the far tail.
+ROBUMETA_P_ABS = 1e-14
