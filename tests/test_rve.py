@@ -55,7 +55,12 @@ def write_case_data(case: dict, path: Path) -> Path:
         w.writerow(["study", "yi", "vi", "cluster", *others])
         for i in range(n):
             w.writerow(
-                [f"e{i + 1}", _cell(cols[y][i]), _cell(cols[case["variances"]][i]), _cell(cols[g][i])]
+                [
+                    f"e{i + 1}",
+                    _cell(cols[y][i]),
+                    _cell(cols[case["variances"]][i]),
+                    _cell(cols[g][i]),
+                ]
                 + [_cell(cols[c][i]) for c in others]
             )
     return path
@@ -183,7 +188,9 @@ def test_pymare_grid_agrees_with_its_robumeta_pin() -> None:
     from robumeta 2.1 (pymare/tests/data/robumeta_reference.json, one case pasted here)."""
     case = CASES["pymare_both_rho0.8_var_within_study"]
     assert_close(case["tau2"], 0.25396662569107431, "tau2", rel=1e-12)
-    assert_close(case["df"], [2.6785181647604874, 3.9078721964279026, 1.6272497948928502], "df", 1e-12)
+    assert_close(
+        case["df"], [2.6785181647604874, 3.9078721964279026, 1.6272497948928502], "df", 1e-12
+    )
 
 
 def test_table_and_csv(run, tmp_path) -> None:
@@ -299,9 +306,7 @@ def test_a_row_without_a_moderator_is_listed(run, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["k"] == 5
-    assert out["excluded"] == [
-        {"study": "a2", "reason": "no value for moderator(s) 'x'", "row": 3}
-    ]
+    assert out["excluded"] == [{"study": "a2", "reason": "no value for moderator(s) 'x'", "row": 3}]
     assert "a2 (row 3) left out" in result.stderr
 
 

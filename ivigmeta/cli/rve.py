@@ -51,7 +51,7 @@ MODEL_CHOICES = ("correlated", "hierarchical")
     show_default=True,
     help="The working model behind the weights: correlated effects (a study's effects share "
     'its sample, correlation --rho; robumeta\'s modelweights = "CORR") or hierarchical effects '
-    "(studies nested in clusters; \"HIER\", tau² between and omega² within clusters).",
+    '(studies nested in clusters; "HIER", tau² between and omega² within clusters).',
 )
 @click.option(
     "--rho",

@@ -114,6 +114,7 @@ def rve_fit(
     kj = np.bincount(ids, minlength=N).astype(float)
     vbar = np.bincount(ids, weights=v, minlength=N) / kj
     k = kj[ids]
+
     # t_j = X_j' 1 and s_j = X_j' w_j: a study's column sums, plain and weighted
     def sums(weights: np.ndarray) -> np.ndarray:
         out = np.zeros((N, p))
@@ -161,12 +162,7 @@ def rve_fit(
         xwwx = (X.T * (w0 * w0)) @ X
         xwjjx = np.einsum("j,jp,jq->pq", kj, s, t)  # Σ X_j' W_j J J X_j = k_j s_j t_j'
         xwjx = s.T @ t
-        a1 = (
-            float(np.sum(kj * kj))
-            - tr(Vi @ xwjjx.T)
-            - tr(Vi @ xwjjx)
-            + tr(Vi @ xjx @ Vi @ xwjwx)
-        )
+        a1 = float(np.sum(kj * kj)) - tr(Vi @ xwjjx.T) - tr(Vi @ xwjjx) + tr(Vi @ xjx @ Vi @ xwjwx)
         b1 = M - tr(Vi @ xwjx) - tr(Vi @ xwjx.T) + tr(Vi @ xjx @ Vi @ xwwx)
         c1 = float(v.sum()) - tr(Vi @ xjx)
         a2 = sum_w - tr(Vi @ xwjwx)

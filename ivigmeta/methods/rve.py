@@ -98,10 +98,10 @@ def rve_analysis(
     v = np.asarray([es.vi[i] for i in keep], dtype=float)
     bad = [s for s, x in zip(studies, v) if not x > 0]
     if bad:
-        s = bad[0]
-        where = f"{table.source}, row {s.row}" if s.row is not None else s.label()
+        first = bad[0]
+        where = f"{table.source}, row {first.row}" if first.row is not None else first.label()
         raise DataError(
-            f"{where}: the sampling variance is {float(v[studies.index(s)]):g} (expected a "
+            f"{where}: the sampling variance is {float(v[studies.index(first)]):g} (expected a "
             "positive variance: robumeta's weights divide by it)"
         )
     order = list(dict.fromkeys(labels))
@@ -137,7 +137,9 @@ def rve_analysis(
         stat = b / s
         crit = t_crit(level, df)
         coefs.append(
-            RVECoefficient(name, b, s, stat, df, t_p_two_sided(stat, df), b - crit * s, b + crit * s)
+            RVECoefficient(
+                name, b, s, stat, df, t_p_two_sided(stat, df), b - crit * s, b + crit * s
+            )
         )
     sizes = {c: 0 for c in order}
     for c in labels:
