@@ -126,6 +126,14 @@ def rve_analysis(
         ) from None
     except RVEDegenerate as exc:
         raise ModelError(f"--model {model}: {exc}") from None
+    finite = [est.tau2, *est.beta, *est.se, *np.ravel(est.vcov)]
+    if est.omega2 is not None:
+        finite.append(est.omega2)
+    if not all(math.isfinite(x) for x in finite):
+        raise ModelError(
+            "the model is numerically singular (the weights or the moderators leave no finite "
+            "estimate)"
+        )
     coefs = []
     for j, name in enumerate(names):
         b, s, df = float(est.beta[j]), float(est.se[j]), float(est.df[j])
