@@ -35,6 +35,10 @@ corr <- as.data.frame(corrdat)[, c("esid", "studyid", "effectsize", "var", "bing
 ## a text moderator (robumeta codes it with treatment contrasts, the first level in sorted
 ## order, "college", the reference)
 corr$setting <- ifelse(corr$college == 1, "college", "community")
+## dummies of one study each: a coefficient resting on one cluster, whose I - H_jj is singular
+## (the small-sample adjustment's eigenvalue threshold at work)
+corr$d1 <- as.numeric(corr$studyid == 1)
+corr$d2 <- as.numeric(corr$studyid == 2)
 hier <- as.data.frame(hierdat)[, c("esid", "studyid", "effectsize", "var", "binge",
                                    "sreport", "males", "age", "followup")]
 
@@ -122,6 +126,9 @@ for (small in c(TRUE, FALSE)) {
         small)
   }
   add(sprintf("corrdat_setting_%s", s), "corrdat", c("setting", "males"), "CORR", 0.8, small)
+  add(sprintf("corrdat_one_study_dummy_%s", s), "corrdat", c("males", "d1"), "CORR", 0.8, small)
+  add(sprintf("corrdat_one_study_dummy_hier_%s", s), "corrdat", c("males", "d2"), "HIER", 0.8,
+      small)
   add(sprintf("hierdat_mods_%s", s), "hierdat", HIER_MODS, "HIER", 0.8, small)
   add(sprintf("hierdat_intercept_%s", s), "hierdat", character(0), "HIER", 0.8, small)
   add(sprintf("hierdat_corr_%s", s), "hierdat", c("binge", "sreport"), "CORR", 0.8, small)
