@@ -1300,6 +1300,34 @@ class MetaAnalysisFit:
         """Stouffer's or Fisher's combination test of the fit's studies (:func:`combine_table`)."""
         return combine_table(self.table, self.effects, method, mode, weights)
 
+    def rve(
+        self,
+        cluster: str,
+        mods: str | Sequence[str] = (),
+        refs: Sequence[str] | str = (),
+        categorical: Sequence[str] | str = (),
+        model: str = "correlated",
+        rho: float = 0.8,
+        small: bool = True,
+        level: float | None = None,
+    ) -> RobustVarianceModel:
+        """Robust variance estimation of the fit's effects clustered by ``cluster``
+        (:func:`rve_table`; ``level`` in percent, default the fit's)."""
+        if level is not None:
+            check_percent_level(level)
+        return rve_table(
+            self.table,
+            self.effects,
+            cluster,
+            mods,
+            refs,
+            categorical,
+            model,
+            rho,
+            small,
+            level=self.level if level is None else level,
+        )
+
     def _moderator_coding(
         self,
         mods: str | Sequence[str],

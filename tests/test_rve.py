@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from tolerances import ROBUMETA, ROBUMETA_P_ABS, close
 
+import ivigmeta
 from ivigmeta.api import effect_sizes, read, rve_table
 from ivigmeta.core.rve import rve_fit
 
@@ -226,6 +227,8 @@ def test_api_is_what_the_cli_prints(run, tmp_path) -> None:
     result = run("rve", str(path), *cli_args(case), "--format", "json")
     assert json.loads(result.stdout) == json.loads(json.dumps(rv.to_dict()))
     assert [c.name for c in rv.coefficients] == ["intercept", "setting=community", "males"]
+    fitted = ivigmeta.pool(str(path)).rve("cluster", ["setting", "males"], refs=["setting=college"])
+    assert fitted == rv
 
 
 # ---------------------------------------------------------------------------------------------
