@@ -30,8 +30,12 @@ beta = (X' W X)^-1 X' W y with the final weights, residuals e. Its robust varian
   Theta = W^-1 (robumeta's A_j = (I - H_jj)^(-1/2) for CORR and Theta_j^(1/2) (Theta_j^(1/2)
   (I - H_jj) Theta_j^(3/2))^(-1/2) Theta_j^(1/2) for HIER are that adjustment), each
   coefficient on its Satterthwaite df (tr P)² / tr(P²): the arithmetic is
-  :func:`ivigmeta.core.sandwich.cr2_weighted`, with robumeta's eigenvalue threshold (1e-10 on
-  I - H_jj for CORR, on Theta_j^(1/2) (I - H_jj) Theta_j^(3/2) for HIER).
+  :func:`ivigmeta.core.sandwich.cr2_weighted`, with robumeta's eigenvalue threshold 1e-10 on
+  I - H_jj for CORR. For HIER robumeta applies it to Theta_j^(1/2) (I - H_jj) Theta_j^(3/2),
+  whose eigenvalues scale with the square of the variances (effects with variances ~1e-6 have
+  every eigenvalue dropped: robumeta reports SE 0); here it is applied to that matrix divided by
+  the square of the cluster's mean working variance, which leaves robumeta's results wherever
+  they are not degenerate and makes the correction scale-free.
 
 numpy is imported inside the functions.
 """
@@ -181,10 +185,10 @@ def rve_fit(
     beta, bread = _wls(X, w, y)
     e = y - X @ beta
     if small:
-        if model == "correlated":
-            scale = (1.0 / (kj * (vbar + tau2)) / w.mean()) ** 2
-        else:
-            scale = np.full(N, 1.0 / w.mean() ** 2)
+        # robumeta's threshold relative to the square of the cluster's mean working variance:
+        # exactly robumeta's for CORR (where it is I - H_jj), scale-free for HIER
+        theta = w.mean() / w  # the working variances on the mean-1 scale of cr2_weighted
+        scale = 1.0 / (np.bincount(ids, weights=theta, minlength=N) / kj) ** 2
         sandwich = cr2_weighted(X, w, e, ids, ROBUMETA_EIGEN_TOL, scale)
         vcov = sandwich.vcov
         df = np.array([sandwich.satterthwaite(np.eye(p)[j]) for j in range(p)])

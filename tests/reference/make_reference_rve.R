@@ -151,6 +151,17 @@ for (variances in c("var_constant_within_study", "var_within_study")) {
   }
 }
 
+## robumeta's HIER eigenvalue threshold is not scale-free: the effects / 1000 (variances / 1e6)
+## lose every eigenvalue of the adjustment, SE 0 (ivigmeta: the unscaled results, rescaled).
+add("hierdat_binge_sreport_small", "hierdat", c("binge", "sreport"), "HIER", 0.8, TRUE)
+scaled <- hier
+scaled$effectsize <- scaled$effectsize / 1000
+scaled$var <- scaled$var / 1e6
+DATA$hierdat_scaled <- scaled
+COLS$hierdat_scaled <- COLS$hierdat
+add("hierdat_scaled_binge_sreport_small", "hierdat_scaled", c("binge", "sreport"), "HIER", 0.8,
+    TRUE)
+
 ## What robu() refuses: rho outside [0, 1].
 errors <- list()
 err_case <- function(name, expr) {
