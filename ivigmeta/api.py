@@ -69,6 +69,7 @@ if TYPE_CHECKING:
         RandomFit,
         ReproduceResult,
         RobustPooled,
+        RobustVarianceModel,
         StudyLevel,
         SubgroupAnalysis,
         SummaryOfFindings,
@@ -86,6 +87,7 @@ __all__ = [
     "metareg_table",
     "location_scale_table",
     "metareg_bubble",
+    "rve_table",
     "pool",
     "audit_revman",
     "read",
@@ -904,6 +906,72 @@ def location_scale_table(
     )
 
 
+def rve_table(
+    table: StudyTable,
+    effects: EffectSizes,
+    cluster: str,
+    mods: str | Sequence[str] = (),
+    refs: Sequence[str] | str = (),
+    categorical: Sequence[str] | str = (),
+    model: str = "correlated",
+    rho: float = 0.8,
+    small: bool = True,
+    level: float = 95.0,
+    measure_given: bool = False,
+    on_note: Notify | None = None,
+) -> RobustVarianceModel:
+    """Robust variance estimation for the dependent ``effects`` of ``table`` clustered by the
+    column ``cluster`` (robumeta's ``robu()``), as ``ivigmeta rve``: ``model`` ``"correlated"``
+    (robumeta's ``CORR``, with ``rho`` the assumed correlation of a study's effects, in [0, 1])
+    or ``"hierarchical"`` (``HIER``); ``mods`` moderator columns coded as in
+    :func:`metareg_table` (``refs``, ``categorical``); none: the intercept alone. ``small``:
+    Tipton's (2015) small-sample correction with Satterthwaite df (robumeta's default); else
+    the Hedges, Tipton & Johnson (2010) sandwich on N - p df. ``level`` in percent.
+    ``measure_given``: the measure was asked for; effects given as yi/vi with neither it nor a
+    ``measure`` column are of no stated measure (``GEN``, as :func:`aggregate_table`).
+
+    Raises
+    ------
+    DataError
+        A row has no cluster value (naming file, row and column), or a variance is not positive.
+    ModelError
+        rho outside [0, 1], a single cluster, no more clusters than coefficients, or variance
+        components the moments do not identify.
+    """
+    from ivigmeta.methods.rve import rve_analysis
+
+    columns: list[str] = []
+    ref: dict[str, str] = {}
+    cats: list[str] = []
+    if mods:
+        columns, ref, cats = moderator_coding(table, effects, mods, refs, categorical)
+    elif refs or categorical:
+        raise ModelError("--ref and --categorical apply to moderators (--mod COL)")
+    table.require_label_column(cluster)
+    if not 0 < level < 100:
+        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
+    if on_note is not None:
+        for message in exclusion_notes(table, effects):
+            on_note(message)
+    known = measure_given or any(
+        s.effect_source not in ("ci", "se", "vi") or (s.given is not None and s.given.measure)
+        for s in effects.studies
+    )
+    return rve_analysis(
+        table,
+        effects,
+        cluster,
+        columns,
+        ref,
+        cats,
+        model,
+        rho,
+        small,
+        level / 100.0,
+        measure=None if known else "GEN",
+    )
+
+
 def metareg_bubble(reg: MetaRegression, moderator: str | None = None) -> Bubble:
     """What the bubble plot of ``reg`` draws (metafor's ``regplot``): the studies against the
     continuous ``moderator`` (default: the model's first continuous one) and the regression
@@ -1484,6 +1552,34 @@ class MetaAnalysisFit:
     ) -> CombinationTest:
         """Stouffer's or Fisher's combination test of the fit's studies (:func:`combine_table`)."""
         return combine_table(self.table, self.effects, method, mode, weights)
+
+    def rve(
+        self,
+        cluster: str,
+        mods: str | Sequence[str] = (),
+        refs: Sequence[str] | str = (),
+        categorical: Sequence[str] | str = (),
+        model: str = "correlated",
+        rho: float = 0.8,
+        small: bool = True,
+        level: float | None = None,
+    ) -> RobustVarianceModel:
+        """Robust variance estimation of the fit's effects clustered by ``cluster``
+        (:func:`rve_table`; ``level`` in percent, default the fit's)."""
+        if level is not None:
+            check_percent_level(level)
+        return rve_table(
+            self.table,
+            self.effects,
+            cluster,
+            mods,
+            refs,
+            categorical,
+            model,
+            rho,
+            small,
+            level=self.level if level is None else level,
+        )
 
     def _moderator_coding(
         self,

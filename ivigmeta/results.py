@@ -2847,6 +2847,111 @@ class StudyLevel:
 
 
 @dataclass(frozen=True)
+class RVECoefficient:
+    """One coefficient of a robust variance estimation model: its robust SE, t test on ``df``
+    (N - p, or the Satterthwaite df of the small-sample correction) and interval."""
+
+    name: str
+    estimate: float
+    se: float
+    statistic: float
+    df: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+
+    __json__: ClassVar[Layout] = (
+        "name",
+        "estimate",
+        "se",
+        "statistic",
+        "df",
+        "p_value",
+        "ci_low",
+        "ci_high",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class RobustVarianceModel:
+    """Robust variance estimation for dependent effects (robumeta's ``robu()``;
+    :mod:`ivigmeta.core.rve`): the correlated (``rho``) or hierarchical effects model of the
+    effects clustered by ``cluster``, on the moderator columns ``moderators`` (none: the
+    intercept alone). ``tau2`` is the between-study (CORR) or between-cluster (HIER) variance,
+    ``omega2`` HIER's within-cluster one; ``qe`` the first-stage fit's Q with the working
+    weights, ``i2`` (CORR) robumeta's I² against ``qe_df``. ``small``: Tipton's (2015)
+    small-sample correction with Satterthwaite df; else the Hedges, Tipton & Johnson (2010)
+    sandwich on N - p df. ``coefficients`` and ``vcov`` are on the analysis scale."""
+
+    measure: str
+    cluster: str
+    model: str
+    rho: float | None
+    small: bool
+    level: float
+    moderators: tuple[str, ...]
+    #: each cluster's label and number of effects, clusters in order of first appearance
+    cluster_sizes: tuple[tuple[str, int], ...]
+    coefficients: tuple[RVECoefficient, ...]
+    vcov: tuple[tuple[float, ...], ...]
+    tau2: float
+    omega2: float | None
+    i2: float | None
+    qe: float
+    qe_df: float | None
+    excluded: tuple[Exclusion, ...] = ()
+
+    @property
+    def k(self) -> int:
+        """The effects analysed."""
+        return sum(n for _, n in self.cluster_sizes)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_sizes)
+
+    @property
+    def sizes(self) -> dict[str, float]:
+        """min, mean, median and max of the effects per cluster (robumeta's print)."""
+        import statistics
+
+        ks = [n for _, n in self.cluster_sizes]
+        return {
+            "min": min(ks),
+            "mean": statistics.fmean(ks),
+            "median": statistics.median(ks),
+            "max": max(ks),
+        }
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "cluster",
+        "model",
+        "rho",
+        "small",
+        "level",
+        "moderators",
+        "k",
+        "n_clusters",
+        Key("effects_per_cluster", "sizes"),
+        "tau2",
+        "omega2",
+        "i2",
+        "qe",
+        "qe_df",
+        "coefficients",
+        "vcov",
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class CombinationStudy:
     """One study's z = y / sqrt(v) and its one-sided p-value 1 - Phi(z) in a combination test,
     with its Stouffer weight (None: unweighted or Fisher)."""

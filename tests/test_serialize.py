@@ -164,6 +164,7 @@ _COMMANDS = {
     "aggregate": ["aggregate", "--cluster", "nk_criterion", "--rho", "0.5"],
     "matrix": ["matrix", "--type", "resid", "--mod", "nk_criterion"],
     "combine": ["combine", "--weights", "year"],
+    "rve": ["rve", "--cluster", "nk_criterion"],
 }
 # Objects whose keys are data (the paper's own table, column names, levels), not the schema.
 _DATA_KEYS = {"paper", "references", "percent", "recomputed", "value", "fields", "at"}

@@ -140,3 +140,9 @@ LS_SE_REL = 3e-6
 #: beta and its SEs at the fitted tau²_i inherit the alpha error through W (up to ~3e-8).
 LS_BETA_ABS = 1e-7
 LS_LOGLIK_ABS = 1e-10
+
+#: robumeta's robu() (tests/test_rve.py): closed form in both (method-of-moments tau², WLS,
+#: sandwich, Satterthwaite df), the same arithmetic in another order: agreement to ~1e-14.
+ROBUMETA = 1e-10
+#: robumeta's p-values are 2 * (1 - pt(|t|, df)): absolute error up to ~1e-16 in the far tail.
+ROBUMETA_P_ABS = 1e-14

@@ -39,6 +39,7 @@ from ivigmeta.results import (
     RobAssessment,
     RobustInference,
     RobustPooled,
+    RobustVarianceModel,
     ScaleModel,
     StudyLevel,
     SubgroupAnalysis,
@@ -2126,3 +2127,71 @@ def aggregate_records(agg: Aggregation) -> list[dict[str, Any]]:
 
 
 VIEWS["aggregate"] = View(aggregate_sections, aggregate_records)
+
+
+# ---------------------------------------------------------------------------------------------
+# rve: robust variance estimation for dependent effects (robumeta's robu())
+
+
+def _rve_model_text(rv: RobustVarianceModel) -> str:
+    if rv.model == "correlated":
+        return f"correlated effects model, rho = {rv.rho:g}"
+    return "hierarchical effects model"
+
+
+def rve_sections(rv: RobustVarianceModel) -> list[Section]:
+    cols = ["Coefficient", "Estimate", "SE", "t", "df", "p-value", f"{rv.level * 100:g}% CI"]
+    rows = [
+        [
+            c.name,
+            f.num(c.estimate, 4),
+            f.num(c.se, 4),
+            f.num(c.statistic),
+            f.num(c.df),
+            f.pval(c.p_value),
+            f.ci(c.ci_low, c.ci_high, 4),
+        ]
+        for c in rv.coefficients
+    ]
+    sizes = rv.sizes
+    if rv.model == "correlated":
+        components = f"tau² = {f.tau2(rv.tau2)} (between studies), I² = {f.pct(rv.i2)}"
+    else:
+        components = (
+            f"tau² = {f.tau2(rv.tau2)} (between clusters), omega² = {f.tau2(rv.omega2)} "
+            "(between effects within a cluster)"
+        )
+    notes = [
+        f"{components}; method of moments (Hedges, Tipton & Johnson 2010), QE = {f.num(rv.qe)} "
+        "of the first-stage fit.",
+        f"{rv.k} effects in {rv.n_clusters} clusters by {rv.cluster} (per cluster: min "
+        f"{sizes['min']:g}, mean {sizes['mean']:.3g}, median {sizes['median']:g}, max "
+        f"{sizes['max']:g}).",
+    ]
+    if rv.small:
+        notes.append(
+            "Small-sample correction (Tipton 2015): CR2 sandwich with the model's weights, t on "
+            "Satterthwaite df; with df < 4 the tests are not to be trusted (robumeta's note)."
+        )
+    else:
+        notes.append(
+            "Sandwich of Hedges, Tipton & Johnson (2010) with the factor N / (N - p), t on "
+            f"N - p = {rv.n_clusters - len(rv.coefficients)} df."
+        )
+    notes += excluded_notes(rv.excluded)
+    title = f"Robust variance estimation ({_rve_model_text(rv)}; {rv.measure})"
+    return [Section(title, cols, rows, notes)]
+
+
+def rve_records(rv: RobustVarianceModel) -> list[dict[str, Any]]:
+    """One CSV record per coefficient, then one per variance component and statistic of the
+    model (``estimate`` its value)."""
+    out = [c.to_dict() | {"kind": "coefficient"} for c in rv.coefficients]
+    extra = {"tau2": rv.tau2, "omega2": rv.omega2, "i2": rv.i2, "qe": rv.qe}
+    for name, value in extra.items():
+        if value is not None:
+            out.append({"name": name, "estimate": value, "kind": "model"})
+    return out
+
+
+VIEWS["rve"] = View(rve_sections, rve_records)
