@@ -22,7 +22,7 @@ from ivigmeta.io.studies import Study
 from ivigmeta.serialize import Flatten, Group, Key, Layout, keys_of, null_keys, to_json_dict
 
 if TYPE_CHECKING:
-    from ivigmeta.core.glmm import GlmmResult
+    from ivigmeta.core.glmm import GlmmRegressionResult, GlmmResult
 
 #: measures analysed on the log scale and reported as ratios (core.measures.LOG_SCALE)
 RATIO_MEASURES = LOG_SCALE
@@ -82,6 +82,20 @@ class FitOptions:
     #: the column of user weights for the pooled estimates (--weights; metafor's weights=), or
     #: None for inverse-variance weights
     weights: str | None = None
+    #: every study weighs the same (--unweighted; metafor's weighted = FALSE): the pooled
+    #: estimates by unweighted least squares, their variances by the sandwich
+    unweighted: bool = False
+
+    @property
+    def user_weighted(self) -> bool:
+        """True when the pooled estimates are not inverse-variance weighted (--weights or
+        --unweighted)."""
+        return self.weights is not None or self.unweighted
+
+    @property
+    def weights_option(self) -> str:
+        """The option that set the weights: "--weights" or "--unweighted"."""
+        return "--unweighted" if self.unweighted else "--weights"
 
     @property
     def level_percent(self) -> float:
@@ -484,6 +498,82 @@ class GlmmModel:
         Key("common_se", "fit.common.se"),
         Key("common_loglik", "fit.common.loglik"),
         Key("common_sigma2", "fit.common.sigma2"),
+        *keys_of(
+            "fit.convergence",
+            "converged",
+            "iterations",
+            "algorithm",
+            "integration",
+            "nodes",
+            "max_gradient",
+        ),
+        Key("notes", "fit.notes"),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class GlmmRegressionModel:
+    """The GLMM behind a meta-regression (``metareg --glmm``):
+    :class:`ivigmeta.core.glmm.GlmmRegressionResult` with the labels of the studies whose
+    likelihood does not depend on the coefficients (double zeros under UM.FS, CM.EL, CM.AL)."""
+
+    fit: GlmmRegressionResult
+    uninformative: tuple[str, ...] = ()
+    double_zero: str = "excluded"
+
+    @property
+    def kind(self) -> str:
+        return "glmm"
+
+    @property
+    def k_informative(self) -> int:
+        return sum(self.fit.contributes)
+
+    @property
+    def method(self) -> str:
+        """Maximum likelihood, the one method of the GLMMs here (metafor's method = "ML")."""
+        return "ML"
+
+    @property
+    def common_coefficients(self) -> list[dict[str, float | str]]:
+        """The fixed-effects counterpart's coefficients (tau² = 0; metafor's method = "EE")."""
+        fit = self.fit
+        return [
+            {"name": n, "estimate": b, "se": se}
+            for n, b, se in zip(fit.names, fit.common_beta, fit.common_se)
+        ]
+
+    __json__: ClassVar[Layout] = (
+        Key("type", "kind"),
+        Key("glmm", "fit.model"),
+        Key("title", "fit.title"),
+        "method",
+        Key("test", "fit.test"),
+        Key("k", "fit.k"),
+        "k_informative",
+        "uninformative",
+        "double_zero",
+        *keys_of(
+            "fit",
+            "sigma2",
+            "loglik",
+            "loglik_fe",
+            "loglik_saturated",
+            "qe_df",
+            "qe_wald",
+            "qe_wald_p",
+            "qe_lrt",
+            "qe_lrt_p",
+            "boundary",
+        ),
+        Key("parms", "fit.parameters"),
+        Key("k_eff", "fit.observations"),
+        "common_coefficients",
+        Key("common_loglik", "fit.common_loglik"),
+        Key("common_sigma2", "fit.common_sigma2"),
         *keys_of(
             "fit.convergence",
             "converged",
@@ -1265,6 +1355,131 @@ class Bubble:
 
 
 @dataclass(frozen=True)
+class ScalePrediction:
+    """The scale model's prediction at given scale-moderator values (metafor's
+    ``predict(fit, newscale = ...)``): the linear predictor z' alpha with its SE and CI, and
+    the tau² it implies (``transf = exp`` under the log link; under the identity link the
+    predictor itself, with values below 0 set to 0 as metafor does)."""
+
+    at: tuple[tuple[str, str], ...]
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    tau2: float
+    tau2_ci_low: float
+    tau2_ci_high: float
+
+    @property
+    def label(self) -> str:
+        """'grade=3, meta=1': the values as given."""
+        return ", ".join(f"{col}={value}" for col, value in self.at)
+
+    @property
+    def at_dict(self) -> dict[str, str]:
+        return dict(self.at)
+
+    __json__: ClassVar[Layout] = (
+        "label",
+        Key("at", "at_dict"),
+        "estimate",
+        "se",
+        "ci_low",
+        "ci_high",
+        "tau2",
+        "tau2_ci_low",
+        "tau2_ci_high",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class ProfileInterval:
+    """The profile-likelihood interval of one scale coefficient (metafor's
+    ``confint(fit, alpha = j)``); a bound is NaN where the profile never drops far enough."""
+
+    name: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+
+    __json__: ClassVar[Layout] = ("name", "estimate", "ci_low", "ci_high")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class ScaleModel:
+    """The scale part of a location-scale meta-regression (metafor's ``rma(..., scale = ~ Z,
+    link = ...)``): log tau²_i = z_i' alpha (``link = "log"``) or tau²_i = z_i' alpha
+    (``"identity"``), with Wald z tests of alpha from the Hessian of the (RE)ML log-likelihood,
+    QS = the Wald test that the scale coefficients beyond the intercept are zero (None with an
+    intercept-only scale model), and each study's fitted tau²_i."""
+
+    link: str
+    coefficients: tuple[Coefficient, ...]
+    vcov: tuple[tuple[float, ...], ...]
+    qs: float | None
+    qs_df: int
+    qs_p_value: float | None
+    tau2: tuple[float, ...]
+    references: tuple[tuple[str, str], ...] = ()
+    # --att: Wald tests of subsets of the scale coefficients (metafor's anova(fit, att = ...))
+    coefficient_tests: tuple[CoefficientTest, ...] = ()
+    # --predict-scale
+    predictions: tuple[ScalePrediction, ...] = ()
+    # --scale-profile: profile-likelihood intervals of every scale coefficient
+    profile: tuple[ProfileInterval, ...] = ()
+    # --scale-lrt: the likelihood-ratio test against the same location model with scale ~ 1
+    comparison: ModelComparison | None = None
+    # variance inflation of the scale coefficients (metafor's vif() of the scale model)
+    vif: tuple[VarianceInflation, ...] = ()
+    # said when some fitted tau²_i is (about) 0: a boundary optimum ("" otherwise)
+    note: str = ""
+    # The scale moderators' design and coding (not in the JSON): rows of Z, and each column's
+    # (column, "continuous" or "categorical", levels with the reference first).
+    design: tuple[tuple[float, ...], ...] = ()
+    terms: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    @property
+    def tau2_min(self) -> float:
+        return min(self.tau2)
+
+    @property
+    def tau2_max(self) -> float:
+        return max(self.tau2)
+
+    @property
+    def reference_levels(self) -> dict[str, str]:
+        return dict(self.references)
+
+    __json__: ClassVar[Layout] = (
+        "link",
+        Key("references", "reference_levels"),
+        "coefficients",
+        "vcov",
+        "qs",
+        "qs_df",
+        "qs_p_value",
+        "tau2_min",
+        "tau2_max",
+        "tau2",
+        "coefficient_tests",
+        "predictions",
+        "profile",
+        Key("lrt", "comparison"),
+        "vif",
+        "note",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class MetaRegression:
     """A mixed-effects meta-regression (metafor's ``rma(yi, vi, mods = ...)``)."""
 
@@ -1317,6 +1532,11 @@ class MetaRegression:
     gvif: tuple[VarianceInflation, ...] = ()
     #: cluster-robust inference (``--cluster``), None when not asked
     robust: RobustInference | None = None
+    #: the scale model of a location-scale meta-regression (``--scale``); ``tau2`` is then NaN
+    #: (each study has its own, ``scale.tau2``) and ``i2``, ``h2``, ``r2`` are None
+    scale: ScaleModel | None = None
+    #: the GLMM fitted instead of the normal-normal model (``metareg --glmm``), else None
+    glmm: GlmmRegressionModel | None = None
 
     @property
     def level_percent(self) -> float:
@@ -1358,7 +1578,9 @@ class MetaRegression:
         "i2",
         "h2",
         "r2",
+        "scale",
         "robust",
+        Key("glmm", omit_none=True),
         "excluded",
     )
 
@@ -2619,6 +2841,168 @@ class StudyLevel:
         "tau2_method",
         "ci_method",
         "tau2",
+        Key("studies", "rows"),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class RVECoefficient:
+    """One coefficient of a robust variance estimation model: its robust SE, t test on ``df``
+    (N - p, or the Satterthwaite df of the small-sample correction) and interval."""
+
+    name: str
+    estimate: float
+    se: float
+    statistic: float
+    df: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+
+    __json__: ClassVar[Layout] = (
+        "name",
+        "estimate",
+        "se",
+        "statistic",
+        "df",
+        "p_value",
+        "ci_low",
+        "ci_high",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class RobustVarianceModel:
+    """Robust variance estimation for dependent effects (robumeta's ``robu()``;
+    :mod:`ivigmeta.core.rve`): the correlated (``rho``) or hierarchical effects model of the
+    effects clustered by ``cluster``, on the moderator columns ``moderators`` (none: the
+    intercept alone). ``tau2`` is the between-study (CORR) or between-cluster (HIER) variance,
+    ``omega2`` HIER's within-cluster one; ``qe`` the first-stage fit's Q with the working
+    weights, ``i2`` (CORR) robumeta's I² against ``qe_df``. ``small``: Tipton's (2015)
+    small-sample correction with Satterthwaite df; else the Hedges, Tipton & Johnson (2010)
+    sandwich on N - p df. ``coefficients`` and ``vcov`` are on the analysis scale."""
+
+    measure: str
+    cluster: str
+    model: str
+    rho: float | None
+    small: bool
+    level: float
+    moderators: tuple[str, ...]
+    #: each cluster's label and number of effects, clusters in order of first appearance
+    cluster_sizes: tuple[tuple[str, int], ...]
+    coefficients: tuple[RVECoefficient, ...]
+    vcov: tuple[tuple[float, ...], ...]
+    tau2: float
+    omega2: float | None
+    i2: float | None
+    qe: float
+    qe_df: float | None
+    excluded: tuple[Exclusion, ...] = ()
+
+    @property
+    def k(self) -> int:
+        """The effects analysed."""
+        return sum(n for _, n in self.cluster_sizes)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_sizes)
+
+    @property
+    def sizes(self) -> dict[str, float]:
+        """min, mean, median and max of the effects per cluster (robumeta's print)."""
+        import statistics
+
+        ks = [n for _, n in self.cluster_sizes]
+        return {
+            "min": min(ks),
+            "mean": statistics.fmean(ks),
+            "median": statistics.median(ks),
+            "max": max(ks),
+        }
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "cluster",
+        "model",
+        "rho",
+        "small",
+        "level",
+        "moderators",
+        "k",
+        "n_clusters",
+        Key("effects_per_cluster", "sizes"),
+        "tau2",
+        "omega2",
+        "i2",
+        "qe",
+        "qe_df",
+        "coefficients",
+        "vcov",
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class CombinationStudy:
+    """One study's z = y / sqrt(v) and its one-sided p-value 1 - Phi(z) in a combination test,
+    with its Stouffer weight (None: unweighted or Fisher)."""
+
+    study: Study
+    z: float
+    p_one_sided: float
+    weight: float | None = None
+
+    __json__: ClassVar[Layout] = (
+        *keys_of("study", "study", "row"),
+        "z",
+        "p_one_sided",
+        "weight",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class CombinationTest:
+    """Stouffer's or Fisher's combination of the studies' one-sided evidence
+    (:mod:`ivigmeta.core.combination`): ``statistic`` is Stouffer's Z or Fisher's X² (on
+    ``df`` = 2k), ``z`` the combined p-value as a normal deviate."""
+
+    measure: str
+    method: str
+    mode: str
+    k: int
+    statistic: float
+    df: int | None
+    p_value: float
+    z: float
+    weights_column: str | None
+    rows: tuple[CombinationStudy, ...]
+    excluded: tuple[Exclusion, ...] = ()
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "method",
+        "mode",
+        "k",
+        "statistic",
+        "df",
+        "p_value",
+        "z",
+        "weights_column",
         Key("studies", "rows"),
         "excluded",
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import counts_csv
 from tolerances import CLOSED_FORM, close
 
 from ivigmeta.cli import cli
@@ -32,18 +33,11 @@ def _run(*args: str):
 
 @pytest.fixture(scope="module")
 def csvs(tmp_path_factory) -> dict[str, str]:
-    out = {}
     base = tmp_path_factory.mktemp("fixed")
-    for name, extra in (("bcg", "ablat"), ("ivig", "nk_criterion")):
-        lines = [f"study,year,treat_events,treat_total,control_events,control_total,{extra}"]
-        for r in REF["datasets"][name]:
-            lines.append(
-                f"{r['slab']},{r['year']},{r['ai']},{r['n1i']},{r['ci']},{r['n2i']},{r[extra]}"
-            )
-        path = base / f"{name}.csv"
-        path.write_text("\n".join(lines) + "\n")
-        out[name] = str(path)
-    return out
+    return {
+        name: counts_csv(base / f"{name}.csv", REF["datasets"][name], (extra,))
+        for name, extra in (("bcg", "ablat"), ("ivig", "nk_criterion"))
+    }
 
 
 def _id(rec: dict) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import counts_csv
 from tolerances import CLOSED_FORM, ITERATIVE, close
 
 from ivigmeta.cli import cli
@@ -34,15 +35,8 @@ def _run(*args: str):
 
 @pytest.fixture(scope="module")
 def bcg_csv(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("matrices") / "bcg.csv"
-    lines = ["study,treat_events,treat_total,control_events,control_total,ablat,year,w"]
-    for r in REF["datasets"]["bcg"]:
-        lines.append(
-            f"{r['slab']},{r['ai']},{r['n1i']},{r['ci']},{r['n2i']},{r['ablat']},{r['year']},"
-            f"{r['w']}"
-        )
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+    base = tmp_path_factory.mktemp("matrices")
+    return counts_csv(base / "bcg.csv", REF["datasets"]["bcg"], ("ablat", "w"))
 
 
 @pytest.fixture(scope="module")

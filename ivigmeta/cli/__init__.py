@@ -27,6 +27,7 @@ COMMAND_MODULES = {
     "metareg": "ivigmeta.cli.metareg",
     "blup": "ivigmeta.cli.blup",
     "matrix": "ivigmeta.cli.matrix",
+    "combine": "ivigmeta.cli.combine",
     "cumulative": "ivigmeta.cli.cumulative",
     "influence": "ivigmeta.cli.influence",
     "batch": "ivigmeta.cli.batch",
@@ -38,6 +39,7 @@ COMMAND_MODULES = {
     "report": "ivigmeta.cli.report",
     "config": "ivigmeta.cli.config",
     "aggregate": "ivigmeta.cli.aggregate",
+    "rve": "ivigmeta.cli.rve",
     "transf": "ivigmeta.cli.transf",
 }
 

@@ -377,7 +377,7 @@ def subgroup(
         if between == "metareg" and source is not None and source.name == "COMMANDLINE":
             raise click.UsageError(
                 "--glmm compares subgroups by Q between their GLMM estimates: use --between "
-                "separate (a meta-regression of the GLMM is not available)"
+                "separate (the GLMM meta-regression is ivigmeta metareg --mod COL --glmm MODEL)"
             )
         if between == "metareg":
             note(

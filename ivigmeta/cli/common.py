@@ -62,7 +62,7 @@ MEASURE_CHOICES = (
     "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN",
     "MC", "SMCC", "SMCR", "SMCRH", "ROMC", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL",
     "IRLN", "IR", "IRS", "IRFT", "CVR", "VR", "RPB", "RBIS", "CVLN", "SDLN",
-    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "ZPCOR", "PCOR", "SPCOR",
+    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "RTET", "ZPCOR", "PCOR", "SPCOR",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -115,7 +115,7 @@ def effect_options(func: Callable) -> Callable:
         default=None,
         metavar="|".join(MEASURE_CHOICES),
         help="Effect measure. 2x2 counts: RR (default), OR, RD, AS, PHI, YUQ, YUY, OR2DN, "
-        "OR2DL, PBIT, and for a table of matched pairs (the four cells read as metafor's ai, bi, ci, "
+        "OR2DL, PBIT, RTET, and for a table of matched pairs (the four cells read as metafor's ai, bi, ci, "
         "di of the pairs) MPRD, MPRR, MPOR, MPORC, MPPETO; means and SDs: MD "
         "(default), SMD, SMDH, ROM, CVR, VR, RPB, RBIS; events and person-time: IRR (default), IRD, IRSD; events "
         "and totals of one group: PLO (default), PR, PAS, PFT, PLN; correlations and sizes: "
@@ -267,6 +267,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "common_ci": "z",
     "tau2_weights": None,
     "weights": None,
+    "unweighted": False,
 }
 
 
@@ -286,8 +287,19 @@ def model_settings() -> dict[str, Any]:
 
 
 def extra_model_options(func: Callable) -> Callable:
-    """--pi, --common-ci, --tau2-weights, --weights (read back with :func:`model_settings`)."""
+    """--pi, --common-ci, --tau2-weights, --weights, --unweighted (read back with
+    :func:`model_settings`)."""
     stored: dict[str, Any] = {"expose_value": False, "callback": _store_model}
+    func = click.option(
+        "--unweighted",
+        "model_unweighted",
+        is_flag=True,
+        default=False,
+        help="Every study weighs the same (metafor's weighted=FALSE): the pooled estimates by "
+        "unweighted least squares, se² = sum(v + tau²) / k²; tau², Q and I² stay the "
+        "inverse-variance ones. --ci z or t.",
+        **stored,
+    )(func)
     func = click.option(
         "--weights",
         "model_weights",

@@ -49,13 +49,14 @@ EIGEN_TOL = 1e-12
 UNDEFINED_DF_SHARE = 1e-10
 
 
-def restricted_power(a: np.ndarray, power: float) -> np.ndarray:
+def restricted_power(a: np.ndarray, power: float, tol: float = EIGEN_TOL) -> np.ndarray:
     """The symmetric matrix ``a`` to ``power`` on the eigenvectors whose eigenvalues exceed
-    :data:`EIGEN_TOL` (0 on the others): the inverse square root restricted to the range."""
+    ``tol`` (default :data:`EIGEN_TOL`; 0 on the others): the inverse square root restricted to
+    the range."""
     import numpy as np
 
     values, vectors = np.linalg.eigh(a)
-    keep = values > EIGEN_TOL
+    keep = values > tol
     scaled = np.where(keep, np.abs(values), 1.0) ** power * keep
     return (vectors * scaled) @ vectors.T
 
@@ -165,11 +166,31 @@ def cr2_sandwich(
     LinAlgError when X' W X is singular."""
     import numpy as np
 
+    return cr2_weighted(X, 1.0 / (np.asarray(v, dtype=float) + tau2), resid, cluster_of)
+
+
+def cr2_weighted(
+    X: np.ndarray,
+    w: np.ndarray,
+    resid: np.ndarray,
+    cluster_of: np.ndarray,
+    eigen_tol: float = EIGEN_TOL,
+    eigen_scale: np.ndarray | None = None,
+) -> CR2Sandwich:
+    """The CR2 sandwich of the weighted fit of y on ``X`` with the working weights ``w`` (the
+    working covariance Theta = diag(1 / w)) and residuals ``resid``.
+
+    The restricted inverse square root drops the eigenvalues lambda of Theta~_j^(1/2) B_j
+    Theta~_j^(1/2) with ``eigen_scale[j] * lambda <= eigen_tol`` (default: clubSandwich's
+    threshold on the mean-1 weights; robumeta applies 1e-10 to matrices of other scales, see
+    :mod:`ivigmeta.core.rve`). Raises numpy's LinAlgError when X' W X is singular."""
+    import numpy as np
+
     X = np.asarray(X, dtype=float)
     k, p = X.shape
     ids = np.asarray(cluster_of)
     n = int(ids.max()) + 1
-    w = 1.0 / (np.asarray(v, dtype=float) + tau2)
+    w = np.asarray(w, dtype=float)
     wt = w / w.mean()
     m_u = np.linalg.inv((X.T * wt) @ X)
     m_u = (m_u + m_u.T) / 2.0
@@ -183,8 +204,9 @@ def cr2_sandwich(
         xj = X[rows]
         root = np.sqrt(1.0 / wt[rows])  # Theta_j^(1/2)
         bj = np.diag(1.0 / wt[rows]) - xj @ m_u @ xj.T
-        aj = root[:, None] * restricted_power(root[:, None] * bj * root[None, :], -0.5)
-        aj = aj * root[None, :]
+        scale = 1.0 if eigen_scale is None else float(eigen_scale[j])
+        inner = restricted_power(root[:, None] * bj * root[None, :], -0.5, eigen_tol / scale)
+        aj = root[:, None] * inner * root[None, :]
         ej = (xj.T * wt[rows]) @ aj  # p x n_j
         scores[j] = m_u @ (ej @ resid[rows])
         mej = m @ ej
@@ -193,4 +215,11 @@ def cr2_sandwich(
     return CR2Sandwich(vcov=scores.T @ scores, g=g, cluster_of=ids, h=h, model_vcov=m, n_clusters=n)
 
 
-__all__ = ["EIGEN_TOL", "CR2Sandwich", "HotellingTest", "cr2_sandwich", "restricted_power"]
+__all__ = [
+    "EIGEN_TOL",
+    "CR2Sandwich",
+    "HotellingTest",
+    "cr2_sandwich",
+    "cr2_weighted",
+    "restricted_power",
+]

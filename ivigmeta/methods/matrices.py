@@ -98,10 +98,12 @@ def fit_matrix(
     ref: Mapping[str, str] | None = None,
     categorical: Sequence[str] = (),
     weights: np.ndarray | None = None,
+    unweighted: bool = False,
 ) -> ModelMatrix:
     """The matrix ``kind`` of the intercept-only model (no ``columns``) or of the
     meta-regression on moderator ``columns`` (built as ``metareg`` builds them); ``weights``
-    are user weights per study of ``es`` (None: inverse variance)."""
+    are user weights per study of ``es`` (None: inverse variance); ``unweighted``: every study
+    of the model weighs 1/k (metafor's ``weighted = FALSE``)."""
     import numpy as np
 
     from ivigmeta.core.tau2 import check_tau2_method
@@ -131,6 +133,8 @@ def fit_matrix(
     y = np.asarray([es.yi[i] for i in keep], dtype=float)
     v = np.asarray([es.vi[i] for i in keep], dtype=float)
     a = None if weights is None else np.asarray([weights[i] for i in keep], dtype=float)
+    if unweighted:
+        a = np.full(k, 1.0 / k)
     try:
         mats = model_matrices(y, v, X, method, ci_method, a)
     except np.linalg.LinAlgError:
@@ -149,7 +153,7 @@ def fit_matrix(
         row_studies=studies if kind != "coef" else (),
         values=_rows(mats[kind]),
         excluded=tuple(excluded),
-        user_weights=weights is not None,
+        user_weights=a is not None,
     )
 
 

@@ -9,11 +9,12 @@ NA = "n/a"
 
 def decimals_for(measure: str) -> int:
     """Ratio measures and mean differences print with 2 decimals (as the paper), differences of
-    risks and rates, proportions and correlations (phi, Yule's Q and Y among them), one group's rates and
+    risks and rates, proportions and correlations (phi, tetrachoric, Yule's Q and Y among them), one group's rates and
     partial correlations with 3."""
     three = ("RD", "AS", "IRD", "IRSD", "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR")
     more = (
         "PHI",
+        "RTET",
         "YUQ",
         "YUY",
         "IR",

@@ -20,6 +20,7 @@ from ivigmeta.results import (
     BetweenTest,
     BiasAnalysis,
     ChiSquareTest,
+    CombinationTest,
     Cumulative,
     EggerTest,
     ExcessSignificance,
@@ -38,6 +39,8 @@ from ivigmeta.results import (
     RobAssessment,
     RobustInference,
     RobustPooled,
+    RobustVarianceModel,
+    ScaleModel,
     StudyLevel,
     SubgroupAnalysis,
     Transformed,
@@ -426,6 +429,11 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
         notes.append(
             f"Pooled with the user weights of column '{ma.options.weights}' (metafor's "
             "weights=); tau², Q and I² are the inverse-variance ones."
+        )
+    elif ma.options.unweighted and ma.random is not None:
+        notes.append(
+            "Pooled unweighted, every study weighing the same (metafor's weighted=FALSE); "
+            "tau², Q and I² are the inverse-variance ones."
         )
     notes.append(_cc_note(ma))
     notes += source_notes(ma.effects.studies)
@@ -825,7 +833,27 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
         )
     if perm is not None and perm.qm_p_value is not None and reg.qm is not None:
         omnibus += f"; permutation {f.p_eq(perm.qm_p_value)}"
-    if reg.model == "common":
+    gm = reg.glmm
+    if reg.scale is not None:
+        sm = reg.scale
+        residual = (
+            f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, "
+            f"{f.p_eq(reg.qe_p_value)}; tau² by study (scale model) from "
+            f"{f.tau2(sm.tau2_min)} to {f.tau2(sm.tau2_max)}"
+        )
+    elif gm is not None:
+        g = gm.fit
+        wald = (
+            "Wald not available"
+            if g.qe_wald is None
+            else f"Wald QE = {f.num(g.qe_wald)}, {f.p_eq(g.qe_wald_p)}"
+        )
+        sigma = "" if g.sigma2 is None else f"; sigma² (study effects) = {f.tau2(g.sigma2)}"
+        residual = (
+            f"Residual heterogeneity (df = {g.qe_df}): {wald}; LRT = {f.num(g.qe_lrt)}, "
+            f"{f.p_eq(g.qe_lrt_p)}; tau² = {f.tau2(reg.tau2)}; I² = {f.pct(reg.i2)}{sigma}"
+        )
+    elif reg.model == "common":
         residual = (
             f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, "
             f"{f.p_eq(reg.qe_p_value)}; I² = {f.pct(reg.i2)} (from QE)"
@@ -891,15 +919,109 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
         reg.ci_method, "z"
     )
     measure = reg.measure + ", " if reg.measure else ""
-    if reg.model == "common":
+    if reg.scale is not None:
+        title = (
+            f"Location-scale meta-regression: location ({measure}{reg.tau2_method}, "
+            f"{reg.scale.link} link, k = {reg.k})"
+        )
+    elif gm is not None:
+        title = (
+            f"GLMM meta-regression ({measure}{gm.fit.model}: {gm.fit.title}, ML, {ci_name}, "
+            f"k = {reg.k})"
+        )
+        notes += list(gm.fit.notes)
+    elif reg.model == "common":
         title = f"Fixed-effects (common-effect) meta-regression ({measure}{ci_name}, k = {reg.k})"
     else:
         title = f"Mixed-effects meta-regression ({measure}{f.tau2_label(reg.tau2_method)}, {ci_name}, k = {reg.k})"
     sections = [Section(title, cols, rows, notes)]
+    if reg.scale is not None:
+        sections += _scale_sections(reg, reg.scale)
     if reg.predictions:
         sections.append(_prediction_section(reg))
     if reg.robust is not None:
         sections += _robust_metareg_sections(reg, reg.robust)
+    return sections
+
+
+def _scale_sections(reg: MetaRegression, sm: ScaleModel) -> list[Section]:
+    """metareg --scale: the scale coefficients (with profile CIs under --scale-profile), QS,
+    the --att tests, the LRT against scale ~ 1, and the --predict-scale rows."""
+    ci_head = f"{reg.level_percent:g}% CI"
+    cols = ["Coefficient", "Estimate", "SE", "z", "p-value", ci_head]
+    profile = {pi.name: pi for pi in sm.profile}
+    if profile:
+        cols.append("Profile CI")
+    rows = []
+    for c in sm.coefficients:
+        row = [
+            c.name,
+            f.num(c.estimate, 4),
+            f.num(c.se, 4),
+            f.num(c.statistic),
+            f.pval(c.p_value),
+            f.ci(c.ci_low, c.ci_high, 4),
+        ]
+        if profile:
+            row.append(f.ci(profile[c.name].ci_low, profile[c.name].ci_high, 4))
+        rows.append(row)
+    if sm.qs is None:
+        notes = ["Test of scale moderators: not applicable (intercept only)"]
+    else:
+        notes = [
+            f"Test of scale moderators: QS = {f.num(sm.qs)}, df = {sm.qs_df}, "
+            f"{f.p_eq(sm.qs_p_value)}"
+        ]
+    for t in sm.coefficient_tests:
+        notes.append(
+            f"Test of scale coefficients {', '.join(t.coefficients)}: QS = {f.num(t.statistic)}, "
+            f"df = {t.df}, {f.p_eq(t.p_value)}"
+        )
+    cmp = sm.comparison
+    if cmp is not None:
+        notes.append(
+            f"Likelihood-ratio test against scale ~ 1 ({cmp.likelihood}): LRT = {f.num(cmp.lrt)}, "
+            f"df = {cmp.df}, {f.p_eq(cmp.p_value)}; AIC {f.num(cmp.full.aic)} (full) vs "
+            f"{f.num(cmp.reduced.aic)} (scale ~ 1)"
+        )
+    if len(sm.vif) > 1:
+        notes.append(
+            "Variance inflation of the scale coefficients: "
+            + ", ".join(f"{v.name} {f.num(v.vif)}" for v in sm.vif)
+        )
+    if sm.link == "log":
+        notes.append("Scale coefficients are on the log tau² scale: log tau²_i = z_i'alpha.")
+    else:
+        notes.append(
+            "Scale coefficients are on the tau² scale: tau²_i = z_i'alpha (identity link)."
+        )
+    if sm.note:
+        notes.append(f"Note: {sm.note}.")
+    if profile and any(math.isnan(p.ci_low) or math.isnan(p.ci_high) for p in sm.profile):
+        notes.append(
+            "n/a in a profile CI: the profile likelihood does not fall far enough on that side."
+        )
+    for col, level in sm.references:
+        notes.append(f"Reference level of {col} (scale): {level}")
+    sections = [Section(f"Scale model ({sm.link} link)", cols, rows, notes)]
+    if sm.predictions:
+        pct = f"{reg.level_percent:g}%"
+        pred_rows = [
+            [
+                p.label,
+                f"{f.num(p.estimate, 4)} {f.ci(p.ci_low, p.ci_high, 4)}",
+                f.num(p.se, 4),
+                f"{f.tau2(p.tau2)} {f.ci(p.tau2_ci_low, p.tau2_ci_high, 4)}",
+            ]
+            for p in sm.predictions
+        ]
+        pred_cols = ["Scale values", f"z'alpha [{pct} CI]", "SE", f"tau² [{pct} CI]"]
+        pred_notes = []
+        if sm.link == "identity":
+            pred_notes.append("Negative tau² values and bounds are set to 0 (as metafor).")
+        sections.append(
+            Section("Predicted heterogeneity (scale model)", pred_cols, pred_rows, pred_notes)
+        )
     return sections
 
 
@@ -964,6 +1086,11 @@ def _prediction_section(reg: MetaRegression) -> Section:
         notes.append("SE on the log scale.")
     if reg.model == "common":
         notes.append("A common-effect model has no prediction interval beyond the CI.")
+    if reg.scale is not None and any(math.isnan(p.pi_low) for p in reg.predictions):
+        notes.append(
+            "n/a prediction interval: in a location-scale model tau² depends on the scale "
+            "moderators; give a value for each of them too."
+        )
     return Section("Predicted effects", cols, rows, notes)
 
 
@@ -1170,7 +1297,8 @@ def subgroup_records(sg: SubgroupAnalysis) -> list[dict[str, Any]]:
 
 def metareg_records(reg: MetaRegression) -> list[dict[str, Any]]:
     """One CSV record per coefficient (with its permutation p-value under --permutations),
-    then one per --predict."""
+    then one per --predict; with --scale then one per scale coefficient and per
+    --predict-scale."""
     records = []
     for j, c in enumerate(reg.coefficients):
         record = c.to_dict()
@@ -1186,6 +1314,20 @@ def metareg_records(reg: MetaRegression) -> list[dict[str, Any]]:
             | {f"reported_{key}": value for key, value in reported.items()}
             | {"kind": "prediction"}
         )
+    if reg.scale is not None:
+        profile = {pi.name: pi for pi in reg.scale.profile}
+        for c in reg.scale.coefficients:
+            record = c.to_dict()
+            if c.name in profile:
+                record |= {
+                    "profile_ci_low": profile[c.name].ci_low,
+                    "profile_ci_high": profile[c.name].ci_high,
+                }
+            records.append(record | {"kind": "scale_coefficient"})
+        for sp in reg.scale.predictions:
+            out = sp.to_dict()
+            out.pop("at")
+            records.append({"name": out.pop("label"), **out} | {"kind": "scale_prediction"})
     if reg.robust is not None:
         for row in reg.robust.coefficient_rows:
             records.append(row | {"kind": "robust_coefficient"})
@@ -1510,6 +1652,59 @@ def blup_records(sl: StudyLevel) -> list[dict[str, Any]]:
     return out
 
 
+COMBINATION_NAMES = {"stouffer": "Stouffer's test", "fisher": "Fisher's test"}
+
+
+def combination_sections(ct: CombinationTest) -> list[Section]:
+    weighted = any(r.weight is not None for r in ct.rows)
+    cols = ["Study", "z", "p (one-sided)"] + (["Weight"] if weighted else [])
+    rows = []
+    for r in ct.rows:
+        row = [marked_label(r.study), f.num(r.z, 3), f.pval(r.p_one_sided)]
+        if weighted:
+            row.append(f.sig(r.weight))
+        rows.append(row)
+    if ct.method == "stouffer":
+        stat = f"Z = {f.num(ct.statistic, 3)}"
+    else:
+        stat = f"X² = {f.num(ct.statistic, 2)}, df = {ct.df}"
+    notes = [
+        f"{COMBINATION_NAMES[ct.method]} ({ct.mode}): {stat}, {f.p_eq(ct.p_value)}"
+        + (
+            ""
+            if ct.method == "stouffer" and ct.mode != "concordant"
+            else f" (Z = {f.num(ct.z, 3)})"
+        ),
+        "z = effect / SE on the analysis scale; one-sided p-values test an effect above 0.",
+    ]
+    if ct.weights_column:
+        notes.append(f"Stouffer weights from column '{ct.weights_column}'.")
+    if ct.mode == "concordant":
+        notes.append("Concordant: the directed test in both directions, p = 2 min(p_up, p_down).")
+    elif ct.mode == "undirected":
+        notes.append("Undirected: |z| of every study (a test of extremity, whatever the signs).")
+    notes += excluded_notes(ct.excluded)
+    title = f"{COMBINATION_NAMES[ct.method]} of the studies' evidence ({ct.measure}, k = {ct.k})"
+    return [Section(title, cols, rows, notes)]
+
+
+def combination_records(ct: CombinationTest) -> list[dict[str, Any]]:
+    out = [r.to_dict() for r in ct.rows]
+    out.append(
+        {
+            "study": f"{ct.method} ({ct.mode})",
+            "row": None,
+            "z": ct.z,
+            "p_one_sided": None,
+            "weight": None,
+            "statistic": ct.statistic,
+            "df": ct.df,
+            "p_value": ct.p_value,
+        }
+    )
+    return out
+
+
 MATRIX_TITLES = {
     "coef": "Variance-covariance matrix of the coefficients",
     "obs": "Marginal variance-covariance matrix of the observed effects (v + tau²)",
@@ -1546,7 +1741,9 @@ def matrix_sections(mm: ModelMatrix) -> list[Section]:
         )
     elif mm.type == "weights":
         notes.append(
-            "User weights (--weights)." if mm.user_weights else "Inverse-variance weights."
+            "User weights (--weights; 1/k each under --unweighted)."
+            if mm.user_weights
+            else "Inverse-variance weights."
         )
     notes.append("Numbers to 4 significant digits; JSON and CSV carry full precision.")
     notes += excluded_notes(mm.excluded)
@@ -1579,6 +1776,7 @@ def matrix_records(mm: ModelMatrix) -> list[dict[str, Any]]:
 
 VIEWS["blup"] = View(blup_sections, blup_records)
 VIEWS["matrix"] = View(matrix_sections, matrix_records)
+VIEWS["combine"] = View(combination_sections, combination_records)
 VIEWS["cumulative"] = View(cumulative_sections, cumulative_records)
 VIEWS["influence"] = View(influence_sections, influence_records)
 VIEWS["influence_mods"] = View(influence_mods_sections, influence_mods_records)
@@ -1937,6 +2135,74 @@ def aggregate_records(agg: Aggregation) -> list[dict[str, Any]]:
 
 
 VIEWS["aggregate"] = View(aggregate_sections, aggregate_records)
+
+
+# ---------------------------------------------------------------------------------------------
+# rve: robust variance estimation for dependent effects (robumeta's robu())
+
+
+def _rve_model_text(rv: RobustVarianceModel) -> str:
+    if rv.model == "correlated":
+        return f"correlated effects model, rho = {rv.rho:g}"
+    return "hierarchical effects model"
+
+
+def rve_sections(rv: RobustVarianceModel) -> list[Section]:
+    cols = ["Coefficient", "Estimate", "SE", "t", "df", "p-value", f"{rv.level * 100:g}% CI"]
+    rows = [
+        [
+            c.name,
+            f.num(c.estimate, 4),
+            f.num(c.se, 4),
+            f.num(c.statistic),
+            f.num(c.df),
+            f.pval(c.p_value),
+            f.ci(c.ci_low, c.ci_high, 4),
+        ]
+        for c in rv.coefficients
+    ]
+    sizes = rv.sizes
+    if rv.model == "correlated":
+        components = f"tau² = {f.tau2(rv.tau2)} (between studies), I² = {f.pct(rv.i2)}"
+    else:
+        components = (
+            f"tau² = {f.tau2(rv.tau2)} (between clusters), omega² = {f.tau2(rv.omega2)} "
+            "(between effects within a cluster)"
+        )
+    notes = [
+        f"{components}; method of moments (Hedges, Tipton & Johnson 2010), QE = {f.num(rv.qe)} "
+        "of the first-stage fit.",
+        f"{rv.k} effects in {rv.n_clusters} clusters by {rv.cluster} (per cluster: min "
+        f"{sizes['min']:g}, mean {sizes['mean']:.3g}, median {sizes['median']:g}, max "
+        f"{sizes['max']:g}).",
+    ]
+    if rv.small:
+        notes.append(
+            "Small-sample correction (Tipton 2015): CR2 sandwich with the model's weights, t on "
+            "Satterthwaite df; with df < 4 the tests are not to be trusted (robumeta's note)."
+        )
+    else:
+        notes.append(
+            "Sandwich of Hedges, Tipton & Johnson (2010) with the factor N / (N - p), t on "
+            f"N - p = {rv.n_clusters - len(rv.coefficients)} df."
+        )
+    notes += excluded_notes(rv.excluded)
+    title = f"Robust variance estimation ({_rve_model_text(rv)}; {rv.measure})"
+    return [Section(title, cols, rows, notes)]
+
+
+def rve_records(rv: RobustVarianceModel) -> list[dict[str, Any]]:
+    """One CSV record per coefficient, then one per variance component and statistic of the
+    model (``estimate`` its value)."""
+    out = [c.to_dict() | {"kind": "coefficient"} for c in rv.coefficients]
+    extra = {"tau2": rv.tau2, "omega2": rv.omega2, "i2": rv.i2, "qe": rv.qe}
+    for name, value in extra.items():
+        if value is not None:
+            out.append({"name": name, "estimate": value, "kind": "model"})
+    return out
+
+
+VIEWS["rve"] = View(rve_sections, rve_records)
 
 
 # ---------------------------------------------------------------------------------------------
