@@ -37,6 +37,7 @@ COMMAND_MODULES = {
     "report": "ivigmeta.cli.report",
     "config": "ivigmeta.cli.config",
     "aggregate": "ivigmeta.cli.aggregate",
+    "selmodel": "ivigmeta.cli.selmodel",
 }
 
 
