@@ -2698,11 +2698,11 @@ class SelectionDelta:
 
     name: str  # "delta1", "delta2", ...
     estimate: float
-    se: float
-    z: float
-    p_value: float
-    ci_low: float
-    ci_high: float
+    se: float | None  # None: fixed, or no standard errors (Hessian not positive definite)
+    z: float | None
+    p_value: float | None
+    ci_low: float | None
+    ci_high: float | None
     fixed: bool  # given (delta 1 of a step function, or --delta), not estimated
     null: float
     lower: float | None = None  # stepfun: the interval of p-values the weight applies to
@@ -2742,21 +2742,21 @@ class SelectionModel:
     prec: str | None
     scaleprec: bool
     theta: float
-    se: float
-    z: float
-    p_value: float
-    ci_low_theta: float
-    ci_high_theta: float
+    se: float | None  # None: no standard errors (the Hessian is not positive definite)
+    z: float | None
+    p_value: float | None
+    ci_low_theta: float | None
+    ci_high_theta: float | None
     tau2: float
-    tau2_se: float
-    tau2_ci_low: float
-    tau2_ci_high: float
+    tau2_se: float | None  # None under the common-effect model (and without standard errors)
+    tau2_ci_low: float | None
+    tau2_ci_high: float | None
     deltas: tuple[SelectionDelta, ...]
     ll: float
     ll_unadjusted: float
     lrt: float
     lrt_df: int
-    lrt_p: float
+    lrt_p: float | None  # None when every delta is given
     lrt_tau2: float | None  # the test of tau² = 0 within the selection model (random only)
     lrt_tau2_p: float | None
     aic: float

@@ -162,6 +162,7 @@ _COMMANDS = {
     "rob": ["rob", str(ROOT / "docs" / "examples" / "rob_example.csv")],
     "reproduce": ["reproduce", str(ROOT / "published.toml"), "--no-explain"],
     "aggregate": ["aggregate", "--cluster", "nk_criterion", "--rho", "0.5"],
+    "selmodel": ["selmodel", "--type", "stepfun", "--steps", "0.05"],
 }
 # Objects whose keys are data (the paper's own table, column names, levels), not the schema.
 _DATA_KEYS = {"paper", "references", "percent", "recomputed", "value", "fields"}

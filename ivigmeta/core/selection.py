@@ -324,8 +324,10 @@ def integrals_by_quad(
         def f(y: float, i: int = i) -> float:
             p = one_sided_pvalues(np.array([y]), data.v[i : i + 1], data.alternative)
             w = weight_function(data.kind, np.clip(p, lo, hi), delta, data.prec[i : i + 1], step)
-            return float(w[0]) * math.exp(-0.5 * ((y - mu[i]) / s[i]) ** 2) / (
-                s[i] * 2.5066282746310002
+            return (
+                float(w[0])
+                * math.exp(-0.5 * ((y - mu[i]) / s[i]) ** 2)
+                / (s[i] * 2.5066282746310002)
             )
 
         out[i] = quad(f, -np.inf, np.inf, epsabs=0.0, epsrel=1e-12, limit=2000)[0]
@@ -445,7 +447,9 @@ def fit_selection(
     )
     if not math.isfinite(nll(start)):
         raise ModelError("the selection model's likelihood is not finite at the start values")
-    res = minimize(nll, start, method="BFGS", jac="3-point", options={"gtol": 1e-9, "maxiter": 5000})
+    res = minimize(
+        nll, start, method="BFGS", jac="3-point", options={"gtol": 1e-9, "maxiter": 5000}
+    )
     # polished by Nelder-Mead to the last digits BFGS's finite differences leave
     polished = minimize(
         nll, res.x, method="Nelder-Mead",

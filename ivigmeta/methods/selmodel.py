@@ -71,6 +71,10 @@ def _precisions(ma: MetaAnalysis, prec: str, scaleprec: bool) -> list[float]:
     return values
 
 
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
 def _fmt_step(a: float) -> str:
     return f"{a:g}"
 
@@ -131,7 +135,9 @@ def selection_model(
 
     kind = type.lower()
     if kind not in TYPES:
-        raise ModelError(f"unknown selection model type '{type}' (choose one of {', '.join(TYPES)})")
+        raise ModelError(
+            f"unknown selection model type '{type}' (choose one of {', '.join(TYPES)})"
+        )
     model = model.lower()
     if model not in MODELS:
         raise ModelError(f"unknown model '{model}' (choose random or common)")
@@ -196,9 +202,20 @@ def selection_model(
         spec.pval_min,
     )  # fmt: skip
 
-    unadj = regression_fit(y, v, X, "ML", model=model)
-    ll0 = float(model_fit_statistics(y, v, X, unadj.tau2, unadj.beta, 1 + int(random)).ll_ml[0])
-    est = fit_selection(data, unadj.beta, unadj.tau2, random, given, spec)
+    try:
+        with np.errstate(all="ignore"):
+            unadj = regression_fit(y, v, X, "ML", model=model)
+            ll0 = float(
+                model_fit_statistics(y, v, X, unadj.tau2, unadj.beta, 1 + int(random)).ll_ml[0]
+            )
+            est = fit_selection(data, unadj.beta, unadj.tau2, random, given, spec)
+            zero = (
+                fit_selection(data, unadj.beta, unadj.tau2, False, given, spec, hessian=False)
+                if random
+                else None
+            )
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        raise ModelError(f"the selection model could not be fitted ({exc})") from None
 
     crit = z_crit(ma.options.level)
     n_est = 1 + int(random) + n_free
@@ -219,15 +236,12 @@ def selection_model(
     deltas: list[SelectionDelta] = []
     pos = 1 + int(random)
     for j in range(spec.n_delta):
-        deltas.append(
-            _delta_row(j, est, given, se_all, pos, spec, crit, cuts, counts, kind, notes)
-        )
+        deltas.append(_delta_row(j, est, given, se_all, pos, spec, crit, cuts, counts, kind, notes))
         if math.isnan(given[j]):
             pos += 1
 
     lrt_tau2 = lrt_tau2_p = None
-    if random:
-        zero = fit_selection(data, unadj.beta, unadj.tau2, False, given, spec, hessian=False)
+    if zero is not None:
         lrt_tau2 = max(0.0, -2.0 * (zero.ll - est.ll))
         lrt_tau2_p = chi2_sf(lrt_tau2, 1)
     lrt = max(0.0, -2.0 * (ll0 - est.ll))
@@ -245,21 +259,21 @@ def selection_model(
         prec=prec,
         scaleprec=scaleprec if prec else True,
         theta=theta,
-        se=se,
-        z=z,
-        p_value=norm_p_two_sided(z) if math.isfinite(z) else math.nan,
-        ci_low_theta=theta - crit * se,
-        ci_high_theta=theta + crit * se,
+        se=_finite(se),
+        z=_finite(z),
+        p_value=norm_p_two_sided(z) if math.isfinite(z) else None,
+        ci_low_theta=_finite(theta - crit * se),
+        ci_high_theta=_finite(theta + crit * se),
         tau2=est.tau2,
-        tau2_se=tau2_se,
-        tau2_ci_low=tau2_lo,
-        tau2_ci_high=tau2_hi,
+        tau2_se=_finite(tau2_se),
+        tau2_ci_low=_finite(tau2_lo),
+        tau2_ci_high=_finite(tau2_hi),
         deltas=tuple(deltas),
         ll=est.ll,
         ll_unadjusted=ll0,
         lrt=lrt,
         lrt_df=n_free,
-        lrt_p=lrt_p,
+        lrt_p=_finite(lrt_p),
         lrt_tau2=lrt_tau2,
         lrt_tau2_p=lrt_tau2_p,
         aic=-2.0 * est.ll + 2.0 * parms,
@@ -311,11 +325,11 @@ def _delta_row(
     return SelectionDelta(
         name=f"delta{j + 1}",
         estimate=d,
-        se=se,
-        z=z,
-        p_value=norm_p_two_sided(z) if math.isfinite(z) else math.nan,
-        ci_low=max(0.0, d - crit * se) if not fixed else math.nan,
-        ci_high=d + crit * se if not fixed else math.nan,
+        se=_finite(se),
+        z=_finite(z),
+        p_value=norm_p_two_sided(z) if math.isfinite(z) else None,
+        ci_low=_finite(max(0.0, d - crit * se)) if math.isfinite(se) else None,
+        ci_high=_finite(d + crit * se),
         fixed=fixed,
         null=null,
         lower=lower,

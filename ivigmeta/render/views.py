@@ -1859,7 +1859,7 @@ def selmodel_sections(res: Any) -> list[Section]:
             f.num(res.estimate, d),
             _num_or_na(res.se, 4),
             _num_or_na(res.z, 2),
-            f.pval(res.p_value) if math.isfinite(res.p_value) else f.NA,
+            f.pval(res.p_value),
             f.ci(res.ci_low, res.ci_high, d),
             "",
         ]
@@ -1872,9 +1872,7 @@ def selmodel_sections(res: Any) -> list[Section]:
                 _num_or_na(res.tau2_se, 4),
                 "",
                 "",
-                f.ci(res.tau2_ci_low, res.tau2_ci_high, 4)
-                if math.isfinite(res.tau2_se)
-                else f.NA,
+                f.ci(res.tau2_ci_low, res.tau2_ci_high, 4) if math.isfinite(res.tau2_se) else f.NA,
                 "",
             ]
         )
@@ -1890,7 +1888,7 @@ def selmodel_sections(res: Any) -> list[Section]:
                 f.num(dl.estimate, 4),
                 _num_or_na(dl.se, 4),
                 _num_or_na(dl.z, 2),
-                f.pval(dl.p_value) if math.isfinite(dl.p_value) else f.NA,
+                f.pval(dl.p_value),
                 f.ci(dl.ci_low, dl.ci_high, 4) if not dl.fixed else "",
                 "" if dl.k is None else str(dl.k),
             ]
@@ -1910,8 +1908,7 @@ def selmodel_sections(res: Any) -> list[Section]:
     ]
     if res.lrt_df > 0:
         notes.append(
-            f"Test for selection: LRT = {res.lrt:.4f} on {res.lrt_df} df, "
-            f"{f.p_eq(res.lrt_p)}."
+            f"Test for selection: LRT = {res.lrt:.4f} on {res.lrt_df} df, {f.p_eq(res.lrt_p)}."
         )
     else:
         notes.append("Every weight is given: no test for selection.")
