@@ -257,14 +257,17 @@ def _kink_points(alternative: str, step: float, pval_min: float) -> list[float]:
     return [u for u in out if -U_MAX < u < U_MAX]
 
 
-def quadrature_nodes(data: SelectionData) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights on [-U, U] (module notes above), shared by every study."""
+def quadrature_nodes(data: SelectionData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nodes, weights and the (clamped) p-values at the nodes on [-U, U] (notes above), shared
+    by every study and every evaluation."""
     step = data.steps[0] if data.steps else 0.0
     return _nodes(data.alternative, step, data.pval_min)
 
 
 @functools.lru_cache(maxsize=64)
-def _nodes(alternative: str, step: float, pval_min: float) -> tuple[np.ndarray, np.ndarray]:
+def _nodes(
+    alternative: str, step: float, pval_min: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import numpy as np
 
     kinks = np.asarray(_kink_points(alternative, step, pval_min))
@@ -277,7 +280,8 @@ def _nodes(alternative: str, step: float, pval_min: float) -> tuple[np.ndarray, 
     a, b = edges[:-1, None], edges[1:, None]
     nodes = (0.5 * (b - a) * x + 0.5 * (a + b)).ravel()
     weights = (0.5 * (b - a) * w).ravel()
-    return nodes, weights
+    p = np.clip(one_sided_pvalues(nodes, np.ones_like(nodes), alternative), pval_min, 1 - pval_min)
+    return nodes, weights, p
 
 
 def _integrals(data: SelectionData, mu: np.ndarray, s: np.ndarray, delta: np.ndarray):
@@ -286,25 +290,22 @@ def _integrals(data: SelectionData, mu: np.ndarray, s: np.ndarray, delta: np.nda
     import numpy as np
     from scipy.special import ndtr
 
-    nodes, weights = quadrature_nodes(data)
+    nodes, weights, p_nodes = quadrature_nodes(data)
     sd = np.sqrt(data.v)
     m = (mu / sd)[:, None]
     r = (s / sd)[:, None]
-    lo, hi = data.pval_min, 1.0 - data.pval_min
     step = data.steps[0] if data.steps else 0.0
-    ones = np.ones_like(data.v)
-
-    def w_at(u: np.ndarray) -> np.ndarray:
-        p = np.clip(one_sided_pvalues(u, np.ones_like(u), data.alternative), lo, hi)
-        if p.ndim == 2:
-            return weight_function(data.kind, p, delta, data.prec[:, None], step)
-        return weight_function(data.kind, p, delta, data.prec, step)
-
-    wn = w_at(np.broadcast_to(nodes, (len(sd), len(nodes))))
+    prec = data.prec[:, None]
+    wn = weight_function(data.kind, p_nodes[None, :], delta, prec, step)
     dens = np.exp(-0.5 * ((nodes - m) / r) ** 2) / (r * 2.5066282746310002)
     middle = np.sum(wn * dens * weights, axis=1)
-    upper = ndtr((m[:, 0] - U_MAX) / r[:, 0]) * w_at(U_MAX * ones)
-    lower = ndtr((-U_MAX - m[:, 0]) / r[:, 0]) * w_at(-U_MAX * ones)
+    ends = np.array([U_MAX, -U_MAX])
+    p_ends = np.clip(
+        one_sided_pvalues(ends, np.ones(2), data.alternative), data.pval_min, 1 - data.pval_min
+    )
+    w_ends = weight_function(data.kind, p_ends[None, :], delta, prec, step)
+    upper = ndtr((m[:, 0] - U_MAX) / r[:, 0]) * w_ends[:, 0]
+    lower = ndtr((-U_MAX - m[:, 0]) / r[:, 0]) * w_ends[:, 1]
     return middle + upper + lower
 
 
@@ -453,7 +454,7 @@ def fit_selection(
     # polished by Nelder-Mead to the last digits BFGS's finite differences leave
     polished = minimize(
         nll, res.x, method="Nelder-Mead",
-        options={"xatol": 1e-11, "fatol": 1e-15, "maxiter": 20000, "maxfev": 40000},
+        options={"xatol": 1e-10, "fatol": 1e-14, "maxfev": 400 * (len(start) + 1)},
     )  # fmt: skip
     best = polished if polished.fun <= res.fun else res
     ok = res.success or res.status == 2 or polished.success
