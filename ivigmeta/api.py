@@ -1192,6 +1192,7 @@ class MetaAnalysisFit:
         scaleprec: bool = True,
         delta: Sequence[float] | None = None,
         model: str = "random",
+        profile: bool = False,
     ) -> SelectionModel:
         """A selection model for publication bias (metafor's ``selmodel(fit, type, ...)``):
         the random-effects (``model="random"``, tau² by ML) or common-effect model refitted by
@@ -1203,7 +1204,8 @@ class MetaAnalysisFit:
         1. ``alternative`` ``greater``, ``less`` or ``two-sided``; ``prec`` (``sei``, ``vi``,
         ``ninv``, ``sqrtninv``) scales the continuous functions by the studies' precision
         (divided by its maximum unless ``scaleprec=False``); ``delta`` fixes the weights a
-        priori (NaN: estimated).
+        priori (NaN: estimated). ``profile=True`` adds the profile-likelihood intervals of
+        tau² and of each estimated delta (metafor's ``confint()``).
         """
         from ivigmeta.methods.selmodel import selection_model
 
@@ -1218,6 +1220,7 @@ class MetaAnalysisFit:
             scaleprec=scaleprec,
             delta=delta,
             model=model,
+            profile=profile,
         )
 
     def plot(

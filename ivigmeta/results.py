@@ -2708,6 +2708,9 @@ class SelectionDelta:
     lower: float | None = None  # stepfun: the interval of p-values the weight applies to
     upper: float | None = None
     k: int | None = None  # stepfun: studies whose p-value is in the interval
+    #: the profile-likelihood interval (on request: metafor's confint()); None otherwise
+    pl_ci_low: float | None = None
+    pl_ci_high: float | None = None
 
     __json__: ClassVar[Layout] = (
         "name",
@@ -2722,6 +2725,8 @@ class SelectionDelta:
         Key("lower", omit_none=True),
         Key("upper", omit_none=True),
         Key("k", omit_none=True),
+        "pl_ci_low",
+        "pl_ci_high",
     )
 
 
@@ -2770,6 +2775,9 @@ class SelectionModel:
     pvalues: tuple[float, ...]  # each study's one-sided p-value (clamped as in the model)
     notes: tuple[str, ...] = ()
     excluded: tuple[Exclusion, ...] = ()
+    #: tau²'s profile-likelihood interval (on request: metafor's confint()); None otherwise
+    tau2_pl_ci_low: float | None = None
+    tau2_pl_ci_high: float | None = None
 
     @property
     def estimate(self) -> float | None:
@@ -2826,6 +2834,8 @@ class SelectionModel:
                 "tau2_se",
                 "tau2_ci_low",
                 "tau2_ci_high",
+                "tau2_pl_ci_low",
+                "tau2_pl_ci_high",
                 "deltas",
                 "ll",
                 "ll_unadjusted",

@@ -93,6 +93,12 @@ def _numbers(what: str, allow_na: bool):
     show_default=True,
     help="Random effects (tau² estimated by ML) or common effect (tau² = 0).",
 )
+@click.option(
+    "--profile-ci",
+    is_flag=True,
+    help="Also the profile-likelihood intervals of tau² and each estimated delta (metafor's "
+    "confint() of a selection model; one refit per step of the root search).",
+)
 @handle_errors
 def selmodel(
     file,
@@ -112,6 +118,7 @@ def selmodel(
     no_scaleprec,
     delta,
     sel_model,
+    profile_ci,
 ):
     """Selection models for publication bias (Vevea & Hedges 1995; Citkowicz & Vevea 2017;
     metafor's selmodel()): the model refitted by maximum likelihood with a weight function of
@@ -130,6 +137,7 @@ def selmodel(
         scaleprec=not no_scaleprec,
         delta=delta,
         model=sel_model,
+        profile=profile_ci,
     )
     for text in result.notes:
         note(text)

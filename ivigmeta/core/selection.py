@@ -417,10 +417,11 @@ def fit_selection(
     delta_given: Sequence[float],
     spec: WeightSpec,
     hessian: bool = True,
+    tau2_value: float = 0.0,
 ) -> SelectionEstimate:
-    """Maximise the log-likelihood over beta, tau² (``random``) and the deltas not given
-    (``delta_given`` has NaN for an estimated delta). Raises ModelError when the optimizer
-    fails."""
+    """Maximise the log-likelihood over beta, tau² (``random``; else tau² = ``tau2_value``)
+    and the deltas not given (``delta_given`` has NaN for an estimated delta). Raises
+    ModelError when the optimizer fails."""
     import numpy as np
     from scipy.optimize import minimize
 
@@ -434,7 +435,7 @@ def fit_selection(
 
     def unpack(par: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
         beta = par[:p]
-        tau2 = float(np.exp(par[p])) if random else 0.0
+        tau2 = float(np.exp(par[p])) if random else tau2_value
         delta = given.copy()
         delta[free] = _map(par[p + int(random) :], lo, hi)
         return beta, tau2, delta
@@ -461,7 +462,7 @@ def fit_selection(
     if not math.isfinite(best.fun) or not ok:
         raise ModelError(f"the selection model did not converge ({res.message.rstrip('.')})")
     beta, tau2, delta = unpack(best.x)
-    if tau2 < TAU2_ZERO:
+    if random and tau2 < TAU2_ZERO:
         tau2 = 0.0
     ll = -float(best.fun)
     vcov = None
@@ -470,7 +471,7 @@ def fit_selection(
 
         def nll_natural(x: np.ndarray) -> float:
             b = x[:p]
-            t2 = float(x[p]) if random else 0.0
+            t2 = float(x[p]) if random else tau2_value
             dl = given.copy()
             dl[free] = x[p + int(random) :]
             return -log_likelihood(data, b, t2, dl)
@@ -487,6 +488,43 @@ def fit_selection(
     return SelectionEstimate(beta, tau2, delta, fixed, ll, vcov, int(best.nit))
 
 
+def profile_interval(
+    lrt: Callable[[float], float], estimate: float, low: float, high: float, objective: float
+) -> tuple[float | None, float | None]:
+    """The profile-likelihood interval of one parameter, as metafor's ``confint()`` of a
+    selection model: the values in [low, high] on either side of ``estimate`` where the LRT
+    statistic ``lrt(value)`` (the model refitted with the parameter fixed) equals
+    ``objective``. A side whose end of the range is still inside the interval gives that end;
+    where the refit fails at the end (a weight of 0 for observed studies), the end moves a tenth
+    of the way towards the estimate, up to 10 times (metafor's ``eptries``), else None."""
+    from scipy.optimize import brentq
+
+    def f(x: float) -> float:
+        return lrt(x) - objective
+
+    out: list[float | None] = []
+    for end in (low, high):
+        step = (estimate - end) / 10.0
+        found: float | None = None
+        for _ in range(10):
+            try:
+                value = f(end) if end != estimate else -objective
+            except ModelError:
+                end += step
+                continue
+            if value < 0:
+                found = end
+            else:
+                a, b = (end, estimate) if end < estimate else (estimate, end)
+                try:
+                    found = float(brentq(f, a, b, xtol=1e-10, rtol=1e-12, maxiter=200))
+                except (ModelError, ValueError, RuntimeError):
+                    found = None
+            break
+        out.append(found)
+    return out[0], out[1]
+
+
 __all__ = [
     "ALTERNATIVES",
     "PRECISIONS",
@@ -500,6 +538,7 @@ __all__ = [
     "interval_of",
     "log_likelihood",
     "one_sided_pvalues",
+    "profile_interval",
     "richardson_hessian",
     "step_probabilities",
     "weight_function",

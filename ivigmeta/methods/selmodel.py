@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ivigmeta.core.selection import ALTERNATIVES, PRECISIONS, TYPES
@@ -114,10 +115,12 @@ def selection_model(
     scaleprec: bool = True,
     delta: Sequence[float] | None = None,
     model: str = "random",
+    profile: bool = False,
 ) -> SelectionModel:
     """metafor's ``selmodel(fit, type, alternative, prec, delta, steps)`` on the effects of
-    ``ma`` refitted by ML (module docstring). Raises ModelError / DataError on bad input and
-    when the optimizer fails."""
+    ``ma`` refitted by ML (module docstring); ``profile`` adds the profile-likelihood intervals
+    of tau² and each estimated delta (metafor's ``confint(sel)``). Raises ModelError /
+    DataError on bad input and when the optimizer fails."""
     import numpy as np
 
     from ivigmeta.core.distributions import chi2_sf, norm_p_two_sided, z_crit
@@ -240,6 +243,16 @@ def selection_model(
         if math.isnan(given[j]):
             pos += 1
 
+    if profile:
+        tau2_pl, delta_pl = _profile_intervals(data, est, given, spec, random, ma.options.level)
+        deltas = [
+            replace(dl, pl_ci_low=delta_pl[j][0], pl_ci_high=delta_pl[j][1])
+            if j in delta_pl
+            else dl
+            for j, dl in enumerate(deltas)
+        ]
+    else:
+        tau2_pl = None
     lrt_tau2 = lrt_tau2_p = None
     if zero is not None:
         lrt_tau2 = max(0.0, -2.0 * (zero.ll - est.ll))
@@ -268,6 +281,8 @@ def selection_model(
         tau2_se=_finite(tau2_se),
         tau2_ci_low=_finite(tau2_lo),
         tau2_ci_high=_finite(tau2_hi),
+        tau2_pl_ci_low=tau2_pl[0] if tau2_pl else None,
+        tau2_pl_ci_high=tau2_pl[1] if tau2_pl else None,
         deltas=tuple(deltas),
         ll=est.ll,
         ll_unadjusted=ll0,
@@ -288,6 +303,43 @@ def selection_model(
         notes=tuple(notes),
         excluded=es.excluded,
     )
+
+
+def _profile_intervals(data, est, given, spec, random: bool, level: float):
+    """Profile-likelihood intervals of tau² (random effects) and of each estimated delta, over
+    metafor's search ranges: tau² in [0, max(10, 100 tau²)], delta in [its lower bound,
+    min(max(10, 10 delta), its upper bound)]."""
+    from ivigmeta.core.distributions import chi2_ppf
+    from ivigmeta.core.selection import fit_selection, profile_interval
+
+    objective = chi2_ppf(level, 1)
+
+    def refit(delta_given, tau2_value: float | None) -> float:
+        fixed_tau2 = tau2_value is not None
+        again = fit_selection(
+            data, est.beta, est.tau2, random and not fixed_tau2, delta_given, spec,
+            hessian=False, tau2_value=tau2_value or 0.0,
+        )  # fmt: skip
+        return max(0.0, 2.0 * (est.ll - again.ll))
+
+    tau2_pl = None
+    if random:
+        top = 10.0 if est.tau2 <= 1.4901161193847656e-08 else max(10.0, 100.0 * est.tau2)
+        tau2_pl = profile_interval(lambda t: refit(given, t), est.tau2, 0.0, top, objective)
+    delta_pl = {}
+    for j, g in enumerate(given):
+        if not math.isnan(g):
+            continue
+        d = float(est.delta[j])
+        top = min(max(10.0, 10.0 * d), spec.upper[j])
+
+        def lrt(x: float, j: int = j) -> float:
+            fixed = list(given)
+            fixed[j] = x
+            return refit(fixed, None)
+
+        delta_pl[j] = profile_interval(lrt, d, max(0.0, spec.lower[j]), top, objective)
+    return tau2_pl, delta_pl
 
 
 def _delta_row(

@@ -1850,6 +1850,7 @@ def _num_or_na(x: float | None, decimals: int) -> str:
 def selmodel_sections(res: Any) -> list[Section]:
     d = f.decimals_for(res.measure)
     lvl = f"{res.level_percent:g}% CI"
+    profiled = res.tau2_pl_ci_low is not None or any(dl.pl_ci_low is not None for dl in res.deltas)
     cols = ["Parameter", "Estimate", "SE", "z", "p-value", lvl, "Studies"]
     ratio = res.measure in RATIO_MEASURES
     name = f"{res.measure} (adjusted)" if ratio else f"{res.measure} (adjusted, theta)"
@@ -1893,6 +1894,17 @@ def selmodel_sections(res: Any) -> list[Section]:
                 "" if dl.k is None else str(dl.k),
             ]
         )
+    if profiled:
+        cols.insert(6, f"Profile {lvl}")
+        pl = [""] + (
+            [f.ci(res.tau2_pl_ci_low, res.tau2_pl_ci_high, 4)] if res.model == "random" else []
+        )
+        pl += [
+            f.ci(dl.pl_ci_low, dl.pl_ci_high, 4) if dl.pl_ci_low is not None else ""
+            for dl in res.deltas
+        ]
+        for row, cell in zip(rows, pl):
+            row.insert(6, cell)
     what = "random-effects (tau² by ML)" if res.model == "random" else "common-effect"
     how = f"type {res.type}"
     if res.steps:
@@ -1953,6 +1965,8 @@ def selmodel_records(res: Any) -> list[dict[str, Any]]:
                 "se": res.tau2_se,
                 "ci_low": res.tau2_ci_low,
                 "ci_high": res.tau2_ci_high,
+                "pl_ci_low": res.tau2_pl_ci_low,
+                "pl_ci_high": res.tau2_pl_ci_high,
             }
         )
     for dl in res.deltas:
@@ -1966,6 +1980,8 @@ def selmodel_records(res: Any) -> list[dict[str, Any]]:
                 "p_value": dl.p_value,
                 "ci_low": dl.ci_low,
                 "ci_high": dl.ci_high,
+                "pl_ci_low": dl.pl_ci_low,
+                "pl_ci_high": dl.pl_ci_high,
                 "fixed": dl.fixed,
                 "p_lower": dl.lower,
                 "p_upper": dl.upper,

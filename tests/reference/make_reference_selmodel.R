@@ -109,7 +109,7 @@ add <- function(name, data, method, type, alternative = "greater", steps = NULL,
     ci <- suppressWarnings(confint(sav, control = list(tol = 1e-10)))
     ci <- ci[names(ci) != "digits"]
     rec$confint_tau2 <- arr(ci[[1]]$random[1, ])
-    rec$confint_delta <- lapply(ci[-1], function(x) arr(x$random[1, ]))
+    rec$confint_delta <- unname(lapply(ci[-1], function(x) arr(x$random[1, ])))
   }
   records[[length(records) + 1]] <<- rec
   cat(name, ": ll", sav$ll, " delta", sav$delta, "\n")
