@@ -275,3 +275,40 @@ def test_cli_usage_errors(run, hack_csv):
     out = run("selmodel", hack_csv, "--type", "stepfun", "--steps", "0.05,x")
     assert out.exit_code == 2 and "separated by commas" in out.stderr
     assert run("selmodel", hack_csv, "--type", "trunc").exit_code == 2
+
+
+def test_profile_likelihood_intervals_match_metafor_confint():
+    rec = next(r for r in RECORDS if r["name"] == "hackshaw_stepfun_re")
+    res = selection_model(_fit("hackshaw1998").analysis, "stepfun", steps=rec["steps"],
+                          profile=True)  # fmt: skip
+    # metafor's uniroot (tol 1e-10) on a likelihood whose own optimum is good to ~1e-5
+    # relative in delta; the tau² bounds agree to 1e-10
+    assert _close(res.tau2_pl_ci_low, rec["confint_tau2"][1], 1e-7)
+    assert _close(res.tau2_pl_ci_high, rec["confint_tau2"][2], 1e-7)
+    estimated = [d for d in res.deltas if not d.fixed]
+    assert len(estimated) == len(rec["confint_delta"]) == 3
+    for d, (est, lo, hi) in zip(estimated, rec["confint_delta"]):
+        assert _close(d.estimate, est, PARAM_REL)
+        assert _close(d.pl_ci_low, lo, 1e-5) and _close(d.pl_ci_high, hi, 1e-5)
+    # metafor's own test file: confint(sav) to 6 digits
+    assert [round(x, 4) for x in (res.tau2_pl_ci_low, res.tau2_pl_ci_high)] == [0.0002, 0.1353]
+    assert [round(estimated[0].pl_ci_low, 4), round(estimated[0].pl_ci_high, 4)] == [0.6651, 9.9158]
+
+
+def test_profile_ci_on_the_command_line(run, hack_csv):
+    out = run("selmodel", hack_csv, "--measure", "OR", "--type", "stepfun", "--steps",
+              "0.05,0.5", "--profile-ci", "-f", "json")  # fmt: skip
+    assert out.exit_code == 0, out.stderr
+    data = json.loads(out.stdout)["selmodel"]
+    assert data["tau2_pl_ci_low"] < data["tau2"] < data["tau2_pl_ci_high"]
+    assert data["deltas"][0]["pl_ci_low"] is None
+    assert all(d["pl_ci_low"] < d["estimate"] < d["pl_ci_high"] for d in data["deltas"][1:])
+    plain = json.loads(run("selmodel", hack_csv, "--measure", "OR", "--type", "stepfun",
+                           "--steps", "0.05,0.5", "-f", "json").stdout)["selmodel"]  # fmt: skip
+    assert (
+        plain["tau2_pl_ci_low"] is None
+        and "Profile"
+        not in run(
+            "selmodel", hack_csv, "--measure", "OR", "--type", "stepfun", "--steps", "0.05,0.5"
+        ).stdout
+    )
