@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         Aggregation,
         BiasAnalysis,
         Bubble,
+        CombinationTest,
         CommonFit,
         Cumulative,
         Estimate,
@@ -62,11 +63,13 @@ if TYPE_CHECKING:
         Influence,
         LeaveOneOut,
         MetaRegression,
+        ModelMatrix,
         ModeratorInfluence,
         PermutationTest,
         RandomFit,
         ReproduceResult,
         RobustPooled,
+        RobustVarianceModel,
         SelectionModel,
         StudyLevel,
         SubgroupAnalysis,
@@ -79,10 +82,13 @@ __all__ = [
     "aggregate",
     "aggregate_table",
     "batch",
+    "combine_table",
     "effect_sizes",
     "fit_table",
     "metareg_table",
+    "location_scale_table",
     "metareg_bubble",
+    "rve_table",
     "pool",
     "audit_revman",
     "read",
@@ -359,6 +365,7 @@ def fit_table(
     common_ci: str = "z",
     tau2_weights: str | None = None,
     weights: str | None = None,
+    unweighted: bool = False,
 ) -> MetaAnalysisFit:
     """Fit the models to a table already read: :func:`pool` after :func:`read`.
 
@@ -396,7 +403,10 @@ def fit_table(
         common_ci=common_ci.lower(),
         tau2_weights=tau2_weights,
         weights=weights,
+        unweighted=unweighted,
     )
+    if weights is not None and unweighted:
+        raise ModelError("--weights and --unweighted exclude each other")
     if tau2_weights is not None:
         table.require_label_column(tau2_weights)
     if weights is not None:
@@ -455,6 +465,7 @@ def pool(
     tau2_weights: str | None = None,
     weights: str | None = None,
     missing: str = "error",
+    unweighted: bool = False,
 ) -> MetaAnalysisFit:
     """Pool the studies: per-study effects, common-effect and random-effects models.
 
@@ -465,7 +476,7 @@ def pool(
     data : str, os.PathLike, pandas.DataFrame, dict of columns or StudyTable
         The study table (see :func:`read`).
     measure : str or None
-        RR, OR, RD, AS, PHI, YUQ, YUY, OR2DN, OR2DL or PBIT for 2x2 counts (MPRD, MPRR, MPOR, MPORC or MPPETO for a table of matched pairs); MD, SMD, SMDH, ROM, CVR, VR, RPB or RBIS for means; IRR, IRD or IRSD for
+        RR, OR, RD, AS, PHI, YUQ, YUY, OR2DN, OR2DL, PBIT or RTET for 2x2 counts (MPRD, MPRR, MPOR, MPORC or MPPETO for a table of matched pairs); MD, SMD, SMDH, ROM, CVR, VR, RPB or RBIS for means; IRR, IRD or IRSD for
         rates; PR, PLO, PAS, PFT or PLN for proportions; ZCOR, COR or UCOR for correlations;
         MN, MNLN, CVLN or SDLN for one group's means; MC, SMCC, SMCR, SMCRH or ROMC for one group's
         pre-post changes; IRLN, IR, IRS or IRFT for one group's rates; ZPCOR, PCOR or (with the
@@ -493,6 +504,9 @@ def pool(
         A column of user weights for the pooled estimates (metafor's ``weights=``): theta =
         sum a y / sum a with se² = sum a² (v + tau²) / (sum a)²; tau², Q and I² stay the
         inverse-variance ones. Intervals ``z`` or ``t`` only.
+    unweighted : bool
+        Every study weighs the same (metafor's ``weighted = FALSE``): the estimates as with
+        ``weights`` all 1.
     common : {"IV", "MH", "PETO"} or None
         Common-effect method: inverse variance, Mantel-Haenszel, Peto (OR only); ``None``:
         inverse variance, or a RevMan analysis's own method.
@@ -549,6 +563,7 @@ def pool(
         common_ci=common_ci,
         tau2_weights=tau2_weights,
         weights=weights,
+        unweighted=unweighted,
     )
 
 
@@ -558,9 +573,11 @@ def moderator_coding(
     mods: str | Sequence[str],
     refs: Sequence[str] | str,
     categorical: Sequence[str] | str,
+    options: str = "--mod",
 ) -> tuple[list[str], dict[str, str], list[str]]:
     """The moderator columns, reference levels and forced-categorical columns of
-    ``--mod``/``--ref``/``--categorical``, checked against the table (metareg, blup, influence)."""
+    ``--mod``/``--ref``/``--categorical``, checked against the table (metareg, blup, influence);
+    ``options`` names the options that gave ``mods`` in errors."""
     from ivigmeta.methods.metareg import resolve_refs
 
     columns = [mods] if isinstance(mods, str) else list(mods)
@@ -570,7 +587,7 @@ def moderator_coding(
         table.require_label_column(col)
     unknown = [c for c in categorical if c not in columns]
     if unknown:
-        raise ModelError(f"--categorical {unknown[0]}: not one of the --mod columns")
+        raise ModelError(f"--categorical {unknown[0]}: not one of the {options} columns")
     if refs and not columns:
         raise ModelError("--ref applies to moderators (--mod COL)")
     return columns, resolve_refs(effects, columns, refs), categorical
@@ -596,9 +613,22 @@ def metareg_table(
     cluster: str | None = None,
     adjust: bool = True,
     weights: str | None = None,
+    cr2: bool = False,
+    unweighted: bool = False,
+    scale: str | Sequence[str] = (),
+    scale_link: str = "log",
+    att: str | Sequence[str] = (),
+    predict_scale: str | Sequence[str] = (),
+    scale_profile: bool = False,
+    scale_lrt: bool = False,
+    glmm: str | None = None,
+    keep_double_zero: bool = False,
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
+
+    ``scale``: scale-moderator columns; given, the model is the location-scale model (metafor's
+    ``rma(..., scale = ~ ...)``, :func:`location_scale_table`) and ``mods`` may be empty.
 
     ``refs`` are ``--ref`` values (``COL=LEVEL`` or ``LEVEL``); ``level`` in percent, taken as
     given. ``on_note`` receives the exclusion notes once the request is checked. ``model``:
@@ -612,18 +642,115 @@ def metareg_table(
     ``anova(fit, btt = ...)``). ``lrt``: moderator columns whose removal a likelihood-ratio
     test assesses (metafor's ``anova(full, reduced)``). ``cluster``: also the cluster-robust
     inference by that column (metafor's ``robust(fit, cluster, adjust)``; ``adjust``: the
-    n / (n - p) factor) as the result's ``robust``; every study in the model needs a cluster
-    value. ``weights``: a column of user weights for the coefficients (metafor's ``weights=``;
-    ``ci`` z or t).
+    n / (n - p) factor; ``cr2``: instead clubSandwich's CR2 sandwich with Satterthwaite df and
+    the HTZ test, metafor's ``robust(fit, cluster, clubSandwich = TRUE)``) as the result's
+    ``robust``; every study in the model needs a cluster value. ``weights``: a column of user
+    weights for the coefficients (metafor's ``weights=``; ``ci`` z or t); ``unweighted``: every
+    study weighs the same (metafor's ``weighted = FALSE``). ``glmm``: fit metafor's
+    ``rma.glmm(..., mods = ...)`` model (UM.FS, UM.RS, CM.EL, CM.AL) to the raw counts instead
+    (``ci`` z or t; ``btt`` and ``predict`` apply, the other options of the normal-normal model
+    do not); ``keep_double_zero``: its studies without events in either group are kept
+    (metafor's ``drop00 = FALSE``).
     """
-    from ivigmeta.methods.metareg import metareg_analysis
+    from ivigmeta.methods.metareg import glmm_metareg_analysis, metareg_analysis
 
+    scale = [scale] if isinstance(scale, str) else list(scale)
+    if scale:
+        given = {
+            "--model common": model.lower() == "common",
+            "--permutations": permutations is not None,
+            "--weights": weights is not None,
+            "--unweighted": unweighted,
+            "--glmm": glmm is not None,
+            "--cluster": cluster is not None,
+            "--lrt": bool(lrt),
+            "--tau2-ci": tau2_ci != "qp",
+        }
+        for option, used in given.items():
+            if used:
+                raise ModelError(
+                    f"{option} does not apply to location-scale models (--scale); leave it out"
+                )
+        return location_scale_table(
+            table,
+            effects,
+            mods,
+            scale,
+            link=scale_link,
+            refs=refs,
+            categorical=categorical,
+            tau2=tau2,
+            ci=ci,
+            level=level,
+            on_note=on_note,
+            predict=predict,
+            predict_scale=predict_scale,
+            btt=btt,
+            att=att,
+            profile=scale_profile,
+            lrt=scale_lrt,
+        )
+    for option, value in (("--att", att), ("--predict-scale", predict_scale)):
+        if value:
+            raise ModelError(f"{option} applies to location-scale models: add --scale COL")
+    if scale_profile or scale_lrt:
+        raise ModelError(
+            "--scale-profile and --scale-lrt apply to location-scale models: add --scale COL"
+        )
     mods, ref, categorical = moderator_coding(table, effects, mods, refs, categorical)
+    if glmm is not None:
+        check_glmm_metareg(
+            tau2=tau2,
+            model=model,
+            permutations=permutations,
+            tau2_ci=tau2_ci,
+            lrt=lrt,
+            cluster=cluster,
+            weights=weights,
+            unweighted=unweighted,
+        )
+        if not 0 < level < 100:
+            raise ModelError(
+                f"the confidence level must be between 0 and 100 percent, not {level:g}"
+            )
+        if on_note is not None:
+            for message in exclusion_notes(table, effects):
+                on_note(message)
+        reg = glmm_metareg_analysis(
+            effects,
+            mods,
+            glmm.upper(),
+            ci_method=ci,
+            level=level / 100.0,
+            ref=ref,
+            categorical=categorical,
+            keep_double_zero=keep_double_zero,
+            btt=[btt] if isinstance(btt, str) else list(btt),
+            predict=[predict] if isinstance(predict, str) else list(predict),
+        )
+        if on_note is not None and reg.glmm is not None:
+            model_info = reg.glmm
+            for e in reg.excluded:
+                if e.reason.startswith("no events in either group"):
+                    on_note(f"{e.study} (row {e.row}) left out: {e.reason}")
+            if model_info.uninformative:
+                on_note(
+                    f"{', '.join(model_info.uninformative)}: no events (or only events) in both "
+                    f"groups; under {model_info.fit.model} such a study's likelihood does not "
+                    "depend on the coefficients, so it is kept but changes nothing except the "
+                    "heterogeneity tests' df"
+                )
+            for message in model_info.fit.notes:
+                on_note(message)
+        return reg
     for col in (cluster, weights):
         if col is not None:
             table.require_label_column(col)
-    if weights is not None and cluster is not None:
-        raise ModelError("--weights (user weights) is not offered with --cluster")
+    if weights is not None and unweighted:
+        raise ModelError("--weights and --unweighted exclude each other")
+    if (weights is not None or unweighted) and cluster is not None:
+        option = "--unweighted" if unweighted else "--weights (user weights)"
+        raise ModelError(f"{option} is not offered with --cluster")
     if not 0 < level < 100:
         raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
     if on_note is not None:
@@ -645,15 +772,205 @@ def metareg_table(
         btt=[btt] if isinstance(btt, str) else list(btt),
         lrt=[lrt] if isinstance(lrt, str) else list(lrt),
         weights=weights,
+        unweighted=unweighted,
     )
     if cluster is not None:
         from dataclasses import replace
 
         from ivigmeta.methods.robust import robust_metareg
 
-        rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust)
+        rob = robust_metareg(effects, reg, cluster, mods, ref, categorical, adjust, cr2)
         reg = replace(reg, robust=rob)
     return reg
+
+
+def check_glmm_metareg(
+    tau2: str = "DL",
+    model: str = "random",
+    permutations: int | None = None,
+    tau2_ci: str = "qp",
+    lrt: str | Sequence[str] = (),
+    cluster: str | None = None,
+    weights: str | None = None,
+    unweighted: bool = False,
+) -> None:
+    """The options of the normal-normal meta-regression that a GLMM meta-regression
+    (``metareg --glmm``) does not take: a :class:`ModelError` naming the first one given."""
+    given = [
+        (tau2.upper() != "DL", f"--tau2 {tau2}", "its tau² is the maximum likelihood one"),
+        (
+            model.lower() != "random",
+            f"--model {model}",
+            "its fixed-effects counterpart (tau² = 0) is reported with it",
+        ),
+        (
+            permutations is not None,
+            "--permutations",
+            "the permutation test refits the normal-normal model",
+        ),
+        (tau2_ci.lower() != "qp", f"--tau2-ci {tau2_ci}", "tau² intervals are not offered"),
+        (bool(lrt), "--lrt", "the likelihood-ratio test refits the normal-normal model"),
+        (cluster is not None, "--cluster", "cluster-robust inference is not offered"),
+        (weights is not None, "--weights", "a GLMM has no study weights"),
+        (unweighted, "--unweighted", "a GLMM has no study weights"),
+    ]
+    for present, option, why in given:
+        if present:
+            raise ModelError(f"{option} does not apply to --glmm: {why}")
+
+
+def combine_table(
+    table: StudyTable,
+    effects: EffectSizes,
+    method: str = "stouffer",
+    mode: str = "directed",
+    weights: str | None = None,
+) -> CombinationTest:
+    """Stouffer's or Fisher's combination test of the studies of ``effects`` (z = y / sqrt(v)),
+    as ``ivigmeta combine``: ``mode`` directed, undirected or concordant; ``weights`` a column
+    of Stouffer weights (e.g. the sample sizes)."""
+    from ivigmeta.core.pooling import column_numbers
+    from ivigmeta.methods.combination import combination_test
+
+    w = None
+    if weights is not None:
+        table.require_label_column(weights)
+        w = list(column_numbers(effects, weights, "--weights", "a weight"))
+    return combination_test(effects, method, mode, w, weights)
+
+
+def location_scale_table(
+    table: StudyTable,
+    effects: EffectSizes,
+    mods: str | Sequence[str],
+    scale: str | Sequence[str],
+    link: str = "log",
+    refs: Sequence[str] = (),
+    categorical: Sequence[str] = (),
+    tau2: str = "REML",
+    ci: str = "z",
+    level: float = 95.0,
+    on_note: Notify | None = None,
+    predict: str | Sequence[str] = (),
+    predict_scale: str | Sequence[str] = (),
+    btt: str | Sequence[str] = (),
+    att: str | Sequence[str] = (),
+    profile: bool = False,
+    lrt: bool = False,
+) -> MetaRegression:
+    """The location-scale meta-regression of ``effects`` (metafor's ``rma(yi, vi, mods = ~ mods,
+    scale = ~ scale, link = link)``), as ``ivigmeta metareg --scale``: location moderators
+    ``mods`` (none: intercept only), scale moderators ``scale``, ``link`` ``"log"`` or
+    ``"identity"``, ``tau2`` ``"REML"`` or ``"ML"``, Wald z tests (``ci`` must be ``"z"``).
+    ``refs``/``categorical`` code the columns of both parts. ``predict``/``btt``: location
+    predictions and tests as for :func:`metareg_table`; ``predict_scale``: scale-moderator
+    values ``"COL=VALUE,..."`` (metafor's ``predict(fit, newscale = ...)``); ``att``: subsets of
+    scale coefficients to test (``anova(fit, att = ...)``); ``profile``: profile-likelihood
+    intervals of the scale coefficients (``confint(fit, alpha = j)``); ``lrt``: the
+    likelihood-ratio test against scale ~ 1. The result is a :class:`MetaRegression` whose
+    ``scale`` holds the scale model."""
+    from ivigmeta.methods.location_scale import location_scale_analysis
+
+    mods = [mods] if isinstance(mods, str) else list(mods)
+    scale = [scale] if isinstance(scale, str) else list(scale)
+    if ci.lower() != "z":
+        raise ModelError(
+            f"--ci {ci} does not apply to location-scale models (--scale): they use Wald z tests"
+        )
+    columns, ref, categorical = moderator_coding(
+        table, effects, list(dict.fromkeys([*mods, *scale])), refs, categorical, "--mod/--scale"
+    )
+    if not 0 < level < 100:
+        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
+    if on_note is not None:
+        for message in exclusion_notes(table, effects):
+            on_note(message)
+
+    def listed(value: str | Sequence[str]) -> list[str]:
+        return [value] if isinstance(value, str) else list(value)
+
+    return location_scale_analysis(
+        effects,
+        mods,
+        scale,
+        link=link,
+        method=tau2,
+        level=level / 100.0,
+        ref=ref,
+        categorical=categorical,
+        predict=listed(predict),
+        predict_scale=listed(predict_scale),
+        btt=listed(btt),
+        att=listed(att),
+        profile=profile,
+        lrt=lrt,
+    )
+
+
+def rve_table(
+    table: StudyTable,
+    effects: EffectSizes,
+    cluster: str,
+    mods: str | Sequence[str] = (),
+    refs: Sequence[str] | str = (),
+    categorical: Sequence[str] | str = (),
+    model: str = "correlated",
+    rho: float = 0.8,
+    small: bool = True,
+    level: float = 95.0,
+    measure_given: bool = False,
+    on_note: Notify | None = None,
+) -> RobustVarianceModel:
+    """Robust variance estimation for the dependent ``effects`` of ``table`` clustered by the
+    column ``cluster`` (robumeta's ``robu()``), as ``ivigmeta rve``: ``model`` ``"correlated"``
+    (robumeta's ``CORR``, with ``rho`` the assumed correlation of a study's effects, in [0, 1])
+    or ``"hierarchical"`` (``HIER``); ``mods`` moderator columns coded as in
+    :func:`metareg_table` (``refs``, ``categorical``); none: the intercept alone. ``small``:
+    Tipton's (2015) small-sample correction with Satterthwaite df (robumeta's default); else
+    the Hedges, Tipton & Johnson (2010) sandwich on N - p df. ``level`` in percent.
+    ``measure_given``: the measure was asked for; effects given as yi/vi with neither it nor a
+    ``measure`` column are of no stated measure (``GEN``, as :func:`aggregate_table`).
+
+    Raises
+    ------
+    DataError
+        A row has no cluster value (naming file, row and column), or a variance is not positive.
+    ModelError
+        rho outside [0, 1], a single cluster, no more clusters than coefficients, or variance
+        components the moments do not identify.
+    """
+    from ivigmeta.methods.rve import rve_analysis
+
+    columns: list[str] = []
+    ref: dict[str, str] = {}
+    cats: list[str] = []
+    if mods:
+        columns, ref, cats = moderator_coding(table, effects, mods, refs, categorical)
+    elif refs or categorical:
+        raise ModelError("--ref and --categorical apply to moderators (--mod COL)")
+    table.require_label_column(cluster)
+    if not 0 < level < 100:
+        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
+    if on_note is not None:
+        for message in exclusion_notes(table, effects):
+            on_note(message)
+    known = measure_given or any(
+        s.effect_source not in ("ci", "se", "vi") or (s.given is not None and s.given.measure)
+        for s in effects.studies
+    )
+    return rve_analysis(
+        table,
+        effects,
+        cluster,
+        columns,
+        ref,
+        cats,
+        model,
+        rho,
+        small,
+        level / 100.0,
+        measure=None if known else "GEN",
+    )
 
 
 def metareg_bubble(reg: MetaRegression, moderator: str | None = None) -> Bubble:
@@ -873,9 +1190,9 @@ class MetaAnalysisFit:
     def require_iv_weights(self, what: str) -> None:
         """Raise a :class:`ModelError` when the fit has user weights (--weights) and ``what``
         assumes inverse-variance weights."""
-        if self.options.weights is not None:
+        if self.options.user_weighted:
             raise ModelError(
-                f"{what} assume inverse-variance weights: not with --weights (it applies to "
+                f"{what} assume inverse-variance weights: not with {self.options.weights_option} (it applies to "
                 "pool, loo, cumulative, heterogeneity, sof and metareg)"
             )
 
@@ -895,22 +1212,24 @@ class MetaAnalysisFit:
 
         return MetaAnalysisFit(with_tau2_ci(self.analysis, method), self.table, self.notes)
 
-    def robust(self, cluster: str, adjust: bool = True) -> RobustPooled:
+    def robust(self, cluster: str, adjust: bool = True, cr2: bool = False) -> RobustPooled:
         """Cluster-robust inference for the pooled estimates (metafor's ``robust(fit,
         cluster, adjust)``): the random-effects model with its tau², and the common-effect
         inverse-variance model, studies clustered by the column ``cluster`` (every study needs
-        a value); ``adjust``: the small-sample factor n / (n - 1) (CR1; False: CR0)."""
+        a value); ``adjust``: the small-sample factor n / (n - 1) (CR1; False: CR0); ``cr2``:
+        instead clubSandwich's CR2 sandwich with Satterthwaite df (metafor's ``robust(fit,
+        cluster, clubSandwich = TRUE)``)."""
         from ivigmeta.methods.robust import robust_pooled
 
         self.table.require_label_column(cluster)
-        return robust_pooled(self.analysis, cluster, adjust)
+        return robust_pooled(self.analysis, cluster, adjust, cr2)
 
-    def with_robust(self, cluster: str, adjust: bool = True) -> MetaAnalysisFit:
+    def with_robust(self, cluster: str, adjust: bool = True, cr2: bool = False) -> MetaAnalysisFit:
         """This fit with :meth:`robust` attached (``analysis.robust``): what ``ivigmeta pool
         --cluster COL`` renders."""
         from dataclasses import replace
 
-        rob = self.robust(cluster, adjust)
+        rob = self.robust(cluster, adjust, cr2)
         return MetaAnalysisFit(replace(self.analysis, robust=rob), self.table, self.notes)
 
     def permutest(self, iterations: int = 1000, seed: int | None = None) -> PermutationTest:
@@ -1056,6 +1375,7 @@ class MetaAnalysisFit:
         cluster: str | None = None,
         adjust: bool = True,
         weights: str | None = None,
+        cr2: bool = False,
     ) -> MetaRegression:
         """Mixed-effects meta-regression on moderator columns (metafor's ``rma(mods = ...)``).
 
@@ -1063,18 +1383,20 @@ class MetaAnalysisFit:
         dummy-coded against the first level in table order, or the one ``refs`` names
         (``"COL=LEVEL"``). ``tau2``, ``ci`` and ``level`` (percent) default to the fit's;
         ``model``, ``predict``, ``permutations``, ``seed``, ``tau2_ci``, ``btt``, ``lrt``,
-        ``cluster``, ``adjust`` and ``weights`` (default: the fit's) as
-        :func:`metareg_table`.
+        ``cluster``, ``adjust``, ``cr2`` and ``weights`` (default: the fit's) as
+        :func:`metareg_table`. A GLMM fit (``pool(glmm=...)``) gives the meta-regression of
+        that GLMM (``tau2`` then stays unset).
         """
         if level is not None:
             check_percent_level(level)
+        glmm = self.options.glmm
         return metareg_table(
             self.table,
             self.effects,
             mods,
             refs=refs,
             categorical=categorical,
-            tau2=tau2 or self.options.tau2_method,
+            tau2=tau2 or ("DL" if glmm else self.options.tau2_method),
             ci=ci or self.options.ci_method,
             level=self.level if level is None else level,
             model=model,
@@ -1087,6 +1409,50 @@ class MetaAnalysisFit:
             cluster=cluster,
             adjust=adjust,
             weights=weights or self.options.weights,
+            cr2=cr2,
+            unweighted=self.options.unweighted and weights is None,
+            glmm=glmm,
+            keep_double_zero=self.options.keep_double_zero,
+        )
+
+    def location_scale(
+        self,
+        scale: str | Sequence[str],
+        mods: str | Sequence[str] = (),
+        link: str = "log",
+        refs: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        tau2: str = "REML",
+        level: float | None = None,
+        predict: str | Sequence[str] = (),
+        predict_scale: str | Sequence[str] = (),
+        btt: str | Sequence[str] = (),
+        att: str | Sequence[str] = (),
+        profile: bool = False,
+        lrt: bool = False,
+    ) -> MetaRegression:
+        """The location-scale meta-regression (metafor's ``rma(mods = ..., scale = ...)``):
+        tau² regressed on the ``scale`` columns (log or identity ``link``), location moderators
+        ``mods`` (default: none), by REML (or ``tau2="ML"``); ``level`` (percent) defaults to the
+        fit's; the other arguments as :func:`location_scale_table`."""
+        if level is not None:
+            check_percent_level(level)
+        return location_scale_table(
+            self.table,
+            self.effects,
+            mods,
+            scale,
+            link=link,
+            refs=refs,
+            categorical=categorical,
+            tau2=tau2,
+            level=self.level if level is None else level,
+            predict=predict,
+            predict_scale=predict_scale,
+            btt=btt,
+            att=att,
+            profile=profile,
+            lrt=lrt,
         )
 
     def blup(
@@ -1132,6 +1498,88 @@ class MetaAnalysisFit:
             level=self.options.level,
             ref=ref,
             categorical=categorical,
+        )
+
+    def matrix(
+        self,
+        kind: str = "coef",
+        mods: str | Sequence[str] = (),
+        refs: Sequence[str] = (),
+        categorical: Sequence[str] = (),
+        model: str = "random",
+    ) -> ModelMatrix:
+        """One matrix of the random-effects model (or with ``mods`` of the meta-regression on
+        those columns, as :meth:`metareg`; ``model="common"``: of the common-effect model):
+        ``kind`` ``coef`` (Var(beta), metafor's ``vcov(fit)``), ``obs``, ``fitted``, ``resid``
+        (``vcov(fit, type = ...)``), ``hat`` (``hatvalues(fit, type = "matrix")``) or
+        ``weights`` (``weights(fit, type = "matrix")``), with the fit's tau² estimator,
+        interval method and user weights. A Mantel-Haenszel or Peto fit (``model="common"``
+        with ``--common MH`` / ``PETO``) has ``coef``, ``fitted`` and ``weights``."""
+        from ivigmeta.core.pooling import column_numbers
+        from ivigmeta.methods.matrices import check_matrix_type, counts_matrix, fit_matrix
+
+        kind = check_matrix_type(kind)
+        self.require_pooled("the model's matrices")
+        if model.lower() not in ("random", "common"):
+            raise ModelError(f"unknown model '{model}' (choose random or common)")
+        common = model.lower() == "common"
+        if self.glmm is not None:
+            raise ModelError("the model's matrices are for the normal-normal model, not --glmm")
+        if common and self.options.common_method != "IV":
+            if mods:
+                raise ModelError(
+                    f"--model common with --common {self.options.common_method} has no "
+                    "moderators (use --common IV for a fixed-effects meta-regression)"
+                )
+            return counts_matrix(self.analysis, kind)
+        weights = None
+        if self.options.weights is not None:
+            weights = column_numbers(self.effects, self.options.weights, "--weights", "a weight")
+        columns, ref, categorical = self._moderator_coding(mods, refs, categorical)
+        return fit_matrix(
+            self.effects,
+            kind,
+            columns,
+            tau2_method="FE" if common else self.options.tau2_method,
+            ci_method=self.options.ci_method,
+            ref=ref,
+            categorical=categorical,
+            weights=weights,
+            unweighted=self.options.unweighted,
+        )
+
+    def combine(
+        self, method: str = "stouffer", mode: str = "directed", weights: str | None = None
+    ) -> CombinationTest:
+        """Stouffer's or Fisher's combination test of the fit's studies (:func:`combine_table`)."""
+        return combine_table(self.table, self.effects, method, mode, weights)
+
+    def rve(
+        self,
+        cluster: str,
+        mods: str | Sequence[str] = (),
+        refs: Sequence[str] | str = (),
+        categorical: Sequence[str] | str = (),
+        model: str = "correlated",
+        rho: float = 0.8,
+        small: bool = True,
+        level: float | None = None,
+    ) -> RobustVarianceModel:
+        """Robust variance estimation of the fit's effects clustered by ``cluster``
+        (:func:`rve_table`; ``level`` in percent, default the fit's)."""
+        if level is not None:
+            check_percent_level(level)
+        return rve_table(
+            self.table,
+            self.effects,
+            cluster,
+            mods,
+            refs,
+            categorical,
+            model,
+            rho,
+            small,
+            level=self.level if level is None else level,
         )
 
     def _moderator_coding(

@@ -22,7 +22,7 @@ from ivigmeta.io.studies import Study
 from ivigmeta.serialize import Flatten, Group, Key, Layout, keys_of, null_keys, to_json_dict
 
 if TYPE_CHECKING:
-    from ivigmeta.core.glmm import GlmmResult
+    from ivigmeta.core.glmm import GlmmRegressionResult, GlmmResult
 
 #: measures analysed on the log scale and reported as ratios (core.measures.LOG_SCALE)
 RATIO_MEASURES = LOG_SCALE
@@ -82,6 +82,20 @@ class FitOptions:
     #: the column of user weights for the pooled estimates (--weights; metafor's weights=), or
     #: None for inverse-variance weights
     weights: str | None = None
+    #: every study weighs the same (--unweighted; metafor's weighted = FALSE): the pooled
+    #: estimates by unweighted least squares, their variances by the sandwich
+    unweighted: bool = False
+
+    @property
+    def user_weighted(self) -> bool:
+        """True when the pooled estimates are not inverse-variance weighted (--weights or
+        --unweighted)."""
+        return self.weights is not None or self.unweighted
+
+    @property
+    def weights_option(self) -> str:
+        """The option that set the weights: "--weights" or "--unweighted"."""
+        return "--unweighted" if self.unweighted else "--weights"
 
     @property
     def level_percent(self) -> float:
@@ -501,6 +515,82 @@ class GlmmModel:
 
 
 @dataclass(frozen=True)
+class GlmmRegressionModel:
+    """The GLMM behind a meta-regression (``metareg --glmm``):
+    :class:`ivigmeta.core.glmm.GlmmRegressionResult` with the labels of the studies whose
+    likelihood does not depend on the coefficients (double zeros under UM.FS, CM.EL, CM.AL)."""
+
+    fit: GlmmRegressionResult
+    uninformative: tuple[str, ...] = ()
+    double_zero: str = "excluded"
+
+    @property
+    def kind(self) -> str:
+        return "glmm"
+
+    @property
+    def k_informative(self) -> int:
+        return sum(self.fit.contributes)
+
+    @property
+    def method(self) -> str:
+        """Maximum likelihood, the one method of the GLMMs here (metafor's method = "ML")."""
+        return "ML"
+
+    @property
+    def common_coefficients(self) -> list[dict[str, float | str]]:
+        """The fixed-effects counterpart's coefficients (tau² = 0; metafor's method = "EE")."""
+        fit = self.fit
+        return [
+            {"name": n, "estimate": b, "se": se}
+            for n, b, se in zip(fit.names, fit.common_beta, fit.common_se)
+        ]
+
+    __json__: ClassVar[Layout] = (
+        Key("type", "kind"),
+        Key("glmm", "fit.model"),
+        Key("title", "fit.title"),
+        "method",
+        Key("test", "fit.test"),
+        Key("k", "fit.k"),
+        "k_informative",
+        "uninformative",
+        "double_zero",
+        *keys_of(
+            "fit",
+            "sigma2",
+            "loglik",
+            "loglik_fe",
+            "loglik_saturated",
+            "qe_df",
+            "qe_wald",
+            "qe_wald_p",
+            "qe_lrt",
+            "qe_lrt_p",
+            "boundary",
+        ),
+        Key("parms", "fit.parameters"),
+        Key("k_eff", "fit.observations"),
+        "common_coefficients",
+        Key("common_loglik", "fit.common_loglik"),
+        Key("common_sigma2", "fit.common_sigma2"),
+        *keys_of(
+            "fit.convergence",
+            "converged",
+            "iterations",
+            "algorithm",
+            "integration",
+            "nodes",
+            "max_gradient",
+        ),
+        Key("notes", "fit.notes"),
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class MetaAnalysis:
     """One fitted meta-analysis: the inputs, the per-study estimates and both pooled models.
 
@@ -867,6 +957,9 @@ class Prediction:
     # estimate, ci_low, ci_high, pi_low, pi_high on the reported scale (RR, not log RR; the
     # analysis-scale values for a measure reported as analysed).
     reported: tuple[float, float, float, float, float] = (math.nan,) * 5
+    #: the t df of a cluster-robust prediction (n - p; CR2: its Satterthwaite df); None
+    #: for the model-based predictions
+    df: float | None = None
 
     @property
     def reported_dict(self) -> dict[str, float]:
@@ -891,6 +984,7 @@ class Prediction:
         "pi_low",
         "pi_high",
         Key("reported", "reported_dict"),
+        Key("df", omit_none=True),
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -1029,7 +1123,13 @@ class RobustInference:
     (the intercept when it is the only one). ``coefficients`` and ``vcov`` are on the analysis
     scale; for an intercept-only model the pooled estimate is also on the reported scale, with
     the prediction interval of metafor's ``predict()`` of the robust fit (robust SE, t on n - p
-    df; none for a common-effect model)."""
+    df; none for a common-effect model).
+
+    With ``cr2`` (metafor's ``robust(fit, cluster, clubSandwich = TRUE)``): Var(beta) is
+    clubSandwich's CR2 sandwich, each coefficient's t test and interval on its Satterthwaite df
+    (``coefficient_df``), the moderators' F the HTZ test on (m, ``qm_df_denom``) df (t² on
+    (1, df) for an intercept-only model) and a prediction's t on its own Satterthwaite df;
+    ``adjust`` is then False (no n / (n - p) factor)."""
 
     cluster: str
     adjust: bool
@@ -1052,6 +1152,12 @@ class RobustInference:
     pi_high_theta: float | None = None
     #: a meta-regression's --predict rows with the robust Var(beta) and t on n - p df
     predictions: tuple[Prediction, ...] = ()
+    #: the CR2 sandwich with Satterthwaite df and the HTZ test (clubSandwich)
+    cr2: bool = False
+    #: CR2: each coefficient's Satterthwaite df (empty otherwise)
+    coefficient_df: tuple[float, ...] = ()
+    #: CR2: the HTZ test's denominator df (None otherwise)
+    qm_df_denom: float | None = None
 
     @property
     def df(self) -> int:
@@ -1059,13 +1165,36 @@ class RobustInference:
         return self.clusters - len(self.coefficients)
 
     @property
-    def qm_df2(self) -> int:
+    def test_dfs(self) -> tuple[float, ...]:
+        """The t df of each coefficient: n - p, or under CR2 its Satterthwaite df."""
+        if self.cr2:
+            return self.coefficient_df
+        return (self.df,) * len(self.coefficients)
+
+    @property
+    def test_df(self) -> float:
+        """The t df of the first coefficient (the pooled estimate of an intercept-only model)."""
+        return self.test_dfs[0]
+
+    @property
+    def qm_df2(self) -> float:
+        """The F test's denominator df: n - p, or the HTZ test's under CR2."""
+        if self.cr2 and self.qm_df_denom is not None:
+            return self.qm_df_denom
         return self.df
 
     @property
     def vcov_type(self) -> str:
-        """metafor's vbest: "CR1" with the small-sample factor n / (n - p), "CR0" without."""
+        """metafor's vbest: "CR1" with the small-sample factor n / (n - p), "CR0" without,
+        "CR2" for clubSandwich's bias-reduced sandwich."""
+        if self.cr2:
+            return "CR2"
         return "CR1" if self.adjust else "CR0"
+
+    @property
+    def coefficient_rows(self) -> tuple[dict[str, Any], ...]:
+        """Each coefficient's JSON object with its t df."""
+        return tuple(c.to_dict() | {"df": df} for c, df in zip(self.coefficients, self.test_dfs))
 
     @property
     def intercept_only(self) -> bool:
@@ -1138,7 +1267,7 @@ class RobustInference:
         "theta",
         "se",
         "statistic",
-        "df",
+        Key("df", "test_df"),
         "p_value",
         "estimate",
         "ci_low",
@@ -1151,7 +1280,7 @@ class RobustInference:
         "model",
         "tau2_method",
         "tau2",
-        "coefficients",
+        Key("coefficients", "coefficient_rows"),
         "vcov",
         "predictions",
         "qm",
@@ -1223,6 +1352,131 @@ class Bubble:
 
 
 @dataclass(frozen=True)
+class ScalePrediction:
+    """The scale model's prediction at given scale-moderator values (metafor's
+    ``predict(fit, newscale = ...)``): the linear predictor z' alpha with its SE and CI, and
+    the tau² it implies (``transf = exp`` under the log link; under the identity link the
+    predictor itself, with values below 0 set to 0 as metafor does)."""
+
+    at: tuple[tuple[str, str], ...]
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    tau2: float
+    tau2_ci_low: float
+    tau2_ci_high: float
+
+    @property
+    def label(self) -> str:
+        """'grade=3, meta=1': the values as given."""
+        return ", ".join(f"{col}={value}" for col, value in self.at)
+
+    @property
+    def at_dict(self) -> dict[str, str]:
+        return dict(self.at)
+
+    __json__: ClassVar[Layout] = (
+        "label",
+        Key("at", "at_dict"),
+        "estimate",
+        "se",
+        "ci_low",
+        "ci_high",
+        "tau2",
+        "tau2_ci_low",
+        "tau2_ci_high",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class ProfileInterval:
+    """The profile-likelihood interval of one scale coefficient (metafor's
+    ``confint(fit, alpha = j)``); a bound is NaN where the profile never drops far enough."""
+
+    name: str
+    estimate: float
+    ci_low: float
+    ci_high: float
+
+    __json__: ClassVar[Layout] = ("name", "estimate", "ci_low", "ci_high")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class ScaleModel:
+    """The scale part of a location-scale meta-regression (metafor's ``rma(..., scale = ~ Z,
+    link = ...)``): log tau²_i = z_i' alpha (``link = "log"``) or tau²_i = z_i' alpha
+    (``"identity"``), with Wald z tests of alpha from the Hessian of the (RE)ML log-likelihood,
+    QS = the Wald test that the scale coefficients beyond the intercept are zero (None with an
+    intercept-only scale model), and each study's fitted tau²_i."""
+
+    link: str
+    coefficients: tuple[Coefficient, ...]
+    vcov: tuple[tuple[float, ...], ...]
+    qs: float | None
+    qs_df: int
+    qs_p_value: float | None
+    tau2: tuple[float, ...]
+    references: tuple[tuple[str, str], ...] = ()
+    # --att: Wald tests of subsets of the scale coefficients (metafor's anova(fit, att = ...))
+    coefficient_tests: tuple[CoefficientTest, ...] = ()
+    # --predict-scale
+    predictions: tuple[ScalePrediction, ...] = ()
+    # --scale-profile: profile-likelihood intervals of every scale coefficient
+    profile: tuple[ProfileInterval, ...] = ()
+    # --scale-lrt: the likelihood-ratio test against the same location model with scale ~ 1
+    comparison: ModelComparison | None = None
+    # variance inflation of the scale coefficients (metafor's vif() of the scale model)
+    vif: tuple[VarianceInflation, ...] = ()
+    # said when some fitted tau²_i is (about) 0: a boundary optimum ("" otherwise)
+    note: str = ""
+    # The scale moderators' design and coding (not in the JSON): rows of Z, and each column's
+    # (column, "continuous" or "categorical", levels with the reference first).
+    design: tuple[tuple[float, ...], ...] = ()
+    terms: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    @property
+    def tau2_min(self) -> float:
+        return min(self.tau2)
+
+    @property
+    def tau2_max(self) -> float:
+        return max(self.tau2)
+
+    @property
+    def reference_levels(self) -> dict[str, str]:
+        return dict(self.references)
+
+    __json__: ClassVar[Layout] = (
+        "link",
+        Key("references", "reference_levels"),
+        "coefficients",
+        "vcov",
+        "qs",
+        "qs_df",
+        "qs_p_value",
+        "tau2_min",
+        "tau2_max",
+        "tau2",
+        "coefficient_tests",
+        "predictions",
+        "profile",
+        Key("lrt", "comparison"),
+        "vif",
+        "note",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class MetaRegression:
     """A mixed-effects meta-regression (metafor's ``rma(yi, vi, mods = ...)``)."""
 
@@ -1275,6 +1529,11 @@ class MetaRegression:
     gvif: tuple[VarianceInflation, ...] = ()
     #: cluster-robust inference (``--cluster``), None when not asked
     robust: RobustInference | None = None
+    #: the scale model of a location-scale meta-regression (``--scale``); ``tau2`` is then NaN
+    #: (each study has its own, ``scale.tau2``) and ``i2``, ``h2``, ``r2`` are None
+    scale: ScaleModel | None = None
+    #: the GLMM fitted instead of the normal-normal model (``metareg --glmm``), else None
+    glmm: GlmmRegressionModel | None = None
 
     @property
     def level_percent(self) -> float:
@@ -1316,7 +1575,9 @@ class MetaRegression:
         "i2",
         "h2",
         "r2",
+        "scale",
         "robust",
+        Key("glmm", omit_none=True),
         "excluded",
     )
 
@@ -2578,6 +2839,234 @@ class StudyLevel:
         "ci_method",
         "tau2",
         Key("studies", "rows"),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class RVECoefficient:
+    """One coefficient of a robust variance estimation model: its robust SE, t test on ``df``
+    (N - p, or the Satterthwaite df of the small-sample correction) and interval."""
+
+    name: str
+    estimate: float
+    se: float
+    statistic: float
+    df: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+
+    __json__: ClassVar[Layout] = (
+        "name",
+        "estimate",
+        "se",
+        "statistic",
+        "df",
+        "p_value",
+        "ci_low",
+        "ci_high",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class RobustVarianceModel:
+    """Robust variance estimation for dependent effects (robumeta's ``robu()``;
+    :mod:`ivigmeta.core.rve`): the correlated (``rho``) or hierarchical effects model of the
+    effects clustered by ``cluster``, on the moderator columns ``moderators`` (none: the
+    intercept alone). ``tau2`` is the between-study (CORR) or between-cluster (HIER) variance,
+    ``omega2`` HIER's within-cluster one; ``qe`` the first-stage fit's Q with the working
+    weights, ``i2`` (CORR) robumeta's I² against ``qe_df``. ``small``: Tipton's (2015)
+    small-sample correction with Satterthwaite df; else the Hedges, Tipton & Johnson (2010)
+    sandwich on N - p df. ``coefficients`` and ``vcov`` are on the analysis scale."""
+
+    measure: str
+    cluster: str
+    model: str
+    rho: float | None
+    small: bool
+    level: float
+    moderators: tuple[str, ...]
+    #: each cluster's label and number of effects, clusters in order of first appearance
+    cluster_sizes: tuple[tuple[str, int], ...]
+    coefficients: tuple[RVECoefficient, ...]
+    vcov: tuple[tuple[float, ...], ...]
+    tau2: float
+    omega2: float | None
+    i2: float | None
+    qe: float
+    qe_df: float | None
+    excluded: tuple[Exclusion, ...] = ()
+
+    @property
+    def k(self) -> int:
+        """The effects analysed."""
+        return sum(n for _, n in self.cluster_sizes)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_sizes)
+
+    @property
+    def sizes(self) -> dict[str, float]:
+        """min, mean, median and max of the effects per cluster (robumeta's print)."""
+        import statistics
+
+        ks = [n for _, n in self.cluster_sizes]
+        return {
+            "min": min(ks),
+            "mean": statistics.fmean(ks),
+            "median": statistics.median(ks),
+            "max": max(ks),
+        }
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "cluster",
+        "model",
+        "rho",
+        "small",
+        "level",
+        "moderators",
+        "k",
+        "n_clusters",
+        Key("effects_per_cluster", "sizes"),
+        "tau2",
+        "omega2",
+        "i2",
+        "qe",
+        "qe_df",
+        "coefficients",
+        "vcov",
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class CombinationStudy:
+    """One study's z = y / sqrt(v) and its one-sided p-value 1 - Phi(z) in a combination test,
+    with its Stouffer weight (None: unweighted or Fisher)."""
+
+    study: Study
+    z: float
+    p_one_sided: float
+    weight: float | None = None
+
+    __json__: ClassVar[Layout] = (
+        *keys_of("study", "study", "row"),
+        "z",
+        "p_one_sided",
+        "weight",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class CombinationTest:
+    """Stouffer's or Fisher's combination of the studies' one-sided evidence
+    (:mod:`ivigmeta.core.combination`): ``statistic`` is Stouffer's Z or Fisher's X² (on
+    ``df`` = 2k), ``z`` the combined p-value as a normal deviate."""
+
+    measure: str
+    method: str
+    mode: str
+    k: int
+    statistic: float
+    df: int | None
+    p_value: float
+    z: float
+    weights_column: str | None
+    rows: tuple[CombinationStudy, ...]
+    excluded: tuple[Exclusion, ...] = ()
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "method",
+        "mode",
+        "k",
+        "statistic",
+        "df",
+        "p_value",
+        "z",
+        "weights_column",
+        Key("studies", "rows"),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
+class ModelMatrix:
+    """One matrix of a fitted model (metafor's ``vcov(fit, type = ...)``, ``hatvalues(fit,
+    type = "matrix")``, ``weights(fit, type = "matrix")``; :mod:`ivigmeta.methods.matrices`),
+    on the analysis scale: ``type`` ``coef`` is p x p over ``coefficients``, the others k x k
+    over ``row_studies`` (in table order)."""
+
+    measure: str
+    type: str
+    k: int
+    tau2: float
+    tau2_method: str
+    ci_method: str
+    coefficients: tuple[str, ...]
+    row_studies: tuple[Study, ...]
+    values: tuple[tuple[float, ...], ...]
+    excluded: tuple[Exclusion, ...] = ()
+    #: the common-effect method (MH, PETO) of a Mantel-Haenszel / Peto fit, else None
+    common_method: str | None = None
+    #: True when the fit has user weights (--weights)
+    user_weights: bool = False
+
+    @property
+    def model(self) -> str:
+        """``random`` or ``common`` for the intercept-only model, else ``metareg``."""
+        if len(self.coefficients) > 1:
+            return "metareg"
+        return "common" if self.tau2_method == "FE" else "random"
+
+    @property
+    def moderators(self) -> tuple[str, ...]:
+        return self.coefficients[1:]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The rows' (and columns') names: the coefficients of ``coef``, else the studies."""
+        if self.type == "coef":
+            return self.coefficients
+        return tuple(s.label() for s in self.row_studies)
+
+    @property
+    def rows(self) -> tuple[int | None, ...]:
+        """The input rows of the studies (empty for ``coef``)."""
+        return tuple(s.row for s in self.row_studies)
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "type",
+        "k",
+        "model",
+        "moderators",
+        "common_method",
+        "tau2_method",
+        "ci_method",
+        "tau2",
+        "user_weights",
+        "labels",
+        "rows",
+        Key("matrix", "values"),
         "excluded",
     )
 

@@ -64,6 +64,21 @@ def write_columns(tmp_path: Path, name: str, columns: dict[str, list]) -> str:
     return str(path)
 
 
+def counts_csv(path: Path, rows: list[dict], extra: tuple[str, ...] = ()) -> str:
+    """A counts table at ``path`` from reference rows with metafor's names (``slab``, ``ai``,
+    ``n1i``, ``ci``, ``n2i``; ``year`` when given) and the ``extra`` columns as they are."""
+    has_year = all("year" in r for r in rows)
+    header = ["study", *(["year"] if has_year else []), "treat_events", "treat_total"]
+    header += ["control_events", "control_total", *extra]
+    lines = [",".join(header)]
+    for r in rows:
+        cells = [r["slab"], *([r["year"]] if has_year else []), r["ai"], r["n1i"], r["ci"]]
+        cells += [r["n2i"], *(r[c] for c in extra)]
+        lines.append(",".join(str(c) for c in cells))
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
 def pool_json(run, path: str, *args: str) -> dict:  # type: ignore[no-untyped-def]
     """``ivigmeta pool PATH --format json ARGS``, checked to exit 0, parsed."""
     import json

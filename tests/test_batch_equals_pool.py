@@ -305,3 +305,41 @@ def test_batch_equals_pool_hc(pi):
     table = [[MIXED_SIZES[0], MIXED_SIZES[1], MIXED_SIZES[2]], MIXED_SIZES[:2] + [(5, 30, 1, 33)]]
     opts = BatchOptions(measure="OR", ci_method="hc", pi_method=pi, common_ci="hk")
     assert not compare(table, opts)
+
+
+@st.composite
+def rtet_options(draw) -> BatchOptions:
+    """RTET (a root search per table) under every pooling option inverse variance allows."""
+    return BatchOptions(
+        measure="RTET",
+        cc=draw(st.sampled_from([0.5, 0.0, 1.0])),
+        cc_policy=draw(st.sampled_from(CC_POLICIES)),
+        tau2_method=draw(st.sampled_from(BATCH_TAU2_METHODS)),
+        ci_method=draw(st.sampled_from([c for c in BATCH_CI_METHODS if c != "hc"])),
+        level=draw(st.sampled_from([0.95, 0.9])),
+        pi_method=draw(st.sampled_from(BATCH_PI_METHODS)),
+        common_ci=draw(st.sampled_from(BATCH_COMMON_CI_METHODS)),
+        keep_double_zero=draw(st.booleans()),
+    )
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(table=st.lists(groups(), min_size=1, max_size=4), opts=rtet_options())
+# zero cells of every kind (excluded with their reasons) next to ordinary tables
+@example(
+    table=[[(10, 10, 5, 20), (10, 15, 0, 15), (0, 5, 0, 20), (20, 30, 5, 20), (3, 43, 50, 57)]],
+    opts=BatchOptions(measure="RTET"),
+)
+def test_batch_equals_pool_rtet(table, opts):
+    """The tetrachoric correlation: batch's rows are pool's, group by group."""
+    found = compare(table, opts)
+    assert not found, "\n".join(
+        [repr(opts)]
+        + [f"{g} {table[int(g[1:])]}: " + "; ".join(map(str, d)) for g, d in found.items()]
+    )

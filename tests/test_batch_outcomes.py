@@ -91,7 +91,7 @@ MEASURES = {
     "rate": KINDS["rate"],
     "partial": KINDS["partial"],
     "partial_r2": KINDS["partial_r2"],
-    "counts": ("AS", "RR", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL", *PAIRED, "PBIT"),
+    "counts": ("AS", "RR", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL", *PAIRED, "PBIT", "RTET"),
     "vi": ("RR", "OR", "RD"),
     "se": ("RR", "OR", "RD"),
     "ci": ("RR", "OR", "RD"),

@@ -163,9 +163,12 @@ _COMMANDS = {
     "reproduce": ["reproduce", str(ROOT / "published.toml"), "--no-explain"],
     "aggregate": ["aggregate", "--cluster", "nk_criterion", "--rho", "0.5"],
     "selmodel": ["selmodel", "--type", "stepfun", "--steps", "0.05"],
+    "matrix": ["matrix", "--type", "resid", "--mod", "nk_criterion"],
+    "combine": ["combine", "--weights", "year"],
+    "rve": ["rve", "--cluster", "nk_criterion"],
 }
 # Objects whose keys are data (the paper's own table, column names, levels), not the schema.
-_DATA_KEYS = {"paper", "references", "percent", "recomputed", "value", "fields"}
+_DATA_KEYS = {"paper", "references", "percent", "recomputed", "value", "fields", "at"}
 
 
 def _doc_names(command: str) -> set[str]:
@@ -201,3 +204,15 @@ def test_every_json_key_is_documented(run, studies_path, command: str) -> None:
     keys = _keys(json.loads(result.stdout), set())
     undocumented = keys - _doc_names(command)
     assert not undocumented, f"docs/json.md lacks {sorted(undocumented)} for {command}"
+
+
+def test_location_scale_json_keys_are_documented(run, studies_path) -> None:
+    result = run(
+        "metareg", str(studies_path), "--mod", "timing", "--scale", "nk_criterion", "--att",
+        "nk_criterion", "--predict-scale", "nk_criterion=yes", "--scale-profile", "--scale-lrt",
+        "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    keys = _keys(json.loads(result.stdout), set())
+    undocumented = keys - _doc_names("metareg")
+    assert not undocumented, f"docs/json.md lacks {sorted(undocumented)} for metareg --scale"

@@ -109,3 +109,40 @@ GLMM_UMRS_WALD = 1e-2
 #: one at converged modes (nielweise2007 UM.RS: -74.8577153 vs -74.8577142).
 GLMM_LOGLIK = 1e-9
 GLMM_SAME_OBJECTIVE = 1e-7
+
+#: RTET (tests/test_rtet.py). The bivariate normal CDF against mvtnorm's TVPACK (Genz's
+#: deterministic bivariate algorithm, double precision): measured max 2.2e-16 absolute on a grid
+#: with |ρ| up to 0.99999 (absolute, as Φ2 can be ~1e-30 in the tails).
+BVN_CDF_ABS = 1e-14
+#: The tetrachoric root and its variance against the exact values the reference script computes
+#: (uniroot tol 1e-14 on TVPACK; the delta-method variance): measured 4e-15 in yi, 9e-10 relative
+#: in vi (near ρ = 1, where R's side loses digits), else 1e-14.
+RTET_EXACT = 1e-9
+#: ... and against metafor's own escalc(measure = "RTET"), which maximises the likelihood with
+#: optimize() then Nelder-Mead optim() (reltol 1e-8) and differentiates it with optim's
+#: finite-difference Hessian (step 1e-3): measured |Δyi| <= 1.9e-5 and |Δvi|/vi <= 1.1e-4 on
+#: the tables with |ρ| < 0.95 of metafor_rtet.json; the Hessian's step is coarse where the
+#: likelihood bends sharply, |Δvi|/vi 1.2e-3 at ρ = -0.955 and 2.1e-2 at ρ = 0.988.
+METAFOR_RTET_YI_ABS = 5e-5
+METAFOR_RTET_VI_REL = 3e-4
+METAFOR_RTET_VI_REL_STRONG = 3e-2
+
+#: Location-scale models (tests/test_location_scale.py): the (RE)ML surface is flat at the
+#: optimum and metafor's optimizers use numerical gradients; its optimizers (nlm, BFGS, bobyqa,
+#: Nelder-Mead, nloptr) reach one log-likelihood to 1e-13 but scatter in alpha by up to ~5e-7
+#: (1.5e-6 for the intercept-only scale ~ 1 fit, whose exp(alpha) ivigmeta matches with the
+#: plain REML tau² to ITERATIVE). alpha is compared with this absolute tolerance, its standard
+#: errors (metafor's numerical Hessian, at metafor's alpha) relatively; the log-likelihoods are
+#: compared at LS_LOGLIK_ABS and ivigmeta's optimum is checked to be at least as high as
+#: metafor's alpha.
+LS_ALPHA_ABS = 3e-6
+LS_SE_REL = 3e-6
+#: beta and its SEs at the fitted tau²_i inherit the alpha error through W (up to ~3e-8).
+LS_BETA_ABS = 1e-7
+LS_LOGLIK_ABS = 1e-10
+
+#: robumeta's robu() (tests/test_rve.py): closed form in both (method-of-moments tau², WLS,
+#: sandwich, Satterthwaite df), the same arithmetic in another order: agreement to ~1e-14.
+ROBUMETA = 1e-10
+#: robumeta's p-values are 2 * (1 - pt(|t|, df)): absolute error up to ~1e-16 in the far tail.
+ROBUMETA_P_ABS = 1e-14

@@ -270,6 +270,7 @@ MEASURE_NAMES.update(
     OR2DN="standardized mean difference converted from the log odds ratio (normal)",
     OR2DL="standardized mean difference converted from the log odds ratio (logistic)",
     PBIT="probit difference",
+    RTET="tetrachoric correlation",
     MPRD="risk difference of matched pairs",
     MPRR="log risk ratio of matched pairs",
     MPOR="marginal log odds ratio of matched pairs",

@@ -26,6 +26,8 @@ COMMAND_MODULES = {
     "bias": "ivigmeta.cli.commands",
     "metareg": "ivigmeta.cli.metareg",
     "blup": "ivigmeta.cli.blup",
+    "matrix": "ivigmeta.cli.matrix",
+    "combine": "ivigmeta.cli.combine",
     "cumulative": "ivigmeta.cli.cumulative",
     "influence": "ivigmeta.cli.influence",
     "batch": "ivigmeta.cli.batch",
@@ -38,6 +40,7 @@ COMMAND_MODULES = {
     "config": "ivigmeta.cli.config",
     "aggregate": "ivigmeta.cli.aggregate",
     "selmodel": "ivigmeta.cli.selmodel",
+    "rve": "ivigmeta.cli.rve",
 }
 
 

@@ -34,9 +34,10 @@ def number_or_column(value: str | None) -> float | str | None:
         return value
 
 
-def clustered_notes(cluster: str):
+def clustered_notes(cluster: str, what: str = "aggregated"):
     """The table's notes, but one line for the rows that share a study label (several effects
-    of one study are what aggregate is for) instead of a warning per label."""
+    of one study are what aggregate and rve are for) instead of a warning per label; ``what``
+    says what --cluster does with them."""
     said: list[str] = []
 
     def say(message: str) -> None:
@@ -45,7 +46,7 @@ def clustered_notes(cluster: str):
                 said.append(message)
                 note(
                     "several rows share a study label (expected for dependent effects; "
-                    f"they are aggregated by --cluster {cluster})"
+                    f"they are {what} by --cluster {cluster})"
                 )
             return
         note(message)

@@ -211,6 +211,10 @@ def batch(
         raise click.UsageError(
             "batch does not take --weights (user weights): pool each analysis with --weights"
         )
+    if model_settings()["unweighted"]:
+        raise click.UsageError(
+            "batch does not take --unweighted: pool each analysis with --unweighted"
+        )
     from ivigmeta.batching import run as core
     from ivigmeta.batching.job import BatchJob
     from ivigmeta.render.batch import BatchWriter

@@ -13,8 +13,8 @@ import click
 
 from ivigmeta.cli.common import (
     analysis_command,
-    check_cluster_adjust,
     check_plot_target,
+    cluster_estimator,
     cluster_options,
     forest_options,
     glmm_option,
@@ -187,6 +187,7 @@ def pool(
     figure,
     cluster,
     cluster_adjust,
+    cluster_type,
     permutations,
     seed,
 ):
@@ -197,14 +198,14 @@ def pool(
     (tau² = 0). With --cluster, also the cluster-robust inference for the pooled estimates.
     """
     check_plot_target(plot, file)
-    check_cluster_adjust(cluster)
+    adjust, cr2 = cluster_estimator(cluster, cluster_adjust, cluster_type)
     if seed is not None and permutations is None:
         raise click.UsageError("--seed is the permutation test's: add --permutations N")
     fitted = load_fit(
         file, measure, cc, cc_policy, tau2_method, ci_method, common_method, level, glmm
     )
     if cluster is not None:
-        fitted = fitted.with_robust(cluster, cluster_adjust)
+        fitted = fitted.with_robust(cluster, adjust, cr2)
         if fitted.analysis.robust is not None and fitted.analysis.robust.common_note:
             note(fitted.analysis.robust.common_note)
     if permutations is not None:
@@ -364,7 +365,7 @@ def subgroup(
         if between == "metareg" and source is not None and source.name == "COMMANDLINE":
             raise click.UsageError(
                 "--glmm compares subgroups by Q between their GLMM estimates: use --between "
-                "separate (a meta-regression of the GLMM is not available)"
+                "separate (the GLMM meta-regression is ivigmeta metareg --mod COL --glmm MODEL)"
             )
         if between == "metareg":
             note(

@@ -62,7 +62,7 @@ MEASURE_CHOICES = (
     "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR", "MN", "MNLN",
     "MC", "SMCC", "SMCR", "SMCRH", "ROMC", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL",
     "IRLN", "IR", "IRS", "IRFT", "CVR", "VR", "RPB", "RBIS", "CVLN", "SDLN",
-    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "ZPCOR", "PCOR", "SPCOR",
+    "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "RTET", "ZPCOR", "PCOR", "SPCOR",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -76,6 +76,20 @@ class AnyCase(click.Choice):
 
     def get_invalid_choice_message(self, value: Any, ctx: click.Context | None) -> str:
         return f"{value!r} is not one of {', '.join(map(repr, self.choices))}."
+
+
+class Tau2Choice(AnyCase):
+    """--tau2: an estimator's name in any case, or a non-negative number (a fixed tau²,
+    metafor's ``rma(tau2 = value)``), passed on as the engine's canonical text of it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return super().convert(value, param, ctx)
+        if not (number >= 0 and number != float("inf")):
+            self.fail(f"a fixed tau² must be a non-negative number (not {value!r}).", param, ctx)
+        return repr(number)
 
 
 def effect_options(func: Callable) -> Callable:
@@ -101,7 +115,7 @@ def effect_options(func: Callable) -> Callable:
         default=None,
         metavar="|".join(MEASURE_CHOICES),
         help="Effect measure. 2x2 counts: RR (default), OR, RD, AS, PHI, YUQ, YUY, OR2DN, "
-        "OR2DL, PBIT, and for a table of matched pairs (the four cells read as metafor's ai, bi, ci, "
+        "OR2DL, PBIT, RTET, and for a table of matched pairs (the four cells read as metafor's ai, bi, ci, "
         "di of the pairs) MPRD, MPRR, MPOR, MPORC, MPPETO; means and SDs: MD "
         "(default), SMD, SMDH, ROM, CVR, VR, RPB, RBIS; events and person-time: IRR (default), IRD, IRSD; events "
         "and totals of one group: PLO (default), PR, PAS, PFT, PLN; correlations and sizes: "
@@ -151,16 +165,17 @@ def tau2_option(func: Callable) -> Callable:
     return click.option(
         "--tau2",
         "tau2_method",
-        type=AnyCase(TAU2_CHOICES),
+        type=Tau2Choice(TAU2_CHOICES),
         default="DL",
         show_default=True,
-        metavar="|".join(TAU2_CHOICES),
+        metavar="|".join(TAU2_CHOICES) + "|VALUE",
         help=(
             "Between-study variance estimator: DerSimonian-Laird, restricted or full maximum "
             "likelihood, Paule-Mandel, Hedges, Sidik-Jonkman, empirical Bayes, Hunter-Schmidt "
             "(HSk: with the k/(k-p) correction), generalized Q (GENQ, weights from "
             "--tau2-weights), median-unbiased Paule-Mandel, iterated Sidik-Jonkman and "
-            "DerSimonian-Laird (metafor's method=)."
+            "DerSimonian-Laird (metafor's method=); or a number, tau² fixed at that value "
+            "(metafor's tau2=; fit statistics and se(tau²) as REML, no CI for tau²)."
         ),
     )(func)
 
@@ -252,6 +267,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "common_ci": "z",
     "tau2_weights": None,
     "weights": None,
+    "unweighted": False,
 }
 
 
@@ -271,8 +287,19 @@ def model_settings() -> dict[str, Any]:
 
 
 def extra_model_options(func: Callable) -> Callable:
-    """--pi, --common-ci, --tau2-weights, --weights (read back with :func:`model_settings`)."""
+    """--pi, --common-ci, --tau2-weights, --weights, --unweighted (read back with
+    :func:`model_settings`)."""
     stored: dict[str, Any] = {"expose_value": False, "callback": _store_model}
+    func = click.option(
+        "--unweighted",
+        "model_unweighted",
+        is_flag=True,
+        default=False,
+        help="Every study weighs the same (metafor's weighted=FALSE): the pooled estimates by "
+        "unweighted least squares, se² = sum(v + tau²) / k²; tau², Q and I² stay the "
+        "inverse-variance ones. --ci z or t.",
+        **stored,
+    )(func)
     func = click.option(
         "--weights",
         "model_weights",
@@ -728,9 +755,24 @@ def moderator_coding_options(func: Callable) -> Callable:
     )(func)
 
 
+#: --cluster-type's values: metafor's vbest names
+CLUSTER_TYPES = ("CR1", "CR0", "CR2")
+
+
 def cluster_options(func: Callable) -> Callable:
-    """--cluster and --cluster-adjust: cluster-robust inference (metafor's robust()) for pool
-    and metareg."""
+    """--cluster, --cluster-type and --cluster-adjust: cluster-robust inference (metafor's
+    robust()) for pool and metareg."""
+    func = click.option(
+        "--cluster-type",
+        "cluster_type",
+        type=click.Choice(CLUSTER_TYPES, case_sensitive=False),
+        default=None,
+        metavar="|".join(CLUSTER_TYPES),
+        help="With --cluster: the sandwich. CR1 (the default: with the factor n / (n - p)) and CR0 "
+        "(without; as --no-cluster-adjust) are metafor's robust(fit, cluster, adjust); CR2 is "
+        "robust(fit, cluster, clubSandwich = TRUE): clubSandwich's bias-reduced CR2 sandwich, "
+        "t tests and intervals on Satterthwaite df, the moderators' HTZ F test.  [default: CR1]",
+    )(func)
     func = click.option(
         "--cluster-adjust/--no-cluster-adjust",
         "cluster_adjust",
@@ -745,8 +787,8 @@ def cluster_options(func: Callable) -> Callable:
         default=None,
         metavar="COL",
         help="Also cluster-robust inference, clustering the studies by column COL (metafor's "
-        "robust(fit, cluster)): sandwich SEs, t tests and CIs on n - p df; every study needs a "
-        "value.",
+        "robust(fit, cluster)): sandwich SEs, t tests and CIs on n - p df (Satterthwaite df "
+        "under --cluster-type CR2); every study needs a value.",
     )(func)
 
 
@@ -760,3 +802,29 @@ def check_cluster_adjust(cluster: str | None) -> None:
         and ctx.get_parameter_source("cluster_adjust") is ParameterSource.COMMANDLINE
     ):
         raise click.UsageError("--cluster-adjust / --no-cluster-adjust go with --cluster COL")
+
+
+def cluster_estimator(
+    cluster: str | None, cluster_adjust: bool, cluster_type: str | None
+) -> tuple[bool, bool]:
+    """(adjust, cr2) from --cluster-adjust and --cluster-type; either without --cluster, and
+    --cluster-type CR2 or a --cluster-type that contradicts an explicit --cluster-adjust /
+    --no-cluster-adjust, are usage errors."""
+    from click.core import ParameterSource
+
+    check_cluster_adjust(cluster)
+    if cluster_type is None:
+        return cluster_adjust, False
+    if cluster is None:
+        raise click.UsageError("--cluster-type goes with --cluster COL")
+    kind = cluster_type.upper()
+    ctx = click.get_current_context()
+    if ctx.get_parameter_source("cluster_adjust") is ParameterSource.COMMANDLINE:
+        given = "--cluster-adjust" if cluster_adjust else "--no-cluster-adjust"
+        if kind == "CR2":
+            raise click.UsageError(
+                f"{given} is for CR1 / CR0 (the factor n / (n - p)); CR2 has none: drop it"
+            )
+        if (kind == "CR1") != cluster_adjust:
+            raise click.UsageError(f"--cluster-type {kind} contradicts {given}")
+    return kind == "CR1", kind == "CR2"

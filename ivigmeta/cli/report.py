@@ -171,6 +171,11 @@ def report(file, out_dir, published, columns, no_figures, title, labels, glmm, *
         load_published(published, runner.commands)  # its errors before any work
     from ivigmeta.cli.common import model_settings
 
+    if model_settings()["unweighted"]:
+        raise click.UsageError(
+            "report does not take --unweighted (its influence, bias and subgroup sections assume "
+            "inverse-variance weights): run pool or metareg with --unweighted"
+        )
     if model_settings()["weights"] is not None:
         raise click.UsageError(
             "report does not take --weights (its influence, bias and subgroup sections assume "

@@ -290,3 +290,38 @@ def t_crit_array(level: float, df: np.ndarray) -> np.ndarray:
     from scipy.special import stdtrit
 
     return stdtrit(df, 1.0 - (1.0 - level) / 2.0)
+
+
+def bvn_cdf(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """Bivariate standard normal CDF Φ2(h, k; ρ) = P(X <= h, Y <= k), corr(X, Y) = ρ, over arrays.
+
+    Owen's (1956, eq. 3.1) reduction to his T function, which scipy evaluates to double precision
+    (Patefield & Tandy 2000): Φ2 = Φ(h)/2 + Φ(k)/2 - T(h, a_h) - T(k, a_k) - β with
+    a_h = (k - ρ h) / (h sqrt(1 - ρ²)), a_k = (h - ρ k) / (k sqrt(1 - ρ²)) and β = 1/2 when
+    h k < 0 or (h k = 0 and h + k < 0), else 0; T(0, ±inf) = ±1/4, Φ2(0, 0; ρ) = 1/4 + asin(ρ)/(2π),
+    Φ2(h, k; 1) = Φ(min(h, k)), Φ2(h, k; -1) = max(0, Φ(h) + Φ(k) - 1). Deterministic and exact to
+    about 1e-16 in absolute terms (unlike a randomised quasi-Monte Carlo integration).
+    """
+    import numpy as np
+    from scipy.special import ndtr, owens_t
+
+    h, k, rho = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (h, k, rho)))
+    out = np.full(h.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = np.sqrt((1 - rho) * (1 + rho))
+        inner = np.abs(rho) < 1
+
+        def t_term(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            # T(x, (y - ρ x) / (x r)), with y - ρ x written as (y - x) + x (1 - ρ) (no cancellation)
+            slope = ((y - x) + x * (1 - rho)) / (x * r)
+            t = owens_t(x, np.where(x == 0, 0.0, slope))
+            return np.where(x == 0, np.where(y == 0, 0.0, np.sign(y) * 0.25), t)
+
+        beta = np.where((h * k < 0) | ((h * k == 0) & (h + k < 0)), 0.5, 0.0)
+        gen = 0.5 * ndtr(h) + 0.5 * ndtr(k) - t_term(h, k) - t_term(k, h) - beta
+        both0 = (h == 0) & (k == 0)
+        gen = np.where(both0, 0.25 + np.arcsin(np.clip(rho, -1, 1)) / (2 * math.pi), gen)
+        out = np.where(inner, gen, out)
+        out = np.where(rho == 1, ndtr(np.minimum(h, k)), out)
+        out = np.where(rho == -1, np.maximum(0.0, ndtr(h) + ndtr(k) - 1), out)
+    return np.clip(out, 0.0, 1.0)

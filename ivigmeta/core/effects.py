@@ -11,6 +11,8 @@ d = n2 - c non-events), after the continuity correction described below:
 * MPRD, MPRR, MPOR, MPORC, MPPETO (matched pairs): the four cells read as the table of pairs
   (a = ai, b = n1 - a = bi, c = ci, d = n2 - c = di), corrected as OR, never a double zero
 * PBIT (probit difference): :mod:`ivigmeta.core.measures`, corrected and double-zero-dropped as OR
+* RTET (tetrachoric correlation): :mod:`ivigmeta.core.measures`, as PHI (not corrected under
+  ``only0``, never a double zero: a table without events in either arm has an empty margin)
 
 Continuity correction (``cc``, default 0.5) with ``cc_policy``:
 
@@ -94,7 +96,7 @@ def count_effects(
 
     Without ``keep_double_zero`` a ratio analysis leaves out studies with no events in either arm
     (and, for OR and the measures computed from it, YUQ, YUY, OR2DN, OR2DL, events in every
-    participant of both arms). PHI, as escalc, is not corrected under ``only0``. The
+    participant of both arms). PHI and RTET, as escalc, are not corrected under ``only0``. The
     matched-pairs measures read the cells as the table of pairs and keep every table (escalc's
     ``drop00 = FALSE``).
     """
@@ -103,7 +105,7 @@ def count_effects(
     from ivigmeta.core import measures as m
 
     a, n1, c, n2 = (np.asarray(x, dtype=float) for x in (a, n1, c, n2))
-    if keep_double_zero or measure in ("RD", "PHI") + PAIRED:
+    if keep_double_zero or measure in ("RD", "PHI", "RTET") + PAIRED:
         double_zero = np.zeros(a.shape, bool)
     else:
         double_zero = (a == 0) & (c == 0)
@@ -113,7 +115,7 @@ def count_effects(
     has_zero = (a == 0) | (b == 0) | (c == 0) | (d == 0)
     if cc_policy == "all":
         add = np.full(a.shape, float(cc))
-    elif cc_policy == "only0" and measure != "PHI":
+    elif cc_policy == "only0" and measure not in ("PHI", "RTET"):
         add = np.where(has_zero, float(cc), 0.0)
     else:
         add = np.zeros(a.shape)
@@ -135,6 +137,8 @@ def count_effects(
             yi, vi = m.matched_pairs(a, b, c, d, measure)
         elif measure == "PBIT":
             yi, vi = m.probit_difference(a, n1, c, n2)
+        elif measure == "RTET":
+            yi, vi = m.tetrachoric(a, b, c, d)
         else:
             p1, p2 = a / n1, c / n2
             yi = p1 - p2
@@ -239,11 +243,39 @@ def pft_sizes(kind: str, cols: np.ndarray) -> np.ndarray:
     return cols[:, DATA_ROLES[kind].index("total")]
 
 
-def undefined_reason(measure: str, has_zero: bool, added: float) -> str:
-    """Why a study's effect is undefined (the same words for pool and batch)."""
+def undefined_reason(
+    measure: str, has_zero: bool, added: float, cells: Sequence[float] | None = None
+) -> str:
+    """Why a study's effect is undefined (the same words for pool and batch); ``cells`` are the
+    (corrected) a, b, c, d of a 2x2 table, which RTET's reasons name."""
+    if measure == "RTET" and cells is not None:
+        return tetrachoric_reason(*cells)
     if has_zero:
         return f"{measure} undefined: zero cell(s) with continuity correction {added:g}"
     return f"{measure} has zero sampling variance"
+
+
+def tetrachoric_reason(a: float, b: float, c: float, d: float) -> str:
+    """Why RTET leaves out a table (:func:`ivigmeta.core.measures.tetrachoric`'s edge cases)."""
+    margins = {"a + b": a + b, "c + d": c + d, "a + c": a + c, "b + d": b + d}
+    empty = [name for name, total in margins.items() if total == 0]
+    if empty:
+        return (
+            f"RTET undefined: an empty margin ({empty[0]} = 0) leaves the tetrachoric correlation "
+            "unidentified (metafor: yi = 0, vi = Inf)"
+        )
+    if b == 0 and c == 0:
+        return "RTET is 1 with zero sampling variance (b = c = 0: perfect association)"
+    if a == 0 and d == 0:
+        return "RTET is -1 with zero sampling variance (a = d = 0: perfect inverse association)"
+    zero = next((name for name, cell in zip("abcd", (a, b, c, d)) if cell == 0), None)
+    if zero is None:  # every cell positive: a variance beyond double precision (|rho| ~ 1)
+        return "RTET has no usable sampling variance for this table (|rho| within rounding of 1)"
+    sign = "1" if zero in "bc" else "-1"
+    return (
+        f"RTET is {sign} with no finite sampling variance ({zero} = 0: the likelihood is "
+        f"maximised on the boundary rho = {sign})"
+    )
 
 
 def check_effect_options(measure: str, cc: float, cc_policy: str) -> str:
@@ -350,7 +382,9 @@ def compute_effects(
             )
             continue
         if not fx.ok[i]:
-            reason = undefined_reason(measure, bool(fx.has_zero[i]), float(fx.added[i]))
+            a, n1, c, n2, add = (*study.counts, float(fx.added[i]))
+            cells = (a + add, n1 - a + add, c + add, n2 - c + add)
+            reason = undefined_reason(measure, bool(fx.has_zero[i]), float(fx.added[i]), cells)
             excluded.append(Exclusion(study.study, reason, study.row, study))
             continue
         kept.append(study)
@@ -444,7 +478,7 @@ def _outcome_reason(study: Study, measure: str) -> str:
 
 def double_zero_reason(study: Study, measure: str) -> str | None:
     """Why a double-zero study is left out of a ratio analysis; ``None`` if it is not one."""
-    if measure in ("RD", "AS", "PHI") + PAIRED or not study.has_counts:
+    if measure in ("RD", "AS", "PHI", "RTET") + PAIRED or not study.has_counts:
         return None
     a, n1, c, n2 = study.counts
     if a == 0 and c == 0:

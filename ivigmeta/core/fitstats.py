@@ -102,9 +102,15 @@ def fit_statistics_from_sums(
 
 
 def model_fit_statistics(
-    y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: float, beta: np.ndarray, parms: int
+    y: np.ndarray,
+    v: np.ndarray,
+    X: np.ndarray,
+    tau2: float | np.ndarray,
+    beta: np.ndarray,
+    parms: int,
 ) -> FitStatArrays:
-    """The statistics of one model with design ``X`` at (beta, tau²) (arrays of length 1)."""
+    """The statistics of one model with design ``X`` at (beta, tau²) (arrays of length 1);
+    ``tau2`` may be per study (a location-scale model's tau²_i)."""
     import numpy as np
 
     vt = v + tau2

@@ -26,11 +26,18 @@ logit proportion), ``u_i ~ N(0, tau²)`` the study's random effect. Following me
 * ``PLO`` (one group): ``x_i ~ Bin(n_i, expit(theta + u_i))``, the binomial-normal model
   (adaptive Gauss-Hermite, 7 nodes).
 
+With moderators (:func:`fit_glmm_regression`, metafor's ``rma.glmm(..., mods = ~ x)``) theta
+becomes ``x_i' beta`` in every model: the design X (intercept first) multiplies the treatment
+indicator of UM.FS and UM.RS and is the linear predictor of CM.EL, CM.AL and PLO; tau² is the
+residual variance. Non-indicator moderator columns are centred and scaled for the maximization
+(metafor's ``scaleX``) and the coefficients transformed back.
+
 Every model is fitted by maximum likelihood; metafor's fixed-effects counterpart (its
 ``method = "EE"``: the same likelihood with tau² = 0) is fitted too (:attr:`GlmmResult.common`).
 Heterogeneity is tested as metafor does against the saturated model (one effect per study): the
-Wald-type test of the study effects being equal, and the likelihood-ratio test
-``-2 (ll_FE - ll_saturated)``, both on k - 1 df.
+Wald-type test of the study effects being equal (with moderators: lying in the column space of
+X), and the likelihood-ratio test ``-2 (ll_FE - ll_saturated)``, both on k - p df (p = 1
+without moderators).
 
 Double-zero studies (no events, or only events, in both groups): with fixed study effects
 (UM.FS) or conditioning on the study's total (CM.EL, CM.AL) such a study's likelihood does not
@@ -292,15 +299,32 @@ def _marginal(family: _Family, base: Array, zs: Array | None, nodes: int) -> Arr
     shape = base.shape[:-1]
     u = np.zeros((*shape, q))
     eye = np.eye(q)
+
+    def joint(u: Array) -> tuple[Array, Array, Array]:
+        """log p(y | u) + log phi(u), and the family's derivatives there."""
+        ll, d1, d2 = family.terms(base + np.einsum("...jr,...r->...j", zs, u))
+        return ll.sum(axis=-1) - 0.5 * np.sum(u * u, axis=-1), d1, d2
+
+    # Newton's method for the conditional modes (the joint is concave in u): steps longer than
+    # 4 are shortened along their direction, and halved where they would lower the joint, so
+    # that two random effects with large counts cannot cycle.
+    g, d1, d2 = joint(u)
     for _ in range(100):
-        eta = base + np.einsum("...jr,...r->...j", zs, u)
-        _, d1, d2 = family.terms(eta)
         grad = np.einsum("...jr,...j->...r", zs, d1) - u
         hess = np.einsum("...jr,...js,...j->...rs", zs, zs, -d2) + eye  # -d²/du²
         step = np.linalg.solve(hess, grad[..., None])[..., 0]
-        step = np.clip(step, -4.0, 4.0)
-        u = u + step
-        if np.max(np.abs(step)) < 1e-13:
+        longest = np.max(np.abs(step), axis=-1, keepdims=True)
+        step = step * np.minimum(1.0, 4.0 / np.maximum(longest, 1e-300))
+        t = np.ones((*shape, 1))
+        for _ in range(40):
+            g_new, d1_new, d2_new = joint(u + t * step)
+            worse = ~(g_new >= g - 1e-12 * np.maximum(1.0, np.abs(g)))
+            if not np.any(worse):
+                break
+            t = np.where(worse[..., None], 0.5 * t, t)
+        u = u + t * step
+        g, d1, d2 = g_new, d1_new, d2_new
+        if np.max(np.abs(t * step)) < 1e-13:
             break
     eta = base + np.einsum("...jr,...r->...j", zs, u)
     ll, _, d2 = family.terms(eta)
@@ -573,23 +597,37 @@ def _study_intercepts(counts: _Counts) -> Array:
 
 @dataclass(frozen=True)
 class _Fit:
-    """One maximized model: theta's index among the shared parameters, tau's (None if absent)."""
+    """One maximized model: the treatment coefficients are shared parameters
+    ``beta_start .. beta_start + p - 1``; tau's index (None if absent), sigma's (UM.RS)."""
 
     opt: _Optimum
-    theta_index: int
+    beta_start: int
     tau_index: int | None
     sigma_index: int | None = None
+    p: int = 1
+
+    @property
+    def beta(self) -> Array:
+        return np.asarray(self.opt.shared[self.beta_start : self.beta_start + self.p], dtype=float)
+
+    @property
+    def cov_beta(self) -> Array:
+        cov = self.opt.cov_shared
+        if cov is None:
+            return np.full((self.p, self.p), math.nan)
+        sl = slice(self.beta_start, self.beta_start + self.p)
+        return np.asarray(cov[sl, sl], dtype=float)
 
     @property
     def theta(self) -> float:
-        return float(self.opt.shared[self.theta_index])
+        return float(self.opt.shared[self.beta_start])
 
     @property
     def se(self) -> float:
         cov = self.opt.cov_shared
         if cov is None:
             return math.nan
-        var = cov[self.theta_index, self.theta_index]
+        var = cov[self.beta_start, self.beta_start]
         return math.sqrt(var) if var > 0 else math.nan
 
     @property
@@ -601,18 +639,25 @@ class _Fit:
         return None if self.sigma_index is None else abs(float(self.opt.shared[self.sigma_index]))
 
 
-def _um_fs_loglik(counts: _Counts, with_tau: bool) -> StudyLoglik:
-    """UM.FS: shared (theta, tau), nuisance alpha_i."""
+def _treatment(sh: Array, X: Array, start: int) -> Array:
+    """The treatment effect X beta of every study, for each parameter row: (P, k)."""
+    p = X.shape[1]
+    return sh[:, start : start + p] @ X.T
+
+
+def _um_fs_loglik(counts: _Counts, X: Array, with_tau: bool) -> StudyLoglik:
+    """UM.FS: shared (beta_1..beta_p, tau), nuisance alpha_i."""
     family, off = _two_arm(counts)
     half = np.array([0.5, -0.5])
     treat = np.array([1.0, 0.0])
+    p = X.shape[1]
 
     def fun(sh: Array, alpha: Array | None) -> Array:
         assert alpha is not None
-        base = off + alpha[..., None] + sh[:, 0][:, None, None] * treat
+        base = off + alpha[..., None] + _treatment(sh, X, 0)[..., None] * treat
         if not with_tau:
             return _marginal(family, base, None, 1)
-        zs = (sh[:, 1][:, None, None] * half)[..., None] * np.ones((1, counts.k, 1, 1))
+        zs = (sh[:, p][:, None, None] * half)[..., None] * np.ones((1, counts.k, 1, 1))
         return _marginal(family, base, zs, NAGQ)
 
     return fun
@@ -640,35 +685,39 @@ def _maximize_tau(
     return best
 
 
-def _fit_um_fs(counts: _Counts, with_tau: bool, start: _Fit | None = None) -> _Fit:
-    fun = _um_fs_loglik(counts, with_tau)
+def _fit_um_fs(
+    counts: _Counts, X: Array, beta0: Sequence[float], with_tau: bool, start: _Fit | None = None
+) -> _Fit:
+    fun = _um_fs_loglik(counts, X, with_tau)
+    p = X.shape[1]
     if start is not None:
-        s0 = [start.theta] + ([0.3] if with_tau else [])
+        s0 = list(start.beta) + ([0.3] if with_tau else [])
         a0 = start.opt.nuisance
     else:
-        s0 = [_starting_theta(counts)] + ([0.3] if with_tau else [])
+        s0 = list(beta0) + ([0.3] if with_tau else [])
         a0 = _study_intercepts(counts)
     if with_tau:
-        opt = _maximize_tau(fun, s0, a0, (1,), 1)
+        opt = _maximize_tau(fun, s0, a0, (p,), p)
     else:
         opt = _maximize(fun, s0, a0)
-    return _Fit(opt, 0, 1 if with_tau else None)
+    return _Fit(opt, 0, p if with_tau else None, p=p)
 
 
-def _um_rs_loglik(counts: _Counts, with_tau: bool, nodes: int = 1) -> StudyLoglik:
-    """UM.RS: shared (mu, theta, sigma[, tau])."""
+def _um_rs_loglik(counts: _Counts, X: Array, with_tau: bool, nodes: int = 1) -> StudyLoglik:
+    """UM.RS: shared (mu, beta_1..beta_p, sigma[, tau])."""
     family, off = _two_arm(counts)
     treat = np.array([1.0, 0.0])
     half = np.array([0.5, -0.5])
     k = counts.k
+    p = X.shape[1]
 
     def fun(sh: Array, _: Array | None) -> Array:
-        mu, theta, sigma = sh[:, 0], sh[:, 1], sh[:, 2]
-        base = off + mu[:, None, None] + theta[:, None, None] * treat
+        mu, sigma = sh[:, 0], sh[:, p + 1]
+        base = off + mu[:, None, None] + _treatment(sh, X, 1)[..., None] * treat
         zs_sigma = np.broadcast_to(sigma[:, None, None, None], (sh.shape[0], k, 2, 1))
         if with_tau:
             zs_tau = np.broadcast_to(
-                (sh[:, 3][:, None, None] * half)[..., None], (sh.shape[0], k, 2, 1)
+                (sh[:, p + 2][:, None, None] * half)[..., None], (sh.shape[0], k, 2, 1)
             )
             zs = np.concatenate([zs_sigma, zs_tau], axis=-1)
         else:
@@ -678,18 +727,26 @@ def _um_rs_loglik(counts: _Counts, with_tau: bool, nodes: int = 1) -> StudyLogli
     return fun
 
 
-def _fit_um_rs(counts: _Counts, with_tau: bool, start: _Fit | None = None, nodes: int = 1) -> _Fit:
-    fun = _um_rs_loglik(counts, with_tau, nodes)
+def _fit_um_rs(
+    counts: _Counts,
+    X: Array,
+    beta0: Sequence[float],
+    with_tau: bool,
+    start: _Fit | None = None,
+    nodes: int = 1,
+) -> _Fit:
+    fun = _um_rs_loglik(counts, X, with_tau, nodes)
+    p = X.shape[1]
     if start is not None:
-        s0 = list(start.opt.shared[:3]) + ([0.3] if with_tau else [])
+        s0 = list(start.opt.shared[: p + 2]) + ([0.3] if with_tau else [])
     else:
-        s0 = [float(np.mean(_study_intercepts(counts))), _starting_theta(counts), 0.5]
+        s0 = [float(np.mean(_study_intercepts(counts))), *beta0, 0.5]
         s0 += [0.3] if with_tau else []
     if with_tau:
-        opt = _maximize_tau(fun, s0, None, (2, 3), 3)
+        opt = _maximize_tau(fun, s0, None, (p + 1, p + 2), p + 2)
     else:
-        opt = _maximize(fun, s0, None, abs_index=(2,))
-    return _Fit(opt, 1, 3 if with_tau else None, sigma_index=2)
+        opt = _maximize(fun, s0, None, abs_index=(p + 1,))
+    return _Fit(opt, 1, p + 2 if with_tau else None, sigma_index=p + 1, p=p)
 
 
 def _fit_um_rs_saturated(counts: _Counts, fe: _Fit) -> tuple[_Fit, Array]:
@@ -725,15 +782,18 @@ def _fit_um_rs_saturated(counts: _Counts, fe: _Fit) -> tuple[_Fit, Array]:
     return _Fit(opt, 0, None, sigma_index=1), ~is_pinned
 
 
-def _one_re_loglik(family: _Family, off: Array, with_tau: bool, nodes: int) -> StudyLoglik:
-    """theta (+ u_i) on one linear predictor per study: shared (theta[, tau])."""
+def _one_re_loglik(
+    family: _Family, off: Array, X: Array, with_tau: bool, nodes: int
+) -> StudyLoglik:
+    """X beta (+ u_i) on one linear predictor per study: shared (beta_1..beta_p[, tau])."""
     k = off.shape[0]
+    p = X.shape[1]
 
     def fun(sh: Array, _: Array | None) -> Array:
-        base = off + sh[:, 0][:, None, None]
+        base = off + _treatment(sh, X, 0)[..., None]
         if not with_tau:
             return _marginal(family, base, None, 1)
-        zs = np.broadcast_to(sh[:, 1][:, None, None, None], (sh.shape[0], k, 1, 1))
+        zs = np.broadcast_to(sh[:, p][:, None, None, None], (sh.shape[0], k, 1, 1))
         return _marginal(family, base, zs, nodes)
 
     return fun
@@ -750,15 +810,18 @@ def _one_re_family(counts: _Counts, model: str) -> tuple[_Family, Array, int]:
     return family, off, NAGQ
 
 
-def _fit_one_re(family: _Family, off: Array, with_tau: bool, nodes: int, theta0: float) -> _Fit:
-    """theta (+ u_i) on one linear predictor per study: CM.AL, CM.EL, PLO."""
-    fun = _one_re_loglik(family, off, with_tau, nodes)
-    s0 = [theta0] + ([0.3] if with_tau else [])
+def _fit_one_re(
+    family: _Family, off: Array, X: Array, with_tau: bool, nodes: int, beta0: Sequence[float]
+) -> _Fit:
+    """X beta (+ u_i) on one linear predictor per study: CM.AL, CM.EL, PLO."""
+    fun = _one_re_loglik(family, off, X, with_tau, nodes)
+    p = X.shape[1]
+    s0 = list(beta0) + ([0.3] if with_tau else [])
     if with_tau:
-        opt = _maximize_tau(fun, s0, None, (1,), 1)
+        opt = _maximize_tau(fun, s0, None, (p,), p)
     else:
         opt = _maximize(fun, s0, None)
-    return _Fit(opt, 0, 1 if with_tau else None)
+    return _Fit(opt, 0, p if with_tau else None, p=p)
 
 
 def _conditional_mle(family: _NoncentralHypergeometric) -> tuple[Array, Array, Array]:
@@ -780,21 +843,28 @@ def _conditional_mle(family: _NoncentralHypergeometric) -> tuple[Array, Array, A
     return psi, info, ll
 
 
-def _cochran(y: Array, v: Array) -> float:
-    """Cochran's Q of the finite estimates (an estimate with infinite variance weighs nothing)."""
+def _residual_q(y: Array, v: Array, X: Array) -> float:
+    """The weighted residual sum of squares of the finite estimates regressed on X (an estimate
+    with infinite variance weighs nothing); for X the intercept alone, Cochran's Q."""
     ok = np.isfinite(y) & np.isfinite(v) & (v > 0)
     if not np.any(ok):
         return 0.0
     w = 1.0 / v[ok]
     yy = y[ok]
-    mean = np.sum(w * yy) / np.sum(w)
-    return float(np.sum(w * (yy - mean) ** 2))
+    Xo = X[ok]
+    if Xo.shape[1] == 1 and np.all(Xo == 1.0):
+        mean = np.sum(w * yy) / np.sum(w)
+        return float(np.sum(w * (yy - mean) ** 2))
+    sw = np.sqrt(w)
+    b = np.linalg.lstsq(Xo * sw[:, None], yy * sw, rcond=None)[0]
+    return float(np.sum(w * (yy - Xo @ b) ** 2))
 
 
-def _saturated_wald(counts: _Counts, model: str) -> float:
-    """The Wald-type test of the saturated model's study effects being equal: Cochran's Q of the
-    per-study maximum likelihood estimates with their asymptotic variances (for UM.FS, CM.AL and
-    PLO, the saturated logistic/Poisson regression; uncorrected log OR with Woolf's variance)."""
+def _saturated_wald(counts: _Counts, model: str, X: Array) -> float:
+    """The Wald-type test of the saturated model's study effects against the model's (X beta):
+    the weighted residual sum of squares of the per-study maximum likelihood estimates with their
+    asymptotic variances (for UM.FS, CM.AL and PLO, the saturated logistic/Poisson regression:
+    uncorrected log OR with Woolf's variance); Cochran's Q without moderators."""
     x1, n1, x2, n2 = counts.x1, counts.n1, counts.x2, counts.n2
     with np.errstate(divide="ignore", invalid="ignore"):
         if counts.measure == "PLO":
@@ -809,20 +879,240 @@ def _saturated_wald(counts: _Counts, model: str) -> float:
         else:
             y = np.log(x1 * (n2 - x2) / ((n1 - x1) * x2))
             v = 1 / x1 + 1 / (n1 - x1) + 1 / x2 + 1 / (n2 - x2)
-    return _cochran(y, v)
+    return _residual_q(y, v, X)
 
 
-def _wald_equal(psi: Array, cov: Array) -> float:
-    """Wald test of psi_1 = ... = psi_k: contrasts psi_i - psi_k."""
+def _wald_in_span(psi: Array, cov: Array, X: Array) -> float:
+    """Wald test that the study effects psi lie in the column space of X: psi_1 = ... = psi_k
+    (contrasts psi_i - psi_k) for the intercept alone, else C psi = 0 for C spanning the
+    orthogonal complement of X."""
     k = psi.size
-    contrast = np.hstack([np.eye(k - 1), -np.ones((k - 1, 1))])
+    if X.shape[1] == 1 and np.all(X == 1.0):
+        contrast = np.hstack([np.eye(k - 1), -np.ones((k - 1, 1))])
+    else:
+        q, _ = np.linalg.qr(X, mode="complete")
+        rank = int(np.linalg.matrix_rank(X))
+        contrast = q[:, rank:].T
+    if contrast.shape[0] == 0:
+        return 0.0
     b = contrast @ psi
     vb = contrast @ cov @ contrast.T
     return float(b @ np.linalg.solve(vb, b))
 
 
+def _starting_beta(counts: _Counts, X: Array) -> list[float]:
+    """Starting values of the treatment coefficients: the Mantel-Haenszel-type pooled effect
+    for the intercept alone; else the weighted least-squares regression of the studies'
+    effects (1/2 added to every cell) on X."""
+    if X.shape[1] == 1 and np.all(X == 1.0):
+        return [_starting_theta(counts)]
+    x1, n1, x2, n2 = counts.x1, counts.n1, counts.x2, counts.n2
+    if counts.measure == "PLO":
+        y = np.log((x1 + 0.5) / (n1 - x1 + 0.5))
+        v = 1 / (x1 + 0.5) + 1 / (n1 - x1 + 0.5)
+    elif counts.measure == "IRR":
+        y = np.log((x1 + 0.5) / n1) - np.log((x2 + 0.5) / n2)
+        v = 1 / (x1 + 0.5) + 1 / (x2 + 0.5)
+    else:
+        y = np.log((x1 + 0.5) * (n2 - x2 + 0.5) / ((n1 - x1 + 0.5) * (x2 + 0.5)))
+        v = 1 / (x1 + 0.5) + 1 / (n1 - x1 + 0.5) + 1 / (x2 + 0.5) + 1 / (n2 - x2 + 0.5)
+    sw = 1.0 / np.sqrt(v)
+    return [float(b) for b in np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]]
+
+
 # ---------------------------------------------------------------------------------------------
-# Entry point
+# Entry points
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """Everything :func:`fit_glmm` and :func:`fit_glmm_regression` report, before the tests."""
+
+    measure: str
+    model: str
+    k: int
+    p: int
+    result_fit: _Fit
+    ml: _Fit
+    fe: _Fit
+    common_fit: _Fit
+    loglik_saturated: float
+    qe_df: int
+    qe_wald: float | None
+    qe_lrt: float
+    tau2: float
+    se_tau2: float | None
+    sigma2: float | None
+    boundary: bool
+    convergence: GlmmConvergence
+    contributes: tuple[bool, ...]
+    notes: tuple[str, ...]
+
+
+def _check_model(measure: str, model: str) -> tuple[str, str]:
+    measure, model = measure.upper(), model.upper()
+    if measure not in GLMM_MEASURES:
+        raise ModelError(
+            f"GLMMs are fitted for OR (2x2 counts), IRR (events over person-time) and PLO "
+            f"(one group's events and totals), not {measure}"
+        )
+    if model not in GLMM_MEASURES[measure]:
+        allowed = ", ".join(GLMM_MEASURES[measure])
+        raise ModelError(f"--glmm {model} does not apply to {measure} (choose {allowed})")
+    return measure, model
+
+
+def _fit_models(
+    measure: str,
+    model: str,
+    x1: Sequence[float],
+    n1: Sequence[float],
+    x2: Sequence[float] | None,
+    n2: Sequence[float] | None,
+    X: Array,
+) -> _Fitted:
+    """Fit the model with treatment effect X beta (X: one row per study passed, full rank),
+    its fixed-effects counterpart and the saturated model."""
+    a1 = np.asarray(x1, dtype=float)
+    b1 = np.asarray(n1, dtype=float)
+    one_group = measure == "PLO"
+    a2 = np.zeros_like(a1) if one_group else np.asarray(x2, dtype=float)
+    b2 = np.ones_like(a1) if one_group else np.asarray(n2, dtype=float)
+    counts_all = _Counts(measure, a1, b1, a2, b2)
+    k_all = counts_all.k
+    p = X.shape[1]
+    if one_group:
+        informative = np.ones(k_all, dtype=bool)
+    elif measure == "IRR":
+        informative = (a1 + a2) > 0
+    else:
+        informative = ((a1 + a2) > 0) & ((b1 - a1 + b2 - a2) > 0)
+    if model == "UM.RS":
+        informative = np.ones(k_all, dtype=bool)
+    elif model == "CM.AL" and measure == "OR":
+        informative = (a1 + a2) > 0
+    needed = max(2, p + 1)
+    if k_all < needed or int(informative.sum()) < needed:
+        raise ModelError(
+            f"the GLMM ({model}) needs at least {needed} studies whose counts inform it "
+            f"({int(informative.sum())} here)"
+        )
+    idx = np.flatnonzero(informative)
+    counts = _Counts(measure, a1[idx], b1[idx], a2[idx], b2[idx])
+    Xi = X[idx]
+    if p > 1 and int(np.linalg.matrix_rank(Xi)) < p:
+        raise ModelError(
+            "the moderators are collinear in the studies that inform the GLMM: a coefficient "
+            "cannot be estimated"
+        )
+    beta0 = _starting_beta(counts, Xi)
+
+    notes: list[str] = []
+    wald: float | None
+    common_fit: _Fit | None = None
+    if model == "UM.FS" and measure != "PLO":
+        fe = _fit_um_fs(counts, Xi, beta0, with_tau=False)
+        ml = _fit_um_fs(counts, Xi, beta0, with_tau=True, start=fe)
+        family, _ = _two_arm(counts)
+        ll_sat = family.saturated()
+        wald = _saturated_wald(counts, model, Xi)
+        algorithm, integration, nodes = "Newton", "adaptive Gauss-Hermite", NAGQ
+    elif model == "UM.RS":
+        fe = _fit_um_rs(counts, Xi, beta0, with_tau=False)
+        ml = _fit_um_rs(counts, Xi, beta0, with_tau=True, start=fe)
+        # metafor's method = "EE" fit keeps lme4's nAGQ = 7 (its ML fit, and the LRT's
+        # fixed-effects model within it, use the Laplace approximation)
+        common_fit = _fit_um_rs(counts, Xi, beta0, with_tau=False, start=fe, nodes=NAGQ)
+        sat, finite = _fit_um_rs_saturated(counts, fe)
+        ll_sat = sat.opt.loglik
+        wald = None
+        if sat.opt.cov_nuisance is not None and sat.opt.nuisance is not None:
+            keep = np.flatnonzero(finite)
+            wald = _wald_in_span(
+                sat.opt.nuisance[keep], sat.opt.cov_nuisance[np.ix_(keep, keep)], Xi[keep]
+            )
+        algorithm, integration, nodes = "Newton", "Laplace", 1
+    elif model == "CM.EL" and measure == "OR":
+        nch, off, _ = _one_re_family(counts, model)
+        assert isinstance(nch, _NoncentralHypergeometric)
+        fe = _fit_one_re(nch, off, Xi, False, 1, beta0)
+        ml = _fit_one_re(nch, off, Xi, True, EXACT_NODES, list(fe.beta))
+        psi, info, ll_each = _conditional_mle(nch)
+        ll_sat = float(np.sum(ll_each))
+        with np.errstate(divide="ignore"):
+            wald = _residual_q(np.where(info > 0, psi, np.nan), 1.0 / info, Xi)
+        algorithm, integration, nodes = "Newton", "adaptive Gauss-Hermite", EXACT_NODES
+    else:  # CM.AL (OR), CM.EL (IRR), PLO: the binomial-normal model
+        family, off, _ = _one_re_family(counts, model)
+        fe = _fit_one_re(family, off, Xi, False, 1, beta0)
+        ml = _fit_one_re(family, off, Xi, True, NAGQ, list(fe.beta))
+        ll_sat = family.saturated()
+        wald = _saturated_wald(counts, model, Xi)
+        algorithm, integration, nodes = "Newton", "adaptive Gauss-Hermite", NAGQ
+
+    boundary = ml.tau < BOUNDARY_TAU or ml.opt.loglik < fe.opt.loglik
+    result_fit = fe if boundary else ml
+    if boundary:
+        notes.append(
+            "tau² is estimated at the boundary (0): the likelihood is largest without "
+            "between-study variance, so the random-effects estimate equals the fixed-effects one"
+        )
+    if not ml.opt.converged:
+        notes.append(
+            f"the maximization of the {model} likelihood did not converge in "
+            f"{ml.opt.iterations} iterations (largest gradient {ml.opt.max_gradient:.2g})"
+        )
+    if not all(math.isfinite(v) for v in np.diag(result_fit.cov_beta)) or np.any(
+        np.diag(result_fit.cov_beta) <= 0
+    ):
+        what = "pooled effect" if p == 1 else "coefficients"
+        raise ModelError(
+            f"the {model} likelihood is flat at its maximum: the standard error of the {what} "
+            "cannot be computed (too few events?)"
+        )
+    tau2 = 0.0 if boundary else ml.tau**2
+    se_tau2: float | None = None
+    if (
+        model == "CM.EL"
+        and measure == "OR"
+        and not boundary
+        and ml.opt.cov_shared is not None
+        and ml.tau_index is not None
+    ):
+        var_tau = ml.opt.cov_shared[ml.tau_index, ml.tau_index]
+        se_tau2 = 2.0 * ml.tau * math.sqrt(var_tau) if var_tau > 0 else None
+    sigma2 = None
+    if model == "UM.RS":
+        sigma = result_fit.sigma
+        sigma2 = None if sigma is None else sigma**2
+    return _Fitted(
+        measure=measure,
+        model=model,
+        k=k_all,
+        p=p,
+        result_fit=result_fit,
+        ml=ml,
+        fe=fe,
+        common_fit=common_fit or fe,
+        loglik_saturated=ll_sat,
+        qe_df=k_all - p,
+        qe_wald=None if wald is None else max(0.0, wald),
+        qe_lrt=max(0.0, -2.0 * (fe.opt.loglik - ll_sat)),
+        tau2=tau2,
+        se_tau2=se_tau2,
+        sigma2=sigma2,
+        boundary=boundary,
+        convergence=GlmmConvergence(
+            converged=ml.opt.converged,
+            iterations=ml.opt.iterations,
+            algorithm=algorithm,
+            integration=integration,
+            nodes=nodes,
+            max_gradient=ml.opt.max_gradient,
+        ),
+        contributes=tuple(bool(v) for v in informative),
+        notes=tuple(notes),
+    )
 
 
 def fit_glmm(
@@ -853,116 +1143,13 @@ def fit_glmm(
         The model does not apply to the measure, fewer than 2 studies inform the model, or the
         likelihood cannot be maximized.
     """
-    measure, model = measure.upper(), model.upper()
-    if measure not in GLMM_MEASURES:
-        raise ModelError(
-            f"GLMMs are fitted for OR (2x2 counts), IRR (events over person-time) and PLO "
-            f"(one group's events and totals), not {measure}"
-        )
-    if model not in GLMM_MEASURES[measure]:
-        allowed = ", ".join(GLMM_MEASURES[measure])
-        raise ModelError(f"--glmm {model} does not apply to {measure} (choose {allowed})")
-    a1 = np.asarray(x1, dtype=float)
-    b1 = np.asarray(n1, dtype=float)
-    one_group = measure == "PLO"
-    a2 = np.zeros_like(a1) if one_group else np.asarray(x2, dtype=float)
-    b2 = np.ones_like(a1) if one_group else np.asarray(n2, dtype=float)
-    counts_all = _Counts(measure, a1, b1, a2, b2)
-    k_all = counts_all.k
-    if one_group:
-        informative = np.ones(k_all, dtype=bool)
-    elif measure == "IRR":
-        informative = (a1 + a2) > 0
-    else:
-        informative = ((a1 + a2) > 0) & ((b1 - a1 + b2 - a2) > 0)
-    if model == "UM.RS":
-        informative = np.ones(k_all, dtype=bool)
-    elif model == "CM.AL" and measure == "OR":
-        informative = (a1 + a2) > 0
-    if k_all < 2 or int(informative.sum()) < 2:
-        raise ModelError(
-            f"the GLMM ({model}) needs at least 2 studies whose counts inform it "
-            f"({int(informative.sum())} here)"
-        )
-    idx = np.flatnonzero(informative)
-    counts = _Counts(measure, a1[idx], b1[idx], a2[idx], b2[idx])
-
-    notes: list[str] = []
-    wald: float | None
-    common_fit: _Fit | None = None
-    if model == "UM.FS" and measure != "PLO":
-        fe = _fit_um_fs(counts, with_tau=False)
-        ml = _fit_um_fs(counts, with_tau=True, start=fe)
-        family, _ = _two_arm(counts)
-        ll_sat = family.saturated()
-        wald = _saturated_wald(counts, model)
-        algorithm, integration, nodes = "Newton", "adaptive Gauss-Hermite", NAGQ
-    elif model == "UM.RS":
-        fe = _fit_um_rs(counts, with_tau=False)
-        ml = _fit_um_rs(counts, with_tau=True, start=fe)
-        # metafor's method = "EE" fit keeps lme4's nAGQ = 7 (its ML fit, and the LRT's
-        # fixed-effects model within it, use the Laplace approximation)
-        common_fit = _fit_um_rs(counts, with_tau=False, start=fe, nodes=NAGQ)
-        sat, finite = _fit_um_rs_saturated(counts, fe)
-        ll_sat = sat.opt.loglik
-        wald = None
-        if sat.opt.cov_nuisance is not None and sat.opt.nuisance is not None:
-            keep = np.flatnonzero(finite)
-            wald = _wald_equal(sat.opt.nuisance[keep], sat.opt.cov_nuisance[np.ix_(keep, keep)])
-        algorithm, integration, nodes = "Newton", "Laplace", 1
-    elif model == "CM.EL" and measure == "OR":
-        nch, off, _ = _one_re_family(counts, model)
-        assert isinstance(nch, _NoncentralHypergeometric)
-        theta0 = _starting_theta(counts)
-        fe = _fit_one_re(nch, off, False, 1, theta0)
-        ml = _fit_one_re(nch, off, True, EXACT_NODES, fe.theta)
-        psi, info, ll_each = _conditional_mle(nch)
-        ll_sat = float(np.sum(ll_each))
-        with np.errstate(divide="ignore"):
-            wald = _cochran(np.where(info > 0, psi, np.nan), 1.0 / info)
-        algorithm, integration, nodes = "Newton", "adaptive Gauss-Hermite", EXACT_NODES
-    else:  # CM.AL (OR), CM.EL (IRR), PLO: the binomial-normal model
-        family, off, _ = _one_re_family(counts, model)
-        theta0 = _starting_theta(counts)
-        fe = _fit_one_re(family, off, False, 1, theta0)
-        ml = _fit_one_re(family, off, True, NAGQ, fe.theta)
-        ll_sat = family.saturated()
-        wald = _saturated_wald(counts, model)
-        algorithm, integration, nodes = "Newton", "adaptive Gauss-Hermite", NAGQ
-
-    boundary = ml.tau < BOUNDARY_TAU or ml.opt.loglik < fe.opt.loglik
-    result_fit = fe if boundary else ml
-    if boundary:
-        notes.append(
-            "tau² is estimated at the boundary (0): the likelihood is largest without "
-            "between-study variance, so the random-effects estimate equals the fixed-effects one"
-        )
-    if not ml.opt.converged:
-        notes.append(
-            f"the maximization of the {model} likelihood did not converge in "
-            f"{ml.opt.iterations} iterations (largest gradient {ml.opt.max_gradient:.2g})"
-        )
-    theta, se = result_fit.theta, result_fit.se
-    if not math.isfinite(se):
-        raise ModelError(
-            f"the {model} likelihood is flat at its maximum: the standard error of the pooled "
-            "effect cannot be computed (too few events?)"
-        )
+    measure, model = _check_model(measure, model)
+    X = np.ones((len(x1), 1))
+    f = _fit_models(measure, model, x1, n1, x2, n2, X)
+    theta, se = f.result_fit.theta, f.result_fit.se
     crit = z_crit(level)
-    tau2 = 0.0 if boundary else ml.tau**2
-    se_tau2: float | None = None
-    if model == "CM.EL" and measure == "OR" and not boundary and ml.opt.cov_shared is not None:
-        var_tau = ml.opt.cov_shared[1, 1]
-        se_tau2 = 2.0 * ml.tau * math.sqrt(var_tau) if var_tau > 0 else None
-    sigma2 = None
-    if model == "UM.RS":
-        sigma = result_fit.sigma
-        sigma2 = None if sigma is None else sigma**2
-
-    df = k_all - 1
-    lrt = max(0.0, -2.0 * (fe.opt.loglik - ll_sat))
-    wald_stat = None if wald is None else max(0.0, wald)
-    cf = common_fit or fe
+    df = f.qe_df
+    cf = f.common_fit
     cf_se = cf.se
     common = GlmmCommon(
         theta=cf.theta,
@@ -979,36 +1166,29 @@ def fit_glmm(
         measure=measure,
         model=model,
         level=level,
-        k=k_all,
+        k=f.k,
         theta=theta,
         se=se,
         z=z,
         p_value=norm_p_two_sided(z),
         ci_low=theta - crit * se,
         ci_high=theta + crit * se,
-        tau2=tau2,
-        se_tau2=se_tau2,
-        sigma2=sigma2,
-        loglik=result_fit.opt.loglik,
-        loglik_fe=fe.opt.loglik,
-        loglik_saturated=ll_sat,
+        tau2=f.tau2,
+        se_tau2=f.se_tau2,
+        sigma2=f.sigma2,
+        loglik=f.result_fit.opt.loglik,
+        loglik_fe=f.fe.opt.loglik,
+        loglik_saturated=f.loglik_saturated,
         qe_df=df,
-        qe_wald=wald_stat,
-        qe_wald_p=None if wald_stat is None else chi2_sf(wald_stat, df),
-        qe_lrt=lrt,
-        qe_lrt_p=chi2_sf(lrt, df),
-        boundary=boundary,
+        qe_wald=f.qe_wald,
+        qe_wald_p=None if f.qe_wald is None else chi2_sf(f.qe_wald, df),
+        qe_lrt=f.qe_lrt,
+        qe_lrt_p=chi2_sf(f.qe_lrt, df),
+        boundary=f.boundary,
         common=common,
-        convergence=GlmmConvergence(
-            converged=ml.opt.converged,
-            iterations=ml.opt.iterations,
-            algorithm=algorithm,
-            integration=integration,
-            nodes=nodes,
-            max_gradient=ml.opt.max_gradient,
-        ),
-        contributes=tuple(bool(v) for v in informative),
-        notes=tuple(notes),
+        convergence=f.convergence,
+        contributes=f.contributes,
+        notes=f.notes,
     )
 
 
@@ -1019,13 +1199,15 @@ def loglik_at(
     n1: Sequence[float],
     x2: Sequence[float] | None,
     n2: Sequence[float] | None,
-    theta: float,
+    theta: float | Sequence[float],
     tau: float,
     intercepts: Sequence[float] | None = None,
     mu: float | None = None,
     sigma: float | None = None,
+    X: Sequence[Sequence[float]] | Array | None = None,
 ) -> float:
-    """The log-likelihood :func:`fit_glmm` maximizes, at given parameters, over every study
+    """The log-likelihood :func:`fit_glmm` (or, with the design ``X`` and ``theta`` its
+    coefficients, :func:`fit_glmm_regression`) maximizes, at given parameters, over every study
     passed (to compare optima with another program's).
 
     UM.FS needs one ``intercepts`` value per study (alpha_i), UM.RS ``mu`` and ``sigma``.
@@ -1038,17 +1220,243 @@ def loglik_at(
     else:
         a2, b2 = np.asarray(x2, dtype=float), np.asarray(n2, dtype=float)
     counts = _Counts(measure, a1, b1, a2, b2)
+    beta = list(np.atleast_1d(np.asarray(theta, dtype=float)))
+    design = np.ones((counts.k, 1)) if X is None else np.asarray(X, dtype=float)
     if model == "UM.FS" and measure != "PLO":
         if intercepts is None:
             raise ValueError("UM.FS needs the study intercepts")
-        fun = _um_fs_loglik(counts, True)
+        fun = _um_fs_loglik(counts, design, True)
         nu = np.asarray(intercepts, dtype=float)[None, :]
-        return float(np.sum(fun(np.array([[theta, tau]]), nu)))
+        return float(np.sum(fun(np.array([[*beta, tau]]), nu)))
     if model == "UM.RS":
         if mu is None or sigma is None:
             raise ValueError("UM.RS needs mu and sigma")
-        fun = _um_rs_loglik(counts, True)
-        return float(np.sum(fun(np.array([[mu, theta, sigma, tau]]), None)))
+        fun = _um_rs_loglik(counts, design, True)
+        return float(np.sum(fun(np.array([[mu, *beta, sigma, tau]]), None)))
     family, off, nodes = _one_re_family(counts, model)
-    fun = _one_re_loglik(family, off, True, nodes)
-    return float(np.sum(fun(np.array([[theta, tau]]), None)))
+    fun = _one_re_loglik(family, off, design, True, nodes)
+    return float(np.sum(fun(np.array([[*beta, tau]]), None)))
+
+
+@dataclass(frozen=True)
+class GlmmRegressionResult:
+    """A GLMM with moderators (metafor's ``rma.glmm(..., mods = ~ ...)``): the treatment effect
+    (log OR, log IRR, logit) is X beta + u_i, X the design with an intercept.
+
+    ``vcov`` is Var(beta) (inverse observed information), ``z``/``p_values``/CIs Wald z, or t on
+    k - p df with ``test = "t"``. ``qm`` is the Wald test that the coefficients but the
+    intercept are 0 (chi² on p - 1 df; under ``test = "t"`` divided by p - 1 and F on p - 1 and
+    k - p df). ``qe_wald``/``qe_lrt`` test the residual heterogeneity: the saturated model (one
+    effect per study) against the fixed-effects model with the moderators, on k - p df. The
+    ``common_*`` fields are that fixed-effects fit (tau² = 0; metafor's ``method = "EE"``).
+    """
+
+    measure: str
+    model: str
+    level: float
+    test: str
+    k: int
+    names: tuple[str, ...]
+    beta: tuple[float, ...]
+    se: tuple[float, ...]
+    z: tuple[float, ...]
+    p_values: tuple[float, ...]
+    ci_low: tuple[float, ...]
+    ci_high: tuple[float, ...]
+    vcov: tuple[tuple[float, ...], ...]
+    df: int | None
+    qm: float | None
+    qm_df: int
+    qm_df2: int | None
+    qm_p_value: float | None
+    tau2: float
+    se_tau2: float | None
+    sigma2: float | None
+    loglik: float
+    loglik_fe: float
+    loglik_saturated: float
+    qe_df: int
+    qe_wald: float | None
+    qe_wald_p: float | None
+    qe_lrt: float
+    qe_lrt_p: float | None
+    boundary: bool
+    common_beta: tuple[float, ...]
+    common_se: tuple[float, ...]
+    common_loglik: float
+    common_sigma2: float | None
+    convergence: GlmmConvergence
+    contributes: tuple[bool, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def p(self) -> int:
+        return len(self.beta)
+
+    @property
+    def parameters(self) -> int:
+        """Parameters counted by the fit statistics, as metafor's ``parms``: p + 1 (tau²), plus
+        the k study intercepts (UM.FS) or mu and sigma² (UM.RS)."""
+        if self.model == "UM.FS" and self.measure != "PLO":
+            return self.p + self.k + 1
+        if self.model == "UM.RS":
+            return self.p + 3
+        return self.p + 1
+
+    @property
+    def observations(self) -> int:
+        """The sample size of BIC and AICc, as metafor's ``k.eff``: 2k for the unconditional
+        models of two groups (one row per group), else k."""
+        two_rows = self.model in ("UM.FS", "UM.RS") and self.measure != "PLO"
+        return 2 * self.k if two_rows else self.k
+
+    def fit_statistics(self) -> tuple[float, float, float, float, float]:
+        """(log-likelihood, deviance, AIC, BIC, AICc) under ML, as metafor's ``fit.stats``
+        with the marginal log-likelihood (the deviance against the saturated model)."""
+        return glmm_fit_statistics(
+            self.loglik, self.loglik_saturated, self.parameters, self.observations
+        )
+
+    @property
+    def title(self) -> str:
+        return MODEL_TITLES.get(self.model, self.model)
+
+
+def glmm_fit_statistics(
+    loglik: float, loglik_saturated: float, parameters: int, observations: int
+) -> tuple[float, float, float, float, float]:
+    """(ll, deviance, AIC, BIC, AICc) of a GLMM: deviance -2 (ll - ll_saturated), AIC -2 ll +
+    2 m, BIC -2 ll + m log n, AICc -2 ll + 2 m n' / (n' - m - 1) with n' = max(n, m + 2)."""
+    m, n = parameters, observations
+    nn = max(n, m + 2)
+    return (
+        loglik,
+        -2.0 * (loglik - loglik_saturated),
+        -2.0 * loglik + 2.0 * m,
+        -2.0 * loglik + m * math.log(n),
+        -2.0 * loglik + 2.0 * m * nn / (nn - m - 1),
+    )
+
+
+def _standardize(X: Array) -> tuple[Array, Array]:
+    """X with its non-indicator moderator columns centred and scaled (as metafor's scaleX), and
+    the matrix M with beta = M beta_scaled."""
+    p = X.shape[1]
+    Xs = X.copy()
+    M = np.eye(p)
+    for j in range(1, p):
+        col = X[:, j]
+        if np.all((col == 0.0) | (col == 1.0)):
+            continue
+        mean, sd = float(np.mean(col)), float(np.std(col, ddof=1))
+        if not sd > 0:
+            continue
+        Xs[:, j] = (col - mean) / sd
+        M[j, j] = 1.0 / sd
+        M[0, j] = -mean / sd
+    return Xs, M
+
+
+def fit_glmm_regression(
+    measure: str,
+    model: str,
+    x1: Sequence[float],
+    n1: Sequence[float],
+    x2: Sequence[float] | None,
+    n2: Sequence[float] | None,
+    X: Sequence[Sequence[float]] | Array,
+    names: Sequence[str],
+    level: float = 0.95,
+    test: str = "z",
+) -> GlmmRegressionResult:
+    """Fit metafor's ``rma.glmm(measure, model, mods = ...)`` with design ``X`` (one row per
+    study passed, first column the intercept; ``names`` its columns), ``method = "ML"``.
+
+    ``test``: ``"z"`` (Wald z, chi² QM) or ``"t"`` (t on k - p df, F QM). The moderator columns
+    are centred and scaled for the maximization (as metafor's ``scaleX``) and the coefficients
+    transformed back, which leaves the maximum likelihood fit unchanged.
+
+    Raises
+    ------
+    ModelError
+        The model does not apply to the measure, fewer than p + 1 studies inform the model, the
+        moderators are collinear, or the likelihood cannot be maximized.
+    """
+    from ivigmeta.core.distributions import f_sf, t_crit, t_p_two_sided
+
+    measure, model = _check_model(measure, model)
+    design = np.asarray(X, dtype=float)
+    if design.ndim != 2 or design.shape[0] != len(x1) or not np.all(design[:, 0] == 1.0):
+        raise ValueError("X needs one row per study and the intercept as its first column")
+    test = test.lower()
+    if test not in ("z", "t"):
+        raise ModelError(f"the GLMM's tests are Wald z or t, not {test}")
+    Xs, M = _standardize(design)
+    f = _fit_models(measure, model, x1, n1, x2, n2, Xs)
+    p = design.shape[1]
+    beta = M @ f.result_fit.beta
+    vb = M @ f.result_fit.cov_beta @ M.T
+    se = np.sqrt(np.diag(vb))
+    z = beta / se
+    df = f.k - p if test == "t" else None
+    if df is not None:
+        if df < 1:
+            raise ModelError(f"--ci t needs more studies than coefficients (k = {f.k}, p = {p})")
+        pv = np.array([t_p_two_sided(float(v), df) for v in z])
+        crit = t_crit(level, df)
+    else:
+        pv = np.array([norm_p_two_sided(float(v)) for v in z])
+        crit = z_crit(level)
+    qm: float | None = None
+    qm_p: float | None = None
+    m = p - 1
+    if m > 0:
+        b = beta[1:]
+        qm = float(b @ np.linalg.solve(vb[1:, 1:], b))
+        if df is not None:
+            qm /= m
+            qm_p = f_sf(qm, m, df)
+        else:
+            qm_p = chi2_sf(qm, m)
+    cf = f.common_fit
+    c_beta = M @ cf.beta
+    c_se = np.sqrt(np.diag(M @ cf.cov_beta @ M.T))
+    return GlmmRegressionResult(
+        measure=measure,
+        model=model,
+        level=level,
+        test=test,
+        k=f.k,
+        names=tuple(names),
+        beta=tuple(float(v) for v in beta),
+        se=tuple(float(v) for v in se),
+        z=tuple(float(v) for v in z),
+        p_values=tuple(float(v) for v in pv),
+        ci_low=tuple(float(v) for v in beta - crit * se),
+        ci_high=tuple(float(v) for v in beta + crit * se),
+        vcov=tuple(tuple(float(v) for v in row) for row in vb),
+        df=df,
+        qm=qm,
+        qm_df=m,
+        qm_df2=df if m > 0 else None,
+        qm_p_value=qm_p,
+        tau2=f.tau2,
+        se_tau2=f.se_tau2,
+        sigma2=f.sigma2,
+        loglik=f.result_fit.opt.loglik,
+        loglik_fe=f.fe.opt.loglik,
+        loglik_saturated=f.loglik_saturated,
+        qe_df=f.qe_df,
+        qe_wald=f.qe_wald,
+        qe_wald_p=None if f.qe_wald is None or f.qe_df < 1 else chi2_sf(f.qe_wald, f.qe_df),
+        qe_lrt=f.qe_lrt,
+        qe_lrt_p=None if f.qe_df < 1 else chi2_sf(f.qe_lrt, f.qe_df),
+        boundary=f.boundary,
+        common_beta=tuple(float(v) for v in c_beta),
+        common_se=tuple(float(v) for v in c_se),
+        common_loglik=cf.opt.loglik,
+        common_sigma2=None if cf.sigma is None else cf.sigma**2,
+        convergence=f.convergence,
+        contributes=f.contributes,
+        notes=f.notes,
+    )

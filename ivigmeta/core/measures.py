@@ -99,6 +99,12 @@ S = 1/a + 1/b + 1/c + 1/d:
 * PBIT (probit difference, corrected and double-zero-dropped as OR): with p1 = a/n1, p2 = c/n2,
   z1 = Φ⁻¹(p1), z2 = Φ⁻¹(p2): yi = z1 - z2, vi = 2π p1 (1 - p1) exp(z1²)/n1 + 2π p2 (1 - p2)
   exp(z2²)/n2.
+* RTET (tetrachoric correlation, Pearson 1900; maximum likelihood as Olsson 1979 and escalc; not
+  corrected under ``only0``, as PHI): the ρ of a bivariate standard normal cut at h = Φ⁻¹((a +
+  c)/n), k = Φ⁻¹((a + b)/n) with Φ2(h, k; ρ) = a/n (Φ2 the bivariate normal CDF,
+  :func:`ivigmeta.core.distributions.bvn_cdf`), vi the [ρ, ρ] element of the inverse Hessian of
+  the negative log-likelihood in (ρ, k, h) there, n Σ_j g_j g_jᵀ / p_j over the four cells
+  (:func:`tetrachoric` gives the edge cases).
 
 Matched pairs (Zou 2007; Curtin et al. 2002), from the 2x2 table of n *pairs* as escalc's ``ai, bi,
 ci, di`` (a pairs with the event in both members, b in the treated member only, c in the control
@@ -119,6 +125,7 @@ arcsin sqrt(c/n2), vi = 1/(4 n1) + 1/(4 n2).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -136,7 +143,7 @@ PARTIAL = ("ZPCOR", "PCOR")
 PARTIAL_R2 = PARTIAL + ("SPCOR",)
 #: measures of matched pairs: a counts table's four cells read as the table of pairs
 PAIRED = ("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO")
-COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL") + PAIRED + ("PBIT",)
+COUNTS = ("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL") + PAIRED + ("PBIT", "RTET")
 #: measures of 2x2 counts computed from the log odds ratio's cells (corrected as OR)
 ODDS_FAMILY = ("OR", "YUQ", "YUY", "OR2DN", "OR2DL")
 #: every measure ivigmeta pools, by the kind of data it is computed from
@@ -182,6 +189,7 @@ MEASURE_TITLES = {
     "OR2DN": "Standardized mean difference (from the OR, normal)",
     "OR2DL": "Standardized mean difference (from the OR, logistic)",
     "PBIT": "Probit difference",
+    "RTET": "Tetrachoric correlation",
     "MPRD": "Risk difference (matched pairs)",
     "MPRR": "Risk ratio (matched pairs)",
     "MPOR": "Odds ratio (matched pairs, marginal)",
@@ -737,3 +745,140 @@ def to_reported(theta: np.ndarray, measure: str, n: np.ndarray | None = None) ->
                 raise ValueError("PFT needs the sample sizes to back-transform")
             return pft_inverse(t, 1 / np.mean(1 / np.asarray(n, dtype=float)))
     return t
+
+
+#: RTET's root search stops when a step (or the bracket) is below this (|ρ| <= 1)
+RTET_TOL = 1e-15
+
+
+def tetrachoric(
+    a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` of the maximum-likelihood tetrachoric correlation of 2x2 cells (escalc's RTET).
+
+    With every cell positive the bivariate normal model with cut points h = Φ⁻¹((a + c)/n),
+    k = Φ⁻¹((a + b)/n) is saturated, so ρ solves Φ2(h, k; ρ) = a/n (found by a bracketed Newton
+    iteration, dΦ2/dρ = φ2(h, k; ρ)), and the inverse Hessian of the negative log-likelihood in
+    (ρ, k, h) there is the inverse Fisher information n Σ_j g_j g_jᵀ / p_j (g_j the gradient of the
+    cell probability p_j = cell/n): vi is its [ρ, ρ] element. The edge cases are escalc's: an empty
+    margin gives yi = 0, vi = inf; b = c = 0 gives yi = 1, vi = 0; a = d = 0 gives yi = -1, vi = 0;
+    one zero in b or c (a or d) gives yi = 1 (-1) with vi = inf: the likelihood is maximised on
+    the boundary |ρ| = 1, and the variance of the root of a table with that cell ε grows without
+    bound as ε -> 0 (escalc's optimiser reports an arbitrary finite value or NA there).
+    """
+    import numpy as np
+    from scipy.special import ndtri
+
+    a, b, c, d = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (a, b, c, d)))
+    n = a + b + c + d
+    yi = np.full(a.shape, np.nan)
+    vi = np.full(a.shape, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        empty = (a + b == 0) | (c + d == 0) | (a + c == 0) | (b + d == 0)
+        perfect = ~empty & (b == 0) & (c == 0)
+        inverse = ~empty & (a == 0) & (d == 0)
+        plus = ~empty & ~perfect & ~inverse & ((b == 0) | (c == 0))
+        minus = ~empty & ~perfect & ~inverse & ((a == 0) | (d == 0))
+        inner = ~(empty | perfect | inverse | plus | minus) & np.isfinite(n)
+        yi[empty], vi[empty] = 0.0, np.inf
+        yi[perfect | plus], yi[inverse | minus] = 1.0, -1.0
+        vi[perfect | inverse] = 0.0
+        vi[plus | minus] = np.inf
+        if inner.any():
+            ai, bi, ci, di, ni = a[inner], b[inner], c[inner], d[inner], n[inner]
+            h, k = ndtri((ai + ci) / ni), ndtri((ai + bi) / ni)
+            rho = _tetrachoric_root(h, k, ai / ni, ai, bi, ci, di)
+            yi[inner] = rho
+            vi[inner] = _tetrachoric_variance(h, k, rho, ai, bi, ci, di)
+    return yi, vi
+
+
+def _bvn_density(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """φ2(h, k; ρ), the exponent's h² - 2ρhk + k² written as (h - k)² + 2hk(1 - ρ)."""
+    import numpy as np
+
+    r2 = (1 - rho) * (1 + rho)
+    q = ((h - k) ** 2 + 2 * h * k * (1 - rho)) / r2
+    return np.exp(-q / 2) / (2 * math.pi * np.sqrt(r2))
+
+
+def _tetrachoric_root(
+    h: np.ndarray,
+    k: np.ndarray,
+    target: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    d: np.ndarray,
+) -> np.ndarray:
+    """The ρ in (-1, 1) with Φ2(h, k; ρ) = target, every row at once: Newton steps kept inside a
+    bracket that each evaluation narrows (bisection when a step leaves it), from the classical
+    approximation cos(π / (1 + sqrt(ad/bc)))."""
+    import numpy as np
+
+    from ivigmeta.core.distributions import bvn_cdf
+
+    lo, hi = np.full(h.shape, -1.0), np.full(h.shape, 1.0)
+    rho = np.clip(np.cos(math.pi / (1 + np.sqrt(a * d / (b * c)))), -0.999, 0.999)
+    active = np.ones(h.shape, bool)
+    for _ in range(200):
+        if not active.any():
+            break
+        i = np.flatnonzero(active)
+        r = rho[i]
+        f = bvn_cdf(h[i], k[i], r) - target[i]
+        lo[i] = np.where(f < 0, r, lo[i])
+        hi[i] = np.where(f > 0, r, hi[i])
+        step = f / _bvn_density(h[i], k[i], r)
+        new = r - step
+        outside = ~((new > lo[i]) & (new < hi[i]))
+        new = np.where(outside, (lo[i] + hi[i]) / 2, new)
+        done = (f == 0) | (np.abs(new - r) <= RTET_TOL) | (hi[i] - lo[i] <= RTET_TOL)
+        rho[i] = np.where(f == 0, r, new)
+        active[i[done]] = False
+    return rho
+
+
+def _tetrachoric_variance(
+    h: np.ndarray,
+    k: np.ndarray,
+    rho: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    d: np.ndarray,
+) -> np.ndarray:
+    """[ρ, ρ] element of the inverse of n Σ_j g_j g_jᵀ / p_j over the four cells (the Hessian of
+    the negative log-likelihood at the saturated optimum, where p_j = cell_j / n)."""
+    import numpy as np
+    from scipy.special import ndtr
+
+    n = a + b + c + d
+    r = np.sqrt((1 - rho) * (1 + rho))
+    dens_h = np.exp(-(h**2) / 2) / math.sqrt(2 * math.pi)
+    dens_k = np.exp(-(k**2) / 2) / math.sqrt(2 * math.pi)
+    g_rho = _bvn_density(h, k, rho)
+    # dΦ2/dh = φ(h) Φ((k - ρh)/r), dΦ2/dk = φ(k) Φ((h - ρk)/r)
+    g_h = dens_h * ndtr(((k - h) + h * (1 - rho)) / r)
+    g_k = dens_k * ndtr(((h - k) + k * (1 - rho)) / r)
+    zero = np.zeros(h.shape)
+    # gradients (ρ, k, h) of p_a = Φ2, p_b = Φ(k) - Φ2, p_c = Φ(h) - Φ2, p_d = 1 - Φ(h) - Φ(k) + Φ2
+    cells = (
+        (a, (g_rho, g_k, g_h)),
+        (b, (-g_rho, dens_k - g_k, zero - g_h)),
+        (c, (-g_rho, zero - g_k, dens_h - g_h)),
+        (d, (g_rho, g_k - dens_k, g_h - dens_h)),
+    )
+    info = [[np.zeros(h.shape) for _ in range(3)] for _ in range(3)]
+    for count, g in cells:
+        p = count / n
+        for i in range(3):
+            for j in range(3):
+                info[i][j] = info[i][j] + n * g[i] * g[j] / p
+    # Schur complement of the cut points' block: 1 / vi = I_ρρ - I_ρc I_cc⁻¹ I_cρ
+    det = info[1][1] * info[2][2] - info[1][2] ** 2
+    quad = (
+        info[0][1] ** 2 * info[2][2] - 2 * info[0][1] * info[0][2] * info[1][2]
+        + info[0][2] ** 2 * info[1][1]
+    ) / det  # fmt: skip
+    return 1 / (info[0][0] - quad)

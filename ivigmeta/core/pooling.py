@@ -122,7 +122,7 @@ def check_common_method(common_method: str, measure: str) -> str:
     if common == "PETO" and measure != "OR":
         raise ModelError(peto_measure_error(measure))
     if common == "MH" and measure in ("AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL") + (
-        *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT"),
+        *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "RTET"),
     ):
         raise ModelError(
             f"Mantel-Haenszel pools RR, OR and RD: {measure} is pooled by inverse variance "
@@ -582,14 +582,7 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     pi_method = check_pi_method(options.pi_method)
     common_ci = check_common_ci(options.common_ci, common_method)
     weights = tau2_weights_of(es, options)
-    counts = None
-    if common_method == "MH" and es.measure in ("IRR", "IRD"):
-        cols = np.array(rate_counts(es), dtype=float).T
-        counts = Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
-    elif common_method != "IV":
-        es.require_counts("Mantel-Haenszel" if common_method == "MH" else "Peto's method")
-        cols = np.array([s.counts for s in es.studies], dtype=float).T
-        counts = Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    counts = counts_of(es, common_method)
     g = Groups.single(es.k)
     y = np.asarray(es.yi, dtype=float)
     v = np.asarray(es.vi, dtype=float)
@@ -633,8 +626,9 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         intercept_fit_statistics,
         statistics_of,
     )
+    from ivigmeta.core.tau2 import fixed_tau2, likelihood_of
 
-    weighted = options.weights is not None
+    weighted = options.user_weighted
     if weighted:
         reweighted, random = with_user_weights(es, options, common, random)
         assert reweighted is not None
@@ -644,10 +638,15 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
         random,
         fit_statistics=statistics_of(
             intercept_fit_statistics(
-                y, v, g, t2.tau2, 2, np.array([random.theta]) if weighted else None
+                y,
+                v,
+                g,
+                t2.tau2,
+                1 if fixed_tau2(t2.method) is not None else 2,
+                np.array([random.theta]) if weighted else None,
             ),
             0,
-            "REML" if t2.method == "REML" else "ML",
+            likelihood_of(t2.method),
         ),
     )
     if common_method == "IV":
@@ -666,11 +665,44 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
             common, fit_statistics=statistics_of(counts_fit_statistics(gf.counts_fit), 0, "ML")
         )
     ci = None
-    if not math.isnan(float(gf.heterogeneity.s2[0])):
+    # A fixed tau² (--tau2 VALUE) has no interval: metafor's confint() refuses such a fit.
+    if not math.isnan(float(gf.heterogeneity.s2[0])) and fixed_tau2(t2.method) is None:
         ci = qprofile_ci(es.yi, es.vi, tau2, options.level)
     het = heterogeneity_result(gf.heterogeneity, 0, tau2, t2.method, ci)
     het = dataclasses.replace(het, tau2_se=None if math.isnan(tau2_se) else tau2_se)
     return MetaAnalysis(es, options, estimates, common, random, het)
+
+
+def counts_of(es: EffectSizes, common_method: str) -> Counts | None:
+    """The raw counts the common-effect method needs (None for inverse variance): events and
+    totals of both arms, or events and person-time for Mantel-Haenszel rates."""
+    if common_method == "MH" and es.measure in ("IRR", "IRD"):
+        cols = np.array(rate_counts(es), dtype=float).T
+        return Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    if common_method != "IV":
+        es.require_counts("Mantel-Haenszel" if common_method == "MH" else "Peto's method")
+        cols = np.array([s.counts for s in es.studies], dtype=float).T
+        return Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+    return None
+
+
+def common_raw_weights(es: EffectSizes, options: FitOptions) -> np.ndarray:
+    """The common-effect method's own weight of every study, not as percentages (1 / v for
+    inverse variance; b c / N, c n1 / N, n1 n2 / N, x2 t1 / T, t1 t2 / T for Mantel-Haenszel;
+    Peto's V): metafor's ``weights(fit, type = "matrix")`` diagonal of rma.mh / rma.peto."""
+    common_method = check_common_method(options.common_method, es.measure)
+    gf = pool_groups(
+        np.asarray(es.yi, dtype=float),
+        np.asarray(es.vi, dtype=float),
+        Groups.single(es.k),
+        "DL",
+        "z",
+        options.level,
+        common_method,
+        es.measure,
+        counts_of(es, common_method),
+    )
+    return np.asarray(gf.common_weights, dtype=float)
 
 
 def rate_counts(es: EffectSizes) -> list[list[float]]:
@@ -765,16 +797,23 @@ def with_user_weights(
     es: EffectSizes, options: FitOptions, common: CommonFit | None, random: RandomFit
 ) -> tuple[CommonFit | None, RandomFit]:
     """The common (inverse-variance) and random-effects fits re-estimated with the user weights
-    of ``options.weights`` (:func:`user_weighted`): the common effect at tau² = 0."""
-    assert options.weights is not None
+    of ``options.weights`` (:func:`user_weighted`), or equal weights under
+    ``options.unweighted`` (metafor's ``weighted = FALSE``): the common effect at tau² = 0."""
+    assert options.user_weighted
+    option = options.weights_option
+    if options.weights is not None and options.unweighted:
+        raise ModelError("--weights and --unweighted exclude each other")
     if options.ci_method not in ("z", "t"):
         raise ModelError(
-            f"--weights takes --ci z or t (metafor's weights= with the Wald-type intervals), "
+            f"{option} takes --ci z or t (metafor's weights= with the Wald-type intervals), "
             f"not {options.ci_method}"
         )
     if options.common_ci != "z":
-        raise ModelError("--weights takes --common-ci z")
-    a = column_numbers(es, options.weights, "--weights", "a weight")
+        raise ModelError(f"{option} takes --common-ci z")
+    if options.weights is None:
+        a = np.ones(es.k)
+    else:
+        a = column_numbers(es, options.weights, "--weights", "a weight")
     y = np.asarray(es.yi, dtype=float)
     v = np.asarray(es.vi, dtype=float)
     pct = tuple(float(x) for x in 100.0 * a / float(np.sum(a)))
@@ -905,44 +944,28 @@ def glmm_on_t(res: Any, k: int, level: float) -> Any:
     return dataclasses.replace(on_t(res), common=on_t(res.common))
 
 
-def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
-    """Fit the GLMM ``options.glmm`` (metafor's ``rma.glmm``) to the studies of ``es`` and
-    report it as a fit: ``random`` is the GLMM, ``common`` its fixed-effects counterpart
-    (tau² = 0), ``heterogeneity`` the Wald-type test of the saturated model with metafor's I²
-    and H², ``glmm`` everything else. Study rows keep their escalc effects (with the continuity
-    correction, for display and I²); the GLMM uses the raw counts and gives no weights."""
-    from ivigmeta.core.distributions import chi2_sf
-    from ivigmeta.core.glmm import GLMM_MEASURES, fit_glmm
-    from ivigmeta.results import (
-        CommonFit,
-        Exclusion,
-        GlmmModel,
-        Heterogeneity,
-        MetaAnalysis,
-        RandomFit,
-    )
+def check_glmm_measure(measure: str) -> None:
+    """A GLMM is fitted for OR, IRR and PLO: anything else is a :class:`ModelError`."""
+    from ivigmeta.core.glmm import GLMM_MEASURES
 
-    model = str(options.glmm).upper()
-    measure = es.measure
     if measure not in GLMM_MEASURES:
         raise ModelError(
             f"--glmm fits odds ratios from 2x2 counts (--measure OR), incidence rate ratios "
             f"(IRR) and logit proportions of one group (PLO), not {measure}"
         )
-    glmm_ci = options.ci_method.lower()
-    if glmm_ci not in ("z", "t"):
-        raise ModelError(
-            f"--ci {glmm_ci} does not apply to --glmm: its tests and intervals are Wald z, or t "
-            'on k - 1 df with --ci t, as metafor\'s rma.glmm (test = "z" or "t")'
-        )
-    if options.common_method != "IV":
-        raise ModelError(
-            f"--common {options.common_method} does not apply to --glmm: the GLMM's own "
-            "fixed-effects fit (tau² = 0) is its common-effect estimate"
-        )
+
+
+def glmm_studies(
+    es: EffectSizes, keep_double_zero: bool
+) -> tuple[EffectSizes, tuple[list[float], list[float], list[float], list[float]]]:
+    """The studies a GLMM of ``es`` is fitted to and their counts (:func:`glmm_counts`): for IRR
+    a study without events in either group is left out (metafor's ``drop00 = TRUE``; escalc
+    keeps it, with 1/2 added) unless ``keep_double_zero``; OR's double zeros are already left
+    out (or kept) by the effect sizes."""
+    from ivigmeta.results import Exclusion
+
     x1, n1, x2, n2 = glmm_counts(es)
-    if measure == "IRR" and not options.keep_double_zero:
-        # metafor's drop00 = TRUE for IRR (escalc keeps such a study, with 1/2 added)
+    if es.measure == "IRR" and not keep_double_zero:
         keep = [i for i in range(es.k) if x1[i] + x2[i] > 0]
         if len(keep) < es.k:
             dropped = [
@@ -956,6 +979,69 @@ def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
             ]
             es = es.subset(keep, dropped)
             x1, n1, x2, n2 = ([v[i] for i in keep] for v in (x1, n1, x2, n2))
+    return es, (x1, n1, x2, n2)
+
+
+def glmm_i2_h2(
+    es: EffectSizes, tau2: float, X: np.ndarray | None = None
+) -> tuple[float | None, float | None]:
+    """metafor's I² and H² of rma.glmm: tau² against the typical within-study variance of the
+    escalc effects (k_yi studies with a finite effect; 1/2 added to studies with a zero cell),
+    vt = (k_yi - p) / tr(P), P = W - W X (X'WX)^-1 X'W, X the design (the intercept alone by
+    default)."""
+    y = np.asarray(es.yi, dtype=float)
+    v = np.asarray(es.vi, dtype=float)
+    ok = np.isfinite(v) & (v > 0) & np.isfinite(y)
+    w = 1.0 / v[ok]
+    k_yi = int(ok.sum())
+    design = np.ones((es.k, 1)) if X is None else np.asarray(X, dtype=float)
+    Xo = design[ok]
+    p = Xo.shape[1]
+    if k_yi <= p:
+        return None, None
+    xtwx = Xo.T @ (w[:, None] * Xo)
+    try:
+        inv = np.linalg.inv(xtwx)
+    except np.linalg.LinAlgError:
+        return None, None
+    trace = float(np.sum(w) - np.trace(inv @ (Xo.T @ ((w * w)[:, None] * Xo))))
+    if not trace > 0:
+        return None, None
+    vt = (k_yi - p) / trace
+    return 100.0 * tau2 / (vt + tau2), tau2 / vt + 1.0
+
+
+def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
+    """Fit the GLMM ``options.glmm`` (metafor's ``rma.glmm``) to the studies of ``es`` and
+    report it as a fit: ``random`` is the GLMM, ``common`` its fixed-effects counterpart
+    (tau² = 0), ``heterogeneity`` the Wald-type test of the saturated model with metafor's I²
+    and H², ``glmm`` everything else. Study rows keep their escalc effects (with the continuity
+    correction, for display and I²); the GLMM uses the raw counts and gives no weights."""
+    from ivigmeta.core.distributions import chi2_sf
+    from ivigmeta.core.glmm import fit_glmm
+    from ivigmeta.results import (
+        CommonFit,
+        GlmmModel,
+        Heterogeneity,
+        MetaAnalysis,
+        RandomFit,
+    )
+
+    model = str(options.glmm).upper()
+    measure = es.measure
+    check_glmm_measure(measure)
+    glmm_ci = options.ci_method.lower()
+    if glmm_ci not in ("z", "t"):
+        raise ModelError(
+            f"--ci {glmm_ci} does not apply to --glmm: its tests and intervals are Wald z, or t "
+            'on k - 1 df with --ci t, as metafor\'s rma.glmm (test = "z" or "t")'
+        )
+    if options.common_method != "IV":
+        raise ModelError(
+            f"--common {options.common_method} does not apply to --glmm: the GLMM's own "
+            "fixed-effects fit (tau² = 0) is its common-effect estimate"
+        )
+    es, (x1, n1, x2, n2) = glmm_studies(es, options.keep_double_zero)
     res = fit_glmm(measure, model, x1, n1, x2 or None, n2 or None, level=options.level)
     if glmm_ci == "t":
         res = glmm_on_t(res, res.k, options.level)
@@ -998,16 +1084,7 @@ def glmm_analysis(es: EffectSizes, options: FitOptions) -> MetaAnalysis:
         converged=res.convergence.converged,
         tau2_algorithm=algorithm,
     )
-    # metafor's I² and H² of rma.glmm: tau² against the typical within-study variance of the
-    # escalc effects (k_yi studies; 1/2 added to studies with a zero cell)
-    v = np.asarray(es.vi, dtype=float)
-    ok = np.isfinite(v) & (v > 0) & np.isfinite(np.asarray(es.yi, dtype=float))
-    w = 1.0 / v[ok]
-    k_yi = int(ok.sum())
-    trace = float(np.sum(w) - np.sum(w * w) / np.sum(w)) if k_yi > 1 else math.nan
-    vt = (k_yi - 1) / trace if k_yi > 1 and trace > 0 else math.nan
-    i2 = 100.0 * res.tau2 / (vt + res.tau2) if math.isfinite(vt) else None
-    h2 = res.tau2 / vt + 1.0 if math.isfinite(vt) else None
+    i2, h2 = glmm_i2_h2(es, res.tau2)
     q, df = res.qe_wald, int(res.qe_df or 0)
     het = Heterogeneity(
         q=q,

@@ -47,9 +47,14 @@ def regression_fit(
     ci_method: str = "z",
     model: str = "random",
     weights: np.ndarray | None = None,
+    tau2_values: np.ndarray | None = None,
 ) -> RegressionFit:
     """Fit y = X beta + u + e by weighted least squares; ``model = "common"`` fixes tau² = 0
     (metafor's ``method = "FE"``). Raises numpy's LinAlgError when X' W X is singular.
+
+    ``tau2_values``: per-study tau²_i given (the location-scale model's fitted values,
+    :mod:`ivigmeta.core.location_scale`) instead of estimated; W = diag(1 / (v + tau²_i)) and
+    the result's ``tau2`` is NaN (no single value).
 
     With user ``weights`` a (metafor's ``weights=``; --ci z or t): beta = (X'AX)^-1 X'A y and
     Var(beta) = (X'AX)^-1 X'A M A X (X'AX)^-1, M = diag(v + tau²); tau² is estimated as
@@ -60,10 +65,14 @@ def regression_fit(
 
     k, p = X.shape
     tau2, tau2_se = 0.0, math.nan
-    if model != "common":
+    vt = v + tau2
+    if tau2_values is not None:
+        tau2, vt = math.nan, v + tau2_values
+    elif model != "common":
         est = estimate_tau2(list(y), list(v), tau2_method, X)
         tau2, tau2_se = est.tau2, est.se
-    ws = 1.0 / (v + tau2)
+        vt = v + tau2
+    ws = 1.0 / vt
     XtWs = X.T * ws
     vb = np.linalg.inv(XtWs @ X)
     beta = vb @ XtWs @ y
@@ -71,7 +80,7 @@ def regression_fit(
         XtA = X.T * weights
         B = np.linalg.inv(XtA @ X)
         beta = B @ XtA @ y
-        vb = B @ (XtA * (v + tau2)) @ XtA.T @ B
+        vb = B @ (XtA * vt) @ XtA.T @ B
     knha = ci_method in ("hk", "adhoc", "t")
     s2w = 1.0
     df2: int | None = None
@@ -104,4 +113,15 @@ def regression_fit(
     return RegressionFit(tau2, beta, vb, se, stats, qm, s2w, df2, tau2_se)
 
 
-__all__ = ["RegressionFit", "regression_fit"]
+def residual_q(y: np.ndarray, v: np.ndarray, X: np.ndarray) -> tuple[float, float]:
+    """QE = y' P0 y (the test of residual heterogeneity, k - p df) and tr P0, with
+    P0 = W0 - W0 X (X' W0 X)^-1 X' W0, W0 = diag(1 / v)."""
+    import numpy as np
+
+    w0 = 1.0 / v
+    XtW0 = X.T * w0
+    P0 = np.diag(w0) - XtW0.T @ np.linalg.solve(XtW0 @ X, XtW0)
+    return float(y @ P0 @ y), float(np.trace(P0))
+
+
+__all__ = ["RegressionFit", "regression_fit", "residual_q"]

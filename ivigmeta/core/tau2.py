@@ -537,24 +537,57 @@ ESTIMATORS: dict[str, Callable[[Models], Tau2Fit]] = {
 _BY_UPPER = {key.upper(): key for key in ESTIMATORS}
 
 
+#: ``Tau2Fit.algorithm`` of a tau² fixed by the user (``--tau2 VALUE``).
+FIXED = "fixed by the user"
+
+
+def fixed_tau2(method: str) -> float | None:
+    """The value of a fixed tau² (``method`` a non-negative number, metafor's
+    ``rma(tau2 = value)``), None for an estimator's name."""
+    try:
+        value = float(method)
+    except (TypeError, ValueError):
+        return None
+    return value
+
+
+def likelihood_of(method: str) -> str:
+    """The log-likelihood ("ML" or "REML") the fit statistics of a tau² method use: REML for
+    REML and for a fixed tau² (metafor's default method when ``tau2 =`` is given), ML else."""
+    return "REML" if method == "REML" or fixed_tau2(method) is not None else "ML"
+
+
 def check_tau2_method(method: str) -> str:
-    """Upper-case ``method`` and check it is a key of ``ESTIMATORS``."""
+    """Upper-case ``method`` and check it is a key of ``ESTIMATORS``; a non-negative finite
+    number is a fixed tau², returned as the shortest text that reads back as that number."""
+    value = fixed_tau2(method)
+    if value is not None:
+        if not math.isfinite(value) or value < 0:
+            raise ModelError(f"a fixed tau² must be a non-negative number (not '{method}')")
+        return repr(value)
     key = _BY_UPPER.get(method.upper(), "")
     if not key:
         raise ModelError(
-            f"unknown tau² estimator '{method}' (choose one of {', '.join(ESTIMATORS)})"
+            f"unknown tau² estimator '{method}' (choose one of {', '.join(ESTIMATORS)}, "
+            "or a number to fix tau² at)"
         )
     return key
 
 
 def fit_tau2(m: Models, method: str) -> Tau2Fit:
-    """tau² of every model in ``m`` with the named estimator; models need k > p."""
+    """tau² of every model in ``m`` with the named estimator (or fixed at a number: its
+    standard error then is REML's at that value, as metafor's default method); models need
+    k > p."""
     key = check_tau2_method(method)
     if len(m) and np.any(m.k <= m.p):
         k = int(np.min(m.k))
         raise ModelError(
             f"estimating tau² needs more studies than coefficients (k = {k}, p = {m.p})"
         )
+    value = fixed_tau2(key)
+    if value is not None:
+        fitted = _result(key, np.full(len(m), value), FIXED)
+        return replace(fitted, se=tau2_se(m, replace(fitted, method="REML")))
     fitted = ESTIMATORS[key](m)
     return replace(fitted, se=tau2_se(m, fitted))
 

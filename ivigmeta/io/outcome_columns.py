@@ -60,7 +60,7 @@ KIND_MEASURES: dict[str, tuple[str, ...]] = {
     "partial": ("ZPCOR", "PCOR"),
     "counts": (
         *("RR", "OR", "RD", "AS", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL"),
-        *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT"),
+        *("MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "RTET"),
     ),  # fmt: skip
 }
 

@@ -27,7 +27,7 @@ numpy is imported inside the functions: ``pool`` never pays for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -39,7 +39,7 @@ from ivigmeta.core.distributions import (
     t_p_two_sided,
     z_crit,
 )
-from ivigmeta.core.regression import regression_fit
+from ivigmeta.core.regression import regression_fit, residual_q
 from ivigmeta.errors import ModelError
 from ivigmeta.results import (
     Bubble,
@@ -113,7 +113,7 @@ def _meta_regression(
 ) -> MetaRegression:
     import numpy as np
 
-    from ivigmeta.core.tau2 import check_tau2_method, estimate_tau2
+    from ivigmeta.core.tau2 import check_tau2_method, estimate_tau2, fixed_tau2, likelihood_of
 
     if model not in ("random", "common"):
         raise ModelError(f"unknown model '{model}' (choose random or common)")
@@ -134,7 +134,7 @@ def _meta_regression(
     v = np.asarray(vi, dtype=float)
     X = np.asarray(X, dtype=float)
     k, p = X.shape
-    _check_design(X, names)
+    check_design(X, names)
     if k <= p:
         raise ModelError(
             f"meta-regression with {p} coefficients needs more than {p} studies (have {k})"
@@ -149,17 +149,10 @@ def _meta_regression(
         from ivigmeta.core.confint import tau2_ci as residual_tau2_ci
 
         tau2_se = None if math.isnan(rf.tau2_se) else rf.tau2_se
-        interval = residual_tau2_ci(tau2_ci, yi, vi, rf.tau2, method, rf.tau2_se, level, X)
+        if fixed_tau2(method) is None:  # a fixed tau² has no interval (metafor's confint())
+            interval = residual_tau2_ci(tau2_ci, yi, vi, rf.tau2, method, rf.tau2_se, level, X)
     df2 = rf.df2
-    crit = t_crit(level, df2) if df2 is not None else z_crit(level)
-    coefs = []
-    for j in range(p):
-        b, s, stat = float(rf.beta[j]), float(rf.se[j]), float(rf.statistics[j])
-        if df2 is not None:
-            pval = t_p_two_sided(stat, df2) if s > 0 else (0.0 if b else 1.0)
-        else:
-            pval = norm_p_two_sided(stat)
-        coefs.append(Coefficient(names[j], b, s, stat, pval, b - crit * s, b + crit * s))
+    coefs = coefficient_rows(names, rf.beta, rf.se, rf.statistics, df2, level)
     m = p - 1
     qm = rf.qm
     qm_p: float | None = None
@@ -169,26 +162,28 @@ def _meta_regression(
             qm_p = f_sf(qm, m, df2) if math.isfinite(qm) else 0.0
         else:
             qm_p = chi2_sf(qm, m)
-    w0 = 1.0 / v
-    XtW0 = X.T * w0
-    P0 = np.diag(w0) - XtW0.T @ np.linalg.solve(XtW0 @ X, XtW0)
-    qe = float(y @ P0 @ y)
+    qe, trace_p0 = residual_q(y, v, X)
     if model == "common":
         # metafor's method = "FE": I² and H² from QE, no R² (there is no tau² to explain).
         i2 = max(0.0, 100.0 * (qe - (k - p)) / qe) if qe > 0 else 0.0
         h2 = qe / (k - p)
         r2: float | None = None
     else:
-        s2 = (k - p) / float(np.trace(P0))
+        s2 = (k - p) / trace_p0
         i2 = 100.0 * rf.tau2 / (rf.tau2 + s2)
         h2 = (rf.tau2 + s2) / s2
-        tau2_0 = estimate_tau2(list(yi), list(vi), method).tau2
+        # R² of a fixed tau²: against the REML tau² of the intercept-only model (metafor's
+        # default method, which rma(tau2 = ) keeps for everything but tau² itself)
+        tau2_0 = estimate_tau2(
+            list(yi), list(vi), "REML" if fixed_tau2(method) is not None else method
+        ).tau2
         r2 = 0.0 if tau2_0 == 0 else max(0.0, 100.0 * (tau2_0 - rf.tau2) / tau2_0)
     from ivigmeta.core.fitstats import model_fit_statistics, statistics_of
 
-    stats = model_fit_statistics(y, v, X, rf.tau2, rf.beta, p + (0 if model == "common" else 1))
+    estimated = model != "common" and fixed_tau2(method) is None
+    stats = model_fit_statistics(y, v, X, rf.tau2, rf.beta, p + (1 if estimated else 0))
     return MetaRegression(
-        fit_statistics=statistics_of(stats, 0, "REML" if method == "REML" else "ML"),
+        fit_statistics=statistics_of(stats, 0, likelihood_of(method)),
         tau2_interval=interval,
         tau2_se=tau2_se,
         coefficients=tuple(coefs),
@@ -216,7 +211,29 @@ def _meta_regression(
     )
 
 
-def _check_design(X: np.ndarray, names: Sequence[str]) -> None:
+def coefficient_rows(
+    names: Sequence[str],
+    estimates: np.ndarray,
+    se: np.ndarray,
+    statistics: np.ndarray,
+    df2: int | None,
+    level: float,
+) -> tuple[Coefficient, ...]:
+    """Each coefficient with its Wald test and interval: z (normal) when ``df2`` is None,
+    else t on ``df2`` df (a zero SE: p = 0 for a non-zero estimate, 1 for zero)."""
+    crit = t_crit(level, df2) if df2 is not None else z_crit(level)
+    coefs = []
+    for j, name in enumerate(names):
+        b, s, stat = float(estimates[j]), float(se[j]), float(statistics[j])
+        if df2 is not None:
+            pval = t_p_two_sided(stat, df2) if s > 0 else (0.0 if b else 1.0)
+        else:
+            pval = norm_p_two_sided(stat)
+        coefs.append(Coefficient(name, b, s, stat, pval, b - crit * s, b + crit * s))
+    return tuple(coefs)
+
+
+def check_design(X: np.ndarray, names: Sequence[str]) -> None:
     """A clear error for a constant or perfectly collinear moderator."""
     import numpy as np
 
@@ -357,6 +374,7 @@ def metareg_analysis(
     btt: Sequence[str] = (),
     lrt: Sequence[str] = (),
     weights: str | None = None,
+    unweighted: bool = False,
 ) -> MetaRegression:
     """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies.
 
@@ -367,7 +385,8 @@ def metareg_analysis(
     for the residual tau² (:data:`ivigmeta.core.confint.TAU2_CI_METHODS`). ``btt``: subsets of
     coefficients to test jointly (:func:`coefficient_test`). ``lrt``: moderator columns whose
     removal the likelihood-ratio test assesses (:func:`compare_without`). ``weights``: a
-    column of user weights for the coefficients (metafor's ``weights=``).
+    column of user weights for the coefficients (metafor's ``weights=``); ``unweighted``: every
+    study weighs the same (metafor's ``weighted = FALSE``; the estimates as with weights all 1).
     """
     from ivigmeta.io.studies import distinct_labels
 
@@ -382,12 +401,17 @@ def metareg_analysis(
     yi = [es.yi[i] for i in mods.keep]
     vi = [es.vi[i] for i in mods.keep]
     user = None
-    if weights is not None and (permutations is not None or lrt):
+    if (weights is not None or unweighted) and (permutations is not None or lrt):
+        option = "--unweighted" if unweighted else "--weights (user weights)"
         raise ModelError(
-            "--weights (user weights) is not offered with --permutations or --lrt: their refits "
+            f"{option} is not offered with --permutations or --lrt: their refits "
             "assume inverse-variance weights"
         )
-    if weights is not None:
+    if unweighted:
+        if ci_method not in ("z", "t"):
+            raise ModelError(f"--unweighted takes --ci z or t, not {ci_method}")
+        user = [1.0] * len(mods.keep)
+    elif weights is not None:
         from ivigmeta.core.pooling import column_numbers
 
         user = list(column_numbers(es.subset(list(mods.keep)), weights, "--weights", "a weight"))
@@ -426,16 +450,143 @@ def metareg_analysis(
     return reg
 
 
+def glmm_metareg_analysis(
+    es: EffectSizes,
+    columns: Sequence[str],
+    model: str,
+    ci_method: str = "z",
+    level: float = 0.95,
+    ref: Mapping[str, str] | None = None,
+    categorical: Sequence[str] = (),
+    keep_double_zero: bool = False,
+    btt: Sequence[str] = (),
+    predict: Sequence[str] = (),
+) -> MetaRegression:
+    """Meta-regression of a GLMM (metafor's ``rma.glmm(..., mods = ...)``, ``model`` one of
+    UM.FS, UM.RS, CM.EL, CM.AL) on the moderator ``columns``, fitted to the raw counts of the
+    studies of ``es``: the coefficients (Wald z, or t on k - p df with ``ci_method = "t"``), QM,
+    the residual tau², the Wald and likelihood-ratio tests of residual heterogeneity, metafor's
+    I² and H², the fit statistics; ``glmm`` holds the model's details. ``btt``: subsets of
+    coefficients to test jointly (:func:`coefficient_test`); ``predict``: moderator values
+    ("COL=VALUE,..."), one prediction each (:func:`predict_at`, as metafor's
+    ``predict(fit, newmods = ...)`` of an rma.glmm fit)."""
+    import numpy as np
+
+    from ivigmeta.core.glmm import fit_glmm_regression
+    from ivigmeta.core.pooling import (
+        check_glmm_measure,
+        glmm_counts,
+        glmm_i2_h2,
+        glmm_studies,
+    )
+    from ivigmeta.io.studies import distinct_labels
+    from ivigmeta.results import FitStatistics, GlmmRegressionModel
+
+    check_glmm_measure(es.measure)
+    ci_method = ci_method.lower()
+    if ci_method not in ("z", "t"):
+        raise ModelError(
+            f"--ci {ci_method} does not apply to --glmm: its tests and intervals are Wald z, or "
+            't on k - p df with --ci t, as metafor\'s rma.glmm (test = "z" or "t")'
+        )
+    glmm_es, _ = glmm_studies(es, keep_double_zero)
+    mods = build_moderators(glmm_es, columns, ref, categorical)
+    if not mods.keep:
+        reasons = "; ".join(f"{e.study}: {e.reason}" for e in mods.excluded + glmm_es.excluded)
+        raise ModelError(
+            "no usable studies for the meta-regression"
+            + (f" (excluded: {reasons})" if reasons else "")
+        )
+    used = glmm_es.subset(list(mods.keep))
+    x1, n1, x2, n2 = glmm_counts(used)
+    fit = fit_glmm_regression(
+        es.measure,
+        model,
+        x1,
+        n1,
+        x2 or None,
+        n2 or None,
+        mods.X,
+        mods.names,
+        level=level,
+        test=ci_method,
+    )
+    coefficients = tuple(
+        Coefficient(n, b, se, z, p, lo, hi)
+        for n, b, se, z, p, lo, hi in zip(
+            fit.names, fit.beta, fit.se, fit.z, fit.p_values, fit.ci_low, fit.ci_high
+        )
+    )
+    i2, h2 = glmm_i2_h2(used, fit.tau2, mods.X)
+    nan5 = (math.nan,) * 5
+    uninformative = tuple(
+        s.study for s, informs in zip(used.studies, fit.contributes) if not informs
+    )
+    reg = MetaRegression(
+        coefficients=coefficients,
+        qm=fit.qm,
+        qm_df=fit.qm_df,
+        qm_p_value=fit.qm_p_value,
+        qe=math.nan if fit.qe_wald is None else fit.qe_wald,
+        qe_df=fit.qe_df,
+        qe_p_value=fit.qe_wald_p,
+        tau2=fit.tau2,
+        i2=i2,
+        h2=h2,
+        r2=None,
+        k=fit.k,
+        tau2_method="ML",
+        ci_method=ci_method,
+        qm_df2=fit.qm_df2,
+        excluded=mods.excluded + glmm_es.excluded,
+        level=level,
+        measure=es.measure,
+        references=tuple(mods.references.items()),
+        model="random",
+        vcov=fit.vcov,
+        design=tuple(tuple(float(v) for v in row) for row in np.asarray(mods.X)),
+        study_labels=tuple(distinct_labels(list(used.studies))),
+        terms=tuple((c, mods.kinds[c], mods.levels.get(c, ())) for c in columns),
+        fit_statistics=FitStatistics(ml=fit.fit_statistics(), reml=nan5, reported="ML"),
+        tau2_se=fit.se_tau2,
+        glmm=GlmmRegressionModel(
+            fit,
+            uninformative=uninformative,
+            double_zero="kept" if keep_double_zero else "excluded",
+        ),
+    )
+    if predict:
+        reg = replace(reg, predictions=tuple(predict_at(reg, text) for text in predict))
+    if btt:
+        reg = replace(reg, coefficient_tests=tuple(coefficient_test(reg, spec) for spec in btt))
+    return reg
+
+
 def coefficient_test(reg: MetaRegression, spec: str) -> CoefficientTest:
     """metafor's ``anova(fit, btt = ...)``: the Wald test that the coefficients ``spec`` names
     are all zero. ``spec`` is a moderator column (all its coefficients: one for a continuous
     moderator, one per non-reference level of a categorical one) or comma-separated coefficient
     names (``intercept``, ``ablat``, ``alloc=random``). QM = b_S' Var(b)_SS^-1 b_S on m df
     (chi-square), or F = QM / m on (m, k - p) df under hk/adhoc, as metafor."""
+    return subset_wald_test(
+        reg.coefficients, reg.vcov, [t[0] for t in reg.terms], reg.qm_df2, spec, "--btt"
+    )
+
+
+def subset_wald_test(
+    coefficients: Sequence[Coefficient],
+    vcov: Sequence[Sequence[float]],
+    columns: Sequence[str],
+    df2: int | None,
+    spec: str,
+    option: str,
+) -> CoefficientTest:
+    """The Wald test of :func:`coefficient_test` on any set of ``coefficients`` with their
+    ``vcov`` and moderator ``columns`` (the location model's for --btt, the scale model's for
+    --att); ``option`` names the option in errors."""
     import numpy as np
 
-    names = [c.name for c in reg.coefficients]
-    columns = {t[0] for t in reg.terms}
+    names = [c.name for c in coefficients]
     chosen: list[str] = []
     for part in [x.strip() for x in spec.split(",")]:
         if part in columns:
@@ -444,23 +595,23 @@ def coefficient_test(reg: MetaRegression, spec: str) -> CoefficientTest:
             picked = [part]
         else:
             raise ModelError(
-                f"--btt '{part}': not a moderator or coefficient of the model (coefficients: "
+                f"{option} '{part}': not a moderator or coefficient of the model (coefficients: "
                 + ", ".join(names)
                 + ")"
             )
         chosen += [n for n in picked if n not in chosen]
     idx = [names.index(n) for n in chosen]
-    b = np.asarray([reg.coefficients[i].estimate for i in idx])
-    V = np.asarray(reg.vcov)[np.ix_(idx, idx)]
+    b = np.asarray([coefficients[i].estimate for i in idx])
+    V = np.asarray(vcov)[np.ix_(idx, idx)]
     try:
         qm = float(b @ np.linalg.solve(V, b))
     except np.linalg.LinAlgError:
         qm = math.inf if np.any(b != 0) else 0.0
     m = len(idx)
-    if reg.qm_df2 is not None:
+    if df2 is not None:
         stat = qm / m
-        p = f_sf(stat, m, reg.qm_df2) if math.isfinite(stat) else 0.0
-        return CoefficientTest(spec, tuple(chosen), stat, m, reg.qm_df2, p)
+        p = f_sf(stat, m, df2) if math.isfinite(stat) else 0.0
+        return CoefficientTest(spec, tuple(chosen), stat, m, df2, p)
     return CoefficientTest(spec, tuple(chosen), qm, m, None, chi2_sf(qm, m))
 
 
@@ -531,14 +682,22 @@ def inflation(reg: MetaRegression, name: str, chosen: Sequence[str]) -> Variance
     """metafor's ``vif()`` of the coefficients ``chosen``: with R the correlation matrix of
     Var(b) without the intercept and S the chosen set, GVIF = det R_SS det R_-S-S / det R
     (the VIF for one coefficient), SIF = GVIF^(1 / (2 |S|))."""
+    return variance_inflation([c.name for c in reg.coefficients], reg.vcov, name, chosen)
+
+
+def variance_inflation(
+    names: Sequence[str], vcov: Sequence[Sequence[float]], name: str, chosen: Sequence[str]
+) -> VarianceInflation:
+    """:func:`inflation` for any coefficients ``names`` (intercept first) with their ``vcov``
+    (the location model's, or the scale model's: metafor's ``vif()`` of the scale part)."""
     import numpy as np
 
-    names = [c.name for c in reg.coefficients][1:]
-    V = np.asarray(reg.vcov)[1:, 1:]
+    rest_names = list(names)[1:]
+    V = np.asarray(vcov)[1:, 1:]
     d = np.sqrt(np.diag(V))
     R = V / np.outer(d, d)
-    idx = [names.index(n) for n in chosen]
-    rest = [j for j in range(len(names)) if j not in idx]
+    idx = [rest_names.index(n) for n in chosen]
+    rest = [j for j in range(len(rest_names)) if j not in idx]
 
     def det(rows: list[int]) -> float:
         return float(np.linalg.det(R[np.ix_(rows, rows)])) if rows else 1.0
@@ -568,20 +727,28 @@ def moderator_vifs(reg: MetaRegression) -> tuple[VarianceInflation, ...]:
 def moderator_row(reg: MetaRegression, values: Mapping[str, str]) -> list[float]:
     """The design row (intercept first) of moderator ``values`` {column: text}, coded as the
     model's moderators are; every moderator needs a value."""
-    unknown = [col for col in values if col not in {t[0] for t in reg.terms}]
+    return design_row(reg.terms, values)
+
+
+def design_row(
+    terms: Sequence[tuple[str, str, Sequence[str]]], values: Mapping[str, str]
+) -> list[float]:
+    """The design row (intercept first) of ``values`` {column: text} for moderators coded as
+    ``terms`` (column, "continuous" or "categorical", levels with the reference first)."""
+    unknown = [col for col in values if col not in {t[0] for t in terms}]
     if unknown:
         raise ModelError(
             f"'{unknown[0]}' is not a moderator of the model (moderators: "
-            + ", ".join(t[0] for t in reg.terms)
+            + ", ".join(t[0] for t in terms)
             + ")"
         )
-    missing = [col for col, _, _ in reg.terms if col not in values]
+    missing = [col for col, _, _ in terms if col not in values]
     if missing:
         raise ModelError(
             "give a value for every moderator of the model (missing: " + ", ".join(missing) + ")"
         )
     row = [1.0]
-    for col, kind, levels in reg.terms:
+    for col, kind, levels in terms:
         text = values[col].strip()
         if kind == "continuous":
             number = _number(text)
@@ -595,32 +762,39 @@ def moderator_row(reg: MetaRegression, values: Mapping[str, str]) -> list[float]
     return row
 
 
-def parse_at(text: str) -> list[tuple[str, str]]:
-    """'ablat=10, alloc=random' as [(column, value)]."""
+def parse_at(text: str, option: str = "--predict") -> list[tuple[str, str]]:
+    """'ablat=10, alloc=random' as [(column, value)]; ``option`` names the option in errors."""
     pairs = []
     for part in text.split(","):
         col, sep, value = part.partition("=")
         if not sep or not col.strip() or not value.strip():
-            raise ModelError(f"--predict '{text}': expected COL=VALUE pairs separated by commas")
+            raise ModelError(f"{option} '{text}': expected COL=VALUE pairs separated by commas")
         pairs.append((col.strip(), value.strip()))
     columns = [c for c, _ in pairs]
     if len(set(columns)) != len(columns):
-        raise ModelError(f"--predict '{text}' names a moderator twice")
+        raise ModelError(f"{option} '{text}' names a moderator twice")
     return pairs
 
 
-def predict_at(reg: MetaRegression, text: str) -> Prediction:
+def predict_at(
+    reg: MetaRegression, text: str, df_of: Callable[[Sequence[float]], float] | None = None
+) -> Prediction:
     """metafor's ``predict(fit, newmods = ...)`` at the moderator values ``text``
     ("COL=VALUE,..."): x b, se = sqrt(x Var(b) x'), CI x b +- c se and prediction interval
     x b +- c sqrt(se² + tau²) (c: normal quantile, t on k - p df under hk/adhoc; the PI is the
-    CI for a common-effect model)."""
+    CI for a common-effect model). ``df_of``: the t df of the design row x (a cluster-robust
+    prediction's, recorded in its ``df``); a ModelError it raises names ``text``."""
     pairs = parse_at(text)
     try:
         x = moderator_row(reg, dict(pairs))
+        df = df_of(x) if df_of is not None else None
     except ModelError as exc:
         raise ModelError(f"--predict '{text}': {exc}") from None
     est, se = linear_prediction(reg, x)
-    crit = t_crit(reg.level, reg.qm_df2) if reg.qm_df2 is not None else z_crit(reg.level)
+    if df is not None:
+        crit = t_crit(reg.level, df)
+    else:
+        crit = t_crit(reg.level, reg.qm_df2) if reg.qm_df2 is not None else z_crit(reg.level)
     half_pi = crit * math.sqrt(se * se + reg.tau2)
     values = (est, est - crit * se, est + crit * se, est - half_pi, est + half_pi)
     return Prediction(
@@ -632,6 +806,7 @@ def predict_at(reg: MetaRegression, text: str) -> Prediction:
         pi_low=values[3],
         pi_high=values[4],
         reported=reported_values(values, reg.measure),
+        df=df,
     )
 
 
@@ -779,6 +954,11 @@ def resolve_refs(es: EffectSizes, columns: Sequence[str], refs: Sequence[str]) -
 
 
 __all__ = [
+    "check_design",
+    "coefficient_rows",
+    "subset_wald_test",
+    "variance_inflation",
+    "design_row",
     "predict_at",
     "parse_at",
     "moderator_row",

@@ -17,7 +17,18 @@ residuals e = y - X beta, and clusters c = 1..n of the studies:
 Var(beta) under the model (the bread) is (X' W X)^-1 whatever the model's ``--ci``: metafor
 3.8-1's robust() of a ``test = "knha"`` fit would use its s²-scaled Var(beta) in the bread
 (Var_R times s⁴); here the inference is that of the ``test = "z"`` fit, the same for any --ci.
-The clubSandwich variant (``clubSandwich = TRUE``: CR2, Satterthwaite df) is not offered.
+
+``cr2`` is metafor's ``robust(fit, cluster, clubSandwich = TRUE)`` (clubSandwich's defaults
+there; the arithmetic is :mod:`ivigmeta.core.sandwich`): Var_R the CR2 bias-reduced sandwich
+(Bell & McCaffrey 2002; Pustejovsky & Tipton 2018) with the working model W = diag(1 / (v +
+tau²)); each coefficient's t test and interval on its Satterthwaite df (``coef_test``,
+``conf_int``); F the HTZ test of the m non-intercept coefficients (``Wald_test(test = "HTZ")``;
+metafor's QM = max(0, F), QMdf = (m, its denominator df)), t² on (1, df) for the intercept
+alone; a prediction (``linear_contrast``) and the prediction interval on the Satterthwaite df
+of its design row. clubSandwich's sandwich does not use the fit's Var(beta), so metafor agrees
+for any ``test``. A coefficient or prediction whose expected CR2 variance vanishes (it rests on
+clusters fitted exactly; clubSandwich's df are NaN) and a singular robust Var(beta) of the
+moderators (metafor stops: no Wald test) are :class:`ModelError`.
 
 numpy is imported inside the functions: ``pool`` without ``--cluster`` never loads this module.
 """
@@ -25,7 +36,7 @@ numpy is imported inside the functions: ``pool`` without ``--cluster`` never loa
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -63,15 +74,39 @@ def robust_fit(
     tau2_method: str = "DL",
     measure: str = "",
     column: str = "cluster",
+    cr2: bool = False,
 ) -> RobustInference:
     """Cluster-robust inference for the model y = X beta + u + e fitted with ``tau2`` (the
     model's estimate; 0 and ``model = "common"`` for the common-effect model), studies grouped
     by the labels ``cluster`` (one per study, none empty). ``X`` has the intercept first
     (a column of ones alone: the pooled estimate). ``column`` names the cluster variable in
-    messages and the result.
+    messages and the result. ``cr2``: clubSandwich's CR2 with Satterthwaite df and the HTZ
+    test (``adjust`` is then not used).
 
     Fewer clusters than p + 1 is a :class:`ModelError`, as in metafor.
     """
+    return _robust(
+        yi, vi, X, cluster, tau2, names, adjust, level, model, tau2_method, measure, column, cr2
+    )[0]
+
+
+def _robust(
+    yi: Sequence[float],
+    vi: Sequence[float],
+    X: np.ndarray | Sequence[Sequence[float]],
+    cluster: Sequence[str],
+    tau2: float,
+    names: Sequence[str] | None,
+    adjust: bool,
+    level: float,
+    model: str,
+    tau2_method: str,
+    measure: str,
+    column: str,
+    cr2: bool,
+) -> tuple[RobustInference, Callable[[Sequence[float]], float]]:
+    """:func:`robust_fit`, and the t df of a design row x of the fit (n - p; CR2: its
+    Satterthwaite df, a ModelError when undefined): what a robust prediction needs."""
     import numpy as np
 
     y = np.asarray(yi, dtype=float)
@@ -103,46 +138,96 @@ def robust_fit(
     beta, bread_inv = rf.beta, rf.vb
     w = 1.0 / (v + tau2)
     e = y - Xa @ beta
-    bread = bread_inv @ (Xa.T * w)  # p x k
     index = {c: i for i, c in enumerate(order)}
     ids = np.array([index[c] for c in labels])
-    scores = np.zeros((n, p))  # row c: B_c e_c
-    np.add.at(scores, ids, (bread * e).T)
-    vb = scores.T @ scores
-    if adjust:
-        vb = vb * (n / dfs)
+    btt = list(range(1, p)) if p > 1 else [0]
+    m = len(btt)
+    qm: float | None
+    qm_p: float | None
+    qm_denom: float | None = None
+    coef_df: tuple[float, ...] = ()
+    if cr2:
+        from ivigmeta.core.sandwich import cr2_sandwich
+
+        try:
+            sandwich = cr2_sandwich(Xa, v, tau2, e, ids)
+        except np.linalg.LinAlgError:
+            raise ModelError(
+                "the model is numerically singular: no cluster-robust inference"
+            ) from None
+        vb = sandwich.vcov
+
+        def df_of(x: Sequence[float]) -> float:
+            df = sandwich.satterthwaite(np.asarray(x, dtype=float))
+            if not math.isfinite(df):
+                raise ModelError(
+                    f"--cluster {column} --cluster-type CR2: the prediction rests on clusters "
+                    "fitted exactly (its CR2 variance is 0): no Satterthwaite df"
+                )
+            return df
+
+        tdfs = []
+        for j in range(p):
+            df = sandwich.satterthwaite(np.eye(p)[j])
+            if not math.isfinite(df):
+                raise ModelError(
+                    f"--cluster {column} --cluster-type CR2: coefficient {names[j]} rests on "
+                    "clusters fitted exactly (its CR2 variance is 0): no Satterthwaite df"
+                )
+            tdfs.append(df)
+        coef_df = tuple(tdfs)
+    else:
+        bread = bread_inv @ (Xa.T * w)  # p x k
+        scores = np.zeros((n, p))  # row c: B_c e_c
+        np.add.at(scores, ids, (bread * e).T)
+        vb = scores.T @ scores
+        if adjust:
+            vb = vb * (n / dfs)
+        tdfs = [float(dfs)] * p
+
+        def df_of(x: Sequence[float]) -> float:
+            return dfs
+
     se = np.sqrt(np.clip(np.diag(vb), 0.0, None))
-    crit = t_crit(level, dfs)
     coefs = []
     for j in range(p):
         b, s = float(beta[j]), float(se[j])
         if s > 0:
             stat = b / s
-            pval = t_p_two_sided(stat, dfs)
+            pval = t_p_two_sided(stat, tdfs[j])
         else:  # every cluster's score vanishes: decided as regression_fit decides a zero SE
             stat = math.copysign(math.inf, b) if b else 0.0
             pval = 0.0 if b else 1.0
+        crit = t_crit(level, tdfs[j])
         coefs.append(Coefficient(names[j], b, s, stat, pval, b - crit * s, b + crit * s))
-    btt = list(range(1, p)) if p > 1 else [0]
-    m = len(btt)
-    qm: float | None
-    qm_p: float | None
-    try:
-        bm = beta[btt]
-        qm = float(bm @ np.linalg.solve(vb[np.ix_(btt, btt)], bm)) / m
-        qm_p = f_sf(qm, m, dfs)
-    except np.linalg.LinAlgError:  # metafor: QM is NA when its Cholesky fails
-        qm, qm_p = None, None
+    if cr2 and p == 1:  # metafor: QM = t², on (1, df)
+        qm, qm_denom, qm_p = coefs[0].statistic ** 2, coef_df[0], coefs[0].p_value
+    elif cr2:
+        try:
+            htz = sandwich.htz(np.eye(p)[btt], beta)
+        except np.linalg.LinAlgError:
+            raise ModelError(
+                f"--cluster {column} --cluster-type CR2: the robust Var(b) of the moderators is "
+                "singular: no HTZ test"
+            ) from None
+        qm, qm_denom, qm_p = max(0.0, htz.f_statistic), htz.df_denom, htz.p_value
+    else:
+        try:
+            bm = beta[btt]
+            qm = float(bm @ np.linalg.solve(vb[np.ix_(btt, btt)], bm)) / m
+            qm_p = f_sf(qm, m, dfs)
+        except np.linalg.LinAlgError:  # metafor: QM is NA when its Cholesky fails
+            qm, qm_p = None, None
     pi_low = pi_high = None
     if p == 1 and model == "random":
-        half = crit * math.sqrt(float(se[0]) ** 2 + tau2)
+        half = t_crit(level, tdfs[0]) * math.sqrt(float(se[0]) ** 2 + tau2)
         pi_low, pi_high = float(beta[0]) - half, float(beta[0]) + half
     sizes = {c: 0 for c in order}
     for c in labels:
         sizes[c] += 1
-    return RobustInference(
+    rob = RobustInference(
         cluster=column,
-        adjust=bool(adjust),
+        adjust=bool(adjust) and not cr2,
         clusters=n,
         k=k,
         cluster_sizes=tuple(sizes.items()),
@@ -158,7 +243,11 @@ def robust_fit(
         qm_p_value=qm_p,
         pi_low_theta=pi_low,
         pi_high_theta=pi_high,
+        cr2=cr2,
+        coefficient_df=coef_df,
+        qm_df_denom=qm_denom,
     )
+    return rob, df_of
 
 
 def cluster_labels(studies: Sequence[Study], column: str) -> list[str]:
@@ -181,10 +270,13 @@ def cluster_labels(studies: Sequence[Study], column: str) -> list[str]:
     return labels
 
 
-def robust_pooled(ma: MetaAnalysis, column: str, adjust: bool = True) -> RobustPooled:
+def robust_pooled(
+    ma: MetaAnalysis, column: str, adjust: bool = True, cr2: bool = False
+) -> RobustPooled:
     """Cluster-robust inference for ``pool``'s random-effects model (its tau²) and its
     common-effect inverse-variance model (metafor's robust() of rma(method = "FE")); a
     Mantel-Haenszel or Peto common effect has none (metafor's robust() takes rma.uni fits only).
+    ``cr2``: clubSandwich's CR2 with Satterthwaite df (:func:`robust_fit`).
     """
     if ma.glmm is not None:
         raise ModelError(
@@ -209,6 +301,7 @@ def robust_pooled(ma: MetaAnalysis, column: str, adjust: bool = True) -> RobustP
         tau2_method=ma.random.tau2_method,
         measure=ma.measure,
         column=column,
+        cr2=cr2,
     )
     common = None
     note = None
@@ -223,6 +316,7 @@ def robust_pooled(ma: MetaAnalysis, column: str, adjust: bool = True) -> RobustP
             model="common",
             measure=ma.measure,
             column=column,
+            cr2=cr2,
         )
     else:
         note = (
@@ -240,33 +334,36 @@ def robust_metareg(
     ref: Mapping[str, str] | None = None,
     categorical: Sequence[str] = (),
     adjust: bool = True,
+    cr2: bool = False,
 ) -> RobustInference:
     """Cluster-robust inference for the meta-regression ``reg`` of ``es`` on the moderator
     ``columns`` (coded with ``ref`` and ``categorical`` as when it was fitted); its --predict
-    rows again with the robust Var(beta) and t on n - p df (metafor's predict() of the robust
-    fit)."""
+    rows again with the robust Var(beta) and t on n - p df (CR2: each on the Satterthwaite df
+    of its design row; metafor's predict() of the robust fit)."""
     from ivigmeta.methods.metareg import build_moderators, predict_at
 
     mods = build_moderators(es, columns, ref, categorical)
     labels = cluster_labels([es.studies[i] for i in mods.keep], column)
-    rob = robust_fit(
+    rob, df_of = _robust(
         reg.yi,
         reg.vi,
         reg.design,
         labels,
-        tau2=reg.tau2,
-        names=[c.name for c in reg.coefficients],
-        adjust=adjust,
-        level=reg.level,
-        model=reg.model,
-        tau2_method=reg.tau2_method,
-        measure=reg.measure,
-        column=column,
+        reg.tau2,
+        [c.name for c in reg.coefficients],
+        adjust,
+        reg.level,
+        reg.model,
+        reg.tau2_method,
+        reg.measure,
+        column,
+        cr2,
     )
     if reg.predictions:
         at_robust = replace(reg, vcov=rob.vcov, qm_df2=rob.df)
         rob = replace(
-            rob, predictions=tuple(predict_at(at_robust, p.label) for p in reg.predictions)
+            rob,
+            predictions=tuple(predict_at(at_robust, p.label, df_of) for p in reg.predictions),
         )
     return rob
 

@@ -9,11 +9,12 @@ NA = "n/a"
 
 def decimals_for(measure: str) -> int:
     """Ratio measures and mean differences print with 2 decimals (as the paper), differences of
-    risks and rates, proportions and correlations (phi, Yule's Q and Y among them), one group's rates and
+    risks and rates, proportions and correlations (phi, tetrachoric, Yule's Q and Y among them), one group's rates and
     partial correlations with 3."""
     three = ("RD", "AS", "IRD", "IRSD", "PR", "PLO", "PAS", "PFT", "PLN", "ZCOR", "COR", "UCOR")
     more = (
         "PHI",
+        "RTET",
         "YUQ",
         "YUY",
         "IR",
@@ -76,3 +77,25 @@ def pct(x: float | None, decimals: int = 1) -> str:
 
 def tau2(x: float | None) -> str:
     return num(x, 4)
+
+
+def sig(x: float | None, digits: int = 4) -> str:
+    """A number to ``digits`` significant digits (5.177e-05, 0.06205): for matrices whose cells
+    span orders of magnitude."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return NA
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return "0" if x == 0 else f"{x:.{digits}g}"
+
+
+def tau2_label(method: str | None, short: bool = False) -> str:
+    """How a tau² method is named in a table: the estimator's name, or "tau² fixed" ("fixed"
+    when ``short``, after the word tau²) for a number given with --tau2 VALUE."""
+    if method is None:
+        return NA
+    try:
+        float(method)
+    except ValueError:
+        return method
+    return "fixed" if short else "tau² fixed"

@@ -20,6 +20,7 @@ from ivigmeta.results import (
     BetweenTest,
     BiasAnalysis,
     ChiSquareTest,
+    CombinationTest,
     Cumulative,
     EggerTest,
     ExcessSignificance,
@@ -29,6 +30,7 @@ from ivigmeta.results import (
     LeaveOneOut,
     MetaAnalysis,
     MetaRegression,
+    ModelMatrix,
     ModeratorInfluence,
     NotApplicable,
     RegressionTest,
@@ -37,6 +39,8 @@ from ivigmeta.results import (
     RobAssessment,
     RobustInference,
     RobustPooled,
+    RobustVarianceModel,
+    ScaleModel,
     StudyLevel,
     SubgroupAnalysis,
     TrimFill,
@@ -218,7 +222,7 @@ def heterogeneity_line(het: Heterogeneity | None) -> str:
         tau2_ci = " " + _ci_text(het.ci, het.ci.tau2_low, het.ci.tau2_high, f.tau2)
     return (
         f"Heterogeneity: Q = {f.num(het.q)}, df = {het.df} ({f.p_eq(het.p_value)}); "
-        f"I² = {f.pct(het.i2)}{i2_q}; tau² ({het.tau2_method}) = {f.tau2(het.tau2)}{tau2_ci}"
+        f"I² = {f.pct(het.i2)}{i2_q}; tau² ({f.tau2_label(het.tau2_method, short=True)}) = {f.tau2(het.tau2)}{tau2_ci}"
     )
 
 
@@ -352,7 +356,7 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             f"Common effect ({ma.common.method}"
             + (", hk" if ma.common.ci_method == "hk" else "")
             + ")",
-            f"Random effects ({ma.random.tau2_method}, {ma.random.ci_method})",
+            f"Random effects ({f.tau2_label(ma.random.tau2_method)}, {ma.random.ci_method})",
         )
         if ma.glmm is not None:
             names = (
@@ -418,6 +422,11 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
             f"Pooled with the user weights of column '{ma.options.weights}' (metafor's "
             "weights=); tau², Q and I² are the inverse-variance ones."
         )
+    elif ma.options.unweighted and ma.random is not None:
+        notes.append(
+            "Pooled unweighted, every study weighing the same (metafor's weighted=FALSE); "
+            "tau², Q and I² are the inverse-variance ones."
+        )
     notes.append(_cc_note(ma))
     notes += source_notes(ma.effects.studies)
     notes += excluded_notes(ma.effects.excluded)
@@ -429,19 +438,25 @@ def pool_sections(ma: MetaAnalysis) -> list[Section]:
 
 
 def _robust_title(rob: RobustInference) -> str:
-    """'Cluster-robust inference (3 clusters by alloc, CR1, t on 2 df)'."""
+    """'Cluster-robust inference (3 clusters by alloc, CR1, t on 2 df)'; CR2: '..., CR2, t on
+    Satterthwaite df)'."""
+    df = "Satterthwaite" if rob.cr2 else rob.df
     return (
         f"Cluster-robust inference ({rob.clusters} clusters by {rob.cluster}, {rob.vcov_type}, "
-        f"t on {rob.df} df)"
+        f"t on {df} df)"
     )
 
 
 def _cluster_sizes_note(rob: RobustInference) -> str:
     sizes = [n for _, n in rob.cluster_sizes]
+    if rob.cr2:
+        how = "clubSandwich's bias-reduced sandwich; metafor's robust(clubSandwich = TRUE)"
+    else:
+        factor = "small-sample factor n / (n - p)" if rob.adjust else "no small-sample factor"
+        how = f"{factor}; metafor's robust()"
     return (
         f"{rob.k} studies in {rob.clusters} clusters of {min(sizes)} to {max(sizes)} studies "
-        f"({'small-sample factor n / (n - p)' if rob.adjust else 'no small-sample factor'}; "
-        "metafor's robust())."
+        f"({how})."
     )
 
 
@@ -457,25 +472,30 @@ def _robust_pooled_section(ma: MetaAnalysis, rob: RobustPooled) -> Section:
         "p-value",
         f"{pct} prediction interval",
     ]
+    cr2 = rob.random.cr2
+    if cr2:
+        cols.insert(4, "df")
     rows = []
-    fits = [(f"Random effects ({rob.random.tau2_method})", rob.random)]
+    fits = [(f"Random effects ({f.tau2_label(rob.random.tau2_method)})", rob.random)]
     if rob.common is not None:
         fits.insert(0, ("Common effect (IV)", rob.common))
     for name, fit in fits:
-        rows.append(
-            [
-                name,
-                f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
-                f.num(fit.se, 4),
-                f.num(fit.statistic),
-                f.pval(fit.p_value),
-                f.ci(fit.pi_low, fit.pi_high, d) if fit.pi_low_theta is not None else "",
-            ]
-        )
+        row = [
+            name,
+            f.est_ci(fit.estimate, fit.ci_low, fit.ci_high, d),
+            f.num(fit.se, 4),
+            f.num(fit.statistic),
+            f.pval(fit.p_value),
+            f.ci(fit.pi_low, fit.pi_high, d) if fit.pi_low_theta is not None else "",
+        ]
+        if cr2:
+            row.insert(4, f.num(fit.test_df))
+        rows.append(row)
     notes = [_cluster_sizes_note(rob.random)]
+    pi_df = "the Satterthwaite df" if cr2 else "n - 1 df"
     notes.append(
         "Estimates and tau² are the models'; SEs, tests and intervals are cluster-robust "
-        "(the prediction interval: robust SE and tau², t on n - 1 df)."
+        f"(the prediction interval: robust SE and tau², t on {pi_df})."
     )
     if ma.random is not None and ma.random.ci_method != "z":
         notes.append(f"The robust inference does not depend on --ci ({ma.random.ci_method}).")
@@ -602,7 +622,7 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         ["df", str(het.df), ""],
         ["p-value", f.pval(het.p_value), ""],
         [
-            f"I² ({het.tau2_method})",
+            f"I² ({f.tau2_label(het.tau2_method)})",
             f.pct(het.i2),
             _ci_text(
                 ci, *(ci.i2_low, ci.i2_high) if ci else (0.0, 0.0), lambda x: f.num(x, 1), "%"
@@ -611,7 +631,7 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
         ["I² (Q-based)", f.pct(het.i2_q), ""],
         ["H²", f.num(het.h2), _ci_text(ci, *(ci.h2_low, ci.h2_high) if ci else (0.0, 0.0), f.num)],
         [
-            f"tau² ({het.tau2_method})",
+            f"tau² ({f.tau2_label(het.tau2_method, short=True)})",
             f.tau2(het.tau2),
             _ci_text(ci, *(ci.tau2_low, ci.tau2_high) if ci else (0.0, 0.0), f.tau2),
         ],
@@ -635,6 +655,10 @@ def heterogeneity_sections(ma: MetaAnalysis) -> list[Section]:
     if ma.k == 2:
         notes.append("k = 2: heterogeneity rests on a single degree of freedom.")
     notes += excluded_notes(ma.effects.excluded)
+    if ci is None and f.tau2_label(het.tau2_method) == "tau² fixed":
+        # a fixed tau² has no interval (metafor's confint() refuses such a fit)
+        notes.append("tau² is fixed (--tau2 VALUE): no confidence intervals.")
+        return [Section("Heterogeneity", ["Statistic", "Value"], [r[:2] for r in rows], notes)]
     return [Section("Heterogeneity", ["Statistic", "Value", level], rows, notes)]
 
 
@@ -765,7 +789,7 @@ def subgroup_test_text(t: BetweenTest, p_sep: str = ", ") -> str:
 
 def _between_name(method: str) -> str:
     if method.startswith("metareg-"):
-        return f"mixed-effects meta-regression, {method.split('-', 1)[1]}"
+        return f"mixed-effects meta-regression, {f.tau2_label(method.split('-', 1)[1])}"
     if method.startswith("separate-"):
         return f"Q between subgroups, separate {method.split('-', 1)[1]} tau²"
     return method
@@ -801,7 +825,27 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
         )
     if perm is not None and perm.qm_p_value is not None and reg.qm is not None:
         omnibus += f"; permutation {f.p_eq(perm.qm_p_value)}"
-    if reg.model == "common":
+    gm = reg.glmm
+    if reg.scale is not None:
+        sm = reg.scale
+        residual = (
+            f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, "
+            f"{f.p_eq(reg.qe_p_value)}; tau² by study (scale model) from "
+            f"{f.tau2(sm.tau2_min)} to {f.tau2(sm.tau2_max)}"
+        )
+    elif gm is not None:
+        g = gm.fit
+        wald = (
+            "Wald not available"
+            if g.qe_wald is None
+            else f"Wald QE = {f.num(g.qe_wald)}, {f.p_eq(g.qe_wald_p)}"
+        )
+        sigma = "" if g.sigma2 is None else f"; sigma² (study effects) = {f.tau2(g.sigma2)}"
+        residual = (
+            f"Residual heterogeneity (df = {g.qe_df}): {wald}; LRT = {f.num(g.qe_lrt)}, "
+            f"{f.p_eq(g.qe_lrt_p)}; tau² = {f.tau2(reg.tau2)}; I² = {f.pct(reg.i2)}{sigma}"
+        )
+    elif reg.model == "common":
         residual = (
             f"Residual heterogeneity: QE = {f.num(reg.qe)}, df = {reg.qe_df}, "
             f"{f.p_eq(reg.qe_p_value)}; I² = {f.pct(reg.i2)} (from QE)"
@@ -867,17 +911,109 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
         reg.ci_method, "z"
     )
     measure = reg.measure + ", " if reg.measure else ""
-    if reg.model == "common":
+    if reg.scale is not None:
+        title = (
+            f"Location-scale meta-regression: location ({measure}{reg.tau2_method}, "
+            f"{reg.scale.link} link, k = {reg.k})"
+        )
+    elif gm is not None:
+        title = (
+            f"GLMM meta-regression ({measure}{gm.fit.model}: {gm.fit.title}, ML, {ci_name}, "
+            f"k = {reg.k})"
+        )
+        notes += list(gm.fit.notes)
+    elif reg.model == "common":
         title = f"Fixed-effects (common-effect) meta-regression ({measure}{ci_name}, k = {reg.k})"
     else:
-        title = (
-            f"Mixed-effects meta-regression ({measure}{reg.tau2_method}, {ci_name}, k = {reg.k})"
-        )
+        title = f"Mixed-effects meta-regression ({measure}{f.tau2_label(reg.tau2_method)}, {ci_name}, k = {reg.k})"
     sections = [Section(title, cols, rows, notes)]
+    if reg.scale is not None:
+        sections += _scale_sections(reg, reg.scale)
     if reg.predictions:
         sections.append(_prediction_section(reg))
     if reg.robust is not None:
         sections += _robust_metareg_sections(reg, reg.robust)
+    return sections
+
+
+def _scale_sections(reg: MetaRegression, sm: ScaleModel) -> list[Section]:
+    """metareg --scale: the scale coefficients (with profile CIs under --scale-profile), QS,
+    the --att tests, the LRT against scale ~ 1, and the --predict-scale rows."""
+    ci_head = f"{reg.level_percent:g}% CI"
+    cols = ["Coefficient", "Estimate", "SE", "z", "p-value", ci_head]
+    profile = {pi.name: pi for pi in sm.profile}
+    if profile:
+        cols.append("Profile CI")
+    rows = []
+    for c in sm.coefficients:
+        row = [
+            c.name,
+            f.num(c.estimate, 4),
+            f.num(c.se, 4),
+            f.num(c.statistic),
+            f.pval(c.p_value),
+            f.ci(c.ci_low, c.ci_high, 4),
+        ]
+        if profile:
+            row.append(f.ci(profile[c.name].ci_low, profile[c.name].ci_high, 4))
+        rows.append(row)
+    if sm.qs is None:
+        notes = ["Test of scale moderators: not applicable (intercept only)"]
+    else:
+        notes = [
+            f"Test of scale moderators: QS = {f.num(sm.qs)}, df = {sm.qs_df}, "
+            f"{f.p_eq(sm.qs_p_value)}"
+        ]
+    for t in sm.coefficient_tests:
+        notes.append(
+            f"Test of scale coefficients {', '.join(t.coefficients)}: QS = {f.num(t.statistic)}, "
+            f"df = {t.df}, {f.p_eq(t.p_value)}"
+        )
+    cmp = sm.comparison
+    if cmp is not None:
+        notes.append(
+            f"Likelihood-ratio test against scale ~ 1 ({cmp.likelihood}): LRT = {f.num(cmp.lrt)}, "
+            f"df = {cmp.df}, {f.p_eq(cmp.p_value)}; AIC {f.num(cmp.full.aic)} (full) vs "
+            f"{f.num(cmp.reduced.aic)} (scale ~ 1)"
+        )
+    if len(sm.vif) > 1:
+        notes.append(
+            "Variance inflation of the scale coefficients: "
+            + ", ".join(f"{v.name} {f.num(v.vif)}" for v in sm.vif)
+        )
+    if sm.link == "log":
+        notes.append("Scale coefficients are on the log tau² scale: log tau²_i = z_i'alpha.")
+    else:
+        notes.append(
+            "Scale coefficients are on the tau² scale: tau²_i = z_i'alpha (identity link)."
+        )
+    if sm.note:
+        notes.append(f"Note: {sm.note}.")
+    if profile and any(math.isnan(p.ci_low) or math.isnan(p.ci_high) for p in sm.profile):
+        notes.append(
+            "n/a in a profile CI: the profile likelihood does not fall far enough on that side."
+        )
+    for col, level in sm.references:
+        notes.append(f"Reference level of {col} (scale): {level}")
+    sections = [Section(f"Scale model ({sm.link} link)", cols, rows, notes)]
+    if sm.predictions:
+        pct = f"{reg.level_percent:g}%"
+        pred_rows = [
+            [
+                p.label,
+                f"{f.num(p.estimate, 4)} {f.ci(p.ci_low, p.ci_high, 4)}",
+                f.num(p.se, 4),
+                f"{f.tau2(p.tau2)} {f.ci(p.tau2_ci_low, p.tau2_ci_high, 4)}",
+            ]
+            for p in sm.predictions
+        ]
+        pred_cols = ["Scale values", f"z'alpha [{pct} CI]", "SE", f"tau² [{pct} CI]"]
+        pred_notes = []
+        if sm.link == "identity":
+            pred_notes.append("Negative tau² values and bounds are set to 0 (as metafor).")
+        sections.append(
+            Section("Predicted heterogeneity (scale model)", pred_cols, pred_rows, pred_notes)
+        )
     return sections
 
 
@@ -896,9 +1032,15 @@ def _robust_metareg_sections(reg: MetaRegression, rob: RobustInference) -> list[
         ]
         for c in rob.coefficients
     ]
+    if rob.cr2:
+        cols.insert(4, "df")
+        for row, df in zip(rows, rob.test_dfs):
+            row.insert(4, f.num(df))
+    test = "cluster-robust, HTZ" if rob.cr2 else "cluster-robust"
+    df2 = f.num(rob.qm_df2) if rob.cr2 else str(rob.qm_df2)
     notes = [
-        f"Test of moderators (cluster-robust): F = {f.num(rob.qm)}, df = ({rob.qm_df}, "
-        f"{rob.qm_df2}), {f.p_eq(rob.qm_p_value)}",
+        f"Test of moderators ({test}): F = {f.num(rob.qm)}, df = ({rob.qm_df}, "
+        f"{df2}), {f.p_eq(rob.qm_p_value)}",
         _cluster_sizes_note(rob),
         "Coefficients and tau² are the model's; SEs, tests and intervals are cluster-robust.",
     ]
@@ -908,6 +1050,10 @@ def _robust_metareg_sections(reg: MetaRegression, rob: RobustInference) -> list[
     if rob.predictions:
         pred = _prediction_section(replace(reg, predictions=rob.predictions))
         pred.title = "Predicted effects (cluster-robust)"
+        if rob.cr2:  # each prediction on the Satterthwaite df of its moderator values
+            pred.columns.append("df")
+            for row, p in zip(pred.rows, rob.predictions):
+                row.append(f.num(p.df))
         sections.append(pred)
     return sections
 
@@ -932,6 +1078,11 @@ def _prediction_section(reg: MetaRegression) -> Section:
         notes.append("SE on the log scale.")
     if reg.model == "common":
         notes.append("A common-effect model has no prediction interval beyond the CI.")
+    if reg.scale is not None and any(math.isnan(p.pi_low) for p in reg.predictions):
+        notes.append(
+            "n/a prediction interval: in a location-scale model tau² depends on the scale "
+            "moderators; give a value for each of them too."
+        )
     return Section("Predicted effects", cols, rows, notes)
 
 
@@ -1138,7 +1289,8 @@ def subgroup_records(sg: SubgroupAnalysis) -> list[dict[str, Any]]:
 
 def metareg_records(reg: MetaRegression) -> list[dict[str, Any]]:
     """One CSV record per coefficient (with its permutation p-value under --permutations),
-    then one per --predict."""
+    then one per --predict; with --scale then one per scale coefficient and per
+    --predict-scale."""
     records = []
     for j, c in enumerate(reg.coefficients):
         record = c.to_dict()
@@ -1154,9 +1306,23 @@ def metareg_records(reg: MetaRegression) -> list[dict[str, Any]]:
             | {f"reported_{key}": value for key, value in reported.items()}
             | {"kind": "prediction"}
         )
+    if reg.scale is not None:
+        profile = {pi.name: pi for pi in reg.scale.profile}
+        for c in reg.scale.coefficients:
+            record = c.to_dict()
+            if c.name in profile:
+                record |= {
+                    "profile_ci_low": profile[c.name].ci_low,
+                    "profile_ci_high": profile[c.name].ci_high,
+                }
+            records.append(record | {"kind": "scale_coefficient"})
+        for sp in reg.scale.predictions:
+            out = sp.to_dict()
+            out.pop("at")
+            records.append({"name": out.pop("label"), **out} | {"kind": "scale_prediction"})
     if reg.robust is not None:
-        for c in reg.robust.coefficients:
-            records.append(c.to_dict() | {"df": reg.robust.df, "kind": "robust_coefficient"})
+        for row in reg.robust.coefficient_rows:
+            records.append(row | {"kind": "robust_coefficient"})
         for p in reg.robust.predictions:
             out = p.to_dict()
             out.pop("at")
@@ -1343,9 +1509,7 @@ def influence_sections(inf: Influence) -> list[Section]:
     ]
     notes += [f"{r.study.study}: no case-deletion values: {r.note}" for r in inf.rows if r.note]
     notes += excluded_notes(inf.full.effects.excluded)
-    title = (
-        f"Influence diagnostics (random effects, {inf.full.options.tau2_method}, k = {inf.full.k})"
-    )
+    title = f"Influence diagnostics (random effects, {f.tau2_label(inf.full.options.tau2_method)}, k = {inf.full.k})"
     return [Section(title, cols, rows, notes)]
 
 
@@ -1401,7 +1565,11 @@ def influence_mods_sections(inf: ModeratorInfluence) -> list[Section]:
         what = "meta-regression on " + ", ".join(inf.moderators)
     else:
         what = "intercept only"
-    model = "common effect" if inf.tau2_method == "FE" else f"random effects, {inf.tau2_method}"
+    model = (
+        "common effect"
+        if inf.tau2_method == "FE"
+        else f"random effects, {f.tau2_label(inf.tau2_method)}"
+    )
     title = f"Influence diagnostics ({what}, {model}, k = {inf.k})"
     return [Section(title, cols, rows, notes)]
 
@@ -1455,7 +1623,9 @@ def blup_sections(sl: StudyLevel) -> list[Section]:
         if sl.model == "random"
         else "meta-regression on " + ", ".join(sl.moderators)
     )
-    title = f"Study-level quantities ({sl.measure}, {what}, {sl.tau2_method}, k = {sl.k})"
+    title = (
+        f"Study-level quantities ({sl.measure}, {what}, {f.tau2_label(sl.tau2_method)}, k = {sl.k})"
+    )
     return [Section(title, cols, rows, notes)]
 
 
@@ -1474,7 +1644,131 @@ def blup_records(sl: StudyLevel) -> list[dict[str, Any]]:
     return out
 
 
+COMBINATION_NAMES = {"stouffer": "Stouffer's test", "fisher": "Fisher's test"}
+
+
+def combination_sections(ct: CombinationTest) -> list[Section]:
+    weighted = any(r.weight is not None for r in ct.rows)
+    cols = ["Study", "z", "p (one-sided)"] + (["Weight"] if weighted else [])
+    rows = []
+    for r in ct.rows:
+        row = [marked_label(r.study), f.num(r.z, 3), f.pval(r.p_one_sided)]
+        if weighted:
+            row.append(f.sig(r.weight))
+        rows.append(row)
+    if ct.method == "stouffer":
+        stat = f"Z = {f.num(ct.statistic, 3)}"
+    else:
+        stat = f"X² = {f.num(ct.statistic, 2)}, df = {ct.df}"
+    notes = [
+        f"{COMBINATION_NAMES[ct.method]} ({ct.mode}): {stat}, {f.p_eq(ct.p_value)}"
+        + (
+            ""
+            if ct.method == "stouffer" and ct.mode != "concordant"
+            else f" (Z = {f.num(ct.z, 3)})"
+        ),
+        "z = effect / SE on the analysis scale; one-sided p-values test an effect above 0.",
+    ]
+    if ct.weights_column:
+        notes.append(f"Stouffer weights from column '{ct.weights_column}'.")
+    if ct.mode == "concordant":
+        notes.append("Concordant: the directed test in both directions, p = 2 min(p_up, p_down).")
+    elif ct.mode == "undirected":
+        notes.append("Undirected: |z| of every study (a test of extremity, whatever the signs).")
+    notes += excluded_notes(ct.excluded)
+    title = f"{COMBINATION_NAMES[ct.method]} of the studies' evidence ({ct.measure}, k = {ct.k})"
+    return [Section(title, cols, rows, notes)]
+
+
+def combination_records(ct: CombinationTest) -> list[dict[str, Any]]:
+    out = [r.to_dict() for r in ct.rows]
+    out.append(
+        {
+            "study": f"{ct.method} ({ct.mode})",
+            "row": None,
+            "z": ct.z,
+            "p_one_sided": None,
+            "weight": None,
+            "statistic": ct.statistic,
+            "df": ct.df,
+            "p_value": ct.p_value,
+        }
+    )
+    return out
+
+
+MATRIX_TITLES = {
+    "coef": "Variance-covariance matrix of the coefficients",
+    "obs": "Marginal variance-covariance matrix of the observed effects (v + tau²)",
+    "fitted": "Variance-covariance matrix of the fitted values",
+    "resid": "Variance-covariance matrix of the residuals",
+    "hat": "Hat matrix",
+    "weights": "Weight matrix",
+}
+
+
+def matrix_sections(mm: ModelMatrix) -> list[Section]:
+    if mm.type == "coef":
+        cols = ["Coefficient", *mm.labels]
+        names = list(mm.labels)
+        notes = []
+    else:
+        cols = ["Study", *(str(j + 1) for j in range(mm.k))]
+        names = [f"{i + 1} {label}" for i, label in enumerate(mm.labels)]
+        notes = ["Columns are the studies in the order of the rows (1 = the first)."]
+    # Cells that are 0 in exact arithmetic come out as rounding noise (1e-18 next to 0.05):
+    # shown as 0; JSON and CSV keep them as computed.
+    scale = max((abs(x) for row in mm.values for x in row if math.isfinite(x)), default=0.0)
+    rows = [
+        [name, *(f.sig(0.0 if abs(x) <= 1e-12 * scale else x) for x in row)]
+        for name, row in zip(names, mm.values)
+    ]
+    if mm.measure in RATIO_MEASURES and mm.type in ("coef", "obs", "fitted", "resid"):
+        notes.append(f"Values are on the log {mm.measure} scale.")
+    if mm.type == "weights" and mm.common_method:
+        notes.append(
+            "Raw weights of the "
+            + ("Mantel-Haenszel" if mm.common_method == "MH" else "Peto")
+            + " estimate (not percentages)."
+        )
+    elif mm.type == "weights":
+        notes.append(
+            "User weights (--weights; 1/k each under --unweighted)."
+            if mm.user_weights
+            else "Inverse-variance weights."
+        )
+    notes.append("Numbers to 4 significant digits; JSON and CSV carry full precision.")
+    notes += excluded_notes(mm.excluded)
+    if mm.common_method:
+        what = "Mantel-Haenszel" if mm.common_method == "MH" else "Peto"
+    elif mm.model == "metareg":
+        what = "meta-regression on " + ", ".join(mm.moderators)
+        what += ", common effect" if mm.tau2_method == "FE" else f", {f.tau2_label(mm.tau2_method)}"
+    else:
+        what = (
+            "common effect"
+            if mm.model == "common"
+            else f"random effects, {f.tau2_label(mm.tau2_method)}"
+        )
+    title = f"{MATRIX_TITLES[mm.type]} ({mm.measure}, {what}, k = {mm.k})"
+    return [Section(title, cols, rows, notes)]
+
+
+def matrix_records(mm: ModelMatrix) -> list[dict[str, Any]]:
+    out = []
+    for i, (label, row) in enumerate(zip(mm.labels, mm.values)):
+        rec: dict[str, Any] = {"label": label}
+        if mm.type != "coef":
+            rec["row"] = mm.rows[i]
+        for j, x in enumerate(row):
+            rec[mm.labels[j] if mm.type == "coef" else str(j + 1)] = x
+        out.append(rec)
+    return out
+
+
 VIEWS["blup"] = View(blup_sections, blup_records)
+VIEWS["matrix"] = View(matrix_sections, matrix_records)
+VIEWS["combine"] = View(combination_sections, combination_records)
 VIEWS["cumulative"] = View(cumulative_sections, cumulative_records)
 VIEWS["influence"] = View(influence_sections, influence_records)
 VIEWS["influence_mods"] = View(influence_mods_sections, influence_mods_records)
@@ -1992,3 +2286,68 @@ def selmodel_records(res: Any) -> list[dict[str, Any]]:
 
 
 VIEWS["selmodel"] = View(selmodel_sections, selmodel_records)
+# rve: robust variance estimation for dependent effects (robumeta's robu())
+
+
+def _rve_model_text(rv: RobustVarianceModel) -> str:
+    if rv.model == "correlated":
+        return f"correlated effects model, rho = {rv.rho:g}"
+    return "hierarchical effects model"
+
+
+def rve_sections(rv: RobustVarianceModel) -> list[Section]:
+    cols = ["Coefficient", "Estimate", "SE", "t", "df", "p-value", f"{rv.level * 100:g}% CI"]
+    rows = [
+        [
+            c.name,
+            f.num(c.estimate, 4),
+            f.num(c.se, 4),
+            f.num(c.statistic),
+            f.num(c.df),
+            f.pval(c.p_value),
+            f.ci(c.ci_low, c.ci_high, 4),
+        ]
+        for c in rv.coefficients
+    ]
+    sizes = rv.sizes
+    if rv.model == "correlated":
+        components = f"tau² = {f.tau2(rv.tau2)} (between studies), I² = {f.pct(rv.i2)}"
+    else:
+        components = (
+            f"tau² = {f.tau2(rv.tau2)} (between clusters), omega² = {f.tau2(rv.omega2)} "
+            "(between effects within a cluster)"
+        )
+    notes = [
+        f"{components}; method of moments (Hedges, Tipton & Johnson 2010), QE = {f.num(rv.qe)} "
+        "of the first-stage fit.",
+        f"{rv.k} effects in {rv.n_clusters} clusters by {rv.cluster} (per cluster: min "
+        f"{sizes['min']:g}, mean {sizes['mean']:.3g}, median {sizes['median']:g}, max "
+        f"{sizes['max']:g}).",
+    ]
+    if rv.small:
+        notes.append(
+            "Small-sample correction (Tipton 2015): CR2 sandwich with the model's weights, t on "
+            "Satterthwaite df; with df < 4 the tests are not to be trusted (robumeta's note)."
+        )
+    else:
+        notes.append(
+            "Sandwich of Hedges, Tipton & Johnson (2010) with the factor N / (N - p), t on "
+            f"N - p = {rv.n_clusters - len(rv.coefficients)} df."
+        )
+    notes += excluded_notes(rv.excluded)
+    title = f"Robust variance estimation ({_rve_model_text(rv)}; {rv.measure})"
+    return [Section(title, cols, rows, notes)]
+
+
+def rve_records(rv: RobustVarianceModel) -> list[dict[str, Any]]:
+    """One CSV record per coefficient, then one per variance component and statistic of the
+    model (``estimate`` its value)."""
+    out = [c.to_dict() | {"kind": "coefficient"} for c in rv.coefficients]
+    extra = {"tau2": rv.tau2, "omega2": rv.omega2, "i2": rv.i2, "qe": rv.qe}
+    for name, value in extra.items():
+        if value is not None:
+            out.append({"name": name, "estimate": value, "kind": "model"})
+    return out
+
+
+VIEWS["rve"] = View(rve_sections, rve_records)
