@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         ReproduceResult,
         RobustPooled,
         RobustVarianceModel,
+        SelectionModel,
         StudyLevel,
         SubgroupAnalysis,
         SummaryOfFindings,
@@ -1810,6 +1811,46 @@ class MetaAnalysisFit:
             target=target,
             predictor=predictor or "sei",
             regtest_model=regtest_model or "rma",
+        )
+
+    def selmodel(
+        self,
+        type: str,
+        steps: Sequence[float] | None = None,
+        alternative: str = "greater",
+        prec: str | None = None,
+        scaleprec: bool = True,
+        delta: Sequence[float] | None = None,
+        model: str = "random",
+        profile: bool = False,
+    ) -> SelectionModel:
+        """A selection model for publication bias (metafor's ``selmodel(fit, type, ...)``):
+        the random-effects (``model="random"``, tau² by ML) or common-effect model refitted by
+        maximum likelihood with a weight function of the studies' one-sided p-values.
+
+        ``type`` is ``stepfun`` (weights constant between the p-value cut-offs ``steps``; 1 is
+        appended), ``beta``, ``halfnorm``, ``negexp``, ``logistic``, ``power`` or
+        ``negexppow``; ``steps`` for those but beta is one p-value below which the weight is
+        1. ``alternative`` ``greater``, ``less`` or ``two-sided``; ``prec`` (``sei``, ``vi``,
+        ``ninv``, ``sqrtninv``) scales the continuous functions by the studies' precision
+        (divided by its maximum unless ``scaleprec=False``); ``delta`` fixes the weights a
+        priori (NaN: estimated). ``profile=True`` adds the profile-likelihood intervals of
+        tau² and of each estimated delta (metafor's ``confint()``).
+        """
+        from ivigmeta.methods.selmodel import selection_model
+
+        self.require_pooled("a selection model")
+        self.require_iv_weights("selection models")
+        return selection_model(
+            self.analysis,
+            type,
+            steps=steps,
+            alternative=alternative,
+            prec=prec,
+            scaleprec=scaleprec,
+            delta=delta,
+            model=model,
+            profile=profile,
         )
 
     def plot(

@@ -3255,3 +3255,180 @@ class IntegralMean:
 
     def to_dict(self) -> dict[str, Any]:
         return to_json_dict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection models for publication bias: ivigmeta.methods.selmodel
+
+
+@dataclass(frozen=True)
+class SelectionDelta:
+    """One parameter of the weight function: its estimate (or the value given), standard error,
+    Wald test against its null value (1 for step functions and beta, 0 otherwise) and interval;
+    for step functions its p-value interval ``lower < p <= upper`` and the studies in it."""
+
+    name: str  # "delta1", "delta2", ...
+    estimate: float
+    se: float | None  # None: fixed, or no standard errors (Hessian not positive definite)
+    z: float | None
+    p_value: float | None
+    ci_low: float | None
+    ci_high: float | None
+    fixed: bool  # given (delta 1 of a step function, or --delta), not estimated
+    null: float
+    lower: float | None = None  # stepfun: the interval of p-values the weight applies to
+    upper: float | None = None
+    k: int | None = None  # stepfun: studies whose p-value is in the interval
+    #: the profile-likelihood interval (on request: metafor's confint()); None otherwise
+    pl_ci_low: float | None = None
+    pl_ci_high: float | None = None
+
+    __json__: ClassVar[Layout] = (
+        "name",
+        "estimate",
+        "se",
+        "z",
+        "p_value",
+        "ci_low",
+        "ci_high",
+        "fixed",
+        "null",
+        Key("lower", omit_none=True),
+        Key("upper", omit_none=True),
+        Key("k", omit_none=True),
+        "pl_ci_low",
+        "pl_ci_high",
+    )
+
+
+@dataclass(frozen=True)
+class SelectionModel:
+    """A selection model for publication bias (metafor's ``selmodel()``): the maximum-likelihood
+    fit of the random- (``model = "random"``) or common-effect model with a weight function of
+    the studies' one-sided p-values (``type``), the estimates adjusted for selection, and the
+    likelihood-ratio test of the weight function against the unadjusted ML model."""
+
+    measure: str
+    k: int
+    type: str
+    alternative: str
+    model: str  # "random" | "common"
+    level: float  # fraction
+    steps: tuple[float, ...]  # stepfun: the cut-offs ending at 1; else () or (step,)
+    prec: str | None
+    scaleprec: bool
+    theta: float
+    se: float | None  # None: no standard errors (the Hessian is not positive definite)
+    z: float | None
+    p_value: float | None
+    ci_low_theta: float | None
+    ci_high_theta: float | None
+    tau2: float
+    tau2_se: float | None  # None under the common-effect model (and without standard errors)
+    tau2_ci_low: float | None
+    tau2_ci_high: float | None
+    deltas: tuple[SelectionDelta, ...]
+    ll: float
+    ll_unadjusted: float
+    lrt: float
+    lrt_df: int
+    lrt_p: float | None  # None when every delta is given
+    lrt_tau2: float | None  # the test of tau² = 0 within the selection model (random only)
+    lrt_tau2_p: float | None
+    aic: float
+    bic: float
+    aicc: float
+    parameters: int
+    theta_unadjusted: float
+    se_unadjusted: float
+    tau2_unadjusted: float
+    labels: tuple[str, ...]
+    pvalues: tuple[float, ...]  # each study's one-sided p-value (clamped as in the model)
+    notes: tuple[str, ...] = ()
+    excluded: tuple[Exclusion, ...] = ()
+    #: tau²'s profile-likelihood interval (on request: metafor's confint()); None otherwise
+    tau2_pl_ci_low: float | None = None
+    tau2_pl_ci_high: float | None = None
+
+    @property
+    def estimate(self) -> float | None:
+        return back_transform(self.theta, self.measure)
+
+    @property
+    def ci_low(self) -> float | None:
+        return back_transform(self.ci_low_theta, self.measure)
+
+    @property
+    def ci_high(self) -> float | None:
+        return back_transform(self.ci_high_theta, self.measure)
+
+    @property
+    def estimate_unadjusted(self) -> float | None:
+        return back_transform(self.theta_unadjusted, self.measure)
+
+    @property
+    def level_percent(self) -> float:
+        return self.level * 100
+
+    @property
+    def intervals(self) -> tuple[tuple[float, float, int], ...]:
+        """stepfun: (lower, upper, studies) of each p-value interval; () otherwise."""
+        return tuple(
+            (d.lower, d.upper, d.k)
+            for d in self.deltas
+            if d.lower is not None and d.upper is not None and d.k is not None
+        )
+
+    __json__: ClassVar[Layout] = (
+        "measure",
+        "k",
+        Group(
+            "selmodel",
+            (
+                "type",
+                "alternative",
+                "model",
+                "steps",
+                "prec",
+                "scaleprec",
+                Key("level", "level_percent"),
+                "theta",
+                "se",
+                "z",
+                "p_value",
+                "ci_low_theta",
+                "ci_high_theta",
+                "estimate",
+                "ci_low",
+                "ci_high",
+                "tau2",
+                "tau2_se",
+                "tau2_ci_low",
+                "tau2_ci_high",
+                "tau2_pl_ci_low",
+                "tau2_pl_ci_high",
+                "deltas",
+                "ll",
+                "ll_unadjusted",
+                "lrt",
+                "lrt_df",
+                "lrt_p",
+                "lrt_tau2",
+                "lrt_tau2_p",
+                "aic",
+                "bic",
+                "aicc",
+                "parameters",
+                "theta_unadjusted",
+                "se_unadjusted",
+                "estimate_unadjusted",
+                "tau2_unadjusted",
+                Group("studies", (Key("study", "labels"), Key("p_value", "pvalues"))),
+                "notes",
+            ),
+        ),
+        "excluded",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)

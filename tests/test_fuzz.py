@@ -39,6 +39,7 @@ EXTRA_ARGS = {
     "metareg": ["--mod", "grp"],
     "batch": ["-g", "grp"],
     "aggregate": ["--cluster", "grp", "--rho", "0.5"],
+    "selmodel": ["--type", "stepfun", "--steps", "0.05"],
     "rve": ["--cluster", "grp"],
 }
 # batch writes rows, not documents: JSON lines for json, CSV for table (its own formats).

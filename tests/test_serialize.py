@@ -162,6 +162,7 @@ _COMMANDS = {
     "rob": ["rob", str(ROOT / "docs" / "examples" / "rob_example.csv")],
     "reproduce": ["reproduce", str(ROOT / "published.toml"), "--no-explain"],
     "aggregate": ["aggregate", "--cluster", "nk_criterion", "--rho", "0.5"],
+    "selmodel": ["selmodel", "--type", "stepfun", "--steps", "0.05"],
     "matrix": ["matrix", "--type", "resid", "--mod", "nk_criterion"],
     "combine": ["combine", "--weights", "year"],
     "rve": ["rve", "--cluster", "nk_criterion"],

@@ -39,6 +39,7 @@ COMMAND_MODULES = {
     "report": "ivigmeta.cli.report",
     "config": "ivigmeta.cli.config",
     "aggregate": "ivigmeta.cli.aggregate",
+    "selmodel": "ivigmeta.cli.selmodel",
     "rve": "ivigmeta.cli.rve",
     "transf": "ivigmeta.cli.transf",
 }

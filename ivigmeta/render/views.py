@@ -2138,6 +2138,162 @@ VIEWS["aggregate"] = View(aggregate_sections, aggregate_records)
 
 
 # ---------------------------------------------------------------------------------------------
+# selmodel: selection models for publication bias
+
+_ALTERNATIVE_TEXT = {"greater": "greater", "less": "less", "two.sided": "two-sided"}
+
+
+def _num_or_na(x: float | None, decimals: int) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return f.NA
+    return f.num(x, decimals)
+
+
+def selmodel_sections(res: Any) -> list[Section]:
+    d = f.decimals_for(res.measure)
+    lvl = f"{res.level_percent:g}% CI"
+    profiled = res.tau2_pl_ci_low is not None or any(dl.pl_ci_low is not None for dl in res.deltas)
+    cols = ["Parameter", "Estimate", "SE", "z", "p-value", lvl, "Studies"]
+    ratio = res.measure in RATIO_MEASURES
+    name = f"{res.measure} (adjusted)" if ratio else f"{res.measure} (adjusted, theta)"
+    rows = [
+        [
+            name,
+            f.num(res.estimate, d),
+            _num_or_na(res.se, 4),
+            _num_or_na(res.z, 2),
+            f.pval(res.p_value),
+            f.ci(res.ci_low, res.ci_high, d),
+            "",
+        ]
+    ]
+    if res.model == "random":
+        rows.append(
+            [
+                "tau²",
+                f.tau2(res.tau2),
+                _num_or_na(res.tau2_se, 4),
+                "",
+                "",
+                f.ci(res.tau2_ci_low, res.tau2_ci_high, 4) if math.isfinite(res.tau2_se) else f.NA,
+                "",
+            ]
+        )
+    for dl in res.deltas:
+        label = dl.name.replace("delta", "delta ")
+        if dl.lower is not None:
+            label += f" ({dl.lower:g} < p <= {dl.upper:g})"
+        if dl.fixed:
+            label += " [fixed]"
+        rows.append(
+            [
+                label,
+                f.num(dl.estimate, 4),
+                _num_or_na(dl.se, 4),
+                _num_or_na(dl.z, 2),
+                f.pval(dl.p_value),
+                f.ci(dl.ci_low, dl.ci_high, 4) if not dl.fixed else "",
+                "" if dl.k is None else str(dl.k),
+            ]
+        )
+    if profiled:
+        cols.insert(6, f"Profile {lvl}")
+        pl = [""] + (
+            [f.ci(res.tau2_pl_ci_low, res.tau2_pl_ci_high, 4)] if res.model == "random" else []
+        )
+        pl += [
+            f.ci(dl.pl_ci_low, dl.pl_ci_high, 4) if dl.pl_ci_low is not None else ""
+            for dl in res.deltas
+        ]
+        for row, cell in zip(rows, pl):
+            row.insert(6, cell)
+    what = "random-effects (tau² by ML)" if res.model == "random" else "common-effect"
+    how = f"type {res.type}"
+    if res.steps:
+        how += f", steps {', '.join(f'{a:g}' for a in res.steps)}"
+    if res.prec:
+        how += f", precision {res.prec}" + ("" if res.scaleprec else " (unscaled)")
+    notes = [
+        f"Selection model ({how}) on one-sided p-values ({_ALTERNATIVE_TEXT[res.alternative]}) "
+        f"of the {res.k} studies, {what} model by maximum likelihood (metafor's selmodel).",
+        f"Unadjusted ML estimate {f.num(res.estimate_unadjusted, d)}"
+        + (f", tau² {f.tau2(res.tau2_unadjusted)}" if res.model == "random" else "")
+        + f"; log-likelihood {res.ll:.4f} (unadjusted {res.ll_unadjusted:.4f}).",
+    ]
+    if res.lrt_df > 0:
+        notes.append(
+            f"Test for selection: LRT = {res.lrt:.4f} on {res.lrt_df} df, {f.p_eq(res.lrt_p)}."
+        )
+    else:
+        notes.append("Every weight is given: no test for selection.")
+    if res.lrt_tau2 is not None:
+        notes.append(
+            f"Test for heterogeneity: LRT = {res.lrt_tau2:.4f} on 1 df, {f.p_eq(res.lrt_tau2_p)}."
+        )
+    notes.extend(f"Note: {n}." for n in res.notes)
+    notes += excluded_notes(res.excluded)
+    return [Section("Selection model for publication bias", cols, rows, notes)]
+
+
+def selmodel_records(res: Any) -> list[dict[str, Any]]:
+    base = {
+        "type": res.type,
+        "alternative": res.alternative,
+        "model": res.model,
+        "k": res.k,
+        "ll": res.ll,
+        "lrt": res.lrt,
+        "lrt_df": res.lrt_df,
+        "lrt_p": res.lrt_p,
+    }
+    rows: list[dict[str, Any]] = [
+        {
+            **base,
+            "parameter": "theta",
+            "estimate": res.theta,
+            "se": res.se,
+            "z": res.z,
+            "p_value": res.p_value,
+            "ci_low": res.ci_low_theta,
+            "ci_high": res.ci_high_theta,
+        }
+    ]
+    if res.model == "random":
+        rows.append(
+            {
+                **base,
+                "parameter": "tau2",
+                "estimate": res.tau2,
+                "se": res.tau2_se,
+                "ci_low": res.tau2_ci_low,
+                "ci_high": res.tau2_ci_high,
+                "pl_ci_low": res.tau2_pl_ci_low,
+                "pl_ci_high": res.tau2_pl_ci_high,
+            }
+        )
+    for dl in res.deltas:
+        rows.append(
+            {
+                **base,
+                "parameter": dl.name,
+                "estimate": dl.estimate,
+                "se": dl.se,
+                "z": dl.z,
+                "p_value": dl.p_value,
+                "ci_low": dl.ci_low,
+                "ci_high": dl.ci_high,
+                "pl_ci_low": dl.pl_ci_low,
+                "pl_ci_high": dl.pl_ci_high,
+                "fixed": dl.fixed,
+                "p_lower": dl.lower,
+                "p_upper": dl.upper,
+                "studies": dl.k,
+            }
+        )
+    return rows
+
+
+VIEWS["selmodel"] = View(selmodel_sections, selmodel_records)
 # rve: robust variance estimation for dependent effects (robumeta's robu())
 
 
