@@ -572,6 +572,27 @@ def pool(
     )
 
 
+def _checked_request(
+    table: StudyTable, effects: EffectSizes, level: float, on_note: Notify | None
+) -> None:
+    """A request's shared checks once its columns are known: ``level`` (in percent) strictly
+    between 0 and 100, then the table's exclusion notes to ``on_note``."""
+    if not 0 < level < 100:
+        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
+    if on_note is not None:
+        for message in exclusion_notes(table, effects):
+            on_note(message)
+
+
+def _measure_known(effects: EffectSizes, measure_given: bool) -> bool:
+    """Whether the effects' measure was named (``--measure``, a measure column, or computed
+    from data, not only given as effects)."""
+    return measure_given or any(
+        s.effect_source not in ("ci", "se", "vi") or (s.given is not None and s.given.measure)
+        for s in effects.studies
+    )
+
+
 def moderator_coding(
     table: StudyTable,
     effects: EffectSizes,
@@ -714,13 +735,7 @@ def metareg_table(
             weights=weights,
             unweighted=unweighted,
         )
-        if not 0 < level < 100:
-            raise ModelError(
-                f"the confidence level must be between 0 and 100 percent, not {level:g}"
-            )
-        if on_note is not None:
-            for message in exclusion_notes(table, effects):
-                on_note(message)
+        _checked_request(table, effects, level, on_note)
         reg = glmm_metareg_analysis(
             effects,
             mods,
@@ -756,11 +771,7 @@ def metareg_table(
     if (weights is not None or unweighted) and cluster is not None:
         option = "--unweighted" if unweighted else "--weights (user weights)"
         raise ModelError(f"{option} is not offered with --cluster")
-    if not 0 < level < 100:
-        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
-    if on_note is not None:
-        for message in exclusion_notes(table, effects):
-            on_note(message)
+    _checked_request(table, effects, level, on_note)
     reg = metareg_analysis(
         effects,
         mods,
@@ -885,11 +896,7 @@ def location_scale_table(
     columns, ref, categorical = moderator_coding(
         table, effects, list(dict.fromkeys([*mods, *scale])), refs, categorical, "--mod/--scale"
     )
-    if not 0 < level < 100:
-        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
-    if on_note is not None:
-        for message in exclusion_notes(table, effects):
-            on_note(message)
+    _checked_request(table, effects, level, on_note)
 
     def listed(value: str | Sequence[str]) -> list[str]:
         return [value] if isinstance(value, str) else list(value)
@@ -954,15 +961,8 @@ def rve_table(
     elif refs or categorical:
         raise ModelError("--ref and --categorical apply to moderators (--mod COL)")
     table.require_label_column(cluster)
-    if not 0 < level < 100:
-        raise ModelError(f"the confidence level must be between 0 and 100 percent, not {level:g}")
-    if on_note is not None:
-        for message in exclusion_notes(table, effects):
-            on_note(message)
-    known = measure_given or any(
-        s.effect_source not in ("ci", "se", "vi") or (s.given is not None and s.given.measure)
-        for s in effects.studies
-    )
+    _checked_request(table, effects, level, on_note)
+    known = _measure_known(effects, measure_given)
     return rve_analysis(
         table,
         effects,
@@ -1031,10 +1031,7 @@ def aggregate_table(
     if on_note is not None:
         for message in exclusion_notes(table, effects):
             on_note(message)
-    known = measure_given or any(
-        s.effect_source not in ("ci", "se", "vi") or (s.given is not None and s.given.measure)
-        for s in effects.studies
-    )
+    known = _measure_known(effects, measure_given)
     return aggregate_effects(
         table,
         effects,
