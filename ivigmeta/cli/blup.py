@@ -5,29 +5,14 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.commands import load_fit, show
-from ivigmeta.cli.common import analysis_command, handle_errors, moderator_coding_options
+from ivigmeta.cli.common import analysis_command, handle_errors, study_model_options
 
 
 @click.command()
 @analysis_command
-@click.option(
-    "--mod",
-    "mods",
-    multiple=True,
-    metavar="COL",
-    help="Moderator column of a meta-regression model (repeat for several; as metareg). "
-    "Without it: the intercept-only random-effects model.",
-)
-@moderator_coding_options
-@click.option(
-    "--model",
-    "model",
-    type=click.Choice(("random", "common"), case_sensitive=False),
-    default="random",
-    show_default=True,
-    help="The random-effects model, or the common-effect one by --common: inverse variance "
-    "(metafor's method=\"FE\", with or without --mod) or Mantel-Haenszel / Peto (metafor's "
-    "residuals of rma.mh / rma.peto fits).",
+@study_model_options(
+    'inverse variance (metafor\'s method="FE", with or without --mod) or Mantel-Haenszel / '
+    "Peto (metafor's residuals of rma.mh / rma.peto fits)."
 )
 @handle_errors
 def blup(

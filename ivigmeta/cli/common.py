@@ -737,6 +737,32 @@ def save_plot(path: str | None, kind: str, result: Any, **options: Any) -> None:
     note(f"figure written to {path}")
 
 
+def study_model_options(model_help: str) -> Callable[[Callable], Callable]:
+    """--mod (with --ref, --categorical) and --model random|common: which fitted model a
+    study-level command (blup, matrix) describes; ``model_help`` ends --model's help."""
+
+    def decorate(func: Callable) -> Callable:
+        func = click.option(
+            "--model",
+            "model",
+            type=click.Choice(("random", "common"), case_sensitive=False),
+            default="random",
+            show_default=True,
+            help="The random-effects model, or the common-effect one by --common: " + model_help,
+        )(func)
+        func = moderator_coding_options(func)
+        return click.option(
+            "--mod",
+            "mods",
+            multiple=True,
+            metavar="COL",
+            help="Moderator column of a meta-regression model (repeat for several; as "
+            "metareg). Without it: the intercept-only model.",
+        )(func)
+
+    return decorate
+
+
 def moderator_coding_options(func: Callable) -> Callable:
     """--ref and --categorical: how moderator columns are coded (metareg, blup)."""
     func = click.option(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ivigmeta.cli.commands import load_fit, show
-from ivigmeta.cli.common import analysis_command, handle_errors, moderator_coding_options
+from ivigmeta.cli.common import analysis_command, handle_errors, study_model_options
 
 
 @click.command()
@@ -21,23 +21,9 @@ from ivigmeta.cli.common import analysis_command, handle_errors, moderator_codin
     'hat: the hat matrix (hatvalues(fit, type = "matrix")); weights: the weight matrix '
     '(weights(fit, type = "matrix")).',
 )
-@click.option(
-    "--mod",
-    "mods",
-    multiple=True,
-    metavar="COL",
-    help="Moderator column of a meta-regression model (repeat for several; as metareg). "
-    "Without it: the intercept-only model.",
-)
-@moderator_coding_options
-@click.option(
-    "--model",
-    "model",
-    type=click.Choice(("random", "common"), case_sensitive=False),
-    default="random",
-    show_default=True,
-    help="The random-effects model, or the common-effect one by --common: inverse variance "
-    "(with or without --mod) or Mantel-Haenszel / Peto (coef, fitted and weights only).",
+@study_model_options(
+    "inverse variance (with or without --mod) or Mantel-Haenszel / Peto (coef, fitted and "
+    "weights only)."
 )
 @handle_errors
 def matrix(
