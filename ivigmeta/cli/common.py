@@ -63,6 +63,7 @@ MEASURE_CHOICES = (
     "MC", "SMCC", "SMCR", "SMCRH", "ROMC", "PHI", "YUQ", "YUY", "OR2DN", "OR2DL",
     "IRLN", "IR", "IRS", "IRFT", "CVR", "VR", "RPB", "RBIS", "CVLN", "SDLN",
     "MPRD", "MPRR", "MPOR", "MPORC", "MPPETO", "PBIT", "RTET", "ZPCOR", "PCOR", "SPCOR",
+    "D2ORL", "D2ORN", "D2OR",
 )  # fmt: skip
 CC_POLICY_CHOICES = ("only0", "all", "none")
 
@@ -117,7 +118,7 @@ def effect_options(func: Callable) -> Callable:
         help="Effect measure. 2x2 counts: RR (default), OR, RD, AS, PHI, YUQ, YUY, OR2DN, "
         "OR2DL, PBIT, RTET, and for a table of matched pairs (the four cells read as metafor's ai, bi, ci, "
         "di of the pairs) MPRD, MPRR, MPOR, MPORC, MPPETO; means and SDs: MD "
-        "(default), SMD, SMDH, ROM, CVR, VR, RPB, RBIS; events and person-time: IRR (default), IRD, IRSD; events "
+        "(default), SMD, SMDH, ROM, CVR, VR, RPB, RBIS, D2ORL, D2ORN, D2OR; events and person-time: IRR (default), IRD, IRSD; events "
         "and totals of one group: PLO (default), PR, PAS, PFT, PLN; correlations and sizes: "
         "ZCOR (default), COR, UCOR; means, SDs and sizes of one group: MN (default), MNLN, CVLN, SDLN; "
         "one group's post- and pre-test means, SDs, size and correlation: MC (default), SMCC, "

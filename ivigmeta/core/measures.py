@@ -133,7 +133,7 @@ from ivigmeta.core import transforms
 if TYPE_CHECKING:
     import numpy as np
 
-CONTINUOUS = ("MD", "SMD", "SMDH", "ROM", "CVR", "VR", "RPB", "RBIS")
+CONTINUOUS = ("MD", "SMD", "SMDH", "ROM", "CVR", "VR", "RPB", "RBIS", "D2ORL", "D2ORN", "D2OR")
 INCIDENCE = ("IRR", "IRD", "IRSD")
 PROPORTION = ("PR", "PLO", "PAS", "PFT", "PLN")
 CORRELATION = ("ZCOR", "COR", "UCOR")
@@ -205,6 +205,9 @@ MEASURE_TITLES = {
     "VR": "Variability ratio",
     "RPB": "Point-biserial correlation",
     "RBIS": "Biserial correlation",
+    "D2ORL": "Log odds ratio from the SMD (logistic: pi/sqrt(3) d)",
+    "D2ORN": "Log odds ratio from the SMD (normal: 1.65 d)",
+    "D2OR": "Log odds ratio from the SMD (logistic, as D2ORL)",
     "IRR": "Incidence rate ratio",
     "IRD": "Incidence rate difference",
     "IRSD": "Square-root incidence rate difference",
@@ -299,6 +302,13 @@ def continuous_effects(
             return yi, c1 + s1**2 / (n1 * m1**2) + c2 + s2**2 / (n2 * m2**2)
         if measure in ("RPB", "RBIS"):
             return biserial_effects(m1, s1, n1, m2, s2, n2, measure)
+        if measure in ("D2ORL", "D2ORN", "D2OR"):
+            # Chinn 2000 (logistic: pi / sqrt(3)), Cox 1970 (normal: 1.65), as escalc: the
+            # uncorrected d = (m1 - m2) / sp scaled to a log odds ratio
+            factor = 1.65 if measure == "D2ORN" else math.pi / math.sqrt(3)
+            sp = np.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / (n1 + n2 - 2))
+            d = (m1 - m2) / sp
+            return factor * d, factor**2 * (1 / n1 + 1 / n2 + d**2 / (2 * (n1 + n2)))
         cm = hedges_correction(n1 + n2 - 2)
         if measure == "SMD":
             sp = np.sqrt(((n1 - 1) * s1**2 + (n2 - 1) * s2**2) / (n1 + n2 - 2))
@@ -645,7 +655,7 @@ def arcsine_difference(
 #: measures analysed on the log scale (reported as exp)
 LOG_SCALE = (
     *("RR", "OR", "ROM", "IRR", "PLN", "MNLN", "ROMC", "IRLN"),
-    *("CVR", "VR", "CVLN", "SDLN", "MPRR", "MPOR", "MPORC", "MPPETO"),
+    *("CVR", "VR", "CVLN", "SDLN", "MPRR", "MPOR", "MPORC", "MPPETO", "D2ORL", "D2ORN", "D2OR"),
 )  # fmt: skip
 
 

@@ -49,7 +49,19 @@ from ivigmeta.io.columns import (  # noqa: F401 - the role tuples are this modul
 #: outcome type -> the measures that fit it; the first is the default (names only: io reads,
 #: core.measures computes; tests check the two agree)
 KIND_MEASURES: dict[str, tuple[str, ...]] = {
-    "continuous": ("MD", "SMD", "SMDH", "ROM", "CVR", "VR", "RPB", "RBIS"),
+    "continuous": (
+        "MD",
+        "SMD",
+        "SMDH",
+        "ROM",
+        "CVR",
+        "VR",
+        "RPB",
+        "RBIS",
+        "D2ORL",
+        "D2ORN",
+        "D2OR",
+    ),
     "incidence": ("IRR", "IRD", "IRSD"),
     "proportion": ("PLO", "PR", "PAS", "PFT", "PLN"),
     "change": ("MC", "SMCC", "SMCR", "SMCRH", "ROMC"),
