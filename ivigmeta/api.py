@@ -371,6 +371,7 @@ def fit_table(
     tau2_weights: str | None = None,
     weights: str | None = None,
     unweighted: bool = False,
+    mh_correct: bool = True,
 ) -> MetaAnalysisFit:
     """Fit the models to a table already read: :func:`pool` after :func:`read`.
 
@@ -409,6 +410,7 @@ def fit_table(
         tau2_weights=tau2_weights,
         weights=weights,
         unweighted=unweighted,
+        mh_correct=mh_correct,
     )
     if weights is not None and unweighted:
         raise ModelError("--weights and --unweighted exclude each other")
@@ -471,6 +473,7 @@ def pool(
     weights: str | None = None,
     missing: str = "error",
     unweighted: bool = False,
+    mh_correct: bool = True,
 ) -> MetaAnalysisFit:
     """Pool the studies: per-study effects, common-effect and random-effects models.
 
@@ -512,6 +515,9 @@ def pool(
     unweighted : bool
         Every study weighs the same (metafor's ``weighted = FALSE``): the estimates as with
         ``weights`` all 1.
+    mh_correct : bool
+        Mantel-Haenszel's CMH test of OR = 1 and MH test of IRR = 1 with the continuity
+        correction 1/2 (metafor's ``correct = TRUE``, the default).
     common : {"IV", "MH", "PETO"} or None
         Common-effect method: inverse variance, Mantel-Haenszel, Peto (OR only); ``None``:
         inverse variance, or a RevMan analysis's own method.
@@ -569,6 +575,7 @@ def pool(
         tau2_weights=tau2_weights,
         weights=weights,
         unweighted=unweighted,
+        mh_correct=mh_correct,
     )
 
 

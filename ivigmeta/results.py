@@ -82,6 +82,9 @@ class FitOptions:
     #: the column of user weights for the pooled estimates (--weights; metafor's weights=), or
     #: None for inverse-variance weights
     weights: str | None = None
+    #: Mantel-Haenszel's CMH test (OR) and MH test (IRR) with the continuity correction 1/2
+    #: (metafor's ``correct = TRUE``, the default; --no-mh-correct)
+    mh_correct: bool = True
     #: every study weighs the same (--unweighted; metafor's weighted = FALSE): the pooled
     #: estimates by unweighted least squares, their variances by the sandwich
     unweighted: bool = False
@@ -275,6 +278,9 @@ class CommonFit(Estimate):
     cochran: ChiSquareTest | None = None
     breslow_day: ChiSquareTest | None = None
     tarone: ChiSquareTest | None = None
+    #: whether ``cmh`` (and the rate ratio's MH test) has the continuity correction (metafor's
+    #: ``correct``; --no-mh-correct); None for fits without these tests
+    cmh_correct: bool | None = None
     #: the interval: "z" (Wald) or "hk" (Hartung-Knapp, t on ``df`` = k - 1)
     ci_method: str = "z"
     df: int | None = None
@@ -298,6 +304,7 @@ class CommonFit(Estimate):
             for name in ("q", "q_df", "q_p_value", "i2", "h2", "k_yi")
         ),
         *(Key(name, omit_none=True) for name in MH_OR_TESTS),
+        Key("cmh_correct", omit_none=True),
     )
 
 

@@ -211,6 +211,11 @@ def batch(
         raise click.UsageError(
             "batch does not take --weights (user weights): pool each analysis with --weights"
         )
+    if not model_settings()["mh_correct"]:
+        raise click.UsageError(
+            "batch does not take --no-mh-correct (its columns have no CMH test): pool each "
+            "analysis with --common MH --no-mh-correct"
+        )
     if model_settings()["unweighted"]:
         raise click.UsageError(
             "batch does not take --unweighted: pool each analysis with --unweighted"

@@ -269,6 +269,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "tau2_weights": None,
     "weights": None,
     "unweighted": False,
+    "mh_correct": True,
 }
 
 
@@ -291,6 +292,15 @@ def extra_model_options(func: Callable) -> Callable:
     """--pi, --common-ci, --tau2-weights, --weights, --unweighted (read back with
     :func:`model_settings`)."""
     stored: dict[str, Any] = {"expose_value": False, "callback": _store_model}
+    func = click.option(
+        "--mh-correct/--no-mh-correct",
+        "model_mh_correct",
+        default=True,
+        show_default=True,
+        help="--common MH: the Cochran-Mantel-Haenszel test of OR = 1 (and the MH test of "
+        "IRR = 1) with the continuity correction 1/2 (metafor's rma.mh correct=).",
+        **stored,
+    )(func)
     func = click.option(
         "--unweighted",
         "model_unweighted",

@@ -109,6 +109,8 @@ class CountPooled:
     rss: np.ndarray | None = None
     #: Mantel-Haenszel rate ratios: the MH test of IRR = 1 (statistic, p-value per group)
     rate_test: tuple[np.ndarray, np.ndarray] | None = None
+    #: whether the CMH / MH tests above carry the continuity correction 1/2 (metafor's correct)
+    correct: bool = True
 
 
 def _q_summary(q: np.ndarray, k_yi: np.ndarray, enough: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -146,8 +148,10 @@ def pool_mh(
     measure: str,
     cc: float,
     cc_policy: str,
+    correct: bool = True,
 ) -> CountPooled:
-    """Mantel-Haenszel on raw counts, as metafor's rma.mh (formulas in the module docstring)."""
+    """Mantel-Haenszel on raw counts, as metafor's rma.mh (formulas in the module docstring);
+    ``correct``: the CMH test with the continuity correction (metafor's ``correct = TRUE``)."""
     b, d = n1 - a, n2 - c
     n = n1 + n2
     code = np.zeros(len(g), np.int8)
@@ -187,9 +191,21 @@ def pool_mh(
     qv = np.maximum(0.0, g.sum(terms))
     k_yi = g.sum(use.astype(np.int64))
     df, qp, i2, h2 = _q_summary(qv, k_yi, np.ones(len(g), bool))
-    tests = mh_or_tests(a, n1, c, n2, g) if measure == "OR" else None
+    tests = mh_or_tests(a, n1, c, n2, g, correct) if measure == "OR" else None
     return CountPooled(
-        theta, se, code, weights, qv, df, qp, i2, h2, k_yi, tests, *_likelihood_sums(fx.vi, use, g)
+        theta,
+        se,
+        code,
+        weights,
+        qv,
+        df,
+        qp,
+        i2,
+        h2,
+        k_yi,
+        tests,
+        *_likelihood_sums(fx.vi, use, g),
+        correct=correct,
     )
 
 
@@ -217,9 +233,11 @@ def pool_mh_rates(
     measure: str,
     cc: float,
     cc_policy: str,
+    correct: bool = True,
 ) -> CountPooled:
     """Mantel-Haenszel on events over person-time (IRR, IRD), as metafor's rma.mh (module
-    docstring); the MH test of IRR = 1 comes as ``rate_test``."""
+    docstring); the MH test of IRR = 1 comes as ``rate_test`` (with the continuity correction
+    unless ``correct`` is False)."""
     from ivigmeta.core.measures import incidence_effects
 
     T = t1 + t2
@@ -233,7 +251,8 @@ def pool_mh_rates(
             code[(g.sum(x1) == 0) | (g.sum(x2) == 0)] = 6
             weights = x2 * t1 / T
             xt = x1 + x2
-            mh = (np.abs(g.sum(x1 - xt * t1 / T)) - 0.5) ** 2 / g.sum(xt * (t1 / T) * (t2 / T))
+            half = 0.5 if correct else 0.0
+            mh = (np.abs(g.sum(x1 - xt * t1 / T)) - half) ** 2 / g.sum(xt * (t1 / T) * (t2 / T))
             mh = np.where(g.sum(xt) > 0, mh, np.nan)
             rate_test = (mh, np.where(np.isfinite(mh), chi2_sf_array(mh, np.ones(len(g))), np.nan))
         else:
@@ -263,6 +282,7 @@ def pool_mh_rates(
         None,
         *_likelihood_sums(vi, use, g),
         rate_test=rate_test,
+        correct=correct,
     )
 
 

@@ -147,6 +147,8 @@ class Counts:
     n2: np.ndarray
     cc: float = 0.5
     cc_policy: str = "only0"
+    #: Mantel-Haenszel's CMH / MH tests with the continuity correction (metafor's correct)
+    correct: bool = True
 
 
 @dataclass(frozen=True)
@@ -370,11 +372,27 @@ def _pool_groups(
         if common_method == "MH" and measure in ("IRR", "IRD"):
             # Counts of events over person-time: a, n1, c, n2 are x1, t1, x2, t2.
             counts_fit = pool_mh_rates(
-                counts.a, counts.n1, counts.c, counts.n2, g, measure, counts.cc, counts.cc_policy
+                counts.a,
+                counts.n1,
+                counts.c,
+                counts.n2,
+                g,
+                measure,
+                counts.cc,
+                counts.cc_policy,
+                counts.correct,
             )
         elif common_method == "MH":
             counts_fit = pool_mh(
-                counts.a, counts.n1, counts.c, counts.n2, g, measure, counts.cc, counts.cc_policy
+                counts.a,
+                counts.n1,
+                counts.c,
+                counts.n2,
+                g,
+                measure,
+                counts.cc,
+                counts.cc_policy,
+                counts.correct,
             )
         else:
             counts_fit = pool_peto(
@@ -510,6 +528,8 @@ def _common_fit(
 
             stat, p = cf.rate_test
             extra["cmh"] = ChiSquareTest(_maybe(float(stat[0])), 1, _maybe(float(p[0])))
+        if cf.or_tests is not None or cf.rate_test is not None:
+            extra["cmh_correct"] = cf.correct
     return CommonFit(
         measure=measure,
         theta=float(c.theta[0]),
@@ -582,7 +602,7 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     pi_method = check_pi_method(options.pi_method)
     common_ci = check_common_ci(options.common_ci, common_method)
     weights = tau2_weights_of(es, options)
-    counts = counts_of(es, common_method)
+    counts = counts_of(es, common_method, options.mh_correct)
     g = Groups.single(es.k)
     y = np.asarray(es.yi, dtype=float)
     v = np.asarray(es.vi, dtype=float)
@@ -673,16 +693,17 @@ def fit(es: EffectSizes, options: FitOptions | None = None) -> MetaAnalysis:
     return MetaAnalysis(es, options, estimates, common, random, het)
 
 
-def counts_of(es: EffectSizes, common_method: str) -> Counts | None:
+def counts_of(es: EffectSizes, common_method: str, correct: bool = True) -> Counts | None:
     """The raw counts the common-effect method needs (None for inverse variance): events and
-    totals of both arms, or events and person-time for Mantel-Haenszel rates."""
+    totals of both arms, or events and person-time for Mantel-Haenszel rates; ``correct``:
+    Mantel-Haenszel's tests with the continuity correction."""
     if common_method == "MH" and es.measure in ("IRR", "IRD"):
         cols = np.array(rate_counts(es), dtype=float).T
-        return Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+        return Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy, correct)
     if common_method != "IV":
         es.require_counts("Mantel-Haenszel" if common_method == "MH" else "Peto's method")
         cols = np.array([s.counts for s in es.studies], dtype=float).T
-        return Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy)
+        return Counts(cols[0], cols[1], cols[2], cols[3], es.cc, es.cc_policy, correct)
     return None
 
 

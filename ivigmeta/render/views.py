@@ -569,8 +569,9 @@ def _chi2_text(t: ChiSquareTest) -> str:
 def mh_test_lines(c: Any) -> list[str]:
     """The Mantel-Haenszel odds ratio's CMH and Tarone tests (metafor's rma.mh MH and TA); for a
     rate ratio the Mantel-Haenszel test of IRR = 1."""
+    corrected = "continuity-corrected" if c.cmh_correct is not False else "no continuity correction"
     if c.cmh is not None and c.tarone is None and c.measure == "IRR":
-        return [f"Mantel-Haenszel test (IRR = 1, continuity-corrected): {_chi2_text(c.cmh)}"]
+        return [f"Mantel-Haenszel test (IRR = 1, {corrected}): {_chi2_text(c.cmh)}"]
     if c.cmh is None or c.tarone is None:
         return []
     tarone = (
@@ -579,7 +580,7 @@ def mh_test_lines(c: Any) -> list[str]:
         else f"not applicable ({c.tarone.df + 1} informative tables)"
     )
     return [
-        f"Cochran-Mantel-Haenszel test (OR = 1, continuity-corrected): {_chi2_text(c.cmh)}",
+        f"Cochran-Mantel-Haenszel test (OR = 1, {corrected}): {_chi2_text(c.cmh)}",
         f"Tarone's test for heterogeneity of the odds ratios: {tarone}",
     ]
 
