@@ -533,8 +533,8 @@ def pool(
         whose effect needs a missing value, listed in ``excluded`` (as ``--missing exclude``).
     glmm : {"UM.FS", "UM.RS", "CM.EL", "CM.AL"} or None
         Fit metafor's ``rma.glmm`` model instead of the normal-normal one, for OR (2x2
-        counts), IRR (UM.FS, UM.RS, CM.EL) or PLO (UM.FS): unconditional with fixed or random
-        study effects, conditional with the exact or the approximate likelihood
+        counts), IRR (UM.FS, UM.RS, CM.EL), PLO or IRLN (UM.FS): unconditional with fixed or
+        random study effects, conditional with the exact or the approximate likelihood
         (docs/methods.md, "Sparse data"). ``random`` is then the GLMM, ``common`` its
         fixed-effects counterpart and ``analysis.glmm`` the model's details.
     analysis : str, optional

@@ -256,7 +256,7 @@ def glmm_option(func: Callable) -> Callable:
             "Fit a generalized linear mixed model to the raw counts (metafor's rma.glmm, ML): "
             "unconditional with fixed (UM.FS) or random (UM.RS) study effects, conditional "
             "with the exact (CM.EL) or approximate (CM.AL) likelihood. For OR (2x2 counts), "
-            "IRR (UM.FS, UM.RS, CM.EL) and PLO (UM.FS). Double-zero studies: see "
+            "IRR (UM.FS, UM.RS, CM.EL), PLO and IRLN (UM.FS). Double-zero studies: see "
             "--keep-double-zero."
         ),
     )(func)

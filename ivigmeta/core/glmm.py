@@ -3,9 +3,10 @@
 The models work on the counts themselves, so no continuity correction is added and a study with
 a zero cell contributes what its counts say. Study i has ``a`` events among ``n1`` treated and
 ``c`` among ``n2`` controls (OR), or ``x1``, ``x2`` events over person-time ``t1``, ``t2`` (IRR),
-or ``x`` events among ``n`` (PLO, one group). ``theta`` is the log odds ratio (log rate ratio,
-logit proportion), ``u_i ~ N(0, tau²)`` the study's random effect. Following metafor 3.8-1
-(Stijnen, Hamza & Ozdemir 2010; Jackson et al. 2018):
+or ``x`` events among ``n`` (PLO, one group), or ``x`` events over person-time ``t`` (IRLN, one
+group). ``theta`` is the log odds ratio (log rate ratio, logit proportion, log rate),
+``u_i ~ N(0, tau²)`` the study's random effect. Following metafor 3.8-1 (Stijnen, Hamza & Ozdemir
+2010; Jackson et al. 2018):
 
 * ``UM.FS``, unconditional model with fixed study effects: ``logit p_i1 = alpha_i + theta +
   u_i/2``, ``logit p_i2 = alpha_i - u_i/2`` (binomial; Poisson with ``log t`` offsets for IRR),
@@ -25,10 +26,12 @@ logit proportion), ``u_i ~ N(0, tau²)`` the study's random effect. Following me
   ``logit pi_i = log(n1/n2) + theta + u_i`` (binomial-normal; adaptive Gauss-Hermite, 7 nodes).
 * ``PLO`` (one group): ``x_i ~ Bin(n_i, expit(theta + u_i))``, the binomial-normal model
   (adaptive Gauss-Hermite, 7 nodes).
+* ``IRLN`` (one group): ``x_i ~ Poisson(t_i exp(theta + u_i))``, the Poisson-normal model
+  (offset ``log t_i``; adaptive Gauss-Hermite, 7 nodes).
 
 With moderators (:func:`fit_glmm_regression`, metafor's ``rma.glmm(..., mods = ~ x)``) theta
 becomes ``x_i' beta`` in every model: the design X (intercept first) multiplies the treatment
-indicator of UM.FS and UM.RS and is the linear predictor of CM.EL, CM.AL and PLO; tau² is the
+indicator of UM.FS and UM.RS and is the linear predictor of CM.EL, CM.AL, PLO and IRLN; tau² is the
 residual variance. Non-indicator moderator columns are centred and scaled for the maximization
 (metafor's ``scaleX``) and the coefficients transformed back.
 
@@ -73,13 +76,16 @@ if TYPE_CHECKING:
 
     Array = NDArray[np.float64]
 
-#: the models of each measure (metafor 3.8-1: CM.AL is CM.EL for IRR; PLO has one model)
+#: the models of each measure (metafor 3.8-1: CM.AL is CM.EL for IRR; PLO and IRLN have one)
 MODELS = ("UM.FS", "UM.RS", "CM.EL", "CM.AL")
 GLMM_MEASURES: dict[str, tuple[str, ...]] = {
     "OR": MODELS,
     "IRR": ("UM.FS", "UM.RS", "CM.EL"),
     "PLO": ("UM.FS",),
+    "IRLN": ("UM.FS",),
 }
+#: the measures of one group: one linear predictor per study, no study intercepts
+ONE_GROUP = ("PLO", "IRLN")
 MODEL_TITLES = {
     "UM.FS": "unconditional model with fixed study effects",
     "UM.RS": "unconditional model with random study effects",
@@ -548,7 +554,7 @@ class _Counts:
 
     measure: str
     x1: Array
-    n1: Array  # totals (OR, PLO) or person-time (IRR)
+    n1: Array  # totals (OR, PLO) or person-time (IRR, IRLN)
     x2: Array
     n2: Array
 
@@ -574,10 +580,12 @@ def _conditional_binomial(counts: _Counts) -> tuple[_Family, Array]:
 
 
 def _starting_theta(counts: _Counts) -> float:
-    """Mantel-Haenszel-type starting value of the log OR / log IRR / logit."""
+    """Mantel-Haenszel-type starting value of the log OR / log IRR / logit / log rate."""
     x1, n1, x2, n2 = counts.x1, counts.n1, counts.x2, counts.n2
     if counts.measure == "PLO":
         return float(math.log((x1.sum() + 0.5) / (n1.sum() - x1.sum() + 0.5)))
+    if counts.measure == "IRLN":
+        return float(math.log((x1.sum() + 0.5) / n1.sum()))
     if counts.measure == "IRR":
         tot = n1 + n2
         r, s = np.sum(x1 * n2 / tot), np.sum(x2 * n1 / tot)
@@ -800,12 +808,16 @@ def _one_re_loglik(
 
 
 def _one_re_family(counts: _Counts, model: str) -> tuple[_Family, Array, int]:
-    """CM.EL (OR): the exact conditional density; CM.AL, CM.EL (IRR) and PLO: binomial."""
+    """CM.EL (OR): the exact conditional density; CM.AL, CM.EL (IRR) and PLO: binomial; IRLN:
+    Poisson with offset log t."""
     if counts.measure == "OR" and model == "CM.EL":
         nch = _NoncentralHypergeometric(counts.x1, counts.n1, counts.x2, counts.n2)
         return nch, np.zeros((counts.k, 1)), EXACT_NODES
     if counts.measure == "PLO":
         return _Binomial(counts.x1[:, None], counts.n1[:, None]), np.zeros((counts.k, 1)), NAGQ
+    if counts.measure == "IRLN":
+        t = counts.n1[:, None]
+        return _Poisson(counts.x1[:, None], t), np.log(t), NAGQ
     family, off = _conditional_binomial(counts)
     return family, off, NAGQ
 
@@ -813,7 +825,7 @@ def _one_re_family(counts: _Counts, model: str) -> tuple[_Family, Array, int]:
 def _fit_one_re(
     family: _Family, off: Array, X: Array, with_tau: bool, nodes: int, beta0: Sequence[float]
 ) -> _Fit:
-    """X beta (+ u_i) on one linear predictor per study: CM.AL, CM.EL, PLO."""
+    """X beta (+ u_i) on one linear predictor per study: CM.AL, CM.EL, PLO, IRLN."""
     fun = _one_re_loglik(family, off, X, with_tau, nodes)
     p = X.shape[1]
     s0 = list(beta0) + ([0.3] if with_tau else [])
@@ -863,13 +875,17 @@ def _residual_q(y: Array, v: Array, X: Array) -> float:
 def _saturated_wald(counts: _Counts, model: str, X: Array) -> float:
     """The Wald-type test of the saturated model's study effects against the model's (X beta):
     the weighted residual sum of squares of the per-study maximum likelihood estimates with their
-    asymptotic variances (for UM.FS, CM.AL and PLO, the saturated logistic/Poisson regression:
-    uncorrected log OR with Woolf's variance); Cochran's Q without moderators."""
+    asymptotic variances (for UM.FS, CM.AL, PLO and IRLN, the saturated logistic/Poisson
+    regression: uncorrected log OR with Woolf's variance, log rate with variance 1/x); Cochran's
+    Q without moderators."""
     x1, n1, x2, n2 = counts.x1, counts.n1, counts.x2, counts.n2
     with np.errstate(divide="ignore", invalid="ignore"):
         if counts.measure == "PLO":
             y = np.log(x1 / (n1 - x1))
             v = 1 / x1 + 1 / (n1 - x1)
+        elif counts.measure == "IRLN":
+            y = np.log(x1 / n1)
+            v = 1 / x1
         elif counts.measure == "IRR":
             y = np.log(x1 / n1) - np.log(x2 / n2)
             v = 1 / x1 + 1 / x2
@@ -910,6 +926,9 @@ def _starting_beta(counts: _Counts, X: Array) -> list[float]:
     if counts.measure == "PLO":
         y = np.log((x1 + 0.5) / (n1 - x1 + 0.5))
         v = 1 / (x1 + 0.5) + 1 / (n1 - x1 + 0.5)
+    elif counts.measure == "IRLN":
+        y = np.log((x1 + 0.5) / n1)
+        v = 1 / (x1 + 0.5)
     elif counts.measure == "IRR":
         y = np.log((x1 + 0.5) / n1) - np.log((x2 + 0.5) / n2)
         v = 1 / (x1 + 0.5) + 1 / (x2 + 0.5)
@@ -953,8 +972,9 @@ def _check_model(measure: str, model: str) -> tuple[str, str]:
     measure, model = measure.upper(), model.upper()
     if measure not in GLMM_MEASURES:
         raise ModelError(
-            f"GLMMs are fitted for OR (2x2 counts), IRR (events over person-time) and PLO "
-            f"(one group's events and totals), not {measure}"
+            f"GLMMs are fitted for OR (2x2 counts), IRR (events over person-time), PLO "
+            f"(one group's events and totals) and IRLN (one group's events over person-time), "
+            f"not {measure}"
         )
     if model not in GLMM_MEASURES[measure]:
         allowed = ", ".join(GLMM_MEASURES[measure])
@@ -975,7 +995,7 @@ def _fit_models(
     its fixed-effects counterpart and the saturated model."""
     a1 = np.asarray(x1, dtype=float)
     b1 = np.asarray(n1, dtype=float)
-    one_group = measure == "PLO"
+    one_group = measure in ONE_GROUP
     a2 = np.zeros_like(a1) if one_group else np.asarray(x2, dtype=float)
     b2 = np.ones_like(a1) if one_group else np.asarray(n2, dtype=float)
     counts_all = _Counts(measure, a1, b1, a2, b2)
@@ -1010,7 +1030,7 @@ def _fit_models(
     notes: list[str] = []
     wald: float | None
     common_fit: _Fit | None = None
-    if model == "UM.FS" and measure != "PLO":
+    if model == "UM.FS" and measure not in ONE_GROUP:
         fe = _fit_um_fs(counts, Xi, beta0, with_tau=False)
         ml = _fit_um_fs(counts, Xi, beta0, with_tau=True, start=fe)
         family, _ = _two_arm(counts)
@@ -1042,7 +1062,7 @@ def _fit_models(
         with np.errstate(divide="ignore"):
             wald = _residual_q(np.where(info > 0, psi, np.nan), 1.0 / info, Xi)
         algorithm, integration, nodes = "Newton", "adaptive Gauss-Hermite", EXACT_NODES
-    else:  # CM.AL (OR), CM.EL (IRR), PLO: the binomial-normal model
+    else:  # CM.AL (OR), CM.EL (IRR), PLO: the binomial-normal model; IRLN: Poisson-normal
         family, off, _ = _one_re_family(counts, model)
         fe = _fit_one_re(family, off, Xi, False, 1, beta0)
         ml = _fit_one_re(family, off, Xi, True, NAGQ, list(fe.beta))
@@ -1128,12 +1148,14 @@ def fit_glmm(
 
     Parameters
     ----------
-    measure : {"OR", "IRR", "PLO"}
+    measure : {"OR", "IRR", "PLO", "IRLN"}
     model : {"UM.FS", "UM.RS", "CM.EL", "CM.AL"}
-        See the module docstring; PLO has the one binomial-normal model ("UM.FS").
+        See the module docstring; PLO has the one binomial-normal model ("UM.FS"), IRLN the one
+        Poisson-normal model ("UM.FS").
     x1, n1, x2, n2 : sequences of numbers
         OR: events and totals of the treated (x1 of n1) and control (x2 of n2) groups; IRR:
-        events and person-time; PLO: events and totals of the one group (x2, n2 not given).
+        events and person-time; PLO: events and totals of the one group, IRLN: its events and
+        person-time (x2, n2 not given).
     level : float
         Confidence level as a fraction.
 
@@ -1215,14 +1237,14 @@ def loglik_at(
     measure, model = measure.upper(), model.upper()
     a1 = np.asarray(x1, dtype=float)
     b1 = np.asarray(n1, dtype=float)
-    if measure == "PLO":
+    if measure in ONE_GROUP:
         a2, b2 = np.zeros_like(a1), np.ones_like(a1)
     else:
         a2, b2 = np.asarray(x2, dtype=float), np.asarray(n2, dtype=float)
     counts = _Counts(measure, a1, b1, a2, b2)
     beta = list(np.atleast_1d(np.asarray(theta, dtype=float)))
     design = np.ones((counts.k, 1)) if X is None else np.asarray(X, dtype=float)
-    if model == "UM.FS" and measure != "PLO":
+    if model == "UM.FS" and measure not in ONE_GROUP:
         if intercepts is None:
             raise ValueError("UM.FS needs the study intercepts")
         fun = _um_fs_loglik(counts, design, True)
@@ -1297,7 +1319,7 @@ class GlmmRegressionResult:
     def parameters(self) -> int:
         """Parameters counted by the fit statistics, as metafor's ``parms``: p + 1 (tau²), plus
         the k study intercepts (UM.FS) or mu and sigma² (UM.RS)."""
-        if self.model == "UM.FS" and self.measure != "PLO":
+        if self.model == "UM.FS" and self.measure not in ONE_GROUP:
             return self.p + self.k + 1
         if self.model == "UM.RS":
             return self.p + 3
@@ -1307,7 +1329,7 @@ class GlmmRegressionResult:
     def observations(self) -> int:
         """The sample size of BIC and AICc, as metafor's ``k.eff``: 2k for the unconditional
         models of two groups (one row per group), else k."""
-        two_rows = self.model in ("UM.FS", "UM.RS") and self.measure != "PLO"
+        two_rows = self.model in ("UM.FS", "UM.RS") and self.measure not in ONE_GROUP
         return 2 * self.k if two_rows else self.k
 
     def fit_statistics(self) -> tuple[float, float, float, float, float]:

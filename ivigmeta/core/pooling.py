@@ -911,14 +911,16 @@ def grid_search_note(ma: MetaAnalysis) -> str | None:
 
 
 def glmm_counts(es: EffectSizes) -> tuple[list[float], list[float], list[float], list[float]]:
-    """The counts a GLMM of ``es.measure`` needs from each study: (x1, n1, x2, n2); for PLO x2
-    and n2 are empty. A study without them is a :class:`ModelError` naming its row."""
+    """The counts a GLMM of ``es.measure`` needs from each study: (x1, n1, x2, n2); for PLO and
+    IRLN (one group) x2 and n2 are empty. A study without them is a :class:`ModelError` naming
+    its row."""
     measure = es.measure
-    need = {"OR": "counts", "IRR": "incidence", "PLO": "proportion"}[measure]
+    need = {"OR": "counts", "IRR": "incidence", "PLO": "proportion", "IRLN": "rate"}[measure]
     what = {
         "counts": "2x2 event counts",
         "incidence": "events and person-time in each group",
         "proportion": "events and totals",
+        "rate": "events and person-time",
     }[need]
     x1: list[float] = []
     n1: list[float] = []
@@ -932,6 +934,8 @@ def glmm_counts(es: EffectSizes) -> tuple[list[float], list[float], list[float],
             row = [o["treat_events"], o["treat_time"], o["control_events"], o["control_time"]]
         elif need == "proportion" and s.outcome_kind == "proportion" and o is not None:
             row = [o["events"], o["total"]]
+        elif need == "rate" and s.outcome_kind == "rate" and o is not None:
+            row = [o["events"], o["time"]]
         else:
             raise ModelError(
                 f"--glmm needs {what} for {measure}, but {s.study} (row {s.row}) gives only "
@@ -966,13 +970,14 @@ def glmm_on_t(res: Any, k: int, level: float) -> Any:
 
 
 def check_glmm_measure(measure: str) -> None:
-    """A GLMM is fitted for OR, IRR and PLO: anything else is a :class:`ModelError`."""
+    """A GLMM is fitted for OR, IRR, PLO and IRLN: anything else is a :class:`ModelError`."""
     from ivigmeta.core.glmm import GLMM_MEASURES
 
     if measure not in GLMM_MEASURES:
         raise ModelError(
             f"--glmm fits odds ratios from 2x2 counts (--measure OR), incidence rate ratios "
-            f"(IRR) and logit proportions of one group (PLO), not {measure}"
+            f"(IRR), logit proportions of one group (PLO) and log rates of one group (IRLN), "
+            f"not {measure}"
         )
 
 
