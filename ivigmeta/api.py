@@ -656,6 +656,7 @@ def metareg_table(
     scale_lrt: bool = False,
     glmm: str | None = None,
     keep_double_zero: bool = False,
+    contrast: str | Sequence[str] = (),
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -695,6 +696,7 @@ def metareg_table(
             "--weights": weights is not None,
             "--unweighted": unweighted,
             "--glmm": glmm is not None,
+            "--contrast": bool(contrast),
             "--cluster": cluster is not None,
             "--lrt": bool(lrt),
             "--tau2-ci": tau2_ci != "qp",
@@ -769,6 +771,15 @@ def metareg_table(
                 )
             for message in model_info.fit.notes:
                 on_note(message)
+        if contrast:
+            from dataclasses import replace
+
+            from ivigmeta.methods.metareg import linear_contrasts
+
+            rows, joint = linear_contrasts(
+                reg, [contrast] if isinstance(contrast, str) else contrast
+            )
+            reg = replace(reg, contrasts=rows, contrast_test=joint)
         return reg
     for col in (cluster, weights):
         if col is not None:
@@ -796,6 +807,7 @@ def metareg_table(
         lrt=[lrt] if isinstance(lrt, str) else list(lrt),
         weights=weights,
         unweighted=unweighted,
+        contrast=[contrast] if isinstance(contrast, str) else list(contrast),
     )
     if cluster is not None:
         from dataclasses import replace

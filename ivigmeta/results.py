@@ -1021,6 +1021,43 @@ class CoefficientTest:
 
 
 @dataclass(frozen=True)
+class Contrast:
+    """A linear combination L b of a meta-regression's coefficients (metafor's ``anova(fit,
+    L = ...)``): its estimate, se = sqrt(L Var(b) L'), z (t on ``df`` = k - p under hk/adhoc/t)
+    test of L b = 0 and CI; ``spec`` is the --contrast value as given, ``weights`` the
+    coefficients' weights in L (the others 0)."""
+
+    spec: str
+    weights: tuple[tuple[str, float], ...]
+    estimate: float
+    se: float
+    statistic: float
+    p_value: float
+    ci_low: float
+    ci_high: float
+    df: int | None = None
+
+    @property
+    def weights_list(self) -> list[dict[str, Any]]:
+        return [{"coefficient": name, "weight": w} for name, w in self.weights]
+
+    __json__: ClassVar[Layout] = (
+        "spec",
+        Key("weights", "weights_list"),
+        "estimate",
+        "se",
+        "statistic",
+        "df",
+        "p_value",
+        "ci_low",
+        "ci_high",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_json_dict(self)
+
+
+@dataclass(frozen=True)
 class ModelFit:
     """One side of a likelihood-ratio comparison: parameters, fit criteria (the reported set),
     residual QE and tau²."""
@@ -1531,6 +1568,10 @@ class MetaRegression:
     tau2_se: float | None = None
     # --btt: Wald tests of subsets of the coefficients
     coefficient_tests: tuple[CoefficientTest, ...] = ()
+    # --contrast: linear combinations of the coefficients, and with more than one their joint
+    # Wald test (metafor's anova(fit, L = ...))
+    contrasts: tuple[Contrast, ...] = ()
+    contrast_test: CoefficientTest | None = None
     # --lrt: the likelihood-ratio test against the model without some moderators
     comparison: ModelComparison | None = None
     # variance inflation: per non-intercept coefficient (metafor's vif() default), and per
@@ -1571,6 +1612,8 @@ class MetaRegression:
         "tau2_se",
         "tau2_interval",
         "coefficient_tests",
+        "contrasts",
+        "contrast_test",
         Key("lrt", "comparison"),
         "vif",
         "gvif",

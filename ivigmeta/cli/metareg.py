@@ -124,6 +124,15 @@ from ivigmeta.cli.common import (
     "--ci z or t.",
 )
 @click.option(
+    "--contrast",
+    "contrast",
+    multiple=True,
+    metavar="COEF=W[,COEF=W...]",
+    help="Also the linear combination of the coefficients with these weights (the others 0; "
+    "names as the table prints them, e.g. 'intercept=1,ablat=30'): estimate, SE, test and CI, "
+    "and with several their joint Wald test, as metafor's anova(fit, L = ...).",
+)
+@click.option(
     "--btt",
     "btt",
     multiple=True,
@@ -177,6 +186,7 @@ def metareg(
     predict,
     weights,
     unweighted,
+    contrast,
     btt,
     lrt,
     permutations,
@@ -281,6 +291,7 @@ def metareg(
         scale_lrt=scale_lrt,
         glmm=glmm,
         keep_double_zero=input_settings()["keep_double_zero"],
+        contrast=contrast,
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):

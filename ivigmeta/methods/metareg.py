@@ -45,6 +45,7 @@ from ivigmeta.results import (
     Bubble,
     Coefficient,
     CoefficientTest,
+    Contrast,
     EffectSizes,
     Exclusion,
     MetaAnalysis,
@@ -375,6 +376,7 @@ def metareg_analysis(
     lrt: Sequence[str] = (),
     weights: str | None = None,
     unweighted: bool = False,
+    contrast: Sequence[str] = (),
 ) -> MetaRegression:
     """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies.
 
@@ -387,6 +389,7 @@ def metareg_analysis(
     removal the likelihood-ratio test assesses (:func:`compare_without`). ``weights``: a
     column of user weights for the coefficients (metafor's ``weights=``); ``unweighted``: every
     study weighs the same (metafor's ``weighted = FALSE``; the estimates as with weights all 1).
+    ``contrast``: linear combinations of the coefficients to test (:func:`linear_contrasts`).
     """
     from ivigmeta.io.studies import distinct_labels
 
@@ -441,6 +444,9 @@ def metareg_analysis(
         reg = replace(reg, vif=coefficient_vifs(reg), gvif=moderator_vifs(reg))
     if btt:
         reg = replace(reg, coefficient_tests=tuple(coefficient_test(reg, spec) for spec in btt))
+    if contrast:
+        rows, joint = linear_contrasts(reg, contrast)
+        reg = replace(reg, contrasts=rows, contrast_test=joint)
     if lrt:
         reg = replace(reg, comparison=compare_without(reg, lrt))
     if permutations is not None:
@@ -571,6 +577,74 @@ def coefficient_test(reg: MetaRegression, spec: str) -> CoefficientTest:
     return subset_wald_test(
         reg.coefficients, reg.vcov, [t[0] for t in reg.terms], reg.qm_df2, spec, "--btt"
     )
+
+
+def contrast_weights(reg: MetaRegression, spec: str) -> list[float]:
+    """The row L of ``spec`` ("COEF=W,COEF=W", coefficient names as the model prints them,
+    the others weighing 0)."""
+    names = [c.name for c in reg.coefficients]
+    row = [0.0] * len(names)
+    for part in [x.strip() for x in spec.split(",") if x.strip()]:
+        name, sep, value = part.rpartition("=")
+        number = _number(value.strip()) if sep else None
+        if not sep or number is None or not math.isfinite(number):
+            raise ModelError(
+                f"--contrast '{spec}': expected COEF=WEIGHT[,COEF=WEIGHT...], not '{part}'"
+            )
+        name = name.strip()
+        if name not in names:
+            raise ModelError(
+                f"--contrast '{spec}': '{name}' is not a coefficient of the model "
+                f"(coefficients: {', '.join(names)})"
+            )
+        row[names.index(name)] += number
+    if not any(row):
+        raise ModelError(f"--contrast '{spec}': every weight is 0")
+    return row
+
+
+def linear_contrasts(
+    reg: MetaRegression, specs: Sequence[str]
+) -> tuple[tuple[Contrast, ...], CoefficientTest | None]:
+    """metafor's ``anova(fit, L = ...)``: each row L of ``specs`` (:func:`contrast_weights`)
+    gives L b with se = sqrt(L Var(b) L'), a z test (t on k - p df under hk/adhoc/t) and CI;
+    with more than one row also the joint Wald test QM = (Lb)' (L Var(b) L')^-1 (Lb) on the
+    number of rows (F = QM / m on (m, k - p) df under hk/adhoc/t), as metafor."""
+    import numpy as np
+
+    L = np.asarray([contrast_weights(reg, spec) for spec in specs])
+    b = np.asarray([c.estimate for c in reg.coefficients])
+    V = np.asarray(reg.vcov)
+    est = L @ b
+    cov = L @ V @ L.T
+    df2 = reg.qm_df2
+    crit = t_crit(reg.level, df2) if df2 is not None else z_crit(reg.level)
+    names = [c.name for c in reg.coefficients]
+    rows = []
+    for i, spec in enumerate(specs):
+        se = math.sqrt(max(float(cov[i, i]), 0.0))
+        e = float(est[i])
+        stat = e / se if se > 0 else (math.copysign(math.inf, e) if e else 0.0)
+        p = t_p_two_sided(stat, df2) if df2 is not None else norm_p_two_sided(stat)
+        weights = tuple((n, float(w)) for n, w in zip(names, L[i]) if w != 0)
+        rows.append(Contrast(spec, weights, e, se, stat, p, e - crit * se, e + crit * se, df2))
+    joint = None
+    if len(specs) > 1:
+        m = int(np.linalg.matrix_rank(L))
+        if m < len(specs):
+            raise ModelError("--contrast: the rows are linearly dependent (give independent ones)")
+        try:
+            qm = float(est @ np.linalg.solve(cov, est))
+        except np.linalg.LinAlgError:
+            raise ModelError("--contrast: the rows' variance matrix is singular") from None
+        if df2 is not None:
+            stat = qm / m
+            joint = CoefficientTest(
+                " ; ".join(specs), tuple(names), stat, m, df2, f_sf(stat, m, df2)
+            )
+        else:
+            joint = CoefficientTest(" ; ".join(specs), tuple(names), qm, m, None, chi2_sf(qm, m))
+    return tuple(rows), joint
 
 
 def subset_wald_test(

@@ -866,6 +866,21 @@ def metareg_sections(reg: MetaRegression) -> list[Section]:
             f"R² = {f.pct(reg.r2)}"
         )
     notes = [omnibus, residual]
+    for con in reg.contrasts:
+        test = "t" if con.df is not None else "z"
+        notes.append(
+            f"Contrast {con.spec}: {f.num(con.estimate, 4)} (SE {f.num(con.se, 4)}), {test} = "
+            f"{f.num(con.statistic)}, {f.p_eq(con.p_value)}, "
+            f"{reg.level * 100:g}% CI {f.ci(con.ci_low, con.ci_high, 4)}"
+        )
+    if reg.contrast_test is not None:
+        t = reg.contrast_test
+        stat = (
+            f"F = {f.num(t.statistic)}, df = ({t.df}, {t.df2})"
+            if t.df2 is not None
+            else f"QM = {f.num(t.statistic)}, df = {t.df}"
+        )
+        notes.append(f"Joint test of the contrasts: {stat}, {f.p_eq(t.p_value)}")
     for t in reg.coefficient_tests:
         stat = (
             f"F = {f.num(t.statistic)}, df = ({t.df}, {t.df2})"
