@@ -657,6 +657,7 @@ def metareg_table(
     glmm: str | None = None,
     keep_double_zero: bool = False,
     contrast: str | Sequence[str] = (),
+    tau2_weights: str | None = None,
 ) -> MetaRegression:
     """Mixed-effects meta-regression of ``effects`` on moderator columns of ``table``, as
     ``ivigmeta metareg`` (:meth:`MetaAnalysisFit.metareg` with the options given).
@@ -697,6 +698,7 @@ def metareg_table(
             "--unweighted": unweighted,
             "--glmm": glmm is not None,
             "--contrast": bool(contrast),
+            "--tau2-weights": tau2_weights is not None,
             "--cluster": cluster is not None,
             "--lrt": bool(lrt),
             "--tau2-ci": tau2_ci != "qp",
@@ -734,6 +736,8 @@ def metareg_table(
         )
     mods, ref, categorical = moderator_coding(table, effects, mods, refs, categorical)
     if glmm is not None:
+        if tau2_weights is not None:
+            raise ModelError("--tau2-weights are the GENQ estimator's: not with --glmm")
         check_glmm_metareg(
             tau2=tau2,
             model=model,
@@ -781,7 +785,7 @@ def metareg_table(
             )
             reg = replace(reg, contrasts=rows, contrast_test=joint)
         return reg
-    for col in (cluster, weights):
+    for col in (cluster, weights, tau2_weights):
         if col is not None:
             table.require_label_column(col)
     if weights is not None and unweighted:
@@ -808,6 +812,7 @@ def metareg_table(
         weights=weights,
         unweighted=unweighted,
         contrast=[contrast] if isinstance(contrast, str) else list(contrast),
+        tau2_weights=tau2_weights,
     )
     if cluster is not None:
         from dataclasses import replace

@@ -115,6 +115,15 @@ from ivigmeta.cli.common import (
     "tau², QE and I² stay the inverse-variance ones. --ci z or t.",
 )
 @click.option(
+    "--tau2-weights",
+    "tau2_weights",
+    default=None,
+    metavar="COLUMN",
+    help="Column of study weights for --tau2 GENQ (the generalized Q estimator, metafor's "
+    'method="GENQ" with weights=; add --weights COLUMN to weight the coefficients too, as '
+    "metafor does).",
+)
+@click.option(
     "--unweighted",
     "unweighted",
     is_flag=True,
@@ -186,6 +195,7 @@ def metareg(
     predict,
     weights,
     unweighted,
+    tau2_weights,
     contrast,
     btt,
     lrt,
@@ -292,6 +302,7 @@ def metareg(
         glmm=glmm,
         keep_double_zero=input_settings()["keep_double_zero"],
         contrast=contrast,
+        tau2_weights=tau2_weights,
     )
     for e in reg.excluded:
         if e.reason.startswith("no value for moderator"):

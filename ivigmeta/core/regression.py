@@ -48,6 +48,7 @@ def regression_fit(
     model: str = "random",
     weights: np.ndarray | None = None,
     tau2_values: np.ndarray | None = None,
+    tau2_weights: np.ndarray | None = None,
 ) -> RegressionFit:
     """Fit y = X beta + u + e by weighted least squares; ``model = "common"`` fixes tau² = 0
     (metafor's ``method = "FE"``). Raises numpy's LinAlgError when X' W X is singular.
@@ -58,7 +59,7 @@ def regression_fit(
 
     With user ``weights`` a (metafor's ``weights=``; --ci z or t): beta = (X'AX)^-1 X'A y and
     Var(beta) = (X'AX)^-1 X'A M A X (X'AX)^-1, M = diag(v + tau²); tau² is estimated as
-    without them."""
+    without them. ``tau2_weights``: the GENQ estimator's weights (they enter tau² only)."""
     import numpy as np
 
     from ivigmeta.core.tau2 import estimate_tau2
@@ -69,7 +70,9 @@ def regression_fit(
     if tau2_values is not None:
         tau2, vt = math.nan, v + tau2_values
     elif model != "common":
-        est = estimate_tau2(list(y), list(v), tau2_method, X)
+        est = estimate_tau2(
+            list(y), list(v), tau2_method, X, None if tau2_weights is None else list(tau2_weights)
+        )
         tau2, tau2_se = est.tau2, est.se
         vt = v + tau2
     ws = 1.0 / vt

@@ -79,8 +79,10 @@ def meta_regression(
     model: str = "random",
     tau2_ci: str = "qp",
     weights: Sequence[float] | None = None,
+    tau2_weights: Sequence[float] | None = None,
 ) -> MetaRegression:
     """Fit a mixed-effects meta-regression; ``X`` includes the intercept column first.
+    ``tau2_weights``: the weights of ``tau2_method`` GENQ (the generalized Q estimator).
     ``model = "common"`` is the fixed-effects (common-effect) meta-regression, tau² = 0.
 
     A weighted design that is numerically singular (sampling variances many orders of magnitude
@@ -90,7 +92,18 @@ def meta_regression(
 
     try:
         return _meta_regression(
-            yi, vi, X, names, tau2_method, ci_method, level, excluded, model, tau2_ci, weights
+            yi,
+            vi,
+            X,
+            names,
+            tau2_method,
+            ci_method,
+            level,
+            excluded,
+            model,
+            tau2_ci,
+            weights,
+            tau2_weights,
         )
     except np.linalg.LinAlgError:
         raise SingularFit(
@@ -111,6 +124,7 @@ def _meta_regression(
     model: str = "random",
     tau2_ci: str = "qp",
     weights: Sequence[float] | None = None,
+    tau2_weights: Sequence[float] | None = None,
 ) -> MetaRegression:
     import numpy as np
 
@@ -119,11 +133,10 @@ def _meta_regression(
     if model not in ("random", "common"):
         raise ModelError(f"unknown model '{model}' (choose random or common)")
     method = "FE" if model == "common" else check_tau2_method(tau2_method)
-    if method == "GENQ":
-        raise ModelError(
-            "meta-regression does not offer --tau2 GENQ (it has no weights option); the "
-            "library's estimate_tau2(yi, vi, 'GENQ', X, weights=...) does"
-        )
+    if method == "GENQ" and tau2_weights is None:
+        raise ModelError("--tau2 GENQ needs its weights: --tau2-weights COLUMN")
+    if tau2_weights is not None and method != "GENQ":
+        raise ModelError(f"--tau2-weights are the GENQ estimator's: not with --tau2 {method}")
     if ci_method == "hc":
         raise ModelError(
             "--ci hc (Henmi-Copas) applies to models without moderators only, as metafor's hc()"
@@ -143,7 +156,8 @@ def _meta_regression(
     a = None if weights is None else np.asarray(weights, dtype=float)
     if a is not None and ci_method not in ("z", "t"):
         raise ModelError(f"--weights takes --ci z or t, not {ci_method}")
-    rf = regression_fit(y, v, X, method, ci_method, model, a)
+    genq = None if tau2_weights is None else np.asarray(tau2_weights, dtype=float)
+    rf = regression_fit(y, v, X, method, ci_method, model, a, tau2_weights=genq)
     tau2_se: float | None = None
     interval = None
     if model == "random":
@@ -176,7 +190,10 @@ def _meta_regression(
         # R² of a fixed tau²: against the REML tau² of the intercept-only model (metafor's
         # default method, which rma(tau2 = ) keeps for everything but tau² itself)
         tau2_0 = estimate_tau2(
-            list(yi), list(vi), "REML" if fixed_tau2(method) is not None else method
+            list(yi),
+            list(vi),
+            "REML" if fixed_tau2(method) is not None else method,
+            weights=None if genq is None else list(genq),
         ).tau2
         r2 = 0.0 if tau2_0 == 0 else max(0.0, 100.0 * (tau2_0 - rf.tau2) / tau2_0)
     from ivigmeta.core.fitstats import model_fit_statistics, statistics_of
@@ -377,6 +394,7 @@ def metareg_analysis(
     weights: str | None = None,
     unweighted: bool = False,
     contrast: Sequence[str] = (),
+    tau2_weights: str | None = None,
 ) -> MetaRegression:
     """Meta-regression of the effect sizes ``es`` on the moderator ``columns`` of its studies.
 
@@ -390,6 +408,7 @@ def metareg_analysis(
     column of user weights for the coefficients (metafor's ``weights=``); ``unweighted``: every
     study weighs the same (metafor's ``weighted = FALSE``; the estimates as with weights all 1).
     ``contrast``: linear combinations of the coefficients to test (:func:`linear_contrasts`).
+    ``tau2_weights``: the column of the GENQ estimator's weights (``tau2_method`` GENQ).
     """
     from ivigmeta.io.studies import distinct_labels
 
@@ -418,6 +437,12 @@ def metareg_analysis(
         from ivigmeta.core.pooling import column_numbers
 
         user = list(column_numbers(es.subset(list(mods.keep)), weights, "--weights", "a weight"))
+    genq = None
+    if tau2_weights is not None:
+        from ivigmeta.core.pooling import column_numbers
+
+        kept = es.subset(list(mods.keep))
+        genq = list(column_numbers(kept, tau2_weights, "--tau2-weights", "a tau² weight"))
     reg = meta_regression(
         yi,
         vi,
@@ -430,6 +455,7 @@ def metareg_analysis(
         model,
         tau2_ci,
         user,
+        genq,
     )
     reg = replace(
         reg,
