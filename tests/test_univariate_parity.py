@@ -350,8 +350,8 @@ def test_cli_subgroup_without_a_between_test_says_why(run, args, note):
     assert note in json.dumps(json.loads(result.stdout))
 
 
-def test_cli_metareg_refuses_genq_in_one_line(run):
+def test_cli_metareg_refuses_genq_without_weights_in_one_line(run):
     path = str(Path(__file__).parent.parent / "studies.csv")
     result = run("metareg", path, "--mod", "year", "--tau2", "GENQ")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: meta-regression does not offer --tau2 GENQ")
+    assert result.stderr == "Error: --tau2 GENQ needs its weights: --tau2-weights COLUMN\n"
