@@ -22,11 +22,7 @@ OUT  <- file.path("tests", "reference", "metafor_matrices.json")
 CTRL <- list(threshold = 1e-13, maxiter = 10000, stepadj = 0.5)
 
 source(file.path("tests", "reference", "json_writer.R"))
-
-rows_of <- function(m) {
-  m <- as.matrix(m)
-  arr(lapply(seq_len(nrow(m)), function(i) arr(unname(m[i, ]))))
-}
+source(file.path("tests", "reference", "shared_fits.R"))
 
 bcg <- with(dat.bcg, data.frame(slab = paste(author, year), ai = tpos, n1i = tpos + tneg,
                                 ci = cpos, n2i = cpos + cneg, ablat = ablat, year = year,

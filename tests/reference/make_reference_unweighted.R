@@ -16,25 +16,11 @@ OUT  <- file.path("tests", "reference", "metafor_unweighted.json")
 CTRL <- list(threshold = 1e-13, maxiter = 10000, stepadj = 0.5)
 
 source(file.path("tests", "reference", "json_writer.R"))
+source(file.path("tests", "reference", "shared_fits.R"))
 
-rows_of <- function(m) {
-  m <- as.matrix(m)
-  arr(lapply(seq_len(nrow(m)), function(i) arr(unname(m[i, ]))))
-}
-
-s <- read.csv("studies.csv", stringsAsFactors = FALSE)
-ivig <- data.frame(slab = s$study, year = s$year, ai = s$treat_events, n1i = s$treat_total,
-                   ci = s$control_events, n2i = s$control_total,
-                   nk_criterion = s$nk_criterion, stringsAsFactors = FALSE)
-bcg <- with(dat.bcg, data.frame(slab = author, year = year, ai = tpos, n1i = tpos + tneg,
-                                ci = cpos, n2i = cpos + cneg, ablat = ablat,
-                                stringsAsFactors = FALSE))
-DATA <- list(ivig = ivig, bcg = bcg)
-
-fitstats_of <- function(fit) {
-  fs <- fitstats(fit)
-  list(ll = fs[1, 1], dev = fs[2, 1], AIC = fs[3, 1], BIC = fs[4, 1], AICc = fs[5, 1])
-}
+DATA <- reference_counts()
+ivig <- DATA$ivig
+bcg <- DATA$bcg
 
 CASES <- list(
   list(dataset = "bcg", mods = "~1", method = "DL", test = "z"),
